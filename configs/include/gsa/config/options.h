@@ -1,0 +1,97 @@
+// Typed options for every component, filled from a .pbtxt config (configs/proto/gsa_config.proto) by
+// config_loader.h and validated once at start. Plain C++: no protobuf or LibTorch here, so every layer can
+// include it. Each field says its default and its valid range; the loader enforces the ranges and names the
+// file, line and field of a bad value.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace gsa {
+
+enum class DType { kFloat32, kBFloat16 };
+
+// The Llama-family decoder (RMSNorm, RoPE, SwiGLU, GQA).
+struct ModelOptions {
+  int64_t vocab_size = 264;          // > 0; must cover the tokenizer's ids, gist ids included
+  int64_t hidden_size = 64;          // > 0; == num_heads * head_dim is NOT required (Llama allows either)
+  int64_t intermediate_size = 176;   // > 0; SwiGLU width
+  int64_t num_layers = 2;            // >= 1
+  int64_t num_heads = 4;             // >= 1; query heads
+  int64_t num_kv_heads = 1;          // >= 1; divides num_heads (GQA ratio = num_heads / num_kv_heads)
+  int64_t head_dim = 16;             // >= 2, even (RoPE rotates pairs)
+  double rope_theta = 10000.0;       // > 0
+  double rms_norm_eps = 1e-5;        // > 0
+  bool tie_embeddings = false;       // lm_head shares embed_tokens
+  DType dtype = DType::kFloat32;     // parameters and activations; softmax and merges are always fp32
+  double init_std = 0.02;            // > 0; std of the normal init of fresh weights
+};
+
+// Where gist tokens go (method sections 3-4, DESIGN.md section 4.1).
+struct GistOptions {
+  int64_t sink = 3;           // >= 0; raw tokens at the start of each document that are never chunked
+  int64_t chunk = 8;          // c0 >= 1; raw tokens per level-0 gist
+  int64_t fanout = 4;         // c1 >= 2; level-(l-1) gists per level-l gist
+  int64_t levels = 1;         // 1..4
+  int64_t prev_chunks = 1;    // N >= 0; previous chunks (and sections) visible in the local window
+  bool word_aware = false;    // shift a gist up to chunk/2 tokens forward to the next word start
+};
+
+enum class BudgetKind { kAdaptive, kFixed };
+
+// Chunk selection (method section 8, DESIGN.md section 4.4).
+struct SelectionOptions {
+  bool enabled = true;                 // inference: suffix and decode queries select chunks
+  int64_t first_selective_layer = 1;   // >= 0; layers below it always use the gist mask
+  BudgetKind budget = BudgetKind::kAdaptive;
+  int64_t fixed_k = 4;                 // >= 1; chunks per head per level when budget == kFixed
+  bool keep_unselected_gists = false;  // false (reference): unselected gists are dropped
+};
+
+struct AttentionOptions {
+  int64_t query_block = 0;             // >= 0; queries per block of the efficient path; 0 = automatic
+  SelectionOptions selection;
+};
+
+enum class TrainMode { kCpt, kSelective };
+
+struct TrainOptions {
+  TrainMode mode = TrainMode::kSelective;  // cpt: gist mask everywhere; selective: suffix queries select
+  int64_t steps = 300;          // >= 1
+  int64_t batch_size = 16;      // >= 1 sequences per step
+  double lr = 3e-3;             // > 0; peak AdamW learning rate
+  double min_lr_ratio = 0.1;    // [0, 1]; cosine decays to lr * min_lr_ratio
+  int64_t warmup_steps = 20;    // >= 0
+  double weight_decay = 0.0;    // >= 0
+  double beta1 = 0.9;           // [0, 1)
+  double beta2 = 0.98;          // [0, 1)
+  double grad_clip = 1.0;       // >= 0; 0 disables clipping
+  int64_t seed = 1234;          // model init and data
+  int64_t log_every = 25;       // >= 1 steps between progress lines
+  int64_t eval_batches = 4;     // >= 1 held-out batches for the accuracy report
+  std::string output_dir;       // where checkpoints and metrics go; empty = none
+};
+
+// Synthetic key-value retrieval: the context lists `num_pairs` (key, value) pairs and is gisted; the raw
+// suffix asks for one key and the model must answer its value.
+struct RetrievalTaskOptions {
+  int64_t num_pairs = 8;        // >= 1
+  int64_t key_len = 2;          // >= 1 tokens per key
+  int64_t value_len = 1;        // >= 1 tokens per value (the answer)
+  int64_t alphabet = 16;        // 2..26 distinct symbols for keys and values
+};
+
+struct DataOptions {
+  RetrievalTaskOptions retrieval;
+};
+
+// The whole configuration of one run.
+struct GsaOptions {
+  ModelOptions model;
+  GistOptions gist;
+  AttentionOptions attention;
+  TrainOptions train;
+  DataOptions data;
+};
+
+}  // namespace gsa

@@ -1,0 +1,21 @@
+#include "commands.h"
+
+#include "gsa/runtime/error.h"
+
+namespace gsa::cli {
+
+std::string top_level_help() {
+  return "usage: gsa <command> [flags]   (gsa <command> --help for its flags)\n"
+         "\n"
+         "commands:\n"
+         "  train      train a model (no --config: the embedded demo, a synthetic retrieval task)\n"
+         "  generate   generate text from a checkpoint\n"
+         "  inspect    print gist layouts and attention masks (inspect layout | inspect mask)\n"
+         "  bench      benchmarks (bench attention)\n";
+}
+
+int run_command(const std::string& command, const std::vector<std::string>& args) {
+  throw Error(str_cat("unknown command '", command, "'\n", top_level_help()));
+}
+
+}  // namespace gsa::cli
