@@ -1,0 +1,165 @@
+#include "convert.h"
+
+namespace gsa::config_detail {
+namespace {
+
+namespace pc = gsa::config;
+
+DType from_proto(pc::DType v) { return v == pc::BFLOAT16 ? DType::kBFloat16 : DType::kFloat32; }
+pc::DType to_proto(DType v) { return v == DType::kBFloat16 ? pc::BFLOAT16 : pc::FLOAT32; }
+BudgetKind from_proto(pc::BudgetKind v) { return v == pc::FIXED ? BudgetKind::kFixed : BudgetKind::kAdaptive; }
+pc::BudgetKind to_proto(BudgetKind v) { return v == BudgetKind::kFixed ? pc::FIXED : pc::ADAPTIVE; }
+TrainMode from_proto(pc::TrainMode v) { return v == pc::CPT ? TrainMode::kCpt : TrainMode::kSelective; }
+pc::TrainMode to_proto(TrainMode v) { return v == TrainMode::kCpt ? pc::CPT : pc::SELECTIVE; }
+
+ModelOptions from_proto(const pc::ModelConfig& m) {
+  ModelOptions o;
+  o.vocab_size = m.vocab_size();
+  o.hidden_size = m.hidden_size();
+  o.intermediate_size = m.intermediate_size();
+  o.num_layers = m.num_layers();
+  o.num_heads = m.num_heads();
+  o.num_kv_heads = m.num_kv_heads();
+  o.head_dim = m.head_dim();
+  o.rope_theta = m.rope_theta();
+  o.rms_norm_eps = m.rms_norm_eps();
+  o.tie_embeddings = m.tie_embeddings();
+  o.dtype = from_proto(m.dtype());
+  o.init_std = m.init_std();
+  return o;
+}
+
+void to_proto(const ModelOptions& o, pc::ModelConfig* m) {
+  m->set_vocab_size(o.vocab_size);
+  m->set_hidden_size(o.hidden_size);
+  m->set_intermediate_size(o.intermediate_size);
+  m->set_num_layers(o.num_layers);
+  m->set_num_heads(o.num_heads);
+  m->set_num_kv_heads(o.num_kv_heads);
+  m->set_head_dim(o.head_dim);
+  m->set_rope_theta(o.rope_theta);
+  m->set_rms_norm_eps(o.rms_norm_eps);
+  m->set_tie_embeddings(o.tie_embeddings);
+  m->set_dtype(to_proto(o.dtype));
+  m->set_init_std(o.init_std);
+}
+
+GistOptions from_proto(const pc::GistConfig& g) {
+  GistOptions o;
+  o.sink = g.sink();
+  o.chunk = g.chunk();
+  o.fanout = g.fanout();
+  o.levels = g.levels();
+  o.prev_chunks = g.prev_chunks();
+  o.word_aware = g.word_aware();
+  return o;
+}
+
+void to_proto(const GistOptions& o, pc::GistConfig* g) {
+  g->set_sink(o.sink);
+  g->set_chunk(o.chunk);
+  g->set_fanout(o.fanout);
+  g->set_levels(o.levels);
+  g->set_prev_chunks(o.prev_chunks);
+  g->set_word_aware(o.word_aware);
+}
+
+AttentionOptions from_proto(const pc::AttentionConfig& a) {
+  AttentionOptions o;
+  o.query_block = a.query_block();
+  const pc::SelectionConfig& s = a.selection();
+  o.selection.enabled = s.enabled();
+  o.selection.first_selective_layer = s.first_selective_layer();
+  o.selection.budget = from_proto(s.budget());
+  o.selection.fixed_k = s.fixed_k();
+  o.selection.keep_unselected_gists = s.keep_unselected_gists();
+  return o;
+}
+
+void to_proto(const AttentionOptions& o, pc::AttentionConfig* a) {
+  a->set_query_block(o.query_block);
+  pc::SelectionConfig* s = a->mutable_selection();
+  s->set_enabled(o.selection.enabled);
+  s->set_first_selective_layer(o.selection.first_selective_layer);
+  s->set_budget(to_proto(o.selection.budget));
+  s->set_fixed_k(o.selection.fixed_k);
+  s->set_keep_unselected_gists(o.selection.keep_unselected_gists);
+}
+
+TrainOptions from_proto(const pc::TrainConfig& t) {
+  TrainOptions o;
+  o.mode = from_proto(t.mode());
+  o.steps = t.steps();
+  o.batch_size = t.batch_size();
+  o.lr = t.lr();
+  o.min_lr_ratio = t.min_lr_ratio();
+  o.warmup_steps = t.warmup_steps();
+  o.weight_decay = t.weight_decay();
+  o.beta1 = t.beta1();
+  o.beta2 = t.beta2();
+  o.grad_clip = t.grad_clip();
+  o.seed = t.seed();
+  o.log_every = t.log_every();
+  o.eval_batches = t.eval_batches();
+  o.output_dir = t.output_dir();
+  return o;
+}
+
+void to_proto(const TrainOptions& o, pc::TrainConfig* t) {
+  t->set_mode(to_proto(o.mode));
+  t->set_steps(o.steps);
+  t->set_batch_size(o.batch_size);
+  t->set_lr(o.lr);
+  t->set_min_lr_ratio(o.min_lr_ratio);
+  t->set_warmup_steps(o.warmup_steps);
+  t->set_weight_decay(o.weight_decay);
+  t->set_beta1(o.beta1);
+  t->set_beta2(o.beta2);
+  t->set_grad_clip(o.grad_clip);
+  t->set_seed(o.seed);
+  t->set_log_every(o.log_every);
+  t->set_eval_batches(o.eval_batches);
+  t->set_output_dir(o.output_dir);
+}
+
+DataOptions from_proto(const pc::DataConfig& d) {
+  DataOptions o;
+  const pc::RetrievalTaskConfig& r = d.retrieval();
+  o.retrieval.num_pairs = r.num_pairs();
+  o.retrieval.key_len = r.key_len();
+  o.retrieval.value_len = r.value_len();
+  o.retrieval.alphabet = r.alphabet();
+  return o;
+}
+
+void to_proto(const DataOptions& o, pc::DataConfig* d) {
+  pc::RetrievalTaskConfig* r = d->mutable_retrieval();
+  r->set_num_pairs(o.retrieval.num_pairs);
+  r->set_key_len(o.retrieval.key_len);
+  r->set_value_len(o.retrieval.value_len);
+  r->set_alphabet(o.retrieval.alphabet);
+}
+
+}  // namespace
+
+GsaOptions from_proto(const pc::GsaConfig& config) {
+  GsaOptions options;
+  options.model = from_proto(config.model());
+  options.gist = from_proto(config.gist());
+  options.attention = from_proto(config.attention());
+  options.train = from_proto(config.train());
+  options.data = from_proto(config.data());
+  return options;
+}
+
+pc::GsaConfig to_proto(const GsaOptions& options) {
+  pc::GsaConfig config;
+  to_proto(options.model, config.mutable_model());
+  to_proto(options.gist, config.mutable_gist());
+  to_proto(options.attention, config.mutable_attention());
+  to_proto(options.train, config.mutable_train());
+  to_proto(options.data, config.mutable_data());
+  return config;
+}
+
+}  // namespace gsa::config_detail

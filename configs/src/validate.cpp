@@ -1,0 +1,137 @@
+#include "validate.h"
+
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+
+namespace gsa::config_detail {
+namespace {
+
+// The shortest text that reads back as `v` ("0.003", "1e-05").
+std::string format_double(double v) {
+  char buffer[64];
+  const auto result = std::to_chars(buffer, buffer + sizeof(buffer), v);
+  return std::string(buffer, result.ptr);
+}
+
+class Checker {
+ public:
+  explicit Checker(const ValueOrigins& origins) : origins_(origins) {}
+
+  void fail(const std::vector<std::string>& paths, const std::string& message) {
+    errors_.push_back(origins_.where(paths) + ": " + message);
+  }
+
+  // Integer in [lo, hi].
+  void in_range(const std::string& path, int64_t v, int64_t lo, int64_t hi) {
+    if (v < lo || v > hi) {
+      fail({path}, path + " = " + std::to_string(v) + " is out of range (" + std::to_string(lo) + ".." +
+                       std::to_string(hi) + ")");
+    }
+  }
+
+  // Integer >= lo; `why` (optional) explains the bound.
+  void at_least(const std::string& path, int64_t v, int64_t lo, const std::string& why = "") {
+    if (v < lo) {
+      fail({path}, path + " = " + std::to_string(v) + " is out of range (>= " + std::to_string(lo) +
+                       (why.empty() ? "" : ": " + why) + ")");
+    }
+  }
+
+  // Finite double > 0.
+  void positive(const std::string& path, double v) {
+    if (!(v > 0) || !std::isfinite(v)) fail_double(path, v, "> 0");
+  }
+
+  // Finite double >= 0.
+  void non_negative(const std::string& path, double v) {
+    if (!(v >= 0) || !std::isfinite(v)) fail_double(path, v, ">= 0");
+  }
+
+  // Double in [0, 1] (hi_open: [0, 1)).
+  void unit_interval(const std::string& path, double v, bool hi_open) {
+    const bool ok = v >= 0 && (hi_open ? v < 1 : v <= 1);
+    if (!ok) fail_double(path, v, hi_open ? "[0, 1)" : "[0, 1]");
+  }
+
+  std::vector<std::string> take_errors() { return std::move(errors_); }
+
+ private:
+  void fail_double(const std::string& path, double v, const std::string& range) {
+    fail({path}, path + " = " + format_double(v) + " is out of range (" + range + ")");
+  }
+
+  const ValueOrigins& origins_;
+  std::vector<std::string> errors_;
+};
+
+void check_model(const ModelOptions& m, Checker& c) {
+  c.at_least("model.vocab_size", m.vocab_size, kMinVocabSize, "256 bytes + pad, bos, eos + 4 gist ids");
+  c.at_least("model.hidden_size", m.hidden_size, 1);
+  c.at_least("model.intermediate_size", m.intermediate_size, 1);
+  c.at_least("model.num_layers", m.num_layers, 1);
+  c.at_least("model.num_heads", m.num_heads, 1);
+  c.at_least("model.num_kv_heads", m.num_kv_heads, 1);
+  if (m.num_heads >= 1 && m.num_kv_heads >= 1 && m.num_heads % m.num_kv_heads != 0) {
+    c.fail({"model.num_heads", "model.num_kv_heads"},
+           "model.num_heads = " + std::to_string(m.num_heads) + " is not a multiple of model.num_kv_heads = " +
+               std::to_string(m.num_kv_heads) + " (each kv head serves num_heads / num_kv_heads query heads)");
+  }
+  c.at_least("model.head_dim", m.head_dim, 2);
+  if (m.head_dim >= 2 && m.head_dim % 2 != 0) {
+    c.fail({"model.head_dim"},
+           "model.head_dim = " + std::to_string(m.head_dim) + " must be even (RoPE rotates pairs of dimensions)");
+  }
+  c.positive("model.rope_theta", m.rope_theta);
+  c.positive("model.rms_norm_eps", m.rms_norm_eps);
+  c.positive("model.init_std", m.init_std);
+}
+
+void check_gist(const GistOptions& g, Checker& c) {
+  c.at_least("gist.sink", g.sink, 0);
+  c.at_least("gist.chunk", g.chunk, 1);
+  c.at_least("gist.fanout", g.fanout, 2);
+  c.in_range("gist.levels", g.levels, 1, 4);
+  c.at_least("gist.prev_chunks", g.prev_chunks, 0);
+}
+
+void check_attention(const AttentionOptions& a, Checker& c) {
+  c.at_least("attention.query_block", a.query_block, 0);
+  c.at_least("attention.selection.first_selective_layer", a.selection.first_selective_layer, 0);
+  c.at_least("attention.selection.fixed_k", a.selection.fixed_k, 1);
+}
+
+void check_train(const TrainOptions& t, Checker& c) {
+  c.at_least("train.steps", t.steps, 1);
+  c.at_least("train.batch_size", t.batch_size, 1);
+  c.positive("train.lr", t.lr);
+  c.unit_interval("train.min_lr_ratio", t.min_lr_ratio, /*hi_open=*/false);
+  c.at_least("train.warmup_steps", t.warmup_steps, 0);
+  c.non_negative("train.weight_decay", t.weight_decay);
+  c.unit_interval("train.beta1", t.beta1, /*hi_open=*/true);
+  c.unit_interval("train.beta2", t.beta2, /*hi_open=*/true);
+  c.non_negative("train.grad_clip", t.grad_clip);
+  c.at_least("train.log_every", t.log_every, 1);
+  c.at_least("train.eval_batches", t.eval_batches, 1);
+}
+
+void check_data(const DataOptions& d, Checker& c) {
+  c.at_least("data.retrieval.num_pairs", d.retrieval.num_pairs, 1);
+  c.at_least("data.retrieval.key_len", d.retrieval.key_len, 1);
+  c.at_least("data.retrieval.value_len", d.retrieval.value_len, 1);
+  c.in_range("data.retrieval.alphabet", d.retrieval.alphabet, 2, 26);
+}
+
+}  // namespace
+
+std::vector<std::string> validate(const GsaOptions& options, const ValueOrigins& origins) {
+  Checker checker(origins);
+  check_model(options.model, checker);
+  check_gist(options.gist, checker);
+  check_attention(options.attention, checker);
+  check_train(options.train, checker);
+  check_data(options.data, checker);
+  return checker.take_errors();
+}
+
+}  // namespace gsa::config_detail

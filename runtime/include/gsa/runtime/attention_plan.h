@@ -1,0 +1,95 @@
+// The attention plan: everything about one batch of layouts that every layer's GSA attention reuses (the
+// "plan" half of STYLE.md practice 5). Built once per forward (or decode step) on the host, moved to the device.
+//
+// Queries are the plan positions [q_begin, q_begin + num_queries) of every row (training and prefill: all of
+// them; decode: the last one), cut into blocks of `block` consecutive positions. Every allowed (query, key)
+// pair of the mask predicate falls into exactly one of these disjoint parts:
+//   band        keys within band_width positions of the query (k > q - band_width): the local window and the
+//               suffix, gathered per block as one contiguous range                         [B, nb, block+W-1]
+//   sink        the first `sink` tokens of each document that intersects the block, older than the band
+//   lower_gists gists of levels < L-1 older than the band, per block the contiguous index range of each level
+//               that the block's sections can see (about (N+1) * fanout per level)
+//   top_gists   the top-level gists older than the band, one compacted key list shared by all blocks
+// band_width W is the widest local window (own chunk + N previous, through the query) of any raw or level-0
+// query, so no raw key outside the band is ever allowed. Memory is O(T * (W + block + visible gists)), never T^2.
+//
+// Selective queries (suffix flag) use the *_selective masks in selective layers: the band keeps only non-gist
+// keys (the "am" set: sink, previous chunk, suffix) and the gist parts drop out, unless keep_unselected_gists;
+// the selection tables below let select_chunks() pick and unfold chunks for them.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include <ATen/ATen.h>
+
+#include "gsa/config/options.h"
+#include "gsa/runtime/gist_layout.h"
+#include "gsa/runtime/mask_predicate.h"
+
+namespace gsa {
+
+// A part whose keys are gathered per query block.
+struct BlockPart {
+  at::Tensor idx;             // [B, nb, R] key positions; -1 = padding
+  at::Tensor mask;            // [B, nb, block, R] bool: allowed and in this part
+  at::Tensor mask_selective;  // [B, nb, block, R] bool: the same for layers where suffix queries select
+  bool defined() const { return idx.defined(); }
+};
+
+// A part whose keys are one list shared by every block of a row.
+struct SharedPart {
+  at::Tensor idx;             // [B, G] key positions; -1 = padding
+  at::Tensor mask;            // [B, nb, block, G] bool
+  at::Tensor mask_selective;  // [B, nb, block, G] bool
+  bool defined() const { return idx.defined(); }
+};
+
+// Tables for chunk selection of the selective (suffix) queries.
+struct SelectionPlan {
+  int64_t count = 0;                    // Ns selective queries in the plan
+  at::Tensor row;                       // [Ns] batch row
+  at::Tensor pos;                       // [Ns] position in the row
+  at::Tensor slot;                      // [Ns] row * padded_queries + (pos - q_begin)
+  at::Tensor key_length;                // [Ns] Lk: keys the query can see in its document (pos_in_doc + 1)
+  at::Tensor doc_gists;                 // [Ns, L] gists of each level in the query's document
+  at::Tensor top_begin;                 // [Ns] first top-level gist index of the document
+  int64_t max_top = 0;                  // most top-level gists of any selective query's document
+  std::vector<at::Tensor> gist_pos;     // [L] of [B, G_l] positions of the level-l gists; -1 pad
+  std::vector<at::Tensor> child_begin;  // [L] of [B, G_l] (l >= 1) first level-(l-1) child index
+  std::vector<at::Tensor> child_count;  // [L] of [B, G_l] (l >= 1) number of children
+  std::vector<int64_t> max_children;    // [L] (l >= 1) largest child_count
+  at::Tensor chunk_begin;               // [B, G_0] first position of level-0 chunk j
+  int64_t max_chunk_span = 0;           // largest gist_pos0[j] - chunk_begin[j]
+};
+
+struct AttentionPlan {
+  int64_t batch = 0;
+  int64_t num_keys = 0;        // T: padded row length
+  int64_t q_begin = 0;
+  int64_t num_queries = 0;     // Tq
+  int64_t block = 0;           // queries per block
+  int64_t num_blocks = 0;      // nb; nb * block >= Tq (the tail block is padded)
+  int64_t band_width = 0;      // W
+  int64_t levels = 1;
+  int64_t prev_chunks = 1;
+  bool keep_unselected_gists = false;
+  GistOptions gist;            // the rows' gist options (all rows share them)
+
+  TokenMeta meta;              // [B, T, F] all keys
+  TokenMeta query_meta;        // [B, nb, block, F] (padding queries have doc -1)
+  BlockPart band;
+  BlockPart sink;
+  BlockPart lower_gists;       // undefined for one level
+  SharedPart top_gists;
+  SelectionPlan selection;
+
+  int64_t padded_queries() const { return num_blocks * block; }
+};
+
+// rows: the layouts of the batch (same levels); keys are positions [0, max row size); queries are
+// [q_begin, q_begin + num_queries) (num_queries < 0: through the end of the longest row).
+AttentionPlan make_attention_plan(const std::vector<const GistLayout*>& rows, int64_t q_begin,
+                                  int64_t num_queries, const AttentionOptions& options, at::Device device);
+
+}  // namespace gsa

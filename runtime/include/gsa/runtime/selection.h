@@ -1,0 +1,43 @@
+// Chunk selection for selective queries (method section 8, DESIGN.md section 4.4).
+//
+// Contract, per selective query q, KV group and query head h of the group:
+// - scores are raw q_h . k over gist keys (post-RoPE, no 1/sqrt(d), fp32);
+// - budget k: adaptive (default) k = floor(floor(floor(Lk / r) / Gq) / c0) + 1 with Lk the keys q can see in its
+//   document (its position in the document + 1, so prefill and decode choose identically), r = c0 * c1^(L-1),
+//   Gq = query heads per KV head; or fixed k. Per level kk_l = min(k, max(1, floor(G_l / 4))), G_l the level-l
+//   gists of the document;
+// - top-down: kk_{L-1} of all top-level gists of the document; at each lower level only the children of the
+//   parents chosen by the same head are candidates (gathered explicitly: cost O(kk * fanout), not O(G_l));
+//   -inf candidates are never chosen;
+// - the heads of a group take the union; keep set = raw tokens of the chosen level-0 chunks (sink included for
+//   chunk 0) + the chosen gists of every level.
+// Selection is an argmax: no gradient flows through it (callers attend to the kept keys with gradients).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include <ATen/ATen.h>
+
+#include "gsa/config/options.h"
+#include "gsa/runtime/attention_plan.h"
+
+namespace gsa {
+
+// floor(floor(floor(key_length / compression) / gq) / c0) + 1 (the reference's adaptive top-k).
+int64_t adaptive_top_k(int64_t key_length, int64_t compression, int64_t gq, int64_t c0);
+// r = c0 * c1^(levels-1).
+int64_t compression_ratio(const GistOptions& gist);
+
+struct ChunkSelection {
+  std::vector<at::Tensor> selected;  // [L] of [Ns, Hkv, M_l]: level-l gist indices (row-wide) chosen by any head
+                                     // of the group; ascending, unique, -1 padding at the front
+  at::Tensor key_pos;                // [Ns, Hkv, R]: positions to unfold (raw tokens of chosen chunks, chosen
+                                     // gists); -1 padding
+};
+
+// q: [Ns, Hq, D] the selective queries of plan.selection; k: [B, Hkv, T, D] post-RoPE keys.
+ChunkSelection select_chunks(const at::Tensor& q, const at::Tensor& k, const AttentionPlan& plan,
+                             const SelectionOptions& options);
+
+}  // namespace gsa

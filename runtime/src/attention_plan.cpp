@@ -1,0 +1,238 @@
+#include "gsa/runtime/attention_plan.h"
+
+#include <algorithm>
+
+#include "gsa/runtime/error.h"
+
+namespace gsa {
+namespace {
+
+// First position of the local window of query q (own chunk and N previous chunks, inside its document).
+int64_t window_start(const GistLayout& row, int64_t q) {
+  const int64_t before = row.chunk[0][q] - row.options.prev_chunks - 1;  // gist closing the chunk before it
+  int64_t start = row.doc_start[row.doc[q]];
+  if (before >= 0) start = std::max(start, row.gist_pos[0][before] + 1);
+  return start;
+}
+
+// Pads ragged per-(row, block) position lists into a [B, nb, R] tensor (-1 = padding).
+at::Tensor pad_lists(const std::vector<std::vector<std::vector<int64_t>>>& lists, int64_t nb) {
+  const int64_t batch = static_cast<int64_t>(lists.size());
+  int64_t width = 1;
+  for (const auto& row : lists)
+    for (const auto& l : row) width = std::max<int64_t>(width, l.size());
+  at::Tensor out = at::full({batch, nb, width}, -1, at::kLong);
+  auto acc = out.accessor<int64_t, 3>();
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t n = 0; n < nb; ++n)
+      for (size_t r = 0; r < lists[b][n].size(); ++r) acc[b][n][r] = lists[b][n][r];
+  return out;
+}
+
+// Pads ragged per-row vectors into [B, width] with `fill`.
+at::Tensor pad_rows(const std::vector<std::vector<int64_t>>& rows, int64_t fill) {
+  int64_t width = 1;
+  for (const auto& r : rows) width = std::max<int64_t>(width, r.size());
+  at::Tensor out = at::full({static_cast<int64_t>(rows.size()), width}, fill, at::kLong);
+  auto acc = out.accessor<int64_t, 2>();
+  for (size_t b = 0; b < rows.size(); ++b)
+    for (size_t i = 0; i < rows[b].size(); ++i) acc[b][i] = rows[b][i];
+  return out;
+}
+
+// The part masks: the predicate restricted to keys older than the band (or inside it), valid keys only.
+at::Tensor part_mask(const AttentionPlan& plan, const TokenMeta& q, const TokenMeta& k, const at::Tensor& idx,
+                     bool inside_band) {
+  at::Tensor allowed = gist_mask_allowed(q, k, plan.levels, plan.prev_chunks);
+  at::Tensor k_pos = k.field(TokenMeta::kPos);
+  at::Tensor q_pos = q.field(TokenMeta::kPos);
+  at::Tensor in_band = k_pos > (q_pos - plan.band_width);
+  return allowed.logical_and(inside_band ? in_band : in_band.logical_not()).logical_and(idx >= 0);
+}
+
+BlockPart make_block_part(const AttentionPlan& plan, const at::Tensor& idx_host, bool inside_band,
+                          bool gist_keys_only, at::Device device) {
+  BlockPart part;
+  part.idx = idx_host.to(device);                                           // [B, nb, R]
+  TokenMeta k = gather_meta(plan.meta, part.idx.clamp_min(0));              // [B, nb, R, F]
+  TokenMeta kk{k.fields.unsqueeze(2)};                                       // [B, nb, 1, R, F]
+  TokenMeta qq{plan.query_meta.fields.unsqueeze(3)};                         // [B, nb, block, 1, F]
+  at::Tensor valid = part.idx.unsqueeze(2);                                  // [B, nb, 1, R]
+  part.mask = part_mask(plan, qq, kk, valid, inside_band);
+  at::Tensor q_suffix = qq.field(TokenMeta::kSuffix).to(at::kBool);         // [B, nb, block, 1]
+  if (plan.keep_unselected_gists) {
+    part.mask_selective = part.mask;
+  } else if (gist_keys_only) {
+    part.mask_selective = part.mask.logical_and(q_suffix.logical_not());
+  } else {
+    at::Tensor k_gist = kk.field(TokenMeta::kLevel) >= 0;                   // [B, nb, 1, R]
+    part.mask_selective = part.mask.logical_and(q_suffix.logical_and(k_gist).logical_not());
+  }
+  return part;
+}
+
+}  // namespace
+
+AttentionPlan make_attention_plan(const std::vector<const GistLayout*>& rows, int64_t q_begin,
+                                  int64_t num_queries, const AttentionOptions& options, at::Device device) {
+  GSA_CHECK(!rows.empty(), "attention plan needs at least one row");
+  AttentionPlan plan;
+  plan.batch = static_cast<int64_t>(rows.size());
+  for (const GistLayout* r : rows) plan.num_keys = std::max(plan.num_keys, r->size());
+  const int64_t T = plan.num_keys;
+  plan.q_begin = q_begin;
+  plan.num_queries = num_queries < 0 ? T - q_begin : num_queries;
+  GSA_CHECK(q_begin >= 0 && plan.num_queries >= 1 && q_begin + plan.num_queries <= T, "query range [", q_begin,
+            ", ", q_begin + plan.num_queries, ") is not inside the ", T, " keys");
+  const GistOptions& gist = rows[0]->options;
+  plan.gist = gist;
+  plan.levels = gist.levels;
+  plan.prev_chunks = gist.prev_chunks;
+  plan.keep_unselected_gists = options.selection.keep_unselected_gists;
+  const int64_t L = plan.levels;
+  const int64_t q_end = q_begin + plan.num_queries;
+
+  // Band width: the widest local window of a raw or level-0 query.
+  plan.band_width = 1;
+  for (const GistLayout* r : rows) {
+    GSA_CHECK(r->levels() == L && r->options.prev_chunks == plan.prev_chunks && r->options.sink == gist.sink,
+              "all rows of a batch need the same gist options");
+    for (int64_t q = q_begin; q < std::min(q_end, r->size()); ++q) {
+      if (r->level[q] <= 0) plan.band_width = std::max(plan.band_width, q - window_start(*r, q) + 1);
+    }
+  }
+  const int64_t auto_block = std::clamp<int64_t>((plan.band_width + 7) / 8 * 8, 16, 128);
+  plan.block = std::min(options.query_block > 0 ? options.query_block : auto_block, plan.num_queries);
+  plan.num_blocks = (plan.num_queries + plan.block - 1) / plan.block;
+  const int64_t nb = plan.num_blocks;
+  const int64_t block = plan.block;
+
+  // Metadata of keys and of the (padded) queries.
+  plan.meta = make_token_meta(rows, T, device);
+  const auto long_opts = at::TensorOptions().dtype(at::kLong).device(device);
+  at::Tensor q_pos = (at::arange(nb * block, long_opts) + q_begin).view({1, nb, block}).expand({plan.batch, nb, block});
+  at::Tensor q_valid = q_pos < q_end;
+  plan.query_meta = gather_meta(plan.meta, q_pos.clamp_max(T - 1));
+  plan.query_meta.fields.select(-1, TokenMeta::kDoc).masked_fill_(q_valid.logical_not(), -1);
+  plan.query_meta.fields.select(-1, TokenMeta::kPos).copy_(q_pos);
+
+  // Band: keys [first query - W + 1, last query of the block].
+  const int64_t band_len = block + plan.band_width - 1;
+  at::Tensor block_first = at::arange(nb, long_opts) * block + q_begin;      // [nb]
+  at::Tensor band_idx = block_first.view({nb, 1}) - (plan.band_width - 1) + at::arange(band_len, long_opts);
+  band_idx = band_idx.masked_fill((band_idx < 0).logical_or(band_idx >= T), -1);
+  plan.band = make_block_part(plan, band_idx.unsqueeze(0).expand({plan.batch, nb, band_len}).contiguous().cpu(),
+                              /*inside_band=*/true, /*gist_keys_only=*/false, device);
+
+  // Sink and lower-level gists: host-built index lists per (row, block).
+  std::vector<std::vector<std::vector<int64_t>>> sink_lists(plan.batch, std::vector<std::vector<int64_t>>(nb));
+  std::vector<std::vector<std::vector<int64_t>>> lower_lists(plan.batch, std::vector<std::vector<int64_t>>(nb));
+  for (int64_t b = 0; b < plan.batch; ++b) {
+    const GistLayout& r = *rows[b];
+    for (int64_t n = 0; n < nb; ++n) {
+      const int64_t first = q_begin + n * block;
+      const int64_t last = std::min({first + block, q_end, r.size()}) - 1;
+      if (first > last) continue;
+      for (int64_t d = r.doc[first]; d <= r.doc[last]; ++d) {
+        const int64_t len = std::min(gist.sink, r.doc_start[d + 1] - r.doc_start[d]);
+        for (int64_t i = 0; i < len; ++i) sink_lists[b][n].push_back(r.doc_start[d] + i);
+      }
+      for (int64_t l = 0; l + 1 < L; ++l) {
+        const auto& g = r.gist_pos[l];
+        const auto& parent_chunk = r.chunk[l + 1];
+        const int64_t min_section = parent_chunk[first] - plan.prev_chunks;
+        auto lo = std::partition_point(g.begin(), g.end(), [&](int64_t p) { return parent_chunk[p] < min_section; });
+        auto hi = std::upper_bound(g.begin(), g.end(), last);
+        for (auto it = lo; it < hi; ++it) lower_lists[b][n].push_back(*it);
+      }
+    }
+  }
+  if (gist.sink > 0) {
+    plan.sink = make_block_part(plan, pad_lists(sink_lists, nb), false, false, device);
+  }
+  if (L > 1) {
+    plan.lower_gists = make_block_part(plan, pad_lists(lower_lists, nb), false, true, device);
+  }
+
+  // Top-level gists: one compacted list per row, shared by all its blocks.
+  std::vector<std::vector<int64_t>> top_rows;
+  for (const GistLayout* r : rows) top_rows.push_back(r->gist_pos[L - 1]);
+  {
+    SharedPart& top = plan.top_gists;
+    top.idx = pad_rows(top_rows, -1).to(device);                                       // [B, G]
+    TokenMeta k = gather_meta(plan.meta, top.idx.clamp_min(0));                         // [B, G, F]
+    TokenMeta kk{k.fields.view({plan.batch, 1, 1, top.idx.size(1), -1})};               // [B, 1, 1, G, F]
+    TokenMeta qq{plan.query_meta.fields.unsqueeze(3)};                                  // [B, nb, block, 1, F]
+    top.mask = part_mask(plan, qq, kk, top.idx.view({plan.batch, 1, 1, -1}), false);    // [B, nb, block, G]
+    at::Tensor q_suffix = qq.field(TokenMeta::kSuffix).to(at::kBool);
+    top.mask_selective = plan.keep_unselected_gists ? top.mask : top.mask.logical_and(q_suffix.logical_not());
+  }
+
+  // Selection tables for the selective (suffix) queries of documents that have gists.
+  SelectionPlan& sel = plan.selection;
+  std::vector<int64_t> s_row, s_pos, s_slot, s_len, s_top_begin, s_doc_gists;
+  for (int64_t b = 0; b < plan.batch; ++b) {
+    const GistLayout& r = *rows[b];
+    for (int64_t q = q_begin; q < std::min(q_end, r.size()); ++q) {
+      const int64_t d = r.doc[q];
+      if (!r.suffix[q] || r.gists_in_doc(L - 1, d) == 0) continue;
+      s_row.push_back(b);
+      s_pos.push_back(q);
+      s_slot.push_back(b * plan.padded_queries() + (q - q_begin));
+      s_len.push_back(r.pos_in_doc[q] + 1);
+      const auto& top = r.gist_pos[L - 1];
+      s_top_begin.push_back(std::lower_bound(top.begin(), top.end(), r.doc_start[d]) - top.begin());
+      for (int64_t l = 0; l < L; ++l) s_doc_gists.push_back(r.gists_in_doc(l, d));
+      sel.max_top = std::max(sel.max_top, r.gists_in_doc(L - 1, d));
+    }
+  }
+  sel.count = static_cast<int64_t>(s_row.size());
+  if (sel.count == 0) return plan;
+  auto to_dev = [&](const std::vector<int64_t>& v) { return at::tensor(v, at::kLong).to(device); };
+  sel.row = to_dev(s_row);
+  sel.pos = to_dev(s_pos);
+  sel.slot = to_dev(s_slot);
+  sel.key_length = to_dev(s_len);
+  sel.top_begin = to_dev(s_top_begin);
+  sel.doc_gists = to_dev(s_doc_gists).view({sel.count, L});
+  for (int64_t l = 0; l < L; ++l) {
+    std::vector<std::vector<int64_t>> pos_rows, begin_rows, count_rows;
+    int64_t max_children = 0;
+    for (const GistLayout* r : rows) {
+      pos_rows.push_back(r->gist_pos[l]);
+      if (l == 0) continue;
+      // Children of level-l gist j: the level-(l-1) gists whose chunk_l is j (a contiguous index range).
+      const auto& child = r->gist_pos[l - 1];
+      std::vector<int64_t> begin(r->gist_pos[l].size()), count(r->gist_pos[l].size());
+      for (size_t j = 0; j < begin.size(); ++j) {
+        auto key = [&](int64_t p) { return r->chunk[l][p]; };
+        auto lo = std::partition_point(child.begin(), child.end(), [&](int64_t p) { return key(p) < (int64_t)j; });
+        auto hi = std::partition_point(lo, child.end(), [&](int64_t p) { return key(p) <= (int64_t)j; });
+        begin[j] = lo - child.begin();
+        count[j] = hi - lo;
+        max_children = std::max<int64_t>(max_children, count[j]);
+      }
+      begin_rows.push_back(begin);
+      count_rows.push_back(count);
+    }
+    sel.gist_pos.push_back(pad_rows(pos_rows, -1).to(device));
+    sel.child_begin.push_back(l == 0 ? at::Tensor() : pad_rows(begin_rows, 0).to(device));
+    sel.child_count.push_back(l == 0 ? at::Tensor() : pad_rows(count_rows, 0).to(device));
+    sel.max_children.push_back(max_children);
+  }
+  std::vector<std::vector<int64_t>> chunk_begin_rows;
+  for (const GistLayout* r : rows) {
+    const auto& g = r->gist_pos[0];
+    std::vector<int64_t> begin(g.size());
+    for (size_t j = 0; j < g.size(); ++j) {
+      const bool first_in_doc = j == 0 || r->doc[g[j - 1]] != r->doc[g[j]];
+      begin[j] = first_in_doc ? r->doc_start[r->doc[g[j]]] : g[j - 1] + 1;
+      sel.max_chunk_span = std::max(sel.max_chunk_span, g[j] - begin[j]);
+    }
+    chunk_begin_rows.push_back(begin);
+  }
+  sel.chunk_begin = pad_rows(chunk_begin_rows, 0).to(device);
+  return plan;
+}
+
+}  // namespace gsa

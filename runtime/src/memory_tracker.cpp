@@ -1,0 +1,140 @@
+#include "gsa/runtime/memory_tracker.h"
+
+#include <algorithm>
+#include <atomic>
+#include <mutex>
+
+#include <ATen/Context.h>
+#include <c10/core/Allocator.h>
+#include <c10/core/CPUAllocator.h>
+#include <c10/core/CachingDeviceAllocator.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
+
+#include "gsa/runtime/error.h"
+
+namespace gsa {
+namespace {
+
+// Priority above the default CPU allocator's (0) and the ones LibTorch may register itself, so ours wins.
+constexpr uint8_t kCountingAllocatorPriority = 200;
+
+// Wraps the CPU allocator that was current at install(): every allocation is forwarded to it, and its size is
+// counted while the DataPtr lives. The DataPtr's context is a heap Allocation that owns the original DataPtr
+// and remembers the size, so the deleter knows what to subtract. Counters are lock-free atomics; the peak is
+// raised with a compare-exchange loop.
+class CountingCpuAllocator final : public c10::Allocator {
+ public:
+  explicit CountingCpuAllocator(c10::Allocator* original) : original_(original) {}
+
+  c10::DataPtr allocate(size_t n) override {
+    c10::DataPtr inner = original_->allocate(n);
+    if (n == 0) return inner;  // nothing to count; keeps the original (possibly null) pointer as-is
+    void* data = inner.get();
+    const c10::Device device = inner.device();
+    auto* context = new Allocation{std::move(inner), static_cast<int64_t>(n)};
+    add(context->bytes);
+    return c10::DataPtr(data, context, &CountingCpuAllocator::release, device);
+  }
+
+  // raw_allocate()/raw_deallocate() need context == data, which this wrapper cannot give: leave them off.
+  c10::DeleterFnPtr raw_deleter() const override { return nullptr; }
+
+  void copy_data(void* dest, const void* src, std::size_t count) const override {
+    original_->copy_data(dest, src, count);
+  }
+
+  int64_t current() const { return current_.load(std::memory_order_relaxed); }
+  int64_t peak() const { return peak_.load(std::memory_order_relaxed); }
+  void reset_peak() { peak_.store(current_.load(std::memory_order_relaxed), std::memory_order_relaxed); }
+
+  static CountingCpuAllocator* instance;  // set once by install(), never freed (allocations may outlive main)
+
+ private:
+  struct Allocation {
+    c10::DataPtr inner;  // freed by its own (original) deleter when this is deleted
+    int64_t bytes;
+  };
+
+  static void release(void* context) {
+    auto* allocation = static_cast<Allocation*>(context);
+    instance->current_.fetch_sub(allocation->bytes, std::memory_order_relaxed);
+    delete allocation;
+  }
+
+  void add(int64_t bytes) {
+    const int64_t now = current_.fetch_add(bytes, std::memory_order_relaxed) + bytes;
+    int64_t seen = peak_.load(std::memory_order_relaxed);
+    while (now > seen && !peak_.compare_exchange_weak(seen, now, std::memory_order_relaxed)) {
+    }
+  }
+
+  c10::Allocator* original_;
+  std::atomic<int64_t> current_{0};
+  std::atomic<int64_t> peak_{0};
+};
+
+CountingCpuAllocator* CountingCpuAllocator::instance = nullptr;
+
+CountingCpuAllocator& cpu_counter(const char* caller) {
+  GSA_CHECK(CountingCpuAllocator::instance != nullptr, "MemoryTracker::", caller,
+            ": call MemoryTracker::install() before measuring CPU memory");
+  return *CountingCpuAllocator::instance;
+}
+
+// The device allocator (CUDA caching allocator) and the device index to read its statistics for: the
+// device's own index, or the current device when it has none.
+std::pair<c10::DeviceAllocator*, c10::DeviceIndex> device_allocator(const at::Device& device, const char* caller) {
+  GSA_CHECK(device.is_cuda(), "MemoryTracker::", caller, ": unsupported device ", device,
+            " (only cpu and cuda are tracked)");
+  GSA_CHECK(at::hasCUDA(), "MemoryTracker::", caller, ": device ", device,
+            " requested but LibTorch has no usable CUDA device here");
+  at::globalContext().lazyInitDevice(device.type());
+  c10::DeviceIndex index = device.index();
+  if (index < 0) index = c10::impl::getDeviceGuardImpl(device.type())->getDevice().index();
+  return {c10::getDeviceAllocator(device.type()), index};
+}
+
+// allocated_bytes (live tensor bytes, not the cache's reserve), summed over pools.
+const c10::CachingAllocator::Stat& allocated_stat(const c10::CachingDeviceAllocator::DeviceStats& stats) {
+  return stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)];
+}
+
+}  // namespace
+
+void MemoryTracker::install() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    c10::Allocator* original = c10::GetCPUAllocator();
+    auto* counting = new CountingCpuAllocator(original);
+    CountingCpuAllocator::instance = counting;  // before SetCPUAllocator: release() reads it
+    c10::SetCPUAllocator(counting, kCountingAllocatorPriority);
+    if (c10::GetCPUAllocator() != counting) {  // not taken: nothing was counted, nothing will be
+      CountingCpuAllocator::instance = nullptr;
+      throw Error(str_cat("MemoryTracker::install: another CPU allocator holds a priority above ",
+                          static_cast<int>(kCountingAllocatorPriority), "; CPU memory cannot be counted"));
+    }
+  });
+}
+
+void MemoryTracker::reset_peak(const at::Device& device) {
+  if (device.is_cpu()) {
+    cpu_counter("reset_peak").reset_peak();
+    return;
+  }
+  auto [allocator, index] = device_allocator(device, "reset_peak");
+  allocator->resetPeakStats(index);
+}
+
+int64_t MemoryTracker::peak_bytes(const at::Device& device) {
+  if (device.is_cpu()) return cpu_counter("peak_bytes").peak();
+  auto [allocator, index] = device_allocator(device, "peak_bytes");
+  return allocated_stat(allocator->getDeviceStats(index)).peak;
+}
+
+int64_t MemoryTracker::current_bytes(const at::Device& device) {
+  if (device.is_cpu()) return cpu_counter("current_bytes").current();
+  auto [allocator, index] = device_allocator(device, "current_bytes");
+  return allocated_stat(allocator->getDeviceStats(index)).current;
+}
+
+}  // namespace gsa

@@ -1,0 +1,131 @@
+#include "gsa/runtime/selection.h"
+
+#include <limits>
+
+#include "gsa/runtime/error.h"
+
+namespace gsa {
+namespace {
+
+using at::indexing::Slice;
+
+// Keys at (row, kv head, position) for broadcastable index tensors -> [..., D] fp32.
+at::Tensor gather_keys(const at::Tensor& k, const at::Tensor& rows, const at::Tensor& heads, const at::Tensor& pos) {
+  return k.index({rows, heads, pos}).to(at::kFloat);
+}
+
+// Top kk(q) of `scores` [Ns, Hkv, g, C] (-inf = not a candidate); returns the chosen candidate ids from
+// `candidates` [Ns, Hkv, g, C] as [Ns, Hkv, g, K] with -1 where nothing was chosen.
+at::Tensor top_k_per_head(const at::Tensor& scores, const at::Tensor& candidates, const at::Tensor& kk) {
+  const int64_t width = scores.size(-1);
+  const int64_t k_max = std::min<int64_t>(kk.max().item<int64_t>(), width);
+  if (k_max <= 0) return at::full(candidates.sizes().vec(), -1, candidates.options()).narrow(-1, 0, 0);
+  auto [values, order] = at::topk(scores, k_max, -1, /*largest=*/true, /*sorted=*/true);
+  at::Tensor rank = at::arange(k_max, kk.options()).view({1, 1, 1, k_max});
+  at::Tensor keep = (rank < kk.view({-1, 1, 1, 1})).logical_and(at::isfinite(values));
+  return at::gather(candidates, -1, order).masked_fill(keep.logical_not(), -1);
+}
+
+// Union over the heads of a group: [Ns, Hkv, g, K] -> [Ns, Hkv, g*K], ascending, duplicates -> -1.
+at::Tensor group_union(const at::Tensor& chosen) {
+  at::Tensor flat = std::get<0>(at::sort(chosen.flatten(2), -1));
+  if (flat.size(-1) <= 1) return flat;
+  at::Tensor dup = at::cat({at::zeros_like(flat.narrow(-1, 0, 1), flat.options().dtype(at::kBool)),
+                            flat.narrow(-1, 1, flat.size(-1) - 1) == flat.narrow(-1, 0, flat.size(-1) - 1)},
+                           -1);
+  return flat.masked_fill(dup, -1);
+}
+
+// Looks up table [B, G] at (rows [Ns, 1, ...], idx [...]) with idx clamped; -1 idx -> fill.
+at::Tensor lookup(const at::Tensor& table, const at::Tensor& rows, const at::Tensor& idx, int64_t fill) {
+  at::Tensor safe = idx.clamp(0, std::max<int64_t>(table.size(1) - 1, 0));
+  return table.index({rows, safe}).masked_fill(idx < 0, fill);
+}
+
+}  // namespace
+
+int64_t adaptive_top_k(int64_t key_length, int64_t compression, int64_t gq, int64_t c0) {
+  return key_length / compression / gq / c0 + 1;
+}
+
+int64_t compression_ratio(const GistOptions& gist) {
+  int64_t r = gist.chunk;
+  for (int64_t l = 1; l < gist.levels; ++l) r *= gist.fanout;
+  return r;
+}
+
+ChunkSelection select_chunks(const at::Tensor& q, const at::Tensor& k, const AttentionPlan& plan,
+                             const SelectionOptions& options) {
+  at::NoGradGuard no_grad;
+  const SelectionPlan& sel = plan.selection;
+  const int64_t ns = q.size(0), hq = q.size(1), dim = q.size(2), hkv = k.size(1);
+  GSA_CHECK(ns == sel.count, "select_chunks: ", ns, " queries for ", sel.count, " selective slots");
+  GSA_CHECK(hq % hkv == 0, "query heads ", hq, " not a multiple of kv heads ", hkv);
+  const int64_t g = hq / hkv, L = plan.levels;
+  const auto long_opts = sel.row.options();
+  const at::Tensor qg = q.reshape({ns, hkv, g, dim}).to(at::kFloat);            // [Ns, Hkv, g, D]
+  const at::Tensor rows = sel.row.view({ns, 1, 1, 1});
+  const at::Tensor heads = at::arange(hkv, long_opts).view({1, hkv, 1, 1});
+
+  // Budget per query and level: [Ns, L].
+  at::Tensor budget;
+  if (options.budget == BudgetKind::kAdaptive) {
+    const int64_t r = compression_ratio(plan.gist);
+    budget = sel.key_length.div(r, "floor").div(g, "floor").div(plan.gist.chunk, "floor") + 1;
+  } else {
+    budget = at::full({ns}, options.fixed_k, long_opts);
+  }
+  at::Tensor per_level = at::minimum(budget.view({ns, 1}), sel.doc_gists.div(4, "floor").clamp_min(1));
+
+  std::vector<at::Tensor> chosen(L);  // [Ns, Hkv, g, K_l] per head
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  for (int64_t l = L - 1; l >= 0; --l) {
+    at::Tensor candidates, valid;  // [Ns, Hkv, g, C]
+    if (l == L - 1) {
+      at::Tensor offsets = at::arange(std::max<int64_t>(sel.max_top, 1), long_opts);
+      candidates = (sel.top_begin.view({ns, 1}) + offsets).view({ns, 1, 1, -1}).expand({ns, hkv, g, offsets.size(0)});
+      valid = (offsets.view({1, -1}) < sel.doc_gists.select(1, l).view({ns, 1})).view({ns, 1, 1, -1})
+                  .expand_as(candidates);
+    } else {
+      const at::Tensor& parents = chosen[l + 1];                                  // [Ns, Hkv, g, Kp]
+      const int64_t width = std::max<int64_t>(sel.max_children[l + 1], 1);
+      at::Tensor begin = lookup(sel.child_begin[l + 1], rows, parents, 0);
+      at::Tensor count = lookup(sel.child_count[l + 1], rows, parents, 0);
+      at::Tensor offsets = at::arange(width, long_opts);
+      candidates = (begin.unsqueeze(-1) + offsets).flatten(3);                    // [Ns, Hkv, g, Kp*C]
+      valid = (offsets < count.unsqueeze(-1)).flatten(3);
+    }
+    candidates = candidates.masked_fill(valid.logical_not(), -1).contiguous();
+    at::Tensor pos = lookup(sel.gist_pos[l], rows, candidates, 0);                 // [Ns, Hkv, g, C]
+    at::Tensor keys = gather_keys(k, rows, heads, pos);                           // [Ns, Hkv, g, C, D]
+    at::Tensor scores = at::matmul(keys, qg.unsqueeze(-1)).squeeze(-1);          // [Ns, Hkv, g, C]
+    scores = scores.masked_fill(candidates < 0, neg_inf);
+    chosen[l] = top_k_per_head(scores, candidates, per_level.select(1, l).contiguous());
+  }
+
+  // Union over each group's heads, then the keys to unfold.
+  ChunkSelection result;
+  std::vector<at::Tensor> key_lists;
+  const at::Tensor rows3 = sel.row.view({ns, 1, 1});
+  for (int64_t l = 0; l < L; ++l) {
+    at::Tensor unique = group_union(chosen[l]);                                   // [Ns, Hkv, M_l]
+    result.selected.push_back(unique);
+    key_lists.push_back(lookup(sel.gist_pos[l], rows3, unique, -1));
+  }
+  {
+    const at::Tensor& chunks = result.selected[0];                                // [Ns, Hkv, M]
+    const int64_t span = std::max<int64_t>(sel.max_chunk_span, 1);
+    at::Tensor begin = lookup(sel.chunk_begin, rows3, chunks, 0);
+    at::Tensor end = lookup(sel.gist_pos[0], rows3, chunks, -1);                  // the closing gist
+    at::Tensor raw = begin.unsqueeze(-1) + at::arange(span, long_opts);           // [Ns, Hkv, M, S]
+    at::Tensor in_chunk = raw < end.unsqueeze(-1);
+    at::Tensor safe = raw.clamp_max(plan.num_keys - 1);
+    at::Tensor level = plan.meta.fields.select(-1, TokenMeta::kLevel).index({sel.row.view({ns, 1, 1, 1}), safe});
+    raw = raw.masked_fill(in_chunk.logical_and(level < 0).logical_not(), -1);
+    key_lists.insert(key_lists.begin(), raw.flatten(2));
+  }
+  result.key_pos = at::cat(key_lists, -1);                                        // [Ns, Hkv, R]
+  return result;
+}
+
+}  // namespace gsa

@@ -1,0 +1,28 @@
+// The tolerance policy of the test suite, written once (STYLE.md practice 13).
+//
+// expect_close(actual, expected, atol, rtol): every element satisfies |a - e| <= atol + rtol * |e|, computed in
+// float64 on the CPU; non-finite expected values must be matched exactly; prints the first 10 mismatches with
+// their indices. Per-dtype defaults: fp32 paths vs a float64 oracle use kFp32Atol/kFp32Rtol; bf16 paths kBf16*.
+#pragma once
+
+#include <string>
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+namespace gsa::test {
+
+constexpr double kFp32Atol = 2e-5;
+constexpr double kFp32Rtol = 2e-4;
+constexpr double kBf16Atol = 2e-2;
+constexpr double kBf16Rtol = 2e-2;
+
+::testing::AssertionResult all_close(const at::Tensor& actual, const at::Tensor& expected, double atol, double rtol);
+
+#define GSA_EXPECT_CLOSE(actual, expected, atol, rtol) \
+  EXPECT_TRUE(::gsa::test::all_close((actual), (expected), (atol), (rtol)))
+
+// The devices the device-parametrised tests run on: CPU, plus CUDA when a device is present.
+std::vector<at::Device> test_devices();
+
+}  // namespace gsa::test

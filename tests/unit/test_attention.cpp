@@ -1,0 +1,203 @@
+// Efficient GSA attention vs the float64 dense oracle (tests/common/dense_reference.h): outputs and gradients
+// on random layouts (1-3 levels, several chunk sizes and fanouts, sinks, prev_chunks, GQA 1 and 4, packed
+// documents, word-aware shifts, cpt and selective layers, adaptive and fixed budgets, kept gists), the decode
+// query alone, and chunk selection against brute force. Tolerance: kFp32Atol/kFp32Rtol (tests/common).
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "common/dense_reference.h"
+#include "common/tolerance.h"
+#include "gsa/runtime/attention.h"
+#include "gsa/runtime/attention_plan.h"
+#include "gsa/runtime/selection.h"
+
+namespace gsa {
+namespace {
+
+struct Case {
+  int64_t levels, chunk, fanout, sink, prev, hq, hkv;
+  bool selective, keep_gists, fixed_budget, word_aware;
+  int64_t query_block;
+};
+
+std::vector<Case> cases() {
+  return {
+      {1, 4, 2, 3, 1, 4, 4, false, false, false, false, 0},
+      {1, 4, 2, 3, 1, 4, 1, true, false, false, false, 0},
+      {1, 3, 2, 0, 0, 4, 1, true, false, true, true, 5},
+      {1, 2, 2, 2, 2, 4, 4, true, true, false, false, 0},
+      {2, 2, 2, 1, 1, 4, 1, false, false, false, false, 0},
+      {2, 3, 2, 3, 1, 4, 1, true, false, false, true, 7},
+      {2, 2, 3, 2, 1, 4, 4, true, false, true, false, 0},
+      {2, 4, 2, 3, 0, 4, 1, true, true, true, false, 3},
+      {3, 2, 2, 1, 1, 4, 1, false, false, false, false, 0},
+      {3, 1, 2, 2, 1, 4, 1, true, false, true, false, 0},
+      {3, 2, 2, 3, 2, 4, 4, true, false, false, true, 0},
+      {4, 1, 2, 1, 1, 4, 1, true, false, true, false, 0},
+  };
+}
+
+struct Batch {
+  std::vector<GistLayout> rows;
+  std::vector<const GistLayout*> ptrs;
+};
+
+Batch random_batch(const Case& c, std::mt19937& rng) {
+  GistOptions o;
+  o.levels = c.levels;
+  o.chunk = c.chunk;
+  o.fanout = c.fanout;
+  o.sink = c.sink;
+  o.prev_chunks = c.prev;
+  o.word_aware = c.word_aware;
+  Batch batch;
+  for (int b = 0; b < 2; ++b) {
+    std::vector<Document> docs;
+    for (int d = 0, n = 1 + rng() % 3; d < n; ++d) {
+      Document doc;
+      const int64_t len = rng() % 48;
+      for (int64_t i = 0; i < len; ++i) {
+        doc.context.push_back(rng() % 256);
+        doc.context_word_starts.push_back(rng() % 3 == 0);
+      }
+      for (int64_t i = 0, n2 = rng() % 6; i < n2; ++i) doc.suffix.push_back(rng() % 256);
+      docs.push_back(doc);
+    }
+    batch.rows.push_back(build_layout(docs, o));
+  }
+  for (auto& r : batch.rows) batch.ptrs.push_back(&r);
+  return batch;
+}
+
+SelectionOptions selection_options(const Case& c) {
+  SelectionOptions s;
+  s.keep_unselected_gists = c.keep_gists;
+  s.budget = c.fixed_budget ? BudgetKind::kFixed : BudgetKind::kAdaptive;
+  s.fixed_k = 2;
+  return s;
+}
+
+class AttentionVsDense : public ::testing::TestWithParam<int> {};
+
+TEST_P(AttentionVsDense, OutputsAndGradientsMatchFloat64Oracle) {
+  const Case c = cases()[GetParam()];
+  for (const at::Device device : test::test_devices()) {
+    std::mt19937 rng(100 + GetParam());
+    at::manual_seed(GetParam());
+    Batch batch = random_batch(c, rng);
+    const int64_t T = std::max(batch.rows[0].size(), batch.rows[1].size());
+    const int64_t D = 8;
+    const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+    auto fp32 = at::TensorOptions().dtype(at::kFloat).device(device);
+    at::Tensor q = at::randn({2, c.hq, T, D}, fp32).requires_grad_();
+    at::Tensor k = at::randn({2, c.hkv, T, D}, fp32).requires_grad_();
+    at::Tensor v = at::randn({2, c.hkv, T, D}, fp32).requires_grad_();
+    at::Tensor w = at::randn({2, c.hq, T, D}, fp32);
+    AttentionOptions options;
+    options.query_block = c.query_block;
+    options.selection = selection_options(c);
+    AttentionPlan plan = make_attention_plan(batch.ptrs, 0, -1, options, device);
+    at::Tensor out = gsa_attention(q, k, v, plan, c.selective, options.selection, scale);
+    (out * w).sum().backward();
+
+    at::Tensor qr = q.detach().cpu().requires_grad_(), kr = k.detach().cpu().requires_grad_();
+    at::Tensor vr = v.detach().cpu().requires_grad_();
+    at::Tensor loss = at::zeros({}, at::kDouble);
+    for (int64_t b = 0; b < 2; ++b) {
+      const GistLayout& row = batch.rows[b];
+      const int64_t tb = row.size();
+      if (tb == 0) continue;
+      at::Tensor qb = qr[b].narrow(1, 0, tb), kb = kr[b].narrow(1, 0, tb), vb = vr[b].narrow(1, 0, tb);
+      at::Tensor keep = test::dense_keep_mask(row, 0, tb, qb.detach(), kb.detach(), c.selective, options.selection);
+      at::Tensor ref = test::dense_attention(qb, kb, vb, keep, scale);
+      GSA_EXPECT_CLOSE(out[b].narrow(1, 0, tb), ref, test::kFp32Atol, test::kFp32Rtol) << "row " << b;
+      if (tb < T) {
+        EXPECT_EQ(out[b].narrow(1, tb, T - tb).abs().max().item<float>(), 0.f) << "padding queries";
+      }
+      loss = loss + (ref * w[b].narrow(1, 0, tb).cpu().to(at::kDouble)).sum();
+    }
+    loss.backward();
+    GSA_EXPECT_CLOSE(q.grad(), qr.grad(), test::kFp32Atol * 10, test::kFp32Rtol * 10) << "dq on " << device;
+    GSA_EXPECT_CLOSE(k.grad(), kr.grad(), test::kFp32Atol * 10, test::kFp32Rtol * 10) << "dk on " << device;
+    GSA_EXPECT_CLOSE(v.grad(), vr.grad(), test::kFp32Atol * 10, test::kFp32Rtol * 10) << "dv on " << device;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(RandomLayouts, AttentionVsDense, ::testing::Range(0, static_cast<int>(cases().size())));
+
+TEST(AttentionDecode, LastQueryAloneEqualsFullRecomputeRow) {
+  for (const at::Device device : test::test_devices()) {
+    for (int ci : {1, 5, 9}) {
+      const Case c = cases()[ci];
+      std::mt19937 rng(5 + ci);
+      Batch batch = random_batch(c, rng);
+      GistLayout& row = batch.rows[0];
+      for (int i = 0; i < 3; ++i) row.append_raw(42);
+      const int64_t T = row.size(), D = 8;
+      auto fp32 = at::TensorOptions().dtype(at::kFloat).device(device);
+      at::Tensor q = at::randn({1, c.hq, T, D}, fp32), k = at::randn({1, c.hkv, T, D}, fp32);
+      at::Tensor v = at::randn({1, c.hkv, T, D}, fp32);
+      AttentionOptions options;
+      options.selection = selection_options(c);
+      AttentionPlan full = make_attention_plan({&row}, 0, -1, options, device);
+      AttentionPlan step = make_attention_plan({&row}, T - 1, 1, options, device);
+      at::Tensor all = gsa_attention(q, k, v, full, true, options.selection, 0.3);
+      at::Tensor last = gsa_attention(q.narrow(2, T - 1, 1), k, v, step, true, options.selection, 0.3);
+      GSA_EXPECT_CLOSE(last, all.narrow(2, T - 1, 1), 1e-6, 1e-5) << "case " << ci;
+    }
+  }
+}
+
+TEST(Selection, EqualsBruteForceOnRandomLayouts) {
+  for (const at::Device device : test::test_devices()) {
+    for (int ci = 0; ci < static_cast<int>(cases().size()); ++ci) {
+      const Case c = cases()[ci];
+      std::mt19937 rng(900 + ci);
+      Batch batch = random_batch(c, rng);
+      const int64_t T = std::max(batch.rows[0].size(), batch.rows[1].size()), D = 8;
+      at::manual_seed(ci);
+      auto fp32 = at::TensorOptions().dtype(at::kFloat).device(device);
+      at::Tensor q = at::randn({2, c.hq, T, D}, fp32), k = at::randn({2, c.hkv, T, D}, fp32);
+      AttentionOptions options;
+      options.selection = selection_options(c);
+      AttentionPlan plan = make_attention_plan(batch.ptrs, 0, -1, options, device);
+      const SelectionPlan& sel = plan.selection;
+      if (sel.count == 0) continue;
+      at::Tensor q_sel = q.index({sel.row, at::indexing::Slice(), sel.pos});
+      ChunkSelection chosen = select_chunks(q_sel, k, plan, options.selection);
+      at::Tensor rows = sel.row.cpu(), pos = sel.pos.cpu();
+      for (int64_t i = 0; i < sel.count; ++i) {
+        const int64_t b = rows[i].item<int64_t>(), p = pos[i].item<int64_t>();
+        for (int64_t h = 0; h < c.hkv; ++h) {
+          auto expected = test::brute_force_selection(batch.rows[b], p, q[b].select(1, p), k[b], h, options.selection);
+          for (int64_t l = 0; l < c.levels; ++l) {
+            std::set<int64_t> got;
+            at::Tensor ids = chosen.selected[l][i][h].cpu();
+            for (int64_t j = 0; j < ids.numel(); ++j)
+              if (ids[j].item<int64_t>() >= 0) got.insert(ids[j].item<int64_t>());
+            EXPECT_EQ(got, expected[l]) << "case " << ci << " query " << p << " group " << h << " level " << l;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(Selection, AdaptiveTopKOnKnownValues) {
+  // Method section 8: Qwen2-7B chunk16, Lk = 32768, Gq = 7 -> floor(floor(2048 / 7) / 16) + 1 = 19.
+  EXPECT_EQ(adaptive_top_k(32768, 16, 7, 16), 19);
+  // Llama-3.2-1B (Gq = 4) chunk4-chunk4 (r = 16), Lk = 4096: floor(floor(256 / 4) / 4) + 1 = 17.
+  EXPECT_EQ(adaptive_top_k(4096, 16, 4, 4), 17);
+  EXPECT_EQ(adaptive_top_k(10, 16, 4, 4), 1);  // short contexts still select one chunk
+  GistOptions two;
+  two.levels = 2;
+  two.chunk = 8;
+  two.fanout = 4;
+  EXPECT_EQ(compression_ratio(two), 32);
+  two.levels = 3;
+  EXPECT_EQ(compression_ratio(two), 128);
+}
+
+}  // namespace
+}  // namespace gsa
