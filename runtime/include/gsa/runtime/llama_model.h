@@ -1,0 +1,76 @@
+// The Llama-family decoder (RMSNorm, RoPE, SwiGLU, GQA, optional tied embeddings) with GSA attention in every
+// layer. Parameters live in a name -> tensor map under Hugging Face Llama names (model.embed_tokens.weight,
+// model.layers.{i}.self_attn.{q,k,v,o}_proj.weight, model.layers.{i}.mlp.{gate,up,down}_proj.weight,
+// model.layers.{i}.{input,post_attention}_layernorm.weight, model.norm.weight, lm_head.weight), so a
+// safetensors file from transformers loads as is.
+//
+// Contract:
+// - forward() runs the plan's queries: training and prefill pass every position (q_begin 0); a decode step
+//   passes one. With a KvCache, the new tokens' K/V are written at their positions and attention reads the
+//   cache (the cache is never gathered); without one, q_begin must be 0 and the tokens are the whole rows.
+// - In layers >= first_selective_layer of a selective forward, the plan's selective (suffix) queries attend
+//   through chunk selection; every other query uses the gist mask.
+// - RMSNorm and the logits are computed in fp32 (as transformers does); parameters and activations in the
+//   model dtype (fp32 or bf16).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <ATen/ATen.h>
+
+#include "gsa/config/options.h"
+#include "gsa/runtime/attention_plan.h"
+#include "gsa/runtime/safetensors.h"
+
+namespace gsa {
+
+// Per-layer keys and values of one batch of sequences, preallocated to a capacity.
+struct KvCache {
+  std::vector<at::Tensor> k;  // [num_layers] of [B, Hkv, capacity, D] (post-RoPE)
+  std::vector<at::Tensor> v;  // [num_layers] of [B, Hkv, capacity, D]
+  int64_t capacity() const { return k.empty() ? 0 : k[0].size(2); }
+};
+
+class LlamaModel {
+ public:
+  // Fresh weights: normal(0, init_std) for projections and embeddings, ones for the norms.
+  static LlamaModel create(const ModelOptions& options, uint64_t seed, at::Device device);
+  // Weights by Hugging Face name; checks every name and shape (lm_head may be absent when tied) and converts to
+  // the options' dtype on `device`. Throws gsa::Error naming the first missing, unexpected or misshapen tensor.
+  static LlamaModel from_tensors(const ModelOptions& options, const TensorMap& tensors, at::Device device);
+
+  const ModelOptions& options() const { return options_; }
+  at::Device device() const { return device_; }
+  const TensorMap& parameters() const { return params_; }
+  std::vector<at::Tensor> parameter_list() const;
+  void set_requires_grad(bool requires_grad);
+  int64_t num_parameters() const;
+
+  // Grows the vocabulary to new_vocab_size; the new embedding and lm_head rows are the mean of the old ones
+  // (how gist tokens are added to a pretrained model).
+  void extend_vocab(int64_t new_vocab_size);
+
+  KvCache make_cache(int64_t batch, int64_t capacity) const;
+
+  // tokens, rope_pos: [B, Tq] int64 at the plan's query positions -> logits [B, Tq, V] fp32.
+  at::Tensor forward(const at::Tensor& tokens, const at::Tensor& rope_pos, const AttentionPlan& plan,
+                     const AttentionOptions& attention, bool selective, KvCache* cache = nullptr) const;
+
+ private:
+  const at::Tensor& param(const std::string& name) const;
+  at::Tensor layer_forward(int64_t layer, const at::Tensor& x, const at::Tensor& rope_pos, const AttentionPlan& plan,
+                           const AttentionOptions& attention, bool selective, KvCache* cache) const;
+
+  ModelOptions options_;
+  at::Device device_{at::kCPU};
+  TensorMap params_;
+};
+
+// Expected parameter shapes by Hugging Face name.
+std::vector<std::pair<std::string, std::vector<int64_t>>> llama_parameter_shapes(const ModelOptions& options);
+
+at::ScalarType to_scalar_type(DType dtype);
+
+}  // namespace gsa

@@ -1,0 +1,77 @@
+#include "gsa/runtime/generation.h"
+
+#include <limits>
+
+#include "gsa/runtime/attention_plan.h"
+#include "gsa/runtime/error.h"
+
+namespace gsa {
+
+Sampler::Sampler(const SamplingOptions& options, std::vector<int64_t> forbidden_tokens)
+    : options_(options), forbidden_(std::move(forbidden_tokens)), generator_(at::detail::createCPUGenerator(options.seed)) {
+  GSA_CHECK(options.temperature >= 0, "temperature must be >= 0, got ", options.temperature);
+  GSA_CHECK(options.top_p > 0 && options.top_p <= 1, "top_p must be in (0, 1], got ", options.top_p);
+}
+
+int64_t Sampler::sample(const at::Tensor& logits) {
+  at::NoGradGuard no_grad;
+  at::Tensor l = logits.detach().to(at::kCPU, at::kFloat).clone();                 // [V]
+  for (int64_t id : forbidden_) {
+    if (id >= 0 && id < l.size(0)) l[id] = -std::numeric_limits<float>::infinity();
+  }
+  if (options_.temperature == 0.0) return l.argmax().item<int64_t>();
+  at::Tensor probs = at::softmax(l / options_.temperature, -1);
+  if (options_.top_p < 1.0) {
+    auto [sorted, order] = at::sort(probs, -1, /*descending=*/true);
+    at::Tensor before = at::cumsum(sorted, -1) - sorted;                              // mass of better tokens
+    sorted = sorted.masked_fill(before >= options_.top_p, 0);
+    probs = at::zeros_like(probs).scatter(0, order, sorted);
+  }
+  return at::multinomial(probs, 1, /*replacement=*/false, generator_).item<int64_t>();
+}
+
+Generator::Generator(const LlamaModel& model, const AttentionOptions& attention, GistLayout prompt, int64_t capacity)
+    : model_(model), attention_(attention), layout_(std::move(prompt)) {
+  GSA_CHECK(layout_.size() >= 1, "the prompt is empty");
+  GSA_CHECK(capacity >= layout_.size(), "cache capacity ", capacity, " < prompt length ", layout_.size());
+  cache_ = model.make_cache(1, capacity);
+}
+
+at::Tensor Generator::run(int64_t q_begin, int64_t count) {
+  at::NoGradGuard no_grad;
+  const at::Device device = model_.device();
+  AttentionPlan plan = make_attention_plan({&layout_}, q_begin, count, attention_, device);
+  auto slice = [&](const std::vector<int64_t>& v) {
+    return at::tensor(std::vector<int64_t>(v.begin() + q_begin, v.begin() + q_begin + count), at::kLong)
+        .view({1, count})
+        .to(device);
+  };
+  at::Tensor logits = model_.forward(slice(layout_.tokens), slice(layout_.rope_pos), plan, attention_,
+                                     attention_.selection.enabled, &cache_);
+  return logits[0][count - 1];
+}
+
+at::Tensor Generator::prefill() { return run(0, layout_.size()); }
+
+at::Tensor Generator::step(int64_t token) {
+  GSA_CHECK(layout_.size() < cache_.capacity(), "KV cache is full (", cache_.capacity(), " positions)");
+  layout_.append_raw(token);
+  return run(layout_.size() - 1, 1);
+}
+
+std::vector<int64_t> Generator::generate(const SamplingOptions& sampling) {
+  Sampler sampler(sampling, layout_.gist_token_ids);
+  std::vector<int64_t> out;
+  at::Tensor logits = prefill();
+  for (int64_t i = 0; i < sampling.max_new_tokens; ++i) {
+    const int64_t token = sampler.sample(logits);
+    out.push_back(token);
+    const bool stop = std::find(sampling.stop_tokens.begin(), sampling.stop_tokens.end(), token) !=
+                      sampling.stop_tokens.end();
+    if (stop || i + 1 == sampling.max_new_tokens || layout_.size() >= cache_.capacity()) break;
+    logits = step(token);
+  }
+  return out;
+}
+
+}  // namespace gsa

@@ -1,0 +1,182 @@
+#include "gsa/runtime/llama_model.h"
+
+#include <cmath>
+
+#include "gsa/runtime/attention.h"
+#include "gsa/runtime/error.h"
+#include "gsa/runtime/rope.h"
+
+namespace gsa {
+namespace {
+
+std::string layer_name(int64_t layer, const std::string& rest) { return str_cat("model.layers.", layer, ".", rest); }
+
+// RMSNorm in fp32, scaled by the weight in the activations' dtype (transformers' LlamaRMSNorm).
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  at::Tensor h = x.to(at::kFloat);
+  h = h * at::rsqrt(h.pow(2).mean(-1, /*keepdim=*/true) + eps);
+  return weight * h.to(x.scalar_type());
+}
+
+// x [.., in] @ weight[out, in]^T -> [.., out]
+at::Tensor project(const at::Tensor& x, const at::Tensor& weight) { return at::matmul(x, weight.t()); }
+
+}  // namespace
+
+at::ScalarType to_scalar_type(DType dtype) { return dtype == DType::kBFloat16 ? at::kBFloat16 : at::kFloat; }
+
+std::vector<std::pair<std::string, std::vector<int64_t>>> llama_parameter_shapes(const ModelOptions& o) {
+  std::vector<std::pair<std::string, std::vector<int64_t>>> shapes;
+  shapes.push_back({"model.embed_tokens.weight", {o.vocab_size, o.hidden_size}});
+  for (int64_t i = 0; i < o.num_layers; ++i) {
+    shapes.push_back({layer_name(i, "self_attn.q_proj.weight"), {o.num_heads * o.head_dim, o.hidden_size}});
+    shapes.push_back({layer_name(i, "self_attn.k_proj.weight"), {o.num_kv_heads * o.head_dim, o.hidden_size}});
+    shapes.push_back({layer_name(i, "self_attn.v_proj.weight"), {o.num_kv_heads * o.head_dim, o.hidden_size}});
+    shapes.push_back({layer_name(i, "self_attn.o_proj.weight"), {o.hidden_size, o.num_heads * o.head_dim}});
+    shapes.push_back({layer_name(i, "mlp.gate_proj.weight"), {o.intermediate_size, o.hidden_size}});
+    shapes.push_back({layer_name(i, "mlp.up_proj.weight"), {o.intermediate_size, o.hidden_size}});
+    shapes.push_back({layer_name(i, "mlp.down_proj.weight"), {o.hidden_size, o.intermediate_size}});
+    shapes.push_back({layer_name(i, "input_layernorm.weight"), {o.hidden_size}});
+    shapes.push_back({layer_name(i, "post_attention_layernorm.weight"), {o.hidden_size}});
+  }
+  shapes.push_back({"model.norm.weight", {o.hidden_size}});
+  if (!o.tie_embeddings) shapes.push_back({"lm_head.weight", {o.vocab_size, o.hidden_size}});
+  return shapes;
+}
+
+LlamaModel LlamaModel::create(const ModelOptions& options, uint64_t seed, at::Device device) {
+  at::Generator gen = at::detail::createCPUGenerator(seed);
+  TensorMap tensors;
+  for (const auto& [name, shape] : llama_parameter_shapes(options)) {
+    const bool is_norm = shape.size() == 1;
+    tensors[name] = is_norm ? at::ones(shape, at::kFloat)
+                            : at::normal(0.0, options.init_std, shape, gen, at::TensorOptions().dtype(at::kFloat));
+  }
+  return from_tensors(options, tensors, device);
+}
+
+LlamaModel LlamaModel::from_tensors(const ModelOptions& options, const TensorMap& tensors, at::Device device) {
+  GSA_CHECK(options.num_heads % options.num_kv_heads == 0, "num_heads ", options.num_heads,
+            " is not a multiple of num_kv_heads ", options.num_kv_heads);
+  LlamaModel model;
+  model.options_ = options;
+  model.device_ = device;
+  const auto expected = llama_parameter_shapes(options);
+  for (const auto& [name, shape] : expected) {
+    auto it = tensors.find(name);
+    GSA_CHECK(it != tensors.end(), "missing tensor '", name, "' (expected shape ", at::IntArrayRef(shape), ")");
+    GSA_CHECK(it->second.sizes() == at::IntArrayRef(shape), "tensor '", name, "' has shape ", it->second.sizes(),
+              ", the config needs ", at::IntArrayRef(shape));
+    model.params_[name] = it->second.detach().to(device, to_scalar_type(options.dtype)).contiguous();
+  }
+  for (const auto& [name, t] : tensors) {
+    const bool tied_head = options.tie_embeddings && name == "lm_head.weight";
+    GSA_CHECK(model.params_.count(name) || tied_head, "unexpected tensor '", name, "' for this config");
+  }
+  return model;
+}
+
+std::vector<at::Tensor> LlamaModel::parameter_list() const {
+  std::vector<at::Tensor> out;
+  for (const auto& [name, t] : params_) out.push_back(t);
+  return out;
+}
+
+void LlamaModel::set_requires_grad(bool requires_grad) {
+  for (auto& [name, t] : params_) t.requires_grad_(requires_grad);
+}
+
+int64_t LlamaModel::num_parameters() const {
+  int64_t n = 0;
+  for (const auto& [name, t] : params_) n += t.numel();
+  return n;
+}
+
+void LlamaModel::extend_vocab(int64_t new_vocab_size) {
+  GSA_CHECK(new_vocab_size >= options_.vocab_size, "cannot shrink the vocabulary from ", options_.vocab_size, " to ",
+            new_vocab_size);
+  const int64_t extra = new_vocab_size - options_.vocab_size;
+  if (extra == 0) return;
+  at::NoGradGuard no_grad;
+  for (const char* name : {"model.embed_tokens.weight", "lm_head.weight"}) {
+    auto it = params_.find(name);
+    if (it == params_.end()) continue;
+    at::Tensor old = it->second;
+    at::Tensor mean = old.to(at::kFloat).mean(0, /*keepdim=*/true).to(old.scalar_type());
+    it->second = at::cat({old, mean.expand({extra, old.size(1)})}, 0).contiguous();
+  }
+  options_.vocab_size = new_vocab_size;
+}
+
+KvCache LlamaModel::make_cache(int64_t batch, int64_t capacity) const {
+  KvCache cache;
+  auto opts = at::TensorOptions().dtype(to_scalar_type(options_.dtype)).device(device_);
+  for (int64_t i = 0; i < options_.num_layers; ++i) {
+    cache.k.push_back(at::zeros({batch, options_.num_kv_heads, capacity, options_.head_dim}, opts));
+    cache.v.push_back(at::zeros({batch, options_.num_kv_heads, capacity, options_.head_dim}, opts));
+  }
+  return cache;
+}
+
+const at::Tensor& LlamaModel::param(const std::string& name) const {
+  auto it = params_.find(name);
+  GSA_CHECK(it != params_.end(), "model has no parameter '", name, "'");
+  return it->second;
+}
+
+at::Tensor LlamaModel::layer_forward(int64_t layer, const at::Tensor& x, const at::Tensor& rope_pos,
+                                     const AttentionPlan& plan, const AttentionOptions& attention, bool selective,
+                                     KvCache* cache) const {
+  const ModelOptions& o = options_;
+  const int64_t b = x.size(0), tq = x.size(1), d = o.head_dim;
+  auto p = [&](const std::string& rest) -> const at::Tensor& { return param(layer_name(layer, rest)); };
+
+  at::Tensor h = rms_norm(x, p("input_layernorm.weight"), o.rms_norm_eps);                    // [B, Tq, H]
+  at::Tensor q = project(h, p("self_attn.q_proj.weight")).view({b, tq, o.num_heads, d}).transpose(1, 2);
+  at::Tensor k = project(h, p("self_attn.k_proj.weight")).view({b, tq, o.num_kv_heads, d}).transpose(1, 2);
+  at::Tensor v = project(h, p("self_attn.v_proj.weight")).view({b, tq, o.num_kv_heads, d}).transpose(1, 2);
+  RopeTables rope = make_rope_tables(rope_pos, d, o.rope_theta, x.scalar_type());
+  q = apply_rope(q, rope);                                                                     // [B, Hq, Tq, D]
+  k = apply_rope(k, rope);                                                                     // [B, Hkv, Tq, D]
+
+  at::Tensor keys = k, values = v;
+  if (cache != nullptr) {
+    cache->k[layer].narrow(2, plan.q_begin, tq).copy_(k);
+    cache->v[layer].narrow(2, plan.q_begin, tq).copy_(v);
+    keys = cache->k[layer].narrow(2, 0, plan.num_keys);
+    values = cache->v[layer].narrow(2, 0, plan.num_keys);
+  }
+  const bool layer_selects = selective && layer >= attention.selection.first_selective_layer;
+  at::Tensor attn = gsa_attention(q, keys, values, plan, layer_selects, attention.selection, 1.0 / std::sqrt(double(d)));
+  attn = attn.transpose(1, 2).reshape({b, tq, o.num_heads * d});
+  at::Tensor out = x + project(attn, p("self_attn.o_proj.weight"));
+
+  h = rms_norm(out, p("post_attention_layernorm.weight"), o.rms_norm_eps);
+  at::Tensor mlp = project(at::silu(project(h, p("mlp.gate_proj.weight"))) * project(h, p("mlp.up_proj.weight")),
+                          p("mlp.down_proj.weight"));
+  return out + mlp;
+}
+
+at::Tensor LlamaModel::forward(const at::Tensor& tokens, const at::Tensor& rope_pos, const AttentionPlan& plan,
+                               const AttentionOptions& attention, bool selective, KvCache* cache) const {
+  GSA_CHECK(tokens.dim() == 2 && tokens.sizes() == rope_pos.sizes(), "tokens ", tokens.sizes(), " and rope_pos ",
+            rope_pos.sizes(), " must both be [B, Tq]");
+  GSA_CHECK(tokens.size(1) == plan.num_queries, "forward got ", tokens.size(1), " tokens for ", plan.num_queries,
+            " plan queries");
+  GSA_CHECK(cache != nullptr || (plan.q_begin == 0 && plan.num_queries == plan.num_keys),
+            "a forward without a KV cache must cover every position");
+  GSA_CHECK(cache == nullptr || cache->capacity() >= plan.num_keys, "KV cache capacity ", cache ? cache->capacity() : 0,
+            " < ", plan.num_keys, " positions");
+  const at::Tensor& embed = param("model.embed_tokens.weight");
+  GSA_CHECK(tokens.max().item<int64_t>() < options_.vocab_size && tokens.min().item<int64_t>() >= 0,
+            "token ids must be in [0, ", options_.vocab_size, ")");
+  at::Tensor x = at::embedding(embed, tokens);                                                // [B, Tq, H]
+  for (int64_t layer = 0; layer < options_.num_layers; ++layer) {
+    x = layer_forward(layer, x, rope_pos, plan, attention, selective, cache);
+  }
+  x = rms_norm(x, param("model.norm.weight"), options_.rms_norm_eps);
+  const at::Tensor& head = options_.tie_embeddings ? embed : param("lm_head.weight");
+  return project(x, head).to(at::kFloat);                                                      // [B, Tq, V]
+}
+
+}  // namespace gsa

@@ -1,0 +1,184 @@
+// Llama model with GSA attention: a decode step equals a full recompute of the last position (every step, cpt
+// and selective, 1 and 2 levels), sampling rules (greedy, seeded top-p, gists never generated), weight loading
+// errors, vocabulary extension, bf16 against fp32, and gradients through selective training.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "common/tolerance.h"
+#include "gsa/runtime/attention_plan.h"
+#include "gsa/runtime/error.h"
+#include "gsa/runtime/generation.h"
+#include "gsa/runtime/llama_model.h"
+#include "gsa/runtime/tokenizer.h"
+
+namespace gsa {
+namespace {
+
+ModelOptions tiny_model() {
+  ModelOptions o;
+  o.vocab_size = 264;
+  o.hidden_size = 32;
+  o.intermediate_size = 64;
+  o.num_layers = 3;
+  o.num_heads = 4;
+  o.num_kv_heads = 2;
+  o.head_dim = 8;
+  o.init_std = 0.2;
+  return o;
+}
+
+GistLayout prompt_layout(int64_t levels, int64_t context, int64_t suffix, uint32_t seed) {
+  std::mt19937 rng(seed);
+  Document doc;
+  for (int64_t i = 0; i < context; ++i) doc.context.push_back(rng() % 256);
+  for (int64_t i = 0; i < suffix; ++i) doc.suffix.push_back(rng() % 256);
+  GistOptions g;
+  g.levels = levels;
+  g.chunk = 3;
+  g.fanout = 2;
+  g.sink = 2;
+  return build_layout({doc}, g);
+}
+
+at::Tensor full_recompute_last(const LlamaModel& model, const GistLayout& layout, const AttentionOptions& attention) {
+  at::NoGradGuard no_grad;
+  AttentionPlan plan = make_attention_plan({&layout}, 0, -1, attention, model.device());
+  auto t = [&](const std::vector<int64_t>& v) { return at::tensor(v, at::kLong).view({1, -1}).to(model.device()); };
+  at::Tensor logits = model.forward(t(layout.tokens), t(layout.rope_pos), plan, attention, attention.selection.enabled);
+  return logits[0][layout.size() - 1];
+}
+
+TEST(Model, DecodeStepEqualsFullRecompute) {
+  for (const at::Device device : test::test_devices()) {
+    for (int64_t levels : {1, 2}) {
+      for (bool selective : {false, true}) {
+        LlamaModel model = LlamaModel::create(tiny_model(), 11, device);
+        AttentionOptions attention;
+        attention.selection.enabled = selective;
+        Generator gen(model, attention, prompt_layout(levels, 60, 4, 3), 128);
+        at::Tensor logits = gen.prefill();
+        GSA_EXPECT_CLOSE(logits, full_recompute_last(model, gen.layout(), attention), 1e-5, 1e-4);
+        for (int step = 0; step < 6; ++step) {
+          const int64_t token = logits.argmax().item<int64_t>() % 256;
+          logits = gen.step(token);
+          GSA_EXPECT_CLOSE(logits, full_recompute_last(model, gen.layout(), attention), 1e-5, 1e-4)
+              << "levels " << levels << " selective " << selective << " step " << step << " on " << device;
+        }
+      }
+    }
+  }
+}
+
+TEST(Model, GreedyGenerationIsDeterministicAndNeverEmitsGists) {
+  LlamaModel model = LlamaModel::create(tiny_model(), 5, at::kCPU);
+  {  // Make the gist rows of lm_head dominate: greedy decoding must still skip them.
+    at::NoGradGuard no_grad;
+    at::Tensor head = model.parameters().at("lm_head.weight");
+    head.narrow(0, ByteTokenizer::kFirstGist, 1).fill_(3.0);
+  }
+  AttentionOptions attention;
+  SamplingOptions sampling;
+  sampling.max_new_tokens = 8;
+  Generator a(model, attention, prompt_layout(1, 30, 3, 1), 64);
+  Generator b(model, attention, prompt_layout(1, 30, 3, 1), 64);
+  std::vector<int64_t> out = a.generate(sampling);
+  EXPECT_EQ(out, b.generate(sampling));
+  ASSERT_EQ(out.size(), 8u);
+  for (int64_t id : out) EXPECT_FALSE(ByteTokenizer::is_gist(id));
+}
+
+TEST(Sampler, TopPAndSeedAreHonoured) {
+  at::Tensor logits = at::tensor(std::vector<float>{0.f, 5.f, 4.9f, -2.f, 10.f});
+  SamplingOptions s;
+  s.temperature = 1.0;
+  s.top_p = 0.9;  // token 4 alone holds > 0.9 of the mass
+  Sampler top(s, {});
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(top.sample(logits), 4);
+  Sampler no_four(s, {4});  // forbidden: the mass moves to tokens 1 and 2
+  for (int i = 0; i < 20; ++i) {
+    const int64_t id = no_four.sample(logits);
+    EXPECT_TRUE(id == 1 || id == 2) << id;
+  }
+  s.top_p = 1.0;
+  s.seed = 99;
+  Sampler x(s, {}), y(s, {});
+  std::vector<int64_t> xs, ys;
+  at::Tensor flat = at::zeros({50});
+  for (int i = 0; i < 30; ++i) {
+    xs.push_back(x.sample(flat));
+    ys.push_back(y.sample(flat));
+  }
+  EXPECT_EQ(xs, ys);
+  EXPECT_GT(std::set<int64_t>(xs.begin(), xs.end()).size(), 5u);  // really sampling
+}
+
+TEST(Model, LoadingChecksNamesAndShapes) {
+  ModelOptions o = tiny_model();
+  LlamaModel model = LlamaModel::create(o, 1, at::kCPU);
+  TensorMap tensors = model.parameters();
+  tensors.erase("model.layers.1.mlp.up_proj.weight");
+  try {
+    LlamaModel::from_tensors(o, tensors, at::kCPU);
+    FAIL() << "missing tensor accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("model.layers.1.mlp.up_proj.weight"), std::string::npos) << e.what();
+  }
+  tensors = model.parameters();
+  tensors["model.norm.weight"] = at::ones({7});
+  EXPECT_THROW(LlamaModel::from_tensors(o, tensors, at::kCPU), Error);
+  tensors = model.parameters();
+  tensors["model.extra.weight"] = at::ones({1});
+  EXPECT_THROW(LlamaModel::from_tensors(o, tensors, at::kCPU), Error);
+}
+
+TEST(Model, ExtendVocabInitialisesNewRowsToTheMean) {
+  ModelOptions o = tiny_model();
+  o.vocab_size = 259;
+  LlamaModel model = LlamaModel::create(o, 2, at::kCPU);
+  at::Tensor mean = model.parameters().at("model.embed_tokens.weight").mean(0);
+  model.extend_vocab(263);
+  EXPECT_EQ(model.options().vocab_size, 263);
+  at::Tensor embed = model.parameters().at("model.embed_tokens.weight");
+  ASSERT_EQ(embed.size(0), 263);
+  for (int64_t r = 259; r < 263; ++r) GSA_EXPECT_CLOSE(embed[r], mean, 1e-6, 1e-6);
+  EXPECT_EQ(model.parameters().at("lm_head.weight").size(0), 263);
+}
+
+TEST(Model, Bf16ForwardTracksFp32) {
+  ModelOptions o = tiny_model();
+  LlamaModel fp32 = LlamaModel::create(o, 4, at::kCPU);
+  o.dtype = DType::kBFloat16;
+  LlamaModel bf16 = LlamaModel::from_tensors(o, fp32.parameters(), at::kCPU);
+  AttentionOptions attention;
+  GistLayout layout = prompt_layout(2, 40, 3, 9);
+  EXPECT_EQ(bf16.parameters().at("model.norm.weight").scalar_type(), at::kBFloat16);
+  GSA_EXPECT_CLOSE(full_recompute_last(bf16, layout, attention), full_recompute_last(fp32, layout, attention),
+                   0.1, 0.05);
+}
+
+TEST(Model, SelectiveTrainingSendsGradientsThroughKeptKeys) {
+  LlamaModel model = LlamaModel::create(tiny_model(), 8, at::kCPU);
+  model.set_requires_grad(true);
+  AttentionOptions attention;
+  GistLayout layout = prompt_layout(1, 50, 5, 2);
+  AttentionPlan plan = make_attention_plan({&layout}, 0, -1, attention, at::kCPU);
+  ASSERT_EQ(plan.selection.count, 5);
+  auto t = [&](const std::vector<int64_t>& v) { return at::tensor(v, at::kLong).view({1, -1}); };
+  at::Tensor cpt = model.forward(t(layout.tokens), t(layout.rope_pos), plan, attention, false);
+  at::Tensor sel = model.forward(t(layout.tokens), t(layout.rope_pos), plan, attention, true);
+  // Prefix positions are identical, suffix positions differ (selection instead of the gist mask).
+  const int64_t prefix = layout.size() - 5;
+  GSA_EXPECT_CLOSE(sel.narrow(1, 0, prefix), cpt.narrow(1, 0, prefix), 1e-6, 1e-6);
+  EXPECT_GT((sel.narrow(1, prefix, 5) - cpt.narrow(1, prefix, 5)).abs().max().item<float>(), 1e-4);
+  sel.narrow(1, prefix, 5).logsumexp(-1).sum().backward();
+  for (const char* name : {"model.layers.2.self_attn.k_proj.weight", "model.layers.1.self_attn.q_proj.weight",
+                           "model.embed_tokens.weight"}) {
+    at::Tensor g = model.parameters().at(name).grad();
+    ASSERT_TRUE(g.defined()) << name;
+    EXPECT_GT(g.abs().sum().item<float>(), 0.f) << name;
+  }
+}
+
+}  // namespace
+}  // namespace gsa
