@@ -10,8 +10,8 @@ if(GSA_CCACHE)
 endif()
 
 # LibTorch comes from the Python install (pip torch==2.11.0 here, the image's Python on GPU machines).
+find_package(Python3 REQUIRED COMPONENTS Interpreter)
 if(NOT Torch_DIR)
-  find_package(Python3 REQUIRED COMPONENTS Interpreter)
   execute_process(
     COMMAND ${Python3_EXECUTABLE} -c "import torch; print(torch.utils.cmake_prefix_path)"
     OUTPUT_VARIABLE _gsa_torch_prefix OUTPUT_STRIP_TRAILING_WHITESPACE

@@ -14,7 +14,11 @@ std::string top_level_help() {
          "  bench      benchmarks (bench attention)\n";
 }
 
-int run_command(const std::string& command, const std::vector<std::string>& args) {
+int run_command(const std::string& command, const Args& args) {
+  if (command == "train") return run_train(args);
+  if (command == "generate") return run_generate(args);
+  if (command == "inspect") return run_inspect(args);
+  if (command == "bench") return run_bench(args);
   throw Error(str_cat("unknown command '", command, "'\n", top_level_help()));
 }
 

@@ -1,5 +1,5 @@
-// The subcommands of the gsa CLI. Each run_* takes the arguments after its name and returns the exit code;
-// bad arguments throw gsa::Error with a message that names the flag.
+// The subcommands of the gsa CLI, one file each (cmd_<name>.cpp). Each run_* takes the arguments after its
+// name and returns the exit code; bad arguments throw gsa::Error with a message that names the flag.
 #pragma once
 
 #include <string>
@@ -7,7 +7,14 @@
 
 namespace gsa::cli {
 
+using Args = std::vector<std::string>;
+
 std::string top_level_help();
-int run_command(const std::string& command, const std::vector<std::string>& args);
+int run_command(const std::string& command, const Args& args);
+
+int run_train(const Args& args);     // cmd_train.cpp
+int run_generate(const Args& args);  // cmd_generate.cpp
+int run_inspect(const Args& args);   // cmd_inspect.cpp
+int run_bench(const Args& args);     // cmd_bench.cpp
 
 }  // namespace gsa::cli

@@ -383,13 +383,13 @@ TEST(JsonReader, ParsesValuesEscapesAndNumbers) {
 // Interop with the Python safetensors package (an implementation no one here wrote).
 
 bool python_has_safetensors() {
-  return std::system("python3 -c 'import safetensors.torch, torch' > /dev/null 2>&1") == 0;
+  return std::system(GSA_PYTHON " -c 'import safetensors.torch, torch' > /dev/null 2>&1") == 0;
 }
 
 int run_python(const std::string& dir, const std::string& script, const std::string& args) {
   const std::string script_path = dir + "/script.py";
   write_bytes(script_path, script);
-  return std::system(("python3 " + script_path + " " + args).c_str());
+  return std::system((std::string(GSA_PYTHON) + " " + script_path + " " + args).c_str());
 }
 
 TEST(SafetensorsInterop, ReadsFilesWrittenByPython) {

@@ -1,0 +1,44 @@
+// Single-device text completion, the engine the HTTP API and the sharded engine build on.
+//
+// Contract: complete() tokenizes `context` with the byte tokenizer and gists it (word-aware when the config
+// asks for it), appends `prompt` raw as the suffix, prefills once and decodes up to max_new_tokens with the
+// request's sampling (gist ids never produced; stops after <eos> or a stop token). Returns the generated text
+// and timings. Not thread-safe: one request at a time.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "gsa/config/options.h"
+#include "gsa/runtime/generation.h"
+#include "gsa/runtime/llama_model.h"
+
+namespace gsa {
+
+struct CompletionRequest {
+  std::string context;       // gisted
+  std::string prompt;        // raw suffix (question)
+  SamplingOptions sampling;
+};
+
+struct CompletionResult {
+  std::string text;
+  std::vector<int64_t> tokens;
+  int64_t prompt_tokens = 0;  // layout size, gists included
+  double prefill_ms = 0;
+  double decode_ms_per_token = 0;
+};
+
+class InferenceEngine {
+ public:
+  InferenceEngine(LlamaModel model, const GsaOptions& options);
+  CompletionResult complete(const CompletionRequest& request);
+  const LlamaModel& model() const { return model_; }
+
+ private:
+  LlamaModel model_;
+  GsaOptions options_;
+};
+
+}  // namespace gsa

@@ -1,0 +1,50 @@
+#include "gsa/serve/inference_engine.h"
+
+#include <chrono>
+
+#include "gsa/runtime/error.h"
+#include "gsa/runtime/tokenizer.h"
+
+namespace gsa {
+
+InferenceEngine::InferenceEngine(LlamaModel model, const GsaOptions& options)
+    : model_(std::move(model)), options_(options) {
+  GSA_CHECK(model_.options().vocab_size >= ByteTokenizer::vocab_size(), "the model's vocabulary (",
+            model_.options().vocab_size, ") is smaller than the byte tokenizer's (", ByteTokenizer::vocab_size(), ")");
+}
+
+CompletionResult InferenceEngine::complete(const CompletionRequest& request) {
+  ByteTokenizer tokenizer;
+  Document doc;
+  doc.context = tokenizer.encode(request.context);
+  if (options_.gist.word_aware) doc.context_word_starts = tokenizer.word_starts(doc.context);
+  doc.suffix = tokenizer.encode(request.prompt);
+  GistLayout layout = build_layout({doc}, options_.gist);
+  GSA_CHECK(layout.size() > 0, "empty request: no context and no prompt");
+
+  SamplingOptions sampling = request.sampling;
+  sampling.stop_tokens.push_back(ByteTokenizer::kEos);
+  CompletionResult result;
+  result.prompt_tokens = layout.size();
+  Generator generator(model_, options_.attention, std::move(layout), result.prompt_tokens + sampling.max_new_tokens);
+  Sampler sampler(sampling, generator.layout().gist_token_ids);
+
+  auto now = [] { return std::chrono::steady_clock::now(); };
+  auto start = now();
+  at::Tensor logits = generator.prefill();
+  result.prefill_ms = std::chrono::duration<double, std::milli>(now() - start).count();
+  start = now();
+  for (int64_t i = 0; i < sampling.max_new_tokens; ++i) {
+    const int64_t token = sampler.sample(logits);
+    if (token == ByteTokenizer::kEos) break;
+    result.tokens.push_back(token);
+    if (std::find(sampling.stop_tokens.begin(), sampling.stop_tokens.end(), token) != sampling.stop_tokens.end()) break;
+    if (i + 1 < sampling.max_new_tokens) logits = generator.step(token);
+  }
+  const double decode_ms = std::chrono::duration<double, std::milli>(now() - start).count();
+  result.decode_ms_per_token = result.tokens.empty() ? 0 : decode_ms / result.tokens.size();
+  result.text = tokenizer.decode(result.tokens);
+  return result;
+}
+
+}  // namespace gsa
