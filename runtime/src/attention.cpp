@@ -24,11 +24,12 @@ PartialAttention attend(const at::Tensor& q, const at::Tensor& k, const at::Tens
   m = at::where(at::isfinite(m), m, at::zeros_like(m));
   at::Tensor p = (scores - m).exp();                                                 // masked keys -> 0
   at::Tensor l = p.sum(-1);                                                          // [.., M]
-  at::Tensor out = at::matmul(p.to(v.scalar_type()), v).to(at::kFloat) /
-                   l.clamp_min(std::numeric_limits<float>::min()).unsqueeze(-1);
+  // Empty rows (l == 0) divide by 1, never by a tiny clamp: the division's backward squares the divisor, and a
+  // squared tiny value underflows to 0 and turns 0/0 into NaN that leaks into dv through p^T dO.
   at::Tensor nonempty = l > 0;
-  at::Tensor lse = at::where(nonempty, m.squeeze(-1) + at::where(nonempty, l, at::ones_like(l)).log(),
-                             at::full_like(l, kNegInf));
+  at::Tensor safe_l = at::where(nonempty, l, at::ones_like(l));
+  at::Tensor out = at::matmul(p.to(v.scalar_type()), v).to(at::kFloat) / safe_l.unsqueeze(-1);
+  at::Tensor lse = at::where(nonempty, m.squeeze(-1) + safe_l.log(), at::full_like(l, kNegInf));
   return {out, lse};
 }
 
@@ -137,11 +138,10 @@ PartialAttention merge_partials(const std::vector<PartialAttention>& parts) {
   m = at::where(at::isfinite(m), m, at::zeros_like(m));
   at::Tensor w = (lse - m).exp();                                                     // empty parts -> 0
   at::Tensor denom = w.sum(0);
-  at::Tensor merged = (w.unsqueeze(-1) * out).sum(0) /
-                      denom.clamp_min(std::numeric_limits<float>::min()).unsqueeze(-1);
   at::Tensor nonempty = denom > 0;
-  at::Tensor merged_lse = at::where(nonempty, m + at::where(nonempty, denom, at::ones_like(denom)).log(),
-                                    at::full_like(denom, kNegInf));
+  at::Tensor safe_denom = at::where(nonempty, denom, at::ones_like(denom));  // see attend(): no tiny divisors
+  at::Tensor merged = (w.unsqueeze(-1) * out).sum(0) / safe_denom.unsqueeze(-1);
+  at::Tensor merged_lse = at::where(nonempty, m + safe_denom.log(), at::full_like(denom, kNegInf));
   return {merged, merged_lse};
 }
 
