@@ -40,6 +40,10 @@ class Flags {
   void finish();
 
   const std::string& command_name() const { return command_name_; }
+  // The sub-command word ("layout" in `gsa inspect layout ...`): args[0] when it is not a flag, else "".
+  static std::string leading_word(const std::vector<std::string>& args) {
+    return !args.empty() && args[0].compare(0, 1, "-") != 0 ? args[0] : "";
+  }
 
  private:
   struct Entry {

@@ -290,7 +290,7 @@ void write_csv(std::ofstream& csv, const std::vector<Row>& rows, const char* pas
 }  // namespace
 
 int run_bench(const Args& args) {
-  const std::string what = !args.empty() && args[0].compare(0, 1, "-") != 0 ? args[0] : "";
+  const std::string what = Flags::leading_word(args);
   Flags flags(args, what.empty() ? "bench" : "bench " + what);
   if (flags.help()) {
     std::fputs(kBenchHelp, stdout);

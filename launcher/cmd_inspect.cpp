@@ -65,7 +65,7 @@ GistLayout layout_from_flags(Flags& flags) {
 }  // namespace
 
 int run_inspect(const Args& args) {
-  const std::string what = !args.empty() && args[0].compare(0, 1, "-") != 0 ? args[0] : "";
+  const std::string what = Flags::leading_word(args);
   Flags flags(args, what.empty() ? "inspect" : "inspect " + what);
   if (flags.help()) {
     std::fputs(kInspectHelp, stdout);

@@ -50,10 +50,10 @@ at::Tensor part_mask(const AttentionPlan& plan, const TokenMeta& q, const TokenM
   return allowed.logical_and(inside_band ? in_band : in_band.logical_not()).logical_and(idx >= 0);
 }
 
-BlockPart make_block_part(const AttentionPlan& plan, const at::Tensor& idx_host, bool inside_band,
+BlockPart make_block_part(const AttentionPlan& plan, const at::Tensor& idx, bool inside_band,
                           bool gist_keys_only, at::Device device) {
   BlockPart part;
-  part.idx = idx_host.to(device);                                           // [B, nb, R]
+  part.idx = idx.to(device);  // a no-op for the band, built on the device already                                           // [B, nb, R]
   TokenMeta k = gather_meta(plan.meta, part.idx.clamp_min(0));              // [B, nb, R, F]
   TokenMeta kk{k.fields.unsqueeze(2)};                                       // [B, nb, 1, R, F]
   TokenMeta qq{plan.query_meta.fields.unsqueeze(3)};                         // [B, nb, block, 1, F]
@@ -107,6 +107,21 @@ AttentionPlan make_attention_plan(const std::vector<const GistLayout*>& rows, in
   const int64_t nb = plan.num_blocks;
   const int64_t block = plan.block;
 
+  // Model inputs at the query positions, built on the host and moved once.
+  {
+    at::Tensor inputs = at::zeros({2, plan.batch, plan.num_queries}, at::kLong);
+    auto acc = inputs.accessor<int64_t, 3>();
+    for (int64_t b = 0; b < plan.batch; ++b) {
+      for (int64_t q = q_begin; q < std::min(q_end, rows[b]->size()); ++q) {
+        acc[0][b][q - q_begin] = rows[b]->tokens[q];
+        acc[1][b][q - q_begin] = rows[b]->rope_pos[q];
+      }
+    }
+    inputs = inputs.to(device);
+    plan.tokens = inputs[0];
+    plan.rope_pos = inputs[1];
+  }
+
   // Metadata of keys and of the (padded) queries.
   plan.meta = make_token_meta(rows, T, device);
   const auto long_opts = at::TensorOptions().dtype(at::kLong).device(device);
@@ -121,7 +136,7 @@ AttentionPlan make_attention_plan(const std::vector<const GistLayout*>& rows, in
   at::Tensor block_first = at::arange(nb, long_opts) * block + q_begin;      // [nb]
   at::Tensor band_idx = block_first.view({nb, 1}) - (plan.band_width - 1) + at::arange(band_len, long_opts);
   band_idx = band_idx.masked_fill((band_idx < 0).logical_or(band_idx >= T), -1);
-  plan.band = make_block_part(plan, band_idx.unsqueeze(0).expand({plan.batch, nb, band_len}).contiguous().cpu(),
+  plan.band = make_block_part(plan, band_idx.unsqueeze(0).expand({plan.batch, nb, band_len}).contiguous(),
                               /*inside_band=*/true, /*gist_keys_only=*/false, device);
 
   // Sink and lower-level gists: host-built index lists per (row, block).

@@ -1,5 +1,6 @@
 #include "gsa/runtime/generation.h"
 
+#include <chrono>
 #include <limits>
 
 #include "gsa/runtime/attention_plan.h"
@@ -41,13 +42,8 @@ at::Tensor Generator::run(int64_t q_begin, int64_t count) {
   at::NoGradGuard no_grad;
   const at::Device device = model_.device();
   AttentionPlan plan = make_attention_plan({&layout_}, q_begin, count, attention_, device);
-  auto slice = [&](const std::vector<int64_t>& v) {
-    return at::tensor(std::vector<int64_t>(v.begin() + q_begin, v.begin() + q_begin + count), at::kLong)
-        .view({1, count})
-        .to(device);
-  };
-  at::Tensor logits = model_.forward(slice(layout_.tokens), slice(layout_.rope_pos), plan, attention_,
-                                     attention_.selection.enabled, &cache_);
+  at::Tensor logits =
+      model_.forward(plan.tokens, plan.rope_pos, plan, attention_, attention_.selection.enabled, &cache_);
   return logits[0][count - 1];
 }
 
@@ -59,10 +55,15 @@ at::Tensor Generator::step(int64_t token) {
   return run(layout_.size() - 1, 1);
 }
 
-std::vector<int64_t> Generator::generate(const SamplingOptions& sampling) {
+std::vector<int64_t> Generator::generate(const SamplingOptions& sampling, GenerationStats* stats) {
+  using Clock = std::chrono::steady_clock;
+  auto ms_since = [](Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); };
   Sampler sampler(sampling, layout_.gist_token_ids);
   std::vector<int64_t> out;
+  auto start = Clock::now();
   at::Tensor logits = prefill();
+  if (stats != nullptr) stats->prefill_ms = ms_since(start);
+  start = Clock::now();
   for (int64_t i = 0; i < sampling.max_new_tokens; ++i) {
     const int64_t token = sampler.sample(logits);
     out.push_back(token);
@@ -71,6 +72,7 @@ std::vector<int64_t> Generator::generate(const SamplingOptions& sampling) {
     if (stop || i + 1 == sampling.max_new_tokens || layout_.size() >= cache_.capacity()) break;
     logits = step(token);
   }
+  if (stats != nullptr) stats->decode_ms = ms_since(start);
   return out;
 }
 

@@ -150,6 +150,13 @@ int64_t GistLayout::gists_in_doc(int64_t l, int64_t d) const {
   return hi - lo;
 }
 
+std::vector<const GistLayout*> row_pointers(const std::vector<GistLayout>& layouts) {
+  std::vector<const GistLayout*> out;
+  out.reserve(layouts.size());
+  for (const GistLayout& l : layouts) out.push_back(&l);
+  return out;
+}
+
 std::string render_layout(const GistLayout& layout) {
   std::string out;
   out.reserve(layout.size());

@@ -168,8 +168,8 @@ at::Tensor LlamaModel::forward(const at::Tensor& tokens, const at::Tensor& rope_
   GSA_CHECK(cache == nullptr || cache->capacity() >= plan.num_keys, "KV cache capacity ", cache ? cache->capacity() : 0,
             " < ", plan.num_keys, " positions");
   const at::Tensor& embed = param("model.embed_tokens.weight");
-  GSA_CHECK(tokens.max().item<int64_t>() < options_.vocab_size && tokens.min().item<int64_t>() >= 0,
-            "token ids must be in [0, ", options_.vocab_size, ")");
+  GSA_CHECK(!(tokens < 0).logical_or(tokens >= options_.vocab_size).any().item<bool>(), "token ids must be in [0, ",
+            options_.vocab_size, ")");
   at::Tensor x = at::embedding(embed, tokens);                                                // [B, Tq, H]
   for (int64_t layer = 0; layer < options_.num_layers; ++layer) {
     x = layer_forward(layer, x, rope_pos, plan, attention, selective, cache);

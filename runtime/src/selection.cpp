@@ -7,8 +7,6 @@
 namespace gsa {
 namespace {
 
-using at::indexing::Slice;
-
 // Keys at (row, kv head, position) for broadcastable index tensors -> [..., D] fp32.
 at::Tensor gather_keys(const at::Tensor& k, const at::Tensor& rows, const at::Tensor& heads, const at::Tensor& pos) {
   return k.index({rows, heads, pos}).to(at::kFloat);

@@ -1,7 +1,5 @@
 #include "gsa/serve/inference_engine.h"
 
-#include <chrono>
-
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/tokenizer.h"
 
@@ -27,22 +25,11 @@ CompletionResult InferenceEngine::complete(const CompletionRequest& request) {
   CompletionResult result;
   result.prompt_tokens = layout.size();
   Generator generator(model_, options_.attention, std::move(layout), result.prompt_tokens + sampling.max_new_tokens);
-  Sampler sampler(sampling, generator.layout().gist_token_ids);
-
-  auto now = [] { return std::chrono::steady_clock::now(); };
-  auto start = now();
-  at::Tensor logits = generator.prefill();
-  result.prefill_ms = std::chrono::duration<double, std::milli>(now() - start).count();
-  start = now();
-  for (int64_t i = 0; i < sampling.max_new_tokens; ++i) {
-    const int64_t token = sampler.sample(logits);
-    if (token == ByteTokenizer::kEos) break;
-    result.tokens.push_back(token);
-    if (std::find(sampling.stop_tokens.begin(), sampling.stop_tokens.end(), token) != sampling.stop_tokens.end()) break;
-    if (i + 1 < sampling.max_new_tokens) logits = generator.step(token);
-  }
-  const double decode_ms = std::chrono::duration<double, std::milli>(now() - start).count();
-  result.decode_ms_per_token = result.tokens.empty() ? 0 : decode_ms / result.tokens.size();
+  GenerationStats stats;
+  result.tokens = generator.generate(sampling, &stats);
+  result.prefill_ms = stats.prefill_ms;
+  if (!result.tokens.empty() && result.tokens.back() == ByteTokenizer::kEos) result.tokens.pop_back();
+  result.decode_ms_per_token = result.tokens.empty() ? 0 : stats.decode_ms / result.tokens.size();
   result.text = tokenizer.decode(result.tokens);
   return result;
 }

@@ -40,7 +40,7 @@ std::vector<Case> cases() {
 
 struct Batch {
   std::vector<GistLayout> rows;
-  std::vector<const GistLayout*> ptrs;
+  std::vector<const GistLayout*> ptrs() const { return row_pointers(rows); }
 };
 
 Batch random_batch(const Case& c, std::mt19937& rng) {
@@ -66,7 +66,6 @@ Batch random_batch(const Case& c, std::mt19937& rng) {
     }
     batch.rows.push_back(build_layout(docs, o));
   }
-  for (auto& r : batch.rows) batch.ptrs.push_back(&r);
   return batch;
 }
 
@@ -97,7 +96,7 @@ TEST_P(AttentionVsDense, OutputsAndGradientsMatchFloat64Oracle) {
     AttentionOptions options;
     options.query_block = c.query_block;
     options.selection = selection_options(c);
-    AttentionPlan plan = make_attention_plan(batch.ptrs, 0, -1, options, device);
+    AttentionPlan plan = make_attention_plan(batch.ptrs(), 0, -1, options, device);
     at::Tensor out = gsa_attention(q, k, v, plan, c.selective, options.selection, scale);
     (out * w).sum().backward();
 
@@ -161,7 +160,7 @@ TEST(Selection, EqualsBruteForceOnRandomLayouts) {
       at::Tensor q = at::randn({2, c.hq, T, D}, fp32), k = at::randn({2, c.hkv, T, D}, fp32);
       AttentionOptions options;
       options.selection = selection_options(c);
-      AttentionPlan plan = make_attention_plan(batch.ptrs, 0, -1, options, device);
+      AttentionPlan plan = make_attention_plan(batch.ptrs(), 0, -1, options, device);
       const SelectionPlan& sel = plan.selection;
       if (sel.count == 0) continue;
       at::Tensor q_sel = q.index({sel.row, at::indexing::Slice(), sel.pos});

@@ -54,9 +54,8 @@ TEST_P(HfLlamaParity, LogitsEqualTransformersWithGistsOff) {
       doc.suffix.assign(ids[b].data_ptr<int64_t>(), ids[b].data_ptr<int64_t>() + ids.size(1));
       rows.push_back(build_layout({doc}, GistOptions{}));
     }
-    std::vector<const GistLayout*> ptrs{&rows[0], &rows[1]};
     AttentionOptions attention;
-    AttentionPlan plan = make_attention_plan(ptrs, 0, -1, attention, device);
+    AttentionPlan plan = make_attention_plan(row_pointers(rows), 0, -1, attention, device);
     at::Tensor rope = at::arange(ids.size(1), at::kLong).view({1, -1}).expand_as(ids).contiguous();
     at::NoGradGuard no_grad;
     at::Tensor logits = model.forward(ids.to(device), rope.to(device), plan, attention, true);

@@ -44,8 +44,7 @@ GistLayout prompt_layout(int64_t levels, int64_t context, int64_t suffix, uint32
 at::Tensor full_recompute_last(const LlamaModel& model, const GistLayout& layout, const AttentionOptions& attention) {
   at::NoGradGuard no_grad;
   AttentionPlan plan = make_attention_plan({&layout}, 0, -1, attention, model.device());
-  auto t = [&](const std::vector<int64_t>& v) { return at::tensor(v, at::kLong).view({1, -1}).to(model.device()); };
-  at::Tensor logits = model.forward(t(layout.tokens), t(layout.rope_pos), plan, attention, attention.selection.enabled);
+  at::Tensor logits = model.forward(plan.tokens, plan.rope_pos, plan, attention, attention.selection.enabled);
   return logits[0][layout.size() - 1];
 }
 
@@ -164,9 +163,8 @@ TEST(Model, SelectiveTrainingSendsGradientsThroughKeptKeys) {
   GistLayout layout = prompt_layout(1, 50, 5, 2);
   AttentionPlan plan = make_attention_plan({&layout}, 0, -1, attention, at::kCPU);
   ASSERT_EQ(plan.selection.count, 5);
-  auto t = [&](const std::vector<int64_t>& v) { return at::tensor(v, at::kLong).view({1, -1}); };
-  at::Tensor cpt = model.forward(t(layout.tokens), t(layout.rope_pos), plan, attention, false);
-  at::Tensor sel = model.forward(t(layout.tokens), t(layout.rope_pos), plan, attention, true);
+  at::Tensor cpt = model.forward(plan.tokens, plan.rope_pos, plan, attention, false);
+  at::Tensor sel = model.forward(plan.tokens, plan.rope_pos, plan, attention, true);
   // Prefix positions are identical, suffix positions differ (selection instead of the gist mask).
   const int64_t prefix = layout.size() - 5;
   GSA_EXPECT_CLOSE(sel.narrow(1, 0, prefix), cpt.narrow(1, 0, prefix), 1e-6, 1e-6);

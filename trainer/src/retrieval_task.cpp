@@ -72,19 +72,12 @@ TaskBatch make_task_batch(const std::vector<Document>& docs, int64_t answer_len,
     length = std::max(length, batch.layouts.back().size());
   }
   const int64_t rows = static_cast<int64_t>(docs.size());
-  at::Tensor tokens = at::zeros({rows, length}, at::kLong);
-  at::Tensor rope = at::zeros({rows, length}, at::kLong);
   at::Tensor labels = at::full({rows, length}, -100, at::kLong);
+  auto acc = labels.accessor<int64_t, 2>();
   for (int64_t b = 0; b < rows; ++b) {
     const GistLayout& l = batch.layouts[b];
-    for (int64_t t = 0; t < l.size(); ++t) {
-      tokens[b][t] = l.tokens[t];
-      rope[b][t] = l.rope_pos[t];
-    }
-    for (int64_t t = l.size() - answer_len; t < l.size(); ++t) labels[b][t - 1] = l.tokens[t];
+    for (int64_t t = l.size() - answer_len; t < l.size(); ++t) acc[b][t - 1] = l.tokens[t];
   }
-  batch.tokens = tokens.to(device);
-  batch.rope_pos = rope.to(device);
   batch.labels = labels.to(device);
   return batch;
 }

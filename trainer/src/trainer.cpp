@@ -23,12 +23,6 @@ AdamWOptions adamw_options(const TrainOptions& t) {
   return o;
 }
 
-std::vector<const GistLayout*> pointers(const std::vector<GistLayout>& layouts) {
-  std::vector<const GistLayout*> out;
-  for (const auto& l : layouts) out.push_back(&l);
-  return out;
-}
-
 at::Tensor next_token_loss(const at::Tensor& logits, const at::Tensor& labels) {
   return at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), labels.reshape({-1}), {},
                                 at::Reduction::Mean, -100);
@@ -48,28 +42,28 @@ Trainer::Trainer(const GsaOptions& options, at::Device device)
       model_(LlamaModel::create(options.model, options.train.seed, device)),
       optimizer_((model_.set_requires_grad(true), model_.parameters()), adamw_options(options.train)),
       task_(options.data.retrieval, options.gist, options.train.seed + 1),
-      eval_task_(options.data.retrieval, options.gist, options.train.seed + 0x5eed) {}
+      eval_task_(options.data.retrieval, options.gist, options.train.seed + 0x5eed),
+      schedule_{options.train.lr, options.train.min_lr_ratio, options.train.warmup_steps, options.train.steps} {}
 
 StepMetrics Trainer::train_step(int64_t step) {
   const TrainOptions& t = options_.train;
-  LrSchedule schedule{t.lr, t.min_lr_ratio, t.warmup_steps, t.steps};
   const auto start = std::chrono::steady_clock::now();
   TaskBatch batch = task_.next_batch(t.batch_size, device_);
-  AttentionPlan plan = make_attention_plan(pointers(batch.layouts), 0, -1, options_.attention, device_);
+  AttentionPlan plan = make_attention_plan(row_pointers(batch.layouts), 0, -1, options_.attention, device_);
   const bool selective = t.mode == TrainMode::kSelective;
-  at::Tensor logits = model_.forward(batch.tokens, batch.rope_pos, plan, options_.attention, selective);
+  at::Tensor logits = model_.forward(plan.tokens, plan.rope_pos, plan, options_.attention, selective);
   at::Tensor loss = next_token_loss(logits, batch.labels);
   optimizer_.zero_grad();
   loss.backward();
   StepMetrics m;
   m.step = step;
   m.grad_norm = optimizer_.clip_grad_norm(t.grad_clip);
-  m.lr = schedule.lr_at(step);
+  m.lr = schedule_.lr_at(step);
   optimizer_.step(m.lr);
   m.loss = loss.item<double>();
   m.accuracy = answer_accuracy(logits.detach(), batch.labels);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  m.tokens_per_second = static_cast<double>(batch.tokens.numel()) / seconds;
+  m.tokens_per_second = static_cast<double>(plan.tokens.numel()) / seconds;
   return m;
 }
 
@@ -78,8 +72,8 @@ double Trainer::evaluate(int64_t batches) {
   double total = 0;
   for (int64_t i = 0; i < batches; ++i) {
     TaskBatch batch = eval_task_.next_batch(options_.train.batch_size, device_);
-    AttentionPlan plan = make_attention_plan(pointers(batch.layouts), 0, -1, options_.attention, device_);
-    at::Tensor logits = model_.forward(batch.tokens, batch.rope_pos, plan, options_.attention,
+    AttentionPlan plan = make_attention_plan(row_pointers(batch.layouts), 0, -1, options_.attention, device_);
+    at::Tensor logits = model_.forward(plan.tokens, plan.rope_pos, plan, options_.attention,
                                        options_.attention.selection.enabled);
     total += answer_accuracy(logits, batch.labels);
   }

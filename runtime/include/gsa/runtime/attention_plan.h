@@ -76,6 +76,8 @@ struct AttentionPlan {
   bool keep_unselected_gists = false;
   GistOptions gist;            // the rows' gist options (all rows share them)
 
+  at::Tensor tokens;           // [B, Tq] token ids at the query positions (padding 0): the model's input
+  at::Tensor rope_pos;         // [B, Tq] their RoPE positions (padding 0)
   TokenMeta meta;              // [B, T, F] all keys
   TokenMeta query_meta;        // [B, nb, block, F] (padding queries have doc -1)
   BlockPart band;

@@ -42,6 +42,12 @@ class Sampler {
   at::Generator generator_;
 };
 
+// Wall-clock split of one generate() call.
+struct GenerationStats {
+  double prefill_ms = 0;  // prefill, through the logits of the last prompt position
+  double decode_ms = 0;   // sampling and decode steps after it
+};
+
 class Generator {
  public:
   // The cache holds up to capacity positions (prompt + generated).
@@ -52,7 +58,7 @@ class Generator {
   const GistLayout& layout() const { return layout_; }
 
   // Prefill + decode loop with sampling; returns the generated ids (stop token included if hit).
-  std::vector<int64_t> generate(const SamplingOptions& sampling);
+  std::vector<int64_t> generate(const SamplingOptions& sampling, GenerationStats* stats = nullptr);
 
  private:
   at::Tensor run(int64_t q_begin, int64_t count);

@@ -67,6 +67,9 @@ GistLayout build_layout(const std::vector<Document>& docs, const GistOptions& op
 // The same, with the byte tokenizer's gist ids.
 GistLayout build_layout(const std::vector<Document>& docs, const GistOptions& options);
 
+// The rows of a batch as the pointer list that make_attention_plan and make_token_meta take.
+std::vector<const GistLayout*> row_pointers(const std::vector<GistLayout>& layouts);
+
 // Inspect rendering: one character per token, '.' raw, '0'..'3' the gist level.
 std::string render_layout(const GistLayout& layout);
 

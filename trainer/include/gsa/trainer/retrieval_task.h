@@ -19,11 +19,10 @@
 
 namespace gsa {
 
+// The model inputs (tokens, RoPE positions) come from the attention plan built over `layouts`.
 struct TaskBatch {
   std::vector<GistLayout> layouts;  // [B]
-  at::Tensor tokens;                // [B, T] int64
-  at::Tensor rope_pos;              // [B, T] int64
-  at::Tensor labels;                // [B, T] int64, -100 = ignored
+  at::Tensor labels;                // [B, T] int64, -100 = ignored; T = the longest layout
 };
 
 class RetrievalTask {

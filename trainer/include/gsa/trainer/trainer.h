@@ -18,6 +18,7 @@
 #include "gsa/config/options.h"
 #include "gsa/runtime/llama_model.h"
 #include "gsa/trainer/adamw.h"
+#include "gsa/trainer/lr_schedule.h"
 #include "gsa/trainer/retrieval_task.h"
 
 namespace gsa {
@@ -60,6 +61,7 @@ class Trainer {
   AdamW optimizer_;
   RetrievalTask task_;
   RetrievalTask eval_task_;
+  LrSchedule schedule_;
 };
 
 // Loads a checkpoint written by Trainer::save_checkpoint: the config (config.pbtxt) and the model weights.
