@@ -21,6 +21,30 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
 // x [.., in] @ weight[out, in]^T -> [.., out]
 at::Tensor project(const at::Tensor& x, const at::Tensor& weight) { return at::matmul(x, weight.t()); }
 
+// Attention on one device over the plan's keys: the forward's own K/V, or the KV cache they are written into.
+class PlannedAttention : public LayerAttention {
+ public:
+  PlannedAttention(const AttentionPlan& plan, const SelectionOptions& selection, KvCache* cache)
+      : plan_(plan), selection_(selection), cache_(cache) {}
+
+  at::Tensor attend(int64_t layer, bool layer_selects, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                    double scale) override {
+    at::Tensor keys = k, values = v;
+    if (cache_ != nullptr) {
+      cache_->k[layer].narrow(2, plan_.q_begin, k.size(2)).copy_(k);
+      cache_->v[layer].narrow(2, plan_.q_begin, v.size(2)).copy_(v);
+      keys = cache_->k[layer].narrow(2, 0, plan_.num_keys);
+      values = cache_->v[layer].narrow(2, 0, plan_.num_keys);
+    }
+    return gsa_attention(q, keys, values, plan_, layer_selects, selection_, scale);
+  }
+
+ private:
+  const AttentionPlan& plan_;
+  const SelectionOptions& selection_;
+  KvCache* cache_;
+};
+
 }  // namespace
 
 at::ScalarType to_scalar_type(DType dtype) { return dtype == DType::kBFloat16 ? at::kBFloat16 : at::kFloat; }
@@ -125,8 +149,7 @@ const at::Tensor& LlamaModel::param(const std::string& name) const {
 }
 
 at::Tensor LlamaModel::layer_forward(int64_t layer, const at::Tensor& x, const at::Tensor& rope_pos,
-                                     const AttentionPlan& plan, const AttentionOptions& attention, bool selective,
-                                     KvCache* cache) const {
+                                     LayerAttention& layer_attention, bool layer_selects) const {
   const ModelOptions& o = options_;
   const int64_t b = x.size(0), tq = x.size(1), d = o.head_dim;
   auto p = [&](const std::string& rest) -> const at::Tensor& { return param(layer_name(layer, rest)); };
@@ -139,15 +162,7 @@ at::Tensor LlamaModel::layer_forward(int64_t layer, const at::Tensor& x, const a
   q = apply_rope(q, rope);                                                                     // [B, Hq, Tq, D]
   k = apply_rope(k, rope);                                                                     // [B, Hkv, Tq, D]
 
-  at::Tensor keys = k, values = v;
-  if (cache != nullptr) {
-    cache->k[layer].narrow(2, plan.q_begin, tq).copy_(k);
-    cache->v[layer].narrow(2, plan.q_begin, tq).copy_(v);
-    keys = cache->k[layer].narrow(2, 0, plan.num_keys);
-    values = cache->v[layer].narrow(2, 0, plan.num_keys);
-  }
-  const bool layer_selects = selective && layer >= attention.selection.first_selective_layer;
-  at::Tensor attn = gsa_attention(q, keys, values, plan, layer_selects, attention.selection, 1.0 / std::sqrt(double(d)));
+  at::Tensor attn = layer_attention.attend(layer, layer_selects, q, k, v, 1.0 / std::sqrt(double(d)));
   attn = attn.transpose(1, 2).reshape({b, tq, o.num_heads * d});
   at::Tensor out = x + project(attn, p("self_attn.o_proj.weight"));
 
@@ -167,12 +182,19 @@ at::Tensor LlamaModel::forward(const at::Tensor& tokens, const at::Tensor& rope_
             "a forward without a KV cache must cover every position");
   GSA_CHECK(cache == nullptr || cache->capacity() >= plan.num_keys, "KV cache capacity ", cache ? cache->capacity() : 0,
             " < ", plan.num_keys, " positions");
+  PlannedAttention planned(plan, attention.selection, cache);
+  return forward(tokens, rope_pos, planned, attention, selective);
+}
+
+at::Tensor LlamaModel::forward(const at::Tensor& tokens, const at::Tensor& rope_pos, LayerAttention& layer_attention,
+                               const AttentionOptions& attention, bool selective) const {
   const at::Tensor& embed = param("model.embed_tokens.weight");
   GSA_CHECK(!(tokens < 0).logical_or(tokens >= options_.vocab_size).any().item<bool>(), "token ids must be in [0, ",
             options_.vocab_size, ")");
   at::Tensor x = at::embedding(embed, tokens);                                                // [B, Tq, H]
   for (int64_t layer = 0; layer < options_.num_layers; ++layer) {
-    x = layer_forward(layer, x, rope_pos, plan, attention, selective, cache);
+    const bool layer_selects = selective && layer >= attention.selection.first_selective_layer;
+    x = layer_forward(layer, x, rope_pos, layer_attention, layer_selects);
   }
   x = rms_norm(x, param("model.norm.weight"), options_.rms_norm_eps);
   const at::Tensor& head = options_.tie_embeddings ? embed : param("lm_head.weight");

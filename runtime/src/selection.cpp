@@ -7,9 +7,12 @@
 namespace gsa {
 namespace {
 
-// Keys at (row, kv head, position) for broadcastable index tensors -> [..., D] fp32.
-at::Tensor gather_keys(const at::Tensor& k, const at::Tensor& rows, const at::Tensor& heads, const at::Tensor& pos) {
-  return k.index({rows, heads, pos}).to(at::kFloat);
+// Keys at (row, kv head, position) for broadcastable index tensors -> [..., D] fp32; key_slot (optional) maps
+// positions to k's columns.
+at::Tensor gather_keys(const at::Tensor& k, const at::Tensor& key_slot, const at::Tensor& rows,
+                       const at::Tensor& heads, const at::Tensor& pos) {
+  const at::Tensor column = key_slot.defined() ? key_slot.index({rows, pos}).clamp_min(0) : pos;
+  return k.index({rows, heads, column}).to(at::kFloat);
 }
 
 // Top kk(q) of `scores` [Ns, Hkv, g, C] (-inf = not a candidate); returns the chosen candidate ids from
@@ -53,7 +56,7 @@ int64_t compression_ratio(const GistOptions& gist) {
 }
 
 ChunkSelection select_chunks(const at::Tensor& q, const at::Tensor& k, const AttentionPlan& plan,
-                             const SelectionOptions& options) {
+                             const SelectionOptions& options, const at::Tensor& key_slot) {
   at::NoGradGuard no_grad;
   const SelectionPlan& sel = plan.selection;
   const int64_t ns = q.size(0), hq = q.size(1), dim = q.size(2), hkv = k.size(1);
@@ -95,7 +98,7 @@ ChunkSelection select_chunks(const at::Tensor& q, const at::Tensor& k, const Att
     }
     candidates = candidates.masked_fill(valid.logical_not(), -1).contiguous();
     at::Tensor pos = lookup(sel.gist_pos[l], rows, candidates, 0);                 // [Ns, Hkv, g, C]
-    at::Tensor keys = gather_keys(k, rows, heads, pos);                           // [Ns, Hkv, g, C, D]
+    at::Tensor keys = gather_keys(k, key_slot, rows, heads, pos);                           // [Ns, Hkv, g, C, D]
     at::Tensor scores = at::matmul(keys, qg.unsqueeze(-1)).squeeze(-1);          // [Ns, Hkv, g, C]
     scores = scores.masked_fill(candidates < 0, neg_inf);
     chosen[l] = top_k_per_head(scores, candidates, per_level.select(1, l).contiguous());

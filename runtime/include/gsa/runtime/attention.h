@@ -27,6 +27,39 @@ struct PartialAttention {
 // Merges partial results in fp32 (autograd-capable): out = sum_p exp(lse_p - lse) out_p.
 PartialAttention merge_partials(const std::vector<PartialAttention>& parts);
 
+// Masked softmax attention over one gathered key set. q [.., M, D], k, v [.., R, D]; mask broadcasts to
+// scores_view (the shape the [.., M, R] scores are viewed as). -> out [.., M, D] fp32, lse [.., M] fp32.
+PartialAttention masked_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                  const at::Tensor& mask, at::IntArrayRef scores_view, double scale);
+
+// Keys for attention when k/v hold only some positions of the plan's rows (sequence parallelism, sharded KV
+// caches): slot[b, t] is the column of k/v that holds position t of row b, or -1 when it is not held here;
+// (query, key) pairs of keys not held are left out of the result. Undefined slot: column t holds position t.
+struct KeyView {
+  at::Tensor k, v;   // [B, Hkv, S, D] post-RoPE
+  at::Tensor slot;   // [B, T] int64, or undefined
+};
+
+// The selective queries' unfolded keys that the KeyView does not hold: the caller attends to them where they
+// live (unfold routing) and merges the result through selective_to_grid.
+struct RemoteSelection {
+  at::Tensor q;        // [Ns, Hq, D] the plan's selective queries (carries autograd)
+  at::Tensor key_pos;  // [Ns, Hkv, R] positions not held here; -1 = nothing
+};
+
+// The part-wise attention over the keys `keys` holds, merged, on the plan's padded query grid
+// ([B, Hq, Tq_padded, D] and [B, Hq, Tq_padded]). selection_keys: where select_chunks reads gist keys (default:
+// keys). remote: if non-null and the layer selects, receives the selected keys not held here (else dropped).
+PartialAttention gsa_attention_partial(const at::Tensor& q, const KeyView& keys, const AttentionPlan& plan,
+                                       bool selective, const SelectionOptions& selection, double scale,
+                                       const KeyView* selection_keys = nullptr, RemoteSelection* remote = nullptr);
+
+// Per-selective-query results [Ns, Hq, D] / [Ns, Hq] placed on the plan's padded query grid (-inf elsewhere).
+PartialAttention selective_to_grid(const AttentionPlan& plan, const at::Tensor& out, const at::Tensor& lse);
+
+// The grid result cut to the plan's queries in `dtype`: [B, Hq, Tq, D].
+at::Tensor finish_attention(const PartialAttention& merged, const AttentionPlan& plan, at::ScalarType dtype);
+
 // q: [B, Hq, Tq, D] queries at the plan's query positions; k, v: [B, Hkv, T, D] every key (post-RoPE).
 // selective: this layer selects chunks for the plan's selective queries. Returns [B, Hq, Tq, D] in q's dtype.
 at::Tensor gsa_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const AttentionPlan& plan,

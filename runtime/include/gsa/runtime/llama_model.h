@@ -33,6 +33,16 @@ struct KvCache {
   int64_t capacity() const { return k.empty() ? 0 : k[0].size(2); }
 };
 
+// One layer's attention over the forward's own queries; the model calls it once per layer, in layer order.
+// Sequence-parallel attention and distributed decode plug in here (parallel/).
+// q [B, Hq, Tq, D], k, v [B, Hkv, Tq, D] (post-RoPE) of the forward's tokens -> [B, Hq, Tq, D] in q's dtype.
+class LayerAttention {
+ public:
+  virtual ~LayerAttention() = default;
+  virtual at::Tensor attend(int64_t layer, bool layer_selects, const at::Tensor& q, const at::Tensor& k,
+                            const at::Tensor& v, double scale) = 0;
+};
+
 class LlamaModel {
  public:
   // Fresh weights: normal(0, init_std) for projections and embeddings, ones for the norms.
@@ -57,11 +67,14 @@ class LlamaModel {
   // tokens, rope_pos: [B, Tq] int64 at the plan's query positions -> logits [B, Tq, V] fp32.
   at::Tensor forward(const at::Tensor& tokens, const at::Tensor& rope_pos, const AttentionPlan& plan,
                      const AttentionOptions& attention, bool selective, KvCache* cache = nullptr) const;
+  // The same with the attention supplied per layer; tokens, rope_pos: [B, Tq] the forward's own tokens.
+  at::Tensor forward(const at::Tensor& tokens, const at::Tensor& rope_pos, LayerAttention& layer_attention,
+                     const AttentionOptions& attention, bool selective) const;
 
  private:
   const at::Tensor& param(const std::string& name) const;
-  at::Tensor layer_forward(int64_t layer, const at::Tensor& x, const at::Tensor& rope_pos, const AttentionPlan& plan,
-                           const AttentionOptions& attention, bool selective, KvCache* cache) const;
+  at::Tensor layer_forward(int64_t layer, const at::Tensor& x, const at::Tensor& rope_pos,
+                           LayerAttention& layer_attention, bool layer_selects) const;
 
   ModelOptions options_;
   at::Device device_{at::kCPU};

@@ -36,8 +36,9 @@ struct ChunkSelection {
                                      // gists); -1 padding
 };
 
-// q: [Ns, Hq, D] the selective queries of plan.selection; k: [B, Hkv, T, D] post-RoPE keys.
+// q: [Ns, Hq, D] the selective queries of plan.selection; k: [B, Hkv, T, D] post-RoPE keys, or [B, Hkv, S, D]
+// with key_slot [B, T] giving the column of each position (it must hold every gist; see attention.h KeyView).
 ChunkSelection select_chunks(const at::Tensor& q, const at::Tensor& k, const AttentionPlan& plan,
-                             const SelectionOptions& options);
+                             const SelectionOptions& options, const at::Tensor& key_slot = at::Tensor());
 
 }  // namespace gsa

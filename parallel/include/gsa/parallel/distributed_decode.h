@@ -1,0 +1,61 @@
+// Distributed decode for serving (DESIGN.md section 5, "Serving decode"): the prompt's KV cache stays sharded
+// across the sp group and is never gathered.
+//
+// Contract:
+// - prefill() runs the prompt sequence-parallel (sp_attention.h) with the given shards; each rank keeps the K/V
+//   of its own positions and the replicated gist tree (gists of every level and sinks) of every layer. The last
+//   prompt position's logits are broadcast from its owner; every rank returns them.
+// - step(token) runs in lockstep on every rank: the new token goes through the model on every rank (one token,
+//   replicated), its K/V is appended on the rank owning the tail (the last shard), and per layer each rank
+//   attends over the keys it holds (selection over the replicated tree, no communication), then one all-gather
+//   of the small partial outputs and log-sum-exps merges them in fp32. Logits equal single-device
+//   Generator::step up to float rounding.
+// - generate(): rank 0 samples (Sampler of generation.h) and broadcasts each token, so every rank follows the
+//   same sequence whatever the sampling.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include <ATen/ATen.h>
+
+#include "gsa/config/options.h"
+#include "gsa/parallel/communicator.h"
+#include "gsa/parallel/sequence_shard.h"
+#include "gsa/runtime/generation.h"
+#include "gsa/runtime/gist_layout.h"
+#include "gsa/runtime/llama_model.h"
+
+namespace gsa {
+
+class DistributedGenerator {
+ public:
+  // shards: of the prompt's positions; capacity: prompt + generated positions (the tail owner's reserve).
+  DistributedGenerator(const LlamaModel& model, const AttentionOptions& attention, GistLayout prompt,
+                       const SequenceShards& shards, int64_t capacity, Communicator& sp);
+
+  at::Tensor prefill();            // -> [V] logits of the last prompt position (every rank)
+  at::Tensor step(int64_t token);  // appends token, -> [V] its logits (every rank)
+  std::vector<int64_t> generate(const SamplingOptions& sampling);
+
+  const GistLayout& layout() const { return layout_; }
+  int64_t held_positions() const { return held_; }  // positions whose K/V this rank holds
+
+ private:
+  class DecodeAttention;
+
+  const LlamaModel& model_;
+  AttentionOptions attention_;
+  GistLayout layout_;
+  SequenceShards shards_;
+  int64_t capacity_;
+  Communicator& sp_;
+  bool tail_owner_ = false;
+  int64_t held_ = 0;
+  std::vector<at::Tensor> k_, v_;   // [layers] of [1, Hkv, local capacity, D]: own positions (+ reserve on the tail)
+  std::vector<at::Tensor> tree_k_;  // [layers] of [1, Hkv, W, D]: the replicated keys, for selection
+  at::Tensor own_slot_;             // [1, capacity] column in k_/v_; -1 elsewhere
+  at::Tensor tree_slot_;            // [1, capacity] column in tree_k_; -1 elsewhere
+};
+
+}  // namespace gsa

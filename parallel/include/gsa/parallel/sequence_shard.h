@@ -1,0 +1,41 @@
+// Sequence sharding: the padded rows of a batch are cut into sp contiguous shards, one per rank of the sp group
+// (DESIGN.md section 5). Every rank owns the same position range in every row of the batch.
+//
+// Contract:
+// - SequenceShards::begin has sp + 1 entries, begin[0] = 0, begin[sp] = row length, strictly increasing (every
+//   shard holds at least one position); rank r owns positions [begin[r], begin[r + 1]).
+// - shard_at_sections cuts at top-level section boundaries (just after a top-level gist of the first row), the
+//   boundary nearest each even split, so no top-level section (and no chunk) straddles two ranks; when the row
+//   has too few sections it falls back to even splits. Exactness never depends on where the cuts are.
+// - shards_from_boundaries takes explicit cuts (tests put them in awkward places) and validates them.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <ATen/ATen.h>
+
+#include "gsa/runtime/gist_layout.h"
+
+namespace gsa {
+
+struct SequenceShards {
+  std::vector<int64_t> begin;  // [sp + 1]
+
+  int64_t num_shards() const { return static_cast<int64_t>(begin.size()) - 1; }
+  int64_t length() const { return begin.back(); }
+  int64_t shard_begin(int64_t rank) const { return begin[rank]; }
+  int64_t shard_size(int64_t rank) const { return begin[rank + 1] - begin[rank]; }
+  int64_t owner(int64_t pos) const;                 // the rank owning position pos
+  at::Tensor owners(const at::Tensor& pos) const;   // elementwise; -1 stays -1
+  std::string describe() const;                     // "[0, 40) [40, 96) ..."
+};
+
+// Padded row length of a batch (the longest row).
+int64_t padded_length(const std::vector<GistLayout>& rows);
+
+SequenceShards shard_at_sections(const std::vector<GistLayout>& rows, int64_t sp);
+SequenceShards shards_from_boundaries(std::vector<int64_t> begin, int64_t length);
+
+}  // namespace gsa

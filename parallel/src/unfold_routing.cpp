@@ -1,0 +1,93 @@
+#include "gsa/parallel/unfold_routing.h"
+
+#include <limits>
+
+#include "gsa/parallel/autograd_collectives.h"
+#include "gsa/runtime/error.h"
+
+namespace gsa {
+
+PartialAttention route_unfolding(const RemoteSelection& remote, const at::Tensor& q_source, const AttentionPlan& plan,
+                                 const SequenceShards& shards, const at::Tensor& k_own, const at::Tensor& v_own,
+                                 Communicator& sp, double scale, RoutingTraffic* traffic) {
+  const int me = sp.rank(), n = sp.size();
+  const int64_t hkv = k_own.size(1), t_local = k_own.size(2), d = k_own.size(3);
+  const int64_t hq = q_source.size(1), g = hq / hkv;
+  const int64_t ns = plan.selection.count;
+  const auto long_opts = at::TensorOptions().dtype(at::kLong).device(k_own.device());
+
+  // Items = (selective query, KV head) pairs: their query heads [Ns*Hkv, g, D] and remote keys [Ns*Hkv, R].
+  at::Tensor q_items, key_pos;
+  if (ns > 0) {
+    GSA_CHECK(remote.q.defined(), "route_unfolding: ", ns, " selective queries but no remote selection");
+    q_items = remote.q.reshape({ns * hkv, g, d});
+    key_pos = remote.key_pos.reshape({ns * hkv, -1});
+  } else {
+    q_items = q_source.reshape({-1}).narrow(0, 0, 0).view({0, g, d});  // keeps the autograd graph uniform
+    key_pos = at::full({0, 0}, -1, long_opts);
+  }
+  const int64_t width = sp.all_reduce_int(key_pos.size(1), ReduceOp::kMax);
+  key_pos = at::constant_pad_nd(key_pos, {0, width - key_pos.size(1)}, -1);
+  at::Tensor owner = shards.owners(key_pos);                                           // [Ns*Hkv, R]
+  at::Tensor item_rows = ns > 0 ? plan.selection.row.repeat_interleave(hkv) : at::zeros({0}, long_opts);
+
+  // Per owner: the items with keys there, and their metadata rows (batch row, KV head, positions there).
+  std::vector<at::Tensor> item_index(n), meta_blocks(n);
+  std::vector<int64_t> send_counts(n, 0);
+  for (int o = 0; o < n; ++o) {
+    at::Tensor at_o = owner == o;
+    at::Tensor idx = at_o.any(-1).nonzero().view({-1});
+    GSA_CHECK(o != me || idx.numel() == 0, "route_unfolding: rank ", me, " routed keys it holds to itself");
+    item_index[o] = idx;
+    send_counts[o] = idx.numel();
+    at::Tensor pos = key_pos.index_select(0, idx).masked_fill(at_o.index_select(0, idx).logical_not(), -1);
+    meta_blocks[o] = at::cat({item_rows.index_select(0, idx).view({-1, 1}), (idx % hkv).view({-1, 1}), pos}, 1);
+  }
+  const std::vector<int64_t> all_counts = sp.all_gather_ints(send_counts);
+  std::vector<int64_t> recv_counts(n);
+  for (int s = 0; s < n; ++s) recv_counts[s] = all_counts[s * n + me];
+  int64_t received = 0;
+  for (int64_t c : recv_counts) received += c;
+
+  at::Tensor meta = at::cat(meta_blocks, 0).contiguous();                               // [M, 2 + R]
+  at::Tensor meta_in = at::empty({received, 2 + width}, long_opts);
+  sp.all_to_all_v(meta, send_counts, meta_in, recv_counts);
+  at::Tensor q_send = q_items.index_select(0, at::cat(item_index, 0));                   // [M, g, D]
+  at::Tensor q_in = all_to_all_rows(q_send, sp, send_counts, recv_counts);               // [M_in, g, D]
+
+  // Owner side: attend over the own keys at the requested positions.
+  at::Tensor rows_in = meta_in.select(1, 0).view({received, 1});
+  at::Tensor heads_in = meta_in.select(1, 1).view({received, 1});
+  at::Tensor pos_in = meta_in.narrow(1, 2, width);                                       // [M_in, R]
+  at::Tensor column = pos_in - shards.shard_begin(me);
+  at::Tensor valid = pos_in >= 0;
+  GSA_CHECK(!(valid.logical_and(column.lt(0).logical_or(column.ge(t_local)))).any().item<bool>(),
+            "route_unfolding: rank ", me, " was asked for keys outside its shard ", shards.describe());
+  column = column.clamp(0, std::max<int64_t>(t_local - 1, 0));
+  at::Tensor keys = k_own.index({rows_in, heads_in, column});                            // [M_in, R, D]
+  at::Tensor values = v_own.index({rows_in, heads_in, column});
+  PartialAttention owned = masked_attention(q_in, keys, values, valid.view({received, 1, width}),
+                                            {received, g, width}, scale);                // [M_in, g, D], [M_in, g]
+  at::Tensor packed = at::cat({owned.out, owned.lse.unsqueeze(-1)}, -1);                 // [M_in, g, D + 1]
+  at::Tensor back = all_to_all_rows(packed, sp, recv_counts, send_counts);               // [M, g, D + 1]
+
+  // Querying side: one partial per owner over all items, merged, then placed on the query grid.
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  std::vector<PartialAttention> per_owner;
+  int64_t offset = 0;
+  for (int o = 0; o < n; ++o) {
+    at::Tensor block = back.narrow(0, offset, send_counts[o]);
+    offset += send_counts[o];
+    at::Tensor out = at::zeros({ns * hkv, g, d}, back.options()).index_put({item_index[o]}, block.narrow(-1, 0, d));
+    at::Tensor lse = at::full({ns * hkv, g}, neg_inf, back.options()).index_put({item_index[o]}, block.select(-1, d));
+    per_owner.push_back({out, lse});
+  }
+  PartialAttention merged = merge_partials(per_owner);
+  if (traffic != nullptr) {
+    traffic->items_sent += q_send.size(0);
+    traffic->bytes_sent += q_send.nbytes() + meta.nbytes() + packed.nbytes();
+  }
+  return selective_to_grid(plan, merged.out.reshape({ns, hq, d}), merged.lse.reshape({ns, hq}));
+}
+
+}  // namespace gsa
