@@ -164,8 +164,17 @@ PartialAttention masked_attention(const at::Tensor& q, const at::Tensor& k, cons
 PartialAttention selective_to_grid(const AttentionPlan& plan, const at::Tensor& out, const at::Tensor& lse) {
   const SelectionPlan& sel = plan.selection;
   const int64_t b = plan.batch, tqp = plan.padded_queries(), hq = out.size(1), d = out.size(2);
-  at::Tensor grid_out = at::zeros({b * tqp, hq, d}, out.options()).index_put({sel.slot}, out);
-  at::Tensor grid_lse = at::full({b * tqp, hq}, kNegInf, lse.options()).index_put({sel.slot}, lse);
+  at::Tensor grid_out = at::zeros({b * tqp, hq, d}, out.options());
+  at::Tensor grid_lse = at::full({b * tqp, hq}, kNegInf, lse.options());
+  if (sel.count > 0) {
+    grid_out = grid_out.index_put({sel.slot}, out);
+    grid_lse = grid_lse.index_put({sel.slot}, lse);
+  } else {
+    // No selective query: still depend on out and lse (empty), so the autograd graph has the same shape on
+    // every rank of a sequence-parallel group (autograd_collectives.h).
+    grid_out = grid_out + out.sum() * 0;
+    grid_lse = grid_lse + lse.sum() * 0;
+  }
   return {grid_out.view({b, tqp, hq, d}).permute({0, 2, 1, 3}), grid_lse.view({b, tqp, hq}).permute({0, 2, 1})};
 }
 

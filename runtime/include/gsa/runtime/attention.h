@@ -55,6 +55,7 @@ PartialAttention gsa_attention_partial(const at::Tensor& q, const KeyView& keys,
                                        const KeyView* selection_keys = nullptr, RemoteSelection* remote = nullptr);
 
 // Per-selective-query results [Ns, Hq, D] / [Ns, Hq] placed on the plan's padded query grid (-inf elsewhere).
+// The grid depends on out and lse even when the plan has no selective query (Ns = 0).
 PartialAttention selective_to_grid(const AttentionPlan& plan, const at::Tensor& out, const at::Tensor& lse);
 
 // The grid result cut to the plan's queries in `dtype`: [B, Hq, Tq, D].
