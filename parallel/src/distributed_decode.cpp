@@ -83,7 +83,7 @@ at::Tensor DistributedGenerator::prefill() {
   for (int64_t pos = begin; pos < begin + local; ++pos) slot[pos] = pos - begin;
   for (int64_t pos = layout_.size(); tail_owner_ && pos < capacity_; ++pos) slot[pos] = local + pos - layout_.size();
   own_slot_ = at::tensor(slot, at::kLong).view({1, capacity_}).to(device);
-  tree_slot_ = at::constant_pad_nd(plan.replicated_slot, {0, capacity_ - layout_.size()}, -1);
+  tree_slot_ = at::constant_pad_nd(plan.exchange.replicated_slot, {0, capacity_ - layout_.size()}, -1);
 
   // The last prompt position lives on the tail owner.
   at::Tensor last = tail_owner_ ? logits[0][local - 1].contiguous()

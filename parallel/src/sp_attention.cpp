@@ -17,34 +17,32 @@ at::Tensor to_device(const std::vector<int64_t>& values, std::vector<int64_t> sh
 
 }  // namespace
 
-SpForwardPlan make_sp_forward_plan(const std::vector<GistLayout>& rows, const SequenceShards& shards,
-                                   const AttentionOptions& options, Communicator& sp, at::Device device) {
+SpExchange make_sp_exchange(const std::vector<GistLayout>& rows, const SequenceShards& shards, int64_t halo_width,
+                            Communicator& sp, at::Device device) {
   GSA_CHECK(shards.num_shards() == sp.size(), "sequence shards ", shards.describe(), " are for ", shards.num_shards(),
             " ranks, the sp group has ", sp.size());
   const int64_t length = padded_length(rows);
   GSA_CHECK(shards.length() == length, "sequence shards cover ", shards.length(), " positions, the rows ", length);
-  SpForwardPlan p;
-  p.shards = shards;
-  p.rank = sp.rank();
+  const int rank = sp.rank();
   const int64_t batch = static_cast<int64_t>(rows.size());
-  const int64_t begin = p.local_begin(), size = p.local_size(), end = begin + size;
-  p.plan = make_attention_plan(row_pointers(rows), begin, size, options, device);
+  const int64_t begin = shards.shard_begin(rank), size = shards.shard_size(rank), end = begin + size;
+  SpExchange ex;
 
-  // Halo extents and the selective flag of every rank (one small all-gather).
-  p.halo_begin = std::max<int64_t>(0, begin - (p.plan.band_width - 1));
-  const std::vector<int64_t> info = sp.all_gather_ints({p.halo_begin, p.plan.selection.count});
+  // Halo: every rank's extent (one small all-gather), then who sends what to whom.
+  ex.halo_begin = std::max<int64_t>(0, begin - halo_width);
+  const std::vector<int64_t> halo_begins = sp.all_gather_ints({ex.halo_begin});
   for (int r = 0; r < sp.size(); ++r) {
-    p.any_selective = p.any_selective || info[2 * r + 1] > 0;
-    if (r > p.rank) {  // rank r wants [halo_begin_r, begin_r): send what of it this rank owns
-      const int64_t lo = std::max(begin, info[2 * r]), hi = std::min(end, shards.shard_begin(r));
-      if (hi > lo) p.halo.sends.push_back({r, lo - begin, hi - lo});
-    } else if (r < p.rank) {
-      const int64_t lo = std::max(p.halo_begin, shards.shard_begin(r)), hi = std::min(begin, shards.shard_begin(r + 1));
-      if (hi > lo) p.halo.recvs.push_back({r, hi - lo});
+    if (r > rank) {  // rank r wants [halo_begin_r, begin_r): send what of it this rank owns
+      const int64_t lo = std::max(begin, halo_begins[r]), hi = std::min(end, shards.shard_begin(r));
+      if (hi > lo) ex.halo.sends.push_back({r, lo - begin, hi - lo});
+    } else if (r < rank) {
+      const int64_t lo = std::max(ex.halo_begin, shards.shard_begin(r)), hi = std::min(begin, shards.shard_begin(r + 1));
+      if (hi > lo) ex.halo.recvs.push_back({r, hi - lo});
     }
   }
-  GSA_CHECK(p.halo.received_rows() == p.halo_size(), "halo of rank ", p.rank, " covers ", p.halo.received_rows(),
-            " of ", p.halo_size(), " positions");
+  const int64_t halo = begin - ex.halo_begin;
+  GSA_CHECK(ex.halo.received_rows() == halo, "halo of rank ", rank, " covers ", ex.halo.received_rows(), " of ", halo,
+            " positions");
 
   // Replicated keys: gists and sinks of every row, numbered per row in position order.
   std::vector<std::vector<int64_t>> replicated(batch);
@@ -52,21 +50,22 @@ SpForwardPlan make_sp_forward_plan(const std::vector<GistLayout>& rows, const Se
     for (int64_t pos = 0; pos < rows[b].size(); ++pos) {
       if (is_replicated(rows[b], pos)) replicated[b].push_back(pos);
     }
-    p.replicated_width = std::max<int64_t>(p.replicated_width, replicated[b].size());
+    ex.replicated_width = std::max<int64_t>(ex.replicated_width, replicated[b].size());
   }
-  const int64_t width = p.replicated_width, halo = p.halo_size();
+  const int64_t width = ex.replicated_width;
   std::vector<int64_t> key_slot(batch * length, -1), replicated_slot(batch * length, -1);
   std::vector<int64_t> own, target;
-  p.replicated_counts.assign(sp.size(), 0);
+  ex.replicated_counts.assign(sp.size(), 0);
   for (int r = 0; r < sp.size(); ++r) {
     for (int64_t b = 0; b < batch; ++b) {
-      for (size_t j = 0; j < replicated[b].size(); ++j) {
-        const int64_t pos = replicated[b][j];
-        if (shards.owner(pos) != r) continue;
-        target.push_back(b * width + static_cast<int64_t>(j));
-        ++p.replicated_counts[r];
-        if (r == p.rank) own.push_back(b * size + pos - begin);
+      // Positions are ascending: the ones rank r owns are a contiguous run of the row's list.
+      auto first = std::lower_bound(replicated[b].begin(), replicated[b].end(), shards.shard_begin(r));
+      auto last = std::lower_bound(first, replicated[b].end(), shards.shard_begin(r + 1));
+      for (auto it = first; it != last; ++it) {
+        target.push_back(b * width + (it - replicated[b].begin()));
+        if (r == rank) own.push_back(b * size + *it - begin);
       }
+      ex.replicated_counts[r] += last - first;
     }
   }
   for (int64_t b = 0; b < batch; ++b) {
@@ -75,19 +74,34 @@ SpForwardPlan make_sp_forward_plan(const std::vector<GistLayout>& rows, const Se
       slot[replicated[b][j]] = static_cast<int64_t>(j);
       replicated_slot[b * length + replicated[b][j]] = static_cast<int64_t>(j);
     }
-    for (int64_t pos = p.halo_begin; pos < begin; ++pos) slot[pos] = width + pos - p.halo_begin;
+    for (int64_t pos = ex.halo_begin; pos < begin; ++pos) slot[pos] = width + pos - ex.halo_begin;
     for (int64_t pos = begin; pos < end; ++pos) slot[pos] = width + halo + pos - begin;
   }
-  p.own_replicated = to_device(own, {static_cast<int64_t>(own.size())}, device);
-  p.replicated_target = to_device(target, {static_cast<int64_t>(target.size())}, device);
-  p.key_slot = to_device(key_slot, {batch, length}, device);
-  p.replicated_slot = to_device(replicated_slot, {batch, length}, device);
+  ex.own_replicated = to_device(own, {static_cast<int64_t>(own.size())}, device);
+  ex.replicated_target = to_device(target, {static_cast<int64_t>(target.size())}, device);
+  ex.key_slot = to_device(key_slot, {batch, length}, device);
+  ex.replicated_slot = to_device(replicated_slot, {batch, length}, device);
+  return ex;
+}
+
+SpForwardPlan make_sp_forward_plan(const std::vector<GistLayout>& rows, const SequenceShards& shards,
+                                   const AttentionOptions& options, Communicator& sp, at::Device device) {
+  SpForwardPlan p;
+  p.shards = shards;
+  p.rank = sp.rank();
+  GSA_CHECK(shards.num_shards() == sp.size() && shards.length() == padded_length(rows), "sequence shards ",
+            shards.describe(), " do not fit ", rows.size(), " rows of ", padded_length(rows), " positions over sp ",
+            sp.size());
+  p.plan = make_attention_plan(row_pointers(rows), p.local_begin(), p.local_size(), options, device);
+  p.exchange = make_sp_exchange(rows, shards, p.plan.band_width - 1, sp, device);
+  p.any_selective = sp.all_reduce_int(p.plan.selection.count, ReduceOp::kMax) > 0;
   return p;
 }
 
 at::Tensor SequenceParallelAttention::attend(int64_t layer, bool layer_selects, const at::Tensor& q,
                                              const at::Tensor& k, const at::Tensor& v, double scale) {
   const SpForwardPlan& p = plan_;
+  const SpExchange& ex = p.exchange;
   const int64_t b = k.size(0), hkv = k.size(1), t_local = k.size(2), d = k.size(3);
   GSA_CHECK(t_local == p.local_size(), "sequence-parallel attention: ", t_local, " local positions, the shard has ",
             p.local_size());
@@ -95,16 +109,16 @@ at::Tensor SequenceParallelAttention::attend(int64_t layer, bool layer_selects, 
 
   // 1. the replicated keys (global gist tree + sinks): own rows out, every rank's rows in.
   at::Tensor by_row = kv.permute({0, 2, 1, 3}).reshape({b * t_local, hkv, 2 * d});        // [B*Tl, Hkv, 2D]
-  at::Tensor gathered = all_gather_rows(by_row.index_select(0, p.own_replicated), sp_, p.replicated_counts);
-  at::Tensor replicated = at::zeros({b * p.replicated_width, hkv, 2 * d}, kv.options())
-                              .index_put({p.replicated_target}, gathered)
-                              .view({b, p.replicated_width, hkv, 2 * d});
+  at::Tensor gathered = all_gather_rows(by_row.index_select(0, ex.own_replicated), sp_, ex.replicated_counts);
+  at::Tensor replicated = at::zeros({b * ex.replicated_width, hkv, 2 * d}, kv.options())
+                              .index_put({ex.replicated_target}, gathered)
+                              .view({b, ex.replicated_width, hkv, 2 * d});
   // 2. the halo: the positions before the shard, position-major rows.
   at::Tensor by_pos = kv.permute({2, 0, 1, 3}).contiguous();                            // [Tl, B, Hkv, 2D]
-  at::Tensor halo = exchange_rows(by_pos, sp_, p.halo).permute({1, 0, 2, 3});           // [B, H, Hkv, 2D]
+  at::Tensor halo = exchange_rows(by_pos, sp_, ex.halo).permute({1, 0, 2, 3});           // [B, H, Hkv, 2D]
   // 3. the keys this rank attends to: [replicated | halo | own].
   at::Tensor keys = at::cat({replicated, halo, kv.permute({0, 2, 1, 3})}, 1).permute({0, 2, 1, 3});  // [B, Hkv, S, 2D]
-  KeyView view{keys.narrow(-1, 0, d), keys.narrow(-1, d, d), p.key_slot};
+  KeyView view{keys.narrow(-1, 0, d), keys.narrow(-1, d, d), ex.key_slot};
 
   const bool route = layer_selects && p.any_selective;
   RemoteSelection remote;
@@ -126,8 +140,8 @@ at::Tensor SequenceParallelAttention::attend(int64_t layer, bool layer_selects, 
     if (static_cast<int64_t>(traffic_->size()) <= layer) traffic_->resize(layer + 1);
     SpLayerTraffic& t = (*traffic_)[layer];
     const int64_t row_bytes = hkv * 2 * d * kv.element_size();
-    t.replicated_bytes += p.own_replicated.numel() * row_bytes;
-    for (const RowSend& s : p.halo.sends) t.halo_bytes += s.count * b * row_bytes;
+    t.replicated_bytes += ex.own_replicated.numel() * row_bytes;
+    for (const RowSend& s : ex.halo.sends) t.halo_bytes += s.count * b * row_bytes;
     t.routing.items_sent += routing.items_sent;
     t.routing.bytes_sent += routing.bytes_sent;
   }

@@ -29,25 +29,34 @@
 
 namespace gsa {
 
+// What each rank exchanges per layer, from the layouts alone (no attention plan): the replicated keys (gists of
+// every level and sink tokens, in (row, position) order per owner rank) and the halo.
+struct SpExchange {
+  std::vector<int64_t> replicated_counts;  // [sp] rows each rank contributes
+  at::Tensor own_replicated;               // [n_own] flat index into this rank's [B * T_local] positions
+  at::Tensor replicated_target;            // [n_all] flat index into [B * replicated_width] of the gathered rows
+  int64_t replicated_width = 0;            // most replicated keys in one row
+  int64_t halo_begin = 0;                  // the halo is positions [halo_begin, shard begin)
+  RowExchange halo;                        // position-major rows of [T_local, B, ...]
+  at::Tensor key_slot;                     // [B, T] column of each position in [replicated | halo | own]; -1 none
+  at::Tensor replicated_slot;              // [B, T] column of each replicated position in [replicated]; -1 none
+};
+
+// halo_width: positions before the shard that its queries' local windows reach (band_width - 1). Collective over
+// sp (every rank's halo extent).
+SpExchange make_sp_exchange(const std::vector<GistLayout>& rows, const SequenceShards& shards, int64_t halo_width,
+                            Communicator& sp, at::Device device);
+
 struct SpForwardPlan {
   SequenceShards shards;
   int64_t rank = 0;
   AttentionPlan plan;                    // the global rows, queries = this rank's shard
-  // Replicated keys: gists of every level and sink tokens, in (row, position) order per owner rank.
-  std::vector<int64_t> replicated_counts;  // [sp] rows each rank contributes
-  at::Tensor own_replicated;             // [n_own] flat index into this rank's [B * T_local] positions
-  at::Tensor replicated_target;          // [n_all] flat index into [B * replicated_width] of the gathered rows
-  int64_t replicated_width = 0;          // most replicated keys in one row
-  // Halo: positions [halo_begin, shard begin) received from earlier ranks.
-  int64_t halo_begin = 0;
-  RowExchange halo;
-  at::Tensor key_slot;                   // [B, T] column of each position in [replicated | halo | own]; -1 none
-  at::Tensor replicated_slot;            // [B, T] column of each replicated position in [replicated]; -1 none
+  SpExchange exchange;
   bool any_selective = false;            // some rank of the group has selective queries
 
   int64_t local_begin() const { return shards.shard_begin(rank); }
   int64_t local_size() const { return shards.shard_size(rank); }
-  int64_t halo_size() const { return local_begin() - halo_begin; }
+  int64_t halo_size() const { return local_begin() - exchange.halo_begin; }
 };
 
 // rows: the batch's layouts (identical on every rank of the group). Collective over sp (halo extents, selective
