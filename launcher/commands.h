@@ -16,5 +16,6 @@ int run_train(const Args& args);     // cmd_train.cpp
 int run_generate(const Args& args);  // cmd_generate.cpp
 int run_inspect(const Args& args);   // cmd_inspect.cpp
 int run_bench(const Args& args);     // cmd_bench.cpp
+int run_bench_comm(const Args& args);  // cmd_bench_comm.cpp (gsa bench comm, under mpirun)
 
 }  // namespace gsa::cli

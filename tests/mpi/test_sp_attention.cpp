@@ -94,7 +94,9 @@ TEST(SpAttention, SelectiveQueriesReachRemoteChunks) {
   attention.attend(0, true, q, k, v, 0.35);
   const int64_t items = sp.all_reduce_int(traffic[0].routing.items_sent, ReduceOp::kSum);
   EXPECT_TRUE(plan.any_selective);
-  if (sp.size() > 1) EXPECT_GT(items, 0) << "no selective query was routed to another rank";
+  if (sp.size() > 1) {
+    EXPECT_GT(items, 0) << "no selective query was routed to another rank";
+  }
 }
 
 }  // namespace
