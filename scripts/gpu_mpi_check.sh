@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Multi-GPU validation in one device call (nvidia-h200-x2/x4): builds the gsa CLI and the mpi tests against the
+# image's LibTorch, runs every mpi test on NCCL (GSA_COMM_BACKEND=nccl, one rank per GPU) at 2 ranks and, with
+# 4 GPUs, at 4 ranks, the NCCL dead-rank probes, then gsa bench comm at 128K..1M tokens on 2 and 4 GPUs.
+# Logs and CSVs go to $OUT (or ./gpu-logs).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 OMP_NUM_THREADS=1
+out=${OUT:-gpu-logs}
+mkdir -p "$out"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
+gpus=$(nvidia-smi -L | wc -l)
+py=$(command -v python3)
+mkdir -p build
+echo "$py" > build/python
+start=$(date +%s)
+targets="gsa dead_rank_probe $(ls tests/mpi/test_*.cpp | xargs -n1 basename | sed 's/\.cpp$//; s/^/mpi_/')"
+GSA_JOBS=$(nproc) scripts/build.sh --target $targets >"$out/build.log" 2>&1 || { tail -50 "$out/build.log"; exit 1; }
+echo "build: $(( $(date +%s) - start )) s"
+run() {  # run NP CMD...: mpirun with the NCCL backend
+  local np=$1; shift
+  mpirun -np "$np" --allow-run-as-root --bind-to none -x NCCL_NVLS_ENABLE -x OMP_NUM_THREADS \
+    -x GSA_COMM_BACKEND=nccl -x GSA_TEST_COMM_TIMEOUT_S=120 "$@"
+}
+{
+  for np in 2 4; do
+    [ "$np" -le "$gpus" ] || continue
+    for t in build/tests/mpi_test_*; do
+      s=$(date +%s)
+      run "$np" "$t" >"$out/tmp.log" 2>&1
+      rc=$?
+      echo "$(basename "$t") np$np (NCCL): rc $rc, $(( $(date +%s) - s )) s, $(grep -c '\[       OK \]' "$out/tmp.log") ok"
+      [ $rc -eq 0 ] || grep -E "Failure|FAILED|error|timed out" "$out/tmp.log" | head -20
+    done
+  done
+  for mode in stall die; do
+    GSA_COMM_BACKEND=nccl bash tests/mpi/test_dead_rank.sh mpirun build/tests/dead_rank_probe $mode 2 \
+      --allow-run-as-root -x GSA_COMM_BACKEND -x NCCL_NVLS_ENABLE 2>&1 | tail -3
+  done
+} 2>&1 | tee "$out/mpi_nccl.txt"
+for np in 2 4; do
+  [ "$np" -le "$gpus" ] || continue
+  run "$np" build/launcher/gsa bench comm --backend nccl --tokens ${GSA_COMM_TOKENS:-131072,262144,524288,1048576} \
+    --csv "$out/bench_comm_np$np.csv" 2>&1 | tee "$out/bench_comm_np$np.txt"
+done
+# Peers in the same run (carried peers/ folder): NCCL all-gather bandwidth and PyTorch context parallelism.
+if [ -f peers/nccl_allgather.py ]; then
+  for devs in 0,1 0,1,2,3; do
+    [ "$(echo "$devs" | tr ',' '\n' | wc -l)" -le "$gpus" ] || continue
+    echo "peer nccl_allgather.py on GPUs $devs"
+    CUDA_VISIBLE_DEVICES=$devs timeout 180 python3 peers/nccl_allgather.py 2>&1 | grep '^|'
+  done | tee "$out/peer_nccl.txt"
+fi
+if [ -f peers/cp_ring.py ]; then
+  for devs in 0,1 0,1,2,3; do
+    [ "$(echo "$devs" | tr ',' '\n' | wc -l)" -le "$gpus" ] || continue
+    CUDA_VISIBLE_DEVICES=$devs timeout 240 python3 peers/cp_ring.py ${GSA_CP_SIZES:-131072} 2>&1 | grep '^|'
+  done | tee "$out/peer_cp_ring.txt"
+fi
