@@ -1,10 +1,17 @@
 // gsa train: trains a model; without --config it runs the embedded demo (configs/demo.pbtxt).
+#include <ATen/Parallel.h>
+
+#include <chrono>
+#include <cstdlib>
 #include <iostream>
+#include <sstream>
 
 #include "cli_flags.h"
 #include "commands.h"
 #include "device_flag.h"
 #include "gsa/config/config_loader.h"
+#include "gsa/parallel/process_groups.h"
+#include "gsa/runtime/error.h"
 #include "gsa/runtime/generation.h"
 #include "gsa/runtime/tokenizer.h"
 #include "gsa/trainer/trainer.h"
@@ -14,12 +21,26 @@ namespace {
 
 constexpr const char* kHelp =
     "usage: gsa train [--config FILE.pbtxt] [--set a.b=value ...] [--output-dir DIR] [--device cpu|cuda]\n"
-    "                 [--threads N] [--samples N]\n"
+    "                 [--threads N] [--samples N] [--dp N --sp N --backend mpi|nccl --comm-timeout-s S]\n"
     "\n"
     "Trains on the synthetic retrieval task. Without --config: the embedded demo (configs/demo.pbtxt).\n"
     "  --set a.b=value   override one config field (repeatable), e.g. --set train.steps=100\n"
     "  --output-dir DIR  write metrics.jsonl and the checkpoint there (same as --set train.output_dir=DIR)\n"
-    "  --samples N       after training, answer N fresh retrieval prompts by greedy decoding (default 3)\n";
+    "  --samples N       after training, answer N fresh retrieval prompts by greedy decoding (default 3)\n"
+    "\n"
+    "Distributed: launch under mpirun with world = dp x sp ranks, e.g.\n"
+    "  mpirun -np 4 gsa train --dp 2 --sp 2 --backend nccl     (one rank per GPU)\n"
+    "  --dp N            data-parallel replicas (default: world / sp)\n"
+    "  --sp N            ranks sharing each sequence (sequence parallelism, default 1)\n"
+    "  --backend B       mpi (CPU tensors) or nccl (CUDA tensors, one GPU per rank); default nccl with CUDA\n"
+    "  --comm-timeout-s S  a collective not done in S s aborts the job naming the rank (default 300)\n";
+
+// True when this process is one rank of an mpirun job of several processes.
+bool launched_by_mpirun() {
+  const char* size = std::getenv("OMPI_COMM_WORLD_SIZE");
+  if (size == nullptr) size = std::getenv("PMI_SIZE");
+  return size != nullptr && std::atoi(size) > 1;
+}
 
 // Greedy answers to fresh prompts, printed next to the expected values.
 void show_samples(Trainer& trainer, const GsaOptions& options, int64_t count) {
@@ -54,14 +75,37 @@ int run_train(const Args& args) {
   if (!output_dir.empty()) overrides.push_back("train.output_dir=" + output_dir);
   const int64_t samples = flags.get_int("samples", 3);
   const at::Device device = device_from_flags(flags);
+  const bool distributed = flags.has("dp") || flags.has("sp") || launched_by_mpirun();
+  const int64_t sp = flags.get_int("sp", 1);
+  const int64_t dp = flags.get_int("dp", 0);  // 0: world / sp
+  const std::string backend = flags.get_string("backend", at::hasCUDA() ? "nccl" : "mpi");
+  const int64_t timeout_s = flags.get_int("comm-timeout-s", 300);
   flags.finish();
 
   GsaOptions options = config.empty() ? load_embedded_demo_config(overrides) : load_config_file(config, overrides);
-  std::cout << "config: " << (config.empty() ? embedded_demo_config_name() : config) << "\n";
-  Trainer trainer(options, device);
-  trainer.run(std::cout);
-  if (samples > 0) show_samples(trainer, options, samples);
-  return 0;
+  if (!distributed) {
+    std::cout << "config: " << (config.empty() ? embedded_demo_config_name() : config) << "\n";
+    Trainer trainer(options, device);
+    trainer.run(std::cout);
+    if (samples > 0) show_samples(trainer, options, samples);
+    return 0;
+  }
+  MpiSession session(nullptr, nullptr);
+  return run_rank_main([&] {
+    GSA_CHECK(sp >= 1 && timeout_s >= 1, "gsa train: --sp and --comm-timeout-s must be >= 1");
+    const int64_t replicas = dp > 0 ? dp : session.world_size() / sp;
+    at::set_num_threads(1);
+    ProcessGroups groups = make_process_groups(session, replicas, sp, parse_comm_backend(backend),
+                                               std::chrono::seconds(timeout_s));
+    const bool root = groups.mesh.rank == 0;
+    std::ostringstream quiet;
+    std::ostream& out = root ? std::cout : quiet;
+    out << "config: " << (config.empty() ? embedded_demo_config_name() : config) << "\n";
+    Trainer trainer(options, device, &groups);
+    trainer.run(out);
+    if (root && samples > 0) show_samples(trainer, options, samples);
+    return 0;
+  });
 }
 
 }  // namespace gsa::cli

@@ -6,6 +6,7 @@
 #include <iomanip>
 
 #include "gsa/config/config_loader.h"
+#include "gsa/parallel/sp_model.h"
 #include "gsa/runtime/attention_plan.h"
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/file_util.h"
@@ -36,34 +37,74 @@ double answer_accuracy(const at::Tensor& logits, const at::Tensor& labels) {
   return right.all(-1).to(at::kFloat).mean().item<double>();
 }
 
-Trainer::Trainer(const GsaOptions& options, at::Device device)
+Trainer::Trainer(const GsaOptions& options, at::Device device, const ProcessGroups* groups)
     : options_(options),
-      device_(device),
-      model_(LlamaModel::create(options.model, options.train.seed, device)),
+      device_(groups != nullptr ? groups->device : device),
+      groups_(groups),
+      model_(LlamaModel::create(options.model, options.train.seed, device_)),
       optimizer_((model_.set_requires_grad(true), model_.parameters()), adamw_options(options.train)),
       task_(options.data.retrieval, options.gist, options.train.seed + 1),
       eval_task_(options.data.retrieval, options.gist, options.train.seed + 0x5eed),
-      schedule_{options.train.lr, options.train.min_lr_ratio, options.train.warmup_steps, options.train.steps} {}
+      schedule_{options.train.lr, options.train.min_lr_ratio, options.train.warmup_steps, options.train.steps} {
+  if (groups_ != nullptr) {
+    GSA_CHECK(options.train.batch_size % groups_->mesh.dp == 0, "train.batch_size ", options.train.batch_size,
+              " must be a multiple of dp ", groups_->mesh.dp, " (each replica takes an equal share of the rows)");
+    gradient_sync_ = std::make_unique<GradientSync>(model_.parameter_list(), groups_->world);
+  }
+}
+
+Trainer::BatchResult Trainer::run_batch(const TaskBatch& batch, bool selective) {
+  BatchResult r;
+  if (groups_ == nullptr) {
+    AttentionPlan plan = make_attention_plan(row_pointers(batch.layouts), 0, -1, options_.attention, device_);
+    at::Tensor logits = model_.forward(plan.tokens, plan.rope_pos, plan, options_.attention, selective);
+    r.loss = next_token_loss(logits, batch.labels);
+    r.loss_value = r.loss.item<double>();
+    r.accuracy = answer_accuracy(logits.detach(), batch.labels);
+    r.tokens = plan.tokens.numel();
+    return r;
+  }
+  // This replica's rows, cut over its sp group.
+  const DeviceMesh& mesh = groups_->mesh;
+  const int64_t global_rows = static_cast<int64_t>(batch.layouts.size()), rows = global_rows / mesh.dp;
+  const int64_t first = mesh.dp_rank() * rows;
+  std::vector<GistLayout> mine(batch.layouts.begin() + first, batch.layouts.begin() + first + rows);
+  const int64_t length = padded_length(mine);
+  at::Tensor labels = batch.labels.narrow(0, first, rows).narrow(1, 0, length);
+  const SequenceShards shards = shard_at_sections(mine, mesh.sp);
+  SpLossResult result =
+      sp_next_token_loss(model_, mine, labels, shards, options_.attention, selective, *groups_->sp, *groups_->world);
+  r.loss = result.loss;
+  r.loss_value = result.global_loss;
+  // Whole-answer accuracy: wrong labelled positions per global row, summed over the world.
+  at::Tensor local_labels = labels.narrow(1, shards.shard_begin(mesh.sp_rank()), shards.shard_size(mesh.sp_rank()))
+                                .to(result.logits.device());
+  at::Tensor wrong = (result.logits.argmax(-1) != local_labels).logical_and(local_labels != -100).sum(-1);
+  at::Tensor per_row = at::zeros({global_rows}, at::TensorOptions().dtype(at::kLong).device(groups_->world->device()));
+  per_row.narrow(0, first, rows).copy_(wrong);
+  groups_->world->all_reduce(per_row);
+  r.accuracy = (per_row == 0).to(at::kDouble).mean().item<double>();
+  r.tokens = global_rows * batch.labels.size(1);
+  return r;
+}
 
 StepMetrics Trainer::train_step(int64_t step) {
   const TrainOptions& t = options_.train;
   const auto start = std::chrono::steady_clock::now();
-  TaskBatch batch = task_.next_batch(t.batch_size, device_);
-  AttentionPlan plan = make_attention_plan(row_pointers(batch.layouts), 0, -1, options_.attention, device_);
-  const bool selective = t.mode == TrainMode::kSelective;
-  at::Tensor logits = model_.forward(plan.tokens, plan.rope_pos, plan, options_.attention, selective);
-  at::Tensor loss = next_token_loss(logits, batch.labels);
+  TaskBatch batch = task_.next_batch(t.batch_size, device_);  // the global batch (the same on every rank)
   optimizer_.zero_grad();
-  loss.backward();
+  BatchResult r = run_batch(batch, t.mode == TrainMode::kSelective);
+  r.loss.backward();
+  if (gradient_sync_) gradient_sync_->finish();  // summed over dp x sp: every rank holds the same gradients
   StepMetrics m;
   m.step = step;
   m.grad_norm = optimizer_.clip_grad_norm(t.grad_clip);
   m.lr = schedule_.lr_at(step);
   optimizer_.step(m.lr);
-  m.loss = loss.item<double>();
-  m.accuracy = answer_accuracy(logits.detach(), batch.labels);
+  m.loss = r.loss_value;
+  m.accuracy = r.accuracy;
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  m.tokens_per_second = static_cast<double>(plan.tokens.numel()) / seconds;
+  m.tokens_per_second = static_cast<double>(r.tokens) / seconds;
   return m;
 }
 
@@ -72,10 +113,7 @@ double Trainer::evaluate(int64_t batches) {
   double total = 0;
   for (int64_t i = 0; i < batches; ++i) {
     TaskBatch batch = eval_task_.next_batch(options_.train.batch_size, device_);
-    AttentionPlan plan = make_attention_plan(row_pointers(batch.layouts), 0, -1, options_.attention, device_);
-    at::Tensor logits = model_.forward(plan.tokens, plan.rope_pos, plan, options_.attention,
-                                       options_.attention.selection.enabled);
-    total += answer_accuracy(logits, batch.labels);
+    total += run_batch(batch, options_.attention.selection.enabled).accuracy;
   }
   return total / static_cast<double>(batches);
 }
@@ -87,11 +125,14 @@ TrainReport Trainer::run(std::ostream& progress) {
   report.initial_eval_accuracy = evaluate(t.eval_batches);
   progress << "gsa train: " << model_.num_parameters() << " parameters, " << t.steps << " steps of "
            << t.batch_size << " sequences, mode " << (t.mode == TrainMode::kSelective ? "selective" : "cpt")
-           << ", device " << device_ << "\n"
+           << ", device " << device_
+           << (groups_ ? str_cat(", ", groups_->mesh.world_size, " ranks: dp ", groups_->mesh.dp, " x sp ",
+                                 groups_->mesh.sp, " over ", groups_->sp->name()) : std::string())
+           << "\n"
            << "  answer accuracy before training " << std::fixed << std::setprecision(3)
            << report.initial_eval_accuracy << " (chance " << report.chance_accuracy << ")\n";
   std::unique_ptr<std::ofstream> metrics;
-  if (!t.output_dir.empty()) {
+  if (!t.output_dir.empty() && is_root()) {
     make_directories(t.output_dir);
     metrics = std::make_unique<std::ofstream>(join_path(t.output_dir, "metrics.jsonl"), std::ios::app);
     GSA_CHECK(metrics->good(), "cannot open ", join_path(t.output_dir, "metrics.jsonl"));
@@ -126,7 +167,7 @@ TrainReport Trainer::run(std::ostream& progress) {
   report.eval_accuracy = evaluate(t.eval_batches);
   progress << std::setprecision(3) << "  answer accuracy after training " << report.eval_accuracy << " (chance "
            << report.chance_accuracy << "), " << std::setprecision(1) << report.seconds << " s\n";
-  if (!t.output_dir.empty()) {
+  if (!t.output_dir.empty() && is_root()) {
     save_checkpoint(join_path(t.output_dir, "checkpoint"));
     progress << "  checkpoint: " << join_path(t.output_dir, "checkpoint") << "\n";
   }

@@ -7,15 +7,24 @@
 // <output_dir>/checkpoint (model.safetensors with Hugging Face names, optimizer.safetensors, config.pbtxt),
 // built in a temporary directory and renamed into place so a crash never leaves a half checkpoint.
 // evaluate() reports teacher-forced answer accuracy with inference attention (selection on when enabled).
+//
+// Distributed (groups given; every rank of the world runs the same Trainer): every rank draws the same global
+// batch; dp replica d takes rows [d * B/dp, (d + 1) * B/dp), its sp group splits them at top-level sections
+// (sp_model.h), gradients are summed over the world in buckets during backward (gradient_sync.h), and every rank
+// applies the same update, so parameters stay identical; the loss and accuracy are those of the global batch.
+// Only world rank 0 writes metrics and checkpoints.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <ostream>
 #include <string>
 
 #include <ATen/ATen.h>
 
 #include "gsa/config/options.h"
+#include "gsa/parallel/gradient_sync.h"
+#include "gsa/parallel/process_groups.h"
 #include "gsa/runtime/llama_model.h"
 #include "gsa/trainer/adamw.h"
 #include "gsa/trainer/lr_schedule.h"
@@ -43,7 +52,8 @@ struct TrainReport {
 
 class Trainer {
  public:
-  Trainer(const GsaOptions& options, at::Device device);
+  // groups: nullptr = one process on `device`; else the mesh's communicators (tensors on groups->device).
+  Trainer(const GsaOptions& options, at::Device device, const ProcessGroups* groups = nullptr);
 
   TrainReport run(std::ostream& progress);
   double evaluate(int64_t batches);
@@ -54,14 +64,25 @@ class Trainer {
 
  private:
   StepMetrics train_step(int64_t step);
+  bool is_root() const { return groups_ == nullptr || groups_->mesh.rank == 0; }
+  // The global batch's loss (with autograd) and whole-answer accuracy, on one process or the mesh.
+  struct BatchResult {
+    at::Tensor loss;  // this rank's differentiable share
+    double loss_value = 0;
+    double accuracy = 0;
+    int64_t tokens = 0;  // positions of the global batch
+  };
+  BatchResult run_batch(const TaskBatch& batch, bool selective);
 
   GsaOptions options_;
   at::Device device_;
+  const ProcessGroups* groups_ = nullptr;
   LlamaModel model_;
   AdamW optimizer_;
   RetrievalTask task_;
   RetrievalTask eval_task_;
   LrSchedule schedule_;
+  std::unique_ptr<GradientSync> gradient_sync_;  // distributed only
 };
 
 // Loads a checkpoint written by Trainer::save_checkpoint: the config (config.pbtxt) and the model weights.
