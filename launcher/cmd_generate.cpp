@@ -1,4 +1,5 @@
 // gsa generate: completes a prompt from a checkpoint; the context is gisted, the prompt is the raw suffix.
+#include <chrono>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -6,6 +7,8 @@
 #include "cli_flags.h"
 #include "commands.h"
 #include "device_flag.h"
+#include "mpi_launch.h"
+#include "gsa/parallel/process_groups.h"
 #include "gsa/runtime/error.h"
 #include "gsa/serve/inference_engine.h"
 #include "gsa/trainer/trainer.h"
@@ -17,7 +20,11 @@ constexpr const char* kHelp =
     "usage: gsa generate --checkpoint DIR [--context TEXT | --context-file FILE] [--prompt TEXT]\n"
     "                    [--max-new-tokens N] [--temperature T] [--top-p P] [--seed S] [--device cpu|cuda]\n"
     "\n"
-    "Prints the completion, then one line of statistics on stderr. Greedy unless --temperature > 0.\n";
+    "Prints the completion, then one line of statistics on stderr. Greedy unless --temperature > 0.\n"
+    "\n"
+    "Distributed decode: under mpirun the prompt is cut over the ranks (--sp, default: all of them); each keeps\n"
+    "its part of the KV cache, rank 0 prints. e.g. mpirun -np 2 gsa generate --checkpoint D --context-file F\n"
+    "  --backend mpi|nccl   (default nccl with CUDA)   --comm-timeout-s S (default 300)\n";
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -48,16 +55,36 @@ int run_generate(const Args& args) {
   request.sampling.seed = static_cast<uint64_t>(flags.get_int("seed", 0));
   GSA_CHECK(request.sampling.max_new_tokens >= 1, "--max-new-tokens must be >= 1");
   const at::Device device = device_from_flags(flags);
+  const bool distributed = flags.has("sp") || launched_by_mpirun();
+  const int64_t sp = flags.get_int("sp", 0);  // 0: the whole world
+  const std::string backend = flags.get_string("backend", at::hasCUDA() ? "nccl" : "mpi");
+  const int64_t timeout_s = flags.get_int("comm-timeout-s", 300);
   flags.finish();
 
-  GsaOptions options;
-  LlamaModel model = load_checkpoint(checkpoint, device, &options);
-  InferenceEngine engine(std::move(model), options);
-  CompletionResult result = engine.complete(request);
-  std::cout << result.text << "\n";
-  std::cerr << "prompt " << result.prompt_tokens << " tokens (gists included), prefill " << result.prefill_ms
-            << " ms, " << result.tokens.size() << " tokens at " << result.decode_ms_per_token << " ms/token\n";
-  return 0;
+  auto complete = [&](const at::Device& on, Communicator* group) {
+    GsaOptions options;
+    LlamaModel model = load_checkpoint(checkpoint, on, &options);
+    InferenceEngine engine(std::move(model), options);
+    engine.use_sequence_parallel(group);
+    CompletionResult result = engine.complete(request);
+    if (group == nullptr || group->rank() == 0) {
+      std::cout << result.text << "\n";
+      std::cerr << "prompt " << result.prompt_tokens << " tokens (gists included), prefill " << result.prefill_ms
+                << " ms, " << result.tokens.size() << " tokens at " << result.decode_ms_per_token << " ms/token"
+                << (group ? str_cat(", ", group->size(), " ranks (", group->name(), ")") : std::string()) << "\n";
+    }
+    return 0;
+  };
+  if (!distributed) return complete(device, nullptr);
+  MpiSession session(nullptr, nullptr);
+  return run_rank_main([&] {
+    const int64_t group = sp > 0 ? sp : session.world_size();
+    GSA_CHECK(session.world_size() % group == 0, "gsa generate: --sp ", group, " does not divide the ",
+              session.world_size(), " ranks");
+    ProcessGroups groups = make_process_groups(session, session.world_size() / group, group,
+                                               parse_comm_backend(backend), std::chrono::seconds(timeout_s));
+    return complete(groups.device, groups.sp.get());
+  });
 }
 
 }  // namespace gsa::cli

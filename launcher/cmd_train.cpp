@@ -2,13 +2,13 @@
 #include <ATen/Parallel.h>
 
 #include <chrono>
-#include <cstdlib>
 #include <iostream>
 #include <sstream>
 
 #include "cli_flags.h"
 #include "commands.h"
 #include "device_flag.h"
+#include "mpi_launch.h"
 #include "gsa/config/config_loader.h"
 #include "gsa/parallel/process_groups.h"
 #include "gsa/runtime/error.h"
@@ -34,13 +34,6 @@ constexpr const char* kHelp =
     "  --sp N            ranks sharing each sequence (sequence parallelism, default 1)\n"
     "  --backend B       mpi (CPU tensors) or nccl (CUDA tensors, one GPU per rank); default nccl with CUDA\n"
     "  --comm-timeout-s S  a collective not done in S s aborts the job naming the rank (default 300)\n";
-
-// True when this process is one rank of an mpirun job of several processes.
-bool launched_by_mpirun() {
-  const char* size = std::getenv("OMPI_COMM_WORLD_SIZE");
-  if (size == nullptr) size = std::getenv("PMI_SIZE");
-  return size != nullptr && std::atoi(size) > 1;
-}
 
 // Greedy answers to fresh prompts, printed next to the expected values.
 void show_samples(Trainer& trainer, const GsaOptions& options, int64_t count) {

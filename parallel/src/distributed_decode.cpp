@@ -1,6 +1,7 @@
 #include "gsa/parallel/distributed_decode.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "gsa/parallel/sp_attention.h"
 #include "gsa/runtime/attention.h"
@@ -106,10 +107,15 @@ at::Tensor DistributedGenerator::step(int64_t token) {
   return logits[0][0];
 }
 
-std::vector<int64_t> DistributedGenerator::generate(const SamplingOptions& sampling) {
+std::vector<int64_t> DistributedGenerator::generate(const SamplingOptions& sampling, GenerationStats* stats) {
+  using Clock = std::chrono::steady_clock;
+  auto ms_since = [](Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); };
   Sampler sampler(sampling, layout_.gist_token_ids);
   std::vector<int64_t> out;
+  auto start = Clock::now();
   at::Tensor logits = prefill();
+  if (stats != nullptr) stats->prefill_ms = ms_since(start);
+  start = Clock::now();
   for (int64_t i = 0; i < sampling.max_new_tokens; ++i) {
     at::Tensor chosen = at::full({1}, sp_.rank() == 0 ? sampler.sample(logits) : int64_t{0},
                                  at::TensorOptions().dtype(at::kLong).device(sp_.device()));
@@ -121,6 +127,7 @@ std::vector<int64_t> DistributedGenerator::generate(const SamplingOptions& sampl
     if (stop || i + 1 == sampling.max_new_tokens || layout_.size() >= capacity_) break;
     logits = step(token);
   }
+  if (stats != nullptr) stats->decode_ms = ms_since(start);
   return out;
 }
 

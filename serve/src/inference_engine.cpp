@@ -1,5 +1,6 @@
 #include "gsa/serve/inference_engine.h"
 
+#include "gsa/parallel/distributed_decode.h"
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/tokenizer.h"
 
@@ -24,9 +25,16 @@ CompletionResult InferenceEngine::complete(const CompletionRequest& request) {
   sampling.stop_tokens.push_back(ByteTokenizer::kEos);
   CompletionResult result;
   result.prompt_tokens = layout.size();
-  Generator generator(model_, options_.attention, std::move(layout), result.prompt_tokens + sampling.max_new_tokens);
+  const int64_t capacity = result.prompt_tokens + sampling.max_new_tokens;
   GenerationStats stats;
-  result.tokens = generator.generate(sampling, &stats);
+  if (sp_ != nullptr && sp_->size() > 1) {
+    const SequenceShards shards = shard_at_sections({layout}, sp_->size());
+    DistributedGenerator generator(model_, options_.attention, std::move(layout), shards, capacity, *sp_);
+    result.tokens = generator.generate(sampling, &stats);
+  } else {
+    Generator generator(model_, options_.attention, std::move(layout), capacity);
+    result.tokens = generator.generate(sampling, &stats);
+  }
   result.prefill_ms = stats.prefill_ms;
   if (!result.tokens.empty() && result.tokens.back() == ByteTokenizer::kEos) result.tokens.pop_back();
   result.decode_ms_per_token = result.tokens.empty() ? 0 : stats.decode_ms / result.tokens.size();

@@ -36,7 +36,7 @@ class DistributedGenerator {
 
   at::Tensor prefill();            // -> [V] logits of the last prompt position (every rank)
   at::Tensor step(int64_t token);  // appends token, -> [V] its logits (every rank)
-  std::vector<int64_t> generate(const SamplingOptions& sampling);
+  std::vector<int64_t> generate(const SamplingOptions& sampling, GenerationStats* stats = nullptr);
 
   const GistLayout& layout() const { return layout_; }
   int64_t held_positions() const { return held_; }  // positions whose K/V this rank holds

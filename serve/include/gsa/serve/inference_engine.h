@@ -1,9 +1,11 @@
-// Single-device text completion, the engine the HTTP API and the sharded engine build on.
+// Text completion on one device, or on an sp group of ranks (distributed decode: the prompt's KV cache stays
+// sharded, parallel/distributed_decode.h); the HTTP API builds on it.
 //
 // Contract: complete() tokenizes `context` with the byte tokenizer and gists it (word-aware when the config
 // asks for it), appends `prompt` raw as the suffix, prefills once and decodes up to max_new_tokens with the
 // request's sampling (gist ids never produced; stops after <eos> or a stop token). Returns the generated text
-// and timings. Not thread-safe: one request at a time.
+// and timings. Not thread-safe: one request at a time. With an sp group (use_sequence_parallel), every rank of the
+// group must call complete() with the same request; every rank returns the same result.
 #pragma once
 
 #include <cstdint>
@@ -11,6 +13,7 @@
 #include <vector>
 
 #include "gsa/config/options.h"
+#include "gsa/parallel/communicator.h"
 #include "gsa/runtime/generation.h"
 #include "gsa/runtime/llama_model.h"
 
@@ -34,11 +37,14 @@ class InferenceEngine {
  public:
   InferenceEngine(LlamaModel model, const GsaOptions& options);
   CompletionResult complete(const CompletionRequest& request);
+  // Serve with the prompt cut over the ranks of `sp` (the communicator must outlive the engine).
+  void use_sequence_parallel(Communicator* sp) { sp_ = sp; }
   const LlamaModel& model() const { return model_; }
 
  private:
   LlamaModel model_;
   GsaOptions options_;
+  Communicator* sp_ = nullptr;
 };
 
 }  // namespace gsa
