@@ -1,22 +1,26 @@
 #!/usr/bin/env bash
 # test_generate_distributed.sh GSA MPIEXEC [MPIEXEC_FLAGS...]: trains a demo checkpoint for a few steps, then
 # `gsa generate` greedy on one process (the oracle) and under mpirun on 2 and 4 ranks (distributed decode: the
-# prompt's KV cache cut over the ranks, MPI backend). The completions must be identical.
+# prompt's KV cache cut over the ranks). The completions must be identical. GSA_E2E_BACKEND=nccl (GPU machines):
+# one GPU per rank, the oracle on CUDA; default mpi (CPU tensors).
 set -u
 gsa=$1 mpiexec=$2
 shift 2
 export OMP_NUM_THREADS=1
+backend=${GSA_E2E_BACKEND:-mpi}
+device=cpu
+[ "$backend" = nccl ] && device=cuda
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 "$gsa" train --set train.steps=20 --set train.eval_batches=1 --samples 0 --threads 1 --output-dir "$dir" >/dev/null \
   || { echo "training the checkpoint failed"; exit 1; }
 context="k3=v9 k7=v2 k1=v5 alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho"
 args=(generate --checkpoint "$dir/checkpoint" --context "$context $context $context" --prompt "?k7=" --max-new-tokens 12)
-expected=$("$gsa" "${args[@]}" 2>/dev/null)
+expected=$("$gsa" "${args[@]}" --device $device 2>/dev/null)
 [ -n "$expected" ] || { echo "single-process generate printed nothing"; exit 1; }
 status=0
-for np in 2 4; do
-  got=$(timeout 300 "$mpiexec" -np "$np" "$@" -x OMP_NUM_THREADS "$gsa" "${args[@]}" --backend mpi 2>"$dir/err")
+for np in ${GSA_E2E_RANKS:-2 4}; do
+  got=$(timeout 300 "$mpiexec" -np "$np" "$@" -x OMP_NUM_THREADS "$gsa" "${args[@]}" --backend "$backend" 2>"$dir/err")
   if [ "$got" == "$expected" ]; then
     echo "np $np: identical completion ($(grep -o '[0-9]* ranks.*' "$dir/err"))"
   else
