@@ -86,6 +86,8 @@ int run_train(const Args& args) {
   MpiSession session(nullptr, nullptr);
   return run_rank_main([&] {
     GSA_CHECK(sp >= 1 && timeout_s >= 1, "gsa train: --sp and --comm-timeout-s must be >= 1");
+    GSA_CHECK(dp > 0 || session.world_size() % sp == 0, "gsa train: the ", session.world_size(),
+              " ranks are not a multiple of --sp ", sp, " (world = dp x sp)");
     const int64_t replicas = dp > 0 ? dp : session.world_size() / sp;
     at::set_num_threads(1);
     ProcessGroups groups = make_process_groups(session, replicas, sp, parse_comm_backend(backend),
