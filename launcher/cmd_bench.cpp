@@ -292,13 +292,14 @@ void write_csv(std::ofstream& csv, const std::vector<Row>& rows, const char* pas
 int run_bench(const Args& args) {
   const std::string what = Flags::leading_word(args);
   if (what == "comm") return run_bench_comm(Args(args.begin() + 1, args.end()));
+  if (what == "sp") return run_bench_sp(Args(args.begin() + 1, args.end()));
   Flags flags(args, what.empty() ? "bench" : "bench " + what);
   if (flags.help()) {
     std::fputs(kBenchHelp, stdout);
     return 0;
   }
   GSA_CHECK(flags.positional().size() == 1 && what == "attention",
-            "expected 'gsa bench attention' or 'gsa bench comm' (positional words before flags)\n", kBenchHelp);
+            "expected 'gsa bench attention', 'gsa bench comm' or 'gsa bench sp' (positional words before flags)\n", kBenchHelp);
 
   std::vector<int64_t> tokens = flags.get_int_list("tokens", {2048, 4096, 8192, 16384});
   Setup s;

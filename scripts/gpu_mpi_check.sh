@@ -2,8 +2,8 @@
 # Multi-GPU validation in one device call (nvidia-h200-x2/x4): builds the gsa CLI and the mpi tests against the
 # image's LibTorch, runs every mpi test on NCCL (GSA_COMM_BACKEND=nccl, one rank per GPU) at 2 ranks and, with
 # 4 GPUs, at 4 ranks, the NCCL dead-rank probes, distributed `gsa train` / `gsa generate` end to end on NCCL, then
-# gsa bench comm at 128K..1M tokens on 2 and 4 GPUs and the peers. GSA_GPU_{MPI_TESTS,E2E,COMM_BENCH,PEERS}=0
-# skip a part.
+# gsa bench comm at 128K..1M tokens on 2 and 4 GPUs, gsa bench sp on 1, 2, 4 GPUs, and the peers.
+# GSA_GPU_{MPI_TESTS,E2E,COMM_BENCH,SP_BENCH,PEERS}=0 skip a part.
 # Logs and CSVs go to $OUT (or ./gpu-logs).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -56,6 +56,15 @@ for np in 2 4; do
   run "$np" build/launcher/gsa bench comm --backend nccl --tokens ${GSA_COMM_TOKENS:-131072,262144,524288,1048576} \
     --csv "$out/bench_comm_np$np.csv" 2>&1 | tee "$out/bench_comm_np$np.txt"
 done
+# One sequence-parallel attention layer at growing N on 1, 2 and 4 GPUs (stops at the first length that does not
+# fit; a hang after an uneven out-of-memory ends at the 120 s deadline).
+if [ "${GSA_GPU_SP_BENCH:-1}" = 1 ]; then
+  for np in 1 2 4; do
+    [ "$np" -le "$gpus" ] || continue
+    run "$np" build/launcher/gsa bench sp --backend nccl --tokens ${GSA_SP_TOKENS:-32768,65536,131072,262144} \
+      --timeout-s 120 2>&1 | grep -v '^frame' | tail -8 | tee "$out/bench_sp_np$np.txt"
+  done
+fi
 # Peers in the same run (carried peers/ folder): NCCL all-gather bandwidth and PyTorch context parallelism.
 if [ -f peers/nccl_allgather.py ] && [ "${GSA_GPU_PEERS:-1}" = 1 ]; then
   for devs in 0,1 0,1,2,3; do
