@@ -11,7 +11,10 @@
 //   every peer in rank order (recv_counts). Backward: the same exchange reversed.
 // - The SPMD rule of communicator.h holds for the backward too: every rank must build the same sequence of these
 //   ops with inputs that require grad on every rank or on none (derive empty inputs from a tensor with grad, never
-//   from a fresh zeros()), so that every rank's backward runs the same collectives in the same order.
+//   from a fresh zeros()), and every output must reach the loss on every rank (see selective_to_grid). Then every
+//   rank's backward runs the same collectives in the same order: LibTorch's engine runs ready nodes highest
+//   sequence number first and gradients only flow from later-created to earlier-created nodes, so the backward
+//   collectives run in exactly the reverse of their creation order, whatever local ops differ between ranks.
 // - The communicator must outlive the backward pass.
 #pragma once
 
