@@ -1,7 +1,6 @@
 #include "gsa/parallel/distributed_decode.h"
 
 #include <algorithm>
-#include <chrono>
 
 #include "gsa/parallel/sp_attention.h"
 #include "gsa/runtime/attention.h"
@@ -108,27 +107,17 @@ at::Tensor DistributedGenerator::step(int64_t token) {
 }
 
 std::vector<int64_t> DistributedGenerator::generate(const SamplingOptions& sampling, GenerationStats* stats) {
-  using Clock = std::chrono::steady_clock;
-  auto ms_since = [](Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); };
   Sampler sampler(sampling, layout_.gist_token_ids);
-  std::vector<int64_t> out;
-  auto start = Clock::now();
-  at::Tensor logits = prefill();
-  if (stats != nullptr) stats->prefill_ms = ms_since(start);
-  start = Clock::now();
-  for (int64_t i = 0; i < sampling.max_new_tokens; ++i) {
+  // Rank 0 samples and broadcasts, so every rank follows the same tokens whatever the sampling.
+  auto choose = [&](const at::Tensor& logits) {
     at::Tensor chosen = at::full({1}, sp_.rank() == 0 ? sampler.sample(logits) : int64_t{0},
                                  at::TensorOptions().dtype(at::kLong).device(sp_.device()));
     sp_.broadcast(chosen, 0);
-    const int64_t token = chosen.item<int64_t>();
-    out.push_back(token);
-    const bool stop = std::find(sampling.stop_tokens.begin(), sampling.stop_tokens.end(), token) !=
-                      sampling.stop_tokens.end();
-    if (stop || i + 1 == sampling.max_new_tokens || layout_.size() >= capacity_) break;
-    logits = step(token);
-  }
-  if (stats != nullptr) stats->decode_ms = ms_since(start);
-  return out;
+    return chosen.item<int64_t>();
+  };
+  DecodeLoop loop{[&] { return prefill(); }, choose, [&](int64_t token) { return step(token); },
+                  [&] { return layout_.size() < capacity_; }};
+  return run_decode_loop(sampling, loop, stats);
 }
 
 }  // namespace gsa

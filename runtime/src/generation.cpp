@@ -1,5 +1,6 @@
 #include "gsa/runtime/generation.h"
 
+#include <algorithm>
 #include <chrono>
 #include <limits>
 
@@ -55,25 +56,33 @@ at::Tensor Generator::step(int64_t token) {
   return run(layout_.size() - 1, 1);
 }
 
-std::vector<int64_t> Generator::generate(const SamplingOptions& sampling, GenerationStats* stats) {
+std::vector<int64_t> run_decode_loop(const SamplingOptions& sampling, const DecodeLoop& loop,
+                                     GenerationStats* stats) {
   using Clock = std::chrono::steady_clock;
   auto ms_since = [](Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); };
-  Sampler sampler(sampling, layout_.gist_token_ids);
   std::vector<int64_t> out;
   auto start = Clock::now();
-  at::Tensor logits = prefill();
+  at::Tensor logits = loop.prefill();
   if (stats != nullptr) stats->prefill_ms = ms_since(start);
   start = Clock::now();
   for (int64_t i = 0; i < sampling.max_new_tokens; ++i) {
-    const int64_t token = sampler.sample(logits);
+    const int64_t token = loop.choose(logits);
     out.push_back(token);
     const bool stop = std::find(sampling.stop_tokens.begin(), sampling.stop_tokens.end(), token) !=
                       sampling.stop_tokens.end();
-    if (stop || i + 1 == sampling.max_new_tokens || layout_.size() >= cache_.capacity()) break;
-    logits = step(token);
+    if (stop || i + 1 == sampling.max_new_tokens || !loop.has_room()) break;
+    logits = loop.step(token);
   }
   if (stats != nullptr) stats->decode_ms = ms_since(start);
   return out;
+}
+
+std::vector<int64_t> Generator::generate(const SamplingOptions& sampling, GenerationStats* stats) {
+  Sampler sampler(sampling, layout_.gist_token_ids);
+  DecodeLoop loop{[&] { return prefill(); }, [&](const at::Tensor& logits) { return sampler.sample(logits); },
+                  [&](int64_t token) { return step(token); },
+                  [&] { return layout_.size() < cache_.capacity(); }};
+  return run_decode_loop(sampling, loop, stats);
 }
 
 }  // namespace gsa

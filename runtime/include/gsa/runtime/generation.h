@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -47,6 +48,18 @@ struct GenerationStats {
   double prefill_ms = 0;  // prefill, through the logits of the last prompt position
   double decode_ms = 0;   // sampling and decode steps after it
 };
+
+// The prefill + sample + decode loop that Generator and the distributed generator share: choose picks the next
+// token from logits, step appends it and returns its logits; the loop ends after max_new_tokens, a stop token,
+// or when has_room() says the cache is full. Fills stats (when given) with the prefill / decode split.
+struct DecodeLoop {
+  std::function<at::Tensor()> prefill;
+  std::function<int64_t(const at::Tensor&)> choose;
+  std::function<at::Tensor(int64_t)> step;
+  std::function<bool()> has_room;
+};
+std::vector<int64_t> run_decode_loop(const SamplingOptions& sampling, const DecodeLoop& loop,
+                                     GenerationStats* stats);
 
 class Generator {
  public:
