@@ -87,5 +87,25 @@ TEST(SpModel, GradientBucketsStartDuringBackward) {
   sync.finish();
 }
 
+TEST(GradientSync, SumsOverTheWorldAndZeroFillsUnusedParameters) {
+  const ProcessGroups& groups = test::test_groups(1, test::mpi_session().world_size());
+  const int me = groups.mesh.rank, n = groups.world->size();
+  const auto opts = at::TensorOptions().dtype(at::kFloat).device(groups.device);
+  at::Tensor used = at::zeros({5}, opts).requires_grad_();
+  at::Tensor unused = at::zeros({3}, opts).requires_grad_();  // gets no gradient this step
+  at::Tensor also = at::zeros({2, 2}, opts).requires_grad_();
+  GradientSync sync({used, unused, also}, groups.world, /*bucket_bytes=*/16);  // one bucket per parameter
+  // Rank r contributes (r + 1) to every element: the sums are n (n + 1) / 2, exact in fp32.
+  ((used.sum() + also.sum()) * (me + 1)).backward();
+  sync.finish();
+  const double total = n * (n + 1) / 2.0;
+  EXPECT_TRUE(at::equal(used.grad().cpu(), at::full({5}, total)));
+  EXPECT_TRUE(at::equal(also.grad().cpu(), at::full({2, 2}, total)));
+  ASSERT_TRUE(unused.grad().defined());
+  EXPECT_TRUE(at::equal(unused.grad().cpu(), at::zeros({3})));
+  EXPECT_EQ(sync.num_buckets(), 3);
+  EXPECT_EQ(sync.started_during_backward(), 2);  // the unused parameter's bucket started in finish()
+}
+
 }  // namespace
 }  // namespace gsa
