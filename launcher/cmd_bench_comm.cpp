@@ -27,6 +27,8 @@
 
 #include "cli_flags.h"
 #include "commands.h"
+#include "mpi_launch.h"
+#include "rank_timing.h"
 #include "gsa/parallel/process_groups.h"
 #include "gsa/parallel/sp_attention.h"
 #include "gsa/runtime/attention_plan.h"
@@ -64,23 +66,6 @@ struct Measured {
   double ms = 0;      // median of the slowest rank's time per call
 };
 
-// Median over iterations of the slowest rank's time of fn (a barrier before each call).
-double time_collective(Communicator& comm, int64_t iters, const std::function<void()>& fn) {
-  fn();
-  std::vector<double> times;
-  for (int64_t i = 0; i < iters; ++i) {
-    comm.barrier();
-    const auto start = std::chrono::steady_clock::now();
-    fn();
-    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-    at::Tensor slowest = at::full({1}, ms, at::TensorOptions().dtype(at::kDouble).device(comm.device()));
-    comm.all_reduce(slowest, ReduceOp::kMax);
-    times.push_back(slowest.item<double>());
-  }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
-}
-
 GistLayout bench_layout(int64_t n, const Shape& s) {
   std::mt19937 rng(1);
   Document doc;
@@ -110,25 +95,24 @@ std::vector<Measured> bench_one(int64_t n, const Shape& s, Communicator& sp, at:
 
   at::Generator gen = at::detail::createCPUGenerator(7 + me);
   at::Tensor kv = at::randn({1, hkv, local, 2 * d}, gen, at::kFloat).to(opts);                 // [B, Hkv, Tl, 2D]
-  at::Tensor by_row = kv.permute({0, 2, 1, 3}).reshape({local, hkv, 2 * d}).contiguous();
-  at::Tensor by_pos = kv.permute({2, 0, 1, 3}).contiguous();                                   // [Tl, B, Hkv, 2D]
+  at::Tensor by_pos = kv.permute({2, 0, 1, 3});                                                // [Tl, B, Hkv, 2D]
   at::NoGradGuard no_grad;
   std::vector<Measured> out;
   auto max_bytes = [&](int64_t bytes) { return sp.all_reduce_int(bytes, ReduceOp::kMax); };
 
   // Gist tree (+ sinks).
   at::Tensor gathered;
-  Measured tree{"gist tree all-gather", max_bytes(ex.own_replicated.numel() * hkv * 2 * d * elem), 0};
-  tree.ms = time_collective(sp, s.iters, [&] {
-    gathered = all_gather_rows(by_row.index_select(0, ex.own_replicated), sp, ex.replicated_counts);
-  });
+  Measured tree{"gist tree all-gather", max_bytes(ex.own_row.numel() * hkv * 2 * d * elem), 0};
+  tree.ms = slowest_rank_median_ms(sp, s.iters, [&] {
+    gathered = all_gather_rows(own_replicated_rows(ex, kv), sp, ex.replicated_counts);
+  }, false);
   out.push_back(tree);
 
   // Halo.
   int64_t halo_rows = 0;
   for (const RowSend& send : ex.halo.sends) halo_rows += send.count;
   Measured halo{"halo send/recv", max_bytes(halo_rows * hkv * 2 * d * elem), 0};
-  halo.ms = time_collective(sp, s.iters, [&] { exchange_rows(by_pos, sp, ex.halo); });
+  halo.ms = slowest_rank_median_ms(sp, s.iters, [&] { exchange_rows(by_pos, sp, ex.halo); }, false);
   out.push_back(halo);
 
   // Routing: the tail rank's suffix queries select over the replicated tree; keys it does not hold are routed.
@@ -150,7 +134,8 @@ std::vector<Measured> bench_one(int64_t n, const Shape& s, Communicator& sp, at:
   RoutingTraffic traffic;
   route_unfolding(remote, q_source, plan, shards, k_own, v_own, sp, 0.125, &traffic);
   Measured routing{"unfold routing (prefill)", max_bytes(traffic.bytes_sent), 0};
-  routing.ms = time_collective(sp, s.iters, [&] { route_unfolding(remote, q_source, plan, shards, k_own, v_own, sp, 0.125); });
+  routing.ms = slowest_rank_median_ms(
+      sp, s.iters, [&] { route_unfolding(remote, q_source, plan, shards, k_own, v_own, sp, 0.125); }, false);
   out.push_back(routing);
 
   // Decode merge: every rank's partial output + log-sum-exp for one query.
@@ -158,18 +143,18 @@ std::vector<Measured> bench_one(int64_t n, const Shape& s, Communicator& sp, at:
   at::Tensor partial = at::zeros({1 * s.heads * step.padded_queries() * (d + 1)}, at::TensorOptions().device(device));
   at::Tensor merged = at::empty({sp.size() * partial.numel()}, partial.options());
   Measured decode{"decode merge all-gather", static_cast<int64_t>(partial.nbytes()), 0};
-  decode.ms = time_collective(sp, s.iters, [&] { sp.all_gather(partial, merged); });
+  decode.ms = slowest_rank_median_ms(sp, s.iters, [&] { sp.all_gather(partial, merged); }, false);
   out.push_back(decode);
 
   // Ring baseline: sp - 1 steps of sending the whole K/V shard to the next rank.
   const int64_t max_local = sp.all_reduce_int(local, ReduceOp::kMax);
   at::Tensor ring_send = at::zeros({max_local, hkv, 2 * d}, opts), ring_recv = at::empty_like(ring_send);
   Measured ring{"ring of full KV (baseline)", (sp.size() - 1) * max_local * hkv * 2 * d * elem, 0};
-  ring.ms = time_collective(sp, s.iters, [&] {
+  ring.ms = slowest_rank_median_ms(sp, s.iters, [&] {
     for (int step_i = 0; step_i + 1 < sp.size(); ++step_i) {
       sp.send_recv({{(me + 1) % sp.size(), ring_send}}, {{(me + sp.size() - 1) % sp.size(), ring_recv}});
     }
-  });
+  }, false);
   out.push_back(ring);
   return out;
 }
@@ -195,24 +180,21 @@ int run_bench_comm(const Args& args) {
   s.gist.prev_chunks = flags.get_int("prev-chunks", 1);
   s.suffix = flags.get_int("suffix", 16);
   s.iters = flags.get_int("iters", 10);
-  const std::string backend_name = flags.get_string("backend", at::hasCUDA() ? "nccl" : "mpi");
-  const int64_t timeout_s = flags.get_int("timeout-s", 300);
+  const CommFlags comm = read_comm_flags(flags, "timeout-s", 300);
   const std::string csv_path = flags.get_string("csv", "");
   flags.finish();
   GSA_CHECK(s.heads >= 1 && s.kv_heads >= 1 && s.heads % s.kv_heads == 0, "gsa bench comm: --kv-heads ", s.kv_heads,
             " must divide --heads ", s.heads);
   GSA_CHECK(dtype == "bf16" || dtype == "fp32", "gsa bench comm: --dtype must be bf16 or fp32, got '", dtype, "'");
-  GSA_CHECK(s.iters >= 1 && s.suffix >= 1 && timeout_s >= 1, "gsa bench comm: --iters, --suffix, --timeout-s >= 1");
+  GSA_CHECK(s.iters >= 1 && s.suffix >= 1, "gsa bench comm: --iters and --suffix must be >= 1");
   s.dtype = dtype == "bf16" ? at::kBFloat16 : at::kFloat;
   for (int64_t n : tokens) {
     GSA_CHECK(n > s.suffix + s.gist.sink + s.gist.chunk, "gsa bench comm: --tokens ", n, " too short");
   }
 
-  MpiSession session(nullptr, nullptr);
-  return run_rank_main([&] {
+  return run_mpi_job([&](const MpiSession& session) {
     at::set_num_threads(1);
-    ProcessGroups groups = make_process_groups(session, 1, session.world_size(), parse_comm_backend(backend_name),
-                                               std::chrono::seconds(timeout_s));
+    ProcessGroups groups = make_process_groups(session, 1, session.world_size(), comm.backend, comm.timeout);
     Communicator& sp = *groups.sp;
     const bool root = sp.rank() == 0;
     std::ofstream csv;
@@ -236,7 +218,7 @@ int run_bench_comm(const Args& args) {
         std::printf("%9lld  %-28s %14.3f %10.3f %11.4fx\n", (long long)n, m.name.c_str(), m.bytes / 1048576.0, m.ms,
                     m.bytes / ring_bytes);
         if (csv.is_open()) {
-          csv << sp.size() << "," << backend_name << "," << n << "," << m.name << "," << m.bytes << "," << m.ms << "\n";
+          csv << sp.size() << "," << comm.backend_name << "," << n << "," << m.name << "," << m.bytes << "," << m.ms << "\n";
         }
       }
       std::fflush(stdout);

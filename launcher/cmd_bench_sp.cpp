@@ -24,6 +24,8 @@
 
 #include "cli_flags.h"
 #include "commands.h"
+#include "mpi_launch.h"
+#include "rank_timing.h"
 #include "gsa/parallel/process_groups.h"
 #include "gsa/parallel/sp_attention.h"
 #include "gsa/runtime/error.h"
@@ -52,33 +54,6 @@ struct Options {
   GistOptions gist;
 };
 
-double slowest(Communicator& comm, double ms) {
-  at::Tensor t = at::full({1}, ms, at::TensorOptions().dtype(at::kDouble).device(comm.device()));
-  comm.all_reduce(t, ReduceOp::kMax);
-  return t.item<double>();
-}
-
-void sync(const at::Device& device) {
-  if (device.is_cuda()) (void)at::zeros({1}, at::TensorOptions().device(device)).item<float>();
-}
-
-// Median (over repeats) of the slowest rank's time of fn, after one warm-up.
-double time_ms(Communicator& comm, const at::Device& device, int64_t repeats, const std::function<void()>& fn) {
-  fn();
-  sync(device);
-  std::vector<double> times;
-  for (int64_t i = 0; i < repeats; ++i) {
-    comm.barrier();
-    const auto start = std::chrono::steady_clock::now();
-    fn();
-    sync(device);
-    times.push_back(slowest(comm, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-                                      .count()));
-  }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
-}
-
 struct Row {
   int64_t tokens = 0, local = 0;
   double plan_ms = 0, fwd_ms = 0, fwd_bwd_ms = 0, peak_gib = 0;
@@ -97,7 +72,8 @@ Row bench_one(int64_t n, const Options& o, Communicator& sp, const at::Device& d
   row.local = shards.shard_size(sp.rank());
 
   SpForwardPlan plan;
-  row.plan_ms = time_ms(sp, device, 1, [&] { plan = make_sp_forward_plan(rows, shards, attention, sp, device); });
+  row.plan_ms = slowest_rank_median_ms(
+      sp, 1, [&] { plan = make_sp_forward_plan(rows, shards, attention, sp, device); }, true);
   at::Generator gen = at::detail::createCPUGenerator(11 + sp.rank());
   const auto opts = at::TensorOptions().dtype(o.dtype).device(device);
   auto input = [&](int64_t heads) {
@@ -112,7 +88,7 @@ Row bench_one(int64_t n, const Options& o, Communicator& sp, const at::Device& d
   int64_t failed = 0;
   try {
     at::NoGradGuard no_grad;
-    row.fwd_ms = time_ms(sp, device, o.repeats, [&] { layer.attend(0, false, q, k, v, scale); });
+    row.fwd_ms = slowest_rank_median_ms(sp, o.repeats, [&] { layer.attend(0, false, q, k, v, scale); }, true);
   } catch (const c10::Error&) {
     failed = 1;
   }
@@ -120,10 +96,10 @@ Row bench_one(int64_t n, const Options& o, Communicator& sp, const at::Device& d
     try {
       MemoryTracker::reset_peak(device);
       const int64_t before = MemoryTracker::current_bytes(device);
-      row.fwd_bwd_ms = time_ms(sp, device, o.repeats, [&] {
+      row.fwd_bwd_ms = slowest_rank_median_ms(sp, o.repeats, [&] {
         layer.attend(0, false, q, k, v, scale).backward(grad);
         q.mutable_grad() = k.mutable_grad() = v.mutable_grad() = at::Tensor();
-      });
+      }, true);
       row.peak_gib = static_cast<double>(MemoryTracker::peak_bytes(device) - before) / (1 << 30);
     } catch (const c10::Error&) {
       failed = 1;
@@ -156,21 +132,18 @@ int run_bench_sp(const Args& args) {
   o.gist.sink = flags.get_int("sink", 3);
   o.gist.prev_chunks = flags.get_int("prev-chunks", 1);
   o.repeats = flags.get_int("repeats", 3);
-  const std::string backend = flags.get_string("backend", at::hasCUDA() ? "nccl" : "mpi");
-  const int64_t timeout_s = flags.get_int("timeout-s", 600);
+  const CommFlags comm = read_comm_flags(flags, "timeout-s", 600);
   flags.finish();
   GSA_CHECK(o.heads >= 1 && o.kv_heads >= 1 && o.heads % o.kv_heads == 0, "gsa bench sp: --kv-heads ", o.kv_heads,
             " must divide --heads ", o.heads);
   GSA_CHECK(dtype == "bf16" || dtype == "fp32", "gsa bench sp: --dtype must be bf16 or fp32, got '", dtype, "'");
-  GSA_CHECK(o.repeats >= 1 && timeout_s >= 1, "gsa bench sp: --repeats and --timeout-s must be >= 1");
+  GSA_CHECK(o.repeats >= 1, "gsa bench sp: --repeats must be >= 1");
   o.dtype = dtype == "bf16" ? at::kBFloat16 : at::kFloat;
 
-  MpiSession session(nullptr, nullptr);
-  return run_rank_main([&] {
+  return run_mpi_job([&](const MpiSession& session) {
     at::set_num_threads(session.world_size() > 1 ? 1 : at::get_num_threads());
     MemoryTracker::install();
-    ProcessGroups groups = make_process_groups(session, 1, session.world_size(), parse_comm_backend(backend),
-                                               std::chrono::seconds(timeout_s));
+    ProcessGroups groups = make_process_groups(session, 1, session.world_size(), comm.backend, comm.timeout);
     Communicator& sp = *groups.sp;
     const bool root = sp.rank() == 0;
     if (root) {

@@ -1,5 +1,4 @@
 // gsa generate: completes a prompt from a checkpoint; the context is gisted, the prompt is the raw suffix.
-#include <chrono>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -8,7 +7,6 @@
 #include "commands.h"
 #include "device_flag.h"
 #include "mpi_launch.h"
-#include "gsa/parallel/process_groups.h"
 #include "gsa/runtime/error.h"
 #include "gsa/serve/inference_engine.h"
 #include "gsa/trainer/trainer.h"
@@ -57,8 +55,7 @@ int run_generate(const Args& args) {
   const at::Device device = device_from_flags(flags);
   const bool distributed = flags.has("sp") || launched_by_mpirun();
   const int64_t sp = flags.get_int("sp", 0);  // 0: the whole world
-  const std::string backend = flags.get_string("backend", at::hasCUDA() ? "nccl" : "mpi");
-  const int64_t timeout_s = flags.get_int("comm-timeout-s", 300);
+  const CommFlags comm = read_comm_flags(flags, "comm-timeout-s", 300);
   flags.finish();
 
   auto complete = [&](const at::Device& on, Communicator* group) {
@@ -76,13 +73,12 @@ int run_generate(const Args& args) {
     return 0;
   };
   if (!distributed) return complete(device, nullptr);
-  MpiSession session(nullptr, nullptr);
-  return run_rank_main([&] {
+  return run_mpi_job([&](const MpiSession& session) {
     const int64_t group = sp > 0 ? sp : session.world_size();
     GSA_CHECK(session.world_size() % group == 0, "gsa generate: --sp ", group, " does not divide the ",
               session.world_size(), " ranks");
-    ProcessGroups groups = make_process_groups(session, session.world_size() / group, group,
-                                               parse_comm_backend(backend), std::chrono::seconds(timeout_s));
+    ProcessGroups groups = make_process_groups(session, session.world_size() / group, group, comm.backend,
+                                               comm.timeout);
     return complete(groups.device, groups.sp.get());
   });
 }

@@ -1,7 +1,6 @@
 // gsa train: trains a model; without --config it runs the embedded demo (configs/demo.pbtxt).
 #include <ATen/Parallel.h>
 
-#include <chrono>
 #include <iostream>
 #include <sstream>
 
@@ -10,7 +9,6 @@
 #include "device_flag.h"
 #include "mpi_launch.h"
 #include "gsa/config/config_loader.h"
-#include "gsa/parallel/process_groups.h"
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/generation.h"
 #include "gsa/runtime/tokenizer.h"
@@ -71,8 +69,7 @@ int run_train(const Args& args) {
   const bool distributed = flags.has("dp") || flags.has("sp") || launched_by_mpirun();
   const int64_t sp = flags.get_int("sp", 1);
   const int64_t dp = flags.get_int("dp", 0);  // 0: world / sp
-  const std::string backend = flags.get_string("backend", at::hasCUDA() ? "nccl" : "mpi");
-  const int64_t timeout_s = flags.get_int("comm-timeout-s", 300);
+  const CommFlags comm = read_comm_flags(flags, "comm-timeout-s", 300);
   flags.finish();
 
   GsaOptions options = config.empty() ? load_embedded_demo_config(overrides) : load_config_file(config, overrides);
@@ -83,15 +80,13 @@ int run_train(const Args& args) {
     if (samples > 0) show_samples(trainer, options, samples);
     return 0;
   }
-  MpiSession session(nullptr, nullptr);
-  return run_rank_main([&] {
-    GSA_CHECK(sp >= 1 && timeout_s >= 1, "gsa train: --sp and --comm-timeout-s must be >= 1");
+  return run_mpi_job([&](const MpiSession& session) {
+    GSA_CHECK(sp >= 1, "gsa train: --sp must be >= 1, got ", sp);
     GSA_CHECK(dp > 0 || session.world_size() % sp == 0, "gsa train: the ", session.world_size(),
               " ranks are not a multiple of --sp ", sp, " (world = dp x sp)");
     const int64_t replicas = dp > 0 ? dp : session.world_size() / sp;
     at::set_num_threads(1);
-    ProcessGroups groups = make_process_groups(session, replicas, sp, parse_comm_backend(backend),
-                                               std::chrono::seconds(timeout_s));
+    ProcessGroups groups = make_process_groups(session, replicas, sp, comm.backend, comm.timeout);
     const bool root = groups.mesh.rank == 0;
     std::ostringstream quiet;
     std::ostream& out = root ? std::cout : quiet;

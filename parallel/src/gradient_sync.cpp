@@ -49,13 +49,16 @@ void GradientSync::reset_step() {
   for (Bucket& b : buckets_) {
     b.pending = static_cast<int64_t>(b.params.size());
     b.arrived.assign(b.params.size(), false);
-    b.buffer.zero_();
     b.handle.reset();
   }
-  started_in_backward_ = 0;
+  step_open_ = false;
 }
 
 void GradientSync::on_gradient(size_t param_index, const at::Tensor& grad) {
+  if (!step_open_) {  // the first gradient of a backward pass
+    step_open_ = true;
+    started_in_backward_ = 0;
+  }
   auto [bucket_index, slot] = where_[param_index];
   Bucket& b = buckets_[bucket_index];
   GSA_CHECK(!b.arrived[slot], "GradientSync: parameter ", param_index, " got two gradients in one backward");
@@ -70,10 +73,16 @@ void GradientSync::on_gradient(size_t param_index, const at::Tensor& grad) {
 void GradientSync::start(Bucket& bucket) { bucket.handle = comm_->all_reduce_async(bucket.buffer, ReduceOp::kSum); }
 
 void GradientSync::finish() {
-  for (Bucket& b : buckets_) {
-    if (!b.handle) start(b);  // parameters without a gradient this step count as zero
-  }
   at::NoGradGuard no_grad;
+  for (Bucket& b : buckets_) {
+    if (b.handle) continue;
+    // Parameters without a gradient this step count as zero (only their slots are cleared: the others were
+    // overwritten by this step's gradients).
+    for (size_t s = 0; s < b.params.size(); ++s) {
+      if (!b.arrived[s]) b.buffer.narrow(0, b.offsets[s], params_[b.params[s]].numel()).zero_();
+    }
+    start(b);
+  }
   for (Bucket& b : buckets_) {
     b.handle->wait();
     if (scale_ != 1.0) b.buffer.mul_(scale_);
@@ -87,9 +96,7 @@ void GradientSync::finish() {
       }
     }
   }
-  const int64_t overlapped = started_in_backward_;
   reset_step();
-  started_in_backward_ = overlapped;
 }
 
 }  // namespace gsa

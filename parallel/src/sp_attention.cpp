@@ -54,7 +54,7 @@ SpExchange make_sp_exchange(const std::vector<GistLayout>& rows, const SequenceS
   }
   const int64_t width = ex.replicated_width;
   std::vector<int64_t> key_slot(batch * length, -1), replicated_slot(batch * length, -1);
-  std::vector<int64_t> own, target;
+  std::vector<int64_t> own_row, own_position, target;
   ex.replicated_counts.assign(sp.size(), 0);
   for (int r = 0; r < sp.size(); ++r) {
     for (int64_t b = 0; b < batch; ++b) {
@@ -63,7 +63,10 @@ SpExchange make_sp_exchange(const std::vector<GistLayout>& rows, const SequenceS
       auto last = std::lower_bound(first, replicated[b].end(), shards.shard_begin(r + 1));
       for (auto it = first; it != last; ++it) {
         target.push_back(b * width + (it - replicated[b].begin()));
-        if (r == rank) own.push_back(b * size + *it - begin);
+        if (r == rank) {
+          own_row.push_back(b);
+          own_position.push_back(*it - begin);
+        }
       }
       ex.replicated_counts[r] += last - first;
     }
@@ -77,11 +80,16 @@ SpExchange make_sp_exchange(const std::vector<GistLayout>& rows, const SequenceS
     for (int64_t pos = ex.halo_begin; pos < begin; ++pos) slot[pos] = width + pos - ex.halo_begin;
     for (int64_t pos = begin; pos < end; ++pos) slot[pos] = width + halo + pos - begin;
   }
-  ex.own_replicated = to_device(own, {static_cast<int64_t>(own.size())}, device);
+  ex.own_row = to_device(own_row, {static_cast<int64_t>(own_row.size())}, device);
+  ex.own_position = to_device(own_position, {static_cast<int64_t>(own_position.size())}, device);
   ex.replicated_target = to_device(target, {static_cast<int64_t>(target.size())}, device);
   ex.key_slot = to_device(key_slot, {batch, length}, device);
   ex.replicated_slot = to_device(replicated_slot, {batch, length}, device);
   return ex;
+}
+
+at::Tensor own_replicated_rows(const SpExchange& exchange, const at::Tensor& x) {
+  return x.permute({0, 2, 1, 3}).index({exchange.own_row, exchange.own_position});  // [n_own, Hkv, X]
 }
 
 SpForwardPlan make_sp_forward_plan(const std::vector<GistLayout>& rows, const SequenceShards& shards,
@@ -108,13 +116,12 @@ at::Tensor SequenceParallelAttention::attend(int64_t layer, bool layer_selects, 
   at::Tensor kv = at::cat({k, v}, -1);                                                  // [B, Hkv, Tl, 2D]
 
   // 1. the replicated keys (global gist tree + sinks): own rows out, every rank's rows in.
-  at::Tensor by_row = kv.permute({0, 2, 1, 3}).reshape({b * t_local, hkv, 2 * d});        // [B*Tl, Hkv, 2D]
-  at::Tensor gathered = all_gather_rows(by_row.index_select(0, ex.own_replicated), sp_, ex.replicated_counts);
+  at::Tensor gathered = all_gather_rows(own_replicated_rows(ex, kv), sp_, ex.replicated_counts);
   at::Tensor replicated = at::zeros({b * ex.replicated_width, hkv, 2 * d}, kv.options())
                               .index_put({ex.replicated_target}, gathered)
                               .view({b, ex.replicated_width, hkv, 2 * d});
-  // 2. the halo: the positions before the shard, position-major rows.
-  at::Tensor by_pos = kv.permute({2, 0, 1, 3}).contiguous();                            // [Tl, B, Hkv, 2D]
+  // 2. the halo: the positions before the shard, position-major rows (only the sent rows are copied).
+  at::Tensor by_pos = kv.permute({2, 0, 1, 3});                                         // [Tl, B, Hkv, 2D]
   at::Tensor halo = exchange_rows(by_pos, sp_, ex.halo).permute({1, 0, 2, 3});           // [B, H, Hkv, 2D]
   // 3. the keys this rank attends to: [replicated | halo | own].
   at::Tensor keys = at::cat({replicated, halo, kv.permute({0, 2, 1, 3})}, 1).permute({0, 2, 1, 3});  // [B, Hkv, S, 2D]
@@ -140,7 +147,7 @@ at::Tensor SequenceParallelAttention::attend(int64_t layer, bool layer_selects, 
     if (static_cast<int64_t>(traffic_->size()) <= layer) traffic_->resize(layer + 1);
     SpLayerTraffic& t = (*traffic_)[layer];
     const int64_t row_bytes = hkv * 2 * d * kv.element_size();
-    t.replicated_bytes += ex.own_replicated.numel() * row_bytes;
+    t.replicated_bytes += ex.own_row.numel() * row_bytes;
     for (const RowSend& s : ex.halo.sends) t.halo_bytes += s.count * b * row_bytes;
     t.routing.items_sent += routing.items_sent;
     t.routing.bytes_sent += routing.bytes_sent;

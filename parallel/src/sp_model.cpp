@@ -17,13 +17,17 @@ SpLossResult sp_next_token_loss(const LlamaModel& model, const std::vector<GistL
   at::Tensor loss_sum = at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), local_labels.reshape({-1}), {},
                                                at::Reduction::Sum, /*ignore_index=*/-100);
 
+  // One small all-reduce gives the global labelled count and loss sum.
+  at::Tensor totals = at::stack({(local_labels != -100).sum().to(at::kDouble), loss_sum.detach().to(at::kDouble)})
+                          .to(world.device());
+  world.all_reduce(totals, ReduceOp::kSum);
+  const at::Tensor host = totals.cpu();
+  const double* sums = host.data_ptr<double>();  // [labelled tokens, loss sum]
   SpLossResult result;
-  result.labelled = world.all_reduce_int((local_labels != -100).sum().item<int64_t>(), ReduceOp::kSum);
+  result.labelled = static_cast<int64_t>(sums[0]);
   GSA_CHECK(result.labelled > 0, "the global batch has no labelled tokens");
   result.loss = loss_sum / static_cast<double>(result.labelled);
-  at::Tensor total = result.loss.detach().to(at::kDouble).reshape({1}).to(world.device()).contiguous();
-  world.all_reduce(total, ReduceOp::kSum);
-  result.global_loss = total.item<double>();
+  result.global_loss = sums[1] / static_cast<double>(result.labelled);
   result.logits = logits.detach();
   return result;
 }

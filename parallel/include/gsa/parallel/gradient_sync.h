@@ -35,7 +35,7 @@ class GradientSync {
   void finish();
 
   int64_t num_buckets() const { return static_cast<int64_t>(buckets_.size()); }
-  // Buckets whose all-reduce started from a hook during the last backward (overlap achieved).
+  // Buckets whose all-reduce started from a hook during the current or last backward (overlap achieved).
   int64_t started_during_backward() const { return started_in_backward_; }
 
  private:
@@ -60,6 +60,7 @@ class GradientSync {
   std::vector<std::pair<size_t, size_t>> where_;  // param -> (bucket, slot in bucket)
   std::vector<unsigned> hook_ids_;
   int64_t started_in_backward_ = 0;
+  bool step_open_ = false;  // a gradient of this step arrived; finish() closes the step
 };
 
 }  // namespace gsa

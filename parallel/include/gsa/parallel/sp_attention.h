@@ -33,7 +33,7 @@ namespace gsa {
 // every level and sink tokens, in (row, position) order per owner rank) and the halo.
 struct SpExchange {
   std::vector<int64_t> replicated_counts;  // [sp] rows each rank contributes
-  at::Tensor own_replicated;               // [n_own] flat index into this rank's [B * T_local] positions
+  at::Tensor own_row, own_position;        // [n_own] each: batch row and local position of the keys it sends
   at::Tensor replicated_target;            // [n_all] flat index into [B * replicated_width] of the gathered rows
   int64_t replicated_width = 0;            // most replicated keys in one row
   int64_t halo_begin = 0;                  // the halo is positions [halo_begin, shard begin)
@@ -41,6 +41,10 @@ struct SpExchange {
   at::Tensor key_slot;                     // [B, T] column of each position in [replicated | halo | own]; -1 none
   at::Tensor replicated_slot;              // [B, T] column of each replicated position in [replicated]; -1 none
 };
+
+// The rows this rank contributes to the gist-tree all-gather, picked from x [B, Hkv, T_local, X] (no copy of
+// the rest): -> [n_own, Hkv, X].
+at::Tensor own_replicated_rows(const SpExchange& exchange, const at::Tensor& x);
 
 // halo_width: positions before the shard that its queries' local windows reach (band_width - 1). Collective over
 // sp (every rank's halo extent).
