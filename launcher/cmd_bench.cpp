@@ -293,6 +293,7 @@ int run_bench(const Args& args) {
   const std::string what = Flags::leading_word(args);
   if (what == "comm") return run_bench_comm(Args(args.begin() + 1, args.end()));
   if (what == "sp") return run_bench_sp(Args(args.begin() + 1, args.end()));
+  if (what == "kernels") return run_bench_kernels(Args(args.begin() + 1, args.end()));
   Flags flags(args, what.empty() ? "bench" : "bench " + what);
   if (flags.help()) {
     std::fputs(kBenchHelp, stdout);

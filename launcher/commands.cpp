@@ -11,7 +11,7 @@ std::string top_level_help() {
          "  train      train a model (no --config: the embedded demo, a synthetic retrieval task)\n"
          "  generate   generate text from a checkpoint\n"
          "  inspect    print gist layouts and attention masks (inspect layout | inspect mask)\n"
-         "  bench      benchmarks (bench attention | bench comm | bench sp)\n";
+         "  bench      benchmarks (bench attention | bench comm | bench sp | bench kernels)\n";
 }
 
 int run_command(const std::string& command, const Args& args) {

@@ -18,5 +18,6 @@ int run_inspect(const Args& args);   // cmd_inspect.cpp
 int run_bench(const Args& args);     // cmd_bench.cpp
 int run_bench_comm(const Args& args);  // cmd_bench_comm.cpp (gsa bench comm, under mpirun)
 int run_bench_sp(const Args& args);    // cmd_bench_sp.cpp (gsa bench sp, under mpirun)
+int run_bench_kernels(const Args& args);  // cmd_bench_kernels.cpp (gsa bench kernels, one GPU)
 
 }  // namespace gsa::cli

@@ -67,6 +67,9 @@ void to_proto(const GistOptions& o, pc::GistConfig* g) {
 AttentionOptions from_proto(const pc::AttentionConfig& a) {
   AttentionOptions o;
   o.query_block = a.query_block();
+  o.backend = a.backend() == pc::REFERENCE ? AttentionBackend::kReference
+              : a.backend() == pc::KERNELS ? AttentionBackend::kKernels
+                                           : AttentionBackend::kAuto;
   const pc::SelectionConfig& s = a.selection();
   o.selection.enabled = s.enabled();
   o.selection.first_selective_layer = s.first_selective_layer();
@@ -78,6 +81,9 @@ AttentionOptions from_proto(const pc::AttentionConfig& a) {
 
 void to_proto(const AttentionOptions& o, pc::AttentionConfig* a) {
   a->set_query_block(o.query_block);
+  a->set_backend(o.backend == AttentionBackend::kReference ? pc::REFERENCE
+                 : o.backend == AttentionBackend::kKernels ? pc::KERNELS
+                                                           : pc::AUTO);
   pc::SelectionConfig* s = a->mutable_selection();
   s->set_enabled(o.selection.enabled);
   s->set_first_selective_layer(o.selection.first_selective_layer);

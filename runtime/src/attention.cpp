@@ -5,6 +5,7 @@
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/mask_predicate.h"
 #include "gsa/runtime/selection.h"
+#include "gsa/runtime/sparse_attention.h"
 
 namespace gsa {
 namespace {
@@ -120,6 +121,25 @@ PartialAttention selected_part(const at::Tensor& q, const KeyView& kv, const Key
   return selective_to_grid(plan, res.out.reshape({ns, hq, d}), res.lse.reshape({ns, hq}));
 }
 
+// The kernels' result on the plan's padded query grid in fp32, to merge with the selected part.
+PartialAttention kernel_part_on_grid(const SparseAttentionOutput& s, const AttentionPlan& plan) {
+  const int64_t pad = plan.padded_queries() - plan.num_queries;
+  return {at::constant_pad_nd(s.out.to(at::kFloat), {0, 0, 0, pad}), at::constant_pad_nd(s.lse, {0, pad}, kNegInf)};
+}
+
+// The kernels run when the plan has tile plans and either they are forced or the inputs are CUDA tensors they
+// support; forced with unsupported inputs is an error naming why.
+bool use_kernels(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const AttentionPlan& plan) {
+  if (!plan.tiles) return false;
+  const std::string why = sparse_attention_unsupported(q, k, v);
+  if (plan.backend == AttentionBackend::kKernels) {
+    GSA_CHECK(why.empty(), "attention.backend = KERNELS cannot run q ", q.sizes(), " ", q.scalar_type(), " on ",
+              q.device(), ": ", why, " (use AUTO or REFERENCE)");
+    return true;
+  }
+  return q.is_cuda() && why.empty();
+}
+
 }  // namespace
 
 PartialAttention merge_partials(const std::vector<PartialAttention>& parts) {
@@ -196,6 +216,8 @@ PartialAttention gsa_attention_partial(const at::Tensor& q, const KeyView& keys,
     GSA_CHECK(k.size(2) == plan.num_keys, "k/v have ", k.size(2), " positions, the plan ", plan.num_keys);
   }
   GSA_CHECK(q.size(1) % k.size(1) == 0, "query heads ", q.size(1), " not a multiple of kv heads ", k.size(1));
+  GSA_CHECK(plan.band.defined(), "this attention plan was made for attention.backend = KERNELS, which does not ",
+            "yet serve attention over a partial key view (sequence parallelism); use AUTO or REFERENCE");
   const bool select = selective && plan.selection.count > 0;
   auto pick = [&](const at::Tensor& normal, const at::Tensor& sel_mask) { return selective ? sel_mask : normal; };
 
@@ -222,6 +244,15 @@ at::Tensor finish_attention(const PartialAttention& merged, const AttentionPlan&
 
 at::Tensor gsa_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const AttentionPlan& plan,
                          bool selective, const SelectionOptions& selection, double scale) {
+  if (use_kernels(q, k, v, plan)) {
+    GSA_CHECK(q.size(1) % k.size(1) == 0, "query heads ", q.size(1), " not a multiple of kv heads ", k.size(1));
+    const SparseAttentionOutput s = sparse_attention(q, k, v, plan.tiles->get(q.size(1) / k.size(1)), selective,
+                                                     plan.keep_unselected_gists, scale);
+    if (!selective || plan.selection.count == 0) return s.out;
+    const KeyView keys{k, v, {}};
+    const PartialAttention selected = selected_part(q, keys, keys, plan, selection, scale, nullptr);
+    return finish_attention(merge_partials({kernel_part_on_grid(s, plan), selected}), plan, q.scalar_type());
+  }
   PartialAttention merged = gsa_attention_partial(q, KeyView{k, v, {}}, plan, selective, selection, scale);
   return finish_attention(merged, plan, q.scalar_type());
 }

@@ -7,14 +7,6 @@
 namespace gsa {
 namespace {
 
-// First position of the local window of query q (own chunk and N previous chunks, inside its document).
-int64_t window_start(const GistLayout& row, int64_t q) {
-  const int64_t before = row.chunk[0][q] - row.options.prev_chunks - 1;  // gist closing the chunk before it
-  int64_t start = row.doc_start[row.doc[q]];
-  if (before >= 0) start = std::max(start, row.gist_pos[0][before] + 1);
-  return start;
-}
-
 // Pads ragged per-(row, block) position lists into a [B, nb, R] tensor (-1 = padding).
 at::Tensor pad_lists(const std::vector<std::vector<std::vector<int64_t>>>& lists, int64_t nb) {
   const int64_t batch = static_cast<int64_t>(lists.size());
@@ -73,64 +65,31 @@ BlockPart make_block_part(const AttentionPlan& plan, const at::Tensor& idx, bool
 
 }  // namespace
 
-AttentionPlan make_attention_plan(const std::vector<const GistLayout*>& rows, int64_t q_begin,
-                                  int64_t num_queries, const AttentionOptions& options, at::Device device) {
-  GSA_CHECK(!rows.empty(), "attention plan needs at least one row");
-  AttentionPlan plan;
-  plan.batch = static_cast<int64_t>(rows.size());
-  for (const GistLayout* r : rows) plan.num_keys = std::max(plan.num_keys, r->size());
-  const int64_t T = plan.num_keys;
-  plan.q_begin = q_begin;
-  plan.num_queries = num_queries < 0 ? T - q_begin : num_queries;
-  GSA_CHECK(q_begin >= 0 && plan.num_queries >= 1 && q_begin + plan.num_queries <= T, "query range [", q_begin,
-            ", ", q_begin + plan.num_queries, ") is not inside the ", T, " keys");
-  const GistOptions& gist = rows[0]->options;
-  plan.gist = gist;
-  plan.levels = gist.levels;
-  plan.prev_chunks = gist.prev_chunks;
-  plan.keep_unselected_gists = options.selection.keep_unselected_gists;
-  const int64_t L = plan.levels;
-  const int64_t q_end = q_begin + plan.num_queries;
+TilePlanCache::TilePlanCache(const std::vector<const GistLayout*>& rows, int64_t q_begin, int64_t num_queries,
+                             at::Device device)
+    : q_begin_(q_begin), num_queries_(num_queries), device_(device) {
+  for (const GistLayout* r : rows) rows_.push_back(*r);
+}
 
-  // Band width: the widest local window of a raw or level-0 query.
-  plan.band_width = 1;
-  for (const GistLayout* r : rows) {
-    GSA_CHECK(r->levels() == L && r->options.prev_chunks == plan.prev_chunks && r->options.sink == gist.sink,
-              "all rows of a batch need the same gist options");
-    for (int64_t q = q_begin; q < std::min(q_end, r->size()); ++q) {
-      if (r->level[q] <= 0) plan.band_width = std::max(plan.band_width, q - window_start(*r, q) + 1);
-    }
+std::shared_ptr<const TilePlan> TilePlanCache::get(int64_t group) {
+  auto it = plans_.find(group);
+  if (it == plans_.end()) {
+    it = plans_.emplace(group, std::make_shared<const TilePlan>(make_tile_plan(row_pointers(rows_), q_begin_,
+                                                                                  num_queries_, group, device_)))
+             .first;
   }
-  const int64_t auto_block = std::clamp<int64_t>((plan.band_width + 7) / 8 * 8, 16, 128);
-  plan.block = std::min(options.query_block > 0 ? options.query_block : auto_block, plan.num_queries);
-  plan.num_blocks = (plan.num_queries + plan.block - 1) / plan.block;
-  const int64_t nb = plan.num_blocks;
-  const int64_t block = plan.block;
+  return it->second;
+}
 
-  // Model inputs at the query positions, built on the host and moved once.
-  {
-    at::Tensor inputs = at::zeros({2, plan.batch, plan.num_queries}, at::kLong);
-    auto acc = inputs.accessor<int64_t, 3>();
-    for (int64_t b = 0; b < plan.batch; ++b) {
-      for (int64_t q = q_begin; q < std::min(q_end, rows[b]->size()); ++q) {
-        acc[0][b][q - q_begin] = rows[b]->tokens[q];
-        acc[1][b][q - q_begin] = rows[b]->rope_pos[q];
-      }
-    }
-    inputs = inputs.to(device);
-    plan.tokens = inputs[0];
-    plan.rope_pos = inputs[1];
-  }
+namespace {
 
-  // Metadata of keys and of the (padded) queries.
-  plan.meta = make_token_meta(rows, T, device);
+// The reference path's band, sink, lower-gist and top-gist parts (attention_plan.h).
+void build_reference_parts(AttentionPlan& plan, const std::vector<const GistLayout*>& rows, int64_t q_end) {
+  const at::Device device = plan.meta.fields.device();
   const auto long_opts = at::TensorOptions().dtype(at::kLong).device(device);
-  at::Tensor q_pos = (at::arange(nb * block, long_opts) + q_begin).view({1, nb, block}).expand({plan.batch, nb, block});
-  at::Tensor q_valid = q_pos < q_end;
-  plan.query_meta = gather_meta(plan.meta, q_pos.clamp_max(T - 1));
-  plan.query_meta.fields.select(-1, TokenMeta::kDoc).masked_fill_(q_valid.logical_not(), -1);
-  plan.query_meta.fields.select(-1, TokenMeta::kPos).copy_(q_pos);
-
+  const int64_t T = plan.num_keys, L = plan.levels, nb = plan.num_blocks, block = plan.block;
+  const int64_t q_begin = plan.q_begin;
+  const GistOptions& gist = plan.gist;
   // Band: keys [first query - W + 1, last query of the block].
   const int64_t band_len = block + plan.band_width - 1;
   at::Tensor block_first = at::arange(nb, long_opts) * block + q_begin;      // [nb]
@@ -182,8 +141,12 @@ AttentionPlan make_attention_plan(const std::vector<const GistLayout*>& rows, in
     at::Tensor q_suffix = qq.field(TokenMeta::kSuffix).to(at::kBool);
     top.mask_selective = plan.keep_unselected_gists ? top.mask : top.mask.logical_and(q_suffix.logical_not());
   }
+}
 
-  // Selection tables for the selective (suffix) queries of documents that have gists.
+// Selection tables for the selective (suffix) queries of documents that have gists.
+void build_selection_tables(AttentionPlan& plan, const std::vector<const GistLayout*>& rows, int64_t q_end,
+                            at::Device device) {
+  const int64_t L = plan.levels, q_begin = plan.q_begin;
   SelectionPlan& sel = plan.selection;
   std::vector<int64_t> s_row, s_pos, s_slot, s_len, s_top_begin, s_doc_gists;
   for (int64_t b = 0; b < plan.batch; ++b) {
@@ -202,7 +165,7 @@ AttentionPlan make_attention_plan(const std::vector<const GistLayout*>& rows, in
     }
   }
   sel.count = static_cast<int64_t>(s_row.size());
-  if (sel.count == 0) return plan;
+  if (sel.count == 0) return;
   auto to_dev = [&](const std::vector<int64_t>& v) { return at::tensor(v, at::kLong).to(device); };
   sel.row = to_dev(s_row);
   sel.pos = to_dev(s_pos);
@@ -247,6 +210,75 @@ AttentionPlan make_attention_plan(const std::vector<const GistLayout*>& rows, in
     chunk_begin_rows.push_back(begin);
   }
   sel.chunk_begin = pad_rows(chunk_begin_rows, 0).to(device);
+}
+
+
+}  // namespace
+
+AttentionPlan make_attention_plan(const std::vector<const GistLayout*>& rows, int64_t q_begin,
+                                  int64_t num_queries, const AttentionOptions& options, at::Device device) {
+  GSA_CHECK(!rows.empty(), "attention plan needs at least one row");
+  AttentionPlan plan;
+  plan.batch = static_cast<int64_t>(rows.size());
+  for (const GistLayout* r : rows) plan.num_keys = std::max(plan.num_keys, r->size());
+  const int64_t T = plan.num_keys;
+  plan.q_begin = q_begin;
+  plan.num_queries = num_queries < 0 ? T - q_begin : num_queries;
+  GSA_CHECK(q_begin >= 0 && plan.num_queries >= 1 && q_begin + plan.num_queries <= T, "query range [", q_begin,
+            ", ", q_begin + plan.num_queries, ") is not inside the ", T, " keys");
+  const GistOptions& gist = rows[0]->options;
+  plan.gist = gist;
+  plan.levels = gist.levels;
+  plan.prev_chunks = gist.prev_chunks;
+  plan.keep_unselected_gists = options.selection.keep_unselected_gists;
+  const int64_t L = plan.levels;
+  const int64_t q_end = q_begin + plan.num_queries;
+
+  // Band width: the widest local window of a raw or level-0 query.
+  plan.band_width = 1;
+  for (const GistLayout* r : rows) {
+    GSA_CHECK(r->levels() == L && r->options.prev_chunks == plan.prev_chunks && r->options.sink == gist.sink,
+              "all rows of a batch need the same gist options");
+    for (int64_t q = q_begin; q < std::min(q_end, r->size()); ++q) {
+      if (r->level[q] <= 0) plan.band_width = std::max(plan.band_width, q - local_window_start(*r, q) + 1);
+    }
+  }
+  const int64_t auto_block = std::clamp<int64_t>((plan.band_width + 7) / 8 * 8, 16, 128);
+  plan.block = std::min(options.query_block > 0 ? options.query_block : auto_block, plan.num_queries);
+  plan.num_blocks = (plan.num_queries + plan.block - 1) / plan.block;
+  const int64_t nb = plan.num_blocks;
+  const int64_t block = plan.block;
+
+  // Model inputs at the query positions, built on the host and moved once.
+  {
+    at::Tensor inputs = at::zeros({2, plan.batch, plan.num_queries}, at::kLong);
+    auto acc = inputs.accessor<int64_t, 3>();
+    for (int64_t b = 0; b < plan.batch; ++b) {
+      for (int64_t q = q_begin; q < std::min(q_end, rows[b]->size()); ++q) {
+        acc[0][b][q - q_begin] = rows[b]->tokens[q];
+        acc[1][b][q - q_begin] = rows[b]->rope_pos[q];
+      }
+    }
+    inputs = inputs.to(device);
+    plan.tokens = inputs[0];
+    plan.rope_pos = inputs[1];
+  }
+
+  // Metadata of keys and of the (padded) queries.
+  plan.meta = make_token_meta(rows, T, device);
+  const auto long_opts = at::TensorOptions().dtype(at::kLong).device(device);
+  at::Tensor q_pos = (at::arange(nb * block, long_opts) + q_begin).view({1, nb, block}).expand({plan.batch, nb, block});
+  at::Tensor q_valid = q_pos < q_end;
+  plan.query_meta = gather_meta(plan.meta, q_pos.clamp_max(T - 1));
+  plan.query_meta.fields.select(-1, TokenMeta::kDoc).masked_fill_(q_valid.logical_not(), -1);
+  plan.query_meta.fields.select(-1, TokenMeta::kPos).copy_(q_pos);
+
+  plan.backend = options.backend;
+  if (options.backend != AttentionBackend::kReference) {
+    plan.tiles = std::make_shared<TilePlanCache>(rows, q_begin, plan.num_queries, device);
+  }
+  if (options.backend != AttentionBackend::kKernels) build_reference_parts(plan, rows, q_end);
+  build_selection_tables(plan, rows, q_end, device);
   return plan;
 }
 

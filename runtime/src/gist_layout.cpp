@@ -166,4 +166,11 @@ std::string render_layout(const GistLayout& layout) {
   return out;
 }
 
+int64_t local_window_start(const GistLayout& layout, int64_t q) {
+  const int64_t before = layout.chunk[0][q] - layout.options.prev_chunks - 1;  // gist closing the chunk before it
+  int64_t start = layout.doc_start[layout.doc[q]];
+  if (before >= 0) start = std::max(start, layout.gist_pos[0][before] + 1);
+  return start;
+}
+
 }  // namespace gsa

@@ -1,26 +1,26 @@
 #include "gsa/runtime/mask_predicate.h"
 
+#include "gsa/kernels/gist_mask.h"
 #include "gsa/runtime/error.h"
 
 namespace gsa {
 
+void pack_token_meta(const GistLayout& layout, int64_t t, int32_t* out) {
+  for (int i = 0; i < kernels::kTokenMetaInts; ++i) out[i] = 0;
+  out[kernels::kMetaLevel] = layout.level[t];
+  out[kernels::kMetaDoc] = layout.doc[t];
+  out[kernels::kMetaFlags] = (layout.sink[t] ? kernels::kSinkFlag : 0) | (layout.suffix[t] ? kernels::kSuffixFlag : 0);
+  for (int64_t l = 0; l < layout.levels(); ++l) out[kernels::kMetaChunk0 + l] = layout.chunk[l][t];
+}
+
 bool gist_mask_allowed(const GistLayout& layout, int64_t q, int64_t k) {
-  if (k > q || layout.doc[q] != layout.doc[k]) return false;
-  if (layout.sink[k]) return true;
-  const int64_t top = layout.levels() - 1;
-  const int64_t n = layout.options.prev_chunks;
-  const int64_t lev_k = layout.level[k];
-  const int64_t lev_q = layout.level[q];
-  if (lev_k == top) return true;
-  if (lev_k >= 0) {
-    const int64_t d = layout.chunk[lev_k + 1][q] - layout.chunk[lev_k + 1][k];
-    if (d >= 0 && d <= n) return true;
-  }
-  if (lev_q <= 0) {
-    const int64_t d = layout.chunk[0][q] - layout.chunk[0][k];
-    if (d >= 0 && d <= n) return true;
-  }
-  return false;
+  int32_t q_meta[kernels::kTokenMetaInts], k_meta[kernels::kTokenMetaInts];
+  pack_token_meta(layout, q, q_meta);
+  pack_token_meta(layout, k, k_meta);
+  kernels::GistMaskRule rule;
+  rule.levels = static_cast<int32_t>(layout.levels());
+  rule.prev_chunks = static_cast<int32_t>(layout.options.prev_chunks);
+  return kernels::gist_mask_allows(q, q_meta, k, k_meta, rule);
 }
 
 TokenMeta make_token_meta(const std::vector<const GistLayout*>& rows, int64_t padded_length, at::Device device) {

@@ -30,6 +30,19 @@ namespace gsa::test {
                                        << " + rtol " << rtol << " (max abs err " << worst << "):" << msg.str();
 }
 
+::testing::AssertionResult relative_error_below(const at::Tensor& actual, const at::Tensor& expected, double max_rel) {
+  if (actual.sizes() != expected.sizes()) {
+    return ::testing::AssertionFailure() << "shape " << actual.sizes() << " vs expected " << expected.sizes();
+  }
+  const at::Tensor a = actual.detach().cpu().to(at::kDouble), e = expected.detach().cpu().to(at::kDouble);
+  if (a.isnan().any().item<bool>()) return ::testing::AssertionFailure() << "NaN in the result";
+  const double err = (a - e).norm().item<double>(), ref = e.norm().item<double>();
+  const double rel = ref > 0 ? err / ref : err;
+  if (rel <= max_rel) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "relative error " << rel << " > " << max_rel << " (|diff| " << err
+                                       << ", |expected| " << ref << ")";
+}
+
 std::vector<at::Device> test_devices() {
   std::vector<at::Device> devices{at::kCPU};
   if (at::hasCUDA()) devices.emplace_back(at::kCUDA, 0);

@@ -16,8 +16,15 @@ constexpr double kFp32Atol = 2e-5;
 constexpr double kFp32Rtol = 2e-4;
 constexpr double kBf16Atol = 2e-2;
 constexpr double kBf16Rtol = 2e-2;
+// Half-precision kernels vs a float64 oracle on the same (rounded) inputs: ||actual - expected|| / ||expected||.
+constexpr double kBf16RelErr = 2e-2;
+constexpr double kFp16RelErr = 5e-3;
 
 ::testing::AssertionResult all_close(const at::Tensor& actual, const at::Tensor& expected, double atol, double rtol);
+
+// ||actual - expected|| / ||expected|| <= max_rel (float64 on the CPU; any NaN fails). The bound for a dtype:
+// kBf16RelErr / kFp16RelErr.
+::testing::AssertionResult relative_error_below(const at::Tensor& actual, const at::Tensor& expected, double max_rel);
 
 #define GSA_EXPECT_CLOSE(actual, expected, atol, rtol) \
   EXPECT_TRUE(::gsa::test::all_close((actual), (expected), (atol), (rtol)))

@@ -48,8 +48,17 @@ struct SelectionOptions {
   bool keep_unselected_gists = false;  // false (reference): unselected gists are dropped
 };
 
+// Which implementation runs GSA attention (runtime/attention.h).
+//   kAuto:      the CUDA kernels for CUDA tensors they support (bf16/fp16, head dim 64/128, GQA 1/2/4/8),
+//               the LibTorch reference path otherwise;
+//   kReference: always the LibTorch reference path;
+//   kKernels:   always the kernels (their CPU twin on CPU tensors); the reference path's per-block masks are
+//               not built, so long prefills stay O(T) in memory; unsupported inputs are an error.
+enum class AttentionBackend { kAuto, kReference, kKernels };
+
 struct AttentionOptions {
   int64_t query_block = 0;             // >= 0; queries per block of the efficient path; 0 = automatic
+  AttentionBackend backend = AttentionBackend::kAuto;
   SelectionOptions selection;
 };
 

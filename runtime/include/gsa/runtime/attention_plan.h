@@ -13,12 +13,17 @@
 // band_width W is the widest local window (own chunk + N previous, through the query) of any raw or level-0
 // query, so no raw key outside the band is ever allowed. Memory is O(T * (W + block + visible gists)), never T^2.
 //
+// With AttentionBackend::kKernels the four parts above are not built (band.defined() is false): the kernels
+// walk the tile plan instead (tile_plan.h), which `tiles` builds on first use for a GQA group size.
+//
 // Selective queries (suffix flag) use the *_selective masks in selective layers: the band keeps only non-gist
 // keys (the "am" set: sink, previous chunk, suffix) and the gist parts drop out, unless keep_unselected_gists;
 // the selection tables below let select_chunks() pick and unfold chunks for them.
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -26,6 +31,7 @@
 #include "gsa/config/options.h"
 #include "gsa/runtime/gist_layout.h"
 #include "gsa/runtime/mask_predicate.h"
+#include "gsa/runtime/tile_plan.h"
 
 namespace gsa {
 
@@ -63,6 +69,20 @@ struct SelectionPlan {
   int64_t max_chunk_span = 0;           // largest gist_pos0[j] - chunk_begin[j]
 };
 
+// The kernels' tile plans of one attention plan, one per GQA group size, built on first use from copies of the
+// rows (the caller's layouts need not outlive the plan). Not thread-safe: one plan serves one forward.
+class TilePlanCache {
+ public:
+  TilePlanCache(const std::vector<const GistLayout*>& rows, int64_t q_begin, int64_t num_queries, at::Device device);
+  std::shared_ptr<const TilePlan> get(int64_t group);
+
+ private:
+  std::vector<GistLayout> rows_;
+  int64_t q_begin_, num_queries_;
+  at::Device device_;
+  std::map<int64_t, std::shared_ptr<const TilePlan>> plans_;
+};
+
 struct AttentionPlan {
   int64_t batch = 0;
   int64_t num_keys = 0;        // T: padded row length
@@ -85,6 +105,8 @@ struct AttentionPlan {
   BlockPart lower_gists;       // undefined for one level
   SharedPart top_gists;
   SelectionPlan selection;
+  AttentionBackend backend = AttentionBackend::kAuto;
+  std::shared_ptr<TilePlanCache> tiles;  // null with AttentionBackend::kReference
 
   int64_t padded_queries() const { return num_blocks * block; }
 };

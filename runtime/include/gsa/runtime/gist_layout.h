@@ -67,6 +67,10 @@ GistLayout build_layout(const std::vector<Document>& docs, const GistOptions& op
 // The same, with the byte tokenizer's gist ids.
 GistLayout build_layout(const std::vector<Document>& docs, const GistOptions& options);
 
+// First position of the local window of query q: the start of the chunk N = prev_chunks level-0 chunks before
+// q's own, clamped to q's document (the raw keys a raw or level-0 query may see start here).
+int64_t local_window_start(const GistLayout& layout, int64_t q);
+
 // The rows of a batch as the pointer list that make_attention_plan and make_token_meta take.
 std::vector<const GistLayout*> row_pointers(const std::vector<GistLayout>& layouts);
 

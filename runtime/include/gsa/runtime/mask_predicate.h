@@ -27,8 +27,12 @@
 
 namespace gsa {
 
-// Scalar reference of the rule on a host layout (positions q, k of the same row).
+// Scalar reference of the rule on a host layout (positions q, k of the same row): kernels/gist_mask.h's
+// gist_mask_allows, the one definition of the rule, on pack_token_meta's packing.
 bool gist_mask_allowed(const GistLayout& layout, int64_t q, int64_t k);
+
+// The kernels' packed metadata of token t (kernels::kTokenMetaInts int32 values: level, doc, flags, chunks).
+void pack_token_meta(const GistLayout& layout, int64_t t, int32_t* out);
 
 // Token metadata packed as one int64 tensor [..., kMetaFields + levels] so a single gather moves all of it.
 struct TokenMeta {

@@ -1,0 +1,99 @@
+// Block-sparse GSA attention over a tile plan: the training / prefill forward and backward kernels.
+//
+// The plan (built by gsa::TilePlan in runtime/) cuts the queries of each row into query tiles of
+// kTileRows / group consecutive positions, and the keys of each row, permuted into classes
+// [sinks | top-level gists | level L-2 gists | ... | level-0 gists | other raw tokens] (each class padded to a
+// multiple of kTileKeys), into key tiles of kTileKeys positions. A query tile lists the key tiles it may see
+// (forward); a backward work item lists, for one key tile, a run of the query tiles that see it. Every allowed
+// (query, key) pair lies in exactly one listed (query tile, key tile) pair, and the mask rule (gist_mask.h) is
+// evaluated in the kernel for every pair unless the list entry carries kFullTile (every pair of the two tiles
+// allowed). Nothing T x T is ever stored.
+//
+// One CTA row block packs the `group` query heads that share a KV head: row r of a query tile is query head
+// kv_head * group + r / (kTileRows / group) at position tile_start + r % (kTileRows / group), so every K/V tile
+// is loaded once for the whole group.
+//
+// Contract (forward): out[b, h, t] = sum_k softmax_k(scale * q[b, h, t] . k[b, h / group, k]) v[b, h / group, k]
+// over the allowed keys, lse[b, h, t] = log sum_k exp(scale * q.k) in fp32 (-inf and out = 0 for a query with
+// no allowed key). Backward: given d_out and d_lse (may be null: zero), dq, dk, dv of that function; the gist
+// keys' gradients included. dq is written directly (query-tile pass, deterministic); dk/dv are accumulated in
+// fp32 workspaces (atomic adds where a key tile's queries are split over several work items; with one item per
+// key tile the result is deterministic) and converted at the end.
+// Tensors: q, out, d_out, dq [B, Hq, Tq, D]; k, v, dk, dv [B, Hkv, T, D]; last dim contiguous, strides in
+// elements; lse, d_lse, delta [B, Hq, Tq] contiguous fp32. Query rows hold positions [q_begin, q_begin + Tq).
+// dtype: bf16 or fp16; D: 64 or 128; group: 1, 2, 4 or 8.
+#pragma once
+
+#include <cstdint>
+
+#include "gsa/kernels/gist_mask.h"
+#include "gsa/kernels/lse_merge.h"  // Status
+
+namespace gsa::kernels {
+
+constexpr int kTileRows = 64;    // query rows (group heads x positions) per CTA
+constexpr int kTileKeys = 64;    // keys per key tile
+constexpr int32_t kFullTile = int32_t(1) << 30;  // list-entry flag: every pair of the two tiles is allowed
+constexpr int32_t kTileIdMask = kFullTile - 1;
+
+enum class DType { kBFloat16 = 0, kFloat16 = 1 };
+
+// The plan as device (or host, for the CPU twin) arrays. Int32 throughout.
+struct TilePlanView {
+  int32_t num_query_tiles = 0;
+  const int32_t* query_tile_row = nullptr;     // [Qt] batch row
+  const int32_t* query_tile_start = nullptr;   // [Qt] first position
+  const int32_t* query_tile_flags = nullptr;   // [Qt] kSuffixFlag if any query of the tile has it
+  const int32_t* forward_offsets = nullptr;    // [Qt + 1] into forward_key_tiles
+  const int32_t* forward_key_tiles = nullptr;  // key tile id | kFullTile
+
+  int32_t num_key_tiles = 0;
+  const int32_t* key_tile_positions = nullptr; // [Kt * kTileKeys] position in the row, -1 = padding
+
+  int32_t num_backward_items = 0;
+  const int32_t* backward_key_tile = nullptr;  // [It] the item's key tile
+  const int32_t* backward_offsets = nullptr;   // [It + 1] into backward_query_tiles
+  const int32_t* backward_query_tiles = nullptr;  // query tile id | kFullTile
+  const int32_t* backward_shared = nullptr;    // [It] 1 if the key tile has several items (atomic accumulation)
+};
+
+struct SparseAttentionParams {
+  DType dtype = DType::kBFloat16;
+  int32_t batch = 0, q_heads = 0, kv_heads = 0, head_dim = 0;
+  int32_t num_keys = 0;      // T: positions per row of k/v and of the metadata
+  int32_t q_begin = 0;       // position of query row 0
+  int32_t num_queries = 0;   // Tq
+  const int32_t* row_query_end = nullptr;  // [B] one past the last valid query position of each row
+  float scale = 1.f;
+  GistMaskRule rule;
+  const int32_t* token_meta = nullptr;     // [B, T, kTokenMetaInts]
+  TilePlanView plan;
+
+  const void* q = nullptr;
+  const void* k = nullptr;
+  const void* v = nullptr;
+  int64_t q_stride[3] = {0, 0, 0};   // batch, head, row (elements); also out, d_out, dq
+  int64_t kv_stride[3] = {0, 0, 0};  // also dk, dv
+  void* out = nullptr;
+  float* lse = nullptr;
+
+  // Backward only.
+  const void* d_out = nullptr;
+  const float* d_lse = nullptr;      // may be null
+  float* delta = nullptr;            // [B, Hq, Tq] workspace: rowsum(d_out * out) - d_lse
+  void* dq = nullptr;
+  void* dk = nullptr;
+  void* dv = nullptr;
+  float* dk_accum = nullptr;         // [B, Hkv, T, D] fp32 workspace, contiguous
+  float* dv_accum = nullptr;
+};
+
+// CUDA: stream is a cudaStream_t. Backward zeroes and uses the fp32 workspaces itself.
+Status sparse_attention_forward_cuda(const SparseAttentionParams& params, void* stream);
+Status sparse_attention_backward_cuda(const SparseAttentionParams& params, void* stream);
+
+// CPU reference twins over host pointers, same plan walk, float64 accumulation; the fp32 workspaces are unused.
+Status sparse_attention_forward_reference(const SparseAttentionParams& params);
+Status sparse_attention_backward_reference(const SparseAttentionParams& params);
+
+}  // namespace gsa::kernels

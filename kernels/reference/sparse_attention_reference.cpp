@@ -1,0 +1,200 @@
+// CPU reference twins of the block-sparse GSA attention kernels: the same plan walk (a query row visits the
+// key tiles of its query tile's list, the mask rule evaluated unless the entry is kFullTile), in float64.
+// The backward recomputes out and lse in float64 rather than reading the forward's rounded values.
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "gsa/kernels/sparse_attention.h"
+#include "../src/sparse_attention_launch.h"
+
+namespace gsa::kernels {
+namespace {
+
+double load_element(const void* base, int64_t i, DType dtype) {
+  const uint16_t bits = static_cast<const uint16_t*>(base)[i];
+  if (dtype == DType::kBFloat16) {
+    const uint32_t word = uint32_t(bits) << 16;
+    float f;
+    std::memcpy(&f, &word, sizeof f);
+    return f;
+  }
+  const uint32_t sign = (bits >> 15) & 1, exponent = (bits >> 10) & 0x1f, mantissa = bits & 0x3ff;
+  double value;
+  if (exponent == 0) value = std::ldexp(double(mantissa), -24);
+  else if (exponent == 31) value = mantissa ? std::numeric_limits<double>::quiet_NaN() : std::numeric_limits<double>::infinity();
+  else value = std::ldexp(double(mantissa | 0x400), int(exponent) - 25);
+  return sign ? -value : value;
+}
+
+void store_element(void* base, int64_t i, double value, DType dtype) {
+  const float f = static_cast<float>(value);
+  uint16_t bits;
+  if (dtype == DType::kBFloat16) {
+    uint32_t word;
+    std::memcpy(&word, &f, sizeof word);
+    if (std::isnan(f)) bits = 0x7fc0;
+    else bits = uint16_t((word + 0x7fff + ((word >> 16) & 1)) >> 16);  // round to nearest even
+  } else {
+    // float -> half, round to nearest even, via the exactly representable double arithmetic.
+    const double a = std::fabs(double(f));
+    const uint16_t sign = std::signbit(f) ? 0x8000 : 0;
+    if (std::isnan(f)) bits = 0x7e00;
+    else if (a >= 65520.0) bits = sign | 0x7c00;
+    else if (a < std::ldexp(1.0, -14)) bits = sign | uint16_t(std::nearbyint(a * std::ldexp(1.0, 24)));
+    else {
+      int e;
+      const double m = std::frexp(a, &e);  // a = m * 2^e, m in [0.5, 1)
+      uint32_t mant = uint32_t(std::nearbyint(m * 2048.0));  // 11 bits incl. the implicit one
+      if (mant == 2048) { mant = 1024; ++e; }
+      bits = sign | uint16_t(((e + 14) << 10) | (mant & 0x3ff));
+      if (e + 14 >= 31) bits = sign | 0x7c00;
+    }
+  }
+  static_cast<uint16_t*>(base)[i] = bits;
+}
+
+struct RowRef {
+  int b, head, pos;                // query row
+  int64_t q_off, stat;             // element offset in q-shaped tensors, index in lse-shaped ones
+};
+
+// Calls visit(key position) for every key the plan lets query row `row` of tile `tile` attend to.
+template <typename Visit>
+void for_each_key(const SparseAttentionParams& p, int tile, const RowRef& row, Visit visit) {
+  const TilePlanView& t = p.plan;
+  const bool suffix_sees_no_gists =
+      p.rule.selective && !p.rule.keep_unselected_gists && (t.query_tile_flags[tile] & kSuffixFlag);
+  const int32_t* q_meta = p.token_meta + (int64_t(row.b) * p.num_keys + row.pos) * kTokenMetaInts;
+  for (int e = t.forward_offsets[tile]; e < t.forward_offsets[tile + 1]; ++e) {
+    const int32_t entry = t.forward_key_tiles[e];
+    const bool full = (entry & kFullTile) && !suffix_sees_no_gists;
+    const int32_t* positions = t.key_tile_positions + int64_t(entry & kTileIdMask) * kTileKeys;
+    for (int c = 0; c < kTileKeys; ++c) {
+      const int32_t pos = positions[c];
+      const int32_t* k_meta = p.token_meta + (int64_t(row.b) * p.num_keys + (pos >= 0 ? pos : 0)) * kTokenMetaInts;
+      if (full ? pos >= 0 : gist_mask_allows(row.pos, q_meta, pos, k_meta, p.rule)) visit(pos);
+    }
+  }
+}
+
+// Calls f(tile, row) for every valid query row of the plan.
+template <typename F>
+void for_each_row(const SparseAttentionParams& p, F f) {
+  const int group = p.q_heads / p.kv_heads, per_head = kTileRows / group;
+  for (int tile = 0; tile < p.plan.num_query_tiles; ++tile) {
+    const int b = p.plan.query_tile_row[tile], start = p.plan.query_tile_start[tile];
+    for (int kv = 0; kv < p.kv_heads; ++kv) {
+      for (int r = 0; r < kTileRows; ++r) {
+        RowRef row{b, kv * group + r / per_head, start + r % per_head, 0, 0};
+        if (row.pos >= p.row_query_end[b]) continue;
+        row.q_off = b * p.q_stride[0] + row.head * p.q_stride[1] + int64_t(row.pos - p.q_begin) * p.q_stride[2];
+        row.stat = (int64_t(b) * p.q_heads + row.head) * p.num_queries + (row.pos - p.q_begin);
+        f(tile, row);
+      }
+    }
+  }
+}
+
+struct RowSoftmax {
+  std::vector<int32_t> keys;
+  std::vector<double> prob;  // normalised
+  double lse = -std::numeric_limits<double>::infinity();
+};
+
+RowSoftmax row_softmax(const SparseAttentionParams& p, int tile, const RowRef& row, int64_t kv_off) {
+  RowSoftmax s;
+  const int D = p.head_dim;
+  std::vector<double> score;
+  for_each_key(p, tile, row, [&](int32_t pos) {
+    double dot = 0;
+    for (int d = 0; d < D; ++d) {
+      dot += load_element(p.q, row.q_off + d, p.dtype) * load_element(p.k, kv_off + pos * p.kv_stride[2] + d, p.dtype);
+    }
+    s.keys.push_back(pos);
+    score.push_back(dot * p.scale);
+  });
+  if (s.keys.empty()) return s;
+  double m = -std::numeric_limits<double>::infinity();
+  for (double x : score) m = std::max(m, x);
+  double sum = 0;
+  for (double x : score) sum += std::exp(x - m);
+  s.lse = m + std::log(sum);
+  for (double x : score) s.prob.push_back(std::exp(x - s.lse));
+  return s;
+}
+
+int64_t kv_offset(const SparseAttentionParams& p, const RowRef& row) {
+  return row.b * p.kv_stride[0] + int64_t(row.head / (p.q_heads / p.kv_heads)) * p.kv_stride[1];
+}
+
+}  // namespace
+
+Status sparse_attention_forward_reference(const SparseAttentionParams& p) {
+  const Status status = detail::check_sparse_attention_params(p, /*backward=*/false);
+  if (status != Status::kOk) return status;
+  const int D = p.head_dim;
+  for_each_row(p, [&](int tile, const RowRef& row) {
+    const int64_t kv_off = kv_offset(p, row);
+    const RowSoftmax s = row_softmax(p, tile, row, kv_off);
+    for (int d = 0; d < D; ++d) {
+      double o = 0;
+      for (size_t j = 0; j < s.keys.size(); ++j) o += s.prob[j] * load_element(p.v, kv_off + s.keys[j] * p.kv_stride[2] + d, p.dtype);
+      store_element(p.out, row.q_off + d, o, p.dtype);
+    }
+    p.lse[row.stat] = static_cast<float>(s.lse);
+  });
+  return Status::kOk;
+}
+
+Status sparse_attention_backward_reference(const SparseAttentionParams& p) {
+  const Status status = detail::check_sparse_attention_params(p, /*backward=*/true);
+  if (status != Status::kOk) return status;
+  const int D = p.head_dim;
+  const int64_t kv_elems = int64_t(p.batch) * p.kv_heads * p.num_keys * D;
+  std::vector<double> dk(kv_elems, 0.0), dv(kv_elems, 0.0);  // contiguous [B, Hkv, T, D]
+  auto acc_index = [&](const RowRef& row, int32_t pos) {
+    return ((int64_t(row.b) * p.kv_heads + row.head / (p.q_heads / p.kv_heads)) * p.num_keys + pos) * D;
+  };
+  for_each_row(p, [&](int tile, const RowRef& row) {
+    const int64_t kv_off = kv_offset(p, row);
+    const RowSoftmax s = row_softmax(p, tile, row, kv_off);
+    std::vector<double> out(D, 0.0), grad(D);
+    for (int d = 0; d < D; ++d) {
+      grad[d] = load_element(p.d_out, row.q_off + d, p.dtype);
+      for (size_t j = 0; j < s.keys.size(); ++j) out[d] += s.prob[j] * load_element(p.v, kv_off + s.keys[j] * p.kv_stride[2] + d, p.dtype);
+    }
+    double delta = p.d_lse != nullptr ? -double(p.d_lse[row.stat]) : 0.0;
+    for (int d = 0; d < D; ++d) delta += grad[d] * out[d];
+    std::vector<double> dq(D, 0.0);
+    for (size_t j = 0; j < s.keys.size(); ++j) {
+      const int64_t k_off = kv_off + s.keys[j] * p.kv_stride[2];
+      double dp = 0;
+      for (int d = 0; d < D; ++d) dp += grad[d] * load_element(p.v, k_off + d, p.dtype);
+      const double ds = s.prob[j] * (dp - delta) * p.scale;
+      const int64_t a = acc_index(row, s.keys[j]);
+      for (int d = 0; d < D; ++d) {
+        dq[d] += ds * load_element(p.k, k_off + d, p.dtype);
+        dk[a + d] += ds * load_element(p.q, row.q_off + d, p.dtype);
+        dv[a + d] += s.prob[j] * grad[d];
+      }
+    }
+    for (int d = 0; d < D; ++d) store_element(p.dq, row.q_off + d, dq[d], p.dtype);
+  });
+  for (int b = 0; b < p.batch; ++b) {
+    for (int h = 0; h < p.kv_heads; ++h) {
+      for (int t = 0; t < p.num_keys; ++t) {
+        const int64_t a = ((int64_t(b) * p.kv_heads + h) * p.num_keys + t) * D;
+        const int64_t off = b * p.kv_stride[0] + h * p.kv_stride[1] + t * p.kv_stride[2];
+        for (int d = 0; d < D; ++d) {
+          store_element(p.dk, off + d, dk[a + d], p.dtype);
+          store_element(p.dv, off + d, dv[a + d], p.dtype);
+        }
+      }
+    }
+  }
+  return Status::kOk;
+}
+
+}  // namespace gsa::kernels

@@ -1,0 +1,255 @@
+// The backward of block-sparse GSA attention:
+//   1. delta[b, h, t] = sum_d d_out * out - d_lse          (one warp per query row)
+//   2. dq by the query-tile pass (sparse_attention_query_pass.cu)
+//   3. the key-tile pass: one CTA per (backward item, KV head); warp w owns keys 16w..16w+15 of the item's key
+//      tile and walks the item's query tiles (Q, dO and their row statistics double-buffered):
+//        S^T = K Q^T, P^T = exp2(S^T - lse) (masked), dV += P^T dO, dP^T = V dO^T, dS^T = P^T (dP^T - delta),
+//        dK += dS^T Q; then dK * scale and dV go to the fp32 workspaces (plain stores when the key tile has one
+//        item, atomic adds when several items share it)
+//   4. the workspaces are converted to dk, dv in the input dtype.
+#include <cuda_runtime.h>
+
+#include <cmath>
+
+#include "sparse_attention_device.cuh"
+#include "sparse_attention_launch.h"
+
+namespace gsa::kernels {
+namespace detail {
+namespace {
+
+template <typename T, int D>
+__global__ void delta_kernel(const __grid_constant__ SparseAttentionParams p) {
+  const int64_t rows = int64_t(p.batch) * p.q_heads * p.num_queries;
+  const int lane = threadIdx.x & 31;
+  for (int64_t row = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5; row < rows;
+       row += (int64_t(gridDim.x) * blockDim.x) >> 5) {
+    const int64_t t = row % p.num_queries, bh = row / p.num_queries;
+    const int64_t h = bh % p.q_heads, b = bh / p.q_heads;
+    const int64_t off = b * p.q_stride[0] + h * p.q_stride[1] + t * p.q_stride[2];
+    const T* o = static_cast<const T*>(p.out) + off;
+    const T* g = static_cast<const T*>(p.d_out) + off;
+    float sum = 0.f;
+    for (int d = lane; d < D; d += 32) sum += float(o[d]) * float(g[d]);
+#pragma unroll
+    for (int s = 16; s > 0; s /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, s);
+    if (lane == 0) p.delta[row] = sum - (p.d_lse != nullptr ? p.d_lse[row] : 0.f);
+  }
+}
+
+template <int D>
+struct KeyPassSmem {
+  static constexpr int kKv = kTileKeys * D;
+  static constexpr int kQ = 2 * kTileRows * D;  // two stages
+  static constexpr int kElems = 2 * kKv + 2 * kQ;
+  static constexpr int kInts = kTileKeys * (1 + kTokenMetaInts) + 2 * kTileRows * (3 + kTokenMetaInts);
+  static size_t bytes(size_t elem_size) { return kElems * elem_size + kInts * sizeof(int32_t); }
+};
+
+template <typename T, int D>
+__global__ void __launch_bounds__(kThreads) key_pass_kernel(const __grid_constant__ SparseAttentionParams p) {
+  using Smem = KeyPassSmem<D>;
+  extern __shared__ __align__(16) unsigned char smem[];
+  T* s_k = reinterpret_cast<T*>(smem);
+  T* s_v = s_k + Smem::kKv;
+  T* s_q = s_v + Smem::kKv;
+  T* s_do = s_q + Smem::kQ;
+  int32_t* s_kpos = reinterpret_cast<int32_t*>(s_do + Smem::kQ);
+  int32_t* s_kmeta = s_kpos + kTileKeys;
+  int32_t* s_qpos = s_kmeta + kTileKeys * kTokenMetaInts;      // [2][rows]
+  int32_t* s_qmeta = s_qpos + 2 * kTileRows;                   // [2][rows * meta]
+  float* s_lse2 = reinterpret_cast<float*>(s_qmeta + 2 * kTileRows * kTokenMetaInts);
+  float* s_delta = s_lse2 + 2 * kTileRows;
+
+  const int item = blockIdx.x, kv_head = blockIdx.y;
+  const int key_tile = p.plan.backward_key_tile[item];
+  const int first = p.plan.backward_offsets[item];
+  const int count = p.plan.backward_offsets[item + 1] - first;
+  const int b = p.plan.query_tile_row[p.plan.backward_query_tiles[first] & kTileIdMask];
+  const int group = p.q_heads / p.kv_heads;
+  const int row_end = p.row_query_end[b];
+  const int64_t q_batch = int64_t(b) * p.q_stride[0];
+  const int64_t kv_base = int64_t(b) * p.kv_stride[0] + int64_t(kv_head) * p.kv_stride[1];
+
+  const int32_t* positions = p.plan.key_tile_positions + int64_t(key_tile) * kTileKeys;
+  auto kv_offset = [&](int c) -> int64_t {
+    const int32_t pos = positions[c];
+    return pos < 0 ? -1 : kv_base + int64_t(pos) * p.kv_stride[2];
+  };
+  load_rows_async<D, kTileKeys>(s_k, static_cast<const T*>(p.k), kv_offset);
+  load_rows_async<D, kTileKeys>(s_v, static_cast<const T*>(p.v), kv_offset);
+  load_key_meta(s_kpos, s_kmeta, p, b, key_tile);
+
+  auto load_query_tile = [&](int i, int stage) {
+    const int tile = p.plan.backward_query_tiles[first + i] & kTileIdMask;
+    const int start = p.plan.query_tile_start[tile];
+    auto q_offset = [&](int r) -> int64_t {
+      const QueryRow qr = query_row(r, group, start);
+      if (qr.pos >= row_end) return -1;
+      return q_batch + int64_t(kv_head * group + qr.head) * p.q_stride[1] + int64_t(qr.pos - p.q_begin) * p.q_stride[2];
+    };
+    load_rows_async<D, kTileRows>(s_q + stage * kTileRows * D, static_cast<const T*>(p.q), q_offset);
+    load_rows_async<D, kTileRows>(s_do + stage * kTileRows * D, static_cast<const T*>(p.d_out), q_offset);
+    load_query_meta(s_qpos + stage * kTileRows, s_qmeta + stage * kTileRows * kTokenMetaInts, p, b, start);
+    if (threadIdx.x < kTileRows) {
+      const int r = threadIdx.x;
+      const QueryRow qr = query_row(r, group, start);
+      const bool valid = qr.pos < row_end;
+      const int64_t stat = ((int64_t(b) * p.q_heads + kv_head * group + qr.head) * p.num_queries) + (qr.pos - p.q_begin);
+      s_lse2[stage * kTileRows + r] = valid ? p.lse[stat] * kLog2e : 0.f;
+      s_delta[stage * kTileRows + r] = valid ? p.delta[stat] : 0.f;
+    }
+  };
+  load_query_tile(0, 0);
+  cp_async_commit();
+
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int keys[2] = {warp * 16 + (lane >> 2), warp * 16 + (lane >> 2) + 8};
+  const float scale2 = p.scale * kLog2e;
+  float dk[D / 8][4], dv[D / 8][4];
+#pragma unroll
+  for (int j = 0; j < D / 8; ++j) {
+    dk[j][0] = dk[j][1] = dk[j][2] = dk[j][3] = 0.f;
+    dv[j][0] = dv[j][1] = dv[j][2] = dv[j][3] = 0.f;
+  }
+
+  for (int i = 0; i < count; ++i) {
+    const int stage = i & 1;
+    if (i + 1 < count) load_query_tile(i + 1, stage ^ 1);
+    cp_async_commit();
+    cp_async_wait<1>();
+    __syncthreads();
+    const int entry = p.plan.backward_query_tiles[first + i];
+    const int tile = entry & kTileIdMask;
+    const bool suffix_sees_no_gists = p.rule.selective && !p.rule.keep_unselected_gists &&
+                                      (p.plan.query_tile_flags[tile] & kSuffixFlag);
+    const bool full = (entry & kFullTile) && !suffix_sees_no_gists;
+    const T* q_tile = s_q + stage * kTileRows * D;
+    const T* do_tile = s_do + stage * kTileRows * D;
+    const int32_t* q_pos = s_qpos + stage * kTileRows;
+    const int32_t* q_meta = s_qmeta + stage * kTileRows * kTokenMetaInts;
+    const float* lse2 = s_lse2 + stage * kTileRows;
+    const float* delta = s_delta + stage * kTileRows;
+
+    float pt[kTileRows / 8][4];  // S^T, then P^T
+#pragma unroll
+    for (int n = 0; n < kTileRows / 8; ++n) pt[n][0] = pt[n][1] = pt[n][2] = pt[n][3] = 0.f;
+    mma_rows_times_tile_t<D, kTileRows>(pt, s_k, warp * 16, q_tile);
+#pragma unroll
+    for (int n = 0; n < kTileRows / 8; ++n) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int r = 8 * n + 2 * (lane & 3) + (e & 1);
+        const bool ok = full || allowed_at(q_pos, q_meta, r, s_kpos, s_kmeta, keys[e >> 1], p.rule);
+        pt[n][e] = ok ? exp2f(pt[n][e] * scale2 - lse2[r]) : 0.f;
+      }
+    }
+    mma_c_times_tile<D, kTileRows>(dv, pt, do_tile);
+
+    float ds[kTileRows / 8][4];  // dP^T, then dS^T
+#pragma unroll
+    for (int n = 0; n < kTileRows / 8; ++n) ds[n][0] = ds[n][1] = ds[n][2] = ds[n][3] = 0.f;
+    mma_rows_times_tile_t<D, kTileRows>(ds, s_v, warp * 16, do_tile);
+#pragma unroll
+    for (int n = 0; n < kTileRows / 8; ++n) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int r = 8 * n + 2 * (lane & 3) + (e & 1);
+        ds[n][e] = pt[n][e] * (ds[n][e] - delta[r]);  // masked: P = 0 (delta and dP are finite)
+      }
+    }
+    mma_c_times_tile<D, kTileRows>(dk, ds, q_tile);
+    __syncthreads();
+  }
+  cp_async_wait<0>();
+
+  const bool shared = p.plan.backward_shared[item] != 0;
+  const int64_t accum_base = (int64_t(b) * p.kv_heads + kv_head) * p.num_keys * D;
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int32_t pos = s_kpos[keys[h]];
+    if (pos < 0) continue;
+    float* dk_row = p.dk_accum + accum_base + int64_t(pos) * D;
+    float* dv_row = p.dv_accum + accum_base + int64_t(pos) * D;
+#pragma unroll
+    for (int j = 0; j < D / 8; ++j) {
+      const int col = 8 * j + 2 * (lane & 3);
+      const float k0 = dk[j][2 * h] * p.scale, k1 = dk[j][2 * h + 1] * p.scale;
+      const float v0 = dv[j][2 * h], v1 = dv[j][2 * h + 1];
+      if (shared) {
+        atomicAdd(dk_row + col, k0);
+        atomicAdd(dk_row + col + 1, k1);
+        atomicAdd(dv_row + col, v0);
+        atomicAdd(dv_row + col + 1, v1);
+      } else {
+        *reinterpret_cast<float2*>(dk_row + col) = make_float2(k0, k1);
+        *reinterpret_cast<float2*>(dv_row + col) = make_float2(v0, v1);
+      }
+    }
+  }
+}
+
+// dk, dv (strided, input dtype) from the contiguous fp32 workspaces.
+template <typename T, int D>
+__global__ void convert_kernel(const __grid_constant__ SparseAttentionParams p) {
+  const int64_t rows = int64_t(p.batch) * p.kv_heads * p.num_keys;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < rows * (D / 2);
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t row = i / (D / 2), col = (i % (D / 2)) * 2;
+    const int64_t t = row % p.num_keys, bh = row / p.num_keys;
+    const int64_t h = bh % p.kv_heads, b = bh / p.kv_heads;
+    const int64_t off = b * p.kv_stride[0] + h * p.kv_stride[1] + t * p.kv_stride[2] + col;
+    const float2 gk = *reinterpret_cast<const float2*>(p.dk_accum + row * D + col);
+    const float2 gv = *reinterpret_cast<const float2*>(p.dv_accum + row * D + col);
+    *reinterpret_cast<uint32_t*>(static_cast<T*>(p.dk) + off) = Pack2<T>::from(gk.x, gk.y);
+    *reinterpret_cast<uint32_t*>(static_cast<T*>(p.dv) + off) = Pack2<T>::from(gv.x, gv.y);
+  }
+}
+
+int grid_for(int64_t threads_needed) {
+  const int64_t blocks = (threads_needed + 255) / 256;
+  return int(blocks < 65536 ? (blocks > 0 ? blocks : 1) : 65536);
+}
+
+template <typename T, int D>
+Status run_backward(const SparseAttentionParams& p, cudaStream_t stream) {
+  const int64_t q_rows = int64_t(p.batch) * p.q_heads * p.num_queries;
+  delta_kernel<T, D><<<grid_for(q_rows * 32), 256, 0, stream>>>(p);
+  if (cudaGetLastError() != cudaSuccess) return Status::kCudaError;
+  Status status = launch_query_pass(p, /*backward=*/true, stream);
+  if (status != Status::kOk) return status;
+
+  const size_t accum_bytes = size_t(p.batch) * p.kv_heads * p.num_keys * D * sizeof(float);
+  if (cudaMemsetAsync(p.dk_accum, 0, accum_bytes, stream) != cudaSuccess ||
+      cudaMemsetAsync(p.dv_accum, 0, accum_bytes, stream) != cudaSuccess) {
+    return Status::kCudaError;
+  }
+  if (p.plan.num_backward_items > 0) {
+    const size_t smem = KeyPassSmem<D>::bytes(sizeof(T));
+    auto kernel = key_pass_kernel<T, D>;
+    if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)) != cudaSuccess) {
+      return Status::kCudaError;
+    }
+    kernel<<<dim3(p.plan.num_backward_items, p.kv_heads), kThreads, smem, stream>>>(p);
+    if (cudaGetLastError() != cudaSuccess) return Status::kCudaError;
+  }
+  const int64_t kv_pairs = int64_t(p.batch) * p.kv_heads * p.num_keys * (D / 2);
+  convert_kernel<T, D><<<grid_for(kv_pairs), 256, 0, stream>>>(p);
+  return cudaGetLastError() == cudaSuccess ? Status::kOk : Status::kCudaError;
+}
+
+}  // namespace
+}  // namespace detail
+
+Status sparse_attention_backward_cuda(const SparseAttentionParams& params, void* stream) {
+  const Status status = detail::check_sparse_attention_params(params, /*backward=*/true);
+  if (status != Status::kOk) return status;
+  auto s = static_cast<cudaStream_t>(stream);
+  const bool bf16 = params.dtype == DType::kBFloat16;
+  if (params.head_dim == 64) {
+    return bf16 ? detail::run_backward<__nv_bfloat16, 64>(params, s) : detail::run_backward<__half, 64>(params, s);
+  }
+  return bf16 ? detail::run_backward<__nv_bfloat16, 128>(params, s) : detail::run_backward<__half, 128>(params, s);
+}
+
+}  // namespace gsa::kernels

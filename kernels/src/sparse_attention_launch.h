@@ -1,0 +1,41 @@
+// Private to gsa_kernels: argument checks shared by the CUDA kernels and their CPU twins, and the launchers
+// that the forward and backward entry points share.
+#pragma once
+
+#include "gsa/kernels/sparse_attention.h"
+
+namespace gsa::kernels::detail {
+
+// kInvalidArgument unless the shapes, dtype, head dim, group and plan pointers are usable.
+inline Status check_sparse_attention_params(const SparseAttentionParams& p, bool backward) {
+  if (p.batch < 1 || p.kv_heads < 1 || p.q_heads < p.kv_heads || p.q_heads % p.kv_heads != 0) {
+    return Status::kInvalidArgument;
+  }
+  const int group = p.q_heads / p.kv_heads;
+  if (group != 1 && group != 2 && group != 4 && group != 8) return Status::kInvalidArgument;
+  if (p.head_dim != 64 && p.head_dim != 128) return Status::kInvalidArgument;
+  if (p.num_keys < 1 || p.num_queries < 1 || p.q_begin < 0 || p.q_begin + p.num_queries > p.num_keys) {
+    return Status::kInvalidArgument;
+  }
+  if (p.rule.levels < 1 || p.rule.levels > kMaxGistLevels || p.rule.prev_chunks < 0) return Status::kInvalidArgument;
+  if (!p.q || !p.k || !p.v || !p.out || !p.lse || !p.token_meta || !p.row_query_end) return Status::kInvalidArgument;
+  const TilePlanView& t = p.plan;
+  if (t.num_query_tiles < 0 || t.num_key_tiles < 0 || t.num_backward_items < 0) return Status::kInvalidArgument;
+  if (t.num_query_tiles > 0 && (!t.query_tile_row || !t.query_tile_start || !t.query_tile_flags ||
+                                !t.forward_offsets || !t.key_tile_positions)) {
+    return Status::kInvalidArgument;
+  }
+  if (backward) {
+    if (!p.d_out || !p.delta || !p.dq || !p.dk || !p.dv || !p.dk_accum || !p.dv_accum) return Status::kInvalidArgument;
+    if (t.num_backward_items > 0 && (!t.backward_key_tile || !t.backward_offsets || !t.backward_query_tiles ||
+                                     !t.backward_shared)) {
+      return Status::kInvalidArgument;
+    }
+  }
+  return Status::kOk;
+}
+
+// Query-tile pass: the forward (out, lse) or, with backward = true, dq from d_out, lse and delta.
+Status launch_query_pass(const SparseAttentionParams& p, bool backward, void* stream);
+
+}  // namespace gsa::kernels::detail

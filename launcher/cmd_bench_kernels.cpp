@@ -1,0 +1,154 @@
+// gsa bench kernels: the block-sparse GSA attention kernels (runtime/sparse_attention.h) on one GPU, forward and
+// forward+backward, at growing lengths, with useful TFLOP/s (4 * D * Hq per allowed (query, key) pair forward,
+// 3.5x that forward+backward: the dense-attention convention) and the share of the work the tile plan visits
+// that is useful. One document per row: N - 16 context tokens gisted, 16 raw suffix tokens. Time: median over
+// --repeats calls after two warm-ups, each ended by a device synchronisation; the tile plan is built once
+// outside the timing (every layer of a forward shares it) and its build time is reported on its own. The
+// peers run in the same device call (scripts/gpu_kernels_check.sh); docs/PERFORMANCE.md holds the ratios.
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "cli_flags.h"
+#include "commands.h"
+#include "gsa/runtime/error.h"
+#include "gsa/runtime/gist_layout.h"
+#include "gsa/runtime/mask_predicate.h"
+#include "gsa/runtime/sparse_attention.h"
+#include "gsa/runtime/tile_plan.h"
+
+namespace gsa::cli {
+namespace {
+
+const char* const kHelp =
+    "usage: gsa bench kernels [flags]\n"
+    "\n"
+    "Time the block-sparse GSA attention kernels, forward and forward+backward (one GPU).\n"
+    "\n"
+    "flags:\n"
+    "  --tokens 8192,32768,131072   sequence lengths N\n"
+    "  --heads 32 --kv-heads 8 --head-dim 128   (Llama-3.2-1B attention: 32 / 8 / 64)\n"
+    "  --chunk 16 --fanout 4 --levels 1 --sink 3 --prev-chunks 1\n"
+    "  --dtype bf16|fp16 (default bf16)   --repeats 10   --no-backward\n";
+
+constexpr int64_t kSuffixTokens = 16;
+
+void sync(const at::Tensor& t) { (void)t.reshape(-1)[0].item<float>(); }
+
+// Median milliseconds of fn (which returns a tensor to synchronise on) after two warm-ups.
+double median_ms(const std::function<at::Tensor()>& fn, int64_t repeats) {
+  sync(fn());
+  sync(fn());
+  std::vector<double> times;
+  for (int64_t r = 0; r < repeats; ++r) {
+    const auto start = std::chrono::steady_clock::now();
+    sync(fn());
+    times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+// Allowed (query, key) pairs of the layout: per query, the keys the rule allows among the sink, every gist at
+// or before it and its local window (every other key is never allowed), counted with the scalar rule.
+double allowed_pairs(const GistLayout& layout) {
+  double pairs = 0;
+  std::vector<int64_t> gists;
+  for (int64_t l = 0; l < layout.levels(); ++l) gists.insert(gists.end(), layout.gist_pos[l].begin(), layout.gist_pos[l].end());
+  std::sort(gists.begin(), gists.end());
+  for (int64_t q = 0; q < layout.size(); ++q) {
+    const int64_t window = local_window_start(layout, q);
+    for (int64_t k = window; k <= q; ++k) pairs += gist_mask_allowed(layout, q, k);
+    for (int64_t k = 0; k < std::min(window, layout.options.sink); ++k) pairs += gist_mask_allowed(layout, q, k);
+    if (layout.levels() == 1) {  // every earlier gist of the document is allowed (one document here)
+      pairs += std::lower_bound(gists.begin(), gists.end(), window) - std::lower_bound(gists.begin(), gists.end(), layout.options.sink);
+      continue;
+    }
+    for (int64_t g : gists) {
+      if (g >= window) break;
+      if (g >= layout.options.sink) pairs += gist_mask_allowed(layout, q, g);
+    }
+  }
+  return pairs;
+}
+
+}  // namespace
+
+int run_bench_kernels(const Args& args) {
+  Flags flags(args, "bench kernels");
+  if (flags.help()) {
+    std::fputs(kHelp, stdout);
+    return 0;
+  }
+  const std::vector<int64_t> tokens = flags.get_int_list("tokens", {8192, 32768, 131072});
+  const int64_t hq = flags.get_int("heads", 32), hkv = flags.get_int("kv-heads", 8), d = flags.get_int("head-dim", 128);
+  GistOptions gist;
+  gist.chunk = flags.get_int("chunk", 16);
+  gist.fanout = flags.get_int("fanout", 4);
+  gist.levels = flags.get_int("levels", 1);
+  gist.sink = flags.get_int("sink", 3);
+  gist.prev_chunks = flags.get_int("prev-chunks", 1);
+  const std::string dtype_name = flags.get_string("dtype", "bf16");
+  const int64_t repeats = flags.get_int("repeats", 10);
+  const bool backward = !flags.get_bool("no-backward", false);
+  flags.finish();
+  GSA_CHECK(dtype_name == "bf16" || dtype_name == "fp16", "gsa bench kernels: --dtype must be bf16 or fp16, not ",
+            dtype_name);
+  GSA_CHECK(at::hasCUDA(), "gsa bench kernels needs a CUDA device");
+  GSA_CHECK(repeats >= 1 && hkv >= 1 && hq % hkv == 0, "gsa bench kernels: bad --repeats/--heads/--kv-heads");
+  const auto opts = at::TensorOptions().dtype(dtype_name == "bf16" ? at::kBFloat16 : at::kHalf).device(at::kCUDA);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+
+  std::printf("gsa bench kernels: %s, Hq %lld / Hkv %lld, D %lld, c0 %lld, levels %lld, sink %lld, N %lld\n",
+              dtype_name.c_str(), (long long)hq, (long long)hkv, (long long)d, (long long)gist.chunk,
+              (long long)gist.levels, (long long)gist.sink, (long long)gist.prev_chunks);
+  std::printf("%10s %10s %9s %10s %10s %10s %12s %10s %8s\n", "N", "T", "plan_ms", "fwd_ms", "fwd_TF/s",
+              "fwdbwd_ms", "fwdbwd_TF/s", "useful", "keys/q");
+  for (int64_t n : tokens) {
+    GSA_CHECK(n > kSuffixTokens + gist.sink, "gsa bench kernels: --tokens ", n, " too short");
+    Document doc;
+    for (int64_t i = 0; i < n - kSuffixTokens; ++i) doc.context.push_back(i % 251);
+    for (int64_t i = 0; i < kSuffixTokens; ++i) doc.suffix.push_back(i % 251);
+    const GistLayout layout = build_layout({doc}, gist);
+    const int64_t T = layout.size();
+    const auto plan_start = std::chrono::steady_clock::now();
+    auto tiles = std::make_shared<const TilePlan>(make_tile_plan({&layout}, 0, -1, hq / hkv, at::kCUDA));
+    sync(tiles->token_meta.to(at::kFloat));
+    const double plan_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - plan_start).count();
+    const double pairs = allowed_pairs(layout);
+    const double visited = static_cast<double>(tiles->num_pairs) * kernels::kTileRows * kernels::kTileKeys * hkv;
+    const double fwd_flops = 4.0 * d * hq * pairs;
+
+    at::Tensor q = at::randn({1, hq, T, d}, opts), k = at::randn({1, hkv, T, d}, opts);
+    at::Tensor v = at::randn({1, hkv, T, d}, opts), grad = at::randn({1, hq, T, d}, opts);
+    const double fwd_ms = median_ms([&] { return sparse_attention(q, k, v, tiles, false, false, scale).out; }, repeats);
+    double fb_ms = 0;
+    if (backward) {
+      at::Tensor qg = q.clone().requires_grad_(), kg = k.clone().requires_grad_(), vg = v.clone().requires_grad_();
+      fb_ms = median_ms(
+          [&] {
+            qg.mutable_grad() = at::Tensor();
+            kg.mutable_grad() = at::Tensor();
+            vg.mutable_grad() = at::Tensor();
+            at::Tensor out = sparse_attention(qg, kg, vg, tiles, false, false, scale).out;
+            out.backward(grad);
+            return kg.grad();
+          },
+          repeats);
+    }
+    std::printf("%10lld %10lld %9.1f %10.3f %10.1f %10.3f %12.1f %9.0f%% %8.0f\n", (long long)n, (long long)T, plan_ms,
+                fwd_ms, fwd_flops / fwd_ms * 1e-9, fb_ms, backward ? 3.5 * fwd_flops / fb_ms * 1e-9 : 0.0,
+                100.0 * pairs * hq / hkv / visited, pairs / T);
+    std::fflush(stdout);
+  }
+  return 0;
+}
+
+}  // namespace gsa::cli

@@ -1,0 +1,57 @@
+// The tile plan of the block-sparse GSA attention kernels (kernels/sparse_attention.h): which key tiles every
+// query tile visits, and the reverse lists for the backward, built on the host in O(visited tile pairs) from the
+// layouts and moved to the device once per forward (every layer reuses it).
+//
+// Key classes per row, each padded to whole key tiles of kTileKeys: [sinks | top-level gists | level L-2 gists
+// | ... | level-0 gists | other raw tokens]. A query tile of `positions_per_tile` = kTileRows / group positions
+// visits: the sink tiles of its documents, the top-level gist tiles from its first document's first gist up to
+// its last query, for each lower level the gist tiles from the first one inside the previous N sections (or the
+// local window) up to its last query, and the raw tiles of the local window of its first query through its
+// last. Every allowed (query, key) pair is in exactly one visited pair of tiles. A pair is marked kFullTile when
+// every query of the tile may see every key of the tile under the plain (non-selective) rule: a top-level gist
+// tile wholly before the query tile, keys and queries all in one document, no padding.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include <ATen/ATen.h>
+
+#include "gsa/kernels/sparse_attention.h"
+#include "gsa/runtime/gist_layout.h"
+
+namespace gsa {
+
+struct TilePlan {
+  int64_t batch = 0;
+  int64_t num_keys = 0;            // T: padded row length
+  int64_t q_begin = 0;
+  int64_t num_queries = 0;         // Tq
+  int64_t group = 1;               // query heads per KV head the tiles are cut for
+  int64_t positions_per_tile = 0;  // kTileRows / group
+  int64_t levels = 1;
+  int64_t prev_chunks = 1;
+  int64_t num_pairs = 0;           // visited (query tile, key tile) pairs
+
+  at::Tensor token_meta;           // [B, T, kTokenMetaInts] int32
+  at::Tensor row_query_end;        // [B] int32
+  at::Tensor query_tile_row, query_tile_start, query_tile_flags;  // [Qt] int32
+  at::Tensor forward_offsets;      // [Qt + 1] int32
+  at::Tensor forward_key_tiles;    // [pairs] int32 (id | kFullTile)
+  at::Tensor key_tile_positions;   // [Kt * kTileKeys] int32, -1 = padding
+  at::Tensor backward_key_tile;    // [It] int32
+  at::Tensor backward_offsets;     // [It + 1] int32
+  at::Tensor backward_query_tiles; // [pairs] int32 (id | kFullTile)
+  at::Tensor backward_shared;      // [It] int32
+
+  // Raw pointers into the tensors above, for the kernels' params.
+  kernels::TilePlanView view() const;
+};
+
+// rows: the batch's layouts (same levels and prev_chunks); queries [q_begin, q_begin + num_queries) of every
+// row; group: query heads per KV head (1, 2, 4 or 8); a key tile's backward list is cut into work items of at
+// most max_backward_tiles query tiles (more items: more parallelism, atomic dk/dv accumulation).
+TilePlan make_tile_plan(const std::vector<const GistLayout*>& rows, int64_t q_begin, int64_t num_queries,
+                        int64_t group, at::Device device, int64_t max_backward_tiles = 64);
+
+}  // namespace gsa

@@ -1,0 +1,176 @@
+#include "gsa/runtime/sparse_attention.h"
+
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <limits>
+
+#include "gsa/runtime/error.h"
+
+#ifdef GSA_HAVE_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+#endif
+
+namespace gsa {
+namespace {
+
+// The kernels read rows with 16-byte copies: last dim contiguous, other strides a multiple of 8 elements and a
+// 16-byte aligned base. Anything else is copied once.
+at::Tensor kernel_ready(const at::Tensor& t) {
+  bool ok = t.stride(-1) == 1 && reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0;
+  for (int64_t d = 0; d + 1 < t.dim(); ++d) ok = ok && t.stride(d) % 8 == 0;
+  return ok ? t : t.clone(at::MemoryFormat::Contiguous);
+}
+
+struct PlanCapsule : torch::CustomClassHolder {
+  explicit PlanCapsule(std::shared_ptr<const TilePlan> p) : plan(std::move(p)) {}
+  std::shared_ptr<const TilePlan> plan;
+};
+
+kernels::SparseAttentionParams make_params(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                           const TilePlan& tiles, bool selective, bool keep, double scale) {
+  kernels::SparseAttentionParams p;
+  p.dtype = q.scalar_type() == at::kBFloat16 ? kernels::DType::kBFloat16 : kernels::DType::kFloat16;
+  p.batch = static_cast<int32_t>(q.size(0));
+  p.q_heads = static_cast<int32_t>(q.size(1));
+  p.kv_heads = static_cast<int32_t>(k.size(1));
+  p.head_dim = static_cast<int32_t>(q.size(3));
+  p.num_keys = static_cast<int32_t>(tiles.num_keys);
+  p.q_begin = static_cast<int32_t>(tiles.q_begin);
+  p.num_queries = static_cast<int32_t>(tiles.num_queries);
+  p.row_query_end = tiles.row_query_end.data_ptr<int32_t>();
+  p.scale = static_cast<float>(scale);
+  p.rule.levels = static_cast<int32_t>(tiles.levels);
+  p.rule.prev_chunks = static_cast<int32_t>(tiles.prev_chunks);
+  p.rule.selective = selective ? 1 : 0;
+  p.rule.keep_unselected_gists = keep ? 1 : 0;
+  p.token_meta = tiles.token_meta.data_ptr<int32_t>();
+  p.plan = tiles.view();
+  p.q = q.data_ptr();
+  p.k = k.data_ptr();
+  p.v = v.data_ptr();
+  for (int i = 0; i < 3; ++i) {
+    p.q_stride[i] = q.stride(i);
+    p.kv_stride[i] = k.stride(i);
+  }
+  return p;
+}
+
+void check_status(kernels::Status status, const char* what, const at::Tensor& q) {
+  GSA_CHECK(status == kernels::Status::kOk, "sparse attention ", what, " failed on ", q.device(), " for q ", q.sizes(),
+            " ", q.scalar_type(), ": ", kernels::status_string(status));
+}
+
+void run(const kernels::SparseAttentionParams& p, const at::Tensor& q, bool backward) {
+  kernels::Status status;
+  if (q.is_cuda()) {
+#ifdef GSA_HAVE_CUDA
+    const c10::cuda::CUDAGuard guard(q.device());
+    void* stream = at::cuda::getCurrentCUDAStream(q.device().index()).stream();
+    status = backward ? kernels::sparse_attention_backward_cuda(p, stream) : kernels::sparse_attention_forward_cuda(p, stream);
+#else
+    status = kernels::Status::kNoCuda;
+#endif
+  } else {
+    status = backward ? kernels::sparse_attention_backward_reference(p) : kernels::sparse_attention_forward_reference(p);
+  }
+  check_status(status, backward ? "backward" : "forward", q);
+}
+
+class SparseAttentionFunction : public torch::autograd::Function<SparseAttentionFunction> {
+ public:
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& q_in,
+                                                const at::Tensor& k_in, const at::Tensor& v_in,
+                                                std::shared_ptr<const TilePlan> tiles, bool selective, bool keep,
+                                                double scale) {
+    at::NoGradGuard no_grad;
+    const at::Tensor q = kernel_ready(q_in), k = kernel_ready(k_in), v = kernel_ready(v_in);
+    at::Tensor out = at::zeros(q.sizes(), q.options().memory_format(at::MemoryFormat::Contiguous));
+    at::Tensor lse = at::full({q.size(0), q.size(1), q.size(2)}, -std::numeric_limits<float>::infinity(),
+                              q.options().dtype(at::kFloat));
+    kernels::SparseAttentionParams p = make_params(q, k, v, *tiles, selective, keep, scale);
+    p.out = out.data_ptr();
+    p.lse = lse.data_ptr<float>();
+    run(p, q, /*backward=*/false);
+    ctx->save_for_backward({q, k, v, out, lse});
+    ctx->saved_data["tiles"] = c10::IValue::make_capsule(c10::make_intrusive<PlanCapsule>(std::move(tiles)));
+    ctx->saved_data["selective"] = selective;
+    ctx->saved_data["keep"] = keep;
+    ctx->saved_data["scale"] = scale;
+    return {out, lse};
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &q = saved[0], &k = saved[1], &v = saved[2], &out = saved[3], &lse = saved[4];
+    const auto capsule = c10::static_intrusive_pointer_cast<PlanCapsule>(ctx->saved_data["tiles"].toCapsule());
+    const TilePlan& tiles = *capsule->plan;
+    const at::Tensor d_out = grads[0].defined() ? kernel_ready(grads[0].to(q.scalar_type())) : at::zeros_like(out);
+    const at::Tensor d_lse = grads[1].defined() ? grads[1].to(at::kFloat).contiguous() : at::Tensor();
+    at::Tensor dq = at::zeros_like(q), dk = at::empty_like(k), dv = at::empty_like(v);
+    at::Tensor delta = at::empty_like(lse);
+    const auto fp32 = q.options().dtype(at::kFloat);
+    const bool on_cuda = q.is_cuda();
+    at::Tensor dk_accum = on_cuda ? at::empty({k.size(0), k.size(1), k.size(2), k.size(3)}, fp32) : at::empty({1}, fp32);
+    at::Tensor dv_accum = on_cuda ? at::empty_like(dk_accum) : at::empty({1}, fp32);
+    kernels::SparseAttentionParams p =
+        make_params(q, k, v, tiles, ctx->saved_data["selective"].toBool(), ctx->saved_data["keep"].toBool(),
+                    ctx->saved_data["scale"].toDouble());
+    p.out = out.data_ptr();
+    p.lse = lse.data_ptr<float>();
+    p.d_out = d_out.data_ptr();
+    p.d_lse = d_lse.defined() ? d_lse.data_ptr<float>() : nullptr;
+    p.delta = delta.data_ptr<float>();
+    p.dq = dq.data_ptr();
+    p.dk = dk.data_ptr();
+    p.dv = dv.data_ptr();
+    p.dk_accum = dk_accum.data_ptr<float>();
+    p.dv_accum = dv_accum.data_ptr<float>();
+    run(p, q, /*backward=*/true);
+    return {dq, dk, dv, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+}  // namespace
+
+std::string sparse_attention_unsupported(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+  if (q.dim() != 4 || k.dim() != 4 || v.dim() != 4) return "the kernels take [B, H, T, D] tensors";
+  if (q.scalar_type() != at::kBFloat16 && q.scalar_type() != at::kHalf) {
+    return str_cat("the kernels take bf16 or fp16, not ", q.scalar_type());
+  }
+  if (k.scalar_type() != q.scalar_type() || v.scalar_type() != q.scalar_type()) return "q, k and v differ in dtype";
+  if (q.size(3) != 64 && q.size(3) != 128) return str_cat("the kernels take head dim 64 or 128, not ", q.size(3));
+  if (k.size(1) == 0 || q.size(1) % k.size(1) != 0) return "query heads are not a multiple of kv heads";
+  const int64_t group = q.size(1) / k.size(1);
+  if (group != 1 && group != 2 && group != 4 && group != 8) {
+    return str_cat("the kernels pack 1, 2, 4 or 8 query heads per kv head, not ", group);
+  }
+  if (!q.is_cuda() && !q.is_cpu()) return str_cat("no sparse attention backend for ", q.device());
+#ifndef GSA_HAVE_CUDA
+  if (q.is_cuda()) return "gsa was built without CUDA kernels";
+#endif
+  return "";
+}
+
+SparseAttentionOutput sparse_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                       std::shared_ptr<const TilePlan> tiles, bool selective,
+                                       bool keep_unselected_gists, double scale) {
+  const std::string why = sparse_attention_unsupported(q, k, v);
+  GSA_CHECK(why.empty(), "sparse attention: ", why);
+  GSA_CHECK(tiles != nullptr, "sparse attention needs a tile plan");
+  GSA_CHECK(q.size(0) == tiles->batch && k.size(0) == tiles->batch, "batch ", q.size(0), " / ", k.size(0),
+            " does not match the tile plan's ", tiles->batch);
+  GSA_CHECK(q.size(2) == tiles->num_queries && k.size(2) == tiles->num_keys, "q ", q.sizes(), " and k ", k.sizes(),
+            " do not match the tile plan's ", tiles->num_queries, " queries over ", tiles->num_keys, " keys");
+  GSA_CHECK(q.size(1) / k.size(1) == tiles->group, "the tile plan is cut for ", tiles->group,
+            " query heads per kv head, q/k have ", q.size(1), "/", k.size(1));
+  GSA_CHECK(k.sizes() == v.sizes() && q.size(3) == k.size(3), "k ", k.sizes(), ", v ", v.sizes(), " and q ", q.sizes(),
+            " do not fit together");
+  GSA_CHECK(q.device() == tiles->token_meta.device() && k.device() == q.device() && v.device() == q.device(),
+            "q, k, v and the tile plan must be on one device");
+  auto outputs = SparseAttentionFunction::apply(q, k, v, std::move(tiles), selective, keep_unselected_gists, scale);
+  return {outputs[0], outputs[1]};
+}
+
+}  // namespace gsa

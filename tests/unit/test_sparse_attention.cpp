@@ -1,0 +1,95 @@
+// The block-sparse attention path on the CPU (the kernels' float64 twin over the tile plan) and through
+// gsa_attention with attention.backend = KERNELS, against the float64 dense oracle: 1-3 levels, sinks,
+// prev_chunks 0-2, GQA 1/2/4/8, head dim 64/128, bf16/fp16, cpt and selective layers, packed documents, lengths
+// not multiples of any tile. Tolerance: tolerance.h's relative-error bound per dtype.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "common/sparse_attention_check.h"
+#include "common/tolerance.h"
+#include "gsa/runtime/attention.h"
+#include "gsa/runtime/attention_plan.h"
+#include "gsa/runtime/error.h"
+#include "gsa/runtime/gist_layout.h"
+
+namespace gsa {
+namespace {
+
+std::vector<test::SparseCase> cases() {
+  std::vector<test::SparseCase> out;
+  auto add = [&](int64_t levels, int64_t chunk, int64_t fanout, int64_t sink, int64_t prev, int64_t hq, int64_t hkv,
+                 int64_t d, bool selective, bool keep, at::ScalarType dtype) {
+    test::SparseCase c;
+    c.levels = levels, c.chunk = chunk, c.fanout = fanout, c.sink = sink, c.prev = prev;
+    c.hq = hq, c.hkv = hkv, c.head_dim = d, c.selective = selective, c.keep_gists = keep, c.dtype = dtype;
+    out.push_back(c);
+  };
+  add(1, 4, 2, 3, 1, 4, 1, 64, false, false, at::kBFloat16);
+  add(1, 3, 2, 0, 0, 2, 1, 64, true, false, at::kHalf);
+  add(2, 2, 2, 1, 1, 8, 1, 64, false, false, at::kBFloat16);
+  add(2, 3, 3, 2, 2, 1, 1, 128, true, true, at::kHalf);
+  add(3, 2, 2, 3, 1, 4, 2, 64, true, false, at::kBFloat16);
+  return out;
+}
+
+class SparseAttentionCpu : public ::testing::TestWithParam<int> {};
+
+TEST_P(SparseAttentionCpu, TwinMatchesFloat64Oracle) {
+  test::check_sparse_attention(cases()[GetParam()], at::kCPU, 500 + GetParam());
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, SparseAttentionCpu, ::testing::Range(0, static_cast<int>(cases().size())));
+
+// gsa_attention with backend KERNELS (twin on CPU) equals the reference backend on the same bf16 inputs, in a
+// cpt layer and in a selective layer (whose selected chunks come from the same selection code and merge by LSE).
+TEST(SparseAttentionBackend, KernelsEqualReferenceThroughGsaAttention) {
+  GistOptions o;
+  o.levels = 2, o.chunk = 3, o.fanout = 2, o.sink = 2, o.prev_chunks = 1;
+  std::mt19937 rng(7);
+  std::vector<GistLayout> rows;
+  for (int b = 0; b < 2; ++b) {
+    Document doc;
+    for (int i = 0, n = 40 + b * 17; i < n; ++i) doc.context.push_back(rng() % 256);
+    for (int i = 0; i < 5; ++i) doc.suffix.push_back(rng() % 256);
+    rows.push_back(build_layout({doc}, o));
+  }
+  const int64_t T = std::max(rows[0].size(), rows[1].size()), D = 64;
+  at::manual_seed(3);
+  at::Tensor q = at::randn({2, 4, T, D}).to(at::kBFloat16), k = at::randn({2, 2, T, D}).to(at::kBFloat16);
+  at::Tensor v = at::randn({2, 2, T, D}).to(at::kBFloat16);
+  for (bool selective : {false, true}) {
+    AttentionOptions reference, kernels;
+    reference.backend = AttentionBackend::kReference;
+    kernels.backend = AttentionBackend::kKernels;
+    const AttentionPlan ref_plan = make_attention_plan(row_pointers(rows), 0, -1, reference, at::kCPU);
+    const AttentionPlan ker_plan = make_attention_plan(row_pointers(rows), 0, -1, kernels, at::kCPU);
+    EXPECT_FALSE(ker_plan.band.defined()) << "KERNELS must not build the reference masks";
+    const double scale = 1.0 / std::sqrt(double(D));
+    at::Tensor want = gsa_attention(q.to(at::kFloat), k.to(at::kFloat), v.to(at::kFloat), ref_plan, selective,
+                                    reference.selection, scale);
+    at::Tensor got = gsa_attention(q, k, v, ker_plan, selective, kernels.selection, scale);
+    EXPECT_TRUE(test::relative_error_below(got, want, test::kBf16RelErr)) << "selective " << selective;
+  }
+}
+
+TEST(SparseAttentionBackend, KernelsRejectUnsupportedInputsByName) {
+  GistOptions o;
+  Document doc;
+  for (int i = 0; i < 20; ++i) doc.context.push_back(i);
+  const GistLayout row = build_layout({doc}, o);
+  AttentionOptions kernels;
+  kernels.backend = AttentionBackend::kKernels;
+  const AttentionPlan plan = make_attention_plan({&row}, 0, -1, kernels, at::kCPU);
+  at::Tensor q = at::randn({1, 4, row.size(), 64}), k = at::randn({1, 1, row.size(), 64});
+  try {
+    gsa_attention(q, k, k, plan, false, kernels.selection, 0.125);
+    FAIL() << "fp32 inputs must be rejected";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("bf16 or fp16"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace gsa
