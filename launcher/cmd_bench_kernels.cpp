@@ -145,7 +145,7 @@ int run_bench_kernels(const Args& args) {
     }
     std::printf("%10lld %10lld %9.1f %10.3f %10.1f %10.3f %12.1f %9.0f%% %8.0f\n", (long long)n, (long long)T, plan_ms,
                 fwd_ms, fwd_flops / fwd_ms * 1e-9, fb_ms, backward ? 3.5 * fwd_flops / fb_ms * 1e-9 : 0.0,
-                100.0 * pairs * hq / hkv / visited, pairs / T);
+                100.0 * pairs * hq / visited, pairs / T);
     std::fflush(stdout);
   }
   return 0;

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The attention kernels on one GPU in one device call: builds the kernels' targets against the image's
+# LibTorch, runs the gpu-label kernel tests (and compute-sanitizer memcheck on a small case), the attention
+# unit tests with CUDA tensors, `gsa bench kernels`, and the peers (peers/attn_peers.py, copied from
+# shared/peers) in the same call. Logs go to $OUT (or ./gpu-logs).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 OMP_NUM_THREADS=1
+out=${OUT:-gpu-logs}
+mkdir -p "$out" build
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv | tee "$out/gpu.txt"
+command -v python3 > build/python
+start=$(date +%s)
+GSA_JOBS=16 scripts/build.sh --target gsa test_sparse_attention_gpu test_sparse_attention test_attention >"$out/build.log" 2>&1 \
+  || { tail -60 "$out/build.log"; exit 1; }
+echo "build: $(( $(date +%s) - start )) s"
+timeout 300 ./build/tests/test_sparse_attention_gpu 2>&1 | tail -25 | tee "$out/test_gpu.txt"
+timeout 120 compute-sanitizer --tool memcheck ./build/tests/test_sparse_attention_gpu --gtest_filter='*/2' 2>&1 | tail -6 | tee "$out/memcheck.txt"
+timeout 200 ./build/tests/test_sparse_attention 2>&1 | tail -3 | tee "$out/test_unit.txt"
+timeout 200 ./build/tests/test_attention 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
+timeout 240 ./build/launcher/gsa bench kernels ${GSA_KERNEL_BENCH_ARGS:-} 2>&1 | tee "$out/bench_kernels.txt"
+if [ -f peers/attn_peers.py ]; then
+  timeout 300 python3 peers/attn_peers.py sdpa-cudnn-causal,sdpa-causal,flex-gsa-permuted ${GSA_PEER_SIZES:-8192,32768,131072} nodecode \
+    2>&1 | tee "$out/peers.txt"
+fi
