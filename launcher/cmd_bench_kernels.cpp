@@ -123,7 +123,7 @@ int run_bench_kernels(const Args& args) {
     const double plan_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - plan_start).count();
     const double pairs = allowed_pairs(layout);
-    const double visited = static_cast<double>(tiles->num_pairs) * kernels::kTileRows * kernels::kTileKeys * hkv;
+    const double visited = static_cast<double>(tiles->num_forward_pairs) * kernels::kBlockRows * kernels::kTileKeys * hkv;
     const double fwd_flops = 4.0 * d * hq * pairs;
 
     at::Tensor q = at::randn({1, hq, T, d}, opts), k = at::randn({1, hkv, T, d}, opts);

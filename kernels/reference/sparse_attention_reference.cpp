@@ -1,5 +1,6 @@
 // CPU reference twins of the block-sparse GSA attention kernels: the same plan walk (a query row visits the
-// key tiles of its query tile's list, the mask rule evaluated unless the entry is kFullTile), in float64.
+// key tiles of its query block's list, the mask rule evaluated unless the entry is kFullTile), in float64.
+// The backward walks the forward lists too (the same pairs as the backward items, grouped the other way).
 // The backward recomputes out and lse in float64 rather than reading the forward's rounded values.
 #include <cmath>
 #include <cstring>
@@ -60,16 +61,17 @@ struct RowRef {
   int64_t q_off, stat;             // element offset in q-shaped tensors, index in lse-shaped ones
 };
 
-// Calls visit(key position) for every key the plan lets query row `row` of tile `tile` attend to.
+// Calls visit(key position) for every key the plan lets query row `row` of query block `tile` attend to.
 template <typename Visit>
 void for_each_key(const SparseAttentionParams& p, int tile, const RowRef& row, Visit visit) {
   const TilePlanView& t = p.plan;
   const bool suffix_sees_no_gists =
-      p.rule.selective && !p.rule.keep_unselected_gists && (t.query_tile_flags[tile] & kSuffixFlag);
+      p.rule.selective && !p.rule.keep_unselected_gists && (t.query_block_flags[tile] & kSuffixFlag);
   const int32_t* q_meta = p.token_meta + (int64_t(row.b) * p.num_keys + row.pos) * kTokenMetaInts;
   for (int e = t.forward_offsets[tile]; e < t.forward_offsets[tile + 1]; ++e) {
     const int32_t entry = t.forward_key_tiles[e];
-    const bool full = (entry & kFullTile) && !suffix_sees_no_gists;
+    const bool gist_tile = t.key_tile_class[entry & kTileIdMask] >= 0;
+    const bool full = (entry & kFullTile) && !(gist_tile && suffix_sees_no_gists);
     const int32_t* positions = t.key_tile_positions + int64_t(entry & kTileIdMask) * kTileKeys;
     for (int c = 0; c < kTileKeys; ++c) {
       const int32_t pos = positions[c];
@@ -82,11 +84,11 @@ void for_each_key(const SparseAttentionParams& p, int tile, const RowRef& row, V
 // Calls f(tile, row) for every valid query row of the plan.
 template <typename F>
 void for_each_row(const SparseAttentionParams& p, F f) {
-  const int group = p.q_heads / p.kv_heads, per_head = kTileRows / group;
-  for (int tile = 0; tile < p.plan.num_query_tiles; ++tile) {
-    const int b = p.plan.query_tile_row[tile], start = p.plan.query_tile_start[tile];
+  const int group = p.q_heads / p.kv_heads, per_head = kBlockRows / group;
+  for (int tile = 0; tile < p.plan.num_query_blocks; ++tile) {
+    const int b = p.plan.query_block_row[tile], start = p.plan.query_block_start[tile];
     for (int kv = 0; kv < p.kv_heads; ++kv) {
-      for (int r = 0; r < kTileRows; ++r) {
+      for (int r = 0; r < kBlockRows; ++r) {
         RowRef row{b, kv * group + r / per_head, start + r % per_head, 0, 0};
         if (row.pos >= p.row_query_end[b]) continue;
         row.q_off = b * p.q_stride[0] + row.head * p.q_stride[1] + int64_t(row.pos - p.q_begin) * p.q_stride[2];

@@ -20,8 +20,6 @@
 
 namespace gsa::kernels::detail {
 
-constexpr int kWarps = 4;
-constexpr int kThreads = kWarps * 32;
 constexpr float kLog2e = 1.4426950408889634f;
 
 template <typename T>
@@ -98,10 +96,11 @@ __device__ __forceinline__ int swizzled(int row, int chunk) {
 
 // Copies rows of D elements into a swizzled tile: row r comes from base + offset(r) (offset < 0: zero row).
 // `offset` is a callable int -> int64 element offset.
-template <int D, int kRowsCount, typename T, typename Offset>
+template <int D, int kRowsCount, int kThreadsCount, typename T, typename Offset>
 __device__ __forceinline__ void load_rows_async(T* tile, const T* base, Offset offset) {
   constexpr int kChunks = D / 8;
-  for (int i = threadIdx.x; i < kRowsCount * kChunks; i += kThreads) {
+#pragma unroll
+  for (int i = threadIdx.x; i < kRowsCount * kChunks; i += kThreadsCount) {
     const int row = i / kChunks, chunk = i % kChunks;
     const int64_t off = offset(row);
     const T* src = off >= 0 ? base + off + chunk * 8 : base;
@@ -109,92 +108,129 @@ __device__ __forceinline__ void load_rows_async(T* tile, const T* base, Offset o
   }
 }
 
-// acc[n] (n-tiles of 8 columns over rows 0..kCols-1 of `b_tile`) += A * b_tile^T, where A is rows
-// a_row..a_row+15 of the swizzled tile `a_tile` (16 x D): the rows of b_tile are the product's columns
-// (S = Q K^T with K rows as keys; dP = dO V^T; S^T = K Q^T).
-template <int D, int kCols, typename T>
-__device__ __forceinline__ void mma_rows_times_tile_t(float (&acc)[kCols / 8][4], const T* a_tile, int a_row,
+// acc[m][n] += A_m * b_tile^T for kM row blocks A_m = rows a_row + 16m .. +15 of the swizzled tile `a_tile`
+// (16 x D each) and the kCols rows of b_tile as the product's columns (S = Q K^T, dP = dO V^T, S^T = K Q^T).
+// Each B fragment is loaded once for all kM row blocks.
+template <int D, int kCols, int kM, typename T>
+__device__ __forceinline__ void mma_rows_times_tile_t(float (&acc)[kM][kCols / 8][4], const T* a_tile, int a_row,
                                                       const T* b_tile) {
   const int lane = threadIdx.x & 31;
 #pragma unroll
   for (int kk = 0; kk < D / 16; ++kk) {
-    uint32_t a[4];
-    ldmatrix_x4(a, smem_addr(a_tile + swizzled<D>(a_row + (lane & 15), 2 * kk + (lane >> 4))));
+    uint32_t a[kM][4];
+#pragma unroll
+    for (int m = 0; m < kM; ++m) {
+      ldmatrix_x4(a[m], smem_addr(a_tile + swizzled<D>(a_row + 16 * m + (lane & 15), 2 * kk + (lane >> 4))));
+    }
 #pragma unroll
     for (int j = 0; j < kCols / 16; ++j) {
       uint32_t b[4];
       const int row = 16 * j + (lane & 7) + ((lane >> 4) << 3);
       ldmatrix_x4(b, smem_addr(b_tile + swizzled<D>(row, 2 * kk + ((lane >> 3) & 1))));
-      mma_16816<T>(acc[2 * j], a, b[0], b[1]);
-      mma_16816<T>(acc[2 * j + 1], a, b[2], b[3]);
+#pragma unroll
+      for (int m = 0; m < kM; ++m) {
+        mma_16816<T>(acc[m][2 * j], a[m], b[0], b[1]);
+        mma_16816<T>(acc[m][2 * j + 1], a[m], b[2], b[3]);
+      }
     }
   }
 }
 
-// acc[n] (n-tiles of 8 of the D columns) += P (16 x kInner, given as fp32 C fragments over kInner / 8 n-tiles,
-// converted to A fragments) * tile (kInner rows x D).
-template <int D, int kInner, typename T>
-__device__ __forceinline__ void mma_c_times_tile(float (&acc)[D / 8][4], const float (&p)[kInner / 8][4],
+// acc[m][n] (n-tiles of 8 of the D columns) += P_m * tile, P_m (16 x kInner) given as fp32 C fragments over
+// kInner / 8 n-tiles (converted to A fragments), tile kInner rows x D. Each B fragment serves all kM blocks.
+template <int D, int kInner, int kM, typename T>
+__device__ __forceinline__ void mma_c_times_tile(float (&acc)[kM][D / 8][4], const float (&p)[kM][kInner / 8][4],
                                                  const T* tile) {
   const int lane = threadIdx.x & 31;
 #pragma unroll
   for (int kk = 0; kk < kInner / 16; ++kk) {
-    uint32_t a[4];
-    a[0] = Pack2<T>::from(p[2 * kk][0], p[2 * kk][1]);
-    a[1] = Pack2<T>::from(p[2 * kk][2], p[2 * kk][3]);
-    a[2] = Pack2<T>::from(p[2 * kk + 1][0], p[2 * kk + 1][1]);
-    a[3] = Pack2<T>::from(p[2 * kk + 1][2], p[2 * kk + 1][3]);
+    uint32_t a[kM][4];
+#pragma unroll
+    for (int m = 0; m < kM; ++m) {
+      a[m][0] = Pack2<T>::from(p[m][2 * kk][0], p[m][2 * kk][1]);
+      a[m][1] = Pack2<T>::from(p[m][2 * kk][2], p[m][2 * kk][3]);
+      a[m][2] = Pack2<T>::from(p[m][2 * kk + 1][0], p[m][2 * kk + 1][1]);
+      a[m][3] = Pack2<T>::from(p[m][2 * kk + 1][2], p[m][2 * kk + 1][3]);
+    }
 #pragma unroll
     for (int j = 0; j < D / 16; ++j) {
       uint32_t b[4];
       const int row = 16 * kk + (lane & 7) + (((lane >> 3) & 1) << 3);
       ldmatrix_x4_trans(b, smem_addr(tile + swizzled<D>(row, 2 * j + (lane >> 4))));
-      mma_16816<T>(acc[2 * j], a, b[0], b[1]);
-      mma_16816<T>(acc[2 * j + 1], a, b[2], b[3]);
+#pragma unroll
+      for (int m = 0; m < kM; ++m) {
+        mma_16816<T>(acc[m][2 * j], a[m], b[0], b[1]);
+        mma_16816<T>(acc[m][2 * j + 1], a[m], b[2], b[3]);
+      }
     }
   }
 }
 
-// Row r of a query tile: the query head offset inside the group and the position.
+// Row r of a block of kRowsCount rows: the query head offset inside the group and the position.
 struct QueryRow {
   int head;  // q head = kv_head * group + head
   int pos;
 };
+template <int kRowsCount>
 __device__ __forceinline__ QueryRow query_row(int r, int group, int start) {
-  const int per_head = kTileRows / group;
+  const int per_head = kRowsCount / group;
   return {r / per_head, start + r % per_head};
 }
 
-// Loads a query tile's per-row metadata (threads 0..kTileRows-1): positions (-1 for rows past the row's end)
-// and the kTokenMetaInts ints (doc -1 for such rows).
-__device__ __forceinline__ void load_query_meta(int32_t* s_pos, int32_t* s_meta, const SparseAttentionParams& p,
-                                                int b, int start) {
+// A query block's rows as the mask sees them, struct-of-arrays in shared memory.
+template <int kRowsCount>
+struct QueryMetaSmem {
+  int32_t pos[kRowsCount];   // -1 for rows past the row's last query
+  int32_t doc[kRowsCount];
+  int32_t level[kRowsCount];
+  int32_t sees_gists[kRowsCount];
+  int32_t chunk[kMaxGistLevels][kRowsCount];
+};
+
+// Fills the block's query metadata (threads 0..kRowsCount-1; the CTA must have at least that many threads).
+template <int kRowsCount>
+__device__ __forceinline__ void load_query_meta(QueryMetaSmem<kRowsCount>& s, const SparseAttentionParams& p, int b,
+                                                int start) {
   const int r = threadIdx.x;
-  if (r >= kTileRows) return;
-  const QueryRow qr = query_row(r, p.q_heads / p.kv_heads, start);
+  if (r >= kRowsCount) return;
+  const QueryRow qr = query_row<kRowsCount>(r, p.q_heads / p.kv_heads, start);
   const bool valid = qr.pos < p.row_query_end[b];
-  s_pos[r] = valid ? qr.pos : -1;
-  const int32_t* src = p.token_meta + (int64_t(b) * p.num_keys + (valid ? qr.pos : 0)) * kTokenMetaInts;
+  const int32_t* m = p.token_meta + (int64_t(b) * p.num_keys + (valid ? qr.pos : 0)) * kTokenMetaInts;
+  s.pos[r] = valid ? qr.pos : -1;
+  s.doc[r] = valid ? m[kMetaDoc] : -1;
+  s.level[r] = m[kMetaLevel];
+  s.sees_gists[r] = query_sees_gists(m, p.rule);
 #pragma unroll
-  for (int f = 0; f < kTokenMetaInts; ++f) s_meta[r * kTokenMetaInts + f] = valid ? src[f] : (f == kMetaDoc ? -1 : 0);
+  for (int l = 0; l < kMaxGistLevels; ++l) s.chunk[l][r] = m[kMetaChunk0 + l];
 }
 
-// Loads a key tile's positions and metadata (threads 0..kTileKeys-1) with plain loads.
-__device__ __forceinline__ void load_key_meta(int32_t* s_pos, int32_t* s_meta, const SparseAttentionParams& p, int b,
-                                              int key_tile) {
+// A key tile's keys as the mask sees them.
+struct KeyMetaSmem {
+  int32_t pos[kTileKeys];
+  int32_t doc[kTileKeys];
+  int32_t chunk0[kTileKeys];
+  int32_t chunk_up[kTileKeys];
+};
+
+__device__ __forceinline__ void load_key_meta(KeyMetaSmem& s, const SparseAttentionParams& p, int key_tile) {
   const int c = threadIdx.x;
   if (c >= kTileKeys) return;
-  const int32_t pos = p.plan.key_tile_positions[int64_t(key_tile) * kTileKeys + c];
-  s_pos[c] = pos;
-  const int32_t* src = p.token_meta + (int64_t(b) * p.num_keys + (pos >= 0 ? pos : 0)) * kTokenMetaInts;
-#pragma unroll
-  for (int f = 0; f < kTokenMetaInts; ++f) s_meta[c * kTokenMetaInts + f] = pos >= 0 ? src[f] : (f == kMetaDoc ? -1 : 0);
+  const int64_t i = int64_t(key_tile) * kTileKeys + c;
+  s.pos[c] = p.plan.key_tile_positions[i];
+  s.doc[c] = p.plan.key_tile_doc[i];
+  s.chunk0[c] = p.plan.key_tile_chunk0[i];
+  s.chunk_up[c] = p.plan.key_tile_chunk_up[i];
 }
 
-__device__ __forceinline__ bool allowed_at(const int32_t* q_pos, const int32_t* q_meta, int r, const int32_t* k_pos,
-                                           const int32_t* k_meta, int c, const GistMaskRule& rule) {
-  const int32_t qp = q_pos[r];
-  return qp >= 0 && gist_mask_allows(qp, q_meta + r * kTokenMetaInts, k_pos[c], k_meta + c * kTokenMetaInts, rule);
+template <int kRowsCount>
+__device__ __forceinline__ MaskQuery mask_query(const QueryMetaSmem<kRowsCount>& s, int r, int key_class,
+                                                int levels) {
+  const int up = key_class >= 0 && key_class + 1 < levels ? key_class + 1 : 0;
+  return {s.pos[r] < 0 ? -1 : s.pos[r], s.doc[r], s.level[r], s.chunk[0][r], s.chunk[up][r], s.sees_gists[r] != 0};
+}
+
+__device__ __forceinline__ MaskKey mask_key(const KeyMetaSmem& s, int c) {
+  return {s.pos[c], s.doc[c], s.chunk0[c], s.chunk_up[c]};
 }
 
 }  // namespace gsa::kernels::detail

@@ -37,32 +37,35 @@ __global__ void delta_kernel(const __grid_constant__ SparseAttentionParams p) {
   }
 }
 
+constexpr int kKeyPassThreads = 128;  // 4 warps of 16 keys
+
 template <int D>
 struct KeyPassSmem {
   static constexpr int kKv = kTileKeys * D;
   static constexpr int kQ = 2 * kTileRows * D;  // two stages
   static constexpr int kElems = 2 * kKv + 2 * kQ;
-  static constexpr int kInts = kTileKeys * (1 + kTokenMetaInts) + 2 * kTileRows * (3 + kTokenMetaInts);
-  static size_t bytes(size_t elem_size) { return kElems * elem_size + kInts * sizeof(int32_t); }
+  static size_t bytes(size_t elem_size) {
+    return kElems * elem_size + sizeof(KeyMetaSmem) + 2 * sizeof(QueryMetaSmem<kTileRows>) +
+           4 * kTileRows * sizeof(float);
+  }
 };
 
 template <typename T, int D>
-__global__ void __launch_bounds__(kThreads) key_pass_kernel(const __grid_constant__ SparseAttentionParams p) {
+__global__ void __launch_bounds__(kKeyPassThreads) key_pass_kernel(const __grid_constant__ SparseAttentionParams p) {
   using Smem = KeyPassSmem<D>;
   extern __shared__ __align__(16) unsigned char smem[];
   T* s_k = reinterpret_cast<T*>(smem);
   T* s_v = s_k + Smem::kKv;
   T* s_q = s_v + Smem::kKv;
   T* s_do = s_q + Smem::kQ;
-  int32_t* s_kpos = reinterpret_cast<int32_t*>(s_do + Smem::kQ);
-  int32_t* s_kmeta = s_kpos + kTileKeys;
-  int32_t* s_qpos = s_kmeta + kTileKeys * kTokenMetaInts;      // [2][rows]
-  int32_t* s_qmeta = s_qpos + 2 * kTileRows;                   // [2][rows * meta]
-  float* s_lse2 = reinterpret_cast<float*>(s_qmeta + 2 * kTileRows * kTokenMetaInts);
+  auto& s_kmeta = *reinterpret_cast<KeyMetaSmem*>(s_do + Smem::kQ);
+  QueryMetaSmem<kTileRows>* s_qmeta = reinterpret_cast<QueryMetaSmem<kTileRows>*>(&s_kmeta + 1);  // two stages
+  float* s_lse2 = reinterpret_cast<float*>(s_qmeta + 2);                                        // [2][rows]
   float* s_delta = s_lse2 + 2 * kTileRows;
 
   const int item = blockIdx.x, kv_head = blockIdx.y;
   const int key_tile = p.plan.backward_key_tile[item];
+  const int key_class = p.plan.key_tile_class[key_tile];
   const int first = p.plan.backward_offsets[item];
   const int count = p.plan.backward_offsets[item + 1] - first;
   const int b = p.plan.query_tile_row[p.plan.backward_query_tiles[first] & kTileIdMask];
@@ -76,27 +79,29 @@ __global__ void __launch_bounds__(kThreads) key_pass_kernel(const __grid_constan
     const int32_t pos = positions[c];
     return pos < 0 ? -1 : kv_base + int64_t(pos) * p.kv_stride[2];
   };
-  load_rows_async<D, kTileKeys>(s_k, static_cast<const T*>(p.k), kv_offset);
-  load_rows_async<D, kTileKeys>(s_v, static_cast<const T*>(p.v), kv_offset);
-  load_key_meta(s_kpos, s_kmeta, p, b, key_tile);
+  load_rows_async<D, kTileKeys, kKeyPassThreads>(s_k, static_cast<const T*>(p.k), kv_offset);
+  load_rows_async<D, kTileKeys, kKeyPassThreads>(s_v, static_cast<const T*>(p.v), kv_offset);
+  load_key_meta(s_kmeta, p, key_tile);
 
   auto load_query_tile = [&](int i, int stage) {
     const int tile = p.plan.backward_query_tiles[first + i] & kTileIdMask;
     const int start = p.plan.query_tile_start[tile];
     auto q_offset = [&](int r) -> int64_t {
-      const QueryRow qr = query_row(r, group, start);
+      const QueryRow qr = query_row<kTileRows>(r, group, start);
       if (qr.pos >= row_end) return -1;
       return q_batch + int64_t(kv_head * group + qr.head) * p.q_stride[1] + int64_t(qr.pos - p.q_begin) * p.q_stride[2];
     };
-    load_rows_async<D, kTileRows>(s_q + stage * kTileRows * D, static_cast<const T*>(p.q), q_offset);
-    load_rows_async<D, kTileRows>(s_do + stage * kTileRows * D, static_cast<const T*>(p.d_out), q_offset);
-    load_query_meta(s_qpos + stage * kTileRows, s_qmeta + stage * kTileRows * kTokenMetaInts, p, b, start);
+    load_rows_async<D, kTileRows, kKeyPassThreads>(s_q + stage * kTileRows * D, static_cast<const T*>(p.q), q_offset);
+    load_rows_async<D, kTileRows, kKeyPassThreads>(s_do + stage * kTileRows * D, static_cast<const T*>(p.d_out),
+                                                   q_offset);
+    load_query_meta<kTileRows>(s_qmeta[stage], p, b, start);
     if (threadIdx.x < kTileRows) {
       const int r = threadIdx.x;
-      const QueryRow qr = query_row(r, group, start);
+      const QueryRow qr = query_row<kTileRows>(r, group, start);
       const bool valid = qr.pos < row_end;
       const int64_t stat = ((int64_t(b) * p.q_heads + kv_head * group + qr.head) * p.num_queries) + (qr.pos - p.q_begin);
-      s_lse2[stage * kTileRows + r] = valid ? p.lse[stat] * kLog2e : 0.f;
+      const float lse = valid ? p.lse[stat] : 0.f;
+      s_lse2[stage * kTileRows + r] = isfinite(lse) ? lse * kLog2e : 0.f;  // no keys: every score is masked
       s_delta[stage * kTileRows + r] = valid ? p.delta[stat] : 0.f;
     }
   };
@@ -104,13 +109,12 @@ __global__ void __launch_bounds__(kThreads) key_pass_kernel(const __grid_constan
   cp_async_commit();
 
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int keys[2] = {warp * 16 + (lane >> 2), warp * 16 + (lane >> 2) + 8};
   const float scale2 = p.scale * kLog2e;
-  float dk[D / 8][4], dv[D / 8][4];
+  float dk[1][D / 8][4], dv[1][D / 8][4];
 #pragma unroll
   for (int j = 0; j < D / 8; ++j) {
-    dk[j][0] = dk[j][1] = dk[j][2] = dk[j][3] = 0.f;
-    dv[j][0] = dv[j][1] = dv[j][2] = dv[j][3] = 0.f;
+    dk[0][j][0] = dk[0][j][1] = dk[0][j][2] = dk[0][j][3] = 0.f;
+    dv[0][j][0] = dv[0][j][1] = dv[0][j][2] = dv[0][j][3] = 0.f;
   }
 
   for (int i = 0; i < count; ++i) {
@@ -120,45 +124,55 @@ __global__ void __launch_bounds__(kThreads) key_pass_kernel(const __grid_constan
     cp_async_wait<1>();
     __syncthreads();
     const int entry = p.plan.backward_query_tiles[first + i];
-    const int tile = entry & kTileIdMask;
-    const bool suffix_sees_no_gists = p.rule.selective && !p.rule.keep_unselected_gists &&
-                                      (p.plan.query_tile_flags[tile] & kSuffixFlag);
-    const bool full = (entry & kFullTile) && !suffix_sees_no_gists;
+    const bool full = (entry & kFullTile) &&
+                      !(key_class >= 0 && (p.plan.query_tile_flags[entry & kTileIdMask] & kSuffixFlag) &&
+                        p.rule.selective && !p.rule.keep_unselected_gists);
     const T* q_tile = s_q + stage * kTileRows * D;
     const T* do_tile = s_do + stage * kTileRows * D;
-    const int32_t* q_pos = s_qpos + stage * kTileRows;
-    const int32_t* q_meta = s_qmeta + stage * kTileRows * kTokenMetaInts;
     const float* lse2 = s_lse2 + stage * kTileRows;
     const float* delta = s_delta + stage * kTileRows;
 
-    float pt[kTileRows / 8][4];  // S^T, then P^T
+    float pt[1][kTileRows / 8][4];  // S^T, then P^T: keys x query rows
 #pragma unroll
-    for (int n = 0; n < kTileRows / 8; ++n) pt[n][0] = pt[n][1] = pt[n][2] = pt[n][3] = 0.f;
-    mma_rows_times_tile_t<D, kTileRows>(pt, s_k, warp * 16, q_tile);
+    for (int n = 0; n < kTileRows / 8; ++n) pt[0][n][0] = pt[0][n][1] = pt[0][n][2] = pt[0][n][3] = 0.f;
+    mma_rows_times_tile_t<D, kTileRows, 1>(pt, s_k, warp * 16, q_tile);
+    if (!full) {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const MaskKey key = mask_key(s_kmeta, warp * 16 + 8 * h + (lane >> 2));
+#pragma unroll
+        for (int n = 0; n < kTileRows / 8; ++n) {
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const MaskQuery q = mask_query(s_qmeta[stage], 8 * n + 2 * (lane & 3) + e, key_class, p.rule.levels);
+            if (!gist_mask_allows_class(key_class, q, key, p.rule)) pt[0][n][2 * h + e] = -INFINITY;
+          }
+        }
+      }
+    }
 #pragma unroll
     for (int n = 0; n < kTileRows / 8; ++n) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int r = 8 * n + 2 * (lane & 3) + (e & 1);
-        const bool ok = full || allowed_at(q_pos, q_meta, r, s_kpos, s_kmeta, keys[e >> 1], p.rule);
-        pt[n][e] = ok ? exp2f(pt[n][e] * scale2 - lse2[r]) : 0.f;
+        pt[0][n][e] = exp2f(fmaf(pt[0][n][e], scale2, -lse2[r]));  // masked: exp2(-inf) = 0
       }
     }
-    mma_c_times_tile<D, kTileRows>(dv, pt, do_tile);
+    mma_c_times_tile<D, kTileRows, 1>(dv, pt, do_tile);
 
-    float ds[kTileRows / 8][4];  // dP^T, then dS^T
+    float ds[1][kTileRows / 8][4];  // dP^T, then dS^T
 #pragma unroll
-    for (int n = 0; n < kTileRows / 8; ++n) ds[n][0] = ds[n][1] = ds[n][2] = ds[n][3] = 0.f;
-    mma_rows_times_tile_t<D, kTileRows>(ds, s_v, warp * 16, do_tile);
+    for (int n = 0; n < kTileRows / 8; ++n) ds[0][n][0] = ds[0][n][1] = ds[0][n][2] = ds[0][n][3] = 0.f;
+    mma_rows_times_tile_t<D, kTileRows, 1>(ds, s_v, warp * 16, do_tile);
 #pragma unroll
     for (int n = 0; n < kTileRows / 8; ++n) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int r = 8 * n + 2 * (lane & 3) + (e & 1);
-        ds[n][e] = pt[n][e] * (ds[n][e] - delta[r]);  // masked: P = 0 (delta and dP are finite)
+        ds[0][n][e] = pt[0][n][e] * (ds[0][n][e] - delta[r]);  // masked: P = 0 (delta and dP are finite)
       }
     }
-    mma_c_times_tile<D, kTileRows>(dk, ds, q_tile);
+    mma_c_times_tile<D, kTileRows, 1>(dk, ds, q_tile);
     __syncthreads();
   }
   cp_async_wait<0>();
@@ -167,15 +181,15 @@ __global__ void __launch_bounds__(kThreads) key_pass_kernel(const __grid_constan
   const int64_t accum_base = (int64_t(b) * p.kv_heads + kv_head) * p.num_keys * D;
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
-    const int32_t pos = s_kpos[keys[h]];
+    const int32_t pos = s_kmeta.pos[warp * 16 + 8 * h + (lane >> 2)];
     if (pos < 0) continue;
     float* dk_row = p.dk_accum + accum_base + int64_t(pos) * D;
     float* dv_row = p.dv_accum + accum_base + int64_t(pos) * D;
 #pragma unroll
     for (int j = 0; j < D / 8; ++j) {
       const int col = 8 * j + 2 * (lane & 3);
-      const float k0 = dk[j][2 * h] * p.scale, k1 = dk[j][2 * h + 1] * p.scale;
-      const float v0 = dv[j][2 * h], v1 = dv[j][2 * h + 1];
+      const float k0 = dk[0][j][2 * h] * p.scale, k1 = dk[0][j][2 * h + 1] * p.scale;
+      const float v0 = dv[0][j][2 * h], v1 = dv[0][j][2 * h + 1];
       if (shared) {
         atomicAdd(dk_row + col, k0);
         atomicAdd(dk_row + col + 1, k1);
@@ -230,7 +244,7 @@ Status run_backward(const SparseAttentionParams& p, cudaStream_t stream) {
     if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)) != cudaSuccess) {
       return Status::kCudaError;
     }
-    kernel<<<dim3(p.plan.num_backward_items, p.kv_heads), kThreads, smem, stream>>>(p);
+    kernel<<<dim3(p.plan.num_backward_items, p.kv_heads), kKeyPassThreads, smem, stream>>>(p);
     if (cudaGetLastError() != cudaSuccess) return Status::kCudaError;
   }
   const int64_t kv_pairs = int64_t(p.batch) * p.kv_heads * p.num_keys * (D / 2);

@@ -21,21 +21,23 @@ inline Status check_sparse_attention_params(const SparseAttentionParams& p, bool
   if (!p.q || !p.k || !p.v || !p.out || !p.lse || !p.token_meta || !p.row_query_end) return Status::kInvalidArgument;
   const TilePlanView& t = p.plan;
   if (t.num_query_tiles < 0 || t.num_key_tiles < 0 || t.num_backward_items < 0) return Status::kInvalidArgument;
-  if (t.num_query_tiles > 0 && (!t.query_tile_row || !t.query_tile_start || !t.query_tile_flags ||
-                                !t.forward_offsets || !t.key_tile_positions)) {
+  if (t.num_query_blocks > 0 && (!t.query_block_row || !t.query_block_start || !t.query_block_flags ||
+                                 !t.forward_offsets || !t.key_tile_class || !t.key_tile_positions ||
+                                 !t.key_tile_doc || !t.key_tile_chunk0 || !t.key_tile_chunk_up)) {
     return Status::kInvalidArgument;
   }
   if (backward) {
     if (!p.d_out || !p.delta || !p.dq || !p.dk || !p.dv || !p.dk_accum || !p.dv_accum) return Status::kInvalidArgument;
     if (t.num_backward_items > 0 && (!t.backward_key_tile || !t.backward_offsets || !t.backward_query_tiles ||
-                                     !t.backward_shared)) {
+                                     !t.backward_shared || !t.query_tile_row || !t.query_tile_start ||
+                                     !t.query_tile_flags)) {
       return Status::kInvalidArgument;
     }
   }
   return Status::kOk;
 }
 
-// Query-tile pass: the forward (out, lse) or, with backward = true, dq from d_out, lse and delta.
+// Query-block pass: the forward (out, lse) or, with backward = true, dq from d_out, lse and delta.
 Status launch_query_pass(const SparseAttentionParams& p, bool backward, void* stream);
 
 }  // namespace gsa::kernels::detail

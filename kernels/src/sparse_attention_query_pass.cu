@@ -1,8 +1,11 @@
-// The query-tile pass of block-sparse GSA attention: one CTA per (query tile, KV head), 4 warps of 16 query
-// rows, walking the tile's key-tile list with K/V tiles double-buffered through cp.async.
-//   forward: S = Q K^T, mask, online softmax in fp32 (exp2 domain), O += P V; writes out and lse.
-//   dq:      S = Q K^T, P = exp2(S - lse), dP = dO V^T, dS = P (dP - delta), dQ += dS K; writes dq.
-// Shared memory per CTA (D = 128): Q (+ dO) 16 (32) KiB, K and V 2 x 2 x 16 KiB, metadata ~7 KiB.
+// The query-block pass of block-sparse GSA attention: one CTA per (query block of kBlockRows rows, KV head),
+// walking the block's key-tile list with K/V tiles double-buffered through cp.async.
+//   forward: 4 warps x 32 rows (two m16 row blocks per warp, so every K/V fragment feeds two MMAs):
+//            S = Q K^T, mask, online softmax in fp32 (exp2 domain), O += P V; writes out and lse.
+//   dq:      8 warps x 16 rows: S = Q K^T, P = exp2(S - lse), dP = dO V^T, dS = P (dP - delta), dQ += dS K.
+// The mask is evaluated only for list entries without kFullTile, from struct-of-arrays metadata in shared
+// memory and the key tile's class (gist_mask_allows_class). Shared memory (D = 128): Q (+ dO) 32 (64) KiB,
+// K and V 2 x 2 x 16 KiB, metadata ~3 KiB.
 #include <cuda_runtime.h>
 
 #include <cmath>
@@ -14,34 +17,44 @@ namespace gsa::kernels {
 namespace detail {
 namespace {
 
+template <bool kDq>
+struct QueryPassShape {
+  static constexpr int kWarps = kDq ? 8 : 4;
+  static constexpr int kThreads = kWarps * 32;
+  static constexpr int kM = kBlockRows / (16 * kWarps);  // m16 row blocks per warp
+};
+
 template <int D, bool kDq>
 struct QueryPassSmem {
-  static constexpr int kQ = kTileRows * D;                   // elements
-  static constexpr int kDo = kDq ? kTileRows * D : 0;
-  static constexpr int kKv = 2 * kTileKeys * D;              // two stages
+  static constexpr int kQ = kBlockRows * D;                   // elements
+  static constexpr int kDo = kDq ? kBlockRows * D : 0;
+  static constexpr int kKv = 2 * kTileKeys * D;               // two stages
   static constexpr int kElems = kQ + kDo + 2 * kKv;
-  static constexpr int kInts = kTileRows * (1 + kTokenMetaInts) + 2 * kTileRows  // q pos, meta, row stats
-                               + 2 * kTileKeys * (1 + kTokenMetaInts);            // k pos, meta (two stages)
-  static size_t bytes(size_t elem_size) { return kElems * elem_size + kInts * sizeof(int32_t); }
+  static size_t bytes(size_t elem_size) {
+    return kElems * elem_size + sizeof(QueryMetaSmem<kBlockRows>) + 2 * kBlockRows * sizeof(float) +
+           2 * sizeof(KeyMetaSmem);
+  }
 };
 
 template <typename T, int D, bool kDq>
-__global__ void __launch_bounds__(kThreads) query_pass_kernel(const __grid_constant__ SparseAttentionParams p) {
+__global__ void __launch_bounds__(QueryPassShape<kDq>::kThreads)
+    query_pass_kernel(const __grid_constant__ SparseAttentionParams p) {
   using Smem = QueryPassSmem<D, kDq>;
+  using Shape = QueryPassShape<kDq>;
+  constexpr int kM = Shape::kM, kThreadsCount = Shape::kThreads;
+  constexpr int kKeyStep = (D == 128 && !kDq) ? 32 : 64;  // keys per score step
   extern __shared__ __align__(16) unsigned char smem[];
   T* s_q = reinterpret_cast<T*>(smem);
   T* s_do = s_q + Smem::kQ;
   T* s_k = s_do + Smem::kDo;
   T* s_v = s_k + Smem::kKv;
-  int32_t* s_qpos = reinterpret_cast<int32_t*>(s_v + Smem::kKv);
-  int32_t* s_qmeta = s_qpos + kTileRows;
-  float* s_lse2 = reinterpret_cast<float*>(s_qmeta + kTileRows * kTokenMetaInts);
-  float* s_delta = s_lse2 + kTileRows;
-  int32_t* s_kpos = reinterpret_cast<int32_t*>(s_delta + kTileRows);
-  int32_t* s_kmeta = s_kpos + 2 * kTileKeys;
+  auto& s_qmeta = *reinterpret_cast<QueryMetaSmem<kBlockRows>*>(s_v + Smem::kKv);
+  float* s_lse2 = reinterpret_cast<float*>(&s_qmeta + 1);
+  float* s_delta = s_lse2 + kBlockRows;
+  KeyMetaSmem* s_kmeta = reinterpret_cast<KeyMetaSmem*>(s_delta + kBlockRows);  // two stages
 
-  const int tile = blockIdx.x, kv_head = blockIdx.y;
-  const int b = p.plan.query_tile_row[tile], start = p.plan.query_tile_start[tile];
+  const int block = blockIdx.x, kv_head = blockIdx.y;
+  const int b = p.plan.query_block_row[block], start = p.plan.query_block_start[block];
   const int group = p.q_heads / p.kv_heads;
   const int row_end = p.row_query_end[b];
   const int64_t q_batch = int64_t(b) * p.q_stride[0];
@@ -50,26 +63,29 @@ __global__ void __launch_bounds__(kThreads) query_pass_kernel(const __grid_const
   const T* v = static_cast<const T*>(p.v) + kv_base;
 
   auto q_offset = [&](int r) -> int64_t {
-    const QueryRow qr = query_row(r, group, start);
+    const QueryRow qr = query_row<kBlockRows>(r, group, start);
     if (qr.pos >= row_end) return -1;
     return q_batch + int64_t(kv_head * group + qr.head) * p.q_stride[1] + int64_t(qr.pos - p.q_begin) * p.q_stride[2];
   };
-  load_rows_async<D, kTileRows>(s_q, static_cast<const T*>(p.q), q_offset);
+  auto stat_index = [&](int r) -> int64_t {
+    const QueryRow qr = query_row<kBlockRows>(r, group, start);
+    return ((int64_t(b) * p.q_heads + kv_head * group + qr.head) * p.num_queries) + (qr.pos - p.q_begin);
+  };
+  load_rows_async<D, kBlockRows, kThreadsCount>(s_q, static_cast<const T*>(p.q), q_offset);
   if constexpr (kDq) {
-    load_rows_async<D, kTileRows>(s_do, static_cast<const T*>(p.d_out), q_offset);
-    if (threadIdx.x < kTileRows) {
+    load_rows_async<D, kBlockRows, kThreadsCount>(s_do, static_cast<const T*>(p.d_out), q_offset);
+    if (threadIdx.x < kBlockRows) {
       const int r = threadIdx.x;
-      const QueryRow qr = query_row(r, group, start);
-      const bool valid = qr.pos < row_end;
-      const int64_t stat = ((int64_t(b) * p.q_heads + kv_head * group + qr.head) * p.num_queries) + (qr.pos - p.q_begin);
-      s_lse2[r] = valid ? p.lse[stat] * kLog2e : 0.f;
-      s_delta[r] = valid ? p.delta[stat] : 0.f;
+      const bool valid = q_offset(r) >= 0;
+      const float lse = valid ? p.lse[stat_index(r)] : 0.f;
+      s_lse2[r] = isfinite(lse) ? lse * kLog2e : 0.f;  // a row without keys: every score is masked
+      s_delta[r] = valid ? p.delta[stat_index(r)] : 0.f;
     }
   }
-  load_query_meta(s_qpos, s_qmeta, p, b, start);
+  load_query_meta<kBlockRows>(s_qmeta, p, b, start);
 
-  const int first = p.plan.forward_offsets[tile];
-  const int count = p.plan.forward_offsets[tile + 1] - first;
+  const int first = p.plan.forward_offsets[block];
+  const int count = p.plan.forward_offsets[block + 1] - first;
   auto load_key_tile = [&](int i, int stage) {
     const int kt = p.plan.forward_key_tiles[first + i] & kTileIdMask;
     const int32_t* positions = p.plan.key_tile_positions + int64_t(kt) * kTileKeys;
@@ -77,23 +93,25 @@ __global__ void __launch_bounds__(kThreads) query_pass_kernel(const __grid_const
       const int32_t pos = positions[c];
       return pos < 0 ? -1 : int64_t(pos) * p.kv_stride[2];
     };
-    load_rows_async<D, kTileKeys>(s_k + stage * kTileKeys * D, k, kv_offset);
-    load_rows_async<D, kTileKeys>(s_v + stage * kTileKeys * D, v, kv_offset);
-    load_key_meta(s_kpos + stage * kTileKeys, s_kmeta + stage * kTileKeys * kTokenMetaInts, p, b, kt);
+    load_rows_async<D, kTileKeys, kThreadsCount>(s_k + stage * kTileKeys * D, k, kv_offset);
+    load_rows_async<D, kTileKeys, kThreadsCount>(s_v + stage * kTileKeys * D, v, kv_offset);
+    load_key_meta(s_kmeta[stage], p, kt);
   };
   if (count > 0) load_key_tile(0, 0);
   cp_async_commit();
 
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int rows[2] = {warp * 16 + (lane >> 2), warp * 16 + (lane >> 2) + 8};
+  const int warp_row = warp * 16 * kM;
   const float scale2 = p.scale * kLog2e;
-  const bool suffix_sees_no_gists = p.rule.selective && !p.rule.keep_unselected_gists &&
-                                    (p.plan.query_tile_flags[tile] & kSuffixFlag);
 
-  float acc[D / 8][4];  // O (forward) or dQ
+  float acc[kM][D / 8][4];  // O (forward) or dQ
 #pragma unroll
-  for (int j = 0; j < D / 8; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
-  float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f};
+  for (int m = 0; m < kM; ++m)
+#pragma unroll
+    for (int j = 0; j < D / 8; ++j) acc[m][j][0] = acc[m][j][1] = acc[m][j][2] = acc[m][j][3] = 0.f;
+  float row_max[kM][2], row_sum[kM][2];
+#pragma unroll
+  for (int m = 0; m < kM; ++m) row_max[m][0] = row_max[m][1] = -INFINITY, row_sum[m][0] = row_sum[m][1] = 0.f;
 
   for (int i = 0; i < count; ++i) {
     const int stage = i & 1;
@@ -103,107 +121,127 @@ __global__ void __launch_bounds__(kThreads) query_pass_kernel(const __grid_const
     __syncthreads();
     const T* k_tile = s_k + stage * kTileKeys * D;
     const T* v_tile = s_v + stage * kTileKeys * D;
-    const int32_t* k_pos = s_kpos + stage * kTileKeys;
-    const int32_t* k_meta = s_kmeta + stage * kTileKeys * kTokenMetaInts;
-    const bool full = (p.plan.forward_key_tiles[first + i] & kFullTile) && !suffix_sees_no_gists;
+    const int32_t entry = p.plan.forward_key_tiles[first + i];
+    const int key_class = p.plan.key_tile_class[entry & kTileIdMask];
 
-    float s[kTileKeys / 8][4];
+    // A suffix query of a selective layer sees no gist key: a gist tile is never whole for such a block.
+    const bool full = (entry & kFullTile) && !(key_class >= 0 && (p.plan.query_block_flags[block] & kSuffixFlag) &&
+                                               p.rule.selective && !p.rule.keep_unselected_gists);
+    // The tile's keys in steps of kKeyStep (fewer live score registers at D = 128).
+#pragma unroll 1
+    for (int step = 0; step < kTileKeys / kKeyStep; ++step) {
+      const int key0 = step * kKeyStep;
+      float s[kM][kKeyStep / 8][4];
 #pragma unroll
-    for (int n = 0; n < kTileKeys / 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
-    mma_rows_times_tile_t<D, kTileKeys>(s, s_q, warp * 16, k_tile);
+      for (int m = 0; m < kM; ++m)
 #pragma unroll
-    for (int n = 0; n < kTileKeys / 8; ++n) {
+        for (int n = 0; n < kKeyStep / 8; ++n) s[m][n][0] = s[m][n][1] = s[m][n][2] = s[m][n][3] = 0.f;
+      mma_rows_times_tile_t<D, kKeyStep, kM>(s, s_q, warp_row, k_tile + key0 * D);
+      if (!full) {
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int c = 8 * n + 2 * (lane & 3) + (e & 1);
-        const bool ok = full || allowed_at(s_qpos, s_qmeta, rows[e >> 1], k_pos, k_meta, c, p.rule);
-        s[n][e] = ok ? s[n][e] * scale2 : -INFINITY;
-      }
-    }
-
-    if constexpr (!kDq) {
-      float tile_max[2] = {row_max[0], row_max[1]};
+        for (int m = 0; m < kM; ++m) {
 #pragma unroll
-      for (int n = 0; n < kTileKeys / 8; ++n) {
+          for (int h = 0; h < 2; ++h) {
+            const MaskQuery q = mask_query(s_qmeta, warp_row + 16 * m + 8 * h + (lane >> 2), key_class, p.rule.levels);
 #pragma unroll
-        for (int e = 0; e < 4; ++e) tile_max[e >> 1] = fmaxf(tile_max[e >> 1], s[n][e]);
-      }
-      float base[2], correction[2];
+            for (int n = 0; n < kKeyStep / 8; ++n) {
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        tile_max[h] = fmaxf(tile_max[h], __shfl_xor_sync(0xffffffffu, tile_max[h], 1));
-        tile_max[h] = fmaxf(tile_max[h], __shfl_xor_sync(0xffffffffu, tile_max[h], 2));
-        base[h] = tile_max[h] == -INFINITY ? 0.f : tile_max[h];
-        correction[h] = exp2f(row_max[h] - base[h]);
-        row_max[h] = tile_max[h];
-        row_sum[h] *= correction[h];
-      }
-#pragma unroll
-      for (int n = 0; n < kTileKeys / 8; ++n) {
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          s[n][e] = exp2f(s[n][e] - base[e >> 1]);
-          row_sum[e >> 1] += s[n][e];
+              for (int e = 0; e < 2; ++e) {
+                const MaskKey key = mask_key(s_kmeta[stage], key0 + 8 * n + 2 * (lane & 3) + e);
+                if (!gist_mask_allows_class(key_class, q, key, p.rule)) s[m][n][2 * h + e] = -INFINITY;
+              }
+            }
+          }
         }
       }
+
+      if constexpr (!kDq) {
 #pragma unroll
-      for (int j = 0; j < D / 8; ++j) {
-        acc[j][0] *= correction[0];
-        acc[j][1] *= correction[0];
-        acc[j][2] *= correction[1];
-        acc[j][3] *= correction[1];
-      }
-      mma_c_times_tile<D, kTileKeys>(acc, s, v_tile);
-    } else {
-      float dp[kTileKeys / 8][4];
+        for (int m = 0; m < kM; ++m) {
+          float tile_max[2] = {row_max[m][0], row_max[m][1]};
 #pragma unroll
-      for (int n = 0; n < kTileKeys / 8; ++n) dp[n][0] = dp[n][1] = dp[n][2] = dp[n][3] = 0.f;
-      mma_rows_times_tile_t<D, kTileKeys>(dp, s_do, warp * 16, v_tile);
+          for (int n = 0; n < kKeyStep / 8; ++n) {
 #pragma unroll
-      for (int n = 0; n < kTileKeys / 8; ++n) {
+            for (int e = 0; e < 4; ++e) tile_max[e >> 1] = fmaxf(tile_max[e >> 1], s[m][n][e] * scale2);
+          }
+          float base[2], correction[2];
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int r = rows[e >> 1];
-          const float prob = s[n][e] == -INFINITY ? 0.f : exp2f(s[n][e] - s_lse2[r]);
-          dp[n][e] = s[n][e] == -INFINITY ? 0.f : prob * (dp[n][e] - s_delta[r]);
+          for (int h = 0; h < 2; ++h) {
+            tile_max[h] = fmaxf(tile_max[h], __shfl_xor_sync(0xffffffffu, tile_max[h], 1));
+            tile_max[h] = fmaxf(tile_max[h], __shfl_xor_sync(0xffffffffu, tile_max[h], 2));
+            base[h] = tile_max[h] == -INFINITY ? 0.f : tile_max[h];
+            correction[h] = exp2f(row_max[m][h] - base[h]);
+            row_max[m][h] = tile_max[h];
+            row_sum[m][h] *= correction[h];
+          }
+#pragma unroll
+          for (int n = 0; n < kKeyStep / 8; ++n) {
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+              s[m][n][e] = exp2f(fmaf(s[m][n][e], scale2, -base[e >> 1]));
+              row_sum[m][e >> 1] += s[m][n][e];
+            }
+          }
+#pragma unroll
+          for (int j = 0; j < D / 8; ++j) {
+            acc[m][j][0] *= correction[0];
+            acc[m][j][1] *= correction[0];
+            acc[m][j][2] *= correction[1];
+            acc[m][j][3] *= correction[1];
+          }
         }
+        mma_c_times_tile<D, kKeyStep, kM>(acc, s, v_tile + key0 * D);
+      } else {
+        float dp[kM][kKeyStep / 8][4];
+#pragma unroll
+        for (int m = 0; m < kM; ++m)
+#pragma unroll
+          for (int n = 0; n < kKeyStep / 8; ++n) dp[m][n][0] = dp[m][n][1] = dp[m][n][2] = dp[m][n][3] = 0.f;
+        mma_rows_times_tile_t<D, kKeyStep, kM>(dp, s_do, warp_row, v_tile + key0 * D);
+#pragma unroll
+        for (int m = 0; m < kM; ++m) {
+#pragma unroll
+          for (int n = 0; n < kKeyStep / 8; ++n) {
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+              const int r = warp_row + 16 * m + 8 * (e >> 1) + (lane >> 2);
+              const float prob = exp2f(fmaf(s[m][n][e], scale2, -s_lse2[r]));  // masked: exp2(-inf) = 0
+              dp[m][n][e] = prob * (dp[m][n][e] - s_delta[r]);
+            }
+          }
+        }
+        mma_c_times_tile<D, kKeyStep, kM>(acc, dp, k_tile + key0 * D);
       }
-      mma_c_times_tile<D, kTileKeys>(acc, dp, k_tile);
     }
     __syncthreads();
   }
   cp_async_wait<0>();
-  __syncthreads();  // covers count == 0: the query tile's own loads
+  __syncthreads();  // covers count == 0: the block's own loads
 
-  // Epilogue: rows r0 (acc[.][0..1]) and r0 + 8 (acc[.][2..3]).
-  float out_scale[2];
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    if constexpr (!kDq) {
-      row_sum[h] += __shfl_xor_sync(0xffffffffu, row_sum[h], 1);
-      row_sum[h] += __shfl_xor_sync(0xffffffffu, row_sum[h], 2);
-      out_scale[h] = row_sum[h] > 0.f ? 1.f / row_sum[h] : 0.f;
-    } else {
-      out_scale[h] = p.scale;
-    }
-  }
   T* dst = static_cast<T*>(kDq ? p.dq : p.out);
 #pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    const int r = rows[h];
-    const int64_t off = q_offset(r);
-    if (off < 0) continue;
+  for (int m = 0; m < kM; ++m) {
 #pragma unroll
-    for (int j = 0; j < D / 8; ++j) {
-      const int col = 8 * j + 2 * (lane & 3);
-      *reinterpret_cast<uint32_t*>(dst + off + col) =
-          Pack2<T>::from(acc[j][2 * h] * out_scale[h], acc[j][2 * h + 1] * out_scale[h]);
-    }
-    if constexpr (!kDq) {
-      if ((lane & 3) == 0) {
-        const QueryRow qr = query_row(r, group, start);
-        const int64_t stat = ((int64_t(b) * p.q_heads + kv_head * group + qr.head) * p.num_queries) + (qr.pos - p.q_begin);
-        p.lse[stat] = row_sum[h] > 0.f ? (row_max[h] + log2f(row_sum[h])) / kLog2e : -INFINITY;
+    for (int h = 0; h < 2; ++h) {
+      float out_scale = p.scale;
+      if constexpr (!kDq) {
+        row_sum[m][h] += __shfl_xor_sync(0xffffffffu, row_sum[m][h], 1);
+        row_sum[m][h] += __shfl_xor_sync(0xffffffffu, row_sum[m][h], 2);
+        out_scale = row_sum[m][h] > 0.f ? 1.f / row_sum[m][h] : 0.f;
+      }
+      const int r = warp_row + 16 * m + 8 * h + (lane >> 2);
+      const int64_t off = q_offset(r);
+      if (off < 0) continue;
+#pragma unroll
+      for (int j = 0; j < D / 8; ++j) {
+        const int col = 8 * j + 2 * (lane & 3);
+        *reinterpret_cast<uint32_t*>(dst + off + col) =
+            Pack2<T>::from(acc[m][j][2 * h] * out_scale, acc[m][j][2 * h + 1] * out_scale);
+      }
+      if constexpr (!kDq) {
+        if ((lane & 3) == 0) {
+          p.lse[stat_index(r)] = row_sum[m][h] > 0.f ? (row_max[m][h] + log2f(row_sum[m][h])) / kLog2e : -INFINITY;
+        }
       }
     }
   }
@@ -211,14 +249,14 @@ __global__ void __launch_bounds__(kThreads) query_pass_kernel(const __grid_const
 
 template <typename T, int D, bool kDq>
 Status launch(const SparseAttentionParams& p, cudaStream_t stream) {
-  if (p.plan.num_query_tiles == 0) return Status::kOk;
+  if (p.plan.num_query_blocks == 0) return Status::kOk;
   const size_t smem = QueryPassSmem<D, kDq>::bytes(sizeof(T));
   auto kernel = query_pass_kernel<T, D, kDq>;
   if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)) != cudaSuccess) {
     return Status::kCudaError;
   }
-  const dim3 grid(p.plan.num_query_tiles, p.kv_heads);
-  kernel<<<grid, kThreads, smem, stream>>>(p);
+  const dim3 grid(p.plan.num_query_blocks, p.kv_heads);
+  kernel<<<grid, QueryPassShape<kDq>::kThreads, smem, stream>>>(p);
   return cudaGetLastError() == cudaSuccess ? Status::kOk : Status::kCudaError;
 }
 

@@ -10,13 +10,14 @@ namespace gsa {
 namespace {
 
 using kernels::kFullTile;
+using kernels::kTileIdMask;
 using kernels::kTileKeys;
-using kernels::kTileRows;
 
 int64_t tiles_for(int64_t n) { return (n + kTileKeys - 1) / kTileKeys; }
 
 // One key class of one row: its sorted positions and its first global key tile.
 struct KeyClass {
+  int32_t id = kernels::kClassRaw;
   std::vector<int64_t> positions;
   int64_t first_tile = 0;
 
@@ -33,35 +34,102 @@ struct KeyClass {
   }
 };
 
+// The key classes of one row in tile order: sinks, gists from the top level down, other raw tokens.
 struct RowKeys {
-  KeyClass sink;
-  std::vector<KeyClass> gists;  // [levels], gists[l] = level l
-  KeyClass raw;
+  std::vector<KeyClass> classes;  // [0] sinks, [1 + (L-1-l)] level l gists, [L + 1] raw
+  const KeyClass& sink() const { return classes.front(); }
+  const KeyClass& gists(int64_t level, int64_t levels) const { return classes[1 + (levels - 1 - level)]; }
+  const KeyClass& raw() const { return classes.back(); }
 };
 
 RowKeys classify_keys(const GistLayout& row) {
+  const int64_t L = row.levels();
   RowKeys keys;
-  keys.gists.resize(row.levels());
+  keys.classes.resize(L + 2);
+  keys.classes.front().id = kernels::kClassSink;
+  for (int64_t l = 0; l < L; ++l) keys.classes[1 + (L - 1 - l)].id = static_cast<int32_t>(l);
   for (int64_t t = 0; t < row.size(); ++t) {
-    if (row.is_gist(t)) keys.gists[row.level[t]].positions.push_back(t);
-    else if (row.sink[t]) keys.sink.positions.push_back(t);
-    else keys.raw.positions.push_back(t);
+    if (row.is_gist(t)) keys.classes[1 + (L - 1 - row.level[t])].positions.push_back(t);
+    else if (row.sink[t]) keys.classes.front().positions.push_back(t);
+    else keys.classes.back().positions.push_back(t);
   }
   return keys;
+}
+
+// The key tiles the queries [start, last] of `row` visit (tile_plan.h), kFullTile where every pair is allowed;
+// `padded`: the run has positions past the row's queries.
+std::vector<int32_t> visit_key_tiles(const GistLayout& r, const RowKeys& keys, int64_t start, int64_t last,
+                                     bool padded) {
+  const int64_t L = r.levels(), N = r.options.prev_chunks;
+  const int64_t doc_first = r.doc[start], doc_last = r.doc[last];
+  const int64_t doc_begin = r.doc_start[doc_first];
+  std::vector<int32_t> visit;
+  keys.sink().tiles(keys.sink().index_at_or_after(doc_begin), keys.sink().index_after(last), visit);
+  // Top-level gists; a tile wholly before the run, inside its one document, is seen whole.
+  const KeyClass& top = keys.gists(L - 1, L);
+  const size_t first_top = visit.size();
+  top.tiles(top.index_at_or_after(doc_begin), top.index_after(last), visit);
+  const bool one_doc = doc_first == doc_last && !padded;
+  for (size_t i = first_top; i < visit.size() && one_doc; ++i) {
+    const int64_t base = (visit[i] - top.first_tile) * kTileKeys;
+    if (base + kTileKeys > static_cast<int64_t>(top.positions.size())) continue;
+    const int64_t first_key = top.positions[base], last_key = top.positions[base + kTileKeys - 1];
+    if (first_key >= doc_begin && last_key < start) visit[i] |= kFullTile;
+  }
+  // Lower levels: from the first gist inside the previous N sections or the local window of `start`.
+  for (int64_t l = L - 2; l >= 0; --l) {
+    const KeyClass& c = keys.gists(l, L);
+    const int64_t min_section = r.chunk[l + 1][start] - N, min_chunk = r.chunk[0][start] - N;
+    auto lo = std::partition_point(c.positions.begin(), c.positions.end(), [&](int64_t p) {
+      return p < doc_begin || (r.chunk[l + 1][p] < min_section && r.chunk[0][p] < min_chunk);
+    });
+    c.tiles(lo - c.positions.begin(), c.index_after(last), visit);
+  }
+  // Raw tokens of the local window of `start` through `last`.
+  keys.raw().tiles(keys.raw().index_at_or_after(local_window_start(r, start)), keys.raw().index_after(last), visit);
+  return visit;
+}
+
+// Runs of `positions` queries over every row: (row, start, flags) and each run's visit list.
+struct Runs {
+  std::vector<int32_t> row, start, flags, offsets{0}, tiles;
+};
+
+void add_runs(const GistLayout& r, const RowKeys& keys, int64_t b, int64_t q_begin, int64_t end, int64_t positions,
+              Runs& runs) {
+  for (int64_t start = q_begin; start < end; start += positions) {
+    const int64_t last = std::min(start + positions, end) - 1;
+    int32_t flags = 0;
+    for (int64_t q = start; q <= last; ++q) flags |= r.suffix[q] ? kernels::kSuffixFlag : 0;
+    runs.row.push_back(static_cast<int32_t>(b));
+    runs.start.push_back(static_cast<int32_t>(start));
+    runs.flags.push_back(flags);
+    const std::vector<int32_t> visit = visit_key_tiles(r, keys, start, last, start + positions > end);
+    runs.tiles.insert(runs.tiles.end(), visit.begin(), visit.end());
+    runs.offsets.push_back(static_cast<int32_t>(runs.tiles.size()));
+  }
 }
 
 }  // namespace
 
 kernels::TilePlanView TilePlan::view() const {
   kernels::TilePlanView v;
+  v.num_query_blocks = static_cast<int32_t>(query_block_row.numel());
+  v.query_block_row = query_block_row.data_ptr<int32_t>();
+  v.query_block_start = query_block_start.data_ptr<int32_t>();
+  v.query_block_flags = query_block_flags.data_ptr<int32_t>();
+  v.forward_offsets = forward_offsets.data_ptr<int32_t>();
+  v.forward_key_tiles = forward_key_tiles.data_ptr<int32_t>();
+  v.num_key_tiles = static_cast<int32_t>(key_tile_class.numel());
+  v.key_tile_class = key_tile_class.data_ptr<int32_t>();
+  v.key_tile_positions = key_tile_positions.data_ptr<int32_t>();
+  v.key_tile_doc = key_tile_doc.data_ptr<int32_t>();
+  v.key_tile_chunk0 = key_tile_chunk0.data_ptr<int32_t>();
+  v.key_tile_chunk_up = key_tile_chunk_up.data_ptr<int32_t>();
   v.num_query_tiles = static_cast<int32_t>(query_tile_row.numel());
   v.query_tile_row = query_tile_row.data_ptr<int32_t>();
   v.query_tile_start = query_tile_start.data_ptr<int32_t>();
   v.query_tile_flags = query_tile_flags.data_ptr<int32_t>();
-  v.forward_offsets = forward_offsets.data_ptr<int32_t>();
-  v.forward_key_tiles = forward_key_tiles.data_ptr<int32_t>();
-  v.num_key_tiles = static_cast<int32_t>(key_tile_positions.numel() / kTileKeys);
-  v.key_tile_positions = key_tile_positions.data_ptr<int32_t>();
   v.num_backward_items = static_cast<int32_t>(backward_key_tile.numel());
   v.backward_key_tile = backward_key_tile.data_ptr<int32_t>();
   v.backward_offsets = backward_offsets.data_ptr<int32_t>();
@@ -82,10 +150,9 @@ TilePlan make_tile_plan(const std::vector<const GistLayout*>& rows, int64_t q_be
   plan.q_begin = q_begin;
   plan.num_queries = num_queries < 0 ? plan.num_keys - q_begin : num_queries;
   plan.group = group;
-  plan.positions_per_tile = kTileRows / group;
   plan.levels = rows[0]->levels();
   plan.prev_chunks = rows[0]->options.prev_chunks;
-  const int64_t T = plan.num_keys, L = plan.levels, N = plan.prev_chunks, P = plan.positions_per_tile;
+  const int64_t T = plan.num_keys, L = plan.levels, N = plan.prev_chunks;
   const int64_t q_end = q_begin + plan.num_queries;
   GSA_CHECK(q_begin >= 0 && plan.num_queries >= 1 && q_end <= T, "query range [", q_begin, ", ", q_end,
             ") is not inside the ", T, " keys");
@@ -94,7 +161,8 @@ TilePlan make_tile_plan(const std::vector<const GistLayout*>& rows, int64_t q_be
 
   at::Tensor meta = at::zeros({plan.batch, T, kernels::kTokenMetaInts}, at::kInt);
   at::Tensor row_end = at::zeros({plan.batch}, at::kInt);
-  std::vector<int32_t> tile_row, tile_start, tile_flags, fwd_offsets{0}, fwd_tiles, key_positions;
+  Runs blocks, tiles;
+  std::vector<int32_t> key_class, key_pos, key_doc, key_chunk0, key_chunk_up;
   int64_t num_key_tiles = 0;
   for (int64_t b = 0; b < plan.batch; ++b) {
     const GistLayout& r = *rows[b];
@@ -106,76 +174,42 @@ TilePlan make_tile_plan(const std::vector<const GistLayout*>& rows, int64_t q_be
       if (t < r.size()) pack_token_meta(r, t, f);
       else f[kernels::kMetaDoc] = -1;
     }
-    const int64_t end = std::min(q_end, r.size());
-    row_end[b] = static_cast<int32_t>(std::max(end, q_begin));
+    const int64_t end = std::max(std::min(q_end, r.size()), q_begin);
+    row_end[b] = static_cast<int32_t>(end);
 
-    // Key classes laid out as tiles: sinks, gists from the top level down, raw.
     RowKeys keys = classify_keys(r);
-    std::vector<KeyClass*> order{&keys.sink};
-    for (int64_t l = L - 1; l >= 0; --l) order.push_back(&keys.gists[l]);
-    order.push_back(&keys.raw);
-    for (KeyClass* c : order) {
-      c->first_tile = num_key_tiles;
-      const int64_t n = tiles_for(static_cast<int64_t>(c->positions.size()));
+    for (KeyClass& c : keys.classes) {
+      c.first_tile = num_key_tiles;
+      const int64_t n = tiles_for(static_cast<int64_t>(c.positions.size()));
+      const bool lower_gist = c.id >= 0 && c.id + 1 < L;
       for (int64_t i = 0; i < n * kTileKeys; ++i) {
-        key_positions.push_back(i < static_cast<int64_t>(c->positions.size()) ? static_cast<int32_t>(c->positions[i]) : -1);
+        const bool real = i < static_cast<int64_t>(c.positions.size());
+        const int64_t p = real ? c.positions[i] : 0;
+        key_pos.push_back(real ? static_cast<int32_t>(p) : -1);
+        key_doc.push_back(real ? r.doc[p] : -1);
+        key_chunk0.push_back(real ? r.chunk[0][p] : 0);
+        key_chunk_up.push_back(real && lower_gist ? r.chunk[c.id + 1][p] : 0);
       }
+      key_class.insert(key_class.end(), n, c.id);
       num_key_tiles += n;
     }
-
-    const KeyClass& top = keys.gists[L - 1];
-    for (int64_t start = q_begin; start < end; start += P) {
-      const int64_t last = std::min(start + P, end) - 1;
-      const int64_t doc_first = r.doc[start], doc_last = r.doc[last];
-      const int64_t doc_begin = r.doc_start[doc_first];
-      int32_t flags = 0;
-      for (int64_t q = start; q <= last; ++q) flags |= r.suffix[q] ? kernels::kSuffixFlag : 0;
-      tile_row.push_back(static_cast<int32_t>(b));
-      tile_start.push_back(static_cast<int32_t>(start));
-      tile_flags.push_back(flags);
-
-      std::vector<int32_t> visit;
-      keys.sink.tiles(keys.sink.index_at_or_after(doc_begin), keys.sink.index_after(last), visit);
-      // Top-level gists; a tile wholly before the query tile, inside its one document, is seen whole.
-      const int64_t top_lo = top.index_at_or_after(doc_begin), top_hi = top.index_after(last);
-      const size_t first_top = visit.size();
-      top.tiles(top_lo, top_hi, visit);
-      const bool one_doc = doc_first == doc_last && start + P <= end;
-      for (size_t i = first_top; i < visit.size(); ++i) {
-        const int64_t base = (visit[i] - top.first_tile) * kTileKeys;
-        if (!one_doc || base + kTileKeys > static_cast<int64_t>(top.positions.size())) continue;
-        const int64_t first_key = top.positions[base], last_key = top.positions[base + kTileKeys - 1];
-        if (first_key >= doc_begin && last_key < start && r.doc[first_key] == doc_first) visit[i] |= kFullTile;
-      }
-      // Lower levels: from the first gist inside the previous N sections or the local window of `start`.
-      for (int64_t l = L - 2; l >= 0; --l) {
-        const KeyClass& c = keys.gists[l];
-        const int64_t min_section = r.chunk[l + 1][start] - N, min_chunk = r.chunk[0][start] - N;
-        auto lo = std::partition_point(c.positions.begin(), c.positions.end(), [&](int64_t p) {
-          return p < doc_begin || (r.chunk[l + 1][p] < min_section && r.chunk[0][p] < min_chunk);
-        });
-        c.tiles(lo - c.positions.begin(), c.index_after(last), visit);
-      }
-      // Raw tokens of the local window of `start` through `last`.
-      keys.raw.tiles(keys.raw.index_at_or_after(local_window_start(r, start)), keys.raw.index_after(last), visit);
-
-      fwd_tiles.insert(fwd_tiles.end(), visit.begin(), visit.end());
-      fwd_offsets.push_back(static_cast<int32_t>(fwd_tiles.size()));
-    }
+    add_runs(r, keys, b, q_begin, end, kernels::kBlockRows / group, blocks);
+    add_runs(r, keys, b, q_begin, end, kernels::kTileRows / group, tiles);
   }
-  const int64_t num_tiles = static_cast<int64_t>(tile_row.size());
-  plan.num_pairs = static_cast<int64_t>(fwd_tiles.size());
+  plan.num_forward_pairs = static_cast<int64_t>(blocks.tiles.size());
 
-  // Backward: the pairs bucketed by key tile (counting sort), each bucket cut into items, longest items first.
-  std::vector<int32_t> bucket_offsets(num_key_tiles + 1, 0), bucket(fwd_tiles.size());
-  for (int32_t e : fwd_tiles) ++bucket_offsets[(e & kernels::kTileIdMask) + 1];
+  // Backward: the query tiles' visits bucketed by key tile (counting sort), each bucket cut into items, longest
+  // items first.
+  const int64_t num_tiles = static_cast<int64_t>(tiles.row.size());
+  std::vector<int32_t> bucket_offsets(num_key_tiles + 1, 0), bucket(tiles.tiles.size());
+  for (int32_t e : tiles.tiles) ++bucket_offsets[(e & kTileIdMask) + 1];
   std::partial_sum(bucket_offsets.begin(), bucket_offsets.end(), bucket_offsets.begin());
   {
     std::vector<int32_t> fill(bucket_offsets.begin(), bucket_offsets.end() - 1);
     for (int64_t qt = 0; qt < num_tiles; ++qt) {
-      for (int32_t i = fwd_offsets[qt]; i < fwd_offsets[qt + 1]; ++i) {
-        const int32_t e = fwd_tiles[i];
-        bucket[fill[e & kernels::kTileIdMask]++] = static_cast<int32_t>(qt) | (e & kFullTile);
+      for (int32_t i = tiles.offsets[qt]; i < tiles.offsets[qt + 1]; ++i) {
+        const int32_t e = tiles.tiles[i];
+        bucket[fill[e & kTileIdMask]++] = static_cast<int32_t>(qt) | (e & kFullTile);
       }
     }
   }
@@ -183,11 +217,11 @@ TilePlan make_tile_plan(const std::vector<const GistLayout*>& rows, int64_t q_be
     int32_t key_tile, begin, end, shared;
   };
   std::vector<Item> items;
+  const int32_t max_items = static_cast<int32_t>(max_backward_tiles);
   for (int64_t kt = 0; kt < num_key_tiles; ++kt) {
     const int32_t begin = bucket_offsets[kt], end = bucket_offsets[kt + 1];
-    const int32_t shared = end - begin > max_backward_tiles ? 1 : 0;
-    for (int32_t s = begin; s < end; s += static_cast<int32_t>(max_backward_tiles)) {
-      items.push_back({static_cast<int32_t>(kt), s, std::min<int32_t>(end, s + static_cast<int32_t>(max_backward_tiles)), shared});
+    for (int32_t s = begin; s < end; s += max_items) {
+      items.push_back({static_cast<int32_t>(kt), s, std::min(end, s + max_items), end - begin > max_items ? 1 : 0});
     }
   }
   std::stable_sort(items.begin(), items.end(), [](const Item& a, const Item& b) { return a.end - a.begin > b.end - b.begin; });
@@ -200,18 +234,25 @@ TilePlan make_tile_plan(const std::vector<const GistLayout*>& rows, int64_t q_be
   }
 
   auto to_device = [&](const std::vector<int32_t>& v) {
-    return at::tensor(at::ArrayRef<int32_t>(v.empty() ? std::vector<int32_t>{0} : v), at::kInt)
-        .narrow(0, 0, static_cast<int64_t>(v.size()))
-        .to(device);
+    at::Tensor host = at::empty({static_cast<int64_t>(v.size())}, at::kInt);
+    std::copy(v.begin(), v.end(), host.data_ptr<int32_t>());
+    return host.to(device);
   };
   plan.token_meta = meta.to(device);
   plan.row_query_end = row_end.to(device);
-  plan.query_tile_row = to_device(tile_row);
-  plan.query_tile_start = to_device(tile_start);
-  plan.query_tile_flags = to_device(tile_flags);
-  plan.forward_offsets = to_device(fwd_offsets);
-  plan.forward_key_tiles = to_device(fwd_tiles);
-  plan.key_tile_positions = to_device(key_positions);
+  plan.query_block_row = to_device(blocks.row);
+  plan.query_block_start = to_device(blocks.start);
+  plan.query_block_flags = to_device(blocks.flags);
+  plan.forward_offsets = to_device(blocks.offsets);
+  plan.forward_key_tiles = to_device(blocks.tiles);
+  plan.key_tile_class = to_device(key_class);
+  plan.key_tile_positions = to_device(key_pos);
+  plan.key_tile_doc = to_device(key_doc);
+  plan.key_tile_chunk0 = to_device(key_chunk0);
+  plan.key_tile_chunk_up = to_device(key_chunk_up);
+  plan.query_tile_row = to_device(tiles.row);
+  plan.query_tile_start = to_device(tiles.start);
+  plan.query_tile_flags = to_device(tiles.flags);
   plan.backward_key_tile = to_device(bwd_tile);
   plan.backward_offsets = to_device(bwd_offsets);
   plan.backward_query_tiles = to_device(bwd_list);

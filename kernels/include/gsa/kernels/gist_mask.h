@@ -44,28 +44,65 @@ struct GistMaskRule {
   int32_t keep_unselected_gists = 0;  // 1: ... except that they keep every gist the mask allows
 };
 
+// Key classes: every key is a sink token, another raw token, or a gist of some level (the class of a kernel key
+// tile is uniform, so kernels fix it per tile).
+constexpr int32_t kClassSink = -2;
+constexpr int32_t kClassRaw = -1;  // classes >= 0 are gist levels
+
+// What the rule needs of a query, the chunk ids already picked for the key class at hand.
+struct MaskQuery {
+  int64_t pos;
+  int32_t doc, level;
+  int32_t chunk0;     // chunk_0(q)
+  int32_t chunk_up;   // chunk_{c+1}(q) for a key class c in [0, L-2]; unused otherwise
+  bool sees_gists;    // false for a suffix query in a selective layer (without keep_unselected_gists)
+};
+
+// What the rule needs of a key of class key_class.
+struct MaskKey {
+  int64_t pos;        // < 0: no key
+  int32_t doc;
+  int32_t chunk0;     // chunk_0(k)
+  int32_t chunk_up;   // chunk_{c+1}(k) for a gist of class c in [0, L-2]; unused otherwise
+};
+
+GSA_HOST_DEVICE bool within(int32_t d, int32_t prev_chunks) {
+  return static_cast<uint32_t>(d) <= static_cast<uint32_t>(prev_chunks);  // 0 <= d <= N
+}
+
+// The rule for one key of a known class (the header's rule, case by case).
+GSA_HOST_DEVICE bool gist_mask_allows_class(int32_t key_class, const MaskQuery& q, const MaskKey& k,
+                                            const GistMaskRule& rule) {
+  if (k.pos < 0 || k.pos > q.pos || k.doc != q.doc || k.doc < 0) return false;
+  if (key_class == kClassSink) return true;
+  const bool local = q.level <= 0 && within(q.chunk0 - k.chunk0, rule.prev_chunks);
+  if (key_class == kClassRaw) return local;
+  if (!q.sees_gists) return false;
+  if (key_class == rule.levels - 1) return true;
+  return within(q.chunk_up - k.chunk_up, rule.prev_chunks) || local;
+}
+
+// The class of a key from its packed metadata.
+GSA_HOST_DEVICE int32_t key_class_of(const int32_t* k_meta) {
+  if (k_meta[kMetaFlags] & kSinkFlag) return kClassSink;
+  return k_meta[kMetaLevel];  // kClassRaw for raw tokens
+}
+
+// Whether query q_meta sees gist keys through the mask in this layer.
+GSA_HOST_DEVICE bool query_sees_gists(const int32_t* q_meta, const GistMaskRule& rule) {
+  return !(rule.selective && !rule.keep_unselected_gists && (q_meta[kMetaFlags] & kSuffixFlag));
+}
+
 // q_meta, k_meta: kTokenMetaInts values each; positions in the same row (k_pos < 0: no key).
 GSA_HOST_DEVICE bool gist_mask_allows(int64_t q_pos, const int32_t* q_meta, int64_t k_pos, const int32_t* k_meta,
                                       const GistMaskRule& rule) {
-  if (k_pos < 0 || k_pos > q_pos) return false;
-  const int32_t doc = k_meta[kMetaDoc];
-  if (doc < 0 || doc != q_meta[kMetaDoc]) return false;
-  const int32_t lev_k = k_meta[kMetaLevel];
-  const int32_t lev_q = q_meta[kMetaLevel];
-  if (rule.selective && !rule.keep_unselected_gists && (q_meta[kMetaFlags] & kSuffixFlag) && lev_k >= 0) {
-    return false;
-  }
-  if (k_meta[kMetaFlags] & kSinkFlag) return true;
-  if (lev_k == rule.levels - 1) return true;
-  if (lev_k >= 0) {
-    const int32_t d = q_meta[kMetaChunk0 + lev_k + 1] - k_meta[kMetaChunk0 + lev_k + 1];
-    if (d >= 0 && d <= rule.prev_chunks) return true;
-  }
-  if (lev_q <= 0) {
-    const int32_t d = q_meta[kMetaChunk0] - k_meta[kMetaChunk0];
-    if (d >= 0 && d <= rule.prev_chunks) return true;
-  }
-  return false;
+  if (k_pos < 0) return false;
+  const int32_t key_class = key_class_of(k_meta);
+  const int32_t up = key_class >= 0 && key_class + 1 < rule.levels ? kMetaChunk0 + key_class + 1 : kMetaChunk0;
+  const MaskQuery q{q_pos, q_meta[kMetaDoc], q_meta[kMetaLevel], q_meta[kMetaChunk0], q_meta[up],
+                    query_sees_gists(q_meta, rule)};
+  const MaskKey k{k_pos, k_meta[kMetaDoc], k_meta[kMetaChunk0], k_meta[up]};
+  return gist_mask_allows_class(key_class, q, k, rule);
 }
 
 }  // namespace gsa::kernels

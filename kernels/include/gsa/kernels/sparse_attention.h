@@ -1,17 +1,18 @@
 // Block-sparse GSA attention over a tile plan: the training / prefill forward and backward kernels.
 //
-// The plan (built by gsa::TilePlan in runtime/) cuts the queries of each row into query tiles of
-// kTileRows / group consecutive positions, and the keys of each row, permuted into classes
+// The plan (built by gsa::TilePlan in runtime/) cuts the keys of each row, permuted into classes
 // [sinks | top-level gists | level L-2 gists | ... | level-0 gists | other raw tokens] (each class padded to a
-// multiple of kTileKeys), into key tiles of kTileKeys positions. A query tile lists the key tiles it may see
-// (forward); a backward work item lists, for one key tile, a run of the query tiles that see it. Every allowed
-// (query, key) pair lies in exactly one listed (query tile, key tile) pair, and the mask rule (gist_mask.h) is
-// evaluated in the kernel for every pair unless the list entry carries kFullTile (every pair of the two tiles
-// allowed). Nothing T x T is ever stored.
+// multiple of kTileKeys), into key tiles of kTileKeys positions of one class, and the queries of each row twice:
+// into query blocks of kBlockRows / group positions (the forward and dq passes walk, per block, the key tiles it
+// may see) and into query tiles of kTileRows / group positions (a backward work item walks, for one key tile, a
+// run of the query tiles that see it). Every allowed (query, key) pair lies in exactly one listed pair of tiles,
+// and the mask rule (gist_mask.h, gist_mask_allows_class with the tile's class) is evaluated in the kernel for
+// every pair unless the list entry carries kFullTile (every pair of the two tiles allowed). Nothing T x T is
+// ever stored.
 //
-// One CTA row block packs the `group` query heads that share a KV head: row r of a query tile is query head
-// kv_head * group + r / (kTileRows / group) at position tile_start + r % (kTileRows / group), so every K/V tile
-// is loaded once for the whole group.
+// Rows of a query block or tile pack the `group` query heads that share a KV head: row r is query head
+// kv_head * group + r / (rows / group) at position start + r % (rows / group), so every K/V tile is loaded once
+// for the whole group.
 //
 // Contract (forward): out[b, h, t] = sum_k softmax_k(scale * q[b, h, t] . k[b, h / group, k]) v[b, h / group, k]
 // over the allowed keys, lse[b, h, t] = log sum_k exp(scale * q.k) in fp32 (-inf and out = 0 for a query with
@@ -31,7 +32,8 @@
 
 namespace gsa::kernels {
 
-constexpr int kTileRows = 64;    // query rows (group heads x positions) per CTA
+constexpr int kBlockRows = 128;  // query rows (group heads x positions) per block of the forward and dq passes
+constexpr int kTileRows = 64;    // query rows per query tile of the backward key-tile pass
 constexpr int kTileKeys = 64;    // keys per key tile
 constexpr int32_t kFullTile = int32_t(1) << 30;  // list-entry flag: every pair of the two tiles is allowed
 constexpr int32_t kTileIdMask = kFullTile - 1;
@@ -40,15 +42,24 @@ enum class DType { kBFloat16 = 0, kFloat16 = 1 };
 
 // The plan as device (or host, for the CPU twin) arrays. Int32 throughout.
 struct TilePlanView {
-  int32_t num_query_tiles = 0;
-  const int32_t* query_tile_row = nullptr;     // [Qt] batch row
-  const int32_t* query_tile_start = nullptr;   // [Qt] first position
-  const int32_t* query_tile_flags = nullptr;   // [Qt] kSuffixFlag if any query of the tile has it
-  const int32_t* forward_offsets = nullptr;    // [Qt + 1] into forward_key_tiles
+  int32_t num_query_blocks = 0;
+  const int32_t* query_block_row = nullptr;    // [Qb] batch row
+  const int32_t* query_block_start = nullptr;  // [Qb] first position
+  const int32_t* query_block_flags = nullptr;  // [Qb] kSuffixFlag if any query of the block has it
+  const int32_t* forward_offsets = nullptr;    // [Qb + 1] into forward_key_tiles
   const int32_t* forward_key_tiles = nullptr;  // key tile id | kFullTile
 
   int32_t num_key_tiles = 0;
+  const int32_t* key_tile_class = nullptr;     // [Kt] kClassSink, kClassRaw or the gist level
   const int32_t* key_tile_positions = nullptr; // [Kt * kTileKeys] position in the row, -1 = padding
+  const int32_t* key_tile_doc = nullptr;       // [Kt * kTileKeys] MaskKey fields of each key
+  const int32_t* key_tile_chunk0 = nullptr;
+  const int32_t* key_tile_chunk_up = nullptr;
+
+  int32_t num_query_tiles = 0;
+  const int32_t* query_tile_row = nullptr;     // [Qt]
+  const int32_t* query_tile_start = nullptr;   // [Qt]
+  const int32_t* query_tile_flags = nullptr;   // [Qt]
 
   int32_t num_backward_items = 0;
   const int32_t* backward_key_tile = nullptr;  // [It] the item's key tile

@@ -3,13 +3,13 @@
 // layouts and moved to the device once per forward (every layer reuses it).
 //
 // Key classes per row, each padded to whole key tiles of kTileKeys: [sinks | top-level gists | level L-2 gists
-// | ... | level-0 gists | other raw tokens]. A query tile of `positions_per_tile` = kTileRows / group positions
-// visits: the sink tiles of its documents, the top-level gist tiles from its first document's first gist up to
+// | ... | level-0 gists | other raw tokens]. A run of queries (a forward block of kBlockRows / group positions,
+// or a backward tile of kTileRows / group positions) visits: the sink tiles of its documents, the top-level gist tiles from its first document's first gist up to
 // its last query, for each lower level the gist tiles from the first one inside the previous N sections (or the
 // local window) up to its last query, and the raw tiles of the local window of its first query through its
 // last. Every allowed (query, key) pair is in exactly one visited pair of tiles. A pair is marked kFullTile when
-// every query of the tile may see every key of the tile under the plain (non-selective) rule: a top-level gist
-// tile wholly before the query tile, keys and queries all in one document, no padding.
+// every query of the run may see every key of the tile under the plain (non-selective) rule: a top-level gist
+// tile wholly before the run, keys and queries all in one document, no padding.
 #pragma once
 
 #include <cstdint>
@@ -28,17 +28,19 @@ struct TilePlan {
   int64_t q_begin = 0;
   int64_t num_queries = 0;         // Tq
   int64_t group = 1;               // query heads per KV head the tiles are cut for
-  int64_t positions_per_tile = 0;  // kTileRows / group
   int64_t levels = 1;
   int64_t prev_chunks = 1;
-  int64_t num_pairs = 0;           // visited (query tile, key tile) pairs
+  int64_t num_forward_pairs = 0;   // visited (query block, key tile) pairs
 
   at::Tensor token_meta;           // [B, T, kTokenMetaInts] int32
   at::Tensor row_query_end;        // [B] int32
-  at::Tensor query_tile_row, query_tile_start, query_tile_flags;  // [Qt] int32
-  at::Tensor forward_offsets;      // [Qt + 1] int32
+  at::Tensor query_block_row, query_block_start, query_block_flags;  // [Qb] int32
+  at::Tensor forward_offsets;      // [Qb + 1] int32
   at::Tensor forward_key_tiles;    // [pairs] int32 (id | kFullTile)
+  at::Tensor key_tile_class;       // [Kt] int32
   at::Tensor key_tile_positions;   // [Kt * kTileKeys] int32, -1 = padding
+  at::Tensor key_tile_doc, key_tile_chunk0, key_tile_chunk_up;  // [Kt * kTileKeys] int32
+  at::Tensor query_tile_row, query_tile_start, query_tile_flags;  // [Qt] int32
   at::Tensor backward_key_tile;    // [It] int32
   at::Tensor backward_offsets;     // [It + 1] int32
   at::Tensor backward_query_tiles; // [pairs] int32 (id | kFullTile)
