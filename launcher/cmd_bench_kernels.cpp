@@ -35,7 +35,8 @@ const char* const kHelp =
     "  --tokens 8192,32768,131072   sequence lengths N\n"
     "  --heads 32 --kv-heads 8 --head-dim 128   (Llama-3.2-1B attention: 32 / 8 / 64)\n"
     "  --chunk 16 --fanout 4 --levels 1 --sink 3 --prev-chunks 1\n"
-    "  --dtype bf16|fp16 (default bf16)   --repeats 10   --no-backward\n";
+    "  --dtype bf16|fp16 (default bf16)   --repeats 10   --no-backward\n"
+    "  --max-backward-tiles 64   query tiles per backward work item (tile_plan.h)\n";
 
 constexpr int64_t kSuffixTokens = 16;
 
@@ -97,6 +98,7 @@ int run_bench_kernels(const Args& args) {
   const std::string dtype_name = flags.get_string("dtype", "bf16");
   const int64_t repeats = flags.get_int("repeats", 10);
   const bool backward = !flags.get_bool("no-backward", false);
+  const int64_t max_backward_tiles = flags.get_int("max-backward-tiles", 64);
   flags.finish();
   GSA_CHECK(dtype_name == "bf16" || dtype_name == "fp16", "gsa bench kernels: --dtype must be bf16 or fp16, not ",
             dtype_name);
@@ -118,7 +120,7 @@ int run_bench_kernels(const Args& args) {
     const GistLayout layout = build_layout({doc}, gist);
     const int64_t T = layout.size();
     const auto plan_start = std::chrono::steady_clock::now();
-    auto tiles = std::make_shared<const TilePlan>(make_tile_plan({&layout}, 0, -1, hq / hkv, at::kCUDA));
+    auto tiles = std::make_shared<const TilePlan>(make_tile_plan({&layout}, 0, -1, hq / hkv, at::kCUDA, max_backward_tiles));
     sync(tiles->token_meta.to(at::kFloat));
     const double plan_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - plan_start).count();

@@ -46,6 +46,7 @@ void expect_options_eq(const GsaOptions& a, const GsaOptions& b) {
   EXPECT_EQ(a.gist.word_aware, b.gist.word_aware);
 
   EXPECT_EQ(a.attention.query_block, b.attention.query_block);
+  EXPECT_EQ(a.attention.backend, b.attention.backend);
   EXPECT_EQ(a.attention.selection.enabled, b.attention.selection.enabled);
   EXPECT_EQ(a.attention.selection.first_selective_layer, b.attention.selection.first_selective_layer);
   EXPECT_EQ(a.attention.selection.budget, b.attention.selection.budget);
@@ -187,10 +188,10 @@ TEST_F(ConfigLoaderTest, OptionsStructsUnchangedSinceTheSchema) {
   // expect_options_eq above; then update these sizes (x86-64, libstdc++).
   EXPECT_EQ(sizeof(ModelOptions), 88u);
   EXPECT_EQ(sizeof(GistOptions), 48u);
-  EXPECT_EQ(sizeof(AttentionOptions), 48u);
+  EXPECT_EQ(sizeof(AttentionOptions), 56u);
   EXPECT_EQ(sizeof(TrainOptions), 136u);
   EXPECT_EQ(sizeof(DataOptions), 32u);
-  EXPECT_EQ(sizeof(GsaOptions), 352u);
+  EXPECT_EQ(sizeof(GsaOptions), 360u);
 }
 
 TEST_F(ConfigLoaderTest, UnknownFieldNamesFileLinePathAndValidNames) {
@@ -306,6 +307,7 @@ TEST_F(ConfigLoaderTest, OverridesSetNestedValuesOfEveryType) {
                                                   "train.output_dir=runs/with space=x",  // string, verbatim
                                                   "model.dtype=bfloat16",                // enum, any case
                                                   "attention.selection.budget=FIXED",    // enum, nested two deep
+                                                  "attention.backend=kernels",           // enum
                                                   "train.mode=cpt",                      // enum
                                                   "data.retrieval.alphabet=26",          // int, nested two deep
                                                   "train.seed=-7",                       // negative int
@@ -320,6 +322,7 @@ TEST_F(ConfigLoaderTest, OverridesSetNestedValuesOfEveryType) {
   EXPECT_EQ(o.train.output_dir, "runs/with space=x");
   EXPECT_EQ(o.model.dtype, DType::kBFloat16);
   EXPECT_EQ(o.attention.selection.budget, BudgetKind::kFixed);
+  EXPECT_EQ(o.attention.backend, AttentionBackend::kKernels);
   EXPECT_EQ(o.train.mode, TrainMode::kCpt);
   EXPECT_EQ(o.data.retrieval.alphabet, 26);
   EXPECT_EQ(o.train.seed, -7);
