@@ -94,17 +94,24 @@ __device__ __forceinline__ int swizzled(int row, int chunk) {
   return row * D + ((chunk ^ (row & 7)) << 3);
 }
 
-// Copies rows of D elements into a swizzled tile: row r comes from base + offset(r) (offset < 0: zero row).
-// `offset` is a callable int -> int64 element offset.
-template <int D, int kRowsCount, int kThreadsCount, typename T, typename Offset>
-__device__ __forceinline__ void load_rows_async(T* tile, const T* base, Offset offset) {
+// Copies kRowsCount rows of D elements into a swizzled tile, and with kPair the same rows of a second source
+// into a second tile (K and V, or Q and dO): row r comes from base + offset(r) (offset < 0: a zero row). Thread
+// t always copies chunk t % (D / 8) of rows t / (D / 8) + k * (kThreadsCount / (D / 8)), a row step that is a
+// multiple of 8, so the swizzle and the destination offsets are compile-time constants per thread.
+template <int D, int kRowsCount, int kThreadsCount, bool kPair, typename T, typename Offset>
+__device__ __forceinline__ void load_rows_async(T* tile, const T* base, T* tile2, const T* base2, Offset offset) {
   constexpr int kChunks = D / 8;
-#pragma unroll
-  for (int i = threadIdx.x; i < kRowsCount * kChunks; i += kThreadsCount) {
-    const int row = i / kChunks, chunk = i % kChunks;
+  constexpr int kRowStep = kThreadsCount / kChunks;
+  static_assert(kThreadsCount % kChunks == 0 && kRowStep % 8 == 0 && kRowsCount % kRowStep == 0,
+                "rows, threads and head dim do not tile");
+  const int chunk = threadIdx.x % kChunks, first_row = threadIdx.x / kChunks;
+#pragma unroll 2
+  for (int k = 0; k < kRowsCount / kRowStep; ++k) {
+    const int row = first_row + k * kRowStep;
     const int64_t off = offset(row);
-    const T* src = off >= 0 ? base + off + chunk * 8 : base;
-    cp_async_16(tile + swizzled<D>(row, chunk), src, off >= 0);
+    const int dst = swizzled<D>(row, chunk);
+    cp_async_16(tile + dst, off >= 0 ? base + off + chunk * 8 : base, off >= 0);
+    if constexpr (kPair) cp_async_16(tile2 + dst, off >= 0 ? base2 + off + chunk * 8 : base2, off >= 0);
   }
 }
 
@@ -166,15 +173,16 @@ __device__ __forceinline__ void mma_c_times_tile(float (&acc)[kM][D / 8][4], con
   }
 }
 
-// Row r of a block of kRowsCount rows: the query head offset inside the group and the position.
+// Row r of a block of kRowsCount rows: the query head offset inside the group and the position. group is a
+// power of two (1, 2, 4 or 8), so the split is a shift and a mask.
 struct QueryRow {
   int head;  // q head = kv_head * group + head
   int pos;
 };
 template <int kRowsCount>
 __device__ __forceinline__ QueryRow query_row(int r, int group, int start) {
-  const int per_head = kRowsCount / group;
-  return {r / per_head, start + r % per_head};
+  const int shift = (__ffs(kRowsCount) - 1) - (__ffs(group) - 1);  // log2(kRowsCount / group)
+  return {r >> shift, start + (r & ((1 << shift) - 1))};
 }
 
 // A query block's rows as the mask sees them, struct-of-arrays in shared memory.

@@ -79,8 +79,8 @@ __global__ void __launch_bounds__(kKeyPassThreads) key_pass_kernel(const __grid_
     const int32_t pos = positions[c];
     return pos < 0 ? -1 : kv_base + int64_t(pos) * p.kv_stride[2];
   };
-  load_rows_async<D, kTileKeys, kKeyPassThreads>(s_k, static_cast<const T*>(p.k), kv_offset);
-  load_rows_async<D, kTileKeys, kKeyPassThreads>(s_v, static_cast<const T*>(p.v), kv_offset);
+  load_rows_async<D, kTileKeys, kKeyPassThreads, true>(s_k, static_cast<const T*>(p.k), s_v,
+                                                       static_cast<const T*>(p.v), kv_offset);
   load_key_meta(s_kmeta, p, key_tile);
 
   auto load_query_tile = [&](int i, int stage) {
@@ -91,9 +91,9 @@ __global__ void __launch_bounds__(kKeyPassThreads) key_pass_kernel(const __grid_
       if (qr.pos >= row_end) return -1;
       return q_batch + int64_t(kv_head * group + qr.head) * p.q_stride[1] + int64_t(qr.pos - p.q_begin) * p.q_stride[2];
     };
-    load_rows_async<D, kTileRows, kKeyPassThreads>(s_q + stage * kTileRows * D, static_cast<const T*>(p.q), q_offset);
-    load_rows_async<D, kTileRows, kKeyPassThreads>(s_do + stage * kTileRows * D, static_cast<const T*>(p.d_out),
-                                                   q_offset);
+    load_rows_async<D, kTileRows, kKeyPassThreads, true>(s_q + stage * kTileRows * D, static_cast<const T*>(p.q),
+                                                         s_do + stage * kTileRows * D, static_cast<const T*>(p.d_out),
+                                                         q_offset);
     load_query_meta<kTileRows>(s_qmeta[stage], p, b, start);
     if (threadIdx.x < kTileRows) {
       const int r = threadIdx.x;

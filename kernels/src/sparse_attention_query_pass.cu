@@ -71,9 +71,9 @@ __global__ void __launch_bounds__(QueryPassShape<kDq>::kThreads)
     const QueryRow qr = query_row<kBlockRows>(r, group, start);
     return ((int64_t(b) * p.q_heads + kv_head * group + qr.head) * p.num_queries) + (qr.pos - p.q_begin);
   };
-  load_rows_async<D, kBlockRows, kThreadsCount>(s_q, static_cast<const T*>(p.q), q_offset);
+  load_rows_async<D, kBlockRows, kThreadsCount, kDq>(s_q, static_cast<const T*>(p.q), s_do,
+                                                    static_cast<const T*>(p.d_out), q_offset);
   if constexpr (kDq) {
-    load_rows_async<D, kBlockRows, kThreadsCount>(s_do, static_cast<const T*>(p.d_out), q_offset);
     if (threadIdx.x < kBlockRows) {
       const int r = threadIdx.x;
       const bool valid = q_offset(r) >= 0;
@@ -93,8 +93,8 @@ __global__ void __launch_bounds__(QueryPassShape<kDq>::kThreads)
       const int32_t pos = positions[c];
       return pos < 0 ? -1 : int64_t(pos) * p.kv_stride[2];
     };
-    load_rows_async<D, kTileKeys, kThreadsCount>(s_k + stage * kTileKeys * D, k, kv_offset);
-    load_rows_async<D, kTileKeys, kThreadsCount>(s_v + stage * kTileKeys * D, v, kv_offset);
+    load_rows_async<D, kTileKeys, kThreadsCount, true>(s_k + stage * kTileKeys * D, k, s_v + stage * kTileKeys * D, v,
+                                                       kv_offset);
     load_key_meta(s_kmeta[stage], p, kt);
   };
   if (count > 0) load_key_tile(0, 0);
