@@ -113,6 +113,8 @@ void check_train(const TrainOptions& t, Checker& c) {
   c.non_negative("train.grad_clip", t.grad_clip);
   c.at_least("train.log_every", t.log_every, 1);
   c.at_least("train.eval_batches", t.eval_batches, 1);
+  c.at_least("train.checkpoint_every", t.checkpoint_every, 0);
+  c.at_least("train.keep_checkpoints", t.keep_checkpoints, 0);
 }
 
 void check_data(const DataOptions& d, Checker& c) {

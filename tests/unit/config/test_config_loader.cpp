@@ -66,6 +66,8 @@ void expect_options_eq(const GsaOptions& a, const GsaOptions& b) {
   EXPECT_EQ(a.train.log_every, b.train.log_every);
   EXPECT_EQ(a.train.eval_batches, b.train.eval_batches);
   EXPECT_EQ(a.train.output_dir, b.train.output_dir);
+  EXPECT_EQ(a.train.checkpoint_every, b.train.checkpoint_every);
+  EXPECT_EQ(a.train.keep_checkpoints, b.train.keep_checkpoints);
 
   EXPECT_EQ(a.data.retrieval.num_pairs, b.data.retrieval.num_pairs);
   EXPECT_EQ(a.data.retrieval.key_len, b.data.retrieval.key_len);
@@ -188,9 +190,9 @@ TEST_F(ConfigLoaderTest, OptionsStructsUnchangedSinceTheSchema) {
   EXPECT_EQ(sizeof(ModelOptions), 88u);
   EXPECT_EQ(sizeof(GistOptions), 48u);
   EXPECT_EQ(sizeof(AttentionOptions), 48u);
-  EXPECT_EQ(sizeof(TrainOptions), 136u);
+  EXPECT_EQ(sizeof(TrainOptions), 152u);
   EXPECT_EQ(sizeof(DataOptions), 32u);
-  EXPECT_EQ(sizeof(GsaOptions), 352u);
+  EXPECT_EQ(sizeof(GsaOptions), 368u);
 }
 
 TEST_F(ConfigLoaderTest, UnknownFieldNamesFileLinePathAndValidNames) {

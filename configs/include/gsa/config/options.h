@@ -70,6 +70,8 @@ struct TrainOptions {
   int64_t log_every = 25;       // >= 1 steps between progress lines
   int64_t eval_batches = 4;     // >= 1 held-out batches for the accuracy report
   std::string output_dir;       // where checkpoints and metrics go; empty = none
+  int64_t checkpoint_every = 0; // >= 0 steps between checkpoints (and one at the end); 0 = only at the end
+  int64_t keep_checkpoints = 3; // >= 0 newest checkpoints kept in <output_dir>/checkpoints; 0 = keep all
 };
 
 // Synthetic key-value retrieval: the context lists `num_pairs` (key, value) pairs and is gisted; the raw
