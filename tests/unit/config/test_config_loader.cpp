@@ -383,6 +383,35 @@ TEST_F(ConfigLoaderTest, MissingFileNamesThePath) {
   EXPECT_EQ(error_of([&] { load_config_file(path); }).rfind(path + ": cannot open the config file", 0), 0u);
 }
 
+TEST_F(ConfigLoaderTest, EmptyFileAndDirectoryAreRefused) {
+  for (const char* text : {"", "\n  \n", "# only a comment\n  # and another\n"}) {
+    const std::string path = write("empty.pbtxt", text);
+    EXPECT_EQ(error_of([&] { load_config_file(path); }).rfind(path + ": the config file is empty (no field is set", 0),
+              0u)
+        << "text: '" << text << "'";
+  }
+  EXPECT_EQ(load_config_file(write("one.pbtxt", "# a comment\ntrain { steps: 7 }\n")).train.steps, 7);
+  EXPECT_EQ(error_of([&] { load_config_file(dir_.string()); }),
+            dir_.string() + ": is a directory, not a config file (give the .pbtxt file)");
+}
+
+TEST_F(ConfigLoaderTest, FirstSelectiveLayerBeyondTheLastLayerIsRefused) {
+  const std::string path = write("layers.pbtxt", "model {\n  num_layers: 2\n}\nattention {\n  selection {\n"
+                                                 "    first_selective_layer: 2\n  }\n}\n");
+  const std::string message = error_of([&] { load_config_file(path); });
+  EXPECT_NE(message.find("attention.selection.first_selective_layer = 2 is beyond the last layer "
+                         "(model.num_layers = 2: layers 0..1;"),
+            std::string::npos)
+      << message;
+  EXPECT_EQ(message.rfind(path + ":", 0), 0u) << message;
+  EXPECT_EQ(load_config_file(path, {"attention.selection.first_selective_layer=1"})
+                .attention.selection.first_selective_layer,
+            1);
+  EXPECT_NE(error_of([&] { load_config_file(path, {"model.num_layers=1", "attention.selection.first_selective_layer=1"}); })
+                .find("--set"),
+            std::string::npos);
+}
+
 TEST_F(ConfigLoaderTest, OptionsToTextRoundTrips) {
   GsaOptions original = load_config_file((kConfigsDir / "llama-1b-gsa.pbtxt").string());
   original.train.lr = 0.1 + 0.2;  // needs all 17 digits

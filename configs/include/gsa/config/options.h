@@ -42,7 +42,7 @@ enum class BudgetKind { kAdaptive, kFixed };
 // Chunk selection (method section 8, DESIGN.md section 4.4).
 struct SelectionOptions {
   bool enabled = true;                 // inference: suffix and decode queries select chunks
-  int64_t first_selective_layer = 1;   // >= 0; layers below it always use the gist mask
+  int64_t first_selective_layer = 1;   // 0..model.num_layers-1; layers below it always use the gist mask
   BudgetKind budget = BudgetKind::kAdaptive;
   int64_t fixed_k = 4;                 // >= 1; chunks per head per level when budget == kFixed
   bool keep_unselected_gists = false;  // false (reference): unselected gists are dropped
