@@ -78,7 +78,9 @@ int run_train(const Args& args) {
     overrides.push_back(str_cat("train.", field, "=", flags.get_int(flag, 0)));
   }
   const bool resume = flags.get_bool("resume", false);
-  const bool live = ::isatty(::fileno(stdout)) == 1;
+  // A status line redrawn every step, on a terminal only. Not under mpirun: it gives the ranks a pseudo-terminal
+  // whatever its own output is.
+  const bool live = ::isatty(::fileno(stdout)) == 1 && !launched_by_mpirun();
   const int64_t samples = flags.get_int("samples", 3);
   const at::Device device = device_from_flags(flags);
   const bool distributed = flags.has("dp") || flags.has("sp") || launched_by_mpirun();

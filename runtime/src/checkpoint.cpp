@@ -168,7 +168,8 @@ Checkpoint load_checkpoint_dir(const std::string& dir, bool with_optimizer) {
     const std::string path = join_path(dir, file);
     GSA_CHECK(path_exists(path), path, ": missing, but ", kStateFile, " lists it (damaged checkpoint)");
     const int64_t size = file_size(path);
-    GSA_CHECK(size == bytes, path, ": ", size, " bytes, but ", kStateFile, " recorded ", bytes, " (damaged checkpoint)");
+    GSA_CHECK(size == bytes, path, ": ", size, " bytes, but ", kStateFile, " recorded ", bytes,
+              " (damaged checkpoint)");
   }
   checkpoint.model = load_safetensors(join_path(dir, kModelFile));
   if (with_optimizer && checkpoint.state.files.count(kOptimizerFile) == 1) {

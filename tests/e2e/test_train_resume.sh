@@ -31,7 +31,8 @@ losses() { sed -E 's/.*"loss":([^,]*),.*/\1/' "$1"; }
 run() { timeout 300 "${launch[@]}" "$gsa" "${args[@]}" "$@"; }
 
 # 1. The oracle.
-run --output-dir "$dir/full" >"$dir/full.log" 2>&1 || { cat "$dir/full.log"; fail "the uninterrupted run failed"; exit 1; }
+run --output-dir "$dir/full" >"$dir/full.log" 2>&1 \
+  || { cat "$dir/full.log"; fail "the uninterrupted run failed"; exit 1; }
 [ "$(wc -l <"$dir/full/metrics.jsonl")" -eq 30 ] || fail "uninterrupted metrics.jsonl has not 30 lines"
 
 # 2. Killed after a few steps, then resumed.
@@ -76,6 +77,7 @@ run --output-dir "$dir/fresh" >"$dir/fresh.log" 2>&1 || fail "fresh run over an 
 kept=$(cd "$dir/cut/checkpoints" && ls -d step-* | tr '\n' ' ')
 [ "$kept" == "step-000029 step-000030 " ] || fail "kept checkpoints: '$kept', expected step-000029 step-000030"
 [ "$(cat "$dir/cut/checkpoints/latest")" == "step-000030" ] || fail "latest is not step-000030"
-[ "$(ls -A "$dir/cut/checkpoints" | grep -c '^\.')" -eq 0 ] || fail "temporary folders left: $(ls -A "$dir/cut/checkpoints")"
+[ "$(ls -A "$dir/cut/checkpoints" | grep -c '^\.')" -eq 0 ] \
+  || fail "temporary folders left: $(ls -A "$dir/cut/checkpoints")"
 [ $status -eq 0 ] && echo "PASS ($label)"
 exit $status

@@ -14,6 +14,8 @@ args=(train --set train.steps=6 --set train.eval_batches=1 --samples 0 --threads
 "$gsa" "${args[@]}" >"$dir/first.log" 2>&1 || { cat "$dir/first.log"; echo "FAIL: training failed"; exit 1; }
 echo step-000003 >"$dir/run/checkpoints/latest"
 "$gsa" "${args[@]}" --resume >"$dir/resume.log" 2>&1 || { cat "$dir/resume.log"; echo "FAIL: resume failed"; exit 1; }
-grep -q 'resumed at step 3' "$dir/resume.log" || { cat "$dir/resume.log"; echo "FAIL: did not resume at step 3"; exit 1; }
-[ "$(ls "$dir/run/tensorboard" | wc -l)" -eq 2 ] || { ls "$dir/run/tensorboard"; echo "FAIL: expected 2 event files"; exit 1; }
+grep -q 'resumed at step 3' "$dir/resume.log" \
+  || { cat "$dir/resume.log"; echo "FAIL: did not resume at step 3"; exit 1; }
+[ "$(ls "$dir/run/tensorboard" | wc -l)" -eq 2 ] \
+  || { ls "$dir/run/tensorboard"; echo "FAIL: expected 2 event files"; exit 1; }
 "$python" "$(dirname "$0")/check_tensorboard.py" "$dir/run" 6

@@ -1,15 +1,9 @@
 // metrics.jsonl; the contract is in gsa/trainer/metrics_log.h.
 #include "gsa/trainer/metrics_log.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
-#include <cstring>
-#include <utility>
 
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/file_util.h"
@@ -42,10 +36,10 @@ std::string metrics_json_line(const StepMetrics& m) {
                  ",\"tokens_per_s\":", json_number(m.tokens_per_second), "}\n");
 }
 
-MetricsLog::MetricsLog(std::string path, int64_t first_step) : path_(std::move(path)) {
+MetricsLog::MetricsLog(const std::string& path, int64_t first_step) {
   std::string kept;
-  if (first_step > 0 && path_exists(path_)) {
-    const std::string old = read_file(path_);
+  if (first_step > 0 && path_exists(path)) {
+    const std::string old = read_file(path);
     for (size_t begin = 0; begin < old.size();) {
       const size_t end = old.find('\n', begin);
       if (end == std::string::npos) break;  // a partial last line: a killed writer's
@@ -55,24 +49,8 @@ MetricsLog::MetricsLog(std::string path, int64_t first_step) : path_(std::move(p
       begin = end + 1;
     }
   }
-  write_file_atomic(path_, kept);
-  fd_ = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
-  GSA_CHECK(fd_ >= 0, "cannot open '", path_, "' for appending: ", std::strerror(errno));
-}
-
-MetricsLog::~MetricsLog() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
-void MetricsLog::append(const StepMetrics& m) {
-  const std::string line = metrics_json_line(m);
-  for (;;) {
-    const ssize_t n = ::write(fd_, line.data(), line.size());
-    if (n < 0 && errno == EINTR) continue;
-    GSA_CHECK(n == static_cast<ssize_t>(line.size()), path_, ": write of a metrics line failed: ",
-              n < 0 ? std::strerror(errno) : "short write");
-    return;
-  }
+  write_file_atomic(path, kept);
+  file_ = std::make_unique<AppendFile>(path, /*create_new=*/false);
 }
 
 }  // namespace gsa

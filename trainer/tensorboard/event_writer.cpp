@@ -1,12 +1,9 @@
 // TensorBoard event files; the contract is in gsa/trainer/event_writer.h.
 #include "gsa/trainer/event_writer.h"
 
-#include <fcntl.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <chrono>
-#include <cstring>
 
 #include "event.pb.h"
 #include "gsa/runtime/error.h"
@@ -64,28 +61,20 @@ EventWriter::EventWriter(const std::string& dir, int64_t start_step) {
   make_directories(dir);
   char host[256] = "localhost";
   ::gethostname(host, sizeof(host) - 1);
-  const auto seconds = static_cast<long long>(wall_time());
-  path_ = join_path(dir, str_cat("events.out.tfevents.", seconds, ".", host));
-  // O_EXCL: two runs started in the same second (a quick restart) get distinct files.
-  for (int attempt = 1; (fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644)) < 0 &&
-                        errno == EEXIST && attempt < 100;
-       ++attempt) {
-    path_ = join_path(dir, str_cat("events.out.tfevents.", seconds, ".", host, ".", attempt));
-  }
-  GSA_CHECK(fd_ >= 0, "cannot create the TensorBoard event file '", path_, "': ", std::strerror(errno));
+  const std::string name = str_cat("events.out.tfevents.", static_cast<long long>(wall_time()), ".", host);
+  // Two runs started in the same second (a quick restart) get distinct files: name, name.1, name.2, ...
+  std::string path = join_path(dir, name);
+  for (int attempt = 1; path_exists(path); ++attempt) path = join_path(dir, str_cat(name, ".", attempt));
+  file_ = std::make_unique<AppendFile>(path, /*create_new=*/true);
   tensorboard::Event version;
   version.set_wall_time(wall_time());
   version.set_file_version("brain.Event:2");
-  write_record(version.SerializeAsString());
+  file_->append(tfrecord_frame(version.SerializeAsString()));
   tensorboard::Event start;
   start.set_wall_time(wall_time());
   start.set_step(start_step);
   start.mutable_session_log()->set_status(tensorboard::SessionLog::START);
-  write_record(start.SerializeAsString());
-}
-
-EventWriter::~EventWriter() {
-  if (fd_ >= 0) ::close(fd_);
+  file_->append(tfrecord_frame(start.SerializeAsString()));
 }
 
 void EventWriter::add_scalars(int64_t step, const std::vector<std::pair<std::string, double>>& scalars) {
@@ -97,18 +86,7 @@ void EventWriter::add_scalars(int64_t step, const std::vector<std::pair<std::str
     v->set_tag(tag);
     v->set_simple_value(static_cast<float>(value));
   }
-  write_record(event.SerializeAsString());
-}
-
-void EventWriter::write_record(const std::string& event) {
-  const std::string record = tfrecord_frame(event);
-  for (;;) {
-    const ssize_t n = ::write(fd_, record.data(), record.size());
-    if (n < 0 && errno == EINTR) continue;
-    GSA_CHECK(n == static_cast<ssize_t>(record.size()), path_, ": write of an event failed: ",
-              n < 0 ? std::strerror(errno) : "short write");
-    return;
-  }
+  file_->append(tfrecord_frame(event.SerializeAsString()));
 }
 
 }  // namespace gsa

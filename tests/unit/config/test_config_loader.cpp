@@ -407,9 +407,9 @@ TEST_F(ConfigLoaderTest, FirstSelectiveLayerBeyondTheLastLayerIsRefused) {
   EXPECT_EQ(load_config_file(path, {"attention.selection.first_selective_layer=1"})
                 .attention.selection.first_selective_layer,
             1);
-  EXPECT_NE(error_of([&] { load_config_file(path, {"model.num_layers=1", "attention.selection.first_selective_layer=1"}); })
-                .find("--set"),
-            std::string::npos);
+  const std::string overridden = error_of(
+      [&] { load_config_file(path, {"model.num_layers=1", "attention.selection.first_selective_layer=1"}); });
+  EXPECT_EQ(overridden.rfind("--set ", 0), 0u) << overridden;
 }
 
 TEST_F(ConfigLoaderTest, OptionsToTextRoundTrips) {

@@ -12,9 +12,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "gsa/runtime/append_file.h"
 
 namespace gsa {
 
@@ -26,18 +29,12 @@ std::string tfrecord_frame(const std::string& data);
 class EventWriter {
  public:
   EventWriter(const std::string& dir, int64_t start_step);
-  ~EventWriter();
-  EventWriter(const EventWriter&) = delete;
-  EventWriter& operator=(const EventWriter&) = delete;
 
   void add_scalars(int64_t step, const std::vector<std::pair<std::string, double>>& scalars);
-  const std::string& path() const { return path_; }
+  const std::string& path() const { return file_->path(); }
 
  private:
-  void write_record(const std::string& event);
-
-  std::string path_;
-  int fd_ = -1;
+  std::unique_ptr<AppendFile> file_;
 };
 
 }  // namespace gsa

@@ -10,7 +10,10 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
+
+#include "gsa/runtime/append_file.h"
 
 namespace gsa {
 
@@ -28,17 +31,13 @@ std::string metrics_json_line(const StepMetrics& m);
 
 class MetricsLog {
  public:
-  MetricsLog(std::string path, int64_t first_step);
-  ~MetricsLog();
-  MetricsLog(const MetricsLog&) = delete;
-  MetricsLog& operator=(const MetricsLog&) = delete;
+  MetricsLog(const std::string& path, int64_t first_step);
 
-  void append(const StepMetrics& m);
-  const std::string& path() const { return path_; }
+  void append(const StepMetrics& m) { file_->append(metrics_json_line(m)); }
+  const std::string& path() const { return file_->path(); }
 
  private:
-  std::string path_;
-  int fd_ = -1;
+  std::unique_ptr<AppendFile> file_;
 };
 
 }  // namespace gsa
