@@ -1,15 +1,14 @@
 // gsa generate: completes a prompt from a checkpoint; the context is gisted, the prompt is the raw suffix.
-#include <fstream>
 #include <iostream>
-#include <sstream>
 
 #include "cli_flags.h"
 #include "commands.h"
 #include "device_flag.h"
 #include "mpi_launch.h"
+#include "gsa/runtime/checkpoint.h"
 #include "gsa/runtime/error.h"
+#include "gsa/runtime/file_util.h"
 #include "gsa/serve/inference_engine.h"
-#include "gsa/trainer/trainer.h"
 
 namespace gsa::cli {
 namespace {
@@ -19,18 +18,12 @@ constexpr const char* kHelp =
     "                    [--max-new-tokens N] [--temperature T] [--top-p P] [--seed S] [--device cpu|cuda]\n"
     "\n"
     "Prints the completion, then one line of statistics on stderr. Greedy unless --temperature > 0.\n"
+    "--checkpoint: a training output dir (its checkpoints/latest), a checkpoints/ folder (its latest) or one\n"
+    "step folder (checkpoints/step-000300).\n"
     "\n"
     "Distributed decode: under mpirun the prompt is cut over the ranks (--sp, default: all of them); each keeps\n"
     "its part of the KV cache, rank 0 prints. e.g. mpirun -np 2 gsa generate --checkpoint D --context-file F\n"
     "  --backend mpi|nccl   (default nccl with CUDA)   --comm-timeout-s S (default 300)\n";
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  GSA_CHECK(in.good(), "--context-file: cannot read '", path, "'");
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 }  // namespace
 
@@ -45,7 +38,11 @@ int run_generate(const Args& args) {
   request.context = flags.get_string("context", "");
   const std::string context_file = flags.get_string("context-file", "");
   GSA_CHECK(request.context.empty() || context_file.empty(), "give --context or --context-file, not both");
-  if (!context_file.empty()) request.context = read_file(context_file);
+  if (!context_file.empty()) {
+    GSA_CHECK(path_exists(context_file) && !is_directory(context_file), "--context-file: cannot read '",
+              context_file, "'");
+    request.context = read_file(context_file);
+  }
   request.prompt = flags.get_string("prompt", "");
   request.sampling.max_new_tokens = flags.get_int("max-new-tokens", 16);
   request.sampling.temperature = flags.get_double("temperature", 0.0);

@@ -1,6 +1,8 @@
 // gsa train: trains a model; without --config it runs the embedded demo (configs/demo.pbtxt).
 #include <ATen/Parallel.h>
+#include <unistd.h>
 
+#include <cstdio>
 #include <iostream>
 #include <sstream>
 
@@ -19,11 +21,16 @@ namespace {
 
 constexpr const char* kHelp =
     "usage: gsa train [--config FILE.pbtxt] [--set a.b=value ...] [--output-dir DIR] [--device cpu|cuda]\n"
+    "                 [--resume] [--checkpoint-every N] [--keep-checkpoints K]\n"
     "                 [--threads N] [--samples N] [--dp N --sp N --backend mpi|nccl --comm-timeout-s S]\n"
     "\n"
     "Trains on the synthetic retrieval task. Without --config: the embedded demo (configs/demo.pbtxt).\n"
     "  --set a.b=value   override one config field (repeatable), e.g. --set train.steps=100\n"
-    "  --output-dir DIR  write metrics.jsonl and the checkpoint there (same as --set train.output_dir=DIR)\n"
+    "  --output-dir DIR  write metrics.jsonl, tensorboard/ and checkpoints/ there (--set train.output_dir=DIR)\n"
+    "  --resume          continue from DIR/checkpoints/latest when there is one (model, optimizer, step, data);\n"
+    "                    without it a DIR that holds a checkpoint is refused\n"
+    "  --checkpoint-every N  also checkpoint every N steps (--set train.checkpoint_every=N; default: at the end)\n"
+    "  --keep-checkpoints K  keep the newest K checkpoints, 0 = all (--set train.keep_checkpoints=K; default 3)\n"
     "  --samples N       after training, answer N fresh retrieval prompts by greedy decoding (default 3)\n"
     "\n"
     "Distributed: launch under mpirun with world = dp x sp ranks, e.g.\n"
@@ -64,6 +71,16 @@ int run_train(const Args& args) {
   std::vector<std::string> overrides = flags.get_all("set");
   const std::string output_dir = flags.get_string("output-dir", "");
   if (!output_dir.empty()) overrides.push_back("train.output_dir=" + output_dir);
+  for (const char* flag : {"checkpoint-every", "keep-checkpoints"}) {
+    if (!flags.has(flag)) continue;
+    std::string field = flag;
+    field[field.find('-')] = '_';
+    overrides.push_back(str_cat("train.", field, "=", flags.get_int(flag, 0)));
+  }
+  const bool resume = flags.get_bool("resume", false);
+  // A status line redrawn every step, on a terminal only. Not under mpirun: it gives the ranks a pseudo-terminal
+  // whatever its own output is.
+  const bool live = ::isatty(::fileno(stdout)) == 1 && !launched_by_mpirun();
   const int64_t samples = flags.get_int("samples", 3);
   const at::Device device = device_from_flags(flags);
   const bool distributed = flags.has("dp") || flags.has("sp") || launched_by_mpirun();
@@ -76,7 +93,8 @@ int run_train(const Args& args) {
   if (!distributed) {
     std::cout << "config: " << (config.empty() ? embedded_demo_config_name() : config) << "\n";
     Trainer trainer(options, device);
-    trainer.run(std::cout);
+    if (resume) trainer.resume();
+    trainer.run(std::cout, live);
     if (samples > 0) show_samples(trainer, options, samples);
     return 0;
   }
@@ -92,7 +110,8 @@ int run_train(const Args& args) {
     std::ostream& out = root ? std::cout : quiet;
     out << "config: " << (config.empty() ? embedded_demo_config_name() : config) << "\n";
     Trainer trainer(options, device, &groups);
-    trainer.run(out);
+    if (resume) trainer.resume();
+    trainer.run(out, root && live);
     if (root && samples > 0) show_samples(trainer, options, samples);
     return 0;
   });

@@ -8,6 +8,8 @@
 #include "commands.h"
 
 int main(int argc, char** argv) {
+  // Progress reaches a pipe or a log file line by line, not in 4 KiB blocks.
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     std::fputs(gsa::cli::top_level_help().c_str(), stdout);

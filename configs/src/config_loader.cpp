@@ -5,6 +5,9 @@
 #include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/text_format.h>
 
+#include <sys/stat.h>
+
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -101,6 +104,21 @@ std::string describe_parse_error(const std::string& text, const std::string& sou
   return where({}) + (dotted.empty() ? error.message : dotted + ": " + error.message);
 }
 
+// True when `text` holds only blanks and # comments (an empty or truncated file, not a config).
+bool sets_nothing(const std::string& text) {
+  bool in_comment = false;
+  for (const char ch : text) {
+    if (ch == '\n') {
+      in_comment = false;
+    } else if (ch == '#') {
+      in_comment = true;
+    } else if (!in_comment && !std::isspace(static_cast<unsigned char>(ch))) {
+      return false;
+    }
+  }
+  return true;
+}
+
 GsaOptions load(const std::string& text, const std::string& source_name, const std::vector<std::string>& overrides) {
   config::GsaConfig config;
   pb::TextFormat::ParseInfoTree tree;
@@ -132,11 +150,19 @@ GsaOptions load(const std::string& text, const std::string& source_name, const s
 }  // namespace
 
 GsaOptions load_config_file(const std::string& path, const std::vector<std::string>& overrides) {
+  struct stat info {};
+  if (::stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode)) {
+    throw ConfigError(path + ": is a directory, not a config file (give the .pbtxt file)");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) throw ConfigError(path + ": cannot open the config file (" + std::strerror(errno) + ")");
   std::ostringstream text;
   text << in.rdbuf();
   if (in.bad()) throw ConfigError(path + ": cannot read the config file");
+  if (sets_nothing(text.str())) {
+    throw ConfigError(path + ": the config file is empty (no field is set; a file taking every default needs at "
+                             "least one field, e.g. train { steps: 300 })");
+  }
   return load(text.str(), path, overrides);
 }
 

@@ -108,6 +108,8 @@ TrainOptions from_proto(const pc::TrainConfig& t) {
   o.log_every = t.log_every();
   o.eval_batches = t.eval_batches();
   o.output_dir = t.output_dir();
+  o.checkpoint_every = t.checkpoint_every();
+  o.keep_checkpoints = t.keep_checkpoints();
   return o;
 }
 
@@ -126,6 +128,8 @@ void to_proto(const TrainOptions& o, pc::TrainConfig* t) {
   t->set_log_every(o.log_every);
   t->set_eval_batches(o.eval_batches);
   t->set_output_dir(o.output_dir);
+  t->set_checkpoint_every(o.checkpoint_every);
+  t->set_keep_checkpoints(o.keep_checkpoints);
 }
 
 DataOptions from_proto(const pc::DataConfig& d) {

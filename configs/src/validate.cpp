@@ -101,6 +101,17 @@ void check_attention(const AttentionOptions& a, Checker& c) {
   c.at_least("attention.selection.fixed_k", a.selection.fixed_k, 1);
 }
 
+// Rules across sections.
+void check_cross(const GsaOptions& o, Checker& c) {
+  const int64_t first = o.attention.selection.first_selective_layer, layers = o.model.num_layers;
+  if (layers >= 1 && first >= layers) {
+    c.fail({"attention.selection.first_selective_layer", "model.num_layers"},
+           "attention.selection.first_selective_layer = " + std::to_string(first) +
+               " is beyond the last layer (model.num_layers = " + std::to_string(layers) + ": layers 0.." +
+               std::to_string(layers - 1) + "; to turn selection off set attention.selection.enabled: false)");
+  }
+}
+
 void check_train(const TrainOptions& t, Checker& c) {
   c.at_least("train.steps", t.steps, 1);
   c.at_least("train.batch_size", t.batch_size, 1);
@@ -113,6 +124,8 @@ void check_train(const TrainOptions& t, Checker& c) {
   c.non_negative("train.grad_clip", t.grad_clip);
   c.at_least("train.log_every", t.log_every, 1);
   c.at_least("train.eval_batches", t.eval_batches, 1);
+  c.at_least("train.checkpoint_every", t.checkpoint_every, 0);
+  c.at_least("train.keep_checkpoints", t.keep_checkpoints, 0);
 }
 
 void check_data(const DataOptions& d, Checker& c) {
@@ -131,6 +144,7 @@ std::vector<std::string> validate(const GsaOptions& options, const ValueOrigins&
   check_attention(options.attention, checker);
   check_train(options.train, checker);
   check_data(options.data, checker);
+  check_cross(options, checker);
   return checker.take_errors();
 }
 

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "gsa/runtime/error.h"
+#include "gsa/runtime/file_util.h"
 #include "json_reader.h"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "safetensors data is little-endian; so must the host be");
@@ -236,17 +237,6 @@ void write_all(int fd, const void* bytes, size_t size, const std::string& tmp_pa
   }
 }
 
-// Best effort: makes the rename durable where the filesystem supports syncing a directory. (No
-// std::filesystem here: pip libtorch.so exports its own copies of those functions, and some crash.)
-void fsync_directory_of(const std::string& path) {
-  const size_t slash = path.find_last_of('/');
-  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return;
-  ::fsync(fd);
-  ::close(fd);
-}
-
 std::string build_header(const std::vector<PreparedTensor>& prepared, const MetadataMap& metadata) {
   std::string header = "{";
   if (!metadata.empty()) {
@@ -271,20 +261,28 @@ std::string build_header(const std::vector<PreparedTensor>& prepared, const Meta
   return header;
 }
 
-void write_file(const std::string& path, const std::string& header, const std::vector<PreparedTensor>& prepared) {
+void write_file(const std::string& path, const std::string& header, const std::vector<PreparedTensor>& prepared,
+                const FileOpHook& hook) {
+  auto step = [&](const char* op, const std::string& on) {
+    if (hook) hook(op, on);
+  };
   const std::string tmp_path = path + ".tmp";
+  step("create", tmp_path);
   const int fd = ::open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   GSA_CHECK(fd >= 0, path, ": cannot create ", tmp_path, ": ", std::strerror(errno));
   try {
     uint8_t length_prefix[8];
     const uint64_t header_bytes = header.size();
     std::memcpy(length_prefix, &header_bytes, sizeof(length_prefix));
+    step("write", tmp_path);
     write_all(fd, length_prefix, sizeof(length_prefix), tmp_path);
     write_all(fd, header.data(), header.size(), tmp_path);
+    step("write-rest", tmp_path);  // stopping here leaves the header without the data
     for (const PreparedTensor& tensor : prepared) {
       const auto bytes = static_cast<size_t>(tensor.end - tensor.begin);
       if (bytes > 0) write_all(fd, tensor.data.data_ptr(), bytes, tmp_path);
     }
+    step("fsync", tmp_path);
     GSA_CHECK(::fsync(fd) == 0, tmp_path, ": fsync failed: ", std::strerror(errno));
   } catch (...) {
     ::close(fd);
@@ -296,12 +294,16 @@ void write_file(const std::string& path, const std::string& header, const std::v
     ::unlink(tmp_path.c_str());
     throw Error(str_cat(tmp_path, ": close failed: ", std::strerror(err)));
   }
+  step("rename", path);
   if (::rename(tmp_path.c_str(), path.c_str()) != 0) {
     const int err = errno;
     ::unlink(tmp_path.c_str());
     throw Error(str_cat(path, ": cannot rename ", tmp_path, " over it: ", std::strerror(err)));
   }
-  fsync_directory_of(path);
+  const size_t slash = path.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  step("fsync-dir", dir);
+  sync_directory(dir);
 }
 
 }  // namespace
@@ -357,7 +359,8 @@ TensorMap load_safetensors(const std::string& path, MetadataMap* metadata) {
   return tensors;
 }
 
-void save_safetensors(const std::string& path, const TensorMap& tensors, const MetadataMap& metadata) {
+void save_safetensors(const std::string& path, const TensorMap& tensors, const MetadataMap& metadata,
+                      const FileOpHook& hook) {
   std::vector<PreparedTensor> prepared;  // TensorMap is ordered: name order
   int64_t offset = 0;
   for (const auto& [name, tensor] : tensors) {
@@ -374,7 +377,7 @@ void save_safetensors(const std::string& path, const TensorMap& tensors, const M
     prepared.push_back(PreparedTensor{&name, dtype, std::move(cpu), offset, offset + bytes});
     offset += bytes;
   }
-  write_file(path, build_header(prepared, metadata), prepared);
+  write_file(path, build_header(prepared, metadata), prepared, hook);
 }
 
 }  // namespace gsa

@@ -15,7 +15,7 @@ trap 'rm -rf "$dir"' EXIT
 "$gsa" train --set train.steps=20 --set train.eval_batches=1 --samples 0 --threads 1 --output-dir "$dir" >/dev/null \
   || { echo "training the checkpoint failed"; exit 1; }
 context="k3=v9 k7=v2 k1=v5 alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho"
-args=(generate --checkpoint "$dir/checkpoint" --context "$context $context $context" --prompt "?k7=" --max-new-tokens 12)
+args=(generate --checkpoint "$dir" --context "$context $context $context" --prompt "?k7=" --max-new-tokens 12)
 expected=$("$gsa" "${args[@]}" --device $device 2>/dev/null)
 [ -n "$expected" ] || { echo "single-process generate printed nothing"; exit 1; }
 status=0

@@ -13,7 +13,7 @@ backend=${GSA_E2E_BACKEND:-mpi}
 args=(train --set train.steps=4 --set train.log_every=1 --set train.eval_batches=1 --samples 0 --threads 1)
 oracle_device=cpu
 [ "$backend" = nccl ] && oracle_device=cuda
-summary() { grep -E '^  (step|answer accuracy after)' | sed -E 's/ +[0-9]+ tok\/s//; s/, [0-9.]+ s$//'; }
+summary() { grep -E '^  (step|answer accuracy after)' | sed -E 's/ +[0-9]+ tok\/s.*//; s/, [0-9.]+ s$//'; }
 # Same lines, numbers equal within 2e-3 (losses, lr, gradient norms) and words equal.
 same() {
   awk 'NR == FNR { a[FNR] = $0; n = FNR; next }

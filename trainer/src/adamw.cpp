@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "gsa/runtime/error.h"
+
 namespace gsa {
 
 AdamW::AdamW(const TensorMap& params, const AdamWOptions& options) : params_(params), options_(options) {
@@ -57,6 +59,24 @@ TensorMap AdamW::state() const {
   for (const auto& [name, m] : exp_avg_) out[name + ".exp_avg"] = m;
   for (const auto& [name, v] : exp_avg_sq_) out[name + ".exp_avg_sq"] = v;
   return out;
+}
+
+void AdamW::load_state(const TensorMap& state, int64_t steps) {
+  GSA_CHECK(steps >= 0, "optimizer state: step count ", steps, " is negative");
+  at::NoGradGuard no_grad;
+  GSA_CHECK(state.size() == exp_avg_.size() + exp_avg_sq_.size(), "optimizer state: ", state.size(),
+            " tensors, expected ", exp_avg_.size() + exp_avg_sq_.size(), " (two moments per parameter)");
+  for (auto* moments : {&exp_avg_, &exp_avg_sq_}) {
+    const std::string suffix = moments == &exp_avg_ ? ".exp_avg" : ".exp_avg_sq";
+    for (auto& [name, slot] : *moments) {
+      auto it = state.find(name + suffix);
+      GSA_CHECK(it != state.end(), "optimizer state: missing '", name + suffix, "'");
+      GSA_CHECK(it->second.sizes() == slot.sizes(), "optimizer state: '", name + suffix, "' has shape ",
+                it->second.sizes(), ", expected ", slot.sizes());
+      slot.copy_(it->second);
+    }
+  }
+  step_ = steps;
 }
 
 }  // namespace gsa

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <set>
+#include <sstream>
 
 #include "gsa/runtime/error.h"
 
@@ -20,6 +21,20 @@ RetrievalTask::RetrievalTask(const RetrievalTaskOptions& options, const GistOpti
 
 double RetrievalTask::chance_accuracy() const {
   return std::pow(1.0 / static_cast<double>(options_.alphabet), static_cast<double>(options_.value_len));
+}
+
+std::string RetrievalTask::state() const {
+  std::ostringstream out;
+  out << rng_;
+  return out.str();
+}
+
+void RetrievalTask::restore_state(const std::string& state) {
+  std::istringstream in(state);
+  std::mt19937_64 rng;
+  in >> rng;
+  GSA_CHECK(!in.fail(), "retrieval task: '", state.substr(0, 40), "...' is not a saved generator state");
+  rng_ = rng;
 }
 
 Document RetrievalTask::sample_document(std::vector<int64_t>* answer) {

@@ -67,6 +67,8 @@ void expect_options_eq(const GsaOptions& a, const GsaOptions& b) {
   EXPECT_EQ(a.train.log_every, b.train.log_every);
   EXPECT_EQ(a.train.eval_batches, b.train.eval_batches);
   EXPECT_EQ(a.train.output_dir, b.train.output_dir);
+  EXPECT_EQ(a.train.checkpoint_every, b.train.checkpoint_every);
+  EXPECT_EQ(a.train.keep_checkpoints, b.train.keep_checkpoints);
 
   EXPECT_EQ(a.data.retrieval.num_pairs, b.data.retrieval.num_pairs);
   EXPECT_EQ(a.data.retrieval.key_len, b.data.retrieval.key_len);
@@ -189,9 +191,9 @@ TEST_F(ConfigLoaderTest, OptionsStructsUnchangedSinceTheSchema) {
   EXPECT_EQ(sizeof(ModelOptions), 88u);
   EXPECT_EQ(sizeof(GistOptions), 48u);
   EXPECT_EQ(sizeof(AttentionOptions), 56u);
-  EXPECT_EQ(sizeof(TrainOptions), 136u);
+  EXPECT_EQ(sizeof(TrainOptions), 152u);
   EXPECT_EQ(sizeof(DataOptions), 32u);
-  EXPECT_EQ(sizeof(GsaOptions), 360u);
+  EXPECT_EQ(sizeof(GsaOptions), 376u);
 }
 
 TEST_F(ConfigLoaderTest, UnknownFieldNamesFileLinePathAndValidNames) {
@@ -382,6 +384,35 @@ TEST_F(ConfigLoaderTest, OverrideOutOfRangeNamesTheOverride) {
 TEST_F(ConfigLoaderTest, MissingFileNamesThePath) {
   const std::string path = (dir_ / "absent.pbtxt").string();
   EXPECT_EQ(error_of([&] { load_config_file(path); }).rfind(path + ": cannot open the config file", 0), 0u);
+}
+
+TEST_F(ConfigLoaderTest, EmptyFileAndDirectoryAreRefused) {
+  for (const char* text : {"", "\n  \n", "# only a comment\n  # and another\n"}) {
+    const std::string path = write("empty.pbtxt", text);
+    EXPECT_EQ(error_of([&] { load_config_file(path); }).rfind(path + ": the config file is empty (no field is set", 0),
+              0u)
+        << "text: '" << text << "'";
+  }
+  EXPECT_EQ(load_config_file(write("one.pbtxt", "# a comment\ntrain { steps: 7 }\n")).train.steps, 7);
+  EXPECT_EQ(error_of([&] { load_config_file(dir_.string()); }),
+            dir_.string() + ": is a directory, not a config file (give the .pbtxt file)");
+}
+
+TEST_F(ConfigLoaderTest, FirstSelectiveLayerBeyondTheLastLayerIsRefused) {
+  const std::string path = write("layers.pbtxt", "model {\n  num_layers: 2\n}\nattention {\n  selection {\n"
+                                                 "    first_selective_layer: 2\n  }\n}\n");
+  const std::string message = error_of([&] { load_config_file(path); });
+  EXPECT_NE(message.find("attention.selection.first_selective_layer = 2 is beyond the last layer "
+                         "(model.num_layers = 2: layers 0..1;"),
+            std::string::npos)
+      << message;
+  EXPECT_EQ(message.rfind(path + ":", 0), 0u) << message;
+  EXPECT_EQ(load_config_file(path, {"attention.selection.first_selective_layer=1"})
+                .attention.selection.first_selective_layer,
+            1);
+  const std::string overridden = error_of(
+      [&] { load_config_file(path, {"model.num_layers=1", "attention.selection.first_selective_layer=1"}); });
+  EXPECT_EQ(overridden.rfind("--set ", 0), 0u) << overridden;
 }
 
 TEST_F(ConfigLoaderTest, OptionsToTextRoundTrips) {

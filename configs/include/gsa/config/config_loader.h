@@ -16,6 +16,7 @@
 //    value name (case-insensitive). Unknown paths list the valid field names of the message they stopped in.
 //  - options_to_text writes every field; load_config_text(options_to_text(o), ...) returns options equal to o
 //    (for valid o; doubles are written with round-trip precision).
+//  - load_config_file refuses a directory and a file that sets no field (empty, or only blanks and comments).
 //  - No protobuf or LibTorch types here; thread-safe (no mutable global state).
 #pragma once
 

@@ -42,7 +42,7 @@ enum class BudgetKind { kAdaptive, kFixed };
 // Chunk selection (method section 8, DESIGN.md section 4.4).
 struct SelectionOptions {
   bool enabled = true;                 // inference: suffix and decode queries select chunks
-  int64_t first_selective_layer = 1;   // >= 0; layers below it always use the gist mask
+  int64_t first_selective_layer = 1;   // 0..model.num_layers-1; layers below it always use the gist mask
   BudgetKind budget = BudgetKind::kAdaptive;
   int64_t fixed_k = 4;                 // >= 1; chunks per head per level when budget == kFixed
   bool keep_unselected_gists = false;  // false (reference): unselected gists are dropped
@@ -79,6 +79,8 @@ struct TrainOptions {
   int64_t log_every = 25;       // >= 1 steps between progress lines
   int64_t eval_batches = 4;     // >= 1 held-out batches for the accuracy report
   std::string output_dir;       // where checkpoints and metrics go; empty = none
+  int64_t checkpoint_every = 0; // >= 0 steps between checkpoints (and one at the end); 0 = only at the end
+  int64_t keep_checkpoints = 3; // >= 0 newest checkpoints kept in <output_dir>/checkpoints; 0 = keep all
 };
 
 // Synthetic key-value retrieval: the context lists `num_pairs` (key, value) pairs and is gisted; the raw

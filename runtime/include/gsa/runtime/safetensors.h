@@ -8,7 +8,8 @@
 //   data or not matching dtype x shape, overlapping tensors) throws gsa::Error naming the file and the problem;
 //   nothing is half-loaded.
 // - save_safetensors writes any CPU or CUDA tensors (copied to CPU, made contiguous) in name order, to
-//   "<path>.tmp", fsyncs it and renames it over <path>: a crash never leaves a half-written file at <path>.
+//   "<path>.tmp", fsyncs it, renames it over <path> and fsyncs the folder: a crash never leaves a half-written
+//   file at <path>. `hook` sees each of those steps (file_util.h; fault-injection tests).
 #pragma once
 
 #include <map>
@@ -16,12 +17,15 @@
 
 #include <ATen/ATen.h>
 
+#include "gsa/runtime/file_util.h"
+
 namespace gsa {
 
 using TensorMap = std::map<std::string, at::Tensor>;
 using MetadataMap = std::map<std::string, std::string>;
 
 TensorMap load_safetensors(const std::string& path, MetadataMap* metadata = nullptr);
-void save_safetensors(const std::string& path, const TensorMap& tensors, const MetadataMap& metadata = {});
+void save_safetensors(const std::string& path, const TensorMap& tensors, const MetadataMap& metadata = {},
+                      const FileOpHook& hook = {});
 
 }  // namespace gsa

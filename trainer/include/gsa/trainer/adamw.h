@@ -4,7 +4,8 @@
 // Contract: step(lr) updates every parameter that has a gradient: m = b1 m + (1-b1) g, v = b2 v + (1-b2) g^2,
 // p -= lr * (m / (1-b1^t) / (sqrt(v / (1-b2^t)) + eps) + wd * p); state is kept in fp32. zero_grad() clears
 // the gradients. clip_grad_norm() scales all gradients so their global L2 norm is at most max_norm and returns
-// the norm before clipping.
+// the norm before clipping. load_state(state(), steps()) restores the moments and the step count exactly; a
+// missing or misshapen moment throws gsa::Error naming it.
 #pragma once
 
 #include <cstdint>
@@ -33,6 +34,7 @@ class AdamW {
   int64_t steps() const { return step_; }
   // Moments by parameter name ("<name>.exp_avg", "<name>.exp_avg_sq") for checkpoints.
   TensorMap state() const;
+  void load_state(const TensorMap& state, int64_t steps);
 
  private:
   TensorMap params_;

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <random>
+#include <string>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -34,6 +35,10 @@ class RetrievalTask {
   Document sample_prompt(std::vector<int64_t>* answer);
   // Chance accuracy of guessing the whole value: alphabet^-value_len.
   double chance_accuracy() const;
+  // The generator's position as text (checkpoints); restore_state(state()) continues the same stream. A text
+  // that is not such a state throws gsa::Error.
+  std::string state() const;
+  void restore_state(const std::string& state);
 
  private:
   Document sample_document(std::vector<int64_t>* answer);

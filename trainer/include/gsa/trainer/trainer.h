@@ -1,18 +1,26 @@
 // The single-process training loop (the distributed one builds on it): synthetic retrieval batches, the GSA
 // forward in cpt or selective mode, next-token cross-entropy on the labelled positions, AdamW with warmup +
-// cosine, gradient clipping, progress lines, JSONL metrics and an atomic checkpoint at the end.
+// cosine, gradient clipping, progress lines, JSONL metrics and crash-safe checkpoints.
 //
-// Contract: run() trains options.train.steps steps and returns the final report; with a non-empty
-// train.output_dir it appends one JSON object per step to <output_dir>/metrics.jsonl and writes the checkpoint
-// <output_dir>/checkpoint (model.safetensors with Hugging Face names, optimizer.safetensors, config.pbtxt),
-// built in a temporary directory and renamed into place so a crash never leaves a half checkpoint.
+// Contract: run() trains steps [start, options.train.steps) and returns the final report; start is 0, or the
+// step of the checkpoint that resume() loaded. With a non-empty train.output_dir it writes one JSON object per
+// step to <output_dir>/metrics.jsonl (metrics_log.h: a fresh run starts it empty, a resumed one keeps the lines
+// before its first step), TensorBoard scalars (loss, accuracy, lr, grad_norm, tokens_per_s) under
+// <output_dir>/tensorboard (event_writer.h), and checkpoints into <output_dir>/checkpoints (runtime/checkpoint.h)
+// every train.checkpoint_every steps and at the end, keeping the newest train.keep_checkpoints. A fresh run
+// refuses an output dir that already holds a checkpoint (it names it and suggests --resume).
+// resume() restores the model, the AdamW moments and step count, the step (hence the LR schedule position) and
+// both data generators from the latest checkpoint, so that on CPU the resumed run's per-step losses equal the
+// uninterrupted run's bit for bit (same config, same thread count, same dp x sp); it returns the step (0: none
+// found, a fresh start).
 // evaluate() reports teacher-forced answer accuracy with inference attention (selection on when enabled).
 //
 // Distributed (groups given; every rank of the world runs the same Trainer): every rank draws the same global
 // batch; dp replica d takes rows [d * B/dp, (d + 1) * B/dp), its sp group splits them at top-level sections
 // (sp_model.h), gradients are summed over the world in buckets during backward (gradient_sync.h), and every rank
 // applies the same update, so parameters stay identical; the loss and accuracy are those of the global batch.
-// Only world rank 0 writes metrics and checkpoints.
+// Only world rank 0 writes metrics and checkpoints; every rank reads the checkpoint in resume() (the output dir
+// must be visible to every rank), and the ranks check that they resumed the same step.
 #pragma once
 
 #include <cstdint>
@@ -28,18 +36,10 @@
 #include "gsa/runtime/llama_model.h"
 #include "gsa/trainer/adamw.h"
 #include "gsa/trainer/lr_schedule.h"
+#include "gsa/trainer/metrics_log.h"
 #include "gsa/trainer/retrieval_task.h"
 
 namespace gsa {
-
-struct StepMetrics {
-  int64_t step = 0;
-  double loss = 0;
-  double accuracy = 0;      // whole answers right, teacher forced, this batch
-  double lr = 0;
-  double grad_norm = 0;
-  double tokens_per_second = 0;
-};
 
 struct TrainReport {
   int64_t steps = 0;
@@ -55,9 +55,12 @@ class Trainer {
   // groups: nullptr = one process on `device`; else the mesh's communicators (tensors on groups->device).
   Trainer(const GsaOptions& options, at::Device device, const ProcessGroups* groups = nullptr);
 
-  TrainReport run(std::ostream& progress);
+  // live: also redraw one status line per step ("\r"; for a terminal).
+  TrainReport run(std::ostream& progress, bool live = false);
+  int64_t resume();
   double evaluate(int64_t batches);
-  void save_checkpoint(const std::string& dir) const;
+  // Checkpoints the current state as `steps` completed steps into <output_dir>/checkpoints; returns its folder.
+  std::string save_checkpoint(int64_t steps) const;
 
   const LlamaModel& model() const { return model_; }
   RetrievalTask& task() { return task_; }
@@ -83,10 +86,9 @@ class Trainer {
   RetrievalTask eval_task_;
   LrSchedule schedule_;
   std::unique_ptr<GradientSync> gradient_sync_;  // distributed only
+  int64_t start_step_ = 0;                         // set by resume()
+  bool resumed_ = false;
 };
-
-// Loads a checkpoint written by Trainer::save_checkpoint: the config (config.pbtxt) and the model weights.
-LlamaModel load_checkpoint(const std::string& dir, at::Device device, GsaOptions* options);
 
 // Whole-answer accuracy: logits [B, T, V], labels [B, T] (-100 ignored) -> fraction of rows whose every
 // labelled position is predicted right.
