@@ -17,6 +17,8 @@ bool is_directory(const std::string& path);
 void make_directories(const std::string& path);        // mkdir -p
 void remove_tree(const std::string& path);             // rm -rf; a missing path is fine
 void rename_path(const std::string& from, const std::string& to);
+// The whole file as bytes; throws gsa::Error "cannot read '<path>': <strerror>" when it cannot be opened or read.
+std::string read_file(const std::string& path);
 // Writes text to <path>.tmp, fsyncs it and renames it over path.
 void write_file_atomic(const std::string& path, const std::string& text);
 // fsync of a directory so a rename inside it survives a crash (best effort where unsupported).
