@@ -76,11 +76,13 @@ std::optional<std::string> byte_level_to_bytes(std::string_view text) {
   return bytes;
 }
 
-// The method's word-start rule on a token's decoded bytes (section 3.1).
+// The method's word-start rule on a token's decoded bytes (section 3.1), with whitespace as the Python reference
+// tests it (str.isspace: White_Space plus the separators U+001C..U+001F).
 bool starts_word(std::string_view bytes) {
   if (bytes.empty()) return false;
   const char32_t first = unicode::decode_utf8_at(bytes, 0).code;
-  if (unicode::is_white_space(first) || first == 0x2014) return true;  // U+2014 EM DASH
+  if (unicode::is_white_space(first) || (first >= 0x1C && first <= 0x1F)) return true;
+  if (first == 0x2014) return true;  // U+2014 EM DASH
   return first < 0x80 && std::string_view(".,;:!?-()[]{}\"'").find(static_cast<char>(first)) != std::string_view::npos;
 }
 
