@@ -21,7 +21,9 @@ const std::string kOracleDir = std::string(GSA_BINARY_DIR) + "/oracle/hf_tokeniz
 
 std::string from_hex(const std::string& hex) {
   std::string out;
-  for (size_t i = 0; i + 1 < hex.size(); i += 2) out.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
+    out.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+  }
   return out;
 }
 
@@ -260,7 +262,8 @@ std::string mini_json(const std::string& merges = R"(["a b", "ab c"])", const st
 }
 
 TEST(HfTokenizer, MiniFileBothMergeFormsAndDroppedUnknownBytes) {
-  for (const char* merges : {R"(["a b", "ab c"])", R"([["a", "b"], ["ab", "c"]])", R"(["#version: 0.2", "a b", "ab c"])"}) {
+  for (const char* merges :
+       {R"(["a b", "ab c"])", R"([["a", "b"], ["ab", "c"]])", R"(["#version: 0.2", "a b", "ab c"])"}) {
     const HfTokenizer tok = HfTokenizer::from_json(mini_json(merges), "mini.json");
     EXPECT_EQ(tok.encode("abc"), (std::vector<int64_t>{4})) << merges;
     EXPECT_EQ(tok.encode("ab abcx"), (std::vector<int64_t>{3, 5, 4})) << merges;  // 'x' has no token: dropped

@@ -26,9 +26,9 @@
 //   Qwen2: 151646..). max_gist_levels() is max(3, gist_levels); vocab_size() is the largest id + 1.
 // - bos_id()/eos_id(): "bos_token"/"eos_token" of a tokenizer_config.json next to the file when it has them,
 //   else the first present of <|begin_of_text|>, <s> (BOS) and <|end_of_text|>, <|endoftext|>, </s> (EOS).
-// - word_starts: a token starts a word when its decoded text begins with whitespace (Python str.isspace,
-//   as the Python reference would test it: Unicode White_Space plus U+001C..U+001F) or one of .,;:!?-—()[]{}"' (a token
-//   that holds only part of a UTF-8 character does not); special tokens always do.
+// - word_starts: a token starts a word when its decoded text begins with whitespace (Python's str.isspace, as
+//   the Python reference would test it: Unicode White_Space plus U+001C..U+001F) or one of .,;:!?-—()[]{}"'
+//   (a token that holds only part of a UTF-8 character does not); special tokens always do.
 // - Thread-safe: the BPE cache inside is guarded by a mutex. Copies share the loaded tables.
 #pragma once
 
