@@ -111,17 +111,7 @@ def rows_table(name, type_name, items):
 
 
 def table(name, rows):
-    lines = [f"inline constexpr CodepointRange {name}[] = {{"]
-    line = "   "
-    for first, last in rows:
-        item = f" {{0x{first:X}, 0x{last:X}}},"
-        if len(line) + len(item) > 116:
-            lines.append(line)
-            line = "   "
-        line += item
-    lines.append(line)
-    lines.append("};")
-    return "\n".join(lines)
+    return rows_table(name, "CodepointRange", [f"{{0x{first:X}, 0x{last:X}}}" for first, last in rows])
 
 
 def main():

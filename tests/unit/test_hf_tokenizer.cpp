@@ -85,75 +85,64 @@ class HfTokenizerOracle : public ::testing::TestWithParam<const char*> {
     tokenizer_ = std::make_unique<HfTokenizer>(oracle_.dir + "/tokenizer.json");
   }
 
-  size_t count(const std::string& kind) const {
-    size_t n = 0;
-    for (const OracleLine& line : oracle_.lines) n += line.kind == kind;
-    return n;
+  // Runs check on every line of this kind; check returns "" when the line holds, else what differs. Reports the
+  // first kMaxReported differences and returns how many lines were checked.
+  template <typename Check>
+  size_t check_lines(const std::string& kind, Check check) const {
+    constexpr int kMaxReported = 10;
+    size_t checked = 0;
+    int failures = 0;
+    for (const OracleLine& line : oracle_.lines) {
+      if (line.kind != kind) continue;
+      ++checked;
+      const std::string problem = check(line);
+      if (!problem.empty() && ++failures <= kMaxReported) ADD_FAILURE() << problem;
+    }
+    EXPECT_EQ(failures, 0) << "lines of kind " << kind << " that differ";
+    return checked;
   }
 
   OracleCase oracle_;
   std::unique_ptr<HfTokenizer> tokenizer_;
 };
 
-constexpr int kMaxReported = 10;
-
 TEST_P(HfTokenizerOracle, PretokenizerPiecesMatch) {
   const SplitPattern pattern = oracle_.name == "llama3" ? SplitPattern::kLlama3 : SplitPattern::kQwen2;
   EXPECT_STREQ(tokenizer_->pretokenizer_name(), split_pattern_name(pattern));
-  int failures = 0;
-  for (const OracleLine& line : oracle_.lines) {
-    if (line.kind != "P") continue;
+  const size_t checked = check_lines("P", [&](const OracleLine& line) {
     const std::string text = from_hex(line.a);  // the pieces point into it
     std::string got;
     for (std::string_view piece : split_pretokens(text, pattern)) {
       got += (got.empty() ? "" : " ") + to_hex(std::string(piece));
     }
-    if (got != line.b && ++failures <= kMaxReported) {
-      ADD_FAILURE() << "text hex " << line.a << "\n  expected pieces " << line.b << "\n  got pieces      " << got;
-    }
-  }
-  EXPECT_EQ(failures, 0);
-  EXPECT_GT(count("P"), 3000u);
+    return got == line.b ? "" : "text hex " + line.a + "\n  expected pieces " + line.b + "\n  got pieces      " + got;
+  });
+  EXPECT_GT(checked, 3000u);
 }
 
 TEST_P(HfTokenizerOracle, EncodeMatchesEveryString) {
-  int failures = 0;
-  for (const OracleLine& line : oracle_.lines) {
-    if (line.kind != "E") continue;
+  const size_t checked = check_lines("E", [&](const OracleLine& line) {
     const std::string got = ids_text(tokenizer_->encode(from_hex(line.a)));
-    if (got != line.b && ++failures <= kMaxReported) {
-      ADD_FAILURE() << "text hex " << line.a << "\n  expected " << line.b << "\n  got      " << got;
-    }
-  }
-  EXPECT_EQ(failures, 0);
-  EXPECT_GT(count("E"), 3000u);
+    return got == line.b ? "" : "text hex " + line.a + "\n  expected " + line.b + "\n  got      " + got;
+  });
+  EXPECT_GT(checked, 3000u);
 }
 
 TEST_P(HfTokenizerOracle, DecodeMatchesEveryIdList) {
-  int failures = 0;
-  for (const OracleLine& line : oracle_.lines) {
-    if (line.kind != "D") continue;
+  const size_t checked = check_lines("D", [&](const OracleLine& line) {
     const std::string got = to_hex(tokenizer_->decode(parse_ids(line.a)));
-    if (got != line.b && ++failures <= kMaxReported) {
-      ADD_FAILURE() << "ids " << line.a << "\n  expected hex " << line.b << "\n  got hex      " << got;
-    }
-  }
-  EXPECT_EQ(failures, 0);
-  EXPECT_GT(count("D"), 2000u);
+    return got == line.b ? "" : "ids " + line.a + "\n  expected hex " + line.b + "\n  got hex      " + got;
+  });
+  EXPECT_GT(checked, 2000u);
 }
 
 TEST_P(HfTokenizerOracle, WordStartsMatchThePythonRule) {
-  int failures = 0;
-  for (const OracleLine& line : oracle_.lines) {
-    if (line.kind != "W") continue;
+  const size_t checked = check_lines("W", [&](const OracleLine& line) {
     const int64_t id = std::stoll(line.a);
-    const int got = tokenizer_->word_starts({id})[0];
-    if (got != std::stoi(line.b) && ++failures <= kMaxReported) {
-      ADD_FAILURE() << "id " << id << " (" << to_hex(tokenizer_->decode({id})) << "): expected " << line.b;
-    }
-  }
-  EXPECT_EQ(failures, 0);
-  EXPECT_GE(count("W"), 2000u);
+    const std::string got = std::to_string(tokenizer_->word_starts({id})[0]);
+    return got == line.b ? "" : str_cat("id ", id, " (hex ", to_hex(tokenizer_->decode({id})), "): expected ", line.b);
+  });
+  EXPECT_GE(checked, 2000u);
   for (int64_t level = 0; level < tokenizer_->max_gist_levels(); ++level) {
     EXPECT_EQ(tokenizer_->word_starts({tokenizer_->gist_id(level)})[0], 1);  // special tokens start words
   }
