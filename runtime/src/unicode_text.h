@@ -9,9 +9,11 @@
 //   Unicode). kInvalidByte is in none of the classes.
 // - to_valid_utf8 returns the bytes with every maximal invalid subsequence replaced by U+FFFD, the rule of
 //   Rust's String::from_utf8_lossy (and Python's bytes.decode("utf-8", "replace")); valid input is unchanged.
-// - to_nfc returns the Unicode Normalization Form C of the text (UAX #15: full canonical decomposition, canonical
-//   ordering, canonical composition; Hangul by arithmetic; data from the generated tables). Invalid bytes stay
-//   where they are and act as characters that neither reorder nor compose. ASCII text is returned unchanged.
+// - to_nfc returns the Normalization Form C of the text as the NFC normalizer of tokenizers computes it (UAX #15:
+//   full canonical decomposition, canonical ordering, canonical composition; Hangul by arithmetic), with the data
+//   of the generated tables: only characters of Unicode 9.0 decompose, reorder or compose, as in tokenizers.
+//   Invalid bytes stay where they are and act as characters that neither reorder nor compose. ASCII text is
+//   returned unchanged.
 // - append_utf8 appends the UTF-8 encoding of a code point <= U+10FFFF.
 #pragma once
 

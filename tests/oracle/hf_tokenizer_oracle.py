@@ -16,6 +16,9 @@ shaped like the ones Llama-3 and Qwen2 ship, and writes for each CASE in (llama3
     P  text  pieces        the Split pre-tokenizer alone: hex pieces separated by spaces
     E  text  ids           encode(text, add_special_tokens=False).ids
     D  ids   text          decode(ids, skip_special_tokens=False)
+    N  text  nfc           (qwen2 only) tokenizers' NFC normalizer on its own: every code point that has a
+                           canonical decomposition or a non-zero combining class, alone and in 3000 random runs
+                           of 1-6 of them after a base letter
     W  id    0|1           the word-start rule on decode([id]) for each non-special id: text[0].isspace() or
                            text[0] in .,;:!?-—()[]{}"'  (str.isspace, as the Python reference would test it)
 
@@ -38,6 +41,7 @@ import json
 import os
 import random
 import sys
+import unicodedata
 
 try:
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
@@ -173,6 +177,12 @@ def train(pattern, nfc):
     return tok
 
 
+def has_nfc_data(ch):
+    """A non-zero combining class or a canonical (not compatibility) decomposition."""
+    decomposition = unicodedata.decomposition(ch)
+    return unicodedata.combining(ch) != 0 or (decomposition != "" and not decomposition.startswith("<"))
+
+
 def hexs(text):
     return text.encode("utf-8").hex()
 
@@ -229,6 +239,13 @@ def write_case(out_dir, name, tok, json_edit, specials, normalized_token, config
     decode_lists += [[rng.choice(all_ids) for _ in range(rng.randint(1, 20))] for _ in range(1000)]
     for ids in decode_lists:
         lines.append(f"D\t{ids_field(ids)}\t{hexs(tok.decode(ids, skip_special_tokens=False))}")
+    if name == "qwen2":
+        nfc = normalizers.NFC()
+        marks = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF and has_nfc_data(chr(c))]
+        texts = marks + ["".join([rng.choice("aeouAEOUsSzn\u1100\uac00")] + rng.choices(marks, k=rng.randint(1, 6)))
+                         for _ in range(3000)]
+        for t in texts:
+            lines.append(f"N\t{hexs(t)}\t{hexs(nfc.normalize_str(t))}")
     for i in all_ids:
         if i in special_ids:
             continue
@@ -237,8 +254,9 @@ def write_case(out_dir, name, tok, json_edit, specials, normalized_token, config
         lines.append(f"W\t{i}\t{int(starts)}")
     with open(os.path.join(case_dir, "cases.tsv"), "w", encoding="ascii") as f:
         f.write("\n".join(lines) + "\n")
-    counts = {k: sum(1 for line in lines if line.startswith(k + "\t")) for k in "PEDW"}
+    counts = {k: sum(1 for line in lines if line.startswith(k + "\t")) for k in "PEDWN"}
     print(f"hf_tokenizer_oracle: {name}: {counts['E']} encodes, {counts['D']} decodes, {counts['W']} word starts, "
+          f"{counts['N']} NFC texts, "
           f"vocab {len(vocab)}")
 
 

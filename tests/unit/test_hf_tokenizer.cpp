@@ -148,6 +148,16 @@ TEST_P(HfTokenizerOracle, WordStartsMatchThePythonRule) {
   }
 }
 
+TEST_P(HfTokenizerOracle, NfcMatchesTheNormalizerOfTokenizers) {
+  const size_t checked = check_lines("N", [&](const OracleLine& line) {
+    const std::string got = to_hex(unicode::to_nfc(from_hex(line.a)));
+    return got == line.b ? "" : "text hex " + line.a + "\n  expected hex " + line.b + "\n  got hex      " + got;
+  });
+  if (oracle_.name == "qwen2") {
+    EXPECT_GT(checked, 5000u);  // the case with the NFC normalizer
+  }
+}
+
 TEST_P(HfTokenizerOracle, GistTokensFollowTheVocabularyOrReuseTheFilesIds) {
   const int64_t first_free = oracle_.info("first_free_id");
   const int64_t gist0_in_file = oracle_.info("gist0");
