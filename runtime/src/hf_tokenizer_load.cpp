@@ -272,11 +272,13 @@ void build_id_tables(const Reader& r, std::vector<AddedToken> added, const HfTok
     t->id_known[id] = 1;
   }
   for (AddedToken& token : added) {  // an added token's text wins over a vocab entry with the same id
-    std::optional<std::string> bytes = byte_level_to_bytes(token.content);
-    t->id_bytes[token.id] = bytes ? std::move(*bytes) : token.content;
+    // tokenizers matches a normalized added token by its normalized form and also decodes it from that form.
+    const std::string text = token.normalized && t->nfc ? unicode::to_nfc(token.content) : token.content;
+    std::optional<std::string> bytes = byte_level_to_bytes(text);
+    t->id_bytes[token.id] = bytes ? std::move(*bytes) : text;
     t->id_known[token.id] = 1;
     t->token_ids[token.content] = token.id;
-    (token.normalized ? t->normalized_added : t->raw_added).add(token.content, token.id);
+    (token.normalized ? t->normalized_added : t->raw_added).add(text, token.id);
   }
   for (size_t id = 0; id < size; ++id) t->id_word_start[id] = starts_word(t->id_bytes[id]) ? 1 : 0;
   for (const AddedToken& token : added) {

@@ -27,8 +27,8 @@ shaped like the ones Llama-3 and Qwen2 ship, and writes for each CASE in (llama3
           <|begin_of_text|> <|end_of_text|> <|eot_id|> <|start_header_id|> <|end_header_id|> after the vocab and
           a non-special, normalized added token "@@pad@@"; no gist tokens.
   qwen2:  normalizer NFC; the Qwen2 regex; merges as [a, b] pairs; special tokens <|endoftext|> <|im_start|>
-          <|im_end|> then <gist> (so its id is reused), and a normalized non-special added token "naïve" (NFC),
-          matched after normalization.
+          <|im_end|> then <gist> (so its id is reused), and a normalized non-special added token "naïve" spelt
+          decomposed (n a i U+0308 v e), which tokenizers matches by its NFC form after normalization.
 
 Test strings: hand-written edge cases plus thousands of generated ones mixing Latin with accents, Cyrillic,
 Greek, CJK, Arabic, Devanagari, Hangul, Thai, emoji (ZWJ sequences, skin tones, flags), digit runs of 1-7 in
@@ -272,7 +272,7 @@ def main():
     llama3 = train(LLAMA3_REGEX, nfc=False)
     write_case(args.out, "llama3", llama3, llama3_edit, LLAMA3_SPECIALS, "@@pad@@", None)
     qwen2 = train(QWEN2_REGEX, nfc=True)
-    write_case(args.out, "qwen2", qwen2, lambda spec: None, QWEN2_SPECIALS, "na\u00efve",
+    write_case(args.out, "qwen2", qwen2, lambda spec: None, QWEN2_SPECIALS, "nai\u0308ve",
                {"bos_token": None, "eos_token": {"content": "<|im_end|>"}})
 
 

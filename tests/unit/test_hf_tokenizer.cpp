@@ -6,6 +6,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "../../runtime/src/pretokenizer.h"   // private helper of gsa_runtime, tested directly below
@@ -126,6 +127,30 @@ TEST_P(HfTokenizerOracle, EncodeMatchesEveryString) {
     return got == line.b ? "" : "text hex " + line.a + "\n  expected " + line.b + "\n  got      " + got;
   });
   EXPECT_GT(checked, 3000u);
+}
+
+TEST_P(HfTokenizerOracle, EncodeIsThreadSafe) {
+  std::vector<std::string> texts;
+  std::vector<std::vector<int64_t>> expected;
+  for (const OracleLine& line : oracle_.lines) {
+    if (line.kind != "E") continue;
+    texts.push_back(from_hex(line.a));
+    expected.push_back(parse_ids(line.b));
+  }
+  // A fresh tokenizer, so the threads fill its BPE cache at the same time.
+  const HfTokenizer fresh(oracle_.dir + "/tokenizer.json");
+  std::vector<int> mismatches(4, 0);
+  std::vector<std::thread> threads;
+  for (size_t w = 0; w < mismatches.size(); ++w) {
+    threads.emplace_back([&, w] {
+      for (size_t i = w; i < w + texts.size(); ++i) {  // each thread starts elsewhere
+        const size_t k = i % texts.size();
+        mismatches[w] += fresh.encode(texts[k]) != expected[k];
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(mismatches, std::vector<int>(4, 0));
 }
 
 TEST_P(HfTokenizerOracle, DecodeMatchesEveryIdList) {

@@ -17,7 +17,8 @@
 //   any byte, so nothing is lost; the NFC normalizer leaves invalid bytes where they are.
 // - decode(ids) == tokenizers' decode(ids, skip_special_tokens=False): each token's byte-level text maps back to
 //   bytes (a token with characters outside the byte-level alphabet, e.g. "<|eot_id|>", contributes its own
-//   UTF-8), and the bytes are read as UTF-8 with each maximal invalid subsequence replaced by U+FFFD. So
+//   UTF-8; a normalized added token contributes its normalized form, as tokenizers' normalized_cache does), and
+//   the bytes are read as UTF-8 with each maximal invalid subsequence replaced by U+FFFD. So
 //   decode(encode(text)) == text for valid UTF-8, and the text with U+FFFD in place of invalid bytes otherwise.
 //   An id that no token has throws gsa::Error (tokenizers would skip it).
 // - Gist tokens: "<gist>", "<Gist>", "<MGist>" (levels 0..2, the reference's names and order) and "<gist3>"
