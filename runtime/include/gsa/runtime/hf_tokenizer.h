@@ -16,10 +16,11 @@
 //   character of no Unicode class for the regex (like punctuation) and goes through the byte-level mapping like
 //   any byte, so nothing is lost; the NFC normalizer leaves invalid bytes where they are.
 // - decode(ids) == tokenizers' decode(ids, skip_special_tokens=False): each token's byte-level text maps back to
-//   bytes (a token with characters outside the byte-level alphabet, e.g. "<|eot_id|>", contributes its own
-//   UTF-8; a normalized added token contributes its normalized form, as tokenizers' normalized_cache does), and
-//   the bytes are read as UTF-8 with each maximal invalid subsequence replaced by U+FFFD. So
-//   decode(encode(text)) == text for valid UTF-8, and the text with U+FFFD in place of invalid bytes otherwise.
+//   bytes (a token with a character outside the byte-level alphabet, such as "<｜end▁of▁sentence｜>",
+//   contributes its own UTF-8; a normalized added token contributes its normalized form, as in tokenizers), and
+//   the bytes are read as UTF-8 with each maximal invalid subsequence replaced by U+FFFD. So decode(encode(text))
+//   is the text itself when it is valid UTF-8 that the normalizer leaves as it is, and has U+FFFD in place of
+//   invalid bytes.
 //   An id that no token has throws gsa::Error (tokenizers would skip it).
 // - Gist tokens: "<gist>", "<Gist>", "<MGist>" (levels 0..2, the reference's names and order) and "<gist3>"
 //   when options.gist_levels is 4. Those already in added_tokens (or the vocab) keep their ids; the others become
