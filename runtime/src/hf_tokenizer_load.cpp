@@ -1,6 +1,7 @@
 // Loading a tokenizer.json into HfTokenizer::Tables: every field the encoder depends on is checked, and what
 // it does not implement is rejected with the file and the field named (see the contract in hf_tokenizer.h).
 #include <algorithm>
+#include <array>
 #include <limits>
 
 #include "gsa/runtime/error.h"
@@ -60,17 +61,18 @@ class Reader {
 
 // Byte-level string -> raw bytes, or nullopt when a character is outside the byte-level alphabet.
 std::optional<std::string> byte_level_to_bytes(std::string_view text) {
-  static const std::unordered_map<char32_t, unsigned char> kCharToByte = [] {
-    std::unordered_map<char32_t, unsigned char> map;
-    for (int b = 0; b < 256; ++b) map[byte_level_char(static_cast<unsigned char>(b))] = static_cast<unsigned char>(b);
-    return map;
+  constexpr char32_t kAlphabetEnd = 0x144;  // every byte-level character is below U+0144
+  static const std::array<int16_t, kAlphabetEnd> kCharToByte = [] {
+    std::array<int16_t, kAlphabetEnd> table;
+    table.fill(-1);
+    for (int b = 0; b < 256; ++b) table[byte_level_char(static_cast<unsigned char>(b))] = static_cast<int16_t>(b);
+    return table;
   }();
   std::string bytes;
   for (size_t pos = 0; pos < text.size();) {
     const unicode::DecodedChar c = unicode::decode_utf8_at(text, pos);
-    const auto it = kCharToByte.find(c.code);
-    if (it == kCharToByte.end()) return std::nullopt;
-    bytes.push_back(static_cast<char>(it->second));
+    if (c.code >= kAlphabetEnd || kCharToByte[c.code] < 0) return std::nullopt;
+    bytes.push_back(static_cast<char>(kCharToByte[c.code]));
     pos += c.length;
   }
   return bytes;
