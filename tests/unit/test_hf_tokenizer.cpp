@@ -87,18 +87,20 @@ class HfTokenizerOracle : public ::testing::TestWithParam<const char*> {
     tokenizer_ = std::make_unique<HfTokenizer>(oracle_.dir + "/tokenizer.json");
   }
 
-  // Runs check on every line of this kind; check returns "" when the line holds, else what differs. Reports the
-  // first kMaxReported differences and returns how many lines were checked.
-  template <typename Check>
-  size_t check_lines(const std::string& kind, Check check) const {
+  // Compares compute(line) with each line's expected field, for every line of this kind. Reports the first
+  // kMaxReported differences and returns how many lines were checked.
+  template <typename Compute>
+  size_t check_lines(const std::string& kind, Compute compute) const {
     constexpr int kMaxReported = 10;
     size_t checked = 0;
     int failures = 0;
     for (const OracleLine& line : oracle_.lines) {
       if (line.kind != kind) continue;
       ++checked;
-      const std::string problem = check(line);
-      if (!problem.empty() && ++failures <= kMaxReported) ADD_FAILURE() << problem;
+      const std::string got = compute(line);
+      if (got != line.b && ++failures <= kMaxReported) {
+        ADD_FAILURE() << kind << " line, input " << line.a << "\n  expected " << line.b << "\n  got      " << got;
+      }
     }
     EXPECT_EQ(failures, 0) << "lines of kind " << kind << " that differ";
     return checked;
@@ -117,15 +119,14 @@ TEST_P(HfTokenizerOracle, PretokenizerPiecesMatch) {
     for (std::string_view piece : split_pretokens(text, pattern)) {
       got += (got.empty() ? "" : " ") + to_hex(std::string(piece));
     }
-    return got == line.b ? "" : "text hex " + line.a + "\n  expected pieces " + line.b + "\n  got pieces      " + got;
+    return got;
   });
   EXPECT_GT(checked, 3000u);
 }
 
 TEST_P(HfTokenizerOracle, EncodeMatchesEveryString) {
   const size_t checked = check_lines("E", [&](const OracleLine& line) {
-    const std::string got = ids_text(tokenizer_->encode(from_hex(line.a)));
-    return got == line.b ? "" : "text hex " + line.a + "\n  expected " + line.b + "\n  got      " + got;
+    return ids_text(tokenizer_->encode(from_hex(line.a)));
   });
   EXPECT_GT(checked, 3000u);
 }
@@ -156,17 +157,14 @@ TEST_P(HfTokenizerOracle, EncodeIsThreadSafe) {
 
 TEST_P(HfTokenizerOracle, DecodeMatchesEveryIdList) {
   const size_t checked = check_lines("D", [&](const OracleLine& line) {
-    const std::string got = to_hex(tokenizer_->decode(parse_ids(line.a)));
-    return got == line.b ? "" : "ids " + line.a + "\n  expected hex " + line.b + "\n  got hex      " + got;
+    return to_hex(tokenizer_->decode(parse_ids(line.a)));
   });
   EXPECT_GT(checked, 2000u);
 }
 
 TEST_P(HfTokenizerOracle, WordStartsMatchThePythonRule) {
   const size_t checked = check_lines("W", [&](const OracleLine& line) {
-    const int64_t id = std::stoll(line.a);
-    const std::string got = std::to_string(tokenizer_->word_starts({id})[0]);
-    return got == line.b ? "" : str_cat("id ", id, " (hex ", to_hex(tokenizer_->decode({id})), "): expected ", line.b);
+    return std::to_string(tokenizer_->word_starts({std::stoll(line.a)})[0]);
   });
   EXPECT_GE(checked, 2000u);
   for (int64_t level = 0; level < tokenizer_->max_gist_levels(); ++level) {
@@ -176,8 +174,7 @@ TEST_P(HfTokenizerOracle, WordStartsMatchThePythonRule) {
 
 TEST_P(HfTokenizerOracle, NfcMatchesTheNormalizerOfTokenizers) {
   const size_t checked = check_lines("N", [&](const OracleLine& line) {
-    const std::string got = to_hex(unicode::to_nfc(from_hex(line.a)));
-    return got == line.b ? "" : "text hex " + line.a + "\n  expected hex " + line.b + "\n  got hex      " + got;
+    return to_hex(unicode::to_nfc(from_hex(line.a)));
   });
   if (oracle_.name == "qwen2") {
     EXPECT_GT(checked, 5000u);  // the case with the NFC normalizer
