@@ -11,6 +11,7 @@ std::string top_level_help() {
          "  train      train a model (no --config: the embedded demo, a synthetic retrieval task)\n"
          "  generate   generate text from a checkpoint\n"
          "  inspect    print gist layouts and attention masks (inspect layout | inspect mask)\n"
+         "  tokenize   text to ids (or --decode ids to text) with a Hugging Face tokenizer.json\n"
          "  bench      benchmarks (bench attention | bench comm | bench sp | bench kernels)\n";
 }
 
@@ -18,6 +19,7 @@ int run_command(const std::string& command, const Args& args) {
   if (command == "train") return run_train(args);
   if (command == "generate") return run_generate(args);
   if (command == "inspect") return run_inspect(args);
+  if (command == "tokenize") return run_tokenize(args);
   if (command == "bench") return run_bench(args);
   throw Error(str_cat("unknown command '", command, "'\n", top_level_help()));
 }

@@ -2,7 +2,7 @@
 # Installs what gsa needs on a Debian 12 machine, skipping what is already there (safe to re-run):
 #   Debian: compilers, CMake, OpenMPI, Protobuf, Boost, GoogleTest, ccache
 #   PyPI:   torch==2.11.0 (its LibTorch is what gsa links), and with --tests the oracles the tests use
-#           (transformers, safetensors, numpy, tensorboard)
+#           (transformers, safetensors, numpy, tensorboard, tokenizers)
 # The Python with torch is written to build/python (one line) for the other scripts. If the system python3
 # cannot take pip packages (PEP 668), a virtual environment is made in .venv.
 # Usage: scripts/setup.sh [--tests]
@@ -50,9 +50,9 @@ fi
 py=$(command -v "$py")
 
 if [ "$want_tests" = 1 ]; then
-  if ! "$py" -c 'import transformers, safetensors, numpy, tensorboard' 2>/dev/null; then
-    echo "setup: installing the test oracles (transformers, safetensors, numpy, tensorboard)"
-    "$py" -m pip install -q transformers safetensors numpy tensorboard
+  if ! "$py" -c 'import transformers, safetensors, numpy, tensorboard, tokenizers' 2>/dev/null; then
+    echo "setup: installing the test oracles (transformers, safetensors, numpy, tensorboard, tokenizers)"
+    "$py" -m pip install -q transformers safetensors numpy tensorboard tokenizers
   fi
 fi
 mkdir -p build

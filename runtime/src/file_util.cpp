@@ -87,7 +87,7 @@ void write_file_atomic(const std::string& path, const std::string& text, const F
 
 std::string read_file(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  GSA_CHECK(fd >= 0, "cannot open '", path, "': ", std::strerror(errno));
+  GSA_CHECK(fd >= 0, "cannot read '", path, "': ", std::strerror(errno));
   std::string out;
   char buffer[1 << 16];
   for (;;) {

@@ -2,8 +2,10 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <unordered_set>
 
 #include "gsa/runtime/error.h"
+#include "unicode_text.h"
 
 namespace gsa::json {
 namespace {
@@ -95,6 +97,8 @@ class Parser {
       ++pos_;
       return;
     }
+    // Keys seen so far: a hash set, so objects with many members (a tokenizer vocabulary) parse in linear time.
+    std::unordered_set<std::string> keys;
     while (true) {
       skip_whitespace();
       if (at_end() || peek() != '"') {
@@ -102,7 +106,7 @@ class Parser {
       }
       const size_t key_pos = pos_;
       std::string key = parse_string();
-      if (out->find(key) != nullptr) {
+      if (!keys.insert(key).second) {
         pos_ = key_pos;
         fail("duplicate key \"", key, "\"");
       }
@@ -164,24 +168,6 @@ class Parser {
     return code;
   }
 
-  static void append_utf8(uint32_t code, std::string* out) {
-    if (code < 0x80) {
-      out->push_back(static_cast<char>(code));
-    } else if (code < 0x800) {
-      out->push_back(static_cast<char>(0xc0 | (code >> 6)));
-      out->push_back(static_cast<char>(0x80 | (code & 0x3f)));
-    } else if (code < 0x10000) {
-      out->push_back(static_cast<char>(0xe0 | (code >> 12)));
-      out->push_back(static_cast<char>(0x80 | ((code >> 6) & 0x3f)));
-      out->push_back(static_cast<char>(0x80 | (code & 0x3f)));
-    } else {
-      out->push_back(static_cast<char>(0xf0 | (code >> 18)));
-      out->push_back(static_cast<char>(0x80 | ((code >> 12) & 0x3f)));
-      out->push_back(static_cast<char>(0x80 | ((code >> 6) & 0x3f)));
-      out->push_back(static_cast<char>(0x80 | (code & 0x3f)));
-    }
-  }
-
   // One escape after the backslash.
   void parse_escape(std::string* out) {
     if (at_end()) fail("unexpected end of text in an escape");
@@ -208,35 +194,15 @@ class Parser {
       if (low < 0xdc00 || low > 0xdfff) fail("high surrogate not followed by a low surrogate");
       code = 0x10000 + ((code - 0xd800) << 10) + (low - 0xdc00);
     }
-    append_utf8(code, out);
+    unicode::append_utf8(code, out);
   }
 
   // One raw UTF-8 sequence starting at a byte >= 0x80; rejects overlong forms, surrogates and > U+10FFFF.
   void copy_utf8_sequence(std::string* out) {
-    const auto lead = static_cast<unsigned char>(peek());
-    int continuation = 0;
-    uint32_t code = 0;
-    uint32_t minimum = 0;
-    if (lead >= 0xc2 && lead <= 0xdf) {
-      continuation = 1, code = lead & 0x1fu, minimum = 0x80;
-    } else if (lead >= 0xe0 && lead <= 0xef) {
-      continuation = 2, code = lead & 0x0fu, minimum = 0x800;
-    } else if (lead >= 0xf0 && lead <= 0xf4) {
-      continuation = 3, code = lead & 0x07u, minimum = 0x10000;
-    } else {
-      fail("invalid UTF-8 byte ", printable(peek()), " in a string");
-    }
-    if (pos_ + continuation >= text_.size()) fail("truncated UTF-8 sequence in a string");
-    for (int i = 1; i <= continuation; ++i) {
-      const auto byte = static_cast<unsigned char>(text_[pos_ + i]);
-      if ((byte & 0xc0) != 0x80) fail("invalid UTF-8 continuation byte in a string");
-      code = (code << 6) | (byte & 0x3fu);
-    }
-    if (code < minimum || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) {
-      fail("invalid UTF-8 sequence in a string");
-    }
-    out->append(text_.substr(pos_, continuation + 1));
-    pos_ += continuation + 1;
+    const unicode::DecodedChar decoded = unicode::decode_utf8_at(text_, pos_);
+    if (decoded.code == unicode::kInvalidByte) fail("invalid UTF-8 sequence in a string");
+    out->append(text_.substr(pos_, decoded.length));
+    pos_ += decoded.length;
   }
 
   std::string parse_string() {

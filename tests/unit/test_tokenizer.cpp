@@ -1,4 +1,5 @@
-// ByteTokenizer: byte round trips, special-token rendering, word starts, gist ids.
+// ByteTokenizer: byte round trips, special-token rendering, word starts, gist ids, and the same through the
+// Tokenizer interface.
 #include <gtest/gtest.h>
 
 #include <random>
@@ -109,6 +110,26 @@ TEST(ByteTokenizer, SpecialsAreWordStarts) {
   const std::vector<int64_t> ids = {'a', ByteTokenizer::gist_id(0), 'b', ByteTokenizer::kBos, ByteTokenizer::kPad,
                                     'c', ByteTokenizer::kEos};
   EXPECT_EQ(starts_as_string(tok.word_starts(ids)), "0101101");
+}
+
+TEST(ByteTokenizer, WorksThroughTheTokenizerInterface) {
+  const ByteTokenizer byte_tokenizer;
+  const Tokenizer& tok = byte_tokenizer;
+  const std::string text = "Hi, \xc3\xa9!";
+  EXPECT_EQ(tok.encode(text), byte_tokenizer.encode(text));
+  EXPECT_EQ(tok.decode(tok.encode(text)), text);
+  EXPECT_EQ(starts_as_string(tok.word_starts(tok.encode(text))), "0011001");
+  EXPECT_EQ(tok.vocab_size(), ByteTokenizer::kVocabSize);
+  EXPECT_EQ(tok.max_gist_levels(), ByteTokenizer::kMaxGistLevels);
+  for (int64_t level = 0; level < tok.max_gist_levels(); ++level) {
+    EXPECT_EQ(tok.gist_id(level), ByteTokenizer::kFirstGist + level);
+    EXPECT_TRUE(tok.is_gist(tok.gist_id(level)));
+  }
+  EXPECT_FALSE(tok.is_gist('a'));
+  EXPECT_THROW(tok.gist_id(tok.max_gist_levels()), Error);
+  EXPECT_EQ(tok.bos_id(), std::optional<int64_t>(ByteTokenizer::kBos));
+  EXPECT_EQ(tok.eos_id(), std::optional<int64_t>(ByteTokenizer::kEos));
+  EXPECT_THROW(tok.decode({ByteTokenizer::kVocabSize}), Error);
 }
 
 }  // namespace
