@@ -97,6 +97,7 @@ void check_gist(const GistOptions& g, Checker& c) {
 
 void check_attention(const AttentionOptions& a, Checker& c) {
   c.at_least("attention.query_block", a.query_block, 0);
+  c.at_least("attention.reference_chunk_queries", a.reference_chunk_queries, 0);
   c.at_least("attention.selection.first_selective_layer", a.selection.first_selective_layer, 0);
   c.at_least("attention.selection.fixed_k", a.selection.fixed_k, 1);
 }

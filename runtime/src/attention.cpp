@@ -140,6 +140,46 @@ bool use_kernels(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, 
   return q.is_cuda() && why.empty();
 }
 
+// The reference parts built and run per run of plan.reference_chunk queries (attention_plan.h), the results
+// concatenated on the plan's query grid; the selected keys not held here (remote) are put in the plan's order of
+// selective queries (row-major, then position), which sorting the runs' (row, position) keys restores.
+PartialAttention chunked_reference_attention(const at::Tensor& q, const KeyView& keys, const AttentionPlan& plan,
+                                             bool selective, const SelectionOptions& selection, double scale,
+                                             const KeyView* selection_keys, RemoteSelection* remote) {
+  const int64_t q_end = plan.q_begin + plan.num_queries;
+  AttentionOptions options = plan.options;
+  options.backend = AttentionBackend::kReference;
+  std::vector<at::Tensor> outs, lses, remote_q, remote_pos, remote_order;
+  int64_t widest = 1;
+  for (int64_t first = plan.q_begin; first < q_end; first += plan.reference_chunk) {
+    const int64_t n = std::min(plan.reference_chunk, q_end - first);
+    options.reference_chunk_queries = n;
+    const AttentionPlan run = make_attention_plan(row_pointers(*plan.rows), first, n, options, q.device());
+    RemoteSelection piece;
+    const PartialAttention part = gsa_attention_partial(q.narrow(2, first - plan.q_begin, n), keys, run, selective,
+                                                        selection, scale, selection_keys,
+                                                        remote != nullptr ? &piece : nullptr);
+    outs.push_back(part.out.narrow(2, 0, n));
+    lses.push_back(part.lse.narrow(2, 0, n));
+    if (piece.q.defined() && run.selection.count > 0) {
+      remote_q.push_back(piece.q);
+      remote_pos.push_back(piece.key_pos);
+      remote_order.push_back(run.selection.row * plan.num_keys + run.selection.pos);
+      widest = std::max(widest, piece.key_pos.size(2));
+    }
+  }
+  const int64_t pad = plan.padded_queries() - plan.num_queries;
+  PartialAttention merged{at::constant_pad_nd(at::cat(outs, 2), {0, 0, 0, pad}),
+                          at::constant_pad_nd(at::cat(lses, 2), {0, pad}, kNegInf)};
+  if (!remote_q.empty()) {
+    for (at::Tensor& pos : remote_pos) pos = at::constant_pad_nd(pos, {0, widest - pos.size(2)}, -1);
+    const at::Tensor order = std::get<1>(at::cat(remote_order).sort());
+    remote->q = at::cat(remote_q).index_select(0, order);
+    remote->key_pos = at::cat(remote_pos).index_select(0, order);
+  }
+  return merged;
+}
+
 }  // namespace
 
 PartialAttention merge_partials(const std::vector<PartialAttention>& parts) {
@@ -216,6 +256,9 @@ PartialAttention gsa_attention_partial(const at::Tensor& q, const KeyView& keys,
     GSA_CHECK(k.size(2) == plan.num_keys, "k/v have ", k.size(2), " positions, the plan ", plan.num_keys);
   }
   GSA_CHECK(q.size(1) % k.size(1) == 0, "query heads ", q.size(1), " not a multiple of kv heads ", k.size(1));
+  if (!plan.band.defined() && plan.reference_chunk > 0) {
+    return chunked_reference_attention(q, keys, plan, selective, selection, scale, selection_keys, remote);
+  }
   GSA_CHECK(plan.band.defined(), "this attention plan was made for attention.backend = KERNELS, which does not ",
             "yet serve attention over a partial key view (sequence parallelism); use AUTO or REFERENCE");
   const bool select = selective && plan.selection.count > 0;

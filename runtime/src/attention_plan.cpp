@@ -65,16 +65,14 @@ BlockPart make_block_part(const AttentionPlan& plan, const at::Tensor& idx, bool
 
 }  // namespace
 
-TilePlanCache::TilePlanCache(const std::vector<const GistLayout*>& rows, int64_t q_begin, int64_t num_queries,
-                             at::Device device)
-    : q_begin_(q_begin), num_queries_(num_queries), device_(device) {
-  for (const GistLayout* r : rows) rows_.push_back(*r);
-}
+TilePlanCache::TilePlanCache(std::shared_ptr<const std::vector<GistLayout>> rows, int64_t q_begin,
+                             int64_t num_queries, at::Device device)
+    : rows_(std::move(rows)), q_begin_(q_begin), num_queries_(num_queries), device_(device) {}
 
 std::shared_ptr<const TilePlan> TilePlanCache::get(int64_t group) {
   auto it = plans_.find(group);
   if (it == plans_.end()) {
-    it = plans_.emplace(group, std::make_shared<const TilePlan>(make_tile_plan(row_pointers(rows_), q_begin_,
+    it = plans_.emplace(group, std::make_shared<const TilePlan>(make_tile_plan(row_pointers(*rows_), q_begin_,
                                                                                   num_queries_, group, device_)))
              .first;
   }
@@ -82,6 +80,20 @@ std::shared_ptr<const TilePlan> TilePlanCache::get(int64_t group) {
 }
 
 namespace {
+
+// Queries per run of the reference parts: the option, or as many as keep the parts' two bool masks per query
+// (band, sink, lower and top gists) near 64 MiB, in whole blocks.
+int64_t reference_chunk_queries(const AttentionPlan& plan, const std::vector<const GistLayout*>& rows,
+                                const AttentionOptions& options) {
+  if (options.reference_chunk_queries > 0) return options.reference_chunk_queries;
+  int64_t keys_per_query = plan.block + plan.band_width + plan.gist.sink;
+  int64_t top = 0;
+  for (const GistLayout* r : rows) top = std::max<int64_t>(top, r->gist_pos[plan.levels - 1].size());
+  keys_per_query += top + (plan.levels > 1 ? (plan.prev_chunks + 1) * plan.gist.fanout * (plan.levels - 1) : 0);
+  constexpr int64_t kBudget = int64_t(64) << 20;
+  const int64_t per_query = plan.batch * keys_per_query * 2;
+  return std::max<int64_t>(plan.block, kBudget / per_query / plan.block * plan.block);
+}
 
 // The reference path's band, sink, lower-gist and top-gist parts (attention_plan.h).
 void build_reference_parts(AttentionPlan& plan, const std::vector<const GistLayout*>& rows, int64_t q_end) {
@@ -273,11 +285,21 @@ AttentionPlan make_attention_plan(const std::vector<const GistLayout*>& rows, in
   plan.query_meta.fields.select(-1, TokenMeta::kDoc).masked_fill_(q_valid.logical_not(), -1);
   plan.query_meta.fields.select(-1, TokenMeta::kPos).copy_(q_pos);
 
+  plan.options = options;
   plan.backend = options.backend;
-  if (options.backend != AttentionBackend::kReference) {
-    plan.tiles = std::make_shared<TilePlanCache>(rows, q_begin, plan.num_queries, device);
+  if (options.backend != AttentionBackend::kKernels) {
+    const int64_t chunk = reference_chunk_queries(plan, rows, options);
+    if (chunk < plan.num_queries) plan.reference_chunk = chunk;
+    else build_reference_parts(plan, rows, q_end);
   }
-  if (options.backend != AttentionBackend::kKernels) build_reference_parts(plan, rows, q_end);
+  if (options.backend != AttentionBackend::kReference || plan.reference_chunk > 0) {
+    auto copies = std::make_shared<std::vector<GistLayout>>();
+    for (const GistLayout* r : rows) copies->push_back(*r);
+    plan.rows = std::move(copies);
+  }
+  if (options.backend != AttentionBackend::kReference) {
+    plan.tiles = std::make_shared<TilePlanCache>(plan.rows, q_begin, plan.num_queries, device);
+  }
   build_selection_tables(plan, rows, q_end, device);
   return plan;
 }

@@ -183,6 +183,65 @@ TEST(Selection, EqualsBruteForceOnRandomLayouts) {
   }
 }
 
+// Reference masks built per run of queries (AttentionOptions::reference_chunk_queries, bounded memory for long
+// prefills) give the same outputs, gradients and remote selections as masks built for all queries at once: every
+// case of the table, runs of 7 queries (not a multiple of any block), and a key view that holds only the even
+// positions so half of the selected keys go to `remote` (selection scores every gist, as from sequence
+// parallelism's replicated gist tree: gists missing from the view would tie and make the choice arbitrary).
+TEST(Attention, ReferenceRunsOfQueriesEqualOneRun) {
+  for (size_t ci = 0; ci < cases().size(); ++ci) {
+    const Case c = cases()[ci];
+    std::mt19937 rng(300 + ci);
+    at::manual_seed(ci);
+    Batch batch = random_batch(c, rng);
+    const int64_t T = std::max(batch.rows[0].size(), batch.rows[1].size()), D = 8;
+    at::Tensor q = at::randn({2, c.hq, T, D}).requires_grad_(), k = at::randn({2, c.hkv, T, D}).requires_grad_();
+    at::Tensor v = at::randn({2, c.hkv, T, D}).requires_grad_();
+    at::Tensor slot = at::arange(T).view({1, T}).expand({2, T}).clone();
+    slot.masked_fill_(slot.remainder(2) == 1, -1);
+    AttentionOptions whole, runs;
+    whole.query_block = runs.query_block = c.query_block;
+    whole.selection = runs.selection = selection_options(c);
+    whole.backend = runs.backend = AttentionBackend::kReference;
+    runs.reference_chunk_queries = 7;
+    const AttentionPlan a = make_attention_plan(batch.ptrs(), 0, -1, whole, at::kCPU);
+    const AttentionPlan b = make_attention_plan(batch.ptrs(), 0, -1, runs, at::kCPU);
+    ASSERT_TRUE(a.band.defined());
+    ASSERT_FALSE(b.band.defined()) << "case " << ci << ": runs of 7 queries must not build the masks up front";
+    std::vector<at::Tensor> grads;
+    for (const AttentionPlan* plan : {&a, &b}) {
+      RemoteSelection remote;
+      // Selection reads every gist (as sequence parallelism does from the replicated gist tree); attention and
+      // the remote split use the partial view.
+      const KeyView all{k, v, {}};
+      const PartialAttention out = gsa_attention_partial(q, KeyView{k, v, slot}, *plan, c.selective, whole.selection,
+                                                         0.3, &all, &remote);
+      const at::Tensor finite = at::isfinite(out.lse);
+      (out.out.sum() + out.lse.masked_fill(finite.logical_not(), 0).sum()).backward();
+      grads.push_back(out.out.detach());
+      grads.push_back(out.lse.masked_fill(finite.logical_not(), 0).detach());
+      for (at::Tensor* t : {&q, &k, &v}) {
+        grads.push_back(t->grad().clone());
+        t->mutable_grad().zero_();
+      }
+      grads.push_back(remote.q.defined() ? remote.q.detach() : at::zeros({1}));
+      grads.push_back(remote.key_pos.defined() ? remote.key_pos : at::zeros({1}, at::kLong));
+    }
+    const size_t half = grads.size() / 2;
+    for (size_t i = 0; i < half; ++i) {
+      if (i + 1 == half) {  // remote key positions: equal as sets per query (widths may differ by padding)
+        at::Tensor x = grads[i], y = grads[half + i];
+        const int64_t w = std::max(x.size(-1), y.size(-1));
+        x = std::get<0>(at::constant_pad_nd(x, {0, w - x.size(-1)}, -1).sort(-1));
+        y = std::get<0>(at::constant_pad_nd(y, {0, w - y.size(-1)}, -1).sort(-1));
+        EXPECT_TRUE(at::equal(x, y)) << "case " << ci << ": remote key positions";
+        continue;
+      }
+      GSA_EXPECT_CLOSE(grads[half + i], grads[i], test::kFp32Atol, test::kFp32Rtol) << "case " << ci << " item " << i;
+    }
+  }
+}
+
 TEST(Selection, AdaptiveTopKOnKnownValues) {
   // Method section 8: Qwen2-7B chunk16, Lk = 32768, Gq = 7 -> floor(floor(2048 / 7) / 16) + 1 = 19.
   EXPECT_EQ(adaptive_top_k(32768, 16, 7, 16), 19);

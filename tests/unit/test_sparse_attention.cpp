@@ -42,8 +42,9 @@ TEST_P(SparseAttentionCpu, TwinMatchesFloat64Oracle) {
 
 INSTANTIATE_TEST_SUITE_P(Cases, SparseAttentionCpu, ::testing::Range(0, static_cast<int>(cases().size())));
 
-// gsa_attention with backend KERNELS (twin on CPU) equals the reference backend on the same bf16 inputs, in a
-// cpt layer and in a selective layer (whose selected chunks come from the same selection code and merge by LSE).
+// gsa_attention with backend KERNELS (the twin on CPU, the CUDA kernels on a GPU) equals the reference backend on
+// the same bf16 inputs, outputs and gradients, in a cpt layer and in a selective layer (whose selected chunks come
+// from the same selection code and merge with the kernels' result by log-sum-exp).
 TEST(SparseAttentionBackend, KernelsEqualReferenceThroughGsaAttention) {
   GistOptions o;
   o.levels = 2, o.chunk = 3, o.fanout = 2, o.sink = 2, o.prev_chunks = 1;
@@ -56,21 +57,31 @@ TEST(SparseAttentionBackend, KernelsEqualReferenceThroughGsaAttention) {
     rows.push_back(build_layout({doc}, o));
   }
   const int64_t T = std::max(rows[0].size(), rows[1].size()), D = 64;
-  at::manual_seed(3);
-  at::Tensor q = at::randn({2, 4, T, D}).to(at::kBFloat16), k = at::randn({2, 2, T, D}).to(at::kBFloat16);
-  at::Tensor v = at::randn({2, 2, T, D}).to(at::kBFloat16);
-  for (bool selective : {false, true}) {
-    AttentionOptions reference, kernels;
-    reference.backend = AttentionBackend::kReference;
-    kernels.backend = AttentionBackend::kKernels;
-    const AttentionPlan ref_plan = make_attention_plan(row_pointers(rows), 0, -1, reference, at::kCPU);
-    const AttentionPlan ker_plan = make_attention_plan(row_pointers(rows), 0, -1, kernels, at::kCPU);
-    EXPECT_FALSE(ker_plan.band.defined()) << "KERNELS must not build the reference masks";
-    const double scale = 1.0 / std::sqrt(double(D));
-    at::Tensor want = gsa_attention(q.to(at::kFloat), k.to(at::kFloat), v.to(at::kFloat), ref_plan, selective,
-                                    reference.selection, scale);
-    at::Tensor got = gsa_attention(q, k, v, ker_plan, selective, kernels.selection, scale);
-    EXPECT_TRUE(test::relative_error_below(got, want, test::kBf16RelErr)) << "selective " << selective;
+  for (const at::Device device : test::test_devices()) {
+    at::manual_seed(3);
+    const auto bf16 = at::TensorOptions().dtype(at::kBFloat16).device(device);
+    at::Tensor q = at::randn({2, 4, T, D}, bf16), k = at::randn({2, 2, T, D}, bf16), v = at::randn({2, 2, T, D}, bf16);
+    for (bool selective : {false, true}) {
+      AttentionOptions reference, kernels;
+      reference.backend = AttentionBackend::kReference;
+      kernels.backend = AttentionBackend::kKernels;
+      const AttentionPlan ref_plan = make_attention_plan(row_pointers(rows), 0, -1, reference, device);
+      const AttentionPlan ker_plan = make_attention_plan(row_pointers(rows), 0, -1, kernels, device);
+      EXPECT_FALSE(ker_plan.band.defined()) << "KERNELS must not build the reference masks";
+      const double scale = 1.0 / std::sqrt(double(D));
+      // The reference path on the same bf16 tensors, so both select chunks from identical scores.
+      at::Tensor qf = q.clone().requires_grad_(), kf = k.clone().requires_grad_(), vf = v.clone().requires_grad_();
+      at::Tensor qb = q.clone().requires_grad_(), kb = k.clone().requires_grad_(), vb = v.clone().requires_grad_();
+      at::Tensor want = gsa_attention(qf, kf, vf, ref_plan, selective, reference.selection, scale);
+      at::Tensor got = gsa_attention(qb, kb, vb, ker_plan, selective, kernels.selection, scale);
+      EXPECT_TRUE(test::relative_error_below(got, want, test::kBf16RelErr)) << "selective " << selective << " on " << device;
+      const at::Tensor w = at::randn(want.sizes(), want.options().dtype(at::kFloat));
+      (want.to(at::kFloat) * w).sum().backward();
+      (got.to(at::kFloat) * w).sum().backward();
+      EXPECT_TRUE(test::relative_error_below(qb.grad(), qf.grad(), test::kBf16RelErr)) << "dq, selective " << selective;
+      EXPECT_TRUE(test::relative_error_below(kb.grad(), kf.grad(), test::kBf16RelErr)) << "dk, selective " << selective;
+      EXPECT_TRUE(test::relative_error_below(vb.grad(), vf.grad(), test::kBf16RelErr)) << "dv, selective " << selective;
+    }
   }
 }
 

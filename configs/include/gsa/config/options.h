@@ -59,6 +59,9 @@ enum class AttentionBackend { kAuto, kReference, kKernels };
 struct AttentionOptions {
   int64_t query_block = 0;             // >= 0; queries per block of the efficient path; 0 = automatic
   AttentionBackend backend = AttentionBackend::kAuto;
+  // >= 0; the reference path builds its masks for this many queries at a time (bounded memory for long
+  // prefills); 0 = automatic (about 64 MiB of masks per chunk)
+  int64_t reference_chunk_queries = 0;
   SelectionOptions selection;
 };
 

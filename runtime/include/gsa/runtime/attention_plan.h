@@ -14,7 +14,9 @@
 // query, so no raw key outside the band is ever allowed. Memory is O(T * (W + block + visible gists)), never T^2.
 //
 // With AttentionBackend::kKernels the four parts above are not built (band.defined() is false): the kernels
-// walk the tile plan instead (tile_plan.h), which `tiles` builds on first use for a GQA group size.
+// walk the tile plan instead (tile_plan.h), which `tiles` builds on first use for a GQA group size. When the
+// parts of all queries would pass a memory budget (AttentionOptions::reference_chunk_queries), they are built
+// per run of queries at attention time instead (reference_chunk).
 //
 // Selective queries (suffix flag) use the *_selective masks in selective layers: the band keeps only non-gist
 // keys (the "am" set: sink, previous chunk, suffix) and the gist parts drop out, unless keep_unselected_gists;
@@ -73,11 +75,12 @@ struct SelectionPlan {
 // rows (the caller's layouts need not outlive the plan). Not thread-safe: one plan serves one forward.
 class TilePlanCache {
  public:
-  TilePlanCache(const std::vector<const GistLayout*>& rows, int64_t q_begin, int64_t num_queries, at::Device device);
+  TilePlanCache(std::shared_ptr<const std::vector<GistLayout>> rows, int64_t q_begin, int64_t num_queries,
+                at::Device device);
   std::shared_ptr<const TilePlan> get(int64_t group);
 
  private:
-  std::vector<GistLayout> rows_;
+  std::shared_ptr<const std::vector<GistLayout>> rows_;
   int64_t q_begin_, num_queries_;
   at::Device device_;
   std::map<int64_t, std::shared_ptr<const TilePlan>> plans_;
@@ -105,8 +108,13 @@ struct AttentionPlan {
   BlockPart lower_gists;       // undefined for one level
   SharedPart top_gists;
   SelectionPlan selection;
+  AttentionOptions options;              // what the plan was made with
   AttentionBackend backend = AttentionBackend::kAuto;
   std::shared_ptr<TilePlanCache> tiles;  // null with AttentionBackend::kReference
+  // > 0: the reference parts (band .. top_gists) are not built here: gsa_attention builds them per run of this
+  // many queries from `rows` (copies of the layouts) and concatenates the results, so their memory is bounded.
+  int64_t reference_chunk = 0;
+  std::shared_ptr<const std::vector<GistLayout>> rows;  // set when tiles or reference_chunk need it
 
   int64_t padded_queries() const { return num_blocks * block; }
 };
