@@ -61,7 +61,8 @@ struct RowRef {
   int64_t q_off, stat;             // element offset in q-shaped tensors, index in lse-shaped ones
 };
 
-// Calls visit(key position) for every key the plan lets query row `row` of query block `tile` attend to.
+// Calls visit(k/v row) for every key the plan lets query row `row` of query block `tile` attend to and that k/v
+// holds.
 template <typename Visit>
 void for_each_key(const SparseAttentionParams& p, int tile, const RowRef& row, Visit visit) {
   const TilePlanView& t = p.plan;
@@ -72,11 +73,13 @@ void for_each_key(const SparseAttentionParams& p, int tile, const RowRef& row, V
     const int32_t entry = t.forward_key_tiles[e];
     const bool gist_tile = t.key_tile_class[entry & kTileIdMask] >= 0;
     const bool full = (entry & kFullTile) && !(gist_tile && suffix_sees_no_gists);
-    const int32_t* positions = t.key_tile_positions + int64_t(entry & kTileIdMask) * kTileKeys;
+    const int64_t first_key = int64_t(entry & kTileIdMask) * kTileKeys;
     for (int c = 0; c < kTileKeys; ++c) {
-      const int32_t pos = positions[c];
-      const int32_t* k_meta = p.token_meta + (int64_t(row.b) * p.num_keys + (pos >= 0 ? pos : 0)) * kTokenMetaInts;
-      if (full ? pos >= 0 : gist_mask_allows(row.pos, q_meta, pos, k_meta, p.rule)) visit(pos);
+      const int32_t pos = t.key_tile_positions[first_key + c];
+      const int32_t kv_row = p.key_rows != nullptr ? p.key_rows[first_key + c] : pos;
+      if (kv_row < 0) continue;
+      const int32_t* k_meta = p.token_meta + (int64_t(row.b) * p.num_keys + pos) * kTokenMetaInts;
+      if (full || gist_mask_allows(row.pos, q_meta, pos, k_meta, p.rule)) visit(kv_row);
     }
   }
 }
@@ -154,10 +157,10 @@ Status sparse_attention_backward_reference(const SparseAttentionParams& p) {
   const Status status = detail::check_sparse_attention_params(p, /*backward=*/true);
   if (status != Status::kOk) return status;
   const int D = p.head_dim;
-  const int64_t kv_elems = int64_t(p.batch) * p.kv_heads * p.num_keys * D;
+  const int64_t kv_elems = int64_t(p.batch) * p.kv_heads * p.kv_rows * D;
   std::vector<double> dk(kv_elems, 0.0), dv(kv_elems, 0.0);  // contiguous [B, Hkv, T, D]
   auto acc_index = [&](const RowRef& row, int32_t pos) {
-    return ((int64_t(row.b) * p.kv_heads + row.head / (p.q_heads / p.kv_heads)) * p.num_keys + pos) * D;
+    return ((int64_t(row.b) * p.kv_heads + row.head / (p.q_heads / p.kv_heads)) * p.kv_rows + pos) * D;
   };
   for_each_row(p, [&](int tile, const RowRef& row) {
     const int64_t kv_off = kv_offset(p, row);
@@ -186,8 +189,8 @@ Status sparse_attention_backward_reference(const SparseAttentionParams& p) {
   });
   for (int b = 0; b < p.batch; ++b) {
     for (int h = 0; h < p.kv_heads; ++h) {
-      for (int t = 0; t < p.num_keys; ++t) {
-        const int64_t a = ((int64_t(b) * p.kv_heads + h) * p.num_keys + t) * D;
+      for (int t = 0; t < p.kv_rows; ++t) {
+        const int64_t a = ((int64_t(b) * p.kv_heads + h) * p.kv_rows + t) * D;
         const int64_t off = b * p.kv_stride[0] + h * p.kv_stride[1] + t * p.kv_stride[2];
         for (int d = 0; d < D; ++d) {
           store_element(p.dk, off + d, dk[a + d], p.dtype);

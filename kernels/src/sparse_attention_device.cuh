@@ -212,19 +212,29 @@ __device__ __forceinline__ void load_query_meta(QueryMetaSmem<kRowsCount>& s, co
   for (int l = 0; l < kMaxGistLevels; ++l) s.chunk[l][r] = m[kMetaChunk0 + l];
 }
 
-// A key tile's keys as the mask sees them.
+// A key tile's keys as the mask sees them (pos -1: no key or not held), and the k/v row of each.
 struct KeyMetaSmem {
+  int32_t row[kTileKeys];
   int32_t pos[kTileKeys];
   int32_t doc[kTileKeys];
   int32_t chunk0[kTileKeys];
   int32_t chunk_up[kTileKeys];
 };
 
+// The k/v row of key slot c of a key tile (-1: none), straight from global memory.
+__device__ __forceinline__ int32_t key_row(const SparseAttentionParams& p, int key_tile, int c) {
+  const int64_t i = int64_t(key_tile) * kTileKeys + c;
+  return p.key_rows != nullptr ? p.key_rows[i] : p.plan.key_tile_positions[i];
+}
+
 __device__ __forceinline__ void load_key_meta(KeyMetaSmem& s, const SparseAttentionParams& p, int key_tile) {
   const int c = threadIdx.x;
   if (c >= kTileKeys) return;
   const int64_t i = int64_t(key_tile) * kTileKeys + c;
-  s.pos[c] = p.plan.key_tile_positions[i];
+  const int32_t pos = p.plan.key_tile_positions[i];
+  const int32_t row = p.key_rows != nullptr ? p.key_rows[i] : pos;
+  s.row[c] = row;
+  s.pos[c] = row >= 0 ? pos : -1;
   s.doc[c] = p.plan.key_tile_doc[i];
   s.chunk0[c] = p.plan.key_tile_chunk0[i];
   s.chunk_up[c] = p.plan.key_tile_chunk_up[i];

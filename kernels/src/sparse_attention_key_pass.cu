@@ -74,10 +74,9 @@ __global__ void __launch_bounds__(kKeyPassThreads) key_pass_kernel(const __grid_
   const int64_t q_batch = int64_t(b) * p.q_stride[0];
   const int64_t kv_base = int64_t(b) * p.kv_stride[0] + int64_t(kv_head) * p.kv_stride[1];
 
-  const int32_t* positions = p.plan.key_tile_positions + int64_t(key_tile) * kTileKeys;
   auto kv_offset = [&](int c) -> int64_t {
-    const int32_t pos = positions[c];
-    return pos < 0 ? -1 : kv_base + int64_t(pos) * p.kv_stride[2];
+    const int32_t row = key_row(p, key_tile, c);
+    return row < 0 ? -1 : kv_base + int64_t(row) * p.kv_stride[2];
   };
   load_rows_async<D, kTileKeys, kKeyPassThreads, true>(s_k, static_cast<const T*>(p.k), s_v,
                                                        static_cast<const T*>(p.v), kv_offset);
@@ -178,13 +177,13 @@ __global__ void __launch_bounds__(kKeyPassThreads) key_pass_kernel(const __grid_
   cp_async_wait<0>();
 
   const bool shared = p.plan.backward_shared[item] != 0;
-  const int64_t accum_base = (int64_t(b) * p.kv_heads + kv_head) * p.num_keys * D;
+  const int64_t accum_base = (int64_t(b) * p.kv_heads + kv_head) * p.kv_rows * D;
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
-    const int32_t pos = s_kmeta.pos[warp * 16 + 8 * h + (lane >> 2)];
-    if (pos < 0) continue;
-    float* dk_row = p.dk_accum + accum_base + int64_t(pos) * D;
-    float* dv_row = p.dv_accum + accum_base + int64_t(pos) * D;
+    const int32_t row = s_kmeta.row[warp * 16 + 8 * h + (lane >> 2)];
+    if (row < 0) continue;
+    float* dk_row = p.dk_accum + accum_base + int64_t(row) * D;
+    float* dv_row = p.dv_accum + accum_base + int64_t(row) * D;
 #pragma unroll
     for (int j = 0; j < D / 8; ++j) {
       const int col = 8 * j + 2 * (lane & 3);
@@ -206,11 +205,11 @@ __global__ void __launch_bounds__(kKeyPassThreads) key_pass_kernel(const __grid_
 // dk, dv (strided, input dtype) from the contiguous fp32 workspaces.
 template <typename T, int D>
 __global__ void convert_kernel(const __grid_constant__ SparseAttentionParams p) {
-  const int64_t rows = int64_t(p.batch) * p.kv_heads * p.num_keys;
+  const int64_t rows = int64_t(p.batch) * p.kv_heads * p.kv_rows;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < rows * (D / 2);
        i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t row = i / (D / 2), col = (i % (D / 2)) * 2;
-    const int64_t t = row % p.num_keys, bh = row / p.num_keys;
+    const int64_t t = row % p.kv_rows, bh = row / p.kv_rows;
     const int64_t h = bh % p.kv_heads, b = bh / p.kv_heads;
     const int64_t off = b * p.kv_stride[0] + h * p.kv_stride[1] + t * p.kv_stride[2] + col;
     const float2 gk = *reinterpret_cast<const float2*>(p.dk_accum + row * D + col);
@@ -233,7 +232,7 @@ Status run_backward(const SparseAttentionParams& p, cudaStream_t stream) {
   Status status = launch_query_pass(p, /*backward=*/true, stream);
   if (status != Status::kOk) return status;
 
-  const size_t accum_bytes = size_t(p.batch) * p.kv_heads * p.num_keys * D * sizeof(float);
+  const size_t accum_bytes = size_t(p.batch) * p.kv_heads * p.kv_rows * D * sizeof(float);
   if (cudaMemsetAsync(p.dk_accum, 0, accum_bytes, stream) != cudaSuccess ||
       cudaMemsetAsync(p.dv_accum, 0, accum_bytes, stream) != cudaSuccess) {
     return Status::kCudaError;
@@ -247,7 +246,7 @@ Status run_backward(const SparseAttentionParams& p, cudaStream_t stream) {
     kernel<<<dim3(p.plan.num_backward_items, p.kv_heads), kKeyPassThreads, smem, stream>>>(p);
     if (cudaGetLastError() != cudaSuccess) return Status::kCudaError;
   }
-  const int64_t kv_pairs = int64_t(p.batch) * p.kv_heads * p.num_keys * (D / 2);
+  const int64_t kv_pairs = int64_t(p.batch) * p.kv_heads * p.kv_rows * (D / 2);
   convert_kernel<T, D><<<grid_for(kv_pairs), 256, 0, stream>>>(p);
   return cudaGetLastError() == cudaSuccess ? Status::kOk : Status::kCudaError;
 }

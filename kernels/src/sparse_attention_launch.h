@@ -17,6 +17,7 @@ inline Status check_sparse_attention_params(const SparseAttentionParams& p, bool
   if (p.num_keys < 1 || p.num_queries < 1 || p.q_begin < 0 || p.q_begin + p.num_queries > p.num_keys) {
     return Status::kInvalidArgument;
   }
+  if (p.kv_rows < 1 || (p.key_rows == nullptr && p.kv_rows != p.num_keys)) return Status::kInvalidArgument;
   if (p.rule.levels < 1 || p.rule.levels > kMaxGistLevels || p.rule.prev_chunks < 0) return Status::kInvalidArgument;
   if (!p.q || !p.k || !p.v || !p.out || !p.lse || !p.token_meta || !p.row_query_end) return Status::kInvalidArgument;
   const TilePlanView& t = p.plan;

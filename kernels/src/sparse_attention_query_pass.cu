@@ -88,10 +88,9 @@ __global__ void __launch_bounds__(QueryPassShape<kDq>::kThreads)
   const int count = p.plan.forward_offsets[block + 1] - first;
   auto load_key_tile = [&](int i, int stage) {
     const int kt = p.plan.forward_key_tiles[first + i] & kTileIdMask;
-    const int32_t* positions = p.plan.key_tile_positions + int64_t(kt) * kTileKeys;
     auto kv_offset = [&](int c) -> int64_t {
-      const int32_t pos = positions[c];
-      return pos < 0 ? -1 : int64_t(pos) * p.kv_stride[2];
+      const int32_t row = key_row(p, kt, c);
+      return row < 0 ? -1 : int64_t(row) * p.kv_stride[2];
     };
     load_rows_async<D, kTileKeys, kThreadsCount, true>(s_k + stage * kTileKeys * D, k, s_v + stage * kTileKeys * D, v,
                                                        kv_offset);

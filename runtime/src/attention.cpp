@@ -256,12 +256,22 @@ PartialAttention gsa_attention_partial(const at::Tensor& q, const KeyView& keys,
     GSA_CHECK(k.size(2) == plan.num_keys, "k/v have ", k.size(2), " positions, the plan ", plan.num_keys);
   }
   GSA_CHECK(q.size(1) % k.size(1) == 0, "query heads ", q.size(1), " not a multiple of kv heads ", k.size(1));
+  const bool select = selective && plan.selection.count > 0;
+  if (use_kernels(q, k, v, plan)) {
+    const SparseAttentionOutput s = sparse_attention(q, k, v, plan.tiles->get(q.size(1) / k.size(1)), selective,
+                                                     plan.keep_unselected_gists, scale, keys.slot);
+    std::vector<PartialAttention> parts{kernel_part_on_grid(s, plan)};
+    if (select) {
+      parts.push_back(selected_part(q, keys, selection_keys != nullptr ? *selection_keys : keys, plan, selection,
+                                    scale, remote));
+    }
+    return merge_partials(parts);
+  }
   if (!plan.band.defined() && plan.reference_chunk > 0) {
     return chunked_reference_attention(q, keys, plan, selective, selection, scale, selection_keys, remote);
   }
-  GSA_CHECK(plan.band.defined(), "this attention plan was made for attention.backend = KERNELS, which does not ",
-            "yet serve attention over a partial key view (sequence parallelism); use AUTO or REFERENCE");
-  const bool select = selective && plan.selection.count > 0;
+  GSA_CHECK(plan.band.defined(), "attention plan without reference masks (attention.backend = KERNELS) ",
+            "but the kernels cannot run these inputs");
   auto pick = [&](const at::Tensor& normal, const at::Tensor& sel_mask) { return selective ? sel_mask : normal; };
 
   BlockedQueries bq = block_queries(q, plan, k.size(1));
@@ -287,14 +297,11 @@ at::Tensor finish_attention(const PartialAttention& merged, const AttentionPlan&
 
 at::Tensor gsa_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const AttentionPlan& plan,
                          bool selective, const SelectionOptions& selection, double scale) {
-  if (use_kernels(q, k, v, plan)) {
-    GSA_CHECK(q.size(1) % k.size(1) == 0, "query heads ", q.size(1), " not a multiple of kv heads ", k.size(1));
-    const SparseAttentionOutput s = sparse_attention(q, k, v, plan.tiles->get(q.size(1) / k.size(1)), selective,
-                                                     plan.keep_unselected_gists, scale);
-    if (!selective || plan.selection.count == 0) return s.out;
-    const KeyView keys{k, v, {}};
-    const PartialAttention selected = selected_part(q, keys, keys, plan, selection, scale, nullptr);
-    return finish_attention(merge_partials({kernel_part_on_grid(s, plan), selected}), plan, q.scalar_type());
+  // Without selection the kernels' output is the result as it stands (no fp32 grid, no merge).
+  if ((!selective || plan.selection.count == 0) && q.size(1) % k.size(1) == 0 && use_kernels(q, k, v, plan)) {
+    return sparse_attention(q, k, v, plan.tiles->get(q.size(1) / k.size(1)), selective, plan.keep_unselected_gists,
+                            scale)
+        .out;
   }
   PartialAttention merged = gsa_attention_partial(q, KeyView{k, v, {}}, plan, selective, selection, scale);
   return finish_attention(merged, plan, q.scalar_type());

@@ -22,13 +22,27 @@ at::Tensor kernel_ready(const at::Tensor& t) {
   return ok ? t : t.clone(at::MemoryFormat::Contiguous);
 }
 
+// Passed to the autograd function as a non-tensor argument (a plain tensor argument would count as an input).
+struct KeyRows {
+  at::Tensor rows;  // [Kt * kTileKeys] int32 or undefined
+};
+
 struct PlanCapsule : torch::CustomClassHolder {
   explicit PlanCapsule(std::shared_ptr<const TilePlan> p) : plan(std::move(p)) {}
   std::shared_ptr<const TilePlan> plan;
 };
 
+// The k/v row of every key slot of the plan's key tiles under key_slot ([Kt * kTileKeys] int32, -1 = not held).
+at::Tensor key_rows_for(const TilePlan& tiles, const at::Tensor& key_slot) {
+  at::NoGradGuard no_grad;
+  const at::Tensor pos = tiles.key_tile_positions.to(at::kLong);
+  const at::Tensor rows = tiles.key_tile_row.to(at::kLong).repeat_interleave(kernels::kTileKeys);
+  return key_slot.to(pos.device()).index({rows, pos.clamp_min(0)}).masked_fill(pos < 0, -1).to(at::kInt).contiguous();
+}
+
 kernels::SparseAttentionParams make_params(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                           const TilePlan& tiles, bool selective, bool keep, double scale) {
+                                           const TilePlan& tiles, const at::Tensor& key_rows, bool selective,
+                                           bool keep, double scale) {
   kernels::SparseAttentionParams p;
   p.dtype = q.scalar_type() == at::kBFloat16 ? kernels::DType::kBFloat16 : kernels::DType::kFloat16;
   p.batch = static_cast<int32_t>(q.size(0));
@@ -46,6 +60,8 @@ kernels::SparseAttentionParams make_params(const at::Tensor& q, const at::Tensor
   p.rule.keep_unselected_gists = keep ? 1 : 0;
   p.token_meta = tiles.token_meta.data_ptr<int32_t>();
   p.plan = tiles.view();
+  p.key_rows = key_rows.defined() ? key_rows.data_ptr<int32_t>() : nullptr;
+  p.kv_rows = static_cast<int32_t>(k.size(2));
   p.q = q.data_ptr();
   p.k = k.data_ptr();
   p.v = v.data_ptr();
@@ -81,19 +97,20 @@ class SparseAttentionFunction : public torch::autograd::Function<SparseAttention
  public:
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& q_in,
                                                 const at::Tensor& k_in, const at::Tensor& v_in,
-                                                std::shared_ptr<const TilePlan> tiles, bool selective, bool keep,
-                                                double scale) {
+                                                std::shared_ptr<const TilePlan> tiles, const KeyRows& key_rows,
+                                                bool selective, bool keep, double scale) {
     at::NoGradGuard no_grad;
     const at::Tensor q = kernel_ready(q_in), k = kernel_ready(k_in), v = kernel_ready(v_in);
     at::Tensor out = at::zeros(q.sizes(), q.options().memory_format(at::MemoryFormat::Contiguous));
     at::Tensor lse = at::full({q.size(0), q.size(1), q.size(2)}, -std::numeric_limits<float>::infinity(),
                               q.options().dtype(at::kFloat));
-    kernels::SparseAttentionParams p = make_params(q, k, v, *tiles, selective, keep, scale);
+    kernels::SparseAttentionParams p = make_params(q, k, v, *tiles, key_rows.rows, selective, keep, scale);
     p.out = out.data_ptr();
     p.lse = lse.data_ptr<float>();
     run(p, q, /*backward=*/false);
     ctx->save_for_backward({q, k, v, out, lse});
     ctx->saved_data["tiles"] = c10::IValue::make_capsule(c10::make_intrusive<PlanCapsule>(std::move(tiles)));
+    ctx->saved_data["key_rows"] = key_rows.rows;
     ctx->saved_data["selective"] = selective;
     ctx->saved_data["keep"] = keep;
     ctx->saved_data["scale"] = scale;
@@ -115,8 +132,8 @@ class SparseAttentionFunction : public torch::autograd::Function<SparseAttention
     at::Tensor dk_accum = on_cuda ? at::empty({k.size(0), k.size(1), k.size(2), k.size(3)}, fp32) : at::empty({1}, fp32);
     at::Tensor dv_accum = on_cuda ? at::empty_like(dk_accum) : at::empty({1}, fp32);
     kernels::SparseAttentionParams p =
-        make_params(q, k, v, tiles, ctx->saved_data["selective"].toBool(), ctx->saved_data["keep"].toBool(),
-                    ctx->saved_data["scale"].toDouble());
+        make_params(q, k, v, tiles, ctx->saved_data["key_rows"].toTensor(), ctx->saved_data["selective"].toBool(),
+                    ctx->saved_data["keep"].toBool(), ctx->saved_data["scale"].toDouble());
     p.out = out.data_ptr();
     p.lse = lse.data_ptr<float>();
     p.d_out = d_out.data_ptr();
@@ -128,7 +145,7 @@ class SparseAttentionFunction : public torch::autograd::Function<SparseAttention
     p.dk_accum = dk_accum.data_ptr<float>();
     p.dv_accum = dv_accum.data_ptr<float>();
     run(p, q, /*backward=*/true);
-    return {dq, dk, dv, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    return {dq, dk, dv, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -155,21 +172,30 @@ std::string sparse_attention_unsupported(const at::Tensor& q, const at::Tensor& 
 
 SparseAttentionOutput sparse_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                        std::shared_ptr<const TilePlan> tiles, bool selective,
-                                       bool keep_unselected_gists, double scale) {
+                                       bool keep_unselected_gists, double scale, const at::Tensor& key_slot) {
   const std::string why = sparse_attention_unsupported(q, k, v);
   GSA_CHECK(why.empty(), "sparse attention: ", why);
   GSA_CHECK(tiles != nullptr, "sparse attention needs a tile plan");
   GSA_CHECK(q.size(0) == tiles->batch && k.size(0) == tiles->batch, "batch ", q.size(0), " / ", k.size(0),
             " does not match the tile plan's ", tiles->batch);
-  GSA_CHECK(q.size(2) == tiles->num_queries && k.size(2) == tiles->num_keys, "q ", q.sizes(), " and k ", k.sizes(),
-            " do not match the tile plan's ", tiles->num_queries, " queries over ", tiles->num_keys, " keys");
+  GSA_CHECK(q.size(2) == tiles->num_queries && (key_slot.defined() || k.size(2) == tiles->num_keys), "q ",
+            q.sizes(), " and k ", k.sizes(), " do not match the tile plan's ", tiles->num_queries, " queries over ",
+            tiles->num_keys, " keys");
+  if (key_slot.defined()) {
+    GSA_CHECK(key_slot.dim() == 2 && key_slot.size(0) == tiles->batch && key_slot.size(1) >= tiles->num_keys,
+              "key slot table ", key_slot.sizes(), " does not cover the tile plan's [", tiles->batch, ", ",
+              tiles->num_keys, "] positions");
+  }
   GSA_CHECK(q.size(1) / k.size(1) == tiles->group, "the tile plan is cut for ", tiles->group,
             " query heads per kv head, q/k have ", q.size(1), "/", k.size(1));
   GSA_CHECK(k.sizes() == v.sizes() && q.size(3) == k.size(3), "k ", k.sizes(), ", v ", v.sizes(), " and q ", q.sizes(),
             " do not fit together");
   GSA_CHECK(q.device() == tiles->token_meta.device() && k.device() == q.device() && v.device() == q.device(),
             "q, k, v and the tile plan must be on one device");
-  auto outputs = SparseAttentionFunction::apply(q, k, v, std::move(tiles), selective, keep_unselected_gists, scale);
+  const at::Tensor key_rows = key_slot.defined() ? key_rows_for(*tiles, key_slot) : at::Tensor();
+  auto outputs =
+      SparseAttentionFunction::apply(q, k, v, std::move(tiles), KeyRows{key_rows}, selective, keep_unselected_gists,
+                                     scale);
   return {outputs[0], outputs[1]};
 }
 

@@ -162,7 +162,7 @@ TilePlan make_tile_plan(const std::vector<const GistLayout*>& rows, int64_t q_be
   at::Tensor meta = at::zeros({plan.batch, T, kernels::kTokenMetaInts}, at::kInt);
   at::Tensor row_end = at::zeros({plan.batch}, at::kInt);
   Runs blocks, tiles;
-  std::vector<int32_t> key_class, key_pos, key_doc, key_chunk0, key_chunk_up;
+  std::vector<int32_t> key_class, key_row, key_pos, key_doc, key_chunk0, key_chunk_up;
   int64_t num_key_tiles = 0;
   for (int64_t b = 0; b < plan.batch; ++b) {
     const GistLayout& r = *rows[b];
@@ -191,6 +191,7 @@ TilePlan make_tile_plan(const std::vector<const GistLayout*>& rows, int64_t q_be
         key_chunk_up.push_back(real && lower_gist ? r.chunk[c.id + 1][p] : 0);
       }
       key_class.insert(key_class.end(), n, c.id);
+      key_row.insert(key_row.end(), n, static_cast<int32_t>(b));
       num_key_tiles += n;
     }
     add_runs(r, keys, b, q_begin, end, kernels::kBlockRows / group, blocks);
@@ -246,6 +247,7 @@ TilePlan make_tile_plan(const std::vector<const GistLayout*>& rows, int64_t q_be
   plan.forward_offsets = to_device(blocks.offsets);
   plan.forward_key_tiles = to_device(blocks.tiles);
   plan.key_tile_class = to_device(key_class);
+  plan.key_tile_row = to_device(key_row);
   plan.key_tile_positions = to_device(key_pos);
   plan.key_tile_doc = to_device(key_doc);
   plan.key_tile_chunk0 = to_device(key_chunk0);

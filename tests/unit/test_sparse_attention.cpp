@@ -85,6 +85,65 @@ TEST(SparseAttentionBackend, KernelsEqualReferenceThroughGsaAttention) {
   }
 }
 
+// A partial key view (sequence parallelism: a rank holds some positions, in its own row order): the kernels
+// (twin on CPU, CUDA on a GPU) over the held keys equal the reference path over the same view, outputs, lse,
+// gradients and the selected keys left for their owners (remote), in cpt and selective layers.
+TEST(SparseAttentionBackend, PartialKeyViewMatchesReference) {
+  GistOptions o;
+  o.levels = 2, o.chunk = 3, o.fanout = 2, o.sink = 2, o.prev_chunks = 1;
+  std::mt19937 rng(11);
+  std::vector<GistLayout> rows;
+  for (int b = 0; b < 2; ++b) {
+    Document doc;
+    for (int i = 0, n = 50 + b * 13; i < n; ++i) doc.context.push_back(rng() % 256);
+    for (int i = 0; i < 4; ++i) doc.suffix.push_back(rng() % 256);
+    rows.push_back(build_layout({doc}, o));
+  }
+  const int64_t T = std::max(rows[0].size(), rows[1].size()), D = 64;
+  // The view holds every position except those = 1 mod 3, in reversed order: column c holds held[S - 1 - c].
+  std::vector<int64_t> held;
+  for (int64_t t = 0; t < T; ++t)
+    if (t % 3 != 1) held.push_back(t);
+  const int64_t S = static_cast<int64_t>(held.size());
+  at::Tensor slot = at::full({2, T}, -1, at::kLong);
+  for (int64_t c = 0; c < S; ++c) slot.select(1, held[S - 1 - c]).fill_(c);
+  for (const at::Device device : test::test_devices()) {
+    at::manual_seed(5);
+    const auto bf16 = at::TensorOptions().dtype(at::kBFloat16).device(device);
+    const at::Tensor q = at::randn({2, 4, T, D}, bf16), k = at::randn({2, 2, S, D}, bf16), v = at::randn({2, 2, S, D}, bf16);
+    const at::Tensor full_k = at::randn({2, 2, T, D}, bf16);  // selection reads every gist (the replicated tree)
+    const at::Tensor w = at::randn({2, 4, T, D}, at::TensorOptions().device(device));
+    for (bool selective : {false, true}) {
+      std::vector<std::vector<at::Tensor>> results;
+      for (AttentionBackend backend : {AttentionBackend::kReference, AttentionBackend::kKernels}) {
+        AttentionOptions options;
+        options.backend = backend;
+        const AttentionPlan plan = make_attention_plan(row_pointers(rows), 0, -1, options, device);
+        at::Tensor qg = q.clone().requires_grad_(), kg = k.clone().requires_grad_(), vg = v.clone().requires_grad_();
+        const KeyView view{kg, vg, slot.to(device)}, all{full_k, full_k, {}};
+        RemoteSelection remote;
+        const PartialAttention out = gsa_attention_partial(qg, view, plan, selective, options.selection,
+                                                           1.0 / std::sqrt(double(D)), &all, &remote);
+        const at::Tensor lse = out.lse.narrow(2, 0, T), finite = at::isfinite(lse);
+        ((out.out.narrow(2, 0, T) * w).sum() + lse.masked_fill(finite.logical_not(), 0).sum()).backward();
+        results.push_back({out.out.narrow(2, 0, T).detach(), lse.masked_fill(finite.logical_not(), 0).detach(),
+                           finite, qg.grad(), kg.grad(), vg.grad(),
+                           remote.q.defined() ? remote.q.detach().to(at::kFloat) : at::zeros({1}),
+                           remote.key_pos.defined() ? std::get<0>(remote.key_pos.sort(-1)) : at::zeros({1})});
+      }
+      const char* names[] = {"out", "lse", "finite", "dq", "dk", "dv", "remote q", "remote key positions"};
+      for (size_t i = 0; i < results[0].size(); ++i) {
+        if (i == 2 || i == 7) {
+          EXPECT_TRUE(at::equal(results[0][i].cpu(), results[1][i].cpu())) << names[i] << ", selective " << selective;
+        } else {
+          EXPECT_TRUE(test::relative_error_below(results[1][i], results[0][i], test::kBf16RelErr))
+              << names[i] << ", selective " << selective << " on " << device;
+        }
+      }
+    }
+  }
+}
+
 TEST(SparseAttentionBackend, KernelsRejectUnsupportedInputsByName) {
   GistOptions o;
   Document doc;

@@ -20,7 +20,7 @@
 // keys' gradients included. dq is written directly (query-tile pass, deterministic); dk/dv are accumulated in
 // fp32 workspaces (atomic adds where a key tile's queries are split over several work items; with one item per
 // key tile the result is deterministic) and converted at the end.
-// Tensors: q, out, d_out, dq [B, Hq, Tq, D]; k, v, dk, dv [B, Hkv, T, D]; last dim contiguous, strides in
+// Tensors: q, out, d_out, dq [B, Hq, Tq, D]; k, v, dk, dv [B, Hkv, kv_rows, D]; last dim contiguous, strides in
 // elements; lse, d_lse, delta [B, Hq, Tq] contiguous fp32. Query rows hold positions [q_begin, q_begin + Tq).
 // dtype: bf16 or fp16; D: 64 or 128; group: 1, 2, 4 or 8.
 #pragma once
@@ -79,6 +79,11 @@ struct SparseAttentionParams {
   GistMaskRule rule;
   const int32_t* token_meta = nullptr;     // [B, T, kTokenMetaInts]
   TilePlanView plan;
+  // Keys held in k/v rows other than their positions (sequence parallelism: a rank holds some positions):
+  // key_rows[i] is the k/v row of key slot i of the plan's key tiles, -1 for a key not held (its pairs are left
+  // out). Null: row = position. kv_rows: rows of k/v, dk/dv and the dk/dv workspaces (T when key_rows is null).
+  const int32_t* key_rows = nullptr;       // [Kt * kTileKeys]
+  int32_t kv_rows = 0;
 
   const void* q = nullptr;
   const void* k = nullptr;
@@ -95,7 +100,7 @@ struct SparseAttentionParams {
   void* dq = nullptr;
   void* dk = nullptr;
   void* dv = nullptr;
-  float* dk_accum = nullptr;         // [B, Hkv, T, D] fp32 workspace, contiguous
+  float* dk_accum = nullptr;         // [B, Hkv, kv_rows, D] fp32 workspace, contiguous
   float* dv_accum = nullptr;
 };
 

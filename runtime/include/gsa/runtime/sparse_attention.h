@@ -25,8 +25,10 @@ struct SparseAttentionOutput {
 // Why these inputs cannot run on the kernels (dtype, head dim, group, device), or "" when they can.
 std::string sparse_attention_unsupported(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
 
+// key_slot (optional, [B, >= T] int64, as KeyView::slot): k/v hold only some positions, key_slot[b, t] the row of
+// position t or -1; pairs with keys not held are left out. Undefined: k/v row t holds position t.
 SparseAttentionOutput sparse_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                        std::shared_ptr<const TilePlan> tiles, bool selective,
-                                       bool keep_unselected_gists, double scale);
+                                       bool keep_unselected_gists, double scale, const at::Tensor& key_slot = {});
 
 }  // namespace gsa

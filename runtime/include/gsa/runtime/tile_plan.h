@@ -38,6 +38,7 @@ struct TilePlan {
   at::Tensor forward_offsets;      // [Qb + 1] int32
   at::Tensor forward_key_tiles;    // [pairs] int32 (id | kFullTile)
   at::Tensor key_tile_class;       // [Kt] int32
+  at::Tensor key_tile_row;         // [Kt] int32: the batch row of each key tile
   at::Tensor key_tile_positions;   // [Kt * kTileKeys] int32, -1 = padding
   at::Tensor key_tile_doc, key_tile_chunk0, key_tile_chunk_up;  // [Kt * kTileKeys] int32
   at::Tensor query_tile_row, query_tile_start, query_tile_flags;  // [Qt] int32
