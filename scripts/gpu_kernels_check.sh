@@ -19,6 +19,9 @@ timeout 120 compute-sanitizer --tool memcheck ./build/tests/test_sparse_attentio
 timeout 200 ./build/tests/test_sparse_attention 2>&1 | tail -3 | tee "$out/test_unit.txt"
 timeout 200 ./build/tests/test_attention 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
 timeout 240 ./build/launcher/gsa bench kernels ${GSA_KERNEL_BENCH_ARGS:-} 2>&1 | tee "$out/bench_kernels.txt"
+# A 1M-token prefill layer with the Llama-3.2-1B attention shapes (32 / 8 heads, head dim 64), forward.
+timeout 240 ./build/launcher/gsa bench kernels --tokens 131072,1048576 --head-dim 64 --no-backward --repeats 3 2>&1 \
+  | tee "$out/bench_kernels_1m.txt"
 if [ -f peers/attn_peers.py ]; then
   timeout 300 python3 peers/attn_peers.py sdpa-cudnn-causal,sdpa-causal,flex-gsa-permuted ${GSA_PEER_SIZES:-8192,32768,131072} nodecode \
     2>&1 | tee "$out/peers.txt"
