@@ -1,15 +1,16 @@
 // The tile plan of the block-sparse GSA attention kernels (kernels/sparse_attention.h): which key tiles every
-// query tile visits, and the reverse lists for the backward, built on the host in O(visited tile pairs) from the
-// layouts and moved to the device once per forward (every layer reuses it).
+// block of queries visits, and the reverse lists for the backward, built on the host in O(visited tile pairs)
+// from the layouts and moved to the device once per forward (every layer reuses it).
 //
 // Key classes per row, each padded to whole key tiles of kTileKeys: [sinks | top-level gists | level L-2 gists
 // | ... | level-0 gists | other raw tokens]. A run of queries (a forward block of kBlockRows / group positions,
-// or a backward tile of kTileRows / group positions) visits: the sink tiles of its documents, the top-level gist tiles from its first document's first gist up to
-// its last query, for each lower level the gist tiles from the first one inside the previous N sections (or the
-// local window) up to its last query, and the raw tiles of the local window of its first query through its
-// last. Every allowed (query, key) pair is in exactly one visited pair of tiles. A pair is marked kFullTile when
-// every query of the run may see every key of the tile under the plain (non-selective) rule: a top-level gist
-// tile wholly before the run, keys and queries all in one document, no padding.
+// or a backward tile of kTileRows / group positions) visits: the sink tiles of its documents, the top-level gist
+// tiles from its first document's first gist up to its last query, for each lower level the gist tiles from the
+// first one inside the previous N sections (or the local window) up to its last query, and the raw tiles of the
+// local window of its first query through its last. Every allowed (query, key) pair is in exactly one visited
+// pair of tiles. A pair is marked kFullTile when every query of the run may see every key of the tile under the
+// plain (non-selective) rule: a top-level gist tile wholly before the run, keys and queries all in one
+// document, no padding.
 #pragma once
 
 #include <cstdint>
