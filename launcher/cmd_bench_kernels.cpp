@@ -36,7 +36,7 @@ const char* const kHelp =
     "  --heads 32 --kv-heads 8 --head-dim 128   (Llama-3.2-1B attention: 32 / 8 / 64)\n"
     "  --chunk 16 --fanout 4 --levels 1 --sink 3 --prev-chunks 1\n"
     "  --dtype bf16|fp16 (default bf16)   --repeats 10   --no-backward\n"
-    "  --max-backward-tiles 64   query tiles per backward work item (tile_plan.h)\n";
+    "  --max-backward-tiles 64   query tiles per backward work item (tile_plan.h; 0: deterministic)\n";
 
 constexpr int64_t kSuffixTokens = 16;
 

@@ -68,6 +68,7 @@ AttentionOptions from_proto(const pc::AttentionConfig& a) {
   AttentionOptions o;
   o.query_block = a.query_block();
   o.reference_chunk_queries = a.reference_chunk_queries();
+  o.deterministic = a.deterministic();
   o.backend = a.backend() == pc::REFERENCE ? AttentionBackend::kReference
               : a.backend() == pc::KERNELS ? AttentionBackend::kKernels
                                            : AttentionBackend::kAuto;
@@ -83,6 +84,7 @@ AttentionOptions from_proto(const pc::AttentionConfig& a) {
 void to_proto(const AttentionOptions& o, pc::AttentionConfig* a) {
   a->set_query_block(o.query_block);
   a->set_reference_chunk_queries(o.reference_chunk_queries);
+  a->set_deterministic(o.deterministic);
   a->set_backend(o.backend == AttentionBackend::kReference ? pc::REFERENCE
                  : o.backend == AttentionBackend::kKernels ? pc::KERNELS
                                                            : pc::AUTO);

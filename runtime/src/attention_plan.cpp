@@ -66,14 +66,16 @@ BlockPart make_block_part(const AttentionPlan& plan, const at::Tensor& idx, bool
 }  // namespace
 
 TilePlanCache::TilePlanCache(std::shared_ptr<const std::vector<GistLayout>> rows, int64_t q_begin,
-                             int64_t num_queries, at::Device device)
-    : rows_(std::move(rows)), q_begin_(q_begin), num_queries_(num_queries), device_(device) {}
+                             int64_t num_queries, at::Device device, bool deterministic)
+    : rows_(std::move(rows)), q_begin_(q_begin), num_queries_(num_queries), device_(device),
+      deterministic_(deterministic) {}
 
 std::shared_ptr<const TilePlan> TilePlanCache::get(int64_t group) {
   auto it = plans_.find(group);
   if (it == plans_.end()) {
     it = plans_.emplace(group, std::make_shared<const TilePlan>(make_tile_plan(row_pointers(*rows_), q_begin_,
-                                                                                  num_queries_, group, device_)))
+                                                                                  num_queries_, group, device_,
+                                                                                  deterministic_ ? 0 : 64)))
              .first;
   }
   return it->second;
@@ -298,7 +300,7 @@ AttentionPlan make_attention_plan(const std::vector<const GistLayout*>& rows, in
     plan.rows = std::move(copies);
   }
   if (options.backend != AttentionBackend::kReference) {
-    plan.tiles = std::make_shared<TilePlanCache>(plan.rows, q_begin, plan.num_queries, device);
+    plan.tiles = std::make_shared<TilePlanCache>(plan.rows, q_begin, plan.num_queries, device, options.deterministic);
   }
   build_selection_tables(plan, rows, q_end, device);
   return plan;

@@ -143,7 +143,7 @@ TilePlan make_tile_plan(const std::vector<const GistLayout*>& rows, int64_t q_be
   GSA_CHECK(!rows.empty(), "tile plan needs at least one row");
   GSA_CHECK(group == 1 || group == 2 || group == 4 || group == 8, "the attention kernels pack 1, 2, 4 or 8 query ",
             "heads per KV head, not ", group);
-  GSA_CHECK(max_backward_tiles >= 1, "max_backward_tiles must be >= 1, got ", max_backward_tiles);
+  GSA_CHECK(max_backward_tiles >= 0, "max_backward_tiles must be >= 0, got ", max_backward_tiles);
   TilePlan plan;
   plan.batch = static_cast<int64_t>(rows.size());
   for (const GistLayout* r : rows) plan.num_keys = std::max(plan.num_keys, r->size());
@@ -218,11 +218,11 @@ TilePlan make_tile_plan(const std::vector<const GistLayout*>& rows, int64_t q_be
     int32_t key_tile, begin, end, shared;
   };
   std::vector<Item> items;
-  const int32_t max_items = static_cast<int32_t>(max_backward_tiles);
+  const int32_t max_items = max_backward_tiles > 0 ? static_cast<int32_t>(max_backward_tiles) : INT32_MAX;
   for (int64_t kt = 0; kt < num_key_tiles; ++kt) {
     const int32_t begin = bucket_offsets[kt], end = bucket_offsets[kt + 1];
-    for (int32_t s = begin; s < end; s += max_items) {
-      items.push_back({static_cast<int32_t>(kt), s, std::min(end, s + max_items), end - begin > max_items ? 1 : 0});
+    for (int32_t s = begin; s < end; s = s + std::min(max_items, end - s)) {
+      items.push_back({static_cast<int32_t>(kt), s, s + std::min(max_items, end - s), end - begin > max_items ? 1 : 0});
     }
   }
   std::stable_sort(items.begin(), items.end(), [](const Item& a, const Item& b) { return a.end - a.begin > b.end - b.begin; });

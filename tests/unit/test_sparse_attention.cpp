@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <memory>
 #include <random>
 
 #include "common/sparse_attention_check.h"
@@ -13,6 +14,7 @@
 #include "gsa/runtime/attention_plan.h"
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/gist_layout.h"
+#include "gsa/runtime/tile_plan.h"
 
 namespace gsa {
 namespace {
@@ -141,6 +143,41 @@ TEST(SparseAttentionBackend, PartialKeyViewMatchesReference) {
         }
       }
     }
+  }
+}
+
+// attention.deterministic: one backward work item per key tile (no atomic adds), and bitwise equal gradients from
+// two runs (on a GPU the default split items accumulate with atomics in arbitrary order).
+TEST(SparseAttentionBackend, DeterministicBackwardIsBitwiseReproducible) {
+  GistOptions o;
+  o.chunk = 2, o.sink = 1;
+  Document doc;
+  for (int i = 0; i < 900; ++i) doc.context.push_back(i % 251);  // long gist-key lists: several items per key tile
+  const GistLayout row = build_layout({doc}, o);
+  const std::shared_ptr<const TilePlan> split =
+      std::make_shared<const TilePlan>(make_tile_plan({&row}, 0, -1, 4, at::kCPU, 2));
+  const std::shared_ptr<const TilePlan> whole =
+      std::make_shared<const TilePlan>(make_tile_plan({&row}, 0, -1, 4, at::kCPU, 0));
+  EXPECT_GT(split->backward_shared.sum().item<int64_t>(), 0) << "the split plan must share key tiles";
+  EXPECT_EQ(whole->backward_shared.sum().item<int64_t>(), 0);
+  EXPECT_EQ(whole->backward_key_tile.numel(), std::get<0>(at::_unique(whole->backward_key_tile)).numel())
+      << "one item per key tile";
+  for (const at::Device device : test::test_devices()) {
+    AttentionOptions options;
+    options.backend = AttentionBackend::kKernels;
+    options.deterministic = true;
+    const AttentionPlan plan = make_attention_plan({&row}, 0, -1, options, device);
+    at::manual_seed(9);
+    const auto bf16 = at::TensorOptions().dtype(at::kBFloat16).device(device);
+    const at::Tensor q = at::randn({1, 4, row.size(), 64}, bf16), k = at::randn({1, 1, row.size(), 64}, bf16);
+    std::vector<at::Tensor> grads;
+    for (int run = 0; run < 2; ++run) {
+      at::Tensor kg = k.clone().requires_grad_(), vg = k.clone().requires_grad_();
+      gsa_attention(q, kg, vg, plan, false, options.selection, 0.125).to(at::kFloat).sum().backward();
+      grads.push_back(kg.grad());
+      grads.push_back(vg.grad());
+    }
+    EXPECT_TRUE(at::equal(grads[0], grads[2]) && at::equal(grads[1], grads[3])) << "on " << device;
   }
 }
 

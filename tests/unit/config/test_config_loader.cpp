@@ -48,6 +48,7 @@ void expect_options_eq(const GsaOptions& a, const GsaOptions& b) {
   EXPECT_EQ(a.attention.query_block, b.attention.query_block);
   EXPECT_EQ(a.attention.backend, b.attention.backend);
   EXPECT_EQ(a.attention.reference_chunk_queries, b.attention.reference_chunk_queries);
+  EXPECT_EQ(a.attention.deterministic, b.attention.deterministic);
   EXPECT_EQ(a.attention.selection.enabled, b.attention.selection.enabled);
   EXPECT_EQ(a.attention.selection.first_selective_layer, b.attention.selection.first_selective_layer);
   EXPECT_EQ(a.attention.selection.budget, b.attention.selection.budget);
@@ -191,10 +192,10 @@ TEST_F(ConfigLoaderTest, OptionsStructsUnchangedSinceTheSchema) {
   // expect_options_eq above; then update these sizes (x86-64, libstdc++).
   EXPECT_EQ(sizeof(ModelOptions), 88u);
   EXPECT_EQ(sizeof(GistOptions), 48u);
-  EXPECT_EQ(sizeof(AttentionOptions), 64u);
+  EXPECT_EQ(sizeof(AttentionOptions), 72u);
   EXPECT_EQ(sizeof(TrainOptions), 152u);
   EXPECT_EQ(sizeof(DataOptions), 32u);
-  EXPECT_EQ(sizeof(GsaOptions), 384u);
+  EXPECT_EQ(sizeof(GsaOptions), 392u);
 }
 
 TEST_F(ConfigLoaderTest, UnknownFieldNamesFileLinePathAndValidNames) {

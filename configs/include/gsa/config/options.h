@@ -62,6 +62,9 @@ struct AttentionOptions {
   // >= 0; the reference path builds its masks for this many queries at a time (bounded memory for long
   // prefills); 0 = automatic (about 64 MiB of masks per chunk)
   int64_t reference_chunk_queries = 0;
+  // The kernels' backward without atomic adds (one work item per key tile): bitwise reproducible gradients,
+  // ~15% slower at 128K tokens (load imbalance on the long gist-key lists).
+  bool deterministic = false;
   SelectionOptions selection;
 };
 

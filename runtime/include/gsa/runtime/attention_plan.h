@@ -75,14 +75,16 @@ struct SelectionPlan {
 // rows (the caller's layouts need not outlive the plan). Not thread-safe: one plan serves one forward.
 class TilePlanCache {
  public:
+  // deterministic: tile plans with one backward work item per key tile (AttentionOptions::deterministic).
   TilePlanCache(std::shared_ptr<const std::vector<GistLayout>> rows, int64_t q_begin, int64_t num_queries,
-                at::Device device);
+                at::Device device, bool deterministic);
   std::shared_ptr<const TilePlan> get(int64_t group);
 
  private:
   std::shared_ptr<const std::vector<GistLayout>> rows_;
   int64_t q_begin_, num_queries_;
   at::Device device_;
+  bool deterministic_;
   std::map<int64_t, std::shared_ptr<const TilePlan>> plans_;
 };
 

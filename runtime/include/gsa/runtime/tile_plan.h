@@ -54,7 +54,8 @@ struct TilePlan {
 
 // rows: the batch's layouts (same levels and prev_chunks); queries [q_begin, q_begin + num_queries) of every
 // row; group: query heads per KV head (1, 2, 4 or 8); a key tile's backward list is cut into work items of at
-// most max_backward_tiles query tiles (more items: more parallelism, atomic dk/dv accumulation).
+// most max_backward_tiles query tiles (more items: more parallelism, atomic dk/dv accumulation; 0: one item per
+// key tile, no atomics, bitwise reproducible).
 TilePlan make_tile_plan(const std::vector<const GistLayout*>& rows, int64_t q_begin, int64_t num_queries,
                         int64_t group, at::Device device, int64_t max_backward_tiles = 64);
 
