@@ -21,6 +21,7 @@
 #include "gsa/runtime/gist_layout.h"
 #include "gsa/runtime/mask_predicate.h"
 #include "gsa/runtime/sparse_attention.h"
+#include "gsa/runtime/sparse_decode.h"
 #include "gsa/runtime/tile_plan.h"
 
 namespace gsa::cli {
@@ -36,7 +37,12 @@ const char* const kHelp =
     "  --heads 32 --kv-heads 8 --head-dim 128   (Llama-3.2-1B attention: 32 / 8 / 64)\n"
     "  --chunk 16 --fanout 4 --levels 1 --sink 3 --prev-chunks 1\n"
     "  --dtype bf16|fp16 (default bf16)   --repeats 10   --no-backward\n"
-    "  --max-backward-tiles 64   query tiles per backward work item (tile_plan.h; 0: deterministic)\n";
+    "  --max-backward-tiles 64   query tiles per backward work item (tile_plan.h; 0: deterministic)\n"
+    "\n"
+    "  --decode          instead: sparse decode (runtime/sparse_decode.h), one query per sequence over T / 16\n"
+    "                    listed cache rows per KV head (the rows a 16x-compressed selection reads)\n"
+    "  --decode-tokens 32768,131072,524288,1048576   cache lengths T\n"
+    "  --decode-batch 1  sequences per call\n";
 
 constexpr int64_t kSuffixTokens = 16;
 
@@ -79,6 +85,32 @@ double allowed_pairs(const GistLayout& layout) {
   return pairs;
 }
 
+// Sparse decode: per T, B sequences of T cached rows, T / 16 sorted random rows listed per (sequence, KV head).
+int bench_decode(Flags& flags, int64_t hq, int64_t hkv, int64_t d, at::ScalarType dtype, int64_t repeats) {
+  const std::vector<int64_t> lengths = flags.get_int_list("decode-tokens", {32768, 131072, 524288, 1048576});
+  const int64_t batch = flags.get_int("decode-batch", 1);
+  flags.finish();
+  GSA_CHECK(batch >= 1, "gsa bench kernels: --decode-batch must be >= 1");
+  const auto opts = at::TensorOptions().dtype(dtype).device(at::kCUDA);
+  std::printf("gsa bench kernels --decode: Hq %lld / Hkv %lld, D %lld, batch %lld, T/16 listed rows per KV head\n",
+              (long long)hq, (long long)hkv, (long long)d, (long long)batch);
+  std::printf("%10s %10s %10s %12s %14s\n", "T", "rows", "ms", "listed GB/s", "sequences/s");
+  for (int64_t T : lengths) {
+    const int64_t rows = T / 16;
+    at::Tensor q = at::randn({batch, hq, d}, opts), k = at::randn({batch, hkv, T, d}, opts);
+    at::Tensor v = at::randn({batch, hkv, T, d}, opts);
+    at::Tensor list = std::get<0>(at::rand({batch * hkv, T}, at::TensorOptions().device(at::kCUDA)).topk(rows, 1));
+    list = std::get<0>(list.sort(1)).view({batch, hkv, rows}).to(at::kInt);
+    const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+    const double ms = median_ms([&] { return sparse_decode(q, k, v, list, scale).out; }, repeats);
+    const double bytes = 2.0 * batch * hkv * rows * d * at::elementSize(dtype);
+    std::printf("%10lld %10lld %10.4f %12.0f %14.0f\n", (long long)T, (long long)rows, ms, bytes / ms * 1e-6,
+                batch / ms * 1e3);
+    std::fflush(stdout);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int run_bench_kernels(const Args& args) {
@@ -99,6 +131,10 @@ int run_bench_kernels(const Args& args) {
   const int64_t repeats = flags.get_int("repeats", 10);
   const bool backward = !flags.get_bool("no-backward", false);
   const int64_t max_backward_tiles = flags.get_int("max-backward-tiles", 64);
+  if (flags.get_bool("decode", false)) {
+    GSA_CHECK(at::hasCUDA(), "gsa bench kernels needs a CUDA device");
+    return bench_decode(flags, hq, hkv, d, dtype_name == "fp16" ? at::kHalf : at::kBFloat16, repeats);
+  }
   flags.finish();
   GSA_CHECK(dtype_name == "bf16" || dtype_name == "fp16", "gsa bench kernels: --dtype must be bf16 or fp16, not ",
             dtype_name);

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The attention kernels on one GPU in one device call: builds the kernels' targets against the image's
-# LibTorch, runs the gpu-label kernel tests (and compute-sanitizer memcheck on a small case), the attention
-# unit tests with CUDA tensors, `gsa bench kernels`, and the peers (peers/attn_peers.py, copied from
-# shared/peers) in the same call. Logs go to $OUT (or ./gpu-logs).
+# LibTorch, runs the gpu-label kernel tests, the attention and decode unit tests with CUDA tensors (and
+# compute-sanitizer memcheck), `gsa bench kernels` for decode and prefill, and the peers (peers/attn_peers.py,
+# copied from shared/peers, and scripts/peer_decode_batched.py) in the same call. GSA_SKIP_PREFILL=1 stops after
+# the decode part (with the peers' decode sweep). Logs go to $OUT (or ./gpu-logs).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 OMP_NUM_THREADS=1
@@ -11,18 +12,27 @@ mkdir -p "$out" build
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv | tee "$out/gpu.txt"
 command -v python3 > build/python
 start=$(date +%s)
-GSA_JOBS=16 scripts/build.sh --target gsa test_sparse_attention_gpu test_sparse_attention test_attention >"$out/build.log" 2>&1 \
+GSA_JOBS=16 scripts/build.sh --target gsa test_sparse_attention_gpu test_sparse_attention test_attention test_sparse_decode \
+  >"$out/build.log" 2>&1 \
   || { tail -60 "$out/build.log"; exit 1; }
 echo "build: $(( $(date +%s) - start )) s"
 timeout 300 ./build/tests/test_sparse_attention_gpu 2>&1 | tail -25 | tee "$out/test_gpu.txt"
-timeout 120 compute-sanitizer --tool memcheck ./build/tests/test_sparse_attention_gpu --gtest_filter='*/2' 2>&1 | tail -6 | tee "$out/memcheck.txt"
 timeout 200 ./build/tests/test_sparse_attention 2>&1 | tail -3 | tee "$out/test_unit.txt"
+timeout 200 ./build/tests/test_sparse_decode 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
+timeout 120 compute-sanitizer --tool memcheck ./build/tests/test_sparse_decode 2>&1 | tail -3 | tee "$out/memcheck.txt"
+# Decode: one sequence at 32K-1M, 64 sequences at 32K; the dense Flash-Decoding peer in the same call.
+timeout 120 ./build/launcher/gsa bench kernels --decode 2>&1 | tee "$out/bench_decode.txt"
+timeout 120 ./build/launcher/gsa bench kernels --decode --decode-batch 64 --decode-tokens 32768 2>&1 \
+  | tee -a "$out/bench_decode.txt"
+timeout 120 python3 scripts/peer_decode_batched.py 64 32768 2>&1 | tee "$out/peer_decode.txt"
+[ "${GSA_SKIP_PREFILL:-0}" = 1 ] && { timeout 200 python3 peers/attn_peers.py sdpa-causal 8192 2>&1 | tee -a "$out/peer_decode.txt"; exit 0; }
+timeout 120 compute-sanitizer --tool memcheck ./build/tests/test_sparse_attention_gpu --gtest_filter='*/2' 2>&1 | tail -6 | tee -a "$out/memcheck.txt"
 timeout 200 ./build/tests/test_attention 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
 timeout 240 ./build/launcher/gsa bench kernels ${GSA_KERNEL_BENCH_ARGS:-} 2>&1 | tee "$out/bench_kernels.txt"
 # A 1M-token prefill layer with the Llama-3.2-1B attention shapes (32 / 8 heads, head dim 64), forward.
 timeout 240 ./build/launcher/gsa bench kernels --tokens 131072,1048576 --head-dim 64 --no-backward --repeats 3 2>&1 \
   | tee "$out/bench_kernels_1m.txt"
 if [ -f peers/attn_peers.py ]; then
-  timeout 300 python3 peers/attn_peers.py sdpa-cudnn-causal,sdpa-causal,flex-gsa-permuted ${GSA_PEER_SIZES:-8192,32768,131072} nodecode \
+  timeout 400 python3 peers/attn_peers.py sdpa-cudnn-causal,sdpa-causal,flex-gsa-permuted ${GSA_PEER_SIZES:-8192,32768,131072} \
     2>&1 | tee "$out/peers.txt"
 fi

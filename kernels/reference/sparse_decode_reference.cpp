@@ -1,0 +1,51 @@
+// CPU twin of sparse_decode_cuda: the same lists and semantics, float64 accumulation, one pass per (sequence,
+// query head) with no splits.
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "gsa/kernels/sparse_decode.h"
+#include "half_storage.h"
+
+namespace gsa::kernels {
+Status sparse_decode_reference(const SparseDecodeParams& p) {
+  const int group = p.kv_heads > 0 ? p.q_heads / p.kv_heads : 0;
+  if (p.batch < 1 || p.kv_heads < 1 || group < 1 || p.q_heads % p.kv_heads != 0 || p.head_dim < 1 || p.max_keys < 0 ||
+      !p.q || !p.k || !p.v || (p.max_keys > 0 && !p.key_rows) || !p.out || !p.lse) {
+    return Status::kInvalidArgument;
+  }
+  const int D = p.head_dim;
+  for (int b = 0; b < p.batch; ++b) {
+    for (int h = 0; h < p.q_heads; ++h) {
+      const int kv = h / group;
+      const int32_t* list = p.key_rows + (int64_t(b) * p.kv_heads + kv) * p.max_keys;
+      const int64_t q_off = b * p.q_stride[0] + h * p.q_stride[1];
+      const int64_t kv_off = b * p.kv_stride[0] + kv * p.kv_stride[1];
+      std::vector<double> score;
+      std::vector<int32_t> rows;
+      for (int j = 0; j < p.max_keys; ++j) {
+        if (list[j] < 0) continue;
+        double dot = 0;
+        for (int d = 0; d < D; ++d) dot += detail::load_element(p.q, q_off + d, p.dtype) * detail::load_element(p.k, kv_off + list[j] * p.kv_stride[2] + d, p.dtype);
+        score.push_back(dot * p.scale);
+        rows.push_back(list[j]);
+      }
+      const int64_t row = int64_t(b) * p.q_heads + h;
+      double m = -std::numeric_limits<double>::infinity(), sum = 0;
+      for (double s : score) m = std::max(m, s);
+      for (double s : score) sum += std::exp(s - m);
+      for (int d = 0; d < D; ++d) {
+        double o = 0;
+        for (size_t j = 0; j < rows.size(); ++j) {
+          o += std::exp(score[j] - m) / sum * detail::load_element(p.v, kv_off + rows[j] * p.kv_stride[2] + d, p.dtype);
+        }
+        p.out[row * D + d] = static_cast<float>(o);
+      }
+      p.lse[row] = rows.empty() ? -std::numeric_limits<float>::infinity() : static_cast<float>(m + std::log(sum));
+    }
+  }
+  return Status::kOk;
+}
+
+}  // namespace gsa::kernels

@@ -1,0 +1,25 @@
+// Sparse decode attention bound to LibTorch tensors (kernels/sparse_decode.h): one query per sequence over the
+// cache rows listed for its KV group, split-K on CUDA with an fp32 log-sum-exp combine, the float64 twin on CPU.
+// Inference only (no autograd).
+//
+// Contract: q [B, Hq, D]; k, v [B, Hkv, T, D] (the KV cache, bf16 or fp16, D 64 or 128, Hq / Hkv in {1, 2, 4, 8});
+// key_rows [B, Hkv, R] integer rows of k/v each query attends (-1 = none; lists of different lengths padded
+// with -1; rows must be < T: checked when key_rows is on the host, trusted on the device). Returns out [B, Hq, D] and lse [B, Hq], fp32 (lse -inf, out 0 for an empty list). splits: list
+// partitions per (sequence, KV head); 0 picks enough to fill the GPU.
+#pragma once
+
+#include <cstdint>
+
+#include <ATen/ATen.h>
+
+namespace gsa {
+
+struct DecodeAttention {
+  at::Tensor out;  // [B, Hq, D] fp32
+  at::Tensor lse;  // [B, Hq] fp32
+};
+
+DecodeAttention sparse_decode(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& key_rows,
+                              double scale, int64_t splits = 0);
+
+}  // namespace gsa
