@@ -67,14 +67,16 @@ double median_ms(const std::function<at::Tensor()>& fn, int64_t repeats) {
 double allowed_pairs(const GistLayout& layout) {
   double pairs = 0;
   std::vector<int64_t> gists;
-  for (int64_t l = 0; l < layout.levels(); ++l) gists.insert(gists.end(), layout.gist_pos[l].begin(), layout.gist_pos[l].end());
+  for (int64_t l = 0; l < layout.levels(); ++l)
+    gists.insert(gists.end(), layout.gist_pos[l].begin(), layout.gist_pos[l].end());
   std::sort(gists.begin(), gists.end());
   for (int64_t q = 0; q < layout.size(); ++q) {
     const int64_t window = local_window_start(layout, q);
     for (int64_t k = window; k <= q; ++k) pairs += gist_mask_allowed(layout, q, k);
     for (int64_t k = 0; k < std::min(window, layout.options.sink); ++k) pairs += gist_mask_allowed(layout, q, k);
     if (layout.levels() == 1) {  // every earlier gist of the document is allowed (one document here)
-      pairs += std::lower_bound(gists.begin(), gists.end(), window) - std::lower_bound(gists.begin(), gists.end(), layout.options.sink);
+      pairs += std::lower_bound(gists.begin(), gists.end(), window) -
+               std::lower_bound(gists.begin(), gists.end(), layout.options.sink);
       continue;
     }
     for (int64_t g : gists) {
@@ -146,8 +148,8 @@ int run_bench_kernels(const Args& args) {
   std::printf("gsa bench kernels: %s, Hq %lld / Hkv %lld, D %lld, c0 %lld, levels %lld, sink %lld, N %lld\n",
               dtype_name.c_str(), (long long)hq, (long long)hkv, (long long)d, (long long)gist.chunk,
               (long long)gist.levels, (long long)gist.sink, (long long)gist.prev_chunks);
-  std::printf("%10s %10s %9s %10s %10s %10s %12s %10s %8s\n", "N", "T", "plan_ms", "fwd_ms", "fwd_TF/s",
-              "fwdbwd_ms", "fwdbwd_TF/s", "useful", "keys/q");
+  std::printf("%10s %10s %9s %10s %10s %10s %12s %10s %8s\n", "N", "T", "plan_ms", "fwd_ms", "fwd_TF/s", "fwdbwd_ms",
+              "fwdbwd_TF/s", "useful", "keys/q");
   for (int64_t n : tokens) {
     GSA_CHECK(n > kSuffixTokens + gist.sink, "gsa bench kernels: --tokens ", n, " too short");
     Document doc;
@@ -156,12 +158,14 @@ int run_bench_kernels(const Args& args) {
     const GistLayout layout = build_layout({doc}, gist);
     const int64_t T = layout.size();
     const auto plan_start = std::chrono::steady_clock::now();
-    auto tiles = std::make_shared<const TilePlan>(make_tile_plan({&layout}, 0, -1, hq / hkv, at::kCUDA, max_backward_tiles));
+    auto tiles =
+        std::make_shared<const TilePlan>(make_tile_plan({&layout}, 0, -1, hq / hkv, at::kCUDA, max_backward_tiles));
     sync(tiles->token_meta.to(at::kFloat));
     const double plan_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - plan_start).count();
     const double pairs = allowed_pairs(layout);
-    const double visited = static_cast<double>(tiles->num_forward_pairs) * kernels::kBlockRows * kernels::kTileKeys * hkv;
+    const double visited =
+        static_cast<double>(tiles->num_forward_pairs) * kernels::kBlockRows * kernels::kTileKeys * hkv;
     const double fwd_flops = 4.0 * d * hq * pairs;
 
     at::Tensor q = at::randn({1, hq, T, d}, opts), k = at::randn({1, hkv, T, d}, opts);

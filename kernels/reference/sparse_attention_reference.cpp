@@ -7,8 +7,8 @@
 #include <limits>
 #include <vector>
 
-#include "gsa/kernels/sparse_attention.h"
 #include "../src/sparse_attention_launch.h"
+#include "gsa/kernels/sparse_attention.h"
 #include "half_storage.h"
 
 namespace gsa::kernels {
@@ -18,8 +18,8 @@ using detail::load_element;
 using detail::store_element;
 
 struct RowRef {
-  int b, head, pos;                // query row
-  int64_t q_off, stat;             // element offset in q-shaped tensors, index in lse-shaped ones
+  int b, head, pos;     // query row
+  int64_t q_off, stat;  // element offset in q-shaped tensors, index in lse-shaped ones
 };
 
 // Calls visit(k/v row) for every key the plan lets query row `row` of query block `tile` attend to and that k/v
@@ -106,7 +106,8 @@ Status sparse_attention_forward_reference(const SparseAttentionParams& p) {
     const RowSoftmax s = row_softmax(p, tile, row, kv_off);
     for (int d = 0; d < D; ++d) {
       double o = 0;
-      for (size_t j = 0; j < s.keys.size(); ++j) o += s.prob[j] * load_element(p.v, kv_off + s.keys[j] * p.kv_stride[2] + d, p.dtype);
+      for (size_t j = 0; j < s.keys.size(); ++j)
+        o += s.prob[j] * load_element(p.v, kv_off + s.keys[j] * p.kv_stride[2] + d, p.dtype);
       store_element(p.out, row.q_off + d, o, p.dtype);
     }
     p.lse[row.stat] = static_cast<float>(s.lse);
@@ -129,7 +130,8 @@ Status sparse_attention_backward_reference(const SparseAttentionParams& p) {
     std::vector<double> out(D, 0.0), grad(D);
     for (int d = 0; d < D; ++d) {
       grad[d] = load_element(p.d_out, row.q_off + d, p.dtype);
-      for (size_t j = 0; j < s.keys.size(); ++j) out[d] += s.prob[j] * load_element(p.v, kv_off + s.keys[j] * p.kv_stride[2] + d, p.dtype);
+      for (size_t j = 0; j < s.keys.size(); ++j)
+        out[d] += s.prob[j] * load_element(p.v, kv_off + s.keys[j] * p.kv_stride[2] + d, p.dtype);
     }
     double delta = p.d_lse != nullptr ? -double(p.d_lse[row.stat]) : 0.0;
     for (int d = 0; d < D; ++d) delta += grad[d] * out[d];

@@ -27,7 +27,9 @@ Status sparse_decode_reference(const SparseDecodeParams& p) {
       for (int j = 0; j < p.max_keys; ++j) {
         if (list[j] < 0) continue;
         double dot = 0;
-        for (int d = 0; d < D; ++d) dot += detail::load_element(p.q, q_off + d, p.dtype) * detail::load_element(p.k, kv_off + list[j] * p.kv_stride[2] + d, p.dtype);
+        for (int d = 0; d < D; ++d)
+          dot += detail::load_element(p.q, q_off + d, p.dtype) *
+                 detail::load_element(p.k, kv_off + list[j] * p.kv_stride[2] + d, p.dtype);
         score.push_back(dot * p.scale);
         rows.push_back(list[j]);
       }

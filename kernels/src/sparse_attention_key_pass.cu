@@ -60,7 +60,7 @@ __global__ void __launch_bounds__(kKeyPassThreads) key_pass_kernel(const __grid_
   T* s_do = s_q + Smem::kQ;
   auto& s_kmeta = *reinterpret_cast<KeyMetaSmem*>(s_do + Smem::kQ);
   QueryMetaSmem<kTileRows>* s_qmeta = reinterpret_cast<QueryMetaSmem<kTileRows>*>(&s_kmeta + 1);  // two stages
-  float* s_lse2 = reinterpret_cast<float*>(s_qmeta + 2);                                        // [2][rows]
+  float* s_lse2 = reinterpret_cast<float*>(s_qmeta + 2);                                          // [2][rows]
   float* s_delta = s_lse2 + 2 * kTileRows;
 
   const int item = blockIdx.x, kv_head = blockIdx.y;
@@ -78,8 +78,8 @@ __global__ void __launch_bounds__(kKeyPassThreads) key_pass_kernel(const __grid_
     const int32_t row = key_row(p, key_tile, c);
     return row < 0 ? -1 : kv_base + int64_t(row) * p.kv_stride[2];
   };
-  load_rows_async<D, kTileKeys, kKeyPassThreads, true>(s_k, static_cast<const T*>(p.k), s_v,
-                                                       static_cast<const T*>(p.v), kv_offset);
+  load_rows_async<D, kTileKeys, kKeyPassThreads, true>(s_k, static_cast<const T*>(p.k), s_v, static_cast<const T*>(p.v),
+                                                       kv_offset);
   load_key_meta(s_kmeta, p, key_tile);
 
   auto load_query_tile = [&](int i, int stage) {
@@ -98,7 +98,8 @@ __global__ void __launch_bounds__(kKeyPassThreads) key_pass_kernel(const __grid_
       const int r = threadIdx.x;
       const QueryRow qr = query_row<kTileRows>(r, group, start);
       const bool valid = qr.pos < row_end;
-      const int64_t stat = ((int64_t(b) * p.q_heads + kv_head * group + qr.head) * p.num_queries) + (qr.pos - p.q_begin);
+      const int64_t stat =
+          ((int64_t(b) * p.q_heads + kv_head * group + qr.head) * p.num_queries) + (qr.pos - p.q_begin);
       const float lse = valid ? p.lse[stat] : 0.f;
       s_lse2[stage * kTileRows + r] = isfinite(lse) ? lse * kLog2e : 0.f;  // no keys: every score is masked
       s_delta[stage * kTileRows + r] = valid ? p.delta[stat] : 0.f;
@@ -123,9 +124,9 @@ __global__ void __launch_bounds__(kKeyPassThreads) key_pass_kernel(const __grid_
     cp_async_wait<1>();
     __syncthreads();
     const int entry = p.plan.backward_query_tiles[first + i];
-    const bool full = (entry & kFullTile) &&
-                      !(key_class >= 0 && (p.plan.query_tile_flags[entry & kTileIdMask] & kSuffixFlag) &&
-                        p.rule.selective && !p.rule.keep_unselected_gists);
+    const bool full =
+        (entry & kFullTile) && !(key_class >= 0 && (p.plan.query_tile_flags[entry & kTileIdMask] & kSuffixFlag) &&
+                                 p.rule.selective && !p.rule.keep_unselected_gists);
     const T* q_tile = s_q + stage * kTileRows * D;
     const T* do_tile = s_do + stage * kTileRows * D;
     const float* lse2 = s_lse2 + stage * kTileRows;

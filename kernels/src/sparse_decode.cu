@@ -134,11 +134,20 @@ template <typename T, int D>
 Status launch_group(const SparseDecodeParams& p, cudaStream_t stream) {
   const dim3 grid(p.splits, p.batch * p.kv_heads);
   switch (p.q_heads / p.kv_heads) {
-    case 1: sparse_decode_kernel<T, D, 1><<<grid, kThreads, 0, stream>>>(p); break;
-    case 2: sparse_decode_kernel<T, D, 2><<<grid, kThreads, 0, stream>>>(p); break;
-    case 4: sparse_decode_kernel<T, D, 4><<<grid, kThreads, 0, stream>>>(p); break;
-    case 8: sparse_decode_kernel<T, D, 8><<<grid, kThreads, 0, stream>>>(p); break;
-    default: return Status::kInvalidArgument;
+    case 1:
+      sparse_decode_kernel<T, D, 1><<<grid, kThreads, 0, stream>>>(p);
+      break;
+    case 2:
+      sparse_decode_kernel<T, D, 2><<<grid, kThreads, 0, stream>>>(p);
+      break;
+    case 4:
+      sparse_decode_kernel<T, D, 4><<<grid, kThreads, 0, stream>>>(p);
+      break;
+    case 8:
+      sparse_decode_kernel<T, D, 8><<<grid, kThreads, 0, stream>>>(p);
+      break;
+    default:
+      return Status::kInvalidArgument;
   }
   return cudaGetLastError() == cudaSuccess ? Status::kOk : Status::kCudaError;
 }
@@ -147,16 +156,19 @@ Status launch_group(const SparseDecodeParams& p, cudaStream_t stream) {
 
 Status sparse_decode_cuda(const SparseDecodeParams& p, void* stream) {
   const int group = p.kv_heads > 0 ? p.q_heads / p.kv_heads : 0;
-  if (p.batch < 1 || p.kv_heads < 1 || p.q_heads % p.kv_heads != 0 || (group != 1 && group != 2 && group != 4 && group != 8) ||
-      (p.head_dim != 64 && p.head_dim != 128) || p.max_keys < 0 || p.splits < 1 || !p.q || !p.k || !p.v ||
-      (p.max_keys > 0 && !p.key_rows) || !p.partial_out || !p.partial_lse || !p.out || !p.lse) {
+  if (p.batch < 1 || p.kv_heads < 1 || p.q_heads % p.kv_heads != 0 ||
+      (group != 1 && group != 2 && group != 4 && group != 8) || (p.head_dim != 64 && p.head_dim != 128) ||
+      p.max_keys < 0 || p.splits < 1 || !p.q || !p.k || !p.v || (p.max_keys > 0 && !p.key_rows) || !p.partial_out ||
+      !p.partial_lse || !p.out || !p.lse) {
     return Status::kInvalidArgument;
   }
   auto s = static_cast<cudaStream_t>(stream);
   const bool bf16 = p.dtype == DType::kBFloat16;
   Status status;
-  if (p.head_dim == 64) status = bf16 ? launch_group<__nv_bfloat16, 64>(p, s) : launch_group<__half, 64>(p, s);
-  else status = bf16 ? launch_group<__nv_bfloat16, 128>(p, s) : launch_group<__half, 128>(p, s);
+  if (p.head_dim == 64)
+    status = bf16 ? launch_group<__nv_bfloat16, 64>(p, s) : launch_group<__half, 64>(p, s);
+  else
+    status = bf16 ? launch_group<__nv_bfloat16, 128>(p, s) : launch_group<__half, 128>(p, s);
   if (status != Status::kOk) return status;
   LseMergeParams merge;
   merge.partial_out = p.partial_out;

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "gsa/runtime/error.h"
+#include "kernel_tensors.h"
 
 #ifdef GSA_HAVE_CUDA
 #include <ATen/cuda/CUDAContext.h>
@@ -13,14 +14,6 @@
 
 namespace gsa {
 namespace {
-
-// The kernels read rows with 16-byte copies: last dim contiguous, other strides a multiple of 8 elements and a
-// 16-byte aligned base. Anything else is copied once.
-at::Tensor kernel_ready(const at::Tensor& t) {
-  bool ok = t.stride(-1) == 1 && reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0;
-  for (int64_t d = 0; d + 1 < t.dim(); ++d) ok = ok && t.stride(d) % 8 == 0;
-  return ok ? t : t.clone(at::MemoryFormat::Contiguous);
-}
 
 // Passed to the autograd function as a non-tensor argument (a plain tensor argument would count as an input).
 struct KeyRows {
@@ -41,8 +34,8 @@ at::Tensor key_rows_for(const TilePlan& tiles, const at::Tensor& key_slot) {
 }
 
 kernels::SparseAttentionParams make_params(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                           const TilePlan& tiles, const at::Tensor& key_rows, bool selective,
-                                           bool keep, double scale) {
+                                           const TilePlan& tiles, const at::Tensor& key_rows, bool selective, bool keep,
+                                           double scale) {
   kernels::SparseAttentionParams p;
   p.dtype = q.scalar_type() == at::kBFloat16 ? kernels::DType::kBFloat16 : kernels::DType::kFloat16;
   p.batch = static_cast<int32_t>(q.size(0));
@@ -83,12 +76,14 @@ void run(const kernels::SparseAttentionParams& p, const at::Tensor& q, bool back
 #ifdef GSA_HAVE_CUDA
     const c10::cuda::CUDAGuard guard(q.device());
     void* stream = at::cuda::getCurrentCUDAStream(q.device().index()).stream();
-    status = backward ? kernels::sparse_attention_backward_cuda(p, stream) : kernels::sparse_attention_forward_cuda(p, stream);
+    status = backward ? kernels::sparse_attention_backward_cuda(p, stream)
+                      : kernels::sparse_attention_forward_cuda(p, stream);
 #else
     status = kernels::Status::kNoCuda;
 #endif
   } else {
-    status = backward ? kernels::sparse_attention_backward_reference(p) : kernels::sparse_attention_forward_reference(p);
+    status =
+        backward ? kernels::sparse_attention_backward_reference(p) : kernels::sparse_attention_forward_reference(p);
   }
   check_status(status, backward ? "backward" : "forward", q);
 }
@@ -100,7 +95,8 @@ class SparseAttentionFunction : public torch::autograd::Function<SparseAttention
                                                 std::shared_ptr<const TilePlan> tiles, const KeyRows& key_rows,
                                                 bool selective, bool keep, double scale) {
     at::NoGradGuard no_grad;
-    const at::Tensor q = kernel_ready(q_in), k = kernel_ready(k_in), v = kernel_ready(v_in);
+    const at::Tensor q = rows_for_16_byte_loads(q_in), k = rows_for_16_byte_loads(k_in);
+    const at::Tensor v = rows_for_16_byte_loads(v_in);
     at::Tensor out = at::zeros(q.sizes(), q.options().memory_format(at::MemoryFormat::Contiguous));
     at::Tensor lse = at::full({q.size(0), q.size(1), q.size(2)}, -std::numeric_limits<float>::infinity(),
                               q.options().dtype(at::kFloat));
@@ -123,13 +119,15 @@ class SparseAttentionFunction : public torch::autograd::Function<SparseAttention
     const at::Tensor &q = saved[0], &k = saved[1], &v = saved[2], &out = saved[3], &lse = saved[4];
     const auto capsule = c10::static_intrusive_pointer_cast<PlanCapsule>(ctx->saved_data["tiles"].toCapsule());
     const TilePlan& tiles = *capsule->plan;
-    const at::Tensor d_out = grads[0].defined() ? kernel_ready(grads[0].to(q.scalar_type())) : at::zeros_like(out);
+    const at::Tensor d_out =
+        grads[0].defined() ? rows_for_16_byte_loads(grads[0].to(q.scalar_type())) : at::zeros_like(out);
     const at::Tensor d_lse = grads[1].defined() ? grads[1].to(at::kFloat).contiguous() : at::Tensor();
     at::Tensor dq = at::zeros_like(q), dk = at::empty_like(k), dv = at::empty_like(v);
     at::Tensor delta = at::empty_like(lse);
     const auto fp32 = q.options().dtype(at::kFloat);
     const bool on_cuda = q.is_cuda();
-    at::Tensor dk_accum = on_cuda ? at::empty({k.size(0), k.size(1), k.size(2), k.size(3)}, fp32) : at::empty({1}, fp32);
+    at::Tensor dk_accum =
+        on_cuda ? at::empty({k.size(0), k.size(1), k.size(2), k.size(3)}, fp32) : at::empty({1}, fp32);
     at::Tensor dv_accum = on_cuda ? at::empty_like(dk_accum) : at::empty({1}, fp32);
     kernels::SparseAttentionParams p =
         make_params(q, k, v, tiles, ctx->saved_data["key_rows"].toTensor(), ctx->saved_data["selective"].toBool(),
@@ -178,8 +176,8 @@ SparseAttentionOutput sparse_attention(const at::Tensor& q, const at::Tensor& k,
   GSA_CHECK(tiles != nullptr, "sparse attention needs a tile plan");
   GSA_CHECK(q.size(0) == tiles->batch && k.size(0) == tiles->batch, "batch ", q.size(0), " / ", k.size(0),
             " does not match the tile plan's ", tiles->batch);
-  GSA_CHECK(q.size(2) == tiles->num_queries && (key_slot.defined() || k.size(2) == tiles->num_keys), "q ",
-            q.sizes(), " and k ", k.sizes(), " do not match the tile plan's ", tiles->num_queries, " queries over ",
+  GSA_CHECK(q.size(2) == tiles->num_queries && (key_slot.defined() || k.size(2) == tiles->num_keys), "q ", q.sizes(),
+            " and k ", k.sizes(), " do not match the tile plan's ", tiles->num_queries, " queries over ",
             tiles->num_keys, " keys");
   if (key_slot.defined()) {
     GSA_CHECK(key_slot.dim() == 2 && key_slot.size(0) == tiles->batch && key_slot.size(1) >= tiles->num_keys,
@@ -193,9 +191,8 @@ SparseAttentionOutput sparse_attention(const at::Tensor& q, const at::Tensor& k,
   GSA_CHECK(q.device() == tiles->token_meta.device() && k.device() == q.device() && v.device() == q.device(),
             "q, k, v and the tile plan must be on one device");
   const at::Tensor key_rows = key_slot.defined() ? key_rows_for(*tiles, key_slot) : at::Tensor();
-  auto outputs =
-      SparseAttentionFunction::apply(q, k, v, std::move(tiles), KeyRows{key_rows}, selective, keep_unselected_gists,
-                                     scale);
+  auto outputs = SparseAttentionFunction::apply(q, k, v, std::move(tiles), KeyRows{key_rows}, selective,
+                                                keep_unselected_gists, scale);
   return {outputs[0], outputs[1]};
 }
 

@@ -4,6 +4,7 @@
 
 #include "gsa/kernels/sparse_decode.h"
 #include "gsa/runtime/error.h"
+#include "kernel_tensors.h"
 
 #ifdef GSA_HAVE_CUDA
 #include <ATen/cuda/CUDAContext.h>
@@ -11,17 +12,6 @@
 #endif
 
 namespace gsa {
-namespace {
-
-// The kernel reads K rows with 16-byte loads: last dim contiguous, row strides a multiple of 8 elements and a
-// 16-byte aligned base; anything else is copied once.
-at::Tensor rows_ready(const at::Tensor& t) {
-  bool ok = t.stride(-1) == 1 && reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0;
-  for (int64_t d = 0; d + 1 < t.dim(); ++d) ok = ok && t.stride(d) % 8 == 0;
-  return ok ? t : t.clone(at::MemoryFormat::Contiguous);
-}
-
-}  // namespace
 
 DecodeAttention sparse_decode(const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in,
                               const at::Tensor& key_rows_in, double scale, int64_t splits) {
@@ -43,12 +33,14 @@ DecodeAttention sparse_decode(const at::Tensor& q_in, const at::Tensor& k_in, co
   GSA_CHECK(q_in.device() == k_in.device() && k_in.device() == v_in.device(), "sparse_decode: q, k, v on one device");
   GSA_CHECK(splits >= 0, "sparse_decode: splits must be >= 0, got ", splits);
   at::NoGradGuard no_grad;
-  const at::Tensor q = rows_ready(q_in), k = rows_ready(k_in), v = rows_ready(v_in);
+  const at::Tensor q = rows_for_16_byte_loads(q_in), k = rows_for_16_byte_loads(k_in);
+  const at::Tensor v = rows_for_16_byte_loads(v_in);
   const at::Tensor key_rows = key_rows_in.to(q.device(), at::kInt).contiguous();
   const int64_t R = key_rows.size(2);
   if (R > 0 && key_rows_in.device().is_cpu()) {  // lists built on the host are checked (a device list is trusted)
     const int32_t highest = key_rows.max().item<int32_t>();
-    GSA_CHECK(highest < k.size(2), "sparse_decode: key_rows reach row ", highest, " of a cache of ", k.size(2), " rows");
+    GSA_CHECK(highest < k.size(2), "sparse_decode: key_rows reach row ", highest, " of a cache of ", k.size(2),
+              " rows");
   }
   if (splits == 0) {
     // Enough CTAs to fill an H100/H200 twice over, at least 64 listed rows per split.

@@ -24,7 +24,8 @@ struct KeyClass {
   // Global ids of the tiles holding class indices [lo, hi).
   void tiles(int64_t lo, int64_t hi, std::vector<int32_t>& out) const {
     if (lo >= hi) return;
-    for (int64_t t = lo / kTileKeys; t <= (hi - 1) / kTileKeys; ++t) out.push_back(static_cast<int32_t>(first_tile + t));
+    for (int64_t t = lo / kTileKeys; t <= (hi - 1) / kTileKeys; ++t)
+      out.push_back(static_cast<int32_t>(first_tile + t));
   }
   int64_t index_at_or_after(int64_t pos) const {
     return std::lower_bound(positions.begin(), positions.end(), pos) - positions.begin();
@@ -49,9 +50,12 @@ RowKeys classify_keys(const GistLayout& row) {
   keys.classes.front().id = kernels::kClassSink;
   for (int64_t l = 0; l < L; ++l) keys.classes[1 + (L - 1 - l)].id = static_cast<int32_t>(l);
   for (int64_t t = 0; t < row.size(); ++t) {
-    if (row.is_gist(t)) keys.classes[1 + (L - 1 - row.level[t])].positions.push_back(t);
-    else if (row.sink[t]) keys.classes.front().positions.push_back(t);
-    else keys.classes.back().positions.push_back(t);
+    if (row.is_gist(t))
+      keys.classes[1 + (L - 1 - row.level[t])].positions.push_back(t);
+    else if (row.sink[t])
+      keys.classes.front().positions.push_back(t);
+    else
+      keys.classes.back().positions.push_back(t);
   }
   return keys;
 }
@@ -138,8 +142,8 @@ kernels::TilePlanView TilePlan::view() const {
   return v;
 }
 
-TilePlan make_tile_plan(const std::vector<const GistLayout*>& rows, int64_t q_begin, int64_t num_queries,
-                        int64_t group, at::Device device, int64_t max_backward_tiles) {
+TilePlan make_tile_plan(const std::vector<const GistLayout*>& rows, int64_t q_begin, int64_t num_queries, int64_t group,
+                        at::Device device, int64_t max_backward_tiles) {
   GSA_CHECK(!rows.empty(), "tile plan needs at least one row");
   GSA_CHECK(group == 1 || group == 2 || group == 4 || group == 8, "the attention kernels pack 1, 2, 4 or 8 query ",
             "heads per KV head, not ", group);
@@ -171,8 +175,10 @@ TilePlan make_tile_plan(const std::vector<const GistLayout*>& rows, int64_t q_be
     int32_t* m = meta[b].data_ptr<int32_t>();
     for (int64_t t = 0; t < T; ++t) {
       int32_t* f = m + t * kernels::kTokenMetaInts;
-      if (t < r.size()) pack_token_meta(r, t, f);
-      else f[kernels::kMetaDoc] = -1;
+      if (t < r.size())
+        pack_token_meta(r, t, f);
+      else
+        f[kernels::kMetaDoc] = -1;
     }
     const int64_t end = std::max(std::min(q_end, r.size()), q_begin);
     row_end[b] = static_cast<int32_t>(end);
@@ -225,7 +231,8 @@ TilePlan make_tile_plan(const std::vector<const GistLayout*>& rows, int64_t q_be
       items.push_back({static_cast<int32_t>(kt), s, s + std::min(max_items, end - s), end - begin > max_items ? 1 : 0});
     }
   }
-  std::stable_sort(items.begin(), items.end(), [](const Item& a, const Item& b) { return a.end - a.begin > b.end - b.begin; });
+  std::stable_sort(items.begin(), items.end(),
+                   [](const Item& a, const Item& b) { return a.end - a.begin > b.end - b.begin; });
   std::vector<int32_t> bwd_tile, bwd_offsets{0}, bwd_list, bwd_shared;
   for (const Item& it : items) {
     bwd_tile.push_back(it.key_tile);

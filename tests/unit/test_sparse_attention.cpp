@@ -44,20 +44,27 @@ TEST_P(SparseAttentionCpu, TwinMatchesFloat64Oracle) {
 
 INSTANTIATE_TEST_SUITE_P(Cases, SparseAttentionCpu, ::testing::Range(0, static_cast<int>(cases().size())));
 
+// Two rows of one document each (two gist levels, c0 3, c1 2, sink 2): context lengths `context` and
+// `context + step`, `suffix` raw tokens after, random bytes from `seed`.
+std::vector<GistLayout> two_level_rows(uint32_t seed, int context, int step, int suffix) {
+  GistOptions o;
+  o.levels = 2, o.chunk = 3, o.fanout = 2, o.sink = 2, o.prev_chunks = 1;
+  std::mt19937 rng(seed);
+  std::vector<GistLayout> rows;
+  for (int b = 0; b < 2; ++b) {
+    Document doc;
+    for (int i = 0, n = context + b * step; i < n; ++i) doc.context.push_back(rng() % 256);
+    for (int i = 0; i < suffix; ++i) doc.suffix.push_back(rng() % 256);
+    rows.push_back(build_layout({doc}, o));
+  }
+  return rows;
+}
+
 // gsa_attention with backend KERNELS (the twin on CPU, the CUDA kernels on a GPU) equals the reference backend on
 // the same bf16 inputs, outputs and gradients, in a cpt layer and in a selective layer (whose selected chunks come
 // from the same selection code and merge with the kernels' result by log-sum-exp).
 TEST(SparseAttentionBackend, KernelsEqualReferenceThroughGsaAttention) {
-  GistOptions o;
-  o.levels = 2, o.chunk = 3, o.fanout = 2, o.sink = 2, o.prev_chunks = 1;
-  std::mt19937 rng(7);
-  std::vector<GistLayout> rows;
-  for (int b = 0; b < 2; ++b) {
-    Document doc;
-    for (int i = 0, n = 40 + b * 17; i < n; ++i) doc.context.push_back(rng() % 256);
-    for (int i = 0; i < 5; ++i) doc.suffix.push_back(rng() % 256);
-    rows.push_back(build_layout({doc}, o));
-  }
+  const std::vector<GistLayout> rows = two_level_rows(7, 40, 17, 5);
   const int64_t T = std::max(rows[0].size(), rows[1].size()), D = 64;
   for (const at::Device device : test::test_devices()) {
     at::manual_seed(3);
@@ -76,7 +83,8 @@ TEST(SparseAttentionBackend, KernelsEqualReferenceThroughGsaAttention) {
       at::Tensor qb = q.clone().requires_grad_(), kb = k.clone().requires_grad_(), vb = v.clone().requires_grad_();
       at::Tensor want = gsa_attention(qf, kf, vf, ref_plan, selective, reference.selection, scale);
       at::Tensor got = gsa_attention(qb, kb, vb, ker_plan, selective, kernels.selection, scale);
-      EXPECT_TRUE(test::relative_error_below(got, want, test::kBf16RelErr)) << "selective " << selective << " on " << device;
+      EXPECT_TRUE(test::relative_error_below(got, want, test::kBf16RelErr))
+          << "selective " << selective << " on " << device;
       const at::Tensor w = at::randn(want.sizes(), want.options().dtype(at::kFloat));
       (want.to(at::kFloat) * w).sum().backward();
       (got.to(at::kFloat) * w).sum().backward();
@@ -91,16 +99,7 @@ TEST(SparseAttentionBackend, KernelsEqualReferenceThroughGsaAttention) {
 // (twin on CPU, CUDA on a GPU) over the held keys equal the reference path over the same view, outputs, lse,
 // gradients and the selected keys left for their owners (remote), in cpt and selective layers.
 TEST(SparseAttentionBackend, PartialKeyViewMatchesReference) {
-  GistOptions o;
-  o.levels = 2, o.chunk = 3, o.fanout = 2, o.sink = 2, o.prev_chunks = 1;
-  std::mt19937 rng(11);
-  std::vector<GistLayout> rows;
-  for (int b = 0; b < 2; ++b) {
-    Document doc;
-    for (int i = 0, n = 50 + b * 13; i < n; ++i) doc.context.push_back(rng() % 256);
-    for (int i = 0; i < 4; ++i) doc.suffix.push_back(rng() % 256);
-    rows.push_back(build_layout({doc}, o));
-  }
+  const std::vector<GistLayout> rows = two_level_rows(11, 50, 13, 4);
   const int64_t T = std::max(rows[0].size(), rows[1].size()), D = 64;
   // The view holds every position except those = 1 mod 3, in reversed order: column c holds held[S - 1 - c].
   std::vector<int64_t> held;
@@ -112,7 +111,8 @@ TEST(SparseAttentionBackend, PartialKeyViewMatchesReference) {
   for (const at::Device device : test::test_devices()) {
     at::manual_seed(5);
     const auto bf16 = at::TensorOptions().dtype(at::kBFloat16).device(device);
-    const at::Tensor q = at::randn({2, 4, T, D}, bf16), k = at::randn({2, 2, S, D}, bf16), v = at::randn({2, 2, S, D}, bf16);
+    const at::Tensor q = at::randn({2, 4, T, D}, bf16), k = at::randn({2, 2, S, D}, bf16),
+                     v = at::randn({2, 2, S, D}, bf16);
     const at::Tensor full_k = at::randn({2, 2, T, D}, bf16);  // selection reads every gist (the replicated tree)
     const at::Tensor w = at::randn({2, 4, T, D}, at::TensorOptions().device(device));
     for (bool selective : {false, true}) {
@@ -128,8 +128,8 @@ TEST(SparseAttentionBackend, PartialKeyViewMatchesReference) {
                                                            1.0 / std::sqrt(double(D)), &all, &remote);
         const at::Tensor lse = out.lse.narrow(2, 0, T), finite = at::isfinite(lse);
         ((out.out.narrow(2, 0, T) * w).sum() + lse.masked_fill(finite.logical_not(), 0).sum()).backward();
-        results.push_back({out.out.narrow(2, 0, T).detach(), lse.masked_fill(finite.logical_not(), 0).detach(),
-                           finite, qg.grad(), kg.grad(), vg.grad(),
+        results.push_back({out.out.narrow(2, 0, T).detach(), lse.masked_fill(finite.logical_not(), 0).detach(), finite,
+                           qg.grad(), kg.grad(), vg.grad(),
                            remote.q.defined() ? remote.q.detach().to(at::kFloat) : at::zeros({1}),
                            remote.key_pos.defined() ? std::get<0>(remote.key_pos.sort(-1)) : at::zeros({1})});
       }

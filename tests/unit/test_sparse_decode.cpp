@@ -54,7 +54,8 @@ TEST(SparseDecode, MatchesFloat64Oracle) {
       std::mt19937 rng(ci);
       const auto opts = at::TensorOptions().dtype(c.dtype).device(device);
       const at::Tensor q = at::randn({c.batch, c.hq, c.d}, opts);
-      const at::Tensor k = at::randn({c.batch, c.hkv, c.rows, c.d}, opts), v = at::randn({c.batch, c.hkv, c.rows, c.d}, opts);
+      const at::Tensor k = at::randn({c.batch, c.hkv, c.rows, c.d}, opts),
+                       v = at::randn({c.batch, c.hkv, c.rows, c.d}, opts);
       at::Tensor key_rows = at::full({c.batch, c.hkv, c.list}, -1, at::kInt);
       for (int64_t b = 0; b < c.batch; ++b) {
         for (int64_t h = 0; h < c.hkv; ++h) {
@@ -70,8 +71,8 @@ TEST(SparseDecode, MatchesFloat64Oracle) {
       for (int64_t splits : {int64_t{1}, int64_t{3}, int64_t{0}}) {
         const DecodeAttention got = sparse_decode(q, k, v, key_rows.to(device), scale, splits);
         const double bound = c.dtype == at::kHalf ? test::kFp16RelErr : test::kBf16RelErr;
-        EXPECT_TRUE(test::relative_error_below(got.out, want_out, bound)) << "case " << ci << " splits " << splits
-                                                                          << " on " << device;
+        EXPECT_TRUE(test::relative_error_below(got.out, want_out, bound))
+            << "case " << ci << " splits " << splits << " on " << device;
         EXPECT_TRUE(test::all_close(got.lse, want_lse, 2e-3, 1e-3)) << "case " << ci << " splits " << splits;
       }
     }
@@ -88,13 +89,17 @@ TEST(SparseDecode, RejectsBadInputsByName) {
     }
     return std::string("no error");
   };
-  EXPECT_NE(message([&] { sparse_decode(q.to(at::kFloat), k.to(at::kFloat), k.to(at::kFloat), at::zeros({1, 1, 2}, at::kInt), 1.0); })
-                .find("bf16 or fp16"),
+  EXPECT_NE(message([&] {
+              sparse_decode(q.to(at::kFloat), k.to(at::kFloat), k.to(at::kFloat), at::zeros({1, 1, 2}, at::kInt), 1.0);
+            }).find("bf16 or fp16"),
             std::string::npos);
-  EXPECT_NE(message([&] { sparse_decode(q, k, k, at::full({1, 1, 2}, 10, at::kInt), 1.0); }).find("reach row 10"),
+  EXPECT_NE(message([&] {
+              sparse_decode(q, k, k, at::full({1, 1, 2}, 10, at::kInt), 1.0);
+            }).find("reach row 10"),
             std::string::npos);
-  EXPECT_NE(message([&] { sparse_decode(q.narrow(1, 0, 3), k, k, at::zeros({1, 1, 2}, at::kInt), 1.0); })
-                .find("1, 2, 4 or 8"),
+  EXPECT_NE(message([&] {
+              sparse_decode(q.narrow(1, 0, 3), k, k, at::zeros({1, 1, 2}, at::kInt), 1.0);
+            }).find("1, 2, 4 or 8"),
             std::string::npos);
 }
 

@@ -4,8 +4,9 @@
 //
 // Contract: q [B, Hq, D]; k, v [B, Hkv, T, D] (the KV cache, bf16 or fp16, D 64 or 128, Hq / Hkv in {1, 2, 4, 8});
 // key_rows [B, Hkv, R] integer rows of k/v each query attends (-1 = none; lists of different lengths padded
-// with -1; rows must be < T: checked when key_rows is on the host, trusted on the device). Returns out [B, Hq, D] and lse [B, Hq], fp32 (lse -inf, out 0 for an empty list). splits: list
-// partitions per (sequence, KV head); 0 picks enough to fill the GPU.
+// with -1; rows must be < T: checked when key_rows is on the host, trusted on the device). Returns out
+// [B, Hq, D] and lse [B, Hq], fp32 (lse -inf, out 0 for an empty list). splits: list partitions per (sequence,
+// KV head); 0 picks enough to fill the GPU.
 #pragma once
 
 #include <cstdint>

@@ -1,0 +1,18 @@
+// Private to gsa_runtime: what the kernel bindings share.
+#pragma once
+
+#include <cstdint>
+
+#include <ATen/ATen.h>
+
+namespace gsa {
+
+// t itself when the kernels can read its rows with 16-byte copies (last dim contiguous, every other stride a
+// multiple of 8 elements, 16-byte aligned base), else a contiguous copy.
+inline at::Tensor rows_for_16_byte_loads(const at::Tensor& t) {
+  bool ok = t.stride(-1) == 1 && reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0;
+  for (int64_t d = 0; d + 1 < t.dim(); ++d) ok = ok && t.stride(d) % 8 == 0;
+  return ok ? t : t.clone(at::MemoryFormat::Contiguous);
+}
+
+}  // namespace gsa
