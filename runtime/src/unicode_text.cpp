@@ -26,7 +26,9 @@ struct Composition {
   char32_t composite;
 };
 
-#include "unicode_tables.inc"
+#include "unicode_class_tables.inc"
+#include "unicode_composition_tables.inc"
+#include "unicode_decomposition_tables.inc"
 
 template <size_t N>
 bool in_ranges(const CodepointRange (&ranges)[N], char32_t code) {
