@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include <c10/core/GradMode.h>
+
 #include "gsa/runtime/error.h"
 
 namespace gsa {
@@ -71,14 +73,13 @@ TilePlanCache::TilePlanCache(std::shared_ptr<const std::vector<GistLayout>> rows
       deterministic_(deterministic) {}
 
 std::shared_ptr<const TilePlan> TilePlanCache::get(int64_t group) {
-  auto it = plans_.find(group);
-  if (it == plans_.end()) {
-    it = plans_.emplace(group, std::make_shared<const TilePlan>(make_tile_plan(row_pointers(*rows_), q_begin_,
-                                                                                  num_queries_, group, device_,
-                                                                                  deterministic_ ? 0 : 64)))
-             .first;
+  const bool backward = at::GradMode::is_enabled();
+  std::shared_ptr<const TilePlan>& plan = plans_[group];
+  if (plan == nullptr || (backward && !plan->has_backward)) {
+    plan = std::make_shared<const TilePlan>(make_tile_plan(row_pointers(*rows_), q_begin_, num_queries_, group,
+                                                           device_, deterministic_ ? 0 : 64, backward));
   }
-  return it->second;
+  return plan;
 }
 
 namespace {
@@ -294,12 +295,15 @@ AttentionPlan make_attention_plan(const std::vector<const GistLayout*>& rows, in
     if (chunk < plan.num_queries) plan.reference_chunk = chunk;
     else build_reference_parts(plan, rows, q_end);
   }
-  if (options.backend != AttentionBackend::kReference || plan.reference_chunk > 0) {
+  // The kernels run on CUDA tensors (AUTO) or wherever they are forced (KERNELS: their CPU twin on the CPU).
+  const bool kernels_may_run = options.backend == AttentionBackend::kKernels ||
+                               (options.backend == AttentionBackend::kAuto && device.is_cuda());
+  if (kernels_may_run || plan.reference_chunk > 0) {
     auto copies = std::make_shared<std::vector<GistLayout>>();
     for (const GistLayout* r : rows) copies->push_back(*r);
     plan.rows = std::move(copies);
   }
-  if (options.backend != AttentionBackend::kReference) {
+  if (kernels_may_run) {
     plan.tiles = std::make_shared<TilePlanCache>(plan.rows, q_begin, plan.num_queries, device, options.deterministic);
   }
   build_selection_tables(plan, rows, q_end, device);

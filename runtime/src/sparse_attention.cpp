@@ -97,9 +97,11 @@ class SparseAttentionFunction : public torch::autograd::Function<SparseAttention
     at::NoGradGuard no_grad;
     const at::Tensor q = rows_for_16_byte_loads(q_in), k = rows_for_16_byte_loads(k_in);
     const at::Tensor v = rows_for_16_byte_loads(v_in);
-    at::Tensor out = at::zeros(q.sizes(), q.options().memory_format(at::MemoryFormat::Contiguous));
-    at::Tensor lse = at::full({q.size(0), q.size(1), q.size(2)}, -std::numeric_limits<float>::infinity(),
-                              q.options().dtype(at::kFloat));
+    // The kernels write every query of the plan; only padding queries (rows shorter than the others) need a fill.
+    const auto out_options = q.options().memory_format(at::MemoryFormat::Contiguous);
+    at::Tensor out = tiles->has_padding ? at::zeros(q.sizes(), out_options) : at::empty(q.sizes(), out_options);
+    at::Tensor lse = at::empty({q.size(0), q.size(1), q.size(2)}, q.options().dtype(at::kFloat));
+    if (tiles->has_padding) lse.fill_(-std::numeric_limits<float>::infinity());
     kernels::SparseAttentionParams p = make_params(q, k, v, *tiles, key_rows.rows, selective, keep, scale);
     p.out = out.data_ptr();
     p.lse = lse.data_ptr<float>();
@@ -119,10 +121,13 @@ class SparseAttentionFunction : public torch::autograd::Function<SparseAttention
     const at::Tensor &q = saved[0], &k = saved[1], &v = saved[2], &out = saved[3], &lse = saved[4];
     const auto capsule = c10::static_intrusive_pointer_cast<PlanCapsule>(ctx->saved_data["tiles"].toCapsule());
     const TilePlan& tiles = *capsule->plan;
+    GSA_CHECK(tiles.has_backward, "sparse attention backward: the tile plan was built without backward lists (the "
+              "forward ran with gradients off); build the attention plan's tiles with gradients on");
     const at::Tensor d_out =
         grads[0].defined() ? rows_for_16_byte_loads(grads[0].to(q.scalar_type())) : at::zeros_like(out);
     const at::Tensor d_lse = grads[1].defined() ? grads[1].to(at::kFloat).contiguous() : at::Tensor();
-    at::Tensor dq = at::zeros_like(q), dk = at::empty_like(k), dv = at::empty_like(v);
+    at::Tensor dq = tiles.has_padding ? at::zeros_like(q) : at::empty_like(q);
+    at::Tensor dk = at::empty_like(k), dv = at::empty_like(v);
     at::Tensor delta = at::empty_like(lse);
     const auto fp32 = q.options().dtype(at::kFloat);
     const bool on_cuda = q.is_cuda();

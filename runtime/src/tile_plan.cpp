@@ -143,7 +143,7 @@ kernels::TilePlanView TilePlan::view() const {
 }
 
 TilePlan make_tile_plan(const std::vector<const GistLayout*>& rows, int64_t q_begin, int64_t num_queries, int64_t group,
-                        at::Device device, int64_t max_backward_tiles) {
+                        at::Device device, int64_t max_backward_tiles, bool with_backward) {
   GSA_CHECK(!rows.empty(), "tile plan needs at least one row");
   GSA_CHECK(group == 1 || group == 2 || group == 4 || group == 8, "the attention kernels pack 1, 2, 4 or 8 query ",
             "heads per KV head, not ", group);
@@ -182,6 +182,7 @@ TilePlan make_tile_plan(const std::vector<const GistLayout*>& rows, int64_t q_be
     }
     const int64_t end = std::max(std::min(q_end, r.size()), q_begin);
     row_end[b] = static_cast<int32_t>(end);
+    plan.has_padding = plan.has_padding || end < q_end;
 
     RowKeys keys = classify_keys(r);
     for (KeyClass& c : keys.classes) {
@@ -201,9 +202,10 @@ TilePlan make_tile_plan(const std::vector<const GistLayout*>& rows, int64_t q_be
       num_key_tiles += n;
     }
     add_runs(r, keys, b, q_begin, end, kernels::kBlockRows / group, blocks);
-    add_runs(r, keys, b, q_begin, end, kernels::kTileRows / group, tiles);
+    if (with_backward) add_runs(r, keys, b, q_begin, end, kernels::kTileRows / group, tiles);
   }
   plan.num_forward_pairs = static_cast<int64_t>(blocks.tiles.size());
+  plan.has_backward = with_backward;
 
   // Backward: the query tiles' visits bucketed by key tile (counting sort), each bucket cut into items, longest
   // items first.

@@ -14,6 +14,7 @@
 #include "gsa/runtime/attention_plan.h"
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/gist_layout.h"
+#include "gsa/runtime/sparse_attention.h"
 #include "gsa/runtime/tile_plan.h"
 
 namespace gsa {
@@ -179,6 +180,34 @@ TEST(SparseAttentionBackend, DeterministicBackwardIsBitwiseReproducible) {
     }
     EXPECT_TRUE(at::equal(grads[0], grads[2]) && at::equal(grads[1], grads[3])) << "on " << device;
   }
+}
+
+// A tile plan built for inference (no backward lists) refuses a backward instead of returning zero dk/dv; plans
+// that an attention plan builds with gradients on have the lists.
+TEST(SparseAttentionBackend, BackwardNeedsThePlansBackwardLists) {
+  const std::vector<GistLayout> rows = two_level_rows(3, 30, 0, 2);
+  auto inference = std::make_shared<const TilePlan>(make_tile_plan(row_pointers(rows), 0, -1, 4, at::kCPU, 64, false));
+  EXPECT_FALSE(inference->has_backward);
+  EXPECT_EQ(inference->backward_key_tile.numel(), 0);
+  EXPECT_FALSE(inference->has_padding) << "two rows of equal length";
+  const int64_t T = rows[0].size();
+  at::Tensor q = at::randn({2, 4, T, 64}).to(at::kBFloat16).requires_grad_();
+  at::Tensor k = at::randn({2, 1, T, 64}).to(at::kBFloat16);
+  const SparseAttentionOutput s = sparse_attention(q, k, k, inference, false, false, 0.125);
+  try {
+    s.out.to(at::kFloat).sum().backward();
+    FAIL() << "backward over a plan without backward lists must fail";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("without backward lists"), std::string::npos) << e.what();
+  }
+  AttentionOptions kernels;
+  kernels.backend = AttentionBackend::kKernels;
+  const AttentionPlan plan = make_attention_plan(row_pointers(rows), 0, -1, kernels, at::kCPU);
+  {
+    at::NoGradGuard no_grad;
+    EXPECT_FALSE(plan.tiles->get(4)->has_backward);
+  }
+  EXPECT_TRUE(plan.tiles->get(4)->has_backward) << "rebuilt once gradients are recorded";
 }
 
 TEST(SparseAttentionBackend, KernelsRejectUnsupportedInputsByName) {

@@ -72,7 +72,8 @@ struct SelectionPlan {
 };
 
 // The kernels' tile plans of one attention plan, one per GQA group size, built on first use from copies of the
-// rows (the caller's layouts need not outlive the plan). Not thread-safe: one plan serves one forward.
+// rows (the caller's layouts need not outlive the plan); their backward lists only when gradients are recorded
+// (a later call that records them rebuilds the plan). Not thread-safe: one plan serves one forward.
 class TilePlanCache {
  public:
   // deterministic: tile plans with one backward work item per key tile (AttentionOptions::deterministic).
@@ -112,7 +113,7 @@ struct AttentionPlan {
   SelectionPlan selection;
   AttentionOptions options;              // what the plan was made with
   AttentionBackend backend = AttentionBackend::kAuto;
-  std::shared_ptr<TilePlanCache> tiles;  // null with AttentionBackend::kReference
+  std::shared_ptr<TilePlanCache> tiles;  // null where the kernels cannot run (REFERENCE, or AUTO on the CPU)
   // > 0: the reference parts (band .. top_gists) are not built here: gsa_attention builds them per run of this
   // many queries from `rows` (copies of the layouts) and concatenates the results, so their memory is bounded.
   int64_t reference_chunk = 0;
