@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "gsa/runtime/attention_plan.h"
+#include "gsa/runtime/decode_attention.h"
 #include "gsa/runtime/error.h"
 
 namespace gsa {
@@ -48,12 +49,24 @@ at::Tensor Generator::run(int64_t q_begin, int64_t count) {
   return logits[0][count - 1];
 }
 
-at::Tensor Generator::prefill() { return run(0, layout_.size()); }
+at::Tensor Generator::prefill() {
+  decode_.reset();
+  return run(0, layout_.size());
+}
 
 at::Tensor Generator::step(int64_t token) {
   GSA_CHECK(layout_.size() < cache_.capacity(), "KV cache is full (", cache_.capacity(), " positions)");
+  at::NoGradGuard no_grad;
   layout_.append_raw(token);
-  return run(layout_.size() - 1, 1);
+  if (decode_ == nullptr) {
+    decode_ = std::make_unique<DecodePlan>(std::vector<const GistLayout*>{&layout_}, attention_, model_.device());
+  } else {
+    decode_->advance({token});
+  }
+  DecodeLayerAttention layer_attention(*decode_, attention_, cache_);
+  at::Tensor logits = model_.forward(decode_->tokens(), decode_->rope_pos(), layer_attention, attention_,
+                                     attention_.selection.enabled);
+  return logits[0][0];
 }
 
 std::vector<int64_t> run_decode_loop(const SamplingOptions& sampling, const DecodeLoop& loop,

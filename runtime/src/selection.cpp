@@ -57,12 +57,16 @@ int64_t compression_ratio(const GistOptions& gist) {
 
 ChunkSelection select_chunks(const at::Tensor& q, const at::Tensor& k, const AttentionPlan& plan,
                              const SelectionOptions& options, const at::Tensor& key_slot) {
+  return select_chunks(q, k, plan.selection, plan.gist, options, key_slot);
+}
+
+ChunkSelection select_chunks(const at::Tensor& q, const at::Tensor& k, const SelectionPlan& sel,
+                             const GistOptions& gist, const SelectionOptions& options, const at::Tensor& key_slot) {
   at::NoGradGuard no_grad;
-  const SelectionPlan& sel = plan.selection;
   const int64_t ns = q.size(0), hq = q.size(1), dim = q.size(2), hkv = k.size(1);
   GSA_CHECK(ns == sel.count, "select_chunks: ", ns, " queries for ", sel.count, " selective slots");
   GSA_CHECK(hq % hkv == 0, "query heads ", hq, " not a multiple of kv heads ", hkv);
-  const int64_t g = hq / hkv, L = plan.levels;
+  const int64_t g = hq / hkv, L = gist.levels;
   const auto long_opts = sel.row.options();
   const at::Tensor qg = q.reshape({ns, hkv, g, dim}).to(at::kFloat);            // [Ns, Hkv, g, D]
   const at::Tensor rows = sel.row.view({ns, 1, 1, 1});
@@ -71,8 +75,8 @@ ChunkSelection select_chunks(const at::Tensor& q, const at::Tensor& k, const Att
   // Budget per query and level: [Ns, L].
   at::Tensor budget;
   if (options.budget == BudgetKind::kAdaptive) {
-    const int64_t r = compression_ratio(plan.gist);
-    budget = sel.key_length.div(r, "floor").div(g, "floor").div(plan.gist.chunk, "floor") + 1;
+    const int64_t r = compression_ratio(gist);
+    budget = sel.key_length.div(r, "floor").div(g, "floor").div(gist.chunk, "floor") + 1;
   } else {
     budget = at::full({ns}, options.fixed_k, long_opts);
   }
@@ -120,8 +124,8 @@ ChunkSelection select_chunks(const at::Tensor& q, const at::Tensor& k, const Att
     at::Tensor end = lookup(sel.gist_pos[0], rows3, chunks, -1);                  // the closing gist
     at::Tensor raw = begin.unsqueeze(-1) + at::arange(span, long_opts);           // [Ns, Hkv, M, S]
     at::Tensor in_chunk = raw < end.unsqueeze(-1);
-    at::Tensor safe = raw.clamp_max(plan.num_keys - 1);
-    at::Tensor level = plan.meta.fields.select(-1, TokenMeta::kLevel).index({sel.row.view({ns, 1, 1, 1}), safe});
+    at::Tensor safe = raw.clamp_max(sel.key_level.size(1) - 1);
+    at::Tensor level = sel.key_level.index({sel.row.view({ns, 1, 1, 1}), safe});
     raw = raw.masked_fill(in_chunk.logical_and(level < 0).logical_not(), -1);
     key_lists.insert(key_lists.begin(), raw.flatten(2));
   }

@@ -4,8 +4,9 @@
 // - Generator::prefill runs the whole prompt layout once (selection for the suffix queries in selective
 //   layers when selection is enabled), fills the cache and returns the logits of the last position.
 // - Generator::step appends one raw token to the layout (RoPE position last + 1; generated tokens are never
-//   gisted) and runs only that position against the cache; its logits equal those of a full recompute of the
-//   whole sequence at the last position (selection depends only on the query's causal prefix).
+//   gisted) and runs only that position against the cache through a DecodePlan (decode_plan.h: O(1) host work
+//   per step after the first); its logits equal those of a full recompute of the whole sequence at the last
+//   position (selection depends only on the query's causal prefix).
 // - Sampler: temperature 0 is greedy (lowest id wins ties); otherwise softmax(logits / temperature), cut to
 //   the smallest set whose probability reaches top_p, sampled from a generator seeded once. Gist ids are never
 //   produced (their logits are -inf before anything else).
@@ -13,11 +14,13 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <vector>
 
 #include <ATen/ATen.h>
 
 #include "gsa/config/options.h"
+#include "gsa/runtime/decode_plan.h"
 #include "gsa/runtime/gist_layout.h"
 #include "gsa/runtime/llama_model.h"
 
@@ -80,6 +83,7 @@ class Generator {
   AttentionOptions attention_;
   GistLayout layout_;
   KvCache cache_;
+  std::unique_ptr<DecodePlan> decode_;  // from the first step on: what each step's attention reads
 };
 
 }  // namespace gsa

@@ -40,5 +40,9 @@ struct ChunkSelection {
 // with key_slot [B, T] giving the column of each position (it must hold every gist; see attention.h KeyView).
 ChunkSelection select_chunks(const at::Tensor& q, const at::Tensor& k, const AttentionPlan& plan,
                              const SelectionOptions& options, const at::Tensor& key_slot = at::Tensor());
+// The same over a plan's selection tables alone (decode plans: decode_plan.h); gist: the rows' gist options.
+ChunkSelection select_chunks(const at::Tensor& q, const at::Tensor& k, const SelectionPlan& selection,
+                             const GistOptions& gist, const SelectionOptions& options,
+                             const at::Tensor& key_slot = at::Tensor());
 
 }  // namespace gsa
