@@ -12,7 +12,7 @@ std::string top_level_help() {
          "  generate   generate text from a checkpoint\n"
          "  inspect    print gist layouts and attention masks (inspect layout | inspect mask)\n"
          "  tokenize   text to ids (or --decode ids to text) with a Hugging Face tokenizer.json\n"
-         "  bench      benchmarks (bench attention | bench comm | bench sp | bench kernels)\n";
+         "  bench      benchmarks (bench attention | comm | sp | kernels | decode)\n";
 }
 
 int run_command(const std::string& command, const Args& args) {

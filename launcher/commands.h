@@ -20,5 +20,6 @@ int run_bench(const Args& args);     // cmd_bench.cpp
 int run_bench_comm(const Args& args);  // cmd_bench_comm.cpp (gsa bench comm, under mpirun)
 int run_bench_sp(const Args& args);    // cmd_bench_sp.cpp (gsa bench sp, under mpirun)
 int run_bench_kernels(const Args& args);  // cmd_bench_kernels.cpp (gsa bench kernels, one GPU)
+int run_bench_decode(const Args& args);   // cmd_bench_decode.cpp (gsa bench decode, one GPU)
 
 }  // namespace gsa::cli
