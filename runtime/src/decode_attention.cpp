@@ -15,10 +15,9 @@ at::Tensor DecodeLayerAttention::key_rows(bool layer_selects, const at::Tensor& 
   const SelectionPlan& sel = plan_.selection();
   if (!layer_selects || sel.count == 0) return rows.contiguous();
   const at::Tensor q_sel = q.index_select(0, sel.row);                                    // [Ns, Hq, D]
-  at::Tensor picked = select_chunks(q_sel, k_cache, sel, plan_.gist(), options_.selection).key_pos;  // [Ns, Hkv, S]
-  const at::Tensor& covered = plan_.selective_covered();                                  // [B, P]
-  const at::Tensor listed = covered.index({sel.row.view({-1, 1, 1}), picked.clamp(0, covered.size(1) - 1)});
-  picked = picked.masked_fill(listed, -1).to(at::kInt);
+  const at::Tensor picked = select_chunks(q_sel, k_cache, sel, plan_.gist(), options_.selection, at::Tensor(),
+                                         options_.backend, plan_.selective_covered())
+                               .key_pos.to(at::kInt);                                     // [Ns, Hkv, S]
   const at::Tensor extra = at::full({B, hkv, picked.size(2)}, -1, picked.options()).index_copy(0, sel.row, picked);
   return at::cat({rows, extra}, 2);
 }
