@@ -22,6 +22,8 @@ timeout 200 ./build/tests/test_sparse_attention 2>&1 | tail -3 | tee "$out/test_
 timeout 200 ./build/tests/test_sparse_decode 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
 timeout 120 compute-sanitizer --tool memcheck ./build/tests/test_sparse_decode 2>&1 | tail -3 | tee "$out/memcheck.txt"
 timeout 200 ./build/tests/test_decode_plan 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
+timeout 200 ./build/tests/test_attention 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
+timeout 200 compute-sanitizer --tool memcheck ./build/tests/test_decode_plan 2>&1 | tail -3 | tee -a "$out/memcheck.txt"
 timeout 200 ./build/tests/test_model 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
 # Decode: one sequence at 32K-1M, 64 sequences at 32K; the dense Flash-Decoding peer in the same call.
 timeout 120 ./build/launcher/gsa bench kernels --decode 2>&1 | tee "$out/bench_decode.txt"
@@ -33,7 +35,6 @@ timeout 240 ./build/launcher/gsa bench decode 2>&1 | tee "$out/bench_decode_laye
 timeout 120 ./build/launcher/gsa bench decode --batch 64 --tokens 32768 2>&1 | tee -a "$out/bench_decode_layer.txt"
 [ "${GSA_SKIP_PREFILL:-0}" = 1 ] && { timeout 200 python3 peers/attn_peers.py sdpa-causal 8192 2>&1 | tee -a "$out/peer_decode.txt"; exit 0; }
 timeout 120 compute-sanitizer --tool memcheck ./build/tests/test_sparse_attention_gpu --gtest_filter='*/2' 2>&1 | tail -6 | tee -a "$out/memcheck.txt"
-timeout 200 ./build/tests/test_attention 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
 timeout 240 ./build/launcher/gsa bench kernels ${GSA_KERNEL_BENCH_ARGS:-} 2>&1 | tee "$out/bench_kernels.txt"
 # A 1M-token prefill layer with the Llama-3.2-1B attention shapes (32 / 8 heads, head dim 64), forward.
 timeout 240 ./build/launcher/gsa bench kernels --tokens 131072,1048576 --head-dim 64 --no-backward --repeats 3 2>&1 \
