@@ -2,9 +2,10 @@
 // teams of D / 8 lanes each load a gist key row with 16-byte loads and take its dots with the group's query
 // heads held in registers, top level: one key load serves every head of the group) writes fp32 scores;
 // top_k_kernel (one CTA per (query, head)) finds each head's kk-th best score by a 4-pass 8-bit radix select on
-// order-preserving keys in shared-memory histograms and writes the chosen gist indices. Then union_kernel (one CTA
-// per (query, KV head, level)) ORs the group's choices into a bitmap, compacts it in ascending order with a block
-// prefix sum, and writes the rows to unfold.
+// order-preserving keys in shared-memory histograms (warp-aggregated adds: the scores share few top bits) and
+// writes the chosen gist indices. Then union_kernel (one CTA per (query, KV head, level)) ORs the group's choices
+// into a bitmap and compacts it in ascending order with a block prefix sum, and unfold_kernel (one thread per
+// output slot) writes the rows to unfold.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -18,8 +19,9 @@ namespace {
 
 constexpr int kThreads = 128;
 constexpr int kTileCandidates = 256;  // candidates per score CTA
-constexpr int kTopKThreads = 256;
+constexpr int kTopKThreads = 1024;
 constexpr int kUnionThreads = 256;
+constexpr int kUnfoldThreads = 256;
 
 template <typename T>
 __device__ __forceinline__ void to_floats(const uint4& raw, float (&x)[8]) {
@@ -139,11 +141,14 @@ __global__ void __launch_bounds__(kTopKThreads) top_k_kernel(const __grid_consta
     __syncthreads();
     if (s_take_all) break;
     const uint32_t prefix = s_prefix;
-    for (int c = tid; c < C; c += kTopKThreads) {
-      const float f = scores[c];
-      if (f == -INFINITY) continue;
+    for (int base = 0; base < C; base += kTopKThreads) {  // uniform trip count: every lane reaches the match
+      const int c = base + tid;
+      const float f = c < C ? scores[c] : -INFINITY;
       const uint32_t key = order_key(f);
-      if ((key & mask) == prefix) atomicAdd(&hist[(key >> shift) & 255], 1);
+      const int bin = f != -INFINITY && (key & mask) == prefix ? int((key >> shift) & 255) : 256;
+      // Scores share few top bits: lanes with the same bin add once (shared-memory atomics would serialise).
+      const unsigned peers = __match_any_sync(0xffffffffu, bin);
+      if (bin < 256 && (tid & 31) == __ffs(peers) - 1) atomicAdd(&hist[bin], __popc(peers));
     }
     __syncthreads();
     if (tid == 0) {
@@ -185,13 +190,11 @@ __global__ void __launch_bounds__(kTopKThreads) top_k_kernel(const __grid_consta
   for (int j = s_above + tid; j < K; j += kTopKThreads) out[j] = -1;
 }
 
-__global__ void __launch_bounds__(kUnionThreads) union_kernel(const __grid_constant__ ChunkSelectionParams p,
-                                                              int32_t raw_slots) {
+__global__ void __launch_bounds__(kUnionThreads) union_kernel(const __grid_constant__ ChunkSelectionParams p) {
   __shared__ int scan[kUnionThreads];
   __shared__ int s_total;
   const int l = blockIdx.y, skv = blockIdx.x, s = skv / p.kv_heads, kv = skv % p.kv_heads;
   const int group = p.q_heads / p.kv_heads, K = p.keep[l], M = group * K;
-  const int64_t row = p.row[s];
   const int tid = threadIdx.x;
   uint32_t* bitmap = p.bitmap + (int64_t(l) * p.num_queries * p.kv_heads + skv) * p.bitmap_words;
   const int32_t* chosen = p.chosen + p.chosen_offset[l] + (int64_t(s) * p.q_heads + kv * group) * K;
@@ -220,36 +223,38 @@ __global__ void __launch_bounds__(kUnionThreads) union_kernel(const __grid_const
     __syncthreads();
   }
   for (int j = s_total + tid; j < M; j += kUnionThreads) selected[j] = -1;
-  __syncthreads();
+}
 
-  const int64_t R = int64_t(raw_slots) + [&] {
-    int64_t n = 0;
-    for (int i = 0; i < p.levels; ++i) n += int64_t(group) * p.keep[i];
-    return n;
-  }();
-  int32_t* key_pos = p.key_pos + int64_t(skv) * R;
-  auto is_covered = [&](int64_t pos) { return p.covered != nullptr && p.covered[row * p.covered_stride + pos] != 0; };
-  int64_t gist_slot = raw_slots;
-  for (int i = 0; i < l; ++i) gist_slot += int64_t(group) * p.keep[i];
-  const int64_t* gist_pos = p.gist_pos[l] + row * p.gist_stride[l];
-  for (int j = tid; j < M; j += kUnionThreads) {
-    const int32_t idx = __ldcg(selected + j);
-    const int64_t pos = idx >= 0 ? gist_pos[idx] : -1;
-    key_pos[gist_slot + j] = pos >= 0 && !is_covered(pos) ? static_cast<int32_t>(pos) : -1;
-  }
-  if (l != 0) return;
-  const int span = p.max_chunk_span;
-  for (int64_t j = tid; j < int64_t(M) * span; j += kUnionThreads) {
-    const int32_t idx = __ldcg(selected + j / span);
-    int32_t value = -1;
+// One slot of key_pos per thread: grid (slot tiles, query x KV head).
+__global__ void __launch_bounds__(kUnfoldThreads) unfold_kernel(const __grid_constant__ ChunkSelectionParams p,
+                                                                int32_t raw_slots, int32_t slots) {
+  const int skv = blockIdx.y, s = skv / p.kv_heads;
+  const int group = p.q_heads / p.kv_heads;
+  const int64_t j = int64_t(blockIdx.x) * kUnfoldThreads + threadIdx.x;
+  if (j >= slots) return;
+  const int64_t row = p.row[s];
+  int32_t value = -1;
+  int64_t pos = -1;
+  if (j < raw_slots) {
+    const int span = p.max_chunk_span;
+    const int32_t idx = p.selected[0][int64_t(skv) * group * p.keep[0] + j / span];
     if (idx >= 0) {
-      const int64_t pos = p.chunk_begin[row * p.gist_stride[0] + idx] + j % span;
-      if (pos < gist_pos[idx] && p.key_level[row * p.key_level_stride + pos] < 0 && !is_covered(pos)) {
-        value = static_cast<int32_t>(pos);
+      pos = p.chunk_begin[row * p.gist_stride[0] + idx] + j % span;
+      if (pos >= p.gist_pos[0][row * p.gist_stride[0] + idx] || p.key_level[row * p.key_level_stride + pos] >= 0) {
+        pos = -1;
       }
     }
-    key_pos[j] = value;
+  } else {
+    int64_t at = j - raw_slots;
+    int l = 0;
+    while (at >= int64_t(group) * p.keep[l]) at -= int64_t(group) * p.keep[l++];
+    const int32_t idx = p.selected[l][int64_t(skv) * group * p.keep[l] + at];
+    if (idx >= 0) pos = p.gist_pos[l][row * p.gist_stride[l] + idx];
   }
+  if (pos >= 0 && (p.covered == nullptr || p.covered[row * p.covered_stride + pos] == 0)) {
+    value = static_cast<int32_t>(pos);
+  }
+  p.key_pos[int64_t(skv) * slots + j] = value;
 }
 
 template <typename T, int D>
@@ -292,8 +297,12 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
     }
     top_k_kernel<<<p.num_queries * p.q_heads, kTopKThreads, 0, stream>>>(p, l);
   }
+  union_kernel<<<dim3(p.num_queries * p.kv_heads, p.levels), kUnionThreads, 0, stream>>>(p);
   const int32_t raw_slots = group * p.keep[0] * p.max_chunk_span;
-  union_kernel<<<dim3(p.num_queries * p.kv_heads, p.levels), kUnionThreads, 0, stream>>>(p, raw_slots);
+  int32_t slots = raw_slots;
+  for (int l = 0; l < p.levels; ++l) slots += group * p.keep[l];
+  unfold_kernel<<<dim3((slots + kUnfoldThreads - 1) / kUnfoldThreads, p.num_queries * p.kv_heads), kUnfoldThreads, 0,
+                  stream>>>(p, raw_slots, slots);
   return cudaGetLastError() == cudaSuccess ? Status::kOk : Status::kCudaError;
 }
 
