@@ -2,8 +2,10 @@
 # test_eval.sh GSA PYTHON [MPIEXEC MPIEXEC_FLAGS...]: `gsa eval` on a checkpoint trained here for 30 steps:
 #  1. the table has the three modes side by side and a row per length; --json writes every number;
 #  2. bad --modes / --lengths / --checkpoint fail naming the problem;
-#  3. with MPIEXEC: under mpirun -np 2 (sp 2, MPI backend) the JSON equals the single process's (loss within
-#     1e-5 relative, accuracy and positions exactly).
+#  3. gsa generate --attention: full prefills the raw bytes only (no gists), gist and selective the gisted
+#     context; a bad mode is named;
+#  4. with MPIEXEC: under mpirun -np 2 (sp 2, MPI backend) the JSON equals the single process's (loss within
+#     1e-5 relative, accuracy and positions exactly), and generate prints the single process's text in each mode.
 set -u
 gsa=$1
 python=$2
@@ -53,7 +55,27 @@ expect_error "longest length: 1288" "${eval_args[@]}" --lengths 48,5000
 expect_error "unknown eval task 'passkey'" "${eval_args[@]}" --task passkey
 expect_error "$dir/nothing" eval --checkpoint "$dir/nothing"
 
+context="kv:ab=c;de=f;gh=i;jk=l;mn=o;pa=b;"  # 33 bytes; + the 4-byte prompt = 37 raw tokens
+generate=(generate --checkpoint "$dir/run" --context "$context" --prompt "?de=" --max-new-tokens 4)
+for mode in full gist selective; do
+  "$gsa" "${generate[@]}" --attention $mode >"$dir/gen-$mode.log" 2>"$dir/gen-$mode.err" \
+    || fail "generate --attention $mode failed: $(cat "$dir/gen-$mode.err")"
+  tokens=$(grep -o 'prompt [0-9]* tokens' "$dir/gen-$mode.err" | grep -o '[0-9]*')
+  if [ $mode == full ]; then
+    [ "$tokens" == 37 ] || fail "generate --attention full prefilled '$tokens' positions, want the 37 raw tokens"
+  else
+    [ "${tokens:-0}" -gt 37 ] || fail "generate --attention $mode prefilled '$tokens' positions: no gists inserted"
+  fi
+done
+expect_error "attention mode 'dense' is not one of full, gist, selective" "${generate[@]}" --attention dense
+
 if [ $# -gt 0 ]; then
+  for mode in full gist selective; do
+    timeout 300 "$1" -np 2 "${@:2}" "$gsa" "${generate[@]}" --attention $mode --backend mpi >"$dir/gen2-$mode.log" \
+      2>"$dir/gen2-$mode.err" || fail "generate --attention $mode under mpirun failed: $(cat "$dir/gen2-$mode.err")"
+    [ "$(cat "$dir/gen2-$mode.log")" == "$(cat "$dir/gen-$mode.log")" ] \
+      || fail "generate --attention $mode: mpirun -np 2 printed '$(cat "$dir/gen2-$mode.log")', one process '$(cat "$dir/gen-$mode.log")'"
+  done
   timeout 300 "$1" -np 2 "${@:2}" "$gsa" "${eval_args[@]}" --backend mpi --json "$dir/two.json" \
     >"$dir/two.log" 2>&1 || { cat "$dir/two.log"; fail "gsa eval under mpirun -np 2 failed"; }
   grep -q "2 ranks (sp 2" "$dir/two.log" || fail "the mpirun run did not say it ran on 2 ranks: $(cat "$dir/two.log")"

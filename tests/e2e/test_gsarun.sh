@@ -94,6 +94,7 @@ if [ $# -ge 3 ]; then
   [ $rc -eq 0 ] || { cat "$dir/cut.log"; fail "gsarun --max-restarts 1 exited $rc"; }
   grep -q "restart 1/1 from the last checkpoint" "$dir/cut.log" || fail "gsarun did not say it restarted"
   resumed=$(grep -o 'resumed at step [0-9]*' "$dir/cut.log")
+  grep "^gsarun:" "$dir/cut.log"
   echo "killed rank $rank; ${resumed:-not resumed}"
   [ -n "$resumed" ] || fail "the restarted job did not resume from a checkpoint"
   for f in model.safetensors optimizer.safetensors; do
