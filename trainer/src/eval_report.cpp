@@ -57,7 +57,7 @@ std::string format_eval_table(const EvalReport& report) {
     const std::string t = title;
     line += "  " + std::string((group - t.size()) / 2, ' ') + t + std::string(group - t.size() - (group - t.size()) / 2, ' ');
   }
-  out << line << "\n";
+  out << line.substr(0, line.find_last_not_of(' ') + 1) << "\n";
   line = cell("length", 8) + "  " + std::string(description - 4, ' ') + "task";
   for (int part = 0; part < 3; ++part) {
     line += "  ";
