@@ -1,5 +1,6 @@
 #include "gsa/trainer/eval_report.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <sstream>
 

@@ -1,5 +1,6 @@
 #include "gsa/trainer/evaluator.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 
