@@ -144,7 +144,8 @@ TEST(EvalTask, RetrievalFillsTheLengthAndNamesWhatItCannotFill) {
     EXPECT_EQ(task->describe(), std::to_string((length - 8) / 5) + " key-value pairs");
   }
   EXPECT_NE(error_of([&] { make_eval_task("retrieval", options, 1289 + 5, 1); })
-                .find("needs 257 distinct keys, but data.retrieval allows alphabet^key_len = 256 (longest length: 1288)"),
+                .find("needs 257 distinct keys, but data.retrieval allows alphabet^key_len = 256 "
+                      "(longest length: 1288)"),
             std::string::npos);
   EXPECT_NE(error_of([&] { make_eval_task("retrieval", options, 12, 1); }).find("length 12 is below 13"),
             std::string::npos);

@@ -55,8 +55,9 @@ std::string format_eval_table(const EvalReport& report) {
   for (const LengthResult& row : report.lengths) description = std::max(description, row.description.size());
   std::string line = cell("", 8) + "  " + std::string(description, ' ');
   for (const char* title : {"positions", "accuracy", "answer loss"}) {
-    const std::string t = title;
-    line += "  " + std::string((group - t.size()) / 2, ' ') + t + std::string(group - t.size() - (group - t.size()) / 2, ' ');
+    const std::string t = title;  // centred over its group of columns
+    const size_t left = (group - t.size()) / 2;
+    line += "  " + std::string(left, ' ') + t + std::string(group - t.size() - left, ' ');
   }
   out << line.substr(0, line.find_last_not_of(' ') + 1) << "\n";
   line = cell("length", 8) + "  " + std::string(description - 4, ' ') + "task";
