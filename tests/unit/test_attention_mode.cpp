@@ -1,5 +1,6 @@
 // Attention modes (runtime/attention_mode.h): `full` runs the model exactly as a plain causal Llama over the raw
-// tokens (float64 dense oracle, no gist token anywhere); what each mode turns on; names and bad names.
+// tokens (float64 dense oracle, no gist token anywhere), on the reference path and the kernels; what each mode
+// turns on; names and bad names.
 #include <gtest/gtest.h>
 
 #include <random>
@@ -54,9 +55,14 @@ at::Tensor mode_logits(const LlamaModel& model, const GsaOptions& options, Atten
 TEST(AttentionMode, FullEqualsPlainCausalDenseModel) {
   for (const at::Device device : test::test_devices()) {
     for (int64_t levels : {1, 2}) {
-      for (bool selection_in_config : {false, true}) {
+      for (bool kernels : {false, true}) {  // the LibTorch reference path, the kernels (their CPU twin on CPU)
         GsaOptions options = tiny_options(levels);
-        options.attention.selection.enabled = selection_in_config;  // full ignores it
+        options.attention.selection.enabled = kernels;  // full ignores it
+        options.attention.backend = kernels ? AttentionBackend::kKernels : AttentionBackend::kReference;
+        if (kernels) {  // what the kernels run: head dim 64, bf16
+          options.model.head_dim = 64;
+          options.model.dtype = DType::kBFloat16;
+        }
         const LlamaModel model = LlamaModel::create(options.model, 7 + levels, device);
         const Document doc = random_document(50, 6, 3);
         GistLayout layout;
@@ -70,8 +76,12 @@ TEST(AttentionMode, FullEqualsPlainCausalDenseModel) {
           ASSERT_EQ(layout.rope_pos[t], t);
         }
         const at::Tensor expected = test::dense_causal_llama_logits(options.model, model.parameters(), raw);
-        GSA_EXPECT_CLOSE(logits, expected, test::kFp32Atol, test::kFp32Rtol)
-            << "levels " << levels << " selection " << selection_in_config << " on " << device;
+        if (kernels) {  // the oracle runs on the same bf16 weights, in float64
+          EXPECT_TRUE(test::relative_error_below(logits, expected, test::kBf16RelErr)) << "levels " << levels;
+        } else {
+          GSA_EXPECT_CLOSE(logits, expected, test::kFp32Atol, test::kFp32Rtol) << "levels " << levels << " on "
+                                                                               << device;
+        }
       }
     }
   }
