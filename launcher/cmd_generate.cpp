@@ -1,10 +1,12 @@
 // gsa generate: completes a prompt from a checkpoint; the context is gisted, the prompt is the raw suffix.
 #include <iostream>
+#include <optional>
 
 #include "cli_flags.h"
 #include "commands.h"
 #include "device_flag.h"
 #include "mpi_launch.h"
+#include "gsa/runtime/attention_mode.h"
 #include "gsa/runtime/checkpoint.h"
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/file_util.h"
@@ -16,8 +18,12 @@ namespace {
 constexpr const char* kHelp =
     "usage: gsa generate --checkpoint DIR [--context TEXT | --context-file FILE] [--prompt TEXT]\n"
     "                    [--max-new-tokens N] [--temperature T] [--top-p P] [--seed S] [--device cpu|cuda]\n"
+    "                    [--attention full|gist|selective]\n"
     "\n"
     "Prints the completion, then one line of statistics on stderr. Greedy unless --temperature > 0.\n"
+    "--attention: full = plain causal attention, no gist tokens (the model as without GSA); gist = compressed\n"
+    "context, no unfolding; selective = GSA selective unfolding. Default: the checkpoint config's (selective when\n"
+    "attention.selection.enabled, else gist).\n"
     "--checkpoint: a training output dir (its checkpoints/latest), a checkpoints/ folder (its latest) or one\n"
     "step folder (checkpoints/step-000300).\n"
     "\n"
@@ -49,6 +55,9 @@ int run_generate(const Args& args) {
   request.sampling.top_p = flags.get_double("top-p", 1.0);
   request.sampling.seed = static_cast<uint64_t>(flags.get_int("seed", 0));
   GSA_CHECK(request.sampling.max_new_tokens >= 1, "--max-new-tokens must be >= 1");
+  const std::string attention_name = flags.get_string("attention", "");  // "": the config's mode
+  std::optional<AttentionMode> attention;
+  if (!attention_name.empty()) attention = parse_attention_mode(attention_name);
   const at::Device device = device_from_flags(flags);
   const bool distributed = flags.has("sp") || launched_by_mpirun();
   const int64_t sp = flags.get_int("sp", 0);  // 0: the whole world
@@ -59,6 +68,7 @@ int run_generate(const Args& args) {
     GsaOptions options;
     LlamaModel model = load_checkpoint(checkpoint, on, &options);
     InferenceEngine engine(std::move(model), options);
+    if (attention) engine.set_attention_mode(*attention);
     engine.use_sequence_parallel(group);
     CompletionResult result = engine.complete(request);
     if (group == nullptr || group->rank() == 0) {

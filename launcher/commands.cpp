@@ -9,6 +9,7 @@ std::string top_level_help() {
          "\n"
          "commands:\n"
          "  train      train a model (no --config: the embedded demo, a synthetic retrieval task)\n"
+         "  eval       loss and retrieval accuracy of a checkpoint: full | gist | selective attention\n"
          "  generate   generate text from a checkpoint\n"
          "  inspect    print gist layouts and attention masks (inspect layout | inspect mask)\n"
          "  tokenize   text to ids (or --decode ids to text) with a Hugging Face tokenizer.json\n"
@@ -17,6 +18,7 @@ std::string top_level_help() {
 
 int run_command(const std::string& command, const Args& args) {
   if (command == "train") return run_train(args);
+  if (command == "eval") return run_eval(args);
   if (command == "generate") return run_generate(args);
   if (command == "inspect") return run_inspect(args);
   if (command == "tokenize") return run_tokenize(args);

@@ -7,18 +7,19 @@
 namespace gsa {
 
 InferenceEngine::InferenceEngine(LlamaModel model, const GsaOptions& options)
-    : model_(std::move(model)), options_(options) {
+    : model_(std::move(model)), options_(options), mode_(config_attention_mode(options)) {
   GSA_CHECK(model_.options().vocab_size >= ByteTokenizer::vocab_size(), "the model's vocabulary (",
             model_.options().vocab_size, ") is smaller than the byte tokenizer's (", ByteTokenizer::vocab_size(), ")");
 }
 
 CompletionResult InferenceEngine::complete(const CompletionRequest& request) {
   ByteTokenizer tokenizer;
+  const AttentionModeOptions mode = attention_mode_options(mode_, options_);
   Document doc;
   doc.context = tokenizer.encode(request.context);
   if (options_.gist.word_aware) doc.context_word_starts = tokenizer.word_starts(doc.context);
   doc.suffix = tokenizer.encode(request.prompt);
-  GistLayout layout = build_layout({doc}, options_.gist);
+  GistLayout layout = build_layout({mode_document(doc, mode)}, mode.gist);
   GSA_CHECK(layout.size() > 0, "empty request: no context and no prompt");
 
   SamplingOptions sampling = request.sampling;
@@ -29,10 +30,10 @@ CompletionResult InferenceEngine::complete(const CompletionRequest& request) {
   GenerationStats stats;
   if (sp_ != nullptr && sp_->size() > 1) {
     const SequenceShards shards = shard_at_sections({layout}, sp_->size());
-    DistributedGenerator generator(model_, options_.attention, std::move(layout), shards, capacity, *sp_);
+    DistributedGenerator generator(model_, mode.attention, std::move(layout), shards, capacity, *sp_);
     result.tokens = generator.generate(sampling, &stats);
   } else {
-    Generator generator(model_, options_.attention, std::move(layout), capacity);
+    Generator generator(model_, mode.attention, std::move(layout), capacity);
     result.tokens = generator.generate(sampling, &stats);
   }
   result.prefill_ms = stats.prefill_ms;

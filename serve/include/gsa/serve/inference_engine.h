@@ -4,7 +4,9 @@
 // Contract: complete() tokenizes `context` with the byte tokenizer and gists it (word-aware when the config
 // asks for it), appends `prompt` raw as the suffix, prefills once and decodes up to max_new_tokens with the
 // request's sampling (gist ids never produced; stops after <eos> or a stop token). Returns the generated text
-// and timings. Not thread-safe: one request at a time. With an sp group (use_sequence_parallel), every rank of the
+// and timings. The attention mode (runtime/attention_mode.h; default: the config's, selective when selection is
+// enabled, else gist) decides the layout and the attention: full lays the context out raw, with no gists. Not
+// thread-safe: one request at a time. With an sp group (use_sequence_parallel), every rank of the
 // group must call complete() with the same request; every rank returns the same result.
 #pragma once
 
@@ -14,6 +16,7 @@
 
 #include "gsa/config/options.h"
 #include "gsa/parallel/communicator.h"
+#include "gsa/runtime/attention_mode.h"
 #include "gsa/runtime/generation.h"
 #include "gsa/runtime/llama_model.h"
 
@@ -39,12 +42,14 @@ class InferenceEngine {
   CompletionResult complete(const CompletionRequest& request);
   // Serve with the prompt cut over the ranks of `sp` (the communicator must outlive the engine).
   void use_sequence_parallel(Communicator* sp) { sp_ = sp; }
+  void set_attention_mode(AttentionMode mode) { mode_ = mode; }
   const LlamaModel& model() const { return model_; }
 
  private:
   LlamaModel model_;
   GsaOptions options_;
   Communicator* sp_ = nullptr;
+  AttentionMode mode_;
 };
 
 }  // namespace gsa
