@@ -14,6 +14,7 @@
 #include "gsa/runtime/attention_plan.h"
 #include "gsa/runtime/decode_attention.h"
 #include "gsa/runtime/error.h"
+#include "gsa/runtime/generation.h"
 #include "gsa/runtime/llama_model.h"
 
 namespace gsa {
@@ -189,6 +190,51 @@ TEST(DecodePlan, BatchedModelStepEqualsEachSequencesFullRecompute) {
     for (int64_t b = 0; b < 3; ++b) {
       GSA_EXPECT_CLOSE(logits[b][0], full_recompute_last(model, rows[b], attention), 1e-5, 1e-4)
           << "step " << step << " sequence " << b;
+    }
+  }
+}
+
+// ||a - b|| / ||b|| in float64.
+double relative_error(const at::Tensor& a, const at::Tensor& b) {
+  const at::Tensor x = a.cpu().to(at::kDouble), y = b.cpu().to(at::kDouble);
+  return (x - y).norm().item<double>() / y.norm().item<double>();
+}
+
+// The bf16 model with the kernels (prefill on the attention kernels, which get q/k/v as transposed views, decode
+// steps on the sparse decode and selection kernels; their CPU twin where forced on the CPU, the CUDA kernels on a
+// device) and the same bf16 model on the LibTorch reference backend, both against the fp32 model's full
+// recompute on the CPU: at the prefill and every step, the kernels' relative logit error is at most 1.5x the
+// reference backend's plus 0.005 (both carry the bf16 model's rounding; a wrong attention result is far above).
+TEST(DecodePlan, Bf16KernelsGenerationTracksFp32AsWellAsReferenceBackend) {
+  at::NoGradGuard no_grad;
+  for (const at::Device device : test::test_devices()) {
+    std::mt19937 rng(11);
+    GistOptions gist;
+    gist.levels = 2;
+    gist.chunk = 4;
+    gist.fanout = 2;
+    gist.sink = 2;
+    ModelOptions o = tiny_model();
+    o.head_dim = 64;
+    o.hidden_size = 128;
+    LlamaModel fp32 = LlamaModel::create(o, 5, at::kCPU);
+    o.dtype = DType::kBFloat16;
+    LlamaModel bf16 = LlamaModel::from_tensors(o, fp32.parameters(), device);
+    AttentionOptions reference, kernels;
+    reference.backend = AttentionBackend::kReference;
+    kernels.backend = device.is_cuda() ? AttentionBackend::kAuto : AttentionBackend::kKernels;
+    GistLayout prompt = random_row(rng, gist, 2, 90);
+    Generator with_kernels(bf16, kernels, prompt, prompt.size() + 8);
+    Generator with_reference(bf16, reference, prompt, prompt.size() + 8);
+    auto check = [&](const at::Tensor& got, const at::Tensor& ref, const std::string& what) {
+      const at::Tensor want = full_recompute_last(fp32, with_kernels.layout(), reference);
+      const double error = relative_error(got, want), bound = 1.5 * relative_error(ref, want) + 0.005;
+      EXPECT_LE(error, bound) << what << " on " << device;
+    };
+    check(with_kernels.prefill(), with_reference.prefill(), "prefill");
+    for (int step = 0; step < 4; ++step) {
+      const int64_t token = rng() % 256;
+      check(with_kernels.step(token), with_reference.step(token), "step " + std::to_string(step));
     }
   }
 }
