@@ -17,6 +17,7 @@
 
 #include "cli_flags.h"
 #include "commands.h"
+#include "gist_flags.h"
 #include "device_timing.h"
 #include "gsa/runtime/decode_attention.h"
 #include "gsa/runtime/error.h"
@@ -58,12 +59,7 @@ int run_bench_decode(const Args& args) {
   const std::vector<int64_t> tokens = flags.get_int_list("tokens", {32768, 131072, 524288, 1048576});
   const int64_t batch = flags.get_int("batch", 1);
   const int64_t hq = flags.get_int("heads", 32), hkv = flags.get_int("kv-heads", 8), d = flags.get_int("head-dim", 128);
-  GistOptions gist;
-  gist.chunk = flags.get_int("chunk", 16);
-  gist.fanout = flags.get_int("fanout", 4);
-  gist.levels = flags.get_int("levels", 1);
-  gist.sink = flags.get_int("sink", 3);
-  gist.prev_chunks = flags.get_int("prev-chunks", 1);
+  const GistOptions gist = read_gist_flags(flags, /*chunk=*/16, /*levels=*/1);
   const int64_t fixed_k = flags.get_int("fixed-k", 16);
   const std::string dtype_name = flags.get_string("dtype", "bf16");
   const int64_t repeats = flags.get_int("repeats", 20);

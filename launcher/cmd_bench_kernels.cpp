@@ -18,6 +18,7 @@
 #include "cli_flags.h"
 #include "device_timing.h"
 #include "commands.h"
+#include "gist_flags.h"
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/gist_layout.h"
 #include "gsa/runtime/mask_predicate.h"
@@ -108,12 +109,7 @@ int run_bench_kernels(const Args& args) {
   }
   const std::vector<int64_t> tokens = flags.get_int_list("tokens", {8192, 32768, 131072});
   const int64_t hq = flags.get_int("heads", 32), hkv = flags.get_int("kv-heads", 8), d = flags.get_int("head-dim", 128);
-  GistOptions gist;
-  gist.chunk = flags.get_int("chunk", 16);
-  gist.fanout = flags.get_int("fanout", 4);
-  gist.levels = flags.get_int("levels", 1);
-  gist.sink = flags.get_int("sink", 3);
-  gist.prev_chunks = flags.get_int("prev-chunks", 1);
+  const GistOptions gist = read_gist_flags(flags, /*chunk=*/16, /*levels=*/1);
   const std::string dtype_name = flags.get_string("dtype", "bf16");
   const int64_t repeats = flags.get_int("repeats", 10);
   const bool backward = !flags.get_bool("no-backward", false);

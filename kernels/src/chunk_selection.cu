@@ -12,10 +12,15 @@
 
 #include <cmath>
 
+#include "row_team.cuh"
+
 #include "gsa/kernels/chunk_selection.h"
 
 namespace gsa::kernels {
 namespace {
+
+using detail::team_sum;
+using detail::to_floats;
 
 constexpr int kThreads = 128;
 constexpr int kTileCandidates = 256;  // candidates per score CTA
@@ -23,20 +28,7 @@ constexpr int kTopKThreads = 1024;
 constexpr int kUnionThreads = 256;
 constexpr int kUnfoldThreads = 256;
 
-template <typename T>
-__device__ __forceinline__ void to_floats(const uint4& raw, float (&x)[8]) {
-  const T* e = reinterpret_cast<const T*>(&raw);
-#pragma unroll
-  for (int i = 0; i < 8; ++i) x[i] = float(e[i]);
-}
 
-// Sum over the kTeam lanes of a row team (teams are aligned groups of lanes within a warp).
-template <int kTeam>
-__device__ __forceinline__ float team_sum(float v) {
-#pragma unroll
-  for (int o = kTeam / 2; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
 
 __device__ __forceinline__ int64_t keep_count(const ChunkSelectionParams& p, int s, int l) {
   const int64_t group = p.q_heads / p.kv_heads;

@@ -13,21 +13,20 @@
 
 #include <cmath>
 
+#include "row_team.cuh"
+
 #include "gsa/kernels/sparse_decode.h"
 
 namespace gsa::kernels {
 namespace {
 
+using detail::team_sum;
+using detail::to_floats;
+
 constexpr int kThreads = 128;
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 
-template <typename T>
-__device__ __forceinline__ void to_floats(const uint4& raw, float (&x)[8]) {
-  const T* e = reinterpret_cast<const T*>(&raw);
-#pragma unroll
-  for (int i = 0; i < 8; ++i) x[i] = float(e[i]);
-}
 
 template <typename T, int D, int G>
 __global__ void __launch_bounds__(kThreads) sparse_decode_kernel(const __grid_constant__ SparseDecodeParams p) {
@@ -94,8 +93,7 @@ __global__ void __launch_bounds__(kThreads) sparse_decode_kernel(const __grid_co
         float dot = 0.f;
 #pragma unroll
         for (int i = 0; i < 8; ++i) dot = fmaf(x[i], qr[h][i], dot);
-#pragma unroll
-        for (int o = kTeam / 2; o > 0; o /= 2) dot += __shfl_xor_sync(0xffffffffu, dot, o);
+        dot = team_sum<kTeam>(dot);
         s[u][h] = r[u] >= 0 ? dot : -INFINITY;
       }
     }
