@@ -104,11 +104,11 @@ int run_bench_decode(const Args& args) {
       const DecodePlan plan(pointers, options, at::kCUDA);
       DecodeLayerAttention attention(plan, options, cache);
       const at::Tensor q1 = q.select(2, 0);
-      const at::Tensor listed = attention.key_rows(kind.selects, q1, cache.k[0]);
+      const at::Tensor listed = attention.key_rows(0, kind.selects, q1);
       const double step_ms =
           median_device_ms([&] { return attention.attend(0, kind.selects, q, k, v, scale); }, repeats);
       const double select_ms =
-          kind.selects ? median_device_ms([&] { return attention.key_rows(true, q1, cache.k[0]); }, repeats) : 0.0;
+          kind.selects ? median_device_ms([&] { return attention.key_rows(0, true, q1); }, repeats) : 0.0;
       const double kernel_ms = median_device_ms(
           [&] { return sparse_decode(q1, cache.k[0], cache.v[0], listed, scale, 0, &plan.generated()).out; },
           repeats);

@@ -13,7 +13,7 @@ namespace gsa::kernels {
 Status chunk_selection_reference(const ChunkSelectionParams& p) {
   const int group = p.kv_heads > 0 ? p.q_heads / p.kv_heads : 0;
   if (p.num_queries < 0 || p.kv_heads < 1 || group < 1 || p.q_heads % p.kv_heads != 0 || p.head_dim < 1 ||
-      p.levels < 1 || p.levels > kMaxSelectionLevels || !p.q || !p.k || !p.key_pos) {
+      p.levels < 1 || p.levels > kMaxSelectionLevels || !p.q || p.k.empty() || !p.key_pos) {
     return Status::kInvalidArgument;
   }
   const int L = p.levels, D = p.head_dim;
@@ -45,8 +45,8 @@ Status chunk_selection_reference(const ChunkSelectionParams& p) {
             double dot = 0;
             for (int d = 0; d < D; ++d) {
               dot += detail::load_element(p.q, s * p.q_stride[0] + h * p.q_stride[1] + d, p.dtype) *
-                     detail::load_element(
-                         p.k, row * p.k_stride[0] + kv * p.k_stride[1] + gist_pos[c] * p.k_stride[2] + d, p.dtype);
+                     detail::load_element(p.k.head<const uint16_t>(static_cast<int>(row), kv, p.kv_heads),
+                                          gist_pos[c] * p.k.row_stride + d, p.dtype);
             }
             scored.push_back({-dot, c});
           }

@@ -65,7 +65,7 @@ __global__ void __launch_bounds__(kThreads) score_kernel(const __grid_constant__
   const T* q = static_cast<const T*>(p.q) + s * p.q_stride[0] + int64_t(kv) * G * p.q_stride[1] + lane * 8;
 #pragma unroll
   for (int h = 0; h < G; ++h) to_floats<T>(*reinterpret_cast<const uint4*>(q + h * p.q_stride[1]), qr[h]);
-  const T* k = static_cast<const T*>(p.k) + row * p.k_stride[0] + kv * p.k_stride[1] + lane * 8;
+  const T* k = p.k.head<const T>(static_cast<int>(row), kv, p.kv_heads) + lane * 8;
   const int64_t* gist_pos = p.gist_pos[l] + row * p.gist_stride[l];
   float* scores = p.scores + (int64_t(s) * p.q_heads + kv * G) * C;  // [G, C] of this group
   const bool shared = l == p.levels - 1;  // the top level's candidates are the same for every head
@@ -76,7 +76,7 @@ __global__ void __launch_bounds__(kThreads) score_kernel(const __grid_constant__
     const bool inside = pair < pairs && c < C;
     const int64_t idx = inside ? candidate_index(p, l, s, kv * G + h, c) : -1;
     uint4 raw = make_uint4(0, 0, 0, 0);
-    if (idx >= 0) raw = __ldg(reinterpret_cast<const uint4*>(k + gist_pos[idx] * p.k_stride[2]));
+    if (idx >= 0) raw = __ldg(reinterpret_cast<const uint4*>(k + gist_pos[idx] * p.k.row_stride));
     float x[8];
     to_floats<T>(raw, x);
     if (shared) {
@@ -268,7 +268,7 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
   const int group = p.kv_heads > 0 ? p.q_heads / p.kv_heads : 0;
   if (p.num_queries < 0 || p.kv_heads < 1 || p.q_heads % p.kv_heads != 0 ||
       (group != 1 && group != 2 && group != 4 && group != 8) || (p.head_dim != 64 && p.head_dim != 128) ||
-      p.levels < 1 || p.levels > kMaxSelectionLevels || !p.q || !p.k || !p.scores || !p.chosen || !p.bitmap ||
+      p.levels < 1 || p.levels > kMaxSelectionLevels || !p.q || p.k.empty() || !p.scores || !p.chosen || !p.bitmap ||
       !p.key_pos || p.bitmap_words < 1) {
     return Status::kInvalidArgument;
   }

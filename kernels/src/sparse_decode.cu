@@ -59,8 +59,8 @@ __global__ void __launch_bounds__(kThreads) sparse_decode_kernel(const __grid_co
       for (int i = 0; i < 8; ++i) qr[h][i] *= p.scale * kLog2e;
     }
   }
-  const T* k = static_cast<const T*>(p.k) + b * p.kv_stride[0] + kv * p.kv_stride[1] + lane * 8;
-  const T* v = static_cast<const T*>(p.v) + b * p.kv_stride[0] + kv * p.kv_stride[1] + lane * 8;
+  const T* k = p.k.head<const T>(b, kv, p.kv_heads) + lane * 8;
+  const T* v = p.v.head<const T>(b, kv, p.kv_heads) + lane * 8;
   float m[G], l[G], acc[G][8];
 #pragma unroll
   for (int h = 0; h < G; ++h) {
@@ -79,8 +79,8 @@ __global__ void __launch_bounds__(kThreads) sparse_decode_kernel(const __grid_co
       r[u] = j >= last ? -1 : j < p.max_keys ? __ldg(list + j) : range_begin + (j - p.max_keys);
       kraw[u] = vraw[u] = make_uint4(0, 0, 0, 0);
       if (r[u] >= 0) {
-        kraw[u] = __ldg(reinterpret_cast<const uint4*>(k + int64_t(r[u]) * p.kv_stride[2]));
-        vraw[u] = __ldg(reinterpret_cast<const uint4*>(v + int64_t(r[u]) * p.kv_stride[2]));
+        kraw[u] = __ldg(reinterpret_cast<const uint4*>(k + int64_t(r[u]) * p.k.row_stride));
+        vraw[u] = __ldg(reinterpret_cast<const uint4*>(v + int64_t(r[u]) * p.v.row_stride));
       }
     }
     float s[kUnroll][G];
@@ -181,7 +181,7 @@ Status sparse_decode_cuda(const SparseDecodeParams& p, void* stream) {
   const int group = p.kv_heads > 0 ? p.q_heads / p.kv_heads : 0;
   if (p.batch < 1 || p.kv_heads < 1 || p.q_heads % p.kv_heads != 0 ||
       (group != 1 && group != 2 && group != 4 && group != 8) || (p.head_dim != 64 && p.head_dim != 128) ||
-      p.max_keys < 0 || p.splits < 1 || !p.q || !p.k || !p.v || (p.max_keys > 0 && !p.key_rows) || !p.partial_out ||
+      p.max_keys < 0 || p.splits < 1 || !p.q || p.k.empty() || p.v.empty() || (p.max_keys > 0 && !p.key_rows) || !p.partial_out ||
       !p.partial_lse || !p.out || !p.lse || (p.range_begin == nullptr) != (p.range_end == nullptr)) {
     return Status::kInvalidArgument;
   }

@@ -72,8 +72,6 @@ void DecodePlan::advance(const std::vector<int64_t>& tokens) {
   upload();
 }
 
-int64_t DecodePlan::max_position() const { return *std::max_element(position_.begin(), position_.end()); }
-
 void DecodePlan::upload() {
   const int64_t B = batch();
   at::Tensor longs = at::empty({3, B}, at::kLong), ints = at::empty({2, B}, at::kInt);

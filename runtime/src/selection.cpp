@@ -86,12 +86,14 @@ std::string selection_kernels_unsupported(const at::Tensor& q, const at::Tensor&
   return "";
 }
 
-// chunk_selection.h on the tensors: workspace sized from host bounds (no device synchronisation).
-ChunkSelection select_chunks_kernels(const at::Tensor& q_in, const at::Tensor& k_in, const SelectionPlan& sel,
-                                     const GistOptions& gist, const SelectionOptions& options,
-                                     const at::Tensor& covered) {
-  const at::Tensor q = rows_for_16_byte_loads(q_in), k = rows_for_16_byte_loads(k_in);
-  const int64_t ns = q.size(0), hq = q.size(1), hkv = k.size(1), g = hq / hkv, L = gist.levels;
+}  // namespace
+
+ChunkSelection select_chunks_rows(const at::Tensor& q_in, const kernels::KvRows& k, int64_t kv_heads,
+                                  const SelectionPlan& sel, const GistOptions& gist, const SelectionOptions& options,
+                                  const at::Tensor& covered) {
+  at::NoGradGuard no_grad;
+  const at::Tensor q = rows_for_16_byte_loads(q_in);
+  const int64_t ns = q.size(0), hq = q.size(1), hkv = kv_heads, g = hq / hkv, L = gist.levels;
   const int64_t T = sel.key_level.size(1);
   const int64_t budget = options.budget == BudgetKind::kFixed ? options.fixed_k
                                                               : T / compression_ratio(gist) / g / gist.chunk + 1;
@@ -105,8 +107,7 @@ ChunkSelection select_chunks_kernels(const at::Tensor& q_in, const at::Tensor& k
   p.q = q.data_ptr();
   p.q_stride[0] = q.stride(0);
   p.q_stride[1] = q.stride(1);
-  p.k = k.data_ptr();
-  for (int i = 0; i < 3; ++i) p.k_stride[i] = k.stride(i);
+  p.k = k;
   const at::Tensor doc_gists = sel.doc_gists.contiguous();
   p.row = sel.row.data_ptr<int64_t>();
   p.key_length = sel.key_length.data_ptr<int64_t>();
@@ -181,8 +182,6 @@ ChunkSelection select_chunks_kernels(const at::Tensor& q_in, const at::Tensor& k
   return result;
 }
 
-}  // namespace
-
 ChunkSelection select_chunks(const at::Tensor& q, const at::Tensor& k, const SelectionPlan& sel,
                              const GistOptions& gist, const SelectionOptions& options, const at::Tensor& key_slot,
                              AttentionBackend backend, const at::Tensor& covered) {
@@ -194,7 +193,13 @@ ChunkSelection select_chunks(const at::Tensor& q, const at::Tensor& k, const Sel
                 q.scalar_type(), ": ", why, " (use AUTO or REFERENCE)");
     }
     if (why.empty() && (q.is_cuda() || backend == AttentionBackend::kKernels)) {
-      return select_chunks_kernels(q, k, sel, gist, options, covered);
+      const at::Tensor keys = rows_for_16_byte_loads(k);
+      kernels::KvRows rows;
+      rows.base = keys.data_ptr();
+      rows.stride_b = keys.stride(0);
+      rows.stride_h = keys.stride(1);
+      rows.row_stride = keys.stride(2);
+      return select_chunks_rows(q, rows, keys.size(1), sel, gist, options, covered);
     }
   }
   ChunkSelection chosen = select_chunks_reference(q, k, sel, gist, options, key_slot);

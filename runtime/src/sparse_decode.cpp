@@ -90,11 +90,28 @@ DecodeAttention sparse_decode(const at::Tensor& q_in, const at::Tensor& k_in, co
   check_decode_inputs(q_in, k_in, v_in, key_rows_in, range);
   const std::string why = sparse_decode_unsupported(q_in, k_in, v_in);
   GSA_CHECK(why.empty(), "sparse_decode cannot run q ", q_in.sizes(), " ", q_in.scalar_type(), ": ", why);
+  const at::Tensor k = rows_for_16_byte_loads(k_in), v = rows_for_16_byte_loads(v_in);
+  for (int i = 0; i < 3; ++i) GSA_CHECK(k.stride(i) == v.stride(i), "sparse_decode: k and v need the same strides");
+  kernels::KvRows k_rows, v_rows;
+  k_rows.base = k.data_ptr();
+  v_rows.base = v.data_ptr();
+  k_rows.stride_b = v_rows.stride_b = k.stride(0);
+  k_rows.stride_h = v_rows.stride_h = k.stride(1);
+  k_rows.row_stride = v_rows.row_stride = k.stride(2);
+  return sparse_decode_rows(q_in, k_rows, v_rows, k.size(1), key_rows_in, scale, splits, range);
+}
+
+DecodeAttention sparse_decode_rows(const at::Tensor& q_in, const kernels::KvRows& k, const kernels::KvRows& v,
+                                   int64_t kv_heads, const at::Tensor& key_rows_in, double scale, int64_t splits,
+                                   const DecodeRange* range) {
   GSA_CHECK(splits >= 0, "sparse_decode: splits must be >= 0, got ", splits);
+  GSA_CHECK(q_in.dim() == 3 && key_rows_in.dim() == 3 && key_rows_in.size(0) == q_in.size(0) &&
+                key_rows_in.size(1) == kv_heads,
+            "sparse_decode: q ", q_in.sizes(), " and key_rows ", key_rows_in.sizes(), " do not fit ", kv_heads,
+            " kv heads");
   at::NoGradGuard no_grad;
-  const int64_t B = q_in.size(0), Hq = q_in.size(1), D = q_in.size(2), Hkv = k_in.size(1);
-  const at::Tensor q = rows_for_16_byte_loads(q_in), k = rows_for_16_byte_loads(k_in);
-  const at::Tensor v = rows_for_16_byte_loads(v_in);
+  const int64_t B = q_in.size(0), Hq = q_in.size(1), D = q_in.size(2), Hkv = kv_heads;
+  const at::Tensor q = rows_for_16_byte_loads(q_in);
   const at::Tensor key_rows = key_rows_in.to(q.device(), at::kInt).contiguous();
   const int64_t R = key_rows.size(2);
   at::Tensor range_begin, range_end;
@@ -124,13 +141,8 @@ DecodeAttention sparse_decode(const at::Tensor& q_in, const at::Tensor& k_in, co
   p.q = q.data_ptr();
   p.q_stride[0] = q.stride(0);
   p.q_stride[1] = q.stride(1);
-  p.k = k.data_ptr();
-  p.v = v.data_ptr();
-  for (int i = 0; i < 3; ++i) {
-    GSA_CHECK(k.stride(i) == v.stride(i), "sparse_decode: k and v need the same strides");
-    p.kv_stride[i] = k.stride(i);
-  }
-  p.kv_rows = static_cast<int32_t>(k.size(2));
+  p.k = k;
+  p.v = v;
   p.key_rows = key_rows.data_ptr<int32_t>();
   if (range != nullptr) {
     p.range_begin = range_begin.data_ptr<int32_t>();

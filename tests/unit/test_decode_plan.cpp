@@ -1,7 +1,8 @@
 // Batched decode (runtime/decode_plan.h, decode_attention.h): several sequences of different lengths and
 // documents, each decoding a few steps, against the float64 dense oracle (tests/common/dense_reference.h: the
 // scalar mask rule over every (query, key) pair and brute-force selection), in ordinary and selective layers,
-// 1-3 levels, adaptive and fixed budgets, with and without keep_unselected_gists; on the LibTorch reference
+// 1-3 levels, adaptive and fixed budgets, with and without keep_unselected_gists, one batched cache and one cache
+// per sequence (of different capacities, through DecodeCaches' pointer tables); on the LibTorch reference
 // backend (fp32, tolerance kFp32*), the kernels' CPU twin (bf16, kBf16RelErr) and, with a device, the CUDA
 // kernels (bf16, kBf16RelErr). Then the model: a batched decode step's logits equal each sequence's full
 // recompute (fp32, 1e-5 / 1e-4), and bad inputs get errors that name them.
@@ -42,6 +43,7 @@ struct Backend {
   at::ScalarType dtype;
   at::Device device;
   int64_t head_dim;
+  bool separate_caches = false;  // one cache per sequence, of different capacities (DecodeCaches' pointer tables)
 };
 
 void check_batched_decode(const DecodeCase& c, const Backend& be, uint32_t seed) {
@@ -64,8 +66,23 @@ void check_batched_decode(const DecodeCase& c, const Backend& be, uint32_t seed)
   for (GistLayout& r : rows) r.append_raw(rng() % 256);  // the first decode token
   const auto opts = at::TensorOptions().dtype(be.dtype).device(be.device);
   KvCache cache;
-  cache.k.push_back(at::randn({B, hkv, capacity, D}, opts));
-  cache.v.push_back(at::randn({B, hkv, capacity, D}, opts));
+  std::vector<KvCache> own(B);
+  std::vector<KvCache*> own_pointers;
+  if (be.separate_caches) {
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t c = rows[b].size() + steps + 5 * b;
+      own[b].k.push_back(at::randn({1, hkv, c, D}, opts));
+      own[b].v.push_back(at::randn({1, hkv, c, D}, opts));
+      own_pointers.push_back(&own[b]);
+    }
+  } else {
+    cache.k.push_back(at::randn({B, hkv, capacity, D}, opts));
+    cache.v.push_back(at::randn({B, hkv, capacity, D}, opts));
+  }
+  DecodeCaches caches = be.separate_caches ? DecodeCaches(own_pointers) : DecodeCaches(cache);
+  auto cache_of = [&](int64_t b, bool values) {  // [Hkv, C, D] of sequence b
+    return be.separate_caches ? (values ? own[b].v[0][0] : own[b].k[0][0]) : (values ? cache.v[0][b] : cache.k[0][b]);
+  };
   DecodePlan plan({&rows[0], &rows[1], &rows[2]}, options, be.device);
   const double scale = 1.0 / std::sqrt(double(D));
   for (int64_t step = 0; step < steps; ++step) {
@@ -80,13 +97,13 @@ void check_batched_decode(const DecodeCase& c, const Backend& be, uint32_t seed)
     for (bool selective : {false, true}) {
       const at::Tensor q = at::randn({B, hq, 1, D}, opts), k = at::randn({B, hkv, 1, D}, opts),
                        v = at::randn({B, hkv, 1, D}, opts);
-      DecodeLayerAttention attention(plan, options, cache);
+      DecodeLayerAttention attention(plan, options, caches);
       const at::Tensor got = attention.attend(0, selective, q, k, v, scale);  // [B, Hq, 1, D]
       for (int64_t b = 0; b < B; ++b) {
         const GistLayout& r = rows[b];
         const int64_t p = r.size() - 1;
-        const at::Tensor kb = cache.k[0][b].narrow(1, 0, r.size()).cpu().to(at::kDouble);  // [Hkv, T, D]
-        const at::Tensor vb = cache.v[0][b].narrow(1, 0, r.size()).cpu().to(at::kDouble);
+        const at::Tensor kb = cache_of(b, false).narrow(1, 0, r.size()).cpu().to(at::kDouble);  // [Hkv, T, D]
+        const at::Tensor vb = cache_of(b, true).narrow(1, 0, r.size()).cpu().to(at::kDouble);
         const at::Tensor qb = q[b].cpu().to(at::kDouble);                                 // [Hq, 1, D]
         const at::Tensor keep = test::dense_keep_mask(r, p, 1, qb, kb, selective, options.selection);
         const at::Tensor want = test::dense_attention(qb, kb, vb, keep, scale);
@@ -94,7 +111,7 @@ void check_batched_decode(const DecodeCase& c, const Backend& be, uint32_t seed)
           return ::testing::Message() << "levels " << c.levels << " N " << c.prev_chunks << " sink " << c.sink
                                       << " keep " << c.keep_unselected_gists << " selective " << selective
                                       << " step " << step << " sequence " << b << " on " << be.device << " "
-                                      << be.dtype;
+                                      << be.dtype << (be.separate_caches ? " separate caches" : "");
         };
         if (be.dtype == at::kFloat) {
           EXPECT_TRUE(test::all_close(got[b], want, test::kFp32Atol, test::kFp32Rtol)) << what();
@@ -114,7 +131,9 @@ const std::vector<DecodeCase> kCases = {
 
 TEST(DecodePlan, ReferenceBackendMatchesDenseOracle) {
   for (size_t i = 0; i < kCases.size(); ++i) {
-    check_batched_decode(kCases[i], {AttentionBackend::kReference, at::kFloat, at::kCPU, 16}, 100 + i);
+    for (const bool separate : {false, true}) {
+      check_batched_decode(kCases[i], {AttentionBackend::kReference, at::kFloat, at::kCPU, 16, separate}, 100 + i);
+    }
   }
 }
 
@@ -124,7 +143,9 @@ TEST(DecodePlan, KernelsMatchDenseOracle) {
     const size_t cases = device.is_cpu() ? 2 : kCases.size();
     for (size_t i = 0; i < cases; ++i) {
       const AttentionBackend backend = device.is_cpu() ? AttentionBackend::kKernels : AttentionBackend::kAuto;
-      check_batched_decode(kCases[i], {backend, at::kBFloat16, device, 64}, 200 + i);
+      for (const bool separate : {false, true}) {
+        check_batched_decode(kCases[i], {backend, at::kBFloat16, device, 64, separate}, 200 + i);
+      }
     }
   }
 }

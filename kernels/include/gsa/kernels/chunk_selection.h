@@ -16,12 +16,13 @@
 // the i-th row of chunk selected_0[r] (rows chunk_begin[row, j] .. gist_pos_0[row, j] - 1 whose key_level < 0)
 // or -1, followed by the positions of selected_0, selected_1, ... (-1 where the index is -1). A row with
 // covered[row, pos] != 0 (when given) is written as -1 (decode: rows its list already holds).
-// Tables are int64 row-major with the given row strides; q [Ns, Hq, D], k [B, Hkv, T, D] last dim contiguous.
+// Tables are int64 row-major with the given row strides; q [Ns, Hq, D]; k rows per kv_rows.h.
 // dtype bf16 or fp16; D 64 or 128; group 1, 2, 4 or 8; levels 1..4.
 #pragma once
 
 #include <cstdint>
 
+#include "gsa/kernels/kv_rows.h"
 #include "gsa/kernels/lse_merge.h"         // Status
 #include "gsa/kernels/sparse_attention.h"  // DType
 
@@ -34,8 +35,7 @@ struct ChunkSelectionParams {
   int32_t num_queries = 0, q_heads = 0, kv_heads = 0, head_dim = 0, levels = 1;
   const void* q = nullptr;
   int64_t q_stride[2] = {0, 0};        // query, head
-  const void* k = nullptr;
-  int64_t k_stride[3] = {0, 0, 0};     // batch, head, row
+  KvRows k;                            // the keys (kv_rows.h)
 
   const int64_t* row = nullptr;        // [Ns]
   const int64_t* key_length = nullptr; // [Ns]

@@ -10,10 +10,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 
 #include <ATen/ATen.h>
 
 #include "gsa/config/options.h"
+#include "gsa/runtime/decode_caches.h"
 #include "gsa/runtime/decode_plan.h"
 #include "gsa/runtime/llama_model.h"
 
@@ -21,7 +23,10 @@ namespace gsa {
 
 class DecodeLayerAttention : public LayerAttention {
  public:
-  // cache: batch row b holds sequence b of the plan; both must outlive this object.
+  // caches: sequence b of the plan is sequence b of the caches (one batched cache, or one cache per sequence);
+  // the plan and the caches must outlive this object.
+  DecodeLayerAttention(const DecodePlan& plan, const AttentionOptions& options, DecodeCaches& caches);
+  // The same over one batched cache (batch row b holds sequence b).
   DecodeLayerAttention(const DecodePlan& plan, const AttentionOptions& options, KvCache& cache);
 
   // q [B, Hq, 1, D], k, v [B, Hkv, 1, D] (post-RoPE) -> [B, Hq, 1, D] in q's dtype.
@@ -29,13 +34,16 @@ class DecodeLayerAttention : public LayerAttention {
                     double scale) override;
 
   // The rows (beyond the generated range) each query attends in a layer: [B, Hkv, R] int32, -1 padding.
-  // q [B, Hq, D]; k_cache the layer's cache keys [B, Hkv, C, D].
-  at::Tensor key_rows(bool layer_selects, const at::Tensor& q, const at::Tensor& k_cache) const;
+  // q [B, Hq, D].
+  at::Tensor key_rows(int64_t layer, bool layer_selects, const at::Tensor& q);
 
  private:
+  bool use_kernels(const at::Tensor& q, int64_t layer) const;
+
   const DecodePlan& plan_;
   AttentionOptions options_;
-  KvCache& cache_;
+  std::unique_ptr<DecodeCaches> owned_;  // the batched-cache constructor's
+  DecodeCaches& caches_;
 };
 
 }  // namespace gsa

@@ -43,7 +43,7 @@ class DecodePlan {
   const at::Tensor& tokens() const { return tokens_; }        // [B, 1] int64: the queries' tokens (model input)
   const at::Tensor& rope_pos() const { return rope_pos_; }    // [B, 1] int64
   const at::Tensor& positions() const { return positions_; }  // [B] int64: the queries' row positions
-  int64_t max_position() const;                                // largest query position (the cache must hold it)
+  int64_t position(int64_t b) const { return position_[b]; }  // sequence b's query position
   // [B, R] int32 prompt rows each query sees through the mask in an ordinary layer (selective = false) or in a
   // layer where suffix queries select; -1 padding.
   const at::Tensor& prompt_rows(bool selective) const { return prompt_rows_[selective ? 1 : 0]; }

@@ -20,6 +20,7 @@
 #include <ATen/ATen.h>
 
 #include "gsa/config/options.h"
+#include "gsa/kernels/kv_rows.h"
 #include "gsa/runtime/attention_plan.h"
 
 namespace gsa {
@@ -50,6 +51,11 @@ ChunkSelection select_chunks(const at::Tensor& q, const at::Tensor& k, const Sel
                              const at::Tensor& key_slot = at::Tensor(),
                              AttentionBackend backend = AttentionBackend::kAuto,
                              const at::Tensor& covered = at::Tensor());
+// The selection kernels over keys given as kv_rows.h rows (per-sequence caches), q [Ns, Hq, D] bf16/fp16 on the
+// rows' device (the CPU twin for CPU tensors); the caller vouches for the rows.
+ChunkSelection select_chunks_rows(const at::Tensor& q, const kernels::KvRows& k, int64_t kv_heads,
+                                  const SelectionPlan& selection, const GistOptions& gist,
+                                  const SelectionOptions& options, const at::Tensor& covered = at::Tensor());
 // The LibTorch-ops selection alone.
 ChunkSelection select_chunks_reference(const at::Tensor& q, const at::Tensor& k, const SelectionPlan& selection,
                                        const GistOptions& gist, const SelectionOptions& options,

@@ -15,6 +15,8 @@
 
 #include <ATen/ATen.h>
 
+#include "gsa/kernels/kv_rows.h"
+
 namespace gsa {
 
 struct DecodeAttention {
@@ -31,6 +33,12 @@ struct DecodeRange {
 
 DecodeAttention sparse_decode(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& key_rows,
                               double scale, int64_t splits = 0, const DecodeRange* range = nullptr);
+
+// The kernels over cache rows given as kv_rows.h (one batched tensor or per-sequence caches through pointer
+// tables, on q's device); the caller vouches for the rows (inside each cache, 16-byte aligned, bf16/fp16 as q).
+DecodeAttention sparse_decode_rows(const at::Tensor& q, const kernels::KvRows& k, const kernels::KvRows& v,
+                                   int64_t kv_heads, const at::Tensor& key_rows, double scale, int64_t splits = 0,
+                                   const DecodeRange* range = nullptr);
 
 // The same attention with LibTorch ops (any float dtype, any device; fp32 math): the reference backend.
 DecodeAttention sparse_decode_reference(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
