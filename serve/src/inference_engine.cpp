@@ -25,7 +25,7 @@ CompletionResult InferenceEngine::complete(const CompletionRequest& request) {
   sampling.stop_tokens.push_back(ByteTokenizer::kEos);
   CompletionResult result;
   result.prompt_tokens = layout.size();
-  const int64_t capacity = result.prompt_tokens + sampling.max_new_tokens;
+  const int64_t capacity = saturating_positions(result.prompt_tokens, sampling.max_new_tokens);
   GenerationStats stats;
   if (sp_ != nullptr && sp_->size() > 1) {
     const SequenceShards shards = shard_at_sections({layout}, sp_->size());
