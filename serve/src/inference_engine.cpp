@@ -12,13 +12,18 @@ InferenceEngine::InferenceEngine(LlamaModel model, const GsaOptions& options)
             model_.options().vocab_size, ") is smaller than the byte tokenizer's (", ByteTokenizer::vocab_size(), ")");
 }
 
-CompletionResult InferenceEngine::complete(const CompletionRequest& request) {
+GistLayout request_layout(std::vector<int64_t> context, std::vector<int64_t> suffix, const GistOptions& gist) {
   ByteTokenizer tokenizer;
   Document doc;
-  doc.context = tokenizer.encode(request.context);
-  if (options_.gist.word_aware) doc.context_word_starts = tokenizer.word_starts(doc.context);
-  doc.suffix = tokenizer.encode(request.prompt);
-  GistLayout layout = build_layout({doc}, options_.gist);
+  doc.context = std::move(context);
+  if (gist.word_aware) doc.context_word_starts = tokenizer.word_starts(doc.context);
+  doc.suffix = std::move(suffix);
+  return build_layout({doc}, gist);
+}
+
+CompletionResult InferenceEngine::complete(const CompletionRequest& request) {
+  ByteTokenizer tokenizer;
+  GistLayout layout = request_layout(tokenizer.encode(request.context), tokenizer.encode(request.prompt), options_.gist);
   GSA_CHECK(layout.size() > 0, "empty request: no context and no prompt");
 
   SamplingOptions sampling = request.sampling;

@@ -19,6 +19,10 @@
 
 namespace gsa {
 
+// The layout of one request: the context gisted (word-aware when the options ask for it), the suffix raw. The
+// engine and the server build every prompt with it, so their completions equal `gsa generate`'s.
+GistLayout request_layout(std::vector<int64_t> context, std::vector<int64_t> suffix, const GistOptions& gist);
+
 struct CompletionRequest {
   std::string context;       // gisted
   std::string prompt;        // raw suffix (question)
