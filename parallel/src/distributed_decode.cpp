@@ -124,7 +124,8 @@ void DistributedGenerator::reserve(int64_t positions) {
   }
 }
 
-std::vector<int64_t> DistributedGenerator::generate(const SamplingOptions& sampling, GenerationStats* stats) {
+std::vector<int64_t> DistributedGenerator::generate(const SamplingOptions& sampling, GenerationStats* stats,
+                                                    const std::function<void(int64_t)>& on_token) {
   Sampler sampler(sampling, layout_.gist_token_ids);
   // Rank 0 samples and broadcasts, so every rank follows the same tokens whatever the sampling.
   auto choose = [&](const at::Tensor& logits) {
@@ -134,7 +135,7 @@ std::vector<int64_t> DistributedGenerator::generate(const SamplingOptions& sampl
     return chosen.item<int64_t>();
   };
   DecodeLoop loop{[&] { return prefill(); }, choose, [&](int64_t token) { return step(token); },
-                  [&] { return has_room(); }};
+                  [&] { return has_room(); }, on_token};
   return run_decode_loop(sampling, loop, stats);
 }
 

@@ -122,6 +122,7 @@ std::vector<int64_t> run_decode_loop(const SamplingOptions& sampling, const Deco
   for (int64_t i = 0; i < sampling.max_new_tokens; ++i) {
     const int64_t token = loop.choose(logits);
     out.push_back(token);
+    if (loop.on_token) loop.on_token(token);
     const bool stop = std::find(sampling.stop_tokens.begin(), sampling.stop_tokens.end(), token) !=
                       sampling.stop_tokens.end();
     if (stop || i + 1 == sampling.max_new_tokens || !loop.has_room()) break;
@@ -131,11 +132,12 @@ std::vector<int64_t> run_decode_loop(const SamplingOptions& sampling, const Deco
   return out;
 }
 
-std::vector<int64_t> Generator::generate(const SamplingOptions& sampling, GenerationStats* stats) {
+std::vector<int64_t> Generator::generate(const SamplingOptions& sampling, GenerationStats* stats,
+                                         const std::function<void(int64_t)>& on_token) {
   Sampler sampler(sampling, layout_.gist_token_ids);
   DecodeLoop loop{[&] { return prefill(); }, [&](const at::Tensor& logits) { return sampler.sample(logits); },
                   [&](int64_t token) { return step(token); },
-                  [&] { return has_room(); }};
+                  [&] { return has_room(); }, on_token};
   return run_decode_loop(sampling, loop, stats);
 }
 

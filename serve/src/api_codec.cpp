@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <set>
+#include <sstream>
 
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/json_reader.h"
@@ -245,6 +246,27 @@ std::string render_stream_chunk(const CompletionCall& call, const ResponseId& ri
 
 std::string render_stream_usage(const CompletionCall& call, const ResponseId& rid, const CompletionUsage& usage) {
   return "data: " + header(call, rid, true).raw("choices", "[]").raw("usage", usage_json(usage)).done() + "\n\n";
+}
+
+std::string render_completion_call(const CompletionCall& call) {
+  ObjectWriter w;
+  w.str("model", call.model).str("prompt", call.prompt);
+  if (!call.context.empty()) w.str("context", call.context);
+  w.num("max_tokens", call.max_tokens);
+  std::ostringstream t, p;
+  t.precision(17);
+  p.precision(17);
+  t << call.temperature;
+  p << call.top_p;
+  w.raw("temperature", t.str()).raw("top_p", p.str());
+  if (call.seed) w.num("seed", *call.seed);
+  if (!call.stop.empty()) {
+    std::string list = "[";
+    for (const std::string& s : call.stop) list += (list.size() > 1 ? "," : "") + json::quote_json(s);
+    w.raw("stop", list + "]");
+  }
+  w.raw("stream", call.stream ? "true" : "false");
+  return w.done();
 }
 
 std::string render_models(const std::string& model, int64_t created) {

@@ -32,13 +32,19 @@ CompletionResult InferenceEngine::complete(const CompletionRequest& request) {
   result.prompt_tokens = layout.size();
   const int64_t capacity = saturating_positions(result.prompt_tokens, sampling.max_new_tokens);
   GenerationStats stats;
+  std::function<void(int64_t)> on_token;
+  if (request.on_text) {
+    on_token = [&](int64_t token) {
+      if (token != ByteTokenizer::kEos) request.on_text(tokenizer.decode({token}));
+    };
+  }
   if (sp_ != nullptr && sp_->size() > 1) {
     const SequenceShards shards = shard_at_sections({layout}, sp_->size());
     DistributedGenerator generator(model_, options_.attention, std::move(layout), shards, capacity, *sp_);
-    result.tokens = generator.generate(sampling, &stats);
+    result.tokens = generator.generate(sampling, &stats, on_token);
   } else {
     Generator generator(model_, options_.attention, std::move(layout), capacity);
-    result.tokens = generator.generate(sampling, &stats);
+    result.tokens = generator.generate(sampling, &stats, on_token);
   }
   result.prefill_ms = stats.prefill_ms;
   if (!result.tokens.empty() && result.tokens.back() == ByteTokenizer::kEos) result.tokens.pop_back();

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -37,7 +38,9 @@ class DistributedGenerator {
 
   at::Tensor prefill();            // -> [V] logits of the last prompt position (every rank)
   at::Tensor step(int64_t token);  // appends token, -> [V] its logits (every rank)
-  std::vector<int64_t> generate(const SamplingOptions& sampling, GenerationStats* stats = nullptr);
+  // on_token (when set) gets each id as soon as every rank knows it.
+  std::vector<int64_t> generate(const SamplingOptions& sampling, GenerationStats* stats = nullptr,
+                                const std::function<void(int64_t)>& on_token = {});
 
   const GistLayout& layout() const { return layout_; }
   int64_t held_positions() const { return held_; }  // positions whose K/V this rank holds

@@ -67,13 +67,15 @@ struct GenerationStats {
 };
 
 // The prefill + sample + decode loop that Generator and the distributed generator share: choose picks the next
-// token from logits, step appends it and returns its logits; the loop ends after max_new_tokens, a stop token,
+// token from logits (then on_token, when set, sees it: streaming), step appends it and returns its logits; the
+// loop ends after max_new_tokens, a stop token,
 // or when has_room() says the cache is full. Fills stats (when given) with the prefill / decode split.
 struct DecodeLoop {
   std::function<at::Tensor()> prefill;
   std::function<int64_t(const at::Tensor&)> choose;
   std::function<at::Tensor(int64_t)> step;
   std::function<bool()> has_room;
+  std::function<void(int64_t)> on_token;  // optional: called with each token as soon as it is chosen
 };
 std::vector<int64_t> run_decode_loop(const SamplingOptions& sampling, const DecodeLoop& loop,
                                      GenerationStats* stats);
@@ -93,8 +95,10 @@ class Generator {
   int64_t cache_positions() const { return cache_.capacity(); }  // allocated, a multiple of kKvBlockPositions
   const GistLayout& layout() const { return layout_; }
 
-  // Prefill + decode loop with sampling; returns the generated ids (stop token included if hit).
-  std::vector<int64_t> generate(const SamplingOptions& sampling, GenerationStats* stats = nullptr);
+  // Prefill + decode loop with sampling; returns the generated ids (stop token included if hit); on_token (when
+  // set) gets each id as soon as it is chosen.
+  std::vector<int64_t> generate(const SamplingOptions& sampling, GenerationStats* stats = nullptr,
+                                const std::function<void(int64_t)>& on_token = {});
 
  private:
   at::Tensor run(int64_t q_begin, int64_t count);

@@ -43,6 +43,9 @@ std::string render_stream_chunk(const CompletionCall& call, const ResponseId& ri
 std::string render_stream_usage(const CompletionCall& call, const ResponseId& rid, const CompletionUsage& usage);
 inline constexpr std::string_view kStreamDone = "data: [DONE]\n\n";
 
+// The request body of `call` for POST /v1/completions (the client side: gsa generate --server).
+std::string render_completion_call(const CompletionCall& call);
+
 std::string render_models(const std::string& model, int64_t created);
 std::string render_error(const ApiError& error);
 const char* finish_reason_name(FinishReason finish);

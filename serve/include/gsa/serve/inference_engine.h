@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,7 @@ struct CompletionRequest {
   std::string context;       // gisted
   std::string prompt;        // raw suffix (question)
   SamplingOptions sampling;
+  std::function<void(const std::string&)> on_text;  // optional: each generated token's bytes as it comes (not <eos>)
 };
 
 struct CompletionResult {
