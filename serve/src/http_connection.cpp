@@ -1,5 +1,7 @@
 #include "http_connection.h"
 
+#include <array>
+
 #include "gsa/runtime/error.h"
 
 namespace gsa::serve {
@@ -150,6 +152,26 @@ void HttpConnection::on_read_error(beast::error_code ec) {
   respond(RequestHandler::error_response(transport_error(400, str_cat("malformed HTTP request: ", ec.message()))));
 }
 
+void HttpConnection::linger_close() {
+  // Closing with unread request bytes would send a reset that can destroy the answer before the client reads it
+  // (e.g. a 413 while the body is still coming): stop sending, discard what arrives until the client closes or
+  // kLinger passes, then close.
+  constexpr std::chrono::milliseconds kLinger{1000};
+  beast::error_code ignored;
+  socket_.shutdown(net::ip::tcp::socket::shutdown_send, ignored);
+  arm_timer(kLinger, [this] { close(); });
+  discard();
+}
+
+void HttpConnection::discard() {
+  auto sink = std::make_shared<std::array<char, 4096>>();
+  socket_.async_read_some(net::buffer(*sink), [self = shared_from_this(), sink](beast::error_code ec, std::size_t) {
+    if (self->closed_) return;
+    if (ec) return self->close();
+    self->discard();
+  });
+}
+
 void HttpConnection::watch_disconnect() {
   // The client sends nothing while it waits for its answer: readable now means it closed the connection.
   socket_.async_wait(net::ip::tcp::socket::wait_read, [self = shared_from_this()](beast::error_code ec) {
@@ -224,7 +246,7 @@ void HttpConnection::on_write(beast::error_code ec) {
   if (!out_.empty()) return do_write();
   if (!complete_) return;
   // The answer is out: close, or wait for the next request on this connection.
-  if (close_after_) return close();
+  if (close_after_) return linger_close();
   busy_ = false;
   complete_ = false;
   do_read();

@@ -49,6 +49,8 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   void on_body(boost::beast::error_code ec);
   void on_read_error(boost::beast::error_code ec);
   void watch_disconnect();
+  void linger_close();
+  void discard();
   void send(std::string bytes, bool complete);
   void do_write();
   void on_write(boost::beast::error_code ec);

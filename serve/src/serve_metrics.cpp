@@ -1,17 +1,16 @@
 #include "gsa/serve/serve_metrics.h"
 
-#include <sstream>
+#include <charconv>
 
 namespace gsa::serve {
 namespace {
 
 constexpr std::chrono::seconds kRateWindow{10};
 
-std::string number(double v) {
-  std::ostringstream s;
-  s.precision(17);
-  s << v;
-  return s.str();
+std::string number(double v) {  // shortest text that reads back exactly: 0.005, not 0.0050000000000000001
+  char buf[64];
+  const auto end = std::to_chars(buf, buf + sizeof buf, v).ptr;
+  return std::string(buf, end);
 }
 
 void gauge(const std::string& name, const std::string& help, double value, std::string* out) {
