@@ -27,6 +27,7 @@ int64_t saturating_positions(int64_t prompt, int64_t max_new_tokens) {
 
 Sampler::Sampler(const SamplingOptions& options, std::vector<int64_t> forbidden_tokens)
     : options_(options), forbidden_(std::move(forbidden_tokens)), generator_(at::detail::createCPUGenerator(options.seed)) {
+  forbidden_.insert(forbidden_.end(), options.never_tokens.begin(), options.never_tokens.end());
   const std::string problem = invalid_sampling(options);
   GSA_CHECK(problem.empty(), problem);
 }

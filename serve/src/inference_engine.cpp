@@ -21,6 +21,12 @@ GistLayout request_layout(std::vector<int64_t> context, std::vector<int64_t> suf
   return build_layout({doc}, gist);
 }
 
+std::vector<int64_t> undecodable_ids(int64_t model_vocab) {
+  std::vector<int64_t> ids;
+  for (int64_t id = ByteTokenizer::vocab_size(); id < model_vocab; ++id) ids.push_back(id);
+  return ids;
+}
+
 CompletionResult InferenceEngine::complete(const CompletionRequest& request) {
   ByteTokenizer tokenizer;
   GistLayout layout = request_layout(tokenizer.encode(request.context), tokenizer.encode(request.prompt), options_.gist);
@@ -28,6 +34,7 @@ CompletionResult InferenceEngine::complete(const CompletionRequest& request) {
 
   SamplingOptions sampling = request.sampling;
   sampling.stop_tokens.push_back(ByteTokenizer::kEos);
+  sampling.never_tokens = undecodable_ids(model_.options().vocab_size);
   CompletionResult result;
   result.prompt_tokens = layout.size();
   const int64_t capacity = saturating_positions(result.prompt_tokens, sampling.max_new_tokens);

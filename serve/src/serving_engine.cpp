@@ -125,6 +125,7 @@ StepMessage ServingEngine::plan() {
       queue_.pop_front();
       SamplingOptions sampling = r.p.request.sampling;
       sampling.stop_tokens = {ByteTokenizer::kEos};
+      sampling.never_tokens = options_.never_tokens;
       std::vector<int64_t> gists;
       for (int64_t l = 0; l < gist_.levels; ++l) gists.push_back(ByteTokenizer::gist_id(l));
       r.sampler = std::make_unique<Sampler>(sampling, gists);

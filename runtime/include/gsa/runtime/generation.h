@@ -37,6 +37,7 @@ struct SamplingOptions {
   uint64_t seed = 0;
   int64_t max_new_tokens = 32;
   std::vector<int64_t> stop_tokens; // generation ends after emitting one of these
+  std::vector<int64_t> never_tokens; // never produced either (besides gist ids), e.g. ids the tokenizer lacks
 };
 
 // What is wrong with the options ("temperature must be a finite number >= 0, got inf"), or "" when valid.
