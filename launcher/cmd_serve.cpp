@@ -14,6 +14,7 @@
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/tokenizer.h"
 #include "gsa/serve/http_server.h"
+#include "gsa/serve/inference_engine.h"
 #include "gsa/serve/request_handler.h"
 #include "gsa/serve/serving_engine.h"
 

@@ -238,9 +238,29 @@ void ServingEngine::publish_metrics() {
 bool ServingEngine::step() {
   StepMessage m;
   if (is_root()) m = plan();
-  if (group_ != nullptr && group_->size() > 1) m = broadcast_step(m, *group_);
+  if (group_ != nullptr && group_->size() > 1) m = broadcast_step(m, *group_);  // every rank: rank 0's step
   std::map<int64_t, at::Tensor> logits;
-  apply(m, &logits);
+  const bool sharded = group_ != nullptr && group_->size() > 1;
+  try {
+    apply(m, &logits);
+  } catch (const std::exception& e) {
+    // On one device a failed step (e.g. an allocation) fails the requests it touched and the server goes on.
+    // Sharded, the ranks could now disagree about the sequences: the error ends the job (every rank, loudly).
+    if (sharded) throw;
+    logits.clear();
+    std::vector<int64_t> touched;
+    for (const StepMessage::Prefill& p : m.prefill) touched.push_back(p.id);
+    for (const auto& d : m.decode) touched.push_back(d.first);
+    for (int64_t id : touched) {
+      auto it = running_.find(id);
+      if (it == running_.end() || it->second.finished) continue;
+      EngineEvent error;
+      error.kind = EngineEvent::Kind::kError;
+      error.text = str_cat("generation failed: ", e.what());
+      finish(it->second, std::move(error));
+    }
+    m.prefill.clear();  // consume() must not count the failed chunk
+  }
   if (is_root()) {
     consume(m, logits);
     publish_metrics();

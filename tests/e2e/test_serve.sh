@@ -38,6 +38,20 @@ for c in cases:
 print(json.dumps(cases))
 PY
 
+# Sampling edge cases of gsa generate: clear errors, no LibTorch backtraces.
+for bad in "--temperature inf" "--temperature nan" "--top-p 0" "--top-p nan" "--max-new-tokens 0"; do
+  if "$gsa" generate --checkpoint "$dir/run" --prompt x $bad >/dev/null 2>"$dir/bad.err" \
+     || ! grep -q "must be" "$dir/bad.err" || grep -q "Exception raised from" "$dir/bad.err"; then
+    echo "gsa generate $bad: expected a clear error, got:"; cat "$dir/bad.err"; exit 1
+  fi
+done
+# A tiny top-p (below float precision) and INT64_MAX new tokens run: the KV cache grows as tokens come.
+"$gsa" generate --checkpoint "$dir/run" --prompt x --temperature 1 --top-p 1e-50 --max-new-tokens 4 >/dev/null 2>&1 \
+  || { echo "gsa generate --top-p 1e-50 failed"; exit 1; }
+"$gsa" generate --checkpoint "$dir/run" --prompt x --max-new-tokens 9223372036854775807 2>/dev/null | head -c 20 \
+  >/dev/null || { echo "gsa generate --max-new-tokens INT64_MAX failed"; exit 1; }
+echo "gsa generate: sampling edge cases give clear errors; top-p 1e-50 and INT64_MAX new tokens run"
+
 start_server() {
   "$mpiexec" -np 2 "$@" -x OMP_NUM_THREADS "$gsa" serve --checkpoint "$dir/run" --port 0 --backend mpi \
     --api-key test-key --max-prompt-tokens 4096 --max-body-bytes 65536 --read-timeout-ms 1500 \
@@ -56,6 +70,20 @@ start_server "$@"
 echo "gsa serve on 2 ranks, port $port"
 status=0
 timeout 240 "$py" "$here/serve_client.py" "$port" test-key "$dir/oracle.json" load || status=1
+
+# gsa generate --server streams the same completion as gsa generate in local mode.
+expected=$("$py" -c 'import json,sys; print(json.load(open(sys.argv[1]))[0]["text"])' "$dir/oracle.json")
+got=$("$gsa" generate --server "http://127.0.0.1:$port" --api-key test-key --context "$context" --prompt "?k7=" \
+        --max-new-tokens 8 2>"$dir/client.err")
+if [ "$got" == "$expected" ]; then
+  echo "gsa generate --server: the local completion ($(cat "$dir/client.err"))"
+else
+  echo "gsa generate --server printed '$got', local mode '$expected'"; cat "$dir/client.err"; status=1
+fi
+if "$gsa" generate --server "http://127.0.0.1:$port" --prompt x 2>"$dir/client.err" >/dev/null \
+   || ! grep -q "401.*Authorization" "$dir/client.err"; then
+  echo "gsa generate --server without the key: expected the server's 401 message, got:"; cat "$dir/client.err"; status=1
+fi
 
 # SIGTERM to rank 0 while a request is in flight: it completes, then every rank exits 0.
 timeout 120 "$py" "$here/serve_client.py" "$port" test-key "$dir/oracle.json" drain "$rank0" || status=1

@@ -14,7 +14,9 @@
 //   so a fixed seed gives the same completion whatever else runs.
 // - Events go to the request's callback on the engine thread, in order: kText deltas (valid UTF-8, stop sequences
 //   cut, text_stream.h), then exactly one kDone or kError. A request stops at <eos>, a stop sequence, or
-//   max_new_tokens. Setting *cancelled (any thread) drops it at the next step with no further event.
+//   max_new_tokens. Setting *cancelled (any thread) drops it at the next step with no further event. On one
+//   device a step that throws fails the requests it ran (kError) and the engine goes on; on an sp group the
+//   exception propagates (the ranks could disagree after it) and ends the job.
 // - drain(): submit() refuses new requests; run() returns once the queue and the running set are empty (every
 //   rank leaves run() after the same shutdown step). On an sp group rank 0 broadcasts a step at least every
 //   idle_tick, so the other ranks' receive never reaches the communicator's timeout.
