@@ -15,6 +15,7 @@ int run_command(const std::string& command, const Args& args);
 int run_train(const Args& args);     // cmd_train.cpp
 int run_generate(const Args& args);  // cmd_generate.cpp
 int run_eval(const Args& args);      // cmd_eval.cpp
+int run_serve(const Args& args);     // cmd_serve.cpp
 int run_inspect(const Args& args);   // cmd_inspect.cpp
 int run_tokenize(const Args& args);  // cmd_tokenize.cpp
 int run_bench(const Args& args);     // cmd_bench.cpp

@@ -12,29 +12,60 @@ InferenceEngine::InferenceEngine(LlamaModel model, const GsaOptions& options)
             model_.options().vocab_size, ") is smaller than the byte tokenizer's (", ByteTokenizer::vocab_size(), ")");
 }
 
+namespace {
+
+Document request_document(std::vector<int64_t> context, std::vector<int64_t> suffix, const GistOptions& gist) {
+  Document doc;
+  doc.context = std::move(context);
+  if (gist.word_aware) doc.context_word_starts = ByteTokenizer().word_starts(doc.context);
+  doc.suffix = std::move(suffix);
+  return doc;
+}
+
+}  // namespace
+
+GistLayout request_layout(std::vector<int64_t> context, std::vector<int64_t> suffix, const GistOptions& gist) {
+  return build_layout({request_document(std::move(context), std::move(suffix), gist)}, gist);
+}
+
+GistLayout request_layout(std::vector<int64_t> context, std::vector<int64_t> suffix,
+                          const AttentionModeOptions& mode) {
+  const Document doc = request_document(std::move(context), std::move(suffix), mode.gist);
+  return build_layout({mode_document(doc, mode)}, mode.gist);
+}
+
+std::vector<int64_t> undecodable_ids(int64_t model_vocab) {
+  std::vector<int64_t> ids;
+  for (int64_t id = ByteTokenizer::vocab_size(); id < model_vocab; ++id) ids.push_back(id);
+  return ids;
+}
+
 CompletionResult InferenceEngine::complete(const CompletionRequest& request) {
   ByteTokenizer tokenizer;
   const AttentionModeOptions mode = attention_mode_options(mode_, options_);
-  Document doc;
-  doc.context = tokenizer.encode(request.context);
-  if (options_.gist.word_aware) doc.context_word_starts = tokenizer.word_starts(doc.context);
-  doc.suffix = tokenizer.encode(request.prompt);
-  GistLayout layout = build_layout({mode_document(doc, mode)}, mode.gist);
+  GistLayout layout = request_layout(tokenizer.encode(request.context), tokenizer.encode(request.prompt), mode);
   GSA_CHECK(layout.size() > 0, "empty request: no context and no prompt");
 
   SamplingOptions sampling = request.sampling;
   sampling.stop_tokens.push_back(ByteTokenizer::kEos);
+  sampling.never_tokens = undecodable_ids(model_.options().vocab_size);
   CompletionResult result;
   result.prompt_tokens = layout.size();
-  const int64_t capacity = result.prompt_tokens + sampling.max_new_tokens;
+  const int64_t capacity = saturating_positions(result.prompt_tokens, sampling.max_new_tokens);
   GenerationStats stats;
+  std::function<void(int64_t)> on_token;
+  if (request.on_text) {
+    on_token = [&](int64_t token) {
+      if (token != ByteTokenizer::kEos) request.on_text(tokenizer.decode({token}));
+    };
+  }
   if (sp_ != nullptr && sp_->size() > 1) {
     const SequenceShards shards = shard_at_sections({layout}, sp_->size());
     DistributedGenerator generator(model_, mode.attention, std::move(layout), shards, capacity, *sp_);
-    result.tokens = generator.generate(sampling, &stats);
+    result.tokens = generator.generate(sampling, &stats, on_token);
   } else {
     Generator generator(model_, mode.attention, std::move(layout), capacity);
-    result.tokens = generator.generate(sampling, &stats);
+    result.tokens = generator.generate(sampling, &stats, on_token);
   }
   result.prefill_ms = stats.prefill_ms;
   if (!result.tokens.empty() && result.tokens.back() == ByteTokenizer::kEos) result.tokens.pop_back();

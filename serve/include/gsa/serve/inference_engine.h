@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -22,10 +23,22 @@
 
 namespace gsa {
 
+// The layout of one request: the context gisted (word-aware when the options ask for it), the suffix raw. The
+// engine and the server build every prompt with it, so their completions equal `gsa generate`'s.
+GistLayout request_layout(std::vector<int64_t> context, std::vector<int64_t> suffix, const GistOptions& gist);
+// The same in an attention mode (runtime/attention_mode.h: full mode inserts no gists).
+GistLayout request_layout(std::vector<int64_t> context, std::vector<int64_t> suffix,
+                          const AttentionModeOptions& mode);
+
+// Ids of a model's vocabulary that the byte tokenizer cannot decode ([ByteTokenizer::vocab_size(), model_vocab)):
+// sampling never produces them.
+std::vector<int64_t> undecodable_ids(int64_t model_vocab);
+
 struct CompletionRequest {
   std::string context;       // gisted
   std::string prompt;        // raw suffix (question)
   SamplingOptions sampling;
+  std::function<void(const std::string&)> on_text;  // optional: each generated token's bytes as it comes (not <eos>)
 };
 
 struct CompletionResult {
