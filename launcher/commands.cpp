@@ -12,6 +12,8 @@ std::string top_level_help() {
          "  generate   generate text from a checkpoint\n"
          "  inspect    print gist layouts and attention masks (inspect layout | inspect mask)\n"
          "  tokenize   text to ids (or --decode ids to text) with a Hugging Face tokenizer.json\n"
+         "  import     a Hugging Face Llama / Qwen2 folder into a gsa checkpoint with gist tokens\n"
+         "  export     a gsa checkpoint as a Hugging Face folder (transformers loads it)\n"
          "  bench      benchmarks (bench attention | bench comm | bench sp | bench kernels)\n";
 }
 
@@ -20,6 +22,8 @@ int run_command(const std::string& command, const Args& args) {
   if (command == "generate") return run_generate(args);
   if (command == "inspect") return run_inspect(args);
   if (command == "tokenize") return run_tokenize(args);
+  if (command == "import") return run_import(args);
+  if (command == "export") return run_export(args);
   if (command == "bench") return run_bench(args);
   throw Error(str_cat("unknown command '", command, "'\n", top_level_help()));
 }
