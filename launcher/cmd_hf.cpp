@@ -91,8 +91,8 @@ int run_export(const Args& args) {
   const std::string checkpoint = flags.require_string("checkpoint");
   const std::string out = flags.require_string("out");
   HfExportOptions options;
-  options.max_shard_bytes = at_least("export", "max-shard-bytes",
-                                     flags.get_int("max-shard-bytes", options.max_shard_bytes), 1);
+  options.max_shard_bytes =
+      at_least("export", "max-shard-bytes", flags.get_int("max-shard-bytes", options.max_shard_bytes), 1);
   options.tokenizer_path = flags.get_string("tokenizer", "");
   GSA_CHECK(flags.positional().empty(), "gsa export takes no positional arguments\n", kExportHelp);
   flags.finish();

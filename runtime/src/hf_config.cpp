@@ -48,15 +48,18 @@ class ConfigReader {
   bool boolean(const std::string& key) const {
     const json::Value* v = optional(key);
     if (v == nullptr) fail("missing key '", key, "'");
-    if (v->kind != json::Value::Kind::kBool) fail("key '", key, "' must be true or false, got ", json::kind_name(v->kind));
+    if (v->kind != json::Value::Kind::kBool)
+      fail("key '", key, "' must be true or false, got ", json::kind_name(v->kind));
     return v->bool_value;
   }
   // An optional boolean that gsa supports only at `supported` (transformers' default when absent).
   void only(const std::string& key, bool supported, const std::string& why) const {
     const json::Value* v = optional(key);
     if (v == nullptr) return;
-    if (v->kind != json::Value::Kind::kBool) fail("key '", key, "' must be true or false, got ", json::kind_name(v->kind));
-    if (v->bool_value != supported) fail("'", key, "': ", v->bool_value ? "true" : "false", " is not supported (", why, ")");
+    if (v->kind != json::Value::Kind::kBool)
+      fail("key '", key, "' must be true or false, got ", json::kind_name(v->kind));
+    if (v->bool_value != supported)
+      fail("'", key, "': ", v->bool_value ? "true" : "false", " is not supported (", why, ")");
   }
 
  private:
@@ -84,7 +87,8 @@ void read_rope(const ConfigReader& r, ModelOptions& o) {
   if (type == nullptr || !type->is_string()) r.fail("key '", where, ".rope_type' missing or not a string");
   if (type->string_value == "default") return;
   if (type->string_value != "llama3") {
-    r.fail("RoPE scaling '", type->string_value, "' (", where, ".rope_type) is not supported (supported: default, llama3)");
+    r.fail("RoPE scaling '", type->string_value, "' (", where,
+           ".rope_type) is not supported (supported: default, llama3)");
   }
   o.rope_scaling = RopeScaling::kLlama3;
   o.rope_scaling_factor = r.number(*scaling, "factor", where + ".factor");
@@ -94,8 +98,9 @@ void read_rope(const ConfigReader& r, ModelOptions& o) {
       r.integer(*scaling, "original_max_position_embeddings", where + ".original_max_position_embeddings");
   if (!(o.rope_scaling_factor > 0 && o.rope_low_freq_factor > 0 && o.rope_high_freq_factor > o.rope_low_freq_factor &&
         o.rope_original_max_position >= 1)) {
-    r.fail("llama3 RoPE scaling needs factor > 0, 0 < low_freq_factor < high_freq_factor and "
-           "original_max_position_embeddings >= 1");
+    r.fail(
+        "llama3 RoPE scaling needs factor > 0, 0 < low_freq_factor < high_freq_factor and "
+        "original_max_position_embeddings >= 1");
   }
 }
 
@@ -131,8 +136,8 @@ ModelOptions model_options_from_hf_config(const std::string& text, const std::st
   o.rms_norm_eps = r.number("rms_norm_eps");
   o.max_position_embeddings = r.integer("max_position_embeddings");
   o.tie_embeddings = r.boolean("tie_word_embeddings");
-  for (const char* key : {"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
-                          "num_attention_heads", "num_key_value_heads", "max_position_embeddings"}) {
+  for (const char* key : {"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                          "num_key_value_heads", "max_position_embeddings"}) {
     if (r.integer(key) < 1) r.fail("key '", key, "' must be >= 1, got ", r.integer(key));
   }
   if (o.num_heads % o.num_kv_heads != 0) {
@@ -142,14 +147,16 @@ ModelOptions model_options_from_hf_config(const std::string& text, const std::st
     o.head_dim = r.integer("head_dim");
   } else {
     if (o.hidden_size % o.num_heads != 0) {
-      r.fail("no 'head_dim' and hidden_size ", o.hidden_size, " is not a multiple of num_attention_heads ", o.num_heads);
+      r.fail("no 'head_dim' and hidden_size ", o.hidden_size, " is not a multiple of num_attention_heads ",
+             o.num_heads);
     }
     o.head_dim = o.hidden_size / o.num_heads;  // transformers' default
   }
   if (o.head_dim < 2 || o.head_dim % 2 != 0) r.fail("head_dim ", o.head_dim, " must be even and >= 2 (RoPE pairs)");
   const json::Value* act = r.optional("hidden_act");
   if (act != nullptr && !(act->is_string() && act->string_value == "silu")) {
-    r.fail("'hidden_act' must be \"silu\" (SwiGLU), got ", act->is_string() ? act->string_value : json::kind_name(act->kind));
+    r.fail("'hidden_act' must be \"silu\" (SwiGLU), got ",
+           act->is_string() ? act->string_value : json::kind_name(act->kind));
   }
   read_rope(r, o);
   return o;
@@ -157,8 +164,9 @@ ModelOptions model_options_from_hf_config(const std::string& text, const std::st
 
 std::string hf_config_json(const ModelOptions& o, std::optional<int64_t> bos_id, std::optional<int64_t> eos_id) {
   const bool qwen2 = o.architecture == Architecture::kQwen2;
-  GSA_CHECK(!qwen2 || o.head_dim * o.num_heads == o.hidden_size, "a Qwen2 model needs head_dim x num_heads == ",
-            "hidden_size (", o.head_dim, " x ", o.num_heads, " != ", o.hidden_size, "): transformers' Qwen2 has no head_dim");
+  GSA_CHECK(!qwen2 || o.head_dim * o.num_heads == o.hidden_size,
+            "a Qwen2 model needs head_dim x num_heads == ", "hidden_size (", o.head_dim, " x ", o.num_heads,
+            " != ", o.hidden_size, "): transformers' Qwen2 has no head_dim");
   GSA_CHECK(qwen2 == o.attention_bias, "model.attention_bias ", o.attention_bias, " does not fit architecture ",
             qwen2 ? "Qwen2 (always has q/k/v biases)" : "Llama (export supports it without biases)");
   json::Value c;

@@ -33,15 +33,16 @@ std::string tokenizer_with_gists(const std::string& text, const std::string& sou
                                  const std::vector<int64_t>& gist_ids) {
   json::Value spec = json::parse_json(text);
   GSA_CHECK(spec.is_object(), source, ": not a JSON object");
-  json::Value* added = nullptr;
-  for (auto& [key, value] : spec.object_items) {
-    if (key == "added_tokens") added = &value;
-  }
+  auto added_tokens = [&]() -> json::Value* {
+    for (auto& [key, value] : spec.object_items) {
+      if (key == "added_tokens") return &value;
+    }
+    return nullptr;
+  };
+  json::Value* added = added_tokens();
   if (added == nullptr || added->kind == json::Value::Kind::kNull) {
     json::set_member(spec, "added_tokens", make_array());
-    for (auto& [key, value] : spec.object_items) {
-      if (key == "added_tokens") added = &value;
-    }
+    added = added_tokens();
   }
   GSA_CHECK(added->is_array(), source, ": added_tokens is not an array");
   for (size_t l = 0; l < gist_ids.size(); ++l) {
@@ -68,7 +69,8 @@ std::string tokenizer_config(const HfTokenizer& tokenizer, int64_t gist_tokens) 
   json::set_member(c, "bos_token", bos ? json::make_string(tokenizer.decode({*bos})) : json::make_null());
   json::set_member(c, "eos_token", eos ? json::make_string(tokenizer.decode({*eos})) : json::make_null());
   json::Value extra = make_array();
-  for (int64_t l = 0; l < gist_tokens; ++l) extra.array_items.push_back(json::make_string(HfTokenizer::gist_token_name(l)));
+  for (int64_t l = 0; l < gist_tokens; ++l)
+    extra.array_items.push_back(json::make_string(HfTokenizer::gist_token_name(l)));
   json::set_member(c, "additional_special_tokens", extra);
   return json::write_json(c) + "\n";
 }
@@ -138,7 +140,8 @@ void export_hf_model(const std::string& checkpoint_path, const std::string& out,
     json::Value weight_map = make_object();
     for (size_t i = 0; i < shards.size(); ++i) {
       save_safetensors(join_path(out, shard_name(i, shards.size())), shards[i], metadata);
-      for (const auto& [name, t] : shards[i]) json::set_member(weight_map, name, json::make_string(shard_name(i, shards.size())));
+      for (const auto& [name, t] : shards[i])
+        json::set_member(weight_map, name, json::make_string(shard_name(i, shards.size())));
     }
     json::Value index = make_object(), meta = make_object();
     json::set_member(meta, "total_size", json::make_integer(total_bytes));

@@ -26,11 +26,21 @@ void write(const Value& v, int indent, int depth, std::string& out) {
   const std::string close = indent > 0 ? "\n" + std::string(static_cast<size_t>(indent * depth), ' ') : "";
   const char* separator = indent > 0 ? ": " : ":";
   switch (v.kind) {
-    case Value::Kind::kNull: out += "null"; return;
-    case Value::Kind::kBool: out += v.bool_value ? "true" : "false"; return;
-    case Value::Kind::kInteger: out += std::to_string(v.int_value); return;
-    case Value::Kind::kFloat: out += format_float(v.float_value); return;
-    case Value::Kind::kString: out += quote_json(v.string_value); return;
+    case Value::Kind::kNull:
+      out += "null";
+      return;
+    case Value::Kind::kBool:
+      out += v.bool_value ? "true" : "false";
+      return;
+    case Value::Kind::kInteger:
+      out += std::to_string(v.int_value);
+      return;
+    case Value::Kind::kFloat:
+      out += format_float(v.float_value);
+      return;
+    case Value::Kind::kString:
+      out += quote_json(v.string_value);
+      return;
     case Value::Kind::kArray:
       if (v.array_items.empty()) {
         out += "[]";

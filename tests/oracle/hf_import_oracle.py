@@ -104,7 +104,8 @@ def run_case(out_dir, name, tok):
     with torch.no_grad():
         logits = reference(input_ids=input_ids, use_cache=False).logits
     assert logits.dtype == torch.float64 and logits.shape == (BATCH, SEQ_LEN, vocab)
-    save_file({"input_ids": input_ids, "logits": logits.contiguous()}, os.path.join(out_dir, name, "oracle.safetensors"),
+    save_file({"input_ids": input_ids, "logits": logits.contiguous()},
+              os.path.join(out_dir, name, "oracle.safetensors"),
               metadata={"case": name, "pretrained_tokens": str(pretrained_tokens)})
     print(f"hf_import_oracle: {name}: {len(shards)} shards, vocab {vocab} ({pretrained_tokens} tokens), logits std "
           f"{logits.std().item():.3f} -> {hf_dir} ({time.time() - start:.1f}s)")

@@ -88,7 +88,8 @@ std::string damaged_copy(const std::string& name, const std::string& tag,
   const std::string dst = std::string(GSA_BINARY_DIR) + "/test_tmp/hf_import_" + name + "_" + tag;
   remove_tree(dst);
   make_directories(dst);
-  for (const std::string& file : list_directory(src)) write_file_atomic(join_path(dst, file), read_file(join_path(src, file)));
+  for (const std::string& file : list_directory(src))
+    write_file_atomic(join_path(dst, file), read_file(join_path(src, file)));
   edit(dst);
   return dst;
 }
@@ -115,9 +116,8 @@ TEST_P(HfImport, DamagedFoldersGetErrorsNamingTheProblem) {
   const int64_t shards = name == "llama" ? 12 : 5;
   char second[64];
   std::snprintf(second, sizeof(second), "model-00002-of-%05lld.safetensors", static_cast<long long>(shards));
-  const std::string missing = damaged_copy(name, "missing", [&](const std::string& d) {
-    std::remove(join_path(d, second).c_str());
-  });
+  const std::string missing =
+      damaged_copy(name, "missing", [&](const std::string& d) { std::remove(join_path(d, second).c_str()); });
   EXPECT_NE(import_error(missing).find(str_cat("missing shard '", second, "'")), std::string::npos)
       << import_error(missing);
 
@@ -151,7 +151,7 @@ TEST_P(HfImport, DamagedFoldersGetErrorsNamingTheProblem) {
   // A shard whose norm weight is an integer tensor.
   const std::string dtype = damaged_copy(name, "dtype", [&](const std::string& d) {
     const std::string last = join_path(d, str_cat("model-", shards < 10 ? "0000" : "000", shards, "-of-",
-                                                   shards < 10 ? "0000" : "000", shards, ".safetensors"));
+                                                  shards < 10 ? "0000" : "000", shards, ".safetensors"));
     TensorMap t = load_safetensors(last);
     t.begin()->second = at::zeros(t.begin()->second.sizes(), at::kLong);
     save_safetensors(last, t, {{"format", "pt"}});
@@ -159,9 +159,8 @@ TEST_P(HfImport, DamagedFoldersGetErrorsNamingTheProblem) {
   EXPECT_NE(import_error(dtype).find("has dtype Long; weights must be floating point"), std::string::npos)
       << import_error(dtype);
 
-  const std::string no_tokenizer = damaged_copy(name, "tokenizer", [&](const std::string& d) {
-    std::remove(join_path(d, "tokenizer.json").c_str());
-  });
+  const std::string no_tokenizer = damaged_copy(
+      name, "tokenizer", [&](const std::string& d) { std::remove(join_path(d, "tokenizer.json").c_str()); });
   EXPECT_NE(import_error(no_tokenizer).find("no tokenizer.json"), std::string::npos) << import_error(no_tokenizer);
 }
 

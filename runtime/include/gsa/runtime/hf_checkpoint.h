@@ -47,8 +47,8 @@
 namespace gsa {
 
 struct HfImportOptions {
-  GistOptions gist;              // written to the checkpoint's config (levels decides how many gist ids it needs)
-  std::optional<DType> dtype;    // unset: from the weights
+  GistOptions gist;            // written to the checkpoint's config (levels decides how many gist ids it needs)
+  std::optional<DType> dtype;  // unset: from the weights
 };
 
 // The checkpoint of Hugging Face directory `dir`, in memory (step 0).
