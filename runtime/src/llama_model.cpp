@@ -1,7 +1,7 @@
 #include "gsa/runtime/llama_model.h"
 
 #include <cmath>
-#include <map>
+#include <set>
 
 #include "gsa/runtime/attention.h"
 #include "gsa/runtime/error.h"
@@ -102,9 +102,9 @@ LlamaModel LlamaModel::from_tensors(const ModelOptions& options, const TensorMap
 
 void check_llama_tensors(const ModelOptions& options, const TensorMap& tensors, const std::string& source) {
   const std::string where = source.empty() ? "" : source + ": ";
-  std::map<std::string, bool> expected;
+  std::set<std::string> expected;
   for (const auto& [name, shape] : llama_parameter_shapes(options)) {
-    expected[name] = true;
+    expected.insert(name);
     auto it = tensors.find(name);
     GSA_CHECK(it != tensors.end(), where, "missing tensor '", name, "' (expected shape ", at::IntArrayRef(shape),
               ")");
