@@ -83,6 +83,31 @@ TEST_P(HfImport, DtypeFollowsTheWeightsUnlessGiven) {
 
 // A copy of the case's folder with `edit` applied; returns the copy's path.
 std::string damaged_copy(const std::string& name, const std::string& tag,
+                         const std::function<void(const std::string&)>& edit);
+
+TEST_P(HfImport, OneUnshardedFp16FileReadsLikeTheShards) {
+  // The shards merged into one model.safetensors (no index), every weight rounded to F16.
+  TensorMap merged;
+  const std::string copy = damaged_copy(GetParam(), "single", [&](const std::string& d) {
+    for (const std::string& file : list_directory(d)) {
+      if (file.rfind("model-", 0) != 0) continue;
+      for (auto& [name, t] : load_safetensors(join_path(d, file))) merged[name] = t.to(at::kHalf);
+      std::remove(join_path(d, file).c_str());
+    }
+    std::remove(join_path(d, "model.safetensors.index.json").c_str());
+    save_safetensors(join_path(d, "model.safetensors"), merged, {{"format", "pt"}});
+  });
+  const Checkpoint sharded = read_hf_model(case_dir(GetParam()) + "/hf", fp32());
+  const Checkpoint single = read_hf_model(copy, HfImportOptions{});  // not all BF16: fp32
+  ASSERT_EQ(single.model.size(), sharded.model.size());
+  for (const auto& [name, t] : single.model) {
+    ASSERT_EQ(t.scalar_type(), at::kFloat) << name;
+    if (name == "model.embed_tokens.weight" || name == "lm_head.weight") continue;  // gist rows: mean of F16 rows
+    EXPECT_TRUE(at::equal(t, sharded.model.at(name).to(at::kHalf).to(at::kFloat))) << name;
+  }
+}
+
+std::string damaged_copy(const std::string& name, const std::string& tag,
                          const std::function<void(const std::string&)>& edit) {
   const std::string src = case_dir(name) + "/hf";
   const std::string dst = std::string(GSA_BINARY_DIR) + "/test_tmp/hf_import_" + name + "_" + tag;
