@@ -311,6 +311,27 @@ TEST_F(ConfigLoaderTest, CrossFieldErrorNamesBothFields) {
             0u);
 }
 
+TEST_F(ConfigLoaderTest, HuggingFaceModelFieldsAreChecked) {
+  const std::string outside = error_loading("gist_ids.pbtxt", "model {\n  gist_token_ids: [264, 270]\n}\n");
+  EXPECT_NE(outside.find("gist_ids.pbtxt:2:3: model.gist_token_ids[1] = 270 is outside the vocabulary [0, 264)"),
+            std::string::npos)
+      << outside;
+  const std::string twice = error_loading("twice_ids.pbtxt", "model { gist_token_ids: [260, 260] }\n");
+  EXPECT_NE(twice.find("model.gist_token_ids has 260 twice"), std::string::npos) << twice;
+  const std::string few = error_loading("few_ids.pbtxt", "model { gist_token_ids: [260] }\ngist { levels: 2 }\n");
+  EXPECT_NE(few.find("model.gist_token_ids has 1 ids, gist.levels = 2 needs one per level"), std::string::npos) << few;
+  const std::string qwen = error_loading("qwen.pbtxt", "model { architecture: QWEN2 }\n");
+  EXPECT_NE(qwen.find("model.architecture QWEN2 needs model.attention_bias: true"), std::string::npos) << qwen;
+  const std::string rope = error_loading(
+      "rope.pbtxt", "model {\n  rope_scaling: LLAMA3_ROPE_SCALING\n  rope_high_freq_factor: 1\n}\n");
+  EXPECT_NE(rope.find("model.rope_high_freq_factor must be above model.rope_low_freq_factor"), std::string::npos)
+      << rope;
+  const GsaOptions fine = load_config_text(
+      "model {\n  architecture: QWEN2\n  attention_bias: true\n  gist_token_ids: [261, 262]\n}\n", "fine.pbtxt");
+  EXPECT_EQ(fine.model.gist_token_ids, (std::vector<int64_t>{261, 262}));
+  EXPECT_EQ(fine.model.architecture, Architecture::kQwen2);
+}
+
 TEST_F(ConfigLoaderTest, OverridesSetNestedValuesOfEveryType) {
   const std::string path = write("base.pbtxt", "gist { levels: 1 }\ntrain { output_dir: \"runs/a\" }\n");
   const GsaOptions o = load_config_file(path, {
