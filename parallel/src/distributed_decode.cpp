@@ -4,14 +4,25 @@
 
 #include "gsa/parallel/sp_attention.h"
 #include "gsa/runtime/attention.h"
+#include "gsa/runtime/selection.h"
+#include "gsa/runtime/sparse_decode.h"
 #include "gsa/runtime/error.h"
 
 namespace gsa {
 
-// One decode step's attention: the keys this rank holds, then an all-gather merge over the sp group.
+// One decode step's attention over the decode plan (decode_plan.h): the plan's rows and the chunks selection picks
+// over the replicated gist tree, mapped to the columns this rank holds (the rest are other ranks'), the generated
+// range on the tail owner; the sparse decode kernels (or the reference backend) give this rank's partial, then
+// one all-gather of the small partial outputs and log-sum-exps merges them in fp32.
 class DistributedGenerator::DecodeAttention : public LayerAttention {
  public:
-  DecodeAttention(DistributedGenerator& gen, const AttentionPlan& plan) : gen_(gen), plan_(plan) {}
+  DecodeAttention(DistributedGenerator& gen, const DecodePlan& plan) : gen_(gen), plan_(plan) {
+    const at::Tensor& like = gen_.k_[0];
+    const int32_t begin = static_cast<int32_t>(gen_.prompt_local_);
+    const int32_t end = gen_.tail_owner_ ? static_cast<int32_t>(gen_.held_) : begin;  // generated: tail only
+    const auto ints = at::TensorOptions().dtype(at::kInt).device(like.device());
+    generated_ = DecodeRange{at::full({1}, begin, ints), at::full({1}, end, ints), end - begin};
+  }
 
   at::Tensor attend(int64_t layer, bool layer_selects, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                     double scale) override {
@@ -20,11 +31,29 @@ class DistributedGenerator::DecodeAttention : public LayerAttention {
       gen_.k_[layer].narrow(2, column, 1).copy_(k);
       gen_.v_[layer].narrow(2, column, 1).copy_(v);
     }
-    KeyView own{gen_.k_[layer], gen_.v_[layer], gen_.own_slot_};
-    KeyView tree{gen_.tree_k_[layer], gen_.tree_k_[layer], gen_.tree_slot_};
-    PartialAttention mine = gsa_attention_partial(q, own, plan_, layer_selects, gen_.attention_.selection, scale,
-                                                  &tree, nullptr);
-    // [B, Hq, Tqp, D + 1] from every rank, merged in fp32.
+    const at::Tensor q1 = q.select(2, 0);                                                  // [1, Hq, D]
+    const at::Tensor& keys = gen_.k_[layer];
+    const int64_t hkv = keys.size(1);
+    at::Tensor rows = plan_.prompt_rows(layer_selects).to(at::kLong).unsqueeze(1).expand({1, hkv, -1});
+    const SelectionPlan& sel = plan_.selection();
+    if (layer_selects && sel.count > 0) {
+      const at::Tensor picked = select_chunks(q1.index_select(0, sel.row), gen_.tree_k_[layer], sel, plan_.gist(),
+                                              gen_.attention_.selection, gen_.tree_slot_, AttentionBackend::kAuto,
+                                              plan_.selective_covered())
+                                    .key_pos;                                              // [1, Hkv, S] positions
+      rows = at::cat({rows, picked}, 2);
+    }
+    // Positions -> this rank's columns (-1: held elsewhere).
+    const at::Tensor columns =
+        gen_.own_slot_.index({at::zeros_like(rows), rows.clamp_min(0)}).masked_fill(rows < 0, -1).to(at::kInt);
+    const std::string why = sparse_decode_unsupported(q1, keys, keys);
+    const AttentionBackend backend = gen_.attention_.backend;
+    const bool kernels = backend == AttentionBackend::kKernels ||
+                         (backend == AttentionBackend::kAuto && q1.is_cuda() && why.empty());
+    const gsa::DecodeAttention mine =
+        kernels ? sparse_decode(q1, keys, gen_.v_[layer], columns, scale, 0, &generated_)
+                : sparse_decode_reference(q1, keys, gen_.v_[layer], columns, scale, &generated_);
+    // [1, Hq, D + 1] from every rank, merged in fp32.
     at::Tensor packed = at::cat({mine.out, mine.lse.unsqueeze(-1)}, -1).contiguous();
     Communicator& sp = gen_.sp_;
     at::Tensor gathered = at::empty({sp.size() * packed.numel()}, packed.options());
@@ -34,15 +63,14 @@ class DistributedGenerator::DecodeAttention : public LayerAttention {
     gathered = gathered.view(shape);
     const int64_t d = packed.size(-1) - 1;
     std::vector<PartialAttention> parts;
-    for (int r = 0; r < sp.size(); ++r) {
-      parts.push_back({gathered[r].narrow(-1, 0, d), gathered[r].select(-1, d)});
-    }
-    return finish_attention(merge_partials(parts), plan_, q.scalar_type());
+    for (int r = 0; r < sp.size(); ++r) parts.push_back({gathered[r].narrow(-1, 0, d), gathered[r].select(-1, d)});
+    return merge_partials(parts).out.to(q.scalar_type()).unsqueeze(2);                      // [1, Hq, 1, D]
   }
 
  private:
   DistributedGenerator& gen_;
-  const AttentionPlan& plan_;
+  const DecodePlan& plan_;
+  DecodeRange generated_;
 };
 
 DistributedGenerator::DistributedGenerator(const LlamaModel& model, const AttentionOptions& attention,
@@ -58,6 +86,7 @@ DistributedGenerator::DistributedGenerator(const LlamaModel& model, const Attent
 
 at::Tensor DistributedGenerator::prefill() {
   at::NoGradGuard no_grad;
+  decode_.reset();
   const at::Device device = model_.device();
   const std::vector<GistLayout> rows{layout_};
   SpForwardPlan plan = make_sp_forward_plan(rows, shards_, attention_, sp_, device);
@@ -98,10 +127,14 @@ at::Tensor DistributedGenerator::step(int64_t token) {
   reserve(layout_.size() + 1);
   layout_.append_raw(token);
   if (tail_owner_) ++held_;
-  AttentionPlan plan = make_attention_plan({&layout_}, layout_.size() - 1, 1, attention_, model_.device());
-  DecodeAttention attention(*this, plan);
-  at::Tensor logits =
-      model_.forward(plan.tokens, plan.rope_pos, attention, attention_, attention_.selection.enabled);  // [1, 1, V]
+  if (decode_ == nullptr) {
+    decode_ = std::make_unique<DecodePlan>(std::vector<const GistLayout*>{&layout_}, attention_, model_.device());
+  } else {
+    decode_->advance({token});
+  }
+  DecodeAttention attention(*this, *decode_);
+  at::Tensor logits = model_.forward(decode_->tokens(), decode_->rope_pos(), attention, attention_,
+                                     attention_.selection.enabled);  // [1, 1, V]
   return logits[0][0];
 }
 

@@ -7,7 +7,8 @@
 //   prompt position's logits are broadcast from its owner; every rank returns them.
 // - step(token) runs in lockstep on every rank: the new token goes through the model on every rank (one token,
 //   replicated), its K/V is appended on the rank owning the tail (the last shard), and per layer each rank
-//   attends over the keys it holds (selection over the replicated tree, no communication), then one all-gather
+//   attends over the keys it holds (the decode plan's rows, decode_plan.h: O(1) host work per step; selection
+//   over the replicated tree, no communication; the sparse decode kernels on CUDA), then one all-gather
 //   of the small partial outputs and log-sum-exps merges them in fp32. The tail owner's cache for generated
 //   tokens grows in blocks of kKvBlockPositions (generation.h), up to max_positions. Logits equal single-device
 //   Generator::step up to float rounding.
@@ -16,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <functional>
 #include <vector>
 
@@ -24,6 +26,7 @@
 #include "gsa/config/options.h"
 #include "gsa/parallel/communicator.h"
 #include "gsa/parallel/sequence_shard.h"
+#include "gsa/runtime/decode_plan.h"
 #include "gsa/runtime/generation.h"
 #include "gsa/runtime/gist_layout.h"
 #include "gsa/runtime/llama_model.h"
@@ -64,6 +67,7 @@ class DistributedGenerator {
   std::vector<at::Tensor> tree_k_;  // [layers] of [1, Hkv, W, D]: the replicated keys, for selection
   at::Tensor own_slot_;             // [1, slots] column in k_/v_; -1 elsewhere
   at::Tensor tree_slot_;            // [1, slots] column in tree_k_; -1 elsewhere
+  std::unique_ptr<DecodePlan> decode_;  // from the first step on: the rows each step attends (positions)
 };
 
 }  // namespace gsa
