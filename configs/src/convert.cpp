@@ -12,6 +12,14 @@ pc::BudgetKind to_proto(BudgetKind v) { return v == BudgetKind::kFixed ? pc::FIX
 TrainMode from_proto(pc::TrainMode v) { return v == pc::CPT ? TrainMode::kCpt : TrainMode::kSelective; }
 pc::TrainMode to_proto(TrainMode v) { return v == TrainMode::kCpt ? pc::CPT : pc::SELECTIVE; }
 
+static_assert(pc::RETRIEVAL == static_cast<int>(DataSourceKind::kRetrieval) &&
+                  pc::PASSKEY == static_cast<int>(DataSourceKind::kPasskey) &&
+                  pc::MULTI_DOC == static_cast<int>(DataSourceKind::kMultiDoc) &&
+                  pc::TEXT == static_cast<int>(DataSourceKind::kText) &&
+                  pc::JSONL == static_cast<int>(DataSourceKind::kJsonl) &&
+                  pc::TOKEN_BIN == static_cast<int>(DataSourceKind::kTokenBin),
+              "DataSourceKind and gsa.config.DataSourceKind list the same kinds in the same order");
+
 ModelOptions from_proto(const pc::ModelConfig& m) {
   ModelOptions o;
   o.vocab_size = m.vocab_size();
@@ -26,6 +34,7 @@ ModelOptions from_proto(const pc::ModelConfig& m) {
   o.tie_embeddings = m.tie_embeddings();
   o.dtype = from_proto(m.dtype());
   o.init_std = m.init_std();
+  o.first_gist_id = m.first_gist_id();
   return o;
 }
 
@@ -42,6 +51,7 @@ void to_proto(const ModelOptions& o, pc::ModelConfig* m) {
   m->set_tie_embeddings(o.tie_embeddings);
   m->set_dtype(to_proto(o.dtype));
   m->set_init_std(o.init_std);
+  m->set_first_gist_id(o.first_gist_id);
 }
 
 GistOptions from_proto(const pc::GistConfig& g) {
@@ -143,6 +153,23 @@ DataOptions from_proto(const pc::DataConfig& d) {
   o.retrieval.key_len = r.key_len();
   o.retrieval.value_len = r.value_len();
   o.retrieval.alphabet = r.alphabet();
+  o.source = static_cast<DataSourceKind>(d.source());  // the enums list the same kinds in the same order
+  o.tokenizer = d.tokenizer();
+  o.examples_per_row = d.examples_per_row();
+  o.passkey.filler_sentences = d.passkey().filler_sentences();
+  o.passkey.digits = d.passkey().digits();
+  const pc::MultiDocTaskConfig& m = d.multi_doc();
+  o.multi_doc.documents = m.documents();
+  o.multi_doc.pairs_per_document = m.pairs_per_document();
+  o.multi_doc.key_len = m.key_len();
+  o.multi_doc.value_len = m.value_len();
+  o.multi_doc.alphabet = m.alphabet();
+  const pc::CorpusConfig& c = d.corpus();
+  o.corpus.path = c.path();
+  o.corpus.sequence_length = c.sequence_length();
+  o.corpus.jsonl_field = c.jsonl_field();
+  o.corpus.bin_dtype = c.bin_dtype() == pc::UINT32 ? TokenFileDType::kUint32 : TokenFileDType::kUint16;
+  o.corpus.bin_document_separator = c.bin_document_separator();
   return o;
 }
 
@@ -152,6 +179,23 @@ void to_proto(const DataOptions& o, pc::DataConfig* d) {
   r->set_key_len(o.retrieval.key_len);
   r->set_value_len(o.retrieval.value_len);
   r->set_alphabet(o.retrieval.alphabet);
+  d->set_source(static_cast<pc::DataSourceKind>(o.source));
+  d->set_tokenizer(o.tokenizer);
+  d->set_examples_per_row(o.examples_per_row);
+  d->mutable_passkey()->set_filler_sentences(o.passkey.filler_sentences);
+  d->mutable_passkey()->set_digits(o.passkey.digits);
+  pc::MultiDocTaskConfig* m = d->mutable_multi_doc();
+  m->set_documents(o.multi_doc.documents);
+  m->set_pairs_per_document(o.multi_doc.pairs_per_document);
+  m->set_key_len(o.multi_doc.key_len);
+  m->set_value_len(o.multi_doc.value_len);
+  m->set_alphabet(o.multi_doc.alphabet);
+  pc::CorpusConfig* c = d->mutable_corpus();
+  c->set_path(o.corpus.path);
+  c->set_sequence_length(o.corpus.sequence_length);
+  c->set_jsonl_field(o.corpus.jsonl_field);
+  c->set_bin_dtype(o.corpus.bin_dtype == TokenFileDType::kUint32 ? pc::UINT32 : pc::UINT16);
+  c->set_bin_document_separator(o.corpus.bin_document_separator);
 }
 
 }  // namespace

@@ -85,6 +85,7 @@ void check_model(const ModelOptions& m, Checker& c) {
   c.positive("model.rope_theta", m.rope_theta);
   c.positive("model.rms_norm_eps", m.rms_norm_eps);
   c.positive("model.init_std", m.init_std);
+  c.at_least("model.first_gist_id", m.first_gist_id, 0);
 }
 
 void check_gist(const GistOptions& g, Checker& c) {
@@ -111,6 +112,22 @@ void check_cross(const GsaOptions& o, Checker& c) {
                " is beyond the last layer (model.num_layers = " + std::to_string(layers) + ": layers 0.." +
                std::to_string(layers - 1) + "; to turn selection off set attention.selection.enabled: false)");
   }
+  const int64_t first_gist = o.model.first_gist_id, levels = o.gist.levels;
+  if (first_gist >= 0 && first_gist + levels > o.model.vocab_size) {
+    c.fail({"model.first_gist_id", "model.vocab_size"},
+           "model.first_gist_id = " + std::to_string(first_gist) + " + gist.levels = " + std::to_string(levels) +
+               " gist ids do not fit in model.vocab_size = " + std::to_string(o.model.vocab_size));
+  }
+  const bool corpus = o.data.source == DataSourceKind::kText || o.data.source == DataSourceKind::kJsonl ||
+                      o.data.source == DataSourceKind::kTokenBin;
+  if (corpus && o.data.corpus.path.empty()) {
+    c.fail({"data.source", "data.corpus.path"}, "data.source reads a corpus file but data.corpus.path is empty");
+  }
+  if (corpus && o.data.examples_per_row != 1) {
+    c.fail({"data.examples_per_row", "data.source"},
+           "data.examples_per_row = " + std::to_string(o.data.examples_per_row) +
+               " applies to the synthetic tasks only; a corpus packs data.corpus.sequence_length tokens per row");
+  }
 }
 
 void check_train(const TrainOptions& t, Checker& c) {
@@ -134,6 +151,17 @@ void check_data(const DataOptions& d, Checker& c) {
   c.at_least("data.retrieval.key_len", d.retrieval.key_len, 1);
   c.at_least("data.retrieval.value_len", d.retrieval.value_len, 1);
   c.in_range("data.retrieval.alphabet", d.retrieval.alphabet, 2, 26);
+  c.at_least("data.examples_per_row", d.examples_per_row, 1);
+  c.at_least("data.passkey.filler_sentences", d.passkey.filler_sentences, 1);
+  c.in_range("data.passkey.digits", d.passkey.digits, 1, 18);
+  c.at_least("data.multi_doc.documents", d.multi_doc.documents, 1);
+  c.at_least("data.multi_doc.pairs_per_document", d.multi_doc.pairs_per_document, 1);
+  c.at_least("data.multi_doc.key_len", d.multi_doc.key_len, 1);
+  c.at_least("data.multi_doc.value_len", d.multi_doc.value_len, 1);
+  c.in_range("data.multi_doc.alphabet", d.multi_doc.alphabet, 2, 26);
+  c.at_least("data.corpus.sequence_length", d.corpus.sequence_length, 2);
+  if (d.corpus.jsonl_field.empty()) c.fail({"data.corpus.jsonl_field"}, "data.corpus.jsonl_field is empty");
+  c.at_least("data.corpus.bin_document_separator", d.corpus.bin_document_separator, -1);
 }
 
 }  // namespace

@@ -29,7 +29,19 @@ SpLossResult sp_next_token_loss(const LlamaModel& model, const std::vector<GistL
   result.loss = loss_sum / static_cast<double>(result.labelled);
   result.global_loss = sums[1] / static_cast<double>(result.labelled);
   result.logits = logits.detach();
+  result.answer_errors =
+      (result.logits.argmax(-1) != local_labels).logical_and(local_labels != -100).sum(-1).to(world.device());
   return result;
+}
+
+double sp_answer_accuracy(const SpLossResult& result, int64_t first_row, int64_t global_rows, Communicator& world) {
+  const int64_t rows = result.answer_errors.size(0);
+  GSA_CHECK(first_row >= 0 && first_row + rows <= global_rows, "rows [", first_row, ", ", first_row + rows,
+            ") are outside the global batch of ", global_rows);
+  at::Tensor per_row = at::zeros({global_rows}, at::TensorOptions().dtype(at::kLong).device(world.device()));
+  per_row.narrow(0, first_row, rows).copy_(result.answer_errors);
+  world.all_reduce(per_row);
+  return (per_row == 0).to(at::kDouble).mean().item<double>();
 }
 
 }  // namespace gsa

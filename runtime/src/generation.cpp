@@ -13,6 +13,7 @@ Sampler::Sampler(const SamplingOptions& options, std::vector<int64_t> forbidden_
     : options_(options), forbidden_(std::move(forbidden_tokens)), generator_(at::detail::createCPUGenerator(options.seed)) {
   GSA_CHECK(options.temperature >= 0, "temperature must be >= 0, got ", options.temperature);
   GSA_CHECK(options.top_p > 0 && options.top_p <= 1, "top_p must be in (0, 1], got ", options.top_p);
+  GSA_CHECK(options.vocab_limit >= 0, "vocab_limit must be >= 0, got ", options.vocab_limit);
 }
 
 int64_t Sampler::sample(const at::Tensor& logits) {
@@ -20,6 +21,9 @@ int64_t Sampler::sample(const at::Tensor& logits) {
   at::Tensor l = logits.detach().to(at::kCPU, at::kFloat).clone();                 // [V]
   for (int64_t id : forbidden_) {
     if (id >= 0 && id < l.size(0)) l[id] = -std::numeric_limits<float>::infinity();
+  }
+  if (options_.vocab_limit > 0 && options_.vocab_limit < l.size(0)) {
+    l.narrow(0, options_.vocab_limit, l.size(0) - options_.vocab_limit).fill_(-std::numeric_limits<float>::infinity());
   }
   if (options_.temperature == 0.0) return l.argmax().item<int64_t>();
   at::Tensor probs = at::softmax(l / options_.temperature, -1);

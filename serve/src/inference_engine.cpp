@@ -2,27 +2,25 @@
 
 #include "gsa/parallel/distributed_decode.h"
 #include "gsa/runtime/error.h"
-#include "gsa/runtime/tokenizer.h"
+#include "gsa/runtime/model_tokenizer.h"
 
 namespace gsa {
 
 InferenceEngine::InferenceEngine(LlamaModel model, const GsaOptions& options)
-    : model_(std::move(model)), options_(options) {
-  GSA_CHECK(model_.options().vocab_size >= ByteTokenizer::vocab_size(), "the model's vocabulary (",
-            model_.options().vocab_size, ") is smaller than the byte tokenizer's (", ByteTokenizer::vocab_size(), ")");
-}
+    : model_(std::move(model)), options_(options), tokenizer_(make_model_tokenizer(options)) {}
 
 CompletionResult InferenceEngine::complete(const CompletionRequest& request) {
-  ByteTokenizer tokenizer;
+  const ModelTokenizer& tokenizer = *tokenizer_;
   Document doc;
   doc.context = tokenizer.encode(request.context);
   if (options_.gist.word_aware) doc.context_word_starts = tokenizer.word_starts(doc.context);
   doc.suffix = tokenizer.encode(request.prompt);
-  GistLayout layout = build_layout({doc}, options_.gist);
+  GistLayout layout = build_layout({doc}, options_.gist, tokenizer);
   GSA_CHECK(layout.size() > 0, "empty request: no context and no prompt");
 
   SamplingOptions sampling = request.sampling;
-  sampling.stop_tokens.push_back(ByteTokenizer::kEos);
+  if (tokenizer.eos_id()) sampling.stop_tokens.push_back(*tokenizer.eos_id());
+  sampling.vocab_limit = tokenizer.text_vocab_size();
   CompletionResult result;
   result.prompt_tokens = layout.size();
   const int64_t capacity = result.prompt_tokens + sampling.max_new_tokens;
@@ -36,7 +34,7 @@ CompletionResult InferenceEngine::complete(const CompletionRequest& request) {
     result.tokens = generator.generate(sampling, &stats);
   }
   result.prefill_ms = stats.prefill_ms;
-  if (!result.tokens.empty() && result.tokens.back() == ByteTokenizer::kEos) result.tokens.pop_back();
+  if (!result.tokens.empty() && result.tokens.back() == tokenizer.eos_id()) result.tokens.pop_back();
   result.decode_ms_per_token = result.tokens.empty() ? 0 : stats.decode_ms / result.tokens.size();
   result.text = tokenizer.decode(result.tokens);
   return result;

@@ -37,6 +37,7 @@ void expect_options_eq(const GsaOptions& a, const GsaOptions& b) {
   EXPECT_EQ(a.model.tie_embeddings, b.model.tie_embeddings);
   EXPECT_EQ(a.model.dtype, b.model.dtype);
   EXPECT_EQ(a.model.init_std, b.model.init_std);
+  EXPECT_EQ(a.model.first_gist_id, b.model.first_gist_id);
 
   EXPECT_EQ(a.gist.sink, b.gist.sink);
   EXPECT_EQ(a.gist.chunk, b.gist.chunk);
@@ -76,6 +77,21 @@ void expect_options_eq(const GsaOptions& a, const GsaOptions& b) {
   EXPECT_EQ(a.data.retrieval.key_len, b.data.retrieval.key_len);
   EXPECT_EQ(a.data.retrieval.value_len, b.data.retrieval.value_len);
   EXPECT_EQ(a.data.retrieval.alphabet, b.data.retrieval.alphabet);
+  EXPECT_EQ(a.data.source, b.data.source);
+  EXPECT_EQ(a.data.tokenizer, b.data.tokenizer);
+  EXPECT_EQ(a.data.examples_per_row, b.data.examples_per_row);
+  EXPECT_EQ(a.data.passkey.filler_sentences, b.data.passkey.filler_sentences);
+  EXPECT_EQ(a.data.passkey.digits, b.data.passkey.digits);
+  EXPECT_EQ(a.data.multi_doc.documents, b.data.multi_doc.documents);
+  EXPECT_EQ(a.data.multi_doc.pairs_per_document, b.data.multi_doc.pairs_per_document);
+  EXPECT_EQ(a.data.multi_doc.key_len, b.data.multi_doc.key_len);
+  EXPECT_EQ(a.data.multi_doc.value_len, b.data.multi_doc.value_len);
+  EXPECT_EQ(a.data.multi_doc.alphabet, b.data.multi_doc.alphabet);
+  EXPECT_EQ(a.data.corpus.path, b.data.corpus.path);
+  EXPECT_EQ(a.data.corpus.sequence_length, b.data.corpus.sequence_length);
+  EXPECT_EQ(a.data.corpus.jsonl_field, b.data.corpus.jsonl_field);
+  EXPECT_EQ(a.data.corpus.bin_dtype, b.data.corpus.bin_dtype);
+  EXPECT_EQ(a.data.corpus.bin_document_separator, b.data.corpus.bin_document_separator);
 }
 
 // The ConfigError message `load` throws; fails the test when it does not throw.
@@ -417,6 +433,21 @@ TEST_F(ConfigLoaderTest, FirstSelectiveLayerBeyondTheLastLayerIsRefused) {
   EXPECT_EQ(overridden.rfind("--set ", 0), 0u) << overridden;
 }
 
+TEST_F(ConfigLoaderTest, GistIdsAndCorpusRulesAreChecked) {
+  const std::string gists = error_loading("gists.pbtxt", "model {\n  vocab_size: 300\n  first_gist_id: 299\n}\n"
+                                                         "gist { levels: 2 }\n");
+  EXPECT_NE(gists.find("model.first_gist_id = 299 + gist.levels = 2 gist ids do not fit in model.vocab_size = 300"),
+            std::string::npos)
+      << gists;
+  const std::string corpus = error_loading("corpus.pbtxt", "data {\n  source: TOKEN_BIN\n}\n");
+  EXPECT_NE(corpus.find("data.source reads a corpus file but data.corpus.path is empty"), std::string::npos) << corpus;
+  const GsaOptions ok = load_config_file(write("bin.pbtxt", "data {\n  source: TOKEN_BIN\n  corpus {\n"
+                                                           "    path: \"x.bin\"\n    bin_dtype: UINT32\n  }\n}\n"));
+  EXPECT_EQ(ok.data.source, DataSourceKind::kTokenBin);
+  EXPECT_EQ(ok.data.corpus.bin_dtype, TokenFileDType::kUint32);
+  EXPECT_EQ(ok.data.corpus.path, "x.bin");
+}
+
 TEST_F(ConfigLoaderTest, OptionsToTextRoundTrips) {
   GsaOptions original = load_config_file((kConfigsDir / "llama-1b-gsa.pbtxt").string());
   original.train.lr = 0.1 + 0.2;  // needs all 17 digits
@@ -427,6 +458,14 @@ TEST_F(ConfigLoaderTest, OptionsToTextRoundTrips) {
   original.attention.selection.budget = BudgetKind::kFixed;
   original.attention.selection.keep_unselected_gists = true;
   original.gist.word_aware = true;
+  original.data.source = DataSourceKind::kJsonl;
+  original.data.tokenizer = "tok/tokenizer.json";
+  original.data.corpus.path = "data/train.jsonl";
+  original.data.corpus.jsonl_field = "body";
+  original.data.corpus.bin_dtype = TokenFileDType::kUint32;
+  original.data.corpus.bin_document_separator = 50256;
+  original.data.multi_doc.documents = 12;
+  original.data.passkey.digits = 7;
   const std::string text = options_to_text(original);
   expect_options_eq(load_config_text(text, "roundtrip.pbtxt"), original);
   // Text -> options -> text is stable too.

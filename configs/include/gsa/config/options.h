@@ -25,6 +25,9 @@ struct ModelOptions {
   bool tie_embeddings = false;       // lm_head shares embed_tokens
   DType dtype = DType::kFloat32;     // parameters and activations; softmax and merges are always fp32
   double init_std = 0.02;            // > 0; std of the normal init of fresh weights
+  // >= 0; the gist token of level l has id first_gist_id + l (first_gist_id + gist.levels <= vocab_size). The
+  // byte tokenizer's are 259..262; Llama-3's 128256.. (a tokenizer.json with its own gist tokens must agree).
+  int64_t first_gist_id = 259;
 };
 
 // Where gist tokens go (method sections 3-4, DESIGN.md section 4.1).
@@ -98,8 +101,46 @@ struct RetrievalTaskOptions {
   int64_t alphabet = 16;        // 2..26 distinct symbols for keys and values
 };
 
+// Passkey retrieval: `filler_sentences` filler sentences with "The pass key is NNNNN. Remember it." at a random
+// sentence boundary; the suffix asks for the key, whose `digits` digits are the answer.
+struct PasskeyTaskOptions {
+  int64_t filler_sentences = 16;  // >= 1
+  int64_t digits = 5;             // 1..18
+};
+
+// Multi-document key-value retrieval: the gisted context is `documents` short documents of
+// `pairs_per_document` (key, value) pairs each (distinct keys over all of them); one holds the key the suffix
+// asks for, the others are distractors.
+struct MultiDocTaskOptions {
+  int64_t documents = 8;           // >= 1
+  int64_t pairs_per_document = 4;  // >= 1
+  int64_t key_len = 3;             // >= 1 symbols per key
+  int64_t value_len = 2;           // >= 1 symbols per value (the answer)
+  int64_t alphabet = 26;           // 2..26 symbols
+};
+
+enum class TokenFileDType { kUint16, kUint32 };
+
+// A real corpus, tokenised (TEXT, JSONL) or already token ids (TOKEN_BIN), packed into rows of
+// sequence_length raw tokens (trainer/corpus.h).
+struct CorpusOptions {
+  std::string path;                          // the file; required for TEXT, JSONL and TOKEN_BIN
+  int64_t sequence_length = 512;             // >= 2 raw tokens per packed row (gists are added on top)
+  std::string jsonl_field = "text";          // non-empty; the string field of each JSONL object
+  TokenFileDType bin_dtype = TokenFileDType::kUint16;  // id width of a .bin file (little-endian)
+  int64_t bin_document_separator = -1;       // >= -1; this id ends a document (nanoGPT: 50256); -1 = one stream
+};
+
+enum class DataSourceKind { kRetrieval, kPasskey, kMultiDoc, kText, kJsonl, kTokenBin };
+
 struct DataOptions {
+  DataSourceKind source = DataSourceKind::kRetrieval;
+  std::string tokenizer;         // a tokenizer.json (runtime/hf_tokenizer.h); empty = the byte tokenizer
+  int64_t examples_per_row = 1;  // >= 1; synthetic tasks: examples packed into one row as separate documents
   RetrievalTaskOptions retrieval;
+  PasskeyTaskOptions passkey;
+  MultiDocTaskOptions multi_doc;
+  CorpusOptions corpus;
 };
 
 // The whole configuration of one run.

@@ -7,8 +7,8 @@
 //   gisted) and runs only that position against the cache; its logits equal those of a full recompute of the
 //   whole sequence at the last position (selection depends only on the query's causal prefix).
 // - Sampler: temperature 0 is greedy (lowest id wins ties); otherwise softmax(logits / temperature), cut to
-//   the smallest set whose probability reaches top_p, sampled from a generator seeded once. Gist ids are never
-//   produced (their logits are -inf before anything else).
+//   the smallest set whose probability reaches top_p, sampled from a generator seeded once. Gist ids and ids at or
+//   above vocab_limit (when > 0) are never produced (their logits are -inf before anything else).
 #pragma once
 
 #include <cstdint>
@@ -29,6 +29,7 @@ struct SamplingOptions {
   uint64_t seed = 0;
   int64_t max_new_tokens = 32;
   std::vector<int64_t> stop_tokens; // generation ends after emitting one of these
+  int64_t vocab_limit = 0;          // > 0: ids >= vocab_limit are never produced (ModelTokenizer::text_vocab_size)
 };
 
 class Sampler {
