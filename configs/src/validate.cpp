@@ -113,7 +113,7 @@ void check_cross(const GsaOptions& o, Checker& c) {
                std::to_string(layers - 1) + "; to turn selection off set attention.selection.enabled: false)");
   }
   const int64_t first_gist = o.model.first_gist_id, levels = o.gist.levels;
-  if (first_gist >= 0 && first_gist + levels > o.model.vocab_size) {
+  if (first_gist >= 0 && levels >= 1 && levels <= 4 && first_gist + levels > o.model.vocab_size) {
     c.fail({"model.first_gist_id", "model.vocab_size"},
            "model.first_gist_id = " + std::to_string(first_gist) + " + gist.levels = " + std::to_string(levels) +
                " gist ids do not fit in model.vocab_size = " + std::to_string(o.model.vocab_size));

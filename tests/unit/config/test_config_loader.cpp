@@ -206,12 +206,12 @@ TEST_F(ConfigLoaderTest, EmptyConfigGivesOptionsDefaults) {
 TEST_F(ConfigLoaderTest, OptionsStructsUnchangedSinceTheSchema) {
   // A field added to options.h must also go into gsa_config.proto, convert.cpp, validate.cpp and
   // expect_options_eq above; then update these sizes (x86-64, libstdc++).
-  EXPECT_EQ(sizeof(ModelOptions), 88u);
+  EXPECT_EQ(sizeof(ModelOptions), 96u);
   EXPECT_EQ(sizeof(GistOptions), 48u);
   EXPECT_EQ(sizeof(AttentionOptions), 72u);
   EXPECT_EQ(sizeof(TrainOptions), 152u);
-  EXPECT_EQ(sizeof(DataOptions), 32u);
-  EXPECT_EQ(sizeof(GsaOptions), 392u);
+  EXPECT_EQ(sizeof(DataOptions), 224u);
+  EXPECT_EQ(sizeof(GsaOptions), 592u);
 }
 
 TEST_F(ConfigLoaderTest, UnknownFieldNamesFileLinePathAndValidNames) {
