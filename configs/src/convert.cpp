@@ -124,6 +124,7 @@ TrainOptions from_proto(const pc::TrainConfig& t) {
   o.output_dir = t.output_dir();
   o.checkpoint_every = t.checkpoint_every();
   o.keep_checkpoints = t.keep_checkpoints();
+  o.grad_accumulation = t.grad_accumulation();
   return o;
 }
 
@@ -144,6 +145,7 @@ void to_proto(const TrainOptions& o, pc::TrainConfig* t) {
   t->set_output_dir(o.output_dir);
   t->set_checkpoint_every(o.checkpoint_every);
   t->set_keep_checkpoints(o.keep_checkpoints);
+  t->set_grad_accumulation(o.grad_accumulation);
 }
 
 DataOptions from_proto(const pc::DataConfig& d) {

@@ -144,6 +144,12 @@ void check_train(const TrainOptions& t, Checker& c) {
   c.at_least("train.eval_batches", t.eval_batches, 1);
   c.at_least("train.checkpoint_every", t.checkpoint_every, 0);
   c.at_least("train.keep_checkpoints", t.keep_checkpoints, 0);
+  c.at_least("train.grad_accumulation", t.grad_accumulation, 1);
+  if (t.grad_accumulation >= 1 && t.batch_size >= 1 && t.batch_size % t.grad_accumulation != 0) {
+    c.fail({"train.batch_size", "train.grad_accumulation"},
+           "train.batch_size = " + std::to_string(t.batch_size) + " is not a multiple of train.grad_accumulation = " +
+               std::to_string(t.grad_accumulation) + " (each micro-batch takes an equal share of the rows)");
+  }
 }
 
 void check_data(const DataOptions& d, Checker& c) {

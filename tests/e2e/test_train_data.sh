@@ -5,7 +5,10 @@
 #  2. exact resume on a .bin corpus (uint16, document separator), a JSONL corpus and the multi-document task:
 #     a run of 8 steps checkpointed at 4, then resumed from step 4: its losses equal the uninterrupted run's
 #     bit for bit (the data position is in the checkpoint);
-#  3. with MPIEXEC: `mpirun -np 2 --dp 2` on the .bin corpus for 40 steps: the loss of the last 5 steps is below
+#  3. gradient accumulation: train.grad_accumulation=2 on the .bin corpus (micro-batches with different labelled
+#     token counts) gives every step's loss and gradient norm of the whole batch at once (oracle: accumulation 1),
+#     within 1e-4 relative over 4 steps (only the summation order differs); with MPIEXEC also dp 2 x accumulation 2;
+#  4. with MPIEXEC: `mpirun -np 2 --dp 2` on the .bin corpus for 40 steps: the loss of the last 5 steps is below
 #     0.8 x that of the first 5 (a small repeating corpus the model can learn); the two replicas read disjoint
 #     rows (tests/unit/test_data_source.cpp checks that part exactly).
 set -u
@@ -74,7 +77,34 @@ resume_case bin --set data.source=TOKEN_BIN --set data.corpus.path="$dir/corpus.
 resume_case jsonl --set data.source=JSONL --set data.corpus.path="$dir/corpus.jsonl" --set data.corpus.sequence_length=48
 resume_case multi_doc --set data.source=MULTI_DOC --set data.multi_doc.documents=4 --set data.examples_per_row=2
 
-# 3. Two data-parallel ranks: the loss goes down.
+# 3. Gradient accumulation against the whole batch.
+bin=(--set data.source=TOKEN_BIN --set data.corpus.path="$dir/corpus.bin" --set data.corpus.sequence_length=64
+     --set data.corpus.bin_document_separator=258 --set train.steps=4 --set train.batch_size=8 --samples 0)
+numbers() { sed -E 's/.*"loss":([^,]*),.*"grad_norm":([^,]*),.*/\1 \2/' "$1"; }
+close() {  # two files of "loss grad_norm" lines, equal within 1e-4 relative
+  awk 'NR == FNR { a[FNR] = $1; b[FNR] = $2; n = FNR; next }
+       { m = FNR; if (($1 - a[FNR])^2 > (1e-4 * a[FNR])^2 || ($2 - b[FNR])^2 > (1e-4 * b[FNR])^2) bad = 1 }
+       END { exit (bad || n != m || n == 0) }' "$1" "$2"
+}
+timeout 300 "$gsa" train "${common[@]}" "${bin[@]}" --output-dir "$dir/acc1" >"$dir/acc1.log" 2>&1 || fail "accumulation 1 failed"
+timeout 300 "$gsa" train "${common[@]}" "${bin[@]}" --set train.grad_accumulation=2 --output-dir "$dir/acc2" \
+  >"$dir/acc2.log" 2>&1 || fail "accumulation 2 failed"
+if close <(numbers "$dir/acc1/metrics.jsonl") <(numbers "$dir/acc2/metrics.jsonl"); then
+  echo "grad_accumulation 2 = the whole batch: $(numbers "$dir/acc2/metrics.jsonl" | tr '\n' ' ')"
+else
+  fail "grad_accumulation 2 differs from the whole batch"; paste <(numbers "$dir/acc1/metrics.jsonl") <(numbers "$dir/acc2/metrics.jsonl")
+fi
+if [ $# -gt 0 ]; then
+  timeout 300 "$1" -np 2 "${@:2}" -x OMP_NUM_THREADS "$gsa" train "${common[@]}" "${bin[@]}" --dp 2 --backend mpi \
+    --set train.grad_accumulation=2 --output-dir "$dir/acc2dp2" >"$dir/acc2dp2.log" 2>&1 || fail "dp 2 x accumulation 2 failed"
+  if close <(numbers "$dir/acc1/metrics.jsonl") <(numbers "$dir/acc2dp2/metrics.jsonl"); then
+    echo "dp 2 x grad_accumulation 2 = the whole batch on one process"
+  else
+    fail "dp 2 x grad_accumulation 2 differs"; paste <(numbers "$dir/acc1/metrics.jsonl") <(numbers "$dir/acc2dp2/metrics.jsonl")
+  fi
+fi
+
+# 4. Two data-parallel ranks: the loss goes down.
 if [ $# -gt 0 ]; then
   out=$(timeout 300 "$1" -np 2 "${@:2}" -x OMP_NUM_THREADS "$gsa" train "${common[@]}" --samples 0 --dp 2 \
         --backend mpi --set train.steps=40 --set train.batch_size=4 --set train.lr=1e-2 --set data.source=TOKEN_BIN \

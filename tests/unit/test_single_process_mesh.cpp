@@ -73,5 +73,44 @@ TEST(SingleProcessMesh, SequenceParallelPathEqualsThePlainForward) {
   }
 }
 
+// Gradient accumulation (GradientSync::set_sync, the trainer's weighting): two micro-batches, each loss weighted by
+// its share of the labelled tokens, give the gradient of the whole batch at once.
+TEST(SingleProcessMesh, AccumulatedMicroBatchesEqualTheWholeBatch) {
+  const ProcessGroups groups = make_single_process_groups(at::kCPU);
+  LlamaModel model = LlamaModel::create(test::sp_tiny_model(), 12, at::kCPU);
+  model.set_requires_grad(true);
+  AttentionOptions attention;
+  const std::vector<GistLayout> rows = test::sp_random_batch(2, 4, 9);
+  const test::SingleRankResult expected =
+      test::single_rank_loss(model, rows, test::sp_next_token_labels(rows), attention, /*selective=*/true);
+
+  GradientSync sync(model.parameter_list(), groups.world);
+  const std::vector<GistLayout> micro[2] = {{rows[0], rows[1]}, {rows[2], rows[3]}};
+  int64_t total = 0;
+  for (const auto& m : micro) total += (test::sp_next_token_labels(m) != -100).sum().item<int64_t>();
+  double loss = 0;
+  for (int m = 0; m < 2; ++m) {
+    const SpLossResult result =
+        sp_next_token_loss(model, micro[m], test::sp_next_token_labels(micro[m]), shard_at_sections(micro[m], 1),
+                           attention, /*selective=*/true, *groups.sp, *groups.world);
+    const double weight = static_cast<double>(result.labelled) / static_cast<double>(total);
+    sync.set_sync(m == 1);
+    (result.loss * weight).backward();
+    loss += result.global_loss * weight;
+  }
+  sync.finish();
+  EXPECT_NEAR(loss, expected.loss, 1e-5 * std::abs(expected.loss));
+  for (const auto& [name, p] : model.parameters()) {
+    SCOPED_TRACE(name);
+    GSA_EXPECT_CLOSE(p.grad(), expected.grads.at(name), test::kFp32Atol, test::kFp32Rtol);
+  }
+  EXPECT_THROW(
+      {
+        sync.set_sync(false);
+        sync.finish();
+      },
+      Error);
+}
+
 }  // namespace
 }  // namespace gsa

@@ -63,25 +63,45 @@ Trainer::Trainer(const GsaOptions& options, at::Device device, const ProcessGrou
       data_(make_data_source(options, tokenizer_, static_cast<uint64_t>(options.train.seed) + 1)),
       eval_data_(make_data_source(options, tokenizer_, static_cast<uint64_t>(options.train.seed) + 0x5eed)),
       schedule_{options.train.lr, options.train.min_lr_ratio, options.train.warmup_steps, options.train.steps} {
-  GSA_CHECK(options.train.batch_size % groups_->mesh.dp == 0, "train.batch_size ", options.train.batch_size,
-            " must be a multiple of dp ", groups_->mesh.dp, " (each replica takes an equal share of the rows)");
+  const int64_t micro_rows = options.train.batch_size / options.train.grad_accumulation;
+  GSA_CHECK(micro_rows % groups_->mesh.dp == 0, "train.batch_size / train.grad_accumulation = ", micro_rows,
+            " rows per micro-batch must be a multiple of dp ", groups_->mesh.dp,
+            " (each replica takes an equal share of the rows)");
   gradient_sync_ = std::make_unique<GradientSync>(model_.parameter_list(), groups_->world);
 }
 
-Trainer::BatchResult Trainer::run_batch(DataSource& source, bool selective) {
-  // This replica's rows, cut over its sp group.
+Trainer::BatchResult Trainer::run_batch(DataSource& source, bool selective, bool backward) {
   const DeviceMesh& mesh = groups_->mesh;
-  const int64_t global_rows = options_.train.batch_size, rows = global_rows / mesh.dp;
+  const int64_t micro_batches = options_.train.grad_accumulation;
+  const int64_t global_rows = options_.train.batch_size / micro_batches, rows = global_rows / mesh.dp;
   const int64_t first = mesh.dp_rank() * rows;
-  TaskBatch batch = source.next_batch(global_rows, first, rows, device_);
-  const SequenceShards shards = shard_at_sections(batch.layouts, mesh.sp);
-  SpLossResult result = sp_next_token_loss(model_, batch.layouts, batch.labels, shards, options_.attention, selective,
-                                           *groups_->sp, *groups_->world);
+  // This replica's rows of each micro-batch (the sequences of the step in order, micro-batch by micro-batch).
+  std::vector<TaskBatch> batches;
+  for (int64_t m = 0; m < micro_batches; ++m) batches.push_back(source.next_batch(global_rows, first, rows, device_));
+  // Labelled tokens of the whole step: each micro-batch's loss is weighted by its share, so the accumulated
+  // gradient is that of the mean over the whole step (the sp ranks of a replica hold the same rows).
+  int64_t step_labelled = 0;
+  if (micro_batches > 1) {
+    int64_t mine = 0;
+    for (const TaskBatch& b : batches) mine += (b.labels != -100).sum().item<int64_t>();
+    step_labelled = groups_->world->all_reduce_int(mine, ReduceOp::kSum) / mesh.sp;
+  }
   BatchResult r;
-  r.loss = result.loss;
-  r.loss_value = result.global_loss;
-  r.accuracy = sp_answer_accuracy(result, first, global_rows, *groups_->world);
-  r.tokens = global_rows * batch.labels.size(1);
+  for (int64_t m = 0; m < micro_batches; ++m) {
+    const TaskBatch& batch = batches[static_cast<size_t>(m)];
+    const SequenceShards shards = shard_at_sections(batch.layouts, mesh.sp);  // this replica's rows, cut over sp
+    SpLossResult result = sp_next_token_loss(model_, batch.layouts, batch.labels, shards, options_.attention,
+                                             selective, *groups_->sp, *groups_->world);
+    const double weight =
+        micro_batches > 1 ? static_cast<double>(result.labelled) / static_cast<double>(step_labelled) : 1.0;
+    if (backward) {
+      gradient_sync_->set_sync(m + 1 == micro_batches);  // the last micro-batch's backward all-reduces the sum
+      (micro_batches > 1 ? result.loss * weight : result.loss).backward();
+    }
+    r.loss_value += result.global_loss * weight;
+    r.accuracy += sp_answer_accuracy(result, first, global_rows, *groups_->world) / static_cast<double>(micro_batches);
+    r.tokens += global_rows * batch.labels.size(1);
+  }
   return r;
 }
 
@@ -89,8 +109,7 @@ StepMetrics Trainer::train_step(int64_t step) {
   const TrainOptions& t = options_.train;
   const auto start = std::chrono::steady_clock::now();
   optimizer_.zero_grad();
-  BatchResult r = run_batch(*data_, t.mode == TrainMode::kSelective);
-  r.loss.backward();
+  BatchResult r = run_batch(*data_, t.mode == TrainMode::kSelective, /*backward=*/true);
   gradient_sync_->finish();  // summed over dp x sp: every rank holds the same gradients
   StepMetrics m;
   m.step = step;
@@ -108,7 +127,9 @@ double Trainer::evaluate(int64_t batches) {
   if (!eval_data_->chance_accuracy()) return std::nan("");  // a corpus: no answers to score
   at::NoGradGuard no_grad;
   double total = 0;
-  for (int64_t i = 0; i < batches; ++i) total += run_batch(*eval_data_, options_.attention.selection.enabled).accuracy;
+  for (int64_t i = 0; i < batches; ++i) {
+    total += run_batch(*eval_data_, options_.attention.selection.enabled, /*backward=*/false).accuracy;
+  }
   return total / static_cast<double>(batches);
 }
 

@@ -72,6 +72,7 @@ void expect_options_eq(const GsaOptions& a, const GsaOptions& b) {
   EXPECT_EQ(a.train.output_dir, b.train.output_dir);
   EXPECT_EQ(a.train.checkpoint_every, b.train.checkpoint_every);
   EXPECT_EQ(a.train.keep_checkpoints, b.train.keep_checkpoints);
+  EXPECT_EQ(a.train.grad_accumulation, b.train.grad_accumulation);
 
   EXPECT_EQ(a.data.retrieval.num_pairs, b.data.retrieval.num_pairs);
   EXPECT_EQ(a.data.retrieval.key_len, b.data.retrieval.key_len);
@@ -209,9 +210,9 @@ TEST_F(ConfigLoaderTest, OptionsStructsUnchangedSinceTheSchema) {
   EXPECT_EQ(sizeof(ModelOptions), 96u);
   EXPECT_EQ(sizeof(GistOptions), 48u);
   EXPECT_EQ(sizeof(AttentionOptions), 72u);
-  EXPECT_EQ(sizeof(TrainOptions), 152u);
+  EXPECT_EQ(sizeof(TrainOptions), 160u);
   EXPECT_EQ(sizeof(DataOptions), 224u);
-  EXPECT_EQ(sizeof(GsaOptions), 592u);
+  EXPECT_EQ(sizeof(GsaOptions), 600u);
 }
 
 TEST_F(ConfigLoaderTest, UnknownFieldNamesFileLinePathAndValidNames) {
@@ -466,6 +467,7 @@ TEST_F(ConfigLoaderTest, OptionsToTextRoundTrips) {
   original.data.corpus.bin_document_separator = 50256;
   original.data.multi_doc.documents = 12;
   original.data.passkey.digits = 7;
+  original.train.grad_accumulation = 4;
   const std::string text = options_to_text(original);
   expect_options_eq(load_config_text(text, "roundtrip.pbtxt"), original);
   // Text -> options -> text is stable too.

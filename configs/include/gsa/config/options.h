@@ -90,6 +90,9 @@ struct TrainOptions {
   std::string output_dir;       // where checkpoints and metrics go; empty = none
   int64_t checkpoint_every = 0; // >= 0 steps between checkpoints (and one at the end); 0 = only at the end
   int64_t keep_checkpoints = 3; // >= 0 newest checkpoints kept in <output_dir>/checkpoints; 0 = keep all
+  // >= 1, divides batch_size: each step runs batch_size / grad_accumulation rows at a time and sums the
+  // gradients (the same update as the whole batch at once, in less activation memory)
+  int64_t grad_accumulation = 1;
 };
 
 // Synthetic key-value retrieval: the context lists `num_pairs` (key, value) pairs and is gisted; the raw

@@ -18,6 +18,10 @@
 // evaluate() reports teacher-forced answer accuracy with inference attention (selection on when enabled); a
 // corpus has no answers, so a corpus run reports none (NaN) and skips the held-out evaluation.
 //
+// Gradient accumulation (train.grad_accumulation = A): a step's batch_size sequences run as A micro-batches of
+// batch_size / A rows in order; each micro-batch's loss is weighted by its share of the step's labelled tokens,
+// so the update equals the whole batch's at once up to float rounding.
+//
 // Distributed (groups given; every rank of the world runs the same Trainer): of each global batch of the data
 // stream, dp replica d reads rows [d * B/dp, (d + 1) * B/dp) only, its sp group splits them at top-level sections
 // (sp_model.h), gradients are summed over the world in buckets during backward (gradient_sync.h), and every rank
@@ -73,15 +77,15 @@ class Trainer {
  private:
   StepMetrics train_step(int64_t step);
   bool is_root() const { return groups_->mesh.rank == 0; }
-  // This replica's rows of the next global batch of `source`: their loss (with autograd) and the global batch's
-  // loss and whole-answer accuracy.
+  // This replica's rows of the next global batch of `source`, in train.grad_accumulation micro-batches: with
+  // `backward` each micro-batch's loss is back-propagated (gradients summed in GradientSync, finish() left to the
+  // caller); returns the global batch's loss and whole-answer accuracy.
   struct BatchResult {
-    at::Tensor loss;  // this rank's differentiable share
     double loss_value = 0;
     double accuracy = 0;
     int64_t tokens = 0;  // positions of the global batch
   };
-  BatchResult run_batch(DataSource& source, bool selective);
+  BatchResult run_batch(DataSource& source, bool selective, bool backward);
 
   GsaOptions options_;
   ProcessGroups own_groups_;  // dp 1 x sp 1 when no mesh is given
