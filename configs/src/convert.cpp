@@ -125,6 +125,7 @@ TrainOptions from_proto(const pc::TrainConfig& t) {
   o.checkpoint_every = t.checkpoint_every();
   o.keep_checkpoints = t.keep_checkpoints();
   o.grad_accumulation = t.grad_accumulation();
+  o.activation_checkpointing = t.activation_checkpointing();
   return o;
 }
 
@@ -146,6 +147,7 @@ void to_proto(const TrainOptions& o, pc::TrainConfig* t) {
   t->set_checkpoint_every(o.checkpoint_every);
   t->set_keep_checkpoints(o.keep_checkpoints);
   t->set_grad_accumulation(o.grad_accumulation);
+  t->set_activation_checkpointing(o.activation_checkpointing);
 }
 
 DataOptions from_proto(const pc::DataConfig& d) {

@@ -8,6 +8,8 @@
 #  3. gradient accumulation: train.grad_accumulation=2 on the .bin corpus (micro-batches with different labelled
 #     token counts) gives every step's loss and gradient norm of the whole batch at once (oracle: accumulation 1),
 #     within 1e-4 relative over 4 steps (only the summation order differs); with MPIEXEC also dp 2 x accumulation 2;
+#     Activation checkpointing (train.activation_checkpointing) gives the plain run's losses and gradient norms
+#     exactly on one process, and within 1e-4 under `mpirun -np 2 --sp 2` (the recomputed layers' collectives);
 #  4. with MPIEXEC: `mpirun -np 2 --dp 2` on the .bin corpus for 40 steps: the loss of the last 5 steps is below
 #     0.8 x that of the first 5 (a small repeating corpus the model can learn); the two replicas read disjoint
 #     rows (tests/unit/test_data_source.cpp checks that part exactly).
@@ -101,6 +103,25 @@ if [ $# -gt 0 ]; then
     echo "dp 2 x grad_accumulation 2 = the whole batch on one process"
   else
     fail "dp 2 x grad_accumulation 2 differs"; paste <(numbers "$dir/acc1/metrics.jsonl") <(numbers "$dir/acc2dp2/metrics.jsonl")
+  fi
+fi
+
+timeout 300 "$gsa" train "${common[@]}" "${bin[@]}" --set train.activation_checkpointing=true --output-dir "$dir/ckpt" \
+  >"$dir/ckpt.log" 2>&1 || fail "activation checkpointing failed"
+if [ "$(numbers "$dir/acc1/metrics.jsonl")" == "$(numbers "$dir/ckpt/metrics.jsonl")" ]; then
+  echo "activation checkpointing = the plain run, bit for bit"
+else
+  fail "activation checkpointing differs"; paste <(numbers "$dir/acc1/metrics.jsonl") <(numbers "$dir/ckpt/metrics.jsonl")
+fi
+if [ $# -gt 0 ]; then
+  timeout 300 "$1" -np 2 "${@:2}" -x OMP_NUM_THREADS "$gsa" train "${common[@]}" "${bin[@]}" --sp 2 --backend mpi \
+    --set train.activation_checkpointing=true --output-dir "$dir/ckpt_sp2" >"$dir/ckpt_sp2.log" 2>&1 \
+    || fail "sp 2 with activation checkpointing failed"
+  if close <(numbers "$dir/acc1/metrics.jsonl") <(numbers "$dir/ckpt_sp2/metrics.jsonl"); then
+    echo "sp 2 with activation checkpointing = the plain run on one process"
+  else
+    fail "sp 2 with activation checkpointing differs"
+    paste <(numbers "$dir/acc1/metrics.jsonl") <(numbers "$dir/ckpt_sp2/metrics.jsonl")
   fi
 fi
 

@@ -112,5 +112,33 @@ TEST(SingleProcessMesh, AccumulatedMicroBatchesEqualTheWholeBatch) {
       Error);
 }
 
+// Activation checkpointing (runtime/activation_checkpoint.h through LlamaModel::forward): the layers recomputed in
+// backward give the plain forward's loss and gradients (the same ops on the same inputs: equal to the last bit).
+TEST(SingleProcessMesh, CheckpointedLayersGiveThePlainGradients) {
+  const ProcessGroups groups = make_single_process_groups(at::kCPU);
+  LlamaModel model = LlamaModel::create(test::sp_tiny_model(), 13, at::kCPU);
+  model.set_requires_grad(true);
+  AttentionOptions attention;
+  const std::vector<GistLayout> rows = test::sp_random_batch(2, 3, 4);
+  const at::Tensor labels = test::sp_next_token_labels(rows);
+  std::map<std::string, at::Tensor> grads[2];
+  double losses[2] = {0, 0};
+  for (const bool checkpoint : {false, true}) {
+    GradientSync sync(model.parameter_list(), groups.world);
+    SpLossResult result = sp_next_token_loss(model, rows, labels, shard_at_sections(rows, 1), attention,
+                                             /*selective=*/true, *groups.sp, *groups.world, checkpoint);
+    EXPECT_EQ(result.recompute_state != nullptr, checkpoint);
+    result.loss.backward();
+    sync.finish();
+    losses[checkpoint] = result.global_loss;
+    for (const auto& [name, p] : model.parameters()) {
+      grads[checkpoint][name] = p.grad().clone();
+      p.mutable_grad() = at::Tensor();
+    }
+  }
+  EXPECT_EQ(losses[0], losses[1]);
+  for (const auto& [name, g] : grads[0]) EXPECT_TRUE(at::equal(g, grads[1].at(name))) << name;
+}
+
 }  // namespace
 }  // namespace gsa

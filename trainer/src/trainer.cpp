@@ -90,8 +90,9 @@ Trainer::BatchResult Trainer::run_batch(DataSource& source, bool selective, bool
   for (int64_t m = 0; m < micro_batches; ++m) {
     const TaskBatch& batch = batches[static_cast<size_t>(m)];
     const SequenceShards shards = shard_at_sections(batch.layouts, mesh.sp);  // this replica's rows, cut over sp
-    SpLossResult result = sp_next_token_loss(model_, batch.layouts, batch.labels, shards, options_.attention,
-                                             selective, *groups_->sp, *groups_->world);
+    SpLossResult result =
+        sp_next_token_loss(model_, batch.layouts, batch.labels, shards, options_.attention, selective, *groups_->sp,
+                           *groups_->world, backward && options_.train.activation_checkpointing);
     const double weight =
         micro_batches > 1 ? static_cast<double>(result.labelled) / static_cast<double>(step_labelled) : 1.0;
     if (backward) {

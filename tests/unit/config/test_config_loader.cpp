@@ -73,6 +73,7 @@ void expect_options_eq(const GsaOptions& a, const GsaOptions& b) {
   EXPECT_EQ(a.train.checkpoint_every, b.train.checkpoint_every);
   EXPECT_EQ(a.train.keep_checkpoints, b.train.keep_checkpoints);
   EXPECT_EQ(a.train.grad_accumulation, b.train.grad_accumulation);
+  EXPECT_EQ(a.train.activation_checkpointing, b.train.activation_checkpointing);
 
   EXPECT_EQ(a.data.retrieval.num_pairs, b.data.retrieval.num_pairs);
   EXPECT_EQ(a.data.retrieval.key_len, b.data.retrieval.key_len);
@@ -210,9 +211,9 @@ TEST_F(ConfigLoaderTest, OptionsStructsUnchangedSinceTheSchema) {
   EXPECT_EQ(sizeof(ModelOptions), 96u);
   EXPECT_EQ(sizeof(GistOptions), 48u);
   EXPECT_EQ(sizeof(AttentionOptions), 72u);
-  EXPECT_EQ(sizeof(TrainOptions), 160u);
+  EXPECT_EQ(sizeof(TrainOptions), 168u);
   EXPECT_EQ(sizeof(DataOptions), 224u);
-  EXPECT_EQ(sizeof(GsaOptions), 600u);
+  EXPECT_EQ(sizeof(GsaOptions), 608u);
 }
 
 TEST_F(ConfigLoaderTest, UnknownFieldNamesFileLinePathAndValidNames) {
@@ -468,6 +469,7 @@ TEST_F(ConfigLoaderTest, OptionsToTextRoundTrips) {
   original.data.multi_doc.documents = 12;
   original.data.passkey.digits = 7;
   original.train.grad_accumulation = 4;
+  original.train.activation_checkpointing = true;
   const std::string text = options_to_text(original);
   expect_options_eq(load_config_text(text, "roundtrip.pbtxt"), original);
   // Text -> options -> text is stable too.

@@ -93,6 +93,8 @@ struct TrainOptions {
   // >= 1, divides batch_size: each step runs batch_size / grad_accumulation rows at a time and sums the
   // gradients (the same update as the whole batch at once, in less activation memory)
   int64_t grad_accumulation = 1;
+  // recompute each decoder layer in backward instead of keeping its activations (long contexts: memory for time)
+  bool activation_checkpointing = false;
 };
 
 // Synthetic key-value retrieval: the context lists `num_pairs` (key, value) pairs and is gisted; the raw

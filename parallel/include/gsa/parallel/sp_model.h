@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -32,12 +33,14 @@ struct SpLossResult {
   int64_t labelled = 0;     // labelled tokens of the global batch
   at::Tensor logits;        // [B, T_local, V] this rank's logits (detached)
   at::Tensor answer_errors; // [B] int64 on world.device(): wrong labelled positions of this rank's shard per row
+  std::shared_ptr<void> recompute_state;  // checkpoint_layers: what the backward's recomputation reads; keep it
+                                          // (this result) alive until backward is done
 };
 
 // labels: [B, T] next-token targets at every position of the padded rows (-100: no loss), any device.
 SpLossResult sp_next_token_loss(const LlamaModel& model, const std::vector<GistLayout>& rows, const at::Tensor& labels,
                                 const SequenceShards& shards, const AttentionOptions& attention, bool selective,
-                                Communicator& sp, Communicator& world);
+                                Communicator& sp, Communicator& world, bool checkpoint_layers = false);
 
 // Whole-answer accuracy of the global batch of global_rows rows, this replica's rows being
 // [first_row, first_row + B): the fraction of rows with no wrong labelled position on any rank. Collective over

@@ -18,6 +18,8 @@
 // evaluate() reports teacher-forced answer accuracy with inference attention (selection on when enabled); a
 // corpus has no answers, so a corpus run reports none (NaN) and skips the held-out evaluation.
 //
+// train.activation_checkpointing recomputes every decoder layer in backward (runtime/activation_checkpoint.h):
+// the same losses and gradients, less activation memory.
 // Gradient accumulation (train.grad_accumulation = A): a step's batch_size sequences run as A micro-batches of
 // batch_size / A rows in order; each micro-batch's loss is weighted by its share of the step's labelled tokens,
 // so the update equals the whole batch's at once up to float rounding.
