@@ -14,7 +14,15 @@ class DoneHandle final : public CommHandle {
 
 std::unique_ptr<CommHandle> done() { return std::make_unique<DoneHandle>(); }
 
+// "cuda" -> "cuda:<current>", as tensors made there report it.
+at::Device with_index(at::Device device) {
+  if (device.is_cpu() || device.has_index()) return device;
+  return at::empty({0}, at::TensorOptions().device(device)).device();
+}
+
 }  // namespace
+
+LocalCommunicator::LocalCommunicator(at::Device device) : device_(with_index(device)) {}
 
 std::unique_ptr<CommHandle> LocalCommunicator::all_reduce_async(at::Tensor tensor, ReduceOp /*op*/) {
   detail::check_all_reduce(*this, tensor);
@@ -66,8 +74,8 @@ std::unique_ptr<CommHandle> LocalCommunicator::broadcast_async(at::Tensor tensor
 ProcessGroups make_single_process_groups(at::Device device) {
   ProcessGroups groups;
   groups.mesh = DeviceMesh::create(1, 0, 1, 1);
-  groups.device = device;
   groups.world = std::make_shared<LocalCommunicator>(device);
+  groups.device = groups.world->device();
   groups.sp = groups.world;
   groups.dp = groups.world;
   return groups;

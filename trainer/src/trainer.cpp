@@ -8,7 +8,6 @@
 #include "gsa/config/config_loader.h"
 #include "gsa/parallel/local_communicator.h"
 #include "gsa/parallel/sp_model.h"
-#include "gsa/runtime/attention_plan.h"
 #include "gsa/runtime/checkpoint.h"
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/file_util.h"
@@ -61,7 +60,9 @@ Trainer::Trainer(const GsaOptions& options, at::Device device, const ProcessGrou
       model_(LlamaModel::create(options.model, options.train.seed, device_)),
       optimizer_((model_.set_requires_grad(true), model_.parameters()), adamw_options(options.train)),
       data_(make_data_source(options, tokenizer_, static_cast<uint64_t>(options.train.seed) + 1)),
-      eval_data_(make_data_source(options, tokenizer_, static_cast<uint64_t>(options.train.seed) + 0x5eed)),
+      eval_data_(data_->chance_accuracy()  // held-out answers: synthetic tasks only
+                     ? make_data_source(options, tokenizer_, static_cast<uint64_t>(options.train.seed) + 0x5eed)
+                     : nullptr),
       schedule_{options.train.lr, options.train.min_lr_ratio, options.train.warmup_steps, options.train.steps} {
   const int64_t micro_rows = options.train.batch_size / options.train.grad_accumulation;
   GSA_CHECK(micro_rows % groups_->mesh.dp == 0, "train.batch_size / train.grad_accumulation = ", micro_rows,
@@ -125,7 +126,7 @@ StepMetrics Trainer::train_step(int64_t step) {
 }
 
 double Trainer::evaluate(int64_t batches) {
-  if (!eval_data_->chance_accuracy()) return std::nan("");  // a corpus: no answers to score
+  if (!eval_data_) return std::nan("");  // a corpus: no answers to score
   at::NoGradGuard no_grad;
   double total = 0;
   for (int64_t i = 0; i < batches; ++i) {
@@ -154,6 +155,7 @@ int64_t Trainer::resume() {
     optimizer_.load_state(checkpoint.optimizer, step);
     const std::pair<const char*, DataSource*> sources[] = {{kTrainData, data_.get()}, {kEvalData, eval_data_.get()}};
     for (const auto& [name, source] : sources) {
+      if (source == nullptr) continue;
       const auto it = checkpoint.state.generators.find(name);
       GSA_CHECK(it != checkpoint.state.generators.end(), dir, "/state.pbtxt: no state for data source '", name, "'");
       source->restore_state(it->second);
@@ -261,7 +263,8 @@ std::string Trainer::save_checkpoint(int64_t steps) const {
   GSA_CHECK(!options_.train.output_dir.empty(), "save_checkpoint: train.output_dir is empty");
   Checkpoint checkpoint;
   checkpoint.state.step = steps;
-  checkpoint.state.generators = {{kTrainData, data_->state()}, {kEvalData, eval_data_->state()}};
+  checkpoint.state.generators = {{kTrainData, data_->state()}};
+  if (eval_data_) checkpoint.state.generators[kEvalData] = eval_data_->state();
   checkpoint.model = model_.parameters();
   checkpoint.optimizer = optimizer_.state();
   checkpoint.optimizer_metadata = {{"step", std::to_string(optimizer_.steps())}};

@@ -22,7 +22,8 @@ namespace gsa {
 
 class LocalCommunicator final : public Communicator {
  public:
-  explicit LocalCommunicator(at::Device device) : device_(device) {}
+  // device "cuda" without an index means the current GPU (the index tensors get).
+  explicit LocalCommunicator(at::Device device);
 
   int rank() const override { return 0; }
   int size() const override { return 1; }

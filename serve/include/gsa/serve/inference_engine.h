@@ -1,13 +1,12 @@
 // Text completion on one device, or on an sp group of ranks (distributed decode: the prompt's KV cache stays
 // sharded, parallel/distributed_decode.h); the HTTP API builds on it.
 //
-// Contract: complete() tokenizes `context` with the model's tokenizer (model_tokenizer.h: data.tokenizer, the
-// model config's gist ids) and gists it (word-aware when the config
-// asks for it), appends `prompt` raw as the suffix, prefills once and decodes up to max_new_tokens with the
-// request's sampling (gist ids and ids the tokenizer cannot decode never produced; stops after the tokenizer's
-// EOS or a stop token). Returns the generated text
-// and timings. Not thread-safe: one request at a time. With an sp group (use_sequence_parallel), every rank of the
-// group must call complete() with the same request; every rank returns the same result.
+// Contract: complete() tokenizes `context` with the model's tokenizer (model_tokenizer.h: data.tokenizer and the
+// model config's gist ids) and gists it (word-aware when the config asks for it), appends `prompt` raw as the
+// suffix, prefills once and decodes up to max_new_tokens with the request's sampling (gist ids and ids the
+// tokenizer cannot decode are never produced; stops after the tokenizer's EOS or a stop token). Returns the
+// generated text and timings. Not thread-safe: one request at a time. With an sp group (use_sequence_parallel),
+// every rank of the group must call complete() with the same request; every rank returns the same result.
 #pragma once
 
 #include <cstdint>

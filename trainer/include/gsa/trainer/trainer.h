@@ -97,7 +97,7 @@ class Trainer {
   LlamaModel model_;
   AdamW optimizer_;
   std::unique_ptr<DataSource> data_;
-  std::unique_ptr<DataSource> eval_data_;
+  std::unique_ptr<DataSource> eval_data_;  // held-out answers; none for a corpus
   LrSchedule schedule_;
   std::unique_ptr<GradientSync> gradient_sync_;
   int64_t start_step_ = 0;                         // set by resume()
