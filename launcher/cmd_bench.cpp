@@ -26,6 +26,7 @@
 
 #include "cli_flags.h"
 #include "commands.h"
+#include "gist_flags.h"
 #include "gsa/config/options.h"
 #include "gsa/runtime/attention.h"
 #include "gsa/runtime/attention_plan.h"
@@ -294,13 +295,14 @@ int run_bench(const Args& args) {
   if (what == "comm") return run_bench_comm(Args(args.begin() + 1, args.end()));
   if (what == "sp") return run_bench_sp(Args(args.begin() + 1, args.end()));
   if (what == "kernels") return run_bench_kernels(Args(args.begin() + 1, args.end()));
+  if (what == "decode") return run_bench_decode(Args(args.begin() + 1, args.end()));
   Flags flags(args, what.empty() ? "bench" : "bench " + what);
   if (flags.help()) {
     std::fputs(kBenchHelp, stdout);
     return 0;
   }
   GSA_CHECK(flags.positional().size() == 1 && what == "attention",
-            "expected 'gsa bench attention', 'gsa bench comm' or 'gsa bench sp' (positional words before flags)\n", kBenchHelp);
+            "expected 'gsa bench attention', 'comm', 'sp', 'kernels' or 'decode' (positional words before flags)\n", kBenchHelp);
 
   std::vector<int64_t> tokens = flags.get_int_list("tokens", {2048, 4096, 8192, 16384});
   Setup s;
@@ -309,12 +311,7 @@ int run_bench(const Args& args) {
   GSA_CHECK(s.heads % s.kv_heads == 0, "gsa bench attention: --kv-heads ", s.kv_heads, " must divide --heads ",
             s.heads);
   s.head_dim = at_least(flags, "head-dim", flags.get_int("head-dim", 64), 1);
-  s.gist.chunk = at_least(flags, "chunk", flags.get_int("chunk", 8), 1);
-  s.gist.fanout = at_least(flags, "fanout", flags.get_int("fanout", 4), 2);
-  s.gist.levels = at_least(flags, "levels", flags.get_int("levels", 1), 1);
-  GSA_CHECK(s.gist.levels <= 4, "gsa bench attention: --levels must be 1..4, got ", s.gist.levels);
-  s.gist.sink = at_least(flags, "sink", flags.get_int("sink", 3), 0);
-  s.gist.prev_chunks = at_least(flags, "prev-chunks", flags.get_int("prev-chunks", 1), 0);
+  s.gist = read_gist_flags(flags, /*chunk=*/8, /*levels=*/1);
   const bool backward = flags.get_bool("backward", false);
   const std::string device = flags.get_string("device", "cpu");
   s.repeats = at_least(flags, "repeats", flags.get_int("repeats", 3), 1);

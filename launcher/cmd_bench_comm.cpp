@@ -27,6 +27,7 @@
 
 #include "cli_flags.h"
 #include "commands.h"
+#include "gist_flags.h"
 #include "mpi_launch.h"
 #include "rank_timing.h"
 #include "gsa/parallel/process_groups.h"
@@ -173,11 +174,7 @@ int run_bench_comm(const Args& args) {
   s.kv_heads = flags.get_int("kv-heads", 8);
   s.head_dim = flags.get_int("head-dim", 64);
   const std::string dtype = flags.get_string("dtype", "bf16");
-  s.gist.chunk = flags.get_int("chunk", 8);
-  s.gist.fanout = flags.get_int("fanout", 4);
-  s.gist.levels = flags.get_int("levels", 1);
-  s.gist.sink = flags.get_int("sink", 3);
-  s.gist.prev_chunks = flags.get_int("prev-chunks", 1);
+  s.gist = read_gist_flags(flags, /*chunk=*/8, /*levels=*/1);
   s.suffix = flags.get_int("suffix", 16);
   s.iters = flags.get_int("iters", 10);
   const CommFlags comm = read_comm_flags(flags, "timeout-s", 300);

@@ -16,7 +16,9 @@
 #include <vector>
 
 #include "cli_flags.h"
+#include "device_timing.h"
 #include "commands.h"
+#include "gist_flags.h"
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/gist_layout.h"
 #include "gsa/runtime/mask_predicate.h"
@@ -45,22 +47,6 @@ const char* const kHelp =
     "  --decode-batch 1  sequences per call\n";
 
 constexpr int64_t kSuffixTokens = 16;
-
-void sync(const at::Tensor& t) { (void)t.reshape(-1)[0].item<float>(); }
-
-// Median milliseconds of fn (which returns a tensor to synchronise on) after two warm-ups.
-double median_ms(const std::function<at::Tensor()>& fn, int64_t repeats) {
-  sync(fn());
-  sync(fn());
-  std::vector<double> times;
-  for (int64_t r = 0; r < repeats; ++r) {
-    const auto start = std::chrono::steady_clock::now();
-    sync(fn());
-    times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
-  }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
-}
 
 // Allowed (query, key) pairs of the layout: per query, the keys the rule allows among the sink, every gist at
 // or before it and its local window (every other key is never allowed), counted with the scalar rule.
@@ -104,7 +90,7 @@ int bench_decode(Flags& flags, int64_t hq, int64_t hkv, int64_t d, at::ScalarTyp
     at::Tensor list = std::get<0>(at::rand({batch * hkv, T}, at::TensorOptions().device(at::kCUDA)).topk(rows, 1));
     list = std::get<0>(list.sort(1)).view({batch, hkv, rows}).to(at::kInt);
     const double scale = 1.0 / std::sqrt(static_cast<double>(d));
-    const double ms = median_ms([&] { return sparse_decode(q, k, v, list, scale).out; }, repeats);
+    const double ms = median_device_ms([&] { return sparse_decode(q, k, v, list, scale).out; }, repeats);
     const double bytes = 2.0 * batch * hkv * rows * d * at::elementSize(dtype);
     std::printf("%10lld %10lld %10.4f %12.0f %14.0f\n", (long long)T, (long long)rows, ms, bytes / ms * 1e-6,
                 batch / ms * 1e3);
@@ -123,12 +109,7 @@ int run_bench_kernels(const Args& args) {
   }
   const std::vector<int64_t> tokens = flags.get_int_list("tokens", {8192, 32768, 131072});
   const int64_t hq = flags.get_int("heads", 32), hkv = flags.get_int("kv-heads", 8), d = flags.get_int("head-dim", 128);
-  GistOptions gist;
-  gist.chunk = flags.get_int("chunk", 16);
-  gist.fanout = flags.get_int("fanout", 4);
-  gist.levels = flags.get_int("levels", 1);
-  gist.sink = flags.get_int("sink", 3);
-  gist.prev_chunks = flags.get_int("prev-chunks", 1);
+  const GistOptions gist = read_gist_flags(flags, /*chunk=*/16, /*levels=*/1);
   const std::string dtype_name = flags.get_string("dtype", "bf16");
   const int64_t repeats = flags.get_int("repeats", 10);
   const bool backward = !flags.get_bool("no-backward", false);
@@ -160,7 +141,7 @@ int run_bench_kernels(const Args& args) {
     const auto plan_start = std::chrono::steady_clock::now();
     auto tiles =
         std::make_shared<const TilePlan>(make_tile_plan({&layout}, 0, -1, hq / hkv, at::kCUDA, max_backward_tiles));
-    sync(tiles->token_meta.to(at::kFloat));
+    synchronize_on(tiles->token_meta.to(at::kFloat));
     const double plan_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - plan_start).count();
     const double pairs = allowed_pairs(layout);
@@ -170,11 +151,11 @@ int run_bench_kernels(const Args& args) {
 
     at::Tensor q = at::randn({1, hq, T, d}, opts), k = at::randn({1, hkv, T, d}, opts);
     at::Tensor v = at::randn({1, hkv, T, d}, opts), grad = at::randn({1, hq, T, d}, opts);
-    const double fwd_ms = median_ms([&] { return sparse_attention(q, k, v, tiles, false, false, scale).out; }, repeats);
+    const double fwd_ms = median_device_ms([&] { return sparse_attention(q, k, v, tiles, false, false, scale).out; }, repeats);
     double fb_ms = 0;
     if (backward) {
       at::Tensor qg = q.clone().requires_grad_(), kg = k.clone().requires_grad_(), vg = v.clone().requires_grad_();
-      fb_ms = median_ms(
+      fb_ms = median_device_ms(
           [&] {
             qg.mutable_grad() = at::Tensor();
             kg.mutable_grad() = at::Tensor();

@@ -24,6 +24,7 @@
 
 #include "cli_flags.h"
 #include "commands.h"
+#include "gist_flags.h"
 #include "mpi_launch.h"
 #include "rank_timing.h"
 #include "gsa/parallel/process_groups.h"
@@ -126,11 +127,7 @@ int run_bench_sp(const Args& args) {
   o.kv_heads = flags.get_int("kv-heads", 8);
   o.head_dim = flags.get_int("head-dim", 128);
   const std::string dtype = flags.get_string("dtype", "bf16");
-  o.gist.chunk = flags.get_int("chunk", 16);
-  o.gist.fanout = flags.get_int("fanout", 4);
-  o.gist.levels = flags.get_int("levels", 2);
-  o.gist.sink = flags.get_int("sink", 3);
-  o.gist.prev_chunks = flags.get_int("prev-chunks", 1);
+  o.gist = read_gist_flags(flags, /*chunk=*/16, /*levels=*/2);
   o.repeats = flags.get_int("repeats", 3);
   const CommFlags comm = read_comm_flags(flags, "timeout-s", 600);
   flags.finish();

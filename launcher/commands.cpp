@@ -9,15 +9,19 @@ std::string top_level_help() {
          "\n"
          "commands:\n"
          "  train      train a model (no --config: the embedded demo, a synthetic retrieval task)\n"
-         "  generate   generate text from a checkpoint\n"
+         "  eval       loss and retrieval accuracy of a checkpoint: full | gist | selective attention\n"
+         "  generate   generate text from a checkpoint (or from a running server)\n"
+         "  serve      OpenAI-compatible HTTP server over a checkpoint (one process or under mpirun)\n"
          "  inspect    print gist layouts and attention masks (inspect layout | inspect mask)\n"
          "  tokenize   text to ids (or --decode ids to text) with a Hugging Face tokenizer.json\n"
-         "  bench      benchmarks (bench attention | bench comm | bench sp | bench kernels)\n";
+         "  bench      benchmarks (bench attention | comm | sp | kernels | decode)\n";
 }
 
 int run_command(const std::string& command, const Args& args) {
   if (command == "train") return run_train(args);
+  if (command == "eval") return run_eval(args);
   if (command == "generate") return run_generate(args);
+  if (command == "serve") return run_serve(args);
   if (command == "inspect") return run_inspect(args);
   if (command == "tokenize") return run_tokenize(args);
   if (command == "bench") return run_bench(args);

@@ -14,11 +14,14 @@ int run_command(const std::string& command, const Args& args);
 
 int run_train(const Args& args);     // cmd_train.cpp
 int run_generate(const Args& args);  // cmd_generate.cpp
+int run_eval(const Args& args);      // cmd_eval.cpp
+int run_serve(const Args& args);     // cmd_serve.cpp
 int run_inspect(const Args& args);   // cmd_inspect.cpp
 int run_tokenize(const Args& args);  // cmd_tokenize.cpp
 int run_bench(const Args& args);     // cmd_bench.cpp
 int run_bench_comm(const Args& args);  // cmd_bench_comm.cpp (gsa bench comm, under mpirun)
 int run_bench_sp(const Args& args);    // cmd_bench_sp.cpp (gsa bench sp, under mpirun)
 int run_bench_kernels(const Args& args);  // cmd_bench_kernels.cpp (gsa bench kernels, one GPU)
+int run_bench_decode(const Args& args);   // cmd_bench_decode.cpp (gsa bench decode, one GPU)
 
 }  // namespace gsa::cli

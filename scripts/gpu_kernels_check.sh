@@ -13,6 +13,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv |
 command -v python3 > build/python
 start=$(date +%s)
 GSA_JOBS=16 scripts/build.sh --target gsa test_sparse_attention_gpu test_sparse_attention test_attention test_sparse_decode \
+  test_decode_plan test_model \
   >"$out/build.log" 2>&1 \
   || { tail -60 "$out/build.log"; exit 1; }
 echo "build: $(( $(date +%s) - start )) s"
@@ -20,14 +21,20 @@ timeout 300 ./build/tests/test_sparse_attention_gpu 2>&1 | tail -25 | tee "$out/
 timeout 200 ./build/tests/test_sparse_attention 2>&1 | tail -3 | tee "$out/test_unit.txt"
 timeout 200 ./build/tests/test_sparse_decode 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
 timeout 120 compute-sanitizer --tool memcheck ./build/tests/test_sparse_decode 2>&1 | tail -3 | tee "$out/memcheck.txt"
+timeout 200 ./build/tests/test_decode_plan 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
+timeout 200 ./build/tests/test_attention 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
+timeout 200 compute-sanitizer --tool memcheck ./build/tests/test_decode_plan 2>&1 | tail -3 | tee -a "$out/memcheck.txt"
+timeout 200 ./build/tests/test_model 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
 # Decode: one sequence at 32K-1M, 64 sequences at 32K; the dense Flash-Decoding peer in the same call.
 timeout 120 ./build/launcher/gsa bench kernels --decode 2>&1 | tee "$out/bench_decode.txt"
 timeout 120 ./build/launcher/gsa bench kernels --decode --decode-batch 64 --decode-tokens 32768 2>&1 \
   | tee -a "$out/bench_decode.txt"
 timeout 120 python3 scripts/peer_decode_batched.py 64 32768 2>&1 | tee "$out/peer_decode.txt"
+# One decode step of one layer as Generator runs it (selection + kernel), one sequence at 32K-1M, 64 at 32K.
+timeout 240 ./build/launcher/gsa bench decode 2>&1 | tee "$out/bench_decode_layer.txt"
+timeout 120 ./build/launcher/gsa bench decode --batch 64 --tokens 32768 2>&1 | tee -a "$out/bench_decode_layer.txt"
 [ "${GSA_SKIP_PREFILL:-0}" = 1 ] && { timeout 200 python3 peers/attn_peers.py sdpa-causal 8192 2>&1 | tee -a "$out/peer_decode.txt"; exit 0; }
 timeout 120 compute-sanitizer --tool memcheck ./build/tests/test_sparse_attention_gpu --gtest_filter='*/2' 2>&1 | tail -6 | tee -a "$out/memcheck.txt"
-timeout 200 ./build/tests/test_attention 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
 timeout 240 ./build/launcher/gsa bench kernels ${GSA_KERNEL_BENCH_ARGS:-} 2>&1 | tee "$out/bench_kernels.txt"
 # A 1M-token prefill layer with the Llama-3.2-1B attention shapes (32 / 8 heads, head dim 64), forward.
 timeout 240 ./build/launcher/gsa bench kernels --tokens 131072,1048576 --head-dim 64 --no-backward --repeats 3 2>&1 \

@@ -50,9 +50,9 @@ fi
 py=$(command -v "$py")
 
 if [ "$want_tests" = 1 ]; then
-  if ! "$py" -c 'import transformers, safetensors, numpy, tensorboard, tokenizers' 2>/dev/null; then
-    echo "setup: installing the test oracles (transformers, safetensors, numpy, tensorboard, tokenizers)"
-    "$py" -m pip install -q transformers safetensors numpy tensorboard tokenizers
+  if ! "$py" -c 'import transformers, safetensors, numpy, tensorboard, tokenizers, openai' 2>/dev/null; then
+    echo "setup: installing the test oracles (transformers, safetensors, numpy, tensorboard, tokenizers, openai)"
+    "$py" -m pip install -q transformers safetensors numpy tensorboard tokenizers openai
   fi
 fi
 mkdir -p build

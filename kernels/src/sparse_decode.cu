@@ -1,132 +1,155 @@
-// sparse_decode_cuda: one CTA (128 threads) per (split, sequence x KV head). The CTA walks its part of the row
-// list in tiles of 32 rows: thread pairs (head, row) take the q.k dot products (K rows read once into L1 and
-// shared by the group's heads), one warp per head runs the online softmax over the tile (max and sum by warp
-// shuffles, fp32), then threads over (head, dim) accumulate p * V with the row reads coalesced along D. Each
-// split writes a normalised partial and its lse; lse_merge_cuda combines the splits.
+// sparse_decode_cuda: one CTA (128 threads) per (split, sequence x KV head). The CTA's threads form row teams of
+// D / 8 lanes (16 for D 128, 8 for D 64); a lane owns 8 dims of a row. Each team streams its own share of the
+// split's rows: per step it issues the 16-byte K and V loads of kUnroll rows before using any (so every lane keeps
+// 2 x kUnroll loads in flight and nothing waits on shared memory), takes the q.k partial dots for the G query
+// heads of the group from registers, sums them over the team by shuffles, and folds the rows into its own online
+// softmax state (running max and denominator per head, 8 dims of G unnormalised outputs) in registers, in base 2
+// with log2(e) folded into q. At the end the teams' states merge through shared memory; each split writes a
+// normalised partial and its lse, and lse_merge_cuda combines the splits. Warps step through the rows together so
+// the shuffles never diverge.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <cmath>
 
+#include "row_team.cuh"
+
 #include "gsa/kernels/sparse_decode.h"
 
 namespace gsa::kernels {
 namespace {
 
+using detail::team_sum;
+using detail::to_floats;
+
 constexpr int kThreads = 128;
-constexpr int kTileRows = 32;
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
 
-__device__ __forceinline__ float warp_max(float v) {
-#pragma unroll
-  for (int o = 16; o > 0; o /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-  for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-template <typename T>
-__device__ __forceinline__ float dot8(const T* row, const float* q) {
-  const uint4 raw = *reinterpret_cast<const uint4*>(row);
-  const T* x = reinterpret_cast<const T*>(&raw);
-  float s = 0.f;
-#pragma unroll
-  for (int i = 0; i < 8; ++i) s = fmaf(float(x[i]), q[i], s);
-  return s;
-}
 
 template <typename T, int D, int G>
 __global__ void __launch_bounds__(kThreads) sparse_decode_kernel(const __grid_constant__ SparseDecodeParams p) {
-  constexpr int kPerThread = (G * D + kThreads - 1) / kThreads;
-  __shared__ __align__(16) float s_q[G][D];
-  __shared__ float s_p[G][kTileRows];
-  __shared__ int32_t s_rows[kTileRows];
-  __shared__ float s_m[G], s_l[G], s_corr[G];
+  constexpr int kTeam = D / 8;                   // lanes per row
+  constexpr int kTeamsPerWarp = 32 / kTeam;
+  constexpr int kTeams = kThreads / kTeam;
+  constexpr int kUnroll = G >= 8 ? 2 : 4;        // rows per team per step
+  constexpr int kWarpRows = kTeamsPerWarp * kUnroll;
+  __shared__ float s_acc[kTeams][G][D];
+  __shared__ float s_m[kTeams][G], s_l[kTeams][G];
 
   const int split = blockIdx.x, bh = blockIdx.y;
   const int b = bh / p.kv_heads, kv = bh % p.kv_heads;
-  const int per_split = (p.max_keys + p.splits - 1) / p.splits;
-  const int first = split * per_split, last = min(p.max_keys, first + per_split);
+  const int32_t range_begin = p.range_begin != nullptr ? p.range_begin[b] : 0;
+  const int range_rows = p.range_begin != nullptr ? max(0, p.range_end[b] - range_begin) : 0;
+  const int total = p.max_keys + range_rows;
+  const int per_split = (total + p.splits - 1) / p.splits;
+  const int first = split * per_split, last = min(total, first + per_split);
   const int32_t* list = p.key_rows + int64_t(bh) * p.max_keys;
-  const T* q = static_cast<const T*>(p.q) + b * p.q_stride[0] + int64_t(kv) * G * p.q_stride[1];
-  const T* k = static_cast<const T*>(p.k) + b * p.kv_stride[0] + kv * p.kv_stride[1];
-  const T* v = static_cast<const T*>(p.v) + b * p.kv_stride[0] + kv * p.kv_stride[1];
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int tid = threadIdx.x, warp = tid / 32, team = tid / kTeam, lane = tid % kTeam;
+  const int team_in_warp = (tid % 32) / kTeam;
 
-  for (int i = tid; i < G * D; i += kThreads) s_q[i / D][i % D] = float(q[(i / D) * p.q_stride[1] + i % D]);
-  if (tid < G) {
-    s_m[tid] = -INFINITY;
-    s_l[tid] = 0.f;
-  }
-  float acc[kPerThread];
+  float qr[G][8];
+  {
+    const T* q = static_cast<const T*>(p.q) + b * p.q_stride[0] + int64_t(kv) * G * p.q_stride[1] + lane * 8;
 #pragma unroll
-  for (int j = 0; j < kPerThread; ++j) acc[j] = 0.f;
-  __syncthreads();
+    for (int h = 0; h < G; ++h) {
+      to_floats<T>(*reinterpret_cast<const uint4*>(q + h * p.q_stride[1]), qr[h]);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) qr[h][i] *= p.scale * kLog2e;
+    }
+  }
+  const T* k = p.k.head<const T>(b, kv, p.kv_heads) + lane * 8;
+  const T* v = p.v.head<const T>(b, kv, p.kv_heads) + lane * 8;
+  float m[G], l[G], acc[G][8];
+#pragma unroll
+  for (int h = 0; h < G; ++h) {
+    m[h] = -INFINITY;
+    l[h] = 0.f;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) acc[h][i] = 0.f;
+  }
 
-  for (int base = first; base < last; base += kTileRows) {
-    if (tid < kTileRows) s_rows[tid] = base + tid < last ? list[base + tid] : -1;
-    __syncthreads();
-    for (int i = tid; i < G * kTileRows; i += kThreads) {
-      const int h = i / kTileRows, j = i % kTileRows;
-      const int32_t r = s_rows[j];
-      float s = -INFINITY;
-      if (r >= 0) {
-        const T* row = k + int64_t(r) * p.kv_stride[2];
+  for (int base = first + warp * kWarpRows; base < last; base += (kThreads / 32) * kWarpRows) {
+    int32_t r[kUnroll];
+    uint4 kraw[kUnroll], vraw[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int j = base + team_in_warp * kUnroll + u;
+      r[u] = j >= last ? -1 : j < p.max_keys ? __ldg(list + j) : range_begin + (j - p.max_keys);
+      kraw[u] = vraw[u] = make_uint4(0, 0, 0, 0);
+      if (r[u] >= 0) {
+        kraw[u] = __ldg(reinterpret_cast<const uint4*>(k + int64_t(r[u]) * p.k.row_stride));
+        vraw[u] = __ldg(reinterpret_cast<const uint4*>(v + int64_t(r[u]) * p.v.row_stride));
+      }
+    }
+    float s[kUnroll][G];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      float x[8];
+      to_floats<T>(kraw[u], x);
+#pragma unroll
+      for (int h = 0; h < G; ++h) {
         float dot = 0.f;
 #pragma unroll
-        for (int d = 0; d < D; d += 8) dot += dot8(row + d, &s_q[h][d]);
-        s = dot * p.scale;
-      }
-      s_p[h][j] = s;
-    }
-    __syncthreads();
-    for (int h = warp; h < G; h += kThreads / 32) {
-      const float s = s_p[h][lane];
-      const float m_new = fmaxf(s_m[h], warp_max(s));
-      const float base_m = m_new == -INFINITY ? 0.f : m_new;
-      const float prob = expf(s - base_m);  // -inf -> 0
-      const float sum = warp_sum(prob);
-      s_p[h][lane] = prob;
-      if (lane == 0) {
-        const float corr = expf(s_m[h] - base_m);
-        s_corr[h] = corr;
-        s_l[h] = s_l[h] * corr + sum;
-        s_m[h] = m_new;
+        for (int i = 0; i < 8; ++i) dot = fmaf(x[i], qr[h][i], dot);
+        dot = team_sum<kTeam>(dot);
+        s[u][h] = r[u] >= 0 ? dot : -INFINITY;
       }
     }
-    __syncthreads();
 #pragma unroll
-    for (int j = 0; j < kPerThread; ++j) {
-      const int i = tid + j * kThreads;
-      if (i < G * D) {
-        const int h = i / D, d = i % D;
-        float a = acc[j] * s_corr[h];
-        for (int t = 0; t < kTileRows; ++t) {
-          const int32_t r = s_rows[t];
-          if (r >= 0) a = fmaf(s_p[h][t], float(v[int64_t(r) * p.kv_stride[2] + d]), a);
+    for (int h = 0; h < G; ++h) {
+      float mx = m[h];
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) mx = fmaxf(mx, s[u][h]);
+      if (mx == -INFINITY) continue;  // nothing seen yet by this team
+      const float corr = exp2f(m[h] - mx);
+      m[h] = mx;
+      l[h] *= corr;
+#pragma unroll
+      for (int i = 0; i < 8; ++i) acc[h][i] *= corr;
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const float prob = exp2f(s[u][h] - mx);  // -inf -> 0
+        l[h] += prob;
+        if (r[u] >= 0) {
+          float x[8];
+          to_floats<T>(vraw[u], x);
+#pragma unroll
+          for (int i = 0; i < 8; ++i) acc[h][i] = fmaf(prob, x[i], acc[h][i]);
         }
-        acc[j] = a;
       }
     }
-    __syncthreads();
   }
 
-  const int64_t rows_total = int64_t(p.batch) * p.q_heads;
 #pragma unroll
-  for (int j = 0; j < kPerThread; ++j) {
-    const int i = tid + j * kThreads;
-    if (i < G * D) {
-      const int h = i / D, d = i % D;
-      const int64_t row = int64_t(b) * p.q_heads + kv * G + h;
-      p.partial_out[(split * rows_total + row) * D + d] = s_l[h] > 0.f ? acc[j] / s_l[h] : 0.f;
+  for (int h = 0; h < G; ++h) {
+#pragma unroll
+    for (int i = 0; i < 8; ++i) s_acc[team][h][lane * 8 + i] = acc[h][i];
+    if (lane == 0) {
+      s_m[team][h] = m[h];
+      s_l[team][h] = l[h];
     }
   }
-  if (tid < G) {
-    const int64_t row = int64_t(b) * p.q_heads + kv * G + tid;
-    p.partial_lse[split * rows_total + row] = s_l[tid] > 0.f ? s_m[tid] + logf(s_l[tid]) : -INFINITY;
+  __syncthreads();
+  const int64_t rows_total = int64_t(p.batch) * p.q_heads;
+  for (int i = tid; i < G * D; i += kThreads) {
+    const int h = i / D, d = i % D;
+    float top = -INFINITY;
+#pragma unroll
+    for (int t = 0; t < kTeams; ++t) top = fmaxf(top, s_m[t][h]);
+    float num = 0.f, den = 0.f;
+    if (top != -INFINITY) {
+#pragma unroll
+      for (int t = 0; t < kTeams; ++t) {
+        const float w = exp2f(s_m[t][h] - top);
+        num = fmaf(w, s_acc[t][h][d], num);
+        den = fmaf(w, s_l[t][h], den);
+      }
+    }
+    const int64_t row = int64_t(b) * p.q_heads + kv * G + h;
+    p.partial_out[(split * rows_total + row) * D + d] = den > 0.f ? num / den : 0.f;
+    if (d == 0) p.partial_lse[split * rows_total + row] = den > 0.f ? (top + log2f(den)) * kLn2 : -INFINITY;
   }
 }
 
@@ -158,8 +181,8 @@ Status sparse_decode_cuda(const SparseDecodeParams& p, void* stream) {
   const int group = p.kv_heads > 0 ? p.q_heads / p.kv_heads : 0;
   if (p.batch < 1 || p.kv_heads < 1 || p.q_heads % p.kv_heads != 0 ||
       (group != 1 && group != 2 && group != 4 && group != 8) || (p.head_dim != 64 && p.head_dim != 128) ||
-      p.max_keys < 0 || p.splits < 1 || !p.q || !p.k || !p.v || (p.max_keys > 0 && !p.key_rows) || !p.partial_out ||
-      !p.partial_lse || !p.out || !p.lse) {
+      p.max_keys < 0 || p.splits < 1 || !p.q || p.k.empty() || p.v.empty() || (p.max_keys > 0 && !p.key_rows) || !p.partial_out ||
+      !p.partial_lse || !p.out || !p.lse || (p.range_begin == nullptr) != (p.range_end == nullptr)) {
     return Status::kInvalidArgument;
   }
   auto s = static_cast<cudaStream_t>(stream);

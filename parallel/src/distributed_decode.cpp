@@ -46,13 +46,13 @@ class DistributedGenerator::DecodeAttention : public LayerAttention {
 };
 
 DistributedGenerator::DistributedGenerator(const LlamaModel& model, const AttentionOptions& attention,
-                                           GistLayout prompt, const SequenceShards& shards, int64_t capacity,
-                                           Communicator& sp)
-    : model_(model), attention_(attention), layout_(std::move(prompt)), shards_(shards), capacity_(capacity),
-      sp_(sp) {
+                                           GistLayout prompt, const SequenceShards& shards,
+                                           int64_t max_positions, Communicator& sp)
+    : model_(model), attention_(attention), layout_(std::move(prompt)), shards_(shards),
+      max_positions_(max_positions), prompt_size_(layout_.size()), sp_(sp) {
   GSA_CHECK(shards_.length() == layout_.size(), "shards cover ", shards_.length(), " positions, the prompt has ",
             layout_.size());
-  GSA_CHECK(capacity_ >= layout_.size(), "cache capacity ", capacity_, " < prompt length ", layout_.size());
+  GSA_CHECK(max_positions_ >= layout_.size(), "max positions ", max_positions_, " < prompt length ", layout_.size());
   tail_owner_ = sp_.rank() == sp_.size() - 1;
 }
 
@@ -67,23 +67,21 @@ at::Tensor DistributedGenerator::prefill() {
   at::Tensor logits = model_.forward(plan.plan.tokens, plan.plan.rope_pos, attention, attention_,
                                      attention_.selection.enabled);                  // [1, Tl, V]
 
-  // The cache: own positions, plus the reserve for generated tokens on the tail owner.
+  // The cache: own positions; generated tokens' blocks are added on the tail owner as they come (reserve()).
   const int64_t local = plan.local_size(), begin = plan.local_begin();
-  const int64_t reserve = tail_owner_ ? capacity_ - layout_.size() : 0;
   k_.clear();
   v_.clear();
   tree_k_.clear();
   for (const SpLayerKeys& layer : keys) {
-    k_.push_back(at::constant_pad_nd(layer.k_own, {0, 0, 0, reserve}));
-    v_.push_back(at::constant_pad_nd(layer.v_own, {0, 0, 0, reserve}));
+    k_.push_back(layer.k_own);
+    v_.push_back(layer.v_own);
     tree_k_.push_back(layer.k_replicated);
   }
-  held_ = local;
-  std::vector<int64_t> slot(capacity_, -1);
+  held_ = prompt_local_ = local;
+  std::vector<int64_t> slot(prompt_size_, -1);
   for (int64_t pos = begin; pos < begin + local; ++pos) slot[pos] = pos - begin;
-  for (int64_t pos = layout_.size(); tail_owner_ && pos < capacity_; ++pos) slot[pos] = local + pos - layout_.size();
-  own_slot_ = at::tensor(slot, at::kLong).view({1, capacity_}).to(device);
-  tree_slot_ = at::constant_pad_nd(plan.exchange.replicated_slot, {0, capacity_ - layout_.size()}, -1);
+  own_slot_ = at::tensor(slot, at::kLong).view({1, prompt_size_}).to(device);
+  tree_slot_ = plan.exchange.replicated_slot;
 
   // The last prompt position lives on the tail owner.
   at::Tensor last = tail_owner_ ? logits[0][local - 1].contiguous()
@@ -95,8 +93,9 @@ at::Tensor DistributedGenerator::prefill() {
 
 at::Tensor DistributedGenerator::step(int64_t token) {
   GSA_CHECK(!k_.empty(), "DistributedGenerator::step before prefill");
-  GSA_CHECK(layout_.size() < capacity_, "KV cache is full (", capacity_, " positions)");
+  GSA_CHECK(has_room(), "the sequence reached its ", max_positions_, " positions");
   at::NoGradGuard no_grad;
+  reserve(layout_.size() + 1);
   layout_.append_raw(token);
   if (tail_owner_) ++held_;
   AttentionPlan plan = make_attention_plan({&layout_}, layout_.size() - 1, 1, attention_, model_.device());
@@ -106,7 +105,27 @@ at::Tensor DistributedGenerator::step(int64_t token) {
   return logits[0][0];
 }
 
-std::vector<int64_t> DistributedGenerator::generate(const SamplingOptions& sampling, GenerationStats* stats) {
+void DistributedGenerator::reserve(int64_t positions) {
+  const int64_t have = own_slot_.size(1);
+  if (positions <= have) return;
+  const int64_t blocks = (positions + kKvBlockPositions - 1) / kKvBlockPositions;
+  const int64_t extra = std::min(max_positions_, blocks * kKvBlockPositions) - have;
+  tree_slot_ = at::constant_pad_nd(tree_slot_, {0, extra}, -1);
+  if (!tail_owner_) {
+    own_slot_ = at::constant_pad_nd(own_slot_, {0, extra}, -1);
+    return;
+  }
+  // Generated position p lives in column prompt_local_ + (p - prompt_size_) of the tail owner's K/V.
+  at::Tensor columns = at::arange(have, have + extra, own_slot_.options()) - prompt_size_ + prompt_local_;
+  own_slot_ = at::cat({own_slot_, columns.view({1, extra})}, 1);
+  for (size_t l = 0; l < k_.size(); ++l) {
+    k_[l] = at::constant_pad_nd(k_[l], {0, 0, 0, extra});
+    v_[l] = at::constant_pad_nd(v_[l], {0, 0, 0, extra});
+  }
+}
+
+std::vector<int64_t> DistributedGenerator::generate(const SamplingOptions& sampling, GenerationStats* stats,
+                                                    const std::function<void(int64_t)>& on_token) {
   Sampler sampler(sampling, layout_.gist_token_ids);
   // Rank 0 samples and broadcasts, so every rank follows the same tokens whatever the sampling.
   auto choose = [&](const at::Tensor& logits) {
@@ -116,7 +135,7 @@ std::vector<int64_t> DistributedGenerator::generate(const SamplingOptions& sampl
     return chosen.item<int64_t>();
   };
   DecodeLoop loop{[&] { return prefill(); }, choose, [&](int64_t token) { return step(token); },
-                  [&] { return layout_.size() < capacity_; }};
+                  [&] { return has_room(); }, on_token};
   return run_decode_loop(sampling, loop, stats);
 }
 

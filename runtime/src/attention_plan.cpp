@@ -5,6 +5,7 @@
 #include <c10/core/GradMode.h>
 
 #include "gsa/runtime/error.h"
+#include "padded_rows.h"
 
 namespace gsa {
 namespace {
@@ -23,16 +24,6 @@ at::Tensor pad_lists(const std::vector<std::vector<std::vector<int64_t>>>& lists
   return out;
 }
 
-// Pads ragged per-row vectors into [B, width] with `fill`.
-at::Tensor pad_rows(const std::vector<std::vector<int64_t>>& rows, int64_t fill) {
-  int64_t width = 1;
-  for (const auto& r : rows) width = std::max<int64_t>(width, r.size());
-  at::Tensor out = at::full({static_cast<int64_t>(rows.size()), width}, fill, at::kLong);
-  auto acc = out.accessor<int64_t, 2>();
-  for (size_t b = 0; b < rows.size(); ++b)
-    for (size_t i = 0; i < rows[b].size(); ++i) acc[b][i] = rows[b][i];
-  return out;
-}
 
 // The part masks: the predicate restricted to keys older than the band (or inside it), valid keys only.
 at::Tensor part_mask(const AttentionPlan& plan, const TokenMeta& q, const TokenMeta& k, const at::Tensor& idx,
@@ -158,76 +149,6 @@ void build_reference_parts(AttentionPlan& plan, const std::vector<const GistLayo
   }
 }
 
-// Selection tables for the selective (suffix) queries of documents that have gists.
-void build_selection_tables(AttentionPlan& plan, const std::vector<const GistLayout*>& rows, int64_t q_end,
-                            at::Device device) {
-  const int64_t L = plan.levels, q_begin = plan.q_begin;
-  SelectionPlan& sel = plan.selection;
-  std::vector<int64_t> s_row, s_pos, s_slot, s_len, s_top_begin, s_doc_gists;
-  for (int64_t b = 0; b < plan.batch; ++b) {
-    const GistLayout& r = *rows[b];
-    for (int64_t q = q_begin; q < std::min(q_end, r.size()); ++q) {
-      const int64_t d = r.doc[q];
-      if (!r.suffix[q] || r.gists_in_doc(L - 1, d) == 0) continue;
-      s_row.push_back(b);
-      s_pos.push_back(q);
-      s_slot.push_back(b * plan.padded_queries() + (q - q_begin));
-      s_len.push_back(r.pos_in_doc[q] + 1);
-      const auto& top = r.gist_pos[L - 1];
-      s_top_begin.push_back(std::lower_bound(top.begin(), top.end(), r.doc_start[d]) - top.begin());
-      for (int64_t l = 0; l < L; ++l) s_doc_gists.push_back(r.gists_in_doc(l, d));
-      sel.max_top = std::max(sel.max_top, r.gists_in_doc(L - 1, d));
-    }
-  }
-  sel.count = static_cast<int64_t>(s_row.size());
-  if (sel.count == 0) return;
-  auto to_dev = [&](const std::vector<int64_t>& v) { return at::tensor(v, at::kLong).to(device); };
-  sel.row = to_dev(s_row);
-  sel.pos = to_dev(s_pos);
-  sel.slot = to_dev(s_slot);
-  sel.key_length = to_dev(s_len);
-  sel.top_begin = to_dev(s_top_begin);
-  sel.doc_gists = to_dev(s_doc_gists).view({sel.count, L});
-  for (int64_t l = 0; l < L; ++l) {
-    std::vector<std::vector<int64_t>> pos_rows, begin_rows, count_rows;
-    int64_t max_children = 0;
-    for (const GistLayout* r : rows) {
-      pos_rows.push_back(r->gist_pos[l]);
-      if (l == 0) continue;
-      // Children of level-l gist j: the level-(l-1) gists whose chunk_l is j (a contiguous index range).
-      const auto& child = r->gist_pos[l - 1];
-      std::vector<int64_t> begin(r->gist_pos[l].size()), count(r->gist_pos[l].size());
-      for (size_t j = 0; j < begin.size(); ++j) {
-        auto key = [&](int64_t p) { return r->chunk[l][p]; };
-        auto lo = std::partition_point(child.begin(), child.end(), [&](int64_t p) { return key(p) < (int64_t)j; });
-        auto hi = std::partition_point(lo, child.end(), [&](int64_t p) { return key(p) <= (int64_t)j; });
-        begin[j] = lo - child.begin();
-        count[j] = hi - lo;
-        max_children = std::max<int64_t>(max_children, count[j]);
-      }
-      begin_rows.push_back(begin);
-      count_rows.push_back(count);
-    }
-    sel.gist_pos.push_back(pad_rows(pos_rows, -1).to(device));
-    sel.child_begin.push_back(l == 0 ? at::Tensor() : pad_rows(begin_rows, 0).to(device));
-    sel.child_count.push_back(l == 0 ? at::Tensor() : pad_rows(count_rows, 0).to(device));
-    sel.max_children.push_back(max_children);
-  }
-  std::vector<std::vector<int64_t>> chunk_begin_rows;
-  for (const GistLayout* r : rows) {
-    const auto& g = r->gist_pos[0];
-    std::vector<int64_t> begin(g.size());
-    for (size_t j = 0; j < g.size(); ++j) {
-      const bool first_in_doc = j == 0 || r->doc[g[j - 1]] != r->doc[g[j]];
-      begin[j] = first_in_doc ? r->doc_start[r->doc[g[j]]] : g[j - 1] + 1;
-      sel.max_chunk_span = std::max(sel.max_chunk_span, g[j] - begin[j]);
-    }
-    chunk_begin_rows.push_back(begin);
-  }
-  sel.chunk_begin = pad_rows(chunk_begin_rows, 0).to(device);
-}
-
-
 }  // namespace
 
 AttentionPlan make_attention_plan(const std::vector<const GistLayout*>& rows, int64_t q_begin,
@@ -306,7 +227,11 @@ AttentionPlan make_attention_plan(const std::vector<const GistLayout*>& rows, in
   if (kernels_may_run) {
     plan.tiles = std::make_shared<TilePlanCache>(plan.rows, q_begin, plan.num_queries, device, options.deterministic);
   }
-  build_selection_tables(plan, rows, q_end, device);
+  plan.selection = make_selection_plan(rows, std::vector<std::pair<int64_t, int64_t>>(rows.size(), {q_begin, q_end}),
+                                       device);
+  if (plan.selection.count > 0) {
+    plan.selection.slot = plan.selection.row * plan.padded_queries() + (plan.selection.pos - q_begin);
+  }
   return plan;
 }
 

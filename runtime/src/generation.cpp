@@ -2,18 +2,36 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <limits>
 
 #include "gsa/runtime/attention_plan.h"
+#include "gsa/runtime/decode_attention.h"
 #include "gsa/runtime/error.h"
 
 namespace gsa {
 
+std::string invalid_sampling(const SamplingOptions& options) {
+  if (!std::isfinite(options.temperature) || options.temperature < 0) {
+    return str_cat("temperature must be a finite number >= 0, got ", options.temperature);
+  }
+  if (!(options.top_p > 0 && options.top_p <= 1)) return str_cat("top_p must be in (0, 1], got ", options.top_p);
+  if (options.max_new_tokens < 1) return str_cat("max_new_tokens must be >= 1, got ", options.max_new_tokens);
+  if (options.vocab_limit < 0) return str_cat("vocab_limit must be >= 0, got ", options.vocab_limit);
+  return "";
+}
+
+int64_t saturating_positions(int64_t prompt, int64_t max_new_tokens) {
+  GSA_CHECK(prompt >= 0 && max_new_tokens >= 0, "negative length: prompt ", prompt, ", new tokens ", max_new_tokens);
+  return max_new_tokens > std::numeric_limits<int64_t>::max() - prompt ? std::numeric_limits<int64_t>::max()
+                                                                        : prompt + max_new_tokens;
+}
+
 Sampler::Sampler(const SamplingOptions& options, std::vector<int64_t> forbidden_tokens)
     : options_(options), forbidden_(std::move(forbidden_tokens)), generator_(at::detail::createCPUGenerator(options.seed)) {
-  GSA_CHECK(options.temperature >= 0, "temperature must be >= 0, got ", options.temperature);
-  GSA_CHECK(options.top_p > 0 && options.top_p <= 1, "top_p must be in (0, 1], got ", options.top_p);
-  GSA_CHECK(options.vocab_limit >= 0, "vocab_limit must be >= 0, got ", options.vocab_limit);
+  forbidden_.insert(forbidden_.end(), options.never_tokens.begin(), options.never_tokens.end());
+  const std::string problem = invalid_sampling(options);
+  GSA_CHECK(problem.empty(), problem);
 }
 
 int64_t Sampler::sample(const at::Tensor& logits) {
@@ -25,22 +43,46 @@ int64_t Sampler::sample(const at::Tensor& logits) {
   if (options_.vocab_limit > 0 && options_.vocab_limit < l.size(0)) {
     l.narrow(0, options_.vocab_limit, l.size(0) - options_.vocab_limit).fill_(-std::numeric_limits<float>::infinity());
   }
+  GSA_CHECK(!at::isnan(l).any().item<bool>(), "the model produced NaN logits");
   if (options_.temperature == 0.0) return l.argmax().item<int64_t>();
-  at::Tensor probs = at::softmax(l / options_.temperature, -1);
+  // Shifted by the maximum first, so a tiny temperature gives 0 and -inf (a one-hot softmax), never inf - inf.
+  at::Tensor shifted = l.to(at::kDouble) - l.max().to(at::kDouble);
+  at::Tensor probs = at::softmax(shifted / options_.temperature, -1);               // [V] fp64
   if (options_.top_p < 1.0) {
     auto [sorted, order] = at::sort(probs, -1, /*descending=*/true);
     at::Tensor before = at::cumsum(sorted, -1) - sorted;                              // mass of better tokens
-    sorted = sorted.masked_fill(before >= options_.top_p, 0);
+    at::Tensor drop = before >= options_.top_p;                                       // compared in fp64
+    drop[0] = false;                                                                  // the best token stays
+    sorted = sorted.masked_fill(drop, 0);
     probs = at::zeros_like(probs).scatter(0, order, sorted);
   }
   return at::multinomial(probs, 1, /*replacement=*/false, generator_).item<int64_t>();
 }
 
-Generator::Generator(const LlamaModel& model, const AttentionOptions& attention, GistLayout prompt, int64_t capacity)
-    : model_(model), attention_(attention), layout_(std::move(prompt)) {
+Generator::Generator(const LlamaModel& model, const AttentionOptions& attention, GistLayout prompt,
+                     int64_t max_positions)
+    : model_(model), attention_(attention), layout_(std::move(prompt)), max_positions_(max_positions),
+      prompt_size_(layout_.size()) {
   GSA_CHECK(layout_.size() >= 1, "the prompt is empty");
-  GSA_CHECK(capacity >= layout_.size(), "cache capacity ", capacity, " < prompt length ", layout_.size());
-  cache_ = model.make_cache(1, capacity);
+  GSA_CHECK(max_positions >= layout_.size(), "max positions ", max_positions, " < prompt length ", layout_.size());
+  reserve(layout_.size());
+}
+
+void Generator::reserve(int64_t positions) {
+  const int64_t have = cache_.capacity();
+  if (positions <= have) return;
+  const int64_t blocks = (positions + kKvBlockPositions - 1) / kKvBlockPositions;
+  const int64_t target = std::min(max_positions_, blocks * kKvBlockPositions);
+  if (have == 0) {
+    cache_ = model_.make_cache(1, target);
+    return;
+  }
+  KvCache grown = model_.make_cache(1, target);
+  for (size_t l = 0; l < cache_.k.size(); ++l) {
+    grown.k[l].narrow(2, 0, have).copy_(cache_.k[l]);
+    grown.v[l].narrow(2, 0, have).copy_(cache_.v[l]);
+  }
+  cache_ = std::move(grown);
 }
 
 at::Tensor Generator::run(int64_t q_begin, int64_t count) {
@@ -52,12 +94,35 @@ at::Tensor Generator::run(int64_t q_begin, int64_t count) {
   return logits[0][count - 1];
 }
 
-at::Tensor Generator::prefill() { return run(0, layout_.size()); }
+at::Tensor Generator::prefill() {
+  GSA_CHECK(prefilled_ == 0, "prefill after prefill_chunk");
+  return prefill_chunk(prompt_size_);
+}
+
+at::Tensor Generator::prefill_chunk(int64_t count) {
+  GSA_CHECK(count >= 1 && prefilled_ < prompt_size_, "prefill_chunk(", count, ") with ", prompt_remaining(),
+            " prompt positions left");
+  const int64_t n = std::min(count, prompt_remaining());
+  at::Tensor logits = run(prefilled_, n);
+  prefilled_ += n;
+  return prefilled_ == prompt_size_ ? logits : at::Tensor();
+}
 
 at::Tensor Generator::step(int64_t token) {
-  GSA_CHECK(layout_.size() < cache_.capacity(), "KV cache is full (", cache_.capacity(), " positions)");
+  GSA_CHECK(prefilled_ == prompt_size_, "decode step before the prompt is prefilled");
+  GSA_CHECK(has_room(), "the sequence reached its ", max_positions_, " positions");
+  at::NoGradGuard no_grad;
+  reserve(layout_.size() + 1);
   layout_.append_raw(token);
-  return run(layout_.size() - 1, 1);
+  if (decode_ == nullptr) {
+    decode_ = std::make_unique<DecodePlan>(std::vector<const GistLayout*>{&layout_}, attention_, model_.device());
+  } else {
+    decode_->advance({token});
+  }
+  DecodeLayerAttention layer_attention(*decode_, attention_, cache_);
+  at::Tensor logits = model_.forward(decode_->tokens(), decode_->rope_pos(), layer_attention, attention_,
+                                     attention_.selection.enabled);
+  return logits[0][0];
 }
 
 std::vector<int64_t> run_decode_loop(const SamplingOptions& sampling, const DecodeLoop& loop,
@@ -72,6 +137,7 @@ std::vector<int64_t> run_decode_loop(const SamplingOptions& sampling, const Deco
   for (int64_t i = 0; i < sampling.max_new_tokens; ++i) {
     const int64_t token = loop.choose(logits);
     out.push_back(token);
+    if (loop.on_token) loop.on_token(token);
     const bool stop = std::find(sampling.stop_tokens.begin(), sampling.stop_tokens.end(), token) !=
                       sampling.stop_tokens.end();
     if (stop || i + 1 == sampling.max_new_tokens || !loop.has_room()) break;
@@ -81,11 +147,12 @@ std::vector<int64_t> run_decode_loop(const SamplingOptions& sampling, const Deco
   return out;
 }
 
-std::vector<int64_t> Generator::generate(const SamplingOptions& sampling, GenerationStats* stats) {
+std::vector<int64_t> Generator::generate(const SamplingOptions& sampling, GenerationStats* stats,
+                                         const std::function<void(int64_t)>& on_token) {
   Sampler sampler(sampling, layout_.gist_token_ids);
   DecodeLoop loop{[&] { return prefill(); }, [&](const at::Tensor& logits) { return sampler.sample(logits); },
                   [&](int64_t token) { return step(token); },
-                  [&] { return layout_.size() < cache_.capacity(); }};
+                  [&] { return has_room(); }, on_token};
   return run_decode_loop(sampling, loop, stats);
 }
 

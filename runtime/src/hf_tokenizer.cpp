@@ -8,7 +8,7 @@
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/file_util.h"
 #include "hf_tokenizer_tables.h"
-#include "unicode_text.h"
+#include "gsa/runtime/unicode_text.h"
 
 namespace gsa {
 namespace {

@@ -6,8 +6,8 @@
 
 #include "gsa/runtime/error.h"
 #include "hf_tokenizer_tables.h"
-#include "json_reader.h"
-#include "unicode_text.h"
+#include "gsa/runtime/json_reader.h"
+#include "gsa/runtime/unicode_text.h"
 
 namespace gsa {
 namespace {

@@ -1,11 +1,11 @@
-#include "json_reader.h"
+#include "gsa/runtime/json_reader.h"
 
 #include <cerrno>
 #include <cstdlib>
 #include <unordered_set>
 
 #include "gsa/runtime/error.h"
-#include "unicode_text.h"
+#include "gsa/runtime/unicode_text.h"
 
 namespace gsa::json {
 namespace {

@@ -3,7 +3,7 @@
 #include <cstdint>
 
 #include "gsa/runtime/error.h"
-#include "unicode_text.h"
+#include "gsa/runtime/unicode_text.h"
 
 namespace gsa {
 namespace {

@@ -21,7 +21,7 @@
 
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/file_util.h"
-#include "json_reader.h"
+#include "gsa/runtime/json_reader.h"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "safetensors data is little-endian; so must the host be");
 

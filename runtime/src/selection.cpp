@@ -1,8 +1,17 @@
 #include "gsa/runtime/selection.h"
 
+#include <algorithm>
 #include <limits>
+#include <string>
 
+#include "gsa/kernels/chunk_selection.h"
 #include "gsa/runtime/error.h"
+#include "kernel_tensors.h"
+
+#ifdef GSA_HAVE_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+#endif
 
 namespace gsa {
 namespace {
@@ -57,12 +66,158 @@ int64_t compression_ratio(const GistOptions& gist) {
 
 ChunkSelection select_chunks(const at::Tensor& q, const at::Tensor& k, const AttentionPlan& plan,
                              const SelectionOptions& options, const at::Tensor& key_slot) {
+  return select_chunks(q, k, plan.selection, plan.gist, options, key_slot, plan.backend);
+}
+
+namespace {
+
+// Why the selection kernels cannot run these inputs ("" when they can).
+std::string selection_kernels_unsupported(const at::Tensor& q, const at::Tensor& k, const at::Tensor& key_slot,
+                                          const GistOptions& gist) {
+  if (key_slot.defined()) return "the kernels read keys by position (no key slot table)";
+  if (q.scalar_type() != k.scalar_type() || (q.scalar_type() != at::kBFloat16 && q.scalar_type() != at::kHalf)) {
+    return "the kernels take bf16 or fp16 q and k";
+  }
+  if (q.size(2) != 64 && q.size(2) != 128) return "the kernels take head dim 64 or 128";
+  const int64_t g = q.size(1) / k.size(1);
+  if (g != 1 && g != 2 && g != 4 && g != 8) return "the kernels pack 1, 2, 4 or 8 query heads per kv head";
+  if (gist.levels > kernels::kMaxSelectionLevels) return "the kernels take 1 to 4 levels";
+  if (q.device() != k.device()) return "q and k on different devices";
+  return "";
+}
+
+}  // namespace
+
+ChunkSelection select_chunks_rows(const at::Tensor& q_in, const kernels::KvRows& k, int64_t kv_heads,
+                                  const SelectionPlan& sel, const GistOptions& gist, const SelectionOptions& options,
+                                  const at::Tensor& covered) {
   at::NoGradGuard no_grad;
-  const SelectionPlan& sel = plan.selection;
+  const at::Tensor q = rows_for_16_byte_loads(q_in);
+  const int64_t ns = q.size(0), hq = q.size(1), hkv = kv_heads, g = hq / hkv, L = gist.levels;
+  const int64_t T = sel.key_level.size(1);
+  const int64_t budget = options.budget == BudgetKind::kFixed ? options.fixed_k
+                                                              : T / compression_ratio(gist) / g / gist.chunk + 1;
+  kernels::ChunkSelectionParams p;
+  p.dtype = q.scalar_type() == at::kBFloat16 ? kernels::DType::kBFloat16 : kernels::DType::kFloat16;
+  p.num_queries = static_cast<int32_t>(ns);
+  p.q_heads = static_cast<int32_t>(hq);
+  p.kv_heads = static_cast<int32_t>(hkv);
+  p.head_dim = static_cast<int32_t>(q.size(2));
+  p.levels = static_cast<int32_t>(L);
+  p.q = q.data_ptr();
+  p.q_stride[0] = q.stride(0);
+  p.q_stride[1] = q.stride(1);
+  p.k = k;
+  const at::Tensor doc_gists = sel.doc_gists.contiguous();
+  p.row = sel.row.data_ptr<int64_t>();
+  p.key_length = sel.key_length.data_ptr<int64_t>();
+  p.doc_gists = doc_gists.data_ptr<int64_t>();
+  p.top_begin = sel.top_begin.data_ptr<int64_t>();
+  p.fixed_k = options.budget == BudgetKind::kFixed ? options.fixed_k : 0;
+  p.compression = compression_ratio(gist);
+  p.chunk = gist.chunk;
+  int64_t widest = 1, max_candidates = 1;
+  for (int64_t l = L - 1; l >= 0; --l) {
+    const int64_t width = sel.gist_pos[l].size(1);
+    widest = std::max(widest, width);
+    p.gist_pos[l] = sel.gist_pos[l].data_ptr<int64_t>();
+    p.gist_stride[l] = width;
+    if (l >= 1) {
+      p.child_begin[l] = sel.child_begin[l].data_ptr<int64_t>();
+      p.child_count[l] = sel.child_count[l].data_ptr<int64_t>();
+      p.max_children[l] = static_cast<int32_t>(std::max<int64_t>(sel.max_children[l], 1));
+    }
+    p.keep[l] = static_cast<int32_t>(std::min(budget, std::max<int64_t>(1, width / 4)));
+    p.candidates[l] = static_cast<int32_t>(l == L - 1 ? sel.max_top : int64_t{p.keep[l + 1]} * p.max_children[l + 1]);
+    max_candidates = std::max<int64_t>(max_candidates, p.candidates[l]);
+  }
+  GSA_CHECK(sel.chunk_begin.size(1) == sel.gist_pos[0].size(1), "selection tables: chunk_begin and level-0 gist ",
+            "positions differ in width");
+  p.chunk_begin = sel.chunk_begin.data_ptr<int64_t>();
+  p.max_chunk_span = static_cast<int32_t>(sel.max_chunk_span);
+  p.key_level = sel.key_level.data_ptr<int8_t>();
+  p.key_level_stride = sel.key_level.stride(0);
+  at::Tensor covered_bytes;
+  if (covered.defined()) {
+    covered_bytes = covered.to(at::kBool).contiguous();
+    p.covered = reinterpret_cast<const uint8_t*>(covered_bytes.data_ptr<bool>());
+    p.covered_stride = covered_bytes.size(1);
+  }
+  const auto ints = q.options().dtype(at::kInt);
+  at::Tensor scores = at::empty({ns * hq * max_candidates}, q.options().dtype(at::kFloat));
+  int64_t chosen_total = 0, rows = g * p.keep[0] * p.max_chunk_span;
+  for (int64_t l = 0; l < L; ++l) {
+    p.chosen_offset[l] = chosen_total;
+    chosen_total += ns * hq * p.keep[l];
+    rows += g * p.keep[l];
+  }
+  at::Tensor chosen = at::empty({chosen_total}, ints);
+  p.bitmap_words = (widest + 31) / 32;
+  at::Tensor bitmap = at::empty({L * ns * hkv * p.bitmap_words}, ints);
+  ChunkSelection result;
+  for (int64_t l = 0; l < L; ++l) {
+    result.selected.push_back(at::empty({ns, hkv, g * p.keep[l]}, ints));
+    p.selected[l] = result.selected.back().data_ptr<int32_t>();
+  }
+  result.key_pos = at::empty({ns, hkv, rows}, ints);
+  p.scores = scores.data_ptr<float>();
+  p.chosen = chosen.data_ptr<int32_t>();
+  p.bitmap = reinterpret_cast<uint32_t*>(bitmap.data_ptr<int32_t>());
+  p.key_pos = result.key_pos.data_ptr<int32_t>();
+  kernels::Status status;
+  if (q.is_cuda()) {
+#ifdef GSA_HAVE_CUDA
+    const c10::cuda::CUDAGuard guard(q.device());
+    status = kernels::chunk_selection_cuda(p, at::cuda::getCurrentCUDAStream(q.device().index()).stream());
+#else
+    status = kernels::Status::kNoCuda;
+#endif
+  } else {
+    status = kernels::chunk_selection_reference(p);
+  }
+  GSA_CHECK(status == kernels::Status::kOk, "chunk selection failed on ", q.device(), " for q ", q.sizes(), ": ",
+            kernels::status_string(status));
+  for (at::Tensor& t : result.selected) t = t.to(at::kLong);
+  result.key_pos = result.key_pos.to(at::kLong);
+  return result;
+}
+
+ChunkSelection select_chunks(const at::Tensor& q, const at::Tensor& k, const SelectionPlan& sel,
+                             const GistOptions& gist, const SelectionOptions& options, const at::Tensor& key_slot,
+                             AttentionBackend backend, const at::Tensor& covered) {
+  at::NoGradGuard no_grad;
+  if (sel.count > 0 && backend != AttentionBackend::kReference) {
+    const std::string why = selection_kernels_unsupported(q, k, key_slot, gist);
+    if (backend == AttentionBackend::kKernels) {
+      GSA_CHECK(why.empty(), "attention.backend = KERNELS cannot select chunks for q ", q.sizes(), " ",
+                q.scalar_type(), ": ", why, " (use AUTO or REFERENCE)");
+    }
+    if (why.empty() && (q.is_cuda() || backend == AttentionBackend::kKernels)) {
+      const at::Tensor keys = rows_for_16_byte_loads(k);
+      kernels::KvRows rows;
+      rows.base = keys.data_ptr();
+      rows.stride_b = keys.stride(0);
+      rows.stride_h = keys.stride(1);
+      rows.row_stride = keys.stride(2);
+      return select_chunks_rows(q, rows, keys.size(1), sel, gist, options, covered);
+    }
+  }
+  ChunkSelection chosen = select_chunks_reference(q, k, sel, gist, options, key_slot);
+  if (covered.defined()) {
+    const at::Tensor listed = covered.index({sel.row.view({-1, 1, 1}), chosen.key_pos.clamp(0, covered.size(1) - 1)});
+    chosen.key_pos = chosen.key_pos.masked_fill(listed, -1);
+  }
+  return chosen;
+}
+
+ChunkSelection select_chunks_reference(const at::Tensor& q, const at::Tensor& k, const SelectionPlan& sel,
+                                       const GistOptions& gist, const SelectionOptions& options,
+                                       const at::Tensor& key_slot) {
+  at::NoGradGuard no_grad;
   const int64_t ns = q.size(0), hq = q.size(1), dim = q.size(2), hkv = k.size(1);
   GSA_CHECK(ns == sel.count, "select_chunks: ", ns, " queries for ", sel.count, " selective slots");
   GSA_CHECK(hq % hkv == 0, "query heads ", hq, " not a multiple of kv heads ", hkv);
-  const int64_t g = hq / hkv, L = plan.levels;
+  const int64_t g = hq / hkv, L = gist.levels;
   const auto long_opts = sel.row.options();
   const at::Tensor qg = q.reshape({ns, hkv, g, dim}).to(at::kFloat);            // [Ns, Hkv, g, D]
   const at::Tensor rows = sel.row.view({ns, 1, 1, 1});
@@ -71,8 +226,8 @@ ChunkSelection select_chunks(const at::Tensor& q, const at::Tensor& k, const Att
   // Budget per query and level: [Ns, L].
   at::Tensor budget;
   if (options.budget == BudgetKind::kAdaptive) {
-    const int64_t r = compression_ratio(plan.gist);
-    budget = sel.key_length.div(r, "floor").div(g, "floor").div(plan.gist.chunk, "floor") + 1;
+    const int64_t r = compression_ratio(gist);
+    budget = sel.key_length.div(r, "floor").div(g, "floor").div(gist.chunk, "floor") + 1;
   } else {
     budget = at::full({ns}, options.fixed_k, long_opts);
   }
@@ -120,8 +275,8 @@ ChunkSelection select_chunks(const at::Tensor& q, const at::Tensor& k, const Att
     at::Tensor end = lookup(sel.gist_pos[0], rows3, chunks, -1);                  // the closing gist
     at::Tensor raw = begin.unsqueeze(-1) + at::arange(span, long_opts);           // [Ns, Hkv, M, S]
     at::Tensor in_chunk = raw < end.unsqueeze(-1);
-    at::Tensor safe = raw.clamp_max(plan.num_keys - 1);
-    at::Tensor level = plan.meta.fields.select(-1, TokenMeta::kLevel).index({sel.row.view({ns, 1, 1, 1}), safe});
+    at::Tensor safe = raw.clamp_max(sel.key_level.size(1) - 1);
+    at::Tensor level = sel.key_level.index({sel.row.view({ns, 1, 1, 1}), safe});
     raw = raw.masked_fill(in_chunk.logical_and(level < 0).logical_not(), -1);
     key_lists.insert(key_lists.begin(), raw.flatten(2));
   }

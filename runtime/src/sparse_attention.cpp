@@ -95,8 +95,11 @@ class SparseAttentionFunction : public torch::autograd::Function<SparseAttention
                                                 std::shared_ptr<const TilePlan> tiles, const KeyRows& key_rows,
                                                 bool selective, bool keep, double scale) {
     at::NoGradGuard no_grad;
-    const at::Tensor q = rows_for_16_byte_loads(q_in), k = rows_for_16_byte_loads(k_in);
-    const at::Tensor v = rows_for_16_byte_loads(v_in);
+    // The kernels index out, d_out and dq with q's strides and k, v, dk, dv with k's (SparseAttentionParams), so
+    // all of them get one layout, the contiguous one: the model's q, k, v are transposed views, and a contiguous
+    // `out` read back with their strides was garbage.
+    const at::Tensor q = rows_for_16_byte_loads(q_in.contiguous()), k = rows_for_16_byte_loads(k_in.contiguous());
+    const at::Tensor v = rows_for_16_byte_loads(v_in.contiguous());
     // The kernels write every query of the plan; only padding queries (rows shorter than the others) need a fill.
     const auto out_options = q.options().memory_format(at::MemoryFormat::Contiguous);
     at::Tensor out = tiles->has_padding ? at::zeros(q.sizes(), out_options) : at::empty(q.sizes(), out_options);
@@ -124,7 +127,7 @@ class SparseAttentionFunction : public torch::autograd::Function<SparseAttention
     GSA_CHECK(tiles.has_backward, "sparse attention backward: the tile plan was built without backward lists (the "
               "forward ran with gradients off); build the attention plan's tiles with gradients on");
     const at::Tensor d_out =
-        grads[0].defined() ? rows_for_16_byte_loads(grads[0].to(q.scalar_type())) : at::zeros_like(out);
+        grads[0].defined() ? rows_for_16_byte_loads(grads[0].to(q.scalar_type()).contiguous()) : at::zeros_like(out);
     const at::Tensor d_lse = grads[1].defined() ? grads[1].to(at::kFloat).contiguous() : at::Tensor();
     at::Tensor dq = tiles.has_padding ? at::zeros_like(q) : at::empty_like(q);
     at::Tensor dk = at::empty_like(k), dv = at::empty_like(v);

@@ -1,6 +1,7 @@
 #include "gsa/runtime/sparse_decode.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "gsa/kernels/sparse_decode.h"
 #include "gsa/runtime/error.h"
@@ -13,39 +14,116 @@
 
 namespace gsa {
 
-DecodeAttention sparse_decode(const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in,
-                              const at::Tensor& key_rows_in, double scale, int64_t splits) {
-  GSA_CHECK(q_in.dim() == 3 && k_in.dim() == 4 && v_in.dim() == 4 && key_rows_in.dim() == 3,
-            "sparse_decode wants q [B, Hq, D], k/v [B, Hkv, T, D] and key_rows [B, Hkv, R], got ", q_in.sizes(), ", ",
-            k_in.sizes(), ", ", key_rows_in.sizes());
-  GSA_CHECK(q_in.scalar_type() == at::kBFloat16 || q_in.scalar_type() == at::kHalf,
-            "sparse_decode takes bf16 or fp16, not ", q_in.scalar_type());
-  GSA_CHECK(k_in.scalar_type() == q_in.scalar_type() && v_in.scalar_type() == q_in.scalar_type(),
-            "sparse_decode: q, k and v differ in dtype");
-  GSA_CHECK(k_in.sizes() == v_in.sizes(), "sparse_decode: k ", k_in.sizes(), " and v ", v_in.sizes(), " differ");
-  const int64_t B = q_in.size(0), Hq = q_in.size(1), D = q_in.size(2), Hkv = k_in.size(1);
-  GSA_CHECK(k_in.size(0) == B && k_in.size(3) == D && key_rows_in.size(0) == B && key_rows_in.size(1) == Hkv,
-            "sparse_decode: q ", q_in.sizes(), ", k ", k_in.sizes(), " and key_rows ", key_rows_in.sizes(),
+std::string sparse_decode_unsupported(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+  if (q.scalar_type() != at::kBFloat16 && q.scalar_type() != at::kHalf) return "the kernels take bf16 or fp16";
+  if (k.scalar_type() != q.scalar_type() || v.scalar_type() != q.scalar_type()) return "q, k and v differ in dtype";
+  if (q.dim() != 3 || k.dim() != 4) return "q must be [B, Hq, D] and k [B, Hkv, T, D]";
+  const int64_t D = q.size(2), Hq = q.size(1), Hkv = k.size(1);
+  if (D != 64 && D != 128) return "the kernels take head dim 64 or 128";
+  if (Hq % Hkv != 0 || (Hq / Hkv != 1 && Hq / Hkv != 2 && Hq / Hkv != 4 && Hq / Hkv != 8)) {
+    return "the kernels pack 1, 2, 4 or 8 query heads per kv head";
+  }
+  return "";
+}
+
+namespace {
+
+void check_decode_inputs(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& key_rows,
+                         const DecodeRange* range) {
+  GSA_CHECK(q.dim() == 3 && k.dim() == 4 && v.dim() == 4 && key_rows.dim() == 3,
+            "sparse_decode wants q [B, Hq, D], k/v [B, Hkv, T, D] and key_rows [B, Hkv, R], got ", q.sizes(), ", ",
+            k.sizes(), ", ", key_rows.sizes());
+  GSA_CHECK(k.sizes() == v.sizes(), "sparse_decode: k ", k.sizes(), " and v ", v.sizes(), " differ");
+  const int64_t B = q.size(0), D = q.size(2), Hkv = k.size(1);
+  GSA_CHECK(k.size(0) == B && k.size(3) == D && key_rows.size(0) == B && key_rows.size(1) == Hkv,
+            "sparse_decode: q ", q.sizes(), ", k ", k.sizes(), " and key_rows ", key_rows.sizes(),
             " do not fit together");
-  GSA_CHECK(D == 64 || D == 128, "sparse_decode takes head dim 64 or 128, not ", D);
-  GSA_CHECK(Hq % Hkv == 0 && (Hq / Hkv == 1 || Hq / Hkv == 2 || Hq / Hkv == 4 || Hq / Hkv == 8),
-            "sparse_decode packs 1, 2, 4 or 8 query heads per kv head, not ", Hq, " / ", Hkv);
-  GSA_CHECK(q_in.device() == k_in.device() && k_in.device() == v_in.device(), "sparse_decode: q, k, v on one device");
-  GSA_CHECK(splits >= 0, "sparse_decode: splits must be >= 0, got ", splits);
-  at::NoGradGuard no_grad;
-  const at::Tensor q = rows_for_16_byte_loads(q_in), k = rows_for_16_byte_loads(k_in);
-  const at::Tensor v = rows_for_16_byte_loads(v_in);
-  const at::Tensor key_rows = key_rows_in.to(q.device(), at::kInt).contiguous();
-  const int64_t R = key_rows.size(2);
-  if (R > 0 && key_rows_in.device().is_cpu()) {  // lists built on the host are checked (a device list is trusted)
-    const int32_t highest = key_rows.max().item<int32_t>();
+  GSA_CHECK(q.size(1) % Hkv == 0, "sparse_decode: query heads ", q.size(1), " not a multiple of kv heads ", Hkv);
+  GSA_CHECK(q.device() == k.device() && k.device() == v.device(), "sparse_decode: q, k, v on one device");
+  if (key_rows.size(2) > 0 && key_rows.device().is_cpu()) {  // lists built on the host are checked
+    const int64_t highest = key_rows.max().item<int64_t>();
     GSA_CHECK(highest < k.size(2), "sparse_decode: key_rows reach row ", highest, " of a cache of ", k.size(2),
               " rows");
   }
+  if (range != nullptr) {
+    GSA_CHECK(range->begin.dim() == 1 && range->begin.size(0) == B && range->end.sizes() == range->begin.sizes() &&
+                  range->begin.device() == q.device() && range->end.device() == q.device(),
+              "sparse_decode: range begin/end must be [", B, "] on ", q.device());
+    GSA_CHECK(range->max_rows >= 0, "sparse_decode: range max_rows must be >= 0");
+    if (q.device().is_cpu()) {
+      GSA_CHECK(B == 0 || (range->end.max().item<int64_t>() <= k.size(2) && range->begin.min().item<int64_t>() >= 0),
+                "sparse_decode: the row range leaves the cache of ", k.size(2), " rows");
+      GSA_CHECK(B == 0 || (range->end - range->begin).max().item<int64_t>() <= range->max_rows,
+                "sparse_decode: a row range is longer than its max_rows ", range->max_rows);
+    }
+  }
+}
+
+}  // namespace
+
+DecodeAttention sparse_decode_reference(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                        const at::Tensor& key_rows_in, double scale, const DecodeRange* range) {
+  check_decode_inputs(q, k, v, key_rows_in, range);
+  at::NoGradGuard no_grad;
+  const int64_t B = q.size(0), Hq = q.size(1), D = q.size(2), Hkv = k.size(1), g = Hq / Hkv;
+  at::Tensor rows = key_rows_in.to(q.device(), at::kLong);                               // [B, Hkv, R]
+  if (range != nullptr && range->max_rows > 0) {
+    at::Tensor r = range->begin.to(at::kLong).view({B, 1}) + at::arange(range->max_rows, rows.options());
+    r = r.masked_fill(r >= range->end.to(at::kLong).view({B, 1}), -1);                  // [B, M]
+    rows = at::cat({rows, r.unsqueeze(1).expand({B, Hkv, range->max_rows})}, 2);
+  }
+  const at::Tensor batch = at::arange(B, rows.options()).view({B, 1, 1});
+  const at::Tensor heads = at::arange(Hkv, rows.options()).view({1, Hkv, 1});
+  const at::Tensor safe = rows.clamp_min(0);
+  const at::Tensor keys = k.index({batch, heads, safe}).to(at::kFloat);                   // [B, Hkv, R, D]
+  const at::Tensor values = v.index({batch, heads, safe}).to(at::kFloat);
+  at::Tensor scores = at::matmul(q.to(at::kFloat).view({B, Hkv, g, D}), keys.transpose(2, 3)) * scale;
+  scores = scores.masked_fill((rows < 0).unsqueeze(2), -std::numeric_limits<float>::infinity());  // [B, Hkv, g, R]
+  at::Tensor lse = at::logsumexp(scores, -1, /*keepdim=*/true);                         // [B, Hkv, g, 1]
+  at::Tensor probs = at::exp(scores - lse.masked_fill(at::isinf(lse), 0));
+  at::Tensor out = at::matmul(probs, values);                                            // [B, Hkv, g, D]
+  return {out.reshape({B, Hq, D}), lse.reshape({B, Hq})};
+}
+
+DecodeAttention sparse_decode(const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in,
+                              const at::Tensor& key_rows_in, double scale, int64_t splits, const DecodeRange* range) {
+  check_decode_inputs(q_in, k_in, v_in, key_rows_in, range);
+  const std::string why = sparse_decode_unsupported(q_in, k_in, v_in);
+  GSA_CHECK(why.empty(), "sparse_decode cannot run q ", q_in.sizes(), " ", q_in.scalar_type(), ": ", why);
+  const at::Tensor k = rows_for_16_byte_loads(k_in), v = rows_for_16_byte_loads(v_in);
+  for (int i = 0; i < 3; ++i) GSA_CHECK(k.stride(i) == v.stride(i), "sparse_decode: k and v need the same strides");
+  kernels::KvRows k_rows, v_rows;
+  k_rows.base = k.data_ptr();
+  v_rows.base = v.data_ptr();
+  k_rows.stride_b = v_rows.stride_b = k.stride(0);
+  k_rows.stride_h = v_rows.stride_h = k.stride(1);
+  k_rows.row_stride = v_rows.row_stride = k.stride(2);
+  return sparse_decode_rows(q_in, k_rows, v_rows, k.size(1), key_rows_in, scale, splits, range);
+}
+
+DecodeAttention sparse_decode_rows(const at::Tensor& q_in, const kernels::KvRows& k, const kernels::KvRows& v,
+                                   int64_t kv_heads, const at::Tensor& key_rows_in, double scale, int64_t splits,
+                                   const DecodeRange* range) {
+  GSA_CHECK(splits >= 0, "sparse_decode: splits must be >= 0, got ", splits);
+  GSA_CHECK(q_in.dim() == 3 && key_rows_in.dim() == 3 && key_rows_in.size(0) == q_in.size(0) &&
+                key_rows_in.size(1) == kv_heads,
+            "sparse_decode: q ", q_in.sizes(), " and key_rows ", key_rows_in.sizes(), " do not fit ", kv_heads,
+            " kv heads");
+  at::NoGradGuard no_grad;
+  const int64_t B = q_in.size(0), Hq = q_in.size(1), D = q_in.size(2), Hkv = kv_heads;
+  const at::Tensor q = rows_for_16_byte_loads(q_in);
+  const at::Tensor key_rows = key_rows_in.to(q.device(), at::kInt).contiguous();
+  const int64_t R = key_rows.size(2);
+  at::Tensor range_begin, range_end;
+  if (range != nullptr) {
+    range_begin = range->begin.to(at::kInt).contiguous();
+    range_end = range->end.to(at::kInt).contiguous();
+  }
   if (splits == 0) {
-    // Enough CTAs to fill an H100/H200 twice over, at least 64 listed rows per split.
-    const int64_t want = (2 * 132 + B * Hkv - 1) / (B * Hkv);
-    splits = std::clamp<int64_t>(want, 1, std::max<int64_t>(1, R / 64));
+    // Enough CTAs to fill an H100/H200 four times over, at least 128 rows per split.
+    const int64_t rows = R + (range != nullptr ? range->max_rows : 0);
+    const int64_t want = (4 * 132 + B * Hkv - 1) / (B * Hkv);
+    splits = std::clamp<int64_t>(want, 1, std::max<int64_t>(1, rows / 128));
   }
   const auto fp32 = q.options().dtype(at::kFloat);
   DecodeAttention result{at::empty({B, Hq, D}, fp32), at::empty({B, Hq}, fp32)};
@@ -63,14 +141,13 @@ DecodeAttention sparse_decode(const at::Tensor& q_in, const at::Tensor& k_in, co
   p.q = q.data_ptr();
   p.q_stride[0] = q.stride(0);
   p.q_stride[1] = q.stride(1);
-  p.k = k.data_ptr();
-  p.v = v.data_ptr();
-  for (int i = 0; i < 3; ++i) {
-    GSA_CHECK(k.stride(i) == v.stride(i), "sparse_decode: k and v need the same strides");
-    p.kv_stride[i] = k.stride(i);
-  }
-  p.kv_rows = static_cast<int32_t>(k.size(2));
+  p.k = k;
+  p.v = v;
   p.key_rows = key_rows.data_ptr<int32_t>();
+  if (range != nullptr) {
+    p.range_begin = range_begin.data_ptr<int32_t>();
+    p.range_end = range_end.data_ptr<int32_t>();
+  }
   p.partial_out = partial_out.data_ptr<float>();
   p.partial_lse = partial_lse.data_ptr<float>();
   p.out = result.out.data_ptr<float>();

@@ -1,4 +1,4 @@
-#include "unicode_text.h"
+#include "gsa/runtime/unicode_text.h"
 
 #include <algorithm>
 #include <cstdint>

@@ -7,15 +7,49 @@
 namespace gsa {
 
 InferenceEngine::InferenceEngine(LlamaModel model, const GsaOptions& options)
-    : model_(std::move(model)), options_(options), tokenizer_(make_model_tokenizer(options)) {}
+    : model_(std::move(model)), options_(options), tokenizer_(make_model_tokenizer(options)),
+      mode_(config_attention_mode(options)) {}
+
+namespace {
+
+Document request_document(std::vector<int64_t> context, std::vector<int64_t> suffix, const GistOptions& gist,
+                          const Tokenizer& tokenizer) {
+  Document doc;
+  doc.context = std::move(context);
+  if (gist.word_aware) doc.context_word_starts = tokenizer.word_starts(doc.context);
+  doc.suffix = std::move(suffix);
+  return doc;
+}
+
+}  // namespace
+
+GistLayout request_layout(std::vector<int64_t> context, std::vector<int64_t> suffix, const GistOptions& gist) {
+  const ByteTokenizer tokenizer;
+  return build_layout({request_document(std::move(context), std::move(suffix), gist, tokenizer)}, gist, tokenizer);
+}
+
+GistLayout request_layout(std::vector<int64_t> context, std::vector<int64_t> suffix,
+                          const AttentionModeOptions& mode) {
+  return request_layout(std::move(context), std::move(suffix), mode, ByteTokenizer());
+}
+
+GistLayout request_layout(std::vector<int64_t> context, std::vector<int64_t> suffix,
+                          const AttentionModeOptions& mode, const Tokenizer& tokenizer) {
+  const Document doc = request_document(std::move(context), std::move(suffix), mode.gist, tokenizer);
+  return build_layout({mode_document(doc, mode)}, mode.gist, tokenizer);
+}
+
+std::vector<int64_t> undecodable_ids(int64_t model_vocab) {
+  std::vector<int64_t> ids;
+  for (int64_t id = ByteTokenizer::vocab_size(); id < model_vocab; ++id) ids.push_back(id);
+  return ids;
+}
 
 CompletionResult InferenceEngine::complete(const CompletionRequest& request) {
   const ModelTokenizer& tokenizer = *tokenizer_;
-  Document doc;
-  doc.context = tokenizer.encode(request.context);
-  if (options_.gist.word_aware) doc.context_word_starts = tokenizer.word_starts(doc.context);
-  doc.suffix = tokenizer.encode(request.prompt);
-  GistLayout layout = build_layout({doc}, options_.gist, tokenizer);
+  const AttentionModeOptions mode = attention_mode_options(mode_, options_);
+  GistLayout layout =
+      request_layout(tokenizer.encode(request.context), tokenizer.encode(request.prompt), mode, tokenizer);
   GSA_CHECK(layout.size() > 0, "empty request: no context and no prompt");
 
   SamplingOptions sampling = request.sampling;
@@ -23,15 +57,21 @@ CompletionResult InferenceEngine::complete(const CompletionRequest& request) {
   sampling.vocab_limit = tokenizer.text_vocab_size();
   CompletionResult result;
   result.prompt_tokens = layout.size();
-  const int64_t capacity = result.prompt_tokens + sampling.max_new_tokens;
+  const int64_t capacity = saturating_positions(result.prompt_tokens, sampling.max_new_tokens);
   GenerationStats stats;
+  std::function<void(int64_t)> on_token;
+  if (request.on_text) {
+    on_token = [&](int64_t token) {
+      if (token != tokenizer.eos_id()) request.on_text(tokenizer.decode({token}));
+    };
+  }
   if (sp_ != nullptr && sp_->size() > 1) {
     const SequenceShards shards = shard_at_sections({layout}, sp_->size());
-    DistributedGenerator generator(model_, options_.attention, std::move(layout), shards, capacity, *sp_);
-    result.tokens = generator.generate(sampling, &stats);
+    DistributedGenerator generator(model_, mode.attention, std::move(layout), shards, capacity, *sp_);
+    result.tokens = generator.generate(sampling, &stats, on_token);
   } else {
-    Generator generator(model_, options_.attention, std::move(layout), capacity);
-    result.tokens = generator.generate(sampling, &stats);
+    Generator generator(model_, mode.attention, std::move(layout), capacity);
+    result.tokens = generator.generate(sampling, &stats, on_token);
   }
   result.prefill_ms = stats.prefill_ms;
   if (!result.tokens.empty() && result.tokens.back() == tokenizer.eos_id()) result.tokens.pop_back();

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_generate_distributed.sh GSA MPIEXEC [MPIEXEC_FLAGS...]: trains a demo checkpoint for a few steps, then
 # `gsa generate` greedy on one process (the oracle) and under mpirun on 2 and 4 ranks (distributed decode: the
-# prompt's KV cache cut over the ranks). The completions must be identical. GSA_E2E_BACKEND=nccl (GPU machines):
+# prompt's KV cache cut over the ranks), and on 4 ranks as 2 sp groups. The completions must be identical, printed
+# once. GSA_E2E_BACKEND=nccl (GPU machines):
 # one GPU per rank, the oracle on CUDA; default mpi (CPU tensors).
 set -u
 gsa=$1 mpiexec=$2
@@ -27,5 +28,14 @@ for np in ${GSA_E2E_RANKS:-2 4}; do
     echo "np $np: completion DIFFERS: '$got' vs one process '$expected'"; cat "$dir/err"; status=1
   fi
 done
+# Two sp groups of 2 (dp 2): still one copy of the completion (world rank 0 prints).
+if [[ " ${GSA_E2E_RANKS:-2 4} " == *" 4 "* ]]; then
+  got=$(timeout 300 "$mpiexec" -np 4 "$@" -x OMP_NUM_THREADS "$gsa" "${args[@]}" --sp 2 --backend "$backend" 2>"$dir/err")
+  if [ "$got" == "$expected" ]; then
+    echo "np 4 --sp 2: one identical completion"
+  else
+    echo "np 4 --sp 2: printed '$got', expected one copy of '$expected'"; cat "$dir/err"; status=1
+  fi
+fi
 echo "completion: '$expected'"
 exit $status

@@ -23,18 +23,12 @@ struct Case {
 
 std::vector<Case> cases() {
   return {
-      {1, 4, 2, 3, 1, 4, 4, false, false, false, false, 0},
-      {1, 4, 2, 3, 1, 4, 1, true, false, false, false, 0},
-      {1, 3, 2, 0, 0, 4, 1, true, false, true, true, 5},
-      {1, 2, 2, 2, 2, 4, 4, true, true, false, false, 0},
-      {2, 2, 2, 1, 1, 4, 1, false, false, false, false, 0},
-      {2, 3, 2, 3, 1, 4, 1, true, false, false, true, 7},
-      {2, 2, 3, 2, 1, 4, 4, true, false, true, false, 0},
-      {2, 4, 2, 3, 0, 4, 1, true, true, true, false, 3},
-      {3, 2, 2, 1, 1, 4, 1, false, false, false, false, 0},
-      {3, 1, 2, 2, 1, 4, 1, true, false, true, false, 0},
-      {3, 2, 2, 3, 2, 4, 4, true, false, false, true, 0},
-      {4, 1, 2, 1, 1, 4, 1, true, false, true, false, 0},
+      {1, 4, 2, 3, 1, 4, 4, false, false, false, false, 0}, {1, 4, 2, 3, 1, 4, 1, true, false, false, false, 0},
+      {1, 3, 2, 0, 0, 4, 1, true, false, true, true, 5},    {1, 2, 2, 2, 2, 4, 4, true, true, false, false, 0},
+      {2, 2, 2, 1, 1, 4, 1, false, false, false, false, 0}, {2, 3, 2, 3, 1, 4, 1, true, false, false, true, 7},
+      {2, 2, 3, 2, 1, 4, 4, true, false, true, false, 0},   {2, 4, 2, 3, 0, 4, 1, true, true, true, false, 3},
+      {3, 2, 2, 1, 1, 4, 1, false, false, false, false, 0}, {3, 1, 2, 2, 1, 4, 1, true, false, true, false, 0},
+      {3, 2, 2, 3, 2, 4, 4, true, false, false, true, 0},   {4, 1, 2, 1, 1, 4, 1, true, false, true, false, 0},
   };
 }
 
@@ -148,34 +142,41 @@ TEST(AttentionDecode, LastQueryAloneEqualsFullRecomputeRow) {
   }
 }
 
+// Selection (LibTorch ops in fp32, D 8; the selection kernels in bf16, D 64: their CPU twin, and on a device
+// the CUDA kernels) equals brute force over the same inputs, as sets per level.
 TEST(Selection, EqualsBruteForceOnRandomLayouts) {
   for (const at::Device device : test::test_devices()) {
-    for (int ci = 0; ci < static_cast<int>(cases().size()); ++ci) {
-      const Case c = cases()[ci];
-      std::mt19937 rng(900 + ci);
-      Batch batch = random_batch(c, rng);
-      const int64_t T = std::max(batch.rows[0].size(), batch.rows[1].size()), D = 8;
-      at::manual_seed(ci);
-      auto fp32 = at::TensorOptions().dtype(at::kFloat).device(device);
-      at::Tensor q = at::randn({2, c.hq, T, D}, fp32), k = at::randn({2, c.hkv, T, D}, fp32);
-      AttentionOptions options;
-      options.selection = selection_options(c);
-      AttentionPlan plan = make_attention_plan(batch.ptrs(), 0, -1, options, device);
-      const SelectionPlan& sel = plan.selection;
-      if (sel.count == 0) continue;
-      at::Tensor q_sel = q.index({sel.row, at::indexing::Slice(), sel.pos});
-      ChunkSelection chosen = select_chunks(q_sel, k, plan, options.selection);
-      at::Tensor rows = sel.row.cpu(), pos = sel.pos.cpu();
-      for (int64_t i = 0; i < sel.count; ++i) {
-        const int64_t b = rows[i].item<int64_t>(), p = pos[i].item<int64_t>();
-        for (int64_t h = 0; h < c.hkv; ++h) {
-          auto expected = test::brute_force_selection(batch.rows[b], p, q[b].select(1, p), k[b], h, options.selection);
-          for (int64_t l = 0; l < c.levels; ++l) {
-            std::set<int64_t> got;
-            at::Tensor ids = chosen.selected[l][i][h].cpu();
-            for (int64_t j = 0; j < ids.numel(); ++j)
-              if (ids[j].item<int64_t>() >= 0) got.insert(ids[j].item<int64_t>());
-            EXPECT_EQ(got, expected[l]) << "case " << ci << " query " << p << " group " << h << " level " << l;
+    for (const bool kernels : {false, true}) {
+      for (int ci = 0; ci < static_cast<int>(cases().size()); ++ci) {
+        const Case c = cases()[ci];
+        std::mt19937 rng(900 + ci);
+        Batch batch = random_batch(c, rng);
+        const int64_t T = std::max(batch.rows[0].size(), batch.rows[1].size()), D = kernels ? 64 : 8;
+        at::manual_seed(ci);
+        auto fp32 = at::TensorOptions().dtype(kernels ? at::kBFloat16 : at::kFloat).device(device);
+        at::Tensor q = at::randn({2, c.hq, T, D}, fp32), k = at::randn({2, c.hkv, T, D}, fp32);
+        AttentionOptions options;
+        options.backend = kernels ? AttentionBackend::kKernels : AttentionBackend::kReference;
+        options.selection = selection_options(c);
+        AttentionPlan plan = make_attention_plan(batch.ptrs(), 0, -1, options, device);
+        const SelectionPlan& sel = plan.selection;
+        if (sel.count == 0) continue;
+        at::Tensor q_sel = q.index({sel.row, at::indexing::Slice(), sel.pos});
+        ChunkSelection chosen = select_chunks(q_sel, k, plan, options.selection);
+        at::Tensor rows = sel.row.cpu(), pos = sel.pos.cpu();
+        for (int64_t i = 0; i < sel.count; ++i) {
+          const int64_t b = rows[i].item<int64_t>(), p = pos[i].item<int64_t>();
+          for (int64_t h = 0; h < c.hkv; ++h) {
+            auto expected =
+                test::brute_force_selection(batch.rows[b], p, q[b].select(1, p), k[b], h, options.selection);
+            for (int64_t l = 0; l < c.levels; ++l) {
+              std::set<int64_t> got;
+              at::Tensor ids = chosen.selected[l][i][h].cpu();
+              for (int64_t j = 0; j < ids.numel(); ++j)
+                if (ids[j].item<int64_t>() >= 0) got.insert(ids[j].item<int64_t>());
+              EXPECT_EQ(got, expected[l]) << "case " << ci << " query " << p << " group " << h << " level " << l
+                                          << (kernels ? " kernels" : " reference") << " on " << device;
+            }
           }
         }
       }
@@ -214,8 +215,8 @@ TEST(Attention, ReferenceRunsOfQueriesEqualOneRun) {
       // Selection reads every gist (as sequence parallelism does from the replicated gist tree); attention and
       // the remote split use the partial view.
       const KeyView all{k, v, {}};
-      const PartialAttention out = gsa_attention_partial(q, KeyView{k, v, slot}, *plan, c.selective, whole.selection,
-                                                         0.3, &all, &remote);
+      const PartialAttention out =
+          gsa_attention_partial(q, KeyView{k, v, slot}, *plan, c.selective, whole.selection, 0.3, &all, &remote);
       const at::Tensor finite = at::isfinite(out.lse);
       (out.out.sum() + out.lse.masked_fill(finite.logical_not(), 0).sum()).backward();
       grads.push_back(out.out.detach());

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "../../runtime/src/pretokenizer.h"   // private helper of gsa_runtime, tested directly below
-#include "../../runtime/src/unicode_text.h"   // private helper of gsa_runtime, tested directly below
+#include "gsa/runtime/unicode_text.h"
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/file_util.h"
 #include "gsa/runtime/hf_tokenizer.h"

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "../../runtime/src/json_reader.h"  // private helper of gsa_runtime, tested directly below
+#include "gsa/runtime/json_reader.h"
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/safetensors.h"
 

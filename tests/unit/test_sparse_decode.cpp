@@ -1,6 +1,7 @@
 // Sparse decode attention (runtime/sparse_decode.h) against a float64 oracle written here: batches of sequences
 // with row lists of different lengths (-1 holes anywhere, one empty list), GQA 1/2/4/8, head dim 64/128,
-// bf16/fp16, one split and several (the lse merge), on the CPU twin and, with a device, the CUDA kernel.
+// bf16/fp16, one split and several (the lse merge), with and without a contiguous row range per sequence, on the
+// CPU twin and, with a device, the CUDA kernel; the LibTorch reference backend on the same cases.
 // Tolerance: tolerance.h's relative-error bound per dtype; lse within 2e-3 absolute.
 #include <gtest/gtest.h>
 
@@ -67,14 +68,38 @@ TEST(SparseDecode, MatchesFloat64Oracle) {
         }
       }
       const double scale = 1.0 / std::sqrt(double(c.d));
+      const double bound = c.dtype == at::kHalf ? test::kFp16RelErr : test::kBf16RelErr;
       const auto [want_out, want_lse] = oracle(q, k, v, key_rows, scale);
       for (int64_t splits : {int64_t{1}, int64_t{3}, int64_t{0}}) {
         const DecodeAttention got = sparse_decode(q, k, v, key_rows.to(device), scale, splits);
-        const double bound = c.dtype == at::kHalf ? test::kFp16RelErr : test::kBf16RelErr;
         EXPECT_TRUE(test::relative_error_below(got.out, want_out, bound))
             << "case " << ci << " splits " << splits << " on " << device;
         EXPECT_TRUE(test::all_close(got.lse, want_lse, 2e-3, 1e-3)) << "case " << ci << " splits " << splits;
       }
+      // A contiguous range per sequence after the list (one empty), against the oracle over the list with the
+      // range's rows appended; the kernels and the LibTorch reference backend.
+      at::Tensor begin = at::zeros({c.batch}, at::kInt), end = at::zeros({c.batch}, at::kInt);
+      at::Tensor with_range = at::full({c.batch, c.hkv, c.list + c.rows}, -1, at::kInt);
+      with_range.narrow(2, 0, c.list).copy_(key_rows);
+      int64_t longest = 0;
+      for (int64_t b = 0; b < c.batch; ++b) {
+        const int64_t first = rng() % c.rows, length = b == 0 ? 0 : 1 + rng() % (c.rows - first);
+        begin[b] = first;
+        end[b] = first + length;
+        longest = std::max(longest, length);
+        for (int64_t j = 0; j < length; ++j) with_range[b].select(1, c.list + j).fill_(first + j);
+      }
+      const DecodeRange range{begin.to(device), end.to(device), longest};
+      const auto [range_out, range_lse] = oracle(q, k, v, with_range, scale);
+      for (int64_t splits : {int64_t{1}, int64_t{0}}) {
+        const DecodeAttention got = sparse_decode(q, k, v, key_rows.to(device), scale, splits, &range);
+        EXPECT_TRUE(test::relative_error_below(got.out, range_out, bound))
+            << "range case " << ci << " splits " << splits << " on " << device;
+        EXPECT_TRUE(test::all_close(got.lse, range_lse, 2e-3, 1e-3)) << "range case " << ci << " splits " << splits;
+      }
+      const DecodeAttention ref = sparse_decode_reference(q, k, v, key_rows.to(device), scale, &range);
+      EXPECT_TRUE(test::relative_error_below(ref.out, range_out, bound)) << "reference, case " << ci;
+      EXPECT_TRUE(test::all_close(ref.lse, range_lse, 2e-3, 1e-3)) << "reference, case " << ci;
     }
   }
 }

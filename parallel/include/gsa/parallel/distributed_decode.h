@@ -8,13 +8,15 @@
 // - step(token) runs in lockstep on every rank: the new token goes through the model on every rank (one token,
 //   replicated), its K/V is appended on the rank owning the tail (the last shard), and per layer each rank
 //   attends over the keys it holds (selection over the replicated tree, no communication), then one all-gather
-//   of the small partial outputs and log-sum-exps merges them in fp32. Logits equal single-device
+//   of the small partial outputs and log-sum-exps merges them in fp32. The tail owner's cache for generated
+//   tokens grows in blocks of kKvBlockPositions (generation.h), up to max_positions. Logits equal single-device
 //   Generator::step up to float rounding.
 // - generate(): rank 0 samples (Sampler of generation.h) and broadcasts each token, so every rank follows the
 //   same sequence whatever the sampling.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -30,32 +32,38 @@ namespace gsa {
 
 class DistributedGenerator {
  public:
-  // shards: of the prompt's positions; capacity: prompt + generated positions (the tail owner's reserve).
+  // shards: of the prompt's positions; max_positions: prompt + the most generated positions.
   DistributedGenerator(const LlamaModel& model, const AttentionOptions& attention, GistLayout prompt,
-                       const SequenceShards& shards, int64_t capacity, Communicator& sp);
+                       const SequenceShards& shards, int64_t max_positions, Communicator& sp);
 
   at::Tensor prefill();            // -> [V] logits of the last prompt position (every rank)
   at::Tensor step(int64_t token);  // appends token, -> [V] its logits (every rank)
-  std::vector<int64_t> generate(const SamplingOptions& sampling, GenerationStats* stats = nullptr);
+  // on_token (when set) gets each id as soon as every rank knows it.
+  std::vector<int64_t> generate(const SamplingOptions& sampling, GenerationStats* stats = nullptr,
+                                const std::function<void(int64_t)>& on_token = {});
 
   const GistLayout& layout() const { return layout_; }
   int64_t held_positions() const { return held_; }  // positions whose K/V this rank holds
+  bool has_room() const { return layout_.size() < max_positions_; }
 
  private:
   class DecodeAttention;
+  void reserve(int64_t positions);  // grows the slot maps (and the tail owner's K/V) in blocks to `positions`
 
   const LlamaModel& model_;
   AttentionOptions attention_;
   GistLayout layout_;
   SequenceShards shards_;
-  int64_t capacity_;
+  int64_t max_positions_;
+  int64_t prompt_size_;
+  int64_t prompt_local_ = 0;        // prompt positions this rank holds
   Communicator& sp_;
   bool tail_owner_ = false;
   int64_t held_ = 0;
-  std::vector<at::Tensor> k_, v_;   // [layers] of [1, Hkv, local capacity, D]: own positions (+ reserve on the tail)
+  std::vector<at::Tensor> k_, v_;   // [layers] of [1, Hkv, local capacity, D]: own positions (+ generated on the tail)
   std::vector<at::Tensor> tree_k_;  // [layers] of [1, Hkv, W, D]: the replicated keys, for selection
-  at::Tensor own_slot_;             // [1, capacity] column in k_/v_; -1 elsewhere
-  at::Tensor tree_slot_;            // [1, capacity] column in tree_k_; -1 elsewhere
+  at::Tensor own_slot_;             // [1, slots] column in k_/v_; -1 elsewhere
+  at::Tensor tree_slot_;            // [1, slots] column in tree_k_; -1 elsewhere
 };
 
 }  // namespace gsa

@@ -20,7 +20,7 @@
 //
 // Selective queries (suffix flag) use the *_selective masks in selective layers: the band keeps only non-gist
 // keys (the "am" set: sink, previous chunk, suffix) and the gist parts drop out, unless keep_unselected_gists;
-// the selection tables below let select_chunks() pick and unfold chunks for them.
+// the selection tables (selection_plan.h) let select_chunks() pick and unfold chunks for them.
 #pragma once
 
 #include <cstdint>
@@ -33,6 +33,7 @@
 #include "gsa/config/options.h"
 #include "gsa/runtime/gist_layout.h"
 #include "gsa/runtime/mask_predicate.h"
+#include "gsa/runtime/selection_plan.h"
 #include "gsa/runtime/tile_plan.h"
 
 namespace gsa {
@@ -51,24 +52,6 @@ struct SharedPart {
   at::Tensor mask;            // [B, nb, block, G] bool
   at::Tensor mask_selective;  // [B, nb, block, G] bool
   bool defined() const { return idx.defined(); }
-};
-
-// Tables for chunk selection of the selective (suffix) queries.
-struct SelectionPlan {
-  int64_t count = 0;                    // Ns selective queries in the plan
-  at::Tensor row;                       // [Ns] batch row
-  at::Tensor pos;                       // [Ns] position in the row
-  at::Tensor slot;                      // [Ns] row * padded_queries + (pos - q_begin)
-  at::Tensor key_length;                // [Ns] Lk: keys the query can see in its document (pos_in_doc + 1)
-  at::Tensor doc_gists;                 // [Ns, L] gists of each level in the query's document
-  at::Tensor top_begin;                 // [Ns] first top-level gist index of the document
-  int64_t max_top = 0;                  // most top-level gists of any selective query's document
-  std::vector<at::Tensor> gist_pos;     // [L] of [B, G_l] positions of the level-l gists; -1 pad
-  std::vector<at::Tensor> child_begin;  // [L] of [B, G_l] (l >= 1) first level-(l-1) child index
-  std::vector<at::Tensor> child_count;  // [L] of [B, G_l] (l >= 1) number of children
-  std::vector<int64_t> max_children;    // [L] (l >= 1) largest child_count
-  at::Tensor chunk_begin;               // [B, G_0] first position of level-0 chunk j
-  int64_t max_chunk_span = 0;           // largest gist_pos0[j] - chunk_begin[j]
 };
 
 // The kernels' tile plans of one attention plan, one per GQA group size, built on first use from copies of the

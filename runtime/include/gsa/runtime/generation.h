@@ -4,20 +4,33 @@
 // - Generator::prefill runs the whole prompt layout once (selection for the suffix queries in selective
 //   layers when selection is enabled), fills the cache and returns the logits of the last position.
 // - Generator::step appends one raw token to the layout (RoPE position last + 1; generated tokens are never
-//   gisted) and runs only that position against the cache; its logits equal those of a full recompute of the
-//   whole sequence at the last position (selection depends only on the query's causal prefix).
+//   gisted) and runs only that position against the cache through a DecodePlan (decode_plan.h: O(1) host work
+//   per step after the first); its logits equal those of a full recompute of the whole sequence at the last
+//   position (selection depends only on the query's causal prefix).
+// - Generator::prefill_chunk runs the next prompt positions only (chunked prefill: a long prompt is cut into
+//   pieces so a server can interleave them with other requests' decode steps); the logits after the last chunk
+//   equal prefill()'s.
+// - The KV cache grows in blocks of kKvBlockPositions positions as the sequence grows, up to max_positions
+//   (prompt + the most tokens it may generate): nothing is allocated for tokens not generated yet.
 // - Sampler: temperature 0 is greedy (lowest id wins ties); otherwise softmax(logits / temperature), cut to
-//   the smallest set whose probability reaches top_p, sampled from a generator seeded once. Gist ids and ids at or
-//   above vocab_limit (when > 0) are never produced (their logits are -inf before anything else).
+//   the smallest set whose probability reaches top_p (never empty: the most likely token always stays), sampled
+//   from a generator seeded once. Gist ids, never_tokens and ids at or above vocab_limit (when > 0) are never
+//   produced (their logits are -inf before anything else).
+//   invalid_sampling() names what is wrong with a SamplingOptions (non-finite or negative temperature, top_p
+//   outside (0, 1] or NaN, max_new_tokens < 1, negative vocab_limit); Sampler's constructor throws gsa::Error
+//   with it.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <string>
 #include <vector>
 
 #include <ATen/ATen.h>
 
 #include "gsa/config/options.h"
+#include "gsa/runtime/decode_plan.h"
 #include "gsa/runtime/gist_layout.h"
 #include "gsa/runtime/llama_model.h"
 
@@ -29,8 +42,18 @@ struct SamplingOptions {
   uint64_t seed = 0;
   int64_t max_new_tokens = 32;
   std::vector<int64_t> stop_tokens; // generation ends after emitting one of these
+  std::vector<int64_t> never_tokens; // never produced either (besides gist ids), e.g. ids the tokenizer lacks
   int64_t vocab_limit = 0;          // > 0: ids >= vocab_limit are never produced (ModelTokenizer::text_vocab_size)
 };
+
+// What is wrong with the options ("temperature must be a finite number >= 0, got inf"), or "" when valid.
+std::string invalid_sampling(const SamplingOptions& options);
+
+// The KV cache's unit of growth, in positions.
+inline constexpr int64_t kKvBlockPositions = 256;
+
+// Positions for `prompt` + `max_new_tokens`, saturating at INT64_MAX instead of overflowing.
+int64_t saturating_positions(int64_t prompt, int64_t max_new_tokens);
 
 class Sampler {
  public:
@@ -51,36 +74,51 @@ struct GenerationStats {
 };
 
 // The prefill + sample + decode loop that Generator and the distributed generator share: choose picks the next
-// token from logits, step appends it and returns its logits; the loop ends after max_new_tokens, a stop token,
+// token from logits (then on_token, when set, sees it: streaming), step appends it and returns its logits; the
+// loop ends after max_new_tokens, a stop token,
 // or when has_room() says the cache is full. Fills stats (when given) with the prefill / decode split.
 struct DecodeLoop {
   std::function<at::Tensor()> prefill;
   std::function<int64_t(const at::Tensor&)> choose;
   std::function<at::Tensor(int64_t)> step;
   std::function<bool()> has_room;
+  std::function<void(int64_t)> on_token;  // optional: called with each token as soon as it is chosen
 };
 std::vector<int64_t> run_decode_loop(const SamplingOptions& sampling, const DecodeLoop& loop,
                                      GenerationStats* stats);
 
 class Generator {
  public:
-  // The cache holds up to capacity positions (prompt + generated).
-  Generator(const LlamaModel& model, const AttentionOptions& attention, GistLayout prompt, int64_t capacity);
+  // The sequence may reach max_positions (prompt + generated); the cache grows in blocks up to it.
+  Generator(const LlamaModel& model, const AttentionOptions& attention, GistLayout prompt, int64_t max_positions);
 
   at::Tensor prefill();                 // -> [V] logits of the last prompt position
+  // Runs the next min(count, remaining) prompt positions; -> [V] logits of the last prompt position once the
+  // prompt is complete, else an undefined tensor.
+  at::Tensor prefill_chunk(int64_t count);
+  int64_t prompt_remaining() const { return prompt_size_ - prefilled_; }
   at::Tensor step(int64_t token);       // appends token, -> [V] logits of it
+  bool has_room() const { return layout_.size() < max_positions_; }
+  int64_t cache_positions() const { return cache_.capacity(); }  // allocated, a multiple of kKvBlockPositions
   const GistLayout& layout() const { return layout_; }
 
-  // Prefill + decode loop with sampling; returns the generated ids (stop token included if hit).
-  std::vector<int64_t> generate(const SamplingOptions& sampling, GenerationStats* stats = nullptr);
+  // Prefill + decode loop with sampling; returns the generated ids (stop token included if hit); on_token (when
+  // set) gets each id as soon as it is chosen.
+  std::vector<int64_t> generate(const SamplingOptions& sampling, GenerationStats* stats = nullptr,
+                                const std::function<void(int64_t)>& on_token = {});
 
  private:
   at::Tensor run(int64_t q_begin, int64_t count);
+  void reserve(int64_t positions);  // grows the cache in blocks to hold `positions`
 
   const LlamaModel& model_;
   AttentionOptions attention_;
   GistLayout layout_;
+  int64_t max_positions_;
+  int64_t prompt_size_;
+  int64_t prefilled_ = 0;
   KvCache cache_;
+  std::unique_ptr<DecodePlan> decode_;  // from the first step on: what each step's attention reads
 };
 
 }  // namespace gsa

@@ -1,5 +1,5 @@
-// A small strict JSON reader and string quoting, used by the runtime (the safetensors header, tokenizer
-// files). No third-party library.
+// A small strict JSON reader and string quoting (the safetensors header, tokenizer files, the serving API).
+// No third-party library.
 //
 // Contract:
 // - parse_json accepts exactly one RFC 8259 value surrounded by optional whitespace: objects, arrays, strings

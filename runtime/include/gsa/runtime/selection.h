@@ -20,6 +20,7 @@
 #include <ATen/ATen.h>
 
 #include "gsa/config/options.h"
+#include "gsa/kernels/kv_rows.h"
 #include "gsa/runtime/attention_plan.h"
 
 namespace gsa {
@@ -31,7 +32,7 @@ int64_t compression_ratio(const GistOptions& gist);
 
 struct ChunkSelection {
   std::vector<at::Tensor> selected;  // [L] of [Ns, Hkv, M_l]: level-l gist indices (row-wide) chosen by any head
-                                     // of the group; ascending, unique, -1 padding at the front
+                                     // of the group; unique, -1 padding (LibTorch path: ascending, -1 first)
   at::Tensor key_pos;                // [Ns, Hkv, R]: positions to unfold (raw tokens of chosen chunks, chosen
                                      // gists); -1 padding
 };
@@ -40,5 +41,24 @@ struct ChunkSelection {
 // with key_slot [B, T] giving the column of each position (it must hold every gist; see attention.h KeyView).
 ChunkSelection select_chunks(const at::Tensor& q, const at::Tensor& k, const AttentionPlan& plan,
                              const SelectionOptions& options, const at::Tensor& key_slot = at::Tensor());
+// The same over a plan's selection tables alone (decode plans: decode_plan.h); gist: the rows' gist options.
+// backend: AUTO runs the selection kernels (kernels/chunk_selection.h) on CUDA bf16/fp16 q and k of head dim 64
+// or 128, GQA 1-8, without key_slot, and LibTorch ops otherwise; KERNELS forces them (their CPU twin on the CPU;
+// unsupported inputs are an error); REFERENCE never runs them. The kernels' lists hold the same sets in another
+// order (-1 after the indices). covered [B, P] bool (optional): rows written as -1 in key_pos.
+ChunkSelection select_chunks(const at::Tensor& q, const at::Tensor& k, const SelectionPlan& selection,
+                             const GistOptions& gist, const SelectionOptions& options,
+                             const at::Tensor& key_slot = at::Tensor(),
+                             AttentionBackend backend = AttentionBackend::kAuto,
+                             const at::Tensor& covered = at::Tensor());
+// The selection kernels over keys given as kv_rows.h rows (per-sequence caches), q [Ns, Hq, D] bf16/fp16 on the
+// rows' device (the CPU twin for CPU tensors); the caller vouches for the rows.
+ChunkSelection select_chunks_rows(const at::Tensor& q, const kernels::KvRows& k, int64_t kv_heads,
+                                  const SelectionPlan& selection, const GistOptions& gist,
+                                  const SelectionOptions& options, const at::Tensor& covered = at::Tensor());
+// The LibTorch-ops selection alone.
+ChunkSelection select_chunks_reference(const at::Tensor& q, const at::Tensor& k, const SelectionPlan& selection,
+                                       const GistOptions& gist, const SelectionOptions& options,
+                                       const at::Tensor& key_slot = at::Tensor());
 
 }  // namespace gsa

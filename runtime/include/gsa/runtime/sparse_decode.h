@@ -6,12 +6,16 @@
 // key_rows [B, Hkv, R] integer rows of k/v each query attends (-1 = none; lists of different lengths padded
 // with -1; rows must be < T: checked when key_rows is on the host, trusted on the device). Returns out
 // [B, Hq, D] and lse [B, Hq], fp32 (lse -inf, out 0 for an empty list). splits: list partitions per (sequence,
-// KV head); 0 picks enough to fill the GPU.
+// KV head); 0 picks enough to fill the GPU. range: rows begin[b] .. end[b] - 1 attended as well (checked against T
+// when on the host).
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include <ATen/ATen.h>
+
+#include "gsa/kernels/kv_rows.h"
 
 namespace gsa {
 
@@ -20,7 +24,27 @@ struct DecodeAttention {
   at::Tensor lse;  // [B, Hq] fp32
 };
 
+// Optional contiguous rows per sequence attended after the list (decode: the tokens generated so far).
+struct DecodeRange {
+  at::Tensor begin;     // [B] int32 on the device of q: first row
+  at::Tensor end;       // [B] int32: one past the last row
+  int64_t max_rows = 0; // host bound on end - begin (sizes the split-K partition)
+};
+
 DecodeAttention sparse_decode(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& key_rows,
-                              double scale, int64_t splits = 0);
+                              double scale, int64_t splits = 0, const DecodeRange* range = nullptr);
+
+// The kernels over cache rows given as kv_rows.h (one batched tensor or per-sequence caches through pointer
+// tables, on q's device); the caller vouches for the rows (inside each cache, 16-byte aligned, bf16/fp16 as q).
+DecodeAttention sparse_decode_rows(const at::Tensor& q, const kernels::KvRows& k, const kernels::KvRows& v,
+                                   int64_t kv_heads, const at::Tensor& key_rows, double scale, int64_t splits = 0,
+                                   const DecodeRange* range = nullptr);
+
+// The same attention with LibTorch ops (any float dtype, any device; fp32 math): the reference backend.
+DecodeAttention sparse_decode_reference(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                        const at::Tensor& key_rows, double scale, const DecodeRange* range = nullptr);
+
+// Why the kernels cannot run these inputs ("" when they can).
+std::string sparse_decode_unsupported(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
 
 }  // namespace gsa

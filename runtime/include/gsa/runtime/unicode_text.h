@@ -1,4 +1,4 @@
-// UTF-8 and Unicode character classes (the Hugging Face tokenizer; the trainer checks its text files with it).
+// UTF-8 and Unicode character classes for the Hugging Face tokenizer (and valid-UTF-8 text for the serving API).
 //
 // Contract:
 // - decode_utf8_at reads one character at byte `pos` of `text` (pos < text.size()). A well-formed UTF-8

@@ -1,0 +1,301 @@
+// chunk_selection_cuda, per level from the top down: score_kernel (grid: candidate tiles x (query, KV head);
+// teams of D / 8 lanes each load a gist key row with 16-byte loads and take its dots with the group's query
+// heads held in registers, top level: one key load serves every head of the group) writes fp32 scores;
+// top_k_kernel (one CTA per (query, head)) finds each head's kk-th best score by a 4-pass 8-bit radix select on
+// order-preserving keys in shared-memory histograms (warp-aggregated adds: the scores share few top bits) and
+// writes the chosen gist indices. Then union_kernel (one CTA per (query, KV head, level)) ORs the group's choices
+// into a bitmap and compacts it in ascending order with a block prefix sum, and unfold_kernel (one thread per
+// output slot) writes the rows to unfold.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cmath>
+
+#include "row_team.cuh"
+
+#include "gsa/kernels/chunk_selection.h"
+
+namespace gsa::kernels {
+namespace {
+
+using detail::team_sum;
+using detail::to_floats;
+
+constexpr int kThreads = 128;
+constexpr int kTileCandidates = 256;  // candidates per score CTA
+constexpr int kTopKThreads = 1024;
+constexpr int kUnionThreads = 256;
+constexpr int kUnfoldThreads = 256;
+
+
+
+__device__ __forceinline__ int64_t keep_count(const ChunkSelectionParams& p, int s, int l) {
+  const int64_t group = p.q_heads / p.kv_heads;
+  const int64_t budget = p.fixed_k > 0 ? p.fixed_k : p.key_length[s] / p.compression / group / p.chunk + 1;
+  const int64_t cap = max(int64_t{1}, p.doc_gists[int64_t(s) * p.levels + l] / 4);
+  return min(min(budget, cap), int64_t{p.keep[l]});
+}
+
+// Gist index (into level l's row table) of candidate c of query s, head h; -1 when there is none.
+__device__ __forceinline__ int64_t candidate_index(const ChunkSelectionParams& p, int l, int s, int h, int c) {
+  const int64_t row = p.row[s];
+  if (l == p.levels - 1) {
+    return c < p.doc_gists[int64_t(s) * p.levels + l] ? p.top_begin[s] + c : -1;
+  }
+  const int width = p.max_children[l + 1];
+  const int slot = c / width, i = c % width;
+  const int32_t parent = p.chosen[p.chosen_offset[l + 1] + (int64_t(s) * p.q_heads + h) * p.keep[l + 1] + slot];
+  if (parent < 0) return -1;
+  const int64_t* count = p.child_count[l + 1] + row * p.gist_stride[l + 1];
+  if (i >= count[parent]) return -1;
+  return p.child_begin[l + 1][row * p.gist_stride[l + 1] + parent] + i;
+}
+
+template <typename T, int D, int G>
+__global__ void __launch_bounds__(kThreads) score_kernel(const __grid_constant__ ChunkSelectionParams p, int l) {
+  constexpr int kTeam = D / 8;
+  constexpr int kTeams = kThreads / kTeam;
+  const int s = blockIdx.y / p.kv_heads, kv = blockIdx.y % p.kv_heads;
+  const int tid = threadIdx.x, team = tid / kTeam, lane = tid % kTeam;
+  const int64_t row = p.row[s];
+  const int C = p.candidates[l];
+  const int first = blockIdx.x * kTileCandidates;
+  float qr[G][8];
+  const T* q = static_cast<const T*>(p.q) + s * p.q_stride[0] + int64_t(kv) * G * p.q_stride[1] + lane * 8;
+#pragma unroll
+  for (int h = 0; h < G; ++h) to_floats<T>(*reinterpret_cast<const uint4*>(q + h * p.q_stride[1]), qr[h]);
+  const T* k = p.k.head<const T>(static_cast<int>(row), kv, p.kv_heads) + lane * 8;
+  const int64_t* gist_pos = p.gist_pos[l] + row * p.gist_stride[l];
+  float* scores = p.scores + (int64_t(s) * p.q_heads + kv * G) * C;  // [G, C] of this group
+  const bool shared = l == p.levels - 1;  // the top level's candidates are the same for every head
+  const int pairs = shared ? kTileCandidates : G * kTileCandidates;
+  for (int base = 0; base < pairs; base += kTeams) {  // the same trip count for every team: shuffles converge
+    const int pair = base + team;
+    const int h = shared ? 0 : pair / kTileCandidates, c = first + (shared ? pair : pair % kTileCandidates);
+    const bool inside = pair < pairs && c < C;
+    const int64_t idx = inside ? candidate_index(p, l, s, kv * G + h, c) : -1;
+    uint4 raw = make_uint4(0, 0, 0, 0);
+    if (idx >= 0) raw = __ldg(reinterpret_cast<const uint4*>(k + gist_pos[idx] * p.k.row_stride));
+    float x[8];
+    to_floats<T>(raw, x);
+    if (shared) {
+#pragma unroll
+      for (int g = 0; g < G; ++g) {
+        float dot = 0.f;
+#pragma unroll
+        for (int i = 0; i < 8; ++i) dot = fmaf(x[i], qr[g][i], dot);
+        dot = team_sum<kTeam>(dot);
+        if (lane == 0 && inside) scores[int64_t(g) * C + c] = idx >= 0 ? dot : -INFINITY;
+      }
+    } else {  // per-head candidates: the dot with the candidate's own head
+      float dot = 0.f;
+#pragma unroll
+      for (int g = 0; g < G; ++g) {
+        if (g == h) {
+#pragma unroll
+          for (int i = 0; i < 8; ++i) dot = fmaf(x[i], qr[g][i], dot);
+        }
+      }
+      dot = team_sum<kTeam>(dot);
+      if (lane == 0 && inside) scores[int64_t(h) * C + c] = idx >= 0 ? dot : -INFINITY;
+    }
+  }
+}
+
+// Order-preserving unsigned key of a float (larger float, larger key).
+__device__ __forceinline__ uint32_t order_key(float f) {
+  const uint32_t bits = __float_as_uint(f);
+  return (bits & 0x80000000u) ? ~bits : bits | 0x80000000u;
+}
+
+__global__ void __launch_bounds__(kTopKThreads) top_k_kernel(const __grid_constant__ ChunkSelectionParams p, int l) {
+  __shared__ int hist[256];
+  __shared__ uint32_t s_prefix;
+  __shared__ int s_remaining, s_take_all, s_above, s_equal;
+  const int sh = blockIdx.x, s = sh / p.q_heads, h = sh % p.q_heads;
+  const int C = p.candidates[l], K = p.keep[l];
+  const float* scores = p.scores + int64_t(sh) * C;
+  int32_t* out = p.chosen + p.chosen_offset[l] + int64_t(sh) * K;
+  const int64_t kk = keep_count(p, s, l);
+  const int tid = threadIdx.x;
+  if (tid == 0) {
+    s_prefix = 0;
+    s_remaining = static_cast<int>(kk);
+    s_take_all = 0;
+    s_above = 0;
+    s_equal = 0;
+  }
+  uint32_t mask = 0;
+  for (int pass = 0; pass < 4; ++pass) {
+    const int shift = 24 - 8 * pass;
+    for (int i = tid; i < 256; i += kTopKThreads) hist[i] = 0;
+    __syncthreads();
+    if (s_take_all) break;
+    const uint32_t prefix = s_prefix;
+    for (int base = 0; base < C; base += kTopKThreads) {  // uniform trip count: every lane reaches the match
+      const int c = base + tid;
+      const float f = c < C ? scores[c] : -INFINITY;
+      const uint32_t key = order_key(f);
+      const int bin = f != -INFINITY && (key & mask) == prefix ? int((key >> shift) & 255) : 256;
+      // Scores share few top bits: lanes with the same bin add once (shared-memory atomics would serialise).
+      const unsigned peers = __match_any_sync(0xffffffffu, bin);
+      if (bin < 256 && (tid & 31) == __ffs(peers) - 1) atomicAdd(&hist[bin], __popc(peers));
+    }
+    __syncthreads();
+    if (tid == 0) {
+      int cum = 0, digit = -1;
+      for (int b = 255; b >= 0; --b) {
+        if (cum + hist[b] >= s_remaining) {
+          digit = b;
+          break;
+        }
+        cum += hist[b];
+      }
+      if (digit < 0) {
+        s_take_all = 1;  // fewer candidates than kk: keep all of them
+      } else {
+        s_remaining -= cum;
+        s_prefix = prefix | (uint32_t(digit) << shift);
+      }
+    }
+    mask |= 255u << shift;
+    __syncthreads();
+  }
+  const bool take_all = s_take_all != 0 || kk <= 0;
+  const uint32_t threshold = s_prefix;
+  const int ties = s_remaining;  // keys equal to the threshold still to keep
+  for (int c = tid; c < C; c += kTopKThreads) {
+    const float f = scores[c];
+    if (f == -INFINITY || kk <= 0) continue;
+    const uint32_t key = order_key(f);
+    int slot = -1;
+    if (take_all || key > threshold) {
+      slot = atomicAdd(&s_above, 1);
+    } else if (key == threshold) {
+      const int e = atomicAdd(&s_equal, 1);
+      if (e < ties) slot = atomicAdd(&s_above, 1);
+    }
+    if (slot >= 0 && slot < K) out[slot] = static_cast<int32_t>(candidate_index(p, l, s, h, c));
+  }
+  __syncthreads();
+  for (int j = s_above + tid; j < K; j += kTopKThreads) out[j] = -1;
+}
+
+__global__ void __launch_bounds__(kUnionThreads) union_kernel(const __grid_constant__ ChunkSelectionParams p) {
+  __shared__ int scan[kUnionThreads];
+  __shared__ int s_total;
+  const int l = blockIdx.y, skv = blockIdx.x, s = skv / p.kv_heads, kv = skv % p.kv_heads;
+  const int group = p.q_heads / p.kv_heads, K = p.keep[l], M = group * K;
+  const int tid = threadIdx.x;
+  uint32_t* bitmap = p.bitmap + (int64_t(l) * p.num_queries * p.kv_heads + skv) * p.bitmap_words;
+  const int32_t* chosen = p.chosen + p.chosen_offset[l] + (int64_t(s) * p.q_heads + kv * group) * K;
+  for (int j = tid; j < M; j += kUnionThreads) {
+    const int32_t idx = chosen[j];
+    if (idx >= 0) atomicOr(&bitmap[idx >> 5], 1u << (idx & 31));
+  }
+  if (tid == 0) s_total = 0;
+  __syncthreads();
+  int32_t* selected = p.selected[l] + int64_t(skv) * M;
+  for (int64_t base = 0; base < p.bitmap_words; base += kUnionThreads) {
+    const int64_t w = base + tid;
+    const uint32_t bits = w < p.bitmap_words ? __ldcg(bitmap + w) : 0u;
+    scan[tid] = __popc(bits);
+    __syncthreads();
+    for (int o = 1; o < kUnionThreads; o *= 2) {  // inclusive prefix sum
+      const int add = tid >= o ? scan[tid - o] : 0;
+      __syncthreads();
+      scan[tid] += add;
+      __syncthreads();
+    }
+    int at = s_total + scan[tid] - __popc(bits);
+    for (uint32_t b = bits; b != 0; b &= b - 1) selected[at++] = static_cast<int32_t>(w * 32 + __ffs(b) - 1);
+    __syncthreads();
+    if (tid == kUnionThreads - 1) s_total += scan[tid];
+    __syncthreads();
+  }
+  for (int j = s_total + tid; j < M; j += kUnionThreads) selected[j] = -1;
+}
+
+// One slot of key_pos per thread: grid (slot tiles, query x KV head).
+__global__ void __launch_bounds__(kUnfoldThreads) unfold_kernel(const __grid_constant__ ChunkSelectionParams p,
+                                                                int32_t raw_slots, int32_t slots) {
+  const int skv = blockIdx.y, s = skv / p.kv_heads;
+  const int group = p.q_heads / p.kv_heads;
+  const int64_t j = int64_t(blockIdx.x) * kUnfoldThreads + threadIdx.x;
+  if (j >= slots) return;
+  const int64_t row = p.row[s];
+  int32_t value = -1;
+  int64_t pos = -1;
+  if (j < raw_slots) {
+    const int span = p.max_chunk_span;
+    const int32_t idx = p.selected[0][int64_t(skv) * group * p.keep[0] + j / span];
+    if (idx >= 0) {
+      pos = p.chunk_begin[row * p.gist_stride[0] + idx] + j % span;
+      if (pos >= p.gist_pos[0][row * p.gist_stride[0] + idx] || p.key_level[row * p.key_level_stride + pos] >= 0) {
+        pos = -1;
+      }
+    }
+  } else {
+    int64_t at = j - raw_slots;
+    int l = 0;
+    while (at >= int64_t(group) * p.keep[l]) at -= int64_t(group) * p.keep[l++];
+    const int32_t idx = p.selected[l][int64_t(skv) * group * p.keep[l] + at];
+    if (idx >= 0) pos = p.gist_pos[l][row * p.gist_stride[l] + idx];
+  }
+  if (pos >= 0 && (p.covered == nullptr || p.covered[row * p.covered_stride + pos] == 0)) {
+    value = static_cast<int32_t>(pos);
+  }
+  p.key_pos[int64_t(skv) * slots + j] = value;
+}
+
+template <typename T, int D>
+Status launch_scores(const ChunkSelectionParams& p, int l, cudaStream_t stream) {
+  const dim3 grid((p.candidates[l] + kTileCandidates - 1) / kTileCandidates, p.num_queries * p.kv_heads);
+  switch (p.q_heads / p.kv_heads) {
+    case 1: score_kernel<T, D, 1><<<grid, kThreads, 0, stream>>>(p, l); break;
+    case 2: score_kernel<T, D, 2><<<grid, kThreads, 0, stream>>>(p, l); break;
+    case 4: score_kernel<T, D, 4><<<grid, kThreads, 0, stream>>>(p, l); break;
+    case 8: score_kernel<T, D, 8><<<grid, kThreads, 0, stream>>>(p, l); break;
+    default: return Status::kInvalidArgument;
+  }
+  return Status::kOk;
+}
+
+}  // namespace
+
+Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
+  const int group = p.kv_heads > 0 ? p.q_heads / p.kv_heads : 0;
+  if (p.num_queries < 0 || p.kv_heads < 1 || p.q_heads % p.kv_heads != 0 ||
+      (group != 1 && group != 2 && group != 4 && group != 8) || (p.head_dim != 64 && p.head_dim != 128) ||
+      p.levels < 1 || p.levels > kMaxSelectionLevels || !p.q || p.k.empty() || !p.scores || !p.chosen || !p.bitmap ||
+      !p.key_pos || p.bitmap_words < 1) {
+    return Status::kInvalidArgument;
+  }
+  if (p.num_queries == 0) return Status::kOk;
+  auto stream = static_cast<cudaStream_t>(stream_ptr);
+  if (cudaMemsetAsync(p.bitmap, 0, sizeof(uint32_t) * p.levels * p.num_queries * p.kv_heads * p.bitmap_words,
+                      stream) != cudaSuccess) {
+    return Status::kCudaError;
+  }
+  const bool bf16 = p.dtype == DType::kBFloat16;
+  for (int l = p.levels - 1; l >= 0; --l) {
+    if (p.candidates[l] > 0) {
+      Status st = p.head_dim == 64 ? (bf16 ? launch_scores<__nv_bfloat16, 64>(p, l, stream)
+                                           : launch_scores<__half, 64>(p, l, stream))
+                                   : (bf16 ? launch_scores<__nv_bfloat16, 128>(p, l, stream)
+                                           : launch_scores<__half, 128>(p, l, stream));
+      if (st != Status::kOk) return st;
+    }
+    top_k_kernel<<<p.num_queries * p.q_heads, kTopKThreads, 0, stream>>>(p, l);
+  }
+  union_kernel<<<dim3(p.num_queries * p.kv_heads, p.levels), kUnionThreads, 0, stream>>>(p);
+  const int32_t raw_slots = group * p.keep[0] * p.max_chunk_span;
+  int32_t slots = raw_slots;
+  for (int l = 0; l < p.levels; ++l) slots += group * p.keep[l];
+  unfold_kernel<<<dim3((slots + kUnfoldThreads - 1) / kUnfoldThreads, p.num_queries * p.kv_heads), kUnfoldThreads, 0,
+                  stream>>>(p, raw_slots, slots);
+  return cudaGetLastError() == cudaSuccess ? Status::kOk : Status::kCudaError;
+}
+
+}  // namespace gsa::kernels

@@ -1,0 +1,49 @@
+// One layer's attention for a decode step of a DecodePlan: the LayerAttention that LlamaModel::forward calls
+// per layer when it runs the step's B queries (one per sequence).
+//
+// Contract: attend() writes the step's K/V ([B, Hkv, 1, D]) into the cache at each sequence's position, then
+// attends each query over its prompt rows, its generated range and, in a layer where suffix queries select, the
+// chunks and gists that select_chunks picks for it (minus the rows its list already holds), as the mask rule
+// and selection.h define; the result equals gsa_attention over a plan of the whole rows at the query positions.
+// Runs the sparse decode kernels (sparse_decode.h) on CUDA bf16/fp16 inputs (backend AUTO) or where forced
+// (KERNELS), LibTorch ops otherwise (REFERENCE, or AUTO on other inputs). Inference only.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include <ATen/ATen.h>
+
+#include "gsa/config/options.h"
+#include "gsa/runtime/decode_caches.h"
+#include "gsa/runtime/decode_plan.h"
+#include "gsa/runtime/llama_model.h"
+
+namespace gsa {
+
+class DecodeLayerAttention : public LayerAttention {
+ public:
+  // caches: sequence b of the plan is sequence b of the caches (one batched cache, or one cache per sequence);
+  // the plan and the caches must outlive this object.
+  DecodeLayerAttention(const DecodePlan& plan, const AttentionOptions& options, DecodeCaches& caches);
+  // The same over one batched cache (batch row b holds sequence b).
+  DecodeLayerAttention(const DecodePlan& plan, const AttentionOptions& options, KvCache& cache);
+
+  // q [B, Hq, 1, D], k, v [B, Hkv, 1, D] (post-RoPE) -> [B, Hq, 1, D] in q's dtype.
+  at::Tensor attend(int64_t layer, bool layer_selects, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                    double scale) override;
+
+  // The rows (beyond the generated range) each query attends in a layer: [B, Hkv, R] int32, -1 padding.
+  // q [B, Hq, D].
+  at::Tensor key_rows(int64_t layer, bool layer_selects, const at::Tensor& q);
+
+ private:
+  bool use_kernels(const at::Tensor& q, int64_t layer) const;
+
+  const DecodePlan& plan_;
+  AttentionOptions options_;
+  std::unique_ptr<DecodeCaches> owned_;  // the batched-cache constructor's
+  DecodeCaches& caches_;
+};
+
+}  // namespace gsa

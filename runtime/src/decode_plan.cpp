@@ -1,0 +1,97 @@
+#include "gsa/runtime/decode_plan.h"
+
+#include <algorithm>
+
+#include "gsa/kernels/gist_mask.h"
+#include "gsa/runtime/error.h"
+#include "gsa/runtime/mask_predicate.h"
+#include "padded_rows.h"
+
+namespace gsa {
+
+DecodePlan::DecodePlan(const std::vector<const GistLayout*>& rows, const AttentionOptions& options, at::Device device)
+    : device_(device) {
+  GSA_CHECK(!rows.empty(), "a decode plan needs at least one sequence");
+  gist_ = rows[0]->options;
+  kernels::GistMaskRule rule;
+  rule.levels = static_cast<int32_t>(gist_.levels);
+  rule.prev_chunks = static_cast<int32_t>(gist_.prev_chunks);
+  rule.keep_unselected_gists = options.selection.keep_unselected_gists ? 1 : 0;
+  std::vector<std::vector<int32_t>> lists[2];
+  int64_t longest_prompt = 1;
+  for (size_t b = 0; b < rows.size(); ++b) {
+    const GistLayout& r = *rows[b];
+    GSA_CHECK(r.levels() == gist_.levels && r.options.prev_chunks == gist_.prev_chunks && r.options.sink == gist_.sink,
+              "all sequences of a decode batch need the same gist options");
+    const int64_t q = r.size() - 1;
+    GSA_CHECK(q >= 0 && r.level[q] == kRawLevel && r.suffix[q], "decode plan: sequence ", b,
+              " must end with its first decode token, a raw suffix token (GistLayout::append_raw)");
+    int32_t q_meta[kernels::kTokenMetaInts], k_meta[kernels::kTokenMetaInts];
+    pack_token_meta(r, q, q_meta);
+    for (int selective = 0; selective < 2; ++selective) lists[selective].emplace_back();
+    for (int64_t k = 0; k < q; ++k) {
+      pack_token_meta(r, k, k_meta);
+      for (int selective = 0; selective < 2; ++selective) {
+        rule.selective = selective;
+        if (kernels::gist_mask_allows(q, q_meta, k, k_meta, rule)) lists[selective].back().push_back(int32_t(k));
+      }
+    }
+    token_.push_back(r.tokens[q]);
+    position_.push_back(q);
+    rope_.push_back(r.rope_pos[q]);
+    first_.push_back(q);
+    longest_prompt = std::max(longest_prompt, q);
+  }
+  for (int selective = 0; selective < 2; ++selective) {
+    prompt_rows_[selective] = pad_rows(lists[selective], -1, at::kInt).to(device);
+  }
+  at::Tensor covered = at::zeros({batch(), longest_prompt}, at::kBool);
+  bool* held = covered.data_ptr<bool>();
+  for (int64_t b = 0; b < batch(); ++b) {
+    for (int32_t k : lists[1][b]) held[b * longest_prompt + k] = true;
+  }
+  selective_covered_ = covered.to(device);
+  std::vector<std::pair<int64_t, int64_t>> queries;
+  for (int64_t q : position_) queries.push_back({q, q + 1});
+  selection_ = make_selection_plan(rows, queries, device);
+  upload();
+}
+
+void DecodePlan::advance(const std::vector<int64_t>& tokens) {
+  GSA_CHECK(static_cast<int64_t>(tokens.size()) == batch(), "decode plan: ", tokens.size(), " tokens for ", batch(),
+            " sequences");
+  for (int64_t b = 0; b < batch(); ++b) {
+    token_[b] = tokens[b];
+    ++position_[b];
+    ++rope_[b];
+  }
+  if (selection_.count > 0) {  // every selective query moved one position on in its document
+    selection_.pos.add_(1);
+    selection_.key_length.add_(1);
+  }
+  upload();
+}
+
+void DecodePlan::upload() {
+  const int64_t B = batch();
+  at::Tensor longs = at::empty({3, B}, at::kLong), ints = at::empty({2, B}, at::kInt);
+  int64_t* l = longs.data_ptr<int64_t>();
+  int32_t* i = ints.data_ptr<int32_t>();
+  int64_t longest = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    l[b] = token_[b];
+    l[B + b] = rope_[b];
+    l[2 * B + b] = position_[b];
+    i[b] = static_cast<int32_t>(first_[b]);
+    i[B + b] = static_cast<int32_t>(position_[b] + 1);
+    longest = std::max(longest, position_[b] + 1 - first_[b]);
+  }
+  longs = longs.to(device_);
+  ints = ints.to(device_);
+  tokens_ = longs[0].view({B, 1});
+  rope_pos_ = longs[1].view({B, 1});
+  positions_ = longs[2];
+  generated_ = DecodeRange{ints[0], ints[1], longest};
+}
+
+}  // namespace gsa
