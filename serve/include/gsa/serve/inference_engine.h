@@ -5,10 +5,10 @@
 // model config's gist ids) and gists it (word-aware when the config asks for it), appends `prompt` raw as the
 // suffix, prefills once and decodes up to max_new_tokens with the request's sampling (gist ids and ids the
 // tokenizer cannot decode are never produced; stops after the tokenizer's EOS or a stop token). Returns the
-// generated text and timings. The attention mode (runtime/attention_mode.h; default: the config's, selective when selection is
-// enabled, else gist) decides the layout and the attention: full lays the context out raw, with no gists. Not
-// thread-safe: one request at a time. With an sp group (use_sequence_parallel), every rank of the
-// group must call complete() with the same request; every rank returns the same result.
+// generated text and timings. The attention mode (runtime/attention_mode.h; default: the config's, selective
+// when selection is enabled, else gist) decides the layout and the attention: full lays the context out raw,
+// with no gists. Not thread-safe: one request at a time. With an sp group (use_sequence_parallel), every rank of
+// the group must call complete() with the same request; every rank returns the same result.
 #pragma once
 
 #include <cstdint>
