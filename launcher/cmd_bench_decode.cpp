@@ -17,8 +17,8 @@
 
 #include "cli_flags.h"
 #include "commands.h"
-#include "gist_flags.h"
 #include "device_timing.h"
+#include "gist_flags.h"
 #include "gsa/runtime/decode_attention.h"
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/gist_layout.h"
@@ -70,13 +70,13 @@ int run_bench_decode(const Args& args) {
   const auto opts = at::TensorOptions().dtype(dtype_name == "fp16" ? at::kHalf : at::kBFloat16).device(at::kCUDA);
   const double scale = 1.0 / std::sqrt(static_cast<double>(d));
 
-  std::printf("gsa bench decode: %s, batch %lld, Hq %lld / Hkv %lld, D %lld, c0 %lld, levels %lld, sink %lld, "
-              "N %lld, fixed budget %lld\n",
-              dtype_name.c_str(), (long long)batch, (long long)hq, (long long)hkv, (long long)d,
-              (long long)gist.chunk, (long long)gist.levels, (long long)gist.sink, (long long)gist.prev_chunks,
-              (long long)fixed_k);
-  std::printf("%9s %-18s %9s %10s %10s %10s %9s %7s %12s\n", "N", "layer", "rows", "step_ms", "select_ms",
-              "kernel_ms", "GB/s", "of_bw", "sequences/s");
+  std::printf(
+      "gsa bench decode: %s, batch %lld, Hq %lld / Hkv %lld, D %lld, c0 %lld, levels %lld, sink %lld, "
+      "N %lld, fixed budget %lld\n",
+      dtype_name.c_str(), (long long)batch, (long long)hq, (long long)hkv, (long long)d, (long long)gist.chunk,
+      (long long)gist.levels, (long long)gist.sink, (long long)gist.prev_chunks, (long long)fixed_k);
+  std::printf("%9s %-18s %9s %10s %10s %10s %9s %7s %12s\n", "N", "layer", "rows", "step_ms", "select_ms", "kernel_ms",
+              "GB/s", "of_bw", "sequences/s");
   const LayerKind kinds[] = {{"ordinary", false, BudgetKind::kAdaptive},
                              {"selective-adaptive", true, BudgetKind::kAdaptive},
                              {"selective-fixed", true, BudgetKind::kFixed}};
@@ -110,14 +110,13 @@ int run_bench_decode(const Args& args) {
       const double select_ms =
           kind.selects ? median_device_ms([&] { return attention.key_rows(0, true, q1); }, repeats) : 0.0;
       const double kernel_ms = median_device_ms(
-          [&] { return sparse_decode(q1, cache.k[0], cache.v[0], listed, scale, 0, &plan.generated()).out; },
-          repeats);
+          [&] { return sparse_decode(q1, cache.k[0], cache.v[0], listed, scale, 0, &plan.generated()).out; }, repeats);
       const double rows_read =
           static_cast<double>((listed >= 0).sum().item<int64_t>()) / (batch * hkv) + plan.generated().max_rows;
       const double bytes = 2.0 * batch * hkv * rows_read * d * at::elementSize(opts.dtype().toScalarType());
       std::printf("%9lld %-18s %9.0f %10.4f %10.4f %10.4f %9.0f %6.1f%% %12.0f\n", (long long)n, kind.name, rows_read,
-                  step_ms, select_ms, kernel_ms, bytes / kernel_ms * 1e-6, 100.0 * bytes / (kernel_ms * 1e-3) /
-                  kCopyBandwidth, batch / step_ms * 1e3);
+                  step_ms, select_ms, kernel_ms, bytes / kernel_ms * 1e-6,
+                  100.0 * bytes / (kernel_ms * 1e-3) / kCopyBandwidth, batch / step_ms * 1e3);
       std::fflush(stdout);
     }
   }

@@ -13,6 +13,7 @@
 #include "device_flag.h"
 #include "mpi_launch.h"
 #include "gsa/config/config_loader.h"
+#include "gsa/runtime/checkpoint.h"
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/generation.h"
 #include "gsa/runtime/model_tokenizer.h"
@@ -24,7 +25,7 @@ namespace {
 
 constexpr const char* kHelp =
     "usage: gsa train [--config FILE.pbtxt] [--set a.b=value ...] [--output-dir DIR] [--device cpu|cuda]\n"
-    "                 [--resume] [--checkpoint-every N] [--keep-checkpoints K]\n"
+    "                 [--resume] [--checkpoint-every N] [--keep-checkpoints K] [--init-from CKPT]\n"
     "                 [--threads N] [--samples N] [--dp N --sp N --backend mpi|nccl --comm-timeout-s S]\n"
     "\n"
     "Trains on the config's data (data.source: a synthetic task or a corpus). Without --config: the\n"
@@ -37,6 +38,8 @@ constexpr const char* kHelp =
     "  --keep-checkpoints K  keep the newest K checkpoints, 0 = all (--set train.keep_checkpoints=K; default 3)\n"
     "  --samples N       after training, answer N fresh prompts of the synthetic task by greedy decoding\n"
     "                    (default 3; none for a corpus)\n"
+    "  --init-from CKPT  start from the weights of checkpoint CKPT (e.g. made by gsa import); the model and gist\n"
+    "                    sections of the config come from CKPT's config\n"
     "\n"
     "Distributed: launch under mpirun with world = dp x sp ranks, e.g.\n"
     "  mpirun -np 4 gsa train --dp 2 --sp 2 --backend nccl     (one rank per GPU)\n"
@@ -104,12 +107,15 @@ int run_train(const Args& args) {
   const int64_t sp = flags.get_int("sp", 1);
   const int64_t dp = flags.get_int("dp", 0);  // 0: world / sp
   const CommFlags comm = read_comm_flags(flags, "comm-timeout-s", 300);
+  const std::string init_from = flags.get_string("init-from", "");
   flags.finish();
 
   GsaOptions options = config.empty() ? load_embedded_demo_config(overrides) : load_config_file(config, overrides);
+  if (!init_from.empty()) options = with_model_of_checkpoint(options, init_from);
   if (!distributed) {
     std::cout << "config: " << (config.empty() ? embedded_demo_config_name() : config) << "\n";
     Trainer trainer(options, device);
+    if (!init_from.empty()) trainer.init_from(init_from);
     if (resume) trainer.resume();
     trainer.run(std::cout, live);
     if (samples > 0) show_samples(trainer, options, samples);
@@ -127,6 +133,7 @@ int run_train(const Args& args) {
     std::ostream& out = root ? std::cout : quiet;
     out << "config: " << (config.empty() ? embedded_demo_config_name() : config) << "\n";
     Trainer trainer(options, device, &groups);
+    if (!init_from.empty()) trainer.init_from(init_from);
     if (resume) trainer.resume();
     trainer.run(out, root && live);
     if (root && samples > 0) show_samples(trainer, options, samples);

@@ -14,6 +14,8 @@ std::string top_level_help() {
          "  serve      OpenAI-compatible HTTP server over a checkpoint (one process or under mpirun)\n"
          "  inspect    print gist layouts and attention masks (inspect layout | inspect mask)\n"
          "  tokenize   text to ids (or --decode ids to text) with a Hugging Face tokenizer.json\n"
+         "  import     a Hugging Face Llama / Qwen2 folder into a gsa checkpoint with gist tokens\n"
+         "  export     a gsa checkpoint as a Hugging Face folder (transformers loads it)\n"
          "  bench      benchmarks (bench attention | comm | sp | kernels | decode)\n";
 }
 
@@ -24,6 +26,8 @@ int run_command(const std::string& command, const Args& args) {
   if (command == "serve") return run_serve(args);
   if (command == "inspect") return run_inspect(args);
   if (command == "tokenize") return run_tokenize(args);
+  if (command == "import") return run_import(args);
+  if (command == "export") return run_export(args);
   if (command == "bench") return run_bench(args);
   throw Error(str_cat("unknown command '", command, "'\n", top_level_help()));
 }

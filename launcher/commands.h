@@ -18,6 +18,8 @@ int run_eval(const Args& args);      // cmd_eval.cpp
 int run_serve(const Args& args);     // cmd_serve.cpp
 int run_inspect(const Args& args);   // cmd_inspect.cpp
 int run_tokenize(const Args& args);  // cmd_tokenize.cpp
+int run_import(const Args& args);    // cmd_hf.cpp
+int run_export(const Args& args);    // cmd_hf.cpp
 int run_bench(const Args& args);     // cmd_bench.cpp
 int run_bench_comm(const Args& args);  // cmd_bench_comm.cpp (gsa bench comm, under mpirun)
 int run_bench_sp(const Args& args);    // cmd_bench_sp.cpp (gsa bench sp, under mpirun)

@@ -2,10 +2,10 @@
 // the tensor it returns, after two warm-ups.
 #pragma once
 
+#include <ATen/ATen.h>
+
 #include <cstdint>
 #include <functional>
-
-#include <ATen/ATen.h>
 
 namespace gsa::cli {
 

@@ -13,7 +13,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv |
 command -v python3 > build/python
 start=$(date +%s)
 GSA_JOBS=16 scripts/build.sh --target gsa test_sparse_attention_gpu test_sparse_attention test_attention test_sparse_decode \
-  test_decode_plan test_model \
+  test_decode_plan test_model test_attention_mode test_gist_layout \
   >"$out/build.log" 2>&1 \
   || { tail -60 "$out/build.log"; exit 1; }
 echo "build: $(( $(date +%s) - start )) s"
@@ -25,6 +25,8 @@ timeout 200 ./build/tests/test_decode_plan 2>&1 | tail -3 | tee -a "$out/test_un
 timeout 200 ./build/tests/test_attention 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
 timeout 200 compute-sanitizer --tool memcheck ./build/tests/test_decode_plan 2>&1 | tail -3 | tee -a "$out/memcheck.txt"
 timeout 200 ./build/tests/test_model 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
+timeout 200 ./build/tests/test_attention_mode 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
+timeout 200 ./build/tests/test_gist_layout 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
 # Decode: one sequence at 32K-1M, 64 sequences at 32K; the dense Flash-Decoding peer in the same call.
 timeout 120 ./build/launcher/gsa bench kernels --decode 2>&1 | tee "$out/bench_decode.txt"
 timeout 120 ./build/launcher/gsa bench kernels --decode --decode-batch 64 --decode-tokens 32768 2>&1 \
@@ -33,6 +35,7 @@ timeout 120 python3 scripts/peer_decode_batched.py 64 32768 2>&1 | tee "$out/pee
 # One decode step of one layer as Generator runs it (selection + kernel), one sequence at 32K-1M, 64 at 32K.
 timeout 240 ./build/launcher/gsa bench decode 2>&1 | tee "$out/bench_decode_layer.txt"
 timeout 120 ./build/launcher/gsa bench decode --batch 64 --tokens 32768 2>&1 | tee -a "$out/bench_decode_layer.txt"
+timeout 240 ./build/launcher/gsa bench decode --levels 2 --tokens 131072,1048576 2>&1 | tee -a "$out/bench_decode_layer.txt"
 [ "${GSA_SKIP_PREFILL:-0}" = 1 ] && { timeout 200 python3 peers/attn_peers.py sdpa-causal 8192 2>&1 | tee -a "$out/peer_decode.txt"; exit 0; }
 timeout 120 compute-sanitizer --tool memcheck ./build/tests/test_sparse_attention_gpu --gtest_filter='*/2' 2>&1 | tail -6 | tee -a "$out/memcheck.txt"
 timeout 240 ./build/launcher/gsa bench kernels ${GSA_KERNEL_BENCH_ARGS:-} 2>&1 | tee "$out/bench_kernels.txt"

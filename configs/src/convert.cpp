@@ -34,7 +34,15 @@ ModelOptions from_proto(const pc::ModelConfig& m) {
   o.tie_embeddings = m.tie_embeddings();
   o.dtype = from_proto(m.dtype());
   o.init_std = m.init_std();
-  o.first_gist_id = m.first_gist_id();
+  o.architecture = m.architecture() == pc::QWEN2 ? Architecture::kQwen2 : Architecture::kLlama;
+  o.attention_bias = m.attention_bias();
+  o.rope_scaling = m.rope_scaling() == pc::LLAMA3_ROPE_SCALING ? RopeScaling::kLlama3 : RopeScaling::kNone;
+  o.rope_scaling_factor = m.rope_scaling_factor();
+  o.rope_low_freq_factor = m.rope_low_freq_factor();
+  o.rope_high_freq_factor = m.rope_high_freq_factor();
+  o.rope_original_max_position = m.rope_original_max_position();
+  o.max_position_embeddings = m.max_position_embeddings();
+  o.gist_token_ids.assign(m.gist_token_ids().begin(), m.gist_token_ids().end());
   return o;
 }
 
@@ -51,7 +59,16 @@ void to_proto(const ModelOptions& o, pc::ModelConfig* m) {
   m->set_tie_embeddings(o.tie_embeddings);
   m->set_dtype(to_proto(o.dtype));
   m->set_init_std(o.init_std);
-  m->set_first_gist_id(o.first_gist_id);
+  m->set_architecture(o.architecture == Architecture::kQwen2 ? pc::QWEN2 : pc::LLAMA);
+  m->set_attention_bias(o.attention_bias);
+  m->set_rope_scaling(o.rope_scaling == RopeScaling::kLlama3 ? pc::LLAMA3_ROPE_SCALING : pc::NO_ROPE_SCALING);
+  m->set_rope_scaling_factor(o.rope_scaling_factor);
+  m->set_rope_low_freq_factor(o.rope_low_freq_factor);
+  m->set_rope_high_freq_factor(o.rope_high_freq_factor);
+  m->set_rope_original_max_position(o.rope_original_max_position);
+  m->set_max_position_embeddings(o.max_position_embeddings);
+  m->clear_gist_token_ids();
+  for (int64_t id : o.gist_token_ids) m->add_gist_token_ids(id);
 }
 
 GistOptions from_proto(const pc::GistConfig& g) {

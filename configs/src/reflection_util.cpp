@@ -58,7 +58,7 @@ pb::TextFormat::ParseLocation locate(const pb::TextFormat::ParseInfoTree* tree, 
   for (size_t i = 0; i < path.size() && tree != nullptr && message != nullptr; ++i) {
     const pb::FieldDescriptor* field = message->FindFieldByName(path[i]);
     if (field == nullptr) return {};
-    if (i + 1 == path.size()) return tree->GetLocation(field, -1);
+    if (i + 1 == path.size()) return tree->GetLocation(field, field->is_repeated() ? 0 : -1);  // a list: its first
     tree = tree->GetTreeForNested(field, -1);
     message = field->message_type();
   }

@@ -85,7 +85,30 @@ void check_model(const ModelOptions& m, Checker& c) {
   c.positive("model.rope_theta", m.rope_theta);
   c.positive("model.rms_norm_eps", m.rms_norm_eps);
   c.positive("model.init_std", m.init_std);
-  c.at_least("model.first_gist_id", m.first_gist_id, 0);
+  c.positive("model.rope_scaling_factor", m.rope_scaling_factor);
+  c.positive("model.rope_low_freq_factor", m.rope_low_freq_factor);
+  c.positive("model.rope_high_freq_factor", m.rope_high_freq_factor);
+  if (m.rope_scaling == RopeScaling::kLlama3 && !(m.rope_high_freq_factor > m.rope_low_freq_factor)) {
+    c.fail({"model.rope_high_freq_factor", "model.rope_low_freq_factor"},
+           "model.rope_high_freq_factor must be above model.rope_low_freq_factor for llama3 rope scaling");
+  }
+  c.at_least("model.rope_original_max_position", m.rope_original_max_position, 1);
+  c.at_least("model.max_position_embeddings", m.max_position_embeddings, 1);
+  if (m.architecture == Architecture::kQwen2 && !m.attention_bias) {
+    c.fail({"model.architecture", "model.attention_bias"}, "model.architecture QWEN2 needs model.attention_bias: true");
+  }
+  for (size_t i = 0; i < m.gist_token_ids.size(); ++i) {
+    const int64_t id = m.gist_token_ids[i];
+    if (id < 0 || id >= m.vocab_size) {
+      c.fail({"model.gist_token_ids"}, "model.gist_token_ids[" + std::to_string(i) + "] = " + std::to_string(id) +
+                                           " is outside the vocabulary [0, " + std::to_string(m.vocab_size) + ")");
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (m.gist_token_ids[j] == id) {
+        c.fail({"model.gist_token_ids"}, "model.gist_token_ids has " + std::to_string(id) + " twice");
+      }
+    }
+  }
 }
 
 void check_gist(const GistOptions& g, Checker& c) {
@@ -105,18 +128,18 @@ void check_attention(const AttentionOptions& a, Checker& c) {
 
 // Rules across sections.
 void check_cross(const GsaOptions& o, Checker& c) {
+  const int64_t gist_ids = static_cast<int64_t>(o.model.gist_token_ids.size());
+  if (gist_ids > 0 && gist_ids < o.gist.levels) {
+    c.fail({"model.gist_token_ids", "gist.levels"},
+           "model.gist_token_ids has " + std::to_string(gist_ids) + " ids, gist.levels = " +
+               std::to_string(o.gist.levels) + " needs one per level");
+  }
   const int64_t first = o.attention.selection.first_selective_layer, layers = o.model.num_layers;
   if (layers >= 1 && first >= layers) {
     c.fail({"attention.selection.first_selective_layer", "model.num_layers"},
            "attention.selection.first_selective_layer = " + std::to_string(first) +
                " is beyond the last layer (model.num_layers = " + std::to_string(layers) + ": layers 0.." +
                std::to_string(layers - 1) + "; to turn selection off set attention.selection.enabled: false)");
-  }
-  const int64_t first_gist = o.model.first_gist_id, levels = o.gist.levels;
-  if (first_gist >= 0 && levels >= 1 && levels <= 4 && first_gist + levels > o.model.vocab_size) {
-    c.fail({"model.first_gist_id", "model.vocab_size"},
-           "model.first_gist_id = " + std::to_string(first_gist) + " + gist.levels = " + std::to_string(levels) +
-               " gist ids do not fit in model.vocab_size = " + std::to_string(o.model.vocab_size));
   }
   const bool corpus = o.data.source == DataSourceKind::kText || o.data.source == DataSourceKind::kJsonl ||
                       o.data.source == DataSourceKind::kTokenBin;

@@ -26,8 +26,8 @@ Status chunk_selection_reference(const ChunkSelectionParams& p) {
       std::vector<std::vector<int64_t>> chosen(group);  // per head, the current level's choice
       std::vector<std::set<int64_t>> unions(L);
       for (int l = L - 1; l >= 0; --l) {
-        const int64_t kk = std::min({budget, std::max<int64_t>(1, p.doc_gists[int64_t(s) * L + l] / 4),
-                                     int64_t{p.keep[l]}});
+        const int64_t kk =
+            std::min({budget, std::max<int64_t>(1, p.doc_gists[int64_t(s) * L + l] / 4), int64_t{p.keep[l]}});
         const int64_t* gist_pos = p.gist_pos[l] + row * p.gist_stride[l];
         for (int g = 0; g < group; ++g) {
           std::vector<int64_t> candidates;

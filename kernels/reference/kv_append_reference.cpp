@@ -13,8 +13,8 @@ Status kv_append_reference(const KvAppendParams& p) {
   for (int b = 0; b < p.batch; ++b) {
     for (int kv = 0; kv < p.kv_heads; ++kv) {
       for (int value = 0; value < 2; ++value) {
-        const uint16_t* src = static_cast<const uint16_t*>(value ? p.v_new : p.k_new) + b * p.new_stride[0] +
-                              kv * p.new_stride[1];
+        const uint16_t* src =
+            static_cast<const uint16_t*>(value ? p.v_new : p.k_new) + b * p.new_stride[0] + kv * p.new_stride[1];
         const KvRows& dst = value ? p.v : p.k;
         uint16_t* out = dst.head<uint16_t>(b, kv, p.kv_heads) + p.positions[b] * dst.row_stride;
         std::memcpy(out, src, sizeof(uint16_t) * p.head_dim);

@@ -143,20 +143,34 @@ __global__ void __launch_bounds__(kTopKThreads) top_k_kernel(const __grid_consta
       if (bin < 256 && (tid & 31) == __ffs(peers) - 1) atomicAdd(&hist[bin], __popc(peers));
     }
     __syncthreads();
-    if (tid == 0) {
-      int cum = 0, digit = -1;
-      for (int b = 255; b >= 0; --b) {
-        if (cum + hist[b] >= s_remaining) {
-          digit = b;
-          break;
-        }
-        cum += hist[b];
+    if (tid < 32) {  // warp 0 finds the bin holding the kk-th largest key: lane i owns bins 8i .. 8i+7
+      const int lane = tid;
+      int counts[8], own = 0;
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        counts[i] = hist[lane * 8 + i];
+        own += counts[i];
       }
-      if (digit < 0) {
-        s_take_all = 1;  // fewer candidates than kk: keep all of them
-      } else {
-        s_remaining -= cum;
-        s_prefix = prefix | (uint32_t(digit) << shift);
+      int at_or_above = own;  // keys in this lane's bins and every higher lane's
+#pragma unroll
+      for (int o = 1; o < 32; o *= 2) {
+        const int v = __shfl_down_sync(0xffffffffu, at_or_above, o);
+        if (lane + o < 32) at_or_above += v;
+      }
+      const int remaining = s_remaining, higher = at_or_above - own;
+      const bool mine = higher < remaining && remaining <= at_or_above;
+      if (__ballot_sync(0xffffffffu, mine) == 0) {
+        if (lane == 0) s_take_all = 1;  // fewer candidates than kk: keep all of them
+      } else if (mine) {
+        int cum = higher;
+        for (int i = 7; i >= 0; --i) {
+          if (cum + counts[i] >= remaining) {
+            s_remaining = remaining - cum;
+            s_prefix = prefix | (uint32_t(lane * 8 + i) << shift);
+            break;
+          }
+          cum += counts[i];
+        }
       }
     }
     mask |= 255u << shift;

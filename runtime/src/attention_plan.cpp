@@ -115,7 +115,10 @@ void build_reference_parts(AttentionPlan& plan, const std::vector<const GistLayo
       if (first > last) continue;
       for (int64_t d = r.doc[first]; d <= r.doc[last]; ++d) {
         const int64_t len = std::min(gist.sink, r.doc_start[d + 1] - r.doc_start[d]);
-        for (int64_t i = 0; i < len; ++i) sink_lists[b][n].push_back(r.doc_start[d] + i);
+        for (int64_t i = 0; i < len; ++i) {
+          // Sink keys only: a final gist inside the first `sink` positions belongs to the gist parts.
+          if (r.sink[r.doc_start[d] + i]) sink_lists[b][n].push_back(r.doc_start[d] + i);
+        }
       }
       for (int64_t l = 0; l + 1 < L; ++l) {
         const auto& g = r.gist_pos[l];

@@ -16,6 +16,7 @@ constexpr char kModelFile[] = "model.safetensors";
 constexpr char kOptimizerFile[] = "optimizer.safetensors";
 constexpr char kConfigFile[] = "config.pbtxt";
 constexpr char kStateFile[] = "state.pbtxt";
+constexpr char kTokenizerFile[] = "tokenizer.json";
 constexpr char kLatestFile[] = "latest";
 constexpr char kStepPrefix[] = "step-";
 constexpr char kTmpPrefix[] = ".tmp-";
@@ -95,6 +96,10 @@ std::string CheckpointStore::save(const Checkpoint& checkpoint, int64_t keep) co
   }
   write_file_atomic(join_path(tmp, kConfigFile), checkpoint.config_text, hook_);
   record(kConfigFile);
+  if (!checkpoint.tokenizer_json.empty()) {
+    write_file_atomic(join_path(tmp, kTokenizerFile), checkpoint.tokenizer_json, hook_);
+    record(kTokenizerFile);
+  }
   write_file_atomic(join_path(tmp, kStateFile), checkpoint_state_to_text(state), hook_);
   op("fsync-dir", tmp);
   sync_directory(tmp);
@@ -176,6 +181,9 @@ Checkpoint load_checkpoint_dir(const std::string& dir, bool with_optimizer) {
     checkpoint.optimizer = load_safetensors(join_path(dir, kOptimizerFile), &checkpoint.optimizer_metadata);
   }
   checkpoint.config_text = read_file(join_path(dir, kConfigFile));
+  if (checkpoint.state.files.count(kTokenizerFile) == 1) {
+    checkpoint.tokenizer_json = read_file(join_path(dir, kTokenizerFile));
+  }
   return checkpoint;
 }
 
@@ -186,6 +194,16 @@ LlamaModel load_checkpoint(const std::string& path, at::Device device, GsaOption
   LlamaModel model = LlamaModel::from_tensors(loaded.model, checkpoint.model, device);
   if (options != nullptr) *options = loaded;
   return model;
+}
+
+GsaOptions with_model_of_checkpoint(const GsaOptions& run, const std::string& path) {
+  const std::string dir = resolve_checkpoint(path);
+  const std::string config_path = join_path(dir, kConfigFile);
+  const GsaOptions theirs = load_config_text(read_file(config_path), config_path);
+  GsaOptions out = run;
+  out.model = theirs.model;
+  out.gist = theirs.gist;
+  return load_config_text(options_to_text(out), str_cat("the run's config with the model and gist of ", config_path));
 }
 
 }  // namespace gsa

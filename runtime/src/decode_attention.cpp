@@ -18,8 +18,8 @@ bool DecodeLayerAttention::use_kernels(const at::Tensor& q, int64_t layer) const
   const at::Tensor k_shape = like.narrow(2, 0, 1).expand({plan_.batch(), -1, -1, -1});  // [B, Hkv, 1, D]
   const std::string why = sparse_decode_unsupported(q, k_shape, k_shape);
   if (options_.backend == AttentionBackend::kKernels) {
-    GSA_CHECK(why.empty(), "attention.backend = KERNELS cannot decode q ", q.sizes(), " ", q.scalar_type(), ": ",
-              why, " (use AUTO or REFERENCE)");
+    GSA_CHECK(why.empty(), "attention.backend = KERNELS cannot decode q ", q.sizes(), " ", q.scalar_type(), ": ", why,
+              " (use AUTO or REFERENCE)");
     return true;
   }
   return options_.backend == AttentionBackend::kAuto && q.is_cuda() && why.empty();
@@ -30,14 +30,14 @@ at::Tensor DecodeLayerAttention::key_rows(int64_t layer, bool layer_selects, con
   at::Tensor rows = plan_.prompt_rows(layer_selects).unsqueeze(1).expand({B, hkv, -1});  // [B, Hkv, R]
   const SelectionPlan& sel = plan_.selection();
   if (!layer_selects || sel.count == 0) return rows.contiguous();
-  const at::Tensor q_sel = q.index_select(0, sel.row);                                    // [Ns, Hq, D]
+  const at::Tensor q_sel = q.index_select(0, sel.row);  // [Ns, Hq, D]
   const at::Tensor& covered = plan_.selective_covered();
   const ChunkSelection chosen =
       use_kernels(q, layer)
           ? select_chunks_rows(q_sel, caches_.rows(layer, false), hkv, sel, plan_.gist(), options_.selection, covered)
           : select_chunks(q_sel, caches_.stacked(layer, false), sel, plan_.gist(), options_.selection, at::Tensor(),
                           AttentionBackend::kReference, covered);
-  const at::Tensor picked = chosen.key_pos.to(at::kInt);                                  // [Ns, Hkv, S]
+  const at::Tensor picked = chosen.key_pos.to(at::kInt);  // [Ns, Hkv, S]
   const at::Tensor extra = at::full({B, hkv, picked.size(2)}, -1, picked.options()).index_copy(0, sel.row, picked);
   return at::cat({rows, extra}, 2);
 }
@@ -53,15 +53,14 @@ at::Tensor DecodeLayerAttention::attend(int64_t layer, bool layer_selects, const
               " positions] cannot hold position ", plan_.position(b));
   }
   caches_.append(layer, plan_.positions(), k.select(2, 0), v.select(2, 0));
-  const at::Tensor q1 = q.select(2, 0);                                                   // [B, Hq, D]
+  const at::Tensor q1 = q.select(2, 0);  // [B, Hq, D]
   const at::Tensor rows = key_rows(layer, layer_selects, q1);
   const int64_t hkv = caches_.sample(layer).size(1);
   const DecodeAttention out =
-      use_kernels(q1, layer)
-          ? sparse_decode_rows(q1, caches_.rows(layer, false), caches_.rows(layer, true), hkv, rows, scale, 0,
-                               &plan_.generated())
-          : sparse_decode_reference(q1, caches_.stacked(layer, false), caches_.stacked(layer, true), rows, scale,
-                                    &plan_.generated());
+      use_kernels(q1, layer) ? sparse_decode_rows(q1, caches_.rows(layer, false), caches_.rows(layer, true), hkv, rows,
+                                                  scale, 0, &plan_.generated())
+                             : sparse_decode_reference(q1, caches_.stacked(layer, false), caches_.stacked(layer, true),
+                                                       rows, scale, &plan_.generated());
   return out.out.to(q.scalar_type()).unsqueeze(2);
 }
 

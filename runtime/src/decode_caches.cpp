@@ -109,8 +109,8 @@ kernels::KvRows DecodeCaches::rows(int64_t layer, bool values) {
   for (int64_t b = 0; b < B; ++b) {
     for (int values_flag = 0; values_flag < 2; ++values_flag) {
       const at::Tensor& t = tensor(b, layer, values_flag != 0);
-      GSA_CHECK(t.stride(2) == r.row_stride && t.stride(3) == 1 && t.size(1) == hkv,
-                "decode caches: sequence ", b, " has a cache of another layout");
+      GSA_CHECK(t.stride(2) == r.row_stride && t.stride(3) == 1 && t.size(1) == hkv, "decode caches: sequence ", b,
+                " has a cache of another layout");
       bases.push_back(t.data_ptr());
     }
   }

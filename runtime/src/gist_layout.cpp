@@ -35,7 +35,7 @@ std::vector<Slot> insert_level0(const Document& doc, const GistOptions& o, int64
   out.reserve(n + n / o.chunk + 2);
   const int64_t sink = std::min<int64_t>(o.sink, n);
   for (int64_t i = 0; i < sink; ++i) out.push_back({ctx[i], kRawLevel});
-  if (n <= sink) return out;  // nothing to compress
+  if (n == 0) return out;  // an empty context gets no gist; 1..sink tokens still get the final one (reference)
   const int64_t max_shift = o.chunk / 2;
   int64_t begin = sink;
   while (true) {
@@ -109,7 +109,7 @@ GistLayout build_layout(const std::vector<Document>& docs, const GistOptions& op
       layout.doc.push_back(static_cast<int32_t>(d));
       layout.pos_in_doc.push_back(i);
       layout.rope_pos.push_back(i - gists_in_doc);
-      layout.sink.push_back(i < options.sink ? 1 : 0);
+      layout.sink.push_back(i < options.sink && s.level == kRawLevel ? 1 : 0);  // a gist is never a sink key
       layout.suffix.push_back(!has_gists || i >= compressed ? 1 : 0);
     }
   }

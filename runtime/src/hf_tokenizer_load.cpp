@@ -12,7 +12,7 @@
 namespace gsa {
 namespace {
 
-const char* const kGistNames[] = {"<gist>", "<Gist>", "<MGist>", "<gist3>"};
+const char* const kGistNames[HfTokenizer::kMaxGistTokens] = {"<gist>", "<Gist>", "<MGist>", "<gist3>"};
 constexpr int64_t kReferenceGistTokens = 3;  // the reference always adds <gist>, <Gist>, <MGist>
 constexpr size_t kMaxId = std::numeric_limits<int32_t>::max();
 
@@ -256,10 +256,12 @@ void build_id_tables(const Reader& r, std::vector<AddedToken> added, const HfTok
     auto existing = std::find_if(added.begin(), added.end(), [&](const AddedToken& a) { return a.content == name; });
     if (existing != added.end()) {
       t->gist_ids.push_back(existing->id);
+      t->gist_in_file.push_back(1);
       continue;
     }
     const auto in_vocab = t->token_ids.find(name);
     const int64_t id = in_vocab != t->token_ids.end() ? in_vocab->second : ++max_id;
+    t->gist_in_file.push_back(in_vocab != t->token_ids.end() ? 1 : 0);
     added.push_back({name, id, /*special=*/true, /*normalized=*/false});
     t->gist_ids.push_back(id);
   }
@@ -360,6 +362,16 @@ std::shared_ptr<HfTokenizer::Tables> load_hf_tables(std::string_view json_text, 
   t->bos = special_id(r, config_ptr, "bos_token", {"<|begin_of_text|>", "<s>"}, *t);
   t->eos = special_id(r, config_ptr, "eos_token", {"<|end_of_text|>", "<|endoftext|>", "</s>"}, *t);
   return t;
+}
+
+bool HfTokenizer::gist_in_file(int64_t level) const {
+  GSA_CHECK(level >= 0 && level < max_gist_levels(), "gist level ", level, " is outside 0..", max_gist_levels() - 1);
+  return tables_->gist_in_file[static_cast<size_t>(level)] != 0;
+}
+
+std::string HfTokenizer::gist_token_name(int64_t level) {
+  GSA_CHECK(level >= 0 && level < kMaxGistTokens, "gist level ", level, " is outside 0..", kMaxGistTokens - 1);
+  return kGistNames[level];
 }
 
 }  // namespace gsa

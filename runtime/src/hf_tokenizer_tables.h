@@ -77,6 +77,7 @@ struct HfTokenizer::Tables {
   std::vector<uint8_t> id_known;       // [vocab size] 1 where some token has the id
   std::vector<uint8_t> id_word_start;  // [vocab size]
   std::vector<int64_t> gist_ids;       // by level
+  std::vector<uint8_t> gist_in_file;  // by level: 1 = tokenizer.json has the token, 0 = HfTokenizer added it
   std::optional<int64_t> bos, eos;
 
   std::mutex cache_mutex;

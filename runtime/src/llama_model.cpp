@@ -1,6 +1,7 @@
 #include "gsa/runtime/llama_model.h"
 
 #include <cmath>
+#include <set>
 
 #include "gsa/runtime/activation_checkpoint.h"
 #include "gsa/runtime/attention.h"
@@ -57,6 +58,11 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> llama_parameter_shapes
     shapes.push_back({layer_name(i, "self_attn.q_proj.weight"), {o.num_heads * o.head_dim, o.hidden_size}});
     shapes.push_back({layer_name(i, "self_attn.k_proj.weight"), {o.num_kv_heads * o.head_dim, o.hidden_size}});
     shapes.push_back({layer_name(i, "self_attn.v_proj.weight"), {o.num_kv_heads * o.head_dim, o.hidden_size}});
+    if (o.attention_bias) {
+      shapes.push_back({layer_name(i, "self_attn.q_proj.bias"), {o.num_heads * o.head_dim}});
+      shapes.push_back({layer_name(i, "self_attn.k_proj.bias"), {o.num_kv_heads * o.head_dim}});
+      shapes.push_back({layer_name(i, "self_attn.v_proj.bias"), {o.num_kv_heads * o.head_dim}});
+    }
     shapes.push_back({layer_name(i, "self_attn.o_proj.weight"), {o.hidden_size, o.num_heads * o.head_dim}});
     shapes.push_back({layer_name(i, "mlp.gate_proj.weight"), {o.intermediate_size, o.hidden_size}});
     shapes.push_back({layer_name(i, "mlp.up_proj.weight"), {o.intermediate_size, o.hidden_size}});
@@ -73,9 +79,11 @@ LlamaModel LlamaModel::create(const ModelOptions& options, uint64_t seed, at::De
   at::Generator gen = at::detail::createCPUGenerator(seed);
   TensorMap tensors;
   for (const auto& [name, shape] : llama_parameter_shapes(options)) {
-    const bool is_norm = shape.size() == 1;
-    tensors[name] = is_norm ? at::ones(shape, at::kFloat)
-                            : at::normal(0.0, options.init_std, shape, gen, at::TensorOptions().dtype(at::kFloat));
+    const bool is_norm = name.size() > 11 && name.compare(name.size() - 11, 11, "norm.weight") == 0;
+    const bool is_bias = name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
+    tensors[name] = is_norm   ? at::ones(shape, at::kFloat)
+                    : is_bias ? at::zeros(shape, at::kFloat)
+                              : at::normal(0.0, options.init_std, shape, gen, at::TensorOptions().dtype(at::kFloat));
   }
   return from_tensors(options, tensors, device);
 }
@@ -83,22 +91,31 @@ LlamaModel LlamaModel::create(const ModelOptions& options, uint64_t seed, at::De
 LlamaModel LlamaModel::from_tensors(const ModelOptions& options, const TensorMap& tensors, at::Device device) {
   GSA_CHECK(options.num_heads % options.num_kv_heads == 0, "num_heads ", options.num_heads,
             " is not a multiple of num_kv_heads ", options.num_kv_heads);
+  check_llama_tensors(options, tensors, "");
   LlamaModel model;
   model.options_ = options;
   model.device_ = device;
-  const auto expected = llama_parameter_shapes(options);
-  for (const auto& [name, shape] : expected) {
+  for (const auto& [name, shape] : llama_parameter_shapes(options)) {
+    model.params_[name] = tensors.at(name).detach().to(device, to_scalar_type(options.dtype)).contiguous();
+  }
+  return model;
+}
+
+void check_llama_tensors(const ModelOptions& options, const TensorMap& tensors, const std::string& source) {
+  const std::string where = source.empty() ? "" : source + ": ";
+  std::set<std::string> expected;
+  for (const auto& [name, shape] : llama_parameter_shapes(options)) {
+    expected.insert(name);
     auto it = tensors.find(name);
-    GSA_CHECK(it != tensors.end(), "missing tensor '", name, "' (expected shape ", at::IntArrayRef(shape), ")");
-    GSA_CHECK(it->second.sizes() == at::IntArrayRef(shape), "tensor '", name, "' has shape ", it->second.sizes(),
-              ", the config needs ", at::IntArrayRef(shape));
-    model.params_[name] = it->second.detach().to(device, to_scalar_type(options.dtype)).contiguous();
+    GSA_CHECK(it != tensors.end(), where, "missing tensor '", name, "' (expected shape ", at::IntArrayRef(shape),
+              ")");
+    GSA_CHECK(it->second.sizes() == at::IntArrayRef(shape), where, "tensor '", name, "' has shape ",
+              it->second.sizes(), ", the config needs ", at::IntArrayRef(shape));
   }
   for (const auto& [name, t] : tensors) {
     const bool tied_head = options.tie_embeddings && name == "lm_head.weight";
-    GSA_CHECK(model.params_.count(name) || tied_head, "unexpected tensor '", name, "' for this config");
+    GSA_CHECK(expected.count(name) || tied_head, where, "unexpected tensor '", name, "' for this config");
   }
-  return model;
 }
 
 std::vector<at::Tensor> LlamaModel::parameter_list() const {
@@ -149,17 +166,20 @@ const at::Tensor& LlamaModel::param(const std::string& name) const {
   return it->second;
 }
 
-at::Tensor LlamaModel::layer_forward(int64_t layer, const at::Tensor& x, const at::Tensor& rope_pos,
+at::Tensor LlamaModel::layer_forward(int64_t layer, const at::Tensor& x, const RopeTables& rope,
                                      LayerAttention& layer_attention, bool layer_selects) const {
   const ModelOptions& o = options_;
   const int64_t b = x.size(0), tq = x.size(1), d = o.head_dim;
   auto p = [&](const std::string& rest) -> const at::Tensor& { return param(layer_name(layer, rest)); };
-
   at::Tensor h = rms_norm(x, p("input_layernorm.weight"), o.rms_norm_eps);                    // [B, Tq, H]
-  at::Tensor q = project(h, p("self_attn.q_proj.weight")).view({b, tq, o.num_heads, d}).transpose(1, 2);
-  at::Tensor k = project(h, p("self_attn.k_proj.weight")).view({b, tq, o.num_kv_heads, d}).transpose(1, 2);
-  at::Tensor v = project(h, p("self_attn.v_proj.weight")).view({b, tq, o.num_kv_heads, d}).transpose(1, 2);
-  RopeTables rope = make_rope_tables(rope_pos, d, o.rope_theta, x.scalar_type());
+  auto projection = [&](const char* proj, int64_t heads) {
+    at::Tensor y = project(h, p(str_cat("self_attn.", proj, ".weight")));                     // [B, Tq, heads*D]
+    if (o.attention_bias) y = y + p(str_cat("self_attn.", proj, ".bias"));
+    return y.view({b, tq, heads, d}).transpose(1, 2);                                          // [B, heads, Tq, D]
+  };
+  at::Tensor q = projection("q_proj", o.num_heads);
+  at::Tensor k = projection("k_proj", o.num_kv_heads);
+  at::Tensor v = projection("v_proj", o.num_kv_heads);
   q = apply_rope(q, rope);                                                                     // [B, Hq, Tq, D]
   k = apply_rope(k, rope);                                                                     // [B, Hkv, Tq, D]
 
@@ -193,14 +213,15 @@ at::Tensor LlamaModel::forward(const at::Tensor& tokens, const at::Tensor& rope_
   GSA_CHECK(!(tokens < 0).logical_or(tokens >= options_.vocab_size).any().item<bool>(), "token ids must be in [0, ",
             options_.vocab_size, ")");
   at::Tensor x = at::embedding(embed, tokens);                                                // [B, Tq, H]
+  const RopeTables rope = make_rope_tables(rope_pos, rope_inv_freq(options_, rope_pos.device()), x.scalar_type());
   for (int64_t layer = 0; layer < options_.num_layers; ++layer) {
     const bool layer_selects = selective && layer >= attention.selection.first_selective_layer;
     if (checkpoint_layers) {
-      x = checkpointed([this, layer, rope_pos, &layer_attention, layer_selects](const at::Tensor& input) {
-        return layer_forward(layer, input, rope_pos, layer_attention, layer_selects);
+      x = checkpointed([this, layer, rope, &layer_attention, layer_selects](const at::Tensor& input) {
+        return layer_forward(layer, input, rope, layer_attention, layer_selects);
       }, x);
     } else {
-      x = layer_forward(layer, x, rope_pos, layer_attention, layer_selects);
+      x = layer_forward(layer, x, rope, layer_attention, layer_selects);
     }
   }
   x = rms_norm(x, param("model.norm.weight"), options_.rms_norm_eps);

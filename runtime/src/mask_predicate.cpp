@@ -70,7 +70,9 @@ at::Tensor gist_mask_allowed(const TokenMeta& q, const TokenMeta& k, int64_t lev
   at::Tensor visible = k.field(TokenMeta::kSink).to(at::kBool).logical_or(k_level == top);
   for (int64_t l = 0; l < top; ++l) {
     at::Tensor d = q.chunk(l + 1) - k.chunk(l + 1);
-    visible = visible.logical_or((k_level == l).logical_and(within(d)));
+    // Previous sections only for queries that are not gists above level l+1 (kernels/gist_mask.h).
+    at::Tensor section = (d == 0).logical_or(within(d).logical_and(q_level <= l + 1));
+    visible = visible.logical_or((k_level == l).logical_and(section));
   }
   at::Tensor local = (q_level <= 0).logical_and(within(q.chunk(0) - k.chunk(0)));
   visible = visible.logical_or(local);

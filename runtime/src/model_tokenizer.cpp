@@ -6,33 +6,43 @@
 namespace gsa {
 
 ModelTokenizer::ModelTokenizer(std::shared_ptr<const Tokenizer> text, const ModelOptions& model, int64_t gist_levels)
-    : text_(std::move(text)), vocab_size_(model.vocab_size), first_gist_(model.first_gist_id), levels_(gist_levels) {
-  GSA_CHECK(levels_ >= 1 && first_gist_ >= 0 && first_gist_ + levels_ <= vocab_size_, "gist ids ", first_gist_, "..",
-            first_gist_ + levels_ - 1, " (model.first_gist_id, gist.levels) do not fit in model.vocab_size = ",
-            vocab_size_);
+    : text_(std::move(text)), vocab_size_(model.vocab_size) {
+  GSA_CHECK(gist_levels >= 1, "gist levels must be >= 1, got ", gist_levels);
+  GSA_CHECK(model.gist_token_ids.empty() || static_cast<int64_t>(model.gist_token_ids.size()) >= gist_levels,
+            "model.gist_token_ids has ", model.gist_token_ids.size(), " ids, gist.levels = ", gist_levels);
+  for (int64_t l = 0; l < gist_levels; ++l) {
+    const int64_t id = model.gist_token_ids.empty() ? ByteTokenizer::gist_id(l)
+                                                    : model.gist_token_ids[static_cast<size_t>(l)];
+    GSA_CHECK(id >= 0 && id < vocab_size_, "the level-", l, " gist id ", id, " is outside model.vocab_size = ",
+              vocab_size_);
+    gists_.push_back(id);
+  }
   GSA_CHECK(text_->vocab_size() <= vocab_size_, "the tokenizer has ", text_->vocab_size(),
             " ids, more than model.vocab_size = ", vocab_size_);
-  for (int64_t l = 0; l < levels_; ++l) {
-    const int64_t id = first_gist_ + l;
+  for (int64_t l = 0; l < gist_levels; ++l) {
+    const int64_t id = gists_[static_cast<size_t>(l)];
     if (id >= text_->vocab_size()) continue;  // after the text's ids: the model's own rows
-    GSA_CHECK(l < text_->max_gist_levels() && text_->gist_id(l) == id, "model.first_gist_id = ", first_gist_,
-              " puts the level-", l, " gist at id ", id, ", inside the tokenizer's vocabulary, where it is ",
+    GSA_CHECK(l < text_->max_gist_levels() && text_->gist_id(l) == id, "the model's level-", l, " gist id ", id,
+              " (model.gist_token_ids) is inside the tokenizer's vocabulary, where it is ",
               l < text_->max_gist_levels() ? str_cat("not its gist (the tokenizer's level-", l, " gist is ",
                                                      text_->gist_id(l), ")")
                                            : std::string("a text token"));
   }
 }
 
-int64_t ModelTokenizer::gist_id_impl(int64_t level) const {
-  GSA_CHECK(level >= 0 && level < levels_, "gist level ", level, " is outside 0..", levels_ - 1);
-  return first_gist_ + level;
+int64_t ModelTokenizer::gist_level(int64_t id) const {
+  for (size_t l = 0; l < gists_.size(); ++l) {
+    if (gists_[l] == id) return static_cast<int64_t>(l);
+  }
+  return -1;
 }
 
-std::vector<int64_t> ModelTokenizer::gist_ids() const {
-  std::vector<int64_t> ids;
-  for (int64_t l = 0; l < levels_; ++l) ids.push_back(first_gist_ + l);
-  return ids;
+int64_t ModelTokenizer::gist_id_impl(int64_t level) const {
+  GSA_CHECK(level >= 0 && level < max_gist_levels(), "gist level ", level, " is outside 0..", max_gist_levels() - 1);
+  return gists_[static_cast<size_t>(level)];
 }
+
+std::vector<int64_t> ModelTokenizer::gist_ids() const { return gists_; }
 
 std::string ModelTokenizer::decode(const std::vector<int64_t>& ids) const {
   std::string text;
@@ -45,13 +55,12 @@ std::string ModelTokenizer::decode(const std::vector<int64_t>& ids) const {
     const int64_t id = ids[i];
     if (is_gist(id)) {
       flush();
-      text += str_cat("<gist", id - first_gist_, ">");
+      text += str_cat("<gist", gist_level(id), ">");
     } else if (id >= 0 && id < text_->vocab_size()) {
       run.push_back(id);
     } else {
       throw Error(str_cat("decode: id ", id, " at position ", i, " is neither a text token (the tokenizer has ids 0..",
-                          text_->vocab_size() - 1, ") nor a gist (", first_gist_, "..", first_gist_ + levels_ - 1,
-                          ")"));
+                          text_->vocab_size() - 1, ") nor a gist of the model"));
     }
   }
   flush();

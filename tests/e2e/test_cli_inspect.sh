@@ -36,12 +36,19 @@ expect_output "...0..01..0..01" inspect layout --raw-tokens=9 --sink=1 --chunk=2
 expect_output "...0...0..0" inspect layout --raw-tokens 8 --sink 0 --chunk 3 --fanout 2 --levels 1
 # defaults: sink 3, fanout 4, levels 1
 expect_output ".......0....0....0" inspect layout --raw-tokens 15 --chunk 4
-# a context no longer than the sink gets no gists
-expect_output "..." inspect layout --raw-tokens 3 --chunk 4
+# issue 9, the authors' reference: a context of 1..sink tokens still gets its final gists; an empty one none
+expect_output ".0" inspect layout --raw-tokens 1 --sink 3 --chunk 4 --fanout 4 --levels 1
+expect_output ".01" inspect layout --raw-tokens 1 --sink 3 --chunk 4 --fanout 4 --levels 2
+expect_output "...0" inspect layout --raw-tokens 3 --sink 3 --chunk 4 --fanout 4 --levels 1
+expect_output "...01" inspect layout --raw-tokens 3 --sink 3 --chunk 4 --fanout 4 --levels 2
+expect_output "" inspect layout --raw-tokens 0 --sink 3 --chunk 4
 
 # --- inspect mask: the method's worked example (sink 0, chunk 3, one level, no previous chunk) ---
 expect_output "$(printf '%s\n' 1 11 111 1111 ...11 ...111 ...1111 ...11111 ...1...11 ...1...111 ...1...1111)" \
   inspect mask --raw-tokens 8 --sink 0 --chunk 3 --fanout 2 --levels 1 --prev-chunks 0
+# issue 9, 3 levels: the level-2 gist (q = 3) does not see the level-0 gist of the previous level-1 section
+expect_output "$(printf '%s\n' 1 11 .11 ..11)" \
+  inspect mask --raw-tokens 1 --sink 0 --chunk 1 --fanout 2 --levels 3 --prev-chunks 1
 # every row q has q+1 characters and a query always sees itself
 rows=$("$GSA" inspect mask --raw-tokens 20 --sink 2 --chunk 3 --fanout 2 --levels 2 --prev-chunks 1)
 q=0

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test_train_data.sh GSA PYTHON [MPIEXEC MPIEXEC_FLAGS...]: `gsa train` on each data source and tokenizer setup.
-#  1. a tiny config whose vocabulary is large with the gist ids after the byte tokenizer's (model.first_gist_id):
+#  1. a tiny config whose vocabulary is large with the gist ids after the byte tokenizer's (model.gist_token_ids):
 #     trains and answers its samples without an id the tokenizer cannot decode (issue 8: llama-1b-gsa crashed);
 #  2. exact resume on a .bin corpus (uint16, document separator), a JSONL corpus and the multi-document task:
 #     a run of 8 steps checkpointed at 4, then resumed from step 4: its losses equal the uninterrupted run's
@@ -40,7 +40,7 @@ PY
 
 # 1. Large vocabulary, gist ids after the text ids.
 cat >"$dir/big-vocab.pbtxt" <<'CFG'
-model { vocab_size: 1000 first_gist_id: 990 hidden_size: 32 intermediate_size: 64 num_layers: 2 num_heads: 2
+model { vocab_size: 1000 gist_token_ids: [990, 991] hidden_size: 32 intermediate_size: 64 num_layers: 2 num_heads: 2
         num_kv_heads: 1 head_dim: 16 }
 gist { sink: 3 chunk: 4 levels: 2 fanout: 2 }
 train { steps: 3 batch_size: 4 }

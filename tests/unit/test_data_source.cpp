@@ -78,7 +78,6 @@ TEST(DataSource, TokenBinRowsAreTheFileWindowsCutAtSeparators) {
   for (const int width : {2, 4}) {
     GsaOptions o = small_options(DataSourceKind::kTokenBin);
     o.model.vocab_size = width == 2 ? 300 : 70000;  // uint32 ids above 65535
-    o.model.first_gist_id = o.model.vocab_size - 4;
     o.data.corpus.bin_dtype = width == 2 ? TokenFileDType::kUint16 : TokenFileDType::kUint32;
     o.data.corpus.sequence_length = 40;
     const int64_t separator = width == 2 ? 258 : 65800;

@@ -11,6 +11,7 @@
 #include <random>
 
 #include "common/dense_reference.h"
+#include "common/model_fixtures.h"
 #include "common/tolerance.h"
 #include "gsa/runtime/attention_plan.h"
 #include "gsa/runtime/decode_attention.h"
@@ -104,14 +105,14 @@ void check_batched_decode(const DecodeCase& c, const Backend& be, uint32_t seed)
         const int64_t p = r.size() - 1;
         const at::Tensor kb = cache_of(b, false).narrow(1, 0, r.size()).cpu().to(at::kDouble);  // [Hkv, T, D]
         const at::Tensor vb = cache_of(b, true).narrow(1, 0, r.size()).cpu().to(at::kDouble);
-        const at::Tensor qb = q[b].cpu().to(at::kDouble);                                 // [Hq, 1, D]
+        const at::Tensor qb = q[b].cpu().to(at::kDouble);  // [Hq, 1, D]
         const at::Tensor keep = test::dense_keep_mask(r, p, 1, qb, kb, selective, options.selection);
         const at::Tensor want = test::dense_attention(qb, kb, vb, keep, scale);
         const auto what = [&] {
           return ::testing::Message() << "levels " << c.levels << " N " << c.prev_chunks << " sink " << c.sink
-                                      << " keep " << c.keep_unselected_gists << " selective " << selective
-                                      << " step " << step << " sequence " << b << " on " << be.device << " "
-                                      << be.dtype << (be.separate_caches ? " separate caches" : "");
+                                      << " keep " << c.keep_unselected_gists << " selective " << selective << " step "
+                                      << step << " sequence " << b << " on " << be.device << " " << be.dtype
+                                      << (be.separate_caches ? " separate caches" : "");
         };
         if (be.dtype == at::kFloat) {
           EXPECT_TRUE(test::all_close(got[b], want, test::kFp32Atol, test::kFp32Rtol)) << what();
@@ -150,25 +151,6 @@ TEST(DecodePlan, KernelsMatchDenseOracle) {
   }
 }
 
-ModelOptions tiny_model() {
-  ModelOptions o;
-  o.vocab_size = 264;
-  o.hidden_size = 32;
-  o.intermediate_size = 64;
-  o.num_layers = 3;
-  o.num_heads = 4;
-  o.num_kv_heads = 2;
-  o.head_dim = 8;
-  o.init_std = 0.2;
-  return o;
-}
-
-at::Tensor full_recompute_last(const LlamaModel& model, const GistLayout& layout, const AttentionOptions& attention) {
-  AttentionPlan plan = make_attention_plan({&layout}, 0, -1, attention, model.device());
-  at::Tensor logits = model.forward(plan.tokens, plan.rope_pos, plan, attention, attention.selection.enabled);
-  return logits[0][layout.size() - 1];
-}
-
 TEST(DecodePlan, BatchedModelStepEqualsEachSequencesFullRecompute) {
   at::NoGradGuard no_grad;
   std::mt19937 rng(7);
@@ -177,7 +159,7 @@ TEST(DecodePlan, BatchedModelStepEqualsEachSequencesFullRecompute) {
   gist.chunk = 3;
   gist.fanout = 2;
   gist.sink = 2;
-  LlamaModel model = LlamaModel::create(tiny_model(), 3, at::kCPU);
+  LlamaModel model = LlamaModel::create(test::tiny_model_options(), 3, at::kCPU);
   AttentionOptions attention;
   const int64_t capacity = 200;
   std::vector<GistLayout> rows;
@@ -209,7 +191,7 @@ TEST(DecodePlan, BatchedModelStepEqualsEachSequencesFullRecompute) {
     DecodeLayerAttention layer_attention(*plan, attention, cache);
     const at::Tensor logits = model.forward(plan->tokens(), plan->rope_pos(), layer_attention, attention, true);
     for (int64_t b = 0; b < 3; ++b) {
-      GSA_EXPECT_CLOSE(logits[b][0], full_recompute_last(model, rows[b], attention), 1e-5, 1e-4)
+      GSA_EXPECT_CLOSE(logits[b][0], test::full_recompute_last(model, rows[b], attention), 1e-5, 1e-4)
           << "step " << step << " sequence " << b;
     }
   }
@@ -235,7 +217,7 @@ TEST(DecodePlan, Bf16KernelsGenerationTracksFp32AsWellAsReferenceBackend) {
     gist.chunk = 4;
     gist.fanout = 2;
     gist.sink = 2;
-    ModelOptions o = tiny_model();
+    ModelOptions o = test::tiny_model_options();
     o.head_dim = 64;
     o.hidden_size = 128;
     LlamaModel fp32 = LlamaModel::create(o, 5, at::kCPU);
@@ -248,7 +230,7 @@ TEST(DecodePlan, Bf16KernelsGenerationTracksFp32AsWellAsReferenceBackend) {
     Generator with_kernels(bf16, kernels, prompt, prompt.size() + 8);
     Generator with_reference(bf16, reference, prompt, prompt.size() + 8);
     auto check = [&](const at::Tensor& got, const at::Tensor& ref, const std::string& what) {
-      const at::Tensor want = full_recompute_last(fp32, with_kernels.layout(), reference);
+      const at::Tensor want = test::full_recompute_last(fp32, with_kernels.layout(), reference);
       const double error = relative_error(got, want), bound = 1.5 * relative_error(ref, want) + 0.005;
       EXPECT_LE(error, bound) << what << " on " << device;
     };
@@ -280,11 +262,11 @@ TEST(DecodePlan, RejectsBadInputsByName) {
   EXPECT_NE(message([&] { plan.advance({1, 2}); }).find("2 tokens for 1 sequences"), std::string::npos);
   KvCache small{{at::zeros({1, 1, 4, 8})}, {at::zeros({1, 1, 4, 8})}};
   DecodeLayerAttention attention(plan, options, small);
-  EXPECT_NE(message([&] {
-              attention.attend(0, false, at::zeros({1, 2, 1, 8}), at::zeros({1, 1, 1, 8}), at::zeros({1, 1, 1, 8}),
-                               1.0);
-            }).find("cannot hold position"),
-            std::string::npos);
+  EXPECT_NE(
+      message([&] {
+        attention.attend(0, false, at::zeros({1, 2, 1, 8}), at::zeros({1, 1, 1, 8}), at::zeros({1, 1, 1, 8}), 1.0);
+      }).find("cannot hold position"),
+      std::string::npos);
 }
 
 }  // namespace

@@ -73,9 +73,22 @@ TEST(GistLayout, WordAwareShiftMovesToNextWordStartWithinHalfChunk) {
   EXPECT_EQ(render_layout(build_layout({d}, o)), "....0....0....0");
 }
 
-TEST(GistLayout, ShortContextGetsNoGistsAndSuffixIsRaw) {
-  GistLayout l = build_layout({Document{raw(3), {}, raw(2)}}, opts(3, 4, 4, 1, 1));
-  EXPECT_EQ(render_layout(l), ".....");
+TEST(GistLayout, ContextOfOneToSinkTokensGetsItsFinalGistsAsTheReference) {
+  // Issue 9 (the authors' insert functions append the final gists whenever the document has any token).
+  EXPECT_EQ(render_layout(build_layout({Document{raw(1), {}, {}}}, opts(3, 4, 4, 1, 1))), ".0");
+  EXPECT_EQ(render_layout(build_layout({Document{raw(1), {}, {}}}, opts(3, 4, 4, 2, 1))), ".01");
+  EXPECT_EQ(render_layout(build_layout({Document{raw(3), {}, {}}}, opts(3, 4, 4, 1, 1))), "...0");
+  EXPECT_EQ(render_layout(build_layout({Document{raw(3), {}, {}}}, opts(3, 4, 4, 2, 1))), "...01");
+  GistLayout l = build_layout({Document{raw(2), {}, raw(2)}}, opts(3, 4, 4, 1, 1));
+  ASSERT_EQ(render_layout(l), "..0..");
+  EXPECT_EQ(l.suffix, (std::vector<uint8_t>{0, 0, 0, 1, 1}));
+  EXPECT_EQ(l.sink, (std::vector<uint8_t>{1, 1, 0, 0, 0}));  // the gist at 2 < sink is a gist key, not a sink
+  EXPECT_EQ(l.rope_pos, (std::vector<int64_t>{0, 1, 1, 2, 3}));
+}
+
+TEST(GistLayout, EmptyContextGetsNoGistsAndSuffixIsRaw) {
+  GistLayout l = build_layout({Document{{}, {}, raw(3)}}, opts(3, 4, 4, 2, 1));
+  EXPECT_EQ(render_layout(l), "...");
   for (int64_t t = 0; t < l.size(); ++t) EXPECT_TRUE(l.suffix[t]);
   // No gist: plain causal mask.
   for (const auto& row : mask_rows(l)) EXPECT_EQ(row, std::string(row.size(), '1'));
@@ -112,6 +125,24 @@ TEST(GistMask, MethodSection52TwoLevels) {
   EXPECT_EQ(rows[8], "1..111111");          // raw: sink, G, g's of this + previous section, local window
   EXPECT_EQ(rows[13], "1..1..11111111");    // g: as raw, its chunk and the previous one
   EXPECT_EQ(rows[14], "1..1..11..1..11");   // final G: no raw tokens
+}
+
+TEST(GistMask, ThreeLevelsPreviousSectionOnlyForQueriesNotAboveTheSection) {
+  // Issue 9: N = 1, S = 0, C0 = 1, C1 = 2, L = 3; the reference's level-2 gist at q = 3 sees "..11".
+  GistLayout l = build_layout({Document{raw(1), {}, {}}}, opts(0, 1, 2, 3, 1));
+  ASSERT_EQ(render_layout(l), ".012");
+  EXPECT_EQ(mask_rows(l), (std::vector<std::string>{"1", "11", ".11", "..11"}));
+  // Longer 3-level layout: a level-2 gist sees its own level-1 gists and no level-0 gist, while a level-1 gist
+  // (the section's own level) keeps the level-0 gists of the previous level-1 section.
+  GistLayout m = build_layout({Document{raw(8), {}, {}}}, opts(0, 1, 2, 3, 1));
+  ASSERT_EQ(render_layout(m), ".0.01.0.012.0.01.0.012");
+  auto rows = mask_rows(m);
+  EXPECT_EQ(rows[10], "....1....11");              // level-2 gist: its level-1 gists 4 and 9, itself
+  EXPECT_EQ(rows[15], "....1.1.111.1.11");         // level-1 gist: level-1 gists of the previous level-2
+                                                    // section, the top gist, level-0 gists 6, 8 and 12, 14
+  EXPECT_EQ(rows[20], "....1....11.1.11.1.11");    // level-1 gist: level-0 gists of its own and the previous
+                                                    // level-1 section
+  EXPECT_EQ(rows[21], "....1....11....1....11");   // final level-2 gist: level-1 and level-2 gists only
 }
 
 TEST(GistMask, PackedDocumentsNeverSeeEachOther) {

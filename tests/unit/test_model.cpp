@@ -5,6 +5,7 @@
 
 #include <random>
 
+#include "common/model_fixtures.h"
 #include "common/tolerance.h"
 #include "gsa/runtime/attention_plan.h"
 #include "gsa/runtime/error.h"
@@ -14,19 +15,6 @@
 
 namespace gsa {
 namespace {
-
-ModelOptions tiny_model() {
-  ModelOptions o;
-  o.vocab_size = 264;
-  o.hidden_size = 32;
-  o.intermediate_size = 64;
-  o.num_layers = 3;
-  o.num_heads = 4;
-  o.num_kv_heads = 2;
-  o.head_dim = 8;
-  o.init_std = 0.2;
-  return o;
-}
 
 GistLayout prompt_layout(int64_t levels, int64_t context, int64_t suffix, uint32_t seed) {
   std::mt19937 rng(seed);
@@ -41,27 +29,20 @@ GistLayout prompt_layout(int64_t levels, int64_t context, int64_t suffix, uint32
   return build_layout({doc}, g);
 }
 
-at::Tensor full_recompute_last(const LlamaModel& model, const GistLayout& layout, const AttentionOptions& attention) {
-  at::NoGradGuard no_grad;
-  AttentionPlan plan = make_attention_plan({&layout}, 0, -1, attention, model.device());
-  at::Tensor logits = model.forward(plan.tokens, plan.rope_pos, plan, attention, attention.selection.enabled);
-  return logits[0][layout.size() - 1];
-}
-
 TEST(Model, DecodeStepEqualsFullRecompute) {
   for (const at::Device device : test::test_devices()) {
     for (int64_t levels : {1, 2}) {
       for (bool selective : {false, true}) {
-        LlamaModel model = LlamaModel::create(tiny_model(), 11, device);
+        LlamaModel model = LlamaModel::create(test::tiny_model_options(), 11, device);
         AttentionOptions attention;
         attention.selection.enabled = selective;
         Generator gen(model, attention, prompt_layout(levels, 60, 4, 3), 128);
         at::Tensor logits = gen.prefill();
-        GSA_EXPECT_CLOSE(logits, full_recompute_last(model, gen.layout(), attention), 1e-5, 1e-4);
+        GSA_EXPECT_CLOSE(logits, test::full_recompute_last(model, gen.layout(), attention), 1e-5, 1e-4);
         for (int step = 0; step < 6; ++step) {
           const int64_t token = logits.argmax().item<int64_t>() % 256;
           logits = gen.step(token);
-          GSA_EXPECT_CLOSE(logits, full_recompute_last(model, gen.layout(), attention), 1e-5, 1e-4)
+          GSA_EXPECT_CLOSE(logits, test::full_recompute_last(model, gen.layout(), attention), 1e-5, 1e-4)
               << "levels " << levels << " selective " << selective << " step " << step << " on " << device;
         }
       }
@@ -70,7 +51,7 @@ TEST(Model, DecodeStepEqualsFullRecompute) {
 }
 
 TEST(Model, GreedyGenerationIsDeterministicAndNeverEmitsGists) {
-  LlamaModel model = LlamaModel::create(tiny_model(), 5, at::kCPU);
+  LlamaModel model = LlamaModel::create(test::tiny_model_options(), 5, at::kCPU);
   {  // Make the gist rows of lm_head dominate: greedy decoding must still skip them.
     at::NoGradGuard no_grad;
     at::Tensor head = model.parameters().at("lm_head.weight");
@@ -113,7 +94,7 @@ TEST(Sampler, TopPAndSeedAreHonoured) {
 }
 
 TEST(Model, LoadingChecksNamesAndShapes) {
-  ModelOptions o = tiny_model();
+  ModelOptions o = test::tiny_model_options();
   LlamaModel model = LlamaModel::create(o, 1, at::kCPU);
   TensorMap tensors = model.parameters();
   tensors.erase("model.layers.1.mlp.up_proj.weight");
@@ -132,7 +113,7 @@ TEST(Model, LoadingChecksNamesAndShapes) {
 }
 
 TEST(Model, ExtendVocabInitialisesNewRowsToTheMean) {
-  ModelOptions o = tiny_model();
+  ModelOptions o = test::tiny_model_options();
   o.vocab_size = 259;
   LlamaModel model = LlamaModel::create(o, 2, at::kCPU);
   at::Tensor mean = model.parameters().at("model.embed_tokens.weight").mean(0);
@@ -145,19 +126,19 @@ TEST(Model, ExtendVocabInitialisesNewRowsToTheMean) {
 }
 
 TEST(Model, Bf16ForwardTracksFp32) {
-  ModelOptions o = tiny_model();
+  ModelOptions o = test::tiny_model_options();
   LlamaModel fp32 = LlamaModel::create(o, 4, at::kCPU);
   o.dtype = DType::kBFloat16;
   LlamaModel bf16 = LlamaModel::from_tensors(o, fp32.parameters(), at::kCPU);
   AttentionOptions attention;
   GistLayout layout = prompt_layout(2, 40, 3, 9);
   EXPECT_EQ(bf16.parameters().at("model.norm.weight").scalar_type(), at::kBFloat16);
-  GSA_EXPECT_CLOSE(full_recompute_last(bf16, layout, attention), full_recompute_last(fp32, layout, attention),
-                   0.1, 0.05);
+  GSA_EXPECT_CLOSE(test::full_recompute_last(bf16, layout, attention),
+                   test::full_recompute_last(fp32, layout, attention), 0.1, 0.05);
 }
 
 TEST(Model, SelectiveTrainingSendsGradientsThroughKeptKeys) {
-  LlamaModel model = LlamaModel::create(tiny_model(), 8, at::kCPU);
+  LlamaModel model = LlamaModel::create(test::tiny_model_options(), 8, at::kCPU);
   model.set_requires_grad(true);
   AttentionOptions attention;
   GistLayout layout = prompt_layout(1, 50, 5, 2);

@@ -26,7 +26,7 @@ std::string error_of(const std::function<void()>& fn) {
 TEST(ModelTokenizer, GistIdsAfterTheTextVocabulary) {
   ModelOptions model;
   model.vocab_size = 1000;
-  model.first_gist_id = 990;
+  model.gist_token_ids = {990, 991};
   const ModelTokenizer tokenizer(std::make_shared<ByteTokenizer>(), model, 2);
   EXPECT_EQ(tokenizer.vocab_size(), 1000);
   EXPECT_EQ(tokenizer.text_vocab_size(), ByteTokenizer::kVocabSize);
@@ -36,7 +36,7 @@ TEST(ModelTokenizer, GistIdsAfterTheTextVocabulary) {
   EXPECT_EQ(tokenizer.encode("ab"), ByteTokenizer().encode("ab"));
   EXPECT_EQ(tokenizer.decode({'h', 990, 'i', 991}), "h<gist0>i<gist1>");
   EXPECT_EQ(error_of([&] { tokenizer.decode({'a', 500}); }),
-            "decode: id 500 at position 1 is neither a text token (the tokenizer has ids 0..262) nor a gist (990..991)");
+            "decode: id 500 at position 1 is neither a text token (the tokenizer has ids 0..262) nor a gist of the model");
   EXPECT_EQ(tokenizer.word_starts({'a', 990, 'b', ' '}), (std::vector<uint8_t>{0, 1, 0, 1}));
   // The layout's gists carry the config's ids.
   GistOptions gist;
@@ -55,12 +55,16 @@ TEST(ModelTokenizer, GistIdsAfterTheTextVocabulary) {
 }
 
 TEST(ModelTokenizer, RefusesGistIdsThatAreTextTokens) {
-  ModelOptions model;  // vocab 264, first gist 259: the byte tokenizer's own gists, accepted
+  ModelOptions model;  // vocab 264, no gist ids: the byte tokenizer's own gists, accepted
   EXPECT_NO_THROW(ModelTokenizer(std::make_shared<ByteTokenizer>(), model, 4));
-  model.first_gist_id = 100;
+  model.gist_token_ids = {100};
   EXPECT_EQ(error_of([&] { ModelTokenizer(std::make_shared<ByteTokenizer>(), model, 1); }),
-            "model.first_gist_id = 100 puts the level-0 gist at id 100, inside the tokenizer's vocabulary, where it is "
+            "the model's level-0 gist id 100 (model.gist_token_ids) is inside the tokenizer's vocabulary, where it is "
             "not its gist (the tokenizer's level-0 gist is 259)");
+  model.gist_token_ids = {300};
+  EXPECT_EQ(error_of([&] { ModelTokenizer(std::make_shared<ByteTokenizer>(), model, 1); }),
+            "the level-0 gist id 300 is outside model.vocab_size = 264");
+  model.gist_token_ids = {};
   model.vocab_size = 200;
   EXPECT_EQ(error_of([&] { ModelTokenizer(std::make_shared<ByteTokenizer>(), model, 1); }),
             "the tokenizer has 263 ids, more than model.vocab_size = 200");

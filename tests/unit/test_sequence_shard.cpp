@@ -52,7 +52,7 @@ TEST(SequenceShard, CutsRightAfterTopLevelGistsAndBalances) {
 }
 
 TEST(SequenceShard, FallsBackToEvenCutsWithoutSections) {
-  const std::vector<GistLayout> rows{layout(1, 2, 9)};  // context within the sink: no gists at all
+  const std::vector<GistLayout> rows{layout(1, 0, 11)};  // empty context: no gists at all
   SequenceShards shards = shard_at_sections(rows, 3);
   EXPECT_EQ(shards.begin, (std::vector<int64_t>{0, 3, 7, 11}));
 }

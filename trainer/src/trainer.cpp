@@ -135,6 +135,18 @@ double Trainer::evaluate(int64_t batches) {
   return total / static_cast<double>(batches);
 }
 
+void Trainer::init_from(const std::string& path) {
+  GsaOptions loaded;
+  const LlamaModel source = load_checkpoint(path, device_, &loaded);
+  GsaOptions theirs, ours;
+  theirs.model = loaded.model;
+  ours.model = options_.model;
+  GSA_CHECK(options_to_text(theirs) == options_to_text(ours), "--init-from ", path,
+            ": its model config differs from this run's (take it with with_model_of_checkpoint)");
+  at::NoGradGuard no_grad;
+  for (const auto& [name, p] : model_.parameters()) p.copy_(source.parameters().at(name));
+}
+
 int64_t Trainer::resume() {
   const TrainOptions& t = options_.train;
   GSA_CHECK(!t.output_dir.empty(), "resume: train.output_dir (--output-dir) is empty: no checkpoints to resume from");

@@ -37,7 +37,15 @@ void expect_options_eq(const GsaOptions& a, const GsaOptions& b) {
   EXPECT_EQ(a.model.tie_embeddings, b.model.tie_embeddings);
   EXPECT_EQ(a.model.dtype, b.model.dtype);
   EXPECT_EQ(a.model.init_std, b.model.init_std);
-  EXPECT_EQ(a.model.first_gist_id, b.model.first_gist_id);
+  EXPECT_EQ(a.model.architecture, b.model.architecture);
+  EXPECT_EQ(a.model.attention_bias, b.model.attention_bias);
+  EXPECT_EQ(a.model.rope_scaling, b.model.rope_scaling);
+  EXPECT_EQ(a.model.rope_scaling_factor, b.model.rope_scaling_factor);
+  EXPECT_EQ(a.model.rope_low_freq_factor, b.model.rope_low_freq_factor);
+  EXPECT_EQ(a.model.rope_high_freq_factor, b.model.rope_high_freq_factor);
+  EXPECT_EQ(a.model.rope_original_max_position, b.model.rope_original_max_position);
+  EXPECT_EQ(a.model.max_position_embeddings, b.model.max_position_embeddings);
+  EXPECT_EQ(a.model.gist_token_ids, b.model.gist_token_ids);
 
   EXPECT_EQ(a.gist.sink, b.gist.sink);
   EXPECT_EQ(a.gist.chunk, b.gist.chunk);
@@ -178,7 +186,9 @@ TEST_F(ConfigLoaderTest, ShippedConfigsHaveTheirShapes) {
   EXPECT_EQ(two.model.hidden_size, demo.model.hidden_size);
 
   const GsaOptions llama = load_config_file((kConfigsDir / "llama-1b-gsa.pbtxt").string());
-  EXPECT_EQ(llama.model.vocab_size, 128264);
+  EXPECT_EQ(llama.model.vocab_size, 128259);
+  EXPECT_EQ(llama.model.gist_token_ids, (std::vector<int64_t>{128256, 128257, 128258}));
+  EXPECT_EQ(llama.model.rope_scaling, RopeScaling::kLlama3);
   EXPECT_EQ(llama.model.hidden_size, 2048);
   EXPECT_EQ(llama.model.intermediate_size, 8192);
   EXPECT_EQ(llama.model.num_layers, 16);
@@ -208,12 +218,12 @@ TEST_F(ConfigLoaderTest, EmptyConfigGivesOptionsDefaults) {
 TEST_F(ConfigLoaderTest, OptionsStructsUnchangedSinceTheSchema) {
   // A field added to options.h must also go into gsa_config.proto, convert.cpp, validate.cpp and
   // expect_options_eq above; then update these sizes (x86-64, libstdc++).
-  EXPECT_EQ(sizeof(ModelOptions), 96u);
+  EXPECT_EQ(sizeof(ModelOptions), 168u);
   EXPECT_EQ(sizeof(GistOptions), 48u);
   EXPECT_EQ(sizeof(AttentionOptions), 72u);
   EXPECT_EQ(sizeof(TrainOptions), 168u);
   EXPECT_EQ(sizeof(DataOptions), 224u);
-  EXPECT_EQ(sizeof(GsaOptions), 608u);
+  EXPECT_EQ(sizeof(GsaOptions), 680u);
 }
 
 TEST_F(ConfigLoaderTest, UnknownFieldNamesFileLinePathAndValidNames) {
@@ -316,6 +326,27 @@ TEST_F(ConfigLoaderTest, CrossFieldErrorNamesBothFields) {
               load_config_file(path, {"model.num_kv_heads=3"});
             }).rfind("--set model.num_kv_heads=3: model.num_heads = 8 is not a multiple of model.num_kv_heads = 3", 0),
             0u);
+}
+
+TEST_F(ConfigLoaderTest, HuggingFaceModelFieldsAreChecked) {
+  const std::string outside = error_loading("gist_ids.pbtxt", "model {\n  gist_token_ids: [264, 270]\n}\n");
+  EXPECT_NE(outside.find("gist_ids.pbtxt:2:3: model.gist_token_ids[1] = 270 is outside the vocabulary [0, 264)"),
+            std::string::npos)
+      << outside;
+  const std::string twice = error_loading("twice_ids.pbtxt", "model { gist_token_ids: [260, 260] }\n");
+  EXPECT_NE(twice.find("model.gist_token_ids has 260 twice"), std::string::npos) << twice;
+  const std::string few = error_loading("few_ids.pbtxt", "model { gist_token_ids: [260] }\ngist { levels: 2 }\n");
+  EXPECT_NE(few.find("model.gist_token_ids has 1 ids, gist.levels = 2 needs one per level"), std::string::npos) << few;
+  const std::string qwen = error_loading("qwen.pbtxt", "model { architecture: QWEN2 }\n");
+  EXPECT_NE(qwen.find("model.architecture QWEN2 needs model.attention_bias: true"), std::string::npos) << qwen;
+  const std::string rope = error_loading(
+      "rope.pbtxt", "model {\n  rope_scaling: LLAMA3_ROPE_SCALING\n  rope_high_freq_factor: 1\n}\n");
+  EXPECT_NE(rope.find("model.rope_high_freq_factor must be above model.rope_low_freq_factor"), std::string::npos)
+      << rope;
+  const GsaOptions fine = load_config_text(
+      "model {\n  architecture: QWEN2\n  attention_bias: true\n  gist_token_ids: [261, 262]\n}\n", "fine.pbtxt");
+  EXPECT_EQ(fine.model.gist_token_ids, (std::vector<int64_t>{261, 262}));
+  EXPECT_EQ(fine.model.architecture, Architecture::kQwen2);
 }
 
 TEST_F(ConfigLoaderTest, OverridesSetNestedValuesOfEveryType) {
@@ -435,12 +466,7 @@ TEST_F(ConfigLoaderTest, FirstSelectiveLayerBeyondTheLastLayerIsRefused) {
   EXPECT_EQ(overridden.rfind("--set ", 0), 0u) << overridden;
 }
 
-TEST_F(ConfigLoaderTest, GistIdsAndCorpusRulesAreChecked) {
-  const std::string gists = error_loading("gists.pbtxt", "model {\n  vocab_size: 300\n  first_gist_id: 299\n}\n"
-                                                         "gist { levels: 2 }\n");
-  EXPECT_NE(gists.find("model.first_gist_id = 299 + gist.levels = 2 gist ids do not fit in model.vocab_size = 300"),
-            std::string::npos)
-      << gists;
+TEST_F(ConfigLoaderTest, CorpusRulesAreChecked) {
   const std::string corpus = error_loading("corpus.pbtxt", "data {\n  source: TOKEN_BIN\n}\n");
   EXPECT_NE(corpus.find("data.source reads a corpus file but data.corpus.path is empty"), std::string::npos) << corpus;
   const GsaOptions ok = load_config_file(write("bin.pbtxt", "data {\n  source: TOKEN_BIN\n  corpus {\n"

@@ -6,12 +6,19 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace gsa {
 
 enum class DType { kFloat32, kBFloat16 };
 
-// The Llama-family decoder (RMSNorm, RoPE, SwiGLU, GQA).
+// Which Hugging Face architecture the weights follow (gsa export writes it as config.json "architectures").
+enum class Architecture { kLlama, kQwen2 };
+
+// RoPE frequency scaling: none, or Llama 3.1's "llama3" rope_scaling (low/high frequency bands, smooth between).
+enum class RopeScaling { kNone, kLlama3 };
+
+// The Llama-family decoder (RMSNorm, RoPE, SwiGLU, GQA); Qwen2 is the same with q/k/v projection biases.
 struct ModelOptions {
   int64_t vocab_size = 264;          // > 0; must cover the tokenizer's ids, gist ids included
   int64_t hidden_size = 64;          // > 0; == num_heads * head_dim is NOT required (Llama allows either)
@@ -25,9 +32,17 @@ struct ModelOptions {
   bool tie_embeddings = false;       // lm_head shares embed_tokens
   DType dtype = DType::kFloat32;     // parameters and activations; softmax and merges are always fp32
   double init_std = 0.02;            // > 0; std of the normal init of fresh weights
-  // >= 0; the gist token of level l has id first_gist_id + l (first_gist_id + gist.levels <= vocab_size). The
-  // byte tokenizer's are 259..262; Llama-3's 128256.. (a tokenizer.json with its own gist tokens must agree).
-  int64_t first_gist_id = 259;
+  Architecture architecture = Architecture::kLlama;  // kQwen2 needs attention_bias and head_dim = hidden/heads
+  bool attention_bias = false;       // q/k/v projections have biases (Qwen2); o_proj and the MLP never do
+  RopeScaling rope_scaling = RopeScaling::kNone;
+  double rope_scaling_factor = 8.0;          // > 0; llama3: wavelengths above the low band are divided by it
+  double rope_low_freq_factor = 1.0;         // > 0; llama3
+  double rope_high_freq_factor = 4.0;        // > rope_low_freq_factor; llama3
+  int64_t rope_original_max_position = 8192; // >= 1; llama3: the context length before scaling
+  int64_t max_position_embeddings = 8192;    // >= 1; written to an exported config.json (no effect on compute)
+  // Token ids of the gist levels 0, 1, ... (gsa import: the tokenizer's <gist>, <Gist>, <MGist>), each in
+  // [0, vocab_size), distinct, at least gist.levels of them; empty = the byte tokenizer's gist ids.
+  std::vector<int64_t> gist_token_ids;
 };
 
 // Where gist tokens go (method sections 3-4, DESIGN.md section 4.1).

@@ -9,8 +9,15 @@
 //   allowed(q, k) = 0 <= k <= q  and  doc(q) == doc(k) >= 0  and (
 //         sink(k)                                               the first `sink` tokens of the document
 //      or lev(k) == L-1                                         every earlier top-level gist
-//      or 0 <= lev(k) < L-1 and 0 <= d_{lev(k)+1}(q, k) <= N    a gist inside its own or the N previous sections
+//      or 0 <= lev(k) < L-1 and d_{lev(k)+1}(q, k) == 0         a gist inside its own section
+//      or 0 <= lev(k) < L-1 and lev(q) <= lev(k)+1               ... or the N previous sections, for queries that
+//         and 1 <= d_{lev(k)+1}(q, k) <= N                        are not gists of a level above that section's
 //      or lev(q) <= 0 and 0 <= d_0(q, k) <= N )                 the local window of raw and level-0 queries
+//
+// The previous-section clause follows the authors' hierarchical mask builder (any number of levels): it skips
+// queries that are higher-level gists than the section. With 1-2 levels no query is, so this is method 5.1 / 5.2
+// exactly; with 3-4 levels a level-2 gist does not see the level-0 gists of the previous level-1 section
+// (N = 1, S = 0, C0 = 1, C1 = 2, L = 3, layout ".012": the level-2 gist at q = 3 sees "..11").
 //
 // In a selective layer (selective = 1) a query with the suffix flag sees no gist key through the mask: its
 // gists come from chunk selection instead (unless keep_unselected_gists = 1).
@@ -79,7 +86,8 @@ GSA_HOST_DEVICE bool gist_mask_allows_class(int32_t key_class, const MaskQuery& 
   if (key_class == kClassRaw) return local;
   if (!q.sees_gists) return false;
   if (key_class == rule.levels - 1) return true;
-  return within(q.chunk_up - k.chunk_up, rule.prev_chunks) || local;
+  const int32_t sections = q.level > key_class + 1 ? 0 : rule.prev_chunks;  // previous sections, see the header
+  return within(q.chunk_up - k.chunk_up, sections) || local;
 }
 
 // The class of a key from its packed metadata.

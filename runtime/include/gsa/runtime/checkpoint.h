@@ -2,7 +2,8 @@
 //
 // A checkpoint store ROOT (the trainer's is <output_dir>/checkpoints) holds
 //   ROOT/step-000500/   model.safetensors (Hugging Face names), optimizer.safetensors (when there is optimizer
-//                       state), config.pbtxt (the run's config; usable as --config), state.pbtxt (step, data
+//                       state), config.pbtxt (the run's config; usable as --config), tokenizer.json (when the
+//                       model came from a Hugging Face directory: gsa import), state.pbtxt (step, data
 //                       generator states, the size of every other file; gsa/config/checkpoint_state.h)
 //   ROOT/latest         one line: the name of the newest complete checkpoint ("step-000500")
 //
@@ -42,6 +43,7 @@ struct Checkpoint {
   TensorMap optimizer;      // optimizer state by "<param>.<slot>"; may be empty
   MetadataMap optimizer_metadata;
   std::string config_text;  // config.pbtxt
+  std::string tokenizer_json;  // tokenizer.json text, or empty (none)
 };
 
 class CheckpointStore {
@@ -74,5 +76,8 @@ std::string resolve_checkpoint(const std::string& path);
 Checkpoint load_checkpoint_dir(const std::string& dir, bool with_optimizer = true);
 // The model of the checkpoint at resolve_checkpoint(path), on `device`; its config into *options when given.
 LlamaModel load_checkpoint(const std::string& path, at::Device device, GsaOptions* options);
+// `run` with the model and gist sections of the config of the checkpoint at resolve_checkpoint(path) (gsa train
+// --init-from), validated as a whole (a bad combination throws gsa::Error naming the fields).
+GsaOptions with_model_of_checkpoint(const GsaOptions& run, const std::string& path);
 
 }  // namespace gsa

@@ -9,10 +9,10 @@
 // (KERNELS), LibTorch ops otherwise (REFERENCE, or AUTO on other inputs). Inference only.
 #pragma once
 
+#include <ATen/ATen.h>
+
 #include <cstdint>
 #include <memory>
-
-#include <ATen/ATen.h>
 
 #include "gsa/config/options.h"
 #include "gsa/runtime/decode_caches.h"

@@ -7,10 +7,10 @@
 // follow (checked per call by comparing base pointers, O(layers x batch) host work when one moved).
 #pragma once
 
+#include <ATen/ATen.h>
+
 #include <cstdint>
 #include <vector>
-
-#include <ATen/ATen.h>
 
 #include "gsa/kernels/kv_rows.h"
 #include "gsa/runtime/llama_model.h"
@@ -42,8 +42,8 @@ class DecodeCaches {
 
   KvCache* batched_ = nullptr;
   std::vector<KvCache*> sequences_;
-  std::vector<at::Tensor> tables_;                // [layers] of [2, B * Hkv] int64 device pointer tables
-  std::vector<std::vector<void*>> table_bases_;   // [layers] the bases each table was built from
+  std::vector<at::Tensor> tables_;               // [layers] of [2, B * Hkv] int64 device pointer tables
+  std::vector<std::vector<void*>> table_bases_;  // [layers] the bases each table was built from
 };
 
 }  // namespace gsa

@@ -18,10 +18,10 @@
 // moves every sequence to its next token. Not thread-safe.
 #pragma once
 
+#include <ATen/ATen.h>
+
 #include <cstdint>
 #include <vector>
-
-#include <ATen/ATen.h>
 
 #include "gsa/config/options.h"
 #include "gsa/runtime/gist_layout.h"

@@ -9,9 +9,13 @@
 //   to chunk/2 tokens to the next word start (kept at the target if none); the count restarts there.
 // - Level l >= 1: after every `fanout`-th level-(l-1) gist a level-l gist (not at the very end), then a final
 //   level-l gist, so the context ends "g G ..." with one final gist per level.
-// - A context of at most `sink` tokens gets no gists (nothing to compress).
+// - A context of 1 to `sink` tokens still gets its final gists (".0", with 2 levels ".01"), as the authors'
+//   reference does whenever a document has any token; only an empty context gets none.
 // - Metadata per token t: level (-1 raw), document, position in document, RoPE position (position in document
-//   minus the gists of that document at or before t), sink flag (position in document < sink), suffix flag
+//   minus the gists of that document at or before t), sink flag (a raw token with position in document < sink;
+//   a final gist inside the first `sink` positions is a gist key, not a sink key, so that no key is in two key
+//   classes; the reference's positional sink would also show it to every query, which differs from us only for
+//   a lower-level gist with prev_chunks = 0), suffix flag
 //   (after the last top-level gist of its document; every token of a document without gists), and for every
 //   level l: chunk[l][t] = number of level-l gists at positions < t, counted over the whole row (a gist belongs
 //   to the chunk it closes; chunk ids are unique across documents).

@@ -70,6 +70,13 @@ class HfTokenizer : public Tokenizer {
   // "Llama-3" or "Qwen2": which pre-tokenizer regex the file uses.
   const char* pretokenizer_name() const;
 
+  // Whether the level-l gist token was in the file (added_tokens or vocab) rather than added here.
+  bool gist_in_file(int64_t level) const;
+
+  static constexpr int64_t kMaxGistTokens = 4;
+  // The text of the level-l gist token ("<gist>", "<Gist>", "<MGist>", "<gist3>"), l < kMaxGistTokens.
+  static std::string gist_token_name(int64_t level);
+
   struct Tables;  // hf_tokenizer.cpp
 
  private:

@@ -1,6 +1,8 @@
-// The Llama-family decoder (RMSNorm, RoPE, SwiGLU, GQA, optional tied embeddings) with GSA attention in every
-// layer. Parameters live in a name -> tensor map under Hugging Face Llama names (model.embed_tokens.weight,
-// model.layers.{i}.self_attn.{q,k,v,o}_proj.weight, model.layers.{i}.mlp.{gate,up,down}_proj.weight,
+// The Llama-family decoder (RMSNorm, RoPE with optional llama3 scaling, SwiGLU, GQA, optional tied embeddings,
+// Qwen2's q/k/v projection biases when options.attention_bias) with GSA attention in every layer. Parameters
+// live in a name -> tensor map under Hugging Face Llama / Qwen2 names (model.embed_tokens.weight,
+// model.layers.{i}.self_attn.{q,k,v,o}_proj.weight, model.layers.{i}.self_attn.{q,k,v}_proj.bias (Qwen2),
+// model.layers.{i}.mlp.{gate,up,down}_proj.weight,
 // model.layers.{i}.{input,post_attention}_layernorm.weight, model.norm.weight, lm_head.weight), so a
 // safetensors file from transformers loads as is.
 //
@@ -22,6 +24,7 @@
 
 #include "gsa/config/options.h"
 #include "gsa/runtime/attention_plan.h"
+#include "gsa/runtime/rope.h"
 #include "gsa/runtime/safetensors.h"
 
 namespace gsa {
@@ -75,7 +78,7 @@ class LlamaModel {
 
  private:
   const at::Tensor& param(const std::string& name) const;
-  at::Tensor layer_forward(int64_t layer, const at::Tensor& x, const at::Tensor& rope_pos,
+  at::Tensor layer_forward(int64_t layer, const at::Tensor& x, const RopeTables& rope,
                            LayerAttention& layer_attention, bool layer_selects) const;
 
   ModelOptions options_;
@@ -85,6 +88,9 @@ class LlamaModel {
 
 // Expected parameter shapes by Hugging Face name.
 std::vector<std::pair<std::string, std::vector<int64_t>>> llama_parameter_shapes(const ModelOptions& options);
+// Throws gsa::Error naming the first missing, misshapen or unexpected tensor of `tensors` for `options`
+// (lm_head.weight may be present when the embeddings are tied); `source` starts each message.
+void check_llama_tensors(const ModelOptions& options, const TensorMap& tensors, const std::string& source);
 
 at::ScalarType to_scalar_type(DType dtype);
 

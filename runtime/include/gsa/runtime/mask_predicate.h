@@ -8,14 +8,18 @@
 //         sink(k)                                          the first `sink` tokens of the document
 //      or lev(k) == L-1                                    every earlier top-level gist           (5.2 A)
 //      or 0 <= lev(k) < L-1 and 0 <= d_{lev(k)+1}(q,k) <= N   a level-l gist inside its own or the N previous
-//                                                          level-(l+1) sections                  (5.2 B, D, E)
+//                                                          level-(l+1) sections                  (5.2 B, D, E);
+//                                                          the previous sections only for queries with
+//                                                          lev(q) <= lev(k)+1 (the authors' builder)
 //      or lev(q) <= 0 and 0 <= d_0(q,k) <= N )             the local window: own chunk and N previous chunks,
 //                                                          any key type, for raw and level-0 queries (5.2 C)
 //
 // For L = 1 this is exactly 5.1 (every earlier gist, own + N previous chunks, sink). For L = 2 it is exactly
 // 5.2: B (same section) and D (a meta-gist reads the gists it summarises) are d_1 == 0, E is 1 <= d_1 <= N.
-// For L >= 3 a level-l gist as query sees the level-(l-1) gists of its own and the previous N level-l sections
-// and every top-level gist; raw tokens and level-0 gists additionally see their local window.
+// For L >= 3 a level-l gist as query sees the level-(l-1) gists of its own and the previous N level-l sections,
+// no gist of a level below l-1 (the authors' hierarchical builder applies the previous-section rule only to
+// queries that are not higher-level gists), and every top-level gist; raw tokens and level-0 gists additionally
+// see their local window.
 // A document without gists has chunk ids all equal, so it gets the plain causal mask.
 #pragma once
 

@@ -8,11 +8,11 @@
 // moves each query's position and key length as tokens are appended (no gists are added after the prompt).
 #pragma once
 
+#include <ATen/ATen.h>
+
 #include <cstdint>
 #include <utility>
 #include <vector>
-
-#include <ATen/ATen.h>
 
 #include "gsa/runtime/gist_layout.h"
 

@@ -69,6 +69,9 @@ class Trainer {
   // live: also redraw one status line per step ("\r"; for a terminal).
   TrainReport run(std::ostream& progress, bool live = false);
   int64_t resume();
+  // Copies the model weights of checkpoint `path` (resolve_checkpoint; e.g. made by gsa import) into the model;
+  // its model config must equal this run's (with_model_of_checkpoint). Optimizer, step and data start fresh.
+  void init_from(const std::string& path);
   double evaluate(int64_t batches);
   // Checkpoints the current state as `steps` completed steps into <output_dir>/checkpoints; returns its folder.
   std::string save_checkpoint(int64_t steps) const;
