@@ -8,6 +8,8 @@ namespace gsa {
 ModelTokenizer::ModelTokenizer(std::shared_ptr<const Tokenizer> text, const ModelOptions& model, int64_t gist_levels)
     : text_(std::move(text)), vocab_size_(model.vocab_size) {
   GSA_CHECK(gist_levels >= 1, "gist levels must be >= 1, got ", gist_levels);
+  GSA_CHECK(text_->vocab_size() <= vocab_size_, "the tokenizer has ", text_->vocab_size(),
+            " ids, more than model.vocab_size = ", vocab_size_);
   GSA_CHECK(model.gist_token_ids.empty() || static_cast<int64_t>(model.gist_token_ids.size()) >= gist_levels,
             "model.gist_token_ids has ", model.gist_token_ids.size(), " ids, gist.levels = ", gist_levels);
   for (int64_t l = 0; l < gist_levels; ++l) {
@@ -17,8 +19,6 @@ ModelTokenizer::ModelTokenizer(std::shared_ptr<const Tokenizer> text, const Mode
               vocab_size_);
     gists_.push_back(id);
   }
-  GSA_CHECK(text_->vocab_size() <= vocab_size_, "the tokenizer has ", text_->vocab_size(),
-            " ids, more than model.vocab_size = ", vocab_size_);
   for (int64_t l = 0; l < gist_levels; ++l) {
     const int64_t id = gists_[static_cast<size_t>(l)];
     if (id >= text_->vocab_size()) continue;  // after the text's ids: the model's own rows
