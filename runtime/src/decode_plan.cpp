@@ -72,6 +72,34 @@ void DecodePlan::advance(const std::vector<int64_t>& tokens) {
   upload();
 }
 
+DecodePlan DecodePlan::stack(const std::vector<const DecodePlan*>& parts) {
+  GSA_CHECK(!parts.empty(), "stacking decode plans needs at least one");
+  DecodePlan out(parts[0]->device_);
+  out.gist_ = parts[0]->gist_;
+  std::vector<at::Tensor> rows[2], covered;
+  std::vector<const SelectionPlan*> selections;
+  std::vector<int64_t> sizes;
+  for (const DecodePlan* p : parts) {
+    const GistOptions& g = p->gist_;
+    GSA_CHECK(g.levels == out.gist_.levels && g.chunk == out.gist_.chunk && g.fanout == out.gist_.fanout &&
+                  g.sink == out.gist_.sink && g.prev_chunks == out.gist_.prev_chunks && p->device_ == out.device_,
+              "stacked decode plans need the same gist options and device");
+    using Field = std::vector<int64_t> DecodePlan::*;
+    for (Field field : {&DecodePlan::token_, &DecodePlan::position_, &DecodePlan::rope_, &DecodePlan::first_}) {
+      (out.*field).insert((out.*field).end(), (p->*field).begin(), (p->*field).end());
+    }
+    for (int selective = 0; selective < 2; ++selective) rows[selective].push_back(p->prompt_rows_[selective]);
+    covered.push_back(p->selective_covered_);
+    selections.push_back(&p->selection_);
+    sizes.push_back(p->batch());
+  }
+  for (int selective = 0; selective < 2; ++selective) out.prompt_rows_[selective] = stack_padded(rows[selective], -1);
+  out.selective_covered_ = stack_padded(covered, 0);
+  out.selection_ = stack_selection_plans(selections, sizes, out.gist_.levels, out.device_);
+  out.upload();
+  return out;
+}
+
 void DecodePlan::upload() {
   const int64_t B = batch();
   at::Tensor longs = at::empty({3, B}, at::kLong), ints = at::empty({2, B}, at::kInt);

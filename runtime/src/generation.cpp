@@ -108,7 +108,7 @@ at::Tensor Generator::prefill_chunk(int64_t count) {
   return prefilled_ == prompt_size_ ? logits : at::Tensor();
 }
 
-at::Tensor Generator::step(int64_t token) {
+void Generator::prepare_step(int64_t token) {
   GSA_CHECK(prefilled_ == prompt_size_, "decode step before the prompt is prefilled");
   GSA_CHECK(has_room(), "the sequence reached its ", max_positions_, " positions");
   at::NoGradGuard no_grad;
@@ -119,10 +119,46 @@ at::Tensor Generator::step(int64_t token) {
   } else {
     decode_->advance({token});
   }
+}
+
+const DecodePlan& Generator::decode_plan() const {
+  GSA_CHECK(decode_ != nullptr, "the decode plan exists from the first prepared step on");
+  return *decode_;
+}
+
+at::Tensor Generator::step(int64_t token) {
+  prepare_step(token);
+  at::NoGradGuard no_grad;
   DecodeLayerAttention layer_attention(*decode_, attention_, cache_);
   at::Tensor logits = model_.forward(decode_->tokens(), decode_->rope_pos(), layer_attention, attention_,
                                      attention_.selection.enabled);
   return logits[0][0];
+}
+
+std::vector<at::Tensor> decode_step_batched(const std::vector<Generator*>& sequences,
+                                            const std::vector<int64_t>& tokens) {
+  GSA_CHECK(!sequences.empty() && sequences.size() == tokens.size(), "batched decode: ", sequences.size(),
+            " sequences for ", tokens.size(), " tokens");
+  at::NoGradGuard no_grad;
+  const LlamaModel& model = sequences[0]->model_;
+  const AttentionOptions& attention = sequences[0]->attention_;
+  std::vector<const DecodePlan*> plans;
+  std::vector<KvCache*> caches;
+  for (size_t i = 0; i < sequences.size(); ++i) {
+    Generator& g = *sequences[i];
+    GSA_CHECK(&g.model_ == &model, "batched decode: the sequences need one model");
+    g.prepare_step(tokens[i]);
+    plans.push_back(g.decode_.get());
+    caches.push_back(&g.cache_);
+  }
+  const DecodePlan plan = DecodePlan::stack(plans);
+  DecodeCaches batch_caches(caches);
+  DecodeLayerAttention layer_attention(plan, attention, batch_caches);
+  const at::Tensor logits =
+      model.forward(plan.tokens(), plan.rope_pos(), layer_attention, attention, attention.selection.enabled);
+  std::vector<at::Tensor> out;
+  for (int64_t b = 0; b < plan.batch(); ++b) out.push_back(logits[b][0]);
+  return out;
 }
 
 std::vector<int64_t> run_decode_loop(const SamplingOptions& sampling, const DecodeLoop& loop,

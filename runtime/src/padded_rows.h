@@ -22,4 +22,13 @@ at::Tensor pad_rows(const std::vector<std::vector<T>>& rows, int64_t fill, at::S
   return dtype == at::kLong ? out : out.to(dtype);
 }
 
+// [B_i, W_i] tensors (one dtype and device) padded with `fill` to the widest W and stacked: [sum B_i, W].
+inline at::Tensor stack_padded(const std::vector<at::Tensor>& tables, int64_t fill) {
+  int64_t width = 1;
+  for (const at::Tensor& t : tables) width = std::max(width, t.size(1));
+  std::vector<at::Tensor> padded;
+  for (const at::Tensor& t : tables) padded.push_back(at::constant_pad_nd(t, {0, width - t.size(1)}, fill));
+  return at::cat(padded, 0);
+}
+
 }  // namespace gsa

@@ -80,4 +80,59 @@ SelectionPlan make_selection_plan(const std::vector<const GistLayout*>& rows,
   return sel;
 }
 
+
+SelectionPlan stack_selection_plans(const std::vector<const SelectionPlan*>& parts, const std::vector<int64_t>& rows,
+                                    int64_t levels, at::Device device) {
+  GSA_CHECK(!parts.empty() && parts.size() == rows.size(), "stack_selection_plans: ", parts.size(), " plans for ",
+            rows.size(), " row counts");
+  SelectionPlan out;
+  std::vector<at::Tensor> row, pos, key_length, doc_gists, top_begin;
+  int64_t offset = 0;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const SelectionPlan& p = *parts[i];
+    if (p.count > 0) {
+      out.count += p.count;
+      row.push_back(p.row + offset);
+      pos.push_back(p.pos);
+      key_length.push_back(p.key_length);
+      doc_gists.push_back(p.doc_gists);
+      top_begin.push_back(p.top_begin);
+      out.max_top = std::max(out.max_top, p.max_top);
+      out.max_chunk_span = std::max(out.max_chunk_span, p.max_chunk_span);
+    }
+    offset += rows[i];
+  }
+  if (out.count == 0) return out;
+  out.row = at::cat(row);
+  out.pos = at::cat(pos);
+  out.key_length = at::cat(key_length);
+  out.doc_gists = at::cat(doc_gists);
+  out.top_begin = at::cat(top_begin);
+  auto table = [&](auto pick, int64_t fill, at::ScalarType dtype) {  // parts without tables: rows of fill
+    std::vector<at::Tensor> tables;
+    for (size_t i = 0; i < parts.size(); ++i) {
+      tables.push_back(parts[i]->count > 0 ? pick(*parts[i])
+                                           : at::full({rows[i], 1}, fill, at::TensorOptions().dtype(dtype).device(device)));
+    }
+    return stack_padded(tables, fill);
+  };
+  for (int64_t l = 0; l < levels; ++l) {
+    out.gist_pos.push_back(table([&](const SelectionPlan& p) { return p.gist_pos[l]; }, -1, at::kLong));
+    int64_t max_children = 0;
+    for (const SelectionPlan* p : parts)
+      if (p->count > 0) max_children = std::max(max_children, p->max_children[l]);
+    out.max_children.push_back(max_children);
+    if (l == 0) {
+      out.child_begin.emplace_back();
+      out.child_count.emplace_back();
+      continue;
+    }
+    out.child_begin.push_back(table([&](const SelectionPlan& p) { return p.child_begin[l]; }, 0, at::kLong));
+    out.child_count.push_back(table([&](const SelectionPlan& p) { return p.child_count[l]; }, 0, at::kLong));
+  }
+  out.chunk_begin = table([](const SelectionPlan& p) { return p.chunk_begin; }, 0, at::kLong);
+  out.key_level = table([](const SelectionPlan& p) { return p.key_level; }, kRawLevel, at::kChar);
+  return out;
+}
+
 }  // namespace gsa

@@ -26,9 +26,14 @@ void LocalBackend::remove(int64_t id) { sequences_.erase(id); }
 at::Tensor LocalBackend::prefill(int64_t id, int64_t count) { return at(id).prefill_chunk(count); }
 
 std::vector<at::Tensor> LocalBackend::decode(const std::vector<std::pair<int64_t, int64_t>>& batch) {
-  std::vector<at::Tensor> logits;
-  for (const auto& [id, token] : batch) logits.push_back(at(id).step(token));
-  return logits;
+  if (batch.empty()) return {};
+  std::vector<Generator*> sequences;
+  std::vector<int64_t> tokens;
+  for (const auto& [id, token] : batch) {
+    sequences.push_back(&at(id));
+    tokens.push_back(token);
+  }
+  return decode_step_batched(sequences, tokens);
 }
 
 int64_t LocalBackend::allocated_positions() const {

@@ -242,6 +242,58 @@ TEST(DecodePlan, Bf16KernelsGenerationTracksFp32AsWellAsReferenceBackend) {
   }
 }
 
+// decode_step_batched (stacked per-sequence plans, per-sequence caches of different capacities) equals each
+// sequence's own step, while the batch changes: a sequence leaves after two steps and another joins (fp32,
+// 1e-5 / 1e-4), on the reference backend and on the kernels' CPU twins (bf16, head dim 64: kBf16RelErr).
+TEST(DecodePlan, BatchedStepsOfGeneratorsEqualTheirOwnSteps) {
+  at::NoGradGuard no_grad;
+  for (const bool kernels : {false, true}) {
+    std::mt19937 rng(21);
+    GistOptions gist;
+    gist.levels = 2;
+    gist.chunk = 3;
+    gist.fanout = 2;
+    gist.sink = 2;
+    ModelOptions o = test::tiny_model_options();
+    if (kernels) {
+      o.head_dim = 64;
+      o.hidden_size = 128;
+      o.dtype = DType::kBFloat16;
+    }
+    LlamaModel model = LlamaModel::create(o, 4, at::kCPU);
+    AttentionOptions attention;
+    attention.backend = kernels ? AttentionBackend::kKernels : AttentionBackend::kReference;
+    std::vector<GistLayout> prompts;
+    for (int i = 0; i < 4; ++i) prompts.push_back(random_row(rng, gist, 1 + i % 2, 40 + 20 * i));
+    std::vector<std::unique_ptr<Generator>> batched, alone;
+    for (const GistLayout& p : prompts) {
+      batched.push_back(std::make_unique<Generator>(model, attention, p, p.size() + 300));
+      alone.push_back(std::make_unique<Generator>(model, attention, p, p.size() + 8));
+      batched.back()->prefill();
+      alone.back()->prefill();
+    }
+    for (int step = 0; step < 4; ++step) {
+      // Sequences 0-2 for two steps, then 1-3 (0 left, 3 joined).
+      const std::vector<int> members = step < 2 ? std::vector<int>{0, 1, 2} : std::vector<int>{1, 2, 3};
+      std::vector<Generator*> sequences;
+      std::vector<int64_t> tokens;
+      for (int m : members) {
+        sequences.push_back(batched[m].get());
+        tokens.push_back(rng() % 256);
+      }
+      const std::vector<at::Tensor> got = decode_step_batched(sequences, tokens);
+      for (size_t j = 0; j < members.size(); ++j) {
+        const at::Tensor want = alone[members[j]]->step(tokens[j]);
+        if (kernels) {
+          EXPECT_TRUE(test::relative_error_below(got[j], want, test::kBf16RelErr)) << "step " << step;
+        } else {
+          GSA_EXPECT_CLOSE(got[j], want, 1e-5, 1e-4) << "step " << step << " sequence " << members[j];
+        }
+      }
+    }
+  }
+}
+
 TEST(DecodePlan, RejectsBadInputsByName) {
   GistOptions gist;
   Document doc;

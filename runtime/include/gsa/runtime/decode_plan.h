@@ -37,6 +37,9 @@ class DecodePlan {
 
   // The next token of every sequence (tokens.size() == batch()): O(B) host work and one small copy to the device.
   void advance(const std::vector<int64_t>& tokens);
+  // Several plans as one batch, their sequences in order (a server's continuous batch of per-request plans); the
+  // parts keep working on their own. O(total rows) device copies, no pass over the layouts.
+  static DecodePlan stack(const std::vector<const DecodePlan*>& parts);
 
   int64_t batch() const { return static_cast<int64_t>(position_.size()); }
   const GistOptions& gist() const { return gist_; }
@@ -55,6 +58,7 @@ class DecodePlan {
   const at::Tensor& selective_covered() const { return selective_covered_; }
 
  private:
+  explicit DecodePlan(at::Device device) : device_(device) {}
   void upload();
 
   GistOptions gist_;

@@ -98,6 +98,10 @@ class Generator {
   at::Tensor prefill_chunk(int64_t count);
   int64_t prompt_remaining() const { return prompt_size_ - prefilled_; }
   at::Tensor step(int64_t token);       // appends token, -> [V] logits of it
+  // step() without the forward: appends token, grows the cache and moves the decode plan (decode_step_batched
+  // runs the forward of many sequences at once).
+  void prepare_step(int64_t token);
+  const DecodePlan& decode_plan() const;
   bool has_room() const { return layout_.size() < max_positions_; }
   int64_t cache_positions() const { return cache_.capacity(); }  // allocated, a multiple of kKvBlockPositions
   const GistLayout& layout() const { return layout_; }
@@ -108,6 +112,8 @@ class Generator {
                                 const std::function<void(int64_t)>& on_token = {});
 
  private:
+  friend std::vector<at::Tensor> decode_step_batched(const std::vector<Generator*>& sequences,
+                                                     const std::vector<int64_t>& tokens);
   at::Tensor run(int64_t q_begin, int64_t count);
   void reserve(int64_t positions);  // grows the cache in blocks to hold `positions`
 
@@ -120,5 +126,11 @@ class Generator {
   KvCache cache_;
   std::unique_ptr<DecodePlan> decode_;  // from the first step on: what each step's attention reads
 };
+
+// One decode step of several sequences (one model, one attention config) in one forward: each appends its token,
+// the plans stack (DecodePlan::stack) and the per-sequence caches decode together (DecodeCaches), one kernel
+// launch per layer for all of them; -> each sequence's [V] logits, equal to its own step()'s.
+std::vector<at::Tensor> decode_step_batched(const std::vector<Generator*>& sequences,
+                                            const std::vector<int64_t>& tokens);
 
 }  // namespace gsa

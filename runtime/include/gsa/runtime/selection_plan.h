@@ -40,4 +40,10 @@ struct SelectionPlan {
 SelectionPlan make_selection_plan(const std::vector<const GistLayout*>& rows,
                                   const std::vector<std::pair<int64_t, int64_t>>& query_ranges, at::Device device);
 
+// Plans of consecutive groups of rows as one plan (rows[i] rows in part i, in order; queries keep their order with
+// their rows renumbered); per-row tables padded to the widest part; O(total table size) device copies. levels:
+// the rows' gist levels (parts without selective queries carry no tables).
+SelectionPlan stack_selection_plans(const std::vector<const SelectionPlan*>& parts, const std::vector<int64_t>& rows,
+                                    int64_t levels, at::Device device);
+
 }  // namespace gsa

@@ -39,7 +39,8 @@ class SequenceBackend {
   virtual int64_t allocated_positions() const = 0;
 };
 
-// One device: a Generator per sequence, decode as a loop over them. The model must outlive the backend.
+// One device: a Generator per sequence (prefill, growing cache, decode plan), and each decode step of the batch as
+// one forward over all of them (decode_step_batched). The model must outlive the backend.
 class LocalBackend : public SequenceBackend {
  public:
   LocalBackend(const LlamaModel& model, const AttentionOptions& attention) : model_(model), attention_(attention) {}
