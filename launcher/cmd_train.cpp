@@ -4,6 +4,8 @@
 
 #include <cstdio>
 #include <iostream>
+#include <memory>
+#include <random>
 #include <sstream>
 
 #include "cli_flags.h"
@@ -14,7 +16,8 @@
 #include "gsa/runtime/checkpoint.h"
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/generation.h"
-#include "gsa/runtime/tokenizer.h"
+#include "gsa/runtime/model_tokenizer.h"
+#include "gsa/trainer/synthetic_tasks.h"
 #include "gsa/trainer/trainer.h"
 
 namespace gsa::cli {
@@ -25,14 +28,16 @@ constexpr const char* kHelp =
     "                 [--resume] [--checkpoint-every N] [--keep-checkpoints K] [--init-from CKPT]\n"
     "                 [--threads N] [--samples N] [--dp N --sp N --backend mpi|nccl --comm-timeout-s S]\n"
     "\n"
-    "Trains on the synthetic retrieval task. Without --config: the embedded demo (configs/demo.pbtxt).\n"
+    "Trains on the config's data (data.source: a synthetic task or a corpus). Without --config: the\n"
+    "embedded demo (configs/demo.pbtxt).\n"
     "  --set a.b=value   override one config field (repeatable), e.g. --set train.steps=100\n"
     "  --output-dir DIR  write metrics.jsonl, tensorboard/ and checkpoints/ there (--set train.output_dir=DIR)\n"
     "  --resume          continue from DIR/checkpoints/latest when there is one (model, optimizer, step, data);\n"
     "                    without it a DIR that holds a checkpoint is refused\n"
     "  --checkpoint-every N  also checkpoint every N steps (--set train.checkpoint_every=N; default: at the end)\n"
     "  --keep-checkpoints K  keep the newest K checkpoints, 0 = all (--set train.keep_checkpoints=K; default 3)\n"
-    "  --samples N       after training, answer N fresh retrieval prompts by greedy decoding (default 3)\n"
+    "  --samples N       after training, answer N fresh prompts of the synthetic task by greedy decoding\n"
+    "                    (default 3; none for a corpus)\n"
     "  --init-from CKPT  start from the weights of checkpoint CKPT (e.g. made by gsa import); the model and gist\n"
     "                    sections of the config come from CKPT's config\n"
     "\n"
@@ -43,21 +48,33 @@ constexpr const char* kHelp =
     "  --backend B       mpi (CPU tensors) or nccl (CUDA tensors, one GPU per rank); default nccl with CUDA\n"
     "  --comm-timeout-s S  a collective not done in S s aborts the job naming the rank (default 300)\n";
 
-// Greedy answers to fresh prompts, printed next to the expected values.
-void show_samples(Trainer& trainer, const GsaOptions& options, int64_t count) {
-  ByteTokenizer tokenizer;
+// Greedy answers to fresh prompts of the synthetic task, printed next to the expected values (nothing for a
+// corpus: it has no answers).
+void show_samples(const Trainer& trainer, const GsaOptions& options, int64_t count) {
+  if (options.data.source != DataSourceKind::kRetrieval && options.data.source != DataSourceKind::kPasskey &&
+      options.data.source != DataSourceKind::kMultiDoc) {
+    return;
+  }
+  const ModelTokenizer& tokenizer = *trainer.tokenizer();
+  const std::unique_ptr<SyntheticTask> task = make_synthetic_task(options.data, trainer.tokenizer());
+  std::mt19937_64 rng(static_cast<uint64_t>(options.train.seed) + 0x5a3b1e);
   int64_t right = 0;
   for (int64_t i = 0; i < count; ++i) {
-    std::vector<int64_t> answer;
-    Document doc = trainer.task().sample_prompt(&answer);
-    GistLayout layout = build_layout({doc}, options.gist);
-    Generator gen(trainer.model(), options.attention, layout, layout.size() + answer.size() + 1);
+    Example example = task->sample(rng);
+    const auto answer_begin = example.doc.suffix.end() - example.answer_len;
+    const std::vector<int64_t> answer(answer_begin, example.doc.suffix.end());
+    example.doc.suffix.erase(answer_begin, example.doc.suffix.end());
+    if (options.gist.word_aware) example.doc.context_word_starts = tokenizer.word_starts(example.doc.context);
+    GistLayout layout = build_layout({example.doc}, options.gist, tokenizer);
+    Generator gen(trainer.model(), options.attention, layout, layout.size() + example.answer_len + 1);
     SamplingOptions sampling;
-    sampling.max_new_tokens = static_cast<int64_t>(answer.size());
+    sampling.max_new_tokens = example.answer_len;
+    sampling.vocab_limit = tokenizer.text_vocab_size();
     std::vector<int64_t> got = gen.generate(sampling);
     right += got == answer;
-    std::cout << "  sample " << i + 1 << ": " << tokenizer.decode(doc.context) << " " << tokenizer.decode(doc.suffix)
-              << " -> " << tokenizer.decode(got) << " (expected " << tokenizer.decode(answer) << ")\n";
+    std::cout << "  sample " << i + 1 << ": " << tokenizer.decode(example.doc.context) << " "
+              << tokenizer.decode(example.doc.suffix) << " -> " << tokenizer.decode(got) << " (expected "
+              << tokenizer.decode(answer) << ")\n";
   }
   std::cout << "  samples right: " << right << "/" << count << "\n";
 }

@@ -12,6 +12,14 @@ pc::BudgetKind to_proto(BudgetKind v) { return v == BudgetKind::kFixed ? pc::FIX
 TrainMode from_proto(pc::TrainMode v) { return v == pc::CPT ? TrainMode::kCpt : TrainMode::kSelective; }
 pc::TrainMode to_proto(TrainMode v) { return v == TrainMode::kCpt ? pc::CPT : pc::SELECTIVE; }
 
+static_assert(pc::RETRIEVAL == static_cast<int>(DataSourceKind::kRetrieval) &&
+                  pc::PASSKEY == static_cast<int>(DataSourceKind::kPasskey) &&
+                  pc::MULTI_DOC == static_cast<int>(DataSourceKind::kMultiDoc) &&
+                  pc::TEXT == static_cast<int>(DataSourceKind::kText) &&
+                  pc::JSONL == static_cast<int>(DataSourceKind::kJsonl) &&
+                  pc::TOKEN_BIN == static_cast<int>(DataSourceKind::kTokenBin),
+              "DataSourceKind and gsa.config.DataSourceKind list the same kinds in the same order");
+
 ModelOptions from_proto(const pc::ModelConfig& m) {
   ModelOptions o;
   o.vocab_size = m.vocab_size();
@@ -133,6 +141,8 @@ TrainOptions from_proto(const pc::TrainConfig& t) {
   o.output_dir = t.output_dir();
   o.checkpoint_every = t.checkpoint_every();
   o.keep_checkpoints = t.keep_checkpoints();
+  o.grad_accumulation = t.grad_accumulation();
+  o.activation_checkpointing = t.activation_checkpointing();
   return o;
 }
 
@@ -153,6 +163,8 @@ void to_proto(const TrainOptions& o, pc::TrainConfig* t) {
   t->set_output_dir(o.output_dir);
   t->set_checkpoint_every(o.checkpoint_every);
   t->set_keep_checkpoints(o.keep_checkpoints);
+  t->set_grad_accumulation(o.grad_accumulation);
+  t->set_activation_checkpointing(o.activation_checkpointing);
 }
 
 DataOptions from_proto(const pc::DataConfig& d) {
@@ -162,6 +174,23 @@ DataOptions from_proto(const pc::DataConfig& d) {
   o.retrieval.key_len = r.key_len();
   o.retrieval.value_len = r.value_len();
   o.retrieval.alphabet = r.alphabet();
+  o.source = static_cast<DataSourceKind>(d.source());  // the enums list the same kinds in the same order
+  o.tokenizer = d.tokenizer();
+  o.examples_per_row = d.examples_per_row();
+  o.passkey.filler_sentences = d.passkey().filler_sentences();
+  o.passkey.digits = d.passkey().digits();
+  const pc::MultiDocTaskConfig& m = d.multi_doc();
+  o.multi_doc.documents = m.documents();
+  o.multi_doc.pairs_per_document = m.pairs_per_document();
+  o.multi_doc.key_len = m.key_len();
+  o.multi_doc.value_len = m.value_len();
+  o.multi_doc.alphabet = m.alphabet();
+  const pc::CorpusConfig& c = d.corpus();
+  o.corpus.path = c.path();
+  o.corpus.sequence_length = c.sequence_length();
+  o.corpus.jsonl_field = c.jsonl_field();
+  o.corpus.bin_dtype = c.bin_dtype() == pc::UINT32 ? TokenFileDType::kUint32 : TokenFileDType::kUint16;
+  o.corpus.bin_document_separator = c.bin_document_separator();
   return o;
 }
 
@@ -171,6 +200,23 @@ void to_proto(const DataOptions& o, pc::DataConfig* d) {
   r->set_key_len(o.retrieval.key_len);
   r->set_value_len(o.retrieval.value_len);
   r->set_alphabet(o.retrieval.alphabet);
+  d->set_source(static_cast<pc::DataSourceKind>(o.source));
+  d->set_tokenizer(o.tokenizer);
+  d->set_examples_per_row(o.examples_per_row);
+  d->mutable_passkey()->set_filler_sentences(o.passkey.filler_sentences);
+  d->mutable_passkey()->set_digits(o.passkey.digits);
+  pc::MultiDocTaskConfig* m = d->mutable_multi_doc();
+  m->set_documents(o.multi_doc.documents);
+  m->set_pairs_per_document(o.multi_doc.pairs_per_document);
+  m->set_key_len(o.multi_doc.key_len);
+  m->set_value_len(o.multi_doc.value_len);
+  m->set_alphabet(o.multi_doc.alphabet);
+  pc::CorpusConfig* c = d->mutable_corpus();
+  c->set_path(o.corpus.path);
+  c->set_sequence_length(o.corpus.sequence_length);
+  c->set_jsonl_field(o.corpus.jsonl_field);
+  c->set_bin_dtype(o.corpus.bin_dtype == TokenFileDType::kUint32 ? pc::UINT32 : pc::UINT16);
+  c->set_bin_document_separator(o.corpus.bin_document_separator);
 }
 
 }  // namespace

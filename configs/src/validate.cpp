@@ -141,6 +141,16 @@ void check_cross(const GsaOptions& o, Checker& c) {
                " is beyond the last layer (model.num_layers = " + std::to_string(layers) + ": layers 0.." +
                std::to_string(layers - 1) + "; to turn selection off set attention.selection.enabled: false)");
   }
+  const bool corpus = o.data.source == DataSourceKind::kText || o.data.source == DataSourceKind::kJsonl ||
+                      o.data.source == DataSourceKind::kTokenBin;
+  if (corpus && o.data.corpus.path.empty()) {
+    c.fail({"data.source", "data.corpus.path"}, "data.source reads a corpus file but data.corpus.path is empty");
+  }
+  if (corpus && o.data.examples_per_row != 1) {
+    c.fail({"data.examples_per_row", "data.source"},
+           "data.examples_per_row = " + std::to_string(o.data.examples_per_row) +
+               " applies to the synthetic tasks only; a corpus packs data.corpus.sequence_length tokens per row");
+  }
 }
 
 void check_train(const TrainOptions& t, Checker& c) {
@@ -157,6 +167,12 @@ void check_train(const TrainOptions& t, Checker& c) {
   c.at_least("train.eval_batches", t.eval_batches, 1);
   c.at_least("train.checkpoint_every", t.checkpoint_every, 0);
   c.at_least("train.keep_checkpoints", t.keep_checkpoints, 0);
+  c.at_least("train.grad_accumulation", t.grad_accumulation, 1);
+  if (t.grad_accumulation >= 1 && t.batch_size >= 1 && t.batch_size % t.grad_accumulation != 0) {
+    c.fail({"train.batch_size", "train.grad_accumulation"},
+           "train.batch_size = " + std::to_string(t.batch_size) + " is not a multiple of train.grad_accumulation = " +
+               std::to_string(t.grad_accumulation) + " (each micro-batch takes an equal share of the rows)");
+  }
 }
 
 void check_data(const DataOptions& d, Checker& c) {
@@ -164,6 +180,17 @@ void check_data(const DataOptions& d, Checker& c) {
   c.at_least("data.retrieval.key_len", d.retrieval.key_len, 1);
   c.at_least("data.retrieval.value_len", d.retrieval.value_len, 1);
   c.in_range("data.retrieval.alphabet", d.retrieval.alphabet, 2, 26);
+  c.at_least("data.examples_per_row", d.examples_per_row, 1);
+  c.at_least("data.passkey.filler_sentences", d.passkey.filler_sentences, 1);
+  c.in_range("data.passkey.digits", d.passkey.digits, 1, 18);
+  c.at_least("data.multi_doc.documents", d.multi_doc.documents, 1);
+  c.at_least("data.multi_doc.pairs_per_document", d.multi_doc.pairs_per_document, 1);
+  c.at_least("data.multi_doc.key_len", d.multi_doc.key_len, 1);
+  c.at_least("data.multi_doc.value_len", d.multi_doc.value_len, 1);
+  c.in_range("data.multi_doc.alphabet", d.multi_doc.alphabet, 2, 26);
+  c.at_least("data.corpus.sequence_length", d.corpus.sequence_length, 2);
+  if (d.corpus.jsonl_field.empty()) c.fail({"data.corpus.jsonl_field"}, "data.corpus.jsonl_field is empty");
+  c.at_least("data.corpus.bin_document_separator", d.corpus.bin_document_separator, -1);
 }
 
 }  // namespace

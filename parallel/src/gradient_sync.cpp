@@ -55,6 +55,7 @@ void GradientSync::reset_step() {
 }
 
 void GradientSync::on_gradient(size_t param_index, const at::Tensor& grad) {
+  if (!sync_) return;  // an earlier micro-batch: autograd accumulates it into .grad()
   if (!step_open_) {  // the first gradient of a backward pass
     step_open_ = true;
     started_in_backward_ = 0;
@@ -62,7 +63,10 @@ void GradientSync::on_gradient(size_t param_index, const at::Tensor& grad) {
   auto [bucket_index, slot] = where_[param_index];
   Bucket& b = buckets_[bucket_index];
   GSA_CHECK(!b.arrived[slot], "GradientSync: parameter ", param_index, " got two gradients in one backward");
-  b.buffer.narrow(0, b.offsets[slot], grad.numel()).copy_(grad.reshape({-1}));
+  at::Tensor slot_buffer = b.buffer.narrow(0, b.offsets[slot], grad.numel());
+  slot_buffer.copy_(grad.reshape({-1}));
+  const at::Tensor& accumulated = params_[param_index].grad();  // earlier micro-batches' (zero_grad: zeros)
+  if (accumulated.defined()) slot_buffer.add_(accumulated.reshape({-1}));
   b.arrived[slot] = true;
   if (--b.pending == 0) {
     start(b);
@@ -73,13 +77,20 @@ void GradientSync::on_gradient(size_t param_index, const at::Tensor& grad) {
 void GradientSync::start(Bucket& bucket) { bucket.handle = comm_->all_reduce_async(bucket.buffer, ReduceOp::kSum); }
 
 void GradientSync::finish() {
+  GSA_CHECK(sync_, "GradientSync::finish during accumulation: set_sync(true) before the last micro-batch");
   at::NoGradGuard no_grad;
   for (Bucket& b : buckets_) {
     if (b.handle) continue;
-    // Parameters without a gradient this step count as zero (only their slots are cleared: the others were
-    // overwritten by this step's gradients).
+    // Parameters without a gradient this pass count as what earlier micro-batches accumulated, else zero.
     for (size_t s = 0; s < b.params.size(); ++s) {
-      if (!b.arrived[s]) b.buffer.narrow(0, b.offsets[s], params_[b.params[s]].numel()).zero_();
+      if (b.arrived[s]) continue;
+      const at::Tensor& p = params_[b.params[s]];
+      at::Tensor slot = b.buffer.narrow(0, b.offsets[s], p.numel());
+      if (p.grad().defined()) {
+        slot.copy_(p.grad().reshape({-1}));
+      } else {
+        slot.zero_();
+      }
     }
     start(b);
   }

@@ -113,6 +113,11 @@ at::Tensor SequenceParallelAttention::attend(int64_t layer, bool layer_selects, 
   const int64_t b = k.size(0), hkv = k.size(1), t_local = k.size(2), d = k.size(3);
   GSA_CHECK(t_local == p.local_size(), "sequence-parallel attention: ", t_local, " local positions, the shard has ",
             p.local_size());
+  // A group of one holds every key: the plain attention over its plan (no exchange to make, and the kernels'
+  // direct output where there is no selection).
+  if (sp_.size() == 1 && captured_ == nullptr && traffic_ == nullptr) {
+    return gsa_attention(q, k, v, p.plan, layer_selects, selection_, scale);
+  }
   at::Tensor kv = at::cat({k, v}, -1);                                                  // [B, Hkv, Tl, 2D]
 
   // 1. the replicated keys (global gist tree + sinks): own rows out, every rank's rows in.

@@ -17,6 +17,7 @@ std::string invalid_sampling(const SamplingOptions& options) {
   }
   if (!(options.top_p > 0 && options.top_p <= 1)) return str_cat("top_p must be in (0, 1], got ", options.top_p);
   if (options.max_new_tokens < 1) return str_cat("max_new_tokens must be >= 1, got ", options.max_new_tokens);
+  if (options.vocab_limit < 0) return str_cat("vocab_limit must be >= 0, got ", options.vocab_limit);
   return "";
 }
 
@@ -38,6 +39,9 @@ int64_t Sampler::sample(const at::Tensor& logits) {
   at::Tensor l = logits.detach().to(at::kCPU, at::kFloat).clone();                 // [V]
   for (int64_t id : forbidden_) {
     if (id >= 0 && id < l.size(0)) l[id] = -std::numeric_limits<float>::infinity();
+  }
+  if (options_.vocab_limit > 0 && options_.vocab_limit < l.size(0)) {
+    l.narrow(0, options_.vocab_limit, l.size(0) - options_.vocab_limit).fill_(-std::numeric_limits<float>::infinity());
   }
   GSA_CHECK(!at::isnan(l).any().item<bool>(), "the model produced NaN logits");
   if (options_.temperature == 0.0) return l.argmax().item<int64_t>();

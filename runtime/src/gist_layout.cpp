@@ -117,12 +117,16 @@ GistLayout build_layout(const std::vector<Document>& docs, const GistOptions& op
   return layout;
 }
 
-GistLayout build_layout(const std::vector<Document>& docs, const GistOptions& options) {
+GistLayout build_layout(const std::vector<Document>& docs, const GistOptions& options, const Tokenizer& tokenizer) {
+  GSA_CHECK(options.levels <= tokenizer.max_gist_levels(), "gist.levels = ", options.levels, " but the tokenizer has ",
+            tokenizer.max_gist_levels(), " gist levels");
   std::vector<int64_t> ids;
-  for (int64_t l = 0; l < options.levels && l < ByteTokenizer::kMaxGistLevels; ++l) {
-    ids.push_back(ByteTokenizer::gist_id(l));
-  }
+  for (int64_t l = 0; l < options.levels; ++l) ids.push_back(tokenizer.gist_id(l));
   return build_layout(docs, options, ids);
+}
+
+GistLayout build_layout(const std::vector<Document>& docs, const GistOptions& options) {
+  return build_layout(docs, options, ByteTokenizer());
 }
 
 void GistLayout::append_raw(int64_t token) {

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <set>
 
+#include "gsa/runtime/activation_checkpoint.h"
 #include "gsa/runtime/attention.h"
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/rope.h"
@@ -207,7 +208,7 @@ at::Tensor LlamaModel::forward(const at::Tensor& tokens, const at::Tensor& rope_
 }
 
 at::Tensor LlamaModel::forward(const at::Tensor& tokens, const at::Tensor& rope_pos, LayerAttention& layer_attention,
-                               const AttentionOptions& attention, bool selective) const {
+                               const AttentionOptions& attention, bool selective, bool checkpoint_layers) const {
   const at::Tensor& embed = param("model.embed_tokens.weight");
   GSA_CHECK(!(tokens < 0).logical_or(tokens >= options_.vocab_size).any().item<bool>(), "token ids must be in [0, ",
             options_.vocab_size, ")");
@@ -215,7 +216,13 @@ at::Tensor LlamaModel::forward(const at::Tensor& tokens, const at::Tensor& rope_
   const RopeTables rope = make_rope_tables(rope_pos, rope_inv_freq(options_, rope_pos.device()), x.scalar_type());
   for (int64_t layer = 0; layer < options_.num_layers; ++layer) {
     const bool layer_selects = selective && layer >= attention.selection.first_selective_layer;
-    x = layer_forward(layer, x, rope, layer_attention, layer_selects);
+    if (checkpoint_layers) {
+      x = checkpointed([this, layer, rope, &layer_attention, layer_selects](const at::Tensor& input) {
+        return layer_forward(layer, input, rope, layer_attention, layer_selects);
+      }, x);
+    } else {
+      x = layer_forward(layer, x, rope, layer_attention, layer_selects);
+    }
   }
   x = rms_norm(x, param("model.norm.weight"), options_.rms_norm_eps);
   const at::Tensor& head = options_.tie_embeddings ? embed : param("lm_head.weight");

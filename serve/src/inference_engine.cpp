@@ -2,22 +2,21 @@
 
 #include "gsa/parallel/distributed_decode.h"
 #include "gsa/runtime/error.h"
-#include "gsa/runtime/tokenizer.h"
+#include "gsa/runtime/model_tokenizer.h"
 
 namespace gsa {
 
 InferenceEngine::InferenceEngine(LlamaModel model, const GsaOptions& options)
-    : model_(std::move(model)), options_(options), mode_(config_attention_mode(options)) {
-  GSA_CHECK(model_.options().vocab_size >= ByteTokenizer::vocab_size(), "the model's vocabulary (",
-            model_.options().vocab_size, ") is smaller than the byte tokenizer's (", ByteTokenizer::vocab_size(), ")");
-}
+    : model_(std::move(model)), options_(options), tokenizer_(make_model_tokenizer(options)),
+      mode_(config_attention_mode(options)) {}
 
 namespace {
 
-Document request_document(std::vector<int64_t> context, std::vector<int64_t> suffix, const GistOptions& gist) {
+Document request_document(std::vector<int64_t> context, std::vector<int64_t> suffix, const GistOptions& gist,
+                          const Tokenizer& tokenizer) {
   Document doc;
   doc.context = std::move(context);
-  if (gist.word_aware) doc.context_word_starts = ByteTokenizer().word_starts(doc.context);
+  if (gist.word_aware) doc.context_word_starts = tokenizer.word_starts(doc.context);
   doc.suffix = std::move(suffix);
   return doc;
 }
@@ -25,13 +24,19 @@ Document request_document(std::vector<int64_t> context, std::vector<int64_t> suf
 }  // namespace
 
 GistLayout request_layout(std::vector<int64_t> context, std::vector<int64_t> suffix, const GistOptions& gist) {
-  return build_layout({request_document(std::move(context), std::move(suffix), gist)}, gist);
+  const ByteTokenizer tokenizer;
+  return build_layout({request_document(std::move(context), std::move(suffix), gist, tokenizer)}, gist, tokenizer);
 }
 
 GistLayout request_layout(std::vector<int64_t> context, std::vector<int64_t> suffix,
                           const AttentionModeOptions& mode) {
-  const Document doc = request_document(std::move(context), std::move(suffix), mode.gist);
-  return build_layout({mode_document(doc, mode)}, mode.gist);
+  return request_layout(std::move(context), std::move(suffix), mode, ByteTokenizer());
+}
+
+GistLayout request_layout(std::vector<int64_t> context, std::vector<int64_t> suffix,
+                          const AttentionModeOptions& mode, const Tokenizer& tokenizer) {
+  const Document doc = request_document(std::move(context), std::move(suffix), mode.gist, tokenizer);
+  return build_layout({mode_document(doc, mode)}, mode.gist, tokenizer);
 }
 
 std::vector<int64_t> undecodable_ids(int64_t model_vocab) {
@@ -41,14 +46,15 @@ std::vector<int64_t> undecodable_ids(int64_t model_vocab) {
 }
 
 CompletionResult InferenceEngine::complete(const CompletionRequest& request) {
-  ByteTokenizer tokenizer;
+  const ModelTokenizer& tokenizer = *tokenizer_;
   const AttentionModeOptions mode = attention_mode_options(mode_, options_);
-  GistLayout layout = request_layout(tokenizer.encode(request.context), tokenizer.encode(request.prompt), mode);
+  GistLayout layout =
+      request_layout(tokenizer.encode(request.context), tokenizer.encode(request.prompt), mode, tokenizer);
   GSA_CHECK(layout.size() > 0, "empty request: no context and no prompt");
 
   SamplingOptions sampling = request.sampling;
-  sampling.stop_tokens.push_back(ByteTokenizer::kEos);
-  sampling.never_tokens = undecodable_ids(model_.options().vocab_size);
+  if (tokenizer.eos_id()) sampling.stop_tokens.push_back(*tokenizer.eos_id());
+  sampling.vocab_limit = tokenizer.text_vocab_size();
   CompletionResult result;
   result.prompt_tokens = layout.size();
   const int64_t capacity = saturating_positions(result.prompt_tokens, sampling.max_new_tokens);
@@ -56,7 +62,7 @@ CompletionResult InferenceEngine::complete(const CompletionRequest& request) {
   std::function<void(int64_t)> on_token;
   if (request.on_text) {
     on_token = [&](int64_t token) {
-      if (token != ByteTokenizer::kEos) request.on_text(tokenizer.decode({token}));
+      if (token != tokenizer.eos_id()) request.on_text(tokenizer.decode({token}));
     };
   }
   if (sp_ != nullptr && sp_->size() > 1) {
@@ -68,7 +74,7 @@ CompletionResult InferenceEngine::complete(const CompletionRequest& request) {
     result.tokens = generator.generate(sampling, &stats, on_token);
   }
   result.prefill_ms = stats.prefill_ms;
-  if (!result.tokens.empty() && result.tokens.back() == ByteTokenizer::kEos) result.tokens.pop_back();
+  if (!result.tokens.empty() && result.tokens.back() == tokenizer.eos_id()) result.tokens.pop_back();
   result.decode_ms_per_token = result.tokens.empty() ? 0 : stats.decode_ms / result.tokens.size();
   result.text = tokenizer.decode(result.tokens);
   return result;

@@ -2,27 +2,34 @@
 
 #include <cmath>
 #include <functional>
+#include <random>
 
 #include "gsa/runtime/error.h"
-#include "gsa/trainer/retrieval_task.h"
+#include "gsa/runtime/model_tokenizer.h"
+#include "gsa/trainer/synthetic_tasks.h"
 
 namespace gsa {
 namespace {
 
-// The demo's key-value retrieval (retrieval_task.h) with as many pairs as fit in the length: a document is
-// "kv:" + pairs "<key>=<value>;" + "?<key>=" + the value.
+// The demo's key-value retrieval (synthetic_tasks.h, through the model's tokenizer) with as many pairs as fit in
+// the length: a document is "kv:" + pairs "<key>=<value>;" + "?<key>=" + the value (one token a character with
+// the byte tokenizer, which the lengths assume).
 class RetrievalEvalTask : public EvalTask {
  public:
   RetrievalEvalTask(const GsaOptions& options, int64_t length, uint64_t seed)
-      : options_(pairs_for(options.data.retrieval, length)), task_(options_, options.gist, seed) {}
+      : options_(pairs_for(options.data.retrieval, length)),
+        task_(make_synthetic_task(retrieval_data(options_), make_model_tokenizer(options))), rng_(seed) {}
 
   EvalSample sample() override {
+    Example e = task_->sample(rng_);
     EvalSample s;
-    s.doc = task_.sample_prompt(&s.answer);
+    s.answer.assign(e.doc.suffix.end() - e.answer_len, e.doc.suffix.end());
+    e.doc.suffix.resize(e.doc.suffix.size() - static_cast<size_t>(e.answer_len));
+    s.doc = std::move(e.doc);
     return s;
   }
   int64_t answer_length() const override { return options_.value_len; }
-  double chance_accuracy() const override { return task_.chance_accuracy(); }
+  double chance_accuracy() const override { return task_->chance_accuracy(); }
   std::string describe() const override { return str_cat(options_.num_pairs, " key-value pairs"); }
 
  private:
@@ -39,9 +46,16 @@ class RetrievalEvalTask : public EvalTask {
     r.num_pairs = pairs;
     return r;
   }
+  static DataOptions retrieval_data(const RetrievalTaskOptions& r) {
+    DataOptions d;
+    d.source = DataSourceKind::kRetrieval;
+    d.retrieval = r;
+    return d;
+  }
 
   RetrievalTaskOptions options_;
-  RetrievalTask task_;
+  std::unique_ptr<SyntheticTask> task_;
+  std::mt19937_64 rng_;
 };
 
 using Factory = std::function<std::unique_ptr<EvalTask>(const GsaOptions&, int64_t, uint64_t)>;

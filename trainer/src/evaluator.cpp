@@ -4,46 +4,33 @@
 #include <chrono>
 #include <cmath>
 
+#include "gsa/parallel/local_communicator.h"
 #include "gsa/parallel/sp_model.h"
-#include "gsa/runtime/attention_plan.h"
 #include "gsa/runtime/error.h"
-#include "gsa/trainer/retrieval_task.h"
-#include "gsa/trainer/trainer.h"
+#include "gsa/runtime/model_tokenizer.h"
+#include "gsa/trainer/task_batch.h"
 
 namespace gsa {
 namespace {
 
-// One batch's sums: single process through LlamaModel::forward, or sequence-parallel over sp.
+// One batch's sums through the training path's loss and accuracy (sp_model.h): sequence-parallel over sp, or
+// one process as a group of one.
 ScoreSums score_batch(const LlamaModel& model, const AttentionModeOptions& mode, const TaskBatch& batch,
                       Communicator* sp) {
   ScoreSums sums;
   const int64_t rows = static_cast<int64_t>(batch.layouts.size());
   sums.samples = rows;
   for (const GistLayout& layout : batch.layouts) sums.positions += layout.size();
-  if (sp == nullptr || sp->size() == 1) {
-    AttentionPlan plan = make_attention_plan(row_pointers(batch.layouts), 0, -1, mode.attention, model.device());
-    at::Tensor logits = model.forward(plan.tokens, plan.rope_pos, plan, mode.attention, mode.selective);  // [B,T,V]
-    const at::Tensor labels = batch.labels.to(logits.device());                                          // [B, T]
-    sums.loss_sum = at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), labels.reshape({-1}), {},
-                                           at::Reduction::Sum, -100)
-                        .item<double>();
-    sums.answer_tokens = (labels != -100).sum().item<int64_t>();
-    sums.correct = std::llround(answer_accuracy(logits, labels) * static_cast<double>(rows));
-    return sums;
-  }
+  LocalCommunicator alone(model.device());
+  Communicator& group = sp != nullptr ? *sp : alone;
   // Every rank holds the whole batch; it scores its shard of every row.
-  const SequenceShards shards = shard_at_sections(batch.layouts, sp->size());
+  const SequenceShards shards = shard_at_sections(batch.layouts, group.size());
   const at::Tensor labels = batch.labels.narrow(1, 0, shards.length());
   const SpLossResult result =
-      sp_next_token_loss(model, batch.layouts, labels, shards, mode.attention, mode.selective, *sp, *sp);
+      sp_next_token_loss(model, batch.layouts, labels, shards, mode.attention, mode.selective, group, group);
   sums.answer_tokens = result.labelled;
   sums.loss_sum = result.global_loss * static_cast<double>(result.labelled);
-  const at::Tensor local = labels.narrow(1, shards.shard_begin(sp->rank()), shards.shard_size(sp->rank()))
-                               .to(result.logits.device());                                      // [B, T_local]
-  at::Tensor wrong = (result.logits.argmax(-1) != local).logical_and(local != -100).sum(-1);  // [B]
-  wrong = wrong.to(at::TensorOptions().dtype(at::kLong).device(sp->device())).contiguous();
-  sp->all_reduce(wrong);
-  sums.correct = (wrong == 0).sum().item<int64_t>();
+  sums.correct = std::llround(sp_answer_accuracy(result, 0, rows, group) * static_cast<double>(rows));
   return sums;
 }
 
@@ -62,18 +49,19 @@ ScoreSums score_samples(const LlamaModel& model, const GsaOptions& options, Atte
   GSA_CHECK(!samples.empty(), "score_samples: no samples");
   at::NoGradGuard no_grad;
   const AttentionModeOptions m = attention_mode_options(mode, options);
+  const std::shared_ptr<const ModelTokenizer> tokenizer = make_model_tokenizer(options);
   const int64_t answer_len = static_cast<int64_t>(samples.front().answer.size());
   ScoreSums total;
   for (size_t first = 0; first < samples.size(); first += static_cast<size_t>(batch_size)) {
-    std::vector<Document> docs;
+    std::vector<std::vector<Example>> rows;  // one sample a row
     for (size_t i = first; i < std::min(samples.size(), first + static_cast<size_t>(batch_size)); ++i) {
       GSA_CHECK(static_cast<int64_t>(samples[i].answer.size()) == answer_len, "eval sample ", i, " has ",
                 samples[i].answer.size(), " answer tokens, sample 0 has ", answer_len);
       Document doc = samples[i].doc;
       doc.suffix.insert(doc.suffix.end(), samples[i].answer.begin(), samples[i].answer.end());
-      docs.push_back(mode_document(doc, m));
+      rows.push_back({Example{mode_document(doc, m), answer_len}});
     }
-    const ScoreSums b = score_batch(model, m, make_task_batch(docs, answer_len, m.gist, at::kCPU), sp);
+    const ScoreSums b = score_batch(model, m, make_answer_batch(std::move(rows), m.gist, *tokenizer, at::kCPU), sp);
     total.loss_sum += b.loss_sum;
     total.answer_tokens += b.answer_tokens;
     total.correct += b.correct;

@@ -6,8 +6,8 @@
 #include <iomanip>
 
 #include "gsa/config/config_loader.h"
+#include "gsa/parallel/local_communicator.h"
 #include "gsa/parallel/sp_model.h"
-#include "gsa/runtime/attention_plan.h"
 #include "gsa/runtime/checkpoint.h"
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/file_util.h"
@@ -24,7 +24,7 @@ AdamWOptions adamw_options(const TrainOptions& t) {
   return o;
 }
 
-// Names of the data generators in a checkpoint's state.
+// Names of the data positions in a checkpoint's state.
 constexpr char kTrainData[] = "train_task";
 constexpr char kEvalData[] = "eval_task";
 
@@ -49,78 +49,70 @@ std::string format_duration(double seconds) {
   return text;
 }
 
-at::Tensor next_token_loss(const at::Tensor& logits, const at::Tensor& labels) {
-  return at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), labels.reshape({-1}), {},
-                                at::Reduction::Mean, -100);
-}
-
 }  // namespace
-
-double answer_accuracy(const at::Tensor& logits, const at::Tensor& labels) {
-  at::Tensor labelled = labels != -100;
-  at::Tensor right = (logits.argmax(-1) == labels).logical_or(labelled.logical_not());
-  return right.all(-1).to(at::kFloat).mean().item<double>();
-}
 
 Trainer::Trainer(const GsaOptions& options, at::Device device, const ProcessGroups* groups)
     : options_(options),
-      device_(groups != nullptr ? groups->device : device),
-      groups_(groups),
+      own_groups_(groups == nullptr ? make_single_process_groups(device) : ProcessGroups{}),
+      groups_(groups != nullptr ? groups : &own_groups_),
+      device_(groups_->device),
+      tokenizer_(make_model_tokenizer(options)),
       model_(LlamaModel::create(options.model, options.train.seed, device_)),
       optimizer_((model_.set_requires_grad(true), model_.parameters()), adamw_options(options.train)),
-      task_(options.data.retrieval, options.gist, options.train.seed + 1),
-      eval_task_(options.data.retrieval, options.gist, options.train.seed + 0x5eed),
+      data_(make_data_source(options, tokenizer_, static_cast<uint64_t>(options.train.seed) + 1)),
+      eval_data_(data_->chance_accuracy()  // held-out answers: synthetic tasks only
+                     ? make_data_source(options, tokenizer_, static_cast<uint64_t>(options.train.seed) + 0x5eed)
+                     : nullptr),
       schedule_{options.train.lr, options.train.min_lr_ratio, options.train.warmup_steps, options.train.steps} {
-  if (groups_ != nullptr) {
-    GSA_CHECK(options.train.batch_size % groups_->mesh.dp == 0, "train.batch_size ", options.train.batch_size,
-              " must be a multiple of dp ", groups_->mesh.dp, " (each replica takes an equal share of the rows)");
-    gradient_sync_ = std::make_unique<GradientSync>(model_.parameter_list(), groups_->world);
-  }
+  const int64_t micro_rows = options.train.batch_size / options.train.grad_accumulation;
+  GSA_CHECK(micro_rows % groups_->mesh.dp == 0, "train.batch_size / train.grad_accumulation = ", micro_rows,
+            " rows per micro-batch must be a multiple of dp ", groups_->mesh.dp,
+            " (each replica takes an equal share of the rows)");
+  gradient_sync_ = std::make_unique<GradientSync>(model_.parameter_list(), groups_->world);
 }
 
-Trainer::BatchResult Trainer::run_batch(const TaskBatch& batch, bool selective) {
-  BatchResult r;
-  if (groups_ == nullptr) {
-    AttentionPlan plan = make_attention_plan(row_pointers(batch.layouts), 0, -1, options_.attention, device_);
-    at::Tensor logits = model_.forward(plan.tokens, plan.rope_pos, plan, options_.attention, selective);
-    r.loss = next_token_loss(logits, batch.labels);
-    r.loss_value = r.loss.item<double>();
-    r.accuracy = answer_accuracy(logits.detach(), batch.labels);
-    r.tokens = plan.tokens.numel();
-    return r;
-  }
-  // This replica's rows, cut over its sp group.
+Trainer::BatchResult Trainer::run_batch(DataSource& source, bool selective, bool backward) {
   const DeviceMesh& mesh = groups_->mesh;
-  const int64_t global_rows = static_cast<int64_t>(batch.layouts.size()), rows = global_rows / mesh.dp;
+  const int64_t micro_batches = options_.train.grad_accumulation;
+  const int64_t global_rows = options_.train.batch_size / micro_batches, rows = global_rows / mesh.dp;
   const int64_t first = mesh.dp_rank() * rows;
-  std::vector<GistLayout> mine(batch.layouts.begin() + first, batch.layouts.begin() + first + rows);
-  const int64_t length = padded_length(mine);
-  at::Tensor labels = batch.labels.narrow(0, first, rows).narrow(1, 0, length);
-  const SequenceShards shards = shard_at_sections(mine, mesh.sp);
-  SpLossResult result =
-      sp_next_token_loss(model_, mine, labels, shards, options_.attention, selective, *groups_->sp, *groups_->world);
-  r.loss = result.loss;
-  r.loss_value = result.global_loss;
-  // Whole-answer accuracy: wrong labelled positions per global row, summed over the world.
-  at::Tensor local_labels = labels.narrow(1, shards.shard_begin(mesh.sp_rank()), shards.shard_size(mesh.sp_rank()))
-                                .to(result.logits.device());
-  at::Tensor wrong = (result.logits.argmax(-1) != local_labels).logical_and(local_labels != -100).sum(-1);
-  at::Tensor per_row = at::zeros({global_rows}, at::TensorOptions().dtype(at::kLong).device(groups_->world->device()));
-  per_row.narrow(0, first, rows).copy_(wrong);
-  groups_->world->all_reduce(per_row);
-  r.accuracy = (per_row == 0).to(at::kDouble).mean().item<double>();
-  r.tokens = global_rows * batch.labels.size(1);
+  // This replica's rows of each micro-batch (the sequences of the step in order, micro-batch by micro-batch).
+  std::vector<TaskBatch> batches;
+  for (int64_t m = 0; m < micro_batches; ++m) batches.push_back(source.next_batch(global_rows, first, rows, device_));
+  // Labelled tokens of the whole step: each micro-batch's loss is weighted by its share, so the accumulated
+  // gradient is that of the mean over the whole step (the sp ranks of a replica hold the same rows).
+  int64_t step_labelled = 0;
+  if (micro_batches > 1) {
+    int64_t mine = 0;
+    for (const TaskBatch& b : batches) mine += (b.labels != -100).sum().item<int64_t>();
+    step_labelled = groups_->world->all_reduce_int(mine, ReduceOp::kSum) / mesh.sp;
+  }
+  BatchResult r;
+  for (int64_t m = 0; m < micro_batches; ++m) {
+    const TaskBatch& batch = batches[static_cast<size_t>(m)];
+    const SequenceShards shards = shard_at_sections(batch.layouts, mesh.sp);  // this replica's rows, cut over sp
+    SpLossResult result =
+        sp_next_token_loss(model_, batch.layouts, batch.labels, shards, options_.attention, selective, *groups_->sp,
+                           *groups_->world, backward && options_.train.activation_checkpointing);
+    const double weight =
+        micro_batches > 1 ? static_cast<double>(result.labelled) / static_cast<double>(step_labelled) : 1.0;
+    if (backward) {
+      gradient_sync_->set_sync(m + 1 == micro_batches);  // the last micro-batch's backward all-reduces the sum
+      (micro_batches > 1 ? result.loss * weight : result.loss).backward();
+    }
+    r.loss_value += result.global_loss * weight;
+    r.accuracy += sp_answer_accuracy(result, first, global_rows, *groups_->world) / static_cast<double>(micro_batches);
+    r.tokens += global_rows * batch.labels.size(1);
+  }
   return r;
 }
 
 StepMetrics Trainer::train_step(int64_t step) {
   const TrainOptions& t = options_.train;
   const auto start = std::chrono::steady_clock::now();
-  TaskBatch batch = task_.next_batch(t.batch_size, device_);  // the global batch (the same on every rank)
   optimizer_.zero_grad();
-  BatchResult r = run_batch(batch, t.mode == TrainMode::kSelective);
-  r.loss.backward();
-  if (gradient_sync_) gradient_sync_->finish();  // summed over dp x sp: every rank holds the same gradients
+  BatchResult r = run_batch(*data_, t.mode == TrainMode::kSelective, /*backward=*/true);
+  gradient_sync_->finish();  // summed over dp x sp: every rank holds the same gradients
   StepMetrics m;
   m.step = step;
   m.grad_norm = optimizer_.clip_grad_norm(t.grad_clip);
@@ -134,11 +126,11 @@ StepMetrics Trainer::train_step(int64_t step) {
 }
 
 double Trainer::evaluate(int64_t batches) {
+  if (!eval_data_) return std::nan("");  // a corpus: no answers to score
   at::NoGradGuard no_grad;
   double total = 0;
   for (int64_t i = 0; i < batches; ++i) {
-    TaskBatch batch = eval_task_.next_batch(options_.train.batch_size, device_);
-    total += run_batch(batch, options_.attention.selection.enabled).accuracy;
+    total += run_batch(*eval_data_, options_.attention.selection.enabled, /*backward=*/false).accuracy;
   }
   return total / static_cast<double>(batches);
 }
@@ -173,14 +165,15 @@ int64_t Trainer::resume() {
       for (const auto& [name, p] : model_.parameters()) p.copy_(loaded.parameters().at(name));
     }
     optimizer_.load_state(checkpoint.optimizer, step);
-    const std::pair<const char*, RetrievalTask*> generators[] = {{kTrainData, &task_}, {kEvalData, &eval_task_}};
-    for (const auto& [name, task] : generators) {
+    const std::pair<const char*, DataSource*> sources[] = {{kTrainData, data_.get()}, {kEvalData, eval_data_.get()}};
+    for (const auto& [name, source] : sources) {
+      if (source == nullptr) continue;
       const auto it = checkpoint.state.generators.find(name);
-      GSA_CHECK(it != checkpoint.state.generators.end(), dir, "/state.pbtxt: no state for generator '", name, "'");
-      task->restore_state(it->second);
+      GSA_CHECK(it != checkpoint.state.generators.end(), dir, "/state.pbtxt: no state for data source '", name, "'");
+      source->restore_state(it->second);
     }
   }
-  if (groups_ != nullptr) {
+  {
     // Every rank read the store itself: they must agree on the step (max of step and of -step).
     at::Tensor steps = at::tensor({step, -step}, at::kLong).to(groups_->world->device());
     groups_->world->all_reduce(steps, ReduceOp::kMax);
@@ -197,7 +190,7 @@ int64_t Trainer::resume() {
 TrainReport Trainer::run(std::ostream& progress, bool live) {
   const TrainOptions& t = options_.train;
   TrainReport report;
-  report.chance_accuracy = task_.chance_accuracy();
+  report.chance_accuracy = data_->chance_accuracy().value_or(std::nan(""));
   const bool writes = !t.output_dir.empty() && is_root();
   std::unique_ptr<MetricsLog> metrics;
   std::unique_ptr<EventWriter> events;
@@ -211,16 +204,19 @@ TrainReport Trainer::run(std::ostream& progress, bool live) {
     metrics = std::make_unique<MetricsLog>(join_path(t.output_dir, "metrics.jsonl"), start_step_);
     events = std::make_unique<EventWriter>(join_path(t.output_dir, "tensorboard"), start_step_);
   }
-  // The held-out generator's position is part of a checkpoint: a resumed run does not evaluate again.
-  if (start_step_ == 0) report.initial_eval_accuracy = evaluate(t.eval_batches);
+  // The held-out position is part of a checkpoint: a resumed run does not evaluate again. A corpus has no answers.
+  const bool answers = data_->chance_accuracy().has_value();
+  if (start_step_ == 0 && answers) report.initial_eval_accuracy = evaluate(t.eval_batches);
   progress << "gsa train: " << model_.num_parameters() << " parameters, " << t.steps << " steps of "
            << t.batch_size << " sequences, mode " << (t.mode == TrainMode::kSelective ? "selective" : "cpt")
            << ", device " << device_
-           << (groups_ ? str_cat(", ", groups_->mesh.world_size, " ranks: dp ", groups_->mesh.dp, " x sp ",
-                                 groups_->mesh.sp, " over ", groups_->sp->name()) : std::string())
+           << (groups_->mesh.world_size > 1
+                   ? str_cat(", ", groups_->mesh.world_size, " ranks: dp ", groups_->mesh.dp, " x sp ",
+                             groups_->mesh.sp, " over ", groups_->sp->name())
+                   : std::string())
            << (start_step_ > 0 ? str_cat(", resumed at step ", start_step_) : std::string()) << "\n"
            << std::fixed << std::setprecision(3);
-  if (start_step_ == 0) {
+  if (start_step_ == 0 && answers) {
     progress << "  answer accuracy before training " << report.initial_eval_accuracy << " (chance "
              << report.chance_accuracy << ")\n";
   }
@@ -264,8 +260,13 @@ TrainReport Trainer::run(std::ostream& progress, bool live) {
   report.steps = t.steps;
   report.seconds = seconds_since(start);
   report.eval_accuracy = evaluate(t.eval_batches);
-  progress << std::setprecision(3) << "  answer accuracy after training " << report.eval_accuracy << " (chance "
-           << report.chance_accuracy << "), " << std::setprecision(1) << report.seconds << " s\n";
+  if (answers) {
+    progress << std::setprecision(3) << "  answer accuracy after training " << report.eval_accuracy << " (chance "
+             << report.chance_accuracy << "), ";
+  } else {
+    progress << "  trained on " << options_.data.corpus.path << ", ";
+  }
+  progress << std::setprecision(1) << report.seconds << " s\n";
   if (writes) progress << "  checkpoint: " << save_checkpoint(t.steps) << "\n";
   return report;
 }
@@ -274,7 +275,8 @@ std::string Trainer::save_checkpoint(int64_t steps) const {
   GSA_CHECK(!options_.train.output_dir.empty(), "save_checkpoint: train.output_dir is empty");
   Checkpoint checkpoint;
   checkpoint.state.step = steps;
-  checkpoint.state.generators = {{kTrainData, task_.state()}, {kEvalData, eval_task_.state()}};
+  checkpoint.state.generators = {{kTrainData, data_->state()}};
+  if (eval_data_) checkpoint.state.generators[kEvalData] = eval_data_->state();
   checkpoint.model = model_.parameters();
   checkpoint.optimizer = optimizer_.state();
   checkpoint.optimizer_metadata = {{"step", std::to_string(optimizer_.steps())}};

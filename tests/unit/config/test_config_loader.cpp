@@ -80,11 +80,28 @@ void expect_options_eq(const GsaOptions& a, const GsaOptions& b) {
   EXPECT_EQ(a.train.output_dir, b.train.output_dir);
   EXPECT_EQ(a.train.checkpoint_every, b.train.checkpoint_every);
   EXPECT_EQ(a.train.keep_checkpoints, b.train.keep_checkpoints);
+  EXPECT_EQ(a.train.grad_accumulation, b.train.grad_accumulation);
+  EXPECT_EQ(a.train.activation_checkpointing, b.train.activation_checkpointing);
 
   EXPECT_EQ(a.data.retrieval.num_pairs, b.data.retrieval.num_pairs);
   EXPECT_EQ(a.data.retrieval.key_len, b.data.retrieval.key_len);
   EXPECT_EQ(a.data.retrieval.value_len, b.data.retrieval.value_len);
   EXPECT_EQ(a.data.retrieval.alphabet, b.data.retrieval.alphabet);
+  EXPECT_EQ(a.data.source, b.data.source);
+  EXPECT_EQ(a.data.tokenizer, b.data.tokenizer);
+  EXPECT_EQ(a.data.examples_per_row, b.data.examples_per_row);
+  EXPECT_EQ(a.data.passkey.filler_sentences, b.data.passkey.filler_sentences);
+  EXPECT_EQ(a.data.passkey.digits, b.data.passkey.digits);
+  EXPECT_EQ(a.data.multi_doc.documents, b.data.multi_doc.documents);
+  EXPECT_EQ(a.data.multi_doc.pairs_per_document, b.data.multi_doc.pairs_per_document);
+  EXPECT_EQ(a.data.multi_doc.key_len, b.data.multi_doc.key_len);
+  EXPECT_EQ(a.data.multi_doc.value_len, b.data.multi_doc.value_len);
+  EXPECT_EQ(a.data.multi_doc.alphabet, b.data.multi_doc.alphabet);
+  EXPECT_EQ(a.data.corpus.path, b.data.corpus.path);
+  EXPECT_EQ(a.data.corpus.sequence_length, b.data.corpus.sequence_length);
+  EXPECT_EQ(a.data.corpus.jsonl_field, b.data.corpus.jsonl_field);
+  EXPECT_EQ(a.data.corpus.bin_dtype, b.data.corpus.bin_dtype);
+  EXPECT_EQ(a.data.corpus.bin_document_separator, b.data.corpus.bin_document_separator);
 }
 
 // The ConfigError message `load` throws; fails the test when it does not throw.
@@ -204,9 +221,9 @@ TEST_F(ConfigLoaderTest, OptionsStructsUnchangedSinceTheSchema) {
   EXPECT_EQ(sizeof(ModelOptions), 168u);
   EXPECT_EQ(sizeof(GistOptions), 48u);
   EXPECT_EQ(sizeof(AttentionOptions), 72u);
-  EXPECT_EQ(sizeof(TrainOptions), 152u);
-  EXPECT_EQ(sizeof(DataOptions), 32u);
-  EXPECT_EQ(sizeof(GsaOptions), 472u);
+  EXPECT_EQ(sizeof(TrainOptions), 168u);
+  EXPECT_EQ(sizeof(DataOptions), 224u);
+  EXPECT_EQ(sizeof(GsaOptions), 680u);
 }
 
 TEST_F(ConfigLoaderTest, UnknownFieldNamesFileLinePathAndValidNames) {
@@ -449,6 +466,16 @@ TEST_F(ConfigLoaderTest, FirstSelectiveLayerBeyondTheLastLayerIsRefused) {
   EXPECT_EQ(overridden.rfind("--set ", 0), 0u) << overridden;
 }
 
+TEST_F(ConfigLoaderTest, CorpusRulesAreChecked) {
+  const std::string corpus = error_loading("corpus.pbtxt", "data {\n  source: TOKEN_BIN\n}\n");
+  EXPECT_NE(corpus.find("data.source reads a corpus file but data.corpus.path is empty"), std::string::npos) << corpus;
+  const GsaOptions ok = load_config_file(write("bin.pbtxt", "data {\n  source: TOKEN_BIN\n  corpus {\n"
+                                                           "    path: \"x.bin\"\n    bin_dtype: UINT32\n  }\n}\n"));
+  EXPECT_EQ(ok.data.source, DataSourceKind::kTokenBin);
+  EXPECT_EQ(ok.data.corpus.bin_dtype, TokenFileDType::kUint32);
+  EXPECT_EQ(ok.data.corpus.path, "x.bin");
+}
+
 TEST_F(ConfigLoaderTest, OptionsToTextRoundTrips) {
   GsaOptions original = load_config_file((kConfigsDir / "llama-1b-gsa.pbtxt").string());
   original.train.lr = 0.1 + 0.2;  // needs all 17 digits
@@ -459,6 +486,16 @@ TEST_F(ConfigLoaderTest, OptionsToTextRoundTrips) {
   original.attention.selection.budget = BudgetKind::kFixed;
   original.attention.selection.keep_unselected_gists = true;
   original.gist.word_aware = true;
+  original.data.source = DataSourceKind::kJsonl;
+  original.data.tokenizer = "tok/tokenizer.json";
+  original.data.corpus.path = "data/train.jsonl";
+  original.data.corpus.jsonl_field = "body";
+  original.data.corpus.bin_dtype = TokenFileDType::kUint32;
+  original.data.corpus.bin_document_separator = 50256;
+  original.data.multi_doc.documents = 12;
+  original.data.passkey.digits = 7;
+  original.train.grad_accumulation = 4;
+  original.train.activation_checkpointing = true;
   const std::string text = options_to_text(original);
   expect_options_eq(load_config_text(text, "roundtrip.pbtxt"), original);
   // Text -> options -> text is stable too.

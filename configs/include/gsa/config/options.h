@@ -105,6 +105,11 @@ struct TrainOptions {
   std::string output_dir;       // where checkpoints and metrics go; empty = none
   int64_t checkpoint_every = 0; // >= 0 steps between checkpoints (and one at the end); 0 = only at the end
   int64_t keep_checkpoints = 3; // >= 0 newest checkpoints kept in <output_dir>/checkpoints; 0 = keep all
+  // >= 1, divides batch_size: each step runs batch_size / grad_accumulation rows at a time and sums the
+  // gradients (the same update as the whole batch at once, in less activation memory)
+  int64_t grad_accumulation = 1;
+  // recompute each decoder layer in backward instead of keeping its activations (long contexts: memory for time)
+  bool activation_checkpointing = false;
 };
 
 // Synthetic key-value retrieval: the context lists `num_pairs` (key, value) pairs and is gisted; the raw
@@ -116,8 +121,46 @@ struct RetrievalTaskOptions {
   int64_t alphabet = 16;        // 2..26 distinct symbols for keys and values
 };
 
+// Passkey retrieval: `filler_sentences` filler sentences with "The pass key is NNNNN. Remember it." at a random
+// sentence boundary; the suffix asks for the key, whose `digits` digits are the answer.
+struct PasskeyTaskOptions {
+  int64_t filler_sentences = 16;  // >= 1
+  int64_t digits = 5;             // 1..18
+};
+
+// Multi-document key-value retrieval: the gisted context is `documents` short documents of
+// `pairs_per_document` (key, value) pairs each (distinct keys over all of them); one holds the key the suffix
+// asks for, the others are distractors.
+struct MultiDocTaskOptions {
+  int64_t documents = 8;           // >= 1
+  int64_t pairs_per_document = 4;  // >= 1
+  int64_t key_len = 3;             // >= 1 symbols per key
+  int64_t value_len = 2;           // >= 1 symbols per value (the answer)
+  int64_t alphabet = 26;           // 2..26 symbols
+};
+
+enum class TokenFileDType { kUint16, kUint32 };
+
+// A real corpus, tokenised (TEXT, JSONL) or already token ids (TOKEN_BIN), packed into rows of
+// sequence_length raw tokens (trainer/corpus.h).
+struct CorpusOptions {
+  std::string path;                          // the file; required for TEXT, JSONL and TOKEN_BIN
+  int64_t sequence_length = 512;             // >= 2 raw tokens per packed row (gists are added on top)
+  std::string jsonl_field = "text";          // non-empty; the string field of each JSONL object
+  TokenFileDType bin_dtype = TokenFileDType::kUint16;  // id width of a .bin file (little-endian)
+  int64_t bin_document_separator = -1;       // >= -1; this id ends a document (nanoGPT: 50256); -1 = one stream
+};
+
+enum class DataSourceKind { kRetrieval, kPasskey, kMultiDoc, kText, kJsonl, kTokenBin };
+
 struct DataOptions {
+  DataSourceKind source = DataSourceKind::kRetrieval;
+  std::string tokenizer;         // a tokenizer.json (runtime/hf_tokenizer.h); empty = the byte tokenizer
+  int64_t examples_per_row = 1;  // >= 1; synthetic tasks: examples packed into one row as separate documents
   RetrievalTaskOptions retrieval;
+  PasskeyTaskOptions passkey;
+  MultiDocTaskOptions multi_doc;
+  CorpusOptions corpus;
 };
 
 // The whole configuration of one run.

@@ -11,7 +11,8 @@
 //
 // Contract: with every rank of the sp group calling the model forward on its shard (same rows, same options),
 // the outputs equal single-rank gsa_attention on the whole rows up to float rounding, for any shard cuts.
-// SpForwardPlan is built once per forward (host metadata, one small collective) and reused by every layer.
+// SpForwardPlan is built once per forward (host metadata, one small collective) and reused by every layer. A group
+// of one (sp 1) attends with gsa_attention over its plan directly (unless keys or traffic are being captured).
 #pragma once
 
 #include <cstdint>

@@ -14,9 +14,11 @@
 //   (prompt + the most tokens it may generate): nothing is allocated for tokens not generated yet.
 // - Sampler: temperature 0 is greedy (lowest id wins ties); otherwise softmax(logits / temperature), cut to
 //   the smallest set whose probability reaches top_p (never empty: the most likely token always stays), sampled
-//   from a generator seeded once. Gist ids are never produced (their logits are -inf before anything else).
+//   from a generator seeded once. Gist ids, never_tokens and ids at or above vocab_limit (when > 0) are never
+//   produced (their logits are -inf before anything else).
 //   invalid_sampling() names what is wrong with a SamplingOptions (non-finite or negative temperature, top_p
-//   outside (0, 1] or NaN, max_new_tokens < 1); Sampler's constructor throws gsa::Error with it.
+//   outside (0, 1] or NaN, max_new_tokens < 1, negative vocab_limit); Sampler's constructor throws gsa::Error
+//   with it.
 #pragma once
 
 #include <cstdint>
@@ -41,6 +43,7 @@ struct SamplingOptions {
   int64_t max_new_tokens = 32;
   std::vector<int64_t> stop_tokens; // generation ends after emitting one of these
   std::vector<int64_t> never_tokens; // never produced either (besides gist ids), e.g. ids the tokenizer lacks
+  int64_t vocab_limit = 0;          // > 0: ids >= vocab_limit are never produced (ModelTokenizer::text_vocab_size)
 };
 
 // What is wrong with the options ("temperature must be a finite number >= 0, got inf"), or "" when valid.

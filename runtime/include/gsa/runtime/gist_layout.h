@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "gsa/config/options.h"
+#include "gsa/runtime/tokenizer.h"
 
 namespace gsa {
 
@@ -68,7 +69,10 @@ struct GistLayout {
 GistLayout build_layout(const std::vector<Document>& docs, const GistOptions& options,
                         const std::vector<int64_t>& gist_token_ids);
 
-// The same, with the byte tokenizer's gist ids.
+// The same, with the gist ids of `tokenizer` (a ModelTokenizer: the model config's ids) for every level.
+GistLayout build_layout(const std::vector<Document>& docs, const GistOptions& options, const Tokenizer& tokenizer);
+
+// The same, with the byte tokenizer's gist ids: for tools and tests without a model config (inspect, bench).
 GistLayout build_layout(const std::vector<Document>& docs, const GistOptions& options);
 
 // First position of the local window of query q: the start of the chunk N = prev_chunks level-0 chunks before

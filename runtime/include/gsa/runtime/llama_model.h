@@ -70,9 +70,11 @@ class LlamaModel {
   // tokens, rope_pos: [B, Tq] int64 at the plan's query positions -> logits [B, Tq, V] fp32.
   at::Tensor forward(const at::Tensor& tokens, const at::Tensor& rope_pos, const AttentionPlan& plan,
                      const AttentionOptions& attention, bool selective, KvCache* cache = nullptr) const;
-  // The same with the attention supplied per layer; tokens, rope_pos: [B, Tq] the forward's own tokens.
+  // The same with the attention supplied per layer; tokens, rope_pos: [B, Tq] the forward's own tokens. With
+  // checkpoint_layers each decoder layer is recomputed in backward (activation_checkpoint.h): layer_attention
+  // and what it refers to must then outlive the backward pass.
   at::Tensor forward(const at::Tensor& tokens, const at::Tensor& rope_pos, LayerAttention& layer_attention,
-                     const AttentionOptions& attention, bool selective) const;
+                     const AttentionOptions& attention, bool selective, bool checkpoint_layers = false) const;
 
  private:
   const at::Tensor& param(const std::string& name) const;

@@ -1,17 +1,19 @@
 // Text completion on one device, or on an sp group of ranks (distributed decode: the prompt's KV cache stays
 // sharded, parallel/distributed_decode.h); the HTTP API builds on it.
 //
-// Contract: complete() tokenizes `context` with the byte tokenizer and gists it (word-aware when the config
-// asks for it), appends `prompt` raw as the suffix, prefills once and decodes up to max_new_tokens with the
-// request's sampling (gist ids never produced; stops after <eos> or a stop token). Returns the generated text
-// and timings. The attention mode (runtime/attention_mode.h; default: the config's, selective when selection is
-// enabled, else gist) decides the layout and the attention: full lays the context out raw, with no gists. Not
-// thread-safe: one request at a time. With an sp group (use_sequence_parallel), every rank of the
-// group must call complete() with the same request; every rank returns the same result.
+// Contract: complete() tokenizes `context` with the model's tokenizer (model_tokenizer.h: data.tokenizer and the
+// model config's gist ids) and gists it (word-aware when the config asks for it), appends `prompt` raw as the
+// suffix, prefills once and decodes up to max_new_tokens with the request's sampling (gist ids and ids the
+// tokenizer cannot decode are never produced; stops after the tokenizer's EOS or a stop token). Returns the
+// generated text and timings. The attention mode (runtime/attention_mode.h; default: the config's, selective
+// when selection is enabled, else gist) decides the layout and the attention: full lays the context out raw,
+// with no gists. Not thread-safe: one request at a time. With an sp group (use_sequence_parallel), every rank of
+// the group must call complete() with the same request; every rank returns the same result.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -20,6 +22,7 @@
 #include "gsa/runtime/attention_mode.h"
 #include "gsa/runtime/generation.h"
 #include "gsa/runtime/llama_model.h"
+#include "gsa/runtime/model_tokenizer.h"
 
 namespace gsa {
 
@@ -29,6 +32,10 @@ GistLayout request_layout(std::vector<int64_t> context, std::vector<int64_t> suf
 // The same in an attention mode (runtime/attention_mode.h: full mode inserts no gists).
 GistLayout request_layout(std::vector<int64_t> context, std::vector<int64_t> suffix,
                           const AttentionModeOptions& mode);
+// The same with the gist ids and word starts of `tokenizer` (the engine's model tokenizer); the overloads above use
+// the byte tokenizer's (the server's).
+GistLayout request_layout(std::vector<int64_t> context, std::vector<int64_t> suffix,
+                          const AttentionModeOptions& mode, const Tokenizer& tokenizer);
 
 // Ids of a model's vocabulary that the byte tokenizer cannot decode ([ByteTokenizer::vocab_size(), model_vocab)):
 // sampling never produces them.
@@ -61,6 +68,7 @@ class InferenceEngine {
  private:
   LlamaModel model_;
   GsaOptions options_;
+  std::shared_ptr<const ModelTokenizer> tokenizer_;
   Communicator* sp_ = nullptr;
   AttentionMode mode_;
 };

@@ -7,8 +7,9 @@
 //   scores the same samples. A sample is laid out by its mode (mode_document, the mode's gist options), the
 //   answer appended to the suffix, and run teacher-forced in batches of batch_size (rows padded to the longest).
 // - loss = mean next-token cross-entropy (nats) over every answer token of every sample; accuracy = fraction of
-//   samples whose every answer token is the argmax of its logits (trainer.h's answer_accuracy). Both are exact
-//   sums over samples, so they do not depend on batch_size or on the number of ranks beyond float rounding.
+//   samples whose every answer token is the argmax of its logits (sp_model.h's, as in training: one process is a
+//   group of one). Both are exact sums over samples, so they do not depend on batch_size or on the number of
+//   ranks beyond float rounding.
 // - With an sp communicator (every rank of it calls with the same arguments), each batch's rows are cut over the
 //   ranks at top-level sections (sp_model.h); every rank returns the same report. dp is 1: each rank runs
 //   every sample.

@@ -1,0 +1,94 @@
+// ModelTokenizer (runtime/model_tokenizer.h): the model config's gist ids over a text tokenizer, and generation
+// limited to ids the tokenizer can decode (SamplingOptions::vocab_limit). Oracle: the byte tokenizer itself and
+// the config's numbers.
+#include <gtest/gtest.h>
+
+#include <limits>
+#include <memory>
+
+#include "gsa/runtime/error.h"
+#include "gsa/runtime/generation.h"
+#include "gsa/runtime/gist_layout.h"
+#include "gsa/runtime/model_tokenizer.h"
+
+namespace gsa {
+namespace {
+
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+TEST(ModelTokenizer, GistIdsAfterTheTextVocabulary) {
+  ModelOptions model;
+  model.vocab_size = 1000;
+  model.gist_token_ids = {990, 991};
+  const ModelTokenizer tokenizer(std::make_shared<ByteTokenizer>(), model, 2);
+  EXPECT_EQ(tokenizer.vocab_size(), 1000);
+  EXPECT_EQ(tokenizer.text_vocab_size(), ByteTokenizer::kVocabSize);
+  EXPECT_EQ(tokenizer.gist_ids(), (std::vector<int64_t>{990, 991}));
+  EXPECT_TRUE(tokenizer.is_gist(991));
+  EXPECT_FALSE(tokenizer.is_gist(ByteTokenizer::kFirstGist));
+  EXPECT_EQ(tokenizer.encode("ab"), ByteTokenizer().encode("ab"));
+  EXPECT_EQ(tokenizer.decode({'h', 990, 'i', 991}), "h<gist0>i<gist1>");
+  EXPECT_EQ(error_of([&] { tokenizer.decode({'a', 500}); }),
+            "decode: id 500 at position 1 is neither a text token (the tokenizer has ids 0..262) nor a gist of the model");
+  EXPECT_EQ(tokenizer.word_starts({'a', 990, 'b', ' '}), (std::vector<uint8_t>{0, 1, 0, 1}));
+  // The layout's gists carry the config's ids.
+  GistOptions gist;
+  gist.sink = 0;
+  gist.chunk = 2;
+  gist.levels = 2;
+  Document doc;
+  doc.context = tokenizer.encode("abcdefgh");
+  const GistLayout layout = build_layout({doc}, gist, tokenizer);
+  for (int64_t t = 0; t < layout.size(); ++t) {
+    if (layout.is_gist(t)) {
+      EXPECT_EQ(layout.tokens[t], 990 + layout.level[t]);
+    }
+  }
+  EXPECT_EQ(layout.gist_token_ids, (std::vector<int64_t>{990, 991}));
+}
+
+TEST(ModelTokenizer, RefusesGistIdsThatAreTextTokens) {
+  ModelOptions model;  // vocab 264, no gist ids: the byte tokenizer's own gists, accepted
+  EXPECT_NO_THROW(ModelTokenizer(std::make_shared<ByteTokenizer>(), model, 4));
+  model.gist_token_ids = {100};
+  EXPECT_EQ(error_of([&] { ModelTokenizer(std::make_shared<ByteTokenizer>(), model, 1); }),
+            "the model's level-0 gist id 100 (model.gist_token_ids) is inside the tokenizer's vocabulary, where it is "
+            "not its gist (the tokenizer's level-0 gist is 259)");
+  model.gist_token_ids = {300};
+  EXPECT_EQ(error_of([&] { ModelTokenizer(std::make_shared<ByteTokenizer>(), model, 1); }),
+            "the level-0 gist id 300 is outside model.vocab_size = 264");
+  model.gist_token_ids = {};
+  model.vocab_size = 200;
+  EXPECT_EQ(error_of([&] { ModelTokenizer(std::make_shared<ByteTokenizer>(), model, 1); }),
+            "the tokenizer has 263 ids, more than model.vocab_size = 200");
+}
+
+TEST(Sampler, VocabLimitIsNeverExceeded) {
+  at::Tensor logits = at::zeros({1000});
+  logits[700] = 50;  // the best id is a spare row the tokenizer cannot decode
+  logits[42] = 5;
+  SamplingOptions greedy;
+  greedy.vocab_limit = 263;
+  EXPECT_EQ(Sampler(greedy, {}).sample(logits), 42);
+  SamplingOptions hot = greedy;
+  hot.temperature = 100;
+  hot.seed = 3;
+  Sampler sampler(hot, {42});
+  for (int i = 0; i < 200; ++i) {
+    const int64_t id = sampler.sample(logits);
+    EXPECT_LT(id, 263);
+    EXPECT_NE(id, 42);
+  }
+  greedy.vocab_limit = 0;  // no limit
+  EXPECT_EQ(Sampler(greedy, {}).sample(logits), 700);
+}
+
+}  // namespace
+}  // namespace gsa

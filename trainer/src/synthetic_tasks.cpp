@@ -1,0 +1,152 @@
+#include "gsa/trainer/synthetic_tasks.h"
+
+#include <cmath>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "gsa/runtime/error.h"
+
+namespace gsa {
+namespace {
+
+// A random string of `length` symbols from the first `alphabet` lower-case letters.
+std::string random_symbols(std::mt19937_64& rng, int64_t length, int64_t alphabet) {
+  std::uniform_int_distribution<int64_t> pick(0, alphabet - 1);
+  std::string s;
+  for (int64_t i = 0; i < length; ++i) s.push_back(static_cast<char>('a' + pick(rng)));
+  return s;
+}
+
+// `count` distinct keys and a value for each.
+void draw_pairs(std::mt19937_64& rng, int64_t count, int64_t key_len, int64_t value_len, int64_t alphabet,
+                std::vector<std::string>* keys, std::vector<std::string>* values) {
+  std::set<std::string> used;
+  while (static_cast<int64_t>(keys->size()) < count) {
+    std::string key = random_symbols(rng, key_len, alphabet), value = random_symbols(rng, value_len, alphabet);
+    if (!used.insert(key).second) continue;
+    keys->push_back(key);
+    values->push_back(value);
+  }
+}
+
+void check_keys(const char* section, int64_t pairs, int64_t key_len, int64_t alphabet) {
+  const double keys = std::pow(static_cast<double>(alphabet), static_cast<double>(key_len));
+  GSA_CHECK(keys >= static_cast<double>(pairs), section, ": ", pairs, " distinct keys need alphabet^key_len >= ", pairs,
+            " (got ", keys, ")");
+}
+
+class TextTask : public SyntheticTask {
+ protected:
+  explicit TextTask(std::shared_ptr<const Tokenizer> tokenizer) : tokenizer_(std::move(tokenizer)) {}
+  Example make(const std::string& context, const std::string& question, const std::string& answer) const {
+    Example e;
+    e.doc.context = tokenizer_->encode(context);
+    e.doc.suffix = tokenizer_->encode(question);
+    const std::vector<int64_t> answer_ids = tokenizer_->encode(answer);
+    e.doc.suffix.insert(e.doc.suffix.end(), answer_ids.begin(), answer_ids.end());
+    e.answer_len = static_cast<int64_t>(answer_ids.size());
+    return e;
+  }
+
+ private:
+  std::shared_ptr<const Tokenizer> tokenizer_;
+};
+
+class RetrievalTask final : public TextTask {
+ public:
+  RetrievalTask(const RetrievalTaskOptions& o, std::shared_ptr<const Tokenizer> tokenizer)
+      : TextTask(std::move(tokenizer)), o_(o) {
+    check_keys("data.retrieval", o.num_pairs, o.key_len, o.alphabet);
+  }
+  Example sample(std::mt19937_64& rng) const override {
+    std::vector<std::string> keys, values;
+    draw_pairs(rng, o_.num_pairs, o_.key_len, o_.value_len, o_.alphabet, &keys, &values);
+    std::string context = "kv:";
+    for (size_t i = 0; i < keys.size(); ++i) context += keys[i] + "=" + values[i] + ";";
+    const auto asked = static_cast<size_t>(std::uniform_int_distribution<int64_t>(0, o_.num_pairs - 1)(rng));
+    return make(context, "?" + keys[asked] + "=", values[asked]);
+  }
+  double chance_accuracy() const override {
+    return std::pow(1.0 / static_cast<double>(o_.alphabet), static_cast<double>(o_.value_len));
+  }
+
+ private:
+  RetrievalTaskOptions o_;
+};
+
+class PasskeyTask final : public TextTask {
+ public:
+  PasskeyTask(const PasskeyTaskOptions& o, std::shared_ptr<const Tokenizer> tokenizer)
+      : TextTask(std::move(tokenizer)), o_(o) {}
+  Example sample(std::mt19937_64& rng) const override {
+    static const char* const kFiller[] = {"The grass is green. ", "The sky is blue. ", "The sun is yellow. ",
+                                          "Here we go. ", "There and back again. "};
+    std::uniform_int_distribution<int> sentence(0, 4);
+    const std::string key = digits(rng);
+    const int64_t at = std::uniform_int_distribution<int64_t>(0, o_.filler_sentences)(rng);
+    std::string context;
+    for (int64_t i = 0; i <= o_.filler_sentences; ++i) {
+      if (i == at) context += "The pass key is " + key + ". Remember it. ";
+      if (i < o_.filler_sentences) context += kFiller[sentence(rng)];
+    }
+    return make(context, "What is the pass key? The pass key is ", key);
+  }
+  double chance_accuracy() const override { return std::pow(0.1, static_cast<double>(o_.digits)); }
+
+ private:
+  std::string digits(std::mt19937_64& rng) const {
+    std::uniform_int_distribution<int> digit(0, 9);
+    std::string s;
+    for (int64_t i = 0; i < o_.digits; ++i) s.push_back(static_cast<char>('0' + digit(rng)));
+    return s;
+  }
+  PasskeyTaskOptions o_;
+};
+
+class MultiDocTask final : public TextTask {
+ public:
+  MultiDocTask(const MultiDocTaskOptions& o, std::shared_ptr<const Tokenizer> tokenizer)
+      : TextTask(std::move(tokenizer)), o_(o) {
+    check_keys("data.multi_doc", o.documents * o.pairs_per_document, o.key_len, o.alphabet);
+  }
+  Example sample(std::mt19937_64& rng) const override {
+    std::vector<std::string> keys, values;
+    draw_pairs(rng, o_.documents * o_.pairs_per_document, o_.key_len, o_.value_len, o_.alphabet, &keys, &values);
+    std::string context;
+    for (int64_t d = 0; d < o_.documents; ++d) {
+      context += "#" + std::to_string(d) + "|";
+      for (int64_t p = 0; p < o_.pairs_per_document; ++p) {
+        const auto i = static_cast<size_t>(d * o_.pairs_per_document + p);
+        context += keys[i] + "=" + values[i] + ";";
+      }
+    }
+    const int64_t needle = std::uniform_int_distribution<int64_t>(0, o_.documents - 1)(rng);
+    const int64_t pair = std::uniform_int_distribution<int64_t>(0, o_.pairs_per_document - 1)(rng);
+    const auto asked = static_cast<size_t>(needle * o_.pairs_per_document + pair);
+    return make(context, "?" + keys[asked] + "=", values[asked]);
+  }
+  double chance_accuracy() const override {
+    return std::pow(1.0 / static_cast<double>(o_.alphabet), static_cast<double>(o_.value_len));
+  }
+
+ private:
+  MultiDocTaskOptions o_;
+};
+
+}  // namespace
+
+std::unique_ptr<SyntheticTask> make_synthetic_task(const DataOptions& data, std::shared_ptr<const Tokenizer> tokenizer) {
+  switch (data.source) {
+    case DataSourceKind::kRetrieval:
+      return std::make_unique<RetrievalTask>(data.retrieval, std::move(tokenizer));
+    case DataSourceKind::kPasskey:
+      return std::make_unique<PasskeyTask>(data.passkey, std::move(tokenizer));
+    case DataSourceKind::kMultiDoc:
+      return std::make_unique<MultiDocTask>(data.multi_doc, std::move(tokenizer));
+    default:
+      throw Error("make_synthetic_task: data.source is a corpus, not a synthetic task");
+  }
+}
+
+}  // namespace gsa
