@@ -94,7 +94,8 @@ at::Tensor DistributedGenerator::prefill() {
   std::vector<SpLayerKeys> keys;
   attention.capture_keys(&keys);
   at::Tensor logits = model_.forward(plan.plan.tokens, plan.plan.rope_pos, attention, attention_,
-                                     attention_.selection.enabled);                  // [1, Tl, V]
+                                     attention_.selection.enabled, /*checkpoint_layers=*/false,
+                                     /*last_position_only=*/true);                   // [1, 1, V]
 
   // The cache: own positions; generated tokens' blocks are added on the tail owner as they come (reserve()).
   const int64_t local = plan.local_size(), begin = plan.local_begin();
@@ -113,7 +114,7 @@ at::Tensor DistributedGenerator::prefill() {
   tree_slot_ = plan.exchange.replicated_slot;
 
   // The last prompt position lives on the tail owner.
-  at::Tensor last = tail_owner_ ? logits[0][local - 1].contiguous()
+  at::Tensor last = tail_owner_ ? logits[0][0].contiguous()
                                 : at::empty({logits.size(-1)}, logits.options());
   last = last.to(sp_.device());
   sp_.broadcast(last, sp_.size() - 1);

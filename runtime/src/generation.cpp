@@ -89,9 +89,9 @@ at::Tensor Generator::run(int64_t q_begin, int64_t count) {
   at::NoGradGuard no_grad;
   const at::Device device = model_.device();
   AttentionPlan plan = make_attention_plan({&layout_}, q_begin, count, attention_, device);
-  at::Tensor logits =
-      model_.forward(plan.tokens, plan.rope_pos, plan, attention_, attention_.selection.enabled, &cache_);
-  return logits[0][count - 1];
+  at::Tensor logits = model_.forward(plan.tokens, plan.rope_pos, plan, attention_, attention_.selection.enabled,
+                                     &cache_, /*last_position_only=*/true);                  // [1, 1, V]
+  return logits[0][0];
 }
 
 at::Tensor Generator::prefill() {

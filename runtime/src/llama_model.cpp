@@ -194,7 +194,8 @@ at::Tensor LlamaModel::layer_forward(int64_t layer, const at::Tensor& x, const R
 }
 
 at::Tensor LlamaModel::forward(const at::Tensor& tokens, const at::Tensor& rope_pos, const AttentionPlan& plan,
-                               const AttentionOptions& attention, bool selective, KvCache* cache) const {
+                               const AttentionOptions& attention, bool selective, KvCache* cache,
+                               bool last_position_only) const {
   GSA_CHECK(tokens.dim() == 2 && tokens.sizes() == rope_pos.sizes(), "tokens ", tokens.sizes(), " and rope_pos ",
             rope_pos.sizes(), " must both be [B, Tq]");
   GSA_CHECK(tokens.size(1) == plan.num_queries, "forward got ", tokens.size(1), " tokens for ", plan.num_queries,
@@ -204,11 +205,12 @@ at::Tensor LlamaModel::forward(const at::Tensor& tokens, const at::Tensor& rope_
   GSA_CHECK(cache == nullptr || cache->capacity() >= plan.num_keys, "KV cache capacity ", cache ? cache->capacity() : 0,
             " < ", plan.num_keys, " positions");
   PlannedAttention planned(plan, attention.selection, cache);
-  return forward(tokens, rope_pos, planned, attention, selective);
+  return forward(tokens, rope_pos, planned, attention, selective, /*checkpoint_layers=*/false, last_position_only);
 }
 
 at::Tensor LlamaModel::forward(const at::Tensor& tokens, const at::Tensor& rope_pos, LayerAttention& layer_attention,
-                               const AttentionOptions& attention, bool selective, bool checkpoint_layers) const {
+                               const AttentionOptions& attention, bool selective, bool checkpoint_layers,
+                               bool last_position_only) const {
   const at::Tensor& embed = param("model.embed_tokens.weight");
   GSA_CHECK(!(tokens < 0).logical_or(tokens >= options_.vocab_size).any().item<bool>(), "token ids must be in [0, ",
             options_.vocab_size, ")");
@@ -224,6 +226,7 @@ at::Tensor LlamaModel::forward(const at::Tensor& tokens, const at::Tensor& rope_
       x = layer_forward(layer, x, rope, layer_attention, layer_selects);
     }
   }
+  if (last_position_only) x = x.narrow(1, x.size(1) - 1, 1);                                  // [B, 1, H]
   x = rms_norm(x, param("model.norm.weight"), options_.rms_norm_eps);
   const at::Tensor& head = options_.tie_embeddings ? embed : param("lm_head.weight");
   return project(x, head).to(at::kFloat);                                                      // [B, Tq, V]

@@ -67,14 +67,18 @@ class LlamaModel {
 
   KvCache make_cache(int64_t batch, int64_t capacity) const;
 
-  // tokens, rope_pos: [B, Tq] int64 at the plan's query positions -> logits [B, Tq, V] fp32.
+  // tokens, rope_pos: [B, Tq] int64 at the plan's query positions -> logits [B, Tq, V] fp32, or [B, 1, V] of the
+  // last query index only with last_position_only (a prefill: the other positions' logits would take Tq x V floats,
+  // 64 GiB at 128K tokens with a Llama-3 vocabulary).
   at::Tensor forward(const at::Tensor& tokens, const at::Tensor& rope_pos, const AttentionPlan& plan,
-                     const AttentionOptions& attention, bool selective, KvCache* cache = nullptr) const;
+                     const AttentionOptions& attention, bool selective, KvCache* cache = nullptr,
+                     bool last_position_only = false) const;
   // The same with the attention supplied per layer; tokens, rope_pos: [B, Tq] the forward's own tokens. With
   // checkpoint_layers each decoder layer is recomputed in backward (activation_checkpoint.h): layer_attention
   // and what it refers to must then outlive the backward pass.
   at::Tensor forward(const at::Tensor& tokens, const at::Tensor& rope_pos, LayerAttention& layer_attention,
-                     const AttentionOptions& attention, bool selective, bool checkpoint_layers = false) const;
+                     const AttentionOptions& attention, bool selective, bool checkpoint_layers = false,
+                     bool last_position_only = false) const;
 
  private:
   const at::Tensor& param(const std::string& name) const;
