@@ -7,6 +7,7 @@
 
 #include <random>
 
+#include "common/model_fixtures.h"
 #include "common/tolerance.h"
 #include "gsa/runtime/attention_plan.h"
 #include "gsa/runtime/error.h"
@@ -19,19 +20,6 @@
 
 namespace gsa::serve {
 namespace {
-
-ModelOptions tiny_model() {
-  ModelOptions o;
-  o.vocab_size = 264;
-  o.hidden_size = 32;
-  o.intermediate_size = 64;
-  o.num_layers = 3;
-  o.num_heads = 4;
-  o.num_kv_heads = 2;
-  o.head_dim = 8;
-  o.init_std = 0.2;
-  return o;
-}
 
 GistOptions gist_options(int64_t levels) {
   GistOptions g;
@@ -58,13 +46,6 @@ std::string alone(const LlamaModel& model, const EngineRequest& r, const GistOpt
   std::vector<int64_t> tokens = gen.generate(sampling);
   if (!tokens.empty() && tokens.back() == ByteTokenizer::kEos) tokens.pop_back();
   return unicode::to_valid_utf8(ByteTokenizer().decode(tokens));
-}
-
-at::Tensor full_recompute_last(const LlamaModel& model, const GistLayout& layout) {
-  at::NoGradGuard no_grad;
-  AttentionOptions attention;
-  AttentionPlan plan = make_attention_plan({&layout}, 0, -1, attention, model.device());
-  return model.forward(plan.tokens, plan.rope_pos, plan, attention, true)[0][layout.size() - 1];
 }
 
 struct Outcome {
@@ -99,7 +80,7 @@ std::unique_ptr<ServingEngine> make_engine(const LlamaModel& model, const GistOp
 
 TEST(ServingEngine, ContinuousBatchingGivesEachRequestItsCompletionAlone) {
   for (int64_t levels : {1, 2}) {
-    LlamaModel model = LlamaModel::create(tiny_model(), 3, at::kCPU);
+    LlamaModel model = LlamaModel::create(test::tiny_model_options(), 3, at::kCPU);
     const GistOptions gist = gist_options(levels);
     EngineOptions options;
     options.max_running = 3;  // 7 requests: some wait in the queue, and join mid-way
@@ -135,7 +116,7 @@ TEST(ServingEngine, ContinuousBatchingGivesEachRequestItsCompletionAlone) {
 }
 
 TEST(ServingEngine, ChunkedPrefillEqualsOnePrefill) {
-  LlamaModel model = LlamaModel::create(tiny_model(), 5, at::kCPU);
+  LlamaModel model = LlamaModel::create(test::tiny_model_options(), 5, at::kCPU);
   std::mt19937 rng(2);
   for (int64_t levels : {1, 2}) {
     const GistLayout layout = request_layout(random_ids(45, rng), random_ids(4, rng), gist_options(levels));
@@ -153,13 +134,13 @@ TEST(ServingEngine, ChunkedPrefillEqualsOnePrefill) {
       EXPECT_EQ(calls, (layout.size() + chunk - 1) / chunk);
       GSA_EXPECT_CLOSE(got, expected, 1e-5, 1e-4) << "levels " << levels << " chunk " << chunk;
       const at::Tensor stepped = pieces.step(65);  // before the recompute reads the grown layout
-      GSA_EXPECT_CLOSE(stepped, full_recompute_last(model, pieces.layout()), 1e-5, 1e-4);
+      GSA_EXPECT_CLOSE(stepped, test::full_recompute_last(model, pieces.layout(), AttentionOptions{}), 1e-5, 1e-4);
     }
   }
 }
 
 TEST(ServingEngine, KvCacheGrowsInBlocksAndStaysExact) {
-  LlamaModel model = LlamaModel::create(tiny_model(), 7, at::kCPU);
+  LlamaModel model = LlamaModel::create(test::tiny_model_options(), 7, at::kCPU);
   std::mt19937 rng(4);
   const GistLayout layout = request_layout(random_ids(170, rng), random_ids(3, rng), gist_options(1));
   ASSERT_LT(layout.size(), kKvBlockPositions - 2);
@@ -169,14 +150,15 @@ TEST(ServingEngine, KvCacheGrowsInBlocksAndStaysExact) {
   while (gen.layout().size() < kKvBlockPositions + 2) {
     at::Tensor logits = gen.step(70 + gen.layout().size() % 20);
     if (gen.layout().size() >= kKvBlockPositions - 1) {
-      GSA_EXPECT_CLOSE(logits, full_recompute_last(model, gen.layout()), 1e-5, 1e-4) << gen.layout().size();
+      GSA_EXPECT_CLOSE(logits, test::full_recompute_last(model, gen.layout(), AttentionOptions{}), 1e-5, 1e-4)
+          << gen.layout().size();
     }
   }
   EXPECT_EQ(gen.cache_positions(), 2 * kKvBlockPositions);
 }
 
 TEST(ServingEngine, AdmissionControlRefusesWhatCannotFitAndQueuesTheRest) {
-  LlamaModel model = LlamaModel::create(tiny_model(), 3, at::kCPU);
+  LlamaModel model = LlamaModel::create(test::tiny_model_options(), 3, at::kCPU);
   const GistOptions gist = gist_options(1);
   EngineOptions options;
   options.kv_budget_bytes = kKvBlockPositions * kv_bytes_per_position(model.options());  // one block
@@ -201,9 +183,14 @@ TEST(ServingEngine, AdmissionControlRefusesWhatCannotFitAndQueuesTheRest) {
   for (int i = 0; i < 2; ++i) {
     small[i].suffix = random_ids(6, rng);
     small[i].sampling.max_new_tokens = 5;
-    ASSERT_FALSE(engine->submit(small[i], [&log, i](const EngineEvent& e) {
-      log.push_back(str_cat(i, e.kind == EngineEvent::Kind::kDone ? " done" : " text"));
-    }, nullptr).has_value());
+    ASSERT_FALSE(engine
+                     ->submit(
+                         small[i],
+                         [&log, i](const EngineEvent& e) {
+                           log.push_back(str_cat(i, e.kind == EngineEvent::Kind::kDone ? " done" : " text"));
+                         },
+                         nullptr)
+                     .has_value());
   }
   std::optional<ApiError> full = engine->submit(small[0], nullptr, nullptr);
   ASSERT_TRUE(full.has_value());
@@ -218,7 +205,7 @@ TEST(ServingEngine, AdmissionControlRefusesWhatCannotFitAndQueuesTheRest) {
 }
 
 TEST(ServingEngine, CancelledRequestsAreDroppedAndDrainEndsTheLoop) {
-  LlamaModel model = LlamaModel::create(tiny_model(), 3, at::kCPU);
+  LlamaModel model = LlamaModel::create(test::tiny_model_options(), 3, at::kCPU);
   const GistOptions gist = gist_options(1);
   ServeMetrics metrics;
   auto engine = make_engine(model, gist, EngineOptions{}, &metrics);
@@ -296,7 +283,7 @@ class RecordingSink : public ResponseSink {
 };
 
 TEST(RequestHandler, AnswersCompletionsAndErrorsWithoutSockets) {
-  LlamaModel model = LlamaModel::create(tiny_model(), 9, at::kCPU);
+  LlamaModel model = LlamaModel::create(test::tiny_model_options(), 9, at::kCPU);
   const GistOptions gist = gist_options(1);
   ServeMetrics metrics;
   auto engine = make_engine(model, gist, EngineOptions{}, &metrics);
