@@ -12,6 +12,7 @@
 #include "gsa/config/config_loader.h"
 #include "gsa/runtime/checkpoint.h"
 #include "gsa/runtime/error.h"
+#include "gsa/runtime/model_tokenizer.h"
 #include "gsa/runtime/tokenizer.h"
 #include "gsa/serve/http_server.h"
 #include "gsa/serve/inference_engine.h"
@@ -86,8 +87,9 @@ int run_serve(const Args& args) {
     GsaOptions options;
     LlamaModel model = load_checkpoint(checkpoint, on, &options);
     if (!config.empty()) options.attention = load_config_file(config, sets).attention;
-    GSA_CHECK(model.options().vocab_size >= ByteTokenizer::vocab_size(), "the model's vocabulary (",
-              model.options().vocab_size, ") is smaller than the byte tokenizer's (", ByteTokenizer::vocab_size(), ")");
+    // The model's tokenizer: the checkpoint's tokenizer.json (gsa import) or data.tokenizer, else the byte one;
+    // its construction refuses a tokenizer that does not fit the model.
+    const std::shared_ptr<const ModelTokenizer> tokenizer = make_model_tokenizer(options);
     std::unique_ptr<serve::SequenceBackend> backend;
     if (group != nullptr && group->size() > 1) {
       backend = std::make_unique<serve::ShardedBackend>(model, options.attention, *group);
@@ -95,9 +97,9 @@ int run_serve(const Args& args) {
       backend = std::make_unique<serve::LocalBackend>(model, options.attention);
     }
     engine_options.bytes_per_position = serve::kv_bytes_per_position(model.options());
-    engine_options.never_tokens = undecodable_ids(model.options().vocab_size);
+    engine_options.never_tokens = {};  // the tokenizer's text vocabulary bounds sampling (vocab_limit)
     serve::ServeMetrics metrics;
-    serve::ServingEngine engine(std::move(backend), options.gist, engine_options, &metrics, group);
+    serve::ServingEngine engine(std::move(backend), options.gist, engine_options, &metrics, group, tokenizer);
     if (group != nullptr && group->rank() != 0) {
       // Rank 0 decides when to stop (its SIGTERM drains, then a shutdown step reaches every rank).
       std::signal(SIGTERM, SIG_IGN);

@@ -190,7 +190,9 @@ Checkpoint load_checkpoint_dir(const std::string& dir, bool with_optimizer) {
 LlamaModel load_checkpoint(const std::string& path, at::Device device, GsaOptions* options) {
   const std::string dir = resolve_checkpoint(path);
   const Checkpoint checkpoint = load_checkpoint_dir(dir, /*with_optimizer=*/false);
-  const GsaOptions loaded = load_config_text(checkpoint.config_text, join_path(dir, kConfigFile));
+  GsaOptions loaded = load_config_text(checkpoint.config_text, join_path(dir, kConfigFile));
+  // A checkpoint that carries its tokenizer (gsa import) serves and generates with that copy.
+  if (!checkpoint.tokenizer_json.empty()) loaded.data.tokenizer = join_path(dir, kTokenizerFile);
   LlamaModel model = LlamaModel::from_tensors(loaded.model, checkpoint.model, device);
   if (options != nullptr) *options = loaded;
   return model;

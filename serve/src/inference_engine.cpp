@@ -24,7 +24,11 @@ Document request_document(std::vector<int64_t> context, std::vector<int64_t> suf
 }  // namespace
 
 GistLayout request_layout(std::vector<int64_t> context, std::vector<int64_t> suffix, const GistOptions& gist) {
-  const ByteTokenizer tokenizer;
+  return request_layout(std::move(context), std::move(suffix), gist, ByteTokenizer());
+}
+
+GistLayout request_layout(std::vector<int64_t> context, std::vector<int64_t> suffix, const GistOptions& gist,
+                          const Tokenizer& tokenizer) {
   return build_layout({request_document(std::move(context), std::move(suffix), gist, tokenizer)}, gist, tokenizer);
 }
 

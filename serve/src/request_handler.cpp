@@ -131,7 +131,7 @@ std::optional<HttpResponse> RequestHandler::complete(const HttpRequest& request,
     e.param = "model";
     return error_response(e);
   }
-  ByteTokenizer tokenizer;
+  const Tokenizer& tokenizer = engine_.tokenizer();
   EngineRequest er;
   er.context = tokenizer.encode(call.context);
   er.suffix = tokenizer.encode(call.prompt);

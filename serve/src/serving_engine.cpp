@@ -31,8 +31,16 @@ ApiError unavailable(std::string message, std::string code) {
 }  // namespace
 
 ServingEngine::ServingEngine(std::unique_ptr<SequenceBackend> backend, const GistOptions& gist, EngineOptions options,
-                             ServeMetrics* metrics, Communicator* group)
-    : backend_(std::move(backend)), gist_(gist), options_(options), metrics_(metrics), group_(group) {
+                             ServeMetrics* metrics, Communicator* group,
+                             std::shared_ptr<const ModelTokenizer> tokenizer)
+    : backend_(std::move(backend)),
+      tokenizer_(tokenizer != nullptr
+                     ? std::move(tokenizer)
+                     : std::make_shared<ModelTokenizer>(std::make_shared<ByteTokenizer>(), ModelOptions{}, gist.levels)),
+      gist_(gist),
+      options_(options),
+      metrics_(metrics),
+      group_(group) {
   GSA_CHECK(options_.max_queue >= 1 && options_.max_running >= 1 && options_.prefill_chunk >= 1,
             "engine limits must be >= 1: max_queue ", options_.max_queue, ", max_running ", options_.max_running,
             ", prefill_chunk ", options_.prefill_chunk);
@@ -42,7 +50,7 @@ ServingEngine::ServingEngine(std::unique_ptr<SequenceBackend> backend, const Gis
 }
 
 int64_t ServingEngine::prompt_positions(const std::vector<int64_t>& context, const std::vector<int64_t>& suffix) const {
-  return request_layout(context, suffix, gist_).size();
+  return request_layout(context, suffix, gist_, *tokenizer_).size();
 }
 
 std::optional<ApiError> ServingEngine::submit(EngineRequest request, EventCallback on_event,
@@ -124,11 +132,11 @@ StepMessage ServingEngine::plan() {
       r.p = std::move(front);
       queue_.pop_front();
       SamplingOptions sampling = r.p.request.sampling;
-      sampling.stop_tokens = {ByteTokenizer::kEos};
+      sampling.stop_tokens.clear();
+      if (tokenizer_->eos_id()) sampling.stop_tokens.push_back(*tokenizer_->eos_id());
       sampling.never_tokens = options_.never_tokens;
-      std::vector<int64_t> gists;
-      for (int64_t l = 0; l < gist_.levels; ++l) gists.push_back(ByteTokenizer::gist_id(l));
-      r.sampler = std::make_unique<Sampler>(sampling, gists);
+      sampling.vocab_limit = tokenizer_->text_vocab_size();
+      r.sampler = std::make_unique<Sampler>(sampling, tokenizer_->gist_ids());
       r.text = std::make_unique<TextStream>(r.p.request.stop);
       const int64_t id = r.p.id;
       running_.emplace(id, std::move(r));
@@ -161,7 +169,7 @@ StepMessage ServingEngine::plan() {
 void ServingEngine::apply(const StepMessage& m, std::map<int64_t, at::Tensor>* logits) {
   for (int64_t id : m.remove) backend_->remove(id);
   for (const StepMessage::Add& a : m.add) {
-    backend_->add(a.id, request_layout(a.context, a.suffix, gist_), a.max_positions);
+    backend_->add(a.id, request_layout(a.context, a.suffix, gist_, *tokenizer_), a.max_positions);
   }
   for (const StepMessage::Prefill& p : m.prefill) {
     at::Tensor l = backend_->prefill(p.id, p.count);
@@ -186,7 +194,7 @@ void ServingEngine::consume(const StepMessage& m, const std::map<int64_t, at::Te
     Running& r = running_.at(p.id);
     r.prefilled = logits.count(p.id) ? r.p.prompt_positions : r.prefilled + p.count;
   }
-  ByteTokenizer tokenizer;
+  const ModelTokenizer& tokenizer = *tokenizer_;
   const auto now = Clock::now();
   int64_t tokens = 0;
   for (auto& [id, r] : running_) {
@@ -204,7 +212,7 @@ void ServingEngine::consume(const StepMessage& m, const std::map<int64_t, at::Te
       }
     }
     r.last_token = now;
-    const bool eos = token == ByteTokenizer::kEos;
+    const bool eos = token == tokenizer.eos_id();
     std::string delta = eos ? "" : r.text->append(tokenizer.decode({token}));
     const bool stop = eos || r.text->stopped();
     const bool length = !stop && r.generated >= r.p.request.sampling.max_new_tokens;

@@ -54,6 +54,18 @@ checks+=("$tmp/trained-export2" "$ORACLE/llama")
 "$PY" "$CHECK" "${checks[@]}" 2>"$tmp/check.err" \
   || fail "transformers check of the exports: $(tail -3 "$tmp/check.err")"
 
+# The imported checkpoint generates with its own tokenizer.json: `gsa generate --attention full` (no gists) continues
+# a prompt exactly as transformers' greedy generation with the original model does.
+GEN_CHECK="$(dirname "$0")/../oracle/hf_generate_check.py"
+for case in llama qwen2; do
+  prompt="The quick brown fox 12"
+  ours=$("$GSA" generate --checkpoint "$tmp/$case-ckpt" --attention full --prompt "$prompt" --max-new-tokens 6 \
+         2>"$tmp/gen.err") || fail "gsa generate on the imported $case: $(tail -3 "$tmp/gen.err")"
+  theirs=$("$PY" "$GEN_CHECK" "$ORACLE/$case/hf" "$prompt" 6 2>"$tmp/gen_oracle.err") \
+    || fail "transformers generate $case: $(tail -3 "$tmp/gen_oracle.err")"
+  [[ "$ours" == "$theirs" ]] || fail "$case: gsa generate gave '$ours', transformers '$theirs'"
+done
+
 # Errors.
 expect_error "is not a folder" import --hf "$tmp/nowhere" --out "$tmp/x"
 expect_error "exists and is not an empty folder" import --hf "$ORACLE/llama/hf" --out "$tmp/llama-ckpt"

@@ -115,6 +115,49 @@ TEST(ServingEngine, ContinuousBatchingGivesEachRequestItsCompletionAlone) {
   }
 }
 
+// The engine lays prompts out and samples with the model's tokenizer (gist ids from model.gist_token_ids, here
+// not the byte tokenizer's; sampling bounded by its text vocabulary): each greedy completion equals a Generator's
+// over the layout that tokenizer gives.
+TEST(ServingEngine, UsesTheModelTokenizersGistIdsAndVocabulary) {
+  ModelOptions o = test::tiny_model_options();
+  o.vocab_size = 270;
+  o.gist_token_ids = {266, 267};
+  LlamaModel model = LlamaModel::create(o, 6, at::kCPU);
+  const GistOptions gist = gist_options(2);
+  auto tokenizer = std::make_shared<ModelTokenizer>(std::make_shared<ByteTokenizer>(), o, gist.levels);
+  EngineOptions options;
+  options.bytes_per_position = kv_bytes_per_position(o);
+  auto engine = std::make_unique<ServingEngine>(std::make_unique<LocalBackend>(model, AttentionOptions{}), gist,
+                                                options, nullptr, nullptr, tokenizer);
+  std::mt19937 rng(8);
+  std::vector<EngineRequest> requests;
+  std::vector<Outcome> outcomes(3);
+  for (int i = 0; i < 3; ++i) {
+    EngineRequest r;
+    r.context = random_ids(30 + 7 * i, rng);
+    r.suffix = random_ids(2, rng);
+    r.sampling.max_new_tokens = 5;
+    requests.push_back(r);
+    ASSERT_FALSE(engine->submit(r, record(&outcomes[i]), nullptr).has_value());
+  }
+  for (int step = 0; step < 200 && !std::all_of(outcomes.begin(), outcomes.end(), [](auto& x) { return x.done; });
+       ++step) {
+    engine->step();
+  }
+  for (int i = 0; i < 3; ++i) {
+    const GistLayout layout = request_layout(requests[i].context, requests[i].suffix, gist, *tokenizer);
+    EXPECT_NE(std::find(layout.tokens.begin(), layout.tokens.end(), 266), layout.tokens.end());
+    SamplingOptions sampling = requests[i].sampling;
+    sampling.stop_tokens = {ByteTokenizer::kEos};
+    sampling.vocab_limit = tokenizer->text_vocab_size();
+    Generator gen(model, AttentionOptions{}, layout, layout.size() + sampling.max_new_tokens);
+    std::vector<int64_t> tokens = gen.generate(sampling);
+    if (!tokens.empty() && tokens.back() == ByteTokenizer::kEos) tokens.pop_back();
+    ASSERT_TRUE(outcomes[i].done);
+    EXPECT_EQ(outcomes[i].text, unicode::to_valid_utf8(tokenizer->decode(tokens))) << "request " << i;
+  }
+}
+
 TEST(ServingEngine, ChunkedPrefillEqualsOnePrefill) {
   LlamaModel model = LlamaModel::create(test::tiny_model_options(), 5, at::kCPU);
   std::mt19937 rng(2);
@@ -129,7 +172,9 @@ TEST(ServingEngine, ChunkedPrefillEqualsOnePrefill) {
       while (pieces.prompt_remaining() > 0) {
         got = pieces.prefill_chunk(chunk);
         ++calls;
-        if (pieces.prompt_remaining() > 0) EXPECT_FALSE(got.defined());
+        if (pieces.prompt_remaining() > 0) {
+          EXPECT_FALSE(got.defined());
+        }
       }
       EXPECT_EQ(calls, (layout.size() + chunk - 1) / chunk);
       GSA_EXPECT_CLOSE(got, expected, 1e-5, 1e-4) << "levels " << levels << " chunk " << chunk;

@@ -74,7 +74,8 @@ class CheckpointStore {
 std::string resolve_checkpoint(const std::string& path);
 // with_optimizer false: optimizer.safetensors is checked but not read (inference needs only the model).
 Checkpoint load_checkpoint_dir(const std::string& dir, bool with_optimizer = true);
-// The model of the checkpoint at resolve_checkpoint(path), on `device`; its config into *options when given.
+// The model of the checkpoint at resolve_checkpoint(path), on `device`; its config into *options when given, with
+// data.tokenizer naming the checkpoint's own tokenizer.json when it carries one (gsa import).
 LlamaModel load_checkpoint(const std::string& path, at::Device device, GsaOptions* options);
 // `run` with the model and gist sections of the config of the checkpoint at resolve_checkpoint(path) (gsa train
 // --init-from), validated as a whole (a bad combination throws gsa::Error naming the fields).

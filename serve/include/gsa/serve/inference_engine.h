@@ -29,6 +29,8 @@ namespace gsa {
 // The layout of one request: the context gisted (word-aware when the options ask for it), the suffix raw. The
 // engine and the server build every prompt with it, so their completions equal `gsa generate`'s.
 GistLayout request_layout(std::vector<int64_t> context, std::vector<int64_t> suffix, const GistOptions& gist);
+GistLayout request_layout(std::vector<int64_t> context, std::vector<int64_t> suffix, const GistOptions& gist,
+                          const Tokenizer& tokenizer);
 // The same in an attention mode (runtime/attention_mode.h: full mode inserts no gists).
 GistLayout request_layout(std::vector<int64_t> context, std::vector<int64_t> suffix,
                           const AttentionModeOptions& mode);

@@ -38,6 +38,7 @@
 
 #include "gsa/parallel/communicator.h"
 #include "gsa/runtime/generation.h"
+#include "gsa/runtime/model_tokenizer.h"
 #include "gsa/serve/api_types.h"
 #include "gsa/serve/sequence_backend.h"
 #include "gsa/serve/serve_metrics.h"
@@ -74,9 +75,12 @@ struct EngineOptions {
 
 class ServingEngine {
  public:
-  // group: the sp group when sharded (rank 0 of it schedules), nullptr on one device.
+  // group: the sp group when sharded (rank 0 of it schedules), nullptr on one device. tokenizer: the model's
+  // (runtime/model_tokenizer.h: text, gist ids, end of sequence); nullptr = the byte tokenizer with its gists.
   ServingEngine(std::unique_ptr<SequenceBackend> backend, const GistOptions& gist, EngineOptions options,
-                ServeMetrics* metrics, Communicator* group);
+                ServeMetrics* metrics, Communicator* group,
+                std::shared_ptr<const ModelTokenizer> tokenizer = nullptr);
+  const ModelTokenizer& tokenizer() const { return *tokenizer_; }
 
   std::optional<ApiError> submit(EngineRequest request, EventCallback on_event,
                                  std::shared_ptr<std::atomic<bool>> cancelled);
@@ -116,6 +120,7 @@ class ServingEngine {
   bool is_root() const { return group_ == nullptr || group_->rank() == 0; }
 
   std::unique_ptr<SequenceBackend> backend_;
+  std::shared_ptr<const ModelTokenizer> tokenizer_;
   GistOptions gist_;
   EngineOptions options_;
   ServeMetrics* metrics_;
