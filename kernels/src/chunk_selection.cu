@@ -19,6 +19,7 @@
 namespace gsa::kernels {
 namespace {
 
+using detail::dot8;
 using detail::team_sum;
 using detail::to_floats;
 
@@ -82,20 +83,14 @@ __global__ void __launch_bounds__(kThreads) score_kernel(const __grid_constant__
     if (shared) {
 #pragma unroll
       for (int g = 0; g < G; ++g) {
-        float dot = 0.f;
-#pragma unroll
-        for (int i = 0; i < 8; ++i) dot = fmaf(x[i], qr[g][i], dot);
-        dot = team_sum<kTeam>(dot);
+        const float dot = team_sum<kTeam>(dot8(x, qr[g]));
         if (lane == 0 && inside) scores[int64_t(g) * C + c] = idx >= 0 ? dot : -INFINITY;
       }
-    } else {  // per-head candidates: the dot with the candidate's own head
+    } else {  // per-head candidates: the dot with the candidate's own head (qr stays in registers)
       float dot = 0.f;
 #pragma unroll
       for (int g = 0; g < G; ++g) {
-        if (g == h) {
-#pragma unroll
-          for (int i = 0; i < 8; ++i) dot = fmaf(x[i], qr[g][i], dot);
-        }
+        if (g == h) dot = dot8(x, qr[g]);
       }
       dot = team_sum<kTeam>(dot);
       if (lane == 0 && inside) scores[int64_t(h) * C + c] = idx >= 0 ? dot : -INFINITY;

@@ -18,6 +18,14 @@ __device__ __forceinline__ void to_floats(const uint4& raw, float (&x)[8]) {
   for (int i = 0; i < 8; ++i) x[i] = float(e[i]);
 }
 
+// A lane's share of a dot product: its 8 elements of a row times its 8 elements of a query, fp32.
+__device__ __forceinline__ float dot8(const float (&x)[8], const float (&q)[8]) {
+  float dot = 0.f;
+#pragma unroll
+  for (int i = 0; i < 8; ++i) dot = fmaf(x[i], q[i], dot);
+  return dot;
+}
+
 // Sum over the kTeam lanes of a row team; every lane of the warp must call it.
 template <int kTeam>
 __device__ __forceinline__ float team_sum(float v) {

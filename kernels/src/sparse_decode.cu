@@ -20,6 +20,7 @@
 namespace gsa::kernels {
 namespace {
 
+using detail::dot8;
 using detail::team_sum;
 using detail::to_floats;
 
@@ -90,10 +91,7 @@ __global__ void __launch_bounds__(kThreads) sparse_decode_kernel(const __grid_co
       to_floats<T>(kraw[u], x);
 #pragma unroll
       for (int h = 0; h < G; ++h) {
-        float dot = 0.f;
-#pragma unroll
-        for (int i = 0; i < 8; ++i) dot = fmaf(x[i], qr[h][i], dot);
-        dot = team_sum<kTeam>(dot);
+        const float dot = team_sum<kTeam>(dot8(x, qr[h]));
         s[u][h] = r[u] >= 0 ? dot : -INFINITY;
       }
     }

@@ -7,6 +7,7 @@
 #include "gsa/runtime/selection.h"
 #include "gsa/runtime/sparse_decode.h"
 #include "gsa/runtime/error.h"
+#include "gsa/runtime/kernel_choice.h"
 
 namespace gsa {
 
@@ -46,10 +47,9 @@ class DistributedGenerator::DecodeAttention : public LayerAttention {
     // Positions -> this rank's columns (-1: held elsewhere).
     const at::Tensor columns =
         gen_.own_slot_.index({at::zeros_like(rows), rows.clamp_min(0)}).masked_fill(rows < 0, -1).to(at::kInt);
-    const std::string why = sparse_decode_unsupported(q1, keys, keys);
-    const AttentionBackend backend = gen_.attention_.backend;
-    const bool kernels = backend == AttentionBackend::kKernels ||
-                         (backend == AttentionBackend::kAuto && q1.is_cuda() && why.empty());
+    const bool kernels =
+        use_kernel_backend(gen_.attention_.backend, q1.is_cuda(),
+                           sparse_decode_unsupported(q1, keys.scalar_type(), hkv), str_cat("decode q ", q1.sizes()));
     const gsa::DecodeAttention mine =
         kernels ? sparse_decode(q1, keys, gen_.v_[layer], columns, scale, 0, &generated_)
                 : sparse_decode_reference(q1, keys, gen_.v_[layer], columns, scale, &generated_);

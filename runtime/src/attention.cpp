@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "gsa/runtime/error.h"
+#include "gsa/runtime/kernel_choice.h"
 #include "gsa/runtime/mask_predicate.h"
 #include "gsa/runtime/selection.h"
 #include "gsa/runtime/sparse_attention.h"
@@ -131,13 +132,8 @@ PartialAttention kernel_part_on_grid(const SparseAttentionOutput& s, const Atten
 // support; forced with unsupported inputs is an error naming why.
 bool use_kernels(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const AttentionPlan& plan) {
   if (!plan.tiles) return false;
-  const std::string why = sparse_attention_unsupported(q, k, v);
-  if (plan.backend == AttentionBackend::kKernels) {
-    GSA_CHECK(why.empty(), "attention.backend = KERNELS cannot run q ", q.sizes(), " ", q.scalar_type(), " on ",
-              q.device(), ": ", why, " (use AUTO or REFERENCE)");
-    return true;
-  }
-  return q.is_cuda() && why.empty();
+  return use_kernel_backend(plan.backend, q.is_cuda(), sparse_attention_unsupported(q, k, v),
+                            str_cat("run q ", q.sizes(), " ", q.scalar_type(), " on ", q.device()));
 }
 
 // The reference parts built and run per run of plan.reference_chunk queries (attention_plan.h), the results

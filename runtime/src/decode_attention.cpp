@@ -1,6 +1,7 @@
 #include "gsa/runtime/decode_attention.h"
 
 #include "gsa/runtime/error.h"
+#include "gsa/runtime/kernel_choice.h"
 #include "gsa/runtime/selection.h"
 #include "gsa/runtime/sparse_decode.h"
 
@@ -15,14 +16,9 @@ DecodeLayerAttention::DecodeLayerAttention(const DecodePlan& plan, const Attenti
 
 bool DecodeLayerAttention::use_kernels(const at::Tensor& q, int64_t layer) const {
   const at::Tensor& like = caches_.sample(layer);
-  const at::Tensor k_shape = like.narrow(2, 0, 1).expand({plan_.batch(), -1, -1, -1});  // [B, Hkv, 1, D]
-  const std::string why = sparse_decode_unsupported(q, k_shape, k_shape);
-  if (options_.backend == AttentionBackend::kKernels) {
-    GSA_CHECK(why.empty(), "attention.backend = KERNELS cannot decode q ", q.sizes(), " ", q.scalar_type(), ": ", why,
-              " (use AUTO or REFERENCE)");
-    return true;
-  }
-  return options_.backend == AttentionBackend::kAuto && q.is_cuda() && why.empty();
+  return use_kernel_backend(options_.backend, q.is_cuda(),
+                            sparse_decode_unsupported(q, like.scalar_type(), like.size(1)),
+                            str_cat("decode q ", q.sizes(), " ", q.scalar_type()));
 }
 
 at::Tensor DecodeLayerAttention::key_rows(int64_t layer, bool layer_selects, const at::Tensor& q) {

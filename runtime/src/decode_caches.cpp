@@ -4,6 +4,7 @@
 
 #include "gsa/kernels/kv_append.h"
 #include "gsa/runtime/error.h"
+#include "kernel_tensors.h"
 
 #ifdef GSA_HAVE_CUDA
 #include <ATen/cuda/CUDAContext.h>
@@ -90,16 +91,10 @@ void DecodeCaches::append(int64_t layer, const at::Tensor& positions, const at::
 }
 
 kernels::KvRows DecodeCaches::rows(int64_t layer, bool values) {
+  if (batched_ != nullptr) return kv_rows_of(values ? batched_->v[layer] : batched_->k[layer]);
   kernels::KvRows r;
   const at::Tensor& like = sample(layer);
   r.row_stride = like.stride(2);
-  if (batched_ != nullptr) {
-    const at::Tensor& t = values ? batched_->v[layer] : batched_->k[layer];
-    r.base = t.data_ptr();
-    r.stride_b = t.stride(0);
-    r.stride_h = t.stride(1);
-    return r;
-  }
   const int64_t B = batch(), hkv = like.size(1);
   if (tables_.size() <= static_cast<size_t>(layer)) {
     tables_.resize(layer + 1);

@@ -5,6 +5,8 @@
 
 #include <ATen/ATen.h>
 
+#include "gsa/kernels/kv_rows.h"
+
 namespace gsa {
 
 // t itself when the kernels can read its rows with 16-byte copies (last dim contiguous, every other stride a
@@ -13,6 +15,16 @@ inline at::Tensor rows_for_16_byte_loads(const at::Tensor& t) {
   bool ok = t.stride(-1) == 1 && reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0;
   for (int64_t d = 0; d + 1 < t.dim(); ++d) ok = ok && t.stride(d) % 8 == 0;
   return ok ? t : t.clone(at::MemoryFormat::Contiguous);
+}
+
+// The rows of a [B, H, T, D] tensor as the decode-side kernels address them (kernels/kv_rows.h).
+inline kernels::KvRows kv_rows_of(const at::Tensor& t) {
+  kernels::KvRows rows;
+  rows.base = t.data_ptr();
+  rows.stride_b = t.stride(0);
+  rows.stride_h = t.stride(1);
+  rows.row_stride = t.stride(2);
+  return rows;
 }
 
 }  // namespace gsa

@@ -6,6 +6,7 @@
 
 #include "gsa/kernels/chunk_selection.h"
 #include "gsa/runtime/error.h"
+#include "gsa/runtime/kernel_choice.h"
 #include "kernel_tensors.h"
 
 #ifdef GSA_HAVE_CUDA
@@ -186,21 +187,11 @@ ChunkSelection select_chunks(const at::Tensor& q, const at::Tensor& k, const Sel
                              const GistOptions& gist, const SelectionOptions& options, const at::Tensor& key_slot,
                              AttentionBackend backend, const at::Tensor& covered) {
   at::NoGradGuard no_grad;
-  if (sel.count > 0 && backend != AttentionBackend::kReference) {
-    const std::string why = selection_kernels_unsupported(q, k, key_slot, gist);
-    if (backend == AttentionBackend::kKernels) {
-      GSA_CHECK(why.empty(), "attention.backend = KERNELS cannot select chunks for q ", q.sizes(), " ",
-                q.scalar_type(), ": ", why, " (use AUTO or REFERENCE)");
-    }
-    if (why.empty() && (q.is_cuda() || backend == AttentionBackend::kKernels)) {
-      const at::Tensor keys = rows_for_16_byte_loads(k);
-      kernels::KvRows rows;
-      rows.base = keys.data_ptr();
-      rows.stride_b = keys.stride(0);
-      rows.stride_h = keys.stride(1);
-      rows.row_stride = keys.stride(2);
-      return select_chunks_rows(q, rows, keys.size(1), sel, gist, options, covered);
-    }
+  if (sel.count > 0 &&
+      use_kernel_backend(backend, q.is_cuda(), selection_kernels_unsupported(q, k, key_slot, gist),
+                         str_cat("select chunks for q ", q.sizes(), " ", q.scalar_type()))) {
+    const at::Tensor keys = rows_for_16_byte_loads(k);
+    return select_chunks_rows(q, kv_rows_of(keys), keys.size(1), sel, gist, options, covered);
   }
   ChunkSelection chosen = select_chunks_reference(q, k, sel, gist, options, key_slot);
   if (covered.defined()) {

@@ -14,11 +14,11 @@
 
 namespace gsa {
 
-std::string sparse_decode_unsupported(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+std::string sparse_decode_unsupported(const at::Tensor& q, at::ScalarType kv_dtype, int64_t kv_heads) {
   if (q.scalar_type() != at::kBFloat16 && q.scalar_type() != at::kHalf) return "the kernels take bf16 or fp16";
-  if (k.scalar_type() != q.scalar_type() || v.scalar_type() != q.scalar_type()) return "q, k and v differ in dtype";
-  if (q.dim() != 3 || k.dim() != 4) return "q must be [B, Hq, D] and k [B, Hkv, T, D]";
-  const int64_t D = q.size(2), Hq = q.size(1), Hkv = k.size(1);
+  if (kv_dtype != q.scalar_type()) return "q, k and v differ in dtype";
+  if (q.dim() != 3) return "q must be [B, Hq, D]";
+  const int64_t D = q.size(2), Hq = q.size(1), Hkv = kv_heads;
   if (D != 64 && D != 128) return "the kernels take head dim 64 or 128";
   if (Hq % Hkv != 0 || (Hq / Hkv != 1 && Hq / Hkv != 2 && Hq / Hkv != 4 && Hq / Hkv != 8)) {
     return "the kernels pack 1, 2, 4 or 8 query heads per kv head";
@@ -88,17 +88,12 @@ DecodeAttention sparse_decode_reference(const at::Tensor& q, const at::Tensor& k
 DecodeAttention sparse_decode(const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in,
                               const at::Tensor& key_rows_in, double scale, int64_t splits, const DecodeRange* range) {
   check_decode_inputs(q_in, k_in, v_in, key_rows_in, range);
-  const std::string why = sparse_decode_unsupported(q_in, k_in, v_in);
+  const std::string why = v_in.scalar_type() != k_in.scalar_type()
+                              ? "q, k and v differ in dtype"
+                              : sparse_decode_unsupported(q_in, k_in.scalar_type(), k_in.size(1));
   GSA_CHECK(why.empty(), "sparse_decode cannot run q ", q_in.sizes(), " ", q_in.scalar_type(), ": ", why);
   const at::Tensor k = rows_for_16_byte_loads(k_in), v = rows_for_16_byte_loads(v_in);
-  for (int i = 0; i < 3; ++i) GSA_CHECK(k.stride(i) == v.stride(i), "sparse_decode: k and v need the same strides");
-  kernels::KvRows k_rows, v_rows;
-  k_rows.base = k.data_ptr();
-  v_rows.base = v.data_ptr();
-  k_rows.stride_b = v_rows.stride_b = k.stride(0);
-  k_rows.stride_h = v_rows.stride_h = k.stride(1);
-  k_rows.row_stride = v_rows.row_stride = k.stride(2);
-  return sparse_decode_rows(q_in, k_rows, v_rows, k.size(1), key_rows_in, scale, splits, range);
+  return sparse_decode_rows(q_in, kv_rows_of(k), kv_rows_of(v), k.size(1), key_rows_in, scale, splits, range);
 }
 
 DecodeAttention sparse_decode_rows(const at::Tensor& q_in, const kernels::KvRows& k, const kernels::KvRows& v,

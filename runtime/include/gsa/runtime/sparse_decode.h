@@ -44,7 +44,7 @@ DecodeAttention sparse_decode_rows(const at::Tensor& q, const kernels::KvRows& k
 DecodeAttention sparse_decode_reference(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                         const at::Tensor& key_rows, double scale, const DecodeRange* range = nullptr);
 
-// Why the kernels cannot run these inputs ("" when they can).
-std::string sparse_decode_unsupported(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
+// Why the kernels cannot run q [B, Hq, D] over a cache of kv_dtype with kv_heads heads ("" when they can).
+std::string sparse_decode_unsupported(const at::Tensor& q, at::ScalarType kv_dtype, int64_t kv_heads);
 
 }  // namespace gsa
