@@ -241,6 +241,9 @@ int run_bench_serve(const Args& args) {
               "p90_ms", "tokens/s", "peak_GiB");
   const PromptMaker prompts(options.model, options.gist);
   Report report(csv);
+  // Warm-up (library handles, kernel caches, the allocator's first blocks) so the first row's time to first
+  // token is not a start-up time.
+  for (const Budget& budget : budgets) (void)measure_latency(model, budget, prompts, 4096, 2);
   for (int64_t n : lengths) {
     for (const Budget& budget : budgets) report.add(measure_latency(model, budget, prompts, n, steps));
   }
