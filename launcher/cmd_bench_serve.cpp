@@ -1,5 +1,5 @@
 // gsa bench serve: what a user of `gsa serve` waits for, on one device, measured through the engine's own decode
-// path (Generator::prefill / step for one request, decode_step_batched for many: what LocalBackend runs each
+// path (Generator::prefill / step for one request, DecodeBatch for many: what LocalBackend runs each
 // serving step). The model has the shapes of the config (default configs/llama-1b-gsa.pbtxt: the Llama-3.2-1B
 // shapes) and random weights; the prompts are random token ids (gisted context + a 16-token raw suffix).
 //
@@ -20,6 +20,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <random>
@@ -30,6 +31,7 @@
 #include "commands.h"
 #include "device_flag.h"
 #include "gsa/config/config_loader.h"
+#include "gsa/runtime/decode_batch.h"
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/generation.h"
 #include "gsa/runtime/gist_layout.h"
@@ -92,6 +94,8 @@ double quantile(std::vector<double> times, double q) {
   const auto at = static_cast<size_t>(q * static_cast<double>(times.size() - 1) + 0.5);
   return times[std::min(at, times.size() - 1)];
 }
+
+std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
 
 int64_t greedy(const at::Tensor& logits) { return logits.argmax().item<int64_t>(); }  // waits for the device
 
@@ -177,10 +181,11 @@ Row measure_throughput(const LlamaModel& model, const Budget& budget, const Prom
     tokens.push_back(greedy(owned.back()->prefill()));
     prefill_ms += ms_since(start);
   }
+  DecodeBatch decode;  // as LocalBackend steps a batch
   std::vector<double> times;
   for (int64_t s = 0; s < steps + 2; ++s) {
     const auto t = std::chrono::steady_clock::now();
-    const std::vector<at::Tensor> logits = decode_step_batched(batch, tokens);
+    const std::vector<at::Tensor> logits = decode.step(batch, tokens);
     const at::Tensor next = at::stack(logits).argmax(-1).to(at::kCPU);  // [C]
     for (int64_t r = 0; r < concurrency; ++r) tokens[r] = next[r].item<int64_t>();
     if (s >= 2) times.push_back(ms_since(t));
@@ -244,15 +249,29 @@ int run_bench_serve(const Args& args) {
   // Warm-up (library handles, kernel caches, the allocator's first blocks) so the first row's time to first
   // token is not a start-up time.
   for (const Budget& budget : budgets) (void)measure_latency(model, budget, prompts, 4096, 2);
+  bool all_fit = true;
+  // A point that runs out of device memory is reported as such and the sweep goes on.
+  auto run_point = [&](const char* table, const Budget& budget, int64_t n, int64_t c, const std::function<Row()>& fn) {
+    try {
+      report.add(fn());
+    } catch (const c10::OutOfMemoryError& e) {
+      all_fit = false;
+      std::printf("%-10s %-9s %9lld %5lld   out of device memory: %s\n", table, budget.name.c_str(), (long long)n,
+                  (long long)c, first_line(e.what()).c_str());
+    }
+  };
   for (int64_t n : lengths) {
-    for (const Budget& budget : budgets) report.add(measure_latency(model, budget, prompts, n, steps));
+    for (const Budget& budget : budgets) {
+      run_point("latency", budget, n, 1, [&] { return measure_latency(model, budget, prompts, n, steps); });
+    }
   }
   for (int64_t c : concurrency) {
     for (const Budget& budget : budgets) {
-      report.add(measure_throughput(model, budget, prompts, concurrent_tokens, c, steps));
+      run_point("throughput", budget, concurrent_tokens, c,
+                [&] { return measure_throughput(model, budget, prompts, concurrent_tokens, c, steps); });
     }
   }
-  return 0;
+  return all_fit ? 0 : 1;
 }
 
 }  // namespace gsa::cli

@@ -12,7 +12,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out
 start=$(date +%s)
 GSA_JOBS=16 scripts/build.sh --target gsa >"$out/build_serve.log" 2>&1 || { tail -60 "$out/build_serve.log"; exit 1; }
 echo "build: $(( $(date +%s) - start )) s"
-timeout ${GSA_SERVE_BENCH_TIMEOUT:-330} ./build/launcher/gsa bench serve --config configs/llama-1b-gsa.pbtxt \
+PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True timeout ${GSA_SERVE_BENCH_TIMEOUT:-330} ./build/launcher/gsa bench serve --config configs/llama-1b-gsa.pbtxt \
   --device cuda --concurrency 1,16,64 --csv "$out/serve_gsa.csv" "$@" 2>&1 | tee "$out/bench_serve.txt"
 timeout ${GSA_SERVE_PEER_TIMEOUT:-200} python3 scripts/peer_serve_dense.py --csv "$out/serve_dense.csv" 2>&1 \
   | tee "$out/peer_serve.txt"

@@ -96,6 +96,7 @@ AttentionOptions from_proto(const pc::AttentionConfig& a) {
   o.query_block = a.query_block();
   o.reference_chunk_queries = a.reference_chunk_queries();
   o.deterministic = a.deterministic();
+  o.cuda_graphs = a.cuda_graphs();
   o.backend = a.backend() == pc::REFERENCE ? AttentionBackend::kReference
               : a.backend() == pc::KERNELS ? AttentionBackend::kKernels
                                            : AttentionBackend::kAuto;
@@ -112,6 +113,7 @@ void to_proto(const AttentionOptions& o, pc::AttentionConfig* a) {
   a->set_query_block(o.query_block);
   a->set_reference_chunk_queries(o.reference_chunk_queries);
   a->set_deterministic(o.deterministic);
+  a->set_cuda_graphs(o.cuda_graphs);
   a->set_backend(o.backend == AttentionBackend::kReference ? pc::REFERENCE
                  : o.backend == AttentionBackend::kKernels ? pc::KERNELS
                                                            : pc::AUTO);

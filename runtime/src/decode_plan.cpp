@@ -114,12 +114,19 @@ void DecodePlan::upload() {
     i[B + b] = static_cast<int32_t>(position_[b] + 1);
     longest = std::max(longest, position_[b] + 1 - first_[b]);
   }
-  longs = longs.to(device_);
-  ints = ints.to(device_);
-  tokens_ = longs[0].view({B, 1});
-  rope_pos_ = longs[1].view({B, 1});
-  positions_ = longs[2];
-  generated_ = DecodeRange{ints[0], ints[1], longest};
+  // Written in place once the device tensors exist, so their storage stays put from step to step (a captured
+  // decode graph, decode_graph.h, reads them).
+  if (!device_longs_.defined() || device_longs_.size(1) != B) {
+    device_longs_ = longs.to(device_);
+    device_ints_ = ints.to(device_);
+  } else {
+    device_longs_.copy_(longs);
+    device_ints_.copy_(ints);
+  }
+  tokens_ = device_longs_[0].view({B, 1});
+  rope_pos_ = device_longs_[1].view({B, 1});
+  positions_ = device_longs_[2];
+  generated_ = DecodeRange{device_ints_[0], device_ints_[1], longest};
 }
 
 }  // namespace gsa

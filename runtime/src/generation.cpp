@@ -1,6 +1,7 @@
 #include "gsa/runtime/generation.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -24,11 +25,13 @@ std::string invalid_sampling(const SamplingOptions& options) {
 int64_t saturating_positions(int64_t prompt, int64_t max_new_tokens) {
   GSA_CHECK(prompt >= 0 && max_new_tokens >= 0, "negative length: prompt ", prompt, ", new tokens ", max_new_tokens);
   return max_new_tokens > std::numeric_limits<int64_t>::max() - prompt ? std::numeric_limits<int64_t>::max()
-                                                                        : prompt + max_new_tokens;
+                                                                       : prompt + max_new_tokens;
 }
 
 Sampler::Sampler(const SamplingOptions& options, std::vector<int64_t> forbidden_tokens)
-    : options_(options), forbidden_(std::move(forbidden_tokens)), generator_(at::detail::createCPUGenerator(options.seed)) {
+    : options_(options),
+      forbidden_(std::move(forbidden_tokens)),
+      generator_(at::detail::createCPUGenerator(options.seed)) {
   forbidden_.insert(forbidden_.end(), options.never_tokens.begin(), options.never_tokens.end());
   const std::string problem = invalid_sampling(options);
   GSA_CHECK(problem.empty(), problem);
@@ -36,10 +39,16 @@ Sampler::Sampler(const SamplingOptions& options, std::vector<int64_t> forbidden_
 
 int64_t Sampler::sample(const at::Tensor& logits) {
   at::NoGradGuard no_grad;
-  at::Tensor l = logits.detach().to(at::kCPU, at::kFloat).clone();                 // [V]
-  for (int64_t id : forbidden_) {
-    if (id >= 0 && id < l.size(0)) l[id] = -std::numeric_limits<float>::infinity();
+  at::Tensor l = logits.detach().to(at::kCPU, at::kFloat).clone();  // [V]
+  if (forbidden_vocab_ != l.size(0)) {  // the forbidden ids inside this vocabulary, as one index tensor
+    std::vector<int64_t> inside;
+    for (int64_t id : forbidden_) {
+      if (id >= 0 && id < l.size(0)) inside.push_back(id);
+    }
+    forbidden_index_ = at::tensor(inside, at::kLong);
+    forbidden_vocab_ = l.size(0);
   }
+  l.index_fill_(0, forbidden_index_, -std::numeric_limits<float>::infinity());
   if (options_.vocab_limit > 0 && options_.vocab_limit < l.size(0)) {
     l.narrow(0, options_.vocab_limit, l.size(0) - options_.vocab_limit).fill_(-std::numeric_limits<float>::infinity());
   }
@@ -47,22 +56,31 @@ int64_t Sampler::sample(const at::Tensor& logits) {
   if (options_.temperature == 0.0) return l.argmax().item<int64_t>();
   // Shifted by the maximum first, so a tiny temperature gives 0 and -inf (a one-hot softmax), never inf - inf.
   at::Tensor shifted = l.to(at::kDouble) - l.max().to(at::kDouble);
-  at::Tensor probs = at::softmax(shifted / options_.temperature, -1);               // [V] fp64
+  at::Tensor probs = at::softmax(shifted / options_.temperature, -1);  // [V] fp64
   if (options_.top_p < 1.0) {
     auto [sorted, order] = at::sort(probs, -1, /*descending=*/true);
-    at::Tensor before = at::cumsum(sorted, -1) - sorted;                              // mass of better tokens
-    at::Tensor drop = before >= options_.top_p;                                       // compared in fp64
-    drop[0] = false;                                                                  // the best token stays
+    at::Tensor before = at::cumsum(sorted, -1) - sorted;  // mass of better tokens
+    at::Tensor drop = before >= options_.top_p;           // compared in fp64
+    drop[0] = false;                                      // the best token stays
     sorted = sorted.masked_fill(drop, 0);
     probs = at::zeros_like(probs).scatter(0, order, sorted);
   }
   return at::multinomial(probs, 1, /*replacement=*/false, generator_).item<int64_t>();
 }
 
+uint64_t Generator::next_serial() {
+  static std::atomic<uint64_t> counter{0};
+  return ++counter;
+}
+
 Generator::Generator(const LlamaModel& model, const AttentionOptions& attention, GistLayout prompt,
                      int64_t max_positions)
-    : model_(model), attention_(attention), layout_(std::move(prompt)), max_positions_(max_positions),
-      prompt_size_(layout_.size()) {
+    : model_(model),
+      attention_(attention),
+      layout_(std::move(prompt)),
+      max_positions_(max_positions),
+      prompt_size_(layout_.size()),
+      serial_(next_serial()) {
   GSA_CHECK(layout_.size() >= 1, "the prompt is empty");
   GSA_CHECK(max_positions >= layout_.size(), "max positions ", max_positions, " < prompt length ", layout_.size());
   reserve(layout_.size());
@@ -73,6 +91,8 @@ void Generator::reserve(int64_t positions) {
   if (positions <= have) return;
   const int64_t blocks = (positions + kKvBlockPositions - 1) / kKvBlockPositions;
   const int64_t target = std::min(max_positions_, blocks * kKvBlockPositions);
+  graph_.reset();  // the cache moves: a captured step would write the old one
+  ++cache_generation_;
   if (have == 0) {
     cache_ = model_.make_cache(1, target);
     return;
@@ -90,7 +110,7 @@ at::Tensor Generator::run(int64_t q_begin, int64_t count) {
   const at::Device device = model_.device();
   AttentionPlan plan = make_attention_plan({&layout_}, q_begin, count, attention_, device);
   at::Tensor logits = model_.forward(plan.tokens, plan.rope_pos, plan, attention_, attention_.selection.enabled,
-                                     &cache_, /*last_position_only=*/true);                  // [1, 1, V]
+                                     &cache_, /*last_position_only=*/true);  // [1, 1, V]
   return logits[0][0];
 }
 
@@ -111,6 +131,8 @@ at::Tensor Generator::prefill_chunk(int64_t count) {
 void Generator::prepare_step(int64_t token) {
   GSA_CHECK(prefilled_ == prompt_size_, "decode step before the prompt is prefilled");
   GSA_CHECK(has_room(), "the sequence reached its ", max_positions_, " positions");
+  GSA_CHECK(token >= 0 && token < model_.options().vocab_size, "token id ", token, " is outside the vocabulary [0, ",
+            model_.options().vocab_size, ")");
   at::NoGradGuard no_grad;
   reserve(layout_.size() + 1);
   layout_.append_raw(token);
@@ -129,42 +151,20 @@ const DecodePlan& Generator::decode_plan() const {
 at::Tensor Generator::step(int64_t token) {
   prepare_step(token);
   at::NoGradGuard no_grad;
-  DecodeLayerAttention layer_attention(*decode_, attention_, cache_);
-  at::Tensor logits = model_.forward(decode_->tokens(), decode_->rope_pos(), layer_attention, attention_,
-                                     attention_.selection.enabled);
+  auto forward = [this] {
+    DecodeLayerAttention layer_attention(*decode_, attention_, cache_);
+    return model_.forward(decode_->tokens(), decode_->rope_pos(), layer_attention, attention_,
+                          attention_.selection.enabled);  // [1, 1, V]
+  };
+  const at::Tensor logits = decode_step_capturable(model_, attention_) ? graph_.run(forward) : forward();
   return logits[0][0];
 }
 
-std::vector<at::Tensor> decode_step_batched(const std::vector<Generator*>& sequences,
-                                            const std::vector<int64_t>& tokens) {
-  GSA_CHECK(!sequences.empty() && sequences.size() == tokens.size(), "batched decode: ", sequences.size(),
-            " sequences for ", tokens.size(), " tokens");
-  at::NoGradGuard no_grad;
-  const LlamaModel& model = sequences[0]->model_;
-  const AttentionOptions& attention = sequences[0]->attention_;
-  std::vector<const DecodePlan*> plans;
-  std::vector<KvCache*> caches;
-  for (size_t i = 0; i < sequences.size(); ++i) {
-    Generator& g = *sequences[i];
-    GSA_CHECK(&g.model_ == &model, "batched decode: the sequences need one model");
-    g.prepare_step(tokens[i]);
-    plans.push_back(g.decode_.get());
-    caches.push_back(&g.cache_);
-  }
-  const DecodePlan plan = DecodePlan::stack(plans);
-  DecodeCaches batch_caches(caches);
-  DecodeLayerAttention layer_attention(plan, attention, batch_caches);
-  const at::Tensor logits =
-      model.forward(plan.tokens(), plan.rope_pos(), layer_attention, attention, attention.selection.enabled);
-  std::vector<at::Tensor> out;
-  for (int64_t b = 0; b < plan.batch(); ++b) out.push_back(logits[b][0]);
-  return out;
-}
-
-std::vector<int64_t> run_decode_loop(const SamplingOptions& sampling, const DecodeLoop& loop,
-                                     GenerationStats* stats) {
+std::vector<int64_t> run_decode_loop(const SamplingOptions& sampling, const DecodeLoop& loop, GenerationStats* stats) {
   using Clock = std::chrono::steady_clock;
-  auto ms_since = [](Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); };
+  auto ms_since = [](Clock::time_point t) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+  };
   std::vector<int64_t> out;
   auto start = Clock::now();
   at::Tensor logits = loop.prefill();
@@ -174,8 +174,8 @@ std::vector<int64_t> run_decode_loop(const SamplingOptions& sampling, const Deco
     const int64_t token = loop.choose(logits);
     out.push_back(token);
     if (loop.on_token) loop.on_token(token);
-    const bool stop = std::find(sampling.stop_tokens.begin(), sampling.stop_tokens.end(), token) !=
-                      sampling.stop_tokens.end();
+    const bool stop =
+        std::find(sampling.stop_tokens.begin(), sampling.stop_tokens.end(), token) != sampling.stop_tokens.end();
     if (stop || i + 1 == sampling.max_new_tokens || !loop.has_room()) break;
     logits = loop.step(token);
   }
@@ -187,8 +187,7 @@ std::vector<int64_t> Generator::generate(const SamplingOptions& sampling, Genera
                                          const std::function<void(int64_t)>& on_token) {
   Sampler sampler(sampling, layout_.gist_token_ids);
   DecodeLoop loop{[&] { return prefill(); }, [&](const at::Tensor& logits) { return sampler.sample(logits); },
-                  [&](int64_t token) { return step(token); },
-                  [&] { return has_room(); }, on_token};
+                  [&](int64_t token) { return step(token); }, [&] { return has_room(); }, on_token};
   return run_decode_loop(sampling, loop, stats);
 }
 

@@ -7,6 +7,7 @@
 
 #include "gsa/runtime/activation_checkpoint.h"
 #include "gsa/runtime/attention.h"
+#include "gsa/runtime/decode_graph.h"
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/rope.h"
 
@@ -191,22 +192,27 @@ at::Tensor LlamaModel::layer_forward(int64_t layer, const at::Tensor& x, const R
   const ModelOptions& o = options_;
   const int64_t b = x.size(0), tq = x.size(1), d = o.head_dim;
   auto p = [&](const std::string& rest) -> const at::Tensor& { return param(layer_name(layer, rest)); };
-  const at::Tensor h = by_position_chunks(
-      x, [&](const at::Tensor& xs) { return rms_norm(xs, p("input_layernorm.weight"), o.rms_norm_eps); });  // [B, Tq, H]
-  auto projection = [&](const char* proj, int64_t heads) {
-    at::Tensor y = project(h, p(str_cat("self_attn.", proj, ".weight")));                     // [B, Tq, heads*D]
-    if (o.attention_bias) y = y + p(str_cat("self_attn.", proj, ".bias"));
-    return y.view({b, tq, heads, d}).transpose(1, 2);                                          // [B, heads, Tq, D]
-  };
-  at::Tensor q = projection("q_proj", o.num_heads);
-  at::Tensor k = projection("k_proj", o.num_kv_heads);
-  at::Tensor v = projection("v_proj", o.num_kv_heads);
-  q = apply_rope(q, rope);                                                                     // [B, Hq, Tq, D]
-  k = apply_rope(k, rope);                                                                     // [B, Hkv, Tq, D]
+  at::Tensor q, k, v;
+  {  // the normed input dies here, before the attention's own buffers are allocated (long prefill memory)
+    const at::Tensor h = by_position_chunks(
+        x, [&](const at::Tensor& xs) { return rms_norm(xs, p("input_layernorm.weight"), o.rms_norm_eps); });
+    auto projection = [&](const char* proj, int64_t heads) {
+      at::Tensor y = project(h, p(str_cat("self_attn.", proj, ".weight")));                   // [B, Tq, heads*D]
+      if (o.attention_bias) y = y + p(str_cat("self_attn.", proj, ".bias"));
+      return y.view({b, tq, heads, d}).transpose(1, 2);                                        // [B, heads, Tq, D]
+    };
+    q = apply_rope(projection("q_proj", o.num_heads), rope);                                   // [B, Hq, Tq, D]
+    k = apply_rope(projection("k_proj", o.num_kv_heads), rope);                                // [B, Hkv, Tq, D]
+    v = projection("v_proj", o.num_kv_heads);                                                  // [B, Hkv, Tq, D]
+  }
 
   at::Tensor attn = layer_attention.attend(layer, layer_selects, q, k, v, 1.0 / std::sqrt(double(d)));
+  q.reset();
+  k.reset();
+  v.reset();
   attn = attn.transpose(1, 2).reshape({b, tq, o.num_heads * d});
   at::Tensor out = x + project(attn, p("self_attn.o_proj.weight"));
+  attn.reset();
 
   return by_position_chunks(out, [&](const at::Tensor& outs) {
     const at::Tensor hs = rms_norm(outs, p("post_attention_layernorm.weight"), o.rms_norm_eps);
@@ -234,8 +240,9 @@ at::Tensor LlamaModel::forward(const at::Tensor& tokens, const at::Tensor& rope_
                                const AttentionOptions& attention, bool selective, bool checkpoint_layers,
                                bool last_position_only) const {
   const at::Tensor& embed = param("model.embed_tokens.weight");
-  GSA_CHECK(!(tokens < 0).logical_or(tokens >= options_.vocab_size).any().item<bool>(), "token ids must be in [0, ",
-            options_.vocab_size, ")");
+  // (Skipped while a decode step is captured as a CUDA graph: the check synchronises; decode checks on the host.)
+  GSA_CHECK(DecodeStepGraph::capturing() || !(tokens < 0).logical_or(tokens >= options_.vocab_size).any().item<bool>(),
+            "token ids must be in [0, ", options_.vocab_size, ")");
   at::Tensor x = at::embedding(embed, tokens);                                                // [B, Tq, H]
   const RopeTables rope = make_rope_tables(rope_pos, rope_inv_freq(options_, rope_pos.device()), x.scalar_type());
   for (int64_t layer = 0; layer < options_.num_layers; ++layer) {

@@ -33,7 +33,7 @@ std::vector<at::Tensor> LocalBackend::decode(const std::vector<std::pair<int64_t
     sequences.push_back(&at(id));
     tokens.push_back(token);
   }
-  return decode_step_batched(sequences, tokens);
+  return decode_batch_.step(sequences, tokens);
 }
 
 int64_t LocalBackend::allocated_positions() const {

@@ -15,6 +15,7 @@
 #include "common/tolerance.h"
 #include "gsa/runtime/attention_plan.h"
 #include "gsa/runtime/decode_attention.h"
+#include "gsa/runtime/decode_batch.h"
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/generation.h"
 #include "gsa/runtime/llama_model.h"
@@ -242,9 +243,10 @@ TEST(DecodePlan, Bf16KernelsGenerationTracksFp32AsWellAsReferenceBackend) {
   }
 }
 
-// decode_step_batched (stacked per-sequence plans, per-sequence caches of different capacities) equals each
-// sequence's own step, while the batch changes: a sequence leaves after two steps and another joins (fp32,
-// 1e-5 / 1e-4), on the reference backend and on the kernels' CPU twins (bf16, head dim 64: kBf16RelErr).
+// DecodeBatch (stacked per-sequence plans, per-sequence caches of different capacities) equals each sequence's
+// own step, while the batch changes: a sequence leaves after three steps and another joins (fp32, 1e-5 / 1e-4),
+// on the reference backend and on the kernels' CPU twins (bf16, head dim 64: kBf16RelErr). The stacked plan is
+// built twice (first step, change of composition) and advanced in place on the other steps.
 TEST(DecodePlan, BatchedStepsOfGeneratorsEqualTheirOwnSteps) {
   at::NoGradGuard no_grad;
   for (const bool kernels : {false, true}) {
@@ -272,16 +274,17 @@ TEST(DecodePlan, BatchedStepsOfGeneratorsEqualTheirOwnSteps) {
       batched.back()->prefill();
       alone.back()->prefill();
     }
-    for (int step = 0; step < 4; ++step) {
-      // Sequences 0-2 for two steps, then 1-3 (0 left, 3 joined).
-      const std::vector<int> members = step < 2 ? std::vector<int>{0, 1, 2} : std::vector<int>{1, 2, 3};
+    DecodeBatch batch;
+    for (int step = 0; step < 7; ++step) {
+      // Sequences 0-2 for three steps, then 1-3 (0 left, 3 joined).
+      const std::vector<int> members = step < 3 ? std::vector<int>{0, 1, 2} : std::vector<int>{1, 2, 3};
       std::vector<Generator*> sequences;
       std::vector<int64_t> tokens;
       for (int m : members) {
         sequences.push_back(batched[m].get());
         tokens.push_back(rng() % 256);
       }
-      const std::vector<at::Tensor> got = decode_step_batched(sequences, tokens);
+      const std::vector<at::Tensor> got = batch.step(sequences, tokens);
       for (size_t j = 0; j < members.size(); ++j) {
         const at::Tensor want = alone[members[j]]->step(tokens[j]);
         if (kernels) {
@@ -291,7 +294,69 @@ TEST(DecodePlan, BatchedStepsOfGeneratorsEqualTheirOwnSteps) {
         }
       }
     }
+    EXPECT_EQ(batch.restacks(), 2);
   }
+}
+
+// On CUDA with the kernels, decode steps replay a captured CUDA graph (decode_graph.h): one sequence
+// (Generator::step) and a changing batch (DecodeBatch) give the logits of the same steps run eagerly
+// (attention.cuda_graphs = false) over 300 steps, across a cache growth (the capacity grows in 256-position
+// blocks, which recaptures) and a change of batch composition. The graph keeps the split count it was captured
+// with while the eager step recomputes it, so the results agree to the kernels' merge rounding (1e-3 relative),
+// and the first step's greedy tokens agree exactly.
+TEST(DecodePlan, CudaGraphStepsEqualEagerSteps) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
+  at::NoGradGuard no_grad;
+  std::mt19937 rng(5);
+  GistOptions gist;
+  gist.levels = 2;
+  gist.chunk = 4;
+  gist.fanout = 2;
+  ModelOptions o = test::tiny_model_options();
+  o.head_dim = 64;
+  o.hidden_size = 128;
+  o.num_heads = 8;
+  o.num_kv_heads = 2;
+  o.dtype = DType::kBFloat16;
+  LlamaModel model = LlamaModel::create(o, 6, at::kCUDA);
+  AttentionOptions graphs, eager;
+  graphs.selection.enabled = eager.selection.enabled = true;
+  eager.cuda_graphs = false;
+  ASSERT_TRUE(decode_step_capturable(model, graphs));
+  ASSERT_FALSE(decode_step_capturable(model, eager));
+  std::vector<GistLayout> prompts;
+  for (int i = 0; i < 3; ++i) prompts.push_back(random_row(rng, gist, 1, 150 + 40 * i));
+  std::vector<std::unique_ptr<Generator>> with, without;
+  for (const GistLayout& p : prompts) {
+    with.push_back(std::make_unique<Generator>(model, graphs, p, p.size() + 400));
+    without.push_back(std::make_unique<Generator>(model, eager, p, p.size() + 400));
+    with.back()->prefill();
+    without.back()->prefill();
+  }
+  // Sequence 0 alone through Generator::step.
+  for (int step = 0; step < 300; ++step) {
+    const int64_t token = rng() % 256;
+    const at::Tensor got = with[0]->step(token), want = without[0]->step(token);
+    ASSERT_TRUE(test::relative_error_below(got, want, 1e-3)) << "step " << step;
+  }
+  // Sequences 1-2 together for 150 steps, then 0-2.
+  DecodeBatch graphed, plain;
+  for (int step = 0; step < 300; ++step) {
+    const std::vector<int> members = step < 150 ? std::vector<int>{1, 2} : std::vector<int>{0, 1, 2};
+    std::vector<Generator*> a, b;
+    std::vector<int64_t> tokens;
+    for (int m : members) {
+      a.push_back(with[m].get());
+      b.push_back(without[m].get());
+      tokens.push_back(rng() % 256);
+    }
+    const std::vector<at::Tensor> got = graphed.step(a, tokens), want = plain.step(b, tokens);
+    for (size_t j = 0; j < members.size(); ++j) {
+      ASSERT_TRUE(test::relative_error_below(got[j], want[j], 1e-3)) << "step " << step << " sequence " << j;
+    }
+  }
+  EXPECT_GE(graphed.captures(), 2);  // recaptured after the composition changed
+  EXPECT_EQ(plain.captures(), 0);
 }
 
 TEST(DecodePlan, RejectsBadInputsByName) {

@@ -83,6 +83,9 @@ struct AttentionOptions {
   // The kernels' backward without atomic adds (one work item per key tile): bitwise reproducible gradients,
   // ~15% slower at 128K tokens (load imbalance on the long gist-key lists).
   bool deterministic = false;
+  // Decode steps on CUDA replay a captured CUDA graph of the whole step (one launch instead of ~1,000; the same
+  // kernels on the same inputs, so the same results); false runs every step eagerly.
+  bool cuda_graphs = true;
   SelectionOptions selection;
 };
 

@@ -21,6 +21,11 @@
 
 namespace gsa {
 
+// Whether a decode step of `model` can be captured as a CUDA graph (decode_graph.h): a CUDA device,
+// attention.cuda_graphs, and the decode kernels apply to the model's dtype and heads (the reference path
+// synchronises with the host inside the step, which a capture forbids).
+bool decode_step_capturable(const LlamaModel& model, const AttentionOptions& attention);
+
 class DecodeLayerAttention : public LayerAttention {
  public:
   // caches: sequence b of the plan is sequence b of the caches (one batched cache, or one cache per sequence);

@@ -15,7 +15,8 @@
 //
 // Contract: the rows given to the constructor end with each sequence's first decode token (appended with
 // GistLayout::append_raw, whose K/V the step writes into cache row b at position positions()[b]); advance()
-// moves every sequence to its next token. Not thread-safe.
+// moves every sequence to its next token, writing the device tensors in place (their storage never moves, so a
+// captured CUDA graph of a step stays valid; decode_graph.h). Not thread-safe.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -64,6 +65,7 @@ class DecodePlan {
   GistOptions gist_;
   at::Device device_;
   std::vector<int64_t> token_, position_, rope_, first_;  // per sequence, host copies
+  at::Tensor device_longs_, device_ints_;  // [3, B] tokens, rope, positions; [2, B] generated range (in place)
   at::Tensor tokens_, rope_pos_, positions_;
   at::Tensor prompt_rows_[2];
   DecodeRange generated_;

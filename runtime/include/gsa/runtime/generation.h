@@ -6,7 +6,10 @@
 // - Generator::step appends one raw token to the layout (RoPE position last + 1; generated tokens are never
 //   gisted) and runs only that position against the cache through a DecodePlan (decode_plan.h: O(1) host work
 //   per step after the first); its logits equal those of a full recompute of the whole sequence at the last
-//   position (selection depends only on the query's causal prefix).
+//   position (selection depends only on the query's causal prefix). Where the decode kernels run on CUDA
+//   (attention.cuda_graphs, decode_step_capturable) the step after the first is captured as a CUDA graph and
+//   later steps replay it until the cache grows (decode_graph.h); tokens are checked against the vocabulary on
+//   the host.
 // - Generator::prefill_chunk runs the next prompt positions only (chunked prefill: a long prompt is cut into
 //   pieces so a server can interleave them with other requests' decode steps); the logits after the last chunk
 //   equal prefill()'s.
@@ -21,15 +24,16 @@
 //   with it.
 #pragma once
 
+#include <ATen/ATen.h>
+
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include <ATen/ATen.h>
-
 #include "gsa/config/options.h"
+#include "gsa/runtime/decode_graph.h"
 #include "gsa/runtime/decode_plan.h"
 #include "gsa/runtime/gist_layout.h"
 #include "gsa/runtime/llama_model.h"
@@ -37,13 +41,13 @@
 namespace gsa {
 
 struct SamplingOptions {
-  double temperature = 0.0;         // 0 = greedy
-  double top_p = 1.0;               // (0, 1]
+  double temperature = 0.0;  // 0 = greedy
+  double top_p = 1.0;        // (0, 1]
   uint64_t seed = 0;
   int64_t max_new_tokens = 32;
-  std::vector<int64_t> stop_tokens; // generation ends after emitting one of these
-  std::vector<int64_t> never_tokens; // never produced either (besides gist ids), e.g. ids the tokenizer lacks
-  int64_t vocab_limit = 0;          // > 0: ids >= vocab_limit are never produced (ModelTokenizer::text_vocab_size)
+  std::vector<int64_t> stop_tokens;   // generation ends after emitting one of these
+  std::vector<int64_t> never_tokens;  // never produced either (besides gist ids), e.g. ids the tokenizer lacks
+  int64_t vocab_limit = 0;            // > 0: ids >= vocab_limit are never produced (ModelTokenizer::text_vocab_size)
 };
 
 // What is wrong with the options ("temperature must be a finite number >= 0, got inf"), or "" when valid.
@@ -64,6 +68,8 @@ class Sampler {
  private:
   SamplingOptions options_;
   std::vector<int64_t> forbidden_;
+  at::Tensor forbidden_index_;  // [F] the forbidden ids below forbidden_vocab_ (built at the first sample)
+  int64_t forbidden_vocab_ = -1;
   at::Generator generator_;
 };
 
@@ -84,20 +90,19 @@ struct DecodeLoop {
   std::function<bool()> has_room;
   std::function<void(int64_t)> on_token;  // optional: called with each token as soon as it is chosen
 };
-std::vector<int64_t> run_decode_loop(const SamplingOptions& sampling, const DecodeLoop& loop,
-                                     GenerationStats* stats);
+std::vector<int64_t> run_decode_loop(const SamplingOptions& sampling, const DecodeLoop& loop, GenerationStats* stats);
 
 class Generator {
  public:
   // The sequence may reach max_positions (prompt + generated); the cache grows in blocks up to it.
   Generator(const LlamaModel& model, const AttentionOptions& attention, GistLayout prompt, int64_t max_positions);
 
-  at::Tensor prefill();                 // -> [V] logits of the last prompt position
+  at::Tensor prefill();  // -> [V] logits of the last prompt position
   // Runs the next min(count, remaining) prompt positions; -> [V] logits of the last prompt position once the
   // prompt is complete, else an undefined tensor.
   at::Tensor prefill_chunk(int64_t count);
   int64_t prompt_remaining() const { return prompt_size_ - prefilled_; }
-  at::Tensor step(int64_t token);       // appends token, -> [V] logits of it
+  at::Tensor step(int64_t token);  // appends token, -> [V] logits of it
   // step() without the forward: appends token, grows the cache and moves the decode plan (decode_step_batched
   // runs the forward of many sequences at once).
   void prepare_step(int64_t token);
@@ -112,8 +117,8 @@ class Generator {
                                 const std::function<void(int64_t)>& on_token = {});
 
  private:
-  friend std::vector<at::Tensor> decode_step_batched(const std::vector<Generator*>& sequences,
-                                                     const std::vector<int64_t>& tokens);
+  friend class DecodeBatch;
+  static uint64_t next_serial();
   at::Tensor run(int64_t q_begin, int64_t count);
   void reserve(int64_t positions);  // grows the cache in blocks to hold `positions`
 
@@ -125,11 +130,16 @@ class Generator {
   int64_t prefilled_ = 0;
   KvCache cache_;
   std::unique_ptr<DecodePlan> decode_;  // from the first step on: what each step's attention reads
+  DecodeStepGraph graph_;               // step() on CUDA: the captured step (reset when the cache grows)
+  uint64_t serial_;                     // unique per Generator of the process (DecodeBatch tells them apart)
+  uint64_t cache_generation_ = 0;       // bumped whenever the cache is reallocated
 };
 
 // One decode step of several sequences (one model, one attention config) in one forward: each appends its token,
 // the plans stack (DecodePlan::stack) and the per-sequence caches decode together (DecodeCaches), one kernel
-// launch per layer for all of them; -> each sequence's [V] logits, equal to its own step()'s.
+// launch per layer for all of them; -> each sequence's [V] logits, equal to its own step()'s. Stateless (one
+// step of a fresh DecodeBatch, decode_batch.h, defined there); a caller that steps the same batch repeatedly
+// keeps a DecodeBatch instead (the stacked plan advances in place, the step replays a CUDA graph).
 std::vector<at::Tensor> decode_step_batched(const std::vector<Generator*>& sequences,
                                             const std::vector<int64_t>& tokens);
 

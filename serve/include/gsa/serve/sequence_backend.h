@@ -23,6 +23,7 @@
 #include "gsa/config/options.h"
 #include "gsa/parallel/communicator.h"
 #include "gsa/parallel/distributed_decode.h"
+#include "gsa/runtime/decode_batch.h"
 #include "gsa/runtime/generation.h"
 #include "gsa/runtime/gist_layout.h"
 #include "gsa/runtime/llama_model.h"
@@ -40,7 +41,8 @@ class SequenceBackend {
 };
 
 // One device: a Generator per sequence (prefill, growing cache, decode plan), and each decode step of the batch as
-// one forward over all of them (decode_step_batched). The model must outlive the backend.
+// one forward over all of them (DecodeBatch: restacked only when the batch changes, replayed as a CUDA graph on
+// CUDA). The model must outlive the backend.
 class LocalBackend : public SequenceBackend {
  public:
   LocalBackend(const LlamaModel& model, const AttentionOptions& attention) : model_(model), attention_(attention) {}
@@ -54,6 +56,7 @@ class LocalBackend : public SequenceBackend {
   Generator& at(int64_t id);
   const LlamaModel& model_;
   AttentionOptions attention_;
+  DecodeBatch decode_batch_;
   std::map<int64_t, std::unique_ptr<Generator>> sequences_;
 };
 
