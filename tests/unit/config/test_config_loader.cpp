@@ -349,6 +349,17 @@ TEST_F(ConfigLoaderTest, HuggingFaceModelFieldsAreChecked) {
   EXPECT_EQ(fine.model.architecture, Architecture::kQwen2);
 }
 
+TEST_F(ConfigLoaderTest, MasterWeightsNarrowerThanTheModelAreRefused) {
+  const std::string narrow = error_loading("narrow.pbtxt", "model { dtype: FLOAT32 }\ntrain { master_weights: BFLOAT16 }\n");
+  EXPECT_NE(narrow.find("train.master_weights = BFLOAT16 is narrower than model.dtype = FLOAT32"), std::string::npos)
+      << narrow;
+  // bf16 parameters with fp32 masters (the default) and pure bf16 both load.
+  EXPECT_EQ(load_config_text("model { dtype: BFLOAT16 }", "mixed.pbtxt").train.master_weights, DType::kFloat32);
+  EXPECT_EQ(load_config_text("model { dtype: BFLOAT16 }\ntrain { master_weights: BFLOAT16 }", "pure.pbtxt")
+                .train.master_weights,
+            DType::kBFloat16);
+}
+
 TEST_F(ConfigLoaderTest, OverridesSetNestedValuesOfEveryType) {
   const std::string path = write("base.pbtxt", "gist { levels: 1 }\ntrain { output_dir: \"runs/a\" }\n");
   const GsaOptions o = load_config_file(path, {
