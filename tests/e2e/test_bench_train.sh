@@ -77,7 +77,7 @@ expect_error() {
 }
 expect_error "--modes names 'gsa' twice" --tokens 96 --modes gsa,gsa
 expect_error "--modes: 'flash' is not gsa or dense" --tokens 96 --modes flash
-expect_error "--tokens 20 must exceed --suffix plus --sink" --tokens 20
+expect_error "--tokens 14 must exceed --suffix plus --sink" --tokens 14
 expect_error "--master-weights bf16 is narrower than --dtype fp32" --tokens 96 --dtype fp32 --master-weights bf16
 expect_error "--first-selective-layer 2 must be in" --tokens 96 --first-selective-layer 2
 [ $status -eq 0 ] && echo "gsa bench train: report self-consistent, bad flags refused"

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "gsa/runtime/checkpoint.h"
+#include "gsa/runtime/error.h"
 #include "gsa/runtime/file_util.h"
 #include "gsa/trainer/adamw.h"
 #include "gsa/trainer/trainer.h"

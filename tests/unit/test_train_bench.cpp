@@ -13,6 +13,7 @@
 #include "common/model_fixtures.h"
 #include "gsa/runtime/attention_mode.h"
 #include "gsa/runtime/attention_plan.h"
+#include "gsa/runtime/error.h"
 #include "gsa/runtime/mask_predicate.h"
 #include "gsa/runtime/sdpa_attention.h"
 #include "gsa/trainer/chunked_loss.h"
@@ -22,7 +23,7 @@ namespace gsa {
 namespace {
 
 TEST(ChunkedLoss, EqualsTheLossOverWholeLogitsWithItsGradients) {
-  const LlamaModel model = LlamaModel::create(test::tiny_model_options(), 7, at::kCPU);
+  LlamaModel model = LlamaModel::create(test::tiny_model_options(), 7, at::kCPU);
   model.set_requires_grad(true);
   at::manual_seed(3);
   const at::Tensor hidden0 = at::randn({2, 11, 32}, at::kFloat);  // [B, T, H]
