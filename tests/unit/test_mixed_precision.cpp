@@ -7,7 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <filesystem>
+#include <cstdio>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -20,8 +20,6 @@
 
 namespace gsa {
 namespace {
-
-namespace fs = std::filesystem;
 
 // Float64 AdamW on one scalar weight with a constant gradient: the weight after `steps` steps.
 double adamw_oracle(double w, double g, double lr, int steps, const AdamWOptions& o) {
@@ -105,15 +103,18 @@ std::vector<std::string> logged_losses(const std::string& output_dir) {
   return out;
 }
 
+// A fresh directory per test case (ctest runs cases as separate processes, possibly in parallel).
 class MixedPrecisionRun : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("gsa_mixed_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    root_ = std::string(GSA_BINARY_DIR) + "/test_tmp/mixed_precision/" + info->name();
+    remove_tree(root_);
+    make_directories(root_);
   }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string dir(const std::string& name) const { return (dir_ / name).string(); }
-  fs::path dir_;
+  void TearDown() override { remove_tree(root_); }
+  std::string dir(const std::string& name) const { return join_path(root_, name); }
+  std::string root_;
 };
 
 TEST_F(MixedPrecisionRun, Bf16WithMastersTracksFp32) {
@@ -128,8 +129,9 @@ TEST_F(MixedPrecisionRun, Bf16WithMastersTracksFp32) {
     const double a = std::stod(fp32[i]), b = std::stod(bf16[i]);
     worst = std::max(worst, std::abs(a - b) / a);
   }
-  // Stated tolerance: every step's loss within 2% of the fp32 run's (bf16 keeps 8 significant bits).
-  EXPECT_LT(worst, 0.02) << "largest relative loss difference " << worst;
+  std::printf("bf16 + fp32 masters vs fp32, 20 steps: largest relative loss difference %.3g\n", worst);
+  // Stated tolerance: every step's loss within 0.5% of the fp32 run's (measured: 0.04%; bf16 keeps 8 significant bits).
+  EXPECT_LT(worst, 0.005) << "largest relative loss difference " << worst;
   EXPECT_GT(worst, 0.0) << "the bf16 run cannot equal the fp32 run exactly";
 }
 
@@ -140,9 +142,10 @@ TEST_F(MixedPrecisionRun, ResumeFromABf16CheckpointIsExact) {
   Trainer(whole, at::kCPU).run(quiet);
   // The step-3 checkpoint of that run, alone in a fresh output dir, resumed to step 6.
   const std::string step3 = CheckpointStore::step_name(3);
-  fs::create_directories(dir("cut") + "/checkpoints");
-  fs::copy(dir("whole") + "/checkpoints/" + step3, dir("cut") + "/checkpoints/" + step3, fs::copy_options::recursive);
-  std::ofstream(dir("cut") + "/checkpoints/latest") << step3 << "\n";
+  const std::string from = dir("whole") + "/checkpoints/" + step3, to = dir("cut") + "/checkpoints/" + step3;
+  make_directories(to);
+  for (const std::string& file : list_directory(from)) write_file_atomic(join_path(to, file), read_file(join_path(from, file)));
+  write_file_atomic(dir("cut") + "/checkpoints/latest", step3 + "\n");
   GsaOptions cut = whole;
   cut.train.output_dir = dir("cut");
   Trainer resumed(cut, at::kCPU);
