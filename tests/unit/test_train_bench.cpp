@@ -1,13 +1,16 @@
 // gsa bench train's building blocks and its report, each against an independent oracle on the CPU:
 //  - the chunked LM-head loss against cross-entropy over the whole logits (value and gradients);
 //  - the SDPA dense causal attention against a float64 softmax under the causal mask (GQA);
+//  - the attention timer against known work: an attention that sleeps a set time in forward and in backward;
 //  - the allowed-pair count against the scalar mask rule over every (query, key) pair, and T(T+1)/2 raw;
 //  - a bench run in each mode: its first loss against a plain forward of the initial weights through the attention
 //    plan (gsa_attention: the gist mask, selection in GSA mode; the causal mask of a raw layout in dense mode),
 //    with whole logits and at::cross_entropy; and its report's arithmetic (tokens/s, breakdown, FLOPs).
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
+#include <thread>
 
 #include "common/dense_reference.h"
 #include "common/model_fixtures.h"
@@ -17,6 +20,7 @@
 #include "gsa/runtime/mask_predicate.h"
 #include "gsa/runtime/sdpa_attention.h"
 #include "gsa/trainer/chunked_loss.h"
+#include "gsa/trainer/timed_attention.h"
 #include "gsa/trainer/train_bench.h"
 
 namespace gsa {
@@ -65,6 +69,44 @@ TEST(CausalSdpaAttention, EqualsFloat64CausalSoftmaxWithGqa) {
                                                keep, scale);  // [Hq, T, D]
   EXPECT_LT((out[0].to(at::kDouble) - ref).abs().max().item<double>(), 1e-5);
   EXPECT_THROW(sdpa.attend(1, /*layer_selects=*/true, q, k, v, scale), Error);
+}
+
+// out = q + mean of k and v over heads (gradients reach q, k and v); sleeps forward_ms in forward and backward_ms
+// when the gradient passes an intermediate, i.e. inside the attention's own backward.
+class SleepyAttention final : public LayerAttention {
+ public:
+  SleepyAttention(int forward_ms, int backward_ms) : forward_ms_(forward_ms), backward_ms_(backward_ms) {}
+  at::Tensor attend(int64_t, bool, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double) override {
+    std::this_thread::sleep_for(std::chrono::milliseconds(forward_ms_));
+    at::Tensor mid = (k + v).mean(1, /*keepdim=*/true);  // [B, 1, T, D]
+    if (mid.requires_grad()) {
+      const int ms = backward_ms_;
+      mid.register_hook([ms](const at::Tensor&) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); });
+    }
+    return q + mid;
+  }
+
+ private:
+  int forward_ms_, backward_ms_;
+};
+
+TEST(TimedAttention, MeasuresForwardAndTheAttentionsOwnBackward) {
+  SleepyAttention sleepy(/*forward_ms=*/40, /*backward_ms=*/60);
+  TimedAttention timed(sleepy, at::kCPU);
+  const at::Tensor q = at::randn({1, 4, 5, 8}).requires_grad_(true);
+  const at::Tensor k = at::randn({1, 2, 5, 8}).requires_grad_(true), v = at::randn({1, 2, 5, 8}).requires_grad_(true);
+  at::Tensor out = timed.attend(0, false, q * 2, k * 2, v * 2, 1.0);
+  const double forward = timed.seconds();
+  EXPECT_GE(forward, 0.040);
+  EXPECT_LT(forward, 0.040 + 0.030);
+  // Work after the attention's backward (a hook on the leaf q) is not attention time.
+  q.register_hook([](const at::Tensor&) { std::this_thread::sleep_for(std::chrono::milliseconds(80)); });
+  out.sum().backward();
+  const double both = timed.seconds();
+  EXPECT_GE(both, 0.100);
+  EXPECT_LT(both, 0.100 + 0.050);  // neither the 80 ms after it nor anything else
+  timed.reset();
+  EXPECT_EQ(timed.seconds(), 0.0);
 }
 
 TEST(TrainBench, AllowedPairsCountTheMaskRule) {

@@ -1,4 +1,4 @@
-#include "timed_attention.h"
+#include "gsa/trainer/timed_attention.h"
 
 #include <chrono>
 
@@ -58,21 +58,32 @@ std::shared_ptr<TimedAttention::Mark> TimedAttention::mark() const { return std:
 
 at::Tensor TimedAttention::attend(int64_t layer, bool layer_selects, const at::Tensor& q, const at::Tensor& k,
                                   const at::Tensor& v, double scale) {
+  // With gradients: the inputs pass through identity views made here, whose backward nodes are the last ones
+  // created before the attention's, so the autograd engine runs them (and their hooks, which mark the end of the
+  // attention's backward) right after the attention's own backward nodes.
+  const bool records = at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
+  std::shared_ptr<Interval> backward;
+  at::Tensor qi = q, ki = k, vi = v;
+  if (records) {
+    backward = std::make_shared<Interval>();
+    const at::Device device = device_;
+    for (at::Tensor* input : {&qi, &ki, &vi}) {
+      if (!input->requires_grad()) continue;
+      *input = input->view_as(*input);
+      input->register_hook([backward, device](const at::Tensor&) { backward->end = std::make_shared<Mark>(device); });
+    }
+  }
   auto forward = std::make_shared<Interval>();
   forward->begin = mark();
-  at::Tensor out = inner_.attend(layer, layer_selects, q, k, v, scale);  // [B, Hq, Tq, D]
+  at::Tensor out = inner_.attend(layer, layer_selects, qi, ki, vi, scale);  // [B, Hq, Tq, D]
   forward->end = mark();
   intervals_.push_back(forward);
-  if (out.requires_grad()) {
-    // Backward: from the output's gradient to the last of the inputs' gradients.
-    auto backward = std::make_shared<Interval>();
+  if (records && out.requires_grad()) {
+    // The hook runs just before the backward node that made `out`: the attention's backward starts there.
+    out.register_hook([backward, device = device_](const at::Tensor&) {
+      backward->begin = std::make_shared<Mark>(device);
+    });
     intervals_.push_back(backward);
-    const at::Device device = device_;
-    out.register_hook([backward, device](const at::Tensor&) { backward->begin = std::make_shared<Mark>(device); });
-    for (const at::Tensor& input : {q, k, v}) {
-      if (!input.requires_grad()) continue;
-      input.register_hook([backward, device](const at::Tensor&) { backward->end = std::make_shared<Mark>(device); });
-    }
   }
   return out;
 }

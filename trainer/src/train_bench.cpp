@@ -14,7 +14,7 @@
 #include "gsa/runtime/sdpa_attention.h"
 #include "gsa/trainer/adamw.h"
 #include "gsa/trainer/chunked_loss.h"
-#include "timed_attention.h"
+#include "gsa/trainer/timed_attention.h"
 
 namespace gsa {
 namespace {

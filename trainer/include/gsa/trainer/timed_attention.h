@@ -4,12 +4,14 @@
 // stream (CUDA events on CUDA tensors, the host clock on the CPU, where every op completes before it returns):
 //   forward   around every attend() call, including the recomputation that an activation-checkpointed layer
 //             runs inside backward;
-//   backward  from the moment the gradient of attend()'s output arrives (a hook on the output) to the moment the
-//             last of the gradients of its q, k and v is produced (hooks on the inputs): the attention's own
-//             backward nodes run in between, since q, k and v (post-RoPE) feed nothing else.
+//   backward  from the start of the backward node that produced attend()'s output (a hook on the output runs
+//             just before it) to the end of the attention's backward: q, k and v enter the inner attention through
+//             identity views made in attend(), the last nodes created before the attention's, so the autograd
+//             engine (latest-created ready node first) runs them right after the attention's own backward nodes,
+//             and hooks on the views mark that moment.
 // seconds() synchronises the device and returns the sum of all intervals since reset(). The marks are recorded
-// in stream order, so no synchronisation perturbs the step; the autograd engine may schedule an unrelated ready
-// node inside a backward interval, which the docs state as the method's bound (docs/PERFORMANCE.md).
+// in stream order, so no synchronisation perturbs the step. Bound of the method: a ready node created after the
+// views but outside the attention (none in LlamaModel's layer) would be counted as attention.
 #pragma once
 
 #include <memory>
