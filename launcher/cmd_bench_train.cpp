@@ -231,6 +231,9 @@ int run_bench_train(const Args& args) {
               " must exceed --suffix plus --sink");
   }
   if (!out_dir.empty()) make_directories(out_dir);
+  // The dense peer must be a fused kernel (FlashAttention, cuDNN, memory-efficient): SDPA's math fallback would
+  // materialise T x T scores (128 GB at 32K) and run out of memory with a less clear message.
+  if (device.is_cuda()) at::globalContext().setSDPUseMath(false);
 
   TrainBench bench(o, device);
   const int64_t params = bench.model().num_parameters(), matmul_params = bench.matmul_params();
