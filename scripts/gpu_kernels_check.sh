@@ -10,9 +10,10 @@ export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVL
 out=${OUT:-gpu-logs}
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv | tee "$out/gpu.txt"
-GSA_JOBS=16 scripts/gpu_build.sh "$out" gsa test_sparse_attention_gpu test_sparse_attention test_attention \
-  test_sparse_decode test_decode_plan test_model test_attention_mode test_gist_layout || exit 1
+GSA_JOBS=16 scripts/gpu_build.sh "$out" gsa test_sparse_attention_gpu test_lse_merge_gpu test_sparse_attention \
+  test_attention test_sparse_decode test_decode_plan test_model test_attention_mode test_gist_layout || exit 1
 timeout 300 ./build/tests/test_sparse_attention_gpu 2>&1 | tail -25 | tee "$out/test_gpu.txt"
+timeout 100 ./build/tests/test_lse_merge_gpu 2>&1 | tail -3 | tee -a "$out/test_gpu.txt"
 timeout 200 ./build/tests/test_sparse_attention 2>&1 | tail -3 | tee "$out/test_unit.txt"
 timeout 200 ./build/tests/test_sparse_decode 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
 timeout 120 compute-sanitizer --tool memcheck ./build/tests/test_sparse_decode 2>&1 | tail -3 | tee "$out/memcheck.txt"
