@@ -21,6 +21,7 @@
 #include "gist_flags.h"
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/file_util.h"
+#include "gsa/runtime/json_reader.h"
 #include "gsa/trainer/train_bench.h"
 
 namespace gsa::cli {
@@ -46,7 +47,9 @@ const char* const kHelp =
     "  --batch 1 --warmup 1 --steps 2 --loss-chunk 4096 --lr 1e-4 --seed 1234\n"
     "  --peak-tflops 989             dense bf16 peak for MFU (H200 SXM: 989)\n"
     "  --device cpu|cuda[:N]         (default cpu)   --threads N\n"
-    "  --out DIR                     also write DIR/train_bench.csv and DIR/train_bench.json\n";
+    "  --out DIR                     also write DIR/train_bench.csv and DIR/train_bench.json\n"
+    "\n"
+    "A run that fails (out of memory, an unsupported shape) is reported and the others go on; the exit code is then 1.\n";
 
 AttentionBackend parse_backend(const std::string& name) {
   if (name == "auto") return AttentionBackend::kAuto;
@@ -89,6 +92,13 @@ std::string number(double v) {
   return text;
 }
 
+// A (length, mode) run that threw (out of memory, an unsupported shape): reported, the other runs go on.
+struct Failure {
+  int64_t seq_tokens = 0;
+  BenchAttention mode = BenchAttention::kGsa;
+  std::string error;
+};
+
 struct Row {
   TrainBenchResult result;
   double mfu = NAN;      // model_flops / step_seconds / peak; NaN on the CPU (no meaningful peak)
@@ -113,7 +123,7 @@ std::string csv_of(const std::vector<Row>& rows) {
   return out.str();
 }
 
-std::string json_of(const std::vector<Row>& rows, const GsaOptions& o, const std::string& device, int64_t params,
+std::string json_of(const std::vector<Row>& rows, const std::vector<Failure>& failures, const GsaOptions& o, const std::string& device, int64_t params,
                     int64_t matmul_params, double peak_tflops, const TrainBenchShape& shape) {
   std::ostringstream out;
   const ModelOptions& m = o.model;
@@ -148,7 +158,12 @@ std::string json_of(const std::vector<Row>& rows, const GsaOptions& o, const std
         << ", \"last_loss\": " << number(r.last_loss) << ", \"speedup\": " << number(rows[i].speedup) << "}"
         << (i + 1 < rows.size() ? ",\n" : "\n");
   }
-  out << "  ]\n}\n";
+  out << "  ],\n  \"failures\": [";
+  for (size_t i = 0; i < failures.size(); ++i) {
+    out << (i ? ", " : "") << "{\"tokens\": " << failures[i].seq_tokens << ", \"mode\": \""
+        << bench_attention_name(failures[i].mode) << "\", \"error\": " << json::quote_json(failures[i].error) << "}";
+  }
+  out << "]\n}\n";
   return out.str();
 }
 
@@ -256,13 +271,22 @@ int run_bench_train(const Args& args) {
               "tokens/s", "attn_s", "comm_s", "other_s", "attn%", "peak_GiB", "TFLOP", "MFU", "loss0", "speedup");
   std::fflush(stdout);
   std::vector<Row> rows;
+  std::vector<Failure> failures;
   for (int64_t n : lengths) {
     shape.tokens = n;
     const size_t first = rows.size();
     for (BenchAttention mode : modes) {
       Row row;
       row.seq_tokens = n;
-      row.result = bench.run(mode, shape);
+      try {
+        row.result = bench.run(mode, shape);
+      } catch (const std::exception& e) {  // e.g. out of memory at the longest length: keep the other runs
+        const auto* torch_error = dynamic_cast<const c10::Error*>(&e);
+        failures.push_back({n, mode, torch_error ? torch_error->what_without_backtrace() : e.what()});
+        std::printf("%8lld %-6s failed: %s\n", (long long)n, bench_attention_name(mode), failures.back().error.c_str());
+        std::fflush(stdout);
+        continue;
+      }
       if (device.is_cuda()) row.mfu = row.result.model_flops / row.result.step_seconds / (peak_tflops * 1e12);
       rows.push_back(row);
     }
@@ -289,7 +313,7 @@ int run_bench_train(const Args& args) {
     if (!out_dir.empty()) {  // after every length: a later failure (out of memory) keeps the earlier rows
       write_file(join_path(out_dir, "train_bench.csv"), csv_of(rows));
       write_file(join_path(out_dir, "train_bench.json"),
-                 json_of(rows, o, device.str(), params, matmul_params, peak_tflops, shape));
+                 json_of(rows, failures, o, device.str(), params, matmul_params, peak_tflops, shape));
     }
   }
   std::printf("communication: 0 (one GPU, no collective moves data); speedup = dense step time / GSA step time\n");
@@ -297,7 +321,8 @@ int run_bench_train(const Args& args) {
     std::printf("wrote %s and %s\n", join_path(out_dir, "train_bench.csv").c_str(),
                 join_path(out_dir, "train_bench.json").c_str());
   }
-  return 0;
+  if (!failures.empty()) std::printf("%zu run(s) failed (see above)\n", failures.size());
+  return failures.empty() ? 0 : 1;
 }
 
 }  // namespace gsa::cli

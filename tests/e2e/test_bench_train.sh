@@ -34,6 +34,7 @@ errors = []
 def check(cond, what):
     if not cond:
         errors.append(what)
+check(report["failures"] == [], f'no failed run: {report["failures"]}')
 check(len(rows) == 4 and len(csv_rows) == 4, f"4 rows expected, got {len(rows)} json / {len(csv_rows)} csv")
 check(sorted((r["tokens"], r["mode"]) for r in rows) == [(96, "dense"), (96, "gsa"), (160, "dense"), (160, "gsa")],
       "both modes at both lengths")
@@ -64,6 +65,16 @@ for e in errors:
     print("  " + e)
 sys.exit(1 if errors else 0)
 PY
+
+# A run that fails is reported and the others go on: the kernels have no head dim 8, so GSA with --backend kernels
+# fails while dense runs; exit code 1, the failure in the JSON, the dense row present.
+if "$gsa" bench train "${tiny[@]}" --tokens 96 --backend kernels --out "$dir/fail" >"$dir/fail.log" 2>&1; then
+  fail "a failed GSA run exited 0"
+fi
+grep -Eq "^ +96 gsa +failed: " "$dir/fail.log" || fail "no failure line for gsa: $(cat "$dir/fail.log")"
+grep -Eq "^ +96 dense " "$dir/fail.log" || fail "the dense run did not go on after the GSA failure"
+"$python" -c 'import json,sys; r=json.load(open(sys.argv[1])); sys.exit(not (len(r["failures"]) == 1 and r["failures"][0]["mode"] == "gsa" and [x["mode"] for x in r["rows"]] == ["dense"] and r["rows"][0]["speedup"] is None))' \
+  "$dir/fail/train_bench.json" || fail "the JSON does not hold the GSA failure and the dense row"
 
 # Bad flags: a clear error naming the flag, exit code not 0.
 expect_error() {
