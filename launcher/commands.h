@@ -26,5 +26,6 @@ int run_bench_sp(const Args& args);    // cmd_bench_sp.cpp (gsa bench sp, under 
 int run_bench_kernels(const Args& args);  // cmd_bench_kernels.cpp (gsa bench kernels, one GPU)
 int run_bench_decode(const Args& args);   // cmd_bench_decode.cpp (gsa bench decode, one GPU)
 int run_bench_serve(const Args& args);    // cmd_bench_serve.cpp (gsa bench serve, one device)
+int run_bench_train(const Args& args);    // cmd_bench_train.cpp (gsa bench train, GSA vs dense training steps)
 
 }  // namespace gsa::cli

@@ -145,6 +145,7 @@ TrainOptions from_proto(const pc::TrainConfig& t) {
   o.keep_checkpoints = t.keep_checkpoints();
   o.grad_accumulation = t.grad_accumulation();
   o.activation_checkpointing = t.activation_checkpointing();
+  o.master_weights = from_proto(t.master_weights());
   return o;
 }
 
@@ -167,6 +168,7 @@ void to_proto(const TrainOptions& o, pc::TrainConfig* t) {
   t->set_keep_checkpoints(o.keep_checkpoints);
   t->set_grad_accumulation(o.grad_accumulation);
   t->set_activation_checkpointing(o.activation_checkpointing);
+  t->set_master_weights(to_proto(o.master_weights));
 }
 
 DataOptions from_proto(const pc::DataConfig& d) {

@@ -128,6 +128,11 @@ void check_attention(const AttentionOptions& a, Checker& c) {
 
 // Rules across sections.
 void check_cross(const GsaOptions& o, Checker& c) {
+  if (o.model.dtype == DType::kFloat32 && o.train.master_weights == DType::kBFloat16) {
+    c.fail({"train.master_weights", "model.dtype"},
+           "train.master_weights = BFLOAT16 is narrower than model.dtype = FLOAT32 (the optimizer's weights must hold "
+           "at least the parameters' precision)");
+  }
   const int64_t gist_ids = static_cast<int64_t>(o.model.gist_token_ids.size());
   if (gist_ids > 0 && gist_ids < o.gist.levels) {
     c.fail({"model.gist_token_ids", "gist.levels"},

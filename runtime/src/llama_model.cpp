@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <mutex>
 #include <set>
 #include <vector>
 
@@ -96,15 +97,22 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> llama_parameter_shapes
   return shapes;
 }
 
-LlamaModel LlamaModel::create(const ModelOptions& options, uint64_t seed, at::Device device) {
+LlamaModel LlamaModel::create(const ModelOptions& options, uint64_t seed, at::Device device, bool draw_on_device) {
   at::Generator gen = at::detail::createCPUGenerator(seed);
+  const at::Device draw_device = draw_on_device ? device : at::Device(at::kCPU);
+  if (draw_on_device) {
+    gen = at::globalContext().defaultGenerator(device);
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_current_seed(seed);
+  }
+  const auto fp32 = at::TensorOptions().dtype(at::kFloat).device(draw_device);
   TensorMap tensors;
   for (const auto& [name, shape] : llama_parameter_shapes(options)) {
     const bool is_norm = name.size() > 11 && name.compare(name.size() - 11, 11, "norm.weight") == 0;
     const bool is_bias = name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
-    tensors[name] = is_norm   ? at::ones(shape, at::kFloat)
-                    : is_bias ? at::zeros(shape, at::kFloat)
-                              : at::normal(0.0, options.init_std, shape, gen, at::TensorOptions().dtype(at::kFloat));
+    tensors[name] = is_norm   ? at::ones(shape, fp32)
+                    : is_bias ? at::zeros(shape, fp32)
+                              : at::normal(0.0, options.init_std, shape, gen, fp32);
   }
   return from_tensors(options, tensors, device);
 }
@@ -239,6 +247,21 @@ at::Tensor LlamaModel::forward(const at::Tensor& tokens, const at::Tensor& rope_
 at::Tensor LlamaModel::forward(const at::Tensor& tokens, const at::Tensor& rope_pos, LayerAttention& layer_attention,
                                const AttentionOptions& attention, bool selective, bool checkpoint_layers,
                                bool last_position_only) const {
+  at::Tensor x = forward_layers(tokens, rope_pos, layer_attention, attention, selective, checkpoint_layers);
+  if (last_position_only) x = x.narrow(1, x.size(1) - 1, 1);                                  // [B, 1, H]
+  return head_logits(rms_norm(x, param("model.norm.weight"), options_.rms_norm_eps));         // [B, Tq, V]
+}
+
+at::Tensor LlamaModel::forward_hidden(const at::Tensor& tokens, const at::Tensor& rope_pos,
+                                      LayerAttention& layer_attention, const AttentionOptions& attention,
+                                      bool selective, bool checkpoint_layers) const {
+  return rms_norm(forward_layers(tokens, rope_pos, layer_attention, attention, selective, checkpoint_layers),
+                  param("model.norm.weight"), options_.rms_norm_eps);                         // [B, Tq, H]
+}
+
+at::Tensor LlamaModel::forward_layers(const at::Tensor& tokens, const at::Tensor& rope_pos,
+                                      LayerAttention& layer_attention, const AttentionOptions& attention,
+                                      bool selective, bool checkpoint_layers) const {
   const at::Tensor& embed = param("model.embed_tokens.weight");
   // (Skipped while a decode step is captured as a CUDA graph: the check synchronises; decode checks on the host.)
   GSA_CHECK(DecodeStepGraph::capturing() || !(tokens < 0).logical_or(tokens >= options_.vocab_size).any().item<bool>(),
@@ -255,10 +278,12 @@ at::Tensor LlamaModel::forward(const at::Tensor& tokens, const at::Tensor& rope_
       x = layer_forward(layer, x, rope, layer_attention, layer_selects);
     }
   }
-  if (last_position_only) x = x.narrow(1, x.size(1) - 1, 1);                                  // [B, 1, H]
-  x = rms_norm(x, param("model.norm.weight"), options_.rms_norm_eps);
-  const at::Tensor& head = options_.tie_embeddings ? embed : param("lm_head.weight");
-  return project(x, head).to(at::kFloat);                                                      // [B, Tq, V]
+  return x;                                                                                    // [B, Tq, H]
+}
+
+at::Tensor LlamaModel::head_logits(const at::Tensor& hidden) const {
+  const at::Tensor& head = options_.tie_embeddings ? param("model.embed_tokens.weight") : param("lm_head.weight");
+  return project(hidden, head).to(at::kFloat);                                                 // [.., V]
 }
 
 }  // namespace gsa

@@ -21,6 +21,7 @@ AdamWOptions adamw_options(const TrainOptions& t) {
   o.beta1 = t.beta1;
   o.beta2 = t.beta2;
   o.weight_decay = t.weight_decay;
+  o.master_weights = t.master_weights == DType::kFloat32;
   return o;
 }
 
@@ -143,8 +144,7 @@ void Trainer::init_from(const std::string& path) {
   ours.model = options_.model;
   GSA_CHECK(options_to_text(theirs) == options_to_text(ours), "--init-from ", path,
             ": its model config differs from this run's (take it with with_model_of_checkpoint)");
-  at::NoGradGuard no_grad;
-  for (const auto& [name, p] : model_.parameters()) p.copy_(source.parameters().at(name));
+  optimizer_.load_master_weights(source.parameters());  // the parameters and their fp32 masters
 }
 
 int64_t Trainer::resume() {
@@ -158,12 +158,10 @@ int64_t Trainer::resume() {
     const Checkpoint checkpoint = load_checkpoint_dir(dir);
     step = checkpoint.state.step;
     GSA_CHECK(step <= t.steps, dir, " has ", step, " steps, more than train.steps = ", t.steps);
-    {
-      // from_tensors checks every name and shape against this run's model config.
-      const LlamaModel loaded = LlamaModel::from_tensors(options_.model, checkpoint.model, device_);
-      at::NoGradGuard no_grad;
-      for (const auto& [name, p] : model_.parameters()) p.copy_(loaded.parameters().at(name));
-    }
+    // Every name and shape against this run's model config, then the saved weights (fp32 masters of a bf16
+    // model) into the optimizer's masters and, rounded, the parameters.
+    check_llama_tensors(options_.model, checkpoint.model, dir);
+    optimizer_.load_master_weights(checkpoint.model);
     optimizer_.load_state(checkpoint.optimizer, step);
     const std::pair<const char*, DataSource*> sources[] = {{kTrainData, data_.get()}, {kEvalData, eval_data_.get()}};
     for (const auto& [name, source] : sources) {
@@ -277,7 +275,7 @@ std::string Trainer::save_checkpoint(int64_t steps) const {
   checkpoint.state.step = steps;
   checkpoint.state.generators = {{kTrainData, data_->state()}};
   if (eval_data_) checkpoint.state.generators[kEvalData] = eval_data_->state();
-  checkpoint.model = model_.parameters();
+  checkpoint.model = optimizer_.master_weights();  // fp32 masters of a bf16 model: the resume is exact
   checkpoint.optimizer = optimizer_.state();
   checkpoint.optimizer_metadata = {{"step", std::to_string(optimizer_.steps())}};
   checkpoint.config_text = options_to_text(options_);

@@ -82,6 +82,7 @@ void expect_options_eq(const GsaOptions& a, const GsaOptions& b) {
   EXPECT_EQ(a.train.keep_checkpoints, b.train.keep_checkpoints);
   EXPECT_EQ(a.train.grad_accumulation, b.train.grad_accumulation);
   EXPECT_EQ(a.train.activation_checkpointing, b.train.activation_checkpointing);
+  EXPECT_EQ(a.train.master_weights, b.train.master_weights);
 
   EXPECT_EQ(a.data.retrieval.num_pairs, b.data.retrieval.num_pairs);
   EXPECT_EQ(a.data.retrieval.key_len, b.data.retrieval.key_len);
@@ -349,6 +350,17 @@ TEST_F(ConfigLoaderTest, HuggingFaceModelFieldsAreChecked) {
   EXPECT_EQ(fine.model.architecture, Architecture::kQwen2);
 }
 
+TEST_F(ConfigLoaderTest, MasterWeightsNarrowerThanTheModelAreRefused) {
+  const std::string narrow = error_loading("narrow.pbtxt", "model { dtype: FLOAT32 }\ntrain { master_weights: BFLOAT16 }\n");
+  EXPECT_NE(narrow.find("train.master_weights = BFLOAT16 is narrower than model.dtype = FLOAT32"), std::string::npos)
+      << narrow;
+  // bf16 parameters with fp32 masters (the default) and pure bf16 both load.
+  EXPECT_EQ(load_config_text("model { dtype: BFLOAT16 }", "mixed.pbtxt").train.master_weights, DType::kFloat32);
+  EXPECT_EQ(load_config_text("model { dtype: BFLOAT16 }\ntrain { master_weights: BFLOAT16 }", "pure.pbtxt")
+                .train.master_weights,
+            DType::kBFloat16);
+}
+
 TEST_F(ConfigLoaderTest, OverridesSetNestedValuesOfEveryType) {
   const std::string path = write("base.pbtxt", "gist { levels: 1 }\ntrain { output_dir: \"runs/a\" }\n");
   const GsaOptions o = load_config_file(path, {
@@ -496,6 +508,8 @@ TEST_F(ConfigLoaderTest, OptionsToTextRoundTrips) {
   original.data.passkey.digits = 7;
   original.train.grad_accumulation = 4;
   original.train.activation_checkpointing = true;
+  original.model.dtype = DType::kBFloat16;
+  original.train.master_weights = DType::kBFloat16;  // pure bf16: not the default, so the round trip shows it
   const std::string text = options_to_text(original);
   expect_options_eq(load_config_text(text, "roundtrip.pbtxt"), original);
   // Text -> options -> text is stable too.

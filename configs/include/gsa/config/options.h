@@ -113,6 +113,11 @@ struct TrainOptions {
   int64_t grad_accumulation = 1;
   // recompute each decoder layer in backward instead of keeping its activations (long contexts: memory for time)
   bool activation_checkpointing = false;
+  // The weights AdamW updates. kFloat32 with model.dtype kBFloat16: fp32 master weights, the forward and backward
+  // run on their bf16 copies (updates below bf16 resolution accumulate in the masters), checkpoints hold the
+  // masters. Equal to model.dtype: the parameters are updated in place (pure bf16 when both are kBFloat16).
+  // Never narrower than model.dtype (kBFloat16 with a kFloat32 model is refused).
+  DType master_weights = DType::kFloat32;
 };
 
 // Synthetic key-value retrieval: the context lists `num_pairs` (key, value) pairs and is gisted; the raw

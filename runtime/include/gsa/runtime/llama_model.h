@@ -48,8 +48,10 @@ class LayerAttention {
 
 class LlamaModel {
  public:
-  // Fresh weights: normal(0, init_std) for projections and embeddings, ones for the norms.
-  static LlamaModel create(const ModelOptions& options, uint64_t seed, at::Device device);
+  // Fresh weights: normal(0, init_std) for projections and embeddings, ones for the norms. draw_on_device: the
+  // normal draws run on `device` with its default generator reseeded with `seed` (seconds instead of minutes for
+  // a 1B model on a GPU; other values than the host draw, and the device's global generator is reseeded).
+  static LlamaModel create(const ModelOptions& options, uint64_t seed, at::Device device, bool draw_on_device = false);
   // Weights by Hugging Face name; checks every name and shape (lm_head may be absent when tied) and converts to
   // the options' dtype on `device`. Throws gsa::Error naming the first missing, unexpected or misshapen tensor.
   static LlamaModel from_tensors(const ModelOptions& options, const TensorMap& tensors, at::Device device);
@@ -79,11 +81,20 @@ class LlamaModel {
   at::Tensor forward(const at::Tensor& tokens, const at::Tensor& rope_pos, LayerAttention& layer_attention,
                      const AttentionOptions& attention, bool selective, bool checkpoint_layers = false,
                      bool last_position_only = false) const;
+  // The same forward cut before the LM head: the final-normed hidden states [B, Tq, H] in the model dtype, and
+  // the head on any [.., H] of them -> fp32 logits [.., V]; forward() == head_logits(forward_hidden()). A loss
+  // over a long sequence applies the head to a chunk of positions at a time (trainer/chunked_loss.h).
+  at::Tensor forward_hidden(const at::Tensor& tokens, const at::Tensor& rope_pos, LayerAttention& layer_attention,
+                            const AttentionOptions& attention, bool selective, bool checkpoint_layers = false) const;
+  at::Tensor head_logits(const at::Tensor& hidden) const;
 
  private:
   const at::Tensor& param(const std::string& name) const;
   at::Tensor layer_forward(int64_t layer, const at::Tensor& x, const RopeTables& rope,
                            LayerAttention& layer_attention, bool layer_selects) const;
+  // Embedding and every decoder layer, before the final norm: [B, Tq, H].
+  at::Tensor forward_layers(const at::Tensor& tokens, const at::Tensor& rope_pos, LayerAttention& layer_attention,
+                            const AttentionOptions& attention, bool selective, bool checkpoint_layers) const;
 
   ModelOptions options_;
   at::Device device_{at::kCPU};

@@ -18,6 +18,10 @@
 // evaluate() reports teacher-forced answer accuracy with inference attention (selection on when enabled); a
 // corpus has no answers, so a corpus run reports none (NaN) and skips the held-out evaluation.
 //
+// Mixed precision: with model.dtype BFLOAT16 and train.master_weights FLOAT32 (the default) the forward and
+// backward run on bf16 parameters while AdamW updates fp32 master weights with fp32 moments and fp32 gradients
+// (adamw.h); checkpoints hold the masters, so a resume continues from the exact fp32 state. master_weights equal
+// to model.dtype updates the parameters in place (pure bf16).
 // train.activation_checkpointing recomputes every decoder layer in backward (runtime/activation_checkpoint.h):
 // the same losses and gradients, less activation memory.
 // Gradient accumulation (train.grad_accumulation = A): a step's batch_size sequences run as A micro-batches of

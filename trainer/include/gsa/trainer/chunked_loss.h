@@ -1,0 +1,23 @@
+// Next-token cross-entropy over a long sequence without its whole logits: the LM head and the loss run on
+// `chunk` positions at a time, and in backward each chunk's logits are recomputed (activation_checkpoint.h), so
+// at most one chunk's [B, chunk, V] logits exist at once. At 128K positions with Llama-3's 128256-token vocabulary
+// the whole logits would take 67 GB in fp32.
+//
+// Contract: chunked_loss_sum(model, hidden, labels, chunk) equals
+// cross_entropy(model.head_logits(hidden), labels, sum, ignore_index -100) up to float summation order, and so do
+// its gradients (to hidden and to the head weight); chunk >= 1 (a chunk longer than the sequence is one chunk).
+#pragma once
+
+#include <cstdint>
+
+#include <ATen/ATen.h>
+
+#include "gsa/runtime/llama_model.h"
+
+namespace gsa {
+
+// hidden: [B, T, H] final-normed hidden states (LlamaModel::forward_hidden); labels: [B, T] int64 (-100: no loss).
+// Returns the scalar fp32 sum of the labelled positions' cross-entropy.
+at::Tensor chunked_loss_sum(const LlamaModel& model, const at::Tensor& hidden, const at::Tensor& labels, int64_t chunk);
+
+}  // namespace gsa
