@@ -252,6 +252,7 @@ int run_bench_serve(const Args& args) {
   bool all_fit = true;
   // A point that runs out of device memory is reported as such and the sweep goes on.
   auto run_point = [&](const char* table, const Budget& budget, int64_t n, int64_t c, const std::function<Row()>& fn) {
+    MemoryTracker::release_cached(device);
     try {
       report.add(fn());
     } catch (const c10::OutOfMemoryError& e) {

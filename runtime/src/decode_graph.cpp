@@ -66,7 +66,17 @@ at::Tensor DecodeStepGraph::run(const std::function<at::Tensor()>& forward) {
     {
       const c10::cuda::CUDAStreamGuard on_side(side);
       captured->graph.capture_begin();
-      captured->output = forward();
+      try {
+        captured->output = forward();
+      } catch (...) {
+        // End the capture before the error leaves: a stream left capturing makes every later synchronous CUDA
+        // call of the process fail ("operation not permitted when stream is capturing").
+        try {
+          captured->graph.capture_end();
+        } catch (...) {
+        }
+        throw;
+      }
       captured->graph.capture_end();
     }
     at::cuda::CUDAEvent after;

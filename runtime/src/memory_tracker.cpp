@@ -137,4 +137,11 @@ int64_t MemoryTracker::current_bytes(const at::Device& device) {
   return allocated_stat(allocator->getDeviceStats(index)).current;
 }
 
+void MemoryTracker::release_cached(const at::Device& device) {
+  if (device.is_cpu()) return;
+  auto [allocator, index] = device_allocator(device, "release_cached");
+  (void)index;
+  allocator->emptyCache();
+}
+
 }  // namespace gsa

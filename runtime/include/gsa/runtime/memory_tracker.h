@@ -18,6 +18,9 @@ class MemoryTracker {
   static void reset_peak(const at::Device& device);
   static int64_t peak_bytes(const at::Device& device);
   static int64_t current_bytes(const at::Device& device);
+  // Hands the device allocator's cached, unused blocks back to the driver (no-op on CPU), so that a benchmark's
+  // next point starts from the memory its predecessor freed, not from a cache fragmented by it.
+  static void release_cached(const at::Device& device);
 };
 
 }  // namespace gsa
