@@ -115,10 +115,12 @@ DecodeAttention sparse_decode_rows(const at::Tensor& q_in, const kernels::KvRows
     range_end = range->end.to(at::kInt).contiguous();
   }
   if (splits == 0) {
-    // Enough CTAs to fill an H100/H200 four times over, at least 128 rows per split.
-    const int64_t rows = R + (range != nullptr ? range->max_rows : 0);
+    // Enough CTAs to fill an H100/H200 four times over, at least 128 listed rows per split. Sized on the listed
+    // rows only, not on the generated range: the range grows every step while the list of a decode plan stays,
+    // so a step replayed from a CUDA graph (captured with its split count) and the same step run eagerly split
+    // alike and give the same bits.
     const int64_t want = (4 * 132 + B * Hkv - 1) / (B * Hkv);
-    splits = std::clamp<int64_t>(want, 1, std::max<int64_t>(1, rows / 128));
+    splits = std::clamp<int64_t>(want, 1, std::max<int64_t>(1, R / 128));
   }
   const auto fp32 = q.options().dtype(at::kFloat);
   DecodeAttention result{at::empty({B, Hq, D}, fp32), at::empty({B, Hq}, fp32)};

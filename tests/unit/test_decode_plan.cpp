@@ -301,9 +301,10 @@ TEST(DecodePlan, BatchedStepsOfGeneratorsEqualTheirOwnSteps) {
 // On CUDA with the kernels, decode steps replay a captured CUDA graph (decode_graph.h): one sequence
 // (Generator::step) and a changing batch (DecodeBatch) give the logits of the same steps run eagerly
 // (attention.cuda_graphs = false) over 300 steps, across a cache growth (the capacity grows in 256-position
-// blocks, which recaptures) and a change of batch composition. The graph keeps the split-K count it was captured
-// with while the eager step recomputes it as the rows grow, so the two round differently in bf16: they agree
-// within the bf16 tolerance (kBf16RelErr).
+// blocks, which recaptures) and a change of batch composition. Both run the same kernels with the same split
+// counts (sized on the plan's listed rows, which a step does not change), so they agree far inside the bf16
+// tolerance: 1e-3 relative (measured 2.02e-2 at step 284 when the eager split count still followed the generated
+// rows and the graph's did not).
 TEST(DecodePlan, CudaGraphStepsEqualEagerSteps) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
   at::NoGradGuard no_grad;
@@ -337,7 +338,7 @@ TEST(DecodePlan, CudaGraphStepsEqualEagerSteps) {
   for (int step = 0; step < 300; ++step) {
     const int64_t token = rng() % 256;
     const at::Tensor got = with[0]->step(token), want = without[0]->step(token);
-    ASSERT_TRUE(test::relative_error_below(got, want, test::kBf16RelErr)) << "step " << step;
+    ASSERT_TRUE(test::relative_error_below(got, want, 1e-3)) << "step " << step;
   }
   // Sequences 1-2 together for 150 steps, then 0-2.
   DecodeBatch graphed, plain;
@@ -352,8 +353,7 @@ TEST(DecodePlan, CudaGraphStepsEqualEagerSteps) {
     }
     const std::vector<at::Tensor> got = graphed.step(a, tokens), want = plain.step(b, tokens);
     for (size_t j = 0; j < members.size(); ++j) {
-      ASSERT_TRUE(test::relative_error_below(got[j], want[j], test::kBf16RelErr))
-          << "step " << step << " sequence " << j;
+      ASSERT_TRUE(test::relative_error_below(got[j], want[j], 1e-3)) << "step " << step << " sequence " << j;
     }
   }
   EXPECT_GE(graphed.captures(), 2);  // recaptured after the composition changed
