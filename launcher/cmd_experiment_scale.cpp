@@ -92,37 +92,40 @@ std::string joined(const std::vector<std::string>& cmd, const char* sep) {
   return out;
 }
 
-// Runs cmd with stdout and stderr to log_path; kills its process group after timeout_s. Returns the exit code
+// Runs cmd with stdout and stderr to log_path, in this process group (Ctrl-C reaches mpirun and the ranks too).
+// After timeout_s it sends SIGTERM (gsarun stops its mpirun job), then SIGKILL 10 s later. Returns the exit code
 // (128 + signal when killed).
 int run_logged(const std::vector<std::string>& cmd, const std::string& log_path, int64_t timeout_s) {
+  std::vector<char*> argv;  // built before fork: the child only calls async-signal-safe functions
+  for (const std::string& a : cmd) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
   const int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   GSA_CHECK(log >= 0, "gsa experiment scale: cannot write ", log_path);
   const pid_t child = ::fork();
   GSA_CHECK(child >= 0, "gsa experiment scale: fork failed");
   if (child == 0) {
-    ::setpgid(0, 0);  // its own group: a timeout kills mpirun and its ranks together
     ::dup2(log, 1);
     ::dup2(log, 2);
-    std::vector<char*> argv;
-    for (const std::string& a : cmd) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
     ::execv(argv[0], argv.data());
-    std::fprintf(stderr, "gsa experiment scale: cannot run %s\n", argv[0]);
+    static const char kMessage[] = "gsa experiment scale: cannot execute the launcher\n";
+    (void)!::write(2, kMessage, sizeof(kMessage) - 1);
     ::_exit(127);
   }
   ::close(log);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  const auto start = std::chrono::steady_clock::now();
   int status = 0;
-  while (true) {
-    const pid_t done = ::waitpid(child, &status, WNOHANG);
-    if (done == child) break;
-    if (std::chrono::steady_clock::now() > deadline) {
-      ::kill(-child, SIGKILL);
-      ::waitpid(child, &status, 0);
-      return 128 + SIGKILL;
+  bool terminated = false;
+  while (::waitpid(child, &status, WNOHANG) != child) {
+    const auto waited = std::chrono::steady_clock::now() - start;
+    if (!terminated && waited > std::chrono::seconds(timeout_s)) {
+      ::kill(child, SIGTERM);
+      terminated = true;
+    } else if (terminated && waited > std::chrono::seconds(timeout_s + 10)) {
+      ::kill(child, SIGKILL);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
+  if (terminated) return 128 + SIGTERM;
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 

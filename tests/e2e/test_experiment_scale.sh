@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_experiment_scale.sh GSA PYTHON: gsa experiment scale on a tiny grid (a one-layer tiny model, 512 tokens,
+# test_experiment_scale.sh GSA PYTHON: gsa experiment scale on a tiny grid (the tiny two-level model, 512 tokens,
 # 1 and 2 CPU ranks, training and serving points, no warm-up, one repeat: seconds per point).
 #  1. the run finishes and DIR/results.csv has the schema written below (an independent copy of
 #     launcher/scale_columns.h), one row per rank of every point, and rows that add up: comm = the sum of the
@@ -27,7 +27,7 @@ spec() {  # spec REPEATS [HOSTFILE]: the tiny grid
   cat <<EOF
 name: "ci"
 config: "$src/configs/tiny-2level.pbtxt"
-set: "model.num_layers=1"
+set: "attention.selection.first_selective_layer=1"
 ranks: [1, 2]
 warmup: 0
 repeats: $1
@@ -120,7 +120,7 @@ printf 'localhost\n127.0.0.1\n' >"$dir/hosts"
 cat >"$dir/two-nodes.pbtxt" <<EOF
 name: "two-nodes"
 config: "$src/configs/tiny-2level.pbtxt"
-set: "model.num_layers=1"
+set: "attention.selection.first_selective_layer=1"
 ranks: [2]
 warmup: 0
 repeats: 1
