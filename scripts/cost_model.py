@@ -6,10 +6,12 @@ nodes and 4M-16M-token contexts next to a ring of the full KV (Ring Attention / 
 usage: python3 scripts/cost_model.py --run DIR [--comm-csv FILE ...] [link and prediction flags]
 
 Model (one step, P ranks of one sp group, L layers; every term in ms):
-  compute_r  = a + b * work_r                       training step (work: the CSV's estimated work of the shard,
-                                                    multiply-adds per layer: sequence_shard.h position_work)
-             = a + b * local_tokens_r               one decode token (the keys a rank holds)
   step       = max_r compute_r + comm               (the slowest rank sets the pace: imbalance is in the max)
+  compute_r  measured: the rank's busy_ms (step - the collectives it waited in) at that very point
+             fitted:   (a + b * work_r) * max(1, P / cores)   training step (work: the CSV's estimated work of
+                       the shard, multiply-adds per layer: sequence_shard.h position_work; a, b from the 1-rank
+                       points; cores: --cores, the CPUs the ranks share, unset = one device each)
+                       (a + b * local_tokens_r) * ...          one decode token (the keys a rank holds)
   comm train = L * (2 * all_gather(tree) + 2 * p2p(halo)) + all_reduce(grad)
                (the gist tree: all-gather forward, reduce-scatter backward, same cost; the halo forward and its
                reverse; the gradient all-reduce counted whole, as if nothing of it hid under backward)
@@ -18,11 +20,14 @@ Model (one step, P ranks of one sp group, L layers; every term in ms):
     all_gather / reduce_scatter of B bytes in all: h = P - 1, s = (P - 1) / P * B
     all_reduce of B bytes: h = 2 (P - 1), s = 2 (P - 1) / P * B;   p2p of B bytes: h = 1, s = B;   P = 1: 0
   alpha, beta: fitted by least squares on gsa bench comm rows (--comm-csv: its tree, halo and decode rows with
-  the hops above), or given (--alpha-us, --beta-gbs). a, b: fitted on the run's rank rows (train: busy_ms on
-  work; serve: busy_ms on local_tokens; 1-rank points carry the compute alone).
+  the hops above), or given (--alpha-us, --beta-gbs).
+Validation (DIR/model_validation.csv, every measured point): predicted_ms = measured compute + modelled comm
+(checks the communication model and the max over ranks) and fit_predicted_ms = fitted compute + modelled comm
+(what the predictions use), each with its error against the measured step (the slowest rank's step_ms).
 Unit routing (16 suffix queries' all-to-alls) is not modelled; the validation shows what that leaves out.
 
-Predictions (--predict): the Llama-3.2-1B shapes by default (flags below), a gisted row of N tokens, P = nodes x
+Predictions (--predict): configs/llama-1b-gsa.pbtxt's shapes by default (Llama-3.2-1B, c0 8, fanout 4, 1 level;
+flags below), a gisted row of N tokens, P = nodes x
 gpus_per_node ranks; ranks within a node talk over the intra-node link (NVLink), a group spanning nodes over the
 inter-node link (per GPU); work of the last (heaviest) shard of the position-even cut and of the work cut
 (closed form of position_work for a uniform row). Compute: --tflops effective TFLOP/s (2 x 3 flops per
@@ -150,41 +155,57 @@ def compute_x(row):
 
 
 def fit_compute(points):
-    """{mode: (a, b)}: busy_ms = a + b * x over every rank row of that mode."""
+    """{mode: (a, b)}: busy_ms = a + b * x over the rank rows of the 1-rank points of that mode (compute with no
+    peer: no contention between ranks and no wait hidden in it)."""
     fits = {}
     for mode in ("train", "serve"):
-        rows = [r for rows in points.values() for r in rows if r["mode"] == mode]
+        rows = [r for rows in points.values() for r in rows if r["mode"] == mode and int(r["ranks"]) == 1]
         if rows:
             fits[mode] = fit_line([compute_x(r) for r in rows], [float(r["busy_ms"]) for r in rows])
     return fits
 
 
-def predict_point(rows, fits, alpha, beta):
-    """(compute_ms, comm_ms) of one measured point from its rank rows."""
+def oversubscription(p, cores):
+    """How much slower each rank computes when p single-threaded ranks share `cores` cores (None: no limit)."""
+    return 1.0 if cores is None else max(1.0, p / cores)
+
+
+def comm_of_point(rows, alpha, beta):
     r0 = rows[0]
     p, layers = int(r0["ranks"]), int(r0["layers"])
-    a, b = fits[r0["mode"]]
-    compute = max(a + b * compute_x(r) for r in rows)
     if r0["mode"] == "train":
         tree = float(r0["tree_rows"]) * float(r0["kv_row_bytes"])
         halo = max(float(r["halo_rows"]) for r in rows) * float(r0["kv_row_bytes"]) * int(r0["batch"])
-        comm = train_comm_ms(p, layers, tree, halo, float(r0["grad_bytes"]), alpha, beta)
-    else:
-        comm = decode_comm_ms(p, layers, float(r0["merge_bytes"]), alpha, beta)
-    return compute, comm
+        return train_comm_ms(p, layers, tree, halo, float(r0["grad_bytes"]), alpha, beta)
+    return decode_comm_ms(p, layers, float(r0["merge_bytes"]), alpha, beta)
 
 
-def validate(points, fits, alpha, beta):
+def predict_point(rows, fits, alpha, beta, cores=None):
+    """(measured compute, fitted compute, comm) of one measured point, ms: the slowest rank's measured busy time;
+    the slowest rank's compute from the 1-rank fit, slowed by oversubscription; the modelled communication."""
+    r0 = rows[0]
+    measured = max(float(r["busy_ms"]) for r in rows)
+    fitted = None
+    if r0["mode"] in fits:
+        a, b = fits[r0["mode"]]
+        fitted = max(a + b * compute_x(r) for r in rows) * oversubscription(int(r0["ranks"]), cores)
+    return measured, fitted, comm_of_point(rows, alpha, beta)
+
+
+def validate(points, fits, alpha, beta, cores=None):
     out = []
     for point, rows in points.items():
         r0 = rows[0]
         measured = max(float(r["step_ms"]) for r in rows)
-        compute, comm = predict_point(rows, fits, alpha, beta)
-        predicted = compute + comm
-        out.append({"point": point, "kind": r0["kind"], "mode": r0["mode"], "ranks": r0["ranks"],
-                    "tokens": r0["tokens"], "placement": r0["placement"], "measured_ms": measured,
-                    "predicted_ms": predicted, "error_pct": 100.0 * (predicted - measured) / measured,
-                    "compute_ms": compute, "comm_ms": comm})
+        compute, fitted, comm = predict_point(rows, fits, alpha, beta, cores)
+        row = {"point": point, "kind": r0["kind"], "mode": r0["mode"], "ranks": r0["ranks"], "tokens": r0["tokens"],
+               "placement": r0["placement"], "measured_ms": measured, "predicted_ms": compute + comm,
+               "error_pct": 100.0 * (compute + comm - measured) / measured, "compute_ms": compute, "comm_ms": comm,
+               "fit_predicted_ms": "", "fit_error_pct": ""}
+        if fitted is not None:
+            row["fit_predicted_ms"] = fitted + comm
+            row["fit_error_pct"] = 100.0 * (fitted + comm - measured) / measured
+        out.append(row)
     return out
 
 
@@ -269,6 +290,8 @@ def main(argv):
     ap.add_argument("--comm-csv", action="append", default=[], help="gsa bench comm --csv output(s) to fit the link")
     ap.add_argument("--alpha-us", type=float, help="link latency per hop (instead of --comm-csv)")
     ap.add_argument("--beta-gbs", type=float, help="link bandwidth GB/s (instead of --comm-csv)")
+    ap.add_argument("--cores", type=float, help="cores the run's ranks shared (a CPU run: each rank computes "
+                    "max(1, P / cores) times slower in the fitted compute); unset: one device per rank")
     ap.add_argument("--predict", action="store_true", help="also predict 2-64 nodes and 4M-16M tokens")
     ap.add_argument("--nodes", default="1,2,4,8,16,32,64")
     ap.add_argument("--tokens", default="4194304,8388608,16777216")
@@ -285,9 +308,9 @@ def main(argv):
     ap.add_argument("--heads", type=int, default=32)
     ap.add_argument("--kv-heads", type=int, default=8)
     ap.add_argument("--head-dim", type=int, default=64)
-    ap.add_argument("--chunk", type=int, default=16)
+    ap.add_argument("--chunk", type=int, default=8)
     ap.add_argument("--fanout", type=int, default=4)
-    ap.add_argument("--levels", type=int, default=2)
+    ap.add_argument("--levels", type=int, default=1)
     ap.add_argument("--sink", type=int, default=3)
     ap.add_argument("--prev-chunks", type=int, default=1)
     ap.add_argument("--bytes-per-element", type=int, default=2)
@@ -308,17 +331,22 @@ def main(argv):
     else:
         ap.error("give --comm-csv (gsa bench comm --csv) or both --alpha-us and --beta-gbs")
     fits = fit_compute(points)
-    checked = validate(points, fits, alpha, beta)
+    checked = validate(points, fits, alpha, beta, a.cores)
     write_csv(os.path.join(a.run, "model_validation.csv"), checked)
     print(f"link: alpha {alpha * 1e3:.2f} us/hop, beta {beta / 1e6:.3f} GB/s")
     for mode, (fa, fb) in fits.items():
         unit = "work unit" if mode == "train" else "held position"
         print(f"compute ({mode}): {fa:.3f} ms + {fb:.3e} ms per {unit}")
-    print(f"{'point':32s} {'measured ms':>12s} {'predicted ms':>13s} {'error':>8s}")
+    print(f"{'point':28s} {'measured ms':>12s} {'predicted':>10s} {'error':>8s} {'from fit':>10s} {'error':>8s}")
     for c in checked:
-        print(f"{c['point']:32s} {c['measured_ms']:12.2f} {c['predicted_ms']:13.2f} {c['error_pct']:7.1f}%")
-    errors = [abs(c["error_pct"]) for c in checked]
-    print(f"mean |error| {sum(errors) / len(errors):.1f}%, max {max(errors):.1f}% over {len(errors)} points")
+        fit = (f"{c['fit_predicted_ms']:10.2f} {c['fit_error_pct']:7.1f}%" if c["fit_predicted_ms"] != ""
+               else f"{'-':>10s} {'-':>8s}")
+        print(f"{c['point']:28s} {c['measured_ms']:12.2f} {c['predicted_ms']:10.2f} {c['error_pct']:7.1f}% {fit}")
+    for key, name in (("error_pct", "measured compute + modelled comm"), ("fit_error_pct", "fitted compute + comm")):
+        errors = [abs(c[key]) for c in checked if c[key] != ""]
+        if errors:
+            print(f"{name}: mean |error| {sum(errors) / len(errors):.1f}%, max {max(errors):.1f}% over "
+                  f"{len(errors)} points")
 
     if a.predict:
         shape = Shape(a)

@@ -149,27 +149,33 @@ def scaling_plot(run, points):
 
 
 def breakdown_plot(run, points):
-    bars, labels, idle = [], [], []
+    """Stacked per-rank bars on a linear scale, one panel per mode (training steps; serving decode tokens)."""
+    panels = {}
     for point, rows in points.items():
         for r in rows:
-            bars.append([float(r[c]) for c, _, _ in PHASES])
-            idle.append(float(r["idle_ms"]))
-            labels.append(f"{point} r{r['rank']}")
-    if not bars:
+            panels.setdefault(r["mode"], []).append(
+                (f"{point} r{r['rank']}", [float(r[c]) for c, _, _ in PHASES], float(r["idle_ms"])))
+    if not panels:
         return None
-    fig, ax = plt.subplots(figsize=(max(6, 0.28 * len(bars) + 2), 4.5))
-    bottom = [0.0] * len(bars)
-    for i, (_, name, color) in enumerate(PHASES):
-        values = [b[i] for b in bars]
-        ax.bar(range(len(bars)), values, bottom=bottom, color=color, label=name)
-        bottom = [x + v for x, v in zip(bottom, values)]
-    ax.scatter(range(len(bars)), idle, marker="_", color="k", s=60, label="idle from imbalance (in the comm)")
-    ax.set_xticks(range(len(bars)))
-    ax.set_xticklabels(labels, rotation=90, fontsize=5)
-    ax.set_ylabel("ms per step (serve: per decode token)")
-    ax.set_yscale("log")
-    ax.legend(fontsize=6)
-    ax.set_title("Per-rank time breakdown", fontsize=10)
+    modes = [m for m in ("train", "serve") if m in panels]
+    width = max(6, 0.22 * max(len(v) for v in panels.values()) + 2)
+    fig, axes = plt.subplots(len(modes), 1, figsize=(width, 4.2 * len(modes)), squeeze=False)
+    for ax, mode in zip(axes[:, 0], modes):
+        bars = panels[mode]
+        bottom = [0.0] * len(bars)
+        for i, (_, name, color) in enumerate(PHASES):
+            values = [b[1][i] for b in bars]
+            if any(values):
+                ax.bar(range(len(bars)), values, bottom=bottom, color=color, label=name)
+            bottom = [x + v for x, v in zip(bottom, values)]
+        ax.scatter(range(len(bars)), [b[2] for b in bars], marker="_", color="k", s=80,
+                   label="idle from imbalance (inside the comm)")
+        ax.set_xticks(range(len(bars)))
+        ax.set_xticklabels([b[0] for b in bars], rotation=90, fontsize=5)
+        ax.set_ylabel("ms per training step" if mode == "train" else "ms per decode token")
+        ax.legend(fontsize=6)
+        ax.grid(True, axis="y", alpha=0.3)
+    axes[0, 0].set_title("Per-rank time breakdown", fontsize=10)
     fig.tight_layout()
     out = os.path.join(run, "breakdown.png")
     fig.savefig(out, dpi=120)
@@ -216,7 +222,14 @@ def model_plot(run):
     for mode, marker in (("train", "o"), ("serve", "s")):
         pts = [(float(r["measured_ms"]), float(r["predicted_ms"])) for r in rows if r["mode"] == mode]
         if pts:
-            v_ax.scatter([p[0] for p in pts], [p[1] for p in pts], marker=marker, label=mode)
+            v_ax.scatter([p[0] for p in pts], [p[1] for p in pts], marker=marker, label=f"{mode}, measured compute")
+    for mode, marker in (("train", "o"), ("serve", "s")):
+        pts = [(float(r["measured_ms"]), float(r["fit_predicted_ms"])) for r in rows
+               if r["mode"] == mode and r["fit_predicted_ms"] != ""]
+        if pts:
+            v_ax.scatter([p[0] for p in pts], [p[1] for p in pts], marker=marker, facecolors="none",
+                         edgecolors="tab:blue" if mode == "train" else "tab:orange",
+                         label=f"{mode}, fitted compute")
     hi = max(max(float(r["measured_ms"]), float(r["predicted_ms"])) for r in rows)
     lo = min(min(float(r["measured_ms"]), float(r["predicted_ms"])) for r in rows)
     v_ax.plot([lo, hi], [lo, hi], "k:", lw=0.8)

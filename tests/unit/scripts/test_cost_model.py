@@ -66,17 +66,23 @@ class Fits(unittest.TestCase):
 
 class Points(unittest.TestCase):
     def test_prediction_of_a_measured_point(self):
-        rows = [rank_row(0, 1000, 0, 70.0, 2.0), rank_row(1, 3000, 1, 70.0, 4.0)]
+        rows = [rank_row(0, 1000, 0, 70.0, 2.5), rank_row(1, 3000, 1, 70.0, 4.5)]
         fits = {"train": (1.0, 0.001)}
-        compute, comm = cm.predict_point(rows, fits, ALPHA, BETA)
-        self.assertAlmostEqual(compute, 4.0, places=12)  # the heaviest rank: 1 + 0.001 x 3000
+        measured, fitted, comm = cm.predict_point(rows, fits, ALPHA, BETA)
+        self.assertEqual(measured, 4.5)  # the slowest rank's busy time
+        self.assertAlmostEqual(fitted, 4.0, places=12)  # the heaviest rank: 1 + 0.001 x 3000
         # tree 10 rows x 100 bytes, halo 1 row x 100 bytes x batch 1, gradients 4000 bytes: the case above
         self.assertAlmostEqual(comm, 64.10, places=9)
+        # 2 ranks on 1 core: each computes twice as slowly
+        self.assertAlmostEqual(cm.predict_point(rows, fits, ALPHA, BETA, cores=1)[1], 8.0, places=12)
+        self.assertEqual(cm.oversubscription(4, 2), 2.0)
+        self.assertEqual(cm.oversubscription(1, 2), 1.0)
 
     def test_cli_end_to_end(self):
         with tempfile.TemporaryDirectory() as run:
-            rows = [rank_row(0, 1000, 0, 70.0, 2.0), rank_row(1, 3000, 1, 70.0, 4.0),
-                    dict(rank_row(0, 5000, 0, 6.0, 6.0, ranks=1), tokens="1000")]
+            one = lambda name, work, busy: dict(rank_row(0, work, 0, busy, busy, ranks=1), point=name)
+            rows = [rank_row(0, 1000, 0, 70.0, 2.5), rank_row(1, 3000, 1, 70.0, 4.5), one("a", 5000, 6.0),
+                    one("b", 1000, 2.0)]
             with open(os.path.join(run, "results.csv"), "w", newline="") as f:
                 w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
                 w.writeheader()
@@ -84,12 +90,14 @@ class Points(unittest.TestCase):
             subprocess.run([sys.executable, os.path.join(SCRIPTS, "cost_model.py"), "--run", run, "--alpha-us", "10",
                             "--beta-gbs", "1e-4", "--predict", "--nodes", "1,2", "--tokens", "65536"], check=True,
                            stdout=subprocess.DEVNULL)
-            # busy on work: (1000, 2), (3000, 4), (5000, 6) -> 1 + 0.001 x work exactly
+            # the 1-rank points (1000, 2) and (5000, 6) give busy = 1 + 0.001 x work
             with open(os.path.join(run, "model_validation.csv")) as f:
                 out = {r["point"]: r for r in csv.DictReader(f)}
-            self.assertAlmostEqual(float(out["p2"]["predicted_ms"]), 4.0 + 64.10, places=6)
-            self.assertAlmostEqual(float(out["p2"]["error_pct"]), 100 * (68.10 - 70.0) / 70.0, places=6)
-            self.assertAlmostEqual(float(out["p1"]["predicted_ms"]), 6.0, places=9)  # one rank: compute only
+            self.assertAlmostEqual(float(out["p2"]["predicted_ms"]), 4.5 + 64.10, places=6)
+            self.assertAlmostEqual(float(out["p2"]["error_pct"]), 100 * (68.60 - 70.0) / 70.0, places=6)
+            self.assertAlmostEqual(float(out["p2"]["fit_predicted_ms"]), 4.0 + 64.10, places=6)
+            self.assertAlmostEqual(float(out["a"]["predicted_ms"]), 6.0, places=9)  # one rank: compute only
+            self.assertAlmostEqual(float(out["a"]["fit_predicted_ms"]), 6.0, places=9)
             with open(os.path.join(run, "model_predictions.csv")) as f:
                 pred = list(csv.DictReader(f))
             self.assertEqual(len(pred), 4)  # 2 node counts x 2 placements
