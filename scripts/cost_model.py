@@ -23,7 +23,8 @@ Model (one step, P ranks of one sp group, L layers; every term in ms):
   the hops above), or given (--alpha-us, --beta-gbs).
 Validation (DIR/model_validation.csv, every measured point): predicted_ms = measured compute + modelled comm
 (checks the communication model and the max over ranks) and fit_predicted_ms = fitted compute + modelled comm
-(what the predictions use), each with its error against the measured step (the slowest rank's step_ms).
+(what the predictions use), each with its error against the measured step (the slowest rank's step_ms); for
+training points also the gradient all-reduce's modelled time next to its measured exposed part.
 Unit routing (16 suffix queries' all-to-alls) is not modelled; the validation shows what that leaves out.
 
 Predictions (--predict): configs/llama-1b-gsa.pbtxt's shapes by default (Llama-3.2-1B, c0 8, fanout 4, 1 level;
@@ -201,7 +202,12 @@ def validate(points, fits, alpha, beta, cores=None):
         row = {"point": point, "kind": r0["kind"], "mode": r0["mode"], "ranks": r0["ranks"], "tokens": r0["tokens"],
                "placement": r0["placement"], "measured_ms": measured, "predicted_ms": compute + comm,
                "error_pct": 100.0 * (compute + comm - measured) / measured, "compute_ms": compute, "comm_ms": comm,
-               "fit_predicted_ms": "", "fit_error_pct": ""}
+               "fit_predicted_ms": "", "fit_error_pct": "", "grad_model_ms": "", "grad_exposed_ms": ""}
+        if r0["mode"] == "train":
+            # The gradient all-reduce: the model's whole time next to what the ranks waited for after backward
+            # (the difference is the part hidden under backward).
+            row["grad_model_ms"] = all_reduce_ms(int(r0["ranks"]), float(r0["grad_bytes"]), alpha, beta)
+            row["grad_exposed_ms"] = max(float(r["grad_allreduce_ms"]) for r in rows)
         if fitted is not None:
             row["fit_predicted_ms"] = fitted + comm
             row["fit_error_pct"] = 100.0 * (fitted + comm - measured) / measured
