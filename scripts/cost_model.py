@@ -100,7 +100,8 @@ def least_squares_2(xs, ys, zs=None):
 
 
 def fit_line(xs, ys):
-    """y = a + b x, least squares; b >= 0 (a flat line when the data say b < 0)."""
+    """y = a + b x, least squares with a, b >= 0: a flat line when the data say b < 0, a line through the origin
+    when they say a < 0 (noisy points must not predict negative times)."""
     n = len(xs)
     if n == 0:
         raise ValueError("no points to fit")
@@ -108,28 +109,33 @@ def fit_line(xs, ys):
     sxx = sum((x - mx) ** 2 for x in xs)
     b = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx if sxx > 0 else 0.0
     if b < 0:
-        b = 0.0
+        return my, 0.0
+    if my - b * mx < 0:
+        return 0.0, sum(x * y for x, y in zip(xs, ys)) / sum(x * x for x in xs)
     return my - b * mx, b
 
 
-COMM_HOPS = {  # gsa bench comm collective -> hops as a function of P (the rows' bytes are what one rank sends)
-    "gist tree all-gather": lambda p: p - 1,
-    "halo send/recv": lambda p: 1,
-    "decode merge all-gather": lambda p: p - 1,
+# gsa bench comm collective -> (hops, bytes moved per byte of its bytes_per_rank column) as functions of P: an
+# all-gather's column is one rank's share, which a ring passes on P - 1 times; the halo's is what it sends.
+COMM_SHAPES = {
+    "gist tree all-gather": (lambda p: p - 1, lambda p: p - 1),
+    "halo send/recv": (lambda p: 1, lambda p: 1),
+    "decode merge all-gather": (lambda p: p - 1, lambda p: p - 1),
 }
 
 
 def fit_link(comm_rows):
-    """alpha (ms per hop), beta (bytes per ms) from gsa bench comm rows: ms = alpha * hops + bytes / beta."""
+    """alpha (ms per hop), beta (bytes per ms) from gsa bench comm rows: ms = alpha * hops + moved bytes / beta."""
     hops, sizes, ms = [], [], []
     for r in comm_rows:
-        if r["collective"] not in COMM_HOPS:
+        if r["collective"] not in COMM_SHAPES:
             continue
         p = int(r["ranks"])
         if p < 2:
             continue
-        hops.append(COMM_HOPS[r["collective"]](p))
-        sizes.append(float(r["bytes_per_rank"]))
+        hop, factor = COMM_SHAPES[r["collective"]]
+        hops.append(hop(p))
+        sizes.append(float(r["bytes_per_rank"]) * factor(p))
         ms.append(float(r["ms"]))
     if not ms:
         raise ValueError("the comm CSV has no gist tree, halo or decode merge rows with 2 or more ranks")

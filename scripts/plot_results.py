@@ -118,13 +118,15 @@ def scaling_plot(run, points):
         lines.setdefault(key, []).append((int(r["ranks"]), point_ms(rows)))
     if not lines:
         return None
+    # One rank has one shard whatever the placement: every line of a (series, tokens) starts from its 1-rank point.
+    baseline = {key[:3]: t for key, pts in lines.items() for p, t in pts if p == 1}
     fig, (s_ax, e_ax) = plt.subplots(1, 2, figsize=(10, 4))
     top = 1
     for (series, kind, tokens, placement), pts in sorted(lines.items()):
-        pts = sorted(pts)
-        if pts[0][0] != 1:
+        if (series, kind, tokens) not in baseline:
             continue  # no 1-rank baseline
-        t1 = pts[0][1]
+        t1 = baseline[(series, kind, tokens)]
+        pts = sorted(set(pts) | {(1, t1)})
         ranks = [p for p, _ in pts]
         top = max(top, max(ranks))
         label = f"{series} ({kind}), {tokens} tok{'/rank' if kind == 'weak' else ''}, {placement}"

@@ -52,12 +52,16 @@ class Fits(unittest.TestCase):
         a, b = cm.fit_line([1000, 3000, 5000], [2.0, 4.0, 6.0])
         self.assertAlmostEqual(a, 1.0, places=9)
         self.assertAlmostEqual(b, 0.001, places=12)
+        # a negative intercept: through the origin instead, b = sum xy / sum xx = (1 x 1 + 3 x 5) / (1 + 9) = 1.6
+        self.assertEqual(cm.fit_line([1, 3], [1, 5]), (0.0, 1.6))
+        self.assertEqual(cm.fit_line([1, 3], [5, 1]), (3.0, 0.0))  # falling: flat at the mean
         rows = []
         for p in (2, 4):
-            for name, hops in (("gist tree all-gather", p - 1), ("halo send/recv", 1)):
+            # an all-gather's row holds one rank's share, passed on p - 1 times; the halo's what it sends
+            for name, hops, moved in (("gist tree all-gather", p - 1, p - 1), ("halo send/recv", 1, 1)):
                 for size in (1e3, 1e5, 1e6):
                     rows.append({"ranks": p, "collective": name, "bytes_per_rank": size,
-                                 "ms": 0.02 * hops + size / 5e5})
+                                 "ms": 0.02 * hops + moved * size / 5e5})
         rows.append({"ranks": 2, "collective": "ring of full KV (baseline)", "bytes_per_rank": 1, "ms": 99})  # ignored
         alpha, beta = cm.fit_link(rows)
         self.assertAlmostEqual(alpha, 0.02, places=9)
