@@ -45,7 +45,7 @@ const char* const kHelp =
     "DIR/results.csv. Plots: python3 scripts/plot_results.py --run DIR; cost model: scripts/cost_model.py.\n"
     "\n"
     "flags:\n"
-    "  --spec FILE      the grid (schema: configs/proto/scale_spec.proto; configs/scale-cpu.pbtxt, scale-gpu.pbtxt)\n"
+    "  --spec FILE      the grid (schema: configs/proto/scale_spec.proto; configs/scale/cpu.pbtxt, gpu.pbtxt)\n"
     "  --out DIR        the run directory (created; reused to resume)\n"
     "  --gsarun PATH    the launcher (default: gsarun next to this gsa binary)\n"
     "  --dry-run        print each point's command, run nothing\n";

@@ -61,10 +61,10 @@ TEST(ScaleSpec, ParsesResolvesAndExpandsInSpecOrder) {
 }
 
 TEST(ScaleSpec, TheReadySpecsLoad) {
-  const ScaleSpec cpu = load_scale_spec(kConfigs + "/scale-cpu.pbtxt");
-  EXPECT_EQ(cpu.config, kConfigs + "/tiny-2level.pbtxt");
+  const ScaleSpec cpu = load_scale_spec(kConfigs + "/scale/cpu.pbtxt");
+  EXPECT_EQ(cpu.config, kConfigs + "/scale/../tiny-2level.pbtxt");  // relative to the spec's folder
   EXPECT_EQ(cpu.launch.backend, "mpi");
-  const ScaleSpec gpu = load_scale_spec(kConfigs + "/scale-gpu.pbtxt");
+  const ScaleSpec gpu = load_scale_spec(kConfigs + "/scale/gpu.pbtxt");
   EXPECT_EQ(gpu.launch.backend, "nccl");
   EXPECT_EQ(gpu.launch.gpus_per_node, 8);
   for (const ScaleSpec* spec : {&cpu, &gpu}) {
