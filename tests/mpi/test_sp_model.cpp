@@ -70,10 +70,18 @@ TEST(SpModel, SequenceParallelEqualsOneRank) {
 // The work-balanced placement moves the cuts, never the result.
 TEST(SpModel, WorkBalancedCutEqualsOneRank) {
   const int64_t world = test::mpi_session().world_size();
+  const WorkModel work = work_model_of(test::sp_tiny_model());
   uint32_t seed = 60;
+  int moved = 0;  // cases where the work cut differs from the section cut (else this test would add nothing)
   for (int64_t levels : {1, 2}) {
-    for (bool selective : {false, true}) check({1, world, levels, selective, false, true}, ++seed);
+    for (bool selective : {false, true}) {
+      ++seed;
+      const std::vector<GistLayout> rows = test::sp_random_batch(levels, 2, seed);  // check()'s rows
+      moved += shard_by_work(rows, world, work).begin != shard_at_sections(rows, world).begin;
+      check({1, world, levels, selective, false, true}, seed);
+    }
   }
+  if (world > 1) EXPECT_GT(moved, 0) << "the work cut never moved a boundary";
 }
 
 TEST(SpModel, DataTimesSequenceParallelEqualsOneRank) {
