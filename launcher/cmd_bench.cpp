@@ -296,6 +296,7 @@ int run_bench(const Args& args) {
   if (what == "sp") return run_bench_sp(Args(args.begin() + 1, args.end()));
   if (what == "kernels") return run_bench_kernels(Args(args.begin() + 1, args.end()));
   if (what == "decode") return run_bench_decode(Args(args.begin() + 1, args.end()));
+  if (what == "serve") return run_bench_serve(Args(args.begin() + 1, args.end()));
   if (what == "step") return run_bench_step(Args(args.begin() + 1, args.end()));
   Flags flags(args, what.empty() ? "bench" : "bench " + what);
   if (flags.help()) {
@@ -303,7 +304,7 @@ int run_bench(const Args& args) {
     return 0;
   }
   GSA_CHECK(flags.positional().size() == 1 && what == "attention",
-            "expected 'gsa bench attention', 'comm', 'sp', 'kernels', 'decode' or 'step' (positional words before flags)\n", kBenchHelp);
+            "expected 'gsa bench attention', 'comm', 'sp', 'kernels', 'decode', 'serve' or 'step' (positional words before flags)\n", kBenchHelp);
 
   std::vector<int64_t> tokens = flags.get_int_list("tokens", {2048, 4096, 8192, 16384});
   Setup s;

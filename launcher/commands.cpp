@@ -16,7 +16,7 @@ std::string top_level_help() {
          "  tokenize   text to ids (or --decode ids to text) with a Hugging Face tokenizer.json\n"
          "  import     a Hugging Face Llama / Qwen2 folder into a gsa checkpoint with gist tokens\n"
          "  export     a gsa checkpoint as a Hugging Face folder (transformers loads it)\n"
-         "  bench      benchmarks (bench attention | comm | sp | kernels | decode | step)\n"
+         "  bench      benchmarks (bench attention | comm | sp | kernels | decode | serve | step)\n"
          "  experiment scaling experiments over ranks and contexts (experiment scale --spec FILE --out DIR)\n";
 }
 

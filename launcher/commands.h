@@ -25,6 +25,7 @@ int run_bench_comm(const Args& args);  // cmd_bench_comm.cpp (gsa bench comm, un
 int run_bench_sp(const Args& args);    // cmd_bench_sp.cpp (gsa bench sp, under mpirun)
 int run_bench_kernels(const Args& args);  // cmd_bench_kernels.cpp (gsa bench kernels, one GPU)
 int run_bench_decode(const Args& args);   // cmd_bench_decode.cpp (gsa bench decode, one GPU)
+int run_bench_serve(const Args& args);    // cmd_bench_serve.cpp (gsa bench serve, one device)
 int run_bench_step(const Args& args);     // cmd_bench_step.cpp (gsa bench step, one scaling point, under mpirun)
 int run_experiment(const Args& args);     // cmd_experiment_scale.cpp (gsa experiment scale)
 

@@ -12,12 +12,13 @@ mkdir -p "$out" build
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv | tee "$out/gpu.txt"
 command -v python3 > build/python
 start=$(date +%s)
-GSA_JOBS=16 scripts/build.sh --target gsa test_sparse_attention_gpu test_sparse_attention test_attention test_sparse_decode \
+GSA_JOBS=16 scripts/build.sh --target gsa test_sparse_attention_gpu test_lse_merge_gpu test_sparse_attention test_attention test_sparse_decode \
   test_decode_plan test_model test_attention_mode test_gist_layout \
   >"$out/build.log" 2>&1 \
   || { tail -60 "$out/build.log"; exit 1; }
 echo "build: $(( $(date +%s) - start )) s"
 timeout 300 ./build/tests/test_sparse_attention_gpu 2>&1 | tail -25 | tee "$out/test_gpu.txt"
+timeout 100 ./build/tests/test_lse_merge_gpu 2>&1 | tail -3 | tee -a "$out/test_gpu.txt"
 timeout 200 ./build/tests/test_sparse_attention 2>&1 | tail -3 | tee "$out/test_unit.txt"
 timeout 200 ./build/tests/test_sparse_decode 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
 timeout 120 compute-sanitizer --tool memcheck ./build/tests/test_sparse_decode 2>&1 | tail -3 | tee "$out/memcheck.txt"

@@ -1,7 +1,9 @@
 #include "gsa/runtime/llama_model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <set>
+#include <vector>
 
 #include "gsa/runtime/activation_checkpoint.h"
 #include "gsa/runtime/attention.h"
@@ -22,6 +24,24 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
 
 // x [.., in] @ weight[out, in]^T -> [.., out]
 at::Tensor project(const at::Tensor& x, const at::Tensor& weight) { return at::matmul(x, weight.t()); }
+
+// Position-wise work (norms, projections, the MLP) of a long forward runs on slices of at most this many
+// positions when no gradient is recorded, so a 1M-token prefill never holds its [B, Tq, intermediate] MLP
+// temporaries at once (16 GiB each with the Llama-3.2-1B shapes). Shorter forwards, and every forward that
+// records a gradient, run in one piece; each position's result is the same either way (fn is position-wise).
+constexpr int64_t kInferencePositionChunk = 32768;
+
+// fn applied to x [B, Tq, ...] slice by slice along Tq (see kInferencePositionChunk) -> fn(x).
+template <typename Fn>
+at::Tensor by_position_chunks(const at::Tensor& x, Fn fn) {
+  const int64_t tq = x.size(1);
+  if (at::GradMode::is_enabled() || tq <= kInferencePositionChunk) return fn(x);
+  std::vector<at::Tensor> parts;
+  for (int64_t begin = 0; begin < tq; begin += kInferencePositionChunk) {
+    parts.push_back(fn(x.narrow(1, begin, std::min(kInferencePositionChunk, tq - begin))));
+  }
+  return at::cat(parts, 1);
+}
 
 // Attention on one device over the plan's keys: the forward's own K/V, or the KV cache they are written into.
 class PlannedAttention : public LayerAttention {
@@ -171,7 +191,8 @@ at::Tensor LlamaModel::layer_forward(int64_t layer, const at::Tensor& x, const R
   const ModelOptions& o = options_;
   const int64_t b = x.size(0), tq = x.size(1), d = o.head_dim;
   auto p = [&](const std::string& rest) -> const at::Tensor& { return param(layer_name(layer, rest)); };
-  at::Tensor h = rms_norm(x, p("input_layernorm.weight"), o.rms_norm_eps);                    // [B, Tq, H]
+  const at::Tensor h = by_position_chunks(
+      x, [&](const at::Tensor& xs) { return rms_norm(xs, p("input_layernorm.weight"), o.rms_norm_eps); });  // [B, Tq, H]
   auto projection = [&](const char* proj, int64_t heads) {
     at::Tensor y = project(h, p(str_cat("self_attn.", proj, ".weight")));                     // [B, Tq, heads*D]
     if (o.attention_bias) y = y + p(str_cat("self_attn.", proj, ".bias"));
@@ -187,10 +208,11 @@ at::Tensor LlamaModel::layer_forward(int64_t layer, const at::Tensor& x, const R
   attn = attn.transpose(1, 2).reshape({b, tq, o.num_heads * d});
   at::Tensor out = x + project(attn, p("self_attn.o_proj.weight"));
 
-  h = rms_norm(out, p("post_attention_layernorm.weight"), o.rms_norm_eps);
-  at::Tensor mlp = project(at::silu(project(h, p("mlp.gate_proj.weight"))) * project(h, p("mlp.up_proj.weight")),
-                          p("mlp.down_proj.weight"));
-  return out + mlp;
+  return by_position_chunks(out, [&](const at::Tensor& outs) {
+    const at::Tensor hs = rms_norm(outs, p("post_attention_layernorm.weight"), o.rms_norm_eps);
+    return outs + project(at::silu(project(hs, p("mlp.gate_proj.weight"))) * project(hs, p("mlp.up_proj.weight")),
+                          p("mlp.down_proj.weight"));                                         // [B, Tq, H]
+  });
 }
 
 at::Tensor LlamaModel::forward(const at::Tensor& tokens, const at::Tensor& rope_pos, const AttentionPlan& plan,

@@ -125,6 +125,31 @@ TEST(Model, ExtendVocabInitialisesNewRowsToTheMean) {
   EXPECT_EQ(model.parameters().at("lm_head.weight").size(0), 263);
 }
 
+// Without a gradient, a forward longer than the model's position slice (32768) runs its norms, projections and
+// MLP slice by slice (bounded prefill memory); every position must come out as in the one-piece forward that a
+// gradient-recording call runs.
+TEST(Model, LongInferenceForwardInPositionSlicesEqualsTheOnePieceForward) {
+  ModelOptions o = test::tiny_model_options();
+  o.num_layers = 1;
+  LlamaModel model = LlamaModel::create(o, 8, at::kCPU);
+  std::mt19937 rng(21);
+  Document doc;
+  for (int64_t i = 0; i < 33000; ++i) doc.context.push_back(rng() % 256);
+  for (int64_t i = 0; i < 8; ++i) doc.suffix.push_back(rng() % 256);
+  GistOptions g;
+  g.chunk = 32;
+  const GistLayout layout = build_layout({doc}, g);
+  ASSERT_GT(layout.size(), 32768 + 500);
+  AttentionOptions attention;
+  attention.selection.enabled = true;
+  AttentionPlan plan = make_attention_plan({&layout}, 0, -1, attention, at::kCPU);
+  ASSERT_TRUE(at::GradMode::is_enabled());
+  const at::Tensor one_piece = model.forward(plan.tokens, plan.rope_pos, plan, attention, true);  // [1, T, V]
+  at::NoGradGuard no_grad;
+  const at::Tensor sliced = model.forward(plan.tokens, plan.rope_pos, plan, attention, true);
+  GSA_EXPECT_CLOSE(sliced, one_piece, 1e-5, 1e-5);
+}
+
 TEST(Model, Bf16ForwardTracksFp32) {
   ModelOptions o = test::tiny_model_options();
   LlamaModel fp32 = LlamaModel::create(o, 4, at::kCPU);

@@ -1,0 +1,258 @@
+// gsa bench serve: what a user of `gsa serve` waits for, on one device, measured through the engine's own decode
+// path (Generator::prefill / step for one request, decode_step_batched for many: what LocalBackend runs each
+// serving step). The model has the shapes of the config (default configs/llama-1b-gsa.pbtxt: the Llama-3.2-1B
+// shapes) and random weights; the prompts are random token ids (gisted context + a 16-token raw suffix).
+//
+// Two tables, one CSV (--csv, one row per measurement):
+// - latency: per context length N and selection budget (the config's, normally adaptive, and a fixed budget of
+//   --fixed-k chunks per head), the time to first token (prefill of the whole prompt + the first token's
+//   argmax, one request, ended by the token reaching the host) and the per-token decode latency (one decode step
+//   + argmax on the device + the token on the host; median and 90th percentile over --decode-steps steps after
+//   two warm-ups, so the cache's block growth shows in p90, not in the median).
+// - throughput: --concurrency C requests of --concurrent-tokens context decoded together, one batched step per
+//   token (median step time over --decode-steps), tokens/s = C / step time.
+// Greedy tokens; weights, prompts and steps are the same for every run of the same flags. The dense peer
+// (scripts/peers/serve_dense_peer.py: the same shapes with SDPA prefill and flash decoding) runs in the same
+// device call from scripts/gpu_serve_bench.sh; docs/PERFORMANCE.md holds the ratios.
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <limits>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cli_flags.h"
+#include "commands.h"
+#include "device_flag.h"
+#include "gsa/config/config_loader.h"
+#include "gsa/runtime/error.h"
+#include "gsa/runtime/generation.h"
+#include "gsa/runtime/gist_layout.h"
+#include "gsa/runtime/llama_model.h"
+#include "gsa/runtime/memory_tracker.h"
+#include "gsa/runtime/model_tokenizer.h"
+
+namespace gsa::cli {
+namespace {
+
+const char* const kHelp =
+    "usage: gsa bench serve [flags]\n"
+    "\n"
+    "Time to first token, per-token decode latency against context length, and batched decode throughput of\n"
+    "a model with random weights, through the serving engine's decode path.\n"
+    "\n"
+    "flags:\n"
+    "  --config configs/llama-1b-gsa.pbtxt   model shapes, gist layout and attention (weights are random)\n"
+    "  --set a.b=value ...        config overrides (e.g. --set model.num_layers=2)\n"
+    "  --tokens 32768,131072,524288,1048576  context tokens N of the latency table\n"
+    "  --fixed-k 16               chunks per head of the fixed-budget rows (0: no fixed-budget rows)\n"
+    "  --decode-steps 32          timed decode steps per measurement\n"
+    "  --concurrency 1,4,16,64    requests decoded together in the throughput table (empty: none)\n"
+    "  --concurrent-tokens 32768  context tokens of each request there\n"
+    "  --device cpu|cuda[:N]      default cpu   --threads N (CPU)\n"
+    "  --csv FILE                 also write every row as CSV\n";
+
+constexpr int64_t kSuffixTokens = 16;
+
+// Random prompts laid out with the model's gist ids: n context tokens (gisted) and a 16-token raw suffix, ids
+// drawn below the first gist id.
+class PromptMaker {
+ public:
+  PromptMaker(const ModelOptions& model, const GistOptions& gist)
+      : gist_(gist), tokenizer_(std::make_shared<ByteTokenizer>(), model, gist.levels) {
+    for (int64_t l = 0; l < gist.levels; ++l) id_bound_ = std::min(id_bound_, tokenizer_.gist_id(l));
+  }
+  GistLayout make(int64_t n, uint32_t seed) const {
+    std::mt19937 rng(seed);
+    std::uniform_int_distribution<int64_t> id(0, id_bound_ - 1);
+    Document doc;
+    for (int64_t i = 0; i < n; ++i) doc.context.push_back(id(rng));
+    for (int64_t i = 0; i < kSuffixTokens; ++i) doc.suffix.push_back(id(rng));
+    return build_layout({doc}, gist_, tokenizer_);
+  }
+
+ private:
+  GistOptions gist_;
+  ModelTokenizer tokenizer_;
+  int64_t id_bound_ = std::numeric_limits<int64_t>::max();
+};
+
+double ms_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+}
+
+// The q-quantile (0..1) of `times`, nearest rank.
+double quantile(std::vector<double> times, double q) {
+  std::sort(times.begin(), times.end());
+  const auto at = static_cast<size_t>(q * static_cast<double>(times.size() - 1) + 0.5);
+  return times[std::min(at, times.size() - 1)];
+}
+
+int64_t greedy(const at::Tensor& logits) { return logits.argmax().item<int64_t>(); }  // waits for the device
+
+struct Row {
+  std::string table, budget;
+  int64_t tokens = 0, concurrency = 1;
+  double ttft_ms = 0, step_ms = 0, step_p90_ms = 0, tokens_per_s = 0, peak_gib = 0;
+};
+
+class Report {
+ public:
+  explicit Report(const std::string& csv_path) {
+    if (csv_path.empty()) return;
+    csv_.open(csv_path);
+    GSA_CHECK(csv_.good(), "gsa bench serve: cannot write --csv ", csv_path);
+    csv_ << "table,budget,tokens,concurrency,ttft_ms,step_ms,step_p90_ms,tokens_per_s,peak_gib\n";
+  }
+  void add(const Row& r) {
+    std::printf("%-10s %-9s %9lld %5lld %11.1f %9.3f %9.3f %10.1f %8.1f\n", r.table.c_str(), r.budget.c_str(),
+                (long long)r.tokens, (long long)r.concurrency, r.ttft_ms, r.step_ms, r.step_p90_ms, r.tokens_per_s,
+                r.peak_gib);
+    std::fflush(stdout);
+    if (csv_.is_open()) {
+      csv_ << r.table << ',' << r.budget << ',' << r.tokens << ',' << r.concurrency << ',' << r.ttft_ms << ','
+           << r.step_ms << ',' << r.step_p90_ms << ',' << r.tokens_per_s << ',' << r.peak_gib << '\n';
+      csv_.flush();
+    }
+  }
+
+ private:
+  std::ofstream csv_;
+};
+
+struct Budget {
+  std::string name;
+  AttentionOptions attention;
+};
+
+double peak_gib(const at::Device& device) {
+  return static_cast<double>(MemoryTracker::peak_bytes(device)) / static_cast<double>(int64_t{1} << 30);
+}
+
+// One request: prefill (time to first token), then decode steps.
+Row measure_latency(const LlamaModel& model, const Budget& budget, const PromptMaker& prompts, int64_t n,
+                    int64_t steps) {
+  const at::Device device = model.device();
+  MemoryTracker::reset_peak(device);
+  GistLayout prompt = prompts.make(n, static_cast<uint32_t>(n));
+  const int64_t positions = prompt.size() + steps + 3;
+  Generator generator(model, budget.attention, std::move(prompt), positions);
+  const auto start = std::chrono::steady_clock::now();
+  int64_t token = greedy(generator.prefill());
+  Row row{"latency", budget.name, n, 1};
+  row.ttft_ms = ms_since(start);
+  std::vector<double> times;
+  for (int64_t s = 0; s < steps + 2; ++s) {
+    const auto t = std::chrono::steady_clock::now();
+    token = greedy(generator.step(token));
+    if (s >= 2) times.push_back(ms_since(t));
+  }
+  row.step_ms = quantile(times, 0.5);
+  row.step_p90_ms = quantile(times, 0.9);
+  row.tokens_per_s = 1e3 / row.step_ms;
+  row.peak_gib = peak_gib(device);
+  return row;
+}
+
+// `concurrency` requests prefilled one by one, then decoded together.
+Row measure_throughput(const LlamaModel& model, const Budget& budget, const PromptMaker& prompts, int64_t n,
+                       int64_t concurrency, int64_t steps) {
+  const at::Device device = model.device();
+  MemoryTracker::reset_peak(device);
+  std::vector<std::unique_ptr<Generator>> owned;
+  std::vector<Generator*> batch;
+  std::vector<int64_t> tokens;
+  double prefill_ms = 0;
+  for (int64_t r = 0; r < concurrency; ++r) {
+    GistLayout prompt = prompts.make(n, static_cast<uint32_t>(n + 7919 * (r + 1)));
+    const int64_t positions = prompt.size() + steps + 3;
+    owned.push_back(std::make_unique<Generator>(model, budget.attention, std::move(prompt), positions));
+    batch.push_back(owned.back().get());
+    const auto start = std::chrono::steady_clock::now();
+    tokens.push_back(greedy(owned.back()->prefill()));
+    prefill_ms += ms_since(start);
+  }
+  std::vector<double> times;
+  for (int64_t s = 0; s < steps + 2; ++s) {
+    const auto t = std::chrono::steady_clock::now();
+    const std::vector<at::Tensor> logits = decode_step_batched(batch, tokens);
+    const at::Tensor next = at::stack(logits).argmax(-1).to(at::kCPU);  // [C]
+    for (int64_t r = 0; r < concurrency; ++r) tokens[r] = next[r].item<int64_t>();
+    if (s >= 2) times.push_back(ms_since(t));
+  }
+  Row row{"throughput", budget.name, n, concurrency};
+  row.ttft_ms = prefill_ms / static_cast<double>(concurrency);
+  row.step_ms = quantile(times, 0.5);
+  row.step_p90_ms = quantile(times, 0.9);
+  row.tokens_per_s = static_cast<double>(concurrency) * 1e3 / row.step_ms;
+  row.peak_gib = peak_gib(device);
+  return row;
+}
+
+}  // namespace
+
+int run_bench_serve(const Args& args) {
+  Flags flags(args, "bench serve");
+  if (flags.help()) {
+    std::fputs(kHelp, stdout);
+    return 0;
+  }
+  const std::string config = flags.get_string("config", "configs/llama-1b-gsa.pbtxt");
+  const std::vector<std::string> overrides = flags.get_all("set");
+  const std::vector<int64_t> lengths = flags.get_int_list("tokens", {32768, 131072, 524288, 1048576});
+  const int64_t fixed_k = flags.get_int("fixed-k", 16);
+  const int64_t steps = flags.get_int("decode-steps", 32);
+  const std::vector<int64_t> concurrency = flags.get_int_list("concurrency", {1, 4, 16, 64});
+  const int64_t concurrent_tokens = flags.get_int("concurrent-tokens", 32768);
+  const at::Device device = device_from_flags(flags);
+  const std::string csv = flags.get_string("csv", "");
+  flags.finish();
+  GSA_CHECK(fixed_k >= 0, "gsa bench serve: --fixed-k must be >= 0, got ", fixed_k);
+  GSA_CHECK(steps >= 1, "gsa bench serve: --decode-steps must be >= 1, got ", steps);
+  GSA_CHECK(concurrent_tokens >= 1, "gsa bench serve: --concurrent-tokens must be >= 1");
+  for (int64_t n : lengths) GSA_CHECK(n >= 1, "gsa bench serve: --tokens must be >= 1, got ", n);
+  for (int64_t c : concurrency) GSA_CHECK(c >= 1, "gsa bench serve: --concurrency must be >= 1, got ", c);
+
+  const GsaOptions options = load_config_file(config, overrides);
+  MemoryTracker::install();
+  const LlamaModel model = LlamaModel::create(options.model, /*seed=*/1234, device);
+  std::vector<Budget> budgets{{options.attention.selection.enabled
+                                   ? (options.attention.selection.budget == BudgetKind::kFixed ? "fixed" : "adaptive")
+                                   : "gist-only",
+                               options.attention}};
+  if (fixed_k > 0 && options.attention.selection.enabled) {
+    Budget fixed{"fixed-" + std::to_string(fixed_k), options.attention};
+    fixed.attention.selection.budget = BudgetKind::kFixed;
+    fixed.attention.selection.fixed_k = fixed_k;
+    budgets.push_back(fixed);
+  }
+  std::printf(
+      "gsa bench serve: %s on %s, %lld layers, hidden %lld, %lld/%lld heads, head dim %lld, vocab %lld, "
+      "c0 %lld, levels %lld, random weights, greedy\n",
+      config.c_str(), device.str().c_str(), (long long)options.model.num_layers, (long long)options.model.hidden_size,
+      (long long)options.model.num_heads, (long long)options.model.num_kv_heads, (long long)options.model.head_dim,
+      (long long)options.model.vocab_size, (long long)options.gist.chunk, (long long)options.gist.levels);
+  std::printf("%-10s %-9s %9s %5s %11s %9s %9s %10s %8s\n", "table", "budget", "tokens", "conc", "ttft_ms", "step_ms",
+              "p90_ms", "tokens/s", "peak_GiB");
+  const PromptMaker prompts(options.model, options.gist);
+  Report report(csv);
+  // Warm-up (library handles, kernel caches, the allocator's first blocks) so the first row's time to first
+  // token is not a start-up time.
+  for (const Budget& budget : budgets) (void)measure_latency(model, budget, prompts, 4096, 2);
+  for (int64_t n : lengths) {
+    for (const Budget& budget : budgets) report.add(measure_latency(model, budget, prompts, n, steps));
+  }
+  for (int64_t c : concurrency) {
+    for (const Budget& budget : budgets) {
+      report.add(measure_throughput(model, budget, prompts, concurrent_tokens, c, steps));
+    }
+  }
+  return 0;
+}
+
+}  // namespace gsa::cli
