@@ -201,6 +201,7 @@ def latency_plot(run, points):
         f_ax.plot(n, [p[1] for p in pts], marker="o", label=f"{ranks} rank(s), {placement}")
         d_ax.plot(n, [p[2] for p in pts], marker="o", label=f"{ranks} rank(s), {placement}")
     f_ax.set_ylabel("time to first token (ms)")
+    f_ax.set_yscale("log")
     d_ax.set_ylabel("per-token decode latency (ms)")
     for ax in (f_ax, d_ax):
         ax.set_xscale("log", base=2)
