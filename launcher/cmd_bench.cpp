@@ -298,13 +298,16 @@ int run_bench(const Args& args) {
   if (what == "decode") return run_bench_decode(Args(args.begin() + 1, args.end()));
   if (what == "serve") return run_bench_serve(Args(args.begin() + 1, args.end()));
   if (what == "train") return run_bench_train(Args(args.begin() + 1, args.end()));
+  if (what == "step") return run_bench_step(Args(args.begin() + 1, args.end()));
   Flags flags(args, what.empty() ? "bench" : "bench " + what);
   if (flags.help()) {
     std::fputs(kBenchHelp, stdout);
     return 0;
   }
   GSA_CHECK(flags.positional().size() == 1 && what == "attention",
-            "expected 'gsa bench attention', 'comm', 'sp', 'kernels', 'decode', 'serve' or 'train' (positional words before flags)\n", kBenchHelp);
+            "expected 'gsa bench attention', 'comm', 'sp', 'kernels', 'decode', 'serve', 'train' or 'step' (positional "
+            "words before flags)\n",
+            kBenchHelp);
 
   std::vector<int64_t> tokens = flags.get_int_list("tokens", {2048, 4096, 8192, 16384});
   Setup s;

@@ -16,7 +16,8 @@ std::string top_level_help() {
          "  tokenize   text to ids (or --decode ids to text) with a Hugging Face tokenizer.json\n"
          "  import     a Hugging Face Llama / Qwen2 folder into a gsa checkpoint with gist tokens\n"
          "  export     a gsa checkpoint as a Hugging Face folder (transformers loads it)\n"
-         "  bench      benchmarks (bench attention | comm | sp | kernels | decode | serve | train)\n";
+         "  bench      benchmarks (bench attention | comm | sp | kernels | decode | serve | train | step)\n"
+         "  experiment scaling experiments over ranks and contexts (experiment scale --spec FILE --out DIR)\n";
 }
 
 int run_command(const std::string& command, const Args& args) {
@@ -29,6 +30,7 @@ int run_command(const std::string& command, const Args& args) {
   if (command == "import") return run_import(args);
   if (command == "export") return run_export(args);
   if (command == "bench") return run_bench(args);
+  if (command == "experiment") return run_experiment(args);
   throw Error(str_cat("unknown command '", command, "'\n", top_level_help()));
 }
 

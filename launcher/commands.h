@@ -27,5 +27,7 @@ int run_bench_kernels(const Args& args);  // cmd_bench_kernels.cpp (gsa bench ke
 int run_bench_decode(const Args& args);   // cmd_bench_decode.cpp (gsa bench decode, one GPU)
 int run_bench_serve(const Args& args);    // cmd_bench_serve.cpp (gsa bench serve, one device)
 int run_bench_train(const Args& args);    // cmd_bench_train.cpp (gsa bench train, GSA vs dense training steps)
+int run_bench_step(const Args& args);     // cmd_bench_step.cpp (gsa bench step, one scaling point, under mpirun)
+int run_experiment(const Args& args);     // cmd_experiment_scale.cpp (gsa experiment scale)
 
 }  // namespace gsa::cli

@@ -6,19 +6,14 @@
 #include <chrono>
 #include <vector>
 
+#include "gsa/parallel/phase_timers.h"
+
 namespace gsa::cli {
-namespace {
-
-void wait_for_device(const at::Device& device) {
-  if (device.is_cuda()) (void)at::zeros({1}, at::TensorOptions().device(device)).item<float>();
-}
-
-}  // namespace
 
 double slowest_rank_median_ms(Communicator& comm, int64_t repeats, const std::function<void()>& fn, bool sync_device) {
   auto call = [&] {
     fn();
-    if (sync_device) wait_for_device(comm.device());
+    if (sync_device) synchronize_device(comm.device());
   };
   call();
   std::vector<double> times;

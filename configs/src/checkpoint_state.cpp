@@ -8,25 +8,14 @@
 
 #include "checkpoint_state.pb.h"
 #include "gsa/config/config_loader.h"
+#include "text_errors.h"
 
 namespace gsa {
 namespace {
 
 namespace pb = google::protobuf;
 
-class Collector : public pb::io::ErrorCollector {
- public:
-  explicit Collector(const std::string& source) : source_(source) {}
-  void AddError(int line, pb::io::ColumnNumber column, const std::string& message) override {
-    errors += (errors.empty() ? "" : "\n") + source_ + ":" + std::to_string(line + 1) + ":" +
-              std::to_string(column + 1) + ": " + message;
-  }
-  void AddWarning(int, pb::io::ColumnNumber, const std::string&) override {}
-  std::string errors;
-
- private:
-  std::string source_;
-};
+using Collector = config_detail::TextErrorCollector;
 
 }  // namespace
 

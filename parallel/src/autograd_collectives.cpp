@@ -5,6 +5,7 @@
 
 #include <torch/csrc/autograd/custom_function.h>
 
+#include "gsa/parallel/phase_timers.h"
 #include "gsa/runtime/error.h"
 
 namespace gsa {
@@ -92,14 +93,19 @@ at::Tensor run_all_to_all(const at::Tensor& x, Communicator& comm, const std::ve
   return out;
 }
 
+// The phase the forward ran under (phase_timers.h): its backward is timed under it too.
+Phase saved_phase(AutogradContext* ctx) { return static_cast<Phase>(ctx->saved_data["phase"].toInt()); }
+
 struct AllGatherRows : torch::autograd::Function<AllGatherRows> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, Communicator* comm,
                             std::vector<int64_t> counts) {
     ctx->saved_data["comm"] = reinterpret_cast<int64_t>(comm);
+    ctx->saved_data["phase"] = static_cast<int64_t>(PhaseTimers::current_phase());
     ctx->saved_data["counts"] = counts;
     return gather_padded(x.contiguous(), *comm, counts);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    ScopedPhase timed(saved_phase(ctx));
     const std::vector<int64_t> counts = ctx->saved_data["counts"].toIntVector();
     return {reduce_scatter_padded(grads[0].contiguous(), *comm_of(ctx), counts), at::Tensor(), at::Tensor()};
   }
@@ -126,11 +132,13 @@ RowExchange unflatten(const std::vector<int64_t>& flat) {
 struct ExchangeRows : torch::autograd::Function<ExchangeRows> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, Communicator* comm, const RowExchange* ex) {
     ctx->saved_data["comm"] = reinterpret_cast<int64_t>(comm);
+    ctx->saved_data["phase"] = static_cast<int64_t>(PhaseTimers::current_phase());
     ctx->saved_data["exchange"] = flatten(*ex);
     ctx->saved_data["shape"] = x.sizes().vec();
     return run_exchange(x, *comm, *ex);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    ScopedPhase timed(saved_phase(ctx));
     const RowExchange ex = unflatten(ctx->saved_data["exchange"].toIntVector());
     at::Tensor grad_x = reverse_exchange(grads[0].contiguous(), *comm_of(ctx), ex,
                                          ctx->saved_data["shape"].toIntVector());
@@ -142,11 +150,13 @@ struct AllToAllRows : torch::autograd::Function<AllToAllRows> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, Communicator* comm,
                             std::vector<int64_t> send_counts, std::vector<int64_t> recv_counts) {
     ctx->saved_data["comm"] = reinterpret_cast<int64_t>(comm);
+    ctx->saved_data["phase"] = static_cast<int64_t>(PhaseTimers::current_phase());
     ctx->saved_data["send"] = send_counts;
     ctx->saved_data["recv"] = recv_counts;
     return run_all_to_all(x, *comm, send_counts, recv_counts);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    ScopedPhase timed(saved_phase(ctx));
     at::Tensor grad_x = run_all_to_all(grads[0], *comm_of(ctx), ctx->saved_data["recv"].toIntVector(),
                                        ctx->saved_data["send"].toIntVector());
     return {grad_x, at::Tensor(), at::Tensor(), at::Tensor()};

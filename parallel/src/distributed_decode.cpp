@@ -1,7 +1,9 @@
 #include "gsa/parallel/distributed_decode.h"
 
 #include <algorithm>
+#include <optional>
 
+#include "gsa/parallel/phase_timers.h"
 #include "gsa/parallel/sp_attention.h"
 #include "gsa/runtime/attention.h"
 #include "gsa/runtime/selection.h"
@@ -50,10 +52,13 @@ class DistributedGenerator::DecodeAttention : public LayerAttention {
     const bool kernels =
         use_kernel_backend(gen_.attention_.backend, q1.is_cuda(),
                            sparse_decode_unsupported(q1, keys.scalar_type(), hkv), str_cat("decode q ", q1.sizes()));
+    std::optional<ScopedPhase> compute(std::in_place, Phase::kAttention);
     const gsa::DecodeAttention mine =
         kernels ? sparse_decode(q1, keys, gen_.v_[layer], columns, scale, 0, &generated_)
                 : sparse_decode_reference(q1, keys, gen_.v_[layer], columns, scale, &generated_);
+    compute.reset();
     // [1, Hq, D + 1] from every rank, merged in fp32.
+    ScopedPhase merge(Phase::kDecodeMerge);
     at::Tensor packed = at::cat({mine.out, mine.lse.unsqueeze(-1)}, -1).contiguous();
     Communicator& sp = gen_.sp_;
     at::Tensor gathered = at::empty({sp.size() * packed.numel()}, packed.options());

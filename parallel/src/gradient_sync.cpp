@@ -1,5 +1,6 @@
 #include "gsa/parallel/gradient_sync.h"
 
+#include "gsa/parallel/phase_timers.h"
 #include "gsa/runtime/error.h"
 
 namespace gsa {
@@ -78,6 +79,7 @@ void GradientSync::start(Bucket& bucket) { bucket.handle = comm_->all_reduce_asy
 
 void GradientSync::finish() {
   GSA_CHECK(sync_, "GradientSync::finish during accumulation: set_sync(true) before the last micro-batch");
+  ScopedPhase timed(Phase::kGradAllReduce);  // what of the all-reduce backward did not hide
   at::NoGradGuard no_grad;
   for (Bucket& b : buckets_) {
     if (b.handle) continue;

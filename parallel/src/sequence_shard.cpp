@@ -41,8 +41,24 @@ SequenceShards shards_from_boundaries(std::vector<int64_t> begin, int64_t length
   return SequenceShards{std::move(begin)};
 }
 
-SequenceShards shard_at_sections(const std::vector<GistLayout>& rows, int64_t sp) {
+namespace {
+
+// [T + 1] cumulative work of the batch's positions (summed over rows; positions past a row's end cost nothing).
+std::vector<double> cumulative_work(const std::vector<GistLayout>& rows, int64_t length, const WorkModel& work) {
+  std::vector<double> sum(length + 1, 0.0);
+  for (const GistLayout& row : rows) {
+    const std::vector<double> w = position_work(row, work);
+    for (size_t t = 0; t < w.size(); ++t) sum[t + 1] += w[t];
+  }
+  for (int64_t t = 0; t < length; ++t) sum[t + 1] += sum[t];
+  return sum;
+}
+
+// Cuts near the even split of the cumulative work: just after a top-level gist of the first row where one is
+// within half a shard (in positions) of the split, else at the split.
+SequenceShards cut_at_sections(const std::vector<GistLayout>& rows, int64_t sp, const WorkModel& work) {
   GSA_CHECK(!rows.empty(), "cannot shard an empty batch");
+  GSA_CHECK(sp >= 1, "cannot shard over sp ", sp, " ranks");
   const int64_t length = padded_length(rows);
   GSA_CHECK(length >= sp, "a row of ", length, " positions cannot be split over sp ", sp, " ranks");
   // Candidate cuts: just after each top-level gist of the first row.
@@ -51,9 +67,15 @@ SequenceShards shard_at_sections(const std::vector<GistLayout>& rows, int64_t sp
   for (int64_t pos : row.gist_pos[row.levels() - 1]) {
     if (pos + 1 < length) cuts.push_back(pos + 1);
   }
+  const bool uniform = work.per_key == 0;
+  const std::vector<double> cumulative = uniform ? std::vector<double>{} : cumulative_work(rows, length, work);
   std::vector<int64_t> begin{0};
   for (int64_t r = 1; r < sp; ++r) {
-    const int64_t target = length * r / sp;
+    // The first position where the work before it reaches r / sp of the total.
+    const int64_t target =
+        uniform ? length * r / sp
+                : std::lower_bound(cumulative.begin(), cumulative.end(), cumulative.back() * r / sp) -
+                      cumulative.begin();
     int64_t best = target;
     int64_t best_distance = length;
     for (int64_t c : cuts) {
@@ -62,7 +84,7 @@ SequenceShards shard_at_sections(const std::vector<GistLayout>& rows, int64_t sp
         best_distance = std::llabs(c - target);
       }
     }
-    // Too far from the even split (more than half a shard) or no section left: cut evenly.
+    // Too far from the split (more than half a shard) or no section left: cut at the split.
     if (best_distance > length / (2 * sp)) best = std::max(target, begin.back() + 1);
     begin.push_back(best);
   }
@@ -70,6 +92,58 @@ SequenceShards shard_at_sections(const std::vector<GistLayout>& rows, int64_t sp
   for (size_t i = 1; i < begin.size(); ++i) begin[i] = std::max(begin[i], begin[i - 1] + 1);
   GSA_CHECK(begin.back() == length, "sharding ", length, " positions over ", sp, " ranks failed");
   return shards_from_boundaries(begin, length);
+}
+
+}  // namespace
+
+SequenceShards shard_at_sections(const std::vector<GistLayout>& rows, int64_t sp) {
+  return cut_at_sections(rows, sp, WorkModel{1, 0});
+}
+
+SequenceShards shard_by_work(const std::vector<GistLayout>& rows, int64_t sp, const WorkModel& work) {
+  GSA_CHECK(work.per_token >= 0 && work.per_key >= 0 && work.per_token + work.per_key > 0,
+            "shard_by_work: the work model needs per_token, per_key >= 0, not both 0 (got ", work.per_token, ", ",
+            work.per_key, ")");
+  return cut_at_sections(rows, sp, work);
+}
+
+WorkModel work_model_of(const ModelOptions& m) {
+  const double q = static_cast<double>(m.num_heads * m.head_dim), kv = static_cast<double>(m.num_kv_heads * m.head_dim);
+  const double h = static_cast<double>(m.hidden_size), inter = static_cast<double>(m.intermediate_size);
+  return WorkModel{h * (2 * q + 2 * kv) + 3 * h * inter, 2 * q};
+}
+
+std::vector<double> position_work(const GistLayout& row, const WorkModel& work) {
+  const int64_t levels = row.levels();
+  std::vector<double> out(static_cast<size_t>(row.size()));
+  std::vector<int64_t> frontier(static_cast<size_t>(levels), 0);  // visible gists per level
+  int64_t sinks = 0;
+  for (int64_t t = 0; t < row.size(); ++t) {
+    if (t == row.doc_start[row.doc[t]]) {
+      std::fill(frontier.begin(), frontier.end(), 0);
+      sinks = 0;
+    }
+    if (row.sink[t] != 0) ++sinks;
+    if (row.is_gist(t)) {
+      const int64_t l = row.level[t];
+      ++frontier[static_cast<size_t>(l)];
+      for (int64_t below = 0; below < l; ++below) frontier[static_cast<size_t>(below)] = 0;  // now summarised
+    }
+    int64_t keys = sinks + (t - local_window_start(row, t) + 1);
+    for (int64_t n : frontier) keys += n;
+    out[static_cast<size_t>(t)] = work.per_token + work.per_key * static_cast<double>(keys);
+  }
+  return out;
+}
+
+std::vector<double> shard_work(const std::vector<GistLayout>& rows, const SequenceShards& shards,
+                               const WorkModel& work) {
+  const std::vector<double> cumulative = cumulative_work(rows, shards.length(), work);
+  std::vector<double> out;
+  for (int64_t r = 0; r < shards.num_shards(); ++r) {
+    out.push_back(cumulative[shards.shard_begin(r + 1)] - cumulative[shards.shard_begin(r)]);
+  }
+  return out;
 }
 
 }  // namespace gsa

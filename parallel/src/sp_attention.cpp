@@ -1,7 +1,9 @@
 #include "gsa/parallel/sp_attention.h"
 
 #include <algorithm>
+#include <optional>
 
+#include "gsa/parallel/phase_timers.h"
 #include "gsa/runtime/attention.h"
 #include "gsa/runtime/error.h"
 
@@ -116,29 +118,41 @@ at::Tensor SequenceParallelAttention::attend(int64_t layer, bool layer_selects, 
   // A group of one holds every key: the plain attention over its plan (no exchange to make, and the kernels'
   // direct output where there is no selection).
   if (sp_.size() == 1 && captured_ == nullptr && traffic_ == nullptr) {
+    ScopedPhase timed(Phase::kAttention);
     return gsa_attention(q, k, v, p.plan, layer_selects, selection_, scale);
   }
   at::Tensor kv = at::cat({k, v}, -1);                                                  // [B, Hkv, Tl, 2D]
 
   // 1. the replicated keys (global gist tree + sinks): own rows out, every rank's rows in.
-  at::Tensor gathered = all_gather_rows(own_replicated_rows(ex, kv), sp_, ex.replicated_counts);
+  at::Tensor gathered;
+  {
+    ScopedPhase timed(Phase::kGistTree);
+    gathered = all_gather_rows(own_replicated_rows(ex, kv), sp_, ex.replicated_counts);
+  }
   at::Tensor replicated = at::zeros({b * ex.replicated_width, hkv, 2 * d}, kv.options())
                               .index_put({ex.replicated_target}, gathered)
                               .view({b, ex.replicated_width, hkv, 2 * d});
   // 2. the halo: the positions before the shard, position-major rows (only the sent rows are copied).
   at::Tensor by_pos = kv.permute({2, 0, 1, 3});                                         // [Tl, B, Hkv, 2D]
-  at::Tensor halo = exchange_rows(by_pos, sp_, ex.halo).permute({1, 0, 2, 3});           // [B, H, Hkv, 2D]
+  at::Tensor halo;
+  {
+    ScopedPhase timed(Phase::kHalo);
+    halo = exchange_rows(by_pos, sp_, ex.halo).permute({1, 0, 2, 3});                     // [B, H, Hkv, 2D]
+  }
   // 3. the keys this rank attends to: [replicated | halo | own].
   at::Tensor keys = at::cat({replicated, halo, kv.permute({0, 2, 1, 3})}, 1).permute({0, 2, 1, 3});  // [B, Hkv, S, 2D]
   KeyView view{keys.narrow(-1, 0, d), keys.narrow(-1, d, d), ex.key_slot};
 
   const bool route = layer_selects && p.any_selective;
   RemoteSelection remote;
+  std::optional<ScopedPhase> compute(std::in_place, Phase::kAttention);
   PartialAttention result = gsa_attention_partial(q, view, p.plan, layer_selects, selection_, scale, nullptr,
                                                   route ? &remote : nullptr);
+  compute.reset();
   // 4. selected chunks held elsewhere: attended by their owners.
   RoutingTraffic routing;
   if (route) {
+    ScopedPhase timed(Phase::kRouting);
     PartialAttention routed = route_unfolding(remote, q, p.plan, p.shards, k, v, sp_, scale, &routing);
     result = merge_partials({result, routed});
   }
@@ -157,6 +171,7 @@ at::Tensor SequenceParallelAttention::attend(int64_t layer, bool layer_selects, 
     t.routing.items_sent += routing.items_sent;
     t.routing.bytes_sent += routing.bytes_sent;
   }
+  ScopedPhase finish(Phase::kAttention);
   return finish_attention(result, p.plan, q.scalar_type());
 }
 

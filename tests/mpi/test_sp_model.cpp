@@ -1,6 +1,6 @@
 // The whole model sequence-parallel (and data-parallel) against one rank on the same global batch: the loss
 // and the gradient of every parameter after GradientSync, for sp = the world (1, 2 or 4 ranks), dp x sp meshes,
-// 1 and 2 levels, cpt and selective modes, packed documents, cuts at sections and in awkward places.
+// 1 and 2 levels, cpt and selective modes, packed documents, cuts at sections, by work and in awkward places.
 // Tolerance: fp32 through two layers: loss |a - e| <= 1e-5 |e|; gradients |a - e| <= 2e-5 + 2e-4 |e|.
 #include <gtest/gtest.h>
 
@@ -17,6 +17,7 @@ namespace {
 struct Setup {
   int64_t dp, sp, levels;
   bool selective, awkward;
+  bool by_work = false;  // shard_by_work's cut (the work-balanced placement)
 };
 
 void check(const Setup& s, uint32_t seed) {
@@ -34,7 +35,9 @@ void check(const Setup& s, uint32_t seed) {
   std::vector<GistLayout> rows(global.begin() + first, global.begin() + first + rows_per_replica);
   at::Tensor labels = test::sp_next_token_labels(rows);
   const int64_t length = padded_length(rows);
-  SequenceShards shards = s.awkward ? test::sp_awkward_shards(length, s.sp, seed + 7) : shard_at_sections(rows, s.sp);
+  SequenceShards shards = s.awkward   ? test::sp_awkward_shards(length, s.sp, seed + 7)
+                          : s.by_work ? shard_by_work(rows, s.sp, work_model_of(test::sp_tiny_model()))
+                                      : shard_at_sections(rows, s.sp);
 
   GradientSync sync(model.parameter_list(), groups.world, /*bucket_bytes=*/8 << 10);
   SpLossResult result = sp_next_token_loss(model, rows, labels, shards, attention, s.selective, *groups.sp,
@@ -62,6 +65,23 @@ TEST(SpModel, SequenceParallelEqualsOneRank) {
       for (bool awkward : {false, true}) check({1, world, levels, selective, awkward}, ++seed);
     }
   }
+}
+
+// The work-balanced placement moves the cuts, never the result.
+TEST(SpModel, WorkBalancedCutEqualsOneRank) {
+  const int64_t world = test::mpi_session().world_size();
+  const WorkModel work = work_model_of(test::sp_tiny_model());
+  uint32_t seed = 60;
+  int moved = 0;  // cases where the work cut differs from the section cut (else this test would add nothing)
+  for (int64_t levels : {1, 2}) {
+    for (bool selective : {false, true}) {
+      ++seed;
+      const std::vector<GistLayout> rows = test::sp_random_batch(levels, 2, seed);  // check()'s rows
+      moved += shard_by_work(rows, world, work).begin != shard_at_sections(rows, world).begin;
+      check({1, world, levels, selective, false, true}, seed);
+    }
+  }
+  if (world > 1) EXPECT_GT(moved, 0) << "the work cut never moved a boundary";
 }
 
 TEST(SpModel, DataTimesSequenceParallelEqualsOneRank) {

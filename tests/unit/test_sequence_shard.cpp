@@ -2,10 +2,12 @@
 // validated with messages that name the problem; the owner lookup agrees with the boundaries.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 
 #include "gsa/parallel/sequence_shard.h"
 #include "gsa/runtime/error.h"
+#include "gsa/runtime/mask_predicate.h"
 
 namespace gsa {
 namespace {
@@ -73,6 +75,75 @@ TEST(SequenceShard, BadInputsNameTheProblem) {
   const std::vector<GistLayout> rows{layout(1, 1, 2)};
   EXPECT_NE(error_of([&] { shard_at_sections(rows, 8); }).find("cannot be split over sp 8"), std::string::npos);
   EXPECT_NE(error_of([&] { SequenceShards{{0, 3, 6}}.owner(6); }).find("outside the sharded length"),
+            std::string::npos);
+}
+
+// The keys query q sees under the gist mask (the oracle: the mask's own predicate, pair by pair).
+int64_t exact_keys(const GistLayout& row, int64_t q) {
+  int64_t n = 0;
+  for (int64_t k = 0; k <= q; ++k) n += gist_mask_allowed(row, q, k);
+  return n;
+}
+
+// Exact work of each shard: per_token + per_key x the mask's key count, summed over its positions.
+std::vector<double> exact_shard_work(const GistLayout& row, const SequenceShards& shards, const WorkModel& w) {
+  std::vector<double> out(static_cast<size_t>(shards.num_shards()), 0.0);
+  for (int64_t q = 0; q < row.size(); ++q) {
+    out[static_cast<size_t>(shards.owner(q))] += w.per_token + w.per_key * static_cast<double>(exact_keys(row, q));
+  }
+  return out;
+}
+
+TEST(SequenceShard, UniformWorkGivesTheSectionCuts) {
+  for (int64_t levels : {1, 2}) {
+    const std::vector<GistLayout> rows{layout(levels, 400, 8)};
+    for (int64_t sp : {1, 2, 3, 4}) {
+      EXPECT_EQ(shard_by_work(rows, sp, WorkModel{1, 0}).begin, shard_at_sections(rows, sp).begin) << sp;
+    }
+  }
+}
+
+// position_work estimates the mask's key count per query from the gist frontier; it may miss the previous
+// sections' lower-level gists and count level-0 gists of the local window twice: at most (prev_chunks + 1) x
+// fanout per level below the top, plus one chunk of window (here 1 previous chunk, fanout 2, chunk 4).
+TEST(SequenceShard, PositionWorkFollowsTheMasksKeyCount) {
+  for (int64_t levels : {1, 2}) {
+    const GistLayout row = layout(levels, 300, 8);
+    const std::vector<double> work = position_work(row, WorkModel{0, 1});
+    const double bound = 2.0 * 2 * levels + 4;
+    for (int64_t q = 0; q < row.size(); ++q) {
+      EXPECT_NEAR(work[static_cast<size_t>(q)], static_cast<double>(exact_keys(row, q)), bound)
+          << "levels " << levels << " query " << q;
+    }
+  }
+}
+
+// Cut by work, the heaviest shard's exact work (the mask's key counts) is lighter than with the even cut of
+// positions, and the cuts still follow top-level gists.
+TEST(SequenceShard, WorkCutLightensTheHeaviestShard) {
+  const WorkModel w{8, 1};  // attention-heavy: 8 key-equivalents per position
+  for (int64_t levels : {1, 2}) {
+    const std::vector<GistLayout> rows{layout(levels, 600, 8)};
+    const GistLayout& row = rows[0];
+    for (int64_t sp : {2, 4}) {
+      const SequenceShards even = shard_at_sections(rows, sp), by_work = shard_by_work(rows, sp, w);
+      const std::vector<double> a = exact_shard_work(row, even, w), b = exact_shard_work(row, by_work, w);
+      const double max_even = *std::max_element(a.begin(), a.end());
+      const double max_work = *std::max_element(b.begin(), b.end());
+      EXPECT_LT(max_work, 0.9 * max_even) << "levels " << levels << " sp " << sp << ": " << even.describe()
+                                          << " vs " << by_work.describe();
+      for (int64_t r = 1; r < sp; ++r) EXPECT_EQ(row.level[by_work.shard_begin(r) - 1], levels - 1);
+      // shard_work is position_work summed per shard.
+      const std::vector<double> estimated = shard_work(rows, by_work, w);
+      const std::vector<double> per_pos = position_work(row, w);
+      for (int64_t r = 0; r < sp; ++r) {
+        double sum = 0;
+        for (int64_t q = by_work.shard_begin(r); q < by_work.shard_begin(r + 1); ++q) sum += per_pos[q];
+        EXPECT_NEAR(estimated[static_cast<size_t>(r)], sum, 1e-9 * sum);
+      }
+    }
+  }
+  EXPECT_NE(error_of([] { shard_by_work({layout(1, 40, 2)}, 2, WorkModel{0, 0}); }).find("not both 0"),
             std::string::npos);
 }
 

@@ -8,6 +8,10 @@
 //   boundary nearest each even split, so no top-level section (and no chunk) straddles two ranks; when the row
 //   has too few sections it falls back to even splits. Exactness never depends on where the cuts are.
 // - shards_from_boundaries takes explicit cuts (tests put them in awkward places) and validates them.
+// - shard_by_work (the work-balanced placement) cuts at the same candidate boundaries as shard_at_sections,
+//   but nearest the quantiles of the estimated work (position_work) instead of the even split of positions: a
+//   causal gist row gives later positions more visible keys (the gist tree grows), so equal positions are
+//   unequal work. With per_key = 0 the work is uniform and the cuts are shard_at_sections'.
 #pragma once
 
 #include <cstdint>
@@ -16,6 +20,7 @@
 
 #include <ATen/ATen.h>
 
+#include "gsa/config/options.h"
 #include "gsa/runtime/gist_layout.h"
 
 namespace gsa {
@@ -36,6 +41,26 @@ struct SequenceShards {
 int64_t padded_length(const std::vector<GistLayout>& rows);
 
 SequenceShards shard_at_sections(const std::vector<GistLayout>& rows, int64_t sp);
+
+// The cost of one position in units of one multiply-add per element: per_token for what every position pays
+// (projections, MLP), per_key for each key its query sees (scores and the weighted sum over values).
+struct WorkModel {
+  double per_token = 1;
+  double per_key = 0;
+};
+// A layer's weights: per_token = hidden * (2 Hq D + 2 Hkv D) + 3 hidden * intermediate, per_key = 2 Hq D.
+WorkModel work_model_of(const ModelOptions& model);
+
+// [T] the estimated work of each position of row: per_token + per_key * visible keys, the visible keys of a query
+// being its document's sink, its local window and its gist frontier (at each level, the gists since the last
+// gist of the level above; every top-level gist before it).
+std::vector<double> position_work(const GistLayout& row, const WorkModel& work);
+
+// Work per shard (summed over the rows): [sp].
+std::vector<double> shard_work(const std::vector<GistLayout>& rows, const SequenceShards& shards,
+                               const WorkModel& work);
+
+SequenceShards shard_by_work(const std::vector<GistLayout>& rows, int64_t sp, const WorkModel& work);
 SequenceShards shards_from_boundaries(std::vector<int64_t> begin, int64_t length);
 
 }  // namespace gsa
