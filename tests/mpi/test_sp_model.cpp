@@ -81,7 +81,9 @@ TEST(SpModel, WorkBalancedCutEqualsOneRank) {
       check({1, world, levels, selective, false, true}, seed);
     }
   }
-  if (world > 1) EXPECT_GT(moved, 0) << "the work cut never moved a boundary";
+  if (world > 1) {
+    EXPECT_GT(moved, 0) << "the work cut never moved a boundary";
+  }
 }
 
 TEST(SpModel, DataTimesSequenceParallelEqualsOneRank) {
