@@ -51,20 +51,29 @@ DistributedGenerator& ShardedBackend::at(int64_t id) {
 void ShardedBackend::add(int64_t id, GistLayout prompt, int64_t max_positions) {
   GSA_CHECK(sequences_.count(id) == 0, "sequence ", id, " exists already");
   const SequenceShards shards = shard_at_sections({prompt}, sp_.size());
-  sequences_[id] = std::make_unique<DistributedGenerator>(model_, attention_, std::move(prompt), shards,
-                                                          max_positions, sp_);
+  sequences_[id] =
+      std::make_unique<DistributedGenerator>(model_, attention_, std::move(prompt), shards, max_positions, sp_);
 }
 
-void ShardedBackend::remove(int64_t id) { sequences_.erase(id); }
+void ShardedBackend::remove(int64_t id) {
+  // The next step restacks anyway (the batch changed): drop the stacked copies of this sequence's tree now.
+  decode_batch_.clear();
+  sequences_.erase(id);
+}
 
 at::Tensor ShardedBackend::prefill(int64_t id, int64_t /*count: the prompt runs sequence-parallel at once*/) {
   return at(id).prefill();
 }
 
 std::vector<at::Tensor> ShardedBackend::decode(const std::vector<std::pair<int64_t, int64_t>>& batch) {
-  std::vector<at::Tensor> logits;
-  for (const auto& [id, token] : batch) logits.push_back(at(id).step(token));
-  return logits;
+  if (batch.empty()) return {};
+  std::vector<DistributedGenerator*> sequences;
+  std::vector<int64_t> tokens;
+  for (const auto& [id, token] : batch) {
+    sequences.push_back(&at(id));
+    tokens.push_back(token);
+  }
+  return decode_batch_.step(sequences, tokens);
 }
 
 int64_t ShardedBackend::allocated_positions() const {

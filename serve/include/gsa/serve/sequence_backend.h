@@ -1,5 +1,5 @@
-// The serving engine's model work behind one small interface, so a batched GPU decode kernel can replace the
-// per-sequence loop without touching the scheduler.
+// The serving engine's model work behind one small interface, so the batched decode of one device or of an sp
+// group plugs in without touching the scheduler.
 //
 // Contract (every implementation):
 // - add(id, prompt, max_positions) creates a sequence whose prompt is not run yet; remove(id) frees it and its KV.
@@ -12,17 +12,18 @@
 // - Sharded: every rank of the sp group makes the same calls in the same order (the engine's lockstep).
 #pragma once
 
+#include <ATen/ATen.h>
+
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <utility>
 #include <vector>
 
-#include <ATen/ATen.h>
-
 #include "gsa/config/options.h"
 #include "gsa/parallel/communicator.h"
 #include "gsa/parallel/distributed_decode.h"
+#include "gsa/parallel/distributed_decode_batch.h"
 #include "gsa/runtime/decode_batch.h"
 #include "gsa/runtime/generation.h"
 #include "gsa/runtime/gist_layout.h"
@@ -60,8 +61,10 @@ class LocalBackend : public SequenceBackend {
   std::map<int64_t, std::unique_ptr<Generator>> sequences_;
 };
 
-// An sp group: each sequence's prompt cut over the ranks at section boundaries (DistributedGenerator), decode in
-// lockstep with one merge per layer. The model and the communicator must outlive the backend.
+// An sp group: each sequence's prompt cut over the ranks at section boundaries (DistributedGenerator), and each
+// decode step of the batch as one forward over all of them in lockstep, with one merge per layer for the whole
+// batch (DistributedDecodeBatch: restacked only when the batch changes). The model and the communicator must
+// outlive the backend.
 class ShardedBackend : public SequenceBackend {
  public:
   ShardedBackend(const LlamaModel& model, const AttentionOptions& attention, Communicator& sp)
@@ -78,6 +81,7 @@ class ShardedBackend : public SequenceBackend {
   AttentionOptions attention_;
   Communicator& sp_;
   std::map<int64_t, std::unique_ptr<DistributedGenerator>> sequences_;
+  DistributedDecodeBatch decode_batch_;
 };
 
 // KV bytes one position takes over every layer (K and V).
