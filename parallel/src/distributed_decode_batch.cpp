@@ -15,8 +15,9 @@ namespace gsa {
 namespace {
 
 // Tensors of one dtype and device whose dim `dim` differs, padded there with `fill` to the longest and
-// concatenated along dim 0 (the batch).
+// concatenated along dim 0 (the batch); one part is returned as it is (no copy of a lone sequence's tree).
 at::Tensor pad_and_cat(const std::vector<at::Tensor>& parts, int64_t dim, double fill) {
+  if (parts.size() == 1) return parts[0];
   int64_t longest = 0;
   for (const at::Tensor& t : parts) longest = std::max(longest, t.size(dim));
   std::vector<at::Tensor> padded;
