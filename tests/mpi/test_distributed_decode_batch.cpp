@@ -3,9 +3,9 @@
 // changing order between steps, one crossing a KV block boundary inside the batch; every sequence's logits at
 // every step equal its own Generator::step on one device, each step runs exactly one all-gather per layer for
 // the whole batch and no other collective (a counting Communicator), and the plans restack only when the
-// batch changes. Tolerance: fp32 logits |a - e| <= 1e-5 + 1e-4 |e| (summation order only; as
-// test_distributed_decode.cpp); the bf16 kernels (their CPU twins) ||a - e|| / ||e|| <= kBf16RelErr against the
-// same kernels on one device.
+// batch changes (or a sequence was stepped outside it). Tolerance: fp32 logits |a - e| <= 1e-5 + 1e-4 |e| (summation
+// order only; as test_distributed_decode.cpp); the bf16 kernels (their CPU twins) ||a - e|| / ||e|| <= kBf16RelErr
+// against the same kernels on one device.
 #include <gtest/gtest.h>
 
 #include <map>
@@ -179,6 +179,42 @@ TEST(DistributedDecodeBatch, KernelPathEqualsKernelsOnOneDevice) {
   attention.backend = AttentionBackend::kKernels;
   attention.selection.enabled = false;  // sequence-parallel prefill selects with LibTorch ops only (a key slot table)
   check_batched_decode(o, attention, 2, 90, /*bf16=*/true);
+}
+
+// A sequence stepped outside the batch (its own step()) between two steps of an otherwise unchanged batch: the
+// batch restacks instead of advancing its stale plan, and the logits still equal the single-device oracle's.
+TEST(DistributedDecodeBatch, SequenceSteppedElsewhereRestacks) {
+  const ProcessGroups& groups = test::test_groups(1, test::mpi_session().world_size());
+  LlamaModel model = LlamaModel::create(test::sp_tiny_model(), 11, groups.device);
+  AttentionOptions attention;
+  attention.selection.enabled = true;
+  std::vector<Sequence> seqs(2);
+  for (int i = 0; i < 2; ++i) {
+    const GistLayout layout = prompt(2, 45 + 30 * i, 60 + i);
+    seqs[i].alone = std::make_unique<Generator>(model, attention, layout, layout.size() + 8);
+    seqs[i].sharded = std::make_unique<DistributedGenerator>(
+        model, attention, layout, shard_at_sections({layout}, groups.sp->size()), layout.size() + 8, *groups.sp);
+    seqs[i].last = seqs[i].alone->prefill();
+    seqs[i].sharded->prefill();
+  }
+  DistributedDecodeBatch batch;
+  auto batch_step = [&](int step) {
+    const std::vector<int64_t> tokens{seqs[0].last.argmax().item<int64_t>(), seqs[1].last.argmax().item<int64_t>()};
+    const std::vector<at::Tensor> got = batch.step({seqs[0].sharded.get(), seqs[1].sharded.get()}, tokens);
+    for (int i = 0; i < 2; ++i) {
+      seqs[i].last = seqs[i].alone->step(tokens[i]);
+      GSA_EXPECT_CLOSE(got[i], seqs[i].last, 1e-5, 1e-4) << "batch step " << step << " sequence " << i;
+    }
+  };
+  batch_step(0);
+  batch_step(1);
+  EXPECT_EQ(batch.restacks(), 1);
+  const int64_t token = seqs[0].last.argmax().item<int64_t>();
+  const at::Tensor alone = seqs[0].sharded->step(token);
+  seqs[0].last = seqs[0].alone->step(token);
+  GSA_EXPECT_CLOSE(alone, seqs[0].last, 1e-5, 1e-4) << "the step outside the batch";
+  batch_step(2);
+  EXPECT_EQ(batch.restacks(), 2);
 }
 
 TEST(DistributedDecodeBatch, BadBatchesFailOnEveryRankAndMoveNothing) {
