@@ -1,11 +1,11 @@
 // Batched distributed decode (DistributedDecodeBatch) against single-device decode: a batch of sequences with
 // different prompt lengths, documents and shard cuts (at sections and in awkward places), joining, leaving and
-// changing order between steps, one crossing a KV block boundary inside the batch; every sequence's logits at
-// every step equal its own Generator::step on one device, each step runs exactly one all-gather per layer for
-// the whole batch and no other collective (a counting Communicator), and the plans restack only when the
-// batch changes (or a sequence was stepped outside it). Tolerance: fp32 logits |a - e| <= 1e-5 + 1e-4 |e| (summation
-// order only; as test_distributed_decode.cpp); the bf16 kernels (their CPU twins) ||a - e|| / ||e|| <= kBf16RelErr
-// against the same kernels on one device.
+// changing order between steps, one crossing a KV block boundary inside the batch; every sequence's logits at every
+// step equal its own Generator::step on one device, each step runs exactly one all-gather per layer for the whole
+// batch and no other collective (a counting Communicator), and the plans restack only when the batch changes (or a
+// sequence was stepped outside it). Tolerance: fp32 logits |a - e| <= 1e-5 + 1e-4 |e| (summation order only; as
+// test_distributed_decode.cpp); the bf16 kernels (their CPU twins) ||a - e|| / ||e|| <= kBf16RelErr against the
+// same kernels on one device.
 #include <gtest/gtest.h>
 
 #include <map>
