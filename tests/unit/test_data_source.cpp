@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "gsa/config/config_loader.h"
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/file_util.h"
 #include "gsa/runtime/model_tokenizer.h"
@@ -31,12 +32,12 @@ std::string test_dir() {
   return dir;
 }
 
-// The message of the gsa::Error that f throws ("" when it throws none).
+// The message of the exception (gsa::Error, ConfigError) that f throws ("" when it throws none).
 template <typename F>
 std::string thrown_message(F f) {
   try {
     f();
-  } catch (const Error& e) {
+  } catch (const std::exception& e) {
     return e.what();
   }
   return "";
@@ -295,9 +296,6 @@ TEST(SyntheticTasks, AnswersAreInTheContext) {
   }
 }
 
-}  // namespace
-}  // namespace gsa
-
 // Several questions per example, pairs padded to chunk width: the labels sit exactly on the answer after every
 // '=' of the suffix (found in the decoded text, not from the task's spans), each answer is the value the context
 // gives its key, and every padded block of the context is one header or one pair.
@@ -342,7 +340,9 @@ TEST(SyntheticTasks, MultiDocQuestionsLabelEveryAnswerAndPairsFillTheirBlocks) {
       ASSERT_TRUE(value_of.count(part.substr(1, 2))) << part;
       EXPECT_EQ(part.substr(4, 1), value_of[part.substr(1, 2)]) << part;
       asked.insert(part.substr(1, 2));
-      if (q < 4) EXPECT_EQ(suffix[q * 6 + 5], ';');
+      if (q < 4) {
+        EXPECT_EQ(suffix[q * 6 + 5], ';');
+      }
     }
     EXPECT_EQ(asked.size(), 5u);
   }
@@ -358,7 +358,9 @@ TEST(SyntheticTasks, MultiDocQuestionsLabelEveryAnswerAndPairsFillTheirBlocks) {
     for (int64_t t = 0; t < batch.labels.size(1); ++t) {
       const int64_t label = batch.labels[static_cast<int64_t>(r)][t].item<int64_t>();
       EXPECT_EQ(label != -100, expected.count(t) == 1) << "row " << r << " position " << t;
-      if (label != -100) EXPECT_EQ(label, l.tokens[t + 1]);
+      if (label != -100) {
+        EXPECT_EQ(label, l.tokens[t + 1]);
+      }
     }
   }
   // Answer spans that overlap, run out of the suffix or are empty are refused.
@@ -396,4 +398,24 @@ TEST(SyntheticTasks, MultiDocMinDocumentsMixesContextLengths) {
     counts.insert(headers);
   }
   EXPECT_EQ(counts, (std::set<int64_t>{2, 3, 4, 5}));
+  // data.row_tokens packs these examples (2..5 documents of 17 tokens + the 7-token question: 41..92 raw
+  // tokens) into rows of at most 120 raw tokens: each row fits, and it ends only when the next example (at most
+  // 92 tokens) would not.
+  o.data.row_tokens = 120;
+  const TaskBatch batch = make_data_source(o, tokenizer, 3)->sequences(0, 40, at::kCPU);
+  std::set<int64_t> examples_per_row;
+  for (const GistLayout& l : batch.layouts) {
+    int64_t raw = 0;
+    for (int64_t t = 0; t < l.size(); ++t) raw += !l.is_gist(t);
+    EXPECT_LE(raw, 120);
+    EXPECT_GT(raw, 120 - 92);
+    examples_per_row.insert(l.num_docs());
+  }
+  EXPECT_GT(examples_per_row.size(), 1u) << "every row packed the same number of examples";
+  EXPECT_NE(thrown_message([] { load_config_text("data { row_tokens: 120 examples_per_row: 2 }", "t.pbtxt"); })
+                .find("data.examples_per_row = 2 must then be 1"),
+            std::string::npos);
 }
+
+}  // namespace
+}  // namespace gsa
