@@ -31,7 +31,10 @@ constexpr const char* kHelp =
     "  --checkpoint DIR  a training output dir, its checkpoints/ folder or one step folder\n"
     "  --config F        use F's gist, attention and data sections (its model section must match the\n"
     "                    checkpoint's tensors); default: the checkpoint's own config.pbtxt. --set overrides either.\n"
-    "  --task NAME       retrieval (key-value retrieval, data.retrieval's key/value shape); default retrieval\n"
+    "  --task NAME       retrieval (key-value retrieval, data.retrieval's key/value shape) or multi_doc\n"
+    "                    (multi-document key-value retrieval, data.multi_doc's shape, as many documents as\n"
+    "                    fit, one question); default multi_doc when the config's data.source is MULTI_DOC,\n"
+    "                    else retrieval\n"
     "  --lengths L,...   raw tokens per document (context + question + answer, gists not counted); default\n"
     "                    512,1024,2048. A length the task cannot fill is an error naming the longest it can.\n"
     "  --samples N       samples per length (default 64)\n"
@@ -57,7 +60,7 @@ int run_eval(const Args& args) {
   const std::string config = flags.get_string("config", "");
   const std::vector<std::string> overrides = flags.get_all("set");
   EvalSettings settings;
-  settings.task = flags.get_string("task", "retrieval");
+  const std::string task = flags.get_string("task", "");
   settings.lengths = flags.get_int_list("lengths", {512, 1024, 2048});
   settings.samples = flags.get_int("samples", 64);
   settings.modes = parse_attention_modes(flags.get_string("modes", "full,gist,selective"));
@@ -80,6 +83,7 @@ int run_eval(const Args& args) {
   const GsaOptions options = config.empty()
                                  ? load_config_text(loaded.config_text, join_path(dir, "config.pbtxt"), overrides)
                                  : load_config_file(config, overrides);
+  settings.task = !task.empty() ? task : options.data.source == DataSourceKind::kMultiDoc ? "multi_doc" : "retrieval";
 
   auto evaluate = [&](const at::Device& on, Communicator* sp) {
     const LlamaModel model = LlamaModel::from_tensors(options.model, loaded.model, on);

@@ -181,6 +181,7 @@ DataOptions from_proto(const pc::DataConfig& d) {
   o.source = static_cast<DataSourceKind>(d.source());  // the enums list the same kinds in the same order
   o.tokenizer = d.tokenizer();
   o.examples_per_row = d.examples_per_row();
+  o.row_tokens = d.row_tokens();
   o.passkey.filler_sentences = d.passkey().filler_sentences();
   o.passkey.digits = d.passkey().digits();
   const pc::MultiDocTaskConfig& m = d.multi_doc();
@@ -189,6 +190,11 @@ DataOptions from_proto(const pc::DataConfig& d) {
   o.multi_doc.key_len = m.key_len();
   o.multi_doc.value_len = m.value_len();
   o.multi_doc.alphabet = m.alphabet();
+  o.multi_doc.questions = m.questions();
+  o.multi_doc.pair_width = m.pair_width();
+  o.multi_doc.min_documents = m.min_documents();
+  o.multi_doc.upper_case_values = m.upper_case_values();
+  o.multi_doc.compact = m.compact();
   const pc::CorpusConfig& c = d.corpus();
   o.corpus.path = c.path();
   o.corpus.sequence_length = c.sequence_length();
@@ -207,6 +213,7 @@ void to_proto(const DataOptions& o, pc::DataConfig* d) {
   d->set_source(static_cast<pc::DataSourceKind>(o.source));
   d->set_tokenizer(o.tokenizer);
   d->set_examples_per_row(o.examples_per_row);
+  d->set_row_tokens(o.row_tokens);
   d->mutable_passkey()->set_filler_sentences(o.passkey.filler_sentences);
   d->mutable_passkey()->set_digits(o.passkey.digits);
   pc::MultiDocTaskConfig* m = d->mutable_multi_doc();
@@ -215,6 +222,11 @@ void to_proto(const DataOptions& o, pc::DataConfig* d) {
   m->set_key_len(o.multi_doc.key_len);
   m->set_value_len(o.multi_doc.value_len);
   m->set_alphabet(o.multi_doc.alphabet);
+  m->set_questions(o.multi_doc.questions);
+  m->set_pair_width(o.multi_doc.pair_width);
+  m->set_min_documents(o.multi_doc.min_documents);
+  m->set_upper_case_values(o.multi_doc.upper_case_values);
+  m->set_compact(o.multi_doc.compact);
   pc::CorpusConfig* c = d->mutable_corpus();
   c->set_path(o.corpus.path);
   c->set_sequence_length(o.corpus.sequence_length);

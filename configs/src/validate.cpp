@@ -186,6 +186,12 @@ void check_data(const DataOptions& d, Checker& c) {
   c.at_least("data.retrieval.value_len", d.retrieval.value_len, 1);
   c.in_range("data.retrieval.alphabet", d.retrieval.alphabet, 2, 26);
   c.at_least("data.examples_per_row", d.examples_per_row, 1);
+  c.at_least("data.row_tokens", d.row_tokens, 0);
+  if (d.row_tokens > 0 && d.examples_per_row != 1) {
+    c.fail({"data.row_tokens", "data.examples_per_row"},
+           "data.row_tokens = " + std::to_string(d.row_tokens) + " packs rows by length; data.examples_per_row = " +
+               std::to_string(d.examples_per_row) + " must then be 1");
+  }
   c.at_least("data.passkey.filler_sentences", d.passkey.filler_sentences, 1);
   c.in_range("data.passkey.digits", d.passkey.digits, 1, 18);
   c.at_least("data.multi_doc.documents", d.multi_doc.documents, 1);
@@ -193,6 +199,9 @@ void check_data(const DataOptions& d, Checker& c) {
   c.at_least("data.multi_doc.key_len", d.multi_doc.key_len, 1);
   c.at_least("data.multi_doc.value_len", d.multi_doc.value_len, 1);
   c.in_range("data.multi_doc.alphabet", d.multi_doc.alphabet, 2, 26);
+  c.at_least("data.multi_doc.questions", d.multi_doc.questions, 1);
+  c.at_least("data.multi_doc.pair_width", d.multi_doc.pair_width, 0);
+  c.in_range("data.multi_doc.min_documents", d.multi_doc.min_documents, 0, d.multi_doc.documents);
   c.at_least("data.corpus.sequence_length", d.corpus.sequence_length, 2);
   if (d.corpus.jsonl_field.empty()) c.fail({"data.corpus.jsonl_field"}, "data.corpus.jsonl_field is empty");
   c.at_least("data.corpus.bin_document_separator", d.corpus.bin_document_separator, -1);

@@ -7,15 +7,19 @@
 
 #include <cstdint>
 #include <fstream>
+#include <map>
+#include <random>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "gsa/config/config_loader.h"
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/file_util.h"
 #include "gsa/runtime/model_tokenizer.h"
 #include "gsa/trainer/data_source.h"
 #include "gsa/trainer/synthetic_tasks.h"
+#include "gsa/trainer/task_batch.h"
 
 namespace gsa {
 namespace {
@@ -26,6 +30,17 @@ std::string test_dir() {
   remove_tree(dir);
   make_directories(dir);
   return dir;
+}
+
+// The message of the exception (gsa::Error, ConfigError) that f throws ("" when it throws none).
+template <typename F>
+std::string thrown_message(F f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
 }
 
 std::string write(const std::string& path, const std::string& bytes) {
@@ -279,6 +294,127 @@ TEST(SyntheticTasks, AnswersAreInTheContext) {
       EXPECT_EQ(labelled, 3 * (kind == DataSourceKind::kPasskey ? 5 : kind == DataSourceKind::kRetrieval ? 1 : 2));
     }
   }
+}
+
+// Several questions per example, pairs padded to chunk width: the labels sit exactly on the answer after every
+// '=' of the suffix (found in the decoded text, not from the task's spans), each answer is the value the context
+// gives its key, and every padded block of the context is one header or one pair.
+TEST(SyntheticTasks, MultiDocQuestionsLabelEveryAnswerAndPairsFillTheirBlocks) {
+  GsaOptions o = small_options(DataSourceKind::kMultiDoc);
+  o.gist.sink = 0;
+  o.gist.chunk = 8;
+  o.data.multi_doc.documents = 4;
+  o.data.multi_doc.pairs_per_document = 3;
+  o.data.multi_doc.key_len = 2;
+  o.data.multi_doc.value_len = 1;
+  o.data.multi_doc.alphabet = 6;
+  o.data.multi_doc.questions = 5;
+  o.data.multi_doc.pair_width = 8;
+  auto tokenizer = tokenizer_of(o);
+  auto task = make_synthetic_task(o.data, tokenizer);
+  std::mt19937_64 rng(11);
+  std::vector<Example> examples;
+  for (int i = 0; i < 6; ++i) {
+    examples.push_back(task->sample(rng));
+    const Example& e = examples.back();
+    const std::string context = tokenizer->decode(e.doc.context), suffix = tokenizer->decode(e.doc.suffix);
+    ASSERT_EQ(context.size(), 4u * (1 + 3) * 8);
+    std::map<std::string, std::string> value_of;
+    for (size_t b = 0; b < context.size(); b += 8) {
+      const std::string block = context.substr(b, 8);
+      const size_t d = b / 8 / 4;
+      if (b / 8 % 4 == 0) {
+        EXPECT_EQ(block, "#" + std::to_string(d) + "|     ");
+        continue;
+      }
+      ASSERT_EQ(block.substr(2, 1) + block.substr(4, 4), "=;   ") << block;
+      EXPECT_TRUE(value_of.emplace(block.substr(0, 2), block.substr(3, 1)).second) << "key twice: " << block;
+    }
+    // "?k=v;?k=v;...;?k=v": 5 distinct keys of the context, each with its value.
+    ASSERT_EQ(suffix.size(), 5u * 6 - 1) << suffix;
+    std::set<std::string> asked;
+    for (size_t q = 0; q < 5; ++q) {
+      const std::string part = suffix.substr(q * 6, 5);
+      EXPECT_EQ(part[0], '?');
+      EXPECT_EQ(part[3], '=');
+      ASSERT_TRUE(value_of.count(part.substr(1, 2))) << part;
+      EXPECT_EQ(part.substr(4, 1), value_of[part.substr(1, 2)]) << part;
+      asked.insert(part.substr(1, 2));
+      if (q < 4) {
+        EXPECT_EQ(suffix[q * 6 + 5], ';');
+      }
+    }
+    EXPECT_EQ(asked.size(), 5u);
+  }
+  const TaskBatch batch = make_answer_batch({{examples[0], examples[1]}, {examples[2]}}, o.gist, *tokenizer, at::kCPU);
+  for (size_t r = 0; r < 2; ++r) {
+    const GistLayout& l = batch.layouts[r];
+    std::set<int64_t> expected;  // positions t whose next token follows a '=' of a suffix
+    for (int64_t t = 1; t < l.size(); ++t) {
+      const bool in_suffix = !l.is_gist(t) && l.doc_start[l.doc[t] + 1] - t <= 29;  // the last 29 of a document
+      if (in_suffix && l.tokens[t - 1] == '=') expected.insert(t - 1);
+    }
+    EXPECT_EQ(expected.size(), r == 0 ? 10u : 5u);
+    for (int64_t t = 0; t < batch.labels.size(1); ++t) {
+      const int64_t label = batch.labels[static_cast<int64_t>(r)][t].item<int64_t>();
+      EXPECT_EQ(label != -100, expected.count(t) == 1) << "row " << r << " position " << t;
+      if (label != -100) {
+        EXPECT_EQ(label, l.tokens[t + 1]);
+      }
+    }
+  }
+  // Answer spans that overlap, run out of the suffix or are empty are refused.
+  for (const AnswerSpan bad : {AnswerSpan{27, 29}, AnswerSpan{20, 31}, AnswerSpan{25, 25}}) {
+    Example e = examples[0];
+    e.earlier_answers.push_back(bad);
+    EXPECT_THROW(make_answer_batch({{e}}, o.gist, *tokenizer, at::kCPU), Error) << bad.begin << " " << bad.end;
+  }
+  // Options that cannot give the questions or fit a pair are refused, naming the field.
+  GsaOptions too_many = o;
+  too_many.data.multi_doc.questions = 13;
+  EXPECT_NE(thrown_message([&] { make_synthetic_task(too_many.data, tokenizer); }).find("13 questions"), std::string::npos);
+  GsaOptions narrow = o;
+  narrow.data.multi_doc.pair_width = 4;
+  EXPECT_NE(thrown_message([&] { make_synthetic_task(narrow.data, tokenizer); }).find("pair_width = 4 is narrower than 5"),
+            std::string::npos);
+}
+
+// min_documents: each example draws its document count in [min_documents, documents], both ends reached.
+TEST(SyntheticTasks, MultiDocMinDocumentsMixesContextLengths) {
+  GsaOptions o = small_options(DataSourceKind::kMultiDoc);
+  o.data.multi_doc.documents = 5;
+  o.data.multi_doc.min_documents = 2;
+  o.data.multi_doc.pairs_per_document = 2;
+  auto tokenizer = tokenizer_of(o);
+  auto task = make_synthetic_task(o.data, tokenizer);
+  std::mt19937_64 rng(5);
+  std::set<int64_t> counts;
+  for (int i = 0; i < 100; ++i) {
+    const std::string context = tokenizer->decode(task->sample(rng).doc.context);
+    int64_t headers = 0;
+    for (char c : context) headers += c == '#';
+    EXPECT_GE(headers, 2);
+    EXPECT_LE(headers, 5);
+    counts.insert(headers);
+  }
+  EXPECT_EQ(counts, (std::set<int64_t>{2, 3, 4, 5}));
+  // data.row_tokens packs these examples (2..5 documents of 17 tokens + the 7-token question: 41..92 raw
+  // tokens) into rows of at most 120 raw tokens: each row fits, and it ends only when the next example (at most
+  // 92 tokens) would not.
+  o.data.row_tokens = 120;
+  const TaskBatch batch = make_data_source(o, tokenizer, 3)->sequences(0, 40, at::kCPU);
+  std::set<int64_t> examples_per_row;
+  for (const GistLayout& l : batch.layouts) {
+    int64_t raw = 0;
+    for (int64_t t = 0; t < l.size(); ++t) raw += !l.is_gist(t);
+    EXPECT_LE(raw, 120);
+    EXPECT_GT(raw, 120 - 92);
+    examples_per_row.insert(l.num_docs());
+  }
+  EXPECT_GT(examples_per_row.size(), 1u) << "every row packed the same number of examples";
+  EXPECT_NE(thrown_message([] { load_config_text("data { row_tokens: 120 examples_per_row: 2 }", "t.pbtxt"); })
+                .find("data.examples_per_row = 2 must then be 1"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -150,7 +150,7 @@ TEST(EvalTask, RetrievalFillsTheLengthAndNamesWhatItCannotFill) {
   EXPECT_NE(error_of([&] { make_eval_task("retrieval", options, 12, 1); }).find("length 12 is below 13"),
             std::string::npos);
   EXPECT_NE(error_of([&] { make_eval_task("passkey", options, 100, 1); })
-                .find("unknown eval task 'passkey' (known: retrieval)"),
+                .find("unknown eval task 'passkey' (known: retrieval, multi_doc)"),
             std::string::npos);
   // The same seed gives the same samples; another seed others.
   auto a = make_eval_task("retrieval", options, 200, 5), b = make_eval_task("retrieval", options, 200, 5);
@@ -158,6 +158,39 @@ TEST(EvalTask, RetrievalFillsTheLengthAndNamesWhatItCannotFill) {
   const EvalSample sa = a->sample(), sb = b->sample(), sc = c->sample();
   EXPECT_EQ(sa.doc.context, sb.doc.context);
   EXPECT_NE(sa.doc.context, sc.doc.context);
+}
+
+TEST(EvalTask, MultiDocFillsTheLengthWithDocumentsAndAsksOneQuestion) {
+  GsaOptions options = load_embedded_demo_config();
+  MultiDocTaskOptions& m = options.data.multi_doc;
+  m.documents = 3;
+  m.min_documents = 2;  // the eval draws every sample at its length
+  m.pairs_per_document = 7;
+  m.key_len = 2;
+  m.value_len = 1;
+  m.alphabet = 16;
+  m.questions = 5;
+  m.pair_width = 8;
+  // A document of D documents: D * (1 header + 7 pairs) blocks of 8 tokens, then "?kk=" and the answer.
+  for (int64_t documents : {1, 2, 16}) {
+    const int64_t length = documents * 64 + 5;
+    for (int64_t extra : {0, 63}) {
+      auto task = make_eval_task("multi_doc", options, length + extra, 1);
+      const EvalSample s = task->sample();
+      EXPECT_EQ(static_cast<int64_t>(s.doc.context.size()), documents * 64);
+      EXPECT_EQ(s.doc.suffix.size(), 4u);  // one question
+      EXPECT_EQ(s.doc.suffix.front(), '?');
+      EXPECT_EQ(s.answer.size(), 1u);
+      EXPECT_EQ(task->describe(), std::to_string(documents) + " docs x 7 pairs");
+    }
+  }
+  EXPECT_NE(error_of([&] { make_eval_task("multi_doc", options, 68, 1); }).find("length 68 is below 69"),
+            std::string::npos);
+  // 256 keys: 36 documents of 7 pairs need 252, 37 need 259.
+  EXPECT_NO_THROW(make_eval_task("multi_doc", options, 36 * 64 + 5, 1));
+  EXPECT_NE(error_of([&] { make_eval_task("multi_doc", options, 37 * 64 + 5, 1); })
+                .find("needs 259 distinct keys, but data.multi_doc allows alphabet^key_len = 256"),
+            std::string::npos);
 }
 
 }  // namespace

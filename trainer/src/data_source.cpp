@@ -13,7 +13,8 @@ namespace {
 class SyntheticSource final : public DataSource {
  public:
   SyntheticSource(const GsaOptions& options, std::shared_ptr<const Tokenizer> tokenizer, uint64_t seed)
-      : gist_(options.gist), examples_per_row_(options.data.examples_per_row), tokenizer_(tokenizer),
+      : gist_(options.gist), examples_per_row_(options.data.examples_per_row), row_tokens_(options.data.row_tokens),
+        tokenizer_(tokenizer),
         task_(make_synthetic_task(options.data, tokenizer)), seed_(seed) {}
 
   std::optional<double> chance_accuracy() const override { return task_->chance_accuracy(); }
@@ -25,7 +26,18 @@ class SyntheticSource final : public DataSource {
                         static_cast<uint32_t>(index), static_cast<uint32_t>(index >> 32)};
       std::mt19937_64 rng(seq);
       std::vector<Example> row;
-      for (int64_t e = 0; e < examples_per_row_; ++e) row.push_back(task_->sample(rng));
+      if (row_tokens_ == 0) {
+        for (int64_t e = 0; e < examples_per_row_; ++e) row.push_back(task_->sample(rng));
+      } else {  // pack while the row's raw tokens fit; the first example that does not is dropped
+        int64_t tokens = 0;
+        for (;;) {
+          Example e = task_->sample(rng);
+          const auto size = static_cast<int64_t>(e.doc.context.size() + e.doc.suffix.size());
+          if (!row.empty() && tokens + size > row_tokens_) break;
+          tokens += size;
+          row.push_back(std::move(e));
+        }
+      }
       rows.push_back(std::move(row));
     }
     return make_answer_batch(std::move(rows), gist_, *tokenizer_, device);
@@ -34,6 +46,7 @@ class SyntheticSource final : public DataSource {
  private:
   GistOptions gist_;
   int64_t examples_per_row_;
+  int64_t row_tokens_;
   std::shared_ptr<const Tokenizer> tokenizer_;
   std::unique_ptr<SyntheticTask> task_;
   uint64_t seed_;

@@ -58,6 +58,66 @@ class RetrievalEvalTask : public EvalTask {
   std::mt19937_64 rng_;
 };
 
+// Multi-document key-value retrieval (data.multi_doc's shape) with as many documents as fit in the length and
+// one question (the first question of a training suffix: causal attention makes it the same prediction).
+class MultiDocEvalTask : public EvalTask {
+ public:
+  MultiDocEvalTask(const GsaOptions& options, int64_t length, uint64_t seed)
+      : options_(documents_for(options.data.multi_doc, length)),
+        task_(make_synthetic_task(multi_doc_data(options_), make_model_tokenizer(options))), rng_(seed) {}
+
+  EvalSample sample() override {
+    Example e = task_->sample(rng_);
+    EvalSample s;
+    s.answer.assign(e.doc.suffix.end() - e.answer_len, e.doc.suffix.end());
+    e.doc.suffix.resize(e.doc.suffix.size() - static_cast<size_t>(e.answer_len));
+    s.doc = std::move(e.doc);
+    return s;
+  }
+  int64_t answer_length() const override { return options_.value_len; }
+  double chance_accuracy() const override { return task_->chance_accuracy(); }
+  std::string describe() const override {
+    return str_cat(options_.documents, " docs x ", options_.pairs_per_document, " pairs");
+  }
+
+ private:
+  // Raw tokens of a document of `documents` documents and one question (one token a character).
+  static int64_t raw_tokens(const MultiDocTaskOptions& m, int64_t documents) {
+    const int64_t separators = m.compact ? 1 : 2;           // ';' (and '=')
+    const int64_t question = m.key_len + separators + m.value_len;  // "?<key>=" + the answer
+    const int64_t pair = m.pair_width > 0 ? m.pair_width : m.key_len + m.value_len + separators;
+    int64_t headers = 0;
+    for (int64_t d = 0; d < documents; ++d) {
+      headers += m.pair_width > 0 ? m.pair_width : static_cast<int64_t>(std::to_string(d).size()) + 2;
+    }
+    return headers + documents * m.pairs_per_document * pair + question;
+  }
+  static MultiDocTaskOptions documents_for(MultiDocTaskOptions m, int64_t length) {
+    GSA_CHECK(length >= raw_tokens(m, 1), "eval task multi_doc: length ", length, " is below ", raw_tokens(m, 1),
+              " raw tokens, the shortest document (one document of data.multi_doc's shape)");
+    int64_t documents = 1;
+    while (raw_tokens(m, documents + 1) <= length) ++documents;
+    const double keys = std::pow(static_cast<double>(m.alphabet), static_cast<double>(m.key_len));
+    GSA_CHECK(static_cast<double>(documents * m.pairs_per_document) <= keys, "eval task multi_doc: length ", length,
+              " needs ", documents * m.pairs_per_document, " distinct keys, but data.multi_doc allows alphabet^key_len = ",
+              keys);
+    m.documents = documents;
+    m.min_documents = 0;  // every sample at the length
+    m.questions = 1;
+    return m;
+  }
+  static DataOptions multi_doc_data(const MultiDocTaskOptions& m) {
+    DataOptions d;
+    d.source = DataSourceKind::kMultiDoc;
+    d.multi_doc = m;
+    return d;
+  }
+
+  MultiDocTaskOptions options_;
+  std::unique_ptr<SyntheticTask> task_;
+  std::mt19937_64 rng_;
+};
+
 using Factory = std::function<std::unique_ptr<EvalTask>(const GsaOptions&, int64_t, uint64_t)>;
 
 const std::vector<std::pair<std::string, Factory>>& factories() {
@@ -65,6 +125,10 @@ const std::vector<std::pair<std::string, Factory>>& factories() {
       {"retrieval",
        [](const GsaOptions& o, int64_t length, uint64_t seed) -> std::unique_ptr<EvalTask> {
          return std::make_unique<RetrievalEvalTask>(o, length, seed);
+       }},
+      {"multi_doc",
+       [](const GsaOptions& o, int64_t length, uint64_t seed) -> std::unique_ptr<EvalTask> {
+         return std::make_unique<MultiDocEvalTask>(o, length, seed);
        }},
   };
   return table;

@@ -59,7 +59,7 @@ ScoreSums score_samples(const LlamaModel& model, const GsaOptions& options, Atte
                 samples[i].answer.size(), " answer tokens, sample 0 has ", answer_len);
       Document doc = samples[i].doc;
       doc.suffix.insert(doc.suffix.end(), samples[i].answer.begin(), samples[i].answer.end());
-      rows.push_back({Example{mode_document(doc, m), answer_len}});
+      rows.push_back({Example{mode_document(doc, m), answer_len, {}}});
     }
     const ScoreSums b = score_batch(model, m, make_answer_batch(std::move(rows), m.gist, *tokenizer, at::kCPU), sp);
     total.loss_sum += b.loss_sum;

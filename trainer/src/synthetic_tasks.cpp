@@ -1,5 +1,6 @@
 #include "gsa/trainer/synthetic_tasks.h"
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 #include <string>
@@ -18,12 +19,15 @@ std::string random_symbols(std::mt19937_64& rng, int64_t length, int64_t alphabe
   return s;
 }
 
-// `count` distinct keys and a value for each.
+// `count` distinct keys and a value for each; upper-case values with upper_case_values.
 void draw_pairs(std::mt19937_64& rng, int64_t count, int64_t key_len, int64_t value_len, int64_t alphabet,
-                std::vector<std::string>* keys, std::vector<std::string>* values) {
+                std::vector<std::string>* keys, std::vector<std::string>* values, bool upper_case_values = false) {
   std::set<std::string> used;
   while (static_cast<int64_t>(keys->size()) < count) {
     std::string key = random_symbols(rng, key_len, alphabet), value = random_symbols(rng, value_len, alphabet);
+    if (upper_case_values) {
+      for (char& c : value) c = static_cast<char>(c - 'a' + 'A');
+    }
     if (!used.insert(key).second) continue;
     keys->push_back(key);
     values->push_back(value);
@@ -104,34 +108,73 @@ class PasskeyTask final : public TextTask {
   PasskeyTaskOptions o_;
 };
 
-class MultiDocTask final : public TextTask {
+class MultiDocTask final : public SyntheticTask {
  public:
   MultiDocTask(const MultiDocTaskOptions& o, std::shared_ptr<const Tokenizer> tokenizer)
-      : TextTask(std::move(tokenizer)), o_(o) {
-    check_keys("data.multi_doc", o.documents * o.pairs_per_document, o.key_len, o.alphabet);
+      : o_(o), tokenizer_(std::move(tokenizer)) {
+    const int64_t pairs = o.documents * o.pairs_per_document;
+    check_keys("data.multi_doc", pairs, o.key_len, o.alphabet);
+    const int64_t fewest = (o.min_documents > 0 ? o.min_documents : o.documents) * o.pairs_per_document;
+    GSA_CHECK(o.questions <= fewest, "data.multi_doc: ", o.questions, " questions about distinct keys need at least ",
+              o.questions, " pairs, but an example may have ", fewest, " ((min_)documents x pairs_per_document)");
+    if (o.pair_width > 0) {
+      const int64_t pair = o.key_len + o.value_len + (o.compact ? 1 : 2);
+      const int64_t widest = std::max(pair, static_cast<int64_t>(header(o.documents - 1).size()));
+      GSA_CHECK(widest <= o.pair_width, "data.multi_doc.pair_width = ", o.pair_width, " is narrower than ", widest,
+                " characters (a pair or the header \"#", o.documents - 1, "|\")");
+    }
   }
   Example sample(std::mt19937_64& rng) const override {
+    const int64_t documents =
+        o_.min_documents > 0 ? std::uniform_int_distribution<int64_t>(o_.min_documents, o_.documents)(rng) : o_.documents;
     std::vector<std::string> keys, values;
-    draw_pairs(rng, o_.documents * o_.pairs_per_document, o_.key_len, o_.value_len, o_.alphabet, &keys, &values);
+    draw_pairs(rng, documents * o_.pairs_per_document, o_.key_len, o_.value_len, o_.alphabet, &keys, &values,
+               o_.upper_case_values);
     std::string context;
-    for (int64_t d = 0; d < o_.documents; ++d) {
-      context += "#" + std::to_string(d) + "|";
+    for (int64_t d = 0; d < documents; ++d) {
+      context += padded(header(d));
       for (int64_t p = 0; p < o_.pairs_per_document; ++p) {
         const auto i = static_cast<size_t>(d * o_.pairs_per_document + p);
-        context += keys[i] + "=" + values[i] + ";";
+        context += padded(keys[i] + (o_.compact ? "" : "=") + values[i] + ";");
       }
     }
-    const int64_t needle = std::uniform_int_distribution<int64_t>(0, o_.documents - 1)(rng);
-    const int64_t pair = std::uniform_int_distribution<int64_t>(0, o_.pairs_per_document - 1)(rng);
-    const auto asked = static_cast<size_t>(needle * o_.pairs_per_document + pair);
-    return make(context, "?" + keys[asked] + "=", values[asked]);
+    Example e;
+    e.doc.context = tokenizer_->encode(context);
+    std::set<int64_t> asked;
+    while (static_cast<int64_t>(asked.size()) < o_.questions) {
+      const int64_t needle = std::uniform_int_distribution<int64_t>(0, documents - 1)(rng);
+      const int64_t pair = std::uniform_int_distribution<int64_t>(0, o_.pairs_per_document - 1)(rng);
+      const int64_t i = needle * o_.pairs_per_document + pair;
+      if (!asked.insert(i).second) continue;
+      if (asked.size() > 1) {  // the previous answer was its last one so far: it is an earlier answer now
+        append(&e.doc.suffix, ";");
+        e.earlier_answers.push_back({static_cast<int64_t>(e.doc.suffix.size()) - 1 - e.answer_len,
+                                     static_cast<int64_t>(e.doc.suffix.size()) - 1});
+      }
+      append(&e.doc.suffix, "?" + keys[static_cast<size_t>(i)] + (o_.compact ? "" : "="));
+      e.answer_len = append(&e.doc.suffix, values[static_cast<size_t>(i)]);
+    }
+    return e;
   }
   double chance_accuracy() const override {
     return std::pow(1.0 / static_cast<double>(o_.alphabet), static_cast<double>(o_.value_len));
   }
 
  private:
+  static std::string header(int64_t d) { return "#" + std::to_string(d) + "|"; }
+  std::string padded(std::string s) const {
+    if (o_.pair_width > 0) s.resize(static_cast<size_t>(o_.pair_width), ' ');
+    return s;
+  }
+  // Appends the tokens of `text`; returns how many.
+  int64_t append(std::vector<int64_t>* tokens, const std::string& text) const {
+    const std::vector<int64_t> ids = tokenizer_->encode(text);
+    tokens->insert(tokens->end(), ids.begin(), ids.end());
+    return static_cast<int64_t>(ids.size());
+  }
+
   MultiDocTaskOptions o_;
+  std::shared_ptr<const Tokenizer> tokenizer_;
 };
 
 }  // namespace

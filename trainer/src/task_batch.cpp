@@ -42,8 +42,23 @@ TaskBatch make_answer_batch(std::vector<std::vector<Example>> rows, const GistOp
   for (size_t b = 0; b < rows.size(); ++b) {
     const GistLayout& l = batch.layouts[b];
     for (size_t d = 0; d < rows[b].size(); ++d) {
-      const int64_t end = l.doc_start[d + 1];  // the answer ends its document
-      for (int64_t t = end - rows[b][d].answer_len; t < end; ++t) acc[static_cast<int64_t>(b)][t - 1] = l.tokens[t];
+      const Example& e = rows[b][d];
+      const auto suffix = static_cast<int64_t>(e.doc.suffix.size());
+      const int64_t suffix_start = l.doc_start[d + 1] - suffix;  // the suffix ends its document, all raw
+      std::vector<AnswerSpan> spans = e.earlier_answers;
+      spans.push_back({suffix - e.answer_len, suffix});
+      int64_t free_from = 0;  // the first suffix index the next answer may start at
+      for (const AnswerSpan& span : spans) {
+        GSA_CHECK(span.begin >= free_from && span.begin < span.end && span.end <= suffix, "an example's answer [",
+                  span.begin, ", ", span.end, ") must be a non-empty span of its ", suffix,
+                  " suffix tokens after the previous answer (ending at ", free_from, ")");
+        GSA_CHECK(suffix_start + span.begin > l.doc_start[d], "an answer at the first position of its document has ",
+                  "no position before it to predict it");
+        for (int64_t t = suffix_start + span.begin; t < suffix_start + span.end; ++t) {
+          acc[static_cast<int64_t>(b)][t - 1] = l.tokens[t];
+        }
+        free_from = span.end;
+      }
     }
   }
   batch.labels = batch.labels.to(device);

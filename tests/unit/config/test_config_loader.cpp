@@ -91,6 +91,7 @@ void expect_options_eq(const GsaOptions& a, const GsaOptions& b) {
   EXPECT_EQ(a.data.source, b.data.source);
   EXPECT_EQ(a.data.tokenizer, b.data.tokenizer);
   EXPECT_EQ(a.data.examples_per_row, b.data.examples_per_row);
+  EXPECT_EQ(a.data.row_tokens, b.data.row_tokens);
   EXPECT_EQ(a.data.passkey.filler_sentences, b.data.passkey.filler_sentences);
   EXPECT_EQ(a.data.passkey.digits, b.data.passkey.digits);
   EXPECT_EQ(a.data.multi_doc.documents, b.data.multi_doc.documents);
@@ -98,6 +99,11 @@ void expect_options_eq(const GsaOptions& a, const GsaOptions& b) {
   EXPECT_EQ(a.data.multi_doc.key_len, b.data.multi_doc.key_len);
   EXPECT_EQ(a.data.multi_doc.value_len, b.data.multi_doc.value_len);
   EXPECT_EQ(a.data.multi_doc.alphabet, b.data.multi_doc.alphabet);
+  EXPECT_EQ(a.data.multi_doc.questions, b.data.multi_doc.questions);
+  EXPECT_EQ(a.data.multi_doc.pair_width, b.data.multi_doc.pair_width);
+  EXPECT_EQ(a.data.multi_doc.min_documents, b.data.multi_doc.min_documents);
+  EXPECT_EQ(a.data.multi_doc.upper_case_values, b.data.multi_doc.upper_case_values);
+  EXPECT_EQ(a.data.multi_doc.compact, b.data.multi_doc.compact);
   EXPECT_EQ(a.data.corpus.path, b.data.corpus.path);
   EXPECT_EQ(a.data.corpus.sequence_length, b.data.corpus.sequence_length);
   EXPECT_EQ(a.data.corpus.jsonl_field, b.data.corpus.jsonl_field);
@@ -223,8 +229,8 @@ TEST_F(ConfigLoaderTest, OptionsStructsUnchangedSinceTheSchema) {
   EXPECT_EQ(sizeof(GistOptions), 48u);
   EXPECT_EQ(sizeof(AttentionOptions), 72u);
   EXPECT_EQ(sizeof(TrainOptions), 168u);
-  EXPECT_EQ(sizeof(DataOptions), 224u);
-  EXPECT_EQ(sizeof(GsaOptions), 680u);
+  EXPECT_EQ(sizeof(DataOptions), 264u);
+  EXPECT_EQ(sizeof(GsaOptions), 720u);
 }
 
 TEST_F(ConfigLoaderTest, UnknownFieldNamesFileLinePathAndValidNames) {

@@ -145,6 +145,15 @@ struct MultiDocTaskOptions {
   int64_t key_len = 3;             // >= 1 symbols per key
   int64_t value_len = 2;           // >= 1 symbols per value (the answer)
   int64_t alphabet = 26;           // 2..26 symbols
+  int64_t questions = 1;           // >= 1 questions in the suffix (distinct keys), each followed by its answer
+  // >= 0; 0 = packed text; else every document header and every pair is padded with spaces to this many
+  // characters (with the byte tokenizer, gist.sink 0 and gist.chunk = pair_width each pair fills one chunk)
+  int64_t pair_width = 0;
+  // >= 0; 0 = every example has `documents` documents; else each has a uniform count in [min_documents,
+  // documents] (a mixture of short and long contexts: the short ones teach retrieval sooner)
+  int64_t min_documents = 0;
+  bool upper_case_values = false;  // values from the upper-case letters, keys from the lower-case ones
+  bool compact = false;            // pairs "<key><value>;" and questions "?<key>" (no '='): the answer follows the key
 };
 
 enum class TokenFileDType { kUint16, kUint32 };
@@ -165,6 +174,9 @@ struct DataOptions {
   DataSourceKind source = DataSourceKind::kRetrieval;
   std::string tokenizer;         // a tokenizer.json (runtime/hf_tokenizer.h); empty = the byte tokenizer
   int64_t examples_per_row = 1;  // >= 1; synthetic tasks: examples packed into one row as separate documents
+  // >= 0; synthetic tasks: 0 = examples_per_row examples a row; else a row packs examples (separate documents)
+  // while its raw tokens stay within row_tokens (at least one example; examples_per_row must be 1)
+  int64_t row_tokens = 0;
   RetrievalTaskOptions retrieval;
   PasskeyTaskOptions passkey;
   MultiDocTaskOptions multi_doc;

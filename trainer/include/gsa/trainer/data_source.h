@@ -3,7 +3,9 @@
 //
 // Contract:
 // - Sequence i of the stream is a pure function of (config, seed, i): a synthetic source draws row i's
-//   data.examples_per_row examples from a generator seeded with (seed, i) (synthetic_tasks.h); a corpus source
+//   data.examples_per_row examples from a generator seeded with (seed, i) (synthetic_tasks.h), or with
+//   data.row_tokens > 0 draws examples until one would take the row's raw tokens past row_tokens (that one is
+//   dropped; the first example always stays); a corpus source
 //   (corpus.h) takes stream positions [(i mod S) * L, (i mod S + 1) * L) with L = data.corpus.sequence_length and
 //   S = corpus tokens / L (whole epochs; the tail shorter than L is not used), cut into documents at the
 //   corpus's document starts (each piece is a document: attention and gists never cross a boundary).

@@ -8,8 +8,13 @@
 // - passkey: filler_sentences sentences drawn from a fixed list, with "The pass key is <digits>. Remember it. "
 //   at a random sentence boundary; suffix "What is the pass key? The pass key is " + the digits.
 // - multi_doc: `documents` documents "#<d>|" + pairs_per_document pairs "<key>=<value>;" (keys distinct over all
-//   documents); the suffix "?<key>=" asks for a key of one random document (the others are distractors), then
-//   its value.
+//   documents), with pair_width > 0 the header and each pair padded with spaces to pair_width characters; the
+//   suffix asks `questions` distinct keys, each of a random document (the others are distractors):
+//   "?<key>=<value>" for each, joined by ";". The last value is the example's answer, the earlier ones its
+//   earlier_answers (task_batch.h), so every answer is labelled. One question is the single-question task.
+//   With min_documents > 0 each example first draws its number of documents uniformly in [min_documents,
+//   documents]; with upper_case_values the values are upper-case letters (keys stay lower-case); with compact
+//   the pairs are "<key><value>;" and the questions "?<key>" (no '=').
 // - chance_accuracy(): the probability of guessing the whole answer (alphabet^-value_len, 10^-digits).
 #pragma once
 

@@ -2,8 +2,11 @@
 //
 // Contract:
 // - make_answer_batch: each row packs its examples as separate documents (no attention across them, each with
-//   its own gists); the labels are -100 except at the positions whose next token is an answer token (the last
-//   answer_len suffix tokens of each example), so loss and whole-answer accuracy cover exactly the answers.
+//   its own gists); the labels are -100 except at the positions whose next token is an answer token, so loss and
+//   whole-answer accuracy cover exactly the answers. An example's answers are its last answer_len suffix tokens
+//   and, with several questions in one suffix, the earlier_answers spans before them. Spans out of the suffix,
+//   empty, overlapping or out of order, or starting at the first position of their document (nothing before it
+//   to predict it) throw gsa::Error.
 // - make_lm_batch (corpora): label at position t is the token at t + 1 when both are in the same document and
 //   t + 1 is a raw token; positions before a gist and the last position of a document are -100. So every raw
 //   token but the first of a document is predicted exactly once, by the position right before it (a gist
@@ -29,10 +32,17 @@ struct TaskBatch {
   at::Tensor labels;                // [B, T] int64, -100 = ignored; T = the longest layout
 };
 
-// One synthetic example: the gisted context, then the raw suffix = question + answer.
+// Suffix indices [begin, end) of one answer.
+struct AnswerSpan {
+  int64_t begin = 0;
+  int64_t end = 0;
+};
+
+// One synthetic example: the gisted context, then the raw suffix = question(s) and answer(s).
 struct Example {
   Document doc;
-  int64_t answer_len = 0;  // the last answer_len suffix tokens are the answer
+  int64_t answer_len = 0;                 // the last answer_len suffix tokens are the (last) answer
+  std::vector<AnswerSpan> earlier_answers;  // answers to earlier questions of the suffix, in order; may be empty
 };
 
 // rows[b] = the examples packed into row b.
