@@ -11,6 +11,15 @@
 namespace gsa {
 namespace {
 
+// An example as an eval sample: the suffix without its (last) answer, and that answer.
+EvalSample without_answer(Example e) {
+  EvalSample s;
+  s.answer.assign(e.doc.suffix.end() - e.answer_len, e.doc.suffix.end());
+  e.doc.suffix.resize(e.doc.suffix.size() - static_cast<size_t>(e.answer_len));
+  s.doc = std::move(e.doc);
+  return s;
+}
+
 // The demo's key-value retrieval (synthetic_tasks.h, through the model's tokenizer) with as many pairs as fit in
 // the length: a document is "kv:" + pairs "<key>=<value>;" + "?<key>=" + the value (one token a character with
 // the byte tokenizer, which the lengths assume).
@@ -20,14 +29,7 @@ class RetrievalEvalTask : public EvalTask {
       : options_(pairs_for(options.data.retrieval, length)),
         task_(make_synthetic_task(retrieval_data(options_), make_model_tokenizer(options))), rng_(seed) {}
 
-  EvalSample sample() override {
-    Example e = task_->sample(rng_);
-    EvalSample s;
-    s.answer.assign(e.doc.suffix.end() - e.answer_len, e.doc.suffix.end());
-    e.doc.suffix.resize(e.doc.suffix.size() - static_cast<size_t>(e.answer_len));
-    s.doc = std::move(e.doc);
-    return s;
-  }
+  EvalSample sample() override { return without_answer(task_->sample(rng_)); }
   int64_t answer_length() const override { return options_.value_len; }
   double chance_accuracy() const override { return task_->chance_accuracy(); }
   std::string describe() const override { return str_cat(options_.num_pairs, " key-value pairs"); }
@@ -66,14 +68,7 @@ class MultiDocEvalTask : public EvalTask {
       : options_(documents_for(options.data.multi_doc, length)),
         task_(make_synthetic_task(multi_doc_data(options_), make_model_tokenizer(options))), rng_(seed) {}
 
-  EvalSample sample() override {
-    Example e = task_->sample(rng_);
-    EvalSample s;
-    s.answer.assign(e.doc.suffix.end() - e.answer_len, e.doc.suffix.end());
-    e.doc.suffix.resize(e.doc.suffix.size() - static_cast<size_t>(e.answer_len));
-    s.doc = std::move(e.doc);
-    return s;
-  }
+  EvalSample sample() override { return without_answer(task_->sample(rng_)); }
   int64_t answer_length() const override { return options_.value_len; }
   double chance_accuracy() const override { return task_->chance_accuracy(); }
   std::string describe() const override {
