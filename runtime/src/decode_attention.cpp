@@ -12,9 +12,9 @@ bool decode_step_capturable(const LlamaModel& model, const AttentionOptions& att
   if (!DecodeStepGraph::usable(model.device(), attention)) return false;
   const ModelOptions& o = model.options();
   const at::ScalarType dtype = to_scalar_type(o.dtype);
-  const at::Tensor q_like = at::empty({1, o.num_heads, o.head_dim}, at::TensorOptions().dtype(dtype));
   return use_kernel_backend(attention.backend, /*on_cuda=*/true,
-                            sparse_decode_unsupported(q_like, dtype, o.num_kv_heads), "decode step");
+                            sparse_decode_unsupported(dtype, o.num_heads, o.head_dim, dtype, o.num_kv_heads),
+                            "decode step");
 }
 
 DecodeLayerAttention::DecodeLayerAttention(const DecodePlan& plan, const AttentionOptions& options,

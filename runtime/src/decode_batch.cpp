@@ -42,7 +42,7 @@ std::vector<at::Tensor> DecodeBatch::step(const std::vector<Generator*>& sequenc
     return model.forward(plan_->tokens(), plan_->rope_pos(), layer_attention, attention,
                          attention.selection.enabled);  // [B, 1, V]
   };
-  const at::Tensor logits = decode_step_capturable(model, attention) ? graph_.run(forward) : forward();
+  const at::Tensor logits = sequences[0]->capturable_ ? graph_.run(forward) : forward();
   std::vector<at::Tensor> out;
   for (int64_t b = 0; b < plan_->batch(); ++b) out.push_back(logits[b][0]);
   return out;

@@ -80,6 +80,7 @@ Generator::Generator(const LlamaModel& model, const AttentionOptions& attention,
       layout_(std::move(prompt)),
       max_positions_(max_positions),
       prompt_size_(layout_.size()),
+      capturable_(decode_step_capturable(model, attention)),
       serial_(next_serial()) {
   GSA_CHECK(layout_.size() >= 1, "the prompt is empty");
   GSA_CHECK(max_positions >= layout_.size(), "max positions ", max_positions, " < prompt length ", layout_.size());
@@ -156,7 +157,7 @@ at::Tensor Generator::step(int64_t token) {
     return model_.forward(decode_->tokens(), decode_->rope_pos(), layer_attention, attention_,
                           attention_.selection.enabled);  // [1, 1, V]
   };
-  const at::Tensor logits = decode_step_capturable(model_, attention_) ? graph_.run(forward) : forward();
+  const at::Tensor logits = capturable_ ? graph_.run(forward) : forward();
   return logits[0][0];
 }
 

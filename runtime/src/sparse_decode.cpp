@@ -15,10 +15,15 @@
 namespace gsa {
 
 std::string sparse_decode_unsupported(const at::Tensor& q, at::ScalarType kv_dtype, int64_t kv_heads) {
-  if (q.scalar_type() != at::kBFloat16 && q.scalar_type() != at::kHalf) return "the kernels take bf16 or fp16";
-  if (kv_dtype != q.scalar_type()) return "q, k and v differ in dtype";
   if (q.dim() != 3) return "q must be [B, Hq, D]";
-  const int64_t D = q.size(2), Hq = q.size(1), Hkv = kv_heads;
+  return sparse_decode_unsupported(q.scalar_type(), q.size(1), q.size(2), kv_dtype, kv_heads);
+}
+
+std::string sparse_decode_unsupported(at::ScalarType q_dtype, int64_t q_heads, int64_t head_dim,
+                                      at::ScalarType kv_dtype, int64_t kv_heads) {
+  if (q_dtype != at::kBFloat16 && q_dtype != at::kHalf) return "the kernels take bf16 or fp16";
+  if (kv_dtype != q_dtype) return "q, k and v differ in dtype";
+  const int64_t D = head_dim, Hq = q_heads, Hkv = kv_heads;
   if (D != 64 && D != 128) return "the kernels take head dim 64 or 128";
   if (Hq % Hkv != 0 || (Hq / Hkv != 1 && Hq / Hkv != 2 && Hq / Hkv != 4 && Hq / Hkv != 8)) {
     return "the kernels pack 1, 2, 4 or 8 query heads per kv head";

@@ -11,30 +11,44 @@
 namespace gsa {
 namespace {
 
-// An example as an eval sample: the suffix without its (last) answer, and that answer.
-EvalSample without_answer(Example e) {
-  EvalSample s;
-  s.answer.assign(e.doc.suffix.end() - e.answer_len, e.doc.suffix.end());
-  e.doc.suffix.resize(e.doc.suffix.size() - static_cast<size_t>(e.answer_len));
-  s.doc = std::move(e.doc);
-  return s;
-}
+// A synthetic task (synthetic_tasks.h, through the model's tokenizer) drawn from its own generator as an eval
+// task: a sample is the example's suffix without its (last) answer, and that answer; chance is the task's. The
+// subclasses size the task to the length.
+class SyntheticEvalTask : public EvalTask {
+ public:
+  EvalSample sample() override {
+    Example e = task_->sample(rng_);
+    EvalSample s;
+    s.answer.assign(e.doc.suffix.end() - e.answer_len, e.doc.suffix.end());
+    e.doc.suffix.resize(e.doc.suffix.size() - static_cast<size_t>(e.answer_len));
+    s.doc = std::move(e.doc);
+    return s;
+  }
+  double chance_accuracy() const override { return task_->chance_accuracy(); }
+
+ protected:
+  SyntheticEvalTask(const GsaOptions& options, const DataOptions& sized, uint64_t seed)
+      : task_(make_synthetic_task(sized, make_model_tokenizer(options))), rng_(seed) {}
+
+ private:
+  std::unique_ptr<SyntheticTask> task_;
+  std::mt19937_64 rng_;
+};
 
 // The demo's key-value retrieval (synthetic_tasks.h, through the model's tokenizer) with as many pairs as fit in
 // the length: a document is "kv:" + pairs "<key>=<value>;" + "?<key>=" + the value (one token a character with
 // the byte tokenizer, which the lengths assume).
-class RetrievalEvalTask : public EvalTask {
+class RetrievalEvalTask : public SyntheticEvalTask {
  public:
   RetrievalEvalTask(const GsaOptions& options, int64_t length, uint64_t seed)
-      : options_(pairs_for(options.data.retrieval, length)),
-        task_(make_synthetic_task(retrieval_data(options_), make_model_tokenizer(options))), rng_(seed) {}
+      : RetrievalEvalTask(options, pairs_for(options.data.retrieval, length), seed) {}
 
-  EvalSample sample() override { return without_answer(task_->sample(rng_)); }
   int64_t answer_length() const override { return options_.value_len; }
-  double chance_accuracy() const override { return task_->chance_accuracy(); }
   std::string describe() const override { return str_cat(options_.num_pairs, " key-value pairs"); }
 
  private:
+  RetrievalEvalTask(const GsaOptions& options, const RetrievalTaskOptions& sized, uint64_t seed)
+      : SyntheticEvalTask(options, retrieval_data(sized), seed), options_(sized) {}
   static RetrievalTaskOptions pairs_for(RetrievalTaskOptions r, int64_t length) {
     const int64_t fixed = 3 + (r.key_len + 2) + r.value_len;  // "kv:", "?<key>=", the answer
     const int64_t pair = r.key_len + r.value_len + 2;
@@ -56,26 +70,23 @@ class RetrievalEvalTask : public EvalTask {
   }
 
   RetrievalTaskOptions options_;
-  std::unique_ptr<SyntheticTask> task_;
-  std::mt19937_64 rng_;
 };
 
 // Multi-document key-value retrieval (data.multi_doc's shape) with as many documents as fit in the length and
 // one question (the first question of a training suffix: causal attention makes it the same prediction).
-class MultiDocEvalTask : public EvalTask {
+class MultiDocEvalTask : public SyntheticEvalTask {
  public:
   MultiDocEvalTask(const GsaOptions& options, int64_t length, uint64_t seed)
-      : options_(documents_for(options.data.multi_doc, length)),
-        task_(make_synthetic_task(multi_doc_data(options_), make_model_tokenizer(options))), rng_(seed) {}
+      : MultiDocEvalTask(options, documents_for(options.data.multi_doc, length), seed) {}
 
-  EvalSample sample() override { return without_answer(task_->sample(rng_)); }
   int64_t answer_length() const override { return options_.value_len; }
-  double chance_accuracy() const override { return task_->chance_accuracy(); }
   std::string describe() const override {
     return str_cat(options_.documents, " docs x ", options_.pairs_per_document, " pairs");
   }
 
  private:
+  MultiDocEvalTask(const GsaOptions& options, const MultiDocTaskOptions& sized, uint64_t seed)
+      : SyntheticEvalTask(options, multi_doc_data(sized), seed), options_(sized) {}
   // Raw tokens of a document of `documents` documents and one question (one token a character).
   static int64_t raw_tokens(const MultiDocTaskOptions& m, int64_t documents) {
     const int64_t separators = m.compact ? 1 : 2;           // ';' (and '=')
@@ -109,8 +120,6 @@ class MultiDocEvalTask : public EvalTask {
   }
 
   MultiDocTaskOptions options_;
-  std::unique_ptr<SyntheticTask> task_;
-  std::mt19937_64 rng_;
 };
 
 using Factory = std::function<std::unique_ptr<EvalTask>(const GsaOptions&, int64_t, uint64_t)>;

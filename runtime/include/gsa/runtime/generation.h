@@ -130,6 +130,7 @@ class Generator {
   int64_t prefilled_ = 0;
   KvCache cache_;
   std::unique_ptr<DecodePlan> decode_;  // from the first step on: what each step's attention reads
+  bool capturable_;  // decode_step_capturable(model, attention), once: step() replays graph_
   DecodeStepGraph graph_;               // step() on CUDA: the captured step (reset when the cache grows)
   uint64_t serial_;                     // unique per Generator of the process (DecodeBatch tells them apart)
   uint64_t cache_generation_ = 0;       // bumped whenever the cache is reallocated

@@ -46,5 +46,8 @@ DecodeAttention sparse_decode_reference(const at::Tensor& q, const at::Tensor& k
 
 // Why the kernels cannot run q [B, Hq, D] over a cache of kv_dtype with kv_heads heads ("" when they can).
 std::string sparse_decode_unsupported(const at::Tensor& q, at::ScalarType kv_dtype, int64_t kv_heads);
+// The same asked of shapes alone (q of q_dtype with q_heads heads of head_dim): what a model config implies.
+std::string sparse_decode_unsupported(at::ScalarType q_dtype, int64_t q_heads, int64_t head_dim,
+                                      at::ScalarType kv_dtype, int64_t kv_heads);
 
 }  // namespace gsa
