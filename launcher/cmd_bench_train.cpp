@@ -48,6 +48,9 @@ const char* const kHelp =
     "  --peak-tflops 989             dense bf16 peak for MFU (H200 SXM: 989)\n"
     "  --device cpu|cuda[:N]         (default cpu)   --threads N\n"
     "  --out DIR                     also write DIR/train_bench.csv and DIR/train_bench.json\n"
+    "  --profile                     after each run's timed steps, profile one more step: device time per scope\n"
+    "                                (gsa:: parts, autograd backward nodes), per kernel and per CPU operator; with\n"
+    "                                --out also DIR/profile_<tokens>_<mode>.{txt,json} (the .json a Chrome trace)\n"
     "\n"
     "A run that fails (out of memory, an unsupported shape) is reported and the others go on; the exit code is then 1.\n";
 
@@ -224,6 +227,7 @@ int run_bench_train(const Args& args) {
   shape.loss_chunk = flags.get_int("loss-chunk", 4096);
   const double peak_tflops = flags.get_double("peak-tflops", 989.0);
   const std::string out_dir = flags.get_string("out", "");
+  shape.profile = flags.get_bool("profile", false);
   flags.finish();
 
   GSA_CHECK(m.num_layers >= 1 && m.hidden_size >= 1 && m.intermediate_size >= 1 && m.num_heads >= 1 &&
@@ -278,6 +282,9 @@ int run_bench_train(const Args& args) {
     for (BenchAttention mode : modes) {
       Row row;
       row.seq_tokens = n;
+      const std::string profile_base =
+          join_path(out_dir, str_cat("profile_", n, "_", bench_attention_name(mode)));
+      shape.profile_trace = shape.profile && !out_dir.empty() ? profile_base + ".json" : "";
       try {
         row.result = bench.run(mode, shape);
       } catch (const std::exception& e) {  // e.g. out of memory at the longest length: keep the other runs
@@ -288,6 +295,12 @@ int run_bench_train(const Args& args) {
         continue;
       }
       if (device.is_cuda()) row.mfu = row.result.model_flops / row.result.step_seconds / (peak_tflops * 1e12);
+      if (row.result.profile) {
+        const std::string table = row.result.profile->table(/*top=*/30);
+        std::printf("profiled step, %lld tokens, %s:\n%s", (long long)n, bench_attention_name(mode), table.c_str());
+        std::fflush(stdout);
+        if (!out_dir.empty()) write_file(profile_base + ".txt", table);
+      }
       rows.push_back(row);
     }
     const TrainBenchResult* gsa = nullptr;

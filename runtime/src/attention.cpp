@@ -2,6 +2,8 @@
 
 #include <limits>
 
+#include <ATen/record_function.h>
+
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/kernel_choice.h"
 #include "gsa/runtime/mask_predicate.h"
@@ -93,6 +95,7 @@ PartialAttention shared_part(const BlockedQueries& bq, const KeyView& kv, const 
 PartialAttention selected_part(const at::Tensor& q, const KeyView& kv, const KeyView& selection_keys,
                                const AttentionPlan& plan, const SelectionOptions& options, double scale,
                                RemoteSelection* remote) {
+  RECORD_FUNCTION("gsa::selected_part", std::vector<c10::IValue>());
   const SelectionPlan& sel = plan.selection;
   const int64_t hkv = kv.k.size(1), d = kv.k.size(3), hq = q.size(1), ns = sel.count;
   const int64_t g = hq / hkv;
@@ -142,6 +145,7 @@ bool use_kernels(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, 
 PartialAttention chunked_reference_attention(const at::Tensor& q, const KeyView& keys, const AttentionPlan& plan,
                                              bool selective, const SelectionOptions& selection, double scale,
                                              const KeyView* selection_keys, RemoteSelection* remote) {
+  RECORD_FUNCTION("gsa::chunked_reference_attention", std::vector<c10::IValue>());
   const int64_t q_end = plan.q_begin + plan.num_queries;
   AttentionOptions options = plan.options;
   options.backend = AttentionBackend::kReference;
@@ -181,6 +185,7 @@ PartialAttention chunked_reference_attention(const at::Tensor& q, const KeyView&
 PartialAttention merge_partials(const std::vector<PartialAttention>& parts) {
   GSA_CHECK(!parts.empty(), "merge_partials needs at least one part");
   if (parts.size() == 1) return parts[0];
+  RECORD_FUNCTION("gsa::merge_partials", std::vector<c10::IValue>());
   std::vector<at::Tensor> outs, lses;
   for (const auto& p : parts) {
     outs.push_back(p.out);
@@ -218,6 +223,7 @@ PartialAttention masked_attention(const at::Tensor& q, const at::Tensor& k, cons
 }
 
 PartialAttention selective_to_grid(const AttentionPlan& plan, const at::Tensor& out, const at::Tensor& lse) {
+  RECORD_FUNCTION("gsa::selective_to_grid", std::vector<c10::IValue>());
   const SelectionPlan& sel = plan.selection;
   const int64_t b = plan.batch, tqp = plan.padded_queries(), hq = out.size(1), d = out.size(2);
   at::Tensor grid_out = at::zeros({b * tqp, hq, d}, out.options());
@@ -268,6 +274,7 @@ PartialAttention gsa_attention_partial(const at::Tensor& q, const KeyView& keys,
   }
   GSA_CHECK(plan.band.defined(), "attention plan without reference masks (attention.backend = KERNELS) ",
             "but the kernels cannot run these inputs");
+  RECORD_FUNCTION("gsa::reference_attention", std::vector<c10::IValue>());
   auto pick = [&](const at::Tensor& normal, const at::Tensor& sel_mask) { return selective ? sel_mask : normal; };
 
   BlockedQueries bq = block_queries(q, plan, k.size(1));

@@ -1,5 +1,7 @@
 #include "gsa/runtime/selection.h"
 
+#include <ATen/record_function.h>
+
 #include <algorithm>
 #include <limits>
 #include <string>
@@ -186,6 +188,7 @@ ChunkSelection select_chunks_rows(const at::Tensor& q_in, const kernels::KvRows&
 ChunkSelection select_chunks(const at::Tensor& q, const at::Tensor& k, const SelectionPlan& sel,
                              const GistOptions& gist, const SelectionOptions& options, const at::Tensor& key_slot,
                              AttentionBackend backend, const at::Tensor& covered) {
+  RECORD_FUNCTION("gsa::select_chunks", std::vector<c10::IValue>());
   at::NoGradGuard no_grad;
   if (sel.count > 0 &&
       use_kernel_backend(backend, q.is_cuda(), selection_kernels_unsupported(q, k, key_slot, gist),

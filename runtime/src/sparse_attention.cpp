@@ -1,5 +1,6 @@
 #include "gsa/runtime/sparse_attention.h"
 
+#include <ATen/record_function.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <limits>
@@ -179,6 +180,7 @@ std::string sparse_attention_unsupported(const at::Tensor& q, const at::Tensor& 
 SparseAttentionOutput sparse_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                        std::shared_ptr<const TilePlan> tiles, bool selective,
                                        bool keep_unselected_gists, double scale, const at::Tensor& key_slot) {
+  RECORD_FUNCTION("gsa::sparse_attention", std::vector<c10::IValue>());
   const std::string why = sparse_attention_unsupported(q, k, v);
   GSA_CHECK(why.empty(), "sparse attention: ", why);
   GSA_CHECK(tiles != nullptr, "sparse attention needs a tile plan");

@@ -189,6 +189,7 @@ TrainBenchResult TrainBench::run(BenchAttention mode, const TrainBenchShape& sha
     r.attention_seconds += times.attention / static_cast<double>(shape.steps);
   }
   if (device_.is_cuda()) r.peak_bytes = MemoryTracker::peak_bytes(device_);
+  if (shape.profile) r.profile = profile_ops([&] { step(); }, device_.is_cuda(), shape.profile_trace);
   r.communication_seconds = 0;  // one process: no collective moves data
   r.other_seconds = r.step_seconds - r.attention_seconds - r.communication_seconds;
   r.tokens_per_second = static_cast<double>(r.tokens) / r.step_seconds;

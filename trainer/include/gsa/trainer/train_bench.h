@@ -25,6 +25,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,7 @@
 
 #include "gsa/config/options.h"
 #include "gsa/runtime/llama_model.h"
+#include "gsa/runtime/op_profile.h"
 #include "gsa/runtime/safetensors.h"
 #include "gsa/trainer/task_batch.h"
 
@@ -47,6 +49,8 @@ struct TrainBenchShape {
   int64_t warmup = 1;          // >= 0 untimed steps
   int64_t steps = 2;           // >= 1 timed steps
   int64_t loss_chunk = 4096;   // >= 1 positions per LM-head chunk
+  bool profile = false;        // after the timed steps, one more step under the op profiler (op_profile.h)
+  std::string profile_trace;   // that step's Chrome trace file ("" = none)
 };
 
 struct TrainBenchResult {
@@ -64,6 +68,7 @@ struct TrainBenchResult {
   int64_t peak_bytes = -1;          // -1: not measured (CPU)
   double first_loss = 0;            // mean loss of the first step (the initial weights)
   double last_loss = 0;             // mean loss of the last timed step
+  std::optional<OpProfile> profile; // the profiled step (shape.profile), not part of the timings above
 };
 
 // The batch a run trains on: `shape.batch` sequences of random text ids (below the gist ids) from `seed`, laid
