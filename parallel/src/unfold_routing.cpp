@@ -6,6 +6,7 @@
 
 #include "gsa/parallel/autograd_collectives.h"
 #include "gsa/runtime/error.h"
+#include "gsa/runtime/key_gather.h"
 
 namespace gsa {
 namespace {
@@ -106,8 +107,8 @@ PartialAttention route_unfolding(const RemoteSelection& remote, const at::Tensor
   GSA_CHECK(!(valid.logical_and(column.lt(0).logical_or(column.ge(t_local)))).any().item<bool>(),
             "route_unfolding: rank ", me, " was asked for keys outside its shard ", shards.describe());
   column = column.clamp(0, std::max<int64_t>(t_local - 1, 0));
-  at::Tensor keys = k_own.index({rows_in, heads_in, column});                            // [M_in, R, D]
-  at::Tensor values = v_own.index({rows_in, heads_in, column});
+  at::Tensor keys = gather_key_rows(k_own, rows_in, heads_in, column);                   // [M_in, R, D]
+  at::Tensor values = gather_key_rows(v_own, rows_in, heads_in, column);
   PartialAttention owned = masked_attention(q_in, keys, values, valid.view({received, 1, width}),
                                             {received, g, width}, scale);                // [M_in, g, D], [M_in, g]
   at::Tensor packed = at::cat({owned.out, owned.lse.unsqueeze(-1)}, -1);                 // [M_in, g, D + 1]

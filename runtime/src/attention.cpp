@@ -6,6 +6,7 @@
 
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/kernel_choice.h"
+#include "gsa/runtime/key_gather.h"
 #include "gsa/runtime/mask_predicate.h"
 #include "gsa/runtime/selection.h"
 #include "gsa/runtime/sparse_attention.h"
@@ -62,8 +63,8 @@ PartialAttention block_part(const BlockedQueries& bq, const KeyView& kv, const B
   at::Tensor rows = at::arange(b, long_opts).view({b, 1, 1, 1});
   at::Tensor heads = at::arange(hkv, long_opts).view({1, hkv, 1, 1});
   at::Tensor idx = vi.column.unsqueeze(1);                                            // [B, 1, nb, R]
-  at::Tensor keys = kv.k.index({rows, heads, idx});                                   // [B, Hkv, nb, R, D]
-  at::Tensor values = kv.v.index({rows, heads, idx});
+  at::Tensor keys = gather_key_rows(kv.k, rows, heads, idx);                          // [B, Hkv, nb, R, D]
+  at::Tensor values = gather_key_rows(kv.v, rows, heads, idx);
   const int64_t nb = plan.num_blocks, block = plan.block, r = part.idx.size(2);
   PartialAttention res = masked_attention(bq.q, keys, values, mask.view({b, 1, nb, 1, block, r}),
                                           {b, hkv, nb, bq.g, block, r}, scale);
@@ -81,8 +82,8 @@ PartialAttention shared_part(const BlockedQueries& bq, const KeyView& kv, const 
   at::Tensor rows = at::arange(b, long_opts).view({b, 1, 1});
   at::Tensor heads = at::arange(hkv, long_opts).view({1, hkv, 1});
   at::Tensor idx = vi.column.unsqueeze(1);                                            // [B, 1, G]
-  at::Tensor keys = kv.k.index({rows, heads, idx});                                   // [B, Hkv, G, D]
-  at::Tensor values = kv.v.index({rows, heads, idx});
+  at::Tensor keys = gather_key_rows(kv.k, rows, heads, idx);                          // [B, Hkv, G, D]
+  at::Tensor values = gather_key_rows(kv.v, rows, heads, idx);
   at::Tensor q = bq.q.reshape({b, hkv, nb * bq.g * block, d});
   PartialAttention res = masked_attention(q, keys, values, mask.view({b, 1, nb, 1, block, gcount}),
                                           {b, hkv, nb, bq.g, block, gcount}, scale);
@@ -90,12 +91,12 @@ PartialAttention shared_part(const BlockedQueries& bq, const KeyView& kv, const 
           blocks_to_heads(res.lse.view({b, hkv, nb, bq.g * block}), bq.g, block)};
 }
 
-// The selective queries over their unfolded chunks and chosen gists that the view holds, on the query grid;
-// the selected keys it does not hold go to `remote` when given.
-PartialAttention selected_part(const at::Tensor& q, const KeyView& kv, const KeyView& selection_keys,
+// The selective queries over their unfolded chunks and chosen gists that the view holds: [Ns, Hq, D] and
+// [Ns, Hq] in fp32; the selected keys it does not hold go to `remote` when given.
+PartialAttention selected_rows(const at::Tensor& q, const KeyView& kv, const KeyView& selection_keys,
                                const AttentionPlan& plan, const SelectionOptions& options, double scale,
                                RemoteSelection* remote) {
-  RECORD_FUNCTION("gsa::selected_part", std::vector<c10::IValue>());
+  RECORD_FUNCTION("gsa::selected_rows", std::vector<c10::IValue>());
   const SelectionPlan& sel = plan.selection;
   const int64_t hkv = kv.k.size(1), d = kv.k.size(3), hq = q.size(1), ns = sel.count;
   const int64_t g = hq / hkv;
@@ -118,11 +119,11 @@ PartialAttention selected_part(const at::Tensor& q, const KeyView& kv, const Key
   }
 
   at::Tensor heads = at::arange(hkv, key_pos.options()).view({1, hkv, 1});
-  at::Tensor keys = kv.k.index({rows, heads, vi.column});                             // [Ns, Hkv, R, D]
-  at::Tensor values = kv.v.index({rows, heads, vi.column});
+  at::Tensor keys = gather_key_rows(kv.k, rows, heads, vi.column);                    // [Ns, Hkv, R, D]
+  at::Tensor values = gather_key_rows(kv.v, rows, heads, vi.column);
   PartialAttention res = masked_attention(q_sel.view({ns, hkv, g, d}), keys, values, vi.held.view({ns, hkv, 1, r}),
                                           {ns, hkv, g, r}, scale);                    // [Ns, Hkv, g, D], [Ns, Hkv, g]
-  return selective_to_grid(plan, res.out.reshape({ns, hq, d}), res.lse.reshape({ns, hq}));
+  return {res.out.reshape({ns, hq, d}), res.lse.reshape({ns, hq})};
 }
 
 // The kernels' result on the plan's padded query grid in fp32, to merge with the selected part.
@@ -222,6 +223,23 @@ PartialAttention masked_attention(const at::Tensor& q, const at::Tensor& k, cons
   return {out, lse};
 }
 
+PartialAttention merge_selected_rows(const PartialAttention& grid, const PartialAttention& selected,
+                                     const AttentionPlan& plan) {
+  RECORD_FUNCTION("gsa::merge_selected_rows", std::vector<c10::IValue>());
+  const SelectionPlan& sel = plan.selection;
+  const int64_t ns = sel.count, hq = grid.out.size(1);
+  GSA_CHECK(selected.out.dim() == 3 && selected.out.size(0) == ns && selected.out.size(1) == hq,
+            "merge_selected_rows: selected rows ", selected.out.sizes(), " are not [", ns, ", ", hq, ", D]");
+  // (row, head, query index) of every selective query's heads: [Ns, Hq] after broadcasting.
+  const c10::List<std::optional<at::Tensor>> at_rows{sel.row.view({ns, 1}),
+                                                      at::arange(hq, sel.row.options()).view({1, hq}),
+                                                      (sel.pos - plan.q_begin).view({ns, 1})};
+  const PartialAttention here{at::index(grid.out, at_rows).to(at::kFloat), at::index(grid.lse, at_rows)};
+  const PartialAttention merged = merge_partials({here, selected});                  // [Ns, Hq, D], [Ns, Hq]
+  return {at::index_put(grid.out, at_rows, merged.out.to(grid.out.scalar_type())),
+          at::index_put(grid.lse, at_rows, merged.lse)};
+}
+
 PartialAttention selective_to_grid(const AttentionPlan& plan, const at::Tensor& out, const at::Tensor& lse) {
   RECORD_FUNCTION("gsa::selective_to_grid", std::vector<c10::IValue>());
   const SelectionPlan& sel = plan.selection;
@@ -262,12 +280,11 @@ PartialAttention gsa_attention_partial(const at::Tensor& q, const KeyView& keys,
   if (use_kernels(q, k, v, plan)) {
     const SparseAttentionOutput s = sparse_attention(q, k, v, plan.tiles->get(q.size(1) / k.size(1)), selective,
                                                      plan.keep_unselected_gists, scale, keys.slot);
-    std::vector<PartialAttention> parts{kernel_part_on_grid(s, plan)};
-    if (select) {
-      parts.push_back(selected_part(q, keys, selection_keys != nullptr ? *selection_keys : keys, plan, selection,
-                                    scale, remote));
-    }
-    return merge_partials(parts);
+    const PartialAttention grid = kernel_part_on_grid(s, plan);
+    if (!select) return grid;
+    return merge_selected_rows(grid, selected_rows(q, keys, selection_keys != nullptr ? *selection_keys : keys, plan,
+                                                   selection, scale, remote),
+                               plan);
   }
   if (!plan.band.defined() && plan.reference_chunk > 0) {
     return chunked_reference_attention(q, keys, plan, selective, selection, scale, selection_keys, remote);
@@ -288,8 +305,9 @@ PartialAttention gsa_attention_partial(const at::Tensor& q, const KeyView& keys,
   parts.push_back(shared_part(bq, keys, plan.top_gists, pick(plan.top_gists.mask, plan.top_gists.mask_selective),
                               plan, scale));
   if (select) {
-    parts.push_back(selected_part(q, keys, selection_keys != nullptr ? *selection_keys : keys, plan, selection,
-                                  scale, remote));
+    const PartialAttention rows = selected_rows(q, keys, selection_keys != nullptr ? *selection_keys : keys, plan,
+                                                selection, scale, remote);
+    parts.push_back(selective_to_grid(plan, rows.out, rows.lse));
   }
   return merge_partials(parts);
 }
@@ -300,10 +318,14 @@ at::Tensor finish_attention(const PartialAttention& merged, const AttentionPlan&
 
 at::Tensor gsa_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const AttentionPlan& plan,
                          bool selective, const SelectionOptions& selection, double scale) {
-  // Without selection the kernels' output is the result as it stands (no fp32 grid, no merge).
-  if ((!selective || plan.selection.count == 0) && q.size(1) % k.size(1) == 0 && use_kernels(q, k, v, plan)) {
-    return sparse_attention(q, k, v, plan.tiles->get(q.size(1) / k.size(1)), selective, plan.keep_unselected_gists,
-                            scale)
+  // On the kernels the result stays in q's dtype on the unpadded grid: the kernels' output as it stands, the
+  // selective queries' rows merged with their selected part.
+  if (q.size(1) % k.size(1) == 0 && use_kernels(q, k, v, plan)) {
+    const SparseAttentionOutput s = sparse_attention(q, k, v, plan.tiles->get(q.size(1) / k.size(1)), selective,
+                                                     plan.keep_unselected_gists, scale);
+    if (!selective || plan.selection.count == 0) return s.out;
+    const KeyView keys{k, v, {}};
+    return merge_selected_rows({s.out, s.lse}, selected_rows(q, keys, keys, plan, selection, scale, nullptr), plan)
         .out;
   }
   PartialAttention merged = gsa_attention_partial(q, KeyView{k, v, {}}, plan, selective, selection, scale);

@@ -98,7 +98,8 @@ TEST(SparseAttentionBackend, KernelsEqualReferenceThroughGsaAttention) {
 
 // q, k, v as the model passes them: transposed views of [B, T, H, D] projections (strides not contiguous). The
 // kernels read them through strides and write out / dq with q's, so the binding must give out, d_out and dq one
-// layout; the reference backend on the same views is the oracle, outputs and gradients.
+// layout; the reference backend on the same views is the oracle, outputs and gradients. In a selective layer the
+// kernels' rows of the selective queries are merged with their selected part (merge_selected_rows).
 TEST(SparseAttentionBackend, KernelsTakeTransposedViews) {
   const std::vector<GistLayout> rows = two_level_rows(5, 40, 11, 6);
   const int64_t T = std::max(rows[0].size(), rows[1].size()), D = 64;
@@ -108,20 +109,25 @@ TEST(SparseAttentionBackend, KernelsTakeTransposedViews) {
     const at::Tensor q = at::randn({2, T, 4, D}, bf16).transpose(1, 2);
     const at::Tensor k = at::randn({2, T, 2, D}, bf16).transpose(1, 2), v = at::randn({2, T, 2, D}, bf16).transpose(1, 2);
     const at::Tensor w = at::randn({2, T, 4, D}, at::TensorOptions().device(device)).transpose(1, 2);
-    std::vector<std::vector<at::Tensor>> results;
-    for (AttentionBackend backend : {AttentionBackend::kReference, AttentionBackend::kKernels}) {
-      AttentionOptions options;
-      options.backend = backend;
-      const AttentionPlan plan = make_attention_plan(row_pointers(rows), 0, -1, options, device);
-      at::Tensor qg = q.detach().requires_grad_(), kg = k.detach().requires_grad_(), vg = v.detach().requires_grad_();
-      const at::Tensor out = gsa_attention(qg, kg, vg, plan, false, options.selection, 1.0 / std::sqrt(double(D)));
-      (out.to(at::kFloat) * w).sum().backward();  // d_out = w: a transposed view too
-      results.push_back({out.detach(), qg.grad(), kg.grad(), vg.grad()});
-    }
-    const char* names[] = {"out", "dq", "dk", "dv"};
-    for (int i = 0; i < 4; ++i) {
-      EXPECT_TRUE(test::relative_error_below(results[1][i], results[0][i], test::kBf16RelErr)) << names[i] << " on "
-                                                                                               << device;
+    for (bool selective : {false, true}) {
+      std::vector<std::vector<at::Tensor>> results;
+      for (AttentionBackend backend : {AttentionBackend::kReference, AttentionBackend::kKernels}) {
+        AttentionOptions options;
+        options.backend = backend;
+        const AttentionPlan plan = make_attention_plan(row_pointers(rows), 0, -1, options, device);
+        ASSERT_GT(plan.selection.count, 0);
+        at::Tensor qg = q.detach().requires_grad_(), kg = k.detach().requires_grad_(),
+                   vg = v.detach().requires_grad_();
+        const at::Tensor out =
+            gsa_attention(qg, kg, vg, plan, selective, options.selection, 1.0 / std::sqrt(double(D)));
+        (out.to(at::kFloat) * w).sum().backward();  // d_out = w: a transposed view too
+        results.push_back({out.detach(), qg.grad(), kg.grad(), vg.grad()});
+      }
+      const char* names[] = {"out", "dq", "dk", "dv"};
+      for (int i = 0; i < 4; ++i) {
+        EXPECT_TRUE(test::relative_error_below(results[1][i], results[0][i], test::kBf16RelErr))
+            << names[i] << " on " << device << ", selective " << selective;
+      }
     }
   }
 }

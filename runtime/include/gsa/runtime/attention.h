@@ -54,6 +54,13 @@ PartialAttention gsa_attention_partial(const at::Tensor& q, const KeyView& keys,
                                        bool selective, const SelectionOptions& selection, double scale,
                                        const KeyView* selection_keys = nullptr, RemoteSelection* remote = nullptr);
 
+// A query-grid result (out [B, Hq, Tg, D] in any dtype, lse [B, Hq, Tg] fp32; Tg the plan's queries, padded or
+// not) with the plan's selective queries' rows merged with `selected` ([Ns, Hq, D] / [Ns, Hq] fp32) by
+// log-sum-exp; the other rows as they are, out in its dtype. Touches only the Ns x Hq selected rows (plus one
+// copy of the grid): the full-grid merge of merge_partials would read and write every row in fp32.
+PartialAttention merge_selected_rows(const PartialAttention& grid, const PartialAttention& selected,
+                                     const AttentionPlan& plan);
+
 // Per-selective-query results [Ns, Hq, D] / [Ns, Hq] placed on the plan's padded query grid (-inf elsewhere).
 // The grid depends on out and lse even when the plan has no selective query (Ns = 0).
 PartialAttention selective_to_grid(const AttentionPlan& plan, const at::Tensor& out, const at::Tensor& lse);

@@ -8,7 +8,7 @@
 //   device_ops  per kernel / copy / fill name: calls and device time;
 //   scopes      device time per scope: every device op is charged to the innermost enclosing scope of the CPU
 //               operator that launched it, on that operator's thread. Scopes are the ranges named "gsa::..." (our
-//               RECORD_FUNCTION marks, e.g. gsa::selected_part) and the autograd engine's
+//               RECORD_FUNCTION marks, e.g. gsa::selected_rows) and the autograd engine's
 //               "autograd::engine::evaluate_function: <Node>" ranges, so forward parts and backward nodes both
 //               show; device time launched outside any scope is charged to "(no scope)".
 // wall_seconds is work()'s wall time (device wait included), device_seconds the sum of all device op times
