@@ -8,6 +8,7 @@
 #include "gsa/runtime/kernel_choice.h"
 #include "gsa/runtime/key_gather.h"
 #include "gsa/runtime/mask_predicate.h"
+#include "gsa/runtime/selected_attention.h"
 #include "gsa/runtime/selection.h"
 #include "gsa/runtime/sparse_attention.h"
 
@@ -92,10 +93,12 @@ PartialAttention shared_part(const BlockedQueries& bq, const KeyView& kv, const 
 }
 
 // The selective queries over their unfolded chunks and chosen gists that the view holds: [Ns, Hq, D] and
-// [Ns, Hq] in fp32; the selected keys it does not hold go to `remote` when given.
+// [Ns, Hq] in fp32; the selected keys it does not hold go to `remote` when given. on_kernels: the attention over
+// the selected keys runs on the selected-attention kernels where they take the inputs (selected_attention.h),
+// else on gathered rows with LibTorch ops.
 PartialAttention selected_rows(const at::Tensor& q, const KeyView& kv, const KeyView& selection_keys,
                                const AttentionPlan& plan, const SelectionOptions& options, double scale,
-                               RemoteSelection* remote) {
+                               RemoteSelection* remote, bool on_kernels) {
   RECORD_FUNCTION("gsa::selected_rows", std::vector<c10::IValue>());
   const SelectionPlan& sel = plan.selection;
   const int64_t hkv = kv.k.size(1), d = kv.k.size(3), hq = q.size(1), ns = sel.count;
@@ -116,6 +119,9 @@ PartialAttention selected_rows(const at::Tensor& q, const KeyView& kv, const Key
   if (remote != nullptr) {
     remote->q = q_sel;
     remote->key_pos = key_pos.masked_fill(vi.held, -1);
+  }
+  if (on_kernels && selected_attention_unsupported(q_sel, kv.k, kv.v).empty()) {
+    return selected_attention(q_sel, kv.k, kv.v, sel.row, vi.column.masked_fill(vi.held.logical_not(), -1), scale);
   }
 
   at::Tensor heads = at::arange(hkv, key_pos.options()).view({1, hkv, 1});
@@ -283,7 +289,7 @@ PartialAttention gsa_attention_partial(const at::Tensor& q, const KeyView& keys,
     const PartialAttention grid = kernel_part_on_grid(s, plan);
     if (!select) return grid;
     return merge_selected_rows(grid, selected_rows(q, keys, selection_keys != nullptr ? *selection_keys : keys, plan,
-                                                   selection, scale, remote),
+                                                   selection, scale, remote, /*on_kernels=*/true),
                                plan);
   }
   if (!plan.band.defined() && plan.reference_chunk > 0) {
@@ -306,7 +312,7 @@ PartialAttention gsa_attention_partial(const at::Tensor& q, const KeyView& keys,
                               plan, scale));
   if (select) {
     const PartialAttention rows = selected_rows(q, keys, selection_keys != nullptr ? *selection_keys : keys, plan,
-                                                selection, scale, remote);
+                                                selection, scale, remote, /*on_kernels=*/false);
     parts.push_back(selective_to_grid(plan, rows.out, rows.lse));
   }
   return merge_partials(parts);
@@ -325,7 +331,8 @@ at::Tensor gsa_attention(const at::Tensor& q, const at::Tensor& k, const at::Ten
                                                      plan.keep_unselected_gists, scale);
     if (!selective || plan.selection.count == 0) return s.out;
     const KeyView keys{k, v, {}};
-    return merge_selected_rows({s.out, s.lse}, selected_rows(q, keys, keys, plan, selection, scale, nullptr), plan)
+    return merge_selected_rows({s.out, s.lse},
+                               selected_rows(q, keys, keys, plan, selection, scale, nullptr, /*on_kernels=*/true), plan)
         .out;
   }
   PartialAttention merged = gsa_attention_partial(q, KeyView{k, v, {}}, plan, selective, selection, scale);

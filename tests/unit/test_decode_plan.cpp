@@ -329,8 +329,9 @@ TEST(DecodePlan, CudaGraphStepsEqualEagerSteps) {
   for (int i = 0; i < 3; ++i) prompts.push_back(random_row(rng, gist, 1, 150 + 40 * i));
   std::vector<std::unique_ptr<Generator>> with, without;
   for (const GistLayout& p : prompts) {
-    with.push_back(std::make_unique<Generator>(model, graphs, p, p.size() + 400));
-    without.push_back(std::make_unique<Generator>(model, eager, p, p.size() + 400));
+    // Sequence 0 steps 300 times alone, then 150 times in the batch: room for 450 tokens and their gists.
+    with.push_back(std::make_unique<Generator>(model, graphs, p, p.size() + 700));
+    without.push_back(std::make_unique<Generator>(model, eager, p, p.size() + 700));
     with.back()->prefill();
     without.back()->prefill();
   }
