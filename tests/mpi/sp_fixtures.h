@@ -7,6 +7,7 @@
 #include <map>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -88,6 +89,7 @@ inline SequenceShards sp_awkward_shards(int64_t length, int64_t sp, uint32_t see
 struct SingleRankResult {
   double loss = 0;
   std::map<std::string, at::Tensor> grads;
+  at::Tensor argmax;  // [B, T] the argmax of every position's logits
 };
 
 inline SingleRankResult single_rank_loss(const LlamaModel& model, const std::vector<GistLayout>& rows,
@@ -100,11 +102,50 @@ inline SingleRankResult single_rank_loss(const LlamaModel& model, const std::vec
   loss.backward();
   SingleRankResult out;
   out.loss = loss.item<double>();
+  out.argmax = logits.detach().argmax(-1).cpu();
   for (const auto& [name, p] : model.parameters()) {
     out.grads[name] = p.grad().detach().clone();
     p.mutable_grad() = at::Tensor();
   }
   return out;
+}
+
+// Answers (maximal runs of labelled positions of a row) right under `argmax`, counted on the host: {correct, total}.
+inline std::pair<int64_t, int64_t> answer_tally_oracle(const at::Tensor& argmax, const at::Tensor& labels) {
+  const at::Tensor a = argmax.cpu(), l = labels.cpu();
+  int64_t correct = 0, total = 0;
+  for (int64_t b = 0; b < l.size(0); ++b) {
+    bool in_answer = false, right = true;
+    for (int64_t t = 0; t <= l.size(1); ++t) {
+      const bool labelled = t < l.size(1) && l[b][t].item<int64_t>() != -100;
+      if (in_answer && !labelled) {
+        ++total;
+        correct += right;
+      }
+      if (labelled && !in_answer) right = true;
+      if (labelled) right = right && a[b][t].item<int64_t>() == l[b][t].item<int64_t>();
+      in_answer = labelled;
+    }
+  }
+  return {correct, total};
+}
+
+// Labels cut into two-position answers (positions 4i + 2 and 4i + 3 keep their label, the others -100) whose
+// every other answer is replaced by `argmax` (the model's own prediction): some answers right, the others mostly
+// wrong, so an accuracy that miscounts answers shows.
+inline at::Tensor answer_mix_labels(const at::Tensor& labels, const at::Tensor& argmax) {
+  at::Tensor mixed = labels.cpu().clone();
+  for (int64_t b = 0; b < mixed.size(0); ++b) {
+    for (int64_t t = 0; t < mixed.size(1); ++t) {
+      if (mixed[b][t].item<int64_t>() == -100) continue;
+      if (t % 4 <= 1) {
+        mixed[b][t] = -100;
+      } else if ((t / 4) % 2 == 0) {
+        mixed[b][t] = argmax[b][t].item<int64_t>();
+      }
+    }
+  }
+  return mixed;
 }
 
 }  // namespace gsa::test

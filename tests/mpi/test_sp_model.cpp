@@ -4,6 +4,8 @@
 // Tolerance: fp32 through two layers: loss |a - e| <= 1e-5 |e|; gradients |a - e| <= 2e-5 + 2e-4 |e|.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "common/tolerance.h"
 #include "gsa/parallel/gradient_sync.h"
 #include "gsa/parallel/sp_model.h"
@@ -55,6 +57,20 @@ void check(const Setup& s, uint32_t seed) {
     GSA_EXPECT_CLOSE(p.grad(), expected.grads.at(name), test::kFp32Atol, test::kFp32Rtol);
     p.mutable_grad() = at::Tensor();
   }
+
+  // Answer accuracy of the global batch: answers cut short, half of them the model's own predictions, some
+  // spanning the shard cuts; the oracle counts them on the whole rows.
+  const at::Tensor mixed_global = test::answer_mix_labels(global_labels, expected.argmax);
+  const at::Tensor mixed = mixed_global.narrow(0, first, rows_per_replica).narrow(1, 0, length);
+  const SpLossResult scored =
+      sp_next_token_loss(model, rows, mixed, shards, attention, s.selective, *groups.sp, *groups.world);
+  const auto [correct, answers] = test::answer_tally_oracle(expected.argmax, mixed_global);
+  const AnswerTally tally = sp_answer_tally(scored, first, rows_per_replica * s.dp, *groups.world);
+  EXPECT_EQ(tally.answers, answers);
+  // The sharded forward's argmax may differ from the oracle's at a near-tie (fp32 sums in another order): a
+  // miscount of how answers are cut or merged over shards is off by far more than that.
+  EXPECT_NEAR(tally.correct, correct, std::max<int64_t>(1, answers / 50));
+  EXPECT_GT(correct, 0);
 }
 
 TEST(SpModel, SequenceParallelEqualsOneRank) {

@@ -19,7 +19,7 @@
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/mask_predicate.h"
 #include "gsa/runtime/sdpa_attention.h"
-#include "gsa/trainer/chunked_loss.h"
+#include "gsa/runtime/chunked_loss.h"
 #include "gsa/trainer/timed_attention.h"
 #include "gsa/trainer/train_bench.h"
 

@@ -30,7 +30,9 @@ ScoreSums score_batch(const LlamaModel& model, const AttentionModeOptions& mode,
       sp_next_token_loss(model, batch.layouts, labels, shards, mode.attention, mode.selective, group, group);
   sums.answer_tokens = result.labelled;
   sums.loss_sum = result.global_loss * static_cast<double>(result.labelled);
-  sums.correct = std::llround(sp_answer_accuracy(result, 0, rows, group) * static_cast<double>(rows));
+  const AnswerTally tally = sp_answer_tally(result, 0, rows, group);
+  GSA_CHECK(tally.answers == rows, "eval: ", tally.answers, " answers in ", rows, " samples (one each expected)");
+  sums.correct = tally.correct;
   return sums;
 }
 

@@ -13,7 +13,7 @@
 #include "gsa/runtime/model_tokenizer.h"
 #include "gsa/runtime/sdpa_attention.h"
 #include "gsa/trainer/adamw.h"
-#include "gsa/trainer/chunked_loss.h"
+#include "gsa/runtime/chunked_loss.h"
 #include "gsa/trainer/timed_attention.h"
 
 namespace gsa {

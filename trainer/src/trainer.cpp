@@ -89,6 +89,7 @@ Trainer::BatchResult Trainer::run_batch(DataSource& source, bool selective, bool
     step_labelled = groups_->world->all_reduce_int(mine, ReduceOp::kSum) / mesh.sp;
   }
   BatchResult r;
+  AnswerTally answers;
   for (int64_t m = 0; m < micro_batches; ++m) {
     const TaskBatch& batch = batches[static_cast<size_t>(m)];
     const SequenceShards shards = shard_at_sections(batch.layouts, mesh.sp);  // this replica's rows, cut over sp
@@ -102,9 +103,12 @@ Trainer::BatchResult Trainer::run_batch(DataSource& source, bool selective, bool
       (micro_batches > 1 ? result.loss * weight : result.loss).backward();
     }
     r.loss_value += result.global_loss * weight;
-    r.accuracy += sp_answer_accuracy(result, first, global_rows, *groups_->world) / static_cast<double>(micro_batches);
+    const AnswerTally tally = sp_answer_tally(result, first, global_rows, *groups_->world);
+    answers.correct += tally.correct;
+    answers.answers += tally.answers;
     r.tokens += global_rows * batch.labels.size(1);
   }
+  r.accuracy = answers.accuracy();
   return r;
 }
 

@@ -83,7 +83,7 @@ class LlamaModel {
                      bool last_position_only = false) const;
   // The same forward cut before the LM head: the final-normed hidden states [B, Tq, H] in the model dtype, and
   // the head on any [.., H] of them -> fp32 logits [.., V]; forward() == head_logits(forward_hidden()). A loss
-  // over a long sequence applies the head to a chunk of positions at a time (trainer/chunked_loss.h).
+  // over a long sequence applies the head to a chunk of positions at a time (runtime/chunked_loss.h).
   at::Tensor forward_hidden(const at::Tensor& tokens, const at::Tensor& rope_pos, LayerAttention& layer_attention,
                             const AttentionOptions& attention, bool selective, bool checkpoint_layers = false) const;
   at::Tensor head_logits(const at::Tensor& hidden) const;

@@ -20,7 +20,7 @@ namespace gsa {
 struct StepMetrics {
   int64_t step = 0;         // 0-based index of the step
   double loss = 0;
-  double accuracy = 0;      // whole answers right, teacher forced, this batch
+  double accuracy = 0;      // answers right (every token of a run of labelled tokens), teacher forced, this batch
   double lr = 0;
   double grad_norm = 0;
   double tokens_per_second = 0;

@@ -91,8 +91,8 @@ class Trainer {
   // caller); returns the global batch's loss and whole-answer accuracy.
   struct BatchResult {
     double loss_value = 0;
-    double accuracy = 0;
-    int64_t tokens = 0;  // positions of the global batch
+    double accuracy = 0;  // right answers / answers of the global batch, over its micro-batches
+    int64_t tokens = 0;   // positions of the global batch
   };
   BatchResult run_batch(DataSource& source, bool selective, bool backward);
 

@@ -6,6 +6,8 @@
 // Contract: chunked_loss_sum(model, hidden, labels, chunk) equals
 // cross_entropy(model.head_logits(hidden), labels, sum, ignore_index -100) up to float summation order, and so do
 // its gradients (to hidden and to the head weight); chunk >= 1 (a chunk longer than the sequence is one chunk).
+// argmax, when given, receives [B, T] int64: each position's argmax over the logits, taken chunk by chunk in the
+// forward pass (no extra application of the head), for accuracy.
 #pragma once
 
 #include <cstdint>
@@ -18,6 +20,7 @@ namespace gsa {
 
 // hidden: [B, T, H] final-normed hidden states (LlamaModel::forward_hidden); labels: [B, T] int64 (-100: no loss).
 // Returns the scalar fp32 sum of the labelled positions' cross-entropy.
-at::Tensor chunked_loss_sum(const LlamaModel& model, const at::Tensor& hidden, const at::Tensor& labels, int64_t chunk);
+at::Tensor chunked_loss_sum(const LlamaModel& model, const at::Tensor& hidden, const at::Tensor& labels, int64_t chunk,
+                            at::Tensor* argmax = nullptr);
 
 }  // namespace gsa
