@@ -3,7 +3,9 @@
 // heads held in registers, top level: one key load serves every head of the group) writes fp32 scores;
 // top_k_kernel (one CTA per (query, head)) finds each head's kk-th best score by a 4-pass 8-bit radix select on
 // order-preserving keys in shared-memory histograms (warp-aggregated adds: the scores share few top bits) and
-// writes the chosen gist indices. Then union_kernel (one CTA per (query, KV head, level)) ORs the group's choices
+// writes the chosen gist indices. A long top level (a decode step at 1M tokens: 65K gists per head) is split
+// over top_slices CTAs per head: each keeps its slice's kk best, then one CTA per head selects over the
+// survivors (the single-CTA select over all of them took 0.27 ms per layer on an H200). Then union_kernel (one CTA per (query, KV head, level)) ORs the group's choices
 // into a bitmap and compacts it in ascending order with a block prefix sum, and unfold_kernel (one thread per
 // output slot) writes the rows to unfold.
 #include <cuda_bf16.h>
@@ -104,38 +106,40 @@ __device__ __forceinline__ uint32_t order_key(float f) {
   return (bits & 0x80000000u) ? ~bits : bits | 0x80000000u;
 }
 
-__global__ void __launch_bounds__(kTopKThreads) top_k_kernel(const __grid_constant__ ChunkSelectionParams p, int l) {
-  __shared__ int hist[256];
-  __shared__ uint32_t s_prefix;
-  __shared__ int s_remaining, s_take_all, s_above, s_equal;
-  const int sh = blockIdx.x, s = sh / p.q_heads, h = sh % p.q_heads;
-  const int C = p.candidates[l], K = p.keep[l];
-  const float* scores = p.scores + int64_t(sh) * C;
-  int32_t* out = p.chosen + p.chosen_offset[l] + int64_t(sh) * K;
-  const int64_t kk = keep_count(p, s, l);
+struct TopKShared {
+  int hist[256];
+  uint32_t prefix;
+  int remaining, take_all, above, equal;
+};
+
+// The CTA's (kTopKThreads threads) kk largest of scores[0, n) (-inf = absent), by a 4-pass 8-bit radix select on
+// order-preserving keys: keep(i, slot) is called once for each kept i with a distinct slot in [0, kept), kept =
+// min(kk, the finite scores); returns kept on every thread. Ties at the threshold: the first to arrive.
+template <typename Keep>
+__device__ int radix_top_k(const float* scores, int n, int64_t kk, TopKShared& sh, Keep keep) {
   const int tid = threadIdx.x;
   if (tid == 0) {
-    s_prefix = 0;
-    s_remaining = static_cast<int>(kk);
-    s_take_all = 0;
-    s_above = 0;
-    s_equal = 0;
+    sh.prefix = 0;
+    sh.remaining = static_cast<int>(kk);
+    sh.take_all = 0;
+    sh.above = 0;
+    sh.equal = 0;
   }
   uint32_t mask = 0;
   for (int pass = 0; pass < 4; ++pass) {
     const int shift = 24 - 8 * pass;
-    for (int i = tid; i < 256; i += kTopKThreads) hist[i] = 0;
+    for (int i = tid; i < 256; i += kTopKThreads) sh.hist[i] = 0;
     __syncthreads();
-    if (s_take_all) break;
-    const uint32_t prefix = s_prefix;
-    for (int base = 0; base < C; base += kTopKThreads) {  // uniform trip count: every lane reaches the match
+    if (sh.take_all) break;
+    const uint32_t prefix = sh.prefix;
+    for (int base = 0; base < n; base += kTopKThreads) {  // uniform trip count: every lane reaches the match
       const int c = base + tid;
-      const float f = c < C ? scores[c] : -INFINITY;
+      const float f = c < n ? scores[c] : -INFINITY;
       const uint32_t key = order_key(f);
       const int bin = f != -INFINITY && (key & mask) == prefix ? int((key >> shift) & 255) : 256;
       // Scores share few top bits: lanes with the same bin add once (shared-memory atomics would serialise).
       const unsigned peers = __match_any_sync(0xffffffffu, bin);
-      if (bin < 256 && (tid & 31) == __ffs(peers) - 1) atomicAdd(&hist[bin], __popc(peers));
+      if (bin < 256 && (tid & 31) == __ffs(peers) - 1) atomicAdd(&sh.hist[bin], __popc(peers));
     }
     __syncthreads();
     if (tid < 32) {  // warp 0 finds the bin holding the kk-th largest key: lane i owns bins 8i .. 8i+7
@@ -143,7 +147,7 @@ __global__ void __launch_bounds__(kTopKThreads) top_k_kernel(const __grid_consta
       int counts[8], own = 0;
 #pragma unroll
       for (int i = 0; i < 8; ++i) {
-        counts[i] = hist[lane * 8 + i];
+        counts[i] = sh.hist[lane * 8 + i];
         own += counts[i];
       }
       int at_or_above = own;  // keys in this lane's bins and every higher lane's
@@ -152,16 +156,16 @@ __global__ void __launch_bounds__(kTopKThreads) top_k_kernel(const __grid_consta
         const int v = __shfl_down_sync(0xffffffffu, at_or_above, o);
         if (lane + o < 32) at_or_above += v;
       }
-      const int remaining = s_remaining, higher = at_or_above - own;
+      const int remaining = sh.remaining, higher = at_or_above - own;
       const bool mine = higher < remaining && remaining <= at_or_above;
       if (__ballot_sync(0xffffffffu, mine) == 0) {
-        if (lane == 0) s_take_all = 1;  // fewer candidates than kk: keep all of them
+        if (lane == 0) sh.take_all = 1;  // fewer candidates than kk: keep all of them
       } else if (mine) {
         int cum = higher;
         for (int i = 7; i >= 0; --i) {
           if (cum + counts[i] >= remaining) {
-            s_remaining = remaining - cum;
-            s_prefix = prefix | (uint32_t(lane * 8 + i) << shift);
+            sh.remaining = remaining - cum;
+            sh.prefix = prefix | (uint32_t(lane * 8 + i) << shift);
             break;
           }
           cum += counts[i];
@@ -171,24 +175,73 @@ __global__ void __launch_bounds__(kTopKThreads) top_k_kernel(const __grid_consta
     mask |= 255u << shift;
     __syncthreads();
   }
-  const bool take_all = s_take_all != 0 || kk <= 0;
-  const uint32_t threshold = s_prefix;
-  const int ties = s_remaining;  // keys equal to the threshold still to keep
-  for (int c = tid; c < C; c += kTopKThreads) {
+  const bool take_all = sh.take_all != 0 || kk <= 0;
+  const uint32_t threshold = sh.prefix;
+  const int ties = sh.remaining;  // keys equal to the threshold still to keep
+  for (int c = tid; c < n; c += kTopKThreads) {
     const float f = scores[c];
     if (f == -INFINITY || kk <= 0) continue;
     const uint32_t key = order_key(f);
     int slot = -1;
     if (take_all || key > threshold) {
-      slot = atomicAdd(&s_above, 1);
+      slot = atomicAdd(&sh.above, 1);
     } else if (key == threshold) {
-      const int e = atomicAdd(&s_equal, 1);
-      if (e < ties) slot = atomicAdd(&s_above, 1);
+      const int e = atomicAdd(&sh.equal, 1);
+      if (e < ties) slot = atomicAdd(&sh.above, 1);
     }
-    if (slot >= 0 && slot < K) out[slot] = static_cast<int32_t>(candidate_index(p, l, s, h, c));
+    if (slot >= 0) keep(c, slot);
   }
   __syncthreads();
-  for (int j = s_above + tid; j < K; j += kTopKThreads) out[j] = -1;
+  return sh.above;
+}
+
+// One CTA per (query, head): its kk best of the level's C candidates, as gist indices into `chosen`.
+__global__ void __launch_bounds__(kTopKThreads) top_k_kernel(const __grid_constant__ ChunkSelectionParams p, int l) {
+  __shared__ TopKShared sh;
+  const int qh = blockIdx.x, s = qh / p.q_heads, h = qh % p.q_heads;
+  const int C = p.candidates[l], K = p.keep[l];
+  int32_t* out = p.chosen + p.chosen_offset[l] + int64_t(qh) * K;
+  const int kept = radix_top_k(p.scores + int64_t(qh) * C, C, keep_count(p, s, l), sh, [&](int c, int slot) {
+    if (slot < K) out[slot] = static_cast<int32_t>(candidate_index(p, l, s, h, c));
+  });
+  for (int j = kept + threadIdx.x; j < K; j += kTopKThreads) out[j] = -1;
+}
+
+// The top level's first stage when its candidates are split (top_slices > 1): CTA (slice, query x head) keeps
+// its slice's kk best (score and candidate number) in the slice workspace, -inf / -1 after them.
+__global__ void __launch_bounds__(kTopKThreads)
+    top_k_slice_kernel(const __grid_constant__ ChunkSelectionParams p, int l) {
+  __shared__ TopKShared sh;
+  const int slice = blockIdx.x, qh = blockIdx.y, s = qh / p.q_heads;
+  const int C = p.candidates[l], K = p.keep[l], P = p.top_slices;
+  const int width = (C + P - 1) / P, first = slice * width, n = max(0, min(C, first + width) - first);
+  const float* scores = p.scores + int64_t(qh) * C + first;
+  float* ws_scores = p.slice_scores + (int64_t(qh) * P + slice) * K;
+  int32_t* ws_ids = p.slice_ids + (int64_t(qh) * P + slice) * K;
+  const int kept = radix_top_k(scores, n, keep_count(p, s, l), sh, [&](int c, int slot) {
+    if (slot < K) {
+      ws_scores[slot] = scores[c];
+      ws_ids[slot] = first + c;
+    }
+  });
+  for (int j = kept + threadIdx.x; j < K; j += kTopKThreads) {
+    ws_scores[j] = -INFINITY;
+    ws_ids[j] = -1;
+  }
+}
+
+// The second stage: one CTA per (query, head) over its slices' P * K survivors.
+__global__ void __launch_bounds__(kTopKThreads)
+    top_k_merge_kernel(const __grid_constant__ ChunkSelectionParams p, int l) {
+  __shared__ TopKShared sh;
+  const int qh = blockIdx.x, s = qh / p.q_heads, h = qh % p.q_heads;
+  const int K = p.keep[l], n = p.top_slices * K;
+  const int32_t* ids = p.slice_ids + int64_t(qh) * n;
+  int32_t* out = p.chosen + p.chosen_offset[l] + int64_t(qh) * K;
+  const int kept = radix_top_k(p.slice_scores + int64_t(qh) * n, n, keep_count(p, s, l), sh, [&](int i, int slot) {
+    if (slot < K) out[slot] = static_cast<int32_t>(candidate_index(p, l, s, h, ids[i]));
+  });
+  for (int j = kept + threadIdx.x; j < K; j += kTopKThreads) out[j] = -1;
 }
 
 __global__ void __launch_bounds__(kUnionThreads) union_kernel(const __grid_constant__ ChunkSelectionParams p) {
@@ -278,7 +331,8 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
   if (p.num_queries < 0 || p.kv_heads < 1 || p.q_heads % p.kv_heads != 0 ||
       (group != 1 && group != 2 && group != 4 && group != 8) || (p.head_dim != 64 && p.head_dim != 128) ||
       p.levels < 1 || p.levels > kMaxSelectionLevels || !p.q || p.k.empty() || !p.scores || !p.chosen || !p.bitmap ||
-      !p.key_pos || p.bitmap_words < 1) {
+      !p.key_pos || p.bitmap_words < 1 || p.top_slices < 1 ||
+      (p.top_slices > 1 && (!p.slice_scores || !p.slice_ids))) {
     return Status::kInvalidArgument;
   }
   if (p.num_queries == 0) return Status::kOk;
@@ -296,7 +350,12 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
                                            : launch_scores<__half, 128>(p, l, stream));
       if (st != Status::kOk) return st;
     }
-    top_k_kernel<<<p.num_queries * p.q_heads, kTopKThreads, 0, stream>>>(p, l);
+    if (l == p.levels - 1 && p.top_slices > 1) {
+      top_k_slice_kernel<<<dim3(p.top_slices, p.num_queries * p.q_heads), kTopKThreads, 0, stream>>>(p, l);
+      top_k_merge_kernel<<<p.num_queries * p.q_heads, kTopKThreads, 0, stream>>>(p, l);
+    } else {
+      top_k_kernel<<<p.num_queries * p.q_heads, kTopKThreads, 0, stream>>>(p, l);
+    }
   }
   union_kernel<<<dim3(p.num_queries * p.kv_heads, p.levels), kUnionThreads, 0, stream>>>(p);
   const int32_t raw_slots = group * p.keep[0] * p.max_chunk_span;

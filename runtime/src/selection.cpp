@@ -163,6 +163,21 @@ ChunkSelection select_chunks_rows(const at::Tensor& q_in, const kernels::KvRows&
     p.selected[l] = result.selected.back().data_ptr<int32_t>();
   }
   result.key_pos = at::empty({ns, hkv, rows}, ints);
+  // A long top level (decode at 1M tokens: 65K gists per head) takes the kernels' two-stage top-k over slices of
+  // about 8K candidates, where the slices' survivors are at most half the candidates.
+  at::Tensor slice_scores, slice_ids;
+  if (q.is_cuda()) {
+    constexpr int64_t kSliceCandidates = 8192;
+    const int64_t top_candidates = p.candidates[L - 1], top_keep = p.keep[L - 1];
+    const int64_t slices = std::min<int64_t>(top_candidates / kSliceCandidates, 32);
+    if (slices >= 2 && 2 * slices * top_keep <= top_candidates) {
+      p.top_slices = static_cast<int32_t>(slices);
+      slice_scores = at::empty({ns * hq * slices * top_keep}, q.options().dtype(at::kFloat));
+      slice_ids = at::empty({ns * hq * slices * top_keep}, ints);
+      p.slice_scores = slice_scores.data_ptr<float>();
+      p.slice_ids = slice_ids.data_ptr<int32_t>();
+    }
+  }
   p.scores = scores.data_ptr<float>();
   p.chosen = chosen.data_ptr<int32_t>();
   p.bitmap = reinterpret_cast<uint32_t*>(bitmap.data_ptr<int32_t>());

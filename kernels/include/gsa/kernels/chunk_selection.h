@@ -67,6 +67,11 @@ struct ChunkSelectionParams {
   int64_t chosen_offset[kMaxSelectionLevels] = {};
   uint32_t* bitmap = nullptr;
   int64_t bitmap_words = 0;            // per (query, KV head): ceil(max_l G_l / 32)
+  // Optional two-stage top-k of the top level (CUDA only): top_slices > 1 splits each head's C_{L-1} candidates
+  // into that many slices, whose K_{L-1} best go to slice_scores / slice_ids [Ns * Hq * top_slices * K_{L-1}].
+  int32_t top_slices = 1;
+  float* slice_scores = nullptr;
+  int32_t* slice_ids = nullptr;
 
   int32_t* selected[kMaxSelectionLevels] = {};  // [Ns, Hkv, M_l], M_l = group * K_l
   int32_t* key_pos = nullptr;                   // [Ns, Hkv, R]
