@@ -7,6 +7,7 @@
 #include "gsa/parallel/autograd_collectives.h"
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/key_gather.h"
+#include "gsa/runtime/selected_attention.h"
 
 namespace gsa {
 namespace {
@@ -107,10 +108,17 @@ PartialAttention route_unfolding(const RemoteSelection& remote, const at::Tensor
   GSA_CHECK(!(valid.logical_and(column.lt(0).logical_or(column.ge(t_local)))).any().item<bool>(),
             "route_unfolding: rank ", me, " was asked for keys outside its shard ", shards.describe());
   column = column.clamp(0, std::max<int64_t>(t_local - 1, 0));
-  at::Tensor keys = gather_key_rows(k_own, rows_in, heads_in, column);                   // [M_in, R, D]
-  at::Tensor values = gather_key_rows(v_own, rows_in, heads_in, column);
-  PartialAttention owned = masked_attention(q_in, keys, values, valid.view({received, 1, width}),
-                                            {received, g, width}, scale);                // [M_in, g, D], [M_in, g]
+  PartialAttention owned;                                                                // [M_in, g, D], [M_in, g]
+  if (selected_attention_unsupported(q_in, k_own, v_own, /*kv_heads=*/1).empty()) {
+    // The kernels (selected_attention.h): one KV head per item, its positions as a row list.
+    owned = selected_attention(q_in, k_own, v_own, rows_in.view({-1}),
+                               column.masked_fill(valid.logical_not(), -1).view({received, 1, width}), scale,
+                               heads_in.view({-1}));
+  } else {
+    at::Tensor keys = gather_key_rows(k_own, rows_in, heads_in, column);                 // [M_in, R, D]
+    at::Tensor values = gather_key_rows(v_own, rows_in, heads_in, column);
+    owned = masked_attention(q_in, keys, values, valid.view({received, 1, width}), {received, g, width}, scale);
+  }
   at::Tensor packed = at::cat({owned.out, owned.lse.unsqueeze(-1)}, -1);                 // [M_in, g, D + 1]
   at::Tensor back = all_to_all_rows(packed, sp, recv_counts, send_counts);               // [M, g, D + 1]
 

@@ -3,6 +3,7 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <algorithm>
+#include <limits>
 
 #include "gsa/kernels/selected_attention.h"
 #include "gsa/runtime/error.h"
@@ -17,12 +18,13 @@
 namespace gsa {
 namespace {
 
-// Per-(query, KV head) base addresses of x [B, Hkv, S, D] for queries of batch rows `rows` [N]: [N * Hkv] int64
-// on x's device, read by the kernels as a KvRows pointer table (kv_rows.h).
-at::Tensor row_table(const at::Tensor& x, const at::Tensor& rows) {
-  const int64_t hkv = x.size(1);
-  const at::Tensor heads = at::arange(hkv, rows.options().dtype(at::kLong)).view({1, hkv});
-  const at::Tensor offsets = rows.to(at::kLong).view({-1, 1}) * x.stride(0) + heads * x.stride(1);  // [N, Hkv]
+// Per-(query, KV head) base addresses of x [B, Hkv, S, D] for queries of batch rows `rows` [N] and their
+// `groups` KV heads (from heads [N] when it is not empty, else from 0): [N * groups] int64 on x's device, read by the
+// kernels as a KvRows pointer table (kv_rows.h).
+at::Tensor row_table(const at::Tensor& x, const at::Tensor& rows, const at::Tensor& heads, int64_t groups) {
+  at::Tensor head = at::arange(groups, rows.options().dtype(at::kLong)).view({1, groups});          // [1, G]
+  if (heads.numel() > 0) head = head + heads.to(at::kLong).view({-1, 1});                            // [N, G]
+  const at::Tensor offsets = rows.to(at::kLong).view({-1, 1}) * x.stride(0) + head * x.stride(1);  // [N, G]
   return (offsets * static_cast<int64_t>(x.element_size()) + reinterpret_cast<int64_t>(x.data_ptr()))
       .reshape({-1})
       .contiguous();
@@ -39,15 +41,21 @@ class SelectedAttentionFunction : public torch::autograd::Function<SelectedAtten
  public:
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& q_in,
                                                 const at::Tensor& k_in, const at::Tensor& v_in, const at::Tensor& rows,
-                                                const at::Tensor& key_rows_in, double scale) {
+                                                const at::Tensor& key_rows_in, const at::Tensor& heads, double scale) {
     at::NoGradGuard no_grad;
     const at::Tensor q = rows_for_16_byte_loads(q_in), k = rows_for_16_byte_loads(k_in);
     const at::Tensor v = rows_for_16_byte_loads(v_in);
-    const at::Tensor key_rows = key_rows_in.to(at::kInt).contiguous();                 // [N, Hkv, R]
-    const at::Tensor k_table = row_table(k, rows), v_table = row_table(v, rows);
-    const DecodeAttention r =
-        sparse_decode_rows(q, table_rows(k_table, k), table_rows(v_table, v), k.size(1), key_rows, scale);
-    ctx->save_for_backward({q, k, v, rows, key_rows, r.out, r.lse});
+    const at::Tensor key_rows = key_rows_in.to(at::kInt).contiguous();                 // [N, G, R]
+    const int64_t groups = key_rows.size(1);
+    DecodeAttention r;
+    if (q.size(0) == 0 || key_rows.size(2) == 0) {  // nothing to attend: out 0, lse -inf
+      r.out = at::zeros(q.sizes(), q.options().dtype(at::kFloat));
+      r.lse = at::full({q.size(0), q.size(1)}, -std::numeric_limits<float>::infinity(), r.out.options());
+    } else {
+      const at::Tensor k_table = row_table(k, rows, heads, groups), v_table = row_table(v, rows, heads, groups);
+      r = sparse_decode_rows(q, table_rows(k_table, k), table_rows(v_table, v), groups, key_rows, scale);
+    }
+    ctx->save_for_backward({q, k, v, rows, key_rows, heads, r.out, r.lse});
     ctx->saved_data["scale"] = scale;
     return {r.out, r.lse};
   }
@@ -56,7 +64,7 @@ class SelectedAttentionFunction : public torch::autograd::Function<SelectedAtten
                                                  torch::autograd::variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     const at::Tensor &q = saved[0], &k = saved[1], &v = saved[2], &rows = saved[3], &key_rows = saved[4];
-    const at::Tensor &out = saved[5], &lse = saved[6];
+    const at::Tensor &heads = saved[5], &out = saved[6], &lse = saved[7];
     const auto fp32 = q.options().dtype(at::kFloat);
     const at::Tensor d_out = grads[0].defined() ? grads[0].to(at::kFloat).contiguous() : at::zeros_like(out);
     at::Tensor delta = (d_out * out).sum(-1);                                          // [N, Hq]
@@ -64,10 +72,14 @@ class SelectedAttentionFunction : public torch::autograd::Function<SelectedAtten
     delta = delta.contiguous();
     at::Tensor dq = at::zeros(q.sizes(), fp32);                                        // [N, Hq, D]
     at::Tensor dk = at::zeros(k.sizes(), fp32), dv = at::zeros(v.sizes(), fp32);     // [B, Hkv, S, D]
-    const at::Tensor k_table = row_table(k, rows), v_table = row_table(v, rows);
-    const at::Tensor dk_table = row_table(dk, rows), dv_table = row_table(dv, rows);
+    const int64_t n = q.size(0), hkv = key_rows.size(1), r = key_rows.size(2);
+    if (n == 0 || r == 0) {
+      return {dq.to(q.scalar_type()), dk.to(k.scalar_type()), dv.to(v.scalar_type()), at::Tensor(), at::Tensor(),
+              at::Tensor(), at::Tensor()};
+    }
+    const at::Tensor k_table = row_table(k, rows, heads, hkv), v_table = row_table(v, rows, heads, hkv);
+    const at::Tensor dk_table = row_table(dk, rows, heads, hkv), dv_table = row_table(dv, rows, heads, hkv);
 
-    const int64_t n = q.size(0), hkv = k.size(1), r = key_rows.size(2);
     kernels::SelectedAttentionBackwardParams p;
     p.dtype = q.scalar_type() == at::kBFloat16 ? kernels::DType::kBFloat16 : kernels::DType::kFloat16;
     p.num_queries = static_cast<int32_t>(n);
@@ -105,38 +117,45 @@ class SelectedAttentionFunction : public torch::autograd::Function<SelectedAtten
     GSA_CHECK(status == kernels::Status::kOk, "selected attention backward failed on ", q.device(), " for q ",
               q.sizes(), ": ", kernels::status_string(status));
     return {dq.to(q.scalar_type()), dk.to(k.scalar_type()), dv.to(v.scalar_type()), at::Tensor(), at::Tensor(),
-            at::Tensor()};
+            at::Tensor(), at::Tensor()};
   }
 };
 
 }  // namespace
 
-std::string selected_attention_unsupported(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+std::string selected_attention_unsupported(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                           int64_t kv_heads) {
   if (q.dim() != 3 || k.dim() != 4 || v.dim() != 4) return "the kernels take q [N, Hq, D] and k, v [B, Hkv, S, D]";
   if (k.scalar_type() != q.scalar_type() || v.scalar_type() != q.scalar_type()) return "q, k and v differ in dtype";
   if (!q.is_cuda() && !q.is_cpu()) return str_cat("no selected attention kernels for ", q.device());
-  return sparse_decode_unsupported(q, k.scalar_type(), k.size(1));
+  return sparse_decode_unsupported(q, k.scalar_type(), kv_heads > 0 ? kv_heads : k.size(1));
 }
 
 PartialAttention selected_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                    const at::Tensor& rows, const at::Tensor& key_rows, double scale) {
-  const std::string why = selected_attention_unsupported(q, k, v);
+                                    const at::Tensor& rows, const at::Tensor& key_rows, double scale,
+                                    const at::Tensor& heads) {
+  GSA_CHECK(key_rows.dim() == 3 && key_rows.size(0) == q.size(0) &&
+                (heads.defined() ? key_rows.size(1) <= k.size(1) : key_rows.size(1) == k.size(1)),
+            "selected attention: key_rows ", key_rows.sizes(), " do not fit q ", q.sizes(), " and ", k.size(1),
+            " kv heads");
+  const std::string why = selected_attention_unsupported(q, k, v, key_rows.size(1));
   GSA_CHECK(why.empty(), "selected attention: ", why);
   GSA_CHECK(k.sizes() == v.sizes() && q.size(2) == k.size(3), "selected attention: q ", q.sizes(), ", k ", k.sizes(),
             " and v ", v.sizes(), " do not fit together");
-  GSA_CHECK(rows.dim() == 1 && rows.size(0) == q.size(0) && key_rows.dim() == 3 && key_rows.size(0) == q.size(0) &&
-                key_rows.size(1) == k.size(1),
-            "selected attention: rows ", rows.sizes(), " and key_rows ", key_rows.sizes(), " do not fit q ", q.sizes(),
-            " and ", k.size(1), " kv heads");
-  if (!rows.is_cuda() && rows.numel() > 0) {
-    GSA_CHECK(rows.min().item<int64_t>() >= 0 && rows.max().item<int64_t>() < k.size(0),
-              "selected attention: a batch row lies outside [0, ", k.size(0), ")");
-  }
-  if (!key_rows.is_cuda() && key_rows.numel() > 0) {
-    GSA_CHECK(key_rows.max().item<int64_t>() < k.size(2), "selected attention: a key row lies outside [0, ",
-              k.size(2), ")");
-  }
-  const auto outputs = SelectedAttentionFunction::apply(q, k, v, rows, key_rows, scale);
+  GSA_CHECK(rows.dim() == 1 && rows.size(0) == q.size(0) && (!heads.defined() || heads.sizes() == rows.sizes()),
+            "selected attention: rows ", rows.sizes(), (heads.defined() ? str_cat(" and heads ", heads.sizes()) : ""),
+            " do not fit q ", q.sizes());
+  auto check_range = [](const at::Tensor& t, int64_t low, int64_t high, const char* what) {
+    if (!t.defined() || t.is_cuda() || t.numel() == 0) return;
+    GSA_CHECK(t.min().item<int64_t>() >= low && t.max().item<int64_t>() < high, "selected attention: a ", what,
+              " lies outside [", low, ", ", high, ")");
+  };
+  check_range(rows, 0, k.size(0), "batch row");
+  check_range(key_rows, -1, k.size(2), "key row");
+  check_range(heads, 0, k.size(1) - key_rows.size(1) + 1, "first KV head");
+  // An autograd function takes no undefined tensor: "no heads" travels as an empty one.
+  const at::Tensor heads_arg = heads.defined() ? heads : at::empty({0}, rows.options().dtype(at::kLong));
+  const auto outputs = SelectedAttentionFunction::apply(q, k, v, rows, key_rows, heads_arg, scale);
   return {outputs[0], outputs[1]};
 }
 

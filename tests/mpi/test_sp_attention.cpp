@@ -2,6 +2,8 @@
 // gradients of q, k and v of every rank's shard (halo, gist-tree all-gather and unfold routing in both
 // directions), for 1 and 2 levels, cpt and selective layers, packed documents, cuts at section boundaries and
 // in awkward places. Tolerance: fp32, |a - e| <= 2e-5 + 2e-4 |e| (kFp32*; only the summation order differs).
+// In bf16 with head dim 64 the owners of routed chunks attend on the selected-attention kernels (their CPU twin
+// here): relative error kBf16RelErr against the single-rank reference path.
 #include <gtest/gtest.h>
 
 #include "common/tolerance.h"
@@ -20,6 +22,7 @@ struct Case {
   int64_t levels;
   bool selective;
   bool awkward;
+  bool bf16 = false;  // bf16, head dim 64 (else fp32, head dim 8)
 };
 
 void check_case(const Case& c, uint32_t seed) {
@@ -32,12 +35,13 @@ void check_case(const Case& c, uint32_t seed) {
                                     : shard_at_sections(rows, sp.size());
   AttentionOptions options;
   options.selection.first_selective_layer = 0;
-  const int64_t b = 2, hq = 4, hkv = 2, d = 8;
+  const int64_t b = 2, hq = 4, hkv = 2, d = c.bf16 ? 64 : 8;
+  const at::ScalarType dtype = c.bf16 ? at::kBFloat16 : at::kFloat;
   at::Generator gen = at::detail::createCPUGenerator(seed);
-  at::Tensor q = at::randn({b, hq, length, d}, gen, at::kFloat).to(device).requires_grad_();
-  at::Tensor k = at::randn({b, hkv, length, d}, gen, at::kFloat).to(device).requires_grad_();
-  at::Tensor v = at::randn({b, hkv, length, d}, gen, at::kFloat).to(device).requires_grad_();
-  at::Tensor grad_out = at::randn({b, hq, length, d}, gen, at::kFloat).to(device);
+  at::Tensor q = at::randn({b, hq, length, d}, gen, at::kFloat).to(device, dtype).requires_grad_();
+  at::Tensor k = at::randn({b, hkv, length, d}, gen, at::kFloat).to(device, dtype).requires_grad_();
+  at::Tensor v = at::randn({b, hkv, length, d}, gen, at::kFloat).to(device, dtype).requires_grad_();
+  at::Tensor grad_out = at::randn({b, hq, length, d}, gen, at::kFloat).to(device, dtype);
   const double scale = 1.0 / std::sqrt(double(d));
 
   // Oracle: one rank, whole rows.
@@ -56,6 +60,13 @@ void check_case(const Case& c, uint32_t seed) {
 
   SCOPED_TRACE(str_cat("levels ", c.levels, " selective ", c.selective, " shards ", shards.describe(), " rank ",
                        sp.rank(), " selective queries ", plan.plan.selection.count));
+  if (c.bf16) {
+    EXPECT_TRUE(test::relative_error_below(out, expected.narrow(2, begin, size), test::kBf16RelErr)) << "out";
+    EXPECT_TRUE(test::relative_error_below(q_l.grad(), q.grad().narrow(2, begin, size), test::kBf16RelErr)) << "dq";
+    EXPECT_TRUE(test::relative_error_below(k_l.grad(), k.grad().narrow(2, begin, size), test::kBf16RelErr)) << "dk";
+    EXPECT_TRUE(test::relative_error_below(v_l.grad(), v.grad().narrow(2, begin, size), test::kBf16RelErr)) << "dv";
+    return;
+  }
   GSA_EXPECT_CLOSE(out, expected.narrow(2, begin, size), test::kFp32Atol, test::kFp32Rtol);
   GSA_EXPECT_CLOSE(q_l.grad(), q.grad().narrow(2, begin, size), test::kFp32Atol, test::kFp32Rtol);
   GSA_EXPECT_CLOSE(k_l.grad(), k.grad().narrow(2, begin, size), test::kFp32Atol, test::kFp32Rtol);
@@ -68,6 +79,13 @@ TEST(SpAttention, MatchesSingleRankForwardAndBackward) {
     for (bool selective : {false, true}) {
       for (bool awkward : {false, true}) check_case({levels, selective, awkward}, ++seed);
     }
+  }
+}
+
+TEST(SpAttention, Bf16RoutedChunksOnTheKernelsMatchSingleRank) {
+  uint32_t seed = 200;
+  for (int64_t levels : {1, 2}) {
+    for (bool awkward : {false, true}) check_case({levels, /*selective=*/true, awkward, /*bf16=*/true}, ++seed);
   }
 }
 

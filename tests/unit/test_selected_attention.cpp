@@ -19,23 +19,29 @@ namespace {
 
 struct Shape {
   int64_t n, hq, hkv, d, b, s, r;
+  bool one_head_per_query = false;  // an unfold-routing owner's items: heads[n] names the query's one KV head
 };
 
 void check_against_float64(const Shape& c, at::Device device) {
   at::manual_seed(c.n * 31 + c.hq + c.d);
+  SCOPED_TRACE(::testing::Message() << "N " << c.n << " Hq " << c.hq << " Hkv " << c.hkv << " D " << c.d
+                                    << (c.one_head_per_query ? " one head per query" : ""));
   const auto bf16 = at::TensorOptions().dtype(at::kBFloat16).device(device);
   const at::Tensor q = at::randn({c.n, c.hq, c.d}, bf16), k = at::randn({c.b, c.hkv, c.s, c.d}, bf16);
   const at::Tensor v = at::randn({c.b, c.hkv, c.s, c.d}, bf16);
   const at::Tensor rows = at::randint(0, c.b, {c.n}, at::kLong);                      // [N]
   // Rows from a narrow window (many queries share them), a quarter of the entries -1; one list all -1.
-  at::Tensor key_rows = at::randint((c.s - c.r) / 2, (c.s + c.r) / 2, {c.n, c.hkv, c.r}, at::kLong);
-  key_rows = key_rows.masked_fill(at::rand({c.n, c.hkv, c.r}) < 0.25, -1);
-  key_rows[0][0].fill_(-1);
+  const int64_t groups = c.one_head_per_query ? 1 : c.hkv;  // KV heads per query
+  const at::Tensor heads = c.one_head_per_query ? at::randint(0, c.hkv, {c.n}, at::kLong) : at::Tensor();
+  at::Tensor key_rows = at::randint((c.s - c.r) / 2, (c.s + c.r) / 2, {c.n, groups, c.r}, at::kLong);
+  key_rows = key_rows.masked_fill(at::rand({c.n, groups, c.r}) < 0.25, -1);
+  if (c.n > 0) key_rows[0][0].fill_(-1);
   const double scale = 1.0 / std::sqrt(double(c.d));
   const at::Tensor w_out = at::randn({c.n, c.hq, c.d}, at::kDouble), w_lse = at::randn({c.n, c.hq}, at::kDouble);
 
   at::Tensor qg = q.clone().requires_grad_(), kg = k.clone().requires_grad_(), vg = v.clone().requires_grad_();
-  const PartialAttention got = selected_attention(qg, kg, vg, rows.to(device), key_rows.to(device), scale);
+  const PartialAttention got = selected_attention(qg, kg, vg, rows.to(device), key_rows.to(device), scale,
+                                                  heads.defined() ? heads.to(device) : at::Tensor());
   const at::Tensor finite = at::isfinite(got.lse.cpu());
   ((got.out.cpu().to(at::kDouble) * w_out).sum() +
    (got.lse.cpu().to(at::kDouble).masked_fill(finite.logical_not(), 0) * w_lse).sum())
@@ -44,13 +50,14 @@ void check_against_float64(const Shape& c, at::Device device) {
   // Oracle: float64 gather + masked softmax.
   at::Tensor q64 = q.cpu().to(at::kDouble).requires_grad_(), k64 = k.cpu().to(at::kDouble).requires_grad_();
   at::Tensor v64 = v.cpu().to(at::kDouble).requires_grad_();
-  const int64_t g = c.hq / c.hkv;
-  const at::Tensor held = key_rows >= 0, col = key_rows.clamp_min(0);                   // [N, Hkv, R]
-  const at::Tensor b_idx = rows.view({c.n, 1, 1}), h_idx = at::arange(c.hkv).view({1, c.hkv, 1});
-  const at::Tensor keys = k64.index({b_idx, h_idx, col}), values = v64.index({b_idx, h_idx, col});  // [N, Hkv, R, D]
-  at::Tensor scores = at::matmul(q64.view({c.n, c.hkv, g, c.d}), keys.transpose(-1, -2)) * scale;  // [N, Hkv, g, R]
-  scores = scores.masked_fill(held.view({c.n, c.hkv, 1, c.r}).logical_not(), -std::numeric_limits<double>::infinity());
-  const at::Tensor lse = at::logsumexp(scores, -1);                                     // [N, Hkv, g]
+  const int64_t g = c.hq / groups;
+  const at::Tensor held = key_rows >= 0, col = key_rows.clamp_min(0);                   // [N, G, R]
+  const at::Tensor b_idx = rows.view({c.n, 1, 1});
+  const at::Tensor h_idx = heads.defined() ? heads.view({c.n, 1, 1}) : at::arange(c.hkv).view({1, c.hkv, 1});
+  const at::Tensor keys = k64.index({b_idx, h_idx, col}), values = v64.index({b_idx, h_idx, col});  // [N, G, R, D]
+  at::Tensor scores = at::matmul(q64.view({c.n, groups, g, c.d}), keys.transpose(-1, -2)) * scale;  // [N, G, g, R]
+  scores = scores.masked_fill(held.view({c.n, groups, 1, c.r}).logical_not(), -std::numeric_limits<double>::infinity());
+  const at::Tensor lse = at::logsumexp(scores, -1);                                     // [N, G, g]
   const at::Tensor lse_safe = lse.masked_fill(at::isinf(lse), 0);
   const at::Tensor p = (scores - lse_safe.unsqueeze(-1)).exp();
   const at::Tensor out = at::matmul(p, values).reshape({c.n, c.hq, c.d});
@@ -59,7 +66,7 @@ void check_against_float64(const Shape& c, at::Device device) {
   ((out * w_out).sum() + (lse_safe.reshape({c.n, c.hq}) * w_lse).sum()).backward();
 
   ASSERT_TRUE(at::equal(finite, want_finite)) << "empty lists";
-  EXPECT_FALSE(finite[0][0].item<bool>());  // the all -1 list
+  if (c.n > 0) EXPECT_FALSE(finite[0][0].item<bool>());  // the all -1 list
   EXPECT_TRUE(test::relative_error_below(got.out, out.detach(), 1e-5)) << "out on " << device;
   EXPECT_TRUE(test::relative_error_below(got.lse.cpu().masked_fill(finite.logical_not(), 0),
                                          lse_flat.detach().masked_fill(want_finite.logical_not(), 0), 1e-5))
@@ -76,6 +83,8 @@ TEST(SelectedAttention, EqualsFloat64GatherAttention) {
       {5, 8, 2, 128, 1, 70, 50},  // G 4, D 128
       {4, 8, 1, 64, 3, 33, 17},   // G 8
       {3, 2, 2, 64, 2, 600, 300}, // G 1, lists long enough for several splits on CUDA
+      {7, 4, 3, 64, 2, 50, 20, true},   // one KV head per query (of 3), 4 query heads on it
+      {0, 4, 2, 64, 1, 30, 10},         // no query at all
   };
   for (const at::Device device : test::test_devices()) {
     for (const Shape& c : shapes) check_against_float64(c, device);
