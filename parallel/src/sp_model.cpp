@@ -8,7 +8,7 @@ namespace gsa {
 
 SpLossResult sp_next_token_loss(const LlamaModel& model, const std::vector<GistLayout>& rows, const at::Tensor& labels,
                                 const SequenceShards& shards, const AttentionOptions& attention, bool selective,
-                                Communicator& sp, Communicator& world, bool checkpoint_layers) {
+                                Communicator& sp, Communicator& world, bool checkpoint_layers, int64_t loss_chunk) {
   // The plan and the layer attention live as long as the result when the backward recomputes the layers.
   struct State {
     SpForwardPlan plan;
@@ -26,7 +26,7 @@ SpLossResult sp_next_token_loss(const LlamaModel& model, const std::vector<GistL
   const at::Tensor device_labels = labels.to(hidden.device());                                      // [B, T]
   const at::Tensor local_labels = device_labels.narrow(1, plan.local_begin(), plan.local_size());   // [B, Tl]
   at::Tensor argmax;                                                                                // [B, Tl]
-  const at::Tensor loss_sum = chunked_loss_sum(model, hidden, local_labels, kLossChunk, &argmax);
+  const at::Tensor loss_sum = chunked_loss_sum(model, hidden, local_labels, loss_chunk, &argmax);
 
   // One small all-reduce gives the global labelled count and loss sum.
   at::Tensor totals = at::stack({(local_labels != -100).sum().to(at::kDouble), loss_sum.detach().to(at::kDouble)})

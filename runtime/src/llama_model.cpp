@@ -281,9 +281,12 @@ at::Tensor LlamaModel::forward_layers(const at::Tensor& tokens, const at::Tensor
   return x;                                                                                    // [B, Tq, H]
 }
 
+const at::Tensor& LlamaModel::head_weight() const {
+  return options_.tie_embeddings ? param("model.embed_tokens.weight") : param("lm_head.weight");
+}
+
 at::Tensor LlamaModel::head_logits(const at::Tensor& hidden) const {
-  const at::Tensor& head = options_.tie_embeddings ? param("model.embed_tokens.weight") : param("lm_head.weight");
-  return project(hidden, head).to(at::kFloat);                                                 // [.., V]
+  return project(hidden, head_weight()).to(at::kFloat);                                        // [.., V]
 }
 
 }  // namespace gsa

@@ -82,6 +82,32 @@ TEST(SingleProcessMesh, SequenceParallelPathEqualsThePlainForward) {
   }
 }
 
+// The LM head applied a few positions at a time (loss_chunk 7) with tied embeddings: every parameter gets one
+// gradient per backward (GradientSync refuses two: a head checkpointed per chunk gave the tied embedding one
+// from each chunk and one from the lookup), and the loss and gradients equal the plain forward's.
+TEST(SingleProcessMesh, TiedEmbeddingsAndSeveralLossChunksGiveOneGradientEach) {
+  const ProcessGroups groups = make_single_process_groups(at::kCPU);
+  ModelOptions options = test::sp_tiny_model();
+  options.tie_embeddings = true;
+  LlamaModel model = LlamaModel::create(options, 13, at::kCPU);
+  model.set_requires_grad(true);
+  AttentionOptions attention;
+  const std::vector<GistLayout> rows = test::sp_random_batch(1, 2, 10);
+  const at::Tensor labels = test::sp_next_token_labels(rows);
+  const test::SingleRankResult expected = test::single_rank_loss(model, rows, labels, attention, /*selective=*/true);
+  GradientSync sync(model.parameter_list(), groups.world);
+  const SpLossResult result = sp_next_token_loss(model, rows, labels, shard_at_sections(rows, 1), attention,
+                                                 /*selective=*/true, *groups.sp, *groups.world,
+                                                 /*checkpoint_layers=*/true, /*loss_chunk=*/7);
+  result.loss.backward();
+  sync.finish();
+  EXPECT_NEAR(result.global_loss, expected.loss, 1e-5 * std::abs(expected.loss));
+  for (const auto& [name, p] : model.parameters()) {
+    SCOPED_TRACE(name);
+    GSA_EXPECT_CLOSE(p.grad(), expected.grads.at(name), test::kFp32Atol, test::kFp32Rtol);
+  }
+}
+
 // Gradient accumulation (GradientSync::set_sync, the trainer's weighting): two micro-batches, each loss weighted by
 // its share of the labelled tokens, give the gradient of the whole batch at once.
 TEST(SingleProcessMesh, AccumulatedMicroBatchesEqualTheWholeBatch) {

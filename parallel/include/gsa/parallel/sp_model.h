@@ -30,6 +30,8 @@
 
 namespace gsa {
 
+constexpr int64_t kLossChunk = 4096;  // positions per application of the LM head
+
 struct SpLossResult {
   at::Tensor loss;          // scalar, differentiable: this rank's share of the global mean loss
   double global_loss = 0;   // the global batch's mean loss (the same on every rank)
@@ -44,9 +46,8 @@ struct SpLossResult {
 // labels: [B, T] next-token targets at every position of the padded rows (-100: no loss), any device.
 SpLossResult sp_next_token_loss(const LlamaModel& model, const std::vector<GistLayout>& rows, const at::Tensor& labels,
                                 const SequenceShards& shards, const AttentionOptions& attention, bool selective,
-                                Communicator& sp, Communicator& world, bool checkpoint_layers = false);
-
-constexpr int64_t kLossChunk = 4096;  // positions per application of the LM head
+                                Communicator& sp, Communicator& world, bool checkpoint_layers = false,
+                                int64_t loss_chunk = kLossChunk);
 
 struct AnswerTally {
   int64_t correct = 0;  // answers with every position right

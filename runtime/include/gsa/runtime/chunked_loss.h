@@ -1,7 +1,9 @@
 // Next-token cross-entropy over a long sequence without its whole logits: the LM head and the loss run on
-// `chunk` positions at a time, and in backward each chunk's logits are recomputed (activation_checkpoint.h), so
-// at most one chunk's [B, chunk, V] logits exist at once. At 128K positions with Llama-3's 128256-token vocabulary
-// the whole logits would take 67 GB in fp32.
+// `chunk` positions (of the batch's B x T, row-major) at a time as one autograd node, whose backward recomputes
+// each chunk's logits, so at most one chunk's [chunk, V] logits (and their softmax) exist at once; at 128K
+// positions with Llama-3's 128256-token vocabulary the whole logits would take 67 GB in fp32. The head weight gets
+// one gradient per backward (summed over the chunks in fp32): data-parallel gradient sync sees each parameter
+// once, and a tied embedding's two uses meet in one accumulation.
 //
 // Contract: chunked_loss_sum(model, hidden, labels, chunk) equals
 // cross_entropy(model.head_logits(hidden), labels, sum, ignore_index -100) up to float summation order, and so do

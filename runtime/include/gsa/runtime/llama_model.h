@@ -87,6 +87,8 @@ class LlamaModel {
   at::Tensor forward_hidden(const at::Tensor& tokens, const at::Tensor& rope_pos, LayerAttention& layer_attention,
                             const AttentionOptions& attention, bool selective, bool checkpoint_layers = false) const;
   at::Tensor head_logits(const at::Tensor& hidden) const;
+  // The LM head's [V, H] weight (the embedding's with tied embeddings): head_logits(h) = (h W^T) in fp32.
+  const at::Tensor& head_weight() const;
 
  private:
   const at::Tensor& param(const std::string& name) const;
