@@ -14,6 +14,7 @@
 
 #include <cmath>
 
+#include "dispatch.cuh"
 #include "row_team.cuh"
 
 #include "gsa/kernels/chunk_selection.h"
@@ -311,19 +312,6 @@ __global__ void __launch_bounds__(kUnfoldThreads) unfold_kernel(const __grid_con
   p.key_pos[int64_t(skv) * slots + j] = value;
 }
 
-template <typename T, int D>
-Status launch_scores(const ChunkSelectionParams& p, int l, cudaStream_t stream) {
-  const dim3 grid((p.candidates[l] + kTileCandidates - 1) / kTileCandidates, p.num_queries * p.kv_heads);
-  switch (p.q_heads / p.kv_heads) {
-    case 1: score_kernel<T, D, 1><<<grid, kThreads, 0, stream>>>(p, l); break;
-    case 2: score_kernel<T, D, 2><<<grid, kThreads, 0, stream>>>(p, l); break;
-    case 4: score_kernel<T, D, 4><<<grid, kThreads, 0, stream>>>(p, l); break;
-    case 8: score_kernel<T, D, 8><<<grid, kThreads, 0, stream>>>(p, l); break;
-    default: return Status::kInvalidArgument;
-  }
-  return Status::kOk;
-}
-
 }  // namespace
 
 Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
@@ -341,13 +329,16 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
                       stream) != cudaSuccess) {
     return Status::kCudaError;
   }
-  const bool bf16 = p.dtype == DType::kBFloat16;
   for (int l = p.levels - 1; l >= 0; --l) {
     if (p.candidates[l] > 0) {
-      Status st = p.head_dim == 64 ? (bf16 ? launch_scores<__nv_bfloat16, 64>(p, l, stream)
-                                           : launch_scores<__half, 64>(p, l, stream))
-                                   : (bf16 ? launch_scores<__nv_bfloat16, 128>(p, l, stream)
-                                           : launch_scores<__half, 128>(p, l, stream));
+      const Status st = detail::with_type_and_dim(p, [&](auto type, auto dim) {
+        using T = typename decltype(type)::type;
+        return detail::with_group(p.q_heads / p.kv_heads, [&](auto group) {
+          const dim3 grid((p.candidates[l] + kTileCandidates - 1) / kTileCandidates, p.num_queries * p.kv_heads);
+          score_kernel<T, dim.value, group.value><<<grid, kThreads, 0, stream>>>(p, l);
+          return Status::kOk;
+        });
+      });
       if (st != Status::kOk) return st;
     }
     if (l == p.levels - 1 && p.top_slices > 1) {

@@ -11,6 +11,7 @@
 
 #include <cmath>
 
+#include "dispatch.cuh"
 #include "row_team.cuh"
 
 #include "gsa/kernels/selected_attention.h"
@@ -134,28 +135,6 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-template <typename T, int D>
-Status launch_group(const SelectedAttentionBackwardParams& p, cudaStream_t stream) {
-  const dim3 grid(p.splits, p.num_queries * p.kv_heads);
-  switch (p.q_heads / p.kv_heads) {
-    case 1:
-      selected_attention_backward_kernel<T, D, 1><<<grid, kThreads, 0, stream>>>(p);
-      break;
-    case 2:
-      selected_attention_backward_kernel<T, D, 2><<<grid, kThreads, 0, stream>>>(p);
-      break;
-    case 4:
-      selected_attention_backward_kernel<T, D, 4><<<grid, kThreads, 0, stream>>>(p);
-      break;
-    case 8:
-      selected_attention_backward_kernel<T, D, 8><<<grid, kThreads, 0, stream>>>(p);
-      break;
-    default:
-      return Status::kInvalidArgument;
-  }
-  return cudaGetLastError() == cudaSuccess ? Status::kOk : Status::kCudaError;
-}
-
 }  // namespace
 
 Status selected_attention_backward_cuda(const SelectedAttentionBackwardParams& p, void* stream) {
@@ -168,9 +147,16 @@ Status selected_attention_backward_cuda(const SelectedAttentionBackwardParams& p
   }
   if (p.num_queries == 0 || p.max_keys == 0) return Status::kOk;
   auto s = static_cast<cudaStream_t>(stream);
-  const bool bf16 = p.dtype == DType::kBFloat16;
-  if (p.head_dim == 64) return bf16 ? launch_group<__nv_bfloat16, 64>(p, s) : launch_group<__half, 64>(p, s);
-  return bf16 ? launch_group<__nv_bfloat16, 128>(p, s) : launch_group<__half, 128>(p, s);
+  const Status status = detail::with_type_and_dim(p, [&](auto type, auto dim) {
+    using T = typename decltype(type)::type;
+    return detail::with_group(p.q_heads / p.kv_heads, [&](auto group) {
+      selected_attention_backward_kernel<T, dim.value, group.value>
+          <<<dim3(p.splits, p.num_queries * p.kv_heads), kThreads, 0, s>>>(p);
+      return Status::kOk;
+    });
+  });
+  if (status != Status::kOk) return status;
+  return cudaGetLastError() == cudaSuccess ? Status::kOk : Status::kCudaError;
 }
 
 }  // namespace gsa::kernels

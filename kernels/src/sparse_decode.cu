@@ -13,6 +13,7 @@
 
 #include <cmath>
 
+#include "dispatch.cuh"
 #include "row_team.cuh"
 
 #include "gsa/kernels/sparse_decode.h"
@@ -151,28 +152,6 @@ __global__ void __launch_bounds__(kThreads) sparse_decode_kernel(const __grid_co
   }
 }
 
-template <typename T, int D>
-Status launch_group(const SparseDecodeParams& p, cudaStream_t stream) {
-  const dim3 grid(p.splits, p.batch * p.kv_heads);
-  switch (p.q_heads / p.kv_heads) {
-    case 1:
-      sparse_decode_kernel<T, D, 1><<<grid, kThreads, 0, stream>>>(p);
-      break;
-    case 2:
-      sparse_decode_kernel<T, D, 2><<<grid, kThreads, 0, stream>>>(p);
-      break;
-    case 4:
-      sparse_decode_kernel<T, D, 4><<<grid, kThreads, 0, stream>>>(p);
-      break;
-    case 8:
-      sparse_decode_kernel<T, D, 8><<<grid, kThreads, 0, stream>>>(p);
-      break;
-    default:
-      return Status::kInvalidArgument;
-  }
-  return cudaGetLastError() == cudaSuccess ? Status::kOk : Status::kCudaError;
-}
-
 }  // namespace
 
 Status sparse_decode_cuda(const SparseDecodeParams& p, void* stream) {
@@ -184,12 +163,13 @@ Status sparse_decode_cuda(const SparseDecodeParams& p, void* stream) {
     return Status::kInvalidArgument;
   }
   auto s = static_cast<cudaStream_t>(stream);
-  const bool bf16 = p.dtype == DType::kBFloat16;
-  Status status;
-  if (p.head_dim == 64)
-    status = bf16 ? launch_group<__nv_bfloat16, 64>(p, s) : launch_group<__half, 64>(p, s);
-  else
-    status = bf16 ? launch_group<__nv_bfloat16, 128>(p, s) : launch_group<__half, 128>(p, s);
+  Status status = detail::with_type_and_dim(p, [&](auto type, auto dim) {
+    using T = typename decltype(type)::type;
+    return detail::with_group(p.q_heads / p.kv_heads, [&](auto group) {
+      sparse_decode_kernel<T, dim.value, group.value><<<dim3(p.splits, p.batch * p.kv_heads), kThreads, 0, s>>>(p);
+      return cudaGetLastError() == cudaSuccess ? Status::kOk : Status::kCudaError;
+    });
+  });
   if (status != Status::kOk) return status;
   LseMergeParams merge;
   merge.partial_out = p.partial_out;

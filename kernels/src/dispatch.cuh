@@ -1,0 +1,48 @@
+// Private to gsa_kernels: the launch functions' dispatch from runtime shapes to template instances.
+//   with_group(group, f)             f(std::integral_constant<int, G>{}) for G = group in {1, 2, 4, 8};
+//   with_type_and_dim(p, f)          f(TypeTag<T>{}, std::integral_constant<int, D>{}) for T = __nv_bfloat16 or
+//                                    __half (p.dtype) and D = p.head_dim in {64, 128};
+// both return f's Status, or kInvalidArgument for a value outside the lists.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <type_traits>
+
+#include "gsa/kernels/lse_merge.h"         // Status
+#include "gsa/kernels/sparse_attention.h"  // DType
+
+namespace gsa::kernels::detail {
+
+template <typename T>
+struct TypeTag {
+  using type = T;
+};
+
+template <typename F>
+Status with_group(int group, F&& f) {
+  switch (group) {
+    case 1: return f(std::integral_constant<int, 1>{});
+    case 2: return f(std::integral_constant<int, 2>{});
+    case 4: return f(std::integral_constant<int, 4>{});
+    case 8: return f(std::integral_constant<int, 8>{});
+    default: return Status::kInvalidArgument;
+  }
+}
+
+template <typename Params, typename F>
+Status with_type_and_dim(const Params& p, F&& f) {
+  const bool bf16 = p.dtype == DType::kBFloat16;
+  if (p.head_dim == 64) {
+    return bf16 ? f(TypeTag<__nv_bfloat16>{}, std::integral_constant<int, 64>{})
+                : f(TypeTag<__half>{}, std::integral_constant<int, 64>{});
+  }
+  if (p.head_dim == 128) {
+    return bf16 ? f(TypeTag<__nv_bfloat16>{}, std::integral_constant<int, 128>{})
+                : f(TypeTag<__half>{}, std::integral_constant<int, 128>{});
+  }
+  return Status::kInvalidArgument;
+}
+
+}  // namespace gsa::kernels::detail
