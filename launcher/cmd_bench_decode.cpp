@@ -3,10 +3,11 @@
 // one query per sequence. Per length, three layer kinds: an ordinary layer (the query sees every top-level gist,
 // the sink and its local window through the mask) and a selective layer with the adaptive budget and with a
 // fixed budget of --fixed-k chunks per head (selection over the gists, then the unfolded chunks). Columns: the
-// whole layer step (cache write, selection, attention), selection alone, the sparse decode kernel alone over
-// the same rows, the rows it reads per (sequence, KV head), and its K/V read bandwidth with the share of the
-// H200's measured 4.2 TB/s copy bandwidth. Time: median over --repeats calls after two warm-ups, each ended by
-// a device synchronisation. The dense peer (SDPA flash decoding over the whole cache) runs in the same device
+// whole layer step (cache write, selection, attention) run eagerly and replayed from a CUDA graph (graph_ms:
+// the device's work without the host's launches, as Generator and the server run a step: decode_graph.h),
+// selection alone, the sparse decode kernel alone over the same rows, the rows it reads per (sequence, KV head),
+// and its K/V read bandwidth with the share of the H200's measured 4.2 TB/s copy bandwidth. Time: median over
+// --repeats calls after two warm-ups, each ended by a device synchronisation; sequences/s from graph_ms. The dense peer (SDPA flash decoding over the whole cache) runs in the same device
 // call from scripts/gpu_kernels_check.sh; docs/PERFORMANCE.md holds the ratios.
 #include <ATen/ATen.h>
 
@@ -20,6 +21,7 @@
 #include "device_timing.h"
 #include "gist_flags.h"
 #include "gsa/runtime/decode_attention.h"
+#include "gsa/runtime/decode_graph.h"
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/gist_layout.h"
 #include "gsa/runtime/sparse_decode.h"
@@ -75,8 +77,8 @@ int run_bench_decode(const Args& args) {
       "N %lld, fixed budget %lld\n",
       dtype_name.c_str(), (long long)batch, (long long)hq, (long long)hkv, (long long)d, (long long)gist.chunk,
       (long long)gist.levels, (long long)gist.sink, (long long)gist.prev_chunks, (long long)fixed_k);
-  std::printf("%9s %-18s %9s %10s %10s %10s %9s %7s %12s\n", "N", "layer", "rows", "step_ms", "select_ms", "kernel_ms",
-              "GB/s", "of_bw", "sequences/s");
+  std::printf("%9s %-18s %9s %10s %10s %10s %10s %9s %7s %12s\n", "N", "layer", "rows", "step_ms", "graph_ms",
+              "select_ms", "kernel_ms", "GB/s", "of_bw", "sequences/s");
   const LayerKind kinds[] = {{"ordinary", false, BudgetKind::kAdaptive},
                              {"selective-adaptive", true, BudgetKind::kAdaptive},
                              {"selective-fixed", true, BudgetKind::kFixed}};
@@ -107,6 +109,10 @@ int run_bench_decode(const Args& args) {
       const at::Tensor listed = attention.key_rows(0, kind.selects, q1);
       const double step_ms =
           median_device_ms([&] { return attention.attend(0, kind.selects, q, k, v, scale); }, repeats);
+      DecodeStepGraph graph;  // warm-up, capture, then replays
+      const double graph_ms = median_device_ms(
+          [&] { return graph.run([&] { return attention.attend(0, kind.selects, q, k, v, scale); }); }, repeats);
+      GSA_CHECK(graph.captures() == 1, "gsa bench decode: the layer step was captured ", graph.captures(), " times");
       const double select_ms =
           kind.selects ? median_device_ms([&] { return attention.key_rows(0, true, q1); }, repeats) : 0.0;
       const double kernel_ms = median_device_ms(
@@ -114,9 +120,9 @@ int run_bench_decode(const Args& args) {
       const double rows_read =
           static_cast<double>((listed >= 0).sum().item<int64_t>()) / (batch * hkv) + plan.generated().max_rows;
       const double bytes = 2.0 * batch * hkv * rows_read * d * at::elementSize(opts.dtype().toScalarType());
-      std::printf("%9lld %-18s %9.0f %10.4f %10.4f %10.4f %9.0f %6.1f%% %12.0f\n", (long long)n, kind.name, rows_read,
-                  step_ms, select_ms, kernel_ms, bytes / kernel_ms * 1e-6,
-                  100.0 * bytes / (kernel_ms * 1e-3) / kCopyBandwidth, batch / step_ms * 1e3);
+      std::printf("%9lld %-18s %9.0f %10.4f %10.4f %10.4f %10.4f %9.0f %6.1f%% %12.0f\n", (long long)n, kind.name,
+                  rows_read, step_ms, graph_ms, select_ms, kernel_ms, bytes / kernel_ms * 1e-6,
+                  100.0 * bytes / (kernel_ms * 1e-3) / kCopyBandwidth, batch / graph_ms * 1e3);
       std::fflush(stdout);
     }
   }
