@@ -37,6 +37,7 @@
 #include "gsa/runtime/gist_layout.h"
 #include "gsa/runtime/llama_model.h"
 #include "gsa/runtime/memory_tracker.h"
+#include "gsa/runtime/op_profile.h"
 #include "gsa/runtime/model_tokenizer.h"
 
 namespace gsa::cli {
@@ -57,7 +58,9 @@ const char* const kHelp =
     "  --concurrency 1,4,16,64    requests decoded together in the throughput table (empty: none)\n"
     "  --concurrent-tokens 32768  context tokens of each request there\n"
     "  --device cpu|cuda[:N]      default cpu   --threads N (CPU)\n"
-    "  --csv FILE                 also write every row as CSV\n";
+    "  --csv FILE                 also write every row as CSV\n"
+    "  --profile                  after each latency row, 8 more decode steps under the op profiler: device time\n"
+    "                             per kernel and host time per operator (the steps' times are not in the row)\n";
 
 constexpr int64_t kSuffixTokens = 16;
 
@@ -138,13 +141,16 @@ double peak_gib(const at::Device& device) {
   return static_cast<double>(MemoryTracker::peak_bytes(device)) / static_cast<double>(int64_t{1} << 30);
 }
 
-// One request: prefill (time to first token), then decode steps.
+// One request: prefill (time to first token), then decode steps; with profile, 8 more steps under the op
+// profiler (op_profile.h), whose table is printed (not part of the row's times).
 Row measure_latency(const LlamaModel& model, const Budget& budget, const PromptMaker& prompts, int64_t n,
-                    int64_t steps) {
+                    int64_t steps, bool profile = false) {
   const at::Device device = model.device();
   MemoryTracker::reset_peak(device);
   GistLayout prompt = prompts.make(n, static_cast<uint32_t>(n));
-  const int64_t positions = prompt.size() + steps + 3;
+  constexpr int64_t kProfiledSteps = 8;
+  // Room for the warm-up, timed and profiled tokens and the gists decode inserts among them.
+  const int64_t positions = prompt.size() + 2 * (steps + 2 + (profile ? kProfiledSteps : 0)) + 3;
   Generator generator(model, budget.attention, std::move(prompt), positions);
   const auto start = std::chrono::steady_clock::now();
   int64_t token = greedy(generator.prefill());
@@ -160,6 +166,15 @@ Row measure_latency(const LlamaModel& model, const Budget& budget, const PromptM
   row.step_p90_ms = quantile(times, 0.9);
   row.tokens_per_s = 1e3 / row.step_ms;
   row.peak_gib = peak_gib(device);
+  if (profile) {
+    const OpProfile p = profile_ops(
+        [&] {
+          for (int64_t s = 0; s < kProfiledSteps; ++s) token = greedy(generator.step(token));
+        },
+        device.is_cuda(), "");
+    std::printf("profile of %lld decode steps, %s budget, %lld tokens:\n%s", (long long)kProfiledSteps,
+                budget.name.c_str(), (long long)n, p.table(/*top=*/25).c_str());
+  }
   return row;
 }
 
@@ -216,6 +231,7 @@ int run_bench_serve(const Args& args) {
   const int64_t concurrent_tokens = flags.get_int("concurrent-tokens", 32768);
   const at::Device device = device_from_flags(flags);
   const std::string csv = flags.get_string("csv", "");
+  const bool profile = flags.get_bool("profile", false);
   flags.finish();
   GSA_CHECK(fixed_k >= 0, "gsa bench serve: --fixed-k must be >= 0, got ", fixed_k);
   GSA_CHECK(steps >= 1, "gsa bench serve: --decode-steps must be >= 1, got ", steps);
@@ -263,7 +279,7 @@ int run_bench_serve(const Args& args) {
   };
   for (int64_t n : lengths) {
     for (const Budget& budget : budgets) {
-      run_point("latency", budget, n, 1, [&] { return measure_latency(model, budget, prompts, n, steps); });
+      run_point("latency", budget, n, 1, [&] { return measure_latency(model, budget, prompts, n, steps, profile); });
     }
   }
   for (int64_t c : concurrency) {

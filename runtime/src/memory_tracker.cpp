@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <mutex>
+#include <unordered_map>
 
 #include <ATen/Context.h>
 #include <c10/core/Allocator.h>
@@ -19,25 +20,27 @@ namespace {
 constexpr uint8_t kCountingAllocatorPriority = 200;
 
 // Wraps the CPU allocator that was current at install(): every allocation is forwarded to it, and its size is
-// counted while the DataPtr lives. The DataPtr's context is a heap Allocation that owns the original DataPtr
-// and remembers the size, so the deleter knows what to subtract. Counters are lock-free atomics; the peak is
-// raised with a compare-exchange loop.
+// counted while it lives. The DataPtr handed out has context == data (LibTorch's raw_allocate(), which oneDNN's
+// bf16 matmul uses for scratch, asserts it), so what the deleter needs -- the original DataPtr and the size --
+// lives in a table keyed by the data pointer, under a mutex. The peak is raised with a compare-exchange loop.
 class CountingCpuAllocator final : public c10::Allocator {
  public:
   explicit CountingCpuAllocator(c10::Allocator* original) : original_(original) {}
 
   c10::DataPtr allocate(size_t n) override {
     c10::DataPtr inner = original_->allocate(n);
-    if (n == 0) return inner;  // nothing to count; keeps the original (possibly null) pointer as-is
     void* data = inner.get();
     const c10::Device device = inner.device();
-    auto* context = new Allocation{std::move(inner), static_cast<int64_t>(n)};
-    add(context->bytes);
-    return c10::DataPtr(data, context, &CountingCpuAllocator::release, device);
+    if (data == nullptr) return c10::DataPtr(nullptr, device);  // nothing to count or free
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      live_.emplace(data, Allocation{std::move(inner), static_cast<int64_t>(n)});
+    }
+    add(static_cast<int64_t>(n));
+    return c10::DataPtr(data, data, &CountingCpuAllocator::release, device);
   }
 
-  // raw_allocate()/raw_deallocate() need context == data, which this wrapper cannot give: leave them off.
-  c10::DeleterFnPtr raw_deleter() const override { return nullptr; }
+  c10::DeleterFnPtr raw_deleter() const override { return &CountingCpuAllocator::release; }
 
   void copy_data(void* dest, const void* src, std::size_t count) const override {
     original_->copy_data(dest, src, count);
@@ -51,15 +54,22 @@ class CountingCpuAllocator final : public c10::Allocator {
 
  private:
   struct Allocation {
-    c10::DataPtr inner;  // freed by its own (original) deleter when this is deleted
-    int64_t bytes;
+    c10::DataPtr inner;  // freed by its own (original) deleter when the entry goes
+    int64_t bytes = 0;
   };
 
-  static void release(void* context) {
-    auto* allocation = static_cast<Allocation*>(context);
-    instance->current_.fetch_sub(allocation->bytes, std::memory_order_relaxed);
-    delete allocation;
-  }
+  static void release(void* data) {
+    CountingCpuAllocator& self = *instance;
+    Allocation gone;
+    {
+      std::lock_guard<std::mutex> lock(self.mutex_);
+      auto it = self.live_.find(data);
+      if (it == self.live_.end()) return;  // not ours (cannot happen: every DataPtr we hand out is in the table)
+      gone = std::move(it->second);
+      self.live_.erase(it);
+    }
+    self.current_.fetch_sub(gone.bytes, std::memory_order_relaxed);
+  }  // gone.inner frees the memory here, outside the lock
 
   void add(int64_t bytes) {
     const int64_t now = current_.fetch_add(bytes, std::memory_order_relaxed) + bytes;
@@ -69,6 +79,8 @@ class CountingCpuAllocator final : public c10::Allocator {
   }
 
   c10::Allocator* original_;
+  std::mutex mutex_;
+  std::unordered_map<void*, Allocation> live_;
   std::atomic<int64_t> current_{0};
   std::atomic<int64_t> peak_{0};
 };

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include <ATen/ATen.h>
+#include <c10/core/Allocator.h>
 
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/memory_tracker.h"
@@ -62,6 +63,22 @@ TEST_F(MemoryTrackerTest, OpsThatAllocateAreCounted) {
   const at::Tensor c = at::matmul(a, a);  // [512, 512], 1 MiB result
   EXPECT_GE(MemoryTracker::current_bytes(kCpu), before + 512 * 512 * 4);
   EXPECT_GE(MemoryTracker::peak_bytes(kCpu), before + 512 * 512 * 4);
+}
+
+// LibTorch's raw_allocate (oneDNN's scratch for a bf16 matmul) needs DataPtrs whose context is their data: a bf16
+// matmul runs with the tracker installed (it failed an internal assert before), and raw buffers are counted
+// while they live.
+TEST_F(MemoryTrackerTest, RawAllocationsAndBf16MatmulWork) {
+  c10::Allocator* cpu = c10::GetAllocator(at::kCPU);
+  const int64_t before = MemoryTracker::current_bytes(kCpu);
+  void* raw = cpu->raw_allocate(1 << 20);
+  ASSERT_NE(raw, nullptr);
+  EXPECT_GE(MemoryTracker::current_bytes(kCpu), before + (1 << 20));
+  cpu->raw_deallocate(raw);
+  EXPECT_EQ(MemoryTracker::current_bytes(kCpu), before);
+  const at::Tensor a = at::randn({64, 96}).to(at::kBFloat16), b = at::randn({96, 32}).to(at::kBFloat16);
+  const at::Tensor c = at::matmul(a, b);  // [64, 32]
+  EXPECT_LT((c.to(at::kFloat) - at::matmul(a.to(at::kFloat), b.to(at::kFloat))).abs().max().item<float>(), 0.5f);
 }
 
 TEST_F(MemoryTrackerTest, CountsFromManyThreads) {
