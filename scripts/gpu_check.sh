@@ -4,10 +4,7 @@
 # then the attention bench on the GPU next to the peers. Logs go to $OUT (or ./gpu-logs).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-out=${OUT:-gpu-logs}
-mkdir -p "$out"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
+source scripts/gpu_env.sh
 py=$(command -v python3)
 echo "$py" >"$out/python.txt"
 mkdir -p build

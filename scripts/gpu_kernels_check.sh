@@ -6,10 +6,7 @@
 # the decode part (with the peers' decode sweep). Logs go to $OUT (or ./gpu-logs).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 OMP_NUM_THREADS=1
-out=${OUT:-gpu-logs}
-mkdir -p "$out"
-nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv | tee "$out/gpu.txt"
+source scripts/gpu_env.sh
 GSA_JOBS=16 scripts/gpu_build.sh "$out" gsa test_sparse_attention_gpu test_lse_merge_gpu test_sparse_attention \
   test_attention test_sparse_decode test_decode_plan test_model test_attention_mode test_gist_layout \
   test_op_profile test_selected_attention test_key_gather || exit 1

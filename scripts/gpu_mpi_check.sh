@@ -7,10 +7,7 @@
 # Logs and CSVs go to $OUT (or ./gpu-logs).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 OMP_NUM_THREADS=1
-out=${OUT:-gpu-logs}
-mkdir -p "$out"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
+source scripts/gpu_env.sh
 gpus=$(nvidia-smi -L | wc -l)
 py=$(command -v python3)
 mkdir -p build

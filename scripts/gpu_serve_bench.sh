@@ -5,10 +5,7 @@
 # Extra arguments go to `gsa bench serve`.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-export NCCL_NVLS_ENABLE=0 OMP_NUM_THREADS=1
-out=${OUT:-gpu-logs}
-mkdir -p "$out"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu_serve.txt"
+gpu_log=gpu_serve source scripts/gpu_env.sh
 timeout 420 scripts/gpu_build.sh "$out" gsa || exit 1
 PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True timeout ${GSA_SERVE_BENCH_TIMEOUT:-330} ./build/launcher/gsa bench serve --config configs/llama-1b-gsa.pbtxt \
   --device cuda --concurrency 1,16,64 --csv "$out/serve_gsa.csv" "$@" 2>&1 | tee "$out/bench_serve.txt"

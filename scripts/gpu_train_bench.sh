@@ -7,10 +7,7 @@
 # Budget: the build (a few minutes from scratch), then about 2 minutes of steps; every stage has a timeout.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 OMP_NUM_THREADS=1
-out=${OUT:-gpu-logs}
-mkdir -p "$out"
-nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv | tee "$out/gpu.txt"
+source scripts/gpu_env.sh
 timeout 420 scripts/gpu_build.sh "$out" gsa || exit 1
 timeout 360 ./build/launcher/gsa bench train --device cuda --tokens ${GSA_TRAIN_BENCH_TOKENS:-32768,65536,131072} \
   --out "$out" ${GSA_TRAIN_BENCH_ARGS:-} 2>&1 | tee "$out/bench_train.txt"
