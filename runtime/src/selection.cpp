@@ -195,9 +195,7 @@ ChunkSelection select_chunks_rows(const at::Tensor& q_in, const kernels::KvRows&
   }
   GSA_CHECK(status == kernels::Status::kOk, "chunk selection failed on ", q.device(), " for q ", q.sizes(), ": ",
             kernels::status_string(status));
-  for (at::Tensor& t : result.selected) t = t.to(at::kLong);
-  result.key_pos = result.key_pos.to(at::kLong);
-  return result;
+  return result;  // int32, as the kernels write them
 }
 
 ChunkSelection select_chunks(const at::Tensor& q, const at::Tensor& k, const SelectionPlan& sel,
@@ -209,7 +207,10 @@ ChunkSelection select_chunks(const at::Tensor& q, const at::Tensor& k, const Sel
       use_kernel_backend(backend, q.is_cuda(), selection_kernels_unsupported(q, k, key_slot, gist),
                          str_cat("select chunks for q ", q.sizes(), " ", q.scalar_type()))) {
     const at::Tensor keys = rows_for_16_byte_loads(k);
-    return select_chunks_rows(q, kv_rows_of(keys), keys.size(1), sel, gist, options, covered);
+    ChunkSelection chosen = select_chunks_rows(q, kv_rows_of(keys), keys.size(1), sel, gist, options, covered);
+    for (at::Tensor& t : chosen.selected) t = t.to(at::kLong);
+    chosen.key_pos = chosen.key_pos.to(at::kLong);
+    return chosen;
   }
   ChunkSelection chosen = select_chunks_reference(q, k, sel, gist, options, key_slot);
   if (covered.defined()) {

@@ -52,7 +52,9 @@ ChunkSelection select_chunks(const at::Tensor& q, const at::Tensor& k, const Sel
                              AttentionBackend backend = AttentionBackend::kAuto,
                              const at::Tensor& covered = at::Tensor());
 // The selection kernels over keys given as kv_rows.h rows (per-sequence caches), q [Ns, Hq, D] bf16/fp16 on the
-// rows' device (the CPU twin for CPU tensors); the caller vouches for the rows.
+// rows' device (the CPU twin for CPU tensors); the caller vouches for the rows. Its lists are int32, as the
+// kernels write them (select_chunks returns int64 everywhere; a decode step that feeds them to the sparse decode
+// kernels saves the two conversions).
 ChunkSelection select_chunks_rows(const at::Tensor& q, const kernels::KvRows& k, int64_t kv_heads,
                                   const SelectionPlan& selection, const GistOptions& gist,
                                   const SelectionOptions& options, const at::Tensor& covered = at::Tensor());
