@@ -57,7 +57,7 @@ class ChunkedHeadLoss : public torch::autograd::Function<ChunkedHeadLoss> {
       at::Tensor d_logits = at::softmax(chunk_logits(h, weight), -1);                  // [n, V] fp32
       const at::Tensor labelled = target != -100;
       d_logits.scatter_add_(1, target.clamp_min(0).view({n, 1}), at::full({n, 1}, -1.0f, d_logits.options()));
-      d_logits = (d_logits * labelled.view({n, 1}).to(at::kFloat)) * grad;
+      d_logits.mul_(labelled.view({n, 1}).to(at::kFloat)).mul_(grad);  // in place: [n, V] is the big one
       const at::Tensor d_cast = d_logits.to(weight.scalar_type());                     // as .to(kFloat)'s backward
       d_hidden.narrow(0, first, n).copy_(at::matmul(d_cast, weight));
       d_weight += at::matmul(d_cast.t(), h).to(at::kFloat);  // model-dtype product, fp32 sum over chunks
