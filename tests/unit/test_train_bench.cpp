@@ -1,5 +1,4 @@
 // gsa bench train's building blocks and its report, each against an independent oracle on the CPU:
-//  - the chunked LM-head loss against cross-entropy over the whole logits (value and gradients);
 //  - the SDPA dense causal attention against a float64 softmax under the causal mask (GQA);
 //  - the attention timer against known work: an attention that sleeps a set time in forward and in backward;
 //  - the allowed-pair count against the scalar mask rule over every (query, key) pair, and T(T+1)/2 raw;
@@ -19,43 +18,11 @@
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/mask_predicate.h"
 #include "gsa/runtime/sdpa_attention.h"
-#include "gsa/runtime/chunked_loss.h"
 #include "gsa/trainer/timed_attention.h"
 #include "gsa/trainer/train_bench.h"
 
 namespace gsa {
 namespace {
-
-TEST(ChunkedLoss, EqualsTheLossOverWholeLogitsWithItsGradients) {
-  LlamaModel model = LlamaModel::create(test::tiny_model_options(), 7, at::kCPU);
-  model.set_requires_grad(true);
-  at::manual_seed(3);
-  const at::Tensor hidden0 = at::randn({2, 11, 32}, at::kFloat);  // [B, T, H]
-  at::Tensor labels = at::randint(0, 264, {2, 11}, at::kLong);    // [B, T]
-  labels.index_put_({0, at::indexing::Slice(0, 4)}, -100);
-  labels.index_put_({1, 10}, -100);
-  const at::Tensor& head = model.parameters().at("lm_head.weight");
-
-  auto loss_and_grads = [&](const std::function<at::Tensor(const at::Tensor&)>& loss_of) {
-    at::Tensor hidden = hidden0.clone().requires_grad_(true);
-    head.mutable_grad() = at::Tensor();
-    at::Tensor loss = loss_of(hidden);
-    loss.backward();
-    return std::vector<at::Tensor>{loss.detach(), hidden.grad().clone(), head.grad().clone()};
-  };
-  const auto oracle = loss_and_grads([&](const at::Tensor& h) {
-    const at::Tensor logits = model.head_logits(h);
-    return at::cross_entropy_loss(logits.reshape({-1, 264}), labels.reshape({-1}), {}, at::Reduction::Sum, -100);
-  });
-  for (int64_t chunk : {1, 3, 11, 64}) {
-    const auto chunked = loss_and_grads([&](const at::Tensor& h) { return chunked_loss_sum(model, h, labels, chunk); });
-    EXPECT_NEAR(chunked[0].item<double>(), oracle[0].item<double>(), 1e-5 * std::abs(oracle[0].item<double>()))
-        << "chunk " << chunk;
-    EXPECT_TRUE(at::allclose(chunked[1], oracle[1], 1e-5, 1e-6)) << "hidden gradient, chunk " << chunk;
-    EXPECT_TRUE(at::allclose(chunked[2], oracle[2], 1e-5, 1e-6)) << "head gradient, chunk " << chunk;
-  }
-  EXPECT_THROW(chunked_loss_sum(model, hidden0, labels, 0), Error);
-}
 
 TEST(CausalSdpaAttention, EqualsFloat64CausalSoftmaxWithGqa) {
   at::manual_seed(5);
