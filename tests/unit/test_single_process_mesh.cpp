@@ -16,6 +16,15 @@
 namespace gsa {
 namespace {
 
+// The loss and every parameter's gradient against the single-rank oracle (the tolerances above).
+void expect_matches_oracle(const LlamaModel& model, double loss, const test::SingleRankResult& expected) {
+  EXPECT_NEAR(loss, expected.loss, 1e-5 * std::abs(expected.loss));
+  for (const auto& [name, p] : model.parameters()) {
+    SCOPED_TRACE(name);
+    GSA_EXPECT_CLOSE(p.grad(), expected.grads.at(name), test::kFp32Atol, test::kFp32Rtol);
+  }
+}
+
 TEST(LocalCommunicator, GroupOfOneCollectives) {
   LocalCommunicator comm(at::kCPU);
   EXPECT_EQ(comm.rank(), 0);
@@ -60,11 +69,7 @@ TEST(SingleProcessMesh, SequenceParallelPathEqualsThePlainForward) {
                                                      selective, *groups.sp, *groups.world);
       result.loss.backward();
       sync.finish();
-      EXPECT_NEAR(result.global_loss, expected.loss, 1e-5 * std::abs(expected.loss));
-      for (const auto& [name, p] : model.parameters()) {
-        SCOPED_TRACE(name);
-        GSA_EXPECT_CLOSE(p.grad(), expected.grads.at(name), test::kFp32Atol, test::kFp32Rtol);
-      }
+      expect_matches_oracle(model, result.global_loss, expected);
       // Answer accuracy against the oracle's argmax, with labels cut into many short answers, half of them the
       // model's own predictions.
       const at::Tensor mixed = test::answer_mix_labels(labels, expected.argmax);
@@ -101,11 +106,7 @@ TEST(SingleProcessMesh, TiedEmbeddingsAndSeveralLossChunksGiveOneGradientEach) {
                                                  /*checkpoint_layers=*/true, /*loss_chunk=*/7);
   result.loss.backward();
   sync.finish();
-  EXPECT_NEAR(result.global_loss, expected.loss, 1e-5 * std::abs(expected.loss));
-  for (const auto& [name, p] : model.parameters()) {
-    SCOPED_TRACE(name);
-    GSA_EXPECT_CLOSE(p.grad(), expected.grads.at(name), test::kFp32Atol, test::kFp32Rtol);
-  }
+  expect_matches_oracle(model, result.global_loss, expected);
 }
 
 // Gradient accumulation (GradientSync::set_sync, the trainer's weighting): two micro-batches, each loss weighted by
@@ -134,11 +135,7 @@ TEST(SingleProcessMesh, AccumulatedMicroBatchesEqualTheWholeBatch) {
     loss += result.global_loss * weight;
   }
   sync.finish();
-  EXPECT_NEAR(loss, expected.loss, 1e-5 * std::abs(expected.loss));
-  for (const auto& [name, p] : model.parameters()) {
-    SCOPED_TRACE(name);
-    GSA_EXPECT_CLOSE(p.grad(), expected.grads.at(name), test::kFp32Atol, test::kFp32Rtol);
-  }
+  expect_matches_oracle(model, loss, expected);
   EXPECT_THROW(
       {
         sync.set_sync(false);
