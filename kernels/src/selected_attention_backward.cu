@@ -12,9 +12,8 @@
 #include <cmath>
 
 #include "dispatch.cuh"
-#include "row_team.cuh"
-
 #include "gsa/kernels/selected_attention.h"
+#include "row_team.cuh"
 
 namespace gsa::kernels {
 namespace {

@@ -23,7 +23,7 @@ class GatherKeyRows : public torch::autograd::Function<GatherKeyRows> {
     const at::Tensor flat = ctx->get_saved_variables()[0];
     const std::vector<int64_t> sizes = ctx->saved_data["sizes"].toIntVector();
     const at::ScalarType dtype = ctx->saved_data["dtype"].toScalarType();
-    const at::Tensor& grad = grads[0];                                                   // [N, D]
+    const at::Tensor& grad = grads[0];  // [N, D]
     const at::ScalarType wide = at::promote_types(dtype, at::kFloat);
     at::Tensor sum = at::zeros({sizes[0] * sizes[1] * sizes[2], sizes[3]}, grad.options().dtype(wide));
     sum.index_add_(0, flat, grad.to(wide));
@@ -45,7 +45,7 @@ at::Tensor gather_key_rows(const at::Tensor& x, const at::Tensor& rows, const at
   check_range(rows, b, "row");
   check_range(heads, h, "head");
   check_range(positions, t, "position");
-  const at::Tensor flat = ((rows * h + heads) * t + positions).to(at::kLong);        // [S...]
+  const at::Tensor flat = ((rows * h + heads) * t + positions).to(at::kLong);  // [S...]
   std::vector<int64_t> shape = flat.sizes().vec();
   shape.push_back(x.size(3));
   return GatherKeyRows::apply(x, flat.reshape({-1}).contiguous())[0].view(shape);

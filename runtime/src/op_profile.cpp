@@ -1,5 +1,6 @@
 #include "gsa/runtime/op_profile.h"
 
+#include <ATen/ATen.h>
 #include <torch/csrc/autograd/profiler_kineto.h>
 
 #include <algorithm>
@@ -9,8 +10,6 @@
 #include <set>
 #include <sstream>
 #include <unordered_map>
-
-#include <ATen/ATen.h>
 #ifdef GSA_HAVE_CUDA
 #include <c10/cuda/CUDAFunctions.h>
 #endif
@@ -107,7 +106,7 @@ OpProfile profile_ops(const std::function<void()>& work, bool cuda, const std::s
   for (const prof::KinetoEvent& e : events) names.push_back(e.name());
 
   std::map<std::string, OpTotal> cpu, device, scope;
-  std::unordered_map<uint64_t, size_t> op_by_correlation;      // CPU operator correlation id -> event index
+  std::unordered_map<uint64_t, size_t> op_by_correlation;  // CPU operator correlation id -> event index
   std::unordered_map<uint64_t, std::vector<Range>> scopes_by_thread;
   for (size_t i = 0; i < events.size(); ++i) {
     const prof::KinetoEvent& e = events[i];

@@ -22,8 +22,8 @@ namespace {
 // `groups` KV heads (from heads [N] when it is not empty, else from 0): [N * groups] int64 on x's device, read by the
 // kernels as a KvRows pointer table (kv_rows.h).
 at::Tensor row_table(const at::Tensor& x, const at::Tensor& rows, const at::Tensor& heads, int64_t groups) {
-  at::Tensor head = at::arange(groups, rows.options().dtype(at::kLong)).view({1, groups});          // [1, G]
-  if (heads.numel() > 0) head = head + heads.to(at::kLong).view({-1, 1});                            // [N, G]
+  at::Tensor head = at::arange(groups, rows.options().dtype(at::kLong)).view({1, groups});         // [1, G]
+  if (heads.numel() > 0) head = head + heads.to(at::kLong).view({-1, 1});                          // [N, G]
   const at::Tensor offsets = rows.to(at::kLong).view({-1, 1}) * x.stride(0) + head * x.stride(1);  // [N, G]
   return (offsets * static_cast<int64_t>(x.element_size()) + reinterpret_cast<int64_t>(x.data_ptr()))
       .reshape({-1})
@@ -45,7 +45,7 @@ class SelectedAttentionFunction : public torch::autograd::Function<SelectedAtten
     at::NoGradGuard no_grad;
     const at::Tensor q = rows_for_16_byte_loads(q_in), k = rows_for_16_byte_loads(k_in);
     const at::Tensor v = rows_for_16_byte_loads(v_in);
-    const at::Tensor key_rows = key_rows_in.to(at::kInt).contiguous();                 // [N, G, R]
+    const at::Tensor key_rows = key_rows_in.to(at::kInt).contiguous();  // [N, G, R]
     const int64_t groups = key_rows.size(1);
     DecodeAttention r;
     if (q.size(0) == 0 || key_rows.size(2) == 0) {  // nothing to attend: out 0, lse -inf
@@ -67,15 +67,20 @@ class SelectedAttentionFunction : public torch::autograd::Function<SelectedAtten
     const at::Tensor &heads = saved[5], &out = saved[6], &lse = saved[7];
     const auto fp32 = q.options().dtype(at::kFloat);
     const at::Tensor d_out = grads[0].defined() ? grads[0].to(at::kFloat).contiguous() : at::zeros_like(out);
-    at::Tensor delta = (d_out * out).sum(-1);                                          // [N, Hq]
+    at::Tensor delta = (d_out * out).sum(-1);  // [N, Hq]
     if (grads[1].defined()) delta = delta - grads[1].to(at::kFloat);
     delta = delta.contiguous();
-    at::Tensor dq = at::zeros(q.sizes(), fp32);                                        // [N, Hq, D]
-    at::Tensor dk = at::zeros(k.sizes(), fp32), dv = at::zeros(v.sizes(), fp32);     // [B, Hkv, S, D]
+    at::Tensor dq = at::zeros(q.sizes(), fp32);                                   // [N, Hq, D]
+    at::Tensor dk = at::zeros(k.sizes(), fp32), dv = at::zeros(v.sizes(), fp32);  // [B, Hkv, S, D]
     const int64_t n = q.size(0), hkv = key_rows.size(1), r = key_rows.size(2);
     if (n == 0 || r == 0) {
-      return {dq.to(q.scalar_type()), dk.to(k.scalar_type()), dv.to(v.scalar_type()), at::Tensor(), at::Tensor(),
-              at::Tensor(), at::Tensor()};
+      return {dq.to(q.scalar_type()),
+              dk.to(k.scalar_type()),
+              dv.to(v.scalar_type()),
+              at::Tensor(),
+              at::Tensor(),
+              at::Tensor(),
+              at::Tensor()};
     }
     const at::Tensor k_table = row_table(k, rows, heads, hkv), v_table = row_table(v, rows, heads, hkv);
     const at::Tensor dk_table = row_table(dk, rows, heads, hkv), dv_table = row_table(dv, rows, heads, hkv);
@@ -107,7 +112,8 @@ class SelectedAttentionFunction : public torch::autograd::Function<SelectedAtten
     if (q.is_cuda()) {
 #ifdef GSA_HAVE_CUDA
       const c10::cuda::CUDAGuard guard(q.device());
-      status = kernels::selected_attention_backward_cuda(p, at::cuda::getCurrentCUDAStream(q.device().index()).stream());
+      status =
+          kernels::selected_attention_backward_cuda(p, at::cuda::getCurrentCUDAStream(q.device().index()).stream());
 #else
       status = kernels::Status::kNoCuda;
 #endif
@@ -116,8 +122,13 @@ class SelectedAttentionFunction : public torch::autograd::Function<SelectedAtten
     }
     GSA_CHECK(status == kernels::Status::kOk, "selected attention backward failed on ", q.device(), " for q ",
               q.sizes(), ": ", kernels::status_string(status));
-    return {dq.to(q.scalar_type()), dk.to(k.scalar_type()), dv.to(v.scalar_type()), at::Tensor(), at::Tensor(),
-            at::Tensor(), at::Tensor()};
+    return {dq.to(q.scalar_type()),
+            dk.to(k.scalar_type()),
+            dv.to(v.scalar_type()),
+            at::Tensor(),
+            at::Tensor(),
+            at::Tensor(),
+            at::Tensor()};
   }
 };
 

@@ -1,8 +1,7 @@
 // gather_key_rows against LibTorch's advanced indexing in float64 (the oracle), forward and gradient, with
 // heavily duplicated indices (many queries selecting the same keys), on the CPU and, where present, CUDA.
-#include <gtest/gtest.h>
-
 #include <ATen/ATen.h>
+#include <gtest/gtest.h>
 
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/key_gather.h"
@@ -13,15 +12,15 @@ namespace {
 void check_against_indexing(at::Device device, at::ScalarType dtype, double tolerance) {
   at::manual_seed(3);
   const auto longs = at::TensorOptions().dtype(at::kLong).device(device);
-  const at::Tensor x64 = at::randn({2, 3, 50, 16}, at::kDouble);                     // [B, H, T, D]
+  const at::Tensor x64 = at::randn({2, 3, 50, 16}, at::kDouble);  // [B, H, T, D]
   // 40 queries per row, each 12 keys from a 10-key window: every key is selected many times over.
-  const at::Tensor rows = at::arange(2, longs).view({2, 1, 1, 1});                   // [B, 1, 1, 1]
-  const at::Tensor heads = at::arange(3, longs).view({1, 3, 1, 1});                  // [1, H, 1, 1]
-  const at::Tensor positions = at::randint(20, 30, {2, 1, 40, 12}, longs);           // [B, 1, Q, R]
-  const at::Tensor weight = at::randn({2, 3, 40, 12, 16}, at::kDouble);              // d loss / d gathered
+  const at::Tensor rows = at::arange(2, longs).view({2, 1, 1, 1});          // [B, 1, 1, 1]
+  const at::Tensor heads = at::arange(3, longs).view({1, 3, 1, 1});         // [1, H, 1, 1]
+  const at::Tensor positions = at::randint(20, 30, {2, 1, 40, 12}, longs);  // [B, 1, Q, R]
+  const at::Tensor weight = at::randn({2, 3, 40, 12, 16}, at::kDouble);     // d loss / d gathered
 
   at::Tensor x = x64.to(dtype).to(device).clone().set_requires_grad(true);
-  const at::Tensor got = gather_key_rows(x, rows, heads, positions);                  // [B, H, Q, R, D]
+  const at::Tensor got = gather_key_rows(x, rows, heads, positions);  // [B, H, Q, R, D]
   (got.to(at::kDouble) * weight.to(device)).sum().backward();
 
   at::Tensor ref_x = x64.clone().set_requires_grad(true);  // x64 itself never requires a gradient
@@ -29,8 +28,7 @@ void check_against_indexing(at::Device device, at::ScalarType dtype, double tole
   (want * weight).sum().backward();
 
   ASSERT_EQ(got.sizes(), want.sizes());
-  EXPECT_LE((got.cpu().to(at::kDouble) - want).abs().max().item<double>(),
-            tolerance * want.abs().max().item<double>());
+  EXPECT_LE((got.cpu().to(at::kDouble) - want).abs().max().item<double>(), tolerance * want.abs().max().item<double>());
   const at::Tensor grad = x.grad().cpu().to(at::kDouble), ref = ref_x.grad();
   EXPECT_LE((grad - ref).abs().max().item<double>(), tolerance * ref.abs().max().item<double>())
       << "gradient of duplicated rows";

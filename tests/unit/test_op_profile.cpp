@@ -1,15 +1,14 @@
 // profile_ops: the operators a piece of work runs are counted by name with their calls, scopes are charged the
 // device time of what they launch, and the Chrome trace is written. The oracle is the work itself: we know which
 // operators it calls and how often.
+#include <ATen/ATen.h>
+#include <ATen/record_function.h>
 #include <gtest/gtest.h>
 
 #include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <string>
-
-#include <ATen/ATen.h>
-#include <ATen/record_function.h>
 
 #include "gsa/runtime/op_profile.h"
 
@@ -67,8 +66,8 @@ TEST(OpProfile, AProfilerErrorLeavesNoProfilerRunning) {
 TEST(OpProfile, ChargesDeviceTimeToScopesAndBackwardNodes) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
   const at::TensorOptions cuda = at::TensorOptions().device(at::kCUDA);
-  const at::Tensor a = at::randn({512, 512}, cuda);                                   // [512, 512]
-  const at::Tensor w = at::randn({512, 512}, cuda).set_requires_grad(true);          // [512, 512]
+  const at::Tensor a = at::randn({512, 512}, cuda);                          // [512, 512]
+  const at::Tensor w = at::randn({512, 512}, cuda).set_requires_grad(true);  // [512, 512]
   const OpProfile p = profile_ops(
       [&] {
         at::Tensor y;

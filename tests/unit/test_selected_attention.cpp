@@ -3,12 +3,11 @@
 // autograd through LibTorch ops; out, lse and the gradients of q, k and v for a loss that uses both out and lse
 // (the merge by log-sum-exp does). Lists share rows across queries (the atomic accumulation) and hold -1 gaps.
 // CPU twins everywhere, the CUDA kernels where a GPU is present.
+#include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <limits>
-
-#include <ATen/ATen.h>
 
 #include "common/tolerance.h"
 #include "gsa/runtime/error.h"
@@ -29,7 +28,7 @@ void check_against_float64(const Shape& c, at::Device device) {
   const auto bf16 = at::TensorOptions().dtype(at::kBFloat16).device(device);
   const at::Tensor q = at::randn({c.n, c.hq, c.d}, bf16), k = at::randn({c.b, c.hkv, c.s, c.d}, bf16);
   const at::Tensor v = at::randn({c.b, c.hkv, c.s, c.d}, bf16);
-  const at::Tensor rows = at::randint(0, c.b, {c.n}, at::kLong);                      // [N]
+  const at::Tensor rows = at::randint(0, c.b, {c.n}, at::kLong);  // [N]
   // Rows from a narrow window (many queries share them), a quarter of the entries -1; one list all -1.
   const int64_t groups = c.one_head_per_query ? 1 : c.hkv;  // KV heads per query
   const at::Tensor heads = c.one_head_per_query ? at::randint(0, c.hkv, {c.n}, at::kLong) : at::Tensor();
@@ -51,13 +50,13 @@ void check_against_float64(const Shape& c, at::Device device) {
   at::Tensor q64 = q.cpu().to(at::kDouble).requires_grad_(), k64 = k.cpu().to(at::kDouble).requires_grad_();
   at::Tensor v64 = v.cpu().to(at::kDouble).requires_grad_();
   const int64_t g = c.hq / groups;
-  const at::Tensor held = key_rows >= 0, col = key_rows.clamp_min(0);                   // [N, G, R]
+  const at::Tensor held = key_rows >= 0, col = key_rows.clamp_min(0);  // [N, G, R]
   const at::Tensor b_idx = rows.view({c.n, 1, 1});
   const at::Tensor h_idx = heads.defined() ? heads.view({c.n, 1, 1}) : at::arange(c.hkv).view({1, c.hkv, 1});
   const at::Tensor keys = k64.index({b_idx, h_idx, col}), values = v64.index({b_idx, h_idx, col});  // [N, G, R, D]
   at::Tensor scores = at::matmul(q64.view({c.n, groups, g, c.d}), keys.transpose(-1, -2)) * scale;  // [N, G, g, R]
   scores = scores.masked_fill(held.view({c.n, groups, 1, c.r}).logical_not(), -std::numeric_limits<double>::infinity());
-  const at::Tensor lse = at::logsumexp(scores, -1);                                     // [N, G, g]
+  const at::Tensor lse = at::logsumexp(scores, -1);  // [N, G, g]
   const at::Tensor lse_safe = lse.masked_fill(at::isinf(lse), 0);
   const at::Tensor p = (scores - lse_safe.unsqueeze(-1)).exp();
   const at::Tensor out = at::matmul(p, values).reshape({c.n, c.hq, c.d});
@@ -79,12 +78,12 @@ void check_against_float64(const Shape& c, at::Device device) {
 
 TEST(SelectedAttention, EqualsFloat64GatherAttention) {
   const Shape shapes[] = {
-      {6, 4, 2, 64, 2, 40, 24},   // G 2, D 64
-      {5, 8, 2, 128, 1, 70, 50},  // G 4, D 128
-      {4, 8, 1, 64, 3, 33, 17},   // G 8
-      {3, 2, 2, 64, 2, 600, 300}, // G 1, lists long enough for several splits on CUDA
-      {7, 4, 3, 64, 2, 50, 20, true},   // one KV head per query (of 3), 4 query heads on it
-      {0, 4, 2, 64, 1, 30, 10},         // no query at all
+      {6, 4, 2, 64, 2, 40, 24},        // G 2, D 64
+      {5, 8, 2, 128, 1, 70, 50},       // G 4, D 128
+      {4, 8, 1, 64, 3, 33, 17},        // G 8
+      {3, 2, 2, 64, 2, 600, 300},      // G 1, lists long enough for several splits on CUDA
+      {7, 4, 3, 64, 2, 50, 20, true},  // one KV head per query (of 3), 4 query heads on it
+      {0, 4, 2, 64, 1, 30, 10},        // no query at all
   };
   for (const at::Device device : test::test_devices()) {
     for (const Shape& c : shapes) check_against_float64(c, device);
@@ -94,12 +93,12 @@ TEST(SelectedAttention, EqualsFloat64GatherAttention) {
 TEST(SelectedAttention, RejectsWhatTheKernelsCannotRun) {
   const at::Tensor rows = at::zeros({2}, at::kLong), key_rows = at::zeros({2, 1, 3}, at::kLong);
   const at::Tensor k = at::zeros({1, 1, 8, 64}, at::kBFloat16);
-  EXPECT_NE(selected_attention_unsupported(at::zeros({2, 2, 64}), k, k), "");          // fp32 q
+  EXPECT_NE(selected_attention_unsupported(at::zeros({2, 2, 64}), k, k), "");                 // fp32 q
   EXPECT_NE(selected_attention_unsupported(at::zeros({2, 3, 64}, at::kBFloat16), k, k), "");  // 3 heads per kv
   EXPECT_EQ(selected_attention_unsupported(at::zeros({2, 2, 64}, at::kBFloat16), k, k), "");
-  EXPECT_THROW(selected_attention(at::zeros({2, 2, 64}, at::kBFloat16), k, k, rows, at::full({2, 1, 3}, 8, at::kLong),
-                                  1.0),
-               Error);  // key row 8 of 8
+  EXPECT_THROW(
+      selected_attention(at::zeros({2, 2, 64}, at::kBFloat16), k, k, rows, at::full({2, 1, 3}, 8, at::kLong), 1.0),
+      Error);  // key row 8 of 8
   EXPECT_THROW(selected_attention(at::zeros({2, 2, 64}, at::kBFloat16), k, k, at::ones({2}, at::kLong), key_rows, 1.0),
                Error);  // batch row 1 of 1
 }

@@ -25,18 +25,18 @@ namespace gsa::kernels {
 struct SelectedAttentionBackwardParams {
   DType dtype = DType::kBFloat16;
   int32_t num_queries = 0, q_heads = 0, kv_heads = 0, head_dim = 0;
-  int32_t max_keys = 0;                // R: entries per (query, KV head) list
-  int32_t splits = 1;                  // list partitions per (query, KV head)
+  int32_t max_keys = 0;  // R: entries per (query, KV head) list
+  int32_t splits = 1;    // list partitions per (query, KV head)
   float scale = 1.f;
   const void* q = nullptr;
-  int64_t q_stride[2] = {0, 0};        // query, head
-  KvRows k, v;                         // bf16/fp16 rows
-  const int32_t* key_rows = nullptr;   // [N, Hkv, R]
-  const float* d_out = nullptr;        // [N, Hq, D]
-  const float* lse = nullptr;          // [N, Hq]
-  const float* delta = nullptr;        // [N, Hq]
-  float* dq = nullptr;                 // [N, Hq, D] accumulated
-  KvRows dk, dv;                       // fp32 rows, accumulated
+  int64_t q_stride[2] = {0, 0};       // query, head
+  KvRows k, v;                        // bf16/fp16 rows
+  const int32_t* key_rows = nullptr;  // [N, Hkv, R]
+  const float* d_out = nullptr;       // [N, Hq, D]
+  const float* lse = nullptr;         // [N, Hq]
+  const float* delta = nullptr;       // [N, Hq]
+  float* dq = nullptr;                // [N, Hq, D] accumulated
+  KvRows dk, dv;                      // fp32 rows, accumulated
 };
 
 Status selected_attention_backward_cuda(const SelectedAttentionBackwardParams& params, void* stream);

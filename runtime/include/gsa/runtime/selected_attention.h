@@ -13,9 +13,9 @@
 // CUDA (not bit-reproducible), the float64 twins on the CPU. Runs where selected_attention_unsupported() is "".
 #pragma once
 
-#include <string>
-
 #include <ATen/ATen.h>
+
+#include <string>
 
 #include "gsa/runtime/attention.h"  // PartialAttention
 
