@@ -24,6 +24,14 @@ RESULTS = os.path.join(ROOT, "docs", "results")
 PLOTS = os.path.join(ROOT, "docs", "plots")
 
 
+def save(fig, folder, name):
+    """Lays the figure out and writes it to folder/name at 120 dpi; returns the path."""
+    fig.tight_layout()
+    out = os.path.join(folder, name)
+    fig.savefig(out, dpi=120)
+    return out
+
+
 def comm_plot():
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for ranks, style in ((2, "-"), (4, "--")):
@@ -41,8 +49,7 @@ def comm_plot():
     ax.set_title("Sequence-parallel GSA traffic vs a ring of the full KV\n(H200, NCCL, 8 KV heads x 64, bf16, c0 = 8)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(os.path.join(PLOTS, "comm_bytes.png"), dpi=120)
+    save(fig, PLOTS, "comm_bytes.png")
 
 
 def read_sp(ranks):
@@ -83,8 +90,7 @@ def sp_plot():
     m_ax.grid(True, which="both", alpha=0.3)
     m_ax.legend(fontsize=7)
     fig.suptitle("Sequence-parallel GSA attention layer on H200s (32/8 heads, d 128, bf16, 2 levels)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(os.path.join(PLOTS, "sp_layer.png"), dpi=120)
+    save(fig, PLOTS, "sp_layer.png")
 
 
 PHASES = (("attention_ms", "attention", "tab:blue"), ("other_ms", "other compute", "tab:cyan"),
@@ -144,10 +150,7 @@ def scaling_plot(run, points):
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=6)
     fig.suptitle("Training step scaling (" + os.path.basename(os.path.normpath(run)) + ")", fontsize=10)
-    fig.tight_layout()
-    out = os.path.join(run, "scaling.png")
-    fig.savefig(out, dpi=120)
-    return out
+    return save(fig, run, "scaling.png")
 
 
 def breakdown_plot(run, points):
@@ -178,10 +181,7 @@ def breakdown_plot(run, points):
         ax.legend(fontsize=6)
         ax.grid(True, axis="y", alpha=0.3)
     axes[0, 0].set_title("Per-rank time breakdown", fontsize=10)
-    fig.tight_layout()
-    out = os.path.join(run, "breakdown.png")
-    fig.savefig(out, dpi=120)
-    return out
+    return save(fig, run, "breakdown.png")
 
 
 def latency_plot(run, points):
@@ -209,10 +209,7 @@ def latency_plot(run, points):
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle("Serving over sp ranks", fontsize=10)
-    fig.tight_layout()
-    out = os.path.join(run, "latency.png")
-    fig.savefig(out, dpi=120)
-    return out
+    return save(fig, run, "latency.png")
 
 
 def model_plot(run):
@@ -259,10 +256,7 @@ def model_plot(run):
         p_ax.set_title("predicted (cost model; see model_predictions.csv)", fontsize=9)
         p_ax.legend(fontsize=6)
         p_ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    out = os.path.join(run, "model.png")
-    fig.savefig(out, dpi=120)
-    return out
+    return save(fig, run, "model.png")
 
 
 def plot_run(run):

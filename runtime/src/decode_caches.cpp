@@ -6,10 +6,6 @@
 #include "gsa/runtime/error.h"
 #include "kernel_tensors.h"
 
-#ifdef GSA_HAVE_CUDA
-#include <ATen/cuda/CUDAContext.h>
-#include <c10/cuda/CUDAGuard.h>
-#endif
 
 namespace gsa {
 
@@ -76,17 +72,9 @@ void DecodeCaches::append(int64_t layer, const at::Tensor& positions, const at::
   p.positions = pos.data_ptr<int64_t>();
   p.k = rows(layer, false);
   p.v = rows(layer, true);
-  kernels::Status status;
-  if (like.is_cuda()) {
-#ifdef GSA_HAVE_CUDA
-    const c10::cuda::CUDAGuard guard(like.device());
-    status = kernels::kv_append_cuda(p, at::cuda::getCurrentCUDAStream(like.device().index()).stream());
-#else
-    status = kernels::Status::kNoCuda;
-#endif
-  } else {
-    status = kernels::kv_append_reference(p);
-  }
+  const kernels::Status status = run_kernel(
+      like.device(), [&](void* stream) { return kernels::kv_append_cuda(p, stream); },
+      [&] { return kernels::kv_append_reference(p); });
   GSA_CHECK(status == kernels::Status::kOk, "kv append failed: ", kernels::status_string(status));
 }
 

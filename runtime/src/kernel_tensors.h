@@ -6,6 +6,12 @@
 #include <ATen/ATen.h>
 
 #include "gsa/kernels/kv_rows.h"
+#include "gsa/kernels/lse_merge.h"  // Status
+
+#ifdef GSA_HAVE_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+#endif
 
 namespace gsa {
 
@@ -25,6 +31,20 @@ inline kernels::KvRows kv_rows_of(const at::Tensor& t) {
   rows.stride_h = t.stride(1);
   rows.row_stride = t.stride(2);
   return rows;
+}
+
+// Runs one kernel family where its tensors live: cuda(stream) with `device` current, on its current stream, for a
+// CUDA device (kNoCuda in a build without CUDA); reference() otherwise (the CPU twin). -> the kernel's status.
+template <typename Cuda, typename Reference>
+kernels::Status run_kernel(const at::Device& device, Cuda&& cuda, Reference&& reference) {
+  if (!device.is_cuda()) return reference();
+#ifdef GSA_HAVE_CUDA
+  const c10::cuda::CUDAGuard guard(device);
+  return cuda(static_cast<void*>(at::cuda::getCurrentCUDAStream(device.index()).stream()));
+#else
+  (void)cuda;
+  return kernels::Status::kNoCuda;
+#endif
 }
 
 }  // namespace gsa

@@ -2,11 +2,8 @@
 
 #include "gsa/kernels/lse_merge.h"
 #include "gsa/runtime/error.h"
+#include "kernel_tensors.h"
 
-#ifdef GSA_HAVE_CUDA
-#include <ATen/cuda/CUDAContext.h>
-#include <c10/cuda/CUDAGuard.h>
-#endif
 
 namespace gsa {
 
@@ -44,17 +41,9 @@ std::pair<at::Tensor, at::Tensor> lse_merge(const at::Tensor& parts_out, const a
   params.dim = D;
 
   // 3. Dispatch: the CUDA kernel on the current stream, or the CPU twin.
-  kernels::Status status = kernels::Status::kOk;
-  if (device.is_cuda()) {
-#ifdef GSA_HAVE_CUDA
-    const c10::cuda::CUDAGuard guard(device);
-    status = kernels::lse_merge_cuda(params, at::cuda::getCurrentCUDAStream(device.index()).stream());
-#else
-    status = kernels::Status::kNoCuda;
-#endif
-  } else {
-    status = kernels::lse_merge_reference(params);
-  }
+  const kernels::Status status = run_kernel(
+      device, [&](void* stream) { return kernels::lse_merge_cuda(params, stream); },
+      [&] { return kernels::lse_merge_reference(params); });
   GSA_CHECK(status == kernels::Status::kOk, "lse_merge: kernel failed on ", device, " for parts_out ",
             parts_out.sizes(), ": ", kernels::status_string(status));
   return {out, lse};

@@ -10,10 +10,6 @@
 #include "gsa/runtime/sparse_decode.h"
 #include "kernel_tensors.h"
 
-#ifdef GSA_HAVE_CUDA
-#include <ATen/cuda/CUDAContext.h>
-#include <c10/cuda/CUDAGuard.h>
-#endif
 
 namespace gsa {
 namespace {
@@ -73,62 +69,40 @@ class SelectedAttentionFunction : public torch::autograd::Function<SelectedAtten
     at::Tensor dq = at::zeros(q.sizes(), fp32);                                   // [N, Hq, D]
     at::Tensor dk = at::zeros(k.sizes(), fp32), dv = at::zeros(v.sizes(), fp32);  // [B, Hkv, S, D]
     const int64_t n = q.size(0), hkv = key_rows.size(1), r = key_rows.size(2);
-    if (n == 0 || r == 0) {
-      return {dq.to(q.scalar_type()),
-              dk.to(k.scalar_type()),
-              dv.to(v.scalar_type()),
-              at::Tensor(),
-              at::Tensor(),
-              at::Tensor(),
-              at::Tensor()};
+    if (n > 0 && r > 0) {  // else nothing was attended: the gradients stay 0
+      const at::Tensor k_table = row_table(k, rows, heads, hkv), v_table = row_table(v, rows, heads, hkv);
+      const at::Tensor dk_table = row_table(dk, rows, heads, hkv), dv_table = row_table(dv, rows, heads, hkv);
+      kernels::SelectedAttentionBackwardParams p;
+      p.dtype = q.scalar_type() == at::kBFloat16 ? kernels::DType::kBFloat16 : kernels::DType::kFloat16;
+      p.num_queries = static_cast<int32_t>(n);
+      p.q_heads = static_cast<int32_t>(q.size(1));
+      p.kv_heads = static_cast<int32_t>(hkv);
+      p.head_dim = static_cast<int32_t>(q.size(2));
+      p.max_keys = static_cast<int32_t>(r);
+      // Enough CTAs to fill an H200 twice over, at least 256 listed rows per split.
+      p.splits = static_cast<int32_t>(std::clamp<int64_t>((2 * 132 + n * hkv - 1) / (n * hkv), 1,
+                                                          std::max<int64_t>(1, r / 256)));
+      p.scale = static_cast<float>(ctx->saved_data["scale"].toDouble());
+      p.q = q.data_ptr();
+      p.q_stride[0] = q.stride(0);
+      p.q_stride[1] = q.stride(1);
+      p.k = table_rows(k_table, k);
+      p.v = table_rows(v_table, v);
+      p.key_rows = key_rows.data_ptr<int32_t>();
+      p.d_out = d_out.data_ptr<float>();
+      p.lse = lse.data_ptr<float>();
+      p.delta = delta.data_ptr<float>();
+      p.dq = dq.data_ptr<float>();
+      p.dk = table_rows(dk_table, dk);
+      p.dv = table_rows(dv_table, dv);
+      const kernels::Status status = run_kernel(
+          q.device(), [&](void* stream) { return kernels::selected_attention_backward_cuda(p, stream); },
+          [&] { return kernels::selected_attention_backward_reference(p); });
+      GSA_CHECK(status == kernels::Status::kOk, "selected attention backward failed on ", q.device(), " for q ",
+                q.sizes(), ": ", kernels::status_string(status));
     }
-    const at::Tensor k_table = row_table(k, rows, heads, hkv), v_table = row_table(v, rows, heads, hkv);
-    const at::Tensor dk_table = row_table(dk, rows, heads, hkv), dv_table = row_table(dv, rows, heads, hkv);
-
-    kernels::SelectedAttentionBackwardParams p;
-    p.dtype = q.scalar_type() == at::kBFloat16 ? kernels::DType::kBFloat16 : kernels::DType::kFloat16;
-    p.num_queries = static_cast<int32_t>(n);
-    p.q_heads = static_cast<int32_t>(q.size(1));
-    p.kv_heads = static_cast<int32_t>(hkv);
-    p.head_dim = static_cast<int32_t>(q.size(2));
-    p.max_keys = static_cast<int32_t>(r);
-    // Enough CTAs to fill an H200 twice over, at least 256 listed rows per split.
-    p.splits = static_cast<int32_t>(
-        std::clamp<int64_t>((2 * 132 + n * hkv - 1) / std::max<int64_t>(1, n * hkv), 1, std::max<int64_t>(1, r / 256)));
-    p.scale = static_cast<float>(ctx->saved_data["scale"].toDouble());
-    p.q = q.data_ptr();
-    p.q_stride[0] = q.stride(0);
-    p.q_stride[1] = q.stride(1);
-    p.k = table_rows(k_table, k);
-    p.v = table_rows(v_table, v);
-    p.key_rows = key_rows.data_ptr<int32_t>();
-    p.d_out = d_out.data_ptr<float>();
-    p.lse = lse.data_ptr<float>();
-    p.delta = delta.data_ptr<float>();
-    p.dq = dq.data_ptr<float>();
-    p.dk = table_rows(dk_table, dk);
-    p.dv = table_rows(dv_table, dv);
-    kernels::Status status;
-    if (q.is_cuda()) {
-#ifdef GSA_HAVE_CUDA
-      const c10::cuda::CUDAGuard guard(q.device());
-      status =
-          kernels::selected_attention_backward_cuda(p, at::cuda::getCurrentCUDAStream(q.device().index()).stream());
-#else
-      status = kernels::Status::kNoCuda;
-#endif
-    } else {
-      status = kernels::selected_attention_backward_reference(p);
-    }
-    GSA_CHECK(status == kernels::Status::kOk, "selected attention backward failed on ", q.device(), " for q ",
-              q.sizes(), ": ", kernels::status_string(status));
-    return {dq.to(q.scalar_type()),
-            dk.to(k.scalar_type()),
-            dv.to(v.scalar_type()),
-            at::Tensor(),
-            at::Tensor(),
-            at::Tensor(),
-            at::Tensor()};
+    return {dq.to(q.scalar_type()), dk.to(k.scalar_type()), dv.to(v.scalar_type()), at::Tensor(), at::Tensor(),
+            at::Tensor(), at::Tensor()};
   }
 };
 

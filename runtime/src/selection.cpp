@@ -11,10 +11,6 @@
 #include "gsa/runtime/kernel_choice.h"
 #include "kernel_tensors.h"
 
-#ifdef GSA_HAVE_CUDA
-#include <ATen/cuda/CUDAContext.h>
-#include <c10/cuda/CUDAGuard.h>
-#endif
 
 namespace gsa {
 namespace {
@@ -182,17 +178,9 @@ ChunkSelection select_chunks_rows(const at::Tensor& q_in, const kernels::KvRows&
   p.chosen = chosen.data_ptr<int32_t>();
   p.bitmap = reinterpret_cast<uint32_t*>(bitmap.data_ptr<int32_t>());
   p.key_pos = result.key_pos.data_ptr<int32_t>();
-  kernels::Status status;
-  if (q.is_cuda()) {
-#ifdef GSA_HAVE_CUDA
-    const c10::cuda::CUDAGuard guard(q.device());
-    status = kernels::chunk_selection_cuda(p, at::cuda::getCurrentCUDAStream(q.device().index()).stream());
-#else
-    status = kernels::Status::kNoCuda;
-#endif
-  } else {
-    status = kernels::chunk_selection_reference(p);
-  }
+  const kernels::Status status = run_kernel(
+      q.device(), [&](void* stream) { return kernels::chunk_selection_cuda(p, stream); },
+      [&] { return kernels::chunk_selection_reference(p); });
   GSA_CHECK(status == kernels::Status::kOk, "chunk selection failed on ", q.device(), " for q ", q.sizes(), ": ",
             kernels::status_string(status));
   return result;  // int32, as the kernels write them

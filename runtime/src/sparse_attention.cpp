@@ -8,10 +8,6 @@
 #include "gsa/runtime/error.h"
 #include "kernel_tensors.h"
 
-#ifdef GSA_HAVE_CUDA
-#include <ATen/cuda/CUDAContext.h>
-#include <c10/cuda/CUDAGuard.h>
-#endif
 
 namespace gsa {
 namespace {
@@ -72,20 +68,16 @@ void check_status(kernels::Status status, const char* what, const at::Tensor& q)
 }
 
 void run(const kernels::SparseAttentionParams& p, const at::Tensor& q, bool backward) {
-  kernels::Status status;
-  if (q.is_cuda()) {
-#ifdef GSA_HAVE_CUDA
-    const c10::cuda::CUDAGuard guard(q.device());
-    void* stream = at::cuda::getCurrentCUDAStream(q.device().index()).stream();
-    status = backward ? kernels::sparse_attention_backward_cuda(p, stream)
-                      : kernels::sparse_attention_forward_cuda(p, stream);
-#else
-    status = kernels::Status::kNoCuda;
-#endif
-  } else {
-    status =
-        backward ? kernels::sparse_attention_backward_reference(p) : kernels::sparse_attention_forward_reference(p);
-  }
+  const kernels::Status status = run_kernel(
+      q.device(),
+      [&](void* stream) {
+        return backward ? kernels::sparse_attention_backward_cuda(p, stream)
+                        : kernels::sparse_attention_forward_cuda(p, stream);
+      },
+      [&] {
+        return backward ? kernels::sparse_attention_backward_reference(p)
+                        : kernels::sparse_attention_forward_reference(p);
+      });
   check_status(status, backward ? "backward" : "forward", q);
 }
 

@@ -7,10 +7,6 @@
 #include "gsa/runtime/error.h"
 #include "kernel_tensors.h"
 
-#ifdef GSA_HAVE_CUDA
-#include <ATen/cuda/CUDAContext.h>
-#include <c10/cuda/CUDAGuard.h>
-#endif
 
 namespace gsa {
 
@@ -155,17 +151,9 @@ DecodeAttention sparse_decode_rows(const at::Tensor& q_in, const kernels::KvRows
   p.out = result.out.data_ptr<float>();
   p.lse = result.lse.data_ptr<float>();
 
-  kernels::Status status;
-  if (q.is_cuda()) {
-#ifdef GSA_HAVE_CUDA
-    const c10::cuda::CUDAGuard guard(q.device());
-    status = kernels::sparse_decode_cuda(p, at::cuda::getCurrentCUDAStream(q.device().index()).stream());
-#else
-    status = kernels::Status::kNoCuda;
-#endif
-  } else {
-    status = kernels::sparse_decode_reference(p);
-  }
+  const kernels::Status status = run_kernel(
+      q.device(), [&](void* stream) { return kernels::sparse_decode_cuda(p, stream); },
+      [&] { return kernels::sparse_decode_reference(p); });
   GSA_CHECK(status == kernels::Status::kOk, "sparse_decode failed on ", q.device(), " for q ", q.sizes(), ": ",
             kernels::status_string(status));
   return result;
