@@ -1,13 +1,15 @@
-// chunk_selection_cuda, per level from the top down: score_kernel (grid: candidate tiles x (query, KV head);
-// teams of D / 8 lanes each load a gist key row with 16-byte loads and take its dots with the group's query
-// heads held in registers, top level: one key load serves every head of the group) writes fp32 scores;
+// chunk_selection_cuda, per level from the top down: score_kernel (grid: tiles of (head, candidate) pairs x
+// (query, KV head); teams of D / 8 lanes each load kScoreIters gist key rows with 16-byte loads, all issued
+// before the first dot, and take their dots with the query heads held in registers; top level: one key load
+// serves every head of the group) writes fp32 scores;
 // top_k_kernel (one CTA per (query, head)) finds each head's kk-th best score by a 4-pass 8-bit radix select on
 // order-preserving keys in shared-memory histograms (warp-aggregated adds: the scores share few top bits) and
 // writes the chosen gist indices. A long top level (a decode step at 1M tokens: 65K gists per head) is split
 // over top_slices CTAs per head: each keeps its slice's kk best, then one CTA per head selects over the
-// survivors (the single-CTA select over all of them took 0.27 ms per layer on an H200). Then union_kernel (one CTA per (query, KV head, level)) ORs the group's choices
-// into a bitmap and compacts it in ascending order with a block prefix sum, and unfold_kernel (one thread per
-// output slot) writes the rows to unfold.
+// survivors (the single-CTA select over all of them took 0.27 ms per layer on an H200). Then union_kernel (one
+// CTA per (query, KV head, level)) ORs the group's choices into a bitmap and compacts it in ascending order with
+// a block prefix sum over the level's words, and unfold_kernel (one thread per output slot) writes the rows to
+// unfold.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -27,9 +29,11 @@ using detail::team_sum;
 using detail::to_floats;
 
 constexpr int kThreads = 128;
-constexpr int kTileCandidates = 256;  // candidates per score CTA
+constexpr int kScoreIters = 4;  // (head, candidate) pairs per team of a score CTA
 constexpr int kTopKThreads = 1024;
+constexpr int kTopKCached = 4096;  // scores a top_k_kernel CTA keeps in shared memory
 constexpr int kUnionThreads = 256;
+constexpr int kUnionWords = 4;  // bitmap words per union thread and round
 constexpr int kUnfoldThreads = 256;
 
 
@@ -64,7 +68,9 @@ __global__ void __launch_bounds__(kThreads) score_kernel(const __grid_constant__
   const int tid = threadIdx.x, team = tid / kTeam, lane = tid % kTeam;
   const int64_t row = p.row[s];
   const int C = p.candidates[l];
-  const int first = blockIdx.x * kTileCandidates;
+  const bool shared = l == p.levels - 1;  // the top level's candidates are the same for every head
+  const int pairs = shared ? C : G * C;   // (head, candidate) pairs of this (query, KV head)
+  const int first = blockIdx.x * kTeams * kScoreIters;
   float qr[G][8];
   const T* q = static_cast<const T*>(p.q) + s * p.q_stride[0] + int64_t(kv) * G * p.q_stride[1] + lane * 8;
 #pragma unroll
@@ -72,31 +78,41 @@ __global__ void __launch_bounds__(kThreads) score_kernel(const __grid_constant__
   const T* k = p.k.head<const T>(static_cast<int>(row), kv, p.kv_heads) + lane * 8;
   const int64_t* gist_pos = p.gist_pos[l] + row * p.gist_stride[l];
   float* scores = p.scores + (int64_t(s) * p.q_heads + kv * G) * C;  // [G, C] of this group
-  const bool shared = l == p.levels - 1;  // the top level's candidates are the same for every head
-  const int pairs = shared ? kTileCandidates : G * kTileCandidates;
-  for (int base = 0; base < pairs; base += kTeams) {  // the same trip count for every team: shuffles converge
-    const int pair = base + team;
-    const int h = shared ? 0 : pair / kTileCandidates, c = first + (shared ? pair : pair % kTileCandidates);
-    const bool inside = pair < pairs && c < C;
-    const int64_t idx = inside ? candidate_index(p, l, s, kv * G + h, c) : -1;
-    uint4 raw = make_uint4(0, 0, 0, 0);
-    if (idx >= 0) raw = __ldg(reinterpret_cast<const uint4*>(k + gist_pos[idx] * p.k.row_stride));
+  // Every team's kScoreIters candidate chains (parent -> children -> gist position -> key row) are issued
+  // before any dot, so their load latencies overlap instead of adding up.
+  int64_t idx[kScoreIters];
+  uint4 raw[kScoreIters];
+#pragma unroll
+  for (int it = 0; it < kScoreIters; ++it) {
+    const int pair = first + it * kTeams + team;
+    idx[it] = pair < pairs ? candidate_index(p, l, s, kv * G + (shared ? 0 : pair / C), shared ? pair : pair % C) : -1;
+  }
+#pragma unroll
+  for (int it = 0; it < kScoreIters; ++it) {
+    raw[it] = make_uint4(0, 0, 0, 0);
+    if (idx[it] >= 0) raw[it] = __ldg(reinterpret_cast<const uint4*>(k + gist_pos[idx[it]] * p.k.row_stride));
+  }
+#pragma unroll
+  for (int it = 0; it < kScoreIters; ++it) {  // the same trip count for every team: shuffles converge
+    const int pair = first + it * kTeams + team;
+    const bool inside = pair < pairs;
     float x[8];
-    to_floats<T>(raw, x);
+    to_floats<T>(raw[it], x);
     if (shared) {
 #pragma unroll
       for (int g = 0; g < G; ++g) {
         const float dot = team_sum<kTeam>(dot8(x, qr[g]));
-        if (lane == 0 && inside) scores[int64_t(g) * C + c] = idx >= 0 ? dot : -INFINITY;
+        if (lane == 0 && inside) scores[int64_t(g) * C + pair] = idx[it] >= 0 ? dot : -INFINITY;
       }
     } else {  // per-head candidates: the dot with the candidate's own head (qr stays in registers)
+      const int h = pair / C;
       float dot = 0.f;
 #pragma unroll
       for (int g = 0; g < G; ++g) {
         if (g == h) dot = dot8(x, qr[g]);
       }
       dot = team_sum<kTeam>(dot);
-      if (lane == 0 && inside) scores[int64_t(h) * C + c] = idx >= 0 ? dot : -INFINITY;
+      if (lane == 0 && inside) scores[pair] = idx[it] >= 0 ? dot : -INFINITY;
     }
   }
 }
@@ -200,9 +216,16 @@ __device__ int radix_top_k(const float* scores, int n, int64_t kk, TopKShared& s
 __global__ void __launch_bounds__(kTopKThreads) top_k_kernel(const __grid_constant__ ChunkSelectionParams p, int l) {
   __shared__ TopKShared sh;
   const int qh = blockIdx.x, s = qh / p.q_heads, h = qh % p.q_heads;
+  __shared__ float cached[kTopKCached];
   const int C = p.candidates[l], K = p.keep[l];
   int32_t* out = p.chosen + p.chosen_offset[l] + int64_t(qh) * K;
-  const int kept = radix_top_k(p.scores + int64_t(qh) * C, C, keep_count(p, s, l), sh, [&](int c, int slot) {
+  const float* scores = p.scores + int64_t(qh) * C;
+  if (C <= kTopKCached) {  // the select reads its scores five times: from shared memory when they fit
+    for (int c = threadIdx.x; c < C; c += kTopKThreads) cached[c] = scores[c];
+    __syncthreads();
+    scores = cached;
+  }
+  const int kept = radix_top_k(scores, C, keep_count(p, s, l), sh, [&](int c, int slot) {
     if (slot < K) out[slot] = static_cast<int32_t>(candidate_index(p, l, s, h, c));
   });
   for (int j = kept + threadIdx.x; j < K; j += kTopKThreads) out[j] = -1;
@@ -246,7 +269,7 @@ __global__ void __launch_bounds__(kTopKThreads)
 }
 
 __global__ void __launch_bounds__(kUnionThreads) union_kernel(const __grid_constant__ ChunkSelectionParams p) {
-  __shared__ int scan[kUnionThreads];
+  __shared__ int warp_total[kUnionThreads / 32];
   __shared__ int s_total;
   const int l = blockIdx.y, skv = blockIdx.x, s = skv / p.kv_heads, kv = skv % p.kv_heads;
   const int group = p.q_heads / p.kv_heads, K = p.keep[l], M = group * K;
@@ -260,21 +283,37 @@ __global__ void __launch_bounds__(kUnionThreads) union_kernel(const __grid_const
   if (tid == 0) s_total = 0;
   __syncthreads();
   int32_t* selected = p.selected[l] + int64_t(skv) * M;
-  for (int64_t base = 0; base < p.bitmap_words; base += kUnionThreads) {
-    const int64_t w = base + tid;
-    const uint32_t bits = w < p.bitmap_words ? __ldcg(bitmap + w) : 0u;
-    scan[tid] = __popc(bits);
-    __syncthreads();
-    for (int o = 1; o < kUnionThreads; o *= 2) {  // inclusive prefix sum
-      const int add = tid >= o ? scan[tid - o] : 0;
-      __syncthreads();
-      scan[tid] += add;
-      __syncthreads();
+  const int warp = tid / 32, lane = tid % 32;
+  const int64_t words = (p.gist_stride[l] + 31) / 32;  // level l's gist indices are below its row stride
+  // kUnionWords consecutive words per thread; an exclusive prefix sum of their set bits (warp shuffles, then
+  // the warps' totals) places each thread's indices: two barriers per kUnionThreads * kUnionWords words.
+  for (int64_t base = 0; base < words; base += kUnionThreads * kUnionWords) {
+    uint32_t bits[kUnionWords];
+    int count = 0;
+#pragma unroll
+    for (int i = 0; i < kUnionWords; ++i) {
+      const int64_t w = base + int64_t(tid) * kUnionWords + i;
+      bits[i] = w < words ? __ldcg(bitmap + w) : 0u;
+      count += __popc(bits[i]);
     }
-    int at = s_total + scan[tid] - __popc(bits);
-    for (uint32_t b = bits; b != 0; b &= b - 1) selected[at++] = static_cast<int32_t>(w * 32 + __ffs(b) - 1);
+    int inclusive = count;
+#pragma unroll
+    for (int o = 1; o < 32; o *= 2) {
+      const int v = __shfl_up_sync(0xffffffffu, inclusive, o);
+      if (lane >= o) inclusive += v;
+    }
+    if (lane == 31) warp_total[warp] = inclusive;
     __syncthreads();
-    if (tid == kUnionThreads - 1) s_total += scan[tid];
+    int before = s_total;
+    for (int w = 0; w < warp; ++w) before += warp_total[w];
+    int at = before + inclusive - count;
+#pragma unroll
+    for (int i = 0; i < kUnionWords; ++i) {
+      const int64_t w = base + int64_t(tid) * kUnionWords + i;
+      for (uint32_t b = bits[i]; b != 0; b &= b - 1) selected[at++] = static_cast<int32_t>(w * 32 + __ffs(b) - 1);
+    }
+    __syncthreads();
+    if (tid == kUnionThreads - 1) s_total = before + inclusive;
     __syncthreads();
   }
   for (int j = s_total + tid; j < M; j += kUnionThreads) selected[j] = -1;
@@ -334,7 +373,9 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
       const Status st = detail::with_type_and_dim(p, [&](auto type, auto dim) {
         using T = typename decltype(type)::type;
         return detail::with_group(p.q_heads / p.kv_heads, [&](auto group) {
-          const dim3 grid((p.candidates[l] + kTileCandidates - 1) / kTileCandidates, p.num_queries * p.kv_heads);
+          const int64_t pairs = int64_t(l == p.levels - 1 ? 1 : group.value) * p.candidates[l];
+          const int64_t per_cta = kThreads / (dim.value / 8) * kScoreIters;
+          const dim3 grid(static_cast<unsigned>((pairs + per_cta - 1) / per_cta), p.num_queries * p.kv_heads);
           score_kernel<T, dim.value, group.value><<<grid, kThreads, 0, stream>>>(p, l);
           return Status::kOk;
         });

@@ -17,11 +17,10 @@ namespace {
 
 std::string layer_name(int64_t layer, const std::string& rest) { return str_cat("model.layers.", layer, ".", rest); }
 
-// RMSNorm in fp32, scaled by the weight in the activations' dtype (transformers' LlamaRMSNorm).
+// RMSNorm in fp32, scaled by the weight (transformers' LlamaRMSNorm, with one rounding to the activations' dtype
+// where it rounds before the weight): LibTorch's rms_norm, one fused kernel on CUDA instead of eight.
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
-  at::Tensor h = x.to(at::kFloat);
-  h = h * at::rsqrt(h.pow(2).mean(-1, /*keepdim=*/true) + eps);
-  return weight * h.to(x.scalar_type());
+  return at::rms_norm(x, {x.size(-1)}, weight, eps);
 }
 
 // x [.., in] @ weight[out, in]^T -> [.., out]

@@ -10,6 +10,7 @@
 #include "common/tolerance.h"
 #include "gsa/runtime/attention.h"
 #include "gsa/runtime/attention_plan.h"
+#include "gsa/runtime/error.h"
 #include "gsa/runtime/selection.h"
 
 namespace gsa {
@@ -264,39 +265,46 @@ TEST(Selection, AdaptiveTopKOnKnownValues) {
 namespace gsa {
 namespace {
 
-// The selection kernels' two-stage top-k of a long top level (chunk_selection.h: slices of ~8K candidates per
-// head, then one select over their survivors; what a decode step at 1M tokens runs) choose the same gists as
-// their single-pass CPU twin: one query over 40,960 top-level gists (5 slices), adaptive and a large fixed budget.
-TEST(Selection, TwoStageTopKOfALongTopLevelEqualsTheCpuTwin) {
+// The selection kernels on long levels choose the same gists as their CPU twin, one query over 327,680 tokens
+// (chunk 8): with one level, the two-stage top-k of a long top level (chunk_selection.h: slices of ~8K
+// candidates per head, then one select over their survivors; what a decode step at 1M tokens runs) over 40,960
+// gists (5 slices); with three levels (fanout 4), thousands of candidates per head below the top (score tiles
+// of many CTAs, top-k from shared memory at level 1 and from global memory at level 0) and a union over 1,280
+// bitmap words. Adaptive and a large fixed budget.
+TEST(Selection, KernelsOnLongLevelsEqualTheCpuTwin) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
-  GistOptions gist;
-  gist.chunk = 8;
-  gist.levels = 1;
-  gist.sink = 3;
-  Document doc;
-  std::mt19937 rng(77);
-  for (int64_t i = 0; i < 40960 * 8; ++i) doc.context.push_back(rng() % 256);
-  doc.suffix = {1, 2, 3};
-  const GistLayout row = build_layout({doc}, gist);
-  const int64_t T = row.size(), D = 64, hq = 8, hkv = 2;
-  at::manual_seed(3);
-  const at::Tensor q = at::randn({1, hq, T, D}, at::kBFloat16), k = at::randn({1, hkv, T, D}, at::kBFloat16);
-  for (const bool fixed : {false, true}) {
-    AttentionOptions options;
-    options.backend = AttentionBackend::kKernels;
-    options.selection.budget = fixed ? BudgetKind::kFixed : BudgetKind::kAdaptive;
-    options.selection.fixed_k = 1000;
-    std::vector<std::vector<at::Tensor>> chosen;
-    for (const at::Device device : {at::Device(at::kCPU), at::Device(at::kCUDA)}) {
-      const AttentionPlan plan = make_attention_plan({&row}, T - 1, 1, options, device);
-      ASSERT_EQ(plan.selection.count, 1);
-      const at::Tensor q_sel = q.narrow(2, T - 1, 1).permute({0, 2, 1, 3}).reshape({1, hq, D}).to(device);
-      chosen.push_back(select_chunks(q_sel, k.to(device), plan, options.selection).selected);
-    }
-    for (size_t l = 0; l < chosen[0].size(); ++l) {
-      const at::Tensor cpu = std::get<0>(chosen[0][l].cpu().sort(-1)), gpu = std::get<0>(chosen[1][l].cpu().sort(-1));
-      EXPECT_GT((cpu >= 0).sum().item<int64_t>(), 100) << "level " << l << (fixed ? " fixed" : " adaptive");
-      EXPECT_TRUE(at::equal(cpu, gpu)) << "level " << l << (fixed ? " fixed" : " adaptive");
+  for (const int64_t levels : {1, 3}) {
+    GistOptions gist;
+    gist.chunk = 8;
+    gist.levels = levels;
+    gist.fanout = 4;
+    gist.sink = 3;
+    Document doc;
+    std::mt19937 rng(77);
+    for (int64_t i = 0; i < 40960 * 8; ++i) doc.context.push_back(rng() % 256);
+    doc.suffix = {1, 2, 3};
+    const GistLayout row = build_layout({doc}, gist);
+    const int64_t T = row.size(), D = 64, hq = 8, hkv = 2;
+    at::manual_seed(3);
+    const at::Tensor q = at::randn({1, hq, T, D}, at::kBFloat16), k = at::randn({1, hkv, T, D}, at::kBFloat16);
+    for (const bool fixed : {false, true}) {
+      SCOPED_TRACE(str_cat(levels, " levels, ", fixed ? "fixed" : "adaptive"));
+      AttentionOptions options;
+      options.backend = AttentionBackend::kKernels;
+      options.selection.budget = fixed ? BudgetKind::kFixed : BudgetKind::kAdaptive;
+      options.selection.fixed_k = 1100;  // three levels: 1,100 x 4 = 4,400 candidates per head at level 0
+      std::vector<std::vector<at::Tensor>> chosen;
+      for (const at::Device device : {at::Device(at::kCPU), at::Device(at::kCUDA)}) {
+        const AttentionPlan plan = make_attention_plan({&row}, T - 1, 1, options, device);
+        ASSERT_EQ(plan.selection.count, 1);
+        const at::Tensor q_sel = q.narrow(2, T - 1, 1).permute({0, 2, 1, 3}).reshape({1, hq, D}).to(device);
+        chosen.push_back(select_chunks(q_sel, k.to(device), plan, options.selection).selected);
+      }
+      for (size_t l = 0; l < chosen[0].size(); ++l) {
+        const at::Tensor cpu = std::get<0>(chosen[0][l].cpu().sort(-1)), gpu = std::get<0>(chosen[1][l].cpu().sort(-1));
+        EXPECT_GT((cpu >= 0).sum().item<int64_t>(), 100) << "level " << l << (fixed ? " fixed" : " adaptive");
+        EXPECT_TRUE(at::equal(cpu, gpu)) << "level " << l << (fixed ? " fixed" : " adaptive");
+      }
     }
   }
 }
