@@ -67,14 +67,15 @@ TEST(ScaleSpec, TheReadySpecsLoad) {
   const ScaleSpec gpu = load_scale_spec(kConfigs + "/scale/gpu.pbtxt");
   EXPECT_EQ(gpu.launch.backend, "nccl");
   EXPECT_EQ(gpu.launch.gpus_per_node, 8);
-  for (const ScaleSpec* spec : {&cpu, &gpu}) {
+  const ScaleSpec h200 = load_scale_spec(kConfigs + "/scale/h200.pbtxt");
+  EXPECT_EQ(h200.launch.gpus_per_node, 1);
+  for (const ScaleSpec* spec : {&cpu, &gpu, &h200}) {
     const std::vector<ScalePoint> points = expand_scale_points(*spec);
     EXPECT_FALSE(points.empty());
-    for (const ScalePoint& p : points) EXPECT_LE(p.ranks, spec == &cpu ? 4 : 8) << p.id;
+    for (const ScalePoint& p : points) EXPECT_LE(p.ranks, spec == &cpu ? 4 : spec->launch.gpus_per_node) << p.id;
+    // The model configs they name load too.
+    EXPECT_NO_THROW(load_config_file(spec->config, spec->overrides)) << spec->name;
   }
-  // The model configs they name load too.
-  EXPECT_NO_THROW(load_config_file(cpu.config, cpu.overrides));
-  EXPECT_NO_THROW(load_config_file(gpu.config, gpu.overrides));
 }
 
 TEST(ScaleSpec, SyntaxErrorsGiveFileLineColumn) {
