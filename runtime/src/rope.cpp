@@ -29,15 +29,16 @@ RopeTables make_rope_tables(const at::Tensor& positions, const at::Tensor& inv_f
   GSA_CHECK(positions.dim() == 2, "rope positions must be [B, T], got ", positions.sizes());
   at::Tensor freqs = positions.to(at::kFloat).unsqueeze(-1) * inv_freq.to(positions.device());  // [B, T, D/2]
   at::Tensor emb = at::cat({freqs, freqs}, -1).unsqueeze(1);                                    // [B, 1, T, D]
-  return RopeTables{emb.cos().to(dtype), emb.sin().to(dtype)};
+  at::Tensor sin_half = freqs.sin().unsqueeze(1);                                               // [B, 1, T, D/2]
+  return RopeTables{emb.cos().to(dtype), at::cat({-sin_half, sin_half}, -1).to(dtype)};
 }
 
+// rotate_half(x) * sin = [x2, x1] * [-sin, sin] (the sign lives in the table): three kernels (cat, mul, addcmul)
+// instead of five (a decode step runs this twice per layer).
 at::Tensor apply_rope(const at::Tensor& x, const RopeTables& tables) {
   const int64_t half = x.size(-1) / 2;
-  at::Tensor x1 = x.narrow(-1, 0, half);
-  at::Tensor x2 = x.narrow(-1, half, half);
-  at::Tensor rotated = at::cat({-x2, x1}, -1);
-  return x * tables.cos + rotated * tables.sin;
+  at::Tensor swapped = at::cat({x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);  // [x2, x1]
+  return at::addcmul(x * tables.cos, swapped, tables.sin_rotated);
 }
 
 }  // namespace gsa

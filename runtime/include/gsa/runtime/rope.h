@@ -19,8 +19,8 @@
 namespace gsa {
 
 struct RopeTables {
-  at::Tensor cos;  // [B, 1, T, D]
-  at::Tensor sin;  // [B, 1, T, D]
+  at::Tensor cos;          // [B, 1, T, D]
+  at::Tensor sin_rotated;  // [B, 1, T, D]: sin with rotate_half's sign, [-sin(f), sin(f)]
 };
 
 // The inverse frequencies of the model's RoPE (theta, scaling): [head_dim / 2] fp32 on `device`.
@@ -30,7 +30,8 @@ at::Tensor rope_inv_freq(const ModelOptions& options, at::Device device);
 // device.
 RopeTables make_rope_tables(const at::Tensor& positions, const at::Tensor& inv_freq, at::ScalarType dtype);
 
-// x: [B, H, T, D] -> [B, H, T, D]: x * cos + rotate_half(x) * sin.
+// x: [B, H, T, D] -> [B, H, T, D]: x * cos + rotate_half(x) * sin (in bf16 the second product is not rounded
+// before the sum, unlike transformers' three separate ops: at most one rounding apart).
 at::Tensor apply_rope(const at::Tensor& x, const RopeTables& tables);
 
 }  // namespace gsa
