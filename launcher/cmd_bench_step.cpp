@@ -11,7 +11,9 @@
 // Data: --batch rows, each one synthetic retrieval-shaped document of --tokens raw tokens (random bytes: the
 // gisted context, then --suffix raw tokens whose second half is the answer, labelled), laid out with the config's
 // gist options; random weights of the config's model (seed 1). Cut over the ranks at top-level sections, evenly
-// by positions (--placement sections) or by estimated work (--placement work, shard_by_work).
+// by positions (--placement sections), by the work estimated from FLOPs (--placement work, shard_by_work with
+// work_model_of), or by the work measured on this machine (--placement measured: one unit at the section cut,
+// timed per rank, then shard_by_measured_cost on the ranks' busy times).
 // Timing: --warmup untimed units, then --repeats timed ones, each after a barrier; per rank the mean over the
 // repeats.
 #include <ATen/ATen.h>
@@ -59,7 +61,8 @@ const char* const kHelp =
     "  --set a.b=v              config override (repeatable)\n"
     "  --batch 1                rows per training step (serve: 1)\n"
     "  --suffix 16              raw suffix tokens per row (the last half is the labelled answer)\n"
-    "  --placement sections|work   even cut of positions, or cut by estimated work\n"
+    "  --placement sections|work|measured   even cut of positions, or cut by work estimated from FLOPs, or by\n"
+    "                           the per-rank times of one unit measured at the even cut\n"
     "  --warmup 1 --repeats 3   untimed and timed units\n"
     "  --decode-tokens 8        serve: decode steps per repeat\n"
     "  --backend nccl|mpi       (default: nccl when CUDA is available, else mpi)\n"
@@ -165,6 +168,26 @@ RankTimes time_serving(const StepFlags& f, const GsaOptions& options, const Task
   return t;
 }
 
+// --placement measured: one unit (after the warm-up) at the section cut, timed per rank; every rank gathers the
+// ranks' busy times (step minus communication) and cuts by them (shard_by_measured_cost), so the cuts agree
+// without another message. *busy_ms gets the gathered times.
+SequenceShards measured_shards(const StepFlags& f, const GsaOptions& options, const TaskBatch& batch,
+                               ProcessGroups& groups, std::vector<double>* busy_ms) {
+  Communicator& sp = *groups.sp;
+  const SequenceShards sections = shard_at_sections(batch.layouts, sp.size());
+  StepFlags once = f;
+  once.repeats = 1;
+  const RankTimes t = f.mode == "train" ? time_training(once, options, batch, sections, groups)
+                                        : time_serving(once, options, batch, sections, groups);
+  double busy = t.step_ms;
+  for (int i = 1; i < kNumPhases; ++i) busy -= t.phase_ms[i];
+  at::Tensor all = at::empty({sp.size()}, at::TensorOptions().dtype(at::kDouble).device(sp.device()));
+  sp.all_gather(at::full({1}, busy, at::TensorOptions().dtype(at::kDouble).device(sp.device())), all);
+  const at::Tensor host = all.cpu();
+  busy_ms->assign(host.data_ptr<double>(), host.data_ptr<double>() + sp.size());
+  return shard_by_measured_cost(batch.layouts, sp.size(), sections, *busy_ms);
+}
+
 }  // namespace
 
 int run_bench_step(const Args& args) {
@@ -189,8 +212,8 @@ int run_bench_step(const Args& args) {
   flags.finish();
   GSA_CHECK(f.mode == "train" || f.mode == "serve", "gsa bench step: --mode must be train or serve, got '", f.mode,
             "'");
-  GSA_CHECK(f.placement == "sections" || f.placement == "work",
-            "gsa bench step: --placement must be sections or work, got '", f.placement, "'");
+  GSA_CHECK(f.placement == "sections" || f.placement == "work" || f.placement == "measured",
+            "gsa bench step: --placement must be sections, work or measured, got '", f.placement, "'");
   GSA_CHECK(f.suffix >= 2, "gsa bench step: --suffix must be >= 2 (the answer is its second half), got ", f.suffix);
   GSA_CHECK(f.batch >= 1 && (f.mode == "train" || f.batch == 1), "gsa bench step: --batch must be >= 1 (1 for "
             "serve), got ", f.batch);
@@ -209,8 +232,10 @@ int run_bench_step(const Args& args) {
     const std::shared_ptr<const ModelTokenizer> tokenizer = make_model_tokenizer(options);
     const TaskBatch batch = make_answer_batch(synthetic_rows(f, 256), options.gist, *tokenizer, groups.device);
     const WorkModel work = work_model_of(options.model);
-    const SequenceShards shards = f.placement == "work" ? shard_by_work(batch.layouts, sp.size(), work)
-                                                         : shard_at_sections(batch.layouts, sp.size());
+    std::vector<double> measured_ms;  // --placement measured: the ranks' busy times at the section cut
+    const SequenceShards shards = f.placement == "work"       ? shard_by_work(batch.layouts, sp.size(), work)
+                                  : f.placement == "measured" ? measured_shards(f, options, batch, groups, &measured_ms)
+                                                              : shard_at_sections(batch.layouts, sp.size());
     const SpForwardPlan plan = make_sp_forward_plan(batch.layouts, shards, options.attention, sp, groups.device);
     int64_t owned_gists = 0, tree_rows = 0;
     for (const GistLayout& row : batch.layouts) {
@@ -261,6 +286,11 @@ int run_bench_step(const Args& args) {
     std::printf("gsa bench step: %s, %d rank(s) (%s), %lld tokens x %lld rows, placement %s, imbalance %.3f\n",
                 f.mode.c_str(), sp.size(), comm.backend_name.c_str(), (long long)f.tokens, (long long)f.batch,
                 f.placement.c_str(), imbalance);
+    if (f.placement == "measured") {
+      std::printf("measured at the section cut, busy ms per rank:");
+      for (double ms : measured_ms) std::printf(" %.1f", ms);
+      std::printf("; cut %s\n", shards.describe().c_str());
+    }
     std::printf("%4s %8s %10s %10s %10s %10s %10s %10s %10s\n", "rank", "local", "step ms", "attn ms", "comm ms",
                 "busy ms", "idle ms", "ttft ms", "peak MiB");
     for (int r = 0; r < sp.size(); ++r) {

@@ -46,7 +46,17 @@ const char* scale_kind_name(ScaleKind kind) {
   return "?";
 }
 
-const char* scale_placement_name(ScalePlacement p) { return p == ScalePlacement::kWork ? "work" : "sections"; }
+const char* scale_placement_name(ScalePlacement p) {
+  switch (p) {
+    case ScalePlacement::kSections:
+      return "sections";
+    case ScalePlacement::kWork:
+      return "work";
+    case ScalePlacement::kMeasured:
+      return "measured";
+  }
+  return "?";
+}
 
 ScaleSpec load_scale_spec_text(const std::string& text, const std::string& source_name, const std::string& base_dir) {
   config::ScaleSpec proto;
@@ -132,7 +142,9 @@ ScaleSpec load_scale_spec_text(const std::string& text, const std::string& sourc
     std::set<int> seen_placements;
     for (int p : s.placement()) {
       if (!seen_placements.insert(p).second) bad(at + ".placement", "a placement is listed twice");
-      out.placements.push_back(p == config::WORK ? ScalePlacement::kWork : ScalePlacement::kSections);
+      out.placements.push_back(p == config::WORK       ? ScalePlacement::kWork
+                               : p == config::MEASURED ? ScalePlacement::kMeasured
+                                                       : ScalePlacement::kSections);
     }
     if (out.placements.empty()) out.placements.push_back(ScalePlacement::kSections);
     spec.series.push_back(std::move(out));
@@ -160,7 +172,7 @@ std::vector<ScalePoint> expand_scale_points(const ScaleSpec& spec) {
     for (int64_t ranks : s.ranks) {
       for (int64_t tokens : s.tokens) {
         for (ScalePlacement placement : s.placements) {
-          if (ranks == 1 && placement == ScalePlacement::kWork && s.placements.size() > 1) continue;  // one shard
+          if (ranks == 1 && placement != s.placements.front()) continue;  // one shard: one point stands for all
           ScalePoint p;
           p.series = s.name;
           p.kind = s.kind;
@@ -170,7 +182,7 @@ std::vector<ScalePoint> expand_scale_points(const ScaleSpec& spec) {
           p.decode_tokens = s.decode_tokens;
           p.placement = placement;
           p.id = s.name + "-r" + std::to_string(ranks) + "-t" + std::to_string(tokens) +
-                 (placement == ScalePlacement::kWork ? "-work" : "");
+                 (placement == ScalePlacement::kSections ? "" : std::string("-") + scale_placement_name(placement));
           points.push_back(p);
         }
       }

@@ -1,6 +1,7 @@
 #include "gsa/parallel/sequence_shard.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 
 #include "gsa/runtime/error.h"
@@ -54,9 +55,9 @@ std::vector<double> cumulative_work(const std::vector<GistLayout>& rows, int64_t
   return sum;
 }
 
-// Cuts near the even split of the cumulative work: just after a top-level gist of the first row where one is
-// within half a shard (in positions) of the split, else at the split.
-SequenceShards cut_at_sections(const std::vector<GistLayout>& rows, int64_t sp, const WorkModel& work) {
+// Cuts near the even split of the cumulative cost ([T + 1]; empty: every position costs the same): just after a
+// top-level gist of the first row where one is within half a shard (in positions) of the split, else at the split.
+SequenceShards cut_at_sections(const std::vector<GistLayout>& rows, int64_t sp, const std::vector<double>& cumulative) {
   GSA_CHECK(!rows.empty(), "cannot shard an empty batch");
   GSA_CHECK(sp >= 1, "cannot shard over sp ", sp, " ranks");
   const int64_t length = padded_length(rows);
@@ -67,8 +68,7 @@ SequenceShards cut_at_sections(const std::vector<GistLayout>& rows, int64_t sp, 
   for (int64_t pos : row.gist_pos[row.levels() - 1]) {
     if (pos + 1 < length) cuts.push_back(pos + 1);
   }
-  const bool uniform = work.per_key == 0;
-  const std::vector<double> cumulative = uniform ? std::vector<double>{} : cumulative_work(rows, length, work);
+  const bool uniform = cumulative.empty();
   std::vector<int64_t> begin{0};
   for (int64_t r = 1; r < sp; ++r) {
     // The first position where the work before it reaches r / sp of the total.
@@ -97,14 +97,35 @@ SequenceShards cut_at_sections(const std::vector<GistLayout>& rows, int64_t sp, 
 }  // namespace
 
 SequenceShards shard_at_sections(const std::vector<GistLayout>& rows, int64_t sp) {
-  return cut_at_sections(rows, sp, WorkModel{1, 0});
+  return cut_at_sections(rows, sp, {});
 }
 
 SequenceShards shard_by_work(const std::vector<GistLayout>& rows, int64_t sp, const WorkModel& work) {
   GSA_CHECK(work.per_token >= 0 && work.per_key >= 0 && work.per_token + work.per_key > 0,
             "shard_by_work: the work model needs per_token, per_key >= 0, not both 0 (got ", work.per_token, ", ",
             work.per_key, ")");
-  return cut_at_sections(rows, sp, work);
+  if (work.per_key == 0) return shard_at_sections(rows, sp);  // uniform work: the even cut
+  return cut_at_sections(rows, sp, cumulative_work(rows, padded_length(rows), work));
+}
+
+SequenceShards shard_by_measured_cost(const std::vector<GistLayout>& rows, int64_t sp, const SequenceShards& measured,
+                                      const std::vector<double>& busy_ms) {
+  GSA_CHECK(static_cast<int64_t>(busy_ms.size()) == measured.num_shards(), "shard_by_measured_cost: ",
+            busy_ms.size(), " times for ", measured.num_shards(), " measured shards");
+  GSA_CHECK(measured.length() == padded_length(rows), "shard_by_measured_cost: the measured cut covers ",
+            measured.length(), " positions, the rows ", padded_length(rows));
+  double total = 0;
+  for (double ms : busy_ms) {
+    GSA_CHECK(ms >= 0 && std::isfinite(ms), "shard_by_measured_cost: a measured time is ", ms);
+    total += ms;
+  }
+  if (total <= 0) return shard_at_sections(rows, sp);
+  std::vector<double> cumulative{0.0};  // [T + 1]: busy_ms[r] / shard_size(r) per position of shard r
+  for (int64_t r = 0; r < measured.num_shards(); ++r) {
+    const double per_position = busy_ms[static_cast<size_t>(r)] / static_cast<double>(measured.shard_size(r));
+    for (int64_t t = 0; t < measured.shard_size(r); ++t) cumulative.push_back(cumulative.back() + per_position);
+  }
+  return cut_at_sections(rows, sp, cumulative);
 }
 
 WorkModel work_model_of(const ModelOptions& m) {

@@ -1,8 +1,10 @@
 // Sequence sharding (parallel/sequence_shard.h): cuts at top-level section boundaries, balanced; explicit cuts
-// validated with messages that name the problem; the owner lookup agrees with the boundaries.
+// validated with messages that name the problem; the owner lookup agrees with the boundaries; the work and
+// measured-cost cuts.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <random>
 
 #include "gsa/parallel/sequence_shard.h"
@@ -144,6 +146,30 @@ TEST(SequenceShard, WorkCutLightensTheHeaviestShard) {
     }
   }
   EXPECT_NE(error_of([] { shard_by_work({layout(1, 40, 2)}, 2, WorkModel{0, 0}); }).find("not both 0"),
+            std::string::npos);
+}
+
+// shard_by_measured_cost: rank 1 of the section cut was 3x as busy as rank 0, so its positions cost 3x as much
+// each; the new cut puts the cost split (rank 0's shard plus a third of rank 1's) within one section of the
+// even split of that cost, past the section cut. Equal times keep the section cut; all zero times too.
+TEST(SequenceShard, MeasuredCostCutBalancesTheMeasuredTimes) {
+  const std::vector<GistLayout> rows{layout(2, 400, 8)};
+  const SequenceShards sections = shard_at_sections(rows, 2);
+  const SequenceShards moved = shard_by_measured_cost(rows, 2, sections, {1.0, 3.0});
+  const double n0 = static_cast<double>(sections.shard_size(0)), n1 = static_cast<double>(sections.shard_size(1));
+  const double target = n0 + n1 / 3;     // where the cost charged to the positions before it is half of 4
+  const double section = 4 * 2 + 2 + 1;  // positions per top-level section: 2 chunks of 4, their 2 gists, 1 above
+  EXPECT_GT(moved.shard_begin(1), sections.shard_begin(1));
+  EXPECT_LE(std::abs(static_cast<double>(moved.shard_begin(1)) - target), section) << moved.describe();
+  EXPECT_EQ(rows[0].level[moved.shard_begin(1) - 1], 1);  // just after a top-level gist
+  EXPECT_EQ(shard_by_measured_cost(rows, 2, sections, {5.0, 5.0}).begin, sections.begin);
+  EXPECT_EQ(shard_by_measured_cost(rows, 2, sections, {0.0, 0.0}).begin, sections.begin);
+  EXPECT_EQ(shard_by_measured_cost(rows, 4, sections, {1.0, 1.0}).num_shards(), 4);  // re-cut over more ranks
+  EXPECT_NE(error_of([&] { shard_by_measured_cost(rows, 2, sections, {1.0}); }).find("1 times for 2 measured shards"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] {
+              shard_by_measured_cost(rows, 2, sections, {1.0, -1.0});
+            }).find("a measured time is -1"),
             std::string::npos);
 }
 

@@ -31,7 +31,7 @@ TEST(ScaleSpec, ParsesResolvesAndExpandsInSpecOrder) {
     ranks: [1, 2]
     repeats: 2
     launch { hostfile: "/abs/hosts" oversubscribe: true }
-    series { name: "s" kind: STRONG tokens: [100, 200] placement: [SECTIONS, WORK] }
+    series { name: "s" kind: STRONG tokens: [100, 200] placement: [SECTIONS, WORK, MEASURED] }
     series { name: "w" kind: WEAK tokens: [50] ranks: [2, 4] }
     series { name: "d" kind: SERVE tokens: [300] decode_tokens: 5 }
   )", "spec.pbtxt", "/base");
@@ -50,14 +50,17 @@ TEST(ScaleSpec, ParsesResolvesAndExpandsInSpecOrder) {
   const std::vector<ScalePoint> points = expand_scale_points(spec);
   std::vector<std::string> ids;
   for (const ScalePoint& p : points) ids.push_back(p.id);
-  // 1 rank: one shard, so the WORK point of 1 rank is the SECTIONS one (not listed twice).
-  EXPECT_EQ(ids, (std::vector<std::string>{"s-r1-t100", "s-r1-t200", "s-r2-t100", "s-r2-t100-work", "s-r2-t200",
-                                           "s-r2-t200-work", "w-r2-t50", "w-r4-t50", "d-r1-t300", "d-r2-t300"}));
-  EXPECT_EQ(points[7].tokens, 200);  // weak: 50 per rank x 4 ranks
-  EXPECT_EQ(points[7].kind, ScaleKind::kWeak);
-  EXPECT_EQ(points[9].kind, ScaleKind::kServe);
-  EXPECT_EQ(points[9].decode_tokens, 5);
+  // 1 rank: one shard, so the WORK and MEASURED points of 1 rank are the SECTIONS one (not listed thrice).
+  EXPECT_EQ(ids, (std::vector<std::string>{"s-r1-t100", "s-r1-t200", "s-r2-t100", "s-r2-t100-work",
+                                           "s-r2-t100-measured", "s-r2-t200", "s-r2-t200-work", "s-r2-t200-measured",
+                                           "w-r2-t50", "w-r4-t50", "d-r1-t300", "d-r2-t300"}));
+  EXPECT_EQ(points[9].tokens, 200);  // weak: 50 per rank x 4 ranks
+  EXPECT_EQ(points[9].kind, ScaleKind::kWeak);
+  EXPECT_EQ(points[11].kind, ScaleKind::kServe);
+  EXPECT_EQ(points[11].decode_tokens, 5);
   EXPECT_EQ(points[3].placement, ScalePlacement::kWork);
+  EXPECT_EQ(points[4].placement, ScalePlacement::kMeasured);
+  EXPECT_STREQ(scale_placement_name(points[4].placement), "measured");
 }
 
 TEST(ScaleSpec, TheReadySpecsLoad) {

@@ -20,10 +20,10 @@
 namespace gsa {
 
 enum class ScaleKind { kStrong, kWeak, kServe };
-enum class ScalePlacement { kSections, kWork };
+enum class ScalePlacement { kSections, kWork, kMeasured };
 
 const char* scale_kind_name(ScaleKind kind);            // "strong" | "weak" | "serve"
-const char* scale_placement_name(ScalePlacement p);     // "sections" | "work"
+const char* scale_placement_name(ScalePlacement p);     // "sections" | "work" | "measured"
 
 struct ScaleSeriesSpec {
   std::string name;

@@ -11,7 +11,9 @@
 // - shard_by_work (the work-balanced placement) cuts at the same candidate boundaries as shard_at_sections,
 //   but nearest the quantiles of the estimated work (position_work) instead of the even split of positions: a
 //   causal gist row gives later positions more visible keys (the gist tree grows), so equal positions are
-//   unequal work. With per_key = 0 the work is uniform and the cuts are shard_at_sections'.
+//   unequal work. With per_key = 0 the work is uniform and the cuts are shard_at_sections'. shard_by_measured_cost
+//   cuts by per-rank times measured at a previous cut instead (the FLOP weights overshoot where attention time
+//   grows more slowly with the keys a query sees than the FLOPs do, as on the CPU).
 #pragma once
 
 #include <cstdint>
@@ -61,6 +63,13 @@ std::vector<double> shard_work(const std::vector<GistLayout>& rows, const Sequen
                                const WorkModel& work);
 
 SequenceShards shard_by_work(const std::vector<GistLayout>& rows, int64_t sp, const WorkModel& work);
+
+// The measured placement: a unit ran at the cut `measured` and rank r was busy busy_ms[r]; charging each position
+// of shard r busy_ms[r] / shard_size(r), cut where that cost reaches r / sp of the total, nearest a top-level
+// section as shard_at_sections does. One rebalancing step from a measurement, with no cost model: it assumes a
+// position costs what the positions of its measured shard cost on average. All times 0: shard_at_sections.
+SequenceShards shard_by_measured_cost(const std::vector<GistLayout>& rows, int64_t sp, const SequenceShards& measured,
+                                      const std::vector<double>& busy_ms);
 SequenceShards shards_from_boundaries(std::vector<int64_t> begin, int64_t length);
 
 }  // namespace gsa
