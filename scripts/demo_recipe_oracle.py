@@ -39,7 +39,9 @@ def parse_args():
     p.add_argument('--questions', type=int, default=7)
     p.add_argument('--alphabet', type=int, default=16)
     p.add_argument('--width', type=int, default=8)
-    p.add_argument('--fmt', choices=['compact', 'nosep', 'fused'], default='compact')
+    p.add_argument('--fmt', choices=['compact', 'nosep', 'fused', 'valuefirst'], default='compact')
+    p.add_argument('--keyrep', type=int, default=1, help='the key written this many times before its value')
+    p.add_argument('--valuerep', type=int, default=1, help='valuefirst: the value written this many times')
     p.add_argument('--copyfrac', type=float, default=0.0)
     p.add_argument('--copylen', type=int, default=24)
     p.add_argument('--seed', type=int, default=0)
@@ -57,7 +59,9 @@ def retrieval_example(a):
         context += ('#%d|' % d).ljust(header_width)
         for j in range(a.pairs):
             k, v = keys[d * a.pairs + j], values[d * a.pairs + j]
-            pair = k + v + ('' if a.fmt == 'nosep' else ';')
+            pair = k * a.keyrep + v + ('' if a.fmt == 'nosep' else ';')
+            if a.fmt == 'valuefirst':
+                pair = v * a.valuerep + k + ';'
             if a.fmt == 'fused':
                 pair = chr(0x80 + (ord(k) - 97) * 8 + (ord(v) - 65) % 8)
             context += pair.ljust(a.width) if a.width else pair
