@@ -13,7 +13,7 @@
 // gist options; random weights of the config's model (seed 1). Cut over the ranks at top-level sections, evenly
 // by positions (--placement sections), by the work estimated from FLOPs (--placement work, shard_by_work with
 // work_model_of), or by the work measured on this machine (--placement measured: one unit at the section cut,
-// timed per rank, then shard_by_measured_cost on the ranks' busy times).
+// --repeats units timed per rank, then shard_by_measured_cost on the ranks' busy times).
 // Timing: --warmup untimed units, then --repeats timed ones, each after a barrier; per rank the mean over the
 // repeats.
 #include <ATen/ATen.h>
@@ -62,7 +62,7 @@ const char* const kHelp =
     "  --batch 1                rows per training step (serve: 1)\n"
     "  --suffix 16              raw suffix tokens per row (the last half is the labelled answer)\n"
     "  --placement sections|work|measured   even cut of positions, or cut by work estimated from FLOPs, or by\n"
-    "                           the per-rank times of one unit measured at the even cut\n"
+    "                           the per-rank times of --repeats units measured at the even cut first\n"
     "  --warmup 1 --repeats 3   untimed and timed units\n"
     "  --decode-tokens 8        serve: decode steps per repeat\n"
     "  --backend nccl|mpi       (default: nccl when CUDA is available, else mpi)\n"
@@ -168,19 +168,18 @@ RankTimes time_serving(const StepFlags& f, const GsaOptions& options, const Task
   return t;
 }
 
-// --placement measured: one unit (after the warm-up) at the section cut, timed per rank; every rank gathers the
-// ranks' busy times (step minus communication) and cuts by them (shard_by_measured_cost), so the cuts agree
-// without another message. *busy_ms gets the gathered times.
+// --placement measured: --repeats units (after the warm-up) at the section cut, timed per rank as the point
+// itself is; every rank gathers the ranks' mean busy times (step minus communication) and cuts by them
+// (shard_by_measured_cost), so the cuts agree without another message. *busy_ms gets the gathered times.
 SequenceShards measured_shards(const StepFlags& f, const GsaOptions& options, const TaskBatch& batch,
                                ProcessGroups& groups, std::vector<double>* busy_ms) {
   Communicator& sp = *groups.sp;
   const SequenceShards sections = shard_at_sections(batch.layouts, sp.size());
-  StepFlags once = f;
-  once.repeats = 1;
-  const RankTimes t = f.mode == "train" ? time_training(once, options, batch, sections, groups)
-                                        : time_serving(once, options, batch, sections, groups);
+  const RankTimes t = f.mode == "train" ? time_training(f, options, batch, sections, groups)
+                                        : time_serving(f, options, batch, sections, groups);
   double busy = t.step_ms;
   for (int i = 1; i < kNumPhases; ++i) busy -= t.phase_ms[i];
+  busy /= static_cast<double>(f.repeats);
   at::Tensor all = at::empty({sp.size()}, at::TensorOptions().dtype(at::kDouble).device(sp.device()));
   sp.all_gather(at::full({1}, busy, at::TensorOptions().dtype(at::kDouble).device(sp.device())), all);
   const at::Tensor host = all.cpu();
