@@ -9,7 +9,8 @@ what it showed. Variants:
   --width W      pad each pair and the header to W characters (0: unpadded)
   --fmt nosep    pairs `aV` without the `;`, the header padded to 8
   --fmt fused    one byte per pair (0x80 + 8 * key + value; 16 keys x 8 values)
-  --copyfrac F   that fraction of each batch is a copy task: L random letters, `|`, the same letters (labelled)
+  --copyfrac F   that fraction of each batch is a copy task: L random letters, `|`, the same letters (labelled);
+                 --copyvary draws L per example
 
 Example: python3 scripts/demo_recipe_oracle.py --steps 600 --batch 32 --width 0 --copyfrac 0.5
 """
@@ -39,17 +40,39 @@ def parse_args():
     p.add_argument('--questions', type=int, default=7)
     p.add_argument('--alphabet', type=int, default=16)
     p.add_argument('--width', type=int, default=8)
-    p.add_argument('--fmt', choices=['compact', 'nosep', 'fused', 'valuefirst'], default='compact')
+    p.add_argument('--fmt', choices=['compact', 'nosep', 'fused', 'valuefirst', 'digits'], default='compact')
+    p.add_argument('--filler', type=int, default=0, help="digits: '.' characters after each document's pairs")
     p.add_argument('--keyrep', type=int, default=1, help='the key written this many times before its value')
     p.add_argument('--valuerep', type=int, default=1, help='valuefirst: the value written this many times')
     p.add_argument('--copyfrac', type=float, default=0.0)
     p.add_argument('--copylen', type=int, default=24)
+    p.add_argument('--copyvary', action='store_true', help='copy strings of random length (copylen / 3 .. copylen)')
     p.add_argument('--seed', type=int, default=0)
     return p.parse_args()
 
 
+def digits_example(a):
+    """--fmt digits: keys from 52 letters, values the 10 digits; per document a header padded to 8, its pairs
+    `a7b3...` padded to a multiple of 8, then --filler dots; every key asked `?a7;` in random order."""
+    n = a.docs * a.pairs
+    keys = random.sample('abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ', n)
+    values = [random.choice('0123456789') for _ in range(n)]
+    context = ''
+    for d in range(a.docs):
+        pairs = ''.join(keys[d * a.pairs + j] + values[d * a.pairs + j] for j in range(a.pairs))
+        context += ('#%d|' % d).ljust(8) + pairs.ljust(-(-len(pairs) // 8) * 8) + '.' * a.filler
+    tokens = list(context.encode())
+    labels = [IGNORE] * len(tokens)
+    for q in random.sample(range(n), a.questions):
+        tokens += [ord('?'), ord(keys[q]), ord(values[q]), ord(';')]
+        labels += [IGNORE, IGNORE, ord(values[q]), IGNORE]
+    return tokens, labels
+
+
 def retrieval_example(a):
     """Token ids and labels (label t = the token t itself where it is an answer, else IGNORE)."""
+    if a.fmt == 'digits':
+        return digits_example(a)
     n = a.docs * a.pairs
     keys = random.sample([chr(97 + i) for i in range(a.alphabet)], n)
     values = [chr(65 + random.randrange(8 if a.fmt == 'fused' else a.alphabet)) for _ in range(n)]
@@ -75,8 +98,10 @@ def retrieval_example(a):
 
 
 def copy_example(a):
-    letters = [random.choice(b'abcdefghijklmnopABCDEFGHIJKLMNOP') for _ in range(a.copylen)]
-    return letters + [ord('|')] + letters, [IGNORE] * (a.copylen + 2) + letters[1:]
+    # --copyvary: a length from copylen / 3 to copylen, so no fixed offset finds the copied token
+    n = random.randint(max(2, a.copylen // 3), a.copylen) if a.copyvary else a.copylen
+    letters = [random.choice(b'abcdefghijklmnopABCDEFGHIJKLMNOP') for _ in range(n)]
+    return letters + [ord('|')] + letters, [IGNORE] * (n + 2) + letters[1:]
 
 
 def batch(a):
