@@ -36,6 +36,7 @@ def parse_args():
     p.add_argument('--batch', type=int, default=32)
     p.add_argument('--steps', type=int, default=600)
     p.add_argument('--docs', type=int, default=1)
+    p.add_argument('--mindocs', type=int, default=0, help='digits: each example draws mindocs..docs documents')
     p.add_argument('--pairs', type=int, default=7, help='pairs per document')
     p.add_argument('--questions', type=int, default=7)
     p.add_argument('--alphabet', type=int, default=16)
@@ -54,16 +55,17 @@ def parse_args():
 def digits_example(a):
     """--fmt digits: keys from 52 letters, values the 10 digits; per document a header padded to 8, its pairs
     `a7b3...` padded to a multiple of 8, then --filler dots; every key asked `?a7;` in random order."""
-    n = a.docs * a.pairs
+    docs = random.randint(a.mindocs, a.docs) if a.mindocs else a.docs
+    n = docs * a.pairs
     keys = random.sample('abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ', n)
     values = [random.choice('0123456789') for _ in range(n)]
     context = ''
-    for d in range(a.docs):
+    for d in range(docs):
         pairs = ''.join(keys[d * a.pairs + j] + values[d * a.pairs + j] for j in range(a.pairs))
         context += ('#%d|' % d).ljust(8) + pairs.ljust(-(-len(pairs) // 8) * 8) + '.' * a.filler
     tokens = list(context.encode())
     labels = [IGNORE] * len(tokens)
-    for q in random.sample(range(n), a.questions):
+    for q in random.sample(range(n), min(n, a.questions)):
         tokens += [ord('?'), ord(keys[q]), ord(values[q]), ord(';')]
         labels += [IGNORE, IGNORE, ord(values[q]), IGNORE]
     return tokens, labels
