@@ -80,7 +80,22 @@ struct RankTimes {
   std::array<double, kNumPhases> phase_ms{};
   double peak_mib = 0;
   int64_t grad_bytes = 0;  // the gradient all-reduce per step
+
+  // Time in collectives (every phase but attention), summed over the repeats.
+  double comm_ms() const {
+    double ms = 0;
+    for (int i = 1; i < kNumPhases; ++i) ms += phase_ms[i];
+    return ms;
+  }
 };
+
+// Every rank's `mine` (the same length on every rank) -> [P, width] on the host, rank-major.
+at::Tensor all_gather_doubles(Communicator& sp, const std::vector<double>& mine) {
+  const int64_t width = static_cast<int64_t>(mine.size());
+  at::Tensor all = at::empty({sp.size() * width}, at::TensorOptions().dtype(at::kDouble).device(sp.device()));
+  sp.all_gather(at::tensor(mine, at::kDouble).to(sp.device()), all);
+  return all.cpu().view({sp.size(), width});
+}
 
 std::vector<std::vector<Example>> synthetic_rows(const StepFlags& f, int64_t vocab_text) {
   std::mt19937 rng(17);
@@ -177,12 +192,7 @@ SequenceShards measured_shards(const StepFlags& f, const GsaOptions& options, co
   const SequenceShards sections = shard_at_sections(batch.layouts, sp.size());
   const RankTimes t = f.mode == "train" ? time_training(f, options, batch, sections, groups)
                                         : time_serving(f, options, batch, sections, groups);
-  double busy = t.step_ms;
-  for (int i = 1; i < kNumPhases; ++i) busy -= t.phase_ms[i];
-  busy /= static_cast<double>(f.repeats);
-  at::Tensor all = at::empty({sp.size()}, at::TensorOptions().dtype(at::kDouble).device(sp.device()));
-  sp.all_gather(at::full({1}, busy, at::TensorOptions().dtype(at::kDouble).device(sp.device())), all);
-  const at::Tensor host = all.cpu();
+  const at::Tensor host = all_gather_doubles(sp, {(t.step_ms - t.comm_ms()) / static_cast<double>(f.repeats)});
   busy_ms->assign(host.data_ptr<double>(), host.data_ptr<double>() + sp.size());
   return shard_by_measured_cost(batch.layouts, sp.size(), sections, *busy_ms);
 }
@@ -251,18 +261,13 @@ int run_bench_step(const Args& args) {
     const RankTimes t = f.mode == "train" ? time_training(f, options, batch, shards, groups)
                                           : time_serving(f, options, batch, shards, groups);
     const double n = static_cast<double>(f.repeats);
-    double comm_ms = 0;
-    for (int i = 1; i < kNumPhases; ++i) comm_ms += t.phase_ms[i] / n;  // every phase but attention
-    const double step_ms = t.step_ms / n, busy_ms = step_ms - comm_ms;
+    const double step_ms = t.step_ms / n, comm_ms = t.comm_ms() / n, busy_ms = step_ms - comm_ms;
     // Every rank's numbers to rank 0 (doubles in a fixed order).
     std::vector<double> mine{step_ms, t.ttft_ms / n, comm_ms, busy_ms, t.peak_mib, my_work,
                              static_cast<double>(owned_gists), static_cast<double>(plan.halo_size()),
                              static_cast<double>(plan.local_size())};
     for (int i = 0; i < kNumPhases; ++i) mine.push_back(t.phase_ms[i] / n);
-    const int64_t width = static_cast<int64_t>(mine.size());
-    at::Tensor all = at::empty({sp.size() * width}, at::TensorOptions().dtype(at::kDouble).device(sp.device()));
-    sp.all_gather(at::tensor(mine, at::kDouble).to(sp.device()), all);
-    const at::Tensor host = all.cpu().view({sp.size(), width});
+    const at::Tensor host = all_gather_doubles(sp, mine);
     if (me != 0) return 0;
 
     const auto v = host.accessor<double, 2>();
