@@ -32,6 +32,10 @@ constexpr int kThreads = 128;
 constexpr int kScoreIters = 4;  // (head, candidate) pairs per team of a score CTA
 constexpr int kTopKThreads = 1024;
 constexpr int kTopKCached = 4096;  // scores a top_k_kernel CTA keeps in shared memory
+// Up to this many candidates a top_k_kernel thread ranks its own score against all of them and keeps it when
+// fewer than kk are better: C comparisons per thread, one barrier (the radix select's four passes and twelve
+// barriers cost 7 us per call even for a few dozen candidates).
+constexpr int kRankSelectMax = 256;
 constexpr int kUnionThreads = 256;
 constexpr int kUnionWords = 4;  // bitmap words per union thread and round
 constexpr int kUnfoldThreads = 256;
@@ -225,7 +229,23 @@ __global__ void __launch_bounds__(kTopKThreads) top_k_kernel(const __grid_consta
     __syncthreads();
     scores = cached;
   }
-  const int kept = radix_top_k(scores, C, keep_count(p, s, l), sh, [&](int c, int slot) {
+  const int64_t kk = keep_count(p, s, l);
+  if (C <= kRankSelectMax) {  // a few candidates: rank them instead (one pass, one barrier)
+    const int c = threadIdx.x;
+    const float f = c < C ? scores[c] : -INFINITY;
+    const int finite = __syncthreads_count(f != -INFINITY);
+    if (f != -INFINITY) {
+      int rank = 0;  // better candidates; ties: the lower candidate first
+      for (int j = 0; j < C; ++j) {
+        const float g = scores[j];
+        rank += g > f || (g == f && j < c);
+      }
+      if (rank < kk) out[rank] = static_cast<int32_t>(candidate_index(p, l, s, h, c));
+    }
+    for (int j = static_cast<int>(min(int64_t{finite}, max(kk, int64_t{0}))) + c; j < K; j += kTopKThreads) out[j] = -1;
+    return;
+  }
+  const int kept = radix_top_k(scores, C, kk, sh, [&](int c, int slot) {
     if (slot < K) out[slot] = static_cast<int32_t>(candidate_index(p, l, s, h, c));
   });
   for (int j = kept + threadIdx.x; j < K; j += kTopKThreads) out[j] = -1;
