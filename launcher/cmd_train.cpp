@@ -56,7 +56,7 @@ void show_samples(const Trainer& trainer, const GsaOptions& options, int64_t cou
     return;
   }
   const ModelTokenizer& tokenizer = *trainer.tokenizer();
-  const std::unique_ptr<SyntheticTask> task = make_synthetic_task(options.data, trainer.tokenizer());
+  const std::unique_ptr<SyntheticTask> task = make_synthetic_task(retrieval_only(options.data), trainer.tokenizer());
   std::mt19937_64 rng(static_cast<uint64_t>(options.train.seed) + 0x5a3b1e);
   int64_t right = 0;
   for (int64_t i = 0; i < count; ++i) {

@@ -195,6 +195,13 @@ DataOptions from_proto(const pc::DataConfig& d) {
   o.multi_doc.min_documents = m.min_documents();
   o.multi_doc.upper_case_values = m.upper_case_values();
   o.multi_doc.compact = m.compact();
+  o.multi_doc.digit_values = m.digit_values();
+  o.multi_doc.packed_pairs = m.packed_pairs();
+  o.multi_doc.filler = m.filler();
+  o.multi_doc.copy_fraction = m.copy_fraction();
+  o.multi_doc.copy_min_length = m.copy_min_length();
+  o.multi_doc.copy_max_length = m.copy_max_length();
+  o.multi_doc.copy_in_context = m.copy_in_context();
   const pc::CorpusConfig& c = d.corpus();
   o.corpus.path = c.path();
   o.corpus.sequence_length = c.sequence_length();
@@ -227,6 +234,13 @@ void to_proto(const DataOptions& o, pc::DataConfig* d) {
   m->set_min_documents(o.multi_doc.min_documents);
   m->set_upper_case_values(o.multi_doc.upper_case_values);
   m->set_compact(o.multi_doc.compact);
+  m->set_digit_values(o.multi_doc.digit_values);
+  m->set_packed_pairs(o.multi_doc.packed_pairs);
+  m->set_filler(o.multi_doc.filler);
+  m->set_copy_fraction(o.multi_doc.copy_fraction);
+  m->set_copy_min_length(o.multi_doc.copy_min_length);
+  m->set_copy_max_length(o.multi_doc.copy_max_length);
+  m->set_copy_in_context(o.multi_doc.copy_in_context);
   pc::CorpusConfig* c = d->mutable_corpus();
   c->set_path(o.corpus.path);
   c->set_sequence_length(o.corpus.sequence_length);

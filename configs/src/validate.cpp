@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include "gsa/config/multi_doc_rules.h"
+
 namespace gsa::config_detail {
 namespace {
 
@@ -54,6 +56,7 @@ class Checker {
     if (!ok) fail_double(path, v, hi_open ? "[0, 1)" : "[0, 1]");
   }
 
+  size_t error_count() const { return errors_.size(); }
   std::vector<std::string> take_errors() { return std::move(errors_); }
 
  private:
@@ -194,14 +197,21 @@ void check_data(const DataOptions& d, Checker& c) {
   }
   c.at_least("data.passkey.filler_sentences", d.passkey.filler_sentences, 1);
   c.in_range("data.passkey.digits", d.passkey.digits, 1, 18);
+  const size_t before_multi_doc = c.error_count();
   c.at_least("data.multi_doc.documents", d.multi_doc.documents, 1);
   c.at_least("data.multi_doc.pairs_per_document", d.multi_doc.pairs_per_document, 1);
   c.at_least("data.multi_doc.key_len", d.multi_doc.key_len, 1);
   c.at_least("data.multi_doc.value_len", d.multi_doc.value_len, 1);
-  c.in_range("data.multi_doc.alphabet", d.multi_doc.alphabet, 2, 26);
+  c.in_range("data.multi_doc.alphabet", d.multi_doc.alphabet, 2, 52);  // above 26: digit_values (multi_doc_rules.h)
   c.at_least("data.multi_doc.questions", d.multi_doc.questions, 1);
   c.at_least("data.multi_doc.pair_width", d.multi_doc.pair_width, 0);
   c.in_range("data.multi_doc.min_documents", d.multi_doc.min_documents, 0, d.multi_doc.documents);
+  c.at_least("data.multi_doc.filler", d.multi_doc.filler, 0);
+  c.unit_interval("data.multi_doc.copy_fraction", d.multi_doc.copy_fraction, /*hi_open=*/false);
+  c.at_least("data.multi_doc.copy_min_length", d.multi_doc.copy_min_length, 2);
+  if (c.error_count() == before_multi_doc) {  // the cross-field rules assume the ranges
+    for (const FieldProblem& p : multi_doc_problems(d.multi_doc)) c.fail(p.fields, p.message);
+  }
   c.at_least("data.corpus.sequence_length", d.corpus.sequence_length, 2);
   if (d.corpus.jsonl_field.empty()) c.fail({"data.corpus.jsonl_field"}, "data.corpus.jsonl_field is empty");
   c.at_least("data.corpus.bin_document_separator", d.corpus.bin_document_separator, -1);

@@ -2,7 +2,8 @@
 # test_train_data.sh GSA PYTHON [MPIEXEC MPIEXEC_FLAGS...]: `gsa train` on each data source and tokenizer setup.
 #  1. a tiny config whose vocabulary is large with the gist ids after the byte tokenizer's (model.gist_token_ids):
 #     trains and answers its samples without an id the tokenizer cannot decode (issue 8: llama-1b-gsa crashed);
-#  2. exact resume on a .bin corpus (uint16, document separator), a JSONL corpus and the multi-document task:
+#  2. exact resume on a .bin corpus (uint16, document separator), a JSONL corpus and the multi-document task
+#     (also its digits recipe with copy examples):
 #     a run of 8 steps checkpointed at 4, then resumed from step 4: its losses equal the uninterrupted run's
 #     bit for bit (the data position is in the checkpoint);
 #  3. gradient accumulation: train.grad_accumulation=2 on the .bin corpus (micro-batches with different labelled
@@ -78,6 +79,12 @@ resume_case bin --set data.source=TOKEN_BIN --set data.corpus.path="$dir/corpus.
   --set data.corpus.sequence_length=64 --set data.corpus.bin_document_separator=258
 resume_case jsonl --set data.source=JSONL --set data.corpus.path="$dir/corpus.jsonl" --set data.corpus.sequence_length=48
 resume_case multi_doc --set data.source=MULTI_DOC --set data.multi_doc.documents=4 --set data.examples_per_row=2
+# The digits recipe with copy examples (configs/demo-multidoc.pbtxt's data, 2 documents): copies resume too.
+resume_case multi_doc_copy --set data.source=MULTI_DOC --set data.multi_doc.documents=2 \
+  --set data.multi_doc.pairs_per_document=3 --set data.multi_doc.key_len=1 --set data.multi_doc.value_len=1 \
+  --set data.multi_doc.alphabet=52 --set data.multi_doc.digit_values=true --set data.multi_doc.packed_pairs=true \
+  --set data.multi_doc.compact=true --set data.multi_doc.pair_width=8 --set data.multi_doc.filler=48 \
+  --set data.multi_doc.questions=3 --set data.multi_doc.copy_fraction=0.5
 
 # 3. Gradient accumulation against the whole batch.
 bin=(--set data.source=TOKEN_BIN --set data.corpus.path="$dir/corpus.bin" --set data.corpus.sequence_length=64

@@ -193,5 +193,39 @@ TEST(EvalTask, MultiDocFillsTheLengthWithDocumentsAndAsksOneQuestion) {
             std::string::npos);
 }
 
+// The digits recipe (packed pairs, filler: 64 tokens a document): 16 documents fill 1,024 context tokens at length
+// 1,028 ("?K" + the digit), and the samples are retrieval questions even when training draws only copy examples
+// (data.multi_doc.copy_fraction never reaches gsa eval).
+TEST(EvalTask, MultiDocRecipeScoresRetrievalOnly) {
+  GsaOptions options = load_embedded_demo_config();
+  MultiDocTaskOptions& m = options.data.multi_doc;
+  m.documents = 4;
+  m.min_documents = 1;
+  m.pairs_per_document = 3;
+  m.key_len = 1;
+  m.value_len = 1;
+  m.alphabet = 52;
+  m.digit_values = true;
+  m.packed_pairs = true;
+  m.compact = true;
+  m.pair_width = 8;
+  m.filler = 48;
+  m.questions = 3;
+  m.copy_fraction = 1;
+  for (const auto& [length, documents] : {std::pair<int64_t, int64_t>{1028, 16}, {1027, 16}, {1026, 15}, {67, 1}}) {
+    auto task = make_eval_task("multi_doc", options, length, 1);
+    EXPECT_EQ(task->describe(), std::to_string(documents) + " docs x 3 pairs");
+    EXPECT_DOUBLE_EQ(task->chance_accuracy(), 0.1);
+    for (int i = 0; i < 20; ++i) {
+      const EvalSample s = task->sample();
+      EXPECT_EQ(static_cast<int64_t>(s.doc.context.size()), documents * 64);
+      ASSERT_EQ(s.doc.suffix.size(), 2u);  // "?K"
+      EXPECT_EQ(s.doc.suffix[0], '?');
+      ASSERT_EQ(s.answer.size(), 1u);
+      EXPECT_TRUE(s.answer[0] >= '0' && s.answer[0] <= '9');
+    }
+  }
+}
+
 }  // namespace
 }  // namespace gsa

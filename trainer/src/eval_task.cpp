@@ -4,6 +4,7 @@
 #include <functional>
 #include <random>
 
+#include "gsa/config/multi_doc_rules.h"
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/model_tokenizer.h"
 #include "gsa/trainer/synthetic_tasks.h"
@@ -89,14 +90,9 @@ class MultiDocEvalTask : public SyntheticEvalTask {
       : SyntheticEvalTask(options, multi_doc_data(sized), seed), options_(sized) {}
   // Raw tokens of a document of `documents` documents and one question (one token a character).
   static int64_t raw_tokens(const MultiDocTaskOptions& m, int64_t documents) {
-    const int64_t separators = m.compact ? 1 : 2;           // ';' (and '=')
-    const int64_t question = m.key_len + separators + m.value_len;  // "?<key>=" + the answer
-    const int64_t pair = m.pair_width > 0 ? m.pair_width : m.key_len + m.value_len + separators;
-    int64_t headers = 0;
-    for (int64_t d = 0; d < documents; ++d) {
-      headers += m.pair_width > 0 ? m.pair_width : static_cast<int64_t>(std::to_string(d).size()) + 2;
-    }
-    return headers + documents * m.pairs_per_document * pair + question;
+    int64_t tokens = multi_doc_question_chars(m);
+    for (int64_t d = 0; d < documents; ++d) tokens += multi_doc_document_chars(m, d);
+    return tokens;
   }
   static MultiDocTaskOptions documents_for(MultiDocTaskOptions m, int64_t length) {
     GSA_CHECK(length >= raw_tokens(m, 1), "eval task multi_doc: length ", length, " is below ", raw_tokens(m, 1),
@@ -116,7 +112,7 @@ class MultiDocEvalTask : public SyntheticEvalTask {
     DataOptions d;
     d.source = DataSourceKind::kMultiDoc;
     d.multi_doc = m;
-    return d;
+    return retrieval_only(d);  // a sample is always a retrieval question (never a training copy example)
   }
 
   MultiDocTaskOptions options_;

@@ -6,26 +6,44 @@
 #include <string>
 #include <vector>
 
+#include "gsa/config/multi_doc_rules.h"
 #include "gsa/runtime/error.h"
 
 namespace gsa {
 namespace {
 
-// A random string of `length` symbols from the first `alphabet` lower-case letters.
+// Key symbols: a-z then A-Z (the first `alphabet` of them).
+constexpr char kSymbols[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+
+// A random string of `length` symbols from the first `alphabet` of kSymbols.
 std::string random_symbols(std::mt19937_64& rng, int64_t length, int64_t alphabet) {
   std::uniform_int_distribution<int64_t> pick(0, alphabet - 1);
   std::string s;
-  for (int64_t i = 0; i < length; ++i) s.push_back(static_cast<char>('a' + pick(rng)));
+  for (int64_t i = 0; i < length; ++i) s.push_back(kSymbols[pick(rng)]);
   return s;
 }
 
-// `count` distinct keys and a value for each; upper-case values with upper_case_values.
+// A random string of `length` decimal digits.
+std::string random_digits(std::mt19937_64& rng, int64_t length) {
+  std::uniform_int_distribution<int> digit(0, 9);
+  std::string s;
+  for (int64_t i = 0; i < length; ++i) s.push_back(static_cast<char>('0' + digit(rng)));
+  return s;
+}
+
+enum class ValueSymbols { kLowerCase, kUpperCase, kDigits };
+
+// `count` distinct keys and a value for each: letters from the first `alphabet` lower-case ones (upper-case
+// with kUpperCase), or digits.
 void draw_pairs(std::mt19937_64& rng, int64_t count, int64_t key_len, int64_t value_len, int64_t alphabet,
-                std::vector<std::string>* keys, std::vector<std::string>* values, bool upper_case_values = false) {
+                std::vector<std::string>* keys, std::vector<std::string>* values,
+                ValueSymbols value_symbols = ValueSymbols::kLowerCase) {
   std::set<std::string> used;
   while (static_cast<int64_t>(keys->size()) < count) {
-    std::string key = random_symbols(rng, key_len, alphabet), value = random_symbols(rng, value_len, alphabet);
-    if (upper_case_values) {
+    std::string key = random_symbols(rng, key_len, alphabet);
+    std::string value = value_symbols == ValueSymbols::kDigits ? random_digits(rng, value_len)
+                                                               : random_symbols(rng, value_len, alphabet);
+    if (value_symbols == ValueSymbols::kUpperCase) {
       for (char& c : value) c = static_cast<char>(c - 'a' + 'A');
     }
     if (!used.insert(key).second) continue;
@@ -87,7 +105,7 @@ class PasskeyTask final : public TextTask {
     static const char* const kFiller[] = {"The grass is green. ", "The sky is blue. ", "The sun is yellow. ",
                                           "Here we go. ", "There and back again. "};
     std::uniform_int_distribution<int> sentence(0, 4);
-    const std::string key = digits(rng);
+    const std::string key = random_digits(rng, o_.digits);
     const int64_t at = std::uniform_int_distribution<int64_t>(0, o_.filler_sentences)(rng);
     std::string context;
     for (int64_t i = 0; i <= o_.filler_sentences; ++i) {
@@ -99,12 +117,6 @@ class PasskeyTask final : public TextTask {
   double chance_accuracy() const override { return std::pow(0.1, static_cast<double>(o_.digits)); }
 
  private:
-  std::string digits(std::mt19937_64& rng) const {
-    std::uniform_int_distribution<int> digit(0, 9);
-    std::string s;
-    for (int64_t i = 0; i < o_.digits; ++i) s.push_back(static_cast<char>('0' + digit(rng)));
-    return s;
-  }
   PasskeyTaskOptions o_;
 };
 
@@ -112,31 +124,37 @@ class MultiDocTask final : public SyntheticTask {
  public:
   MultiDocTask(const MultiDocTaskOptions& o, std::shared_ptr<const Tokenizer> tokenizer)
       : o_(o), tokenizer_(std::move(tokenizer)) {
-    const int64_t pairs = o.documents * o.pairs_per_document;
-    check_keys("data.multi_doc", pairs, o.key_len, o.alphabet);
-    const int64_t fewest = (o.min_documents > 0 ? o.min_documents : o.documents) * o.pairs_per_document;
-    GSA_CHECK(o.questions <= fewest, "data.multi_doc: ", o.questions, " questions about distinct keys need at least ",
-              o.questions, " pairs, but an example may have ", fewest, " ((min_)documents x pairs_per_document)");
-    if (o.pair_width > 0) {
-      const int64_t pair = o.key_len + o.value_len + (o.compact ? 1 : 2);
-      const int64_t widest = std::max(pair, static_cast<int64_t>(header(o.documents - 1).size()));
-      GSA_CHECK(widest <= o.pair_width, "data.multi_doc.pair_width = ", o.pair_width, " is narrower than ", widest,
-                " characters (a pair or the header \"#", o.documents - 1, "|\")");
-    }
+    const std::vector<FieldProblem> problems = multi_doc_problems(o);
+    GSA_CHECK(problems.empty(), problems.front().message);
   }
   Example sample(std::mt19937_64& rng) const override {
+    // No draw when copy_fraction is 0: retrieval-only streams are those of the options without copies.
+    if (o_.copy_fraction > 0 && std::bernoulli_distribution(o_.copy_fraction)(rng)) return copy_example(rng);
     const int64_t documents =
         o_.min_documents > 0 ? std::uniform_int_distribution<int64_t>(o_.min_documents, o_.documents)(rng) : o_.documents;
     std::vector<std::string> keys, values;
     draw_pairs(rng, documents * o_.pairs_per_document, o_.key_len, o_.value_len, o_.alphabet, &keys, &values,
-               o_.upper_case_values);
+               o_.digit_values        ? ValueSymbols::kDigits
+               : o_.upper_case_values ? ValueSymbols::kUpperCase
+                                      : ValueSymbols::kLowerCase);
     std::string context;
     for (int64_t d = 0; d < documents; ++d) {
       context += padded(header(d));
+      std::string packed;
       for (int64_t p = 0; p < o_.pairs_per_document; ++p) {
         const auto i = static_cast<size_t>(d * o_.pairs_per_document + p);
-        context += padded(keys[i] + (o_.compact ? "" : "=") + values[i] + ";");
+        if (o_.packed_pairs) {
+          packed += keys[i] + values[i];
+        } else {
+          context += padded(keys[i] + (o_.compact ? "" : "=") + values[i] + ";");
+        }
       }
+      if (o_.packed_pairs) {  // padded up to a multiple of pair_width (> 0: multi_doc_problems)
+        const auto width = static_cast<size_t>(o_.pair_width);
+        packed.resize((packed.size() + width - 1) / width * width, ' ');
+        context += packed;
+      }
+      context += std::string(static_cast<size_t>(o_.filler), '.');
     }
     Example e;
     e.doc.context = tokenizer_->encode(context);
@@ -156,8 +174,8 @@ class MultiDocTask final : public SyntheticTask {
     }
     return e;
   }
-  double chance_accuracy() const override {
-    return std::pow(1.0 / static_cast<double>(o_.alphabet), static_cast<double>(o_.value_len));
+  double chance_accuracy() const override {  // of a retrieval answer: copy examples are never scored
+    return std::pow(o_.digit_values ? 0.1 : 1.0 / static_cast<double>(o_.alphabet), static_cast<double>(o_.value_len));
   }
 
  private:
@@ -171,6 +189,22 @@ class MultiDocTask final : public SyntheticTask {
     const std::vector<int64_t> ids = tokenizer_->encode(text);
     tokens->insert(tokens->end(), ids.begin(), ids.end());
     return static_cast<int64_t>(ids.size());
+  }
+  // L key symbols, "|", the same L again; the copy's tokens but the first are the answer (all of them if the
+  // tokenizer made the copy one token).
+  Example copy_example(std::mt19937_64& rng) const {
+    const int64_t length = std::uniform_int_distribution<int64_t>(o_.copy_min_length, o_.copy_max_length)(rng);
+    const std::string symbols = random_symbols(rng, length, o_.alphabet);
+    Example e;
+    if (o_.copy_in_context) {
+      e.doc.context = tokenizer_->encode(symbols);
+    } else {
+      append(&e.doc.suffix, symbols);
+    }
+    append(&e.doc.suffix, "|");
+    const int64_t copied = append(&e.doc.suffix, symbols);
+    e.answer_len = copied > 1 ? copied - 1 : copied;
+    return e;
   }
 
   MultiDocTaskOptions o_;
@@ -190,6 +224,11 @@ std::unique_ptr<SyntheticTask> make_synthetic_task(const DataOptions& data, std:
     default:
       throw Error("make_synthetic_task: data.source is a corpus, not a synthetic task");
   }
+}
+
+DataOptions retrieval_only(DataOptions data) {
+  data.multi_doc.copy_fraction = 0;
+  return data;
 }
 
 }  // namespace gsa

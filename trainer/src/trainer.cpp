@@ -12,6 +12,7 @@
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/file_util.h"
 #include "gsa/trainer/event_writer.h"
+#include "gsa/trainer/synthetic_tasks.h"
 
 namespace gsa {
 namespace {
@@ -28,6 +29,12 @@ AdamWOptions adamw_options(const TrainOptions& t) {
 // Names of the data positions in a checkpoint's state.
 constexpr char kTrainData[] = "train_task";
 constexpr char kEvalData[] = "eval_task";
+
+// The held-out batches score the task's answers only: no auxiliary copy examples (synthetic_tasks.h).
+GsaOptions held_out_options(GsaOptions options) {
+  options.data = retrieval_only(options.data);
+  return options;
+}
 
 std::string checkpoints_dir(const TrainOptions& t) { return join_path(t.output_dir, "checkpoints"); }
 
@@ -62,7 +69,8 @@ Trainer::Trainer(const GsaOptions& options, at::Device device, const ProcessGrou
       optimizer_((model_.set_requires_grad(true), model_.parameters()), adamw_options(options.train)),
       data_(make_data_source(options, tokenizer_, static_cast<uint64_t>(options.train.seed) + 1)),
       eval_data_(data_->chance_accuracy()  // held-out answers: synthetic tasks only
-                     ? make_data_source(options, tokenizer_, static_cast<uint64_t>(options.train.seed) + 0x5eed)
+                     ? make_data_source(held_out_options(options), tokenizer_,
+                                        static_cast<uint64_t>(options.train.seed) + 0x5eed)
                      : nullptr),
       schedule_{options.train.lr, options.train.min_lr_ratio, options.train.warmup_steps, options.train.steps} {
   const int64_t micro_rows = options.train.batch_size / options.train.grad_accumulation;

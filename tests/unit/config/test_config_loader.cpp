@@ -104,6 +104,13 @@ void expect_options_eq(const GsaOptions& a, const GsaOptions& b) {
   EXPECT_EQ(a.data.multi_doc.min_documents, b.data.multi_doc.min_documents);
   EXPECT_EQ(a.data.multi_doc.upper_case_values, b.data.multi_doc.upper_case_values);
   EXPECT_EQ(a.data.multi_doc.compact, b.data.multi_doc.compact);
+  EXPECT_EQ(a.data.multi_doc.digit_values, b.data.multi_doc.digit_values);
+  EXPECT_EQ(a.data.multi_doc.packed_pairs, b.data.multi_doc.packed_pairs);
+  EXPECT_EQ(a.data.multi_doc.filler, b.data.multi_doc.filler);
+  EXPECT_EQ(a.data.multi_doc.copy_fraction, b.data.multi_doc.copy_fraction);
+  EXPECT_EQ(a.data.multi_doc.copy_min_length, b.data.multi_doc.copy_min_length);
+  EXPECT_EQ(a.data.multi_doc.copy_max_length, b.data.multi_doc.copy_max_length);
+  EXPECT_EQ(a.data.multi_doc.copy_in_context, b.data.multi_doc.copy_in_context);
   EXPECT_EQ(a.data.corpus.path, b.data.corpus.path);
   EXPECT_EQ(a.data.corpus.sequence_length, b.data.corpus.sequence_length);
   EXPECT_EQ(a.data.corpus.jsonl_field, b.data.corpus.jsonl_field);
@@ -229,8 +236,8 @@ TEST_F(ConfigLoaderTest, OptionsStructsUnchangedSinceTheSchema) {
   EXPECT_EQ(sizeof(GistOptions), 48u);
   EXPECT_EQ(sizeof(AttentionOptions), 72u);
   EXPECT_EQ(sizeof(TrainOptions), 168u);
-  EXPECT_EQ(sizeof(DataOptions), 264u);
-  EXPECT_EQ(sizeof(GsaOptions), 720u);
+  EXPECT_EQ(sizeof(DataOptions), 304u);
+  EXPECT_EQ(sizeof(GsaOptions), 760u);
 }
 
 TEST_F(ConfigLoaderTest, UnknownFieldNamesFileLinePathAndValidNames) {
@@ -494,6 +501,94 @@ TEST_F(ConfigLoaderTest, CorpusRulesAreChecked) {
   EXPECT_EQ(ok.data.corpus.path, "x.bin");
 }
 
+// The digits recipe of data.multi_doc (multi_doc_rules.h): a good config loads; each bad field or combination
+// fails naming the field, at its line in the file or at its --set override.
+TEST_F(ConfigLoaderTest, MultiDocRecipeRulesAreChecked) {
+  const std::string recipe =
+      "data {\n"
+      "  source: MULTI_DOC\n"
+      "  multi_doc {\n"
+      "    documents: 16\n"
+      "    pairs_per_document: 3\n"
+      "    key_len: 1\n"
+      "    value_len: 1\n"
+      "    alphabet: 52\n"
+      "    digit_values: true\n"
+      "    packed_pairs: true\n"
+      "    compact: true\n"
+      "    pair_width: 8\n"
+      "    filler: 48\n"
+      "    questions: 3\n"
+      "    copy_fraction: 0.5\n"
+      "    copy_min_length: 8\n"
+      "    copy_max_length: 32\n"
+      "  }\n"
+      "}\n";
+  const std::string path = write("recipe.pbtxt", recipe);
+  const MultiDocTaskOptions m = load_config_file(path).data.multi_doc;
+  EXPECT_EQ(m.alphabet, 52);
+  EXPECT_TRUE(m.digit_values);
+  EXPECT_TRUE(m.packed_pairs);
+  EXPECT_EQ(m.filler, 48);
+  EXPECT_EQ(m.copy_fraction, 0.5);
+  EXPECT_EQ(m.copy_min_length, 8);
+  EXPECT_EQ(m.copy_max_length, 32);
+  EXPECT_FALSE(m.copy_in_context);
+  EXPECT_TRUE(load_config_file(path, {"data.multi_doc.copy_in_context=true"}).data.multi_doc.copy_in_context);
+  // Each bad case: the overrides and the start of the error line.
+  const std::vector<std::pair<std::vector<std::string>, std::string>> bad = {
+      {{"data.multi_doc.digit_values=false"},
+       "--set data.multi_doc.digit_values=false: data.multi_doc.alphabet = 52 is above 26, which needs "
+       "data.multi_doc.digit_values: true"},
+      {{"data.multi_doc.alphabet=53"},
+       "--set data.multi_doc.alphabet=53: data.multi_doc.alphabet = 53 is out of range (2..52)"},
+      {{"data.multi_doc.upper_case_values=true"},
+       "--set data.multi_doc.upper_case_values=true: data.multi_doc.digit_values and "
+       "data.multi_doc.upper_case_values are both true"},
+      {{"data.multi_doc.compact=false"},
+       "--set data.multi_doc.compact=false: data.multi_doc.packed_pairs needs data.multi_doc.compact: true"},
+      {{"data.multi_doc.pair_width=0"},
+       "--set data.multi_doc.pair_width=0: data.multi_doc.packed_pairs needs data.multi_doc.pair_width > 0"},
+      {{"data.multi_doc.documents=18"},
+       "--set data.multi_doc.documents=18: data.multi_doc.documents x pairs_per_document = 54 distinct keys need "
+       "alphabet^key_len >= 54 (got 52)"},
+      {{"data.multi_doc.key_len=8"},
+       "--set data.multi_doc.key_len=8: data.multi_doc.pair_width = 8 is narrower than 9 characters (a pair "
+       "<key><value> or the header \"#15|\")"},
+      {{"data.multi_doc.key_len=2", "data.multi_doc.pair_width=3"},
+       "--set data.multi_doc.pair_width=3: data.multi_doc.pair_width = 3 is narrower than 4 characters (a pair "
+       "<key><value> or the header \"#15|\")"},
+      {{"data.multi_doc.filler=-1"},
+       "--set data.multi_doc.filler=-1: data.multi_doc.filler = -1 is out of range (>= 0)"},
+      {{"data.multi_doc.copy_fraction=1.5"},
+       "--set data.multi_doc.copy_fraction=1.5: data.multi_doc.copy_fraction = 1.5 is out of range ([0, 1])"},
+      {{"data.multi_doc.copy_min_length=1"},
+       "--set data.multi_doc.copy_min_length=1: data.multi_doc.copy_min_length = 1 is out of range (>= 2)"},
+      {{"data.multi_doc.copy_max_length=7"},
+       "--set data.multi_doc.copy_max_length=7: data.multi_doc.copy_max_length = 7 is below "
+       "data.multi_doc.copy_min_length = 8"},
+      {{"data.multi_doc.min_documents=1", "data.multi_doc.questions=4"},
+       "--set data.multi_doc.questions=4: data.multi_doc.questions = 4: 4 questions about distinct keys need at least "
+       "4 pairs, but an example may have 3"},
+  };
+  for (const auto& [overrides, expected] : bad) {
+    const std::string message = error_of([&] { load_config_file(path, overrides); });
+    EXPECT_EQ(message.rfind(expected, 0), 0u) << message;
+    EXPECT_EQ(std::count(message.begin(), message.end(), '\n'), 0) << message;  // one rule broken, one line
+  }
+  // In the file: the line of the field (the latest of the rule's fields there).
+  std::string loose = recipe;
+  loose.replace(loose.find("    compact: true\n"), 18, "    compact: false\n");
+  const std::string in_file = error_loading("loose.pbtxt", loose);
+  EXPECT_NE(in_file.find("loose.pbtxt:11:5: data.multi_doc.packed_pairs needs data.multi_doc.compact: true"),
+            std::string::npos)
+      << in_file;
+  std::string letters = recipe;
+  letters.replace(letters.find("    digit_values: true\n"), 23, "");
+  const std::string wide = error_loading("letters.pbtxt", letters);
+  EXPECT_NE(wide.find("letters.pbtxt:8:5: data.multi_doc.alphabet = 52 is above 26"), std::string::npos) << wide;
+}
+
 TEST_F(ConfigLoaderTest, OptionsToTextRoundTrips) {
   GsaOptions original = load_config_file((kConfigsDir / "llama-1b-gsa.pbtxt").string());
   original.train.lr = 0.1 + 0.2;  // needs all 17 digits
@@ -511,6 +606,9 @@ TEST_F(ConfigLoaderTest, OptionsToTextRoundTrips) {
   original.data.corpus.bin_dtype = TokenFileDType::kUint32;
   original.data.corpus.bin_document_separator = 50256;
   original.data.multi_doc.documents = 12;
+  original.data.multi_doc.copy_fraction = 1.0 / 3.0;
+  original.data.multi_doc.copy_in_context = true;
+  original.data.multi_doc.filler = 5;
   original.data.passkey.digits = 7;
   original.train.grad_accumulation = 4;
   original.train.activation_checkpointing = true;
@@ -522,7 +620,7 @@ TEST_F(ConfigLoaderTest, OptionsToTextRoundTrips) {
   EXPECT_EQ(options_to_text(load_config_text(text, "roundtrip.pbtxt")), text);
 
   expect_options_eq(load_config_text(options_to_text(GsaOptions{}), "defaults.pbtxt"), GsaOptions{});
-  for (const char* name : {"demo.pbtxt", "tiny-2level.pbtxt"}) {
+  for (const char* name : {"demo.pbtxt", "tiny-2level.pbtxt", "demo-multidoc.pbtxt"}) {
     const GsaOptions shipped = load_config_file((kConfigsDir / name).string());
     expect_options_eq(load_config_text(options_to_text(shipped), name), shipped);
   }

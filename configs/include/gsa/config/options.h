@@ -138,13 +138,18 @@ struct PasskeyTaskOptions {
 
 // Multi-document key-value retrieval: the gisted context is `documents` short documents of
 // `pairs_per_document` (key, value) pairs each (distinct keys over all of them); one holds the key the suffix
-// asks for, the others are distractors.
+// asks for, the others are distractors. With copy_fraction > 0 training also draws copy examples (an induction
+// head's dense supervision); held-out scoring and gsa eval draw retrieval examples only. The cross-field rules
+// are in gsa/config/multi_doc_rules.h; the text layout in trainer/synthetic_tasks.h.
 struct MultiDocTaskOptions {
   int64_t documents = 8;           // >= 1
   int64_t pairs_per_document = 4;  // >= 1
   int64_t key_len = 3;             // >= 1 symbols per key
   int64_t value_len = 2;           // >= 1 symbols per value (the answer)
-  int64_t alphabet = 26;           // 2..26 symbols
+  // Key symbols: the first `alphabet` of a-z then A-Z. 2..26; up to 52 only with digit_values (else the
+  // upper-case keys could be values). Values draw from the same first `alphabet` letters (upper-case with
+  // upper_case_values) or from the 10 digits (digit_values).
+  int64_t alphabet = 26;
   int64_t questions = 1;           // >= 1 questions in the suffix (distinct keys), each followed by its answer
   // >= 0; 0 = packed text; else every document header and every pair is padded with spaces to this many
   // characters (with the byte tokenizer, gist.sink 0 and gist.chunk = pair_width each pair fills one chunk)
@@ -154,6 +159,24 @@ struct MultiDocTaskOptions {
   int64_t min_documents = 0;
   bool upper_case_values = false;  // values from the upper-case letters, keys from the lower-case ones
   bool compact = false;            // pairs "<key><value>;" and questions "?<key>" (no '='): the answer follows the key
+  // Values are value_len decimal digits (chance 10^-value_len); keys may then use up to 52 symbols. Not with
+  // upper_case_values.
+  bool digit_values = false;
+  // A document's pairs "<key><value>" back to back with no separator ("a7b3c9"), the block padded with spaces to
+  // a multiple of pair_width (several pairs share a chunk, so a gist cannot bind a key to its value). Needs
+  // compact and pair_width > 0 (each pair and the header fit in pair_width).
+  bool packed_pairs = false;
+  int64_t filler = 0;  // >= 0 '.' characters after each document's pairs (e.g. 48: 64-token documents)
+  // [0, 1]: the probability that a training example is a copy example instead of a retrieval one: L random key
+  // symbols (L uniform in [copy_min_length, copy_max_length]), "|", the same symbols again; the copied symbols
+  // but the first (unpredictable in the raw-suffix form) are the answers. Varying L rules out a fixed offset,
+  // so the model learns an induction head, which retrieval then reuses (docs/demo-experiments.md).
+  double copy_fraction = 0;
+  int64_t copy_min_length = 8;   // >= 2 symbols
+  int64_t copy_max_length = 32;  // >= copy_min_length symbols
+  // false: the whole copy example is the raw suffix (empty context: dense raw attention, as in the dense twin);
+  // true: the first copy is the gisted context and "|" + the copy the suffix (the copy then trains selection)
+  bool copy_in_context = false;
 };
 
 enum class TokenFileDType { kUint16, kUint32 };

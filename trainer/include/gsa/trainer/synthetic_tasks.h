@@ -14,8 +14,20 @@
 //   earlier_answers (task_batch.h), so every answer is labelled. One question is the single-question task.
 //   With min_documents > 0 each example first draws its number of documents uniformly in [min_documents,
 //   documents]; with upper_case_values the values are upper-case letters (keys stay lower-case); with compact
-//   the pairs are "<key><value>;" and the questions "?<key>" (no '=').
-// - chance_accuracy(): the probability of guessing the whole answer (alphabet^-value_len, 10^-digits).
+//   the pairs are "<key><value>;" and the questions "?<key>" (no '='). Keys are drawn from the first `alphabet`
+//   of a-z then A-Z; with digit_values the values are digits. With packed_pairs a document's pairs are
+//   "<key><value>" back to back ("a7b3c9"), the block padded with spaces to a multiple of pair_width; `filler`
+//   '.' characters end each document (header, pairs, filler: multi_doc_document_chars of multi_doc_rules.h).
+//   With copy_fraction > 0 an example is first, with that probability, a copy example instead: L uniform in
+//   [copy_min_length, copy_max_length] key symbols S, then "|" + S; the suffix is S + "|" + S with an empty
+//   context, or with copy_in_context the context is S and the suffix "|" + S. Its answer is the copied S but its
+//   first token (answer_len = tokens of S - 1; all of S if S is one token). With copy_fraction 0 no draw is
+//   made, so a stream equals that of the same options without the copy fields.
+//   The options must satisfy multi_doc_problems (multi_doc_rules.h), else gsa::Error with its message.
+// - chance_accuracy(): the probability of guessing the whole (retrieval) answer: alphabet^-value_len,
+//   10^-value_len with digit_values, 10^-digits for the passkey.
+// - retrieval_only(data): data without auxiliary training examples (data.multi_doc.copy_fraction = 0): what
+//   held-out scoring, gsa eval and the after-training samples draw.
 #pragma once
 
 #include <cstdint>
@@ -38,5 +50,7 @@ class SyntheticTask {
 // The task of data.source (kRetrieval, kPasskey or kMultiDoc); throws gsa::Error for a corpus source or options
 // that cannot give distinct keys.
 std::unique_ptr<SyntheticTask> make_synthetic_task(const DataOptions& data, std::shared_ptr<const Tokenizer> tokenizer);
+
+DataOptions retrieval_only(DataOptions data);
 
 }  // namespace gsa
