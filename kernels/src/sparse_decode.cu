@@ -13,8 +13,13 @@
 
 #include <cmath>
 
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
 #include "dispatch.cuh"
 #include "row_team.cuh"
+#include "sparse_attention_device.cuh"
 
 #include "gsa/kernels/sparse_decode.h"
 
@@ -22,13 +27,12 @@ namespace gsa::kernels {
 namespace {
 
 using detail::dot8;
+using detail::kLog2e;
 using detail::team_sum;
 using detail::to_floats;
 
 constexpr int kThreads = 128;
-constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
-
 
 template <typename T, int D, int G>
 __global__ void __launch_bounds__(kThreads) sparse_decode_kernel(const __grid_constant__ SparseDecodeParams p) {
@@ -152,6 +156,186 @@ __global__ void __launch_bounds__(kThreads) sparse_decode_kernel(const __grid_co
   }
 }
 
+// Shared memory of sparse_decode_mma_kernel: Q [16, D], K and V [2 stages][kMmaRows, D] (swizzled tiles of
+// sparse_attention_device.cuh), the cache row of each staged row (-1: none); after the loop the K and V stages
+// hold the warps' partial states for the final merge.
+constexpr int kMmaRows = 64;  // rows per stage: 16 per warp
+template <int D>
+constexpr size_t mma_smem_bytes(size_t elem) {
+  return (16 * D + 4 * kMmaRows * D) * elem + 2 * kMmaRows * sizeof(int32_t);
+}
+
+template <typename T, int D, int G>
+__global__ void __launch_bounds__(kThreads) sparse_decode_mma_kernel(const __grid_constant__ SparseDecodeParams p) {
+  using detail::cp_async_16;
+  using detail::swizzled;
+  constexpr int kWarps = kThreads / 32, kChunks = D / 8;
+  static_assert(G <= 8 && kWarps * 16 == kMmaRows, "one m16 block of query heads, 16 rows per warp");
+  extern __shared__ __align__(16) unsigned char smem[];
+  T* s_q = reinterpret_cast<T*>(smem);
+  T* s_k = s_q + 16 * D;
+  T* s_v = s_k + 2 * kMmaRows * D;
+  int32_t* s_row = reinterpret_cast<int32_t*>(s_v + 2 * kMmaRows * D);
+
+  const int split = blockIdx.x, bh = blockIdx.y;
+  const int b = bh / p.kv_heads, kv = bh % p.kv_heads;
+  const int32_t range_begin = p.range_begin != nullptr ? p.range_begin[b] : 0;
+  const int range_rows = p.range_begin != nullptr ? max(0, p.range_end[b] - range_begin) : 0;
+  const int total = p.max_keys + range_rows;
+  const int per_split = (total + p.splits - 1) / p.splits;
+  const int first = split * per_split, last = min(total, first + per_split);
+  const int32_t* list = p.key_rows + int64_t(bh) * p.max_keys;
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int head = lane / 4, quad = lane % 4;  // this lane's C-fragment row (query head) and column pair
+  const T* k_head = p.k.head<const T>(b, kv, p.kv_heads);
+  const T* v_head = p.v.head<const T>(b, kv, p.kv_heads);
+  auto cache_row = [&](int j) -> int32_t {
+    return j >= last ? -1 : j < p.max_keys ? __ldg(list + j) : range_begin + (j - p.max_keys);
+  };
+  // Stage `stage` <- rows j0 .. j0 + kMmaRows - 1 of the split: thread t copies chunk t % kChunks of every
+  // (kThreads / kChunks)-th row; missing rows are zero-filled and marked -1.
+  auto load_stage = [&](int stage, int j0) {
+    T* k_tile = s_k + stage * kMmaRows * D;
+    T* v_tile = s_v + stage * kMmaRows * D;
+    const int chunk = tid % kChunks;
+#pragma unroll
+    for (int r = tid / kChunks; r < kMmaRows; r += kThreads / kChunks) {
+      const int32_t row = cache_row(j0 + r);
+      const int dst = swizzled<D>(r, chunk);
+      cp_async_16(k_tile + dst, row >= 0 ? k_head + int64_t(row) * p.k.row_stride + chunk * 8 : k_head, row >= 0);
+      cp_async_16(v_tile + dst, row >= 0 ? v_head + int64_t(row) * p.v.row_stride + chunk * 8 : v_head, row >= 0);
+      if (chunk == 0) s_row[stage * kMmaRows + r] = row;
+    }
+    detail::cp_async_commit();
+  };
+
+  {  // Q: rows 0..G-1 the group's heads, rows G..15 zero.
+    const T* q = static_cast<const T*>(p.q) + b * p.q_stride[0] + int64_t(kv) * G * p.q_stride[1];
+    for (int i = tid; i < 16 * kChunks; i += kThreads) {
+      const int r = i / kChunks, c = i % kChunks;
+      uint4 val = make_uint4(0, 0, 0, 0);
+      if (r < G) val = *reinterpret_cast<const uint4*>(q + r * p.q_stride[1] + c * 8);
+      *reinterpret_cast<uint4*>(s_q + swizzled<D>(r, c)) = val;
+    }
+  }
+  const int tiles = last > first ? (last - first + kMmaRows - 1) / kMmaRows : 0;
+  if (tiles > 0) load_stage(0, first);
+
+  const float scale2 = p.scale * kLog2e;
+  float m = -INFINITY, l = 0.f;  // this lane's row (head): running max and its share of the denominator
+  float acc[1][D / 8][4] = {};   // O fragments: n-tile j holds dims 8j + 2 quad, +1 (c0, c1; c2, c3 unused)
+  for (int t = 0; t < tiles; ++t) {
+    const int stage = t & 1;
+    if (t + 1 < tiles) {
+      load_stage(stage ^ 1, first + (t + 1) * kMmaRows);
+      detail::cp_async_wait<1>();
+    } else {
+      detail::cp_async_wait<0>();
+    }
+    __syncthreads();
+    const T* k_rows = s_k + (stage * kMmaRows + warp * 16) * D;  // 16w is a multiple of 8: same swizzle
+    const int32_t* rows = s_row + stage * kMmaRows + warp * 16;
+    float s[1][2][4] = {};
+    detail::mma_rows_times_tile_t<D, 16, 1, T>(s, s_q, 0, k_rows);
+    float x[2][2], mx = m;
+#pragma unroll
+    for (int n = 0; n < 2; ++n) {
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        x[n][e] = rows[8 * n + 2 * quad + e] >= 0 ? s[0][n][e] * scale2 : -INFINITY;
+        mx = fmaxf(mx, x[n][e]);
+      }
+    }
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    const float corr = mx == -INFINITY ? 1.f : exp2f(m - mx);
+    m = mx;
+    l *= corr;
+    float prob[1][2][4];
+#pragma unroll
+    for (int n = 0; n < 2; ++n) {
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        prob[0][n][e] = head < G && x[n][e] != -INFINITY ? exp2f(x[n][e] - mx) : 0.f;
+        l += prob[0][n][e];
+      }
+      prob[0][n][2] = prob[0][n][3] = 0.f;  // rows 8..15: no query head
+    }
+#pragma unroll
+    for (int j = 0; j < D / 8; ++j) {
+      acc[0][j][0] *= corr;
+      acc[0][j][1] *= corr;
+    }
+    detail::mma_c_times_tile<D, 16, 1, T>(acc, prob, s_v + (stage * kMmaRows + warp * 16) * D);
+    __syncthreads();  // every warp is done with this stage before the next iteration's copy overwrites it
+  }
+  l += __shfl_xor_sync(0xffffffffu, l, 1);
+  l += __shfl_xor_sync(0xffffffffu, l, 2);
+
+  // Merge the warps' states (through the now idle K/V stages), as the SIMT kernel merges its teams'.
+  float* s_acc = reinterpret_cast<float*>(s_k);  // [kWarps][G][D]
+  float* s_m = s_acc + kWarps * G * D;           // [kWarps][G]
+  float* s_l = s_m + kWarps * G;
+  if (head < G) {
+#pragma unroll
+    for (int j = 0; j < D / 8; ++j) {
+      s_acc[(warp * G + head) * D + 8 * j + 2 * quad] = acc[0][j][0];
+      s_acc[(warp * G + head) * D + 8 * j + 2 * quad + 1] = acc[0][j][1];
+    }
+    if (quad == 0) {
+      s_m[warp * G + head] = m;
+      s_l[warp * G + head] = l;
+    }
+  }
+  __syncthreads();
+  const int64_t rows_total = int64_t(p.batch) * p.q_heads;
+  for (int i = tid; i < G * D; i += kThreads) {
+    const int h = i / D, d = i % D;
+    float top = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) top = fmaxf(top, s_m[w * G + h]);
+    float num = 0.f, den = 0.f;
+    if (top != -INFINITY) {
+#pragma unroll
+      for (int w = 0; w < kWarps; ++w) {
+        const float wt = exp2f(s_m[w * G + h] - top);
+        num = fmaf(wt, s_acc[(w * G + h) * D + d], num);
+        den = fmaf(wt, s_l[w * G + h], den);
+      }
+    }
+    const int64_t row = int64_t(b) * p.q_heads + kv * G + h;
+    p.partial_out[(split * rows_total + row) * D + d] = den > 0.f ? num / den : 0.f;
+    if (d == 0) p.partial_lse[split * rows_total + row] = den > 0.f ? (top + log2f(den)) * kLn2 : -INFINITY;
+  }
+}
+
+// GSA_DECODE_KERNEL=simt|mma, else tensor cores for groups of 4 or more query heads per KV head.
+bool use_tensor_cores(int group) {
+  const char* forced = std::getenv("GSA_DECODE_KERNEL");
+  if (forced != nullptr && std::strcmp(forced, "simt") == 0) return false;
+  if (forced != nullptr && std::strcmp(forced, "mma") == 0) return true;
+  return group >= 4;
+}
+
+template <typename T, int D, int G>
+Status launch_mma(const SparseDecodeParams& p, cudaStream_t s) {
+  auto kernel = sparse_decode_mma_kernel<T, D, G>;
+  constexpr size_t bytes = mma_smem_bytes<D>(sizeof(T));
+  // Above 48 KiB of dynamic shared memory needs the opt-in, once per device (before any graph capture: the
+  // decode graph's first step runs eagerly).
+  static std::atomic<uint64_t> opted_in{0};
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess || device >= 64) return Status::kCudaError;
+  if ((opted_in.load() >> device & 1) == 0) {
+    if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)) != cudaSuccess) {
+      return Status::kCudaError;
+    }
+    opted_in.fetch_or(uint64_t{1} << device);
+  }
+  kernel<<<dim3(p.splits, p.batch * p.kv_heads), kThreads, bytes, s>>>(p);
+  return cudaGetLastError() == cudaSuccess ? Status::kOk : Status::kCudaError;
+}
+
 }  // namespace
 
 Status sparse_decode_cuda(const SparseDecodeParams& p, void* stream) {
@@ -166,6 +350,7 @@ Status sparse_decode_cuda(const SparseDecodeParams& p, void* stream) {
   Status status = detail::with_type_and_dim(p, [&](auto type, auto dim) {
     using T = typename decltype(type)::type;
     return detail::with_group(p.q_heads / p.kv_heads, [&](auto group) {
+      if (use_tensor_cores(group.value)) return launch_mma<T, dim.value, group.value>(p, s);
       sparse_decode_kernel<T, dim.value, group.value><<<dim3(p.splits, p.batch * p.kv_heads), kThreads, 0, s>>>(p);
       return cudaGetLastError() == cudaSuccess ? Status::kOk : Status::kCudaError;
     });

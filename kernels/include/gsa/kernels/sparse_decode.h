@@ -14,6 +14,9 @@
 // Tensors: q [B, Hq, D]; k, v: rows of the cache (kv_rows.h: one [B, Hkv, T, D] tensor or per-sequence caches);
 // key_rows [B, Hkv, R] int32 contiguous; out [B, Hq, D] fp32, lse [B, Hq] fp32, contiguous. dtype bf16 or fp16; D 64 or
 // 128; group 1, 2, 4 or 8.
+// Kernels: groups of 4 and 8 run on tensor cores (the probabilities rounded to the input dtype before P V, as
+// in FlashAttention), groups of 1 and 2 on CUDA cores in fp32; the environment variable GSA_DECODE_KERNEL=simt or
+// =mma forces one of them for every group (tests, A/B benches).
 #pragma once
 
 #include <cstdint>
