@@ -19,6 +19,8 @@ Status chunk_selection_reference(const ChunkSelectionParams& p) {
   const int L = p.levels, D = p.head_dim;
   int64_t raw_slots = int64_t(group) * p.keep[0] * p.max_chunk_span, R = raw_slots;
   for (int l = 0; l < L; ++l) R += int64_t(group) * p.keep[l];
+  if (p.key_pos_row_stride != 0 && p.key_pos_row_stride < R) return Status::kInvalidArgument;
+  const int64_t list_stride = p.key_pos_row_stride > 0 ? p.key_pos_row_stride : R;
   for (int s = 0; s < p.num_queries; ++s) {
     const int64_t row = p.row[s];
     const int64_t budget = p.fixed_k > 0 ? p.fixed_k : p.key_length[s] / p.compression / group / p.chunk + 1;
@@ -56,7 +58,7 @@ Status chunk_selection_reference(const ChunkSelectionParams& p) {
           unions[l].insert(chosen[g].begin(), chosen[g].end());
         }
       }
-      int32_t* key_pos = p.key_pos + (int64_t(s) * p.kv_heads + kv) * R;
+      int32_t* key_pos = p.key_pos + (int64_t(s) * p.kv_heads + kv) * list_stride;
       auto is_covered = [&](int64_t pos) {
         return p.covered != nullptr && p.covered[row * p.covered_stride + pos] != 0;
       };

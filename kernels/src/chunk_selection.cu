@@ -34,13 +34,14 @@ constexpr int kTopKThreads = 1024;
 constexpr int kTopKCached = 4096;  // scores a top_k_kernel CTA keeps in shared memory
 // Up to this many candidates a top_k_kernel thread ranks its own score against all of them and keeps it when
 // fewer than kk are better: C comparisons per thread, one barrier (the radix select's four passes and twelve
-// barriers cost 7 us per call even for a few dozen candidates).
-constexpr int kRankSelectMax = 256;
+// barriers cost 7 us per call even for a few dozen candidates). The ranking costs about C^2 / 32 cycles per SM
+// (C threads x C shared-memory comparisons): ~4 us at 512, where the radix select starts to win. A level below
+// the top at 1M tokens has ~260 candidates per head with the adaptive budget.
+constexpr int kRankSelectMax = 512;
+static_assert(kRankSelectMax <= kTopKThreads && kRankSelectMax <= kTopKCached, "one cached candidate per thread");
 constexpr int kUnionThreads = 256;
 constexpr int kUnionWords = 4;  // bitmap words per union thread and round
 constexpr int kUnfoldThreads = 256;
-
-
 
 __device__ __forceinline__ int64_t keep_count(const ChunkSelectionParams& p, int s, int l) {
   const int64_t group = p.q_heads / p.kv_heads;
@@ -368,7 +369,7 @@ __global__ void __launch_bounds__(kUnfoldThreads) unfold_kernel(const __grid_con
   if (pos >= 0 && (p.covered == nullptr || p.covered[row * p.covered_stride + pos] == 0)) {
     value = static_cast<int32_t>(pos);
   }
-  p.key_pos[int64_t(skv) * slots + j] = value;
+  p.key_pos[int64_t(skv) * (p.key_pos_row_stride > 0 ? p.key_pos_row_stride : slots) + j] = value;
 }
 
 }  // namespace
@@ -378,10 +379,14 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
   if (p.num_queries < 0 || p.kv_heads < 1 || p.q_heads % p.kv_heads != 0 ||
       (group != 1 && group != 2 && group != 4 && group != 8) || (p.head_dim != 64 && p.head_dim != 128) ||
       p.levels < 1 || p.levels > kMaxSelectionLevels || !p.q || p.k.empty() || !p.scores || !p.chosen || !p.bitmap ||
-      !p.key_pos || p.bitmap_words < 1 || p.top_slices < 1 ||
+      !p.key_pos || p.bitmap_words < 1 || p.top_slices < 1 || p.key_pos_row_stride < 0 ||
       (p.top_slices > 1 && (!p.slice_scores || !p.slice_ids))) {
     return Status::kInvalidArgument;
   }
+  const int32_t raw_slots = group * p.keep[0] * p.max_chunk_span;
+  int32_t slots = raw_slots;
+  for (int l = 0; l < p.levels; ++l) slots += group * p.keep[l];
+  if (p.key_pos_row_stride != 0 && p.key_pos_row_stride < slots) return Status::kInvalidArgument;
   if (p.num_queries == 0) return Status::kOk;
   auto stream = static_cast<cudaStream_t>(stream_ptr);
   if (cudaMemsetAsync(p.bitmap, 0, sizeof(uint32_t) * p.levels * p.num_queries * p.kv_heads * p.bitmap_words,
@@ -410,9 +415,6 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
     }
   }
   union_kernel<<<dim3(p.num_queries * p.kv_heads, p.levels), kUnionThreads, 0, stream>>>(p);
-  const int32_t raw_slots = group * p.keep[0] * p.max_chunk_span;
-  int32_t slots = raw_slots;
-  for (int l = 0; l < p.levels; ++l) slots += group * p.keep[l];
   unfold_kernel<<<dim3((slots + kUnfoldThreads - 1) / kUnfoldThreads, p.num_queries * p.kv_heads), kUnfoldThreads, 0,
                   stream>>>(p, raw_slots, slots);
   return cudaGetLastError() == cudaSuccess ? Status::kOk : Status::kCudaError;

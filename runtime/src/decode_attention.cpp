@@ -36,10 +36,21 @@ at::Tensor DecodeLayerAttention::key_rows(int64_t layer, bool layer_selects, con
   at::Tensor rows = plan_.prompt_rows(layer_selects).unsqueeze(1).expand({B, hkv, -1});  // [B, Hkv, R]
   const SelectionPlan& sel = plan_.selection();
   if (!layer_selects || sel.count == 0) return rows.contiguous();
-  const at::Tensor q_sel = q.index_select(0, sel.row);  // [Ns, Hq, D]
   const at::Tensor& covered = plan_.selective_covered();
+  const bool kernels = use_kernels(q, layer);
+  if (kernels && sel.count == B) {
+    // Every sequence selects (its one query, in batch order: decode plans list one query per row), so the
+    // kernels write the selected rows straight after the prompt rows of one [B, Hkv, R + S] list.
+    const int64_t R = rows.size(2), S = selection_key_slots(q.size(1), hkv, sel, plan_.gist(), options_.selection);
+    at::Tensor all = at::empty({B, hkv, R + S}, rows.options());
+    all.narrow(2, 0, R).copy_(rows);
+    select_chunks_rows(q, caches_.rows(layer, false), hkv, sel, plan_.gist(), options_.selection, covered,
+                       all.narrow(2, R, S));
+    return all;
+  }
+  const at::Tensor q_sel = q.index_select(0, sel.row);  // [Ns, Hq, D]
   const ChunkSelection chosen =
-      use_kernels(q, layer)
+      kernels
           ? select_chunks_rows(q_sel, caches_.rows(layer, false), hkv, sel, plan_.gist(), options_.selection, covered)
           : select_chunks(q_sel, caches_.stacked(layer, false), sel, plan_.gist(), options_.selection, at::Tensor(),
                           AttentionBackend::kReference, covered);

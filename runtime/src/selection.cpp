@@ -85,17 +85,38 @@ std::string selection_kernels_unsupported(const at::Tensor& q, const at::Tensor&
   return "";
 }
 
+// The kernels' bound on the gists a head keeps at each level (K_l): the budget for the longest key length,
+// at most a quarter of the level's widest row.
+std::vector<int64_t> level_keep(int64_t group, const SelectionPlan& sel, const GistOptions& gist,
+                                const SelectionOptions& options) {
+  const int64_t T = sel.key_level.size(1);
+  const int64_t budget = options.budget == BudgetKind::kFixed ? options.fixed_k
+                                                              : T / compression_ratio(gist) / group / gist.chunk + 1;
+  std::vector<int64_t> keep;
+  for (int64_t l = 0; l < gist.levels; ++l) {
+    keep.push_back(std::min(budget, std::max<int64_t>(1, sel.gist_pos[l].size(1) / 4)));
+  }
+  return keep;
+}
+
 }  // namespace
+
+int64_t selection_key_slots(int64_t q_heads, int64_t kv_heads, const SelectionPlan& sel, const GistOptions& gist,
+                            const SelectionOptions& options) {
+  const int64_t g = q_heads / kv_heads;
+  const std::vector<int64_t> keep = level_keep(g, sel, gist, options);
+  int64_t slots = g * keep[0] * sel.max_chunk_span;
+  for (int64_t kept : keep) slots += g * kept;
+  return slots;
+}
 
 ChunkSelection select_chunks_rows(const at::Tensor& q_in, const kernels::KvRows& k, int64_t kv_heads,
                                   const SelectionPlan& sel, const GistOptions& gist, const SelectionOptions& options,
-                                  const at::Tensor& covered) {
+                                  const at::Tensor& covered, const at::Tensor& key_pos_out) {
   at::NoGradGuard no_grad;
   const at::Tensor q = rows_for_16_byte_loads(q_in);
   const int64_t ns = q.size(0), hq = q.size(1), hkv = kv_heads, g = hq / hkv, L = gist.levels;
-  const int64_t T = sel.key_level.size(1);
-  const int64_t budget = options.budget == BudgetKind::kFixed ? options.fixed_k
-                                                              : T / compression_ratio(gist) / g / gist.chunk + 1;
+  const std::vector<int64_t> keep = level_keep(g, sel, gist, options);
   kernels::ChunkSelectionParams p;
   p.dtype = q.scalar_type() == at::kBFloat16 ? kernels::DType::kBFloat16 : kernels::DType::kFloat16;
   p.num_queries = static_cast<int32_t>(ns);
@@ -126,7 +147,7 @@ ChunkSelection select_chunks_rows(const at::Tensor& q_in, const kernels::KvRows&
       p.child_count[l] = sel.child_count[l].data_ptr<int64_t>();
       p.max_children[l] = static_cast<int32_t>(std::max<int64_t>(sel.max_children[l], 1));
     }
-    p.keep[l] = static_cast<int32_t>(std::min(budget, std::max<int64_t>(1, width / 4)));
+    p.keep[l] = static_cast<int32_t>(keep[l]);
     p.candidates[l] = static_cast<int32_t>(l == L - 1 ? sel.max_top : int64_t{p.keep[l + 1]} * p.max_children[l + 1]);
     max_candidates = std::max<int64_t>(max_candidates, p.candidates[l]);
   }
@@ -158,7 +179,18 @@ ChunkSelection select_chunks_rows(const at::Tensor& q_in, const kernels::KvRows&
     result.selected.push_back(at::empty({ns, hkv, g * p.keep[l]}, ints));
     p.selected[l] = result.selected.back().data_ptr<int32_t>();
   }
-  result.key_pos = at::empty({ns, hkv, rows}, ints);
+  if (key_pos_out.defined()) {
+    GSA_CHECK(key_pos_out.scalar_type() == at::kInt && key_pos_out.device() == q.device() &&
+                  key_pos_out.sizes() == at::IntArrayRef({ns, hkv, rows}) && key_pos_out.stride(2) == 1 &&
+                  key_pos_out.stride(0) == hkv * key_pos_out.stride(1),
+              "select_chunks_rows: key_pos_out ", key_pos_out.sizes(), " ", key_pos_out.scalar_type(), " strides ",
+              key_pos_out.strides(), " is not an int32 [", ns, ", ", hkv, ", ", rows, "] list on ", q.device(),
+              " with contiguous rows");
+    result.key_pos = key_pos_out;
+    p.key_pos_row_stride = key_pos_out.stride(1);
+  } else {
+    result.key_pos = at::empty({ns, hkv, rows}, ints);
+  }
   // A long top level (decode at 1M tokens: 65K gists per head) takes the kernels' two-stage top-k over slices of
   // about 8K candidates, where the slices' survivors are at most half the candidates.
   at::Tensor slice_scores, slice_ids;

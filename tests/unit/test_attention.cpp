@@ -259,6 +259,53 @@ TEST(Selection, AdaptiveTopKOnKnownValues) {
   EXPECT_EQ(compression_ratio(two), 128);
 }
 
+// A decode step has the kernels write their list into the tail of a wider one (select_chunks_rows's
+// key_pos_out): the tail must equal the list they return on their own, the head must stay as it was; a view
+// of the wrong shape is an error naming it. On the CPU twin and, with a device, the kernels.
+TEST(Selection, KernelsWriteIntoTheTailOfAWiderList) {
+  GistOptions gist;
+  gist.chunk = 4;
+  gist.levels = 2;
+  gist.fanout = 2;
+  gist.sink = 1;
+  Document doc;
+  std::mt19937 rng(5);
+  for (int64_t i = 0; i < 300; ++i) doc.context.push_back(rng() % 256);
+  doc.suffix = {1, 2};
+  const GistLayout row = build_layout({doc}, gist);
+  const int64_t T = row.size(), D = 64, hq = 4, hkv = 2;
+  at::manual_seed(9);
+  const at::Tensor q_all = at::randn({1, hq, T, D}, at::kBFloat16), k_all = at::randn({1, hkv, T, D}, at::kBFloat16);
+  AttentionOptions options;
+  options.backend = AttentionBackend::kKernels;
+  for (const at::Device device : test::test_devices()) {
+    SCOPED_TRACE(str_cat(device));
+    const AttentionPlan plan = make_attention_plan({&row}, T - 1, 1, options, device);
+    ASSERT_EQ(plan.selection.count, 1);
+    const at::Tensor q = q_all.narrow(2, T - 1, 1).permute({0, 2, 1, 3}).reshape({1, hq, D}).to(device);
+    const at::Tensor k = k_all.to(device);
+    kernels::KvRows rows;
+    rows.base = k.data_ptr();
+    rows.stride_b = k.stride(0);
+    rows.stride_h = k.stride(1);
+    rows.row_stride = k.stride(2);
+    const at::Tensor alone =
+        select_chunks_rows(q, rows, hkv, plan.selection, gist, options.selection).key_pos.cpu();
+    const int64_t S = selection_key_slots(hq, hkv, plan.selection, gist, options.selection), R = 5;
+    ASSERT_EQ(alone.size(2), S);
+    const at::Tensor wide = at::full({1, hkv, R + S}, 12345, at::TensorOptions().dtype(at::kInt).device(device));
+    select_chunks_rows(q, rows, hkv, plan.selection, gist, options.selection, at::Tensor(), wide.narrow(2, R, S));
+    EXPECT_TRUE(at::equal(wide.narrow(2, R, S).cpu(), alone));
+    EXPECT_TRUE(at::equal(wide.narrow(2, 0, R).cpu(), at::full({1, hkv, R}, 12345, at::kInt)));
+    try {
+      select_chunks_rows(q, rows, hkv, plan.selection, gist, options.selection, at::Tensor(), wide.narrow(2, 0, S - 1));
+      ADD_FAILURE() << "a key_pos_out one column short was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("key_pos_out"), std::string::npos) << e.what();
+    }
+  }
+}
+
 }  // namespace
 }  // namespace gsa
 

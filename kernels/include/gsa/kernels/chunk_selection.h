@@ -14,7 +14,8 @@
 // Outputs, per (s, kv): selected_l [Ns, Hkv, M_l] the union of the group's chosen level-l gist indices,
 // ascending, then -1; key_pos [Ns, Hkv, R] with R = M_0 * max_chunk_span + sum_l M_l: slot r * span + i holds
 // the i-th row of chunk selected_0[r] (rows chunk_begin[row, j] .. gist_pos_0[row, j] - 1 whose key_level < 0)
-// or -1, followed by the positions of selected_0, selected_1, ... (-1 where the index is -1). A row with
+// or -1, followed by the positions of selected_0, selected_1, ... (-1 where the index is -1); list (s, kv) starts
+// at key_pos + (s * Hkv + kv) * key_pos_row_stride (R when 0). A row with
 // covered[row, pos] != 0 (when given) is written as -1 (decode: rows its list already holds).
 // Tables are int64 row-major with the given row strides; q [Ns, Hq, D]; k rows per kv_rows.h.
 // dtype bf16 or fp16; D 64 or 128; group 1, 2, 4 or 8; levels 1..4.
@@ -75,6 +76,9 @@ struct ChunkSelectionParams {
 
   int32_t* selected[kMaxSelectionLevels] = {};  // [Ns, Hkv, M_l], M_l = group * K_l
   int32_t* key_pos = nullptr;                   // [Ns, Hkv, R]
+  // Elements from one (query, KV head) list of key_pos to the next, >= R; 0 = R (contiguous). A decode step
+  // passes the tail of a wider [B, Hkv, R0 + R] list so the sparse decode kernel reads both in one list.
+  int64_t key_pos_row_stride = 0;
 };
 
 Status chunk_selection_cuda(const ChunkSelectionParams& params, void* stream);

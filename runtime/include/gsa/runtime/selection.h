@@ -55,9 +55,15 @@ ChunkSelection select_chunks(const at::Tensor& q, const at::Tensor& k, const Sel
 // rows' device (the CPU twin for CPU tensors); the caller vouches for the rows. Its lists are int32, as the
 // kernels write them (select_chunks returns int64 everywhere; a decode step that feeds them to the sparse decode
 // kernels saves the two conversions).
+// key_pos_out (optional): an int32 [Ns, Hkv, R] view with contiguous rows (R = selection_key_slots), e.g. the
+// tail of a wider list, that key_pos is written into and returned as.
 ChunkSelection select_chunks_rows(const at::Tensor& q, const kernels::KvRows& k, int64_t kv_heads,
                                   const SelectionPlan& selection, const GistOptions& gist,
-                                  const SelectionOptions& options, const at::Tensor& covered = at::Tensor());
+                                  const SelectionOptions& options, const at::Tensor& covered = at::Tensor(),
+                                  const at::Tensor& key_pos_out = at::Tensor());
+// R, the width of select_chunks_rows's key_pos for these heads, tables and options.
+int64_t selection_key_slots(int64_t q_heads, int64_t kv_heads, const SelectionPlan& selection,
+                            const GistOptions& gist, const SelectionOptions& options);
 // The LibTorch-ops selection alone.
 ChunkSelection select_chunks_reference(const at::Tensor& q, const at::Tensor& k, const SelectionPlan& selection,
                                        const GistOptions& gist, const SelectionOptions& options,
