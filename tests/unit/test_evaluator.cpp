@@ -8,6 +8,7 @@
 #include <functional>
 #include <sstream>
 
+#include "common/multi_doc_recipe.h"
 #include "gsa/config/config_loader.h"
 #include "gsa/runtime/attention_plan.h"
 #include "gsa/runtime/checkpoint.h"
@@ -199,18 +200,8 @@ TEST(EvalTask, MultiDocFillsTheLengthWithDocumentsAndAsksOneQuestion) {
 TEST(EvalTask, MultiDocRecipeScoresRetrievalOnly) {
   GsaOptions options = load_embedded_demo_config();
   MultiDocTaskOptions& m = options.data.multi_doc;
-  m.documents = 4;
+  m = test::digits_recipe(4);
   m.min_documents = 1;
-  m.pairs_per_document = 3;
-  m.key_len = 1;
-  m.value_len = 1;
-  m.alphabet = 52;
-  m.digit_values = true;
-  m.packed_pairs = true;
-  m.compact = true;
-  m.pair_width = 8;
-  m.filler = 48;
-  m.questions = 3;
   m.copy_fraction = 1;
   for (const auto& [length, documents] : {std::pair<int64_t, int64_t>{1028, 16}, {1027, 16}, {1026, 15}, {67, 1}}) {
     auto task = make_eval_task("multi_doc", options, length, 1);

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "common/multi_doc_recipe.h"
 #include "gsa/config/multi_doc_rules.h"
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/model_tokenizer.h"
@@ -39,18 +40,7 @@ GsaOptions recipe_options() {
   o.gist.levels = 1;
   o.gist.prev_chunks = 1;
   o.data.source = DataSourceKind::kMultiDoc;
-  MultiDocTaskOptions& m = o.data.multi_doc;
-  m.documents = 4;
-  m.pairs_per_document = 3;
-  m.key_len = 1;
-  m.value_len = 1;
-  m.alphabet = 52;
-  m.digit_values = true;
-  m.packed_pairs = true;
-  m.compact = true;
-  m.pair_width = 8;
-  m.filler = 48;
-  m.questions = 3;
+  o.data.multi_doc = test::digits_recipe(4);
   return o;
 }
 
