@@ -49,6 +49,9 @@ def parse_args():
     p.add_argument('--copylen', type=int, default=24)
     p.add_argument('--copyvary', action='store_true', help='copy strings of random length (copylen / 3 .. copylen)')
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--init-std', type=float, default=0.0,
+                   help='re-draw every weight matrix N(0, std) (gsa model.init_std); 0: PyTorch defaults')
+    p.add_argument('--embed-std', type=float, default=0.0, help='with --init-std: the embedding std (0: init-std)')
     return p.parse_args()
 
 
@@ -168,6 +171,11 @@ def main():
     random.seed(a.seed)
     torch.set_num_threads(1)
     model = Model(a)
+    if a.init_std > 0:  # gsa's init: every matrix N(0, init_std), the embedding N(0, embed_std or init_std)
+        with torch.no_grad():
+            for name, w in model.named_parameters():
+                if w.dim() == 2:
+                    w.normal_(0.0, a.embed_std if name == 'embed.weight' and a.embed_std > 0 else a.init_std)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=a.wd, betas=(0.9, 0.95))
     start = time.time()
     for step in range(1, a.steps + 1):
