@@ -34,6 +34,61 @@ using detail::to_floats;
 constexpr int kThreads = 128;
 constexpr float kLn2 = 0.6931471805599453f;
 
+// The rows split blockIdx.x of (sequence, KV head) blockIdx.y reads, numbered as the split-K sees them: the
+// list entries, then the generated range.
+struct SplitRows {
+  int b, kv;
+  int32_t range_begin;
+  int first, last;  // [first, last) of the numbering
+  const int32_t* list;
+  // Cache row of entry j (-1: none or a hole).
+  __device__ __forceinline__ int32_t row(const SparseDecodeParams& p, int j) const {
+    return j >= last ? -1 : j < p.max_keys ? __ldg(list + j) : range_begin + (j - p.max_keys);
+  }
+};
+
+__device__ __forceinline__ SplitRows split_rows(const SparseDecodeParams& p) {
+  SplitRows r;
+  const int split = blockIdx.x, bh = blockIdx.y;
+  r.b = bh / p.kv_heads;
+  r.kv = bh % p.kv_heads;
+  r.range_begin = p.range_begin != nullptr ? p.range_begin[r.b] : 0;
+  const int range_rows = p.range_begin != nullptr ? max(0, p.range_end[r.b] - r.range_begin) : 0;
+  const int total = p.max_keys + range_rows;
+  const int per_split = (total + p.splits - 1) / p.splits;
+  r.first = split * per_split;
+  r.last = min(total, r.first + per_split);
+  r.list = p.key_rows + int64_t(bh) * p.max_keys;
+  return r;
+}
+
+// Merges the CTA's kParts partial states (shared memory: unnormalised outputs acc[part][G][D], running maxima
+// m[part][G] and denominators l[part][G], base 2) into this split's normalised partial output and lse (natural
+// log). Every thread of the CTA calls it after a barrier.
+template <int D, int G, int kParts>
+__device__ __forceinline__ void write_split_partial(const SparseDecodeParams& p, const SplitRows& r, const float* acc,
+                                                    const float* m, const float* l) {
+  const int64_t rows_total = int64_t(p.batch) * p.q_heads;
+  for (int i = threadIdx.x; i < G * D; i += blockDim.x) {
+    const int h = i / D, d = i % D;
+    float top = -INFINITY;
+#pragma unroll
+    for (int t = 0; t < kParts; ++t) top = fmaxf(top, m[t * G + h]);
+    float num = 0.f, den = 0.f;
+    if (top != -INFINITY) {
+#pragma unroll
+      for (int t = 0; t < kParts; ++t) {
+        const float w = exp2f(m[t * G + h] - top);
+        num = fmaf(w, acc[(t * G + h) * D + d], num);
+        den = fmaf(w, l[t * G + h], den);
+      }
+    }
+    const int64_t row = int64_t(r.b) * p.q_heads + r.kv * G + h;
+    p.partial_out[(blockIdx.x * rows_total + row) * D + d] = den > 0.f ? num / den : 0.f;
+    if (d == 0) p.partial_lse[blockIdx.x * rows_total + row] = den > 0.f ? (top + log2f(den)) * kLn2 : -INFINITY;
+  }
+}
+
 template <typename T, int D, int G>
 __global__ void __launch_bounds__(kThreads) sparse_decode_kernel(const __grid_constant__ SparseDecodeParams p) {
   constexpr int kTeam = D / 8;                   // lanes per row
@@ -44,14 +99,8 @@ __global__ void __launch_bounds__(kThreads) sparse_decode_kernel(const __grid_co
   __shared__ float s_acc[kTeams][G][D];
   __shared__ float s_m[kTeams][G], s_l[kTeams][G];
 
-  const int split = blockIdx.x, bh = blockIdx.y;
-  const int b = bh / p.kv_heads, kv = bh % p.kv_heads;
-  const int32_t range_begin = p.range_begin != nullptr ? p.range_begin[b] : 0;
-  const int range_rows = p.range_begin != nullptr ? max(0, p.range_end[b] - range_begin) : 0;
-  const int total = p.max_keys + range_rows;
-  const int per_split = (total + p.splits - 1) / p.splits;
-  const int first = split * per_split, last = min(total, first + per_split);
-  const int32_t* list = p.key_rows + int64_t(bh) * p.max_keys;
+  const SplitRows rows = split_rows(p);
+  const int b = rows.b, kv = rows.kv, first = rows.first, last = rows.last;
   const int tid = threadIdx.x, warp = tid / 32, team = tid / kTeam, lane = tid % kTeam;
   const int team_in_warp = (tid % 32) / kTeam;
 
@@ -82,7 +131,7 @@ __global__ void __launch_bounds__(kThreads) sparse_decode_kernel(const __grid_co
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int j = base + team_in_warp * kUnroll + u;
-      r[u] = j >= last ? -1 : j < p.max_keys ? __ldg(list + j) : range_begin + (j - p.max_keys);
+      r[u] = rows.row(p, j);
       kraw[u] = vraw[u] = make_uint4(0, 0, 0, 0);
       if (r[u] >= 0) {
         kraw[u] = __ldg(reinterpret_cast<const uint4*>(k + int64_t(r[u]) * p.k.row_stride));
@@ -135,25 +184,7 @@ __global__ void __launch_bounds__(kThreads) sparse_decode_kernel(const __grid_co
     }
   }
   __syncthreads();
-  const int64_t rows_total = int64_t(p.batch) * p.q_heads;
-  for (int i = tid; i < G * D; i += kThreads) {
-    const int h = i / D, d = i % D;
-    float top = -INFINITY;
-#pragma unroll
-    for (int t = 0; t < kTeams; ++t) top = fmaxf(top, s_m[t][h]);
-    float num = 0.f, den = 0.f;
-    if (top != -INFINITY) {
-#pragma unroll
-      for (int t = 0; t < kTeams; ++t) {
-        const float w = exp2f(s_m[t][h] - top);
-        num = fmaf(w, s_acc[t][h][d], num);
-        den = fmaf(w, s_l[t][h], den);
-      }
-    }
-    const int64_t row = int64_t(b) * p.q_heads + kv * G + h;
-    p.partial_out[(split * rows_total + row) * D + d] = den > 0.f ? num / den : 0.f;
-    if (d == 0) p.partial_lse[split * rows_total + row] = den > 0.f ? (top + log2f(den)) * kLn2 : -INFINITY;
-  }
+  write_split_partial<D, G, kTeams>(p, rows, &s_acc[0][0][0], &s_m[0][0], &s_l[0][0]);
 }
 
 // Shared memory of sparse_decode_mma_kernel: Q [16, D], K and V [2 stages][kMmaRows, D] (swizzled tiles of
@@ -177,21 +208,12 @@ __global__ void __launch_bounds__(kThreads) sparse_decode_mma_kernel(const __gri
   T* s_v = s_k + 2 * kMmaRows * D;
   int32_t* s_row = reinterpret_cast<int32_t*>(s_v + 2 * kMmaRows * D);
 
-  const int split = blockIdx.x, bh = blockIdx.y;
-  const int b = bh / p.kv_heads, kv = bh % p.kv_heads;
-  const int32_t range_begin = p.range_begin != nullptr ? p.range_begin[b] : 0;
-  const int range_rows = p.range_begin != nullptr ? max(0, p.range_end[b] - range_begin) : 0;
-  const int total = p.max_keys + range_rows;
-  const int per_split = (total + p.splits - 1) / p.splits;
-  const int first = split * per_split, last = min(total, first + per_split);
-  const int32_t* list = p.key_rows + int64_t(bh) * p.max_keys;
+  const SplitRows rows = split_rows(p);
+  const int b = rows.b, kv = rows.kv, first = rows.first, last = rows.last;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int head = lane / 4, quad = lane % 4;  // this lane's C-fragment row (query head) and column pair
   const T* k_head = p.k.head<const T>(b, kv, p.kv_heads);
   const T* v_head = p.v.head<const T>(b, kv, p.kv_heads);
-  auto cache_row = [&](int j) -> int32_t {
-    return j >= last ? -1 : j < p.max_keys ? __ldg(list + j) : range_begin + (j - p.max_keys);
-  };
   // Stage `stage` <- rows j0 .. j0 + kMmaRows - 1 of the split: thread t copies chunk t % kChunks of every
   // (kThreads / kChunks)-th row; missing rows are zero-filled and marked -1.
   auto load_stage = [&](int stage, int j0) {
@@ -200,7 +222,7 @@ __global__ void __launch_bounds__(kThreads) sparse_decode_mma_kernel(const __gri
     const int chunk = tid % kChunks;
 #pragma unroll
     for (int r = tid / kChunks; r < kMmaRows; r += kThreads / kChunks) {
-      const int32_t row = cache_row(j0 + r);
+      const int32_t row = rows.row(p, j0 + r);
       const int dst = swizzled<D>(r, chunk);
       cp_async_16(k_tile + dst, row >= 0 ? k_head + int64_t(row) * p.k.row_stride + chunk * 8 : k_head, row >= 0);
       cp_async_16(v_tile + dst, row >= 0 ? v_head + int64_t(row) * p.v.row_stride + chunk * 8 : v_head, row >= 0);
@@ -234,7 +256,7 @@ __global__ void __launch_bounds__(kThreads) sparse_decode_mma_kernel(const __gri
     }
     __syncthreads();
     const T* k_rows = s_k + (stage * kMmaRows + warp * 16) * D;  // 16w is a multiple of 8: same swizzle
-    const int32_t* rows = s_row + stage * kMmaRows + warp * 16;
+    const int32_t* staged = s_row + stage * kMmaRows + warp * 16;
     float s[1][2][4] = {};
     detail::mma_rows_times_tile_t<D, 16, 1, T>(s, s_q, 0, k_rows);
     float x[2][2], mx = m;
@@ -242,7 +264,7 @@ __global__ void __launch_bounds__(kThreads) sparse_decode_mma_kernel(const __gri
     for (int n = 0; n < 2; ++n) {
 #pragma unroll
       for (int e = 0; e < 2; ++e) {
-        x[n][e] = rows[8 * n + 2 * quad + e] >= 0 ? s[0][n][e] * scale2 : -INFINITY;
+        x[n][e] = staged[8 * n + 2 * quad + e] >= 0 ? s[0][n][e] * scale2 : -INFINITY;
         mx = fmaxf(mx, x[n][e]);
       }
     }
@@ -288,25 +310,7 @@ __global__ void __launch_bounds__(kThreads) sparse_decode_mma_kernel(const __gri
     }
   }
   __syncthreads();
-  const int64_t rows_total = int64_t(p.batch) * p.q_heads;
-  for (int i = tid; i < G * D; i += kThreads) {
-    const int h = i / D, d = i % D;
-    float top = -INFINITY;
-#pragma unroll
-    for (int w = 0; w < kWarps; ++w) top = fmaxf(top, s_m[w * G + h]);
-    float num = 0.f, den = 0.f;
-    if (top != -INFINITY) {
-#pragma unroll
-      for (int w = 0; w < kWarps; ++w) {
-        const float wt = exp2f(s_m[w * G + h] - top);
-        num = fmaf(wt, s_acc[(w * G + h) * D + d], num);
-        den = fmaf(wt, s_l[w * G + h], den);
-      }
-    }
-    const int64_t row = int64_t(b) * p.q_heads + kv * G + h;
-    p.partial_out[(split * rows_total + row) * D + d] = den > 0.f ? num / den : 0.f;
-    if (d == 0) p.partial_lse[split * rows_total + row] = den > 0.f ? (top + log2f(den)) * kLn2 : -INFINITY;
-  }
+  write_split_partial<D, G, kWarps>(p, rows, s_acc, s_m, s_l);
 }
 
 // GSA_DECODE_KERNEL=simt|mma, else tensor cores for groups of 4 or more query heads per KV head.
