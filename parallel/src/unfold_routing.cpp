@@ -19,7 +19,9 @@ std::pair<at::Tensor, at::Tensor> position_runs(const at::Tensor& pos) {
   if (items == 0 || width == 0) return {at::zeros({items, 0}, pos.options()), at::zeros({items, 0}, pos.options())};
   at::Tensor valid = pos >= 0;
   at::Tensor prev = at::cat({at::full({items, 1}, -2, pos.options()), pos.narrow(1, 0, width - 1)}, 1);
-  at::Tensor is_start = valid.logical_and(prev != pos - 1);
+  // A run starts at a valid entry whose predecessor is not the previous position; a hole before position 0
+  // (-1 == 0 - 1) is no predecessor.
+  at::Tensor is_start = valid.logical_and(prev.lt(0).logical_or(prev != pos - 1));
   at::Tensor run = at::cumsum(is_start.to(at::kLong), 1) - 1;                           // run id of each entry
   const int64_t runs = std::max<int64_t>(is_start.sum(1).max().item<int64_t>(), 1);
   at::Tensor slot = at::where(valid, run, at::full_like(run, runs));                     // invalid -> spare column

@@ -32,17 +32,17 @@ inline ModelOptions sp_tiny_model() {
   return o;
 }
 
-inline GistOptions sp_gist_options(int64_t levels) {
+inline GistOptions sp_gist_options(int64_t levels, int64_t sink = 2) {
   GistOptions g;
   g.levels = levels;
   g.chunk = 4;
   g.fanout = 2;
-  g.sink = 2;
+  g.sink = sink;
   return g;
 }
 
-// rows packed rows of 1-2 documents (context 20-60 tokens, suffix 3-8).
-inline std::vector<GistLayout> sp_random_batch(int64_t levels, int64_t rows, uint32_t seed) {
+// rows packed rows of 1-2 documents (context 20-60 tokens, suffix 3-8); sink raw tokens at each document's start.
+inline std::vector<GistLayout> sp_random_batch(int64_t levels, int64_t rows, uint32_t seed, int64_t sink = 2) {
   std::mt19937 rng(seed);
   std::vector<GistLayout> out;
   for (int64_t r = 0; r < rows; ++r) {
@@ -52,7 +52,7 @@ inline std::vector<GistLayout> sp_random_batch(int64_t levels, int64_t rows, uin
       for (int64_t i = 0; i < context; ++i) doc.context.push_back(rng() % 256);
       for (int64_t i = 0; i < suffix; ++i) doc.suffix.push_back(rng() % 256);
     }
-    out.push_back(build_layout(docs, sp_gist_options(levels)));
+    out.push_back(build_layout(docs, sp_gist_options(levels, sink)));
   }
   return out;
 }

@@ -23,13 +23,14 @@ struct Case {
   bool selective;
   bool awkward;
   bool bf16 = false;  // bf16, head dim 64 (else fp32, head dim 8)
+  int64_t sink = 2;   // raw tokens at each document's start; 0: the first chunk starts at position 0
 };
 
 void check_case(const Case& c, uint32_t seed) {
   const ProcessGroups& groups = test_groups(1, test::mpi_session().world_size());
   Communicator& sp = *groups.sp;
   const at::Device device = groups.device;
-  std::vector<GistLayout> rows = test::sp_random_batch(c.levels, 2, seed);
+  std::vector<GistLayout> rows = test::sp_random_batch(c.levels, 2, seed, c.sink);
   const int64_t length = padded_length(rows);
   SequenceShards shards = c.awkward ? test::sp_awkward_shards(length, sp.size(), seed + 1)
                                     : shard_at_sections(rows, sp.size());
@@ -58,7 +59,7 @@ void check_case(const Case& c, uint32_t seed) {
   at::Tensor out = attention.attend(0, c.selective, q_l, k_l, v_l, scale);
   out.backward(grad_out.narrow(2, begin, size));
 
-  SCOPED_TRACE(str_cat("levels ", c.levels, " selective ", c.selective, " shards ", shards.describe(), " rank ",
+  SCOPED_TRACE(str_cat("levels ", c.levels, " sink ", c.sink, " selective ", c.selective, " shards ", shards.describe(), " rank ",
                        sp.rank(), " selective queries ", plan.plan.selection.count));
   if (c.bf16) {
     EXPECT_TRUE(test::relative_error_below(out, expected.narrow(2, begin, size), test::kBf16RelErr)) << "out";
@@ -79,6 +80,15 @@ TEST(SpAttention, MatchesSingleRankForwardAndBackward) {
     for (bool selective : {false, true}) {
       for (bool awkward : {false, true}) check_case({levels, selective, awkward}, ++seed);
     }
+  }
+}
+
+TEST(SpAttention, NoSinkRoutesTheChunkAtPositionZero) {
+  // With no sink the first chunk starts at position 0, and a routed list whose entries for another owner are
+  // masked to -1 holds a hole right before position 0 (-1 == 0 - 1 must not read as "consecutive").
+  uint32_t seed = 300;
+  for (int64_t levels : {1, 2}) {
+    for (bool awkward : {false, true}) check_case({levels, /*selective=*/true, awkward, /*bf16=*/false, /*sink=*/0}, ++seed);
   }
 }
 
