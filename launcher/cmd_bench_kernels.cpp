@@ -44,7 +44,8 @@ const char* const kHelp =
     "  --decode          instead: sparse decode (runtime/sparse_decode.h), one query per sequence over T / 16\n"
     "                    listed cache rows per KV head (the rows a 16x-compressed selection reads)\n"
     "  --decode-tokens 32768,131072,524288,1048576   cache lengths T\n"
-    "  --decode-batch 1  sequences per call\n";
+    "  --decode-batch 1  sequences per call\n"
+    "  --decode-splits 0 list partitions per (sequence, KV head); 0: sparse_decode's own choice\n";
 
 constexpr int64_t kSuffixTokens = 16;
 
@@ -77,11 +78,14 @@ double allowed_pairs(const GistLayout& layout) {
 int bench_decode(Flags& flags, int64_t hq, int64_t hkv, int64_t d, at::ScalarType dtype, int64_t repeats) {
   const std::vector<int64_t> lengths = flags.get_int_list("decode-tokens", {32768, 131072, 524288, 1048576});
   const int64_t batch = flags.get_int("decode-batch", 1);
+  const int64_t splits = flags.get_int("decode-splits", 0);
   flags.finish();
   GSA_CHECK(batch >= 1, "gsa bench kernels: --decode-batch must be >= 1");
+  GSA_CHECK(splits >= 0, "gsa bench kernels: --decode-splits must be >= 0");
   const auto opts = at::TensorOptions().dtype(dtype).device(at::kCUDA);
-  std::printf("gsa bench kernels --decode: Hq %lld / Hkv %lld, D %lld, batch %lld, T/16 listed rows per KV head\n",
-              (long long)hq, (long long)hkv, (long long)d, (long long)batch);
+  std::printf("gsa bench kernels --decode: Hq %lld / Hkv %lld, D %lld, batch %lld, T/16 listed rows per KV head, "
+              "splits %s\n", (long long)hq, (long long)hkv, (long long)d, (long long)batch,
+              splits == 0 ? "auto" : std::to_string(splits).c_str());
   std::printf("%10s %10s %10s %12s %14s\n", "T", "rows", "ms", "listed GB/s", "sequences/s");
   for (int64_t T : lengths) {
     const int64_t rows = T / 16;
@@ -90,7 +94,7 @@ int bench_decode(Flags& flags, int64_t hq, int64_t hkv, int64_t d, at::ScalarTyp
     at::Tensor list = std::get<0>(at::rand({batch * hkv, T}, at::TensorOptions().device(at::kCUDA)).topk(rows, 1));
     list = std::get<0>(list.sort(1)).view({batch, hkv, rows}).to(at::kInt);
     const double scale = 1.0 / std::sqrt(static_cast<double>(d));
-    const double ms = median_device_ms([&] { return sparse_decode(q, k, v, list, scale).out; }, repeats);
+    const double ms = median_device_ms([&] { return sparse_decode(q, k, v, list, scale, splits).out; }, repeats);
     const double bytes = 2.0 * batch * hkv * rows * d * at::elementSize(dtype);
     std::printf("%10lld %10lld %10.4f %12.0f %14.0f\n", (long long)T, (long long)rows, ms, bytes / ms * 1e-6,
                 batch / ms * 1e3);

@@ -321,32 +321,72 @@ bool use_tensor_cores(int group) {
   return group >= 4;
 }
 
+// Above 48 KiB of dynamic shared memory needs the opt-in, once per device and kernel (before any graph capture:
+// the decode graph's first step runs eagerly).
 template <typename T, int D, int G>
-Status launch_mma(const SparseDecodeParams& p, cudaStream_t s) {
-  auto kernel = sparse_decode_mma_kernel<T, D, G>;
-  constexpr size_t bytes = mma_smem_bytes<D>(sizeof(T));
-  // Above 48 KiB of dynamic shared memory needs the opt-in, once per device (before any graph capture: the
-  // decode graph's first step runs eagerly).
+bool opt_in_mma_smem() {
   static std::atomic<uint64_t> opted_in{0};
   int device = 0;
-  if (cudaGetDevice(&device) != cudaSuccess || device >= 64) return Status::kCudaError;
+  if (cudaGetDevice(&device) != cudaSuccess || device >= 64) return false;
   if ((opted_in.load() >> device & 1) == 0) {
-    if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)) != cudaSuccess) {
-      return Status::kCudaError;
+    if (cudaFuncSetAttribute(sparse_decode_mma_kernel<T, D, G>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             int(mma_smem_bytes<D>(sizeof(T)))) != cudaSuccess) {
+      return false;
     }
     opted_in.fetch_or(uint64_t{1} << device);
   }
-  kernel<<<dim3(p.splits, p.batch * p.kv_heads), kThreads, bytes, s>>>(p);
+  return true;
+}
+
+template <typename T, int D, int G>
+Status launch_mma(const SparseDecodeParams& p, cudaStream_t s) {
+  if (!opt_in_mma_smem<T, D, G>()) return Status::kCudaError;
+  sparse_decode_mma_kernel<T, D, G>
+      <<<dim3(p.splits, p.batch * p.kv_heads), kThreads, mma_smem_bytes<D>(sizeof(T)), s>>>(p);
   return cudaGetLastError() == cudaSuccess ? Status::kOk : Status::kCudaError;
+}
+
+bool supported_shape(const SparseDecodeParams& p) {
+  const int group = p.kv_heads > 0 ? p.q_heads / p.kv_heads : 0;
+  return p.batch >= 1 && p.kv_heads >= 1 && p.q_heads % p.kv_heads == 0 &&
+         (group == 1 || group == 2 || group == 4 || group == 8) && (p.head_dim == 64 || p.head_dim == 128);
 }
 
 }  // namespace
 
+int sparse_decode_wave_ctas(const SparseDecodeParams& p) {
+  if (!supported_shape(p)) return 0;
+  int device = 0, sms = 0, per_sm = 0;
+  if (cudaGetDevice(&device) != cudaSuccess || device >= 64) return 0;
+  // Asked on every eager decode call: the answer per (device, dtype, head dim, group, kernel) is kept.
+  const int group = p.q_heads / p.kv_heads;
+  const int key = (((device * 2 + (p.dtype == DType::kBFloat16)) * 2 + (p.head_dim == 128)) * 4 +
+                   (group == 1 ? 0 : group == 2 ? 1 : group == 4 ? 2 : 3)) * 2 + use_tensor_cores(group);
+  static std::atomic<int> known[64 * 2 * 2 * 4 * 2] = {};
+  if (const int cached = known[key].load(); cached > 0) return cached;
+  if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) return 0;
+  const Status status = detail::with_type_and_dim(p, [&](auto type, auto dim) {
+    using T = typename decltype(type)::type;
+    return detail::with_group(p.q_heads / p.kv_heads, [&](auto group) {
+      constexpr int D = dim.value, G = group.value;
+      cudaError_t e;
+      if (use_tensor_cores(G)) {
+        if (!opt_in_mma_smem<T, D, G>()) return Status::kCudaError;
+        e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, sparse_decode_mma_kernel<T, D, G>, kThreads,
+                                                          mma_smem_bytes<D>(sizeof(T)));
+      } else {
+        e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, sparse_decode_kernel<T, D, G>, kThreads, 0);
+      }
+      return e == cudaSuccess ? Status::kOk : Status::kCudaError;
+    });
+  });
+  if (status != Status::kOk) return 0;
+  known[key].store(per_sm * sms);
+  return per_sm * sms;
+}
+
 Status sparse_decode_cuda(const SparseDecodeParams& p, void* stream) {
-  const int group = p.kv_heads > 0 ? p.q_heads / p.kv_heads : 0;
-  if (p.batch < 1 || p.kv_heads < 1 || p.q_heads % p.kv_heads != 0 ||
-      (group != 1 && group != 2 && group != 4 && group != 8) || (p.head_dim != 64 && p.head_dim != 128) ||
-      p.max_keys < 0 || p.splits < 1 || !p.q || p.k.empty() || p.v.empty() || (p.max_keys > 0 && !p.key_rows) || !p.partial_out ||
+  if (!supported_shape(p) || p.max_keys < 0 || p.splits < 1 || !p.q || p.k.empty() || p.v.empty() || (p.max_keys > 0 && !p.key_rows) || !p.partial_out ||
       !p.partial_lse || !p.out || !p.lse || (p.range_begin == nullptr) != (p.range_end == nullptr)) {
     return Status::kInvalidArgument;
   }

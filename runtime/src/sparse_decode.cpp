@@ -115,18 +115,6 @@ DecodeAttention sparse_decode_rows(const at::Tensor& q_in, const kernels::KvRows
     range_begin = range->begin.to(at::kInt).contiguous();
     range_end = range->end.to(at::kInt).contiguous();
   }
-  if (splits == 0) {
-    // Enough CTAs to fill an H100/H200 four times over, at least 128 listed rows per split. Sized on the listed
-    // rows only, not on the generated range: the range grows every step while the list of a decode plan stays,
-    // so a step replayed from a CUDA graph (captured with its split count) and the same step run eagerly split
-    // alike and give the same bits.
-    const int64_t want = (4 * 132 + B * Hkv - 1) / (B * Hkv);
-    splits = std::clamp<int64_t>(want, 1, std::max<int64_t>(1, R / 128));
-  }
-  const auto fp32 = q.options().dtype(at::kFloat);
-  DecodeAttention result{at::empty({B, Hq, D}, fp32), at::empty({B, Hq}, fp32)};
-  at::Tensor partial_out = at::empty({splits, B * Hq, D}, fp32), partial_lse = at::empty({splits, B * Hq}, fp32);
-
   kernels::SparseDecodeParams p;
   p.dtype = q.scalar_type() == at::kBFloat16 ? kernels::DType::kBFloat16 : kernels::DType::kFloat16;
   p.batch = static_cast<int32_t>(B);
@@ -134,13 +122,28 @@ DecodeAttention sparse_decode_rows(const at::Tensor& q_in, const kernels::KvRows
   p.kv_heads = static_cast<int32_t>(Hkv);
   p.head_dim = static_cast<int32_t>(D);
   p.max_keys = static_cast<int32_t>(R);
-  p.splits = static_cast<int32_t>(splits);
   p.scale = static_cast<float>(scale);
   p.q = q.data_ptr();
   p.q_stride[0] = q.stride(0);
   p.q_stride[1] = q.stride(1);
   p.k = k;
   p.v = v;
+  if (splits == 0) {
+    // When the (sequence, KV head) pairs alone leave the GPU's SMs idle, as many splits as make one full wave of
+    // the kernel's CTAs (a second, partial wave would cost as much as the first); else enough CTAs to fill an
+    // H100/H200 four times over. At least 128 listed rows per split. Sized on the listed rows only, not on the
+    // generated range: the range grows every step while the list of a decode plan stays, so a step replayed
+    // from a CUDA graph (captured with its split count) and the same step run eagerly split alike and give the
+    // same bits.
+    const int64_t pairs = B * Hkv;
+    const int64_t wave = q.is_cuda() ? kernels::sparse_decode_wave_ctas(p) : 0;
+    const int64_t want = wave > pairs ? wave / pairs : (4 * 132 + pairs - 1) / pairs;
+    splits = std::clamp<int64_t>(want, 1, std::max<int64_t>(1, R / 128));
+  }
+  p.splits = static_cast<int32_t>(splits);
+  const auto fp32 = q.options().dtype(at::kFloat);
+  DecodeAttention result{at::empty({B, Hq, D}, fp32), at::empty({B, Hq}, fp32)};
+  at::Tensor partial_out = at::empty({splits, B * Hq, D}, fp32), partial_lse = at::empty({splits, B * Hq}, fp32);
   p.key_rows = key_rows.data_ptr<int32_t>();
   if (range != nullptr) {
     p.range_begin = range_begin.data_ptr<int32_t>();

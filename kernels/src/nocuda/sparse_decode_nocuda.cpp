@@ -4,5 +4,6 @@
 namespace gsa::kernels {
 
 Status sparse_decode_cuda(const SparseDecodeParams&, void*) { return Status::kNoCuda; }
+int sparse_decode_wave_ctas(const SparseDecodeParams&) { return 0; }
 
 }  // namespace gsa::kernels

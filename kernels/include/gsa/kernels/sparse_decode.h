@@ -46,6 +46,10 @@ struct SparseDecodeParams {
 };
 
 Status sparse_decode_cuda(const SparseDecodeParams& params, void* stream);
+// How many CTAs of the kernel sparse_decode_cuda runs for params' dtype, head dim and group (and
+// GSA_DECODE_KERNEL) fit on the current device at once: one wave of the grid. 0 when params name no kernel, the
+// device cannot be queried, or without CUDA. splits and the pointers are not read.
+int sparse_decode_wave_ctas(const SparseDecodeParams& params);
 // CPU twin (float64 accumulation; the workspaces are unused).
 Status sparse_decode_reference(const SparseDecodeParams& params);
 
