@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
 # Installs what gsa needs on a Debian 12 machine, skipping what is already there (safe to re-run):
 #   Debian: compilers, CMake, OpenMPI, Protobuf, Boost, GoogleTest, ccache
-#   PyPI:   torch==2.11.0 (its LibTorch is what gsa links), and with --tests the oracles the tests use
-#           (transformers, safetensors, numpy, tensorboard, tokenizers)
+#   PyPI:   torch==2.11.0 (its LibTorch is what gsa links), with --tests the oracles the tests use
+#           (transformers, safetensors, numpy, tensorboard, tokenizers, openai), with --demo matplotlib (the
+#           demo's loss plot)
 # The Python with torch is written to build/python (one line) for the other scripts. If the system python3
 # cannot take pip packages (PEP 668), a virtual environment is made in .venv.
-# Usage: scripts/setup.sh [--tests]
+# Usage: scripts/setup.sh [--tests] [--demo]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-want_tests=0
-[ "${1:-}" = "--tests" ] && want_tests=1
+want_tests=0 want_demo=0
+for arg in "$@"; do
+  case "$arg" in
+    --tests) want_tests=1 ;;
+    --demo) want_demo=1 ;;
+    *) echo "setup: unknown argument '$arg' (expected --tests or --demo)" >&2; exit 2 ;;
+  esac
+done
 
 sudo_cmd=""
 if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi
@@ -54,6 +61,10 @@ if [ "$want_tests" = 1 ]; then
     echo "setup: installing the test oracles (transformers, safetensors, numpy, tensorboard, tokenizers, openai)"
     "$py" -m pip install -q transformers safetensors numpy tensorboard tokenizers openai
   fi
+fi
+if [ "$want_demo" = 1 ] && ! "$py" -c 'import matplotlib' 2>/dev/null; then
+  echo "setup: installing matplotlib (the demo's loss plot)"
+  "$py" -m pip install -q matplotlib
 fi
 mkdir -p build
 echo "$py" > build/python

@@ -202,6 +202,7 @@ DataOptions from_proto(const pc::DataConfig& d) {
   o.multi_doc.copy_min_length = m.copy_min_length();
   o.multi_doc.copy_max_length = m.copy_max_length();
   o.multi_doc.copy_in_context = m.copy_in_context();
+  o.multi_doc.copy_digits = m.copy_digits();
   const pc::CorpusConfig& c = d.corpus();
   o.corpus.path = c.path();
   o.corpus.sequence_length = c.sequence_length();
@@ -241,6 +242,7 @@ void to_proto(const DataOptions& o, pc::DataConfig* d) {
   m->set_copy_min_length(o.multi_doc.copy_min_length);
   m->set_copy_max_length(o.multi_doc.copy_max_length);
   m->set_copy_in_context(o.multi_doc.copy_in_context);
+  m->set_copy_digits(o.multi_doc.copy_digits);
   pc::CorpusConfig* c = d->mutable_corpus();
   c->set_path(o.corpus.path);
   c->set_sequence_length(o.corpus.sequence_length);

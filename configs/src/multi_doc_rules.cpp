@@ -66,6 +66,10 @@ std::vector<FieldProblem> multi_doc_problems(const MultiDocTaskOptions& m) {
                std::to_string(m.documents - 1) + "|\")");
     }
   }
+  if (m.copy_digits && !m.digit_values) {
+    fail({field("copy_digits"), field("digit_values")},
+         field("copy_digits") + " needs " + field("digit_values") + " (it copies the answers' digits too)");
+  }
   if (m.copy_max_length < m.copy_min_length) {
     fail({field("copy_max_length"), field("copy_min_length")},
          field("copy_max_length") + " = " + std::to_string(m.copy_max_length) + " is below " +

@@ -1,4 +1,4 @@
-// The digits recipe of data.multi_doc (the candidate demo, configs/demo-multidoc.pbtxt; docs/demo-experiments.md)
+// The digits recipe of data.multi_doc (the demo, configs/demo.pbtxt; docs/demo-experiments.md)
 // for the tests that draw it: `documents` documents of a header chunk "#d|", one chunk of three packed pairs
 // "a7b3c9" and 48 filler dots (64 tokens each with the byte tokenizer and pair_width 8); keys from 52 letters,
 // digit values, three questions; no copy examples and a fixed document count (callers add those).

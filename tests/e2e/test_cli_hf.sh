@@ -10,6 +10,7 @@ set -u
 GSA=${1:?usage: test_cli_hf.sh gsa python oracle_dir}
 PY=${2:?python}
 ORACLE=${3:?oracle dir}
+tiny=$(cd "$(dirname "$0")/../../configs" && pwd)/tiny-retrieval.pbtxt  # the tests' small model (not the demo)
 CHECK="$(dirname "$0")/../oracle/hf_export_check.py"
 if [[ ! -f $ORACLE/llama/oracle.safetensors ]]; then echo "skipped: no oracle files in $ORACLE"; exit 77; fi
 failures=0
@@ -43,7 +44,7 @@ for case in llama qwen2; do
 done
 
 # Continued pretraining starts from the imported weights: at lr 1e-30 two steps leave them as they were.
-"$GSA" train --init-from "$tmp/llama-ckpt" --set train.steps=2 --set train.batch_size=2 --set train.lr=1e-30 \
+"$GSA" train --config "$tiny" --init-from "$tmp/llama-ckpt" --set train.steps=2 --set train.batch_size=2 --set train.lr=1e-30 \
   --set train.warmup_steps=0 --samples 0 --output-dir "$tmp/train" >"$tmp/train.log" 2>&1 \
   || fail "gsa train --init-from: $(tail -5 "$tmp/train.log")"
 expect_error "pass --tokenizer FILE" export --checkpoint "$tmp/train" --out "$tmp/trained-export"

@@ -10,13 +10,14 @@ set -u
 gsa=$1
 python=$2
 shift 2
+tiny=$(cd "$(dirname "$0")/../../configs" && pwd)/tiny-retrieval.pbtxt  # the tests' small model (not the demo)
 export OMP_NUM_THREADS=1
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 status=0
 fail() { echo "FAIL: $*"; status=1; }
 
-"$gsa" train --set train.steps=30 --set train.log_every=100 --set train.eval_batches=1 --samples 0 --threads 1 \
+"$gsa" train --config "$tiny" --set train.steps=30 --set train.log_every=100 --set train.eval_batches=1 --samples 0 --threads 1 \
   --output-dir "$dir/run" >"$dir/train.log" 2>&1 || { cat "$dir/train.log"; fail "training failed"; exit 1; }
 
 eval_args=(eval --checkpoint "$dir/run" --lengths 48,93 --samples 8 --batch 3 --seed 2)

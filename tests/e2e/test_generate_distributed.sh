@@ -7,13 +7,14 @@
 set -u
 gsa=$1 mpiexec=$2
 shift 2
+tiny=$(cd "$(dirname "$0")/../../configs" && pwd)/tiny-retrieval.pbtxt  # the tests' small model (not the demo)
 export OMP_NUM_THREADS=1
 backend=${GSA_E2E_BACKEND:-mpi}
 device=cpu
 [ "$backend" = nccl ] && device=cuda
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-"$gsa" train --set train.steps=20 --set train.eval_batches=1 --samples 0 --threads 1 --output-dir "$dir" >/dev/null \
+"$gsa" train --config "$tiny" --set train.steps=20 --set train.eval_batches=1 --samples 0 --threads 1 --output-dir "$dir" >/dev/null \
   || { echo "training the checkpoint failed"; exit 1; }
 context="k3=v9 k7=v2 k1=v5 alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho"
 args=(generate --checkpoint "$dir" --context "$context $context $context" --prompt "?k7=" --max-new-tokens 12)

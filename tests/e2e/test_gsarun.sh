@@ -77,7 +77,8 @@ if [ $# -ge 3 ]; then
   gsa=$3
   flags=(--mpirun "$mpiexec" -np 2 --oversubscribe --gsa "$gsa" -x OMP_NUM_THREADS=1 --restart-delay-s 0)
   [ "$(id -u)" -eq 0 ] && flags+=(--allow-run-as-root)
-  train=(train --sp 2 --backend mpi --comm-timeout-s 60 --set train.steps=40 --set train.log_every=1
+  tiny=$(cd "$(dirname "$0")/../../configs" && pwd)/tiny-retrieval.pbtxt  # the tests' small model
+  train=(train --config "$tiny" --sp 2 --backend mpi --comm-timeout-s 60 --set train.steps=40 --set train.log_every=1
          --set train.eval_batches=1 --set train.warmup_steps=3 --samples 0 --checkpoint-every 4)
   timeout 300 "$gsarun" "${flags[@]}" "${train[@]}" --output-dir "$dir/full" >"$dir/full.log" 2>&1 \
     || { cat "$dir/full.log"; fail "the uninterrupted run failed"; exit 1; }

@@ -8,6 +8,7 @@
 set -u
 gsa=$1 mpiexec=$2
 shift 2
+tiny=$(cd "$(dirname "$0")/../../configs" && pwd)/tiny-retrieval.pbtxt  # the tests' small model (not the demo)
 export OMP_NUM_THREADS=1
 here=$(cd "$(dirname "$0")" && pwd)
 py=${GSA_PYTHON:-python3}
@@ -17,7 +18,7 @@ server_pid=
 cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$dir"; }
 trap cleanup EXIT
 
-"$gsa" train --set train.steps=20 --set train.eval_batches=1 --samples 0 --threads 1 --output-dir "$dir/run" >/dev/null \
+"$gsa" train --config "$tiny" --set train.steps=20 --set train.eval_batches=1 --samples 0 --threads 1 --output-dir "$dir/run" >/dev/null \
   || { echo "training the checkpoint failed"; exit 1; }
 
 # The oracle: gsa generate, one process, greedy. A chat renders as prompt "user: X\nassistant: " (api_codec.h).

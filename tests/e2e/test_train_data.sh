@@ -17,6 +17,7 @@
 set -u
 gsa=$1 python=$2
 shift 2
+tiny=$(cd "$(dirname "$0")/../../configs" && pwd)/tiny-retrieval.pbtxt  # the tests' small model (not the demo)
 export OMP_NUM_THREADS=1
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
@@ -58,13 +59,13 @@ resume_case() {
   local name=$1
   shift
   local out="$dir/$name"
-  timeout 300 "$gsa" train "${common[@]}" --samples 0 --set train.steps=8 --set train.batch_size=4 "$@" \
+  timeout 300 "$gsa" train --config "$tiny" "${common[@]}" --samples 0 --set train.steps=8 --set train.batch_size=4 "$@" \
     --output-dir "$out" --checkpoint-every 4 --keep-checkpoints 0 >"$dir/$name.log" 2>&1 \
     || { cat "$dir/$name.log"; fail "$name: the uninterrupted run failed"; return; }
   losses "$out/metrics.jsonl" >"$dir/$name.expected"
   rm -rf "$out/checkpoints/step-000008"
   printf 'step-000004\n' >"$out/checkpoints/latest"
-  timeout 300 "$gsa" train "${common[@]}" --samples 0 --set train.steps=8 --set train.batch_size=4 "$@" \
+  timeout 300 "$gsa" train --config "$tiny" "${common[@]}" --samples 0 --set train.steps=8 --set train.batch_size=4 "$@" \
     --output-dir "$out" --checkpoint-every 4 --keep-checkpoints 0 --resume >"$dir/$name.resume.log" 2>&1 \
     || { cat "$dir/$name.resume.log"; fail "$name: the resumed run failed"; return; }
   grep -q "resumed at step 4" "$dir/$name.resume.log" || fail "$name: did not resume at step 4"
@@ -79,7 +80,7 @@ resume_case bin --set data.source=TOKEN_BIN --set data.corpus.path="$dir/corpus.
   --set data.corpus.sequence_length=64 --set data.corpus.bin_document_separator=258
 resume_case jsonl --set data.source=JSONL --set data.corpus.path="$dir/corpus.jsonl" --set data.corpus.sequence_length=48
 resume_case multi_doc --set data.source=MULTI_DOC --set data.multi_doc.documents=4 --set data.examples_per_row=2
-# The digits recipe with copy examples (configs/demo-multidoc.pbtxt's data, 2 documents): copies resume too.
+# The digits recipe with copy examples (configs/demo.pbtxt's data, 2 documents): copies resume too.
 resume_case multi_doc_copy --set data.source=MULTI_DOC --set data.multi_doc.documents=2 \
   --set data.multi_doc.pairs_per_document=3 --set data.multi_doc.key_len=1 --set data.multi_doc.value_len=1 \
   --set data.multi_doc.alphabet=52 --set data.multi_doc.digit_values=true --set data.multi_doc.packed_pairs=true \
@@ -95,8 +96,8 @@ close() {  # two files of "loss grad_norm" lines, equal within 1e-4 relative
        { m = FNR; if (($1 - a[FNR])^2 > (1e-4 * a[FNR])^2 || ($2 - b[FNR])^2 > (1e-4 * b[FNR])^2) bad = 1 }
        END { exit (bad || n != m || n == 0) }' "$1" "$2"
 }
-timeout 300 "$gsa" train "${common[@]}" "${bin[@]}" --output-dir "$dir/acc1" >"$dir/acc1.log" 2>&1 || fail "accumulation 1 failed"
-timeout 300 "$gsa" train "${common[@]}" "${bin[@]}" --set train.grad_accumulation=2 --output-dir "$dir/acc2" \
+timeout 300 "$gsa" train --config "$tiny" "${common[@]}" "${bin[@]}" --output-dir "$dir/acc1" >"$dir/acc1.log" 2>&1 || fail "accumulation 1 failed"
+timeout 300 "$gsa" train --config "$tiny" "${common[@]}" "${bin[@]}" --set train.grad_accumulation=2 --output-dir "$dir/acc2" \
   >"$dir/acc2.log" 2>&1 || fail "accumulation 2 failed"
 if close <(numbers "$dir/acc1/metrics.jsonl") <(numbers "$dir/acc2/metrics.jsonl"); then
   echo "grad_accumulation 2 = the whole batch: $(numbers "$dir/acc2/metrics.jsonl" | tr '\n' ' ')"
@@ -104,7 +105,7 @@ else
   fail "grad_accumulation 2 differs from the whole batch"; paste <(numbers "$dir/acc1/metrics.jsonl") <(numbers "$dir/acc2/metrics.jsonl")
 fi
 if [ $# -gt 0 ]; then
-  timeout 300 "$1" -np 2 "${@:2}" -x OMP_NUM_THREADS "$gsa" train "${common[@]}" "${bin[@]}" --dp 2 --backend mpi \
+  timeout 300 "$1" -np 2 "${@:2}" -x OMP_NUM_THREADS "$gsa" train --config "$tiny" "${common[@]}" "${bin[@]}" --dp 2 --backend mpi \
     --set train.grad_accumulation=2 --output-dir "$dir/acc2dp2" >"$dir/acc2dp2.log" 2>&1 || fail "dp 2 x accumulation 2 failed"
   if close <(numbers "$dir/acc1/metrics.jsonl") <(numbers "$dir/acc2dp2/metrics.jsonl"); then
     echo "dp 2 x grad_accumulation 2 = the whole batch on one process"
@@ -113,7 +114,7 @@ if [ $# -gt 0 ]; then
   fi
 fi
 
-timeout 300 "$gsa" train "${common[@]}" "${bin[@]}" --set train.activation_checkpointing=true --output-dir "$dir/ckpt" \
+timeout 300 "$gsa" train --config "$tiny" "${common[@]}" "${bin[@]}" --set train.activation_checkpointing=true --output-dir "$dir/ckpt" \
   >"$dir/ckpt.log" 2>&1 || fail "activation checkpointing failed"
 if [ "$(numbers "$dir/acc1/metrics.jsonl")" == "$(numbers "$dir/ckpt/metrics.jsonl")" ]; then
   echo "activation checkpointing = the plain run, bit for bit"
@@ -121,7 +122,7 @@ else
   fail "activation checkpointing differs"; paste <(numbers "$dir/acc1/metrics.jsonl") <(numbers "$dir/ckpt/metrics.jsonl")
 fi
 if [ $# -gt 0 ]; then
-  timeout 300 "$1" -np 2 "${@:2}" -x OMP_NUM_THREADS "$gsa" train "${common[@]}" "${bin[@]}" --sp 2 --backend mpi \
+  timeout 300 "$1" -np 2 "${@:2}" -x OMP_NUM_THREADS "$gsa" train --config "$tiny" "${common[@]}" "${bin[@]}" --sp 2 --backend mpi \
     --set train.activation_checkpointing=true --output-dir "$dir/ckpt_sp2" >"$dir/ckpt_sp2.log" 2>&1 \
     || fail "sp 2 with activation checkpointing failed"
   if close <(numbers "$dir/acc1/metrics.jsonl") <(numbers "$dir/ckpt_sp2/metrics.jsonl"); then
@@ -134,7 +135,7 @@ fi
 
 # 4. Two data-parallel ranks: the loss goes down.
 if [ $# -gt 0 ]; then
-  out=$(timeout 300 "$1" -np 2 "${@:2}" -x OMP_NUM_THREADS "$gsa" train "${common[@]}" --samples 0 --dp 2 \
+  out=$(timeout 300 "$1" -np 2 "${@:2}" -x OMP_NUM_THREADS "$gsa" train --config "$tiny" "${common[@]}" --samples 0 --dp 2 \
         --backend mpi --set train.steps=40 --set train.batch_size=4 --set train.lr=1e-2 --set data.source=TOKEN_BIN \
         --set data.corpus.path="$dir/corpus.bin" --set data.corpus.sequence_length=64 \
         --set data.corpus.bin_document_separator=258 --output-dir "$dir/dp2" 2>&1) \

@@ -8,9 +8,10 @@
 set -u
 gsa=$1 mpiexec=$2
 shift 2
+tiny=$(cd "$(dirname "$0")/../../configs" && pwd)/tiny-retrieval.pbtxt  # the tests' small model (not the demo)
 export OMP_NUM_THREADS=1
 backend=${GSA_E2E_BACKEND:-mpi}
-args=(train --set train.steps=4 --set train.log_every=1 --set train.eval_batches=1 --samples 0 --threads 1)
+args=(train --config "$tiny" --set train.steps=4 --set train.log_every=1 --set train.eval_batches=1 --samples 0 --threads 1)
 oracle_device=cpu
 [ "$backend" = nccl ] && oracle_device=cuda
 summary() { grep -E '^  (step|answer accuracy after)' | sed -E 's/ +[0-9]+ tok\/s.*//; s/, [0-9.]+ s$//'; }

@@ -12,6 +12,7 @@
 set -u
 gsa=$1
 shift
+tiny=$(cd "$(dirname "$0")/../../configs" && pwd)/tiny-retrieval.pbtxt  # the tests' small model (not the demo)
 launch=()
 mesh=()
 label="1 process"
@@ -23,7 +24,7 @@ fi
 export OMP_NUM_THREADS=1
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-args=(train --set train.steps=30 --set train.log_every=1 --set train.eval_batches=1 --set train.warmup_steps=3
+args=(train --config "$tiny" --set train.steps=30 --set train.log_every=1 --set train.eval_batches=1 --set train.warmup_steps=3
       --samples 0 --threads 1 "${mesh[@]}")
 status=0
 fail() { echo "FAIL ($label): $*"; status=1; }

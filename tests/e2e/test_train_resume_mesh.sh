@@ -6,12 +6,13 @@
 # resumed run must say it resumed at step 3.
 set -u
 gsa=$1
+tiny=$(cd "$(dirname "$0")/../../configs" && pwd)/tiny-retrieval.pbtxt  # the tests' small model (not the demo)
 launch=("$2" -np 2 "${@:3}" -x OMP_NUM_THREADS)
 export OMP_NUM_THREADS=1
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
-common=(train --set train.steps=6 --samples 0)
+common=(train --config "$tiny" --set train.steps=6 --samples 0)
 
 "$gsa" "${common[@]}" --output-dir "$dir/oracle" >"$dir/oracle.log" 2>&1 || { cat "$dir/oracle.log"; fail "oracle"; }
 "${launch[@]}" "$gsa" "${common[@]}" --sp 2 --backend mpi --comm-timeout-s 60 --output-dir "$dir/sp2" \

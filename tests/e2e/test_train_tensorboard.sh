@@ -6,10 +6,11 @@
 # not installed.
 set -u
 gsa=$1 python=$2
+tiny=$(cd "$(dirname "$0")/../../configs" && pwd)/tiny-retrieval.pbtxt  # the tests' small model (not the demo)
 export OMP_NUM_THREADS=1
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-args=(train --set train.steps=6 --set train.eval_batches=1 --samples 0 --threads 1 --output-dir "$dir/run"
+args=(train --config "$tiny" --set train.steps=6 --set train.eval_batches=1 --samples 0 --threads 1 --output-dir "$dir/run"
       --checkpoint-every 3 --keep-checkpoints 0)
 "$gsa" "${args[@]}" >"$dir/first.log" 2>&1 || { cat "$dir/first.log"; echo "FAIL: training failed"; exit 1; }
 echo step-000003 >"$dir/run/checkpoints/latest"

@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <functional>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include "common/multi_doc_recipe.h"
 #include "gsa/config/config_loader.h"
@@ -20,6 +22,11 @@
 
 namespace gsa {
 namespace {
+
+// The tests' small retrieval model (configs/tiny-retrieval.pbtxt: key_len 2, value_len 1, alphabet 16).
+GsaOptions tiny_retrieval_config(const std::vector<std::string>& overrides = {}) {
+  return load_config_file(std::string(GSA_SOURCE_DIR) + "/configs/tiny-retrieval.pbtxt", overrides);
+}
 
 std::string test_dir() {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
@@ -89,8 +96,8 @@ Oracle recompute(const LlamaModel& model, const GsaOptions& options, AttentionMo
 TEST(Evaluator, EqualsPerSampleRecomputationOnATrainedCheckpoint) {
   const std::string dir = test_dir();
   {
-    GsaOptions train = load_embedded_demo_config({"train.steps=40", "train.eval_batches=1", "train.log_every=100",
-                                                  "train.output_dir=" + dir});
+    GsaOptions train = tiny_retrieval_config({"train.steps=40", "train.eval_batches=1", "train.log_every=100",
+                                              "train.output_dir=" + dir});
     Trainer trainer(train, at::kCPU);
     std::ostringstream quiet;
     trainer.run(quiet);
@@ -133,7 +140,7 @@ TEST(Evaluator, EqualsPerSampleRecomputationOnATrainedCheckpoint) {
 }
 
 TEST(EvalTask, RetrievalFillsTheLengthAndNamesWhatItCannotFill) {
-  const GsaOptions options = load_embedded_demo_config();  // key_len 2, value_len 1, alphabet 16
+  const GsaOptions options = tiny_retrieval_config();  // key_len 2, value_len 1, alphabet 16
   // A document: "kv:" + pairs of 5 tokens + "?kk=" + 1 answer token = 8 + 5 * pairs.
   for (int64_t length : {13, 17, 500, 1288}) {
     auto task = make_eval_task("retrieval", options, length, 1);
@@ -162,7 +169,7 @@ TEST(EvalTask, RetrievalFillsTheLengthAndNamesWhatItCannotFill) {
 }
 
 TEST(EvalTask, MultiDocFillsTheLengthWithDocumentsAndAsksOneQuestion) {
-  GsaOptions options = load_embedded_demo_config();
+  GsaOptions options = tiny_retrieval_config();
   MultiDocTaskOptions& m = options.data.multi_doc;
   m.documents = 3;
   m.min_documents = 2;  // the eval draws every sample at its length
@@ -198,7 +205,7 @@ TEST(EvalTask, MultiDocFillsTheLengthWithDocumentsAndAsksOneQuestion) {
 // 1,028 ("?K" + the digit), and the samples are retrieval questions even when training draws only copy examples
 // (data.multi_doc.copy_fraction never reaches gsa eval).
 TEST(EvalTask, MultiDocRecipeScoresRetrievalOnly) {
-  GsaOptions options = load_embedded_demo_config();
+  GsaOptions options = tiny_retrieval_config();
   MultiDocTaskOptions& m = options.data.multi_doc;
   m = test::digits_recipe(4);
   m.min_documents = 1;

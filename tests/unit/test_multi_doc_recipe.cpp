@@ -31,7 +31,7 @@ const std::string kKeySymbols = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTU
 bool is_key(char c) { return kKeySymbols.find(c) != std::string::npos; }
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
-// The candidate demo's data (configs/demo-multidoc.pbtxt, phase 1 at a fixed 4 documents): per document a header
+// The candidate demo's data (configs/demo.pbtxt, phase 1 at a fixed 4 documents): per document a header
 // chunk "#d|", one chunk of 3 packed pairs "a7b3c9", 6 chunks of filler; 52 key symbols, digit values.
 GsaOptions recipe_options() {
   GsaOptions o;
@@ -231,6 +231,33 @@ TEST(MultiDocRecipe, CopyInContextGistsTheFirstCopy) {
   const TaskBatch batch = make_answer_batch({{e[0], e[1]}, {e[2]}}, o.gist, *tokenizer, at::kCPU);
   expect_labels_from_text(batch);
   EXPECT_EQ(batch.layouts[1].gists_in_doc(0, 0), (static_cast<int64_t>(e[2].doc.context.size()) + 7) / 8);
+}
+
+// copy_digits: the copied symbols are drawn uniformly from the 52 keys and the 10 digits (the retrieval answers'
+// symbols), so the copy also teaches the induction head to copy digits; labels as for letters.
+TEST(MultiDocRecipe, CopyDigitsDrawsKeysAndDigits) {
+  GsaOptions o = recipe_options();
+  o.data.multi_doc.copy_fraction = 1;
+  o.data.multi_doc.copy_digits = true;
+  auto tokenizer = make_model_tokenizer(o);
+  auto task = make_synthetic_task(o.data, tokenizer);
+  std::mt19937_64 rng(8);
+  std::set<char> symbols;
+  int64_t digits = 0, total = 0;
+  std::vector<Example> e;
+  for (int i = 0; i < 2000; ++i) {
+    e.push_back(task->sample(rng));
+    const std::string copy = copied_symbols(tokenizer->decode(e.back().doc.suffix), /*in_context=*/false);
+    for (char c : copy) {
+      EXPECT_TRUE(is_key(c) || is_digit(c)) << copy;
+      digits += is_digit(c);
+    }
+    total += static_cast<int64_t>(copy.size());
+    symbols.insert(copy.begin(), copy.end());
+  }
+  EXPECT_EQ(symbols.size(), 62u);
+  EXPECT_NEAR(static_cast<double>(digits) / static_cast<double>(total), 10.0 / 62.0, 0.01);
+  expect_labels_from_text(make_answer_batch({{e[0], e[1]}, {e[2]}}, o.gist, *tokenizer, at::kCPU));
 }
 
 // The same generator state gives the same example; with copy_fraction 0 the copy fields change nothing (no

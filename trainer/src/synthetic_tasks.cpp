@@ -194,7 +194,16 @@ class MultiDocTask final : public SyntheticTask {
   // tokenizer made the copy one token).
   Example copy_example(std::mt19937_64& rng) const {
     const int64_t length = std::uniform_int_distribution<int64_t>(o_.copy_min_length, o_.copy_max_length)(rng);
-    const std::string symbols = random_symbols(rng, length, o_.alphabet);
+    std::string symbols;
+    if (o_.copy_digits) {  // each symbol one of the alphabet's keys or a digit, uniformly
+      std::uniform_int_distribution<int64_t> pick(0, o_.alphabet + 9);
+      for (int64_t i = 0; i < length; ++i) {
+        const int64_t s = pick(rng);
+        symbols.push_back(s < o_.alphabet ? kSymbols[s] : static_cast<char>('0' + (s - o_.alphabet)));
+      }
+    } else {
+      symbols = random_symbols(rng, length, o_.alphabet);
+    }
     Example e;
     if (o_.copy_in_context) {
       e.doc.context = tokenizer_->encode(symbols);

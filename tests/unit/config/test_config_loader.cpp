@@ -111,6 +111,7 @@ void expect_options_eq(const GsaOptions& a, const GsaOptions& b) {
   EXPECT_EQ(a.data.multi_doc.copy_min_length, b.data.multi_doc.copy_min_length);
   EXPECT_EQ(a.data.multi_doc.copy_max_length, b.data.multi_doc.copy_max_length);
   EXPECT_EQ(a.data.multi_doc.copy_in_context, b.data.multi_doc.copy_in_context);
+  EXPECT_EQ(a.data.multi_doc.copy_digits, b.data.multi_doc.copy_digits);
   EXPECT_EQ(a.data.corpus.path, b.data.corpus.path);
   EXPECT_EQ(a.data.corpus.sequence_length, b.data.corpus.sequence_length);
   EXPECT_EQ(a.data.corpus.jsonl_field, b.data.corpus.jsonl_field);
@@ -173,31 +174,46 @@ TEST_F(ConfigLoaderTest, EveryShippedConfigLoads) {
     EXPECT_NO_THROW(load_config_file(entry.path().string()));
     EXPECT_EQ(read_file(entry.path()).rfind("# ", 0), 0u) << "every config starts with a comment";
   }
-  for (const char* expected : {"demo.pbtxt", "tiny-2level.pbtxt", "llama-1b-gsa.pbtxt"}) {
+  for (const char* expected : {"demo.pbtxt", "tiny-retrieval.pbtxt", "tiny-2level.pbtxt", "llama-1b-gsa.pbtxt"}) {
     EXPECT_EQ(names.count(expected), 1u) << expected;
   }
 }
 
 TEST_F(ConfigLoaderTest, ShippedConfigsHaveTheirShapes) {
+  // The demo: multi-document retrieval, 8x compression, no sink, examples packed into 448-token rows.
   const GsaOptions demo = load_config_file((kConfigsDir / "demo.pbtxt").string());
   EXPECT_EQ(demo.model.vocab_size, 264);
-  EXPECT_EQ(demo.model.hidden_size, 64);
+  EXPECT_EQ(demo.model.hidden_size, 128);
   EXPECT_EQ(demo.model.num_layers, 2);
-  EXPECT_EQ(demo.model.num_heads, 4);
-  EXPECT_EQ(demo.model.num_kv_heads, 1);
-  EXPECT_EQ(demo.model.head_dim, 16);
-  EXPECT_EQ(demo.gist.sink, 3);
-  EXPECT_EQ(demo.gist.chunk, 4);
-  EXPECT_EQ(demo.gist.fanout, 4);
+  EXPECT_EQ(demo.model.num_heads, 8);
+  EXPECT_EQ(demo.gist.sink, 0);
+  EXPECT_EQ(demo.gist.chunk, 8);
   EXPECT_EQ(demo.gist.levels, 1);
   EXPECT_EQ(demo.train.mode, TrainMode::kSelective);
-  EXPECT_EQ(demo.train.steps, 300);
+  EXPECT_EQ(demo.data.source, DataSourceKind::kMultiDoc);
+  EXPECT_EQ(demo.data.row_tokens, 448);
+  EXPECT_GT(demo.data.multi_doc.copy_fraction, 0.0);
+
+  // The tests' small model.
+  const GsaOptions tiny = load_config_file((kConfigsDir / "tiny-retrieval.pbtxt").string());
+  EXPECT_EQ(tiny.model.vocab_size, 264);
+  EXPECT_EQ(tiny.model.hidden_size, 64);
+  EXPECT_EQ(tiny.model.num_layers, 2);
+  EXPECT_EQ(tiny.model.num_heads, 4);
+  EXPECT_EQ(tiny.model.num_kv_heads, 1);
+  EXPECT_EQ(tiny.model.head_dim, 16);
+  EXPECT_EQ(tiny.gist.sink, 3);
+  EXPECT_EQ(tiny.gist.chunk, 4);
+  EXPECT_EQ(tiny.gist.fanout, 4);
+  EXPECT_EQ(tiny.gist.levels, 1);
+  EXPECT_EQ(tiny.train.mode, TrainMode::kSelective);
+  EXPECT_EQ(tiny.train.steps, 300);
 
   const GsaOptions two = load_config_file((kConfigsDir / "tiny-2level.pbtxt").string());
   EXPECT_EQ(two.gist.levels, 2);
   EXPECT_EQ(two.gist.chunk, 4);
   EXPECT_EQ(two.gist.fanout, 2);
-  EXPECT_EQ(two.model.hidden_size, demo.model.hidden_size);
+  EXPECT_EQ(two.model.hidden_size, tiny.model.hidden_size);
 
   const GsaOptions llama = load_config_file((kConfigsDir / "llama-1b-gsa.pbtxt").string());
   EXPECT_EQ(llama.model.vocab_size, 128259);
@@ -535,6 +551,8 @@ TEST_F(ConfigLoaderTest, MultiDocRecipeRulesAreChecked) {
   EXPECT_EQ(m.copy_max_length, 32);
   EXPECT_FALSE(m.copy_in_context);
   EXPECT_TRUE(load_config_file(path, {"data.multi_doc.copy_in_context=true"}).data.multi_doc.copy_in_context);
+  EXPECT_FALSE(m.copy_digits);
+  EXPECT_TRUE(load_config_file(path, {"data.multi_doc.copy_digits=true"}).data.multi_doc.copy_digits);
   // Each bad case: the overrides and the start of the error line.
   const std::vector<std::pair<std::vector<std::string>, std::string>> bad = {
       {{"data.multi_doc.digit_values=false"},
@@ -567,6 +585,9 @@ TEST_F(ConfigLoaderTest, MultiDocRecipeRulesAreChecked) {
       {{"data.multi_doc.copy_max_length=7"},
        "--set data.multi_doc.copy_max_length=7: data.multi_doc.copy_max_length = 7 is below "
        "data.multi_doc.copy_min_length = 8"},
+      {{"data.multi_doc.copy_digits=true", "data.multi_doc.digit_values=false", "data.multi_doc.alphabet=26",
+        "data.multi_doc.documents=8"},
+       "--set data.multi_doc.digit_values=false: data.multi_doc.copy_digits needs data.multi_doc.digit_values"},
       {{"data.multi_doc.min_documents=1", "data.multi_doc.questions=4"},
        "--set data.multi_doc.questions=4: data.multi_doc.questions = 4: 4 questions about distinct keys need at least "
        "4 pairs, but an example may have 3"},
@@ -608,6 +629,8 @@ TEST_F(ConfigLoaderTest, OptionsToTextRoundTrips) {
   original.data.multi_doc.documents = 12;
   original.data.multi_doc.copy_fraction = 1.0 / 3.0;
   original.data.multi_doc.copy_in_context = true;
+  original.data.multi_doc.digit_values = true;  // copy_digits needs it
+  original.data.multi_doc.copy_digits = true;
   original.data.multi_doc.filler = 5;
   original.data.passkey.digits = 7;
   original.train.grad_accumulation = 4;
@@ -620,7 +643,7 @@ TEST_F(ConfigLoaderTest, OptionsToTextRoundTrips) {
   EXPECT_EQ(options_to_text(load_config_text(text, "roundtrip.pbtxt")), text);
 
   expect_options_eq(load_config_text(options_to_text(GsaOptions{}), "defaults.pbtxt"), GsaOptions{});
-  for (const char* name : {"demo.pbtxt", "tiny-2level.pbtxt", "demo-multidoc.pbtxt"}) {
+  for (const char* name : {"demo.pbtxt", "tiny-2level.pbtxt", "tiny-retrieval.pbtxt"}) {
     const GsaOptions shipped = load_config_file((kConfigsDir / name).string());
     expect_options_eq(load_config_text(options_to_text(shipped), name), shipped);
   }

@@ -10,7 +10,8 @@
 //   alphabet <= 26 unless digit_values; not digit_values and upper_case_values together; documents x
 //   pairs_per_document distinct keys fit in alphabet^key_len; questions <= the pairs of the smallest example
 //   ((min_)documents x pairs_per_document); packed_pairs needs compact and pair_width > 0; with pair_width > 0,
-//   one pair and the widest header "#<documents - 1>|" fit in pair_width; copy_max_length >= copy_min_length.
+//   one pair and the widest header "#<documents - 1>|" fit in pair_width; copy_max_length >= copy_min_length;
+//   copy_digits needs digit_values.
 // - multi_doc_document_chars(m, d): the characters of document d (0-based) as the task writes it (header, pairs,
 //   filler); multi_doc_question_chars(m): one question with its answer ("?<key>", '=' unless compact, the value).
 //   One token a character with the byte tokenizer.

@@ -177,6 +177,9 @@ struct MultiDocTaskOptions {
   // false: the whole copy example is the raw suffix (empty context: dense raw attention, as in the dense twin);
   // true: the first copy is the gisted context and "|" + the copy the suffix (the copy then trains selection)
   bool copy_in_context = false;
+  // true: the copied symbols are drawn from the key symbols and the ten digits (with digit_values the retrieval
+  // answers are digits, which a letters-only copy never teaches the induction head to copy); needs digit_values
+  bool copy_digits = false;
 };
 
 enum class TokenFileDType { kUint16, kUint32 };
