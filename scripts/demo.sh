@@ -3,7 +3,7 @@
 # (configs/demo.pbtxt: multi-document key-value retrieval, 8x compressed, a 2-layer model from scratch) under
 # `mpirun -np 2` with sequence parallelism (sp 2: each rank holds half of every sequence, the gist tree is
 # exchanged and unfolding is routed between the ranks), in two phases:
-#   1. 1-4 documents per example (64-256 context tokens), 1,200 steps;
+#   1. 1-4 documents per example (64-256 context tokens), 1,400 steps;
 #   2. from phase 1's weights, 8-16 documents (up to 1,024 context tokens, 15 distractors), 300 steps;
 # then prints the three-mode eval table (full causal attention / gist-only / GSA selective unfolding) at 4 and 16
 # documents and draws the loss curve of both phases. About 8 minutes on 2 CPU cores.
@@ -29,7 +29,7 @@ mpi=(mpirun -np 2 --oversubscribe --bind-to none -x OMP_NUM_THREADS)
 train=(train --sp 2 --backend mpi)
 start=$(date +%s)
 
-echo "demo: phase 1 of 2: 1-4 documents per example, 1,200 steps (mpirun -np 2, sp 2)"
+echo "demo: phase 1 of 2: 1-4 documents per example, 1,400 steps (mpirun -np 2, sp 2)"
 "${mpi[@]}" "$gsa" "${train[@]}" --output-dir "$out/phase1" "$@"
 
 echo "demo: phase 2 of 2: 8-16 documents (up to 1,024 context tokens), 300 steps from phase 1's weights"
@@ -43,5 +43,6 @@ echo "demo: eval on held-out samples, 4 and 16 documents (15 distractors), three
 
 "$py" scripts/plot_loss.py "$out/phase1/metrics.jsonl" "$out/phase2/metrics.jsonl" "$out/loss.png" \
   --phases "phase 1: 1-4 documents,phase 2: 8-16 documents" --chance "$(awk 'BEGIN { print log(10) }')" \
+  --chance-label "a retrieval answer by chance" \
   --title "gsa demo: multi-document retrieval, sp 2 (loss on answers and copies)"
 echo "demo: done in $(( $(date +%s) - start )) s; results in $out (eval.txt, loss.png)"

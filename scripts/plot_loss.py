@@ -44,6 +44,7 @@ def main():
     parser.add_argument("metrics", nargs="+", help="metrics.jsonl files (consecutive phases), then OUT.png")
     parser.add_argument("--title", default="gsa train: answer loss")
     parser.add_argument("--chance", type=float, default=math.log(16))
+    parser.add_argument("--chance-label", default="chance", help="the legend's name for the --chance line")
     parser.add_argument("--phases", default="", help="comma-separated names of the phases, one per file")
     args = parser.parse_args()
     if len(args.metrics) < 2:
@@ -67,7 +68,7 @@ def main():
             ax.text(start, 0.02, f" {names[i]}", transform=ax.get_xaxis_transform(), fontsize=8, va="bottom")
     ax.plot(steps, losses, color="tab:blue", alpha=0.3, linewidth=0.8, label="loss per step")
     ax.plot(steps, moving_average(losses, 25), color="tab:blue", linewidth=2, label="moving average (25 steps)")
-    ax.axhline(args.chance, color="gray", linestyle="--", linewidth=1, label=f"chance ({args.chance:.2f} nats)")
+    ax.axhline(args.chance, color="gray", linestyle="--", linewidth=1, label=f"{args.chance_label} ({args.chance:.2f} nats)")
     ax.set_xlabel("step")
     ax.set_ylabel("answer cross-entropy (nats)")
     ax.set_ylim(0, max(args.chance * 1.3, min(max(losses), 6)))

@@ -85,7 +85,7 @@ resume_case multi_doc_copy --set data.source=MULTI_DOC --set data.multi_doc.docu
   --set data.multi_doc.pairs_per_document=3 --set data.multi_doc.key_len=1 --set data.multi_doc.value_len=1 \
   --set data.multi_doc.alphabet=52 --set data.multi_doc.digit_values=true --set data.multi_doc.packed_pairs=true \
   --set data.multi_doc.compact=true --set data.multi_doc.pair_width=8 --set data.multi_doc.filler=48 \
-  --set data.multi_doc.questions=3 --set data.multi_doc.copy_fraction=0.5
+  --set data.multi_doc.questions=3 --set data.multi_doc.copy_fraction=0.5 --set data.multi_doc.copy_digits=true
 
 # 3. Gradient accumulation against the whole batch.
 bin=(--set data.source=TOKEN_BIN --set data.corpus.path="$dir/corpus.bin" --set data.corpus.sequence_length=64
