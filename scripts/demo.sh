@@ -9,7 +9,8 @@
 # documents and draws the loss curve of both phases. About 8 minutes on 2 CPU cores.
 # Output: $GSA_DEMO_DIR (default runs/demo; a previous demo run there is replaced): phase1/, phase2/ (metrics,
 # TensorBoard, checkpoints), eval.txt, eval.json, loss.png. Extra arguments go to both `gsa train` runs (e.g.
-# --set train.seed=3).
+# --set train.seed=3). GSA_DEMO_PHASE2_STEPS (300) and GSA_DEMO_EVAL_SAMPLES (200) shrink the run for the smoke
+# test (tests/e2e/test_demo.sh, which also passes --set train.steps=N for phase 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --demo
@@ -17,6 +18,8 @@ scripts/build.sh --target gsa
 py=$(cat build/python)
 gsa=$PWD/build/launcher/gsa
 out=${GSA_DEMO_DIR:-runs/demo}
+phase2_steps=${GSA_DEMO_PHASE2_STEPS:-300}
+eval_samples=${GSA_DEMO_EVAL_SAMPLES:-200}
 if [ -e "$out" ]; then
   echo "demo: replacing the previous demo run in $out"
   rm -rf "$out"
@@ -32,13 +35,13 @@ start=$(date +%s)
 echo "demo: phase 1 of 2: 1-4 documents per example, 1,400 steps (mpirun -np 2, sp 2)"
 "${mpi[@]}" "$gsa" "${train[@]}" --output-dir "$out/phase1" "$@"
 
-echo "demo: phase 2 of 2: 8-16 documents (up to 1,024 context tokens), 300 steps from phase 1's weights"
+echo "demo: phase 2 of 2: 8-16 documents (up to 1,024 context tokens), $phase2_steps steps from phase 1's weights"
 "${mpi[@]}" "$gsa" "${train[@]}" --init-from "$out/phase1" --output-dir "$out/phase2" "$@" \
   --set data.multi_doc.documents=16 --set data.multi_doc.min_documents=8 --set data.multi_doc.copy_fraction=0.25 \
-  --set train.batch_size=8 --set train.steps=300 --set train.warmup_steps=0 --set train.min_lr_ratio=0.05
+  --set train.batch_size=8 --set train.steps="$phase2_steps" --set train.warmup_steps=0 --set train.min_lr_ratio=0.05
 
 echo "demo: eval on held-out samples, 4 and 16 documents (15 distractors), three attention modes"
-"$gsa" eval --checkpoint "$out/phase2" --lengths 260,1028 --samples 200 --threads 2 --json "$out/eval.json" \
+"$gsa" eval --checkpoint "$out/phase2" --lengths 260,1028 --samples "$eval_samples" --threads 2 --json "$out/eval.json" \
   | tee "$out/eval.txt"
 
 "$py" scripts/plot_loss.py "$out/phase1/metrics.jsonl" "$out/phase2/metrics.jsonl" "$out/loss.png" \
