@@ -7,7 +7,7 @@
 #   2. from phase 1's weights, 8-16 documents (up to 1,024 context tokens, 15 distractors), 300 steps;
 # then prints the three-mode eval table (full causal attention / gist-only / GSA selective unfolding) at 4 and 16
 # documents and draws the loss curve of both phases. About 8 minutes on 2 CPU cores.
-# Output: $GSA_DEMO_DIR (default runs/demo; a previous demo run there is replaced): phase1/, phase2/ (metrics,
+# Output: $GSA_DEMO_DIR (default runs/demo; a previous demo run there is replaced, any other folder refused): phase1/, phase2/ (metrics,
 # TensorBoard, checkpoints), eval.txt, eval.json, loss.png. Extra arguments go to both `gsa train` runs (e.g.
 # --set train.seed=3). GSA_DEMO_PHASE2_STEPS (300) and GSA_DEMO_EVAL_SAMPLES (200) shrink the run for the smoke
 # test (tests/e2e/test_demo.sh, which also passes --set train.steps=N for phase 1).
@@ -21,8 +21,14 @@ out=${GSA_DEMO_DIR:-runs/demo}
 phase2_steps=${GSA_DEMO_PHASE2_STEPS:-300}
 eval_samples=${GSA_DEMO_EVAL_SAMPLES:-200}
 if [ -e "$out" ]; then
-  echo "demo: replacing the previous demo run in $out"
-  rm -rf "$out"
+  # Only a previous demo run is replaced; anything else there is left alone.
+  if [ -d "$out/phase1" ] || [ -z "$(ls -A "$out" 2>/dev/null)" ]; then
+    echo "demo: replacing the previous demo run in $out"
+    rm -rf "$out"
+  else
+    echo "demo: $out exists and is not a demo run (no phase1/); set GSA_DEMO_DIR to another folder" >&2
+    exit 1
+  fi
 fi
 mkdir -p "$out"
 

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Draws a training run's loss curve from its metrics.jsonl (gsa train --output-dir D writes D/metrics.jsonl,
 one JSON object per step). Usage: python3 scripts/plot_loss.py D/metrics.jsonl [D2/metrics.jsonl ...] OUT.png
-[--title T] [--chance C] [--phases NAME,NAME...]: the per-step answer loss (thin) and its moving average over 25
-steps (thick), with the loss of guessing uniformly (C nats, e.g. ln 16 for 16 values) as a dashed line. Several
-files are consecutive phases of one run (e.g. a run and the one started from it with --init-from): their steps
-follow each other, a dotted line marks where each phase begins. Needs matplotlib."""
+[--title T] [--chance C] [--chance-label L] [--phases NAME,NAME...]: the per-step answer loss (thin) and its
+moving average over 25 steps (thick), with the loss of guessing uniformly (C nats, e.g. ln 16 for 16 values) as
+a dashed line. Several files are consecutive phases of one run (e.g. a run and the one started from it with
+--init-from): their steps follow each other, a dotted line marks where each phase begins. Needs matplotlib."""
 import argparse
 import json
 import math
@@ -68,7 +68,8 @@ def main():
             ax.text(start, 0.02, f" {names[i]}", transform=ax.get_xaxis_transform(), fontsize=8, va="bottom")
     ax.plot(steps, losses, color="tab:blue", alpha=0.3, linewidth=0.8, label="loss per step")
     ax.plot(steps, moving_average(losses, 25), color="tab:blue", linewidth=2, label="moving average (25 steps)")
-    ax.axhline(args.chance, color="gray", linestyle="--", linewidth=1, label=f"{args.chance_label} ({args.chance:.2f} nats)")
+    ax.axhline(args.chance, color="gray", linestyle="--", linewidth=1,
+               label=f"{args.chance_label} ({args.chance:.2f} nats)")
     ax.set_xlabel("step")
     ax.set_ylabel("answer cross-entropy (nats)")
     ax.set_ylim(0, max(args.chance * 1.3, min(max(losses), 6)))

@@ -27,5 +27,12 @@ grep -qE '^ +1028 +16 docs x 3 pairs ' "$out/eval.txt" || fail "no 1,028-token r
 [ -s "$out/eval.json" ] || fail "no eval.json"
 [ "$(head -c 4 "$out/loss.png" | od -An -c | tr -d ' ')" = '211PNG' ] || fail "loss.png is not a PNG"
 grep -q "wrote .*loss.png (10 steps in 2 phase(s)" "$dir/log" || fail "the plot did not draw both phases' 10 steps"
+# A folder that is not a demo run is refused, untouched.
+mkdir -p "$dir/mine" && echo keep >"$dir/mine/notes.txt"
+if GSA_DEMO_DIR="$dir/mine" bash "$repo/scripts/demo.sh" >"$dir/refused.log" 2>&1; then
+  fail "demo.sh ran into a folder that is not a demo run"
+fi
+grep -q "is not a demo run" "$dir/refused.log" || fail "no clear refusal: $(tail -2 "$dir/refused.log")"
+[ "$(cat "$dir/mine/notes.txt")" = keep ] || fail "demo.sh touched a folder that is not a demo run"
 [ $status -eq 0 ] && echo PASS
 exit $status
