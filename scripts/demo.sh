@@ -3,13 +3,13 @@
 # (configs/demo.pbtxt: multi-document key-value retrieval, 8x compressed, a 2-layer model from scratch) under
 # `mpirun -np 2` with sequence parallelism (sp 2: each rank holds half of every sequence, the gist tree is
 # exchanged and unfolding is routed between the ranks), in two phases:
-#   1. 1-4 documents per example (64-256 context tokens), 1,400 steps;
-#   2. from phase 1's weights, 8-16 documents (up to 1,024 context tokens, 15 distractors), 300 steps;
+#   1. 1-4 documents per example (64-256 context tokens), 1,200 steps;
+#   2. from phase 1's weights, 8-16 documents (up to 1,024 context tokens, 15 distractors), 350 steps;
 # then prints the three-mode eval table (full causal attention / gist-only / GSA selective unfolding) at 4 and 16
 # documents and draws the loss curve of both phases. About 8 minutes on 2 CPU cores.
 # Output: $GSA_DEMO_DIR (default runs/demo; a previous demo run there is replaced, any other folder refused): phase1/, phase2/ (metrics,
 # TensorBoard, checkpoints), eval.txt, eval.json, loss.png. Extra arguments go to both `gsa train` runs (e.g.
-# --set train.seed=3). GSA_DEMO_PHASE2_STEPS (300) and GSA_DEMO_EVAL_SAMPLES (200) shrink the run for the smoke
+# --set train.seed=3). GSA_DEMO_PHASE2_STEPS (350) and GSA_DEMO_EVAL_SAMPLES (200) shrink the run for the smoke
 # test (tests/e2e/test_demo.sh, which also passes --set train.steps=N for phase 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +18,7 @@ scripts/build.sh --target gsa
 py=$(cat build/python)
 gsa=$PWD/build/launcher/gsa
 out=${GSA_DEMO_DIR:-runs/demo}
-phase2_steps=${GSA_DEMO_PHASE2_STEPS:-300}
+phase2_steps=${GSA_DEMO_PHASE2_STEPS:-350}
 eval_samples=${GSA_DEMO_EVAL_SAMPLES:-200}
 if [ -e "$out" ]; then
   # Only a previous demo run is replaced; anything else there is left alone.
@@ -38,7 +38,7 @@ mpi=(mpirun -np 2 --oversubscribe --bind-to none -x OMP_NUM_THREADS)
 train=(train --sp 2 --backend mpi)
 start=$(date +%s)
 
-echo "demo: phase 1 of 2: 1-4 documents per example, 1,400 steps (mpirun -np 2, sp 2)"
+echo "demo: phase 1 of 2: 1-4 documents per example, 1,200 steps (mpirun -np 2, sp 2)"
 "${mpi[@]}" "$gsa" "${train[@]}" --output-dir "$out/phase1" "$@"
 
 echo "demo: phase 2 of 2: 8-16 documents (up to 1,024 context tokens), $phase2_steps steps from phase 1's weights"
