@@ -15,12 +15,17 @@ namespace {
 // Key symbols: a-z then A-Z (the first `alphabet` of them).
 constexpr char kSymbols[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
 
+// A random string of `length` characters, each drawn uniformly from `chars`.
+std::string random_chars(std::mt19937_64& rng, int64_t length, const std::string& chars) {
+  std::uniform_int_distribution<int64_t> pick(0, static_cast<int64_t>(chars.size()) - 1);
+  std::string s;
+  for (int64_t i = 0; i < length; ++i) s.push_back(chars[static_cast<size_t>(pick(rng))]);
+  return s;
+}
+
 // A random string of `length` symbols from the first `alphabet` of kSymbols.
 std::string random_symbols(std::mt19937_64& rng, int64_t length, int64_t alphabet) {
-  std::uniform_int_distribution<int64_t> pick(0, alphabet - 1);
-  std::string s;
-  for (int64_t i = 0; i < length; ++i) s.push_back(kSymbols[pick(rng)]);
-  return s;
+  return random_chars(rng, length, std::string(kSymbols, static_cast<size_t>(alphabet)));
 }
 
 // A random string of `length` decimal digits.
@@ -194,16 +199,8 @@ class MultiDocTask final : public SyntheticTask {
   // tokenizer made the copy one token).
   Example copy_example(std::mt19937_64& rng) const {
     const int64_t length = std::uniform_int_distribution<int64_t>(o_.copy_min_length, o_.copy_max_length)(rng);
-    std::string symbols;
-    if (o_.copy_digits) {  // each symbol one of the alphabet's keys or a digit, uniformly
-      std::uniform_int_distribution<int64_t> pick(0, o_.alphabet + 9);
-      for (int64_t i = 0; i < length; ++i) {
-        const int64_t s = pick(rng);
-        symbols.push_back(s < o_.alphabet ? kSymbols[s] : static_cast<char>('0' + (s - o_.alphabet)));
-      }
-    } else {
-      symbols = random_symbols(rng, length, o_.alphabet);
-    }
+    const std::string keys(kSymbols, static_cast<size_t>(o_.alphabet));
+    const std::string symbols = random_chars(rng, length, o_.copy_digits ? keys + "0123456789" : keys);
     Example e;
     if (o_.copy_in_context) {
       e.doc.context = tokenizer_->encode(symbols);
