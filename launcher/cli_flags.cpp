@@ -139,6 +139,7 @@ std::vector<int64_t> Flags::get_int_list(const std::string& name, const std::vec
   if (entry == nullptr) return fallback;
   const std::string text = value_of(name, *entry);
   std::vector<int64_t> values;
+  if (text.empty()) return values;  // --name "": an empty list
   size_t start = 0;
   while (true) {
     const size_t comma = text.find(',', start);

@@ -35,7 +35,7 @@ class Flags {
   bool get_bool(const std::string& name, bool fallback);      // bare --name = true; --name=false
   std::vector<std::string> get_all(const std::string& name);  // repeated flags, e.g. --set a=b --set c=d
   std::vector<int64_t> get_int_list(const std::string& name,
-                                    const std::vector<int64_t>& fallback);  // "2048,4096"
+                                    const std::vector<int64_t>& fallback);  // "2048,4096"; "" = none
   const std::vector<std::string>& positional() const;
   void finish();
 

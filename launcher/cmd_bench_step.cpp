@@ -7,12 +7,13 @@
 //                  weights stay the same, so every repeat does the same work).
 //   --mode serve   the distributed decode of one prompt (DistributedGenerator, as the serving engine's sp backend
 //                  runs it): prefill to the first logits (time to first token), then --decode-tokens steps
-//                  (per-token latency and its breakdown).
+//                  (per-token latency and its breakdown; on CUDA over NCCL the steps replay a CUDA graph after
+//                  two untimed ones, and the phase columns stay 0: --set attention.cuda_graphs=false for them).
 // Data: --batch rows, each one synthetic retrieval-shaped document of --tokens raw tokens (random bytes: the
 // gisted context, then --suffix raw tokens whose second half is the answer, labelled), laid out with the config's
 // gist options; random weights of the config's model (seed 1). Cut over the ranks at top-level sections, evenly
-// by positions (--placement sections), by the work estimated from FLOPs (--placement work, shard_by_work with
-// work_model_of), or by the work measured on this machine (--placement measured: one unit at the section cut,
+// by positions (--placement sections), by the work estimated for the backend (--placement work, shard_by_work with
+// placement_work_model: the keys' FLOPs on CUDA, the tokens on CPU), or by the work measured on this machine (--placement measured: one unit at the section cut,
 // --repeats units timed per rank, then shard_by_measured_cost on the ranks' busy times).
 // Timing: --warmup untimed units, then --repeats timed ones, each after a barrier; per rank the mean over the
 // repeats.
@@ -39,6 +40,7 @@
 #include "gsa/parallel/process_groups.h"
 #include "gsa/parallel/sp_attention.h"
 #include "gsa/parallel/sp_model.h"
+#include "gsa/runtime/decode_attention.h"
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/memory_tracker.h"
 #include "gsa/runtime/model_tokenizer.h"
@@ -61,8 +63,9 @@ const char* const kHelp =
     "  --set a.b=v              config override (repeatable)\n"
     "  --batch 1                rows per training step (serve: 1)\n"
     "  --suffix 16              raw suffix tokens per row (the last half is the labelled answer)\n"
-    "  --placement sections|work|measured   even cut of positions, or cut by work estimated from FLOPs, or by\n"
-    "                           the per-rank times of --repeats units measured at the even cut first\n"
+    "  --placement sections|work|measured   even cut of positions, or cut by the work estimated for the backend\n"
+    "                           (CUDA: the keys each query sees; CPU: the tokens, i.e. sections), or by the\n"
+    "                           per-rank times of --repeats units measured at the even cut first\n"
     "  --warmup 1 --repeats 3   untimed and timed units\n"
     "  --decode-tokens 8        serve: decode steps per repeat\n"
     "  --backend nccl|mpi       (default: nccl when CUDA is available, else mpi)\n"
@@ -154,7 +157,11 @@ RankTimes time_serving(const StepFlags& f, const GsaOptions& options, const Task
                        const SequenceShards& shards, ProcessGroups& groups) {
   LlamaModel model = LlamaModel::create(options.model, 1, groups.device);
   at::NoGradGuard no_grad;
-  const int64_t max_positions = batch.layouts[0].size() + f.decode_tokens;
+  // Decode steps replayed as a CUDA graph (distributed_decode_batch.h) cannot be split into phases: their phase
+  // columns stay 0 (--set attention.cuda_graphs=false times the eager step with its breakdown).
+  const bool graphs = decode_step_capturable(model, options.attention) && groups.sp->can_capture();
+  const int64_t warmup_steps = graphs ? 2 : 0;  // the eager warm-up and the capture, before the timed steps
+  const int64_t max_positions = batch.layouts[0].size() + warmup_steps + f.decode_tokens;
   RankTimes t;
   auto run = [&](bool timed) {
     DistributedGenerator gen(model, options.attention, batch.layouts[0], shards, max_positions, *groups.sp);
@@ -164,12 +171,14 @@ RankTimes time_serving(const StepFlags& f, const GsaOptions& options, const Task
     synchronize_device(groups.device);
     if (timed) t.ttft_ms += elapsed_ms(start);
     int64_t token = logits.argmax().item<int64_t>();
+    for (int64_t i = 0; i < warmup_steps; ++i) token = gen.step(token).argmax().item<int64_t>();
     groups.world->barrier();
-    if (timed) PhaseTimers::enable(groups.device);
+    if (timed && !graphs) PhaseTimers::enable(groups.device);
     start = std::chrono::steady_clock::now();
     for (int64_t i = 0; i < f.decode_tokens; ++i) token = gen.step(token).argmax().item<int64_t>();
     if (timed) {
       t.step_ms += elapsed_ms(start) / static_cast<double>(f.decode_tokens);
+      if (graphs) return;
       PhaseTimers::disable();
       std::array<double, kNumPhases> per_token{};
       add_phases(per_token);
@@ -242,7 +251,9 @@ int run_bench_step(const Args& args) {
     const TaskBatch batch = make_answer_batch(synthetic_rows(f, 256), options.gist, *tokenizer, groups.device);
     const WorkModel work = work_model_of(options.model);
     std::vector<double> measured_ms;  // --placement measured: the ranks' busy times at the section cut
-    const SequenceShards shards = f.placement == "work"       ? shard_by_work(batch.layouts, sp.size(), work)
+    const SequenceShards shards = f.placement == "work"
+                                      ? shard_by_work(batch.layouts, sp.size(),
+                                                      placement_work_model(options.model, groups.device.type()))
                                   : f.placement == "measured" ? measured_shards(f, options, batch, groups, &measured_ms)
                                                               : shard_at_sections(batch.layouts, sp.size());
     const SpForwardPlan plan = make_sp_forward_plan(batch.layouts, shards, options.attention, sp, groups.device);

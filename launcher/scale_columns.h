@@ -6,14 +6,14 @@
 // serve one decode token):
 //   mode            train | serve
 //   ranks, backend  the sp group (all ranks of the job), mpi | nccl
-//   placement       sections (even positions, cut at top-level sections) | work (shard_by_work)
+//   placement       sections (even positions, cut at top-level sections) | work (shard_by_work with placement_work_model)
 //   tokens, batch   raw tokens per row (context + suffix, before gists), rows per step
 //   rank            this rank
 //   local_tokens    positions of this rank's shard (gists included)
 //   owned_gists     gists (all levels) in this rank's shard
 //   tree_rows       replicated keys (gists + sinks) of the whole row: what the gist-tree all-gather assembles
 //   halo_rows       positions this rank receives as halo
-//   work            estimated work of the shard (sequence_shard.h position_work, model weights)
+//   work            estimated FLOP work of the shard (sequence_shard.h position_work, work_model_of)
 //   step_ms         wall time of the unit on this rank (barrier before each)
 //   ttft_ms         serve: prefill of the prompt to the first logits (time to first token); train: empty
 //   attention_ms .. decode_merge_ms   the phase timers (gsa/parallel/phase_timers.h)

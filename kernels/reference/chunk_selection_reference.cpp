@@ -13,7 +13,8 @@ namespace gsa::kernels {
 Status chunk_selection_reference(const ChunkSelectionParams& p) {
   const int group = p.kv_heads > 0 ? p.q_heads / p.kv_heads : 0;
   if (p.num_queries < 0 || p.kv_heads < 1 || group < 1 || p.q_heads % p.kv_heads != 0 || p.head_dim < 1 ||
-      p.levels < 1 || p.levels > kMaxSelectionLevels || !p.q || p.k.empty() || !p.key_pos) {
+      p.levels < 1 || p.levels > kMaxSelectionLevels || !p.q || p.k.empty() || !p.key_pos ||
+      (p.key_slot != nullptr && p.key_slot_stride < 1)) {
     return Status::kInvalidArgument;
   }
   const int L = p.levels, D = p.head_dim;
@@ -44,11 +45,13 @@ Status chunk_selection_reference(const ChunkSelectionParams& p) {
           const int64_t h = int64_t(kv) * group + g;
           std::vector<std::pair<double, int64_t>> scored;
           for (int64_t c : candidates) {
+            const int64_t key = p.key_slot != nullptr ? p.key_slot[row * p.key_slot_stride + gist_pos[c]] : gist_pos[c];
+            if (key < 0) return Status::kInvalidArgument;  // a gist this rank does not hold
             double dot = 0;
             for (int d = 0; d < D; ++d) {
               dot += detail::load_element(p.q, s * p.q_stride[0] + h * p.q_stride[1] + d, p.dtype) *
                      detail::load_element(p.k.head<const uint16_t>(static_cast<int>(row), kv, p.kv_heads),
-                                          gist_pos[c] * p.k.row_stride + d, p.dtype);
+                                          key * p.k.row_stride + d, p.dtype);
             }
             scored.push_back({-dot, c});
           }

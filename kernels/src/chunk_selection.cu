@@ -95,7 +95,11 @@ __global__ void __launch_bounds__(kThreads) score_kernel(const __grid_constant__
 #pragma unroll
   for (int it = 0; it < kScoreIters; ++it) {
     raw[it] = make_uint4(0, 0, 0, 0);
-    if (idx[it] >= 0) raw[it] = __ldg(reinterpret_cast<const uint4*>(k + gist_pos[idx[it]] * p.k.row_stride));
+    if (idx[it] >= 0) {
+      const int64_t pos = gist_pos[idx[it]];
+      const int64_t key = p.key_slot != nullptr ? p.key_slot[row * p.key_slot_stride + pos] : pos;
+      raw[it] = __ldg(reinterpret_cast<const uint4*>(k + key * p.k.row_stride));
+    }
   }
 #pragma unroll
   for (int it = 0; it < kScoreIters; ++it) {  // the same trip count for every team: shuffles converge
@@ -380,7 +384,7 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
       (group != 1 && group != 2 && group != 4 && group != 8) || (p.head_dim != 64 && p.head_dim != 128) ||
       p.levels < 1 || p.levels > kMaxSelectionLevels || !p.q || p.k.empty() || !p.scores || !p.chosen || !p.bitmap ||
       !p.key_pos || p.bitmap_words < 1 || p.top_slices < 1 || p.key_pos_row_stride < 0 ||
-      (p.top_slices > 1 && (!p.slice_scores || !p.slice_ids))) {
+      (p.key_slot != nullptr && p.key_slot_stride < 1) || (p.top_slices > 1 && (!p.slice_scores || !p.slice_ids))) {
     return Status::kInvalidArgument;
   }
   const int32_t raw_slots = group * p.keep[0] * p.max_chunk_span;

@@ -116,6 +116,7 @@ void DistributedGenerator::reserve(int64_t positions) {
   if (positions <= have) return;
   const int64_t blocks = (positions + kKvBlockPositions - 1) / kKvBlockPositions;
   const int64_t extra = std::min(max_positions_, blocks * kKvBlockPositions) - have;
+  ++cache_generation_;
   for (size_t l = 0; l < cache_.k.size(); ++l) {
     cache_.k[l] = at::constant_pad_nd(cache_.k[l], {0, 0, 0, extra});
     cache_.v[l] = at::constant_pad_nd(cache_.v[l], {0, 0, 0, extra});

@@ -6,6 +6,7 @@
 
 #include "gsa/parallel/phase_timers.h"
 #include "gsa/runtime/attention.h"
+#include "gsa/runtime/decode_attention.h"
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/kernel_choice.h"
 #include "gsa/runtime/selection.h"
@@ -61,23 +62,14 @@ class ShardedLayerAttention : public LayerAttention {
     const at::Tensor q1 = q.select(2, 0);  // [B, Hq, D]
     const at::Tensor& like = s_.caches.sample(layer);
     const int64_t hkv = like.size(1);
-    at::Tensor rows = s_.plan.prompt_rows(layer_selects).to(at::kLong).unsqueeze(1).expand({B, hkv, -1});
-    const SelectionPlan& sel = s_.plan.selection();
-    if (layer_selects && sel.count > 0) {
-      const at::Tensor picked = select_chunks(q1.index_select(0, sel.row), s_.tree_k[layer], sel, s_.plan.gist(),
-                                              s_.options.selection, s_.tree_slot, AttentionBackend::kAuto,
-                                              s_.plan.selective_covered())
-                                    .key_pos.to(at::kLong);  // [Ns, Hkv, S] positions
-      const at::Tensor extra = at::full({B, hkv, picked.size(2)}, -1, picked.options()).index_copy(0, sel.row, picked);
-      rows = at::cat({rows, extra}, 2);  // [B, Hkv, R] positions
-    }
+    const bool kernels =
+        use_kernel_backend(s_.options.backend, q1.is_cuda(), sparse_decode_unsupported(q1, like.scalar_type(), hkv),
+                           str_cat("decode q ", q1.sizes()));
+    const at::Tensor rows = key_positions(layer, layer_selects, q1, hkv, kernels);  // [B, Hkv, R] positions
     // Positions -> this rank's columns (-1: held elsewhere, or padding).
     const at::Tensor batch_index = at::arange(B, rows.options()).view({B, 1, 1});
     const at::Tensor columns =
         s_.own_slot.index({batch_index, rows.clamp_min(0)}).masked_fill(rows < 0, -1).to(at::kInt);  // [B, Hkv, R]
-    const bool kernels =
-        use_kernel_backend(s_.options.backend, q1.is_cuda(), sparse_decode_unsupported(q1, like.scalar_type(), hkv),
-                           str_cat("decode q ", q1.sizes()));
     std::optional<ScopedPhase> compute(std::in_place, Phase::kAttention);
     DecodeAttention mine;
     if (kernels) {
@@ -89,6 +81,7 @@ class ShardedLayerAttention : public LayerAttention {
       mine = sparse_decode_reference(q1, keys, values, columns, scale, &s_.generated);
     }
     compute.reset();
+    if (s_.sp.size() == 1) return mine.out.to(q.scalar_type()).unsqueeze(2);  // the whole attention already
     // [B, Hq, D + 1] from every rank in one all-gather, merged in fp32.
     ScopedPhase merge(Phase::kDecodeMerge);
     const at::Tensor packed = at::cat({mine.out, mine.lse.unsqueeze(-1)}, -1).contiguous();
@@ -102,6 +95,33 @@ class ShardedLayerAttention : public LayerAttention {
   }
 
  private:
+  // [B, Hkv, R] int64 positions each query attends on any rank: its prompt rows, then (a selective layer) the rows
+  // of the chunks selected over its replicated gist tree. When every sequence selects and the kernels run, they
+  // write straight after the prompt rows of one list (as the single-device step does); no host synchronisation
+  // either way, so the step can be captured.
+  at::Tensor key_positions(int64_t layer, bool layer_selects, const at::Tensor& q1, int64_t hkv, bool kernels) {
+    const int64_t B = s_.plan.batch();
+    const at::Tensor prompt = s_.plan.prompt_rows(layer_selects).unsqueeze(1).expand({B, hkv, -1});  // int32
+    const SelectionPlan& sel = s_.plan.selection();
+    if (!layer_selects || sel.count == 0) return prompt.to(at::kLong);
+    const at::Tensor& tree = s_.tree_k[layer];
+    if (kernels && sel.count == B && selection_kernels_unsupported(q1, tree, s_.tree_slot, s_.plan.gist()).empty()) {
+      const int64_t R = prompt.size(2);
+      const int64_t S = selection_key_slots(q1.size(1), hkv, sel, s_.plan.gist(), s_.options.selection);
+      at::Tensor all = at::empty({B, hkv, R + S}, prompt.options());
+      all.narrow(2, 0, R).copy_(prompt);
+      select_chunks_into(q1, tree, sel, s_.plan.gist(), s_.options.selection, s_.tree_slot,
+                         s_.plan.selective_covered(), all.narrow(2, R, S));
+      return all.to(at::kLong);
+    }
+    const at::Tensor picked = select_chunks(q1.index_select(0, sel.row), tree, sel, s_.plan.gist(),
+                                            s_.options.selection, s_.tree_slot, AttentionBackend::kAuto,
+                                            s_.plan.selective_covered())
+                                  .key_pos.to(at::kLong);  // [Ns, Hkv, S] positions
+    const at::Tensor extra = at::full({B, hkv, picked.size(2)}, -1, picked.options()).index_copy(0, sel.row, picked);
+    return at::cat({prompt.to(at::kLong), extra}, 2);
+  }
+
   const ShardedStep& s_;
 };
 
@@ -137,8 +157,11 @@ std::vector<at::Tensor> DistributedDecodeBatch::step(const std::vector<Distribut
     key.push_back({g.serial_, g.prefills_, static_cast<uint64_t>(g.layout_.size())});
   }
   const bool same = plan_ != nullptr && key == key_;
+  bool grew = false;  // a tail owner's cache moved (DecodeCaches follows it; a captured step would not)
   for (size_t i = 0; i < sequences.size(); ++i) {
+    const uint64_t generation = sequences[i]->cache_generation_;
     sequences[i]->prepare_step(tokens[i]);
+    grew = grew || sequences[i]->cache_generation_ != generation;
     ++key[i][2];
   }
   if (same) {
@@ -169,26 +192,35 @@ std::vector<at::Tensor> DistributedDecodeBatch::step(const std::vector<Distribut
     ++restacks_;
   }
   key_ = std::move(key);
+  if (!same || grew) graph_.reset();  // new plan tensors, or a tail cache that moved: capture anew
 
-  // This rank's columns for the step: the generated rows live on the tail owner only.
-  const DecodeRange& generated = plan_->generated();          // positions
-  const at::Tensor begin = generated.begin + column_offset_;  // [B] int32
-  ShardedStep step{*plan_,
-                   *caches_,
-                   sequences.size() == 1 ? &first.cache_ : nullptr,
-                   tree_k_,
-                   tree_slot_,
-                   own_slot_,
-                   DecodeRange{begin, first.tail_owner_ ? generated.end + column_offset_ : begin,
-                               first.tail_owner_ ? generated.max_rows : 0},
-                   plan_->positions() + column_offset_,  // [B] int64
-                   first.tail_owner_,
-                   first.attention_,
-                   first.sp_};
-  ShardedLayerAttention attention(step);
   const AttentionOptions& options = first.attention_;
-  const at::Tensor logits = first.model_.forward(plan_->tokens(), plan_->rope_pos(), attention, options,
-                                                 options.selection.enabled);  // [B, 1, V]
+  auto forward = [&] {
+    // This rank's columns for the step: the generated rows live on the tail owner only (computed inside the
+    // step from the plan's in-place tensors, so a replayed graph reads the current step's).
+    const DecodeRange& generated = plan_->generated();          // positions
+    const at::Tensor begin = generated.begin + column_offset_;  // [B] int32
+    ShardedStep step{*plan_,
+                     *caches_,
+                     sequences.size() == 1 ? &first.cache_ : nullptr,
+                     tree_k_,
+                     tree_slot_,
+                     own_slot_,
+                     DecodeRange{begin, first.tail_owner_ ? generated.end + column_offset_ : begin,
+                                 first.tail_owner_ ? generated.max_rows : 0},
+                     plan_->positions() + column_offset_,  // [B] int64
+                     first.tail_owner_,
+                     options,
+                     first.sp_};
+    ShardedLayerAttention attention(step);
+    return first.model_.forward(plan_->tokens(), plan_->rope_pos(), attention, options,
+                                options.selection.enabled);  // [B, 1, V]
+  };
+  // A CUDA graph when the communicator can be captured and no phase timer synchronises inside the step.
+  const bool graph = decode_step_capturable(first.model_, options) && first.sp_.can_capture() &&
+                     !PhaseTimers::enabled();
+  const at::Tensor logits = graph ? graph_.run(forward) : forward();
+  if (graph) first.sp_.fence();  // the replay's collectives: the communicator's deadline and abort
   std::vector<at::Tensor> out;
   for (int64_t b = 0; b < plan_->batch(); ++b) out.push_back(logits[b][0]);
   return out;

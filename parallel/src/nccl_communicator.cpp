@@ -88,6 +88,12 @@ class NcclHandle final : public CommHandle {
   bool waited_ = false;
 };
 
+// An operation captured into a CUDA graph: ordered on the captured stream, complete when the stream gets there.
+class InStreamHandle final : public CommHandle {
+ public:
+  void wait() override {}
+};
+
 ncclDataType_t reduction_type(at::ScalarType type, const std::string& group) {
   switch (type) {
     case at::kFloat: return ncclFloat32;
@@ -149,7 +155,7 @@ NcclCommunicator::~NcclCommunicator() {
 }
 
 std::unique_ptr<CommHandle> NcclCommunicator::launch(const char* operation, const std::vector<at::Tensor>& tensors,
-                                                     const std::function<void()>& issue) {
+                                                     const std::function<void(cudaStream_t)>& issue) {
   c10::cuda::CUDAGuard guard(device_);
   detail::OperationLabel label;
   label.world_rank = world_rank_;
@@ -157,11 +163,19 @@ std::unique_ptr<CommHandle> NcclCommunicator::launch(const char* operation, cons
   label.operation = operation;
   label.sequence = ++last_sequence_;
   label.timeout = timeout();
-  auto handle = std::make_unique<NcclHandle>(std::move(label), comm_, device_);
   const cudaStream_t caller = at::cuda::getCurrentCUDAStream(device_.index()).stream();
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  GSA_CHECK_CUDA(cudaStreamIsCapturing(caller, &capture));
+  if (capture != cudaStreamCaptureStatusNone) {
+    // Captured into a CUDA graph: the operation joins the captured stream itself, ordered by it like any kernel;
+    // nothing to poll (the replay's caller watches the deadline with fence()).
+    issue(caller);
+    return std::make_unique<InStreamHandle>();
+  }
+  auto handle = std::make_unique<NcclHandle>(std::move(label), comm_, device_);
   GSA_CHECK_CUDA(cudaEventRecord(handle->ready_event(), caller));
   GSA_CHECK_CUDA(cudaStreamWaitEvent(stream_, handle->ready_event(), 0));
-  issue();
+  issue(stream_);
   GSA_CHECK_CUDA(cudaEventRecord(handle->done_event(), stream_));
   handle->mark_issued();
   const c10::cuda::CUDAStream comm_stream = c10::cuda::getStreamFromExternal(stream_, device_.index());
@@ -172,22 +186,36 @@ std::unique_ptr<CommHandle> NcclCommunicator::launch(const char* operation, cons
   return handle;
 }
 
+void NcclCommunicator::fence() {
+  c10::cuda::CUDAGuard guard(device_);
+  detail::OperationLabel label;
+  label.world_rank = world_rank_;
+  label.group_name = name_;
+  label.operation = "fence (a replayed CUDA graph)";
+  label.sequence = ++last_sequence_;
+  label.timeout = timeout();
+  NcclHandle handle(std::move(label), comm_, device_);
+  GSA_CHECK_CUDA(cudaEventRecord(handle.done_event(), at::cuda::getCurrentCUDAStream(device_.index()).stream()));
+  handle.mark_issued();
+  handle.wait();
+}
+
 std::unique_ptr<CommHandle> NcclCommunicator::all_reduce_async(at::Tensor tensor, ReduceOp op) {
   detail::check_all_reduce(*this, tensor);
   const ncclDataType_t type = reduction_type(tensor.scalar_type(), name_);
   const ncclRedOp_t nccl_op = reduction_op(op, tensor.scalar_type());
-  return launch("all_reduce", {tensor}, [&] {
+  return launch("all_reduce", {tensor}, [&](cudaStream_t stream) {
     if (tensor.numel() == 0) return;
     GSA_CHECK_NCCL(ncclAllReduce(tensor.data_ptr(), tensor.data_ptr(), static_cast<size_t>(tensor.numel()), type,
-                                 nccl_op, comm_, stream_));
+                                 nccl_op, comm_, stream));
   });
 }
 
 std::unique_ptr<CommHandle> NcclCommunicator::all_gather_async(at::Tensor input, at::Tensor output) {
   detail::check_all_gather(*this, input, output);
-  return launch("all_gather", {input, output}, [&] {
+  return launch("all_gather", {input, output}, [&](cudaStream_t stream) {
     if (input.numel() == 0) return;
-    GSA_CHECK_NCCL(ncclAllGather(input.data_ptr(), output.data_ptr(), byte_count(input), ncclUint8, comm_, stream_));
+    GSA_CHECK_NCCL(ncclAllGather(input.data_ptr(), output.data_ptr(), byte_count(input), ncclUint8, comm_, stream));
   });
 }
 
@@ -195,10 +223,10 @@ std::unique_ptr<CommHandle> NcclCommunicator::reduce_scatter_async(at::Tensor in
   detail::check_reduce_scatter(*this, input, output);
   const ncclDataType_t type = reduction_type(input.scalar_type(), name_);
   const ncclRedOp_t nccl_op = reduction_op(ReduceOp::kSum, input.scalar_type());
-  return launch("reduce_scatter", {input, output}, [&] {
+  return launch("reduce_scatter", {input, output}, [&](cudaStream_t stream) {
     if (output.numel() == 0) return;
     GSA_CHECK_NCCL(ncclReduceScatter(input.data_ptr(), output.data_ptr(), static_cast<size_t>(output.numel()), type,
-                                     nccl_op, comm_, stream_));
+                                     nccl_op, comm_, stream));
   });
 }
 
@@ -206,18 +234,18 @@ std::unique_ptr<CommHandle> NcclCommunicator::all_to_all_v_async(at::Tensor inpu
                                                                  at::Tensor output, std::vector<int64_t> recv_counts) {
   const detail::AllToAllLayout layout = detail::check_all_to_all_v(*this, input, send_counts, output, recv_counts);
   const auto element_size = static_cast<size_t>(input.element_size());
-  return launch("all_to_all_v", {input, output}, [&] {
+  return launch("all_to_all_v", {input, output}, [&](cudaStream_t stream) {
     GSA_CHECK_NCCL(ncclGroupStart());
     for (int peer = 0; peer < size_; ++peer) {
       if (layout.send_elements[peer] > 0) {
         GSA_CHECK_NCCL(ncclSend(byte_address(input, layout.send_offsets[peer]),
                                 static_cast<size_t>(layout.send_elements[peer]) * element_size, ncclUint8, peer, comm_,
-                                stream_));
+                                stream));
       }
       if (layout.recv_elements[peer] > 0) {
         GSA_CHECK_NCCL(ncclRecv(byte_address(output, layout.recv_offsets[peer]),
                                 static_cast<size_t>(layout.recv_elements[peer]) * element_size, ncclUint8, peer, comm_,
-                                stream_));
+                                stream));
       }
     }
     GSA_CHECK_NCCL(ncclGroupEnd());
@@ -231,16 +259,16 @@ std::unique_ptr<CommHandle> NcclCommunicator::send_recv_async(std::vector<PeerTr
   for (const auto* list : {&sends, &recvs}) {
     for (const PeerTransfer& transfer : *list) tensors.push_back(transfer.tensor);
   }
-  return launch("send_recv", tensors, [&] {
+  return launch("send_recv", tensors, [&](cudaStream_t stream) {
     GSA_CHECK_NCCL(ncclGroupStart());
     for (const PeerTransfer& receive : recvs) {
       if (receive.tensor.numel() == 0) continue;
       GSA_CHECK_NCCL(
-          ncclRecv(receive.tensor.data_ptr(), byte_count(receive.tensor), ncclUint8, receive.peer, comm_, stream_));
+          ncclRecv(receive.tensor.data_ptr(), byte_count(receive.tensor), ncclUint8, receive.peer, comm_, stream));
     }
     for (const PeerTransfer& send : sends) {
       if (send.tensor.numel() == 0) continue;
-      GSA_CHECK_NCCL(ncclSend(send.tensor.data_ptr(), byte_count(send.tensor), ncclUint8, send.peer, comm_, stream_));
+      GSA_CHECK_NCCL(ncclSend(send.tensor.data_ptr(), byte_count(send.tensor), ncclUint8, send.peer, comm_, stream));
     }
     GSA_CHECK_NCCL(ncclGroupEnd());
   });
@@ -248,10 +276,10 @@ std::unique_ptr<CommHandle> NcclCommunicator::send_recv_async(std::vector<PeerTr
 
 std::unique_ptr<CommHandle> NcclCommunicator::broadcast_async(at::Tensor tensor, int root) {
   detail::check_broadcast(*this, tensor, root);
-  return launch("broadcast", {tensor}, [&] {
+  return launch("broadcast", {tensor}, [&](cudaStream_t stream) {
     if (tensor.numel() == 0) return;
     GSA_CHECK_NCCL(
-        ncclBroadcast(tensor.data_ptr(), tensor.data_ptr(), byte_count(tensor), ncclUint8, root, comm_, stream_));
+        ncclBroadcast(tensor.data_ptr(), tensor.data_ptr(), byte_count(tensor), ncclUint8, root, comm_, stream));
   });
 }
 

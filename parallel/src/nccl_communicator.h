@@ -54,11 +54,14 @@ class NcclCommunicator final : public Communicator {
   std::unique_ptr<CommHandle> send_recv_async(std::vector<PeerTransfer> sends,
                                               std::vector<PeerTransfer> recvs) override;
   std::unique_ptr<CommHandle> broadcast_async(at::Tensor tensor, int root) override;
+  bool can_capture() const override { return true; }
+  void fence() override;
 
  private:
-  // Orders `issue` (the NCCL calls, on stream_) after the caller's current stream; returns the handle.
+  // Orders `issue` (the NCCL calls, on the stream it is given: stream_) after the caller's current stream; returns
+  // the handle. While the caller's stream is capturing a CUDA graph, issues on that stream instead.
   std::unique_ptr<CommHandle> launch(const char* operation, const std::vector<at::Tensor>& tensors,
-                                     const std::function<void()>& issue);
+                                     const std::function<void(cudaStream_t)>& issue);
 
   ncclComm_t comm_;
   int rank_ = 0;

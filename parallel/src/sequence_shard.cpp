@@ -134,6 +134,13 @@ WorkModel work_model_of(const ModelOptions& m) {
   return WorkModel{h * (2 * q + 2 * kv) + 3 * h * inter, 2 * q};
 }
 
+WorkModel placement_work_model(const ModelOptions& m, at::DeviceType device) {
+  constexpr double kCudaKeyWeight = 1.0, kCpuKeyWeight = 0.0;  // see the header for the measurement behind each
+  WorkModel work = work_model_of(m);
+  work.per_key *= device == at::kCUDA ? kCudaKeyWeight : kCpuKeyWeight;
+  return work;
+}
+
 std::vector<double> position_work(const GistLayout& row, const WorkModel& work) {
   const int64_t levels = row.levels();
   std::vector<double> out(static_cast<size_t>(row.size()));

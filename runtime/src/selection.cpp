@@ -63,17 +63,12 @@ int64_t compression_ratio(const GistOptions& gist) {
   return r;
 }
 
-ChunkSelection select_chunks(const at::Tensor& q, const at::Tensor& k, const AttentionPlan& plan,
-                             const SelectionOptions& options, const at::Tensor& key_slot) {
-  return select_chunks(q, k, plan.selection, plan.gist, options, key_slot, plan.backend);
-}
-
-namespace {
-
-// Why the selection kernels cannot run these inputs ("" when they can).
 std::string selection_kernels_unsupported(const at::Tensor& q, const at::Tensor& k, const at::Tensor& key_slot,
                                           const GistOptions& gist) {
-  if (key_slot.defined()) return "the kernels read keys by position (no key slot table)";
+  if (key_slot.defined() && (key_slot.scalar_type() != at::kLong || key_slot.dim() != 2 ||
+                             key_slot.device() != k.device())) {
+    return "the kernels take a key slot table as int64 [B, T] on the keys' device";
+  }
   if (q.scalar_type() != k.scalar_type() || (q.scalar_type() != at::kBFloat16 && q.scalar_type() != at::kHalf)) {
     return "the kernels take bf16 or fp16 q and k";
   }
@@ -84,6 +79,13 @@ std::string selection_kernels_unsupported(const at::Tensor& q, const at::Tensor&
   if (q.device() != k.device()) return "q and k on different devices";
   return "";
 }
+
+ChunkSelection select_chunks(const at::Tensor& q, const at::Tensor& k, const AttentionPlan& plan,
+                             const SelectionOptions& options, const at::Tensor& key_slot) {
+  return select_chunks(q, k, plan.selection, plan.gist, options, key_slot, plan.backend);
+}
+
+namespace {
 
 // The kernels' bound on the gists a head keeps at each level (K_l): the budget for the longest key length,
 // at most a quarter of the level's widest row.
@@ -112,7 +114,8 @@ int64_t selection_key_slots(int64_t q_heads, int64_t kv_heads, const SelectionPl
 
 ChunkSelection select_chunks_rows(const at::Tensor& q_in, const kernels::KvRows& k, int64_t kv_heads,
                                   const SelectionPlan& sel, const GistOptions& gist, const SelectionOptions& options,
-                                  const at::Tensor& covered, const at::Tensor& key_pos_out) {
+                                  const at::Tensor& covered, const at::Tensor& key_pos_out,
+                                  const at::Tensor& key_slot) {
   at::NoGradGuard no_grad;
   const at::Tensor q = rows_for_16_byte_loads(q_in);
   const int64_t ns = q.size(0), hq = q.size(1), hkv = kv_heads, g = hq / hkv, L = gist.levels;
@@ -128,6 +131,14 @@ ChunkSelection select_chunks_rows(const at::Tensor& q_in, const kernels::KvRows&
   p.q_stride[0] = q.stride(0);
   p.q_stride[1] = q.stride(1);
   p.k = k;
+  const at::Tensor slots = key_slot.defined() ? key_slot.contiguous() : at::Tensor();
+  if (slots.defined()) {
+    GSA_CHECK(slots.scalar_type() == at::kLong && slots.dim() == 2 && slots.device() == q.device(),
+              "select_chunks_rows: key_slot ", slots.sizes(), " ", slots.scalar_type(), " is not an int64 [B, T] ",
+              "table on ", q.device());
+    p.key_slot = slots.data_ptr<int64_t>();
+    p.key_slot_stride = slots.size(1);
+  }
   const at::Tensor doc_gists = sel.doc_gists.contiguous();
   p.row = sel.row.data_ptr<int64_t>();
   p.key_length = sel.key_length.data_ptr<int64_t>();
@@ -227,7 +238,8 @@ ChunkSelection select_chunks(const at::Tensor& q, const at::Tensor& k, const Sel
       use_kernel_backend(backend, q.is_cuda(), selection_kernels_unsupported(q, k, key_slot, gist),
                          str_cat("select chunks for q ", q.sizes(), " ", q.scalar_type()))) {
     const at::Tensor keys = rows_for_16_byte_loads(k);
-    ChunkSelection chosen = select_chunks_rows(q, kv_rows_of(keys), keys.size(1), sel, gist, options, covered);
+    ChunkSelection chosen =
+        select_chunks_rows(q, kv_rows_of(keys), keys.size(1), sel, gist, options, covered, at::Tensor(), key_slot);
     for (at::Tensor& t : chosen.selected) t = t.to(at::kLong);
     chosen.key_pos = chosen.key_pos.to(at::kLong);
     return chosen;
@@ -238,6 +250,15 @@ ChunkSelection select_chunks(const at::Tensor& q, const at::Tensor& k, const Sel
     chosen.key_pos = chosen.key_pos.masked_fill(listed, -1);
   }
   return chosen;
+}
+
+ChunkSelection select_chunks_into(const at::Tensor& q, const at::Tensor& k, const SelectionPlan& sel,
+                                  const GistOptions& gist, const SelectionOptions& options, const at::Tensor& key_slot,
+                                  const at::Tensor& covered, const at::Tensor& key_pos_out) {
+  const std::string why_not = selection_kernels_unsupported(q, k, key_slot, gist);
+  GSA_CHECK(why_not.empty(), "select_chunks_into: ", why_not);
+  const at::Tensor keys = rows_for_16_byte_loads(k);
+  return select_chunks_rows(q, kv_rows_of(keys), keys.size(1), sel, gist, options, covered, key_pos_out, key_slot);
 }
 
 ChunkSelection select_chunks_reference(const at::Tensor& q, const at::Tensor& k, const SelectionPlan& sel,

@@ -13,6 +13,7 @@
 
 #include "common/tolerance.h"
 #include "gsa/parallel/distributed_decode_batch.h"
+#include "gsa/runtime/decode_attention.h"
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/generation.h"
 #include "mpi/mpi_test_env.h"
@@ -55,6 +56,8 @@ class CountingCommunicator final : public Communicator {
     ++counts["broadcast"];
     return inner_.broadcast_async(tensor, root);
   }
+  bool can_capture() const override { return inner_.can_capture(); }
+  void fence() override { inner_.fence(); }
 
   std::map<std::string, int64_t> counts;
 
@@ -111,6 +114,8 @@ void check_batched_decode(const ModelOptions& model_options, const AttentionOpti
   }
   std::vector<bool> prefilled(4, false);
   DistributedDecodeBatch batch;
+  // CUDA over NCCL with the kernels: the steps replay CUDA graphs (distributed_decode_batch.h).
+  const bool graphs = decode_step_capturable(model, attention) && sp.can_capture();
   for (size_t s = 0; s < schedule.size(); ++s) {
     std::vector<DistributedGenerator*> members;
     std::vector<int64_t> tokens;
@@ -131,8 +136,15 @@ void check_batched_decode(const ModelOptions& model_options, const AttentionOpti
     }
     sp.counts.clear();
     const std::vector<at::Tensor> got = batch.step(members, tokens);
-    EXPECT_EQ(sp.counts, (std::map<std::string, int64_t>{{"all_gather", model_options.num_layers}}))
-        << "step " << s << ": one all-gather per layer for the whole batch, nothing else";
+    if (graphs) {  // a replayed step calls no collective from the host: only all-gathers, when any
+      for (const auto& [kind, count] : sp.counts) EXPECT_EQ(kind, "all_gather") << "step " << s;
+    } else {
+      const std::map<std::string, int64_t> expected_counts =
+          sp.size() > 1 ? std::map<std::string, int64_t>{{"all_gather", model_options.num_layers}}
+                        : std::map<std::string, int64_t>{};
+      EXPECT_EQ(sp.counts, expected_counts)
+          << "step " << s << ": one all-gather per layer for the whole batch (none on one rank), nothing else";
+    }
     ASSERT_EQ(got.size(), schedule[s].size());
     for (size_t j = 0; j < got.size(); ++j) {
       Sequence& q = seqs[schedule[s][j]];
@@ -147,6 +159,8 @@ void check_batched_decode(const ModelOptions& model_options, const AttentionOpti
     }
   }
   EXPECT_EQ(batch.restacks(), restacks_expected);
+  // The batches {0, 1, 2} (3 steps) and {3, 1, 2} (2 steps) each capture once (a first step runs eagerly).
+  if (graphs) EXPECT_GE(batch.graph_captures(), 2);
   EXPECT_GT(seqs[3].sharded->layout().size(), kKvBlockPositions) << "sequence 3 should cross a block boundary";
   const bool tail = sp.rank() == sp.size() - 1;
   for (const Sequence& q : seqs) {
@@ -166,19 +180,23 @@ TEST(DistributedDecodeBatch, EqualsEachSequenceDecodedAloneOnOneDevice) {
   }
 }
 
-// The decode kernels' path (per-sequence pointer tables, the kernels' KV append) through their CPU twins.
-// Without selection: the prefill's sequence-parallel selection rejects attention.backend = KERNELS, and decode
-// selection over the replicated tree runs LibTorch ops on every backend (the fp32 test above covers it).
+// The decode kernels' path (per-sequence pointer tables, the kernels' KV append, and with selection the selection
+// kernels over each sequence's replicated tree through its key slot table, writing after the prompt rows) against
+// the same kernels on one device: their CPU twins here, the CUDA kernels (and the replayed CUDA graph of the step)
+// when the suite runs on a GPU over NCCL.
 TEST(DistributedDecodeBatch, KernelPathEqualsKernelsOnOneDevice) {
-  if (test::test_device().is_cuda()) GTEST_SKIP() << "the CPU twins of the kernels (CUDA runs them in the GPU suite)";
   ModelOptions o = test::sp_tiny_model();
   o.head_dim = 64;
   o.hidden_size = 128;
   o.dtype = DType::kBFloat16;
-  AttentionOptions attention;
-  attention.backend = AttentionBackend::kKernels;
-  attention.selection.enabled = false;  // sequence-parallel prefill selects with LibTorch ops only (a key slot table)
-  check_batched_decode(o, attention, 2, 90, /*bf16=*/true);
+  uint32_t seed = 90;
+  for (bool selective : {false, true}) {
+    SCOPED_TRACE(str_cat("selective ", selective));
+    AttentionOptions attention;
+    attention.backend = AttentionBackend::kKernels;
+    attention.selection.enabled = selective;
+    check_batched_decode(o, attention, 2, seed += 10, /*bf16=*/true);
+  }
 }
 
 // A sequence stepped outside the batch (its own step()) between two steps of an otherwise unchanged batch: the

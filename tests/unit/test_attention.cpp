@@ -306,6 +306,61 @@ TEST(Selection, KernelsWriteIntoTheTailOfAWiderList) {
   }
 }
 
+// Keys held in other columns than their positions (a sequence-parallel rank's replicated gist tree): the kernels
+// read row key_slot[b, pos] of a compact key tensor and choose what they choose over the full keys by position,
+// as the LibTorch path does with the same table. On the CPU twin and, with a device, the kernels.
+TEST(Selection, KernelsReadKeysThroughAKeySlotTable) {
+  GistOptions gist;
+  gist.chunk = 4;
+  gist.levels = 2;
+  gist.fanout = 2;
+  gist.sink = 1;
+  Document doc;
+  std::mt19937 rng(7);
+  for (int64_t i = 0; i < 300; ++i) doc.context.push_back(rng() % 256);
+  doc.suffix = {1, 2};
+  const GistLayout row = build_layout({doc}, gist);
+  const int64_t T = row.size(), D = 64, hq = 4, hkv = 2;
+  at::manual_seed(11);
+  const at::Tensor q_all = at::randn({1, hq, T, D}, at::kBFloat16), k_all = at::randn({1, hkv, T, D}, at::kBFloat16);
+  // The compact keys: the gists (every level) and sinks, in reverse order, so no slot equals its position.
+  std::vector<int64_t> held;
+  for (int64_t pos = 0; pos < T; ++pos) {
+    if (row.is_gist(pos) || row.sink[pos] != 0) held.push_back(pos);
+  }
+  std::reverse(held.begin(), held.end());
+  std::vector<int64_t> slot(T, -1);
+  for (size_t i = 0; i < held.size(); ++i) slot[held[i]] = static_cast<int64_t>(i);
+  const at::Tensor compact = k_all.index_select(2, at::tensor(held, at::kLong)).contiguous();  // [1, Hkv, W, D]
+  const at::Tensor key_slot = at::tensor(slot, at::kLong).view({1, T});
+  AttentionOptions options;
+  options.backend = AttentionBackend::kKernels;
+  for (const at::Device device : test::test_devices()) {
+    SCOPED_TRACE(str_cat(device));
+    const AttentionPlan plan = make_attention_plan({&row}, T - 1, 1, options, device);
+    ASSERT_EQ(plan.selection.count, 1);
+    const at::Tensor q = q_all.narrow(2, T - 1, 1).permute({0, 2, 1, 3}).reshape({1, hq, D}).to(device);
+    const ChunkSelection by_position =
+        select_chunks(q, k_all.to(device), plan.selection, gist, options.selection, at::Tensor(),
+                      AttentionBackend::kKernels);
+    const ChunkSelection by_slot = select_chunks(q, compact.to(device), plan.selection, gist, options.selection,
+                                                 key_slot.to(device), AttentionBackend::kKernels);
+    const ChunkSelection libtorch = select_chunks(q, compact.to(device), plan.selection, gist, options.selection,
+                                                  key_slot.to(device), AttentionBackend::kReference);
+    EXPECT_TRUE(at::equal(by_slot.key_pos.cpu(), by_position.key_pos.cpu()));
+    // The LibTorch path lists the same rows in another order.
+    for (int64_t h = 0; h < hkv; ++h) {
+      auto sorted = [&](const at::Tensor& t) { return std::get<0>(at::sort(t[0][h].cpu())); };
+      const at::Tensor a = sorted(by_slot.key_pos), b = sorted(libtorch.key_pos);
+      EXPECT_TRUE(at::equal(a.masked_select(a >= 0), b.masked_select(b >= 0))) << "kv head " << h;
+    }
+    const at::Tensor wide = at::empty({1, hkv, 3 + by_slot.key_pos.size(2)}, by_slot.key_pos.options().dtype(at::kInt));
+    select_chunks_into(q, compact.to(device), plan.selection, gist, options.selection, key_slot.to(device),
+                       at::Tensor(), wide.narrow(2, 3, by_slot.key_pos.size(2)));
+    EXPECT_TRUE(at::equal(wide.narrow(2, 3, by_slot.key_pos.size(2)).cpu().to(at::kLong), by_slot.key_pos.cpu()));
+  }
+}
+
 }  // namespace
 }  // namespace gsa
 

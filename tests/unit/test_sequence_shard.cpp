@@ -149,6 +149,28 @@ TEST(SequenceShard, WorkCutLightensTheHeaviestShard) {
             std::string::npos);
 }
 
+// The placement's weights per backend: CUDA cuts by the FLOP weights (the keys count), CPU by the tokens alone,
+// so on a CPU the work cut is the section cut while on CUDA it moves.
+TEST(SequenceShard, PlacementWorkModelFollowsTheBackend) {
+  ModelOptions model;
+  model.hidden_size = 64;
+  model.intermediate_size = 176;
+  model.num_heads = 4;
+  model.num_kv_heads = 1;
+  model.head_dim = 16;
+  const WorkModel flops = work_model_of(model);
+  EXPECT_EQ(flops.per_token, 64.0 * (2 * 64 + 2 * 16) + 3 * 64 * 176);
+  EXPECT_EQ(flops.per_key, 2.0 * 64);
+  const WorkModel cuda = placement_work_model(model, at::kCUDA), cpu = placement_work_model(model, at::kCPU);
+  EXPECT_EQ(cuda.per_token, flops.per_token);
+  EXPECT_EQ(cuda.per_key, flops.per_key);
+  EXPECT_EQ(cpu.per_token, flops.per_token);
+  EXPECT_EQ(cpu.per_key, 0.0);
+  const std::vector<GistLayout> rows{layout(2, 600, 8)};
+  EXPECT_EQ(shard_by_work(rows, 4, cpu).begin, shard_at_sections(rows, 4).begin);
+  EXPECT_NE(shard_by_work(rows, 4, cuda).begin, shard_at_sections(rows, 4).begin);
+}
+
 // shard_by_measured_cost: rank 1 of the section cut was 3x as busy as rank 0, so its positions cost 3x as much
 // each; the new cut puts the cost split (rank 0's shard plus a third of rank 1's) within one section of the
 // even split of that cost, past the section cut. Equal times keep the section cut; all zero times too.

@@ -17,7 +17,10 @@
 // or -1, followed by the positions of selected_0, selected_1, ... (-1 where the index is -1); list (s, kv) starts
 // at key_pos + (s * Hkv + kv) * key_pos_row_stride (R when 0). A row with
 // covered[row, pos] != 0 (when given) is written as -1 (decode: rows its list already holds).
-// Tables are int64 row-major with the given row strides; q [Ns, Hq, D]; k rows per kv_rows.h.
+// Tables are int64 row-major with the given row strides; q [Ns, Hq, D]; k rows per kv_rows.h: the key of
+// position pos of batch row `row` is k's row key_slot[row * key_slot_stride + pos] when key_slot is given (keys
+// held in other columns than their positions, e.g. a sequence-parallel rank's replicated gist tree; every gist's
+// slot must be >= 0), row pos otherwise.
 // dtype bf16 or fp16; D 64 or 128; group 1, 2, 4 or 8; levels 1..4.
 #pragma once
 
@@ -37,6 +40,8 @@ struct ChunkSelectionParams {
   const void* q = nullptr;
   int64_t q_stride[2] = {0, 0};        // query, head
   KvRows k;                            // the keys (kv_rows.h)
+  const int64_t* key_slot = nullptr;   // optional [B, key_slot_stride]: k's row of each position
+  int64_t key_slot_stride = 0;
 
   const int64_t* row = nullptr;        // [Ns]
   const int64_t* key_length = nullptr; // [Ns]

@@ -12,6 +12,10 @@
 //   (MPI_Abort), so every rank exits non-zero within the timeout; nothing hangs.
 // - NCCL: operations run on the communicator's own CUDA stream, ordered after the work already queued on the
 //   caller's current stream (an event), and wait() makes the caller's current stream wait for them (another event).
+// - CUDA graphs: can_capture() says whether operations may be captured into a graph (NCCL: an operation issued
+//   while the caller's current stream captures joins that stream and its wait() does nothing; MPI never). A
+//   replayed graph's collectives have no handle to wait on: the caller calls fence() after the replay, which waits
+//   for the work queued on its current stream with the same deadline and abort as wait() (a no-op on MPI).
 // - all_to_all_v, send_recv: counts are in rows of dim 0 (the row size is the product of the other dims, equal on
 //   every rank). Outputs are laid out in peer-rank order.
 #pragma once
@@ -66,6 +70,8 @@ class Communicator {
                                                       std::vector<PeerTransfer> recvs) = 0;
   // In place: tensor = root's tensor.
   virtual std::unique_ptr<CommHandle> broadcast_async(at::Tensor tensor, int root) = 0;
+  virtual bool can_capture() const { return false; }
+  virtual void fence() {}
 
   // Synchronous forms.
   void all_reduce(const at::Tensor& tensor, ReduceOp op = ReduceOp::kSum) { all_reduce_async(tensor, op)->wait(); }

@@ -82,6 +82,7 @@ class DistributedGenerator {
   std::unique_ptr<DistributedDecodeBatch> own_batch_;  // step(): this sequence alone
   uint64_t serial_;        // unique per DistributedGenerator of the process (batches tell them apart)
   uint64_t prefills_ = 0;  // bumped by every prefill (its cache and tree are new)
+  uint64_t cache_generation_ = 0;  // bumped whenever this rank's cache moves (a tail owner's growth)
 };
 
 }  // namespace gsa

@@ -17,7 +17,12 @@
 //   stepped elsewhere since), the stacked plan advances in place (O(B) host work); any change restacks
 //   (DecodePlan::stack, the trees and slot maps padded and stacked: O(total prompt rows + trees) device copies).
 //   A cache that grows is followed without a restack (DecodeCaches tracks it). Sequences are told apart by a
-//   serial number, never by address. No CUDA graph (the step holds collectives).
+//   serial number, never by address.
+// - CUDA graphs: on a CUDA device whose decode step can be captured (decode_attention.h) over a communicator
+//   that can be (NCCL; communicator.h), the step is replayed as a graph (decode_graph.h: warm-up, capture, then
+//   replays), captured anew after a restack or a cache growth, then fenced (the communicator's deadline covers
+//   the replayed all-gathers). Not while PhaseTimers is enabled (its scopes synchronise): timed breakdowns run
+//   eagerly. One rank's sp group skips the all-gather and the merge (its partial is the whole attention).
 // - All sequences share one model, one attention config and one communicator. Not thread-safe.
 #pragma once
 
@@ -30,6 +35,7 @@
 
 #include "gsa/parallel/distributed_decode.h"
 #include "gsa/runtime/decode_caches.h"
+#include "gsa/runtime/decode_graph.h"
 #include "gsa/runtime/decode_plan.h"
 
 namespace gsa {
@@ -44,6 +50,7 @@ class DistributedDecodeBatch {
   void clear();
 
   int64_t restacks() const { return restacks_; }  // steps that stacked the plans anew
+  int64_t graph_captures() const { return graph_.captures(); }  // CUDA graphs captured so far
 
  private:
   // Per sequence: (serial, prefills, positions) expected at the next step if it stays in the batch.
@@ -55,6 +62,7 @@ class DistributedDecodeBatch {
   at::Tensor own_slot_;             // [B, P] column in this rank's cache of each prompt position; -1 elsewhere
   at::Tensor column_offset_;        // [B] int32: on the tail owner, generated position p is column p + offset
   int64_t restacks_ = 0;
+  DecodeStepGraph graph_;
 };
 
 }  // namespace gsa

@@ -11,7 +11,8 @@
 // - shard_by_work (the work-balanced placement) cuts at the same candidate boundaries as shard_at_sections,
 //   but nearest the quantiles of the estimated work (position_work) instead of the even split of positions: a
 //   causal gist row gives later positions more visible keys (the gist tree grows), so equal positions are
-//   unequal work. With per_key = 0 the work is uniform and the cuts are shard_at_sections'. shard_by_measured_cost
+//   unequal work. With per_key = 0 the work is uniform and the cuts are shard_at_sections'
+//   (placement_work_model gives per_key = 0 on CPUs, where the measured cost follows the tokens). shard_by_measured_cost
 //   cuts by per-rank times measured at a previous cut instead (the FLOP weights overshoot where attention time
 //   grows more slowly with the keys a query sees than the FLOPs do, as on the CPU).
 #pragma once
@@ -50,8 +51,14 @@ struct WorkModel {
   double per_token = 1;
   double per_key = 0;
 };
-// A layer's weights: per_token = hidden * (2 Hq D + 2 Hkv D) + 3 hidden * intermediate, per_key = 2 Hq D.
+// A layer's FLOP weights: per_token = hidden * (2 Hq D + 2 Hkv D) + 3 hidden * intermediate, per_key = 2 Hq D.
 WorkModel work_model_of(const ModelOptions& model);
+// The weights the work placement cuts by on a backend: the FLOP weights with per_key scaled by what a visible
+// key costs there relative to its FLOPs. CUDA: 1 (the block-sparse kernels' time follows the keys a query visits).
+// CPU: 0, measured: on 16 dedicated cores (docs/PERFORMANCE.md, "Scaling experiments on a many-core host's
+// CPUs") each rank's busy time followed its tokens (0.59 ms a token at the tiny model, within 10% across 1-8
+// ranks) and not its keys (least-squares key slope <= 0), so on CPUs the work cut is the section cut.
+WorkModel placement_work_model(const ModelOptions& model, at::DeviceType device);
 
 // [T] the estimated work of each position of row: per_token + per_key * visible keys, the visible keys of a query
 // being its document's sink, its local window and its gist frontier (at each level, the gists since the last

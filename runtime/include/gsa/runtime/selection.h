@@ -43,7 +43,7 @@ ChunkSelection select_chunks(const at::Tensor& q, const at::Tensor& k, const Att
                              const SelectionOptions& options, const at::Tensor& key_slot = at::Tensor());
 // The same over a plan's selection tables alone (decode plans: decode_plan.h); gist: the rows' gist options.
 // backend: AUTO runs the selection kernels (kernels/chunk_selection.h) on CUDA bf16/fp16 q and k of head dim 64
-// or 128, GQA 1-8, without key_slot, and LibTorch ops otherwise; KERNELS forces them (their CPU twin on the CPU;
+// or 128, GQA 1-8 (key_slot: int64 [B, T]), and LibTorch ops otherwise; KERNELS forces them (their CPU twin on the CPU;
 // unsupported inputs are an error); REFERENCE never runs them. The kernels' lists hold the same sets in another
 // order (-1 after the indices). covered [B, P] bool (optional): rows written as -1 in key_pos.
 ChunkSelection select_chunks(const at::Tensor& q, const at::Tensor& k, const SelectionPlan& selection,
@@ -56,11 +56,22 @@ ChunkSelection select_chunks(const at::Tensor& q, const at::Tensor& k, const Sel
 // kernels write them (select_chunks returns int64 everywhere; a decode step that feeds them to the sparse decode
 // kernels saves the two conversions).
 // key_pos_out (optional): an int32 [Ns, Hkv, R] view with contiguous rows (R = selection_key_slots), e.g. the
-// tail of a wider list, that key_pos is written into and returned as.
+// tail of a wider list, that key_pos is written into and returned as. key_slot (optional): int64 [B, T], k's row
+// of each position (as select_chunks's; every gist must have one).
 ChunkSelection select_chunks_rows(const at::Tensor& q, const kernels::KvRows& k, int64_t kv_heads,
                                   const SelectionPlan& selection, const GistOptions& gist,
                                   const SelectionOptions& options, const at::Tensor& covered = at::Tensor(),
-                                  const at::Tensor& key_pos_out = at::Tensor());
+                                  const at::Tensor& key_pos_out = at::Tensor(),
+                                  const at::Tensor& key_slot = at::Tensor());
+// Why the selection kernels cannot take these inputs ("" when they can): q [Ns, Hq, D], k [B, Hkv, W, D],
+// key_slot optional.
+std::string selection_kernels_unsupported(const at::Tensor& q, const at::Tensor& k, const at::Tensor& key_slot,
+                                          const GistOptions& gist);
+// select_chunks_rows over one key tensor k [B, Hkv, W, D] (key_slot as select_chunks's), writing key_pos into
+// key_pos_out; inputs the kernels cannot take are an error.
+ChunkSelection select_chunks_into(const at::Tensor& q, const at::Tensor& k, const SelectionPlan& selection,
+                                  const GistOptions& gist, const SelectionOptions& options, const at::Tensor& key_slot,
+                                  const at::Tensor& covered, const at::Tensor& key_pos_out);
 // R, the width of select_chunks_rows's key_pos for these heads, tables and options.
 int64_t selection_key_slots(int64_t q_heads, int64_t kv_heads, const SelectionPlan& selection,
                             const GistOptions& gist, const SelectionOptions& options);
