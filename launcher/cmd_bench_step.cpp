@@ -8,7 +8,7 @@
 //   --mode serve   the distributed decode of one prompt (DistributedGenerator, as the serving engine's sp backend
 //                  runs it): prefill to the first logits (time to first token), then --decode-tokens steps
 //                  (per-token latency and its breakdown; on CUDA over NCCL the steps replay a CUDA graph after
-//                  two untimed ones, and the phase columns stay 0: --set attention.cuda_graphs=false for them).
+//                  three untimed ones, and the phase columns stay 0: --set attention.cuda_graphs=false for them).
 // Data: --batch rows, each one synthetic retrieval-shaped document of --tokens raw tokens (random bytes: the
 // gisted context, then --suffix raw tokens whose second half is the answer, labelled), laid out with the config's
 // gist options; random weights of the config's model (seed 1). Cut over the ranks at top-level sections, evenly
@@ -160,7 +160,9 @@ RankTimes time_serving(const StepFlags& f, const GsaOptions& options, const Task
   // Decode steps replayed as a CUDA graph (distributed_decode_batch.h) cannot be split into phases: their phase
   // columns stay 0 (--set attention.cuda_graphs=false times the eager step with its breakdown).
   const bool graphs = decode_step_capturable(model, options.attention) && groups.sp->can_capture();
-  const int64_t warmup_steps = graphs ? 2 : 0;  // the eager warm-up and the capture, before the timed steps
+  // Before the timed steps: the first step grows the tail cache (a new graph), the second runs eagerly, the third
+  // captures; the timed steps only replay.
+  const int64_t warmup_steps = graphs ? 3 : 0;
   const int64_t max_positions = batch.layouts[0].size() + warmup_steps + f.decode_tokens;
   RankTimes t;
   auto run = [&](bool timed) {

@@ -173,6 +173,28 @@ __device__ __forceinline__ void mma_c_times_tile(float (&acc)[kM][D / 8][4], con
   }
 }
 
+// acc[n] (n-tiles of 8 of the kCols columns col0 .. col0 + kCols - 1 of `tile`) += A * tile[:, those columns],
+// A = rows a_row .. a_row + 15 of the swizzled [*, kInner] tile `a_tile` (the key pass's dS, query rows x keys),
+// `tile` kInner rows x D (dQ = dS K).
+template <int kInner, int D, int kCols, typename T>
+__device__ __forceinline__ void mma_smem_rows_times_tile(float (&acc)[kCols / 8][4], const T* a_tile, int a_row,
+                                                         const T* tile, int col0) {
+  const int lane = threadIdx.x & 31;
+#pragma unroll
+  for (int kk = 0; kk < kInner / 16; ++kk) {
+    uint32_t a[4];
+    ldmatrix_x4(a, smem_addr(a_tile + swizzled<kInner>(a_row + (lane & 15), 2 * kk + (lane >> 4))));
+#pragma unroll
+    for (int j = 0; j < kCols / 16; ++j) {
+      uint32_t b[4];
+      const int row = 16 * kk + (lane & 7) + (((lane >> 3) & 1) << 3);
+      ldmatrix_x4_trans(b, smem_addr(tile + swizzled<D>(row, col0 / 8 + 2 * j + (lane >> 4))));
+      mma_16816<T>(acc[2 * j], a, b[0], b[1]);
+      mma_16816<T>(acc[2 * j + 1], a, b[2], b[3]);
+    }
+  }
+}
+
 // Row r of a block of kRowsCount rows: the query head offset inside the group and the position. group is a
 // power of two (1, 2, 4 or 8), so the split is a shift and a mask.
 struct QueryRow {

@@ -1,12 +1,14 @@
 // The backward of block-sparse GSA attention:
 //   1. delta[b, h, t] = sum_d d_out * out - d_lse          (one warp per query row)
-//   2. dq by the query-tile pass (sparse_attention_query_pass.cu)
+//   2. without a dq workspace: dq by the query-tile pass (sparse_attention_query_pass.cu)
 //   3. the key-tile pass: one CTA per (backward item, KV head); warp w owns keys 16w..16w+15 of the item's key
 //      tile and walks the item's query tiles (Q, dO and their row statistics double-buffered):
 //        S^T = K Q^T, P^T = exp2(S^T - lse) (masked), dV += P^T dO, dP^T = V dO^T, dS^T = P^T (dP^T - delta),
-//        dK += dS^T Q; then dK * scale and dV go to the fp32 workspaces (plain stores when the key tile has one
-//        item, atomic adds when several items share it)
-//   4. the workspaces are converted to dk, dv in the input dtype.
+//        dK += dS^T Q; with a dq workspace also dQ += dS K: dS goes to shared memory (query rows x keys), warp w
+//        takes query rows 16w..16w+15 against the whole key tile, 32 columns at a time, and adds them to the fp32
+//        workspace atomically; at the end dK * scale and dV go to the fp32 workspaces (plain stores when the key
+//        tile has one item, atomic adds when several items share it)
+//   4. the workspaces are converted to dk, dv (and dq) in the input dtype.
 #include <cuda_runtime.h>
 
 #include <cmath>
@@ -39,26 +41,75 @@ __global__ void delta_kernel(const __grid_constant__ SparseAttentionParams p) {
 
 constexpr int kKeyPassThreads = 128;  // 4 warps of 16 keys
 
-template <int D>
+template <int D, bool kFusedDq>
 struct KeyPassSmem {
   static constexpr int kKv = kTileKeys * D;
   static constexpr int kQ = 2 * kTileRows * D;  // two stages
-  static constexpr int kElems = 2 * kKv + 2 * kQ;
+  static constexpr int kDs = kFusedDq ? kTileRows * kTileKeys : 0;
+  static constexpr int kElems = 2 * kKv + 2 * kQ + kDs;
   static size_t bytes(size_t elem_size) {
     return kElems * elem_size + sizeof(KeyMetaSmem) + 2 * sizeof(QueryMetaSmem<kTileRows>) +
            4 * kTileRows * sizeof(float);
   }
 };
 
+// dQ += dS K for one query tile of the key pass (kFusedDq): this warp's dS^T fragments (its 16 keys x the tile's
+// query rows) go to shared memory as query rows x keys, then warp w multiplies query rows 16w..16w+15 by the
+// whole key tile, 32 columns at a time, and adds them to the fp32 workspace (dq_accum, scaled at conversion).
 template <typename T, int D>
+__device__ __forceinline__ void accumulate_dq(const SparseAttentionParams& p, const float (&ds)[1][kTileRows / 8][4],
+                                              T* s_ds, const T* s_k, int entry, int b, int kv_head, int row_end) {
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+#pragma unroll
+  for (int n = 0; n < kTileRows / 8; ++n) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int key = warp * 16 + 8 * (e >> 1) + (lane >> 2), row = 8 * n + 2 * (lane & 3) + (e & 1);
+      s_ds[swizzled<kTileKeys>(row, key >> 3) + (key & 7)] = T(ds[0][n][e]);
+    }
+  }
+  __syncthreads();
+  const int group = p.q_heads / p.kv_heads;
+  const int start = p.plan.query_tile_start[entry & kTileIdMask];
+  int64_t row_base[2];  // the workspace offset of this lane's two query rows (-1: past the row's last query)
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const QueryRow qr = query_row<kTileRows>(warp * 16 + 8 * h + (lane >> 2), group, start);
+    row_base[h] = qr.pos >= row_end ? -1
+                                    : ((int64_t(b) * p.q_heads + kv_head * group + qr.head) * p.num_queries +
+                                       (qr.pos - p.q_begin)) * D;
+  }
+#pragma unroll
+  for (int col0 = 0; col0 < D; col0 += 32) {
+    float dq[4][4] = {};
+    mma_smem_rows_times_tile<kTileKeys, D, 32>(dq, s_ds, warp * 16, s_k, col0);
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      if (row_base[h] < 0) continue;
+#pragma unroll
+      for (int n = 0; n < 4; ++n) {
+        float* at = p.dq_accum + row_base[h] + col0 + 8 * n + 2 * (lane & 3);
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+        atomicAdd(reinterpret_cast<float2*>(at), make_float2(dq[n][2 * h], dq[n][2 * h + 1]));
+#else
+        atomicAdd(at, dq[n][2 * h]);
+        atomicAdd(at + 1, dq[n][2 * h + 1]);
+#endif
+      }
+    }
+  }
+}
+
+template <typename T, int D, bool kFusedDq>
 __global__ void __launch_bounds__(kKeyPassThreads) key_pass_kernel(const __grid_constant__ SparseAttentionParams p) {
-  using Smem = KeyPassSmem<D>;
+  using Smem = KeyPassSmem<D, kFusedDq>;
   extern __shared__ __align__(16) unsigned char smem[];
   T* s_k = reinterpret_cast<T*>(smem);
   T* s_v = s_k + Smem::kKv;
   T* s_q = s_v + Smem::kKv;
   T* s_do = s_q + Smem::kQ;
-  auto& s_kmeta = *reinterpret_cast<KeyMetaSmem*>(s_do + Smem::kQ);
+  T* s_ds = s_do + Smem::kQ;  // kFusedDq: dS of the current query tile, [kTileRows, kTileKeys] swizzled
+  auto& s_kmeta = *reinterpret_cast<KeyMetaSmem*>(s_ds + Smem::kDs);
   QueryMetaSmem<kTileRows>* s_qmeta = reinterpret_cast<QueryMetaSmem<kTileRows>*>(&s_kmeta + 1);  // two stages
   float* s_lse2 = reinterpret_cast<float*>(s_qmeta + 2);                                          // [2][rows]
   float* s_delta = s_lse2 + 2 * kTileRows;
@@ -173,6 +224,7 @@ __global__ void __launch_bounds__(kKeyPassThreads) key_pass_kernel(const __grid_
       }
     }
     mma_c_times_tile<D, kTileRows, 1>(dk, ds, q_tile);
+    if constexpr (kFusedDq) accumulate_dq<T, D>(p, ds, s_ds, s_k, entry, b, kv_head, row_end);
     __syncthreads();
   }
   cp_async_wait<0>();
@@ -220,6 +272,21 @@ __global__ void convert_kernel(const __grid_constant__ SparseAttentionParams p) 
   }
 }
 
+// dq (strided, input dtype) = scale x the fp32 workspace (kFusedDq).
+template <typename T, int D>
+__global__ void convert_dq_kernel(const __grid_constant__ SparseAttentionParams p) {
+  const int64_t rows = int64_t(p.batch) * p.q_heads * p.num_queries;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < rows * (D / 2);
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t row = i / (D / 2), col = (i % (D / 2)) * 2;
+    const int64_t t = row % p.num_queries, bh = row / p.num_queries;
+    const int64_t h = bh % p.q_heads, b = bh / p.q_heads;
+    const int64_t off = b * p.q_stride[0] + h * p.q_stride[1] + t * p.q_stride[2] + col;
+    const float2 g = *reinterpret_cast<const float2*>(p.dq_accum + row * D + col);
+    *reinterpret_cast<uint32_t*>(static_cast<T*>(p.dq) + off) = Pack2<T>::from(g.x * p.scale, g.y * p.scale);
+  }
+}
+
 int grid_for(int64_t threads_needed) {
   const int64_t blocks = (threads_needed + 255) / 256;
   return int(blocks < 65536 ? (blocks > 0 ? blocks : 1) : 65536);
@@ -230,8 +297,15 @@ Status run_backward(const SparseAttentionParams& p, cudaStream_t stream) {
   const int64_t q_rows = int64_t(p.batch) * p.q_heads * p.num_queries;
   delta_kernel<T, D><<<grid_for(q_rows * 32), 256, 0, stream>>>(p);
   if (cudaGetLastError() != cudaSuccess) return Status::kCudaError;
-  Status status = launch_query_pass(p, /*backward=*/true, stream);
-  if (status != Status::kOk) return status;
+  const bool fused_dq = p.dq_accum != nullptr;
+  if (fused_dq) {
+    if (cudaMemsetAsync(p.dq_accum, 0, size_t(q_rows) * D * sizeof(float), stream) != cudaSuccess) {
+      return Status::kCudaError;
+    }
+  } else {
+    const Status status = launch_query_pass(p, /*backward=*/true, stream);
+    if (status != Status::kOk) return status;
+  }
 
   const size_t accum_bytes = size_t(p.batch) * p.kv_heads * p.kv_rows * D * sizeof(float);
   if (cudaMemsetAsync(p.dk_accum, 0, accum_bytes, stream) != cudaSuccess ||
@@ -239,16 +313,20 @@ Status run_backward(const SparseAttentionParams& p, cudaStream_t stream) {
     return Status::kCudaError;
   }
   if (p.plan.num_backward_items > 0) {
-    const size_t smem = KeyPassSmem<D>::bytes(sizeof(T));
-    auto kernel = key_pass_kernel<T, D>;
-    if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)) != cudaSuccess) {
-      return Status::kCudaError;
-    }
-    kernel<<<dim3(p.plan.num_backward_items, p.kv_heads), kKeyPassThreads, smem, stream>>>(p);
-    if (cudaGetLastError() != cudaSuccess) return Status::kCudaError;
+    auto launch = [&](auto kernel, size_t smem) {
+      if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)) != cudaSuccess) {
+        return false;
+      }
+      kernel<<<dim3(p.plan.num_backward_items, p.kv_heads), kKeyPassThreads, smem, stream>>>(p);
+      return cudaGetLastError() == cudaSuccess;
+    };
+    const bool launched = fused_dq ? launch(key_pass_kernel<T, D, true>, KeyPassSmem<D, true>::bytes(sizeof(T)))
+                                   : launch(key_pass_kernel<T, D, false>, KeyPassSmem<D, false>::bytes(sizeof(T)));
+    if (!launched) return Status::kCudaError;
   }
   const int64_t kv_pairs = int64_t(p.batch) * p.kv_heads * p.kv_rows * (D / 2);
   convert_kernel<T, D><<<grid_for(kv_pairs), 256, 0, stream>>>(p);
+  if (fused_dq) convert_dq_kernel<T, D><<<grid_for(q_rows * (D / 2)), 256, 0, stream>>>(p);
   return cudaGetLastError() == cudaSuccess ? Status::kOk : Status::kCudaError;
 }
 

@@ -130,6 +130,9 @@ class SparseAttentionFunction : public torch::autograd::Function<SparseAttention
     at::Tensor dk_accum =
         on_cuda ? at::empty({k.size(0), k.size(1), k.size(2), k.size(3)}, fp32) : at::empty({1}, fp32);
     at::Tensor dv_accum = on_cuda ? at::empty_like(dk_accum) : at::empty({1}, fp32);
+    // dq by atomic adds in the key-tile pass (one pass fewer) unless the plan asks for reproducible gradients.
+    at::Tensor dq_accum = on_cuda && !tiles.deterministic ? at::empty({q.size(0), q.size(1), q.size(2), q.size(3)}, fp32)
+                                                          : at::Tensor();
     kernels::SparseAttentionParams p =
         make_params(q, k, v, tiles, ctx->saved_data["key_rows"].toTensor(), ctx->saved_data["selective"].toBool(),
                     ctx->saved_data["keep"].toBool(), ctx->saved_data["scale"].toDouble());
@@ -143,6 +146,7 @@ class SparseAttentionFunction : public torch::autograd::Function<SparseAttention
     p.dv = dv.data_ptr();
     p.dk_accum = dk_accum.data_ptr<float>();
     p.dv_accum = dv_accum.data_ptr<float>();
+    p.dq_accum = dq_accum.defined() ? dq_accum.data_ptr<float>() : nullptr;
     run(p, q, /*backward=*/true);
     return {dq, dk, dv, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }

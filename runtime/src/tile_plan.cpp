@@ -206,6 +206,7 @@ TilePlan make_tile_plan(const std::vector<const GistLayout*>& rows, int64_t q_be
   }
   plan.num_forward_pairs = static_cast<int64_t>(blocks.tiles.size());
   plan.has_backward = with_backward;
+  plan.deterministic = max_backward_tiles == 0;
 
   // Backward: the query tiles' visits bucketed by key tile (counting sort), each bucket cut into items, longest
   // items first.

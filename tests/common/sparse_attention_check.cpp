@@ -62,7 +62,7 @@ void check_sparse_attention(const SparseCase& c, at::Device device, uint64_t see
   at::Tensor w = at::randn({2, c.hq, T, c.head_dim}, opts.dtype(at::kDouble).device(at::kCPU));
   at::Tensor u = at::randn({2, c.hq, T}, opts.dtype(at::kDouble).device(at::kCPU));
   auto tiles = std::make_shared<const TilePlan>(make_tile_plan(row_pointers(rows), 0, -1, c.hq / c.hkv, device,
-                                                               /*max_backward_tiles=*/2));
+                                                               c.max_backward_tiles));
   SparseAttentionOutput s = sparse_attention(q, k, v, tiles, c.selective, c.keep_gists, scale);
   const at::Tensor finite = at::isfinite(s.lse.detach().cpu());
   at::Tensor loss = (s.out.to(at::kDouble).cpu() * w).sum() +

@@ -15,6 +15,9 @@ struct SparseCase {
   int64_t max_doc_tokens = 48;  // each row packs 1-3 documents of up to this many context tokens
   bool selective = false, keep_gists = false;
   at::ScalarType dtype = at::kBFloat16;
+  // Backward work items of at most this many query tiles (atomic dk/dv; on CUDA dq by atomics in the key-tile
+  // pass); 0: one item per key tile and dq by the query-block pass (deterministic).
+  int64_t max_backward_tiles = 2;
 };
 
 // Runs one random batch of two rows on `device` and checks everything; seed picks the batch and tensors.

@@ -80,8 +80,8 @@ struct AttentionOptions {
   // >= 0; the reference path builds its masks for this many queries at a time (bounded memory for long
   // prefills); 0 = automatic (about 64 MiB of masks per chunk)
   int64_t reference_chunk_queries = 0;
-  // The kernels' backward without atomic adds (one work item per key tile): bitwise reproducible gradients,
-  // ~15% slower at 128K tokens (load imbalance on the long gist-key lists).
+  // The kernels' backward without atomic adds (one work item per key tile, dq by its own pass over the tiles):
+  // bitwise reproducible gradients, slower (load imbalance on the long gist-key lists, Q K^T recomputed for dq).
   bool deterministic = false;
   // Decode steps on CUDA replay a captured CUDA graph of the whole step (one launch instead of ~1,000; the same
   // kernels on the same inputs, so the same results); false runs every step eagerly.

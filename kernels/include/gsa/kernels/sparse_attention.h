@@ -17,9 +17,11 @@
 // Contract (forward): out[b, h, t] = sum_k softmax_k(scale * q[b, h, t] . k[b, h / group, k]) v[b, h / group, k]
 // over the allowed keys, lse[b, h, t] = log sum_k exp(scale * q.k) in fp32 (-inf and out = 0 for a query with
 // no allowed key). Backward: given d_out and d_lse (may be null: zero), dq, dk, dv of that function; the gist
-// keys' gradients included. dq is written directly (query-tile pass, deterministic); dk/dv are accumulated in
-// fp32 workspaces (atomic adds where a key tile's queries are split over several work items; with one item per
-// key tile the result is deterministic) and converted at the end.
+// keys' gradients included. dk/dv are accumulated in fp32 workspaces (atomic adds where a key tile's queries are
+// split over several work items; with one item per key tile the result is deterministic) and converted at the end.
+// dq: with dq_accum null, written directly by a query-block pass (deterministic; it computes Q K^T and dO V^T a
+// second time); with dq_accum given, accumulated by the key-tile pass itself (dS K, atomic adds into the fp32
+// workspace: one pass over the tiles fewer, not bitwise reproducible) and converted at the end.
 // Tensors: q, out, d_out, dq [B, Hq, Tq, D]; k, v, dk, dv [B, Hkv, kv_rows, D]; last dim contiguous, strides in
 // elements; lse, d_lse, delta [B, Hq, Tq] contiguous fp32. Query rows hold positions [q_begin, q_begin + Tq).
 // dtype: bf16 or fp16; D: 64 or 128; group: 1, 2, 4 or 8.
@@ -102,6 +104,7 @@ struct SparseAttentionParams {
   void* dv = nullptr;
   float* dk_accum = nullptr;         // [B, Hkv, kv_rows, D] fp32 workspace, contiguous
   float* dv_accum = nullptr;
+  float* dq_accum = nullptr;         // optional [B, Hq, Tq, D] fp32 workspace, contiguous (see the contract)
 };
 
 // CUDA: stream is a cudaStream_t. Backward zeroes and uses the fp32 workspaces itself.

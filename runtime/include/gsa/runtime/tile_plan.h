@@ -34,6 +34,9 @@ struct TilePlan {
   int64_t num_forward_pairs = 0;   // visited (query block, key tile) pairs
   bool has_backward = true;        // the backward lists below were built
   bool has_padding = false;        // some row has fewer queries than num_queries (outputs there must be zeroed)
+  // Built with max_backward_tiles = 0: one backward item per key tile, and the CUDA backward takes dq from the
+  // query-block pass instead of atomic adds in the key-tile pass, so gradients are bitwise reproducible.
+  bool deterministic = false;
 
   at::Tensor token_meta;           // [B, T, kTokenMetaInts] int32
   at::Tensor row_query_end;        // [B] int32
@@ -57,7 +60,8 @@ struct TilePlan {
 // rows: the batch's layouts (same levels and prev_chunks); queries [q_begin, q_begin + num_queries) of every
 // row; group: query heads per KV head (1, 2, 4 or 8); a key tile's backward list is cut into work items of at
 // most max_backward_tiles query tiles (more items: more parallelism, atomic dk/dv accumulation; 0: one item per
-// key tile, no atomics, bitwise reproducible). with_backward = false leaves the backward lists empty (inference).
+// key tile, no atomics, bitwise reproducible: TilePlan::deterministic). with_backward = false leaves the backward
+// lists empty (inference).
 TilePlan make_tile_plan(const std::vector<const GistLayout*>& rows, int64_t q_begin, int64_t num_queries,
                         int64_t group, at::Device device, int64_t max_backward_tiles = 64, bool with_backward = true);
 
