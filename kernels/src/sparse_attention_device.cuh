@@ -82,6 +82,10 @@ __device__ __forceinline__ void cp_async_16(void* dst, const void* src, bool src
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
                "r"(src_valid ? 16 : 0));
 }
+// 4-byte async copy (always valid).
+__device__ __forceinline__ void cp_async_4(void* dst, const void* src) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(smem_addr(dst)), "l"(src));
+}
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int kPending>
 __device__ __forceinline__ void cp_async_wait() {
@@ -234,7 +238,8 @@ __device__ __forceinline__ void load_query_meta(QueryMetaSmem<kRowsCount>& s, co
   for (int l = 0; l < kMaxGistLevels; ++l) s.chunk[l][r] = m[kMetaChunk0 + l];
 }
 
-// A key tile's keys as the mask sees them (pos -1: no key or not held), and the k/v row of each.
+// A key tile's keys as the mask sees them, and the k/v row of each (-1: no key, or not held: mask_key then
+// reads the key's position as -1).
 struct KeyMetaSmem {
   int32_t row[kTileKeys];
   int32_t pos[kTileKeys];
@@ -270,7 +275,25 @@ __device__ __forceinline__ MaskQuery mask_query(const QueryMetaSmem<kRowsCount>&
 }
 
 __device__ __forceinline__ MaskKey mask_key(const KeyMetaSmem& s, int c) {
-  return {s.pos[c], s.doc[c], s.chunk0[c], s.chunk_up[c]};
+  return {s.row[c] >= 0 ? s.pos[c] : -1, s.doc[c], s.chunk0[c], s.chunk_up[c]};
+}
+
+// load_key_meta by cp.async (threads 0..79 of the CTA each copy 16 bytes of one of the five 64-entry arrays), so
+// no thread waits on the plan's metadata: it lands with the caller's next cp_async_wait.
+__device__ __forceinline__ void load_key_meta_async(KeyMetaSmem& s, const SparseAttentionParams& p, int key_tile) {
+  constexpr int kChunksPerArray = kTileKeys / 4;  // 16 bytes = 4 int32
+  const int t = threadIdx.x;
+  if (t >= 5 * kChunksPerArray) return;
+  const int field = t / kChunksPerArray, chunk = t % kChunksPerArray;
+  const int64_t at = int64_t(key_tile) * kTileKeys + 4 * chunk;
+  const int32_t* rows = p.key_rows != nullptr ? p.key_rows : p.plan.key_tile_positions;
+  const int32_t* src = field == 0   ? p.plan.key_tile_positions
+                       : field == 1 ? rows
+                       : field == 2 ? p.plan.key_tile_doc
+                       : field == 3 ? p.plan.key_tile_chunk0
+                                    : p.plan.key_tile_chunk_up;
+  int32_t* dst = field == 0 ? s.pos : field == 1 ? s.row : field == 2 ? s.doc : field == 3 ? s.chunk0 : s.chunk_up;
+  cp_async_16(dst + 4 * chunk, src + at, true);
 }
 
 }  // namespace gsa::kernels::detail

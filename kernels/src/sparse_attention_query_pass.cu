@@ -1,5 +1,6 @@
 // The query-block pass of block-sparse GSA attention: one CTA per (query block of kBlockRows rows, KV head),
-// walking the block's key-tile list with K/V tiles double-buffered through cp.async.
+// walking the block's key-tile list with K/V tiles double-buffered through cp.async and the tiles' plan metadata
+// (rows, mask fields, class, list entry) fetched two tiles ahead, so no tile starts by waiting on the plan.
 //   forward: 4 warps x 32 rows (two m16 row blocks per warp, so every K/V fragment feeds two MMAs):
 //            S = Q K^T, mask, online softmax in fp32 (exp2 domain), O += P V; writes out and lse.
 //   dq:      8 warps x 16 rows: S = Q K^T, P = exp2(S - lse), dP = dO V^T, dS = P (dP - delta), dQ += dS K.
@@ -24,6 +25,9 @@ struct QueryPassShape {
   static constexpr int kM = kBlockRows / (16 * kWarps);  // m16 row blocks per warp
 };
 
+// Key-tile metadata stages: tile i's (in use), i + 1's (landed) and i + 2's (in flight).
+constexpr int kMetaStages = 3;
+
 template <int D, bool kDq>
 struct QueryPassSmem {
   static constexpr int kQ = kBlockRows * D;                   // elements
@@ -32,7 +36,7 @@ struct QueryPassSmem {
   static constexpr int kElems = kQ + kDo + 2 * kKv;
   static size_t bytes(size_t elem_size) {
     return kElems * elem_size + sizeof(QueryMetaSmem<kBlockRows>) + 2 * kBlockRows * sizeof(float) +
-           2 * sizeof(KeyMetaSmem);
+           kMetaStages * sizeof(KeyMetaSmem) + 2 * kMetaStages * sizeof(int32_t);
   }
 };
 
@@ -51,7 +55,9 @@ __global__ void __launch_bounds__(QueryPassShape<kDq>::kThreads)
   auto& s_qmeta = *reinterpret_cast<QueryMetaSmem<kBlockRows>*>(s_v + Smem::kKv);
   float* s_lse2 = reinterpret_cast<float*>(&s_qmeta + 1);
   float* s_delta = s_lse2 + kBlockRows;
-  KeyMetaSmem* s_kmeta = reinterpret_cast<KeyMetaSmem*>(s_delta + kBlockRows);  // two stages
+  KeyMetaSmem* s_kmeta = reinterpret_cast<KeyMetaSmem*>(s_delta + kBlockRows);  // kMetaStages stages
+  int32_t* s_entry = reinterpret_cast<int32_t*>(s_kmeta + kMetaStages);            // [stage] list entry
+  int32_t* s_class = s_entry + kMetaStages;                                          // [stage] key tile class
 
   const int block = blockIdx.x, kv_head = blockIdx.y;
   const int b = p.plan.query_block_row[block], start = p.plan.query_block_start[block];
@@ -86,17 +92,34 @@ __global__ void __launch_bounds__(QueryPassShape<kDq>::kThreads)
 
   const int first = p.plan.forward_offsets[block];
   const int count = p.plan.forward_offsets[block + 1] - first;
-  auto load_key_tile = [&](int i, int stage) {
-    const int kt = p.plan.forward_key_tiles[first + i] & kTileIdMask;
+  const int32_t block_flags = p.plan.query_block_flags[block];
+  // The pipeline (nothing waits on the plan at a tile's start): while tile i is computed, tile i + 1's K/V rows
+  // and tile i + 2's metadata are in flight (cp.async), and tile i + 3's list entry is loaded into a register.
+  auto issue_meta = [&](int i, int32_t entry) {  // tile i's metadata, entry and class into stage i % kMetaStages
+    const int kt = entry & kTileIdMask, stage = i % kMetaStages;
+    load_key_meta_async(s_kmeta[stage], p, kt);
+    if (threadIdx.x == kThreadsCount - 1) {
+      s_entry[stage] = entry;
+      cp_async_4(s_class + stage, p.plan.key_tile_class + kt);
+    }
+  };
+  auto issue_kv = [&](int i) {  // tile i's K and V rows (from its landed metadata) into stage i & 1
+    const KeyMetaSmem& meta = s_kmeta[i % kMetaStages];
     auto kv_offset = [&](int c) -> int64_t {
-      const int32_t row = key_row(p, kt, c);
+      const int32_t row = meta.row[c];
       return row < 0 ? -1 : int64_t(row) * p.kv_stride[2];
     };
+    const int stage = i & 1;
     load_rows_async<D, kTileKeys, kThreadsCount, true>(s_k + stage * kTileKeys * D, k, s_v + stage * kTileKeys * D, v,
                                                        kv_offset);
-    load_key_meta(s_kmeta[stage], p, kt);
   };
-  if (count > 0) load_key_tile(0, 0);
+  int32_t entry_ahead = count > 2 ? p.plan.forward_key_tiles[first + 2] : 0;  // tile 2's, then i + 3's
+  if (count > 0) issue_meta(0, p.plan.forward_key_tiles[first]);
+  if (count > 1) issue_meta(1, p.plan.forward_key_tiles[first + 1]);
+  cp_async_commit();  // with Q (and dO)
+  cp_async_wait<0>();
+  __syncthreads();
+  if (count > 0) issue_kv(0);
   cp_async_commit();
 
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -113,19 +136,21 @@ __global__ void __launch_bounds__(QueryPassShape<kDq>::kThreads)
   for (int m = 0; m < kM; ++m) row_max[m][0] = row_max[m][1] = -INFINITY, row_sum[m][0] = row_sum[m][1] = 0.f;
 
   for (int i = 0; i < count; ++i) {
-    const int stage = i & 1;
-    if (i + 1 < count) load_key_tile(i + 1, stage ^ 1);
+    cp_async_wait<0>();  // tile i's K/V and tile i + 1's metadata
+    __syncthreads();     // ... for every thread; and every warp is done with tile i - 1's stages
+    if (i + 1 < count) issue_kv(i + 1);
+    if (i + 2 < count) issue_meta(i + 2, entry_ahead);
+    if (i + 3 < count) entry_ahead = p.plan.forward_key_tiles[first + i + 3];
     cp_async_commit();
-    cp_async_wait<1>();
-    __syncthreads();
+    const int stage = i & 1, meta_stage = i % kMetaStages;
     const T* k_tile = s_k + stage * kTileKeys * D;
     const T* v_tile = s_v + stage * kTileKeys * D;
-    const int32_t entry = p.plan.forward_key_tiles[first + i];
-    const int key_class = p.plan.key_tile_class[entry & kTileIdMask];
+    const int32_t entry = s_entry[meta_stage];
+    const int key_class = s_class[meta_stage];
 
     // A suffix query of a selective layer sees no gist key: a gist tile is never whole for such a block.
-    const bool full = (entry & kFullTile) && !(key_class >= 0 && (p.plan.query_block_flags[block] & kSuffixFlag) &&
-                                               p.rule.selective && !p.rule.keep_unselected_gists);
+    const bool full = (entry & kFullTile) && !(key_class >= 0 && (block_flags & kSuffixFlag) && p.rule.selective &&
+                                               !p.rule.keep_unselected_gists);
     // The tile's keys in steps of kKeyStep (fewer live score registers at D = 128).
 #pragma unroll 1
     for (int step = 0; step < kTileKeys / kKeyStep; ++step) {
@@ -146,7 +171,7 @@ __global__ void __launch_bounds__(QueryPassShape<kDq>::kThreads)
             for (int n = 0; n < kKeyStep / 8; ++n) {
 #pragma unroll
               for (int e = 0; e < 2; ++e) {
-                const MaskKey key = mask_key(s_kmeta[stage], key0 + 8 * n + 2 * (lane & 3) + e);
+                const MaskKey key = mask_key(s_kmeta[meta_stage], key0 + 8 * n + 2 * (lane & 3) + e);
                 if (!gist_mask_allows_class(key_class, q, key, p.rule)) s[m][n][2 * h + e] = -INFINITY;
               }
             }
@@ -212,7 +237,6 @@ __global__ void __launch_bounds__(QueryPassShape<kDq>::kThreads)
         mma_c_times_tile<D, kKeyStep, kM>(acc, dp, k_tile + key0 * D);
       }
     }
-    __syncthreads();
   }
   cp_async_wait<0>();
   __syncthreads();  // covers count == 0: the block's own loads

@@ -130,9 +130,14 @@ class SparseAttentionFunction : public torch::autograd::Function<SparseAttention
     at::Tensor dk_accum =
         on_cuda ? at::empty({k.size(0), k.size(1), k.size(2), k.size(3)}, fp32) : at::empty({1}, fp32);
     at::Tensor dv_accum = on_cuda ? at::empty_like(dk_accum) : at::empty({1}, fp32);
-    // dq by atomic adds in the key-tile pass (one pass fewer) unless the plan asks for reproducible gradients.
-    at::Tensor dq_accum = on_cuda && !tiles.deterministic ? at::empty({q.size(0), q.size(1), q.size(2), q.size(3)}, fp32)
-                                                          : at::Tensor();
+    // dq by atomic adds in the key-tile pass (one pass over the tiles fewer) when the queries see few key tiles;
+    // the atomic traffic grows with them (measured on an H200, docs/PERFORMANCE.md: 6% faster at 16 key tiles per
+    // query block, 12% slower at 64). Never for a deterministic plan.
+    constexpr double kFusedDqMaxKeyTiles = 24;
+    const int64_t blocks = tiles.query_block_row.numel();
+    const double key_tiles_per_block = blocks > 0 ? double(tiles.num_forward_pairs) / double(blocks) : 0.0;
+    const bool fused_dq = on_cuda && !tiles.deterministic && key_tiles_per_block <= kFusedDqMaxKeyTiles;
+    at::Tensor dq_accum = fused_dq ? at::empty({q.size(0), q.size(1), q.size(2), q.size(3)}, fp32) : at::Tensor();
     kernels::SparseAttentionParams p =
         make_params(q, k, v, tiles, ctx->saved_data["key_rows"].toTensor(), ctx->saved_data["selective"].toBool(),
                     ctx->saved_data["keep"].toBool(), ctx->saved_data["scale"].toDouble());
