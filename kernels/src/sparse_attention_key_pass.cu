@@ -41,6 +41,25 @@ __global__ void delta_kernel(const __grid_constant__ SparseAttentionParams p) {
 
 constexpr int kKeyPassThreads = 128;  // 4 warps of 16 keys
 
+// A query tile as the key pass reads it, fetched ahead by cp.async (nothing waits on the plan at a tile's start):
+// its list entry, start and flags two tiles ahead, its rows' token metadata, statistics, Q and dO one tile ahead.
+// (Two row stages: at head dim 128 with the dS tile two CTAs still fit an SM.)
+struct QueryTileInfo {
+  int32_t entry, start, flags, pad;
+};
+struct QueryTileRows {
+  int32_t meta[kTileRows * kTokenMetaInts];  // the tile's positions start .. start + rows / group - 1
+  float lse[kTileRows];                      // per row (0 past the row's last query)
+  float delta[kTileRows];
+};
+constexpr int kInfoStages = 3, kRowStages = 2;
+
+// 4-byte async copy that zero-fills the destination when src_valid is false (src is not read).
+__device__ __forceinline__ void cp_async_4_or_zero(void* dst, const void* src, bool src_valid) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
+               "r"(src_valid ? 4 : 0));
+}
+
 template <int D, bool kFusedDq>
 struct KeyPassSmem {
   static constexpr int kKv = kTileKeys * D;
@@ -48,8 +67,8 @@ struct KeyPassSmem {
   static constexpr int kDs = kFusedDq ? kTileRows * kTileKeys : 0;
   static constexpr int kElems = 2 * kKv + 2 * kQ + kDs;
   static size_t bytes(size_t elem_size) {
-    return kElems * elem_size + sizeof(KeyMetaSmem) + 2 * sizeof(QueryMetaSmem<kTileRows>) +
-           4 * kTileRows * sizeof(float);
+    return kElems * elem_size + sizeof(KeyMetaSmem) + kRowStages * sizeof(QueryTileRows) +
+           kInfoStages * sizeof(QueryTileInfo);
   }
 };
 
@@ -58,7 +77,7 @@ struct KeyPassSmem {
 // whole key tile, 32 columns at a time, and adds them to the fp32 workspace (dq_accum, scaled at conversion).
 template <typename T, int D>
 __device__ __forceinline__ void accumulate_dq(const SparseAttentionParams& p, const float (&ds)[1][kTileRows / 8][4],
-                                              T* s_ds, const T* s_k, int entry, int b, int kv_head, int row_end) {
+                                              T* s_ds, const T* s_k, int start, int b, int kv_head, int row_end) {
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
 #pragma unroll
   for (int n = 0; n < kTileRows / 8; ++n) {
@@ -70,7 +89,6 @@ __device__ __forceinline__ void accumulate_dq(const SparseAttentionParams& p, co
   }
   __syncthreads();
   const int group = p.q_heads / p.kv_heads;
-  const int start = p.plan.query_tile_start[entry & kTileIdMask];
   int64_t row_base[2];  // the workspace offset of this lane's two query rows (-1: past the row's last query)
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
@@ -110,9 +128,8 @@ __global__ void __launch_bounds__(kKeyPassThreads) key_pass_kernel(const __grid_
   T* s_do = s_q + Smem::kQ;
   T* s_ds = s_do + Smem::kQ;  // kFusedDq: dS of the current query tile, [kTileRows, kTileKeys] swizzled
   auto& s_kmeta = *reinterpret_cast<KeyMetaSmem*>(s_ds + Smem::kDs);
-  QueryMetaSmem<kTileRows>* s_qmeta = reinterpret_cast<QueryMetaSmem<kTileRows>*>(&s_kmeta + 1);  // two stages
-  float* s_lse2 = reinterpret_cast<float*>(s_qmeta + 2);                                          // [2][rows]
-  float* s_delta = s_lse2 + 2 * kTileRows;
+  QueryTileRows* s_rows = reinterpret_cast<QueryTileRows*>(&s_kmeta + 1);  // kRowStages stages
+  QueryTileInfo* s_info = reinterpret_cast<QueryTileInfo*>(s_rows + kRowStages);  // kInfoStages stages
 
   const int item = blockIdx.x, kv_head = blockIdx.y;
   const int key_tile = p.plan.backward_key_tile[item];
@@ -121,6 +138,7 @@ __global__ void __launch_bounds__(kKeyPassThreads) key_pass_kernel(const __grid_
   const int count = p.plan.backward_offsets[item + 1] - first;
   const int b = p.plan.query_tile_row[p.plan.backward_query_tiles[first] & kTileIdMask];
   const int group = p.q_heads / p.kv_heads;
+  const int positions = kTileRows / group;  // distinct positions of a query tile
   const int row_end = p.row_query_end[b];
   const int64_t q_batch = int64_t(b) * p.q_stride[0];
   const int64_t kv_base = int64_t(b) * p.kv_stride[0] + int64_t(kv_head) * p.kv_stride[1];
@@ -133,30 +151,50 @@ __global__ void __launch_bounds__(kKeyPassThreads) key_pass_kernel(const __grid_
                                                        kv_offset);
   load_key_meta(s_kmeta, p, key_tile);
 
-  auto load_query_tile = [&](int i, int stage) {
-    const int tile = p.plan.backward_query_tiles[first + i] & kTileIdMask;
-    const int start = p.plan.query_tile_start[tile];
+  auto issue_info = [&](int i) {  // query tile i's entry, start and flags (no dependent load: plan arrays by pair)
+    if (threadIdx.x != kKeyPassThreads - 1) return;
+    QueryTileInfo& info = s_info[i % kInfoStages];
+    cp_async_4(&info.entry, p.plan.backward_query_tiles + first + i);
+    cp_async_4(&info.start, p.plan.backward_query_start + first + i);
+    cp_async_4(&info.flags, p.plan.backward_query_flags + first + i);
+  };
+  auto issue_rows = [&](int i) {  // query tile i's token metadata, lse and delta (its info has landed)
+    const int start = s_info[i % kInfoStages].start;
+    QueryTileRows& rows = s_rows[i % kRowStages];
+    const int t = threadIdx.x;
+    if (t < positions * (kTokenMetaInts / 4)) {  // 16 bytes of one position's metadata
+      const int pos = start + t / (kTokenMetaInts / 4);
+      const bool valid = pos < row_end;
+      const int32_t* src = p.token_meta + (int64_t(b) * p.num_keys + (valid ? pos : 0)) * kTokenMetaInts;
+      cp_async_16(rows.meta + 4 * t, src + 4 * (t % (kTokenMetaInts / 4)), valid);
+    }
+    if (t < kTileRows) {
+      const QueryRow qr = query_row<kTileRows>(t, group, start);
+      const bool valid = qr.pos < row_end;
+      const int64_t stat =
+          valid ? ((int64_t(b) * p.q_heads + kv_head * group + qr.head) * p.num_queries) + (qr.pos - p.q_begin) : 0;
+      cp_async_4_or_zero(rows.lse + t, p.lse + stat, valid);
+      cp_async_4_or_zero(rows.delta + t, p.delta + stat, valid);
+    }
+  };
+  auto issue_q = [&](int i) {  // query tile i's Q and dO rows into stage i & 1 (its info has landed)
+    const int start = s_info[i % kInfoStages].start;
     auto q_offset = [&](int r) -> int64_t {
       const QueryRow qr = query_row<kTileRows>(r, group, start);
       if (qr.pos >= row_end) return -1;
       return q_batch + int64_t(kv_head * group + qr.head) * p.q_stride[1] + int64_t(qr.pos - p.q_begin) * p.q_stride[2];
     };
+    const int stage = i & 1;
     load_rows_async<D, kTileRows, kKeyPassThreads, true>(s_q + stage * kTileRows * D, static_cast<const T*>(p.q),
                                                          s_do + stage * kTileRows * D, static_cast<const T*>(p.d_out),
                                                          q_offset);
-    load_query_meta<kTileRows>(s_qmeta[stage], p, b, start);
-    if (threadIdx.x < kTileRows) {
-      const int r = threadIdx.x;
-      const QueryRow qr = query_row<kTileRows>(r, group, start);
-      const bool valid = qr.pos < row_end;
-      const int64_t stat =
-          ((int64_t(b) * p.q_heads + kv_head * group + qr.head) * p.num_queries) + (qr.pos - p.q_begin);
-      const float lse = valid ? p.lse[stat] : 0.f;
-      s_lse2[stage * kTileRows + r] = isfinite(lse) ? lse * kLog2e : 0.f;  // no keys: every score is masked
-      s_delta[stage * kTileRows + r] = valid ? p.delta[stat] : 0.f;
-    }
   };
-  load_query_tile(0, 0);
+  for (int i = 0; i < 2 && i < count; ++i) issue_info(i);
+  cp_async_commit();  // with the key tile's K and V
+  cp_async_wait<0>();
+  __syncthreads();
+  issue_rows(0);
+  issue_q(0);
   cp_async_commit();
 
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -169,33 +207,41 @@ __global__ void __launch_bounds__(kKeyPassThreads) key_pass_kernel(const __grid_
   }
 
   for (int i = 0; i < count; ++i) {
-    const int stage = i & 1;
-    if (i + 1 < count) load_query_tile(i + 1, stage ^ 1);
+    cp_async_wait<0>();  // tile i's rows, Q and dO, tile i + 1's info
+    __syncthreads();     // ... for every thread; and every warp is done with tile i - 1's stages
+    if (i + 1 < count) {
+      issue_rows(i + 1);
+      issue_q(i + 1);
+    }
+    if (i + 2 < count) issue_info(i + 2);
     cp_async_commit();
-    cp_async_wait<1>();
-    __syncthreads();
-    const int entry = p.plan.backward_query_tiles[first + i];
-    const bool full =
-        (entry & kFullTile) && !(key_class >= 0 && (p.plan.query_tile_flags[entry & kTileIdMask] & kSuffixFlag) &&
-                                 p.rule.selective && !p.rule.keep_unselected_gists);
+    const int stage = i & 1;
+    const QueryTileInfo& info = s_info[i % kInfoStages];
+    const QueryTileRows& rows = s_rows[i % kRowStages];
+    const int entry = info.entry, start = info.start;
+    const bool full = (entry & kFullTile) && !(key_class >= 0 && (info.flags & kSuffixFlag) && p.rule.selective &&
+                                               !p.rule.keep_unselected_gists);
     const T* q_tile = s_q + stage * kTileRows * D;
     const T* do_tile = s_do + stage * kTileRows * D;
-    const float* lse2 = s_lse2 + stage * kTileRows;
-    const float* delta = s_delta + stage * kTileRows;
 
     float pt[1][kTileRows / 8][4];  // S^T, then P^T: keys x query rows
 #pragma unroll
     for (int n = 0; n < kTileRows / 8; ++n) pt[0][n][0] = pt[0][n][1] = pt[0][n][2] = pt[0][n][3] = 0.f;
     mma_rows_times_tile_t<D, kTileRows, 1>(pt, s_k, warp * 16, q_tile);
     if (!full) {
+      const int up = key_class >= 0 && key_class + 1 < p.rule.levels ? key_class + 1 : 0;
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const MaskKey key = mask_key(s_kmeta, warp * 16 + 8 * h + (lane >> 2));
+      for (int n = 0; n < kTileRows / 8; ++n) {
 #pragma unroll
-        for (int n = 0; n < kTileRows / 8; ++n) {
+        for (int e = 0; e < 2; ++e) {
+          const int r = 8 * n + 2 * (lane & 3) + e;
+          const QueryRow qr = query_row<kTileRows>(r, group, start);
+          const int32_t* m = rows.meta + (r & (positions - 1)) * kTokenMetaInts;
+          const MaskQuery q{qr.pos < row_end ? qr.pos : -1, m[kMetaDoc], m[kMetaLevel], m[kMetaChunk0],
+                            m[kMetaChunk0 + up], query_sees_gists(m, p.rule)};
 #pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            const MaskQuery q = mask_query(s_qmeta[stage], 8 * n + 2 * (lane & 3) + e, key_class, p.rule.levels);
+          for (int h = 0; h < 2; ++h) {
+            const MaskKey key = mask_key(s_kmeta, warp * 16 + 8 * h + (lane >> 2));
             if (!gist_mask_allows_class(key_class, q, key, p.rule)) pt[0][n][2 * h + e] = -INFINITY;
           }
         }
@@ -206,7 +252,9 @@ __global__ void __launch_bounds__(kKeyPassThreads) key_pass_kernel(const __grid_
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int r = 8 * n + 2 * (lane & 3) + (e & 1);
-        pt[0][n][e] = exp2f(fmaf(pt[0][n][e], scale2, -lse2[r]));  // masked: exp2(-inf) = 0
+        const float lse = rows.lse[r];
+        const float lse2 = isfinite(lse) ? lse * kLog2e : 0.f;  // no keys: every score is masked
+        pt[0][n][e] = exp2f(fmaf(pt[0][n][e], scale2, -lse2));  // masked: exp2(-inf) = 0
       }
     }
     mma_c_times_tile<D, kTileRows, 1>(dv, pt, do_tile);
@@ -220,12 +268,11 @@ __global__ void __launch_bounds__(kKeyPassThreads) key_pass_kernel(const __grid_
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int r = 8 * n + 2 * (lane & 3) + (e & 1);
-        ds[0][n][e] = pt[0][n][e] * (ds[0][n][e] - delta[r]);  // masked: P = 0 (delta and dP are finite)
+        ds[0][n][e] = pt[0][n][e] * (ds[0][n][e] - rows.delta[r]);  // masked: P = 0 (delta and dP finite)
       }
     }
     mma_c_times_tile<D, kTileRows, 1>(dk, ds, q_tile);
-    if constexpr (kFusedDq) accumulate_dq<T, D>(p, ds, s_ds, s_k, entry, b, kv_head, row_end);
-    __syncthreads();
+    if constexpr (kFusedDq) accumulate_dq<T, D>(p, ds, s_ds, s_k, start, b, kv_head, row_end);
   }
   cp_async_wait<0>();
 

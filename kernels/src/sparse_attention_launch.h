@@ -30,8 +30,8 @@ inline Status check_sparse_attention_params(const SparseAttentionParams& p, bool
   if (backward) {
     if (!p.d_out || !p.delta || !p.dq || !p.dk || !p.dv || !p.dk_accum || !p.dv_accum) return Status::kInvalidArgument;
     if (t.num_backward_items > 0 && (!t.backward_key_tile || !t.backward_offsets || !t.backward_query_tiles ||
-                                     !t.backward_shared || !t.query_tile_row || !t.query_tile_start ||
-                                     !t.query_tile_flags)) {
+                                     !t.backward_shared || !t.backward_query_start || !t.backward_query_flags ||
+                                     !t.query_tile_row || !t.query_tile_start || !t.query_tile_flags)) {
       return Status::kInvalidArgument;
     }
   }

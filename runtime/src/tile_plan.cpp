@@ -139,6 +139,8 @@ kernels::TilePlanView TilePlan::view() const {
   v.backward_offsets = backward_offsets.data_ptr<int32_t>();
   v.backward_query_tiles = backward_query_tiles.data_ptr<int32_t>();
   v.backward_shared = backward_shared.data_ptr<int32_t>();
+  v.backward_query_start = backward_query_start.data_ptr<int32_t>();
+  v.backward_query_flags = backward_query_flags.data_ptr<int32_t>();
   return v;
 }
 
@@ -236,12 +238,16 @@ TilePlan make_tile_plan(const std::vector<const GistLayout*>& rows, int64_t q_be
   }
   std::stable_sort(items.begin(), items.end(),
                    [](const Item& a, const Item& b) { return a.end - a.begin > b.end - b.begin; });
-  std::vector<int32_t> bwd_tile, bwd_offsets{0}, bwd_list, bwd_shared;
+  std::vector<int32_t> bwd_tile, bwd_offsets{0}, bwd_list, bwd_shared, bwd_start, bwd_flags;
   for (const Item& it : items) {
     bwd_tile.push_back(it.key_tile);
     bwd_list.insert(bwd_list.end(), bucket.begin() + it.begin, bucket.begin() + it.end);
     bwd_offsets.push_back(static_cast<int32_t>(bwd_list.size()));
     bwd_shared.push_back(it.shared);
+  }
+  for (int32_t entry : bwd_list) {  // what the kernels fetch ahead without a dependent load
+    bwd_start.push_back(tiles.start[entry & kernels::kTileIdMask]);
+    bwd_flags.push_back(tiles.flags[entry & kernels::kTileIdMask]);
   }
 
   auto to_device = [&](const std::vector<int32_t>& v) {
@@ -269,6 +275,8 @@ TilePlan make_tile_plan(const std::vector<const GistLayout*>& rows, int64_t q_be
   plan.backward_offsets = to_device(bwd_offsets);
   plan.backward_query_tiles = to_device(bwd_list);
   plan.backward_shared = to_device(bwd_shared);
+  plan.backward_query_start = to_device(bwd_start);
+  plan.backward_query_flags = to_device(bwd_flags);
   return plan;
 }
 

@@ -67,6 +67,8 @@ struct TilePlanView {
   const int32_t* backward_key_tile = nullptr;  // [It] the item's key tile
   const int32_t* backward_offsets = nullptr;   // [It + 1] into backward_query_tiles
   const int32_t* backward_query_tiles = nullptr;  // query tile id | kFullTile
+  const int32_t* backward_query_start = nullptr;  // [pairs] query_tile_start of each entry's tile
+  const int32_t* backward_query_flags = nullptr;  // [pairs] query_tile_flags of each entry's tile
   const int32_t* backward_shared = nullptr;    // [It] 1 if the key tile has several items (atomic accumulation)
 };
 

@@ -51,6 +51,7 @@ struct TilePlan {
   at::Tensor backward_key_tile;    // [It] int32
   at::Tensor backward_offsets;     // [It + 1] int32
   at::Tensor backward_query_tiles; // [pairs] int32 (id | kFullTile)
+  at::Tensor backward_query_start, backward_query_flags;  // [pairs] int32: each entry's query tile start, flags
   at::Tensor backward_shared;      // [It] int32
 
   // Raw pointers into the tensors above, for the kernels' params.
