@@ -8,7 +8,7 @@
 //        takes query rows 16w..16w+15 against the whole key tile, 32 columns at a time, and adds them to the fp32
 //        workspace atomically; at the end dK * scale and dV go to the fp32 workspaces (plain stores when the key
 //        tile has one item, atomic adds when several items share it)
-//   4. the workspaces are converted to dk, dv (and dq) in the input dtype.
+//   4. the workspaces are converted to dk, dv (and dq) in the input dtype (one kernel each).
 #include <cuda_runtime.h>
 
 #include <cmath>
@@ -302,35 +302,26 @@ __global__ void __launch_bounds__(kKeyPassThreads) key_pass_kernel(const __grid_
   }
 }
 
-// dk, dv (strided, input dtype) from the contiguous fp32 workspaces.
-template <typename T, int D>
-__global__ void convert_kernel(const __grid_constant__ SparseAttentionParams p) {
-  const int64_t rows = int64_t(p.batch) * p.kv_heads * p.kv_rows;
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < rows * (D / 2);
-       i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t row = i / (D / 2), col = (i % (D / 2)) * 2;
-    const int64_t t = row % p.kv_rows, bh = row / p.kv_rows;
-    const int64_t h = bh % p.kv_heads, b = bh / p.kv_heads;
-    const int64_t off = b * p.kv_stride[0] + h * p.kv_stride[1] + t * p.kv_stride[2] + col;
-    const float2 gk = *reinterpret_cast<const float2*>(p.dk_accum + row * D + col);
-    const float2 gv = *reinterpret_cast<const float2*>(p.dv_accum + row * D + col);
-    *reinterpret_cast<uint32_t*>(static_cast<T*>(p.dk) + off) = Pack2<T>::from(gk.x, gk.y);
-    *reinterpret_cast<uint32_t*>(static_cast<T*>(p.dv) + off) = Pack2<T>::from(gv.x, gv.y);
-  }
-}
+// One fp32 workspace [batch, heads, rows, D] (contiguous) into its strided tensor in the input dtype, times scale:
+// dk and dv (kv_rows rows per head, scale 1), dq (num_queries rows per head, the attention scale; kFusedDq).
+struct WorkspaceRows {
+  const float* accum = nullptr;
+  void* out = nullptr;
+  int64_t batch = 0, heads = 0, rows = 0;
+  int64_t stride[3] = {0, 0, 0};  // the output's batch, head and row strides (elements)
+  float scale = 1.f;
+};
 
-// dq (strided, input dtype) = scale x the fp32 workspace (kFusedDq).
 template <typename T, int D>
-__global__ void convert_dq_kernel(const __grid_constant__ SparseAttentionParams p) {
-  const int64_t rows = int64_t(p.batch) * p.q_heads * p.num_queries;
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < rows * (D / 2);
-       i += int64_t(gridDim.x) * blockDim.x) {
+__global__ void convert_kernel(const WorkspaceRows w) {
+  const int64_t pairs = w.batch * w.heads * w.rows * (D / 2);
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < pairs; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t row = i / (D / 2), col = (i % (D / 2)) * 2;
-    const int64_t t = row % p.num_queries, bh = row / p.num_queries;
-    const int64_t h = bh % p.q_heads, b = bh / p.q_heads;
-    const int64_t off = b * p.q_stride[0] + h * p.q_stride[1] + t * p.q_stride[2] + col;
-    const float2 g = *reinterpret_cast<const float2*>(p.dq_accum + row * D + col);
-    *reinterpret_cast<uint32_t*>(static_cast<T*>(p.dq) + off) = Pack2<T>::from(g.x * p.scale, g.y * p.scale);
+    const int64_t t = row % w.rows, bh = row / w.rows;
+    const int64_t h = bh % w.heads, b = bh / w.heads;
+    const int64_t off = b * w.stride[0] + h * w.stride[1] + t * w.stride[2] + col;
+    const float2 g = *reinterpret_cast<const float2*>(w.accum + row * D + col);
+    *reinterpret_cast<uint32_t*>(static_cast<T*>(w.out) + off) = Pack2<T>::from(g.x * w.scale, g.y * w.scale);
   }
 }
 
@@ -371,9 +362,18 @@ Status run_backward(const SparseAttentionParams& p, cudaStream_t stream) {
                                    : launch(key_pass_kernel<T, D, false>, KeyPassSmem<D, false>::bytes(sizeof(T)));
     if (!launched) return Status::kCudaError;
   }
-  const int64_t kv_pairs = int64_t(p.batch) * p.kv_heads * p.kv_rows * (D / 2);
-  convert_kernel<T, D><<<grid_for(kv_pairs), 256, 0, stream>>>(p);
-  if (fused_dq) convert_dq_kernel<T, D><<<grid_for(q_rows * (D / 2)), 256, 0, stream>>>(p);
+  auto convert = [&](const float* accum, void* out, int64_t heads, int64_t rows, const int64_t(&stride)[3],
+                     float scale) {
+    WorkspaceRows w;
+    w.accum = accum;
+    w.out = out;
+    w.batch = p.batch, w.heads = heads, w.rows = rows, w.scale = scale;
+    for (int i = 0; i < 3; ++i) w.stride[i] = stride[i];
+    convert_kernel<T, D><<<grid_for(w.batch * heads * rows * (D / 2)), 256, 0, stream>>>(w);
+  };
+  convert(p.dk_accum, p.dk, p.kv_heads, p.kv_rows, p.kv_stride, 1.f);
+  convert(p.dv_accum, p.dv, p.kv_heads, p.kv_rows, p.kv_stride, 1.f);
+  if (fused_dq) convert(p.dq_accum, p.dq, p.q_heads, p.num_queries, p.q_stride, p.scale);
   return cudaGetLastError() == cudaSuccess ? Status::kOk : Status::kCudaError;
 }
 

@@ -262,17 +262,28 @@ TEST(Selection, AdaptiveTopKOnKnownValues) {
 // A decode step has the kernels write their list into the tail of a wider one (select_chunks_rows's
 // key_pos_out): the tail must equal the list they return on their own, the head must stay as it was; a view
 // of the wrong shape is an error naming it. On the CPU twin and, with a device, the kernels.
-TEST(Selection, KernelsWriteIntoTheTailOfAWiderList) {
+// One row of 300 random context bytes and a 2-token suffix, two levels (chunk 4, fanout 2, sink 1): the last
+// query selects.
+GistLayout two_level_selection_row(const GistOptions& gist, uint32_t seed) {
+  Document doc;
+  std::mt19937 rng(seed);
+  for (int64_t i = 0; i < 300; ++i) doc.context.push_back(rng() % 256);
+  doc.suffix = {1, 2};
+  return build_layout({doc}, gist);
+}
+
+GistOptions two_level_gists() {
   GistOptions gist;
   gist.chunk = 4;
   gist.levels = 2;
   gist.fanout = 2;
   gist.sink = 1;
-  Document doc;
-  std::mt19937 rng(5);
-  for (int64_t i = 0; i < 300; ++i) doc.context.push_back(rng() % 256);
-  doc.suffix = {1, 2};
-  const GistLayout row = build_layout({doc}, gist);
+  return gist;
+}
+
+TEST(Selection, KernelsWriteIntoTheTailOfAWiderList) {
+  const GistOptions gist = two_level_gists();
+  const GistLayout row = two_level_selection_row(gist, 5);
   const int64_t T = row.size(), D = 64, hq = 4, hkv = 2;
   at::manual_seed(9);
   const at::Tensor q_all = at::randn({1, hq, T, D}, at::kBFloat16), k_all = at::randn({1, hkv, T, D}, at::kBFloat16);
@@ -310,16 +321,8 @@ TEST(Selection, KernelsWriteIntoTheTailOfAWiderList) {
 // read row key_slot[b, pos] of a compact key tensor and choose what they choose over the full keys by position,
 // as the LibTorch path does with the same table. On the CPU twin and, with a device, the kernels.
 TEST(Selection, KernelsReadKeysThroughAKeySlotTable) {
-  GistOptions gist;
-  gist.chunk = 4;
-  gist.levels = 2;
-  gist.fanout = 2;
-  gist.sink = 1;
-  Document doc;
-  std::mt19937 rng(7);
-  for (int64_t i = 0; i < 300; ++i) doc.context.push_back(rng() % 256);
-  doc.suffix = {1, 2};
-  const GistLayout row = build_layout({doc}, gist);
+  const GistOptions gist = two_level_gists();
+  const GistLayout row = two_level_selection_row(gist, 7);
   const int64_t T = row.size(), D = 64, hq = 4, hkv = 2;
   at::manual_seed(11);
   const at::Tensor q_all = at::randn({1, hq, T, D}, at::kBFloat16), k_all = at::randn({1, hkv, T, D}, at::kBFloat16);
