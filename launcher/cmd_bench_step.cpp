@@ -13,8 +13,9 @@
 // gisted context, then --suffix raw tokens whose second half is the answer, labelled), laid out with the config's
 // gist options; random weights of the config's model (seed 1). Cut over the ranks at top-level sections, evenly
 // by positions (--placement sections), by the work estimated for the backend (--placement work, shard_by_work with
-// placement_work_model: the keys' FLOPs on CUDA, the tokens on CPU), or by the work measured on this machine (--placement measured: one unit at the section cut,
-// --repeats units timed per rank, then shard_by_measured_cost on the ranks' busy times).
+// placement_work_model: the keys' FLOPs on CUDA, the tokens on CPU), or by the work measured on this machine
+// (--placement measured: one unit at the section cut, --repeats units timed per rank, then shard_by_measured_cost
+// on the ranks' busy times).
 // Timing: --warmup untimed units, then --repeats timed ones, each after a barrier; per rank the mean over the
 // repeats.
 #include <ATen/ATen.h>

@@ -6,7 +6,8 @@
 // serve one decode token):
 //   mode            train | serve
 //   ranks, backend  the sp group (all ranks of the job), mpi | nccl
-//   placement       sections (even positions, cut at top-level sections) | work (shard_by_work with placement_work_model)
+//   placement       sections (even positions, cut at top-level sections) | work (shard_by_work,
+//                   placement_work_model)
 //   tokens, batch   raw tokens per row (context + suffix, before gists), rows per step
 //   rank            this rank
 //   local_tokens    positions of this rank's shard (gists included)

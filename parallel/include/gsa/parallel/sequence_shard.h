@@ -12,9 +12,9 @@
 //   but nearest the quantiles of the estimated work (position_work) instead of the even split of positions: a
 //   causal gist row gives later positions more visible keys (the gist tree grows), so equal positions are
 //   unequal work. With per_key = 0 the work is uniform and the cuts are shard_at_sections'
-//   (placement_work_model gives per_key = 0 on CPUs, where the measured cost follows the tokens). shard_by_measured_cost
-//   cuts by per-rank times measured at a previous cut instead (the FLOP weights overshoot where attention time
-//   grows more slowly with the keys a query sees than the FLOPs do, as on the CPU).
+//   (placement_work_model gives per_key = 0 on CPUs, where the measured cost follows the tokens).
+//   shard_by_measured_cost cuts by per-rank times measured at a previous cut instead (the FLOP weights overshoot
+//   where attention time grows more slowly with the keys a query sees than the FLOPs do, as on the CPU).
 #pragma once
 
 #include <cstdint>
