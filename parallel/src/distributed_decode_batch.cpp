@@ -65,7 +65,7 @@ class ShardedLayerAttention : public LayerAttention {
     const bool kernels =
         use_kernel_backend(s_.options.backend, q1.is_cuda(), sparse_decode_unsupported(q1, like.scalar_type(), hkv),
                            str_cat("decode q ", q1.sizes()));
-    const at::Tensor rows = key_positions(layer, layer_selects, q1, hkv, kernels);  // [B, Hkv, R] positions
+    const at::Tensor rows = key_positions(layer, layer_selects, q1, hkv, kernels);  // [B, Hkv, R] int32 positions
     // Positions -> this rank's columns (-1: held elsewhere, or padding).
     const at::Tensor batch_index = at::arange(B, rows.options()).view({B, 1, 1});
     const at::Tensor columns =
@@ -95,7 +95,7 @@ class ShardedLayerAttention : public LayerAttention {
   }
 
  private:
-  // [B, Hkv, R] int64 positions each query attends on any rank: its prompt rows, then (a selective layer) the rows
+  // [B, Hkv, R] int32 positions each query attends on any rank: its prompt rows, then (a selective layer) the rows
   // of the chunks selected over its replicated gist tree. When every sequence selects and the kernels run, they
   // write straight after the prompt rows of one list (as the single-device step does); no host synchronisation
   // either way, so the step can be captured.
@@ -103,7 +103,7 @@ class ShardedLayerAttention : public LayerAttention {
     const int64_t B = s_.plan.batch();
     const at::Tensor prompt = s_.plan.prompt_rows(layer_selects).unsqueeze(1).expand({B, hkv, -1});  // int32
     const SelectionPlan& sel = s_.plan.selection();
-    if (!layer_selects || sel.count == 0) return prompt.to(at::kLong);
+    if (!layer_selects || sel.count == 0) return prompt;
     const at::Tensor& tree = s_.tree_k[layer];
     if (kernels && sel.count == B && selection_kernels_unsupported(q1, tree, s_.tree_slot, s_.plan.gist()).empty()) {
       const int64_t R = prompt.size(2);
@@ -112,14 +112,14 @@ class ShardedLayerAttention : public LayerAttention {
       all.narrow(2, 0, R).copy_(prompt);
       select_chunks_into(q1, tree, sel, s_.plan.gist(), s_.options.selection, s_.tree_slot,
                          s_.plan.selective_covered(), all.narrow(2, R, S));
-      return all.to(at::kLong);
+      return all;
     }
     const at::Tensor picked = select_chunks(q1.index_select(0, sel.row), tree, sel, s_.plan.gist(),
                                             s_.options.selection, s_.tree_slot, AttentionBackend::kAuto,
                                             s_.plan.selective_covered())
-                                  .key_pos.to(at::kLong);  // [Ns, Hkv, S] positions
+                                  .key_pos.to(at::kInt);  // [Ns, Hkv, S] positions
     const at::Tensor extra = at::full({B, hkv, picked.size(2)}, -1, picked.options()).index_copy(0, sel.row, picked);
-    return at::cat({prompt.to(at::kLong), extra}, 2);
+    return at::cat({prompt, extra}, 2);
   }
 
   const ShardedStep& s_;
@@ -189,6 +189,7 @@ std::vector<at::Tensor> DistributedDecodeBatch::step(const std::vector<Distribut
     tree_slot_ = pad_and_cat(tree_slots, 1, -1);
     own_slot_ = pad_and_cat(own_slots, 1, -1);
     column_offset_ = at::tensor(offsets, at::kLong).to(at::kInt).to(first.model_.device());
+    capturable_ = decode_step_capturable(first.model_, first.attention_) && first.sp_.can_capture();
     ++restacks_;
   }
   key_ = std::move(key);
@@ -216,9 +217,8 @@ std::vector<at::Tensor> DistributedDecodeBatch::step(const std::vector<Distribut
     return first.model_.forward(plan_->tokens(), plan_->rope_pos(), attention, options,
                                 options.selection.enabled);  // [B, 1, V]
   };
-  // A CUDA graph when the communicator can be captured and no phase timer synchronises inside the step.
-  const bool graph = decode_step_capturable(first.model_, options) && first.sp_.can_capture() &&
-                     !PhaseTimers::enabled();
+  // A CUDA graph unless a phase timer synchronises inside the step.
+  const bool graph = capturable_ && !PhaseTimers::enabled();
   const at::Tensor logits = graph ? graph_.run(forward) : forward();
   if (graph) first.sp_.fence();  // the replay's collectives: the communicator's deadline and abort
   std::vector<at::Tensor> out;

@@ -122,13 +122,7 @@ MpiCommunicator::~MpiCommunicator() {
 }
 
 detail::OperationLabel MpiCommunicator::next_label(const char* operation) {
-  detail::OperationLabel label;
-  label.world_rank = world_rank_;
-  label.group_name = name_;
-  label.operation = operation;
-  label.sequence = ++last_sequence_;
-  label.timeout = timeout();
-  return label;
+  return {world_rank_, name_, operation, ++last_sequence_, timeout()};
 }
 
 std::unique_ptr<CommHandle> MpiCommunicator::all_reduce_async(at::Tensor tensor, ReduceOp op) {

@@ -154,15 +154,14 @@ NcclCommunicator::~NcclCommunicator() {
   if (stream_ != nullptr) cudaStreamDestroy(stream_);
 }
 
+detail::OperationLabel NcclCommunicator::next_label(const char* operation) {
+  return {world_rank_, name_, operation, ++last_sequence_, timeout()};
+}
+
 std::unique_ptr<CommHandle> NcclCommunicator::launch(const char* operation, const std::vector<at::Tensor>& tensors,
                                                      const std::function<void(cudaStream_t)>& issue) {
   c10::cuda::CUDAGuard guard(device_);
-  detail::OperationLabel label;
-  label.world_rank = world_rank_;
-  label.group_name = name_;
-  label.operation = operation;
-  label.sequence = ++last_sequence_;
-  label.timeout = timeout();
+  detail::OperationLabel label = next_label(operation);
   const cudaStream_t caller = at::cuda::getCurrentCUDAStream(device_.index()).stream();
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
   GSA_CHECK_CUDA(cudaStreamIsCapturing(caller, &capture));
@@ -188,13 +187,7 @@ std::unique_ptr<CommHandle> NcclCommunicator::launch(const char* operation, cons
 
 void NcclCommunicator::fence() {
   c10::cuda::CUDAGuard guard(device_);
-  detail::OperationLabel label;
-  label.world_rank = world_rank_;
-  label.group_name = name_;
-  label.operation = "fence (a replayed CUDA graph)";
-  label.sequence = ++last_sequence_;
-  label.timeout = timeout();
-  NcclHandle handle(std::move(label), comm_, device_);
+  NcclHandle handle(next_label("fence (a replayed CUDA graph)"), comm_, device_);
   GSA_CHECK_CUDA(cudaEventRecord(handle.done_event(), at::cuda::getCurrentCUDAStream(device_.index()).stream()));
   handle.mark_issued();
   handle.wait();

@@ -62,6 +62,8 @@ class NcclCommunicator final : public Communicator {
   // the handle. While the caller's stream is capturing a CUDA graph, issues on that stream instead.
   std::unique_ptr<CommHandle> launch(const char* operation, const std::vector<at::Tensor>& tensors,
                                      const std::function<void(cudaStream_t)>& issue);
+  // The label of this group's next operation (its sequence number taken): what a timeout or error names.
+  detail::OperationLabel next_label(const char* operation);
 
   ncclComm_t comm_;
   int rank_ = 0;

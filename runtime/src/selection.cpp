@@ -63,12 +63,23 @@ int64_t compression_ratio(const GistOptions& gist) {
   return r;
 }
 
+namespace {
+
+// Why the kernels cannot read keys through this slot table ("" when they can, or there is none).
+std::string key_slot_unsupported(const at::Tensor& key_slot, const at::Device& keys_device) {
+  if (!key_slot.defined()) return "";
+  if (key_slot.scalar_type() != at::kLong || key_slot.dim() != 2 || key_slot.device() != keys_device) {
+    return str_cat("the kernels take a key slot table as int64 [B, T] on the keys' device ", keys_device, ", not ",
+                   key_slot.scalar_type(), " ", key_slot.sizes(), " on ", key_slot.device());
+  }
+  return "";
+}
+
+}  // namespace
+
 std::string selection_kernels_unsupported(const at::Tensor& q, const at::Tensor& k, const at::Tensor& key_slot,
                                           const GistOptions& gist) {
-  if (key_slot.defined() && (key_slot.scalar_type() != at::kLong || key_slot.dim() != 2 ||
-                             key_slot.device() != k.device())) {
-    return "the kernels take a key slot table as int64 [B, T] on the keys' device";
-  }
+  if (std::string why_not = key_slot_unsupported(key_slot, k.device()); !why_not.empty()) return why_not;
   if (q.scalar_type() != k.scalar_type() || (q.scalar_type() != at::kBFloat16 && q.scalar_type() != at::kHalf)) {
     return "the kernels take bf16 or fp16 q and k";
   }
@@ -133,9 +144,8 @@ ChunkSelection select_chunks_rows(const at::Tensor& q_in, const kernels::KvRows&
   p.k = k;
   const at::Tensor slots = key_slot.defined() ? key_slot.contiguous() : at::Tensor();
   if (slots.defined()) {
-    GSA_CHECK(slots.scalar_type() == at::kLong && slots.dim() == 2 && slots.device() == q.device(),
-              "select_chunks_rows: key_slot ", slots.sizes(), " ", slots.scalar_type(), " is not an int64 [B, T] ",
-              "table on ", q.device());
+    const std::string why_not = key_slot_unsupported(slots, q.device());
+    GSA_CHECK(why_not.empty(), "select_chunks_rows: ", why_not);
     p.key_slot = slots.data_ptr<int64_t>();
     p.key_slot_stride = slots.size(1);
   }

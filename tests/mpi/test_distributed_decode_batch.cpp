@@ -160,7 +160,9 @@ void check_batched_decode(const ModelOptions& model_options, const AttentionOpti
   }
   EXPECT_EQ(batch.restacks(), restacks_expected);
   // The batches {0, 1, 2} (3 steps) and {3, 1, 2} (2 steps) each capture once (a first step runs eagerly).
-  if (graphs) EXPECT_GE(batch.graph_captures(), 2);
+  if (graphs) {
+    EXPECT_GE(batch.graph_captures(), 2);
+  }
   EXPECT_GT(seqs[3].sharded->layout().size(), kKvBlockPositions) << "sequence 3 should cross a block boundary";
   const bool tail = sp.rank() == sp.size() - 1;
   for (const Sequence& q : seqs) {

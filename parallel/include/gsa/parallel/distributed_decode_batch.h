@@ -62,6 +62,7 @@ class DistributedDecodeBatch {
   at::Tensor own_slot_;             // [B, P] column in this rank's cache of each prompt position; -1 elsewhere
   at::Tensor column_offset_;        // [B] int32: on the tail owner, generated position p is column p + offset
   int64_t restacks_ = 0;
+  bool capturable_ = false;  // the stacked batch's step can be a CUDA graph (a capturable model over NCCL)
   DecodeStepGraph graph_;
 };
 
