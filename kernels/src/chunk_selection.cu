@@ -1,15 +1,18 @@
-// chunk_selection_cuda, per level from the top down: score_kernel (grid: tiles of (head, candidate) pairs x
+// chunk_selection_cuda launches, for the top level: score_kernel (grid: tiles of (head, candidate) pairs x
 // (query, KV head); teams of D / 8 lanes each load kScoreIters gist key rows with 16-byte loads, all issued
-// before the first dot, and take their dots with the query heads held in registers; top level: one key load
-// serves every head of the group) writes fp32 scores;
-// top_k_kernel (one CTA per (query, head)) finds each head's kk-th best score by a 4-pass 8-bit radix select on
-// order-preserving keys in shared-memory histograms (warp-aggregated adds: the scores share few top bits) and
-// writes the chosen gist indices. A long top level (a decode step at 1M tokens: 65K gists per head) is split
-// over top_slices CTAs per head: each keeps its slice's kk best, then one CTA per head selects over the
-// survivors (the single-CTA select over all of them took 0.27 ms per layer on an H200). Then union_kernel (one
-// CTA per (query, KV head, level)) ORs the group's choices into a bitmap and compacts it in ascending order with
-// a block prefix sum over the level's words, and unfold_kernel (one thread per output slot) writes the rows to
-// unfold.
+// before the first dot, and take their dots with the query heads held in registers; one key load serves every
+// head of the group) writes fp32 scores, and top_k_kernel (one CTA per (query, head)) keeps each head's kk best:
+// by ranking (each thread counts the scores better than its own) up to kRankSelectMax candidates, above that by
+// a 4-pass 8-bit radix select on order-preserving keys in shared-memory histograms (warp-aggregated adds: the
+// scores share few top bits). A long top level (a decode step at 1M tokens: 65K gists per head) is split over
+// top_slices CTAs per head: each keeps its slice's kk best, then one CTA per head selects over the survivors
+// (the single-CTA select over all of them took 0.27 ms per layer on an H200).
+// Then descent_kernel, one CTA per (query, KV head), does the rest: each level below the top (score the group's
+// heads' children of the gists chosen above, keep each head's kk best by a bitonic sort of (score, candidate) in
+// shared memory), the union of the group's choices per level (a bitmap the CTA clears itself, compacted in
+// ascending order by a block prefix sum over the level's words) and the rows to unfold (one slot per thread).
+// One CTA for all of it replaces a launch per level and step (2-3 dependent launches instead of 9 at three
+// levels: each launch of this short work cost 4-8 us of a decode step's ~50 us of selection per layer).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -39,9 +42,9 @@ constexpr int kTopKCached = 4096;  // scores a top_k_kernel CTA keeps in shared 
 // the top at 1M tokens has ~260 candidates per head with the adaptive budget.
 constexpr int kRankSelectMax = 512;
 static_assert(kRankSelectMax <= kTopKThreads && kRankSelectMax <= kTopKCached, "one cached candidate per thread");
-constexpr int kUnionThreads = 256;
-constexpr int kUnionWords = 4;  // bitmap words per union thread and round
-constexpr int kUnfoldThreads = 256;
+constexpr int kUnionWords = 4;     // bitmap words per thread and round of the union's compaction
+constexpr int kDescentThreads = 512;
+constexpr int kSortCapacity = 4096;  // (score, candidate) pairs a descent CTA sorts at once (32 KiB)
 
 __device__ __forceinline__ int64_t keep_count(const ChunkSelectionParams& p, int s, int l) {
   const int64_t group = p.q_heads / p.kv_heads;
@@ -65,35 +68,41 @@ __device__ __forceinline__ int64_t candidate_index(const ChunkSelectionParams& p
   return p.child_begin[l + 1][row * p.gist_stride[l + 1] + parent] + i;
 }
 
+// The group's query heads, this lane's 8 elements of each, as floats.
 template <typename T, int D, int G>
-__global__ void __launch_bounds__(kThreads) score_kernel(const __grid_constant__ ChunkSelectionParams p, int l) {
+__device__ __forceinline__ void load_query(const ChunkSelectionParams& p, int s, int kv, int lane, float (&qr)[G][8]) {
+  const T* q = static_cast<const T*>(p.q) + s * p.q_stride[0] + int64_t(kv) * G * p.q_stride[1] + lane * 8;
+#pragma unroll
+  for (int h = 0; h < G; ++h) to_floats<T>(*reinterpret_cast<const uint4*>(q + h * p.q_stride[1]), qr[h]);
+}
+
+// One round of scoring by a CTA of NT threads: its teams (D / 8 lanes each) score the (head, candidate) pairs
+// first + it * teams + team (it < ITERS) of (query s, KV head kv) at level l into p.scores. Every thread of the
+// CTA must call it (team shuffles).
+template <typename T, int D, int G, int NT, int ITERS>
+__device__ __forceinline__ void score_round(const ChunkSelectionParams& p, int l, int s, int kv, int first,
+                                            const float (&qr)[G][8]) {
   constexpr int kTeam = D / 8;
-  constexpr int kTeams = kThreads / kTeam;
-  const int s = blockIdx.y / p.kv_heads, kv = blockIdx.y % p.kv_heads;
+  constexpr int kTeams = NT / kTeam;
   const int tid = threadIdx.x, team = tid / kTeam, lane = tid % kTeam;
   const int64_t row = p.row[s];
   const int C = p.candidates[l];
   const bool shared = l == p.levels - 1;  // the top level's candidates are the same for every head
   const int pairs = shared ? C : G * C;   // (head, candidate) pairs of this (query, KV head)
-  const int first = blockIdx.x * kTeams * kScoreIters;
-  float qr[G][8];
-  const T* q = static_cast<const T*>(p.q) + s * p.q_stride[0] + int64_t(kv) * G * p.q_stride[1] + lane * 8;
-#pragma unroll
-  for (int h = 0; h < G; ++h) to_floats<T>(*reinterpret_cast<const uint4*>(q + h * p.q_stride[1]), qr[h]);
   const T* k = p.k.head<const T>(static_cast<int>(row), kv, p.kv_heads) + lane * 8;
   const int64_t* gist_pos = p.gist_pos[l] + row * p.gist_stride[l];
   float* scores = p.scores + (int64_t(s) * p.q_heads + kv * G) * C;  // [G, C] of this group
-  // Every team's kScoreIters candidate chains (parent -> children -> gist position -> key row) are issued
+  // Every team's ITERS candidate chains (parent -> children -> gist position -> key row) are issued
   // before any dot, so their load latencies overlap instead of adding up.
-  int64_t idx[kScoreIters];
-  uint4 raw[kScoreIters];
+  int64_t idx[ITERS];
+  uint4 raw[ITERS];
 #pragma unroll
-  for (int it = 0; it < kScoreIters; ++it) {
+  for (int it = 0; it < ITERS; ++it) {
     const int pair = first + it * kTeams + team;
     idx[it] = pair < pairs ? candidate_index(p, l, s, kv * G + (shared ? 0 : pair / C), shared ? pair : pair % C) : -1;
   }
 #pragma unroll
-  for (int it = 0; it < kScoreIters; ++it) {
+  for (int it = 0; it < ITERS; ++it) {
     raw[it] = make_uint4(0, 0, 0, 0);
     if (idx[it] >= 0) {
       const int64_t pos = gist_pos[idx[it]];
@@ -102,7 +111,7 @@ __global__ void __launch_bounds__(kThreads) score_kernel(const __grid_constant__
     }
   }
 #pragma unroll
-  for (int it = 0; it < kScoreIters; ++it) {  // the same trip count for every team: shuffles converge
+  for (int it = 0; it < ITERS; ++it) {  // the same trip count for every team: shuffles converge
     const int pair = first + it * kTeams + team;
     const bool inside = pair < pairs;
     float x[8];
@@ -126,6 +135,14 @@ __global__ void __launch_bounds__(kThreads) score_kernel(const __grid_constant__
   }
 }
 
+template <typename T, int D, int G>
+__global__ void __launch_bounds__(kThreads) score_kernel(const __grid_constant__ ChunkSelectionParams p, int l) {
+  const int s = blockIdx.y / p.kv_heads, kv = blockIdx.y % p.kv_heads;
+  float qr[G][8];
+  load_query<T, D, G>(p, s, kv, threadIdx.x % (D / 8), qr);
+  score_round<T, D, G, kThreads, kScoreIters>(p, l, s, kv, blockIdx.x * (kThreads / (D / 8)) * kScoreIters, qr);
+}
+
 // Order-preserving unsigned key of a float (larger float, larger key).
 __device__ __forceinline__ uint32_t order_key(float f) {
   const uint32_t bits = __float_as_uint(f);
@@ -138,10 +155,10 @@ struct TopKShared {
   int remaining, take_all, above, equal;
 };
 
-// The CTA's (kTopKThreads threads) kk largest of scores[0, n) (-inf = absent), by a 4-pass 8-bit radix select on
+// The CTA's (NT threads) kk largest of scores[0, n) (-inf = absent), by a 4-pass 8-bit radix select on
 // order-preserving keys: keep(i, slot) is called once for each kept i with a distinct slot in [0, kept), kept =
 // min(kk, the finite scores); returns kept on every thread. Ties at the threshold: the first to arrive.
-template <typename Keep>
+template <int NT, typename Keep>
 __device__ int radix_top_k(const float* scores, int n, int64_t kk, TopKShared& sh, Keep keep) {
   const int tid = threadIdx.x;
   if (tid == 0) {
@@ -154,11 +171,11 @@ __device__ int radix_top_k(const float* scores, int n, int64_t kk, TopKShared& s
   uint32_t mask = 0;
   for (int pass = 0; pass < 4; ++pass) {
     const int shift = 24 - 8 * pass;
-    for (int i = tid; i < 256; i += kTopKThreads) sh.hist[i] = 0;
+    for (int i = tid; i < 256; i += NT) sh.hist[i] = 0;
     __syncthreads();
     if (sh.take_all) break;
     const uint32_t prefix = sh.prefix;
-    for (int base = 0; base < n; base += kTopKThreads) {  // uniform trip count: every lane reaches the match
+    for (int base = 0; base < n; base += NT) {  // uniform trip count: every lane reaches the match
       const int c = base + tid;
       const float f = c < n ? scores[c] : -INFINITY;
       const uint32_t key = order_key(f);
@@ -204,7 +221,7 @@ __device__ int radix_top_k(const float* scores, int n, int64_t kk, TopKShared& s
   const bool take_all = sh.take_all != 0 || kk <= 0;
   const uint32_t threshold = sh.prefix;
   const int ties = sh.remaining;  // keys equal to the threshold still to keep
-  for (int c = tid; c < n; c += kTopKThreads) {
+  for (int c = tid; c < n; c += NT) {
     const float f = scores[c];
     if (f == -INFINITY || kk <= 0) continue;
     const uint32_t key = order_key(f);
@@ -221,8 +238,21 @@ __device__ int radix_top_k(const float* scores, int n, int64_t kk, TopKShared& s
   return sh.above;
 }
 
+// Head h of query s keeps its kk best of scores[0, n) at level l by the radix select: chosen_l in arrival order,
+// -1 after them; score i belongs to candidate candidate_of(i).
+template <int NT, typename CandidateOf>
+__device__ void radix_choose(const ChunkSelectionParams& p, int l, int s, int h, const float* scores, int n,
+                             TopKShared& sh, CandidateOf candidate_of) {
+  const int K = p.keep[l];
+  int32_t* out = p.chosen + p.chosen_offset[l] + (int64_t(s) * p.q_heads + h) * K;
+  const int kept = radix_top_k<NT>(scores, n, keep_count(p, s, l), sh, [&](int i, int slot) {
+    if (slot < K) out[slot] = static_cast<int32_t>(candidate_index(p, l, s, h, candidate_of(i)));
+  });
+  for (int j = kept + threadIdx.x; j < K; j += NT) out[j] = -1;
+}
+
 // One CTA per (query, head): its kk best of the level's C candidates, as gist indices into `chosen`.
-__global__ void __launch_bounds__(kTopKThreads) top_k_kernel(const __grid_constant__ ChunkSelectionParams p, int l) {
+__global__ void __launch_bounds__(kTopKThreads, 1) top_k_kernel(const __grid_constant__ ChunkSelectionParams p, int l) {
   __shared__ TopKShared sh;
   const int qh = blockIdx.x, s = qh / p.q_heads, h = qh % p.q_heads;
   __shared__ float cached[kTopKCached];
@@ -250,10 +280,7 @@ __global__ void __launch_bounds__(kTopKThreads) top_k_kernel(const __grid_consta
     for (int j = static_cast<int>(min(int64_t{finite}, max(kk, int64_t{0}))) + c; j < K; j += kTopKThreads) out[j] = -1;
     return;
   }
-  const int kept = radix_top_k(scores, C, kk, sh, [&](int c, int slot) {
-    if (slot < K) out[slot] = static_cast<int32_t>(candidate_index(p, l, s, h, c));
-  });
-  for (int j = kept + threadIdx.x; j < K; j += kTopKThreads) out[j] = -1;
+  radix_choose<kTopKThreads>(p, l, s, h, scores, C, sh, [](int c) { return c; });
 }
 
 // The top level's first stage when its candidates are split (top_slices > 1): CTA (slice, query x head) keeps
@@ -267,7 +294,7 @@ __global__ void __launch_bounds__(kTopKThreads)
   const float* scores = p.scores + int64_t(qh) * C + first;
   float* ws_scores = p.slice_scores + (int64_t(qh) * P + slice) * K;
   int32_t* ws_ids = p.slice_ids + (int64_t(qh) * P + slice) * K;
-  const int kept = radix_top_k(scores, n, keep_count(p, s, l), sh, [&](int c, int slot) {
+  const int kept = radix_top_k<kTopKThreads>(scores, n, keep_count(p, s, l), sh, [&](int c, int slot) {
     if (slot < K) {
       ws_scores[slot] = scores[c];
       ws_ids[slot] = first + c;
@@ -286,22 +313,22 @@ __global__ void __launch_bounds__(kTopKThreads)
   const int qh = blockIdx.x, s = qh / p.q_heads, h = qh % p.q_heads;
   const int K = p.keep[l], n = p.top_slices * K;
   const int32_t* ids = p.slice_ids + int64_t(qh) * n;
-  int32_t* out = p.chosen + p.chosen_offset[l] + int64_t(qh) * K;
-  const int kept = radix_top_k(p.slice_scores + int64_t(qh) * n, n, keep_count(p, s, l), sh, [&](int i, int slot) {
-    if (slot < K) out[slot] = static_cast<int32_t>(candidate_index(p, l, s, h, ids[i]));
-  });
-  for (int j = kept + threadIdx.x; j < K; j += kTopKThreads) out[j] = -1;
+  radix_choose<kTopKThreads>(p, l, s, h, p.slice_scores + int64_t(qh) * n, n, sh, [&](int i) { return ids[i]; });
 }
 
-__global__ void __launch_bounds__(kUnionThreads) union_kernel(const __grid_constant__ ChunkSelectionParams p) {
-  __shared__ int warp_total[kUnionThreads / 32];
+// The union of level l's choices over the group's heads of (query s, KV head kv), ascending, into selected_l;
+// -1 after them. The level's bitmap (cleared by the caller) gets one bit per chosen gist; NT threads compact it:
+// kUnionWords consecutive words per thread, an exclusive prefix sum of their set bits (warp shuffles, then the
+// warps' totals), two barriers per NT * kUnionWords words.
+template <int NT>
+__device__ void union_level(const ChunkSelectionParams& p, int l, int s, int kv, uint32_t* bitmap) {
+  __shared__ int warp_total[NT / 32];
   __shared__ int s_total;
-  const int l = blockIdx.y, skv = blockIdx.x, s = skv / p.kv_heads, kv = skv % p.kv_heads;
+  const int skv = s * p.kv_heads + kv;
   const int group = p.q_heads / p.kv_heads, K = p.keep[l], M = group * K;
   const int tid = threadIdx.x;
-  uint32_t* bitmap = p.bitmap + (int64_t(l) * p.num_queries * p.kv_heads + skv) * p.bitmap_words;
   const int32_t* chosen = p.chosen + p.chosen_offset[l] + (int64_t(s) * p.q_heads + kv * group) * K;
-  for (int j = tid; j < M; j += kUnionThreads) {
+  for (int j = tid; j < M; j += NT) {
     const int32_t idx = chosen[j];
     if (idx >= 0) atomicOr(&bitmap[idx >> 5], 1u << (idx & 31));
   }
@@ -310,9 +337,7 @@ __global__ void __launch_bounds__(kUnionThreads) union_kernel(const __grid_const
   int32_t* selected = p.selected[l] + int64_t(skv) * M;
   const int warp = tid / 32, lane = tid % 32;
   const int64_t words = (p.gist_stride[l] + 31) / 32;  // level l's gist indices are below its row stride
-  // kUnionWords consecutive words per thread; an exclusive prefix sum of their set bits (warp shuffles, then
-  // the warps' totals) places each thread's indices: two barriers per kUnionThreads * kUnionWords words.
-  for (int64_t base = 0; base < words; base += kUnionThreads * kUnionWords) {
+  for (int64_t base = 0; base < words; base += NT * kUnionWords) {
     uint32_t bits[kUnionWords];
     int count = 0;
 #pragma unroll
@@ -338,19 +363,19 @@ __global__ void __launch_bounds__(kUnionThreads) union_kernel(const __grid_const
       for (uint32_t b = bits[i]; b != 0; b &= b - 1) selected[at++] = static_cast<int32_t>(w * 32 + __ffs(b) - 1);
     }
     __syncthreads();
-    if (tid == kUnionThreads - 1) s_total = before + inclusive;
+    if (tid == NT - 1) s_total = before + inclusive;
     __syncthreads();
   }
-  for (int j = s_total + tid; j < M; j += kUnionThreads) selected[j] = -1;
+  for (int j = s_total + tid; j < M; j += NT) selected[j] = -1;
+  __syncthreads();  // s_total and warp_total are reused by the next level
 }
 
-// One slot of key_pos per thread: grid (slot tiles, query x KV head).
-__global__ void __launch_bounds__(kUnfoldThreads) unfold_kernel(const __grid_constant__ ChunkSelectionParams p,
-                                                                int32_t raw_slots, int32_t slots) {
-  const int skv = blockIdx.y, s = skv / p.kv_heads;
+// Slot j (< slots) of the unfold list of (query s, KV head kv): the j % span-th row of chunk selected_0[j / span]
+// while j < raw_slots, then the positions of the selected gists of each level; -1 where there is none.
+__device__ void unfold_slot(const ChunkSelectionParams& p, int32_t raw_slots, int32_t slots, int s, int kv,
+                            int64_t j) {
+  const int skv = s * p.kv_heads + kv;
   const int group = p.q_heads / p.kv_heads;
-  const int64_t j = int64_t(blockIdx.x) * kUnfoldThreads + threadIdx.x;
-  if (j >= slots) return;
   const int64_t row = p.row[s];
   int32_t value = -1;
   int64_t pos = -1;
@@ -376,6 +401,95 @@ __global__ void __launch_bounds__(kUnfoldThreads) unfold_kernel(const __grid_con
   p.key_pos[int64_t(skv) * (p.key_pos_row_stride > 0 ? p.key_pos_row_stride : slots) + j] = value;
 }
 
+// (score, candidate) a before b in a head's order: the higher score, then the lower candidate.
+__device__ __forceinline__ bool ranks_before(float sa, int ca, float sb, int cb) {
+  return sa > sb || (sa == sb && ca < cb);
+}
+
+// The kk best of each of `heads` heads (first_head, ...) of (query s, KV head kv) at level l, by one bitonic sort
+// of every head's Cp = width (a power of two >= C) padded (score, candidate) pairs in shared memory (heads * Cp
+// <= kSortCapacity): the head's chosen_l in rank order, -1 after the kept ones.
+template <int NT, int G>
+__device__ void sort_top_k(const ChunkSelectionParams& p, int l, int s, int kv, int first_head, int heads, int width,
+                           float* keys, int* ids) {
+  const int C = p.candidates[l], K = p.keep[l], n = heads * width;
+  const float* scores = p.scores + (int64_t(s) * p.q_heads + kv * G + first_head) * C;
+  for (int i = threadIdx.x; i < n; i += NT) {
+    const int c = i % width;
+    keys[i] = c < C ? scores[int64_t(i / width) * C + c] : -INFINITY;
+    ids[i] = c;
+  }
+  __syncthreads();
+  for (int k = 2; k <= width; k *= 2) {
+    for (int j = k / 2; j > 0; j /= 2) {
+      for (int i = threadIdx.x; i < n; i += NT) {
+        const int partner = i ^ j;
+        if (partner > i) {
+          const bool best_first = ((i % width) & k) == 0;  // this run of k sorts best first (the last run: all)
+          const float si = keys[i], sp = keys[partner];
+          const int ci = ids[i], cp = ids[partner];
+          if (ranks_before(sp, cp, si, ci) == best_first) {
+            keys[i] = sp;
+            keys[partner] = si;
+            ids[i] = cp;
+            ids[partner] = ci;
+          }
+        }
+      }
+      __syncthreads();
+    }
+  }
+  const int64_t kk = keep_count(p, s, l);
+  for (int i = threadIdx.x; i < heads * K; i += NT) {
+    const int head = i / K, rank = i % K, h = kv * G + first_head + head;
+    const float score = keys[head * width + rank];
+    const bool kept = rank < kk && rank < C && score != -INFINITY;
+    p.chosen[p.chosen_offset[l] + (int64_t(s) * p.q_heads + h) * K + rank] =
+        kept ? static_cast<int32_t>(candidate_index(p, l, s, h, ids[head * width + rank])) : -1;
+  }
+  __syncthreads();
+}
+
+// One CTA per (query, KV head): levels first_level .. 0 (score and keep each head's kk best; the top level's
+// scores and choice come from score_kernel and top_k_kernel), then the union of every level and the unfold list.
+template <typename T, int D, int G>
+__global__ void __launch_bounds__(kDescentThreads, 1)
+    descent_kernel(const __grid_constant__ ChunkSelectionParams p, int first_level, int32_t raw_slots, int32_t slots) {
+  __shared__ float keys[kSortCapacity];
+  __shared__ int ids[kSortCapacity];
+  __shared__ TopKShared sh;
+  constexpr int NT = kDescentThreads;
+  const int s = blockIdx.x / p.kv_heads, kv = blockIdx.x % p.kv_heads;
+  uint32_t* bitmaps = p.bitmap + int64_t(blockIdx.x) * p.levels * p.bitmap_words;  // [levels, words] of this CTA
+  for (int64_t w = threadIdx.x; w < p.levels * p.bitmap_words; w += NT) bitmaps[w] = 0u;
+  if (first_level >= 0) {
+    for (int l = first_level; l >= 0; --l) {
+      const int C = p.candidates[l];
+      float qr[G][8];  // loaded per level: not held across the sorts
+      load_query<T, D, G>(p, s, kv, threadIdx.x % (D / 8), qr);
+      constexpr int kIters = G >= 8 ? 2 : kScoreIters;  // G = 8 holds 64 query floats: fewer loads in flight
+      for (int first = 0; first < G * C; first += NT / (D / 8) * kIters) {
+        score_round<T, D, G, NT, kIters>(p, l, s, kv, first, qr);
+      }
+      __syncthreads();
+      int width = 1;
+      while (width < C) width *= 2;
+      if (width <= kSortCapacity) {
+        const int heads = min(G, kSortCapacity / width);
+        for (int h = 0; h < G; h += heads) sort_top_k<NT, G>(p, l, s, kv, h, heads, width, keys, ids);
+      } else {  // more candidates than one sort holds: each head by the radix select
+        for (int h = kv * G; h < (kv + 1) * G; ++h) {
+          radix_choose<NT>(p, l, s, h, p.scores + (int64_t(s) * p.q_heads + h) * C, C, sh, [](int c) { return c; });
+          __syncthreads();
+        }
+      }
+    }
+  }
+  __syncthreads();
+  for (int l = 0; l < p.levels; ++l) union_level<NT>(p, l, s, kv, bitmaps + int64_t(l) * p.bitmap_words);
+  for (int64_t j = threadIdx.x; j < slots; j += NT) unfold_slot(p, raw_slots, slots, s, kv, j);
+}
+
 }  // namespace
 
 Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
@@ -393,35 +507,26 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
   if (p.key_pos_row_stride != 0 && p.key_pos_row_stride < slots) return Status::kInvalidArgument;
   if (p.num_queries == 0) return Status::kOk;
   auto stream = static_cast<cudaStream_t>(stream_ptr);
-  if (cudaMemsetAsync(p.bitmap, 0, sizeof(uint32_t) * p.levels * p.num_queries * p.kv_heads * p.bitmap_words,
-                      stream) != cudaSuccess) {
-    return Status::kCudaError;
-  }
-  for (int l = p.levels - 1; l >= 0; --l) {
-    if (p.candidates[l] > 0) {
-      const Status st = detail::with_type_and_dim(p, [&](auto type, auto dim) {
-        using T = typename decltype(type)::type;
-        return detail::with_group(p.q_heads / p.kv_heads, [&](auto group) {
-          const int64_t pairs = int64_t(l == p.levels - 1 ? 1 : group.value) * p.candidates[l];
-          const int64_t per_cta = kThreads / (dim.value / 8) * kScoreIters;
-          const dim3 grid(static_cast<unsigned>((pairs + per_cta - 1) / per_cta), p.num_queries * p.kv_heads);
-          score_kernel<T, dim.value, group.value><<<grid, kThreads, 0, stream>>>(p, l);
-          return Status::kOk;
-        });
-      });
-      if (st != Status::kOk) return st;
-    }
-    if (l == p.levels - 1 && p.top_slices > 1) {
-      top_k_slice_kernel<<<dim3(p.top_slices, p.num_queries * p.q_heads), kTopKThreads, 0, stream>>>(p, l);
-      top_k_merge_kernel<<<p.num_queries * p.q_heads, kTopKThreads, 0, stream>>>(p, l);
-    } else {
-      top_k_kernel<<<p.num_queries * p.q_heads, kTopKThreads, 0, stream>>>(p, l);
-    }
-  }
-  union_kernel<<<dim3(p.num_queries * p.kv_heads, p.levels), kUnionThreads, 0, stream>>>(p);
-  unfold_kernel<<<dim3((slots + kUnfoldThreads - 1) / kUnfoldThreads, p.num_queries * p.kv_heads), kUnfoldThreads, 0,
-                  stream>>>(p, raw_slots, slots);
-  return cudaGetLastError() == cudaSuccess ? Status::kOk : Status::kCudaError;
+  const int top = p.levels - 1;
+  return detail::with_type_and_dim(p, [&](auto type, auto dim) {
+    using T = typename decltype(type)::type;
+    return detail::with_group(group, [&](auto g) {
+      if (p.candidates[top] > 0) {
+        const int64_t per_cta = kThreads / (dim.value / 8) * kScoreIters;
+        const dim3 grid(static_cast<unsigned>((p.candidates[top] + per_cta - 1) / per_cta), p.num_queries * p.kv_heads);
+        score_kernel<T, dim.value, g.value><<<grid, kThreads, 0, stream>>>(p, top);
+      }
+      if (p.top_slices > 1) {
+        top_k_slice_kernel<<<dim3(p.top_slices, p.num_queries * p.q_heads), kTopKThreads, 0, stream>>>(p, top);
+        top_k_merge_kernel<<<p.num_queries * p.q_heads, kTopKThreads, 0, stream>>>(p, top);
+      } else {
+        top_k_kernel<<<p.num_queries * p.q_heads, kTopKThreads, 0, stream>>>(p, top);
+      }
+      descent_kernel<T, dim.value, g.value>
+          <<<p.num_queries * p.kv_heads, kDescentThreads, 0, stream>>>(p, top - 1, raw_slots, slots);
+      return cudaGetLastError() == cudaSuccess ? Status::kOk : Status::kCudaError;
+    });
+  });
 }
 
 }  // namespace gsa::kernels

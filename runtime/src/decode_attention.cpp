@@ -1,6 +1,7 @@
 #include "gsa/runtime/decode_attention.h"
 
 #include "gsa/runtime/decode_graph.h"
+#include "gsa/runtime/decode_step_ops.h"
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/kernel_choice.h"
 #include "gsa/runtime/selection.h"
@@ -59,18 +60,19 @@ at::Tensor DecodeLayerAttention::key_rows(int64_t layer, bool layer_selects, con
   return at::cat({rows, extra}, 2);
 }
 
-at::Tensor DecodeLayerAttention::attend(int64_t layer, bool layer_selects, const at::Tensor& q, const at::Tensor& k,
-                                        const at::Tensor& v, double scale) {
+void DecodeLayerAttention::check_step(int64_t queries) const {
   const int64_t B = plan_.batch();
-  GSA_CHECK(q.dim() == 4 && q.size(0) == B && q.size(2) == 1 && k.size(2) == 1,
-            "decode attention takes one query per sequence: q ", q.sizes(), " for ", B, " sequences");
+  GSA_CHECK(queries == B, "decode attention takes one query per sequence: ", queries, " queries for ", B,
+            " sequences");
   GSA_CHECK(caches_.batch() == B, "decode attention: ", caches_.batch(), " caches for ", B, " sequences");
   for (int64_t b = 0; b < B; ++b) {
     GSA_CHECK(plan_.position(b) < caches_.capacity(b), "KV cache of sequence ", b, " [", caches_.capacity(b),
               " positions] cannot hold position ", plan_.position(b));
   }
-  caches_.append(layer, plan_.positions(), k.select(2, 0), v.select(2, 0));
-  const at::Tensor q1 = q.select(2, 0);  // [B, Hq, D]
+}
+
+at::Tensor DecodeLayerAttention::attend_stored(int64_t layer, bool layer_selects, const at::Tensor& q1,
+                                               double scale) {
   const at::Tensor rows = key_rows(layer, layer_selects, q1);
   const int64_t hkv = caches_.sample(layer).size(1);
   const DecodeAttention out =
@@ -78,7 +80,33 @@ at::Tensor DecodeLayerAttention::attend(int64_t layer, bool layer_selects, const
                                                   scale, 0, &plan_.generated())
                              : sparse_decode_reference(q1, caches_.stacked(layer, false), caches_.stacked(layer, true),
                                                        rows, scale, &plan_.generated());
-  return out.out.to(q.scalar_type()).unsqueeze(2);
+  return out.out.to(q1.scalar_type());  // [B, Hq, D]
+}
+
+at::Tensor DecodeLayerAttention::attend(int64_t layer, bool layer_selects, const at::Tensor& q, const at::Tensor& k,
+                                        const at::Tensor& v, double scale) {
+  GSA_CHECK(q.dim() == 4 && q.size(2) == 1 && k.size(2) == 1, "decode attention takes one query per sequence: q ",
+            q.sizes());
+  check_step(q.size(0));
+  caches_.append(layer, plan_.positions(), k.select(2, 0), v.select(2, 0));
+  return attend_stored(layer, layer_selects, q.select(2, 0), scale).unsqueeze(2);
+}
+
+bool DecodeLayerAttention::takes_fused_qkv(at::ScalarType dtype, int64_t q_heads, int64_t head_dim) const {
+  const at::Tensor& like = caches_.sample(0);
+  return dtype == like.scalar_type() &&
+         use_kernel_backend(options_.backend, like.is_cuda(),
+                            sparse_decode_unsupported(dtype, q_heads, head_dim, dtype, like.size(1)), "decode step");
+}
+
+at::Tensor DecodeLayerAttention::attend_qkv(int64_t layer, bool layer_selects, const at::Tensor& qkv,
+                                            const RopeTables& rope, double scale) {
+  check_step(qkv.size(0));
+  const int64_t B = qkv.size(0), hkv = caches_.sample(layer).size(1), d = caches_.sample(layer).size(3);
+  const int64_t hq = qkv.size(-1) / d - 2 * hkv;
+  const at::Tensor q1 = rope_append(qkv, rope.cos.reshape({B, d}), rope.sin_rotated.reshape({B, d}), hq, hkv,
+                                    plan_.positions(), caches_.rows(layer, false), caches_.rows(layer, true));
+  return attend_stored(layer, layer_selects, q1, scale);  // [B, Hq, D]
 }
 
 }  // namespace gsa

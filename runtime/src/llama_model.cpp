@@ -9,6 +9,7 @@
 #include "gsa/runtime/activation_checkpoint.h"
 #include "gsa/runtime/attention.h"
 #include "gsa/runtime/decode_graph.h"
+#include "gsa/runtime/decode_step_ops.h"
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/rope.h"
 
@@ -17,8 +18,8 @@ namespace {
 
 std::string layer_name(int64_t layer, const std::string& rest) { return str_cat("model.layers.", layer, ".", rest); }
 
-// RMSNorm in fp32, scaled by the weight (transformers' LlamaRMSNorm, with one rounding to the activations' dtype
-// where it rounds before the weight): LibTorch's rms_norm, one fused kernel on CUDA instead of eight.
+// RMSNorm in fp32, scaled by the weight: LibTorch's rms_norm (one fused kernel on CUDA instead of eight), which
+// rounds once, after the weight (transformers' LlamaRMSNorm rounds before it: at most one rounding apart).
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
   return at::rms_norm(x, {x.size(-1)}, weight, eps);
 }
@@ -69,6 +70,18 @@ class PlannedAttention : public LayerAttention {
 };
 
 }  // namespace
+
+at::Tensor LayerAttention::attend_qkv(int64_t, bool, const at::Tensor&, const RopeTables&, double) {
+  GSA_CHECK(false, "this layer attention does not take fused q/k/v projections");
+  return at::Tensor();
+}
+
+struct LlamaModel::FusedCache {
+  std::mutex mutex;
+  std::vector<FusedProjections> layers;  // [num_layers]; qkv undefined until built
+  // Per layer, (storage, version) of each source weight when it was last copied.
+  std::vector<std::vector<std::pair<const void*, int64_t>>> sources;
+};
 
 at::ScalarType to_scalar_type(DType dtype) { return dtype == DType::kBFloat16 ? at::kBFloat16 : at::kFloat; }
 
@@ -123,6 +136,7 @@ LlamaModel LlamaModel::from_tensors(const ModelOptions& options, const TensorMap
   LlamaModel model;
   model.options_ = options;
   model.device_ = device;
+  model.fused_ = std::make_shared<FusedCache>();
   for (const auto& [name, shape] : llama_parameter_shapes(options)) {
     model.params_[name] = tensors.at(name).detach().to(device, to_scalar_type(options.dtype)).contiguous();
   }
@@ -228,6 +242,59 @@ at::Tensor LlamaModel::layer_forward(int64_t layer, const at::Tensor& x, const R
   });
 }
 
+const FusedProjections& LlamaModel::fused_projections(int64_t layer) const {
+  GSA_CHECK(fused_ != nullptr && layer >= 0 && layer < options_.num_layers, "no fused projections for layer ", layer);
+  auto p = [&](const std::string& rest) -> const at::Tensor& { return param(layer_name(layer, rest)); };
+  std::vector<at::Tensor> qkv = {p("self_attn.q_proj.weight"), p("self_attn.k_proj.weight"),
+                                 p("self_attn.v_proj.weight")};
+  std::vector<at::Tensor> gate_up = {p("mlp.gate_proj.weight"), p("mlp.up_proj.weight")};
+  std::vector<at::Tensor> bias;
+  if (options_.attention_bias) {
+    bias = {p("self_attn.q_proj.bias"), p("self_attn.k_proj.bias"), p("self_attn.v_proj.bias")};
+  }
+  std::vector<std::pair<const void*, int64_t>> now;
+  for (const auto* list : {&qkv, &gate_up, &bias}) {
+    for (const at::Tensor& t : *list) now.emplace_back(t.data_ptr(), t._version());
+  }
+  std::lock_guard<std::mutex> lock(fused_->mutex);
+  if (fused_->layers.empty()) {
+    fused_->layers.resize(options_.num_layers);
+    fused_->sources.resize(options_.num_layers);
+  }
+  FusedProjections& f = fused_->layers[layer];
+  if (fused_->sources[layer] == now) return f;
+  at::NoGradGuard no_grad;
+  if (!f.qkv.defined()) {
+    GSA_CHECK(!DecodeStepGraph::capturing(), "the fused projections of layer ", layer,
+              " must be built before a CUDA graph capture (run one step eagerly first)");
+    f.qkv = at::cat(qkv, 0);
+    f.gate_up = at::cat(gate_up, 0);
+    if (!bias.empty()) f.qkv_bias = at::cat(bias, 0);
+  } else {  // in place: a captured decode graph reads these buffers
+    at::cat_out(f.qkv, qkv, 0);
+    at::cat_out(f.gate_up, gate_up, 0);
+    if (!bias.empty()) at::cat_out(f.qkv_bias, bias, 0);
+  }
+  fused_->sources[layer] = std::move(now);
+  return f;
+}
+
+at::Tensor LlamaModel::fused_decode_layer(int64_t layer, const at::Tensor& x, const RopeTables& rope,
+                                          LayerAttention& layer_attention, bool layer_selects) const {
+  const ModelOptions& o = options_;
+  const int64_t b = x.size(0), hidden = x.size(2), d = o.head_dim;
+  auto p = [&](const std::string& rest) -> const at::Tensor& { return param(layer_name(layer, rest)); };
+  const FusedProjections& f = fused_projections(layer);
+  const at::Tensor x2 = x.view({b, hidden});                                                  // [B, H]
+  const at::Tensor h = rms_norm(x2, p("input_layernorm.weight"), o.rms_norm_eps);
+  const at::Tensor qkv = f.qkv_bias.defined() ? at::addmm(f.qkv_bias, h, f.qkv.t()) : at::mm(h, f.qkv.t());
+  const at::Tensor attn = layer_attention.attend_qkv(layer, layer_selects, qkv, rope, 1.0 / std::sqrt(double(d)));
+  const at::Tensor o_proj = at::mm(attn.reshape({b, o.num_heads * d}), p("self_attn.o_proj.weight").t());
+  auto [sum, hs] = add_rms_norm(x2, o_proj, p("post_attention_layernorm.weight"), o.rms_norm_eps);  // [B, H] each
+  const at::Tensor mlp = silu_mul(at::mm(hs, f.gate_up.t()));                                  // [B, I]
+  return at::add(sum, at::mm(mlp, p("mlp.down_proj.weight").t())).view({b, 1, hidden});
+}
+
 at::Tensor LlamaModel::forward(const at::Tensor& tokens, const at::Tensor& rope_pos, const AttentionPlan& plan,
                                const AttentionOptions& attention, bool selective, KvCache* cache,
                                bool last_position_only) const {
@@ -267,9 +334,17 @@ at::Tensor LlamaModel::forward_layers(const at::Tensor& tokens, const at::Tensor
             "token ids must be in [0, ", options_.vocab_size, ")");
   at::Tensor x = at::embedding(embed, tokens);                                                // [B, Tq, H]
   const RopeTables rope = make_rope_tables(rope_pos, rope_inv_freq(options_, rope_pos.device()), x.scalar_type());
+  // One query per sequence, no gradient, and an attention that takes the projections fused: the decode step's
+  // fused kernels (about a third of the launches of the general layer).
+  const bool fused = tokens.size(1) == 1 && !at::GradMode::is_enabled() && !checkpoint_layers &&
+                     layer_attention.takes_fused_qkv(x.scalar_type(), options_.num_heads, options_.head_dim) &&
+                     decode_step_ops_supported(x.scalar_type(), options_.head_dim, options_.hidden_size,
+                                               options_.intermediate_size);
   for (int64_t layer = 0; layer < options_.num_layers; ++layer) {
     const bool layer_selects = selective && layer >= attention.selection.first_selective_layer;
-    if (checkpoint_layers) {
+    if (fused) {
+      x = fused_decode_layer(layer, x, rope, layer_attention, layer_selects);
+    } else if (checkpoint_layers) {
       x = checkpointed([this, layer, rope, &layer_attention, layer_selects](const at::Tensor& input) {
         return layer_forward(layer, input, rope, layer_attention, layer_selects);
       }, x);

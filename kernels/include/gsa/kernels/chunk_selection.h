@@ -67,7 +67,8 @@ struct ChunkSelectionParams {
   int32_t keep[kMaxSelectionLevels] = {};
   int32_t candidates[kMaxSelectionLevels] = {};
   // Workspace (device memory the caller allocates): scores [Ns * Hq * max_l C_l] fp32, chosen per head
-  // [levels][Ns * Hq * K_l] int32 (offsets chosen_offset[l]), bitmap [Ns * Hkv * bitmap_words] uint32.
+  // [levels][Ns * Hq * K_l] int32 (offsets chosen_offset[l]), bitmap [Ns * Hkv * levels * bitmap_words] uint32
+  // (the kernels clear it).
   float* scores = nullptr;
   int32_t* chosen = nullptr;
   int64_t chosen_offset[kMaxSelectionLevels] = {};

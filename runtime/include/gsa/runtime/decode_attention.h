@@ -37,6 +37,12 @@ class DecodeLayerAttention : public LayerAttention {
   // q [B, Hq, 1, D], k, v [B, Hkv, 1, D] (post-RoPE) -> [B, Hq, 1, D] in q's dtype.
   at::Tensor attend(int64_t layer, bool layer_selects, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                     double scale) override;
+  // The fused path (LayerAttention): whenever the decode kernels run (backend AUTO on CUDA with the kernels'
+  // dtypes and heads, or KERNELS: their CPU twins on the CPU); RoPE and the cache append in one kernel
+  // (decode_step_ops.h), then the same attention as attend().
+  bool takes_fused_qkv(at::ScalarType dtype, int64_t q_heads, int64_t head_dim) const override;
+  at::Tensor attend_qkv(int64_t layer, bool layer_selects, const at::Tensor& qkv, const RopeTables& rope,
+                        double scale) override;
 
   // The rows (beyond the generated range) each query attends in a layer: [B, Hkv, R] int32, -1 padding.
   // q [B, Hq, D].
@@ -44,6 +50,9 @@ class DecodeLayerAttention : public LayerAttention {
 
  private:
   bool use_kernels(const at::Tensor& q, int64_t layer) const;
+  void check_step(int64_t queries) const;  // one query per sequence, each position inside its cache
+  // The step's attention over the cache (K/V of the step already stored): q1 [B, Hq, D] -> [B, Hq, D].
+  at::Tensor attend_stored(int64_t layer, bool layer_selects, const at::Tensor& q1, double scale);
 
   const DecodePlan& plan_;
   AttentionOptions options_;

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,19 @@ class LayerAttention {
   virtual ~LayerAttention() = default;
   virtual at::Tensor attend(int64_t layer, bool layer_selects, const at::Tensor& q, const at::Tensor& k,
                             const at::Tensor& v, double scale) = 0;
+  // The fused decode path (inference only): when takes_fused_qkv(activation dtype, Hq, D) the model hands over
+  // the step's projections unrotated in one tensor, qkv [B, (Hq + 2 Hkv) * D] (q heads, then k heads, then v
+  // heads), with the step's RoPE tables ([B, 1, 1, D]), and attend_qkv rotates q and k, stores k and v and
+  // attends: [B, Hq, D] in qkv's dtype. The default takes_fused_qkv() is false and attend_qkv throws.
+  virtual bool takes_fused_qkv(at::ScalarType, int64_t /*q_heads*/, int64_t /*head_dim*/) const { return false; }
+  virtual at::Tensor attend_qkv(int64_t layer, bool layer_selects, const at::Tensor& qkv, const RopeTables& rope,
+                                double scale);
+};
+
+// One layer's projections concatenated for the fused decode path: qkv [(Hq + 2 Hkv) D, H] = [q; k; v] (and its
+// bias [(Hq + 2 Hkv) D] with attention_bias), gate_up [2 I, H] = [gate; up].
+struct FusedProjections {
+  at::Tensor qkv, qkv_bias, gate_up;
 };
 
 class LlamaModel {
@@ -89,11 +103,20 @@ class LlamaModel {
   at::Tensor head_logits(const at::Tensor& hidden) const;
   // The LM head's [V, H] weight (the embedding's with tied embeddings): head_logits(h) = (h W^T) in fp32.
   const at::Tensor& head_weight() const;
+  // The fused decode path's concatenated weights of `layer`, built on first use (memory: the q, k, v, gate and
+  // up weights once more, 1.2 GiB for Llama-3.2-1B in bf16) and copied again in place when a source weight's
+  // storage or version changed (a training step), so a captured decode graph keeps reading valid memory. The
+  // first use must not be inside a CUDA graph capture (the decode graph's eager warm-up step comes first).
+  const FusedProjections& fused_projections(int64_t layer) const;
 
  private:
   const at::Tensor& param(const std::string& name) const;
   at::Tensor layer_forward(int64_t layer, const at::Tensor& x, const RopeTables& rope,
                            LayerAttention& layer_attention, bool layer_selects) const;
+  // layer_forward of one decode step through LayerAttention::attend_qkv and the fused kernels
+  // (decode_step_ops.h): x [B, 1, H] -> [B, 1, H].
+  at::Tensor fused_decode_layer(int64_t layer, const at::Tensor& x, const RopeTables& rope,
+                                LayerAttention& layer_attention, bool layer_selects) const;
   // Embedding and every decoder layer, before the final norm: [B, Tq, H].
   at::Tensor forward_layers(const at::Tensor& tokens, const at::Tensor& rope_pos, LayerAttention& layer_attention,
                             const AttentionOptions& attention, bool selective, bool checkpoint_layers) const;
@@ -101,6 +124,8 @@ class LlamaModel {
   ModelOptions options_;
   at::Device device_{at::kCPU};
   TensorMap params_;
+  struct FusedCache;
+  std::shared_ptr<FusedCache> fused_;  // shared by copies of the model, which share its parameter tensors
 };
 
 // Expected parameter shapes by Hugging Face name.

@@ -1,0 +1,217 @@
+// CUDA kernels of decode_step_ops.h. Every thread moves 16-byte words (8 bf16/fp16 elements) and computes in
+// fp32, rounding where LibTorch's ops round (see the header for the formulas):
+//   rope_append_kernel   one thread per 8 elements of one head row of qkv (grid over batch x heads x D/8): q and
+//                        k rows are rotated (the partner half read by the same thread), v rows copied; q goes to
+//                        q_out, k and v to their cache rows.
+//   add_rms_norm_kernel  one CTA per row; each thread keeps its (at most 4) rounded-sum words in registers, the
+//                        fp32 sum of squares is reduced by warp shuffles and one shared-memory step.
+//   silu_mul_kernel      one thread per 8 output elements.
+// No -use_fast_math: expf, the division and rsqrtf are the same full-precision functions LibTorch's kernels use.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "dispatch.cuh"  // TypeTag
+#include "gsa/kernels/decode_step_ops.h"
+#include "row_team.cuh"  // to_floats
+
+namespace gsa::kernels {
+namespace {
+
+using detail::to_floats;
+using detail::TypeTag;
+
+constexpr int kElementwiseThreads = 128;  // rope_append and silu_mul CTAs
+constexpr int kNormMaxThreads = 512;      // add_rms_norm: threads per row at most
+constexpr int kNormWordsPerThread = kAddRmsNormMaxHidden / 8 / kNormMaxThreads;
+static_assert(kNormWordsPerThread * kNormMaxThreads * 8 == kAddRmsNormMaxHidden, "hidden limit / CTA mismatch");
+
+__device__ __forceinline__ uint4 load16(const void* p) { return *static_cast<const uint4*>(p); }
+__device__ __forceinline__ void store16(void* p, const uint4& v) { *static_cast<uint4*>(p) = v; }
+
+__device__ __forceinline__ uint32_t bits_of(__nv_bfloat16 v) { return __bfloat16_as_ushort(v); }
+__device__ __forceinline__ uint32_t bits_of(__half v) { return __half_as_ushort(v); }
+
+// 8 floats rounded to T (round to nearest even) as one 16-byte word (built from bits: no local memory).
+template <typename T>
+__device__ __forceinline__ uint4 from_floats(const float (&x)[8]) {
+  uint32_t w[4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i) w[i] = bits_of(T(x[2 * i])) | bits_of(T(x[2 * i + 1])) << 16;
+  return make_uint4(w[0], w[1], w[2], w[3]);
+}
+
+// v rounded to T and back: LibTorch's rounding of an intermediate result to the activations' dtype.
+template <typename T>
+__device__ __forceinline__ float round_to(float v) {
+  return float(T(v));
+}
+
+// The sum of v over the CTA (blockDim.x a multiple of 32, at most 1024), returned to every thread.
+__device__ __forceinline__ float block_sum(float v, float* warp_sums) {
+#pragma unroll
+  for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
+  const int lane = threadIdx.x % 32;
+  if (lane == 0) warp_sums[threadIdx.x / 32] = v;
+  __syncthreads();
+  v = lane < int(blockDim.x / 32) ? warp_sums[lane] : 0.f;
+#pragma unroll
+  for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kElementwiseThreads) rope_append_kernel(const __grid_constant__ RopeAppendParams p) {
+  // 1. Which 8 elements: word c of head h (q heads, then k heads, then v heads) of sequence b.
+  const int D = p.head_dim, words = D / 8, heads = p.q_heads + 2 * p.kv_heads;
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= int64_t(p.batch) * heads * words) return;
+  const int c = static_cast<int>(i % words), h = static_cast<int>(i / words % heads);
+  const int b = static_cast<int>(i / words / heads);
+  const T* row = static_cast<const T*>(p.qkv) + b * p.qkv_stride + int64_t(h) * D;  // [D] this head
+  const uint4 own = load16(row + 8 * c);
+  const int v_begin = p.q_heads + p.kv_heads;
+  if (h >= v_begin) {  // 2a. a value head: copied into its cache row
+    const int64_t pos = p.positions[b];
+    store16(p.v.head<T>(b, h - v_begin, p.kv_heads) + pos * p.v.row_stride + 8 * c, own);
+    return;
+  }
+  // 2b. q or k: rope. swapped[e] = x[(e + D/2) % D] (rotate_half without its sign, which sin_rotated holds).
+  float x[8], cos_e[8], sin_e[8], swapped[8];
+  to_floats<T>(own, x);
+  to_floats<T>(load16(static_cast<const T*>(p.cos) + b * p.cos_stride + 8 * c), cos_e);
+  to_floats<T>(load16(static_cast<const T*>(p.sin_rotated) + b * p.sin_stride + 8 * c), sin_e);
+  const int half = D / 2, partner = 8 * c + half;
+  if (half % 8 == 0) {
+    to_floats<T>(load16(row + partner % D), swapped);
+  } else {  // D = 8 mod 16: the partner elements straddle two words
+#pragma unroll
+    for (int j = 0; j < 8; ++j) swapped[j] = float(row[(partner + j) % D]);
+  }
+  // x * cos rounded (LibTorch's mul), then t + swapped * sin in fp32 rounded once (addcmul; the product is exact,
+  // so the fma equals LibTorch's multiply-then-add).
+#pragma unroll
+  for (int j = 0; j < 8; ++j) x[j] = fmaf(swapped[j], sin_e[j], round_to<T>(x[j] * cos_e[j]));
+  T* dst;
+  if (h < p.q_heads) {
+    dst = static_cast<T*>(p.q_out) + (int64_t(b) * p.q_heads + h) * D + 8 * c;
+  } else {
+    dst = p.k.head<T>(b, h - p.q_heads, p.kv_heads) + p.positions[b] * p.k.row_stride + 8 * c;
+  }
+  store16(dst, from_floats<T>(x));
+}
+
+// min blocks 1: with (512) alone ptxas caps registers at 40 to fit three CTAs per SM, and spills (fp16).
+template <typename T>
+__global__ void __launch_bounds__(kNormMaxThreads, 1) add_rms_norm_kernel(const __grid_constant__ AddRmsNormParams p) {
+  __shared__ float warp_sums[kNormMaxThreads / 32];
+  const int words = p.hidden / 8;
+  const T* x = static_cast<const T*>(p.x) + blockIdx.x * p.x_stride;  // [H] this row
+  const T* y = static_cast<const T*>(p.y) + blockIdx.x * p.y_stride;
+  T* sum_out = static_cast<T*>(p.sum_out) + int64_t(blockIdx.x) * p.hidden;
+  T* normed_out = static_cast<T*>(p.normed_out) + int64_t(blockIdx.x) * p.hidden;
+
+  // 1. sum = round(x + y), written out and kept; the fp32 sum of the squares of the rounded values.
+  uint4 sums[kNormWordsPerThread];
+  float squares = 0.f;
+#pragma unroll
+  for (int k = 0; k < kNormWordsPerThread; ++k) {
+    const int c = threadIdx.x + k * blockDim.x;
+    if (c < words) {
+      float a[8], e[8];
+      to_floats<T>(load16(x + 8 * c), a);
+      to_floats<T>(load16(y + 8 * c), e);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        a[j] = round_to<T>(a[j] + e[j]);
+        squares = fmaf(a[j], a[j], squares);  // exact square: the same as a multiply then an add
+      }
+      sums[k] = from_floats<T>(a);  // exact: a[j] are T values
+      store16(sum_out + 8 * c, sums[k]);
+    }
+  }
+  // 2. rstd as LibTorch's fused kernel: rsqrt(sum_sq / H + eps), fp32.
+  const float rstd = rsqrtf(block_sum(squares, warp_sums) / float(p.hidden) + p.eps);
+  // 3. normed = round(w * (rstd * sum)).
+#pragma unroll
+  for (int k = 0; k < kNormWordsPerThread; ++k) {
+    const int c = threadIdx.x + k * blockDim.x;
+    if (c < words) {
+      float s[8], w[8];
+      to_floats<T>(sums[k], s);
+      to_floats<T>(load16(static_cast<const T*>(p.weight) + 8 * c), w);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) s[j] = w[j] * (rstd * s[j]);
+      store16(normed_out + 8 * c, from_floats<T>(s));
+    }
+  }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kElementwiseThreads) silu_mul_kernel(const __grid_constant__ SiluMulParams p) {
+  const int words = p.intermediate / 8;
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= int64_t(p.rows) * words) return;
+  const int c = static_cast<int>(i % words);
+  const int64_t r = i / words;
+  const T* gate = static_cast<const T*>(p.gate_up) + r * p.gate_up_stride + 8 * c;
+  float g[8], u[8];
+  to_floats<T>(load16(gate), g);
+  to_floats<T>(load16(gate + p.intermediate), u);
+#pragma unroll
+  for (int j = 0; j < 8; ++j) g[j] = round_to<T>(g[j] / (1.f + expf(-g[j]))) * u[j];
+  store16(static_cast<T*>(p.out) + r * p.intermediate + 8 * c, from_floats<T>(g));
+}
+
+// f(TypeTag<T>{}) for the element type of `dtype` (validated by the caller).
+template <typename F>
+Status with_type(DType dtype, F&& f) {
+  return dtype == DType::kBFloat16 ? f(TypeTag<__nv_bfloat16>{}) : f(TypeTag<__half>{});
+}
+
+Status launched() { return cudaGetLastError() == cudaSuccess ? Status::kOk : Status::kCudaError; }
+
+unsigned grid_for(int64_t threads) {
+  return static_cast<unsigned>((threads + kElementwiseThreads - 1) / kElementwiseThreads);
+}
+
+}  // namespace
+
+Status rope_append_cuda(const RopeAppendParams& p, void* stream) {
+  if (!rope_append_valid(p)) return Status::kInvalidArgument;
+  const int64_t threads = int64_t(p.batch) * (p.q_heads + 2 * p.kv_heads) * (p.head_dim / 8);
+  if (threads == 0) return Status::kOk;
+  return with_type(p.dtype, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    rope_append_kernel<T><<<grid_for(threads), kElementwiseThreads, 0, static_cast<cudaStream_t>(stream)>>>(p);
+    return launched();
+  });
+}
+
+Status add_rms_norm_cuda(const AddRmsNormParams& p, void* stream) {
+  if (!add_rms_norm_valid(p)) return Status::kInvalidArgument;
+  if (p.rows == 0) return Status::kOk;
+  // One word per thread up to H = 4096, then up to kNormWordsPerThread (hidden <= kAddRmsNormMaxHidden).
+  const int words = p.hidden / 8;
+  const int threads = words < kNormMaxThreads ? (words + 31) / 32 * 32 : kNormMaxThreads;
+  return with_type(p.dtype, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    add_rms_norm_kernel<T><<<p.rows, threads, 0, static_cast<cudaStream_t>(stream)>>>(p);
+    return launched();
+  });
+}
+
+Status silu_mul_cuda(const SiluMulParams& p, void* stream) {
+  if (!silu_mul_valid(p)) return Status::kInvalidArgument;
+  const int64_t threads = int64_t(p.rows) * (p.intermediate / 8);
+  if (threads == 0) return Status::kOk;
+  return with_type(p.dtype, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    silu_mul_kernel<T><<<grid_for(threads), kElementwiseThreads, 0, static_cast<cudaStream_t>(stream)>>>(p);
+    return launched();
+  });
+}
+
+}  // namespace gsa::kernels
