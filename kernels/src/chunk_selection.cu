@@ -44,7 +44,13 @@ constexpr int kRankSelectMax = 512;
 static_assert(kRankSelectMax <= kTopKThreads && kRankSelectMax <= kTopKCached, "one cached candidate per thread");
 constexpr int kUnionWords = 4;     // bitmap words per thread and round of the union's compaction
 constexpr int kDescentThreads = 512;
-constexpr int kSortCapacity = 4096;  // (score, candidate) pairs a descent CTA sorts at once (32 KiB)
+// A level below the top runs inside the descent kernel when its (head, candidate) pairs, G * C_l, are at most
+// kDescentMaxPairs and its sort, G * (C_l rounded up to a power of two), at most kDescentSortEntries (a decode
+// step at 128K tokens with the adaptive budget: 4 x 132 pairs; with 16 fixed chunks at any length: 4 x 64). Larger
+// levels (1M tokens, adaptive: 4 x 1,028) go through score_kernel and top_k_kernel, whose many CTAs hide the
+// load latency that one CTA would expose.
+constexpr int kDescentMaxPairs = 1024;
+constexpr int kDescentSortEntries = 2048;
 
 __device__ __forceinline__ int64_t keep_count(const ChunkSelectionParams& p, int s, int l) {
   const int64_t group = p.q_heads / p.kv_heads;
@@ -406,85 +412,121 @@ __device__ __forceinline__ bool ranks_before(float sa, int ca, float sb, int cb)
   return sa > sb || (sa == sb && ca < cb);
 }
 
-// The kk best of each of `heads` heads (first_head, ...) of (query s, KV head kv) at level l, by one bitonic sort
-// of every head's Cp = width (a power of two >= C) padded (score, candidate) pairs in shared memory (heads * Cp
-// <= kSortCapacity): the head's chosen_l in rank order, -1 after the kept ones.
-template <int NT, int G>
-__device__ void sort_top_k(const ChunkSelectionParams& p, int l, int s, int kv, int first_head, int heads, int width,
-                           float* keys, int* ids) {
-  const int C = p.candidates[l], K = p.keep[l], n = heads * width;
-  const float* scores = p.scores + (int64_t(s) * p.q_heads + kv * G + first_head) * C;
-  for (int i = threadIdx.x; i < n; i += NT) {
-    const int c = i % width;
-    keys[i] = c < C ? scores[int64_t(i / width) * C + c] : -INFINITY;
-    ids[i] = c;
+// Shared memory of a descent CTA: per (head, candidate) pair of one level its gist index and key row, and the
+// sort's (score, candidate) entries, each head's run of width entries at head * width.
+struct DescentShared {
+  int32_t gist[kDescentMaxPairs];
+  int32_t key_row[kDescentMaxPairs];
+  float score[kDescentSortEntries];
+  int32_t candidate[kDescentSortEntries];
+};
+
+// Level l (< the top) of (query s, KV head kv) in one CTA, for G * C_l <= kDescentMaxPairs: every head's
+// candidates (the children of its choice one level up) are scored and its kk best kept in chosen_l, rank order.
+// 1. each thread follows kChains candidate chains (parent -> children -> gist position -> key row) at once;
+// 2. the teams (D / 8 lanes) load kIters key rows each before their dots;
+// 3. one bitonic sort of all heads' runs (a run of width = C_l rounded up to a power of two sorts best first).
+template <typename T, int D, int G, int NT>
+__device__ void descend_level(const ChunkSelectionParams& p, int l, int s, int kv, int width, DescentShared& sh) {
+  constexpr int kChains = kDescentMaxPairs / NT;
+  constexpr int kTeam = D / 8, kTeams = NT / kTeam, kIters = G >= 8 ? 4 : 8;
+  const int C = p.candidates[l], pairs = G * C, n = G * width, tid = threadIdx.x;
+  const int64_t row = p.row[s];
+  const int64_t* gist_pos = p.gist_pos[l] + row * p.gist_stride[l];
+  int64_t idx[kChains], pos[kChains];
+#pragma unroll
+  for (int u = 0; u < kChains; ++u) {
+    const int i = tid + u * NT;
+    idx[u] = i < pairs ? candidate_index(p, l, s, kv * G + i / C, i % C) : -1;
+  }
+#pragma unroll
+  for (int u = 0; u < kChains; ++u) pos[u] = idx[u] >= 0 ? gist_pos[idx[u]] : -1;
+#pragma unroll
+  for (int u = 0; u < kChains; ++u) {
+    const int i = tid + u * NT;
+    if (i < pairs) {
+      sh.gist[i] = static_cast<int32_t>(idx[u]);
+      const int64_t key = pos[u] < 0 || p.key_slot == nullptr ? pos[u] : p.key_slot[row * p.key_slot_stride + pos[u]];
+      sh.key_row[i] = static_cast<int32_t>(key);
+    }
+  }
+  for (int i = tid; i < n; i += NT) {  // every run's padding (and absent candidates) ranks last
+    sh.score[i] = -INFINITY;
+    sh.candidate[i] = i % width;
   }
   __syncthreads();
-  for (int k = 2; k <= width; k *= 2) {
-    for (int j = k / 2; j > 0; j /= 2) {
-      for (int i = threadIdx.x; i < n; i += NT) {
+  const int team = tid / kTeam, lane = tid % kTeam;
+  const T* k = p.k.head<const T>(static_cast<int>(row), kv, p.kv_heads) + lane * 8;
+  float qr[G][8];
+  load_query<T, D, G>(p, s, kv, lane, qr);
+  for (int base = 0; base < pairs; base += kTeams * kIters) {  // the same trip count for every team
+    uint4 raw[kIters];
+#pragma unroll
+    for (int it = 0; it < kIters; ++it) {
+      const int pair = base + it * kTeams + team;
+      const int32_t key = pair < pairs ? sh.key_row[pair] : -1;
+      raw[it] = make_uint4(0, 0, 0, 0);
+      if (key >= 0) raw[it] = __ldg(reinterpret_cast<const uint4*>(k + int64_t(key) * p.k.row_stride));
+    }
+#pragma unroll
+    for (int it = 0; it < kIters; ++it) {
+      const int pair = base + it * kTeams + team, h = pair / C;
+      float x[8];
+      to_floats<T>(raw[it], x);
+      float dot = 0.f;
+#pragma unroll
+      for (int g = 0; g < G; ++g) {
+        if (g == h) dot = dot8(x, qr[g]);
+      }
+      dot = team_sum<kTeam>(dot);
+      if (lane == 0 && pair < pairs && sh.key_row[pair] >= 0) sh.score[h * width + pair % C] = dot;
+    }
+  }
+  __syncthreads();
+  for (int k2 = 2; k2 <= width; k2 *= 2) {
+    for (int j = k2 / 2; j > 0; j /= 2) {
+      for (int i = tid; i < n; i += NT) {
         const int partner = i ^ j;
         if (partner > i) {
-          const bool best_first = ((i % width) & k) == 0;  // this run of k sorts best first (the last run: all)
-          const float si = keys[i], sp = keys[partner];
-          const int ci = ids[i], cp = ids[partner];
+          const bool best_first = ((i % width) & k2) == 0;  // this run of k2 sorts best first (the last run: all)
+          const float si = sh.score[i], sp = sh.score[partner];
+          const int32_t ci = sh.candidate[i], cp = sh.candidate[partner];
           if (ranks_before(sp, cp, si, ci) == best_first) {
-            keys[i] = sp;
-            keys[partner] = si;
-            ids[i] = cp;
-            ids[partner] = ci;
+            sh.score[i] = sp;
+            sh.score[partner] = si;
+            sh.candidate[i] = cp;
+            sh.candidate[partner] = ci;
           }
         }
       }
       __syncthreads();
     }
   }
+  const int K = p.keep[l];
   const int64_t kk = keep_count(p, s, l);
-  for (int i = threadIdx.x; i < heads * K; i += NT) {
-    const int head = i / K, rank = i % K, h = kv * G + first_head + head;
-    const float score = keys[head * width + rank];
-    const bool kept = rank < kk && rank < C && score != -INFINITY;
-    p.chosen[p.chosen_offset[l] + (int64_t(s) * p.q_heads + h) * K + rank] =
-        kept ? static_cast<int32_t>(candidate_index(p, l, s, h, ids[head * width + rank])) : -1;
+  for (int i = tid; i < G * K; i += NT) {
+    const int g = i / K, rank = i % K;
+    const bool kept = rank < kk && rank < C && sh.score[g * width + rank] != -INFINITY;
+    p.chosen[p.chosen_offset[l] + (int64_t(s) * p.q_heads + kv * G + g) * K + rank] =
+        kept ? sh.gist[g * C + sh.candidate[g * width + rank]] : -1;
   }
   __syncthreads();
 }
 
-// One CTA per (query, KV head): levels first_level .. 0 (score and keep each head's kk best; the top level's
-// scores and choice come from score_kernel and top_k_kernel), then the union of every level and the unfold list.
+// One CTA per (query, KV head): levels first_level .. 0 by descend_level (the levels above come from
+// score_kernel and top_k_kernel; first_level -1: all of them do), then the union of every level and the unfold
+// list. widths[l]: C_l rounded up to a power of two.
 template <typename T, int D, int G>
 __global__ void __launch_bounds__(kDescentThreads, 1)
-    descent_kernel(const __grid_constant__ ChunkSelectionParams p, int first_level, int32_t raw_slots, int32_t slots) {
-  __shared__ float keys[kSortCapacity];
-  __shared__ int ids[kSortCapacity];
-  __shared__ TopKShared sh;
+    descent_kernel(const __grid_constant__ ChunkSelectionParams p, int first_level, int4 widths, int32_t raw_slots,
+                   int32_t slots) {
+  __shared__ DescentShared sh;
   constexpr int NT = kDescentThreads;
   const int s = blockIdx.x / p.kv_heads, kv = blockIdx.x % p.kv_heads;
   uint32_t* bitmaps = p.bitmap + int64_t(blockIdx.x) * p.levels * p.bitmap_words;  // [levels, words] of this CTA
   for (int64_t w = threadIdx.x; w < p.levels * p.bitmap_words; w += NT) bitmaps[w] = 0u;
-  if (first_level >= 0) {
-    for (int l = first_level; l >= 0; --l) {
-      const int C = p.candidates[l];
-      float qr[G][8];  // loaded per level: not held across the sorts
-      load_query<T, D, G>(p, s, kv, threadIdx.x % (D / 8), qr);
-      constexpr int kIters = G >= 8 ? 2 : kScoreIters;  // G = 8 holds 64 query floats: fewer loads in flight
-      for (int first = 0; first < G * C; first += NT / (D / 8) * kIters) {
-        score_round<T, D, G, NT, kIters>(p, l, s, kv, first, qr);
-      }
-      __syncthreads();
-      int width = 1;
-      while (width < C) width *= 2;
-      if (width <= kSortCapacity) {
-        const int heads = min(G, kSortCapacity / width);
-        for (int h = 0; h < G; h += heads) sort_top_k<NT, G>(p, l, s, kv, h, heads, width, keys, ids);
-      } else {  // more candidates than one sort holds: each head by the radix select
-        for (int h = kv * G; h < (kv + 1) * G; ++h) {
-          radix_choose<NT>(p, l, s, h, p.scores + (int64_t(s) * p.q_heads + h) * C, C, sh, [](int c) { return c; });
-          __syncthreads();
-        }
-      }
-    }
-  }
+  const int width[4] = {widths.x, widths.y, widths.z, widths.w};
+  for (int l = first_level; l >= 0; --l) descend_level<T, D, G, NT>(p, l, s, kv, width[l], sh);
   __syncthreads();
   for (int l = 0; l < p.levels; ++l) union_level<NT>(p, l, s, kv, bitmaps + int64_t(l) * p.bitmap_words);
   for (int64_t j = threadIdx.x; j < slots; j += NT) unfold_slot(p, raw_slots, slots, s, kv, j);
@@ -507,23 +549,34 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
   if (p.key_pos_row_stride != 0 && p.key_pos_row_stride < slots) return Status::kInvalidArgument;
   if (p.num_queries == 0) return Status::kOk;
   auto stream = static_cast<cudaStream_t>(stream_ptr);
-  const int top = p.levels - 1;
+  // The levels below the top run inside the descent kernel when every one of them is small enough.
+  int4 widths = make_int4(1, 1, 1, 1);
+  int* width = &widths.x;
+  bool descend = true;
+  for (int l = 0; l < p.levels - 1; ++l) {
+    while (width[l] < p.candidates[l]) width[l] *= 2;
+    descend = descend && group * p.candidates[l] <= kDescentMaxPairs && group * width[l] <= kDescentSortEntries;
+  }
+  const int top = p.levels - 1, last_alone = descend ? top : 0;  // levels top .. last_alone: their own kernels
   return detail::with_type_and_dim(p, [&](auto type, auto dim) {
     using T = typename decltype(type)::type;
     return detail::with_group(group, [&](auto g) {
-      if (p.candidates[top] > 0) {
-        const int64_t per_cta = kThreads / (dim.value / 8) * kScoreIters;
-        const dim3 grid(static_cast<unsigned>((p.candidates[top] + per_cta - 1) / per_cta), p.num_queries * p.kv_heads);
-        score_kernel<T, dim.value, g.value><<<grid, kThreads, 0, stream>>>(p, top);
-      }
-      if (p.top_slices > 1) {
-        top_k_slice_kernel<<<dim3(p.top_slices, p.num_queries * p.q_heads), kTopKThreads, 0, stream>>>(p, top);
-        top_k_merge_kernel<<<p.num_queries * p.q_heads, kTopKThreads, 0, stream>>>(p, top);
-      } else {
-        top_k_kernel<<<p.num_queries * p.q_heads, kTopKThreads, 0, stream>>>(p, top);
+      for (int l = top; l >= last_alone; --l) {
+        if (p.candidates[l] > 0) {
+          const int64_t pairs = int64_t(l == top ? 1 : g.value) * p.candidates[l];
+          const int64_t per_cta = kThreads / (dim.value / 8) * kScoreIters;
+          const dim3 grid(static_cast<unsigned>((pairs + per_cta - 1) / per_cta), p.num_queries * p.kv_heads);
+          score_kernel<T, dim.value, g.value><<<grid, kThreads, 0, stream>>>(p, l);
+        }
+        if (l == top && p.top_slices > 1) {
+          top_k_slice_kernel<<<dim3(p.top_slices, p.num_queries * p.q_heads), kTopKThreads, 0, stream>>>(p, l);
+          top_k_merge_kernel<<<p.num_queries * p.q_heads, kTopKThreads, 0, stream>>>(p, l);
+        } else {
+          top_k_kernel<<<p.num_queries * p.q_heads, kTopKThreads, 0, stream>>>(p, l);
+        }
       }
       descent_kernel<T, dim.value, g.value>
-          <<<p.num_queries * p.kv_heads, kDescentThreads, 0, stream>>>(p, top - 1, raw_slots, slots);
+          <<<p.num_queries * p.kv_heads, kDescentThreads, 0, stream>>>(p, last_alone - 1, widths, raw_slots, slots);
       return cudaGetLastError() == cudaSuccess ? Status::kOk : Status::kCudaError;
     });
   });

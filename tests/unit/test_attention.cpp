@@ -392,12 +392,16 @@ TEST(Selection, KernelsOnLongLevelsEqualTheCpuTwin) {
     const int64_t T = row.size(), D = 64, hq = 8, hkv = 2;
     at::manual_seed(3);
     const at::Tensor q = at::randn({1, hq, T, D}, at::kBFloat16), k = at::randn({1, hkv, T, D}, at::kBFloat16);
-    for (const bool fixed : {false, true}) {
-      SCOPED_TRACE(str_cat(levels, " levels, ", fixed ? "fixed" : "adaptive"));
+    // fixed_k 0: the adaptive budget (81 gists a head, 324 candidates per head below the top at three levels);
+    // 1,100: 4,400 candidates per head at level 0 (both through score_kernel and top_k_kernel per level); 64: 256
+    // (the levels below the top inside the descent kernel, chunk_selection.cu).
+    for (const int64_t fixed_k : {0, 1100, 64}) {
+      const bool fixed = fixed_k > 0;
+      SCOPED_TRACE(str_cat(levels, " levels, fixed_k ", fixed_k));
       AttentionOptions options;
       options.backend = AttentionBackend::kKernels;
       options.selection.budget = fixed ? BudgetKind::kFixed : BudgetKind::kAdaptive;
-      options.selection.fixed_k = 1100;  // three levels: 1,100 x 4 = 4,400 candidates per head at level 0
+      options.selection.fixed_k = fixed_k;
       std::vector<std::vector<at::Tensor>> chosen;
       for (const at::Device device : {at::Device(at::kCPU), at::Device(at::kCUDA)}) {
         const AttentionPlan plan = make_attention_plan({&row}, T - 1, 1, options, device);
