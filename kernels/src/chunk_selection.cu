@@ -7,12 +7,12 @@
 // scores share few top bits). A long top level (a decode step at 1M tokens: 65K gists per head) is split over
 // top_slices CTAs per head: each keeps its slice's kk best, then one CTA per head selects over the survivors
 // (the single-CTA select over all of them took 0.27 ms per layer on an H200).
-// Then descent_kernel, one CTA per (query, KV head), does the rest: each level below the top (score the group's
-// heads' children of the gists chosen above, keep each head's kk best by a bitonic sort of (score, candidate) in
-// shared memory), the union of the group's choices per level (a bitmap the CTA clears itself, compacted in
-// ascending order by a block prefix sum over the level's words) and the rows to unfold (one slot per thread).
-// One CTA for all of it replaces a launch per level and step (2-3 dependent launches instead of 9 at three
-// levels: each launch of this short work cost 4-8 us of a decode step's ~50 us of selection per layer).
+// Then descent_kernel, one CTA per (query, KV head), does the rest: each level below the top while it is small
+// (score the group's heads' children of the gists chosen above, each head's kk best by ranking in shared
+// memory; larger levels get score_kernel and top_k_kernel launches of their own), the union of the group's
+// choices per level (a bitmap the CTA clears itself, compacted in ascending order by a block prefix sum over the
+// level's words) and the rows to unfold (one slot per thread). Three launches at three levels instead of nine
+// (a memset, a score and a top-k launch per level, a union and an unfold launch).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -45,12 +45,10 @@ static_assert(kRankSelectMax <= kTopKThreads && kRankSelectMax <= kTopKCached, "
 constexpr int kUnionWords = 4;     // bitmap words per thread and round of the union's compaction
 constexpr int kDescentThreads = 512;
 // A level below the top runs inside the descent kernel when its (head, candidate) pairs, G * C_l, are at most
-// kDescentMaxPairs and its sort, G * (C_l rounded up to a power of two), at most kDescentSortEntries (a decode
-// step at 128K tokens with the adaptive budget: 4 x 132 pairs; with 16 fixed chunks at any length: 4 x 64). Larger
-// levels (1M tokens, adaptive: 4 x 1,028) go through score_kernel and top_k_kernel, whose many CTAs hide the
-// load latency that one CTA would expose.
+// kDescentMaxPairs (a decode step at 128K tokens with the adaptive budget: 4 x 132 pairs; with 16 fixed chunks at
+// any length: 4 x 64). Larger levels (1M tokens, adaptive: 4 x 1,028) go through score_kernel and top_k_kernel,
+// whose many CTAs hide the load latency that one CTA would expose.
 constexpr int kDescentMaxPairs = 1024;
-constexpr int kDescentSortEntries = 2048;
 
 __device__ __forceinline__ int64_t keep_count(const ChunkSelectionParams& p, int s, int l) {
   const int64_t group = p.q_heads / p.kv_heads;
@@ -407,30 +405,25 @@ __device__ void unfold_slot(const ChunkSelectionParams& p, int32_t raw_slots, in
   p.key_pos[int64_t(skv) * (p.key_pos_row_stride > 0 ? p.key_pos_row_stride : slots) + j] = value;
 }
 
-// (score, candidate) a before b in a head's order: the higher score, then the lower candidate.
-__device__ __forceinline__ bool ranks_before(float sa, int ca, float sb, int cb) {
-  return sa > sb || (sa == sb && ca < cb);
-}
-
-// Shared memory of a descent CTA: per (head, candidate) pair of one level its gist index and key row, and the
-// sort's (score, candidate) entries, each head's run of width entries at head * width.
+// Shared memory of a descent CTA: per (head, candidate) pair of one level (pair = head * C + candidate) its gist
+// index, key row and score.
 struct DescentShared {
   int32_t gist[kDescentMaxPairs];
   int32_t key_row[kDescentMaxPairs];
-  float score[kDescentSortEntries];
-  int32_t candidate[kDescentSortEntries];
+  float score[kDescentMaxPairs];
 };
 
 // Level l (< the top) of (query s, KV head kv) in one CTA, for G * C_l <= kDescentMaxPairs: every head's
 // candidates (the children of its choice one level up) are scored and its kk best kept in chosen_l, rank order.
 // 1. each thread follows kChains candidate chains (parent -> children -> gist position -> key row) at once;
 // 2. the teams (D / 8 lanes) load kIters key rows each before their dots;
-// 3. one bitonic sort of all heads' runs (a run of width = C_l rounded up to a power of two sorts best first).
+// 3. each thread ranks its kChains pairs against their head's C scores (ties: the lower candidate first) and
+//    writes those ranked below kk: one pass and one barrier (a bitonic sort of the same scores took ~10 us).
 template <typename T, int D, int G, int NT>
-__device__ void descend_level(const ChunkSelectionParams& p, int l, int s, int kv, int width, DescentShared& sh) {
+__device__ void descend_level(const ChunkSelectionParams& p, int l, int s, int kv, DescentShared& sh) {
   constexpr int kChains = kDescentMaxPairs / NT;
   constexpr int kTeam = D / 8, kTeams = NT / kTeam, kIters = G >= 8 ? 4 : 8;
-  const int C = p.candidates[l], pairs = G * C, n = G * width, tid = threadIdx.x;
+  const int C = p.candidates[l], pairs = G * C, tid = threadIdx.x;
   const int64_t row = p.row[s];
   const int64_t* gist_pos = p.gist_pos[l] + row * p.gist_stride[l];
   int64_t idx[kChains], pos[kChains];
@@ -448,11 +441,8 @@ __device__ void descend_level(const ChunkSelectionParams& p, int l, int s, int k
       sh.gist[i] = static_cast<int32_t>(idx[u]);
       const int64_t key = pos[u] < 0 || p.key_slot == nullptr ? pos[u] : p.key_slot[row * p.key_slot_stride + pos[u]];
       sh.key_row[i] = static_cast<int32_t>(key);
+      sh.score[i] = -INFINITY;
     }
-  }
-  for (int i = tid; i < n; i += NT) {  // every run's padding (and absent candidates) ranks last
-    sh.score[i] = -INFINITY;
-    sh.candidate[i] = i % width;
   }
   __syncthreads();
   const int team = tid / kTeam, lane = tid % kTeam;
@@ -479,54 +469,44 @@ __device__ void descend_level(const ChunkSelectionParams& p, int l, int s, int k
         if (g == h) dot = dot8(x, qr[g]);
       }
       dot = team_sum<kTeam>(dot);
-      if (lane == 0 && pair < pairs && sh.key_row[pair] >= 0) sh.score[h * width + pair % C] = dot;
+      if (lane == 0 && pair < pairs && sh.key_row[pair] >= 0) sh.score[pair] = dot;
     }
   }
   __syncthreads();
-  for (int k2 = 2; k2 <= width; k2 *= 2) {
-    for (int j = k2 / 2; j > 0; j /= 2) {
-      for (int i = tid; i < n; i += NT) {
-        const int partner = i ^ j;
-        if (partner > i) {
-          const bool best_first = ((i % width) & k2) == 0;  // this run of k2 sorts best first (the last run: all)
-          const float si = sh.score[i], sp = sh.score[partner];
-          const int32_t ci = sh.candidate[i], cp = sh.candidate[partner];
-          if (ranks_before(sp, cp, si, ci) == best_first) {
-            sh.score[i] = sp;
-            sh.score[partner] = si;
-            sh.candidate[i] = cp;
-            sh.candidate[partner] = ci;
-          }
-        }
-      }
-      __syncthreads();
-    }
-  }
   const int K = p.keep[l];
-  const int64_t kk = keep_count(p, s, l);
-  for (int i = tid; i < G * K; i += NT) {
-    const int g = i / K, rank = i % K;
-    const bool kept = rank < kk && rank < C && sh.score[g * width + rank] != -INFINITY;
-    p.chosen[p.chosen_offset[l] + (int64_t(s) * p.q_heads + kv * G + g) * K + rank] =
-        kept ? sh.gist[g * C + sh.candidate[g * width + rank]] : -1;
+  const int64_t kk = min(keep_count(p, s, l), int64_t{K});
+  int32_t* chosen = p.chosen + p.chosen_offset[l] + (int64_t(s) * p.q_heads + kv * G) * K;  // [G, K]
+  for (int i = tid; i < G * K; i += NT) chosen[i] = -1;  // the ranks below fill theirs after the barrier
+  __syncthreads();
+#pragma unroll
+  for (int u = 0; u < kChains; ++u) {
+    const int i = tid + u * NT;
+    const float f = i < pairs ? sh.score[i] : -INFINITY;
+    if (f == -INFINITY) continue;
+    const int h = i / C, c = i % C;
+    const float* head_scores = sh.score + h * C;
+    int rank = 0;
+    for (int j = 0; j < C; ++j) {
+      const float e = head_scores[j];
+      rank += e > f || (e == f && j < c);
+    }
+    if (rank < kk) chosen[h * K + rank] = sh.gist[i];
   }
   __syncthreads();
 }
 
 // One CTA per (query, KV head): levels first_level .. 0 by descend_level (the levels above come from
 // score_kernel and top_k_kernel; first_level -1: all of them do), then the union of every level and the unfold
-// list. widths[l]: C_l rounded up to a power of two.
+// list.
 template <typename T, int D, int G>
 __global__ void __launch_bounds__(kDescentThreads, 1)
-    descent_kernel(const __grid_constant__ ChunkSelectionParams p, int first_level, int4 widths, int32_t raw_slots,
-                   int32_t slots) {
+    descent_kernel(const __grid_constant__ ChunkSelectionParams p, int first_level, int32_t raw_slots, int32_t slots) {
   __shared__ DescentShared sh;
   constexpr int NT = kDescentThreads;
   const int s = blockIdx.x / p.kv_heads, kv = blockIdx.x % p.kv_heads;
   uint32_t* bitmaps = p.bitmap + int64_t(blockIdx.x) * p.levels * p.bitmap_words;  // [levels, words] of this CTA
   for (int64_t w = threadIdx.x; w < p.levels * p.bitmap_words; w += NT) bitmaps[w] = 0u;
-  const int width[4] = {widths.x, widths.y, widths.z, widths.w};
-  for (int l = first_level; l >= 0; --l) descend_level<T, D, G, NT>(p, l, s, kv, width[l], sh);
+  for (int l = first_level; l >= 0; --l) descend_level<T, D, G, NT>(p, l, s, kv, sh);
   __syncthreads();
   for (int l = 0; l < p.levels; ++l) union_level<NT>(p, l, s, kv, bitmaps + int64_t(l) * p.bitmap_words);
   for (int64_t j = threadIdx.x; j < slots; j += NT) unfold_slot(p, raw_slots, slots, s, kv, j);
@@ -550,13 +530,8 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
   if (p.num_queries == 0) return Status::kOk;
   auto stream = static_cast<cudaStream_t>(stream_ptr);
   // The levels below the top run inside the descent kernel when every one of them is small enough.
-  int4 widths = make_int4(1, 1, 1, 1);
-  int* width = &widths.x;
   bool descend = true;
-  for (int l = 0; l < p.levels - 1; ++l) {
-    while (width[l] < p.candidates[l]) width[l] *= 2;
-    descend = descend && group * p.candidates[l] <= kDescentMaxPairs && group * width[l] <= kDescentSortEntries;
-  }
+  for (int l = 0; l < p.levels - 1; ++l) descend = descend && group * p.candidates[l] <= kDescentMaxPairs;
   const int top = p.levels - 1, last_alone = descend ? top : 0;  // levels top .. last_alone: their own kernels
   return detail::with_type_and_dim(p, [&](auto type, auto dim) {
     using T = typename decltype(type)::type;
@@ -576,7 +551,7 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
         }
       }
       descent_kernel<T, dim.value, g.value>
-          <<<p.num_queries * p.kv_heads, kDescentThreads, 0, stream>>>(p, last_alone - 1, widths, raw_slots, slots);
+          <<<p.num_queries * p.kv_heads, kDescentThreads, 0, stream>>>(p, last_alone - 1, raw_slots, slots);
       return cudaGetLastError() == cudaSuccess ? Status::kOk : Status::kCudaError;
     });
   });
