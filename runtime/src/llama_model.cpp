@@ -4,6 +4,7 @@
 #include <cmath>
 #include <mutex>
 #include <set>
+#include <tuple>
 #include <vector>
 
 #include "gsa/runtime/activation_checkpoint.h"
@@ -279,20 +280,31 @@ const FusedProjections& LlamaModel::fused_projections(int64_t layer) const {
   return f;
 }
 
-at::Tensor LlamaModel::fused_decode_layer(int64_t layer, const at::Tensor& x, const RopeTables& rope,
-                                          LayerAttention& layer_attention, bool layer_selects) const {
+at::Tensor LlamaModel::fused_decode_layers(const at::Tensor& embedded, const RopeTables& rope,
+                                           LayerAttention& layer_attention, const AttentionOptions& attention,
+                                           bool selective) const {
   const ModelOptions& o = options_;
-  const int64_t b = x.size(0), hidden = x.size(2), d = o.head_dim;
-  auto p = [&](const std::string& rest) -> const at::Tensor& { return param(layer_name(layer, rest)); };
-  const FusedProjections& f = fused_projections(layer);
-  const at::Tensor x2 = x.view({b, hidden});                                                  // [B, H]
-  const at::Tensor h = rms_norm(x2, p("input_layernorm.weight"), o.rms_norm_eps);
-  const at::Tensor qkv = f.qkv_bias.defined() ? at::addmm(f.qkv_bias, h, f.qkv.t()) : at::mm(h, f.qkv.t());
-  const at::Tensor attn = layer_attention.attend_qkv(layer, layer_selects, qkv, rope, 1.0 / std::sqrt(double(d)));
-  const at::Tensor o_proj = at::mm(attn.reshape({b, o.num_heads * d}), p("self_attn.o_proj.weight").t());
-  auto [sum, hs] = add_rms_norm(x2, o_proj, p("post_attention_layernorm.weight"), o.rms_norm_eps);  // [B, H] each
-  const at::Tensor mlp = silu_mul(at::mm(hs, f.gate_up.t()));                                  // [B, I]
-  return at::add(sum, at::mm(mlp, p("mlp.down_proj.weight").t())).view({b, 1, hidden});
+  const int64_t b = embedded.size(0), hidden = embedded.size(2), d = o.head_dim;
+  at::Tensor x = embedded.view({b, hidden});  // the residual stream [B, H]
+  at::Tensor mlp_out;                         // the previous layer's MLP output [B, H], not yet added to x
+  for (int64_t layer = 0; layer < o.num_layers; ++layer) {
+    auto p = [&](const std::string& rest) -> const at::Tensor& { return param(layer_name(layer, rest)); };
+    const FusedProjections& f = fused_projections(layer);
+    at::Tensor h;  // the normed input [B, H]
+    if (mlp_out.defined()) {
+      std::tie(x, h) = add_rms_norm(x, mlp_out, p("input_layernorm.weight"), o.rms_norm_eps);
+    } else {
+      h = rms_norm(x, p("input_layernorm.weight"), o.rms_norm_eps);
+    }
+    const at::Tensor qkv = f.qkv_bias.defined() ? at::addmm(f.qkv_bias, h, f.qkv.t()) : at::mm(h, f.qkv.t());
+    const bool layer_selects = selective && layer >= attention.selection.first_selective_layer;
+    const at::Tensor attn = layer_attention.attend_qkv(layer, layer_selects, qkv, rope, 1.0 / std::sqrt(double(d)));
+    const at::Tensor o_proj = at::mm(attn.reshape({b, o.num_heads * d}), p("self_attn.o_proj.weight").t());
+    at::Tensor hs;
+    std::tie(x, hs) = add_rms_norm(x, o_proj, p("post_attention_layernorm.weight"), o.rms_norm_eps);
+    mlp_out = at::mm(silu_mul(at::mm(hs, f.gate_up.t())), p("mlp.down_proj.weight").t());    // [B, H]
+  }
+  return (mlp_out.defined() ? x + mlp_out : x).view({b, 1, hidden});
 }
 
 at::Tensor LlamaModel::forward(const at::Tensor& tokens, const at::Tensor& rope_pos, const AttentionPlan& plan,
@@ -340,11 +352,10 @@ at::Tensor LlamaModel::forward_layers(const at::Tensor& tokens, const at::Tensor
                      layer_attention.takes_fused_qkv(x.scalar_type(), options_.num_heads, options_.head_dim) &&
                      decode_step_ops_supported(x.scalar_type(), options_.head_dim, options_.hidden_size,
                                                options_.intermediate_size);
+  if (fused) return fused_decode_layers(x, rope, layer_attention, attention, selective);
   for (int64_t layer = 0; layer < options_.num_layers; ++layer) {
     const bool layer_selects = selective && layer >= attention.selection.first_selective_layer;
-    if (fused) {
-      x = fused_decode_layer(layer, x, rope, layer_attention, layer_selects);
-    } else if (checkpoint_layers) {
+    if (checkpoint_layers) {
       x = checkpointed([this, layer, rope, &layer_attention, layer_selects](const at::Tensor& input) {
         return layer_forward(layer, input, rope, layer_attention, layer_selects);
       }, x);

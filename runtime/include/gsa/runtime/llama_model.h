@@ -113,10 +113,11 @@ class LlamaModel {
   const at::Tensor& param(const std::string& name) const;
   at::Tensor layer_forward(int64_t layer, const at::Tensor& x, const RopeTables& rope,
                            LayerAttention& layer_attention, bool layer_selects) const;
-  // layer_forward of one decode step through LayerAttention::attend_qkv and the fused kernels
-  // (decode_step_ops.h): x [B, 1, H] -> [B, 1, H].
-  at::Tensor fused_decode_layer(int64_t layer, const at::Tensor& x, const RopeTables& rope,
-                                LayerAttention& layer_attention, bool layer_selects) const;
+  // Every decoder layer of one decode step through LayerAttention::attend_qkv and the fused kernels
+  // (decode_step_ops.h): embedded [B, 1, H] -> [B, 1, H]. A layer's MLP output is added to the residual by the
+  // next layer's add_rms_norm (one kernel for the add and that layer's input norm).
+  at::Tensor fused_decode_layers(const at::Tensor& embedded, const RopeTables& rope, LayerAttention& layer_attention,
+                                 const AttentionOptions& attention, bool selective) const;
   // Embedding and every decoder layer, before the final norm: [B, Tq, H].
   at::Tensor forward_layers(const at::Tensor& tokens, const at::Tensor& rope_pos, LayerAttention& layer_attention,
                             const AttentionOptions& attention, bool selective, bool checkpoint_layers) const;
