@@ -495,18 +495,20 @@ __device__ void descend_level(const ChunkSelectionParams& p, int l, int s, int k
   __syncthreads();
 }
 
-// One CTA per (query, KV head): levels first_level .. 0 by descend_level (the levels above come from
-// score_kernel and top_k_kernel; first_level -1: all of them do), then the union of every level and the unfold
-// list.
-template <typename T, int D, int G>
+// One CTA per (query, KV head): with kFused the levels below the top by descend_level (the top level comes from
+// score_kernel and top_k_kernel; without kFused every level does, and the kernel keeps few registers: more CTAs
+// an SM for a large batch), then the union of every level and the unfold list.
+template <typename T, int D, int G, bool kFused>
 __global__ void __launch_bounds__(kDescentThreads, 1)
-    descent_kernel(const __grid_constant__ ChunkSelectionParams p, int first_level, int32_t raw_slots, int32_t slots) {
+    descent_kernel(const __grid_constant__ ChunkSelectionParams p, int32_t raw_slots, int32_t slots) {
   __shared__ DescentShared sh;
   constexpr int NT = kDescentThreads;
   const int s = blockIdx.x / p.kv_heads, kv = blockIdx.x % p.kv_heads;
   uint32_t* bitmaps = p.bitmap + int64_t(blockIdx.x) * p.levels * p.bitmap_words;  // [levels, words] of this CTA
   for (int64_t w = threadIdx.x; w < p.levels * p.bitmap_words; w += NT) bitmaps[w] = 0u;
-  for (int l = first_level; l >= 0; --l) descend_level<T, D, G, NT>(p, l, s, kv, sh);
+  if constexpr (kFused) {
+    for (int l = p.levels - 2; l >= 0; --l) descend_level<T, D, G, NT>(p, l, s, kv, sh);
+  }
   __syncthreads();
   for (int l = 0; l < p.levels; ++l) union_level<NT>(p, l, s, kv, bitmaps + int64_t(l) * p.bitmap_words);
   for (int64_t j = threadIdx.x; j < slots; j += NT) unfold_slot(p, raw_slots, slots, s, kv, j);
@@ -529,10 +531,16 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
   if (p.key_pos_row_stride != 0 && p.key_pos_row_stride < slots) return Status::kInvalidArgument;
   if (p.num_queries == 0) return Status::kOk;
   auto stream = static_cast<cudaStream_t>(stream_ptr);
-  // The levels below the top run inside the descent kernel when every one of them is small enough.
-  bool descend = true;
-  for (int l = 0; l < p.levels - 1; ++l) descend = descend && group * p.candidates[l] <= kDescentMaxPairs;
-  const int top = p.levels - 1, last_alone = descend ? top : 0;  // levels top .. last_alone: their own kernels
+  // The levels below the top run inside the descent kernel when every one of them is small enough and the
+  // (query, KV head) CTAs fit in one wave (one CTA an SM: a large batch is faster level by level).
+  int device = 0, sms = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
+    return Status::kCudaError;
+  }
+  bool fused = int64_t(p.num_queries) * p.kv_heads <= sms;
+  for (int l = 0; l < p.levels - 1; ++l) fused = fused && group * p.candidates[l] <= kDescentMaxPairs;
+  const int top = p.levels - 1, last_alone = fused ? top : 0;  // levels top .. last_alone: their own kernels
   return detail::with_type_and_dim(p, [&](auto type, auto dim) {
     using T = typename decltype(type)::type;
     return detail::with_group(group, [&](auto g) {
@@ -550,8 +558,12 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
           top_k_kernel<<<p.num_queries * p.q_heads, kTopKThreads, 0, stream>>>(p, l);
         }
       }
-      descent_kernel<T, dim.value, g.value>
-          <<<p.num_queries * p.kv_heads, kDescentThreads, 0, stream>>>(p, last_alone - 1, raw_slots, slots);
+      const unsigned ctas = p.num_queries * p.kv_heads;
+      if (fused) {
+        descent_kernel<T, dim.value, g.value, true><<<ctas, kDescentThreads, 0, stream>>>(p, raw_slots, slots);
+      } else {
+        descent_kernel<T, dim.value, g.value, false><<<ctas, kDescentThreads, 0, stream>>>(p, raw_slots, slots);
+      }
       return cudaGetLastError() == cudaSuccess ? Status::kOk : Status::kCudaError;
     });
   });
