@@ -11,8 +11,8 @@
 // (score the group's heads' children of the gists chosen above, each head's kk best by ranking in shared
 // memory; larger levels get score_kernel and top_k_kernel launches of their own), the union of the group's
 // choices per level (a bitmap the CTA clears itself, compacted in ascending order by a block prefix sum over the
-// level's words) and the rows to unfold (one slot per thread). Three launches at three levels instead of nine
-// (a memset, a score and a top-k launch per level, a union and an unfold launch).
+// level's words) and the rows to unfold (one slot per thread; a long list by unfold_kernel). Three launches at
+// three levels instead of nine (a memset, a score and a top-k launch per level, a union and an unfold launch).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -49,6 +49,11 @@ constexpr int kDescentThreads = 512;
 // any length: 4 x 64). Larger levels (1M tokens, adaptive: 4 x 1,028) go through score_kernel and top_k_kernel,
 // whose many CTAs hide the load latency that one CTA would expose.
 constexpr int kDescentMaxPairs = 1024;
+// Up to this many unfold slots per (query, KV head) the descent CTA writes them (3 a thread at 128K tokens,
+// adaptive); a longer list (11K slots at 1M tokens, adaptive) gets unfold_kernel's many CTAs: one CTA following
+// 22 load chains a thread cost 0.3 ms a step on an H200.
+constexpr int kDescentUnfoldMax = 2048;
+constexpr int kUnfoldThreads = 256;
 
 __device__ __forceinline__ int64_t keep_count(const ChunkSelectionParams& p, int s, int l) {
   const int64_t group = p.q_heads / p.kv_heads;
@@ -511,7 +516,16 @@ __global__ void __launch_bounds__(kDescentThreads, 1)
   }
   __syncthreads();
   for (int l = 0; l < p.levels; ++l) union_level<NT>(p, l, s, kv, bitmaps + int64_t(l) * p.bitmap_words);
-  for (int64_t j = threadIdx.x; j < slots; j += NT) unfold_slot(p, raw_slots, slots, s, kv, j);
+  if (slots <= kDescentUnfoldMax) {
+    for (int64_t j = threadIdx.x; j < slots; j += NT) unfold_slot(p, raw_slots, slots, s, kv, j);
+  }
+}
+
+// The unfold list of a long selection (slots > kDescentUnfoldMax): grid (slot tiles, query x KV head).
+__global__ void __launch_bounds__(kUnfoldThreads) unfold_kernel(const __grid_constant__ ChunkSelectionParams p,
+                                                                int32_t raw_slots, int32_t slots) {
+  const int64_t j = int64_t(blockIdx.x) * kUnfoldThreads + threadIdx.x;
+  if (j < slots) unfold_slot(p, raw_slots, slots, blockIdx.y / p.kv_heads, blockIdx.y % p.kv_heads, j);
 }
 
 }  // namespace
@@ -563,6 +577,10 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
         descent_kernel<T, dim.value, g.value, true><<<ctas, kDescentThreads, 0, stream>>>(p, raw_slots, slots);
       } else {
         descent_kernel<T, dim.value, g.value, false><<<ctas, kDescentThreads, 0, stream>>>(p, raw_slots, slots);
+      }
+      if (slots > kDescentUnfoldMax) {
+        unfold_kernel<<<dim3((slots + kUnfoldThreads - 1) / kUnfoldThreads, ctas), kUnfoldThreads, 0, stream>>>(
+            p, raw_slots, slots);
       }
       return cudaGetLastError() == cudaSuccess ? Status::kOk : Status::kCudaError;
     });
