@@ -243,6 +243,45 @@ TEST(DecodePlan, Bf16KernelsGenerationTracksFp32AsWellAsReferenceBackend) {
   }
 }
 
+// The fused decode path multiplies by concatenated copies of the q/k/v and gate/up weights
+// (LlamaModel::fused_projections): after weights change in place (a training step between generations), a new
+// generation must use the new weights. Oracle: the reference backend (unfused layers) on the changed model; the
+// kernels' step must be as close to it as before the change, and far from the step before the change.
+TEST(DecodePlan, FusedDecodeFollowsWeightsChangedInPlace) {
+  at::NoGradGuard no_grad;
+  std::mt19937 rng(13);
+  GistOptions gist;
+  gist.levels = 2;
+  gist.chunk = 4;
+  gist.fanout = 2;
+  gist.sink = 2;
+  ModelOptions o = test::tiny_model_options();
+  o.head_dim = 64;
+  o.hidden_size = 128;
+  o.dtype = DType::kBFloat16;
+  const at::Device device = test::test_devices().back();  // the GPU where there is one, else the CPU twins
+  LlamaModel model = LlamaModel::create(o, 9, device);
+  AttentionOptions reference, kernels;
+  reference.backend = AttentionBackend::kReference;
+  kernels.backend = device.is_cuda() ? AttentionBackend::kAuto : AttentionBackend::kKernels;
+  const GistLayout prompt = random_row(rng, gist, 1, 60);
+  const int64_t token = 17;
+  auto step_of = [&](const AttentionOptions& attention) {
+    Generator generator(model, attention, prompt, prompt.size() + 4);
+    generator.prefill();
+    return generator.step(token).cpu();
+  };
+  const at::Tensor before = step_of(kernels);  // builds the fused weights
+  for (const char* name : {"model.layers.0.self_attn.q_proj.weight", "model.layers.1.self_attn.v_proj.weight",
+                           "model.layers.0.mlp.up_proj.weight", "model.layers.1.mlp.gate_proj.weight"}) {
+    at::Tensor weight = model.parameters().at(name);  // the model's own storage
+    weight.mul_(-1.5);
+  }
+  const at::Tensor after = step_of(kernels), want = step_of(reference);
+  EXPECT_LT(relative_error(after, want), 0.2 * relative_error(before, want))
+      << "the fused decode used the weights from before the change";
+}
+
 // DecodeBatch (stacked per-sequence plans, per-sequence caches of different capacities) equals each sequence's
 // own step, while the batch changes: a sequence leaves after three steps and another joins (fp32, 1e-5 / 1e-4),
 // on the reference backend and on the kernels' CPU twins (bf16, head dim 64: kBf16RelErr). The stacked plan is
