@@ -61,7 +61,7 @@ void DecodeCaches::append(int64_t layer, const at::Tensor& positions, const at::
   const at::Tensor k_new = k.contiguous().to(like.scalar_type()), v_new = v.contiguous().to(like.scalar_type());
   const at::Tensor pos = positions.to(at::kLong).contiguous();
   kernels::KvAppendParams p;
-  p.dtype = like.scalar_type() == at::kBFloat16 ? kernels::DType::kBFloat16 : kernels::DType::kFloat16;
+  p.dtype = kernel_dtype(like);
   p.batch = static_cast<int32_t>(B);
   p.kv_heads = static_cast<int32_t>(like.size(1));
   p.head_dim = static_cast<int32_t>(like.size(3));

@@ -16,10 +16,6 @@ constexpr int64_t kMaxRows = std::numeric_limits<int32_t>::max();
 
 bool is_half_type(at::ScalarType t) { return t == at::kBFloat16 || t == at::kHalf; }
 
-kernels::DType kernel_dtype(const at::Tensor& t) {
-  return t.scalar_type() == at::kBFloat16 ? kernels::DType::kBFloat16 : kernels::DType::kFloat16;
-}
-
 // `name` is a defined bf16/fp16 tensor on the CPU or a CUDA device.
 void check_operand(const char* op, const char* name, const at::Tensor& t) {
   GSA_CHECK(t.defined(), op, ": ", name, " is undefined");

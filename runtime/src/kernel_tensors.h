@@ -6,7 +6,8 @@
 #include <ATen/ATen.h>
 
 #include "gsa/kernels/kv_rows.h"
-#include "gsa/kernels/lse_merge.h"  // Status
+#include "gsa/kernels/lse_merge.h"         // Status
+#include "gsa/kernels/sparse_attention.h"  // DType
 
 #ifdef GSA_HAVE_CUDA
 #include <ATen/cuda/CUDAContext.h>
@@ -21,6 +22,11 @@ inline at::Tensor rows_for_16_byte_loads(const at::Tensor& t) {
   bool ok = t.stride(-1) == 1 && reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0;
   for (int64_t d = 0; d + 1 < t.dim(); ++d) ok = ok && t.stride(d) % 8 == 0;
   return ok ? t : t.clone(at::MemoryFormat::Contiguous);
+}
+
+// The kernels' element type of a bf16 or fp16 tensor (the callers check it is one of the two).
+inline kernels::DType kernel_dtype(const at::Tensor& t) {
+  return t.scalar_type() == at::kBFloat16 ? kernels::DType::kBFloat16 : kernels::DType::kFloat16;
 }
 
 // The rows of a [B, H, T, D] tensor as the decode-side kernels address them (kernels/kv_rows.h).

@@ -73,7 +73,7 @@ class SelectedAttentionFunction : public torch::autograd::Function<SelectedAtten
       const at::Tensor k_table = row_table(k, rows, heads, hkv), v_table = row_table(v, rows, heads, hkv);
       const at::Tensor dk_table = row_table(dk, rows, heads, hkv), dv_table = row_table(dv, rows, heads, hkv);
       kernels::SelectedAttentionBackwardParams p;
-      p.dtype = q.scalar_type() == at::kBFloat16 ? kernels::DType::kBFloat16 : kernels::DType::kFloat16;
+      p.dtype = kernel_dtype(q);
       p.num_queries = static_cast<int32_t>(n);
       p.q_heads = static_cast<int32_t>(q.size(1));
       p.kv_heads = static_cast<int32_t>(hkv);

@@ -132,7 +132,7 @@ ChunkSelection select_chunks_rows(const at::Tensor& q_in, const kernels::KvRows&
   const int64_t ns = q.size(0), hq = q.size(1), hkv = kv_heads, g = hq / hkv, L = gist.levels;
   const std::vector<int64_t> keep = level_keep(g, sel, gist, options);
   kernels::ChunkSelectionParams p;
-  p.dtype = q.scalar_type() == at::kBFloat16 ? kernels::DType::kBFloat16 : kernels::DType::kFloat16;
+  p.dtype = kernel_dtype(q);
   p.num_queries = static_cast<int32_t>(ns);
   p.q_heads = static_cast<int32_t>(hq);
   p.kv_heads = static_cast<int32_t>(hkv);

@@ -34,7 +34,7 @@ kernels::SparseAttentionParams make_params(const at::Tensor& q, const at::Tensor
                                            const TilePlan& tiles, const at::Tensor& key_rows, bool selective, bool keep,
                                            double scale) {
   kernels::SparseAttentionParams p;
-  p.dtype = q.scalar_type() == at::kBFloat16 ? kernels::DType::kBFloat16 : kernels::DType::kFloat16;
+  p.dtype = kernel_dtype(q);
   p.batch = static_cast<int32_t>(q.size(0));
   p.q_heads = static_cast<int32_t>(q.size(1));
   p.kv_heads = static_cast<int32_t>(k.size(1));

@@ -116,7 +116,7 @@ DecodeAttention sparse_decode_rows(const at::Tensor& q_in, const kernels::KvRows
     range_end = range->end.to(at::kInt).contiguous();
   }
   kernels::SparseDecodeParams p;
-  p.dtype = q.scalar_type() == at::kBFloat16 ? kernels::DType::kBFloat16 : kernels::DType::kFloat16;
+  p.dtype = kernel_dtype(q);
   p.batch = static_cast<int32_t>(B);
   p.q_heads = static_cast<int32_t>(Hq);
   p.kv_heads = static_cast<int32_t>(Hkv);

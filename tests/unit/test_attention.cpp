@@ -281,6 +281,12 @@ GistOptions two_level_gists() {
   return gist;
 }
 
+// The last position's query of q_all [1, Hq, T, D] as the selection kernels take it: [1, Hq, D] on `device`.
+at::Tensor last_query(const at::Tensor& q_all, const at::Device& device) {
+  const int64_t T = q_all.size(2);
+  return q_all.narrow(2, T - 1, 1).permute({0, 2, 1, 3}).reshape({1, q_all.size(1), q_all.size(3)}).to(device);
+}
+
 TEST(Selection, KernelsWriteIntoTheTailOfAWiderList) {
   const GistOptions gist = two_level_gists();
   const GistLayout row = two_level_selection_row(gist, 5);
@@ -293,7 +299,7 @@ TEST(Selection, KernelsWriteIntoTheTailOfAWiderList) {
     SCOPED_TRACE(str_cat(device));
     const AttentionPlan plan = make_attention_plan({&row}, T - 1, 1, options, device);
     ASSERT_EQ(plan.selection.count, 1);
-    const at::Tensor q = q_all.narrow(2, T - 1, 1).permute({0, 2, 1, 3}).reshape({1, hq, D}).to(device);
+    const at::Tensor q = last_query(q_all, device);
     const at::Tensor k = k_all.to(device);
     kernels::KvRows rows;
     rows.base = k.data_ptr();
@@ -342,7 +348,7 @@ TEST(Selection, KernelsReadKeysThroughAKeySlotTable) {
     SCOPED_TRACE(str_cat(device));
     const AttentionPlan plan = make_attention_plan({&row}, T - 1, 1, options, device);
     ASSERT_EQ(plan.selection.count, 1);
-    const at::Tensor q = q_all.narrow(2, T - 1, 1).permute({0, 2, 1, 3}).reshape({1, hq, D}).to(device);
+    const at::Tensor q = last_query(q_all, device);
     const ChunkSelection by_position =
         select_chunks(q, k_all.to(device), plan.selection, gist, options.selection, at::Tensor(),
                       AttentionBackend::kKernels);
@@ -406,7 +412,7 @@ TEST(Selection, KernelsOnLongLevelsEqualTheCpuTwin) {
       for (const at::Device device : {at::Device(at::kCPU), at::Device(at::kCUDA)}) {
         const AttentionPlan plan = make_attention_plan({&row}, T - 1, 1, options, device);
         ASSERT_EQ(plan.selection.count, 1);
-        const at::Tensor q_sel = q.narrow(2, T - 1, 1).permute({0, 2, 1, 3}).reshape({1, hq, D}).to(device);
+        const at::Tensor q_sel = last_query(q, device);
         chosen.push_back(select_chunks(q_sel, k.to(device), plan, options.selection).selected);
       }
       for (size_t l = 0; l < chosen[0].size(); ++l) {

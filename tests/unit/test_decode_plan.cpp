@@ -24,6 +24,24 @@ namespace gsa {
 namespace {
 
 // One packed row: `docs` documents of random lengths (one may be shorter than the sink), the last with a suffix.
+// Two gist levels of fanout 2 with chunk c0 and `sink` raw tokens per document.
+GistOptions two_level_gist(int64_t chunk, int64_t sink) {
+  GistOptions gist;
+  gist.levels = 2;
+  gist.chunk = chunk;
+  gist.fanout = 2;
+  gist.sink = sink;
+  return gist;
+}
+
+// The tiny test model with the kernels' head dim 64 (hidden 128).
+ModelOptions head64_model_options() {
+  ModelOptions o = test::tiny_model_options();
+  o.head_dim = 64;
+  o.hidden_size = 128;
+  return o;
+}
+
 GistLayout random_row(std::mt19937& rng, const GistOptions& gist, int64_t docs, int64_t max_context) {
   std::vector<Document> out(docs);
   for (int64_t d = 0; d < docs; ++d) {
@@ -155,11 +173,7 @@ TEST(DecodePlan, KernelsMatchDenseOracle) {
 TEST(DecodePlan, BatchedModelStepEqualsEachSequencesFullRecompute) {
   at::NoGradGuard no_grad;
   std::mt19937 rng(7);
-  GistOptions gist;
-  gist.levels = 2;
-  gist.chunk = 3;
-  gist.fanout = 2;
-  gist.sink = 2;
+  const GistOptions gist = two_level_gist(3, 2);
   LlamaModel model = LlamaModel::create(test::tiny_model_options(), 3, at::kCPU);
   AttentionOptions attention;
   const int64_t capacity = 200;
@@ -213,14 +227,8 @@ TEST(DecodePlan, Bf16KernelsGenerationTracksFp32AsWellAsReferenceBackend) {
   at::NoGradGuard no_grad;
   for (const at::Device device : test::test_devices()) {
     std::mt19937 rng(11);
-    GistOptions gist;
-    gist.levels = 2;
-    gist.chunk = 4;
-    gist.fanout = 2;
-    gist.sink = 2;
-    ModelOptions o = test::tiny_model_options();
-    o.head_dim = 64;
-    o.hidden_size = 128;
+    const GistOptions gist = two_level_gist(4, 2);
+    ModelOptions o = head64_model_options();
     LlamaModel fp32 = LlamaModel::create(o, 5, at::kCPU);
     o.dtype = DType::kBFloat16;
     LlamaModel bf16 = LlamaModel::from_tensors(o, fp32.parameters(), device);
@@ -250,14 +258,8 @@ TEST(DecodePlan, Bf16KernelsGenerationTracksFp32AsWellAsReferenceBackend) {
 TEST(DecodePlan, FusedDecodeFollowsWeightsChangedInPlace) {
   at::NoGradGuard no_grad;
   std::mt19937 rng(13);
-  GistOptions gist;
-  gist.levels = 2;
-  gist.chunk = 4;
-  gist.fanout = 2;
-  gist.sink = 2;
-  ModelOptions o = test::tiny_model_options();
-  o.head_dim = 64;
-  o.hidden_size = 128;
+  const GistOptions gist = two_level_gist(4, 2);
+  ModelOptions o = head64_model_options();
   o.dtype = DType::kBFloat16;
   const at::Device device = test::test_devices().back();  // the GPU where there is one, else the CPU twins
   LlamaModel model = LlamaModel::create(o, 9, device);
@@ -290,17 +292,9 @@ TEST(DecodePlan, BatchedStepsOfGeneratorsEqualTheirOwnSteps) {
   at::NoGradGuard no_grad;
   for (const bool kernels : {false, true}) {
     std::mt19937 rng(21);
-    GistOptions gist;
-    gist.levels = 2;
-    gist.chunk = 3;
-    gist.fanout = 2;
-    gist.sink = 2;
-    ModelOptions o = test::tiny_model_options();
-    if (kernels) {
-      o.head_dim = 64;
-      o.hidden_size = 128;
-      o.dtype = DType::kBFloat16;
-    }
+    const GistOptions gist = two_level_gist(3, 2);
+    ModelOptions o = kernels ? head64_model_options() : test::tiny_model_options();
+    if (kernels) o.dtype = DType::kBFloat16;
     LlamaModel model = LlamaModel::create(o, 4, at::kCPU);
     AttentionOptions attention;
     attention.backend = kernels ? AttentionBackend::kKernels : AttentionBackend::kReference;
@@ -348,13 +342,8 @@ TEST(DecodePlan, CudaGraphStepsEqualEagerSteps) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
   at::NoGradGuard no_grad;
   std::mt19937 rng(5);
-  GistOptions gist;
-  gist.levels = 2;
-  gist.chunk = 4;
-  gist.fanout = 2;
-  ModelOptions o = test::tiny_model_options();
-  o.head_dim = 64;
-  o.hidden_size = 128;
+  const GistOptions gist = two_level_gist(4, GistOptions().sink);
+  ModelOptions o = head64_model_options();
   o.num_heads = 8;
   o.num_kv_heads = 2;
   o.dtype = DType::kBFloat16;
