@@ -54,6 +54,9 @@ constexpr int kDescentMaxPairs = 1024;
 // 22 load chains a thread cost 0.3 ms a step on an H200.
 constexpr int kDescentUnfoldMax = 2048;
 constexpr int kUnfoldThreads = 256;
+static_assert(kDescentUnfoldMax % kDescentThreads == 0, "whole unfold slots a descent thread");
+// Shared-memory words of a descent CTA's union bitmaps, every level's (24 KiB: 1M tokens at c0 = 8 take 5,376).
+constexpr int64_t kSharedBitmapWords = 6144;
 
 __device__ __forceinline__ int64_t keep_count(const ChunkSelectionParams& p, int s, int l) {
   const int64_t group = p.q_heads / p.kv_heads;
@@ -72,9 +75,9 @@ __device__ __forceinline__ int64_t candidate_index(const ChunkSelectionParams& p
   const int slot = c / width, i = c % width;
   const int32_t parent = p.chosen[p.chosen_offset[l + 1] + (int64_t(s) * p.q_heads + h) * p.keep[l + 1] + slot];
   if (parent < 0) return -1;
-  const int64_t* count = p.child_count[l + 1] + row * p.gist_stride[l + 1];
-  if (i >= count[parent]) return -1;
-  return p.child_begin[l + 1][row * p.gist_stride[l + 1] + parent] + i;
+  const int64_t at = row * p.gist_stride[l + 1] + parent;
+  const int64_t count = __ldg(p.child_count[l + 1] + at), begin = __ldg(p.child_begin[l + 1] + at);  // together
+  return i < count ? begin + i : -1;
 }
 
 // The group's query heads, this lane's 8 elements of each, as floats.
@@ -325,34 +328,86 @@ __global__ void __launch_bounds__(kTopKThreads)
   radix_choose<kTopKThreads>(p, l, s, h, p.slice_scores + int64_t(qh) * n, n, sh, [&](int i) { return ids[i]; });
 }
 
-// The union of level l's choices over the group's heads of (query s, KV head kv), ascending, into selected_l;
-// -1 after them. The level's bitmap (cleared by the caller) gets one bit per chosen gist; NT threads compact it:
-// kUnionWords consecutive words per thread, an exclusive prefix sum of their set bits (warp shuffles, then the
-// warps' totals), two barriers per NT * kUnionWords words.
+// The union bitmaps of one (query, KV head): level l's gist indices (below its row stride gist_stride[l]) are
+// bits of words [offset(l), offset(l) + words(l)) of `bits`, in the descent CTA's shared memory while every level
+// fits kSharedBitmapWords (each step's gist-tree tables and keys come from HBM: the weights streamed by a decode
+// step evict them from L2, so each global round trip the union saves is ~1 us), else in the global workspace
+// (p.bitmap, bitmap_words a level).
+struct UnionBitmaps {
+  uint32_t* bits;
+  bool shared;
+  int64_t offset[kMaxSelectionLevels];
+  int64_t words[kMaxSelectionLevels];
+  __device__ __forceinline__ uint32_t word(int l, int64_t w) const {
+    return shared ? bits[offset[l] + w] : __ldcg(bits + offset[l] + w);
+  }
+};
+
+__device__ __forceinline__ int64_t level_words(const ChunkSelectionParams& p, int l) {
+  return (p.gist_stride[l] + 31) / 32;
+}
+
+// Words the union bitmaps of every level take in shared memory.
+__device__ __forceinline__ int64_t shared_bitmap_words(const ChunkSelectionParams& p) {
+  int64_t total = 0;
+  for (int l = 0; l < p.levels; ++l) total += level_words(p, l);
+  return total;
+}
+
+// Every level's choices of the group's heads of (query s, KV head kv) as bits of their level's (cleared) bitmap:
+// a thread issues the loads of kMarkBatch choices before its first atomicOr, so the levels' loads overlap.
 template <int NT>
-__device__ void union_level(const ChunkSelectionParams& p, int l, int s, int kv, uint32_t* bitmap) {
+__device__ void mark_choices(const ChunkSelectionParams& p, int s, int kv, const UnionBitmaps& u) {
+  constexpr int kMarkBatch = 4;
+  const int group = p.q_heads / p.kv_heads;
+  int64_t total = 0;
+  for (int l = 0; l < p.levels; ++l) total += int64_t(group) * p.keep[l];
+  for (int64_t base = 0; base < total; base += int64_t(NT) * kMarkBatch) {
+    int32_t idx[kMarkBatch];
+    int level[kMarkBatch];
+#pragma unroll
+    for (int b = 0; b < kMarkBatch; ++b) {
+      int64_t j = base + b * NT + threadIdx.x;
+      idx[b] = -1;
+      level[b] = 0;
+      if (j < total) {
+        int l = 0;
+        while (j >= int64_t(group) * p.keep[l]) j -= int64_t(group) * p.keep[l++];
+        level[b] = l;
+        idx[b] = p.chosen[p.chosen_offset[l] + (int64_t(s) * p.q_heads + kv * group) * p.keep[l] + j];
+      }
+    }
+#pragma unroll
+    for (int b = 0; b < kMarkBatch; ++b) {
+      if (idx[b] >= 0) atomicOr(u.bits + u.offset[level[b]] + (idx[b] >> 5), 1u << (idx[b] & 31));
+    }
+  }
+}
+
+// Level l's marked gists, ascending, into selected_l of (query s, KV head kv) (-1 after them) and, when
+// `copy` is given, into copy[0, M_l) too. NT threads compact the level's words: kUnionWords consecutive words per
+// thread, an exclusive prefix sum of their set bits (warp shuffles, then the warps' totals), two barriers per
+// NT * kUnionWords words. Every thread must call it; mark_choices and a barrier first.
+template <int NT>
+__device__ void union_level(const ChunkSelectionParams& p, int l, int s, int kv, const UnionBitmaps& u,
+                            int32_t* copy) {
   __shared__ int warp_total[NT / 32];
   __shared__ int s_total;
   const int skv = s * p.kv_heads + kv;
-  const int group = p.q_heads / p.kv_heads, K = p.keep[l], M = group * K;
+  const int group = p.q_heads / p.kv_heads, M = group * p.keep[l];
   const int tid = threadIdx.x;
-  const int32_t* chosen = p.chosen + p.chosen_offset[l] + (int64_t(s) * p.q_heads + kv * group) * K;
-  for (int j = tid; j < M; j += NT) {
-    const int32_t idx = chosen[j];
-    if (idx >= 0) atomicOr(&bitmap[idx >> 5], 1u << (idx & 31));
-  }
   if (tid == 0) s_total = 0;
   __syncthreads();
   int32_t* selected = p.selected[l] + int64_t(skv) * M;
   const int warp = tid / 32, lane = tid % 32;
-  const int64_t words = (p.gist_stride[l] + 31) / 32;  // level l's gist indices are below its row stride
+  const int64_t words = u.words[l];
   for (int64_t base = 0; base < words; base += NT * kUnionWords) {
     uint32_t bits[kUnionWords];
     int count = 0;
 #pragma unroll
     for (int i = 0; i < kUnionWords; ++i) {
       const int64_t w = base + int64_t(tid) * kUnionWords + i;
-      bits[i] = w < words ? __ldcg(bitmap + w) : 0u;
+      bits[i] = w < words ? u.word(l, w) : 0u;
       count += __popc(bits[i]);
     }
     int inclusive = count;
@@ -369,45 +424,82 @@ __device__ void union_level(const ChunkSelectionParams& p, int l, int s, int kv,
 #pragma unroll
     for (int i = 0; i < kUnionWords; ++i) {
       const int64_t w = base + int64_t(tid) * kUnionWords + i;
-      for (uint32_t b = bits[i]; b != 0; b &= b - 1) selected[at++] = static_cast<int32_t>(w * 32 + __ffs(b) - 1);
+      for (uint32_t b = bits[i]; b != 0; b &= b - 1) {
+        const int32_t gist = static_cast<int32_t>(w * 32 + __ffs(b) - 1);
+        selected[at] = gist;
+        if (copy != nullptr) copy[at] = gist;
+        ++at;
+      }
     }
     __syncthreads();
     if (tid == NT - 1) s_total = before + inclusive;
     __syncthreads();
   }
-  for (int j = s_total + tid; j < M; j += NT) selected[j] = -1;
+  for (int j = s_total + tid; j < M; j += NT) {
+    selected[j] = -1;
+    if (copy != nullptr) copy[j] = -1;
+  }
   __syncthreads();  // s_total and warp_total are reused by the next level
 }
 
-// Slot j (< slots) of the unfold list of (query s, KV head kv): the j % span-th row of chunk selected_0[j / span]
-// while j < raw_slots, then the positions of the selected gists of each level; -1 where there is none.
-__device__ void unfold_slot(const ChunkSelectionParams& p, int32_t raw_slots, int32_t slots, int s, int kv,
-                            int64_t j) {
+// Slots first + u * stride (u < U, below `slots`) of the unfold list of (query s, KV head kv): slot j < raw_slots
+// is the j % span-th row of chunk selected_0[j / span], the others the positions of the selected gists of each
+// level; -1 where there is none. sel[l] is the pair's selected_l list (global or shared memory). The U slots'
+// loads go out together, stage by stage (gist rows, then the rows' level and coverage): two dependent global
+// round trips for all of them.
+template <int U>
+__device__ __forceinline__ void unfold_slots(const ChunkSelectionParams& p, const int32_t* const (&sel)[kMaxSelectionLevels],
+                                             int32_t raw_slots, int32_t slots, int s, int kv, int64_t first,
+                                             int64_t stride) {
   const int skv = s * p.kv_heads + kv;
-  const int group = p.q_heads / p.kv_heads;
+  const int group = p.q_heads / p.kv_heads, span = p.max_chunk_span;
   const int64_t row = p.row[s];
-  int32_t value = -1;
-  int64_t pos = -1;
-  if (j < raw_slots) {
-    const int span = p.max_chunk_span;
-    const int32_t idx = p.selected[0][int64_t(skv) * group * p.keep[0] + j / span];
-    if (idx >= 0) {
-      pos = p.chunk_begin[row * p.gist_stride[0] + idx] + j % span;
-      if (pos >= p.gist_pos[0][row * p.gist_stride[0] + idx] || p.key_level[row * p.key_level_stride + pos] >= 0) {
-        pos = -1;
-      }
+  int32_t idx[U];
+  int level[U];
+#pragma unroll
+  for (int u = 0; u < U; ++u) {  // 1. the gist each slot unfolds (level 0) or lists
+    const int64_t j = first + u * stride;
+    idx[u] = -1;
+    level[u] = 0;
+    if (j < raw_slots) {
+      idx[u] = sel[0][j / span];
+    } else if (j < slots) {
+      int64_t at = j - raw_slots;
+      int l = 0;
+      while (at >= int64_t(group) * p.keep[l]) at -= int64_t(group) * p.keep[l++];
+      level[u] = l;
+      idx[u] = sel[l][at];
     }
-  } else {
-    int64_t at = j - raw_slots;
-    int l = 0;
-    while (at >= int64_t(group) * p.keep[l]) at -= int64_t(group) * p.keep[l++];
-    const int32_t idx = p.selected[l][int64_t(skv) * group * p.keep[l] + at];
-    if (idx >= 0) pos = p.gist_pos[l][row * p.gist_stride[l] + idx];
   }
-  if (pos >= 0 && (p.covered == nullptr || p.covered[row * p.covered_stride + pos] == 0)) {
-    value = static_cast<int32_t>(pos);
+  int64_t pos[U], end[U];
+#pragma unroll
+  for (int u = 0; u < U; ++u) {  // 2. its position; a raw slot's row of the chunk, below the chunk's gist
+    const int64_t j = first + u * stride;
+    pos[u] = -1;
+    end[u] = -1;
+    if (idx[u] >= 0) {
+      const int64_t g = row * p.gist_stride[level[u]] + idx[u];
+      end[u] = __ldg(p.gist_pos[level[u]] + g);
+      pos[u] = j < raw_slots ? __ldg(p.chunk_begin + g) + j % span : end[u];
+    }
   }
-  p.key_pos[int64_t(skv) * (p.key_pos_row_stride > 0 ? p.key_pos_row_stride : slots) + j] = value;
+  int8_t key_level[U];
+  uint8_t covered[U];
+#pragma unroll
+  for (int u = 0; u < U; ++u) {  // 3. a raw row that is a gist is not unfolded; a covered row is not listed
+    const int64_t j = first + u * stride;
+    if (j < raw_slots && pos[u] >= end[u]) pos[u] = -1;
+    key_level[u] = j < raw_slots && pos[u] >= 0 ? __ldg(p.key_level + row * p.key_level_stride + pos[u]) : -1;
+    covered[u] = pos[u] >= 0 && p.covered != nullptr ? __ldg(p.covered + row * p.covered_stride + pos[u]) : 0;
+  }
+#pragma unroll
+  for (int u = 0; u < U; ++u) {
+    const int64_t j = first + u * stride;
+    if (j >= slots) continue;
+    const bool listed = pos[u] >= 0 && key_level[u] < 0 && covered[u] == 0;
+    p.key_pos[int64_t(skv) * (p.key_pos_row_stride > 0 ? p.key_pos_row_stride : slots) + j] =
+        listed ? static_cast<int32_t>(pos[u]) : -1;
+  }
 }
 
 // Shared memory of a descent CTA: per (head, candidate) pair of one level (pair = head * C + candidate) its gist
@@ -502,30 +594,53 @@ __device__ void descend_level(const ChunkSelectionParams& p, int l, int s, int k
 
 // One CTA per (query, KV head): with kFused the levels below the top by descend_level (the top level comes from
 // score_kernel and top_k_kernel; without kFused every level does, and the kernel keeps few registers: more CTAs
-// an SM for a large batch), then the union of every level and the unfold list.
+// an SM for a large batch), then the union of every level and, up to kDescentUnfoldMax slots, the unfold list
+// (from the union's lists kept in shared memory).
 template <typename T, int D, int G, bool kFused>
 __global__ void __launch_bounds__(kDescentThreads, 1)
     descent_kernel(const __grid_constant__ ChunkSelectionParams p, int32_t raw_slots, int32_t slots) {
-  __shared__ DescentShared sh;
   constexpr int NT = kDescentThreads;
+  __shared__ uint32_t shared_bits[kSharedBitmapWords];
+  __shared__ int32_t shared_selected[kDescentUnfoldMax];  // every level's union, when the list is unfolded here
   const int s = blockIdx.x / p.kv_heads, kv = blockIdx.x % p.kv_heads;
-  uint32_t* bitmaps = p.bitmap + int64_t(blockIdx.x) * p.levels * p.bitmap_words;  // [levels, words] of this CTA
-  for (int64_t w = threadIdx.x; w < p.levels * p.bitmap_words; w += NT) bitmaps[w] = 0u;
+  UnionBitmaps u;
+  u.shared = shared_bitmap_words(p) <= kSharedBitmapWords;
+  u.bits = u.shared ? shared_bits : p.bitmap + int64_t(blockIdx.x) * p.levels * p.bitmap_words;
+  int64_t words = 0;
+  for (int l = 0; l < p.levels; ++l) {
+    u.offset[l] = u.shared ? words : l * p.bitmap_words;
+    u.words[l] = level_words(p, l);
+    words = u.offset[l] + u.words[l];
+  }
+  for (int64_t w = threadIdx.x; w < words; w += NT) u.bits[w] = 0u;
   if constexpr (kFused) {
+    __shared__ DescentShared sh;
     for (int l = p.levels - 2; l >= 0; --l) descend_level<T, D, G, NT>(p, l, s, kv, sh);
   }
   __syncthreads();
-  for (int l = 0; l < p.levels; ++l) union_level<NT>(p, l, s, kv, bitmaps + int64_t(l) * p.bitmap_words);
-  if (slots <= kDescentUnfoldMax) {
-    for (int64_t j = threadIdx.x; j < slots; j += NT) unfold_slot(p, raw_slots, slots, s, kv, j);
+  mark_choices<NT>(p, s, kv, u);
+  __syncthreads();
+  const bool unfold_here = slots <= kDescentUnfoldMax;  // then G * sum_l K_l <= slots fit shared_selected
+  const int32_t* sel[kMaxSelectionLevels] = {};
+  int64_t at = 0;
+  for (int l = 0; l < p.levels; ++l) {
+    union_level<NT>(p, l, s, kv, u, unfold_here ? shared_selected + at : nullptr);
+    sel[l] = shared_selected + at;
+    at += int64_t(G) * p.keep[l];
+  }
+  if (unfold_here) {
+    unfold_slots<kDescentUnfoldMax / NT>(p, sel, raw_slots, slots, s, kv, threadIdx.x, NT);
   }
 }
 
 // The unfold list of a long selection (slots > kDescentUnfoldMax): grid (slot tiles, query x KV head).
 __global__ void __launch_bounds__(kUnfoldThreads) unfold_kernel(const __grid_constant__ ChunkSelectionParams p,
                                                                 int32_t raw_slots, int32_t slots) {
-  const int64_t j = int64_t(blockIdx.x) * kUnfoldThreads + threadIdx.x;
-  if (j < slots) unfold_slot(p, raw_slots, slots, blockIdx.y / p.kv_heads, blockIdx.y % p.kv_heads, j);
+  const int s = blockIdx.y / p.kv_heads, kv = blockIdx.y % p.kv_heads;
+  const int group = p.q_heads / p.kv_heads;
+  const int32_t* sel[kMaxSelectionLevels] = {};
+  for (int l = 0; l < p.levels; ++l) sel[l] = p.selected[l] + int64_t(blockIdx.y) * group * p.keep[l];
+  unfold_slots<1>(p, sel, raw_slots, slots, s, kv, int64_t(blockIdx.x) * kUnfoldThreads + threadIdx.x, 0);
 }
 
 }  // namespace
