@@ -52,8 +52,6 @@ constexpr int kUnfoldThreads = 256;
 static_assert(kDescentUnfoldMax % kDescentThreads == 0, "whole unfold slots a descent thread");
 // Shared-memory words of a descent CTA's union bitmaps, every level's (24 KiB: 1M tokens at c0 = 8 take 5,376).
 constexpr int64_t kSharedBitmapWords = 6144;
-// Largest key-slot row (bytes) prefetch_tree brings into L2 (1 MiB: 128K positions).
-constexpr int64_t kPrefetchSlotBytes = int64_t{1} << 20;
 
 __device__ __forceinline__ int64_t keep_count(const ChunkSelectionParams& p, int s, int l) {
   const int64_t group = p.q_heads / p.kv_heads;
@@ -144,42 +142,9 @@ __device__ __forceinline__ void score_round(const ChunkSelectionParams& p, int l
   }
 }
 
-// The tables the descent and the unfold follow for query s -- its batch row's gist tree (positions, children,
-// chunk starts), key levels, coverage and, up to kPrefetchSlotBytes, key slots -- prefetched into L2 by the
-// top level's score CTAs of that query (grid x times the KV heads) before they score: at a decode step the
-// weights streamed since the previous step have evicted them, and each link of the descent's chains of dependent
-// loads would wait on HBM.
-__device__ void prefetch_tree(const ChunkSelectionParams& p, int s, int kv) {
-  const int64_t row = p.row[s];
-  const int64_t threads = int64_t(gridDim.x) * p.kv_heads * blockDim.x;
-  const int64_t me = (int64_t(blockIdx.x) * p.kv_heads + kv) * blockDim.x + threadIdx.x;
-  auto prefetch = [&](const void* table, int64_t bytes) {
-    const uintptr_t first = reinterpret_cast<uintptr_t>(table) & ~uintptr_t{127};
-    const uintptr_t end = reinterpret_cast<uintptr_t>(table) + bytes;
-    for (uintptr_t line = first + uintptr_t(me) * 128; line < end; line += uintptr_t(threads) * 128) {
-      asm volatile("prefetch.global.L2::evict_last [%0];" ::"l"(line));
-    }
-  };
-  for (int l = 0; l < p.levels; ++l) {
-    const int64_t at = row * p.gist_stride[l], bytes = p.gist_stride[l] * int64_t(sizeof(int64_t));
-    if (l < p.levels - 1) prefetch(p.gist_pos[l] + at, bytes);
-    if (l > 0) {
-      prefetch(p.child_count[l] + at, bytes);
-      prefetch(p.child_begin[l] + at, bytes);
-    }
-  }
-  prefetch(p.chunk_begin + row * p.gist_stride[0], p.gist_stride[0] * int64_t(sizeof(int64_t)));
-  prefetch(p.key_level + row * p.key_level_stride, p.key_level_stride);
-  if (p.covered != nullptr) prefetch(p.covered + row * p.covered_stride, p.covered_stride);
-  if (p.key_slot != nullptr && p.key_slot_stride * int64_t(sizeof(int64_t)) <= kPrefetchSlotBytes) {
-    prefetch(p.key_slot + row * p.key_slot_stride, p.key_slot_stride * int64_t(sizeof(int64_t)));
-  }
-}
-
 template <typename T, int D, int G>
 __global__ void __launch_bounds__(kThreads) score_kernel(const __grid_constant__ ChunkSelectionParams p, int l) {
   const int s = blockIdx.y / p.kv_heads, kv = blockIdx.y % p.kv_heads;
-  if (l == p.levels - 1) prefetch_tree(p, s, kv);  // the first selection kernel of a step
   float qr[G][8];
   load_query<T, D, G>(p, s, kv, threadIdx.x % (D / 8), qr);
   score_round<T, D, G, kThreads, kScoreIters>(p, l, s, kv, blockIdx.x * (kThreads / (D / 8)) * kScoreIters, qr);
