@@ -1,11 +1,12 @@
 // chunk_selection_cuda launches, for the top level: score_kernel (grid: tiles of (head, candidate) pairs x
 // (query, KV head); teams of D / 8 lanes each load kScoreIters gist key rows with 16-byte loads, all issued
 // before the first dot, and take their dots with the query heads held in registers; one key load serves every
-// head of the group) writes fp32 scores, and top_k_kernel (one CTA per (query, head)) keeps each head's kk best
-// by block_top_k (top_k_select.cuh: a select that narrows a window of order-preserving keys with adaptive
-// 256-bin histograms, then ranks the few keys of the threshold bin). A long top level (a decode step at 1M tokens:
-// 65K gists per head) is split over top_slices CTAs per head: each keeps its slice's kk best, then one CTA per
-// head selects over the survivors (the single-CTA select over all of them took 0.27 ms per layer on an H200).
+// head of the group) writes fp32 scores, and top_k_kernel (one CTA per (query, head)) keeps each head's kk best:
+// by ranking (each thread counts the scores better than its own) up to kRankSelectMax candidates, above that by
+// a 4-pass 8-bit radix select on order-preserving keys in shared-memory histograms (warp-aggregated adds: the
+// scores share few top bits). A long top level (a decode step at 1M tokens: 65K gists per head) is split over
+// top_slices CTAs per head: each keeps its slice's kk best, then one CTA per head selects over the survivors
+// (the single-CTA select over all of them took 0.27 ms per layer on an H200).
 // Then descent_kernel, one CTA per (query, KV head), does the rest: each level below the top while it is small
 // (score the group's heads' children of the gists chosen above, each head's kk best by ranking in shared
 // memory; larger levels get score_kernel and top_k_kernel launches of their own), the union of the group's
@@ -20,23 +21,27 @@
 
 #include "dispatch.cuh"
 #include "row_team.cuh"
-#include "top_k_select.cuh"
 
 #include "gsa/kernels/chunk_selection.h"
 
 namespace gsa::kernels {
 namespace {
 
-using detail::block_top_k;
 using detail::dot8;
 using detail::team_sum;
 using detail::to_floats;
-using detail::TopKShared;
 
 constexpr int kThreads = 128;
 constexpr int kScoreIters = 4;  // (head, candidate) pairs per team of a score CTA
 constexpr int kTopKThreads = 1024;
 constexpr int kTopKCached = 4096;  // scores a top_k_kernel CTA keeps in shared memory
+// Up to this many candidates a top_k_kernel thread ranks its own score against all of them and keeps it when
+// fewer than kk are better: C comparisons per thread, one barrier (the radix select's four passes and twelve
+// barriers cost 7 us per call even for a few dozen candidates). The ranking costs about C^2 / 32 cycles per SM
+// (C threads x C shared-memory comparisons): ~4 us at 512, where the radix select starts to win. A level below
+// the top at 1M tokens has ~260 candidates per head with the adaptive budget.
+constexpr int kRankSelectMax = 512;
+static_assert(kRankSelectMax <= kTopKThreads && kRankSelectMax <= kTopKCached, "one cached candidate per thread");
 constexpr int kUnionWords = 4;     // bitmap words per thread and round of the union's compaction
 constexpr int kDescentThreads = 512;
 // A level below the top runs inside the descent kernel when its (head, candidate) pairs, G * C_l, are at most
@@ -150,14 +155,109 @@ __global__ void __launch_bounds__(kThreads) score_kernel(const __grid_constant__
   score_round<T, D, G, kThreads, kScoreIters>(p, l, s, kv, blockIdx.x * (kThreads / (D / 8)) * kScoreIters, qr);
 }
 
-// Head h of query s keeps its kk best of scores[0, n) at level l (block_top_k): chosen_l in arrival order, -1
-// after them; score i belongs to candidate candidate_of(i).
+// Order-preserving unsigned key of a float (larger float, larger key).
+__device__ __forceinline__ uint32_t order_key(float f) {
+  const uint32_t bits = __float_as_uint(f);
+  return (bits & 0x80000000u) ? ~bits : bits | 0x80000000u;
+}
+
+struct TopKShared {
+  int hist[256];
+  uint32_t prefix;
+  int remaining, take_all, above, equal;
+};
+
+// The CTA's (NT threads) kk largest of scores[0, n) (-inf = absent), by a 4-pass 8-bit radix select on
+// order-preserving keys: keep(i, slot) is called once for each kept i with a distinct slot in [0, kept), kept =
+// min(kk, the finite scores); returns kept on every thread. Ties at the threshold: the first to arrive.
+template <int NT, typename Keep>
+__device__ int radix_top_k(const float* scores, int n, int64_t kk, TopKShared& sh, Keep keep) {
+  const int tid = threadIdx.x;
+  if (tid == 0) {
+    sh.prefix = 0;
+    sh.remaining = static_cast<int>(kk);
+    sh.take_all = 0;
+    sh.above = 0;
+    sh.equal = 0;
+  }
+  uint32_t mask = 0;
+  for (int pass = 0; pass < 4; ++pass) {
+    const int shift = 24 - 8 * pass;
+    for (int i = tid; i < 256; i += NT) sh.hist[i] = 0;
+    __syncthreads();
+    if (sh.take_all) break;
+    const uint32_t prefix = sh.prefix;
+    for (int base = 0; base < n; base += NT) {  // uniform trip count: every lane reaches the match
+      const int c = base + tid;
+      const float f = c < n ? scores[c] : -INFINITY;
+      const uint32_t key = order_key(f);
+      const int bin = f != -INFINITY && (key & mask) == prefix ? int((key >> shift) & 255) : 256;
+      // Scores share few top bits: lanes with the same bin add once (shared-memory atomics would serialise).
+      const unsigned peers = __match_any_sync(0xffffffffu, bin);
+      if (bin < 256 && (tid & 31) == __ffs(peers) - 1) atomicAdd(&sh.hist[bin], __popc(peers));
+    }
+    __syncthreads();
+    if (tid < 32) {  // warp 0 finds the bin holding the kk-th largest key: lane i owns bins 8i .. 8i+7
+      const int lane = tid;
+      int counts[8], own = 0;
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        counts[i] = sh.hist[lane * 8 + i];
+        own += counts[i];
+      }
+      int at_or_above = own;  // keys in this lane's bins and every higher lane's
+#pragma unroll
+      for (int o = 1; o < 32; o *= 2) {
+        const int v = __shfl_down_sync(0xffffffffu, at_or_above, o);
+        if (lane + o < 32) at_or_above += v;
+      }
+      const int remaining = sh.remaining, higher = at_or_above - own;
+      const bool mine = higher < remaining && remaining <= at_or_above;
+      if (__ballot_sync(0xffffffffu, mine) == 0) {
+        if (lane == 0) sh.take_all = 1;  // fewer candidates than kk: keep all of them
+      } else if (mine) {
+        int cum = higher;
+        for (int i = 7; i >= 0; --i) {
+          if (cum + counts[i] >= remaining) {
+            sh.remaining = remaining - cum;
+            sh.prefix = prefix | (uint32_t(lane * 8 + i) << shift);
+            break;
+          }
+          cum += counts[i];
+        }
+      }
+    }
+    mask |= 255u << shift;
+    __syncthreads();
+  }
+  const bool take_all = sh.take_all != 0 || kk <= 0;
+  const uint32_t threshold = sh.prefix;
+  const int ties = sh.remaining;  // keys equal to the threshold still to keep
+  for (int c = tid; c < n; c += NT) {
+    const float f = scores[c];
+    if (f == -INFINITY || kk <= 0) continue;
+    const uint32_t key = order_key(f);
+    int slot = -1;
+    if (take_all || key > threshold) {
+      slot = atomicAdd(&sh.above, 1);
+    } else if (key == threshold) {
+      const int e = atomicAdd(&sh.equal, 1);
+      if (e < ties) slot = atomicAdd(&sh.above, 1);
+    }
+    if (slot >= 0) keep(c, slot);
+  }
+  __syncthreads();
+  return sh.above;
+}
+
+// Head h of query s keeps its kk best of scores[0, n) at level l by the radix select: chosen_l in arrival order,
+// -1 after them; score i belongs to candidate candidate_of(i).
 template <int NT, typename CandidateOf>
-__device__ void choose_top_k(const ChunkSelectionParams& p, int l, int s, int h, const float* scores, int n,
+__device__ void radix_choose(const ChunkSelectionParams& p, int l, int s, int h, const float* scores, int n,
                              TopKShared& sh, CandidateOf candidate_of) {
   const int K = p.keep[l];
   int32_t* out = p.chosen + p.chosen_offset[l] + (int64_t(s) * p.q_heads + h) * K;
-  const int kept = block_top_k<NT>(scores, n, keep_count(p, s, l), sh, [&](int i, int slot) {
+  const int kept = radix_top_k<NT>(scores, n, keep_count(p, s, l), sh, [&](int i, int slot) {
     if (slot < K) out[slot] = static_cast<int32_t>(candidate_index(p, l, s, h, candidate_of(i)));
   });
   for (int j = kept + threadIdx.x; j < K; j += NT) out[j] = -1;
@@ -168,19 +268,36 @@ __global__ void __launch_bounds__(kTopKThreads, 1) top_k_kernel(const __grid_con
   __shared__ TopKShared sh;
   const int qh = blockIdx.x, s = qh / p.q_heads, h = qh % p.q_heads;
   __shared__ float cached[kTopKCached];
-  const int C = p.candidates[l];
+  const int C = p.candidates[l], K = p.keep[l];
+  int32_t* out = p.chosen + p.chosen_offset[l] + int64_t(qh) * K;
   const float* scores = p.scores + int64_t(qh) * C;
-  if (C <= kTopKCached) {  // the select reads its scores three times a round: from shared memory when they fit
+  if (C <= kTopKCached) {  // the select reads its scores five times: from shared memory when they fit
     for (int c = threadIdx.x; c < C; c += kTopKThreads) cached[c] = scores[c];
     __syncthreads();
     scores = cached;
   }
-  choose_top_k<kTopKThreads>(p, l, s, h, scores, C, sh, [](int c) { return c; });
+  const int64_t kk = keep_count(p, s, l);
+  if (C <= kRankSelectMax) {  // a few candidates: rank them instead (one pass, one barrier)
+    const int c = threadIdx.x;
+    const float f = c < C ? scores[c] : -INFINITY;
+    const int finite = __syncthreads_count(f != -INFINITY);
+    if (f != -INFINITY) {
+      int rank = 0;  // better candidates; ties: the lower candidate first
+      for (int j = 0; j < C; ++j) {
+        const float g = scores[j];
+        rank += g > f || (g == f && j < c);
+      }
+      if (rank < kk) out[rank] = static_cast<int32_t>(candidate_index(p, l, s, h, c));
+    }
+    for (int j = static_cast<int>(min(int64_t{finite}, max(kk, int64_t{0}))) + c; j < K; j += kTopKThreads) out[j] = -1;
+    return;
+  }
+  radix_choose<kTopKThreads>(p, l, s, h, scores, C, sh, [](int c) { return c; });
 }
 
 // The top level's first stage when its candidates are split (top_slices > 1): CTA (slice, query x head) keeps
 // its slice's kk best (score and candidate number) in the slice workspace, -inf / -1 after them.
-__global__ void __launch_bounds__(kTopKThreads, 1)
+__global__ void __launch_bounds__(kTopKThreads)
     top_k_slice_kernel(const __grid_constant__ ChunkSelectionParams p, int l) {
   __shared__ TopKShared sh;
   const int slice = blockIdx.x, qh = blockIdx.y, s = qh / p.q_heads;
@@ -189,7 +306,7 @@ __global__ void __launch_bounds__(kTopKThreads, 1)
   const float* scores = p.scores + int64_t(qh) * C + first;
   float* ws_scores = p.slice_scores + (int64_t(qh) * P + slice) * K;
   int32_t* ws_ids = p.slice_ids + (int64_t(qh) * P + slice) * K;
-  const int kept = block_top_k<kTopKThreads>(scores, n, keep_count(p, s, l), sh, [&](int c, int slot) {
+  const int kept = radix_top_k<kTopKThreads>(scores, n, keep_count(p, s, l), sh, [&](int c, int slot) {
     if (slot < K) {
       ws_scores[slot] = scores[c];
       ws_ids[slot] = first + c;
@@ -202,13 +319,13 @@ __global__ void __launch_bounds__(kTopKThreads, 1)
 }
 
 // The second stage: one CTA per (query, head) over its slices' P * K survivors.
-__global__ void __launch_bounds__(kTopKThreads, 1)
+__global__ void __launch_bounds__(kTopKThreads)
     top_k_merge_kernel(const __grid_constant__ ChunkSelectionParams p, int l) {
   __shared__ TopKShared sh;
   const int qh = blockIdx.x, s = qh / p.q_heads, h = qh % p.q_heads;
   const int K = p.keep[l], n = p.top_slices * K;
   const int32_t* ids = p.slice_ids + int64_t(qh) * n;
-  choose_top_k<kTopKThreads>(p, l, s, h, p.slice_scores + int64_t(qh) * n, n, sh, [&](int i) { return ids[i]; });
+  radix_choose<kTopKThreads>(p, l, s, h, p.slice_scores + int64_t(qh) * n, n, sh, [&](int i) { return ids[i]; });
 }
 
 // The union bitmaps of one (query, KV head): level l's gist indices (below its row stride gist_stride[l]) are
