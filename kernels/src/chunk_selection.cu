@@ -502,6 +502,45 @@ __device__ __forceinline__ void unfold_slots(const ChunkSelectionParams& p, cons
   }
 }
 
+// The kk best of one head's C scores (-inf = absent) by one warp, gist ids gists[c] into chosen[0, min(kk,
+// finite)) in candidate order: the kk-th largest order key by a bitwise search (32 rounds of a warp count over keys
+// held in registers), then the candidates above it and the first ties (lower candidates first). C <= 32 kPerLane.
+template <int kPerLane>
+__device__ void warp_top_k(const float* scores, const int32_t* gists, int C, int64_t kk, int32_t* chosen) {
+  const int lane = threadIdx.x % 32;
+  const uint32_t lanes_below = (1u << lane) - 1u;
+  uint32_t key[kPerLane];  // 0: absent (every finite score's key is above order_key(-inf) = 0x007fffff)
+#pragma unroll
+  for (int r = 0; r < kPerLane; ++r) {
+    const int c = r * 32 + lane;
+    const float f = c < C ? scores[c] : -INFINITY;
+    key[r] = f == -INFINITY ? 0u : order_key(f);
+  }
+  uint32_t threshold = 0;  // the largest key with at least kk keys at or above it (0: fewer than kk finite)
+  for (int bit = 31; bit >= 0; --bit) {
+    const uint32_t trial = threshold | (1u << bit);
+    int count = 0;
+#pragma unroll
+    for (int r = 0; r < kPerLane; ++r) count += key[r] >= trial;
+    if (__reduce_add_sync(0xffffffffu, count) >= kk) threshold = trial;
+  }
+  int above = 0;
+#pragma unroll
+  for (int r = 0; r < kPerLane; ++r) above += key[r] > threshold;
+  int ties_left = static_cast<int>(kk) - static_cast<int>(__reduce_add_sync(0xffffffffu, above));
+  int taken = 0;
+#pragma unroll
+  for (int r = 0; r < kPerLane; ++r) {
+    const bool tie = key[r] == threshold && key[r] != 0u;
+    const unsigned ties = __ballot_sync(0xffffffffu, tie);
+    const bool take = key[r] > threshold || (tie && __popc(ties & lanes_below) < ties_left);
+    const unsigned takes = __ballot_sync(0xffffffffu, take);
+    if (take) chosen[taken + __popc(takes & lanes_below)] = gists[r * 32 + lane];
+    taken += __popc(takes);
+    ties_left = max(0, ties_left - __popc(ties));
+  }
+}
+
 // Shared memory of a descent CTA: per (head, candidate) pair of one level (pair = head * C + candidate) its gist
 // index, key row and score.
 struct DescentShared {
@@ -511,11 +550,11 @@ struct DescentShared {
 };
 
 // Level l (< the top) of (query s, KV head kv) in one CTA, for G * C_l <= kDescentMaxPairs: every head's
-// candidates (the children of its choice one level up) are scored and its kk best kept in chosen_l, rank order.
+// candidates (the children of its choice one level up) are scored and its kk best kept in chosen_l, candidate order.
 // 1. each thread follows kChains candidate chains (parent -> children -> gist position -> key row) at once;
 // 2. the teams (D / 8 lanes) load kIters key rows each before their dots;
-// 3. each thread ranks its kChains pairs against their head's C scores (ties: the lower candidate first) and
-//    writes those ranked below kk: one pass and one barrier (a bitonic sort of the same scores took ~10 us).
+// 3. one warp per head keeps its kk best (warp_top_k; ranking every pair against its head's C scores cost ~C
+//    comparisons a thread, ~5 us a level at C = 132 on an H200; a bitonic sort ~10 us).
 template <typename T, int D, int G, int NT>
 __device__ void descend_level(const ChunkSelectionParams& p, int l, int s, int kv, DescentShared& sh) {
   constexpr int kChains = kDescentMaxPairs / NT;
@@ -575,19 +614,9 @@ __device__ void descend_level(const ChunkSelectionParams& p, int l, int s, int k
   int32_t* chosen = p.chosen + p.chosen_offset[l] + (int64_t(s) * p.q_heads + kv * G) * K;  // [G, K]
   for (int i = tid; i < G * K; i += NT) chosen[i] = -1;  // the ranks below fill theirs after the barrier
   __syncthreads();
-#pragma unroll
-  for (int u = 0; u < kChains; ++u) {
-    const int i = tid + u * NT;
-    const float f = i < pairs ? sh.score[i] : -INFINITY;
-    if (f == -INFINITY) continue;
-    const int h = i / C, c = i % C;
-    const float* head_scores = sh.score + h * C;
-    int rank = 0;
-    for (int j = 0; j < C; ++j) {
-      const float e = head_scores[j];
-      rank += e > f || (e == f && j < c);
-    }
-    if (rank < kk) chosen[h * K + rank] = sh.gist[i];
+  if (tid / 32 < G) {  // warp h: head h
+    const int h = tid / 32;
+    warp_top_k<kDescentMaxPairs / G / 32>(sh.score + h * C, sh.gist + h * C, C, kk, chosen + h * K);
   }
   __syncthreads();
 }
