@@ -2,14 +2,14 @@
 // (query, KV head); teams of D / 8 lanes each load kScoreIters gist key rows with 16-byte loads, all issued
 // before the first dot, and take their dots with the query heads held in registers; one key load serves every
 // head of the group) writes fp32 scores, and top_k_kernel (one CTA per (query, head)) keeps each head's kk best:
-// by ranking (each thread counts the scores better than its own) up to kRankSelectMax candidates, above that by
-// a 4-pass 8-bit radix select on order-preserving keys in shared-memory histograms (warp-aggregated adds: the
-// scores share few top bits). A long top level (a decode step at 1M tokens: 65K gists per head) is split over
+// up to kTopKThreads candidates by a bitwise search for the kk-th largest order key (one counting barrier a bit),
+// above that by a 4-pass 8-bit radix select on order-preserving keys in shared-memory histograms
+// (warp-aggregated adds: the scores share few top bits). A long top level (a decode step at 1M tokens: 65K gists per head) is split over
 // top_slices CTAs per head: each keeps its slice's kk best, then one CTA per head selects over the survivors
 // (the single-CTA select over all of them took 0.27 ms per layer on an H200).
 // Then descent_kernel, one CTA per (query, KV head), does the rest: each level below the top while it is small
-// (score the group's heads' children of the gists chosen above, each head's kk best by ranking in shared
-// memory; larger levels get score_kernel and top_k_kernel launches of their own), the union of the group's
+// (score the group's heads' children of the gists chosen above, each head's kk best by one warp's bitwise
+// search over keys in registers; larger levels get score_kernel and top_k_kernel launches of their own), the union of the group's
 // choices per level (a bitmap the CTA clears itself, compacted in ascending order by a block prefix sum over the
 // level's words) and the rows to unfold (one slot per thread; a long list by unfold_kernel). Three launches at
 // three levels instead of nine (a memset, a score and a top-k launch per level, a union and an unfold launch).
@@ -35,13 +35,6 @@ constexpr int kThreads = 128;
 constexpr int kScoreIters = 4;  // (head, candidate) pairs per team of a score CTA
 constexpr int kTopKThreads = 1024;
 constexpr int kTopKCached = 4096;  // scores a top_k_kernel CTA keeps in shared memory
-// Up to this many candidates a top_k_kernel thread ranks its own score against all of them and keeps it when
-// fewer than kk are better: C comparisons per thread, one barrier (the radix select's four passes and twelve
-// barriers cost 7 us per call even for a few dozen candidates). The ranking costs about C^2 / 32 cycles per SM
-// (C threads x C shared-memory comparisons): ~4 us at 512, where the radix select starts to win. A level below
-// the top at 1M tokens has ~260 candidates per head with the adaptive budget.
-constexpr int kRankSelectMax = 512;
-static_assert(kRankSelectMax <= kTopKThreads && kRankSelectMax <= kTopKCached, "one cached candidate per thread");
 constexpr int kUnionWords = 4;     // bitmap words per thread and round of the union's compaction
 constexpr int kDescentThreads = 512;
 // A level below the top runs inside the descent kernel when its (head, candidate) pairs, G * C_l, are at most
@@ -263,6 +256,43 @@ __device__ void radix_choose(const ChunkSelectionParams& p, int l, int s, int h,
   for (int j = kept + threadIdx.x; j < K; j += NT) out[j] = -1;
 }
 
+// The number of the CTA's threads below this one whose pred is true (every thread must call it).
+__device__ __forceinline__ int block_count_before(bool pred, int* warp_count) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const unsigned votes = __ballot_sync(0xffffffffu, pred);
+  if (lane == 0) warp_count[warp] = __popc(votes);
+  __syncthreads();
+  int before = __popc(votes & ((1u << lane) - 1u));
+  for (int w = 0; w < warp; ++w) before += warp_count[w];
+  __syncthreads();  // warp_count is reused
+  return before;
+}
+
+// Head h of query s keeps its kk best of C <= kTopKThreads scores at level l, thread c holding candidate c: the
+// kk-th largest order key by a bitwise search (32 rounds of one counting barrier), then the candidates above it
+// and the first ties (lower candidates first) into out[0, min(kk, finite)) in candidate order, -1 after them up
+// to K. (Each thread ranking its score against all C cost C comparisons a thread, 17.7 us at C = 512 under Nsight
+// Compute; the radix select twelve barriers, 7 us at C = 1,024 on an H200.)
+__device__ void bitwise_top_k(const ChunkSelectionParams& p, int l, int s, int h, const float* scores, int C,
+                              int64_t kk, int32_t* out, int K) {
+  __shared__ int warp_count[kTopKThreads / 32];
+  const int c = threadIdx.x;
+  const float f = c < C ? scores[c] : -INFINITY;
+  const uint32_t key = f == -INFINITY ? 0u : order_key(f);  // 0: absent (finite keys are above 0x007fffff)
+  uint32_t threshold = 0;  // the largest key with at least kk keys at or above it (0: fewer than kk finite)
+  for (int bit = 31; bit >= 0; --bit) {
+    const uint32_t trial = threshold | (1u << bit);
+    if (__syncthreads_count(key >= trial) >= kk) threshold = trial;
+  }
+  const int above = __syncthreads_count(key > threshold);
+  const bool tie = key == threshold && key != 0u;
+  const bool take = key > threshold || (tie && block_count_before(tie, warp_count) < kk - above);
+  const int slot = block_count_before(take, warp_count);
+  if (take && slot < K) out[slot] = static_cast<int32_t>(candidate_index(p, l, s, h, c));
+  const int kept = __syncthreads_count(take);
+  for (int j = kept + c; j < K; j += kTopKThreads) out[j] = -1;
+}
+
 // One CTA per (query, head): its kk best of the level's C candidates, as gist indices into `chosen`.
 __global__ void __launch_bounds__(kTopKThreads, 1) top_k_kernel(const __grid_constant__ ChunkSelectionParams p, int l) {
   __shared__ TopKShared sh;
@@ -271,26 +301,14 @@ __global__ void __launch_bounds__(kTopKThreads, 1) top_k_kernel(const __grid_con
   const int C = p.candidates[l], K = p.keep[l];
   int32_t* out = p.chosen + p.chosen_offset[l] + int64_t(qh) * K;
   const float* scores = p.scores + int64_t(qh) * C;
-  if (C <= kTopKCached) {  // the select reads its scores five times: from shared memory when they fit
+  if (C <= kTopKThreads) {  // one candidate a thread: the bitwise select
+    bitwise_top_k(p, l, s, h, scores, C, keep_count(p, s, l), out, K);
+    return;
+  }
+  if (C <= kTopKCached) {  // the radix select reads its scores five times: from shared memory when they fit
     for (int c = threadIdx.x; c < C; c += kTopKThreads) cached[c] = scores[c];
     __syncthreads();
     scores = cached;
-  }
-  const int64_t kk = keep_count(p, s, l);
-  if (C <= kRankSelectMax) {  // a few candidates: rank them instead (one pass, one barrier)
-    const int c = threadIdx.x;
-    const float f = c < C ? scores[c] : -INFINITY;
-    const int finite = __syncthreads_count(f != -INFINITY);
-    if (f != -INFINITY) {
-      int rank = 0;  // better candidates; ties: the lower candidate first
-      for (int j = 0; j < C; ++j) {
-        const float g = scores[j];
-        rank += g > f || (g == f && j < c);
-      }
-      if (rank < kk) out[rank] = static_cast<int32_t>(candidate_index(p, l, s, h, c));
-    }
-    for (int j = static_cast<int>(min(int64_t{finite}, max(kk, int64_t{0}))) + c; j < K; j += kTopKThreads) out[j] = -1;
-    return;
   }
   radix_choose<kTopKThreads>(p, l, s, h, scores, C, sh, [](int c) { return c; });
 }
