@@ -13,6 +13,7 @@
 #include "gsa/runtime/decode_step_ops.h"
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/rope.h"
+#include "gsa/runtime/skinny_gemm.h"
 
 namespace gsa {
 namespace {
@@ -27,6 +28,15 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
 
 // x [.., in] @ weight[out, in]^T -> [.., out]
 at::Tensor project(const at::Tensor& x, const at::Tensor& weight) { return at::matmul(x, weight.t()); }
+
+// x [B, K] times weight [N, K]^T (+ bias [N]) -> [B, N] for the decode step: the skinny GEMM kernel (one pass over
+// the weight at close to memory bandwidth, where cuBLAS moves 1.4-3.4 TB/s for one row) while B is small enough.
+at::Tensor decode_linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias = at::Tensor()) {
+  if (skinny_linear_supported(x.scalar_type(), x.size(0), x.size(1))) {
+    return skinny_linear(x, weight, bias.defined() ? std::optional<at::Tensor>(bias) : std::nullopt);
+  }
+  return bias.defined() ? at::addmm(bias, x, weight.t()) : at::mm(x, weight.t());
+}
 
 // Position-wise work (norms, projections, the MLP) of a long forward runs on slices of at most this many
 // positions when no gradient is recorded, so a 1M-token prefill never holds its [B, Tq, intermediate] MLP
@@ -296,13 +306,16 @@ at::Tensor LlamaModel::fused_decode_layers(const at::Tensor& embedded, const Rop
     } else {
       h = rms_norm(x, p("input_layernorm.weight"), o.rms_norm_eps);
     }
-    const at::Tensor qkv = f.qkv_bias.defined() ? at::addmm(f.qkv_bias, h, f.qkv.t()) : at::mm(h, f.qkv.t());
+    const at::Tensor qkv = decode_linear(h, f.qkv, f.qkv_bias);
     const bool layer_selects = selective && layer >= attention.selection.first_selective_layer;
     const at::Tensor attn = layer_attention.attend_qkv(layer, layer_selects, qkv, rope, 1.0 / std::sqrt(double(d)));
-    const at::Tensor o_proj = at::mm(attn.reshape({b, o.num_heads * d}), p("self_attn.o_proj.weight").t());
+    const at::Tensor o_proj = decode_linear(attn.reshape({b, o.num_heads * d}), p("self_attn.o_proj.weight"));
     at::Tensor hs;
     std::tie(x, hs) = add_rms_norm(x, o_proj, p("post_attention_layernorm.weight"), o.rms_norm_eps);
-    mlp_out = at::mm(silu_mul(at::mm(hs, f.gate_up.t())), p("mlp.down_proj.weight").t());    // [B, H]
+    const at::Tensor gated = skinny_linear_supported(hs.scalar_type(), b, hidden)
+                                 ? skinny_linear(hs, f.gate_up, {}, SkinnyEpilogue::kSiluMul)
+                                 : silu_mul(at::mm(hs, f.gate_up.t()));                        // [B, I]
+    mlp_out = decode_linear(gated, p("mlp.down_proj.weight"));                                 // [B, H]
   }
   return (mlp_out.defined() ? x + mlp_out : x).view({b, 1, hidden});
 }
@@ -371,6 +384,13 @@ const at::Tensor& LlamaModel::head_weight() const {
 }
 
 at::Tensor LlamaModel::head_logits(const at::Tensor& hidden) const {
+  // One to a few rows on the GPU without autograd (a decode step, a prompt's last position): the skinny GEMM,
+  // writing the rounded logits as fp32 itself.
+  const int64_t rows = hidden.numel() / std::max<int64_t>(1, hidden.size(-1));
+  if (hidden.is_cuda() && !at::GradMode::is_enabled() &&
+      skinny_linear_supported(hidden.scalar_type(), rows, hidden.size(-1))) {
+    return skinny_linear(hidden, head_weight(), {}, SkinnyEpilogue::kNone, /*float_out=*/true);  // [.., V]
+  }
   return project(hidden, head_weight()).to(at::kFloat);                                        // [.., V]
 }
 

@@ -1,0 +1,38 @@
+// LibTorch binding of the skinny GEMM kernel (gsa/kernels/skinny_gemm.h): a decode step's Linear layers at a
+// few activation rows, streaming the weight once at close to memory bandwidth where at::mm (cuBLAS) does not.
+//   skinny_linear(x, W, bias)                       == at::linear(x, W, bias), one rounding of an fp32 sum
+//   skinny_linear(x, W_gate_up, {}, kSiluMul)       == silu_mul(at::linear(x, W_gate_up)) (decode_step_ops.h)
+//   skinny_linear(x, W, {}, kNone, /*float_out=*/1) == at::linear(x, W).to(at::kFloat) (the LM head's logits)
+// Only the order of the fp32 sum differs from LibTorch's, so a result may differ from at::linear's by one ulp of
+// the dtype (more where the sum cancels); SiLU-mul of the same sums is bit for bit.
+//
+// Contract: x and weight (and bias) bf16 or fp16, of one dtype, on one device. CUDA tensors run the CUDA kernel
+// on the device's current stream (no host synchronisation and no allocation other than the output and, for rows
+// the kernel cannot read with 16-byte loads, a contiguous copy, both through LibTorch's caching allocator:
+// capturable in a CUDA graph; a weight that needs that copy is slow, keep weights contiguous); CPU tensors run
+// the CPU twin. x has at most kernels::kSkinnyGemmMaxRows rows and K a multiple of 8: skinny_linear_supported
+// says whether a call qualifies, so callers can fall back to at::linear. Bad dtypes, shapes or devices throw
+// gsa::Error naming the argument. No autograd (inference only).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+
+#include <ATen/ATen.h>
+
+#include "gsa/kernels/skinny_gemm.h"
+
+namespace gsa {
+
+using kernels::SkinnyEpilogue;
+
+// Whether skinny_linear runs `rows` activation rows of `in_features` (K) elements in `dtype`.
+bool skinny_linear_supported(at::ScalarType dtype, int64_t rows, int64_t in_features);
+
+// x [..., K] (at most kSkinnyGemmMaxRows rows in all), weight [N, K] (Linear's layout; kSiluMul: the gate rows,
+// then the up rows), bias [N] or none -> [..., N] (kNone) or [..., N / 2] (kSiluMul), in x's dtype, or fp32
+// holding the dtype-rounded values with float_out.
+at::Tensor skinny_linear(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias = {},
+                         SkinnyEpilogue epilogue = SkinnyEpilogue::kNone, bool float_out = false);
+
+}  // namespace gsa
