@@ -286,7 +286,8 @@ __device__ void bitwise_top_k(const ChunkSelectionParams& p, int l, int s, int h
   }
   const int above = __syncthreads_count(key > threshold);
   const bool tie = key == threshold && key != 0u;
-  const bool take = key > threshold || (tie && block_count_before(tie, warp_count) < kk - above);
+  const int ties_before = block_count_before(tie, warp_count);  // every thread: it holds barriers
+  const bool take = key > threshold || (tie && ties_before < kk - above);
   const int slot = block_count_before(take, warp_count);
   if (take && slot < K) out[slot] = static_cast<int32_t>(candidate_index(p, l, s, h, c));
   const int kept = __syncthreads_count(take);
@@ -630,7 +631,7 @@ __device__ void descend_level(const ChunkSelectionParams& p, int l, int s, int k
   const int K = p.keep[l];
   const int64_t kk = min(keep_count(p, s, l), int64_t{K});
   int32_t* chosen = p.chosen + p.chosen_offset[l] + (int64_t(s) * p.q_heads + kv * G) * K;  // [G, K]
-  for (int i = tid; i < G * K; i += NT) chosen[i] = -1;  // the ranks below fill theirs after the barrier
+  for (int i = tid; i < G * K; i += NT) chosen[i] = -1;  // the warps below fill theirs after the barrier
   __syncthreads();
   if (tid / 32 < G) {  // warp h: head h
     const int h = tid / 32;
