@@ -1,5 +1,6 @@
 // CPU twin of sparse_decode_cuda: the same lists and semantics, float64 accumulation, one pass per (sequence,
-// query head) with no splits.
+// query head) with no splits (so no split merge and no tickets). out and out_half are written like the kernels'
+// (either may be null, not both): the output rounded to fp32, and that fp32 value rounded to the dtype.
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -12,7 +13,7 @@ namespace gsa::kernels {
 Status sparse_decode_reference(const SparseDecodeParams& p) {
   const int group = p.kv_heads > 0 ? p.q_heads / p.kv_heads : 0;
   if (p.batch < 1 || p.kv_heads < 1 || group < 1 || p.q_heads % p.kv_heads != 0 || p.head_dim < 1 || p.max_keys < 0 ||
-      !p.q || p.k.empty() || p.v.empty() || (p.max_keys > 0 && !p.key_rows) || !p.out || !p.lse ||
+      !p.q || p.k.empty() || p.v.empty() || (p.max_keys > 0 && !p.key_rows) || (!p.out && !p.out_half) || !p.lse ||
       (p.range_begin == nullptr) != (p.range_end == nullptr)) {
     return Status::kInvalidArgument;
   }
@@ -48,7 +49,9 @@ Status sparse_decode_reference(const SparseDecodeParams& p) {
         for (size_t j = 0; j < rows.size(); ++j) {
           o += std::exp(score[j] - m) / sum * detail::load_element(v_head, rows[j] * p.v.row_stride + d, p.dtype);
         }
-        p.out[row * D + d] = static_cast<float>(o);
+        const float rounded = static_cast<float>(o);
+        if (p.out != nullptr) p.out[row * D + d] = rounded;
+        if (p.out_half != nullptr) detail::store_element(p.out_half, row * D + d, rounded, p.dtype);
       }
       p.lse[row] = rows.empty() ? -std::numeric_limits<float>::infinity() : static_cast<float>(m + std::log(sum));
     }

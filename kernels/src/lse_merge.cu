@@ -10,6 +10,7 @@
 
 #include "gsa/kernels/lse_merge.h"
 #include "lse_merge_params.h"
+#include "row_team.cuh"
 
 namespace gsa::kernels {
 namespace {
@@ -42,17 +43,6 @@ __device__ __forceinline__ void store(float* dst, const float* acc, VecT<4>) {
   *reinterpret_cast<float4*>(dst) = make_float4(acc[0], acc[1], acc[2], acc[3]);
 }
 
-__device__ __forceinline__ float warp_max(float v) {
-#pragma unroll
-  for (int offset = kWarp / 2; offset > 0; offset /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
-  return v;
-}
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-  for (int offset = kWarp / 2; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
-  return v;
-}
-
 // kVec = 4 requires D % 4 == 0 and 16-byte aligned out pointers (checked on the host).
 template <int kVec>
 __global__ void __launch_bounds__(kWarp* kWarpsPerBlock, kMinBlocksPerSm)
@@ -67,7 +57,7 @@ __global__ void __launch_bounds__(kWarp* kWarpsPerBlock, kMinBlocksPerSm)
     // 1. Every part's lse of this row: max, then sum of exp relative to the max (empty parts add 0).
     float max_lse = -INFINITY;
     for (int64_t p = lane; p < P; p += kWarp) max_lse = fmaxf(max_lse, params.partial_lse[p * R + r]);
-    max_lse = warp_max(max_lse);
+    max_lse = detail::team_max<kWarp>(max_lse);
     float* out_row = params.out + r * D;
     if (max_lse == -INFINITY) {  // all parts empty: out = 0, lse = -inf (uniform across the warp)
       const float zero[kVec] = {};
@@ -79,7 +69,7 @@ __global__ void __launch_bounds__(kWarp* kWarpsPerBlock, kMinBlocksPerSm)
     }
     float sum = 0.0f;
     for (int64_t p = lane; p < P; p += kWarp) sum += expf(params.partial_lse[p * R + r] - max_lse);
-    sum = warp_sum(sum);
+    sum = detail::team_sum<kWarp>(sum);
     const float lse = max_lse + logf(sum);
     if (lane == 0) params.lse[r] = lse;
 

@@ -34,4 +34,12 @@ __device__ __forceinline__ float team_sum(float v) {
   return v;
 }
 
+// Largest value over the kTeam lanes of a row team; every lane of the warp must call it.
+template <int kTeam>
+__device__ __forceinline__ float team_max(float v) {
+#pragma unroll
+  for (int o = kTeam / 2; o > 0; o /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
 }  // namespace gsa::kernels::detail

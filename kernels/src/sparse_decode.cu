@@ -4,9 +4,10 @@
 // 2 x kUnroll loads in flight and nothing waits on shared memory), takes the q.k partial dots for the G query
 // heads of the group from registers, sums them over the team by shuffles, and folds the rows into its own online
 // softmax state (running max and denominator per head, 8 dims of G unnormalised outputs) in registers, in base 2
-// with log2(e) folded into q. At the end the teams' states merge through shared memory; each split writes a
-// normalised partial and its lse, and lse_merge_cuda combines the splits. Warps step through the rows together so
-// the shuffles never diverge.
+// with log2(e) folded into q. At the end the teams' states merge through shared memory; with one split the CTA
+// writes out / lse (/ out_half) itself, else a normalised partial and its lse, and the last CTA of the (sequence,
+// KV head) to finish merges the splits (last_split_done, merge_splits: one launch, no lse_merge_cuda). Warps step
+// through the rows together so the shuffles never diverge.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -28,6 +29,7 @@ namespace {
 
 using detail::dot8;
 using detail::kLog2e;
+using detail::team_max;
 using detail::team_sum;
 using detail::to_floats;
 
@@ -63,12 +65,17 @@ __device__ __forceinline__ SplitRows split_rows(const SparseDecodeParams& p) {
 }
 
 // Merges the CTA's kParts partial states (shared memory: unnormalised outputs acc[part][G][D], running maxima
-// m[part][G] and denominators l[part][G], base 2) into this split's normalised partial output and lse (natural
-// log). Every thread of the CTA calls it after a barrier.
-template <int D, int G, int kParts>
+// m[part][G] and denominators l[part][G], base 2) into this split's normalised output and lse (natural log): with
+// one split straight into out, lse and out_half (lse_merge of one part is the identity: exp(0) = 1, log(1) = 0),
+// else into split blockIdx.x's rows of the partial workspaces. Every thread of the CTA calls it after a barrier.
+template <typename T, int D, int G, int kParts>
 __device__ __forceinline__ void write_split_partial(const SparseDecodeParams& p, const SplitRows& r, const float* acc,
                                                     const float* m, const float* l) {
   const int64_t rows_total = int64_t(p.batch) * p.q_heads;
+  const bool direct = p.splits == 1;
+  float* out = direct ? p.out : p.partial_out + blockIdx.x * rows_total * D;  // [B * Hq, D]; out may be null
+  float* lse = direct ? p.lse : p.partial_lse + blockIdx.x * rows_total;      // [B * Hq]
+  T* half = direct ? static_cast<T*>(p.out_half) : nullptr;                   // [B * Hq, D] or null
   for (int i = threadIdx.x; i < G * D; i += blockDim.x) {
     const int h = i / D, d = i % D;
     float top = -INFINITY;
@@ -84,13 +91,134 @@ __device__ __forceinline__ void write_split_partial(const SparseDecodeParams& p,
       }
     }
     const int64_t row = int64_t(r.b) * p.q_heads + r.kv * G + h;
-    p.partial_out[(blockIdx.x * rows_total + row) * D + d] = den > 0.f ? num / den : 0.f;
-    if (d == 0) p.partial_lse[blockIdx.x * rows_total + row] = den > 0.f ? (top + log2f(den)) * kLn2 : -INFINITY;
+    const float o = den > 0.f ? num / den : 0.f;
+    if (out != nullptr) out[row * D + d] = o;
+    if (half != nullptr) half[row * D + d] = T(o);  // round to nearest even, as at::Tensor::to
+    if (d == 0) lse[row] = den > 0.f ? (top + log2f(den)) * kLn2 : -INFINITY;
   }
 }
 
+// Split-K completion (splits > 1): true in the one CTA that finishes (sequence, KV head) blockIdx.y last; every
+// split's partial is then visible to all of its threads. The ticket protocol: each thread fences its partial stores
+// to device scope (release), the CTA meets at a barrier, thread 0 takes a ticket with atomicInc(ticket, splits - 1)
+// -- it returns 0 .. splits - 1 in completion order and wraps the counter back to 0 on the last ticket, so every
+// launch that completes leaves the workspace zero for the next call or graph replay without a memset -- and fences
+// again (acquire) before the barrier that hands its verdict to the CTA. No CTA waits for another (no spinning), so
+// any residency and launch order is safe. The merging CTA reads the partials through L2 (ld.cg): never through its
+// L1 or the read-only path, which may hold no line of data other SMs wrote during this launch.
+__device__ __forceinline__ bool last_split_done(const SparseDecodeParams& p) {
+  __shared__ int s_last;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    const unsigned last = unsigned(p.splits - 1);
+    s_last = atomicInc(reinterpret_cast<unsigned*>(p.tickets) + blockIdx.y, last) == last;
+    __threadfence();
+  }
+  __syncthreads();
+  return s_last != 0;
+}
+
+// Four consecutive outputs of a row at element offset `at`: fp32 to out, rounded to T to half (either may be null;
+// both 16-byte aligned tensors with rows of D % 4 == 0 elements).
+template <typename T>
+__device__ __forceinline__ void store4(float* out, T* half, int64_t at, const float (&x)[4]) {
+  if (out != nullptr) *reinterpret_cast<float4*>(out + at) = make_float4(x[0], x[1], x[2], x[3]);
+  if (half != nullptr) {
+    struct alignas(8) Four {
+      T e[4];
+    } h;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) h.e[i] = T(x[i]);
+    *reinterpret_cast<Four*>(half + at) = h;
+  }
+}
+
+// Run by the CTA that last_split_done chose: merges the splits' partials of (sequence, KV head) blockIdx.y's G
+// query heads into out / lse / out_half with lse_merge.h's fp32 log-sum-exp merge, in lse_merge_cuda's order of
+// operations so the bits equal the two-launch path's: per head one warp takes the parts' largest lse and the sum
+// of exp(l_p - max), lanes strided over the parts (each summing its own in order) and reduced by xor shuffles
+// (offsets 16 .. 1), lse = max + log(sum); then each thread sums w_p * o_p for 4 dims of one head over the parts
+// in order, w_p = exp(l_p - lse), skipping empty parts (lse -inf). All-empty heads get out 0, lse -inf. The
+// partials sit in L2: each lane keeps its first part's lse in a register for both passes, and the output pass
+// issues the loads of kBatch parts before folding any (an empty part's row holds zeros, so reading it is safe;
+// it is still skipped, as lse_merge skips it). kBatch changes no bits, only how many loads are in flight.
+template <typename T, int D, int G, int kBatch>
+__device__ __forceinline__ void merge_splits(const SparseDecodeParams& p, const SplitRows& r) {
+  __shared__ float s_lse[G];
+  const int lane = threadIdx.x % 32;
+  const int64_t rows_total = int64_t(p.batch) * p.q_heads;
+  const int64_t row0 = int64_t(r.b) * p.q_heads + r.kv * G;  // the group's first query-head row
+  const float* part_lse = p.partial_lse + row0;              // part s, head h: part_lse[s * rows_total + h]
+  for (int h = threadIdx.x / 32; h < G; h += kThreads / 32) {
+    const float first = lane < p.splits ? __ldcg(part_lse + lane * rows_total + h) : -INFINITY;
+    float top = first;
+    for (int s = lane + 32; s < p.splits; s += 32) top = fmaxf(top, __ldcg(part_lse + s * rows_total + h));
+    top = team_max<32>(top);
+    float lse = -INFINITY;
+    if (top != -INFINITY) {
+      float sum = 0.f;
+      sum += expf(first - top);  // lanes past the parts add exp(-inf) = 0, as lse_merge's add nothing
+      for (int s = lane + 32; s < p.splits; s += 32) sum += expf(__ldcg(part_lse + s * rows_total + h) - top);
+      lse = top + logf(team_sum<32>(sum));
+    }
+    if (lane == 0) {
+      s_lse[h] = lse;
+      p.lse[row0 + h] = lse;
+    }
+  }
+  __syncthreads();
+  for (int i = threadIdx.x; i < G * D / 4; i += kThreads) {
+    const int h = i / (D / 4), d = i % (D / 4) * 4;
+    const float lse = s_lse[h];
+    float acc[4] = {0.f, 0.f, 0.f, 0.f};
+    for (int s0 = 0; lse != -INFINITY && s0 < p.splits; s0 += kBatch) {
+      float l[kBatch];
+      float4 x[kBatch];
+#pragma unroll
+      for (int u = 0; u < kBatch; ++u) {
+        const int64_t s = s0 + u;
+        l[u] = -INFINITY;
+        if (s < p.splits) {
+          l[u] = __ldcg(part_lse + s * rows_total + h);
+          x[u] = __ldcg(reinterpret_cast<const float4*>(p.partial_out + (s * rows_total + row0 + h) * D + d));
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < kBatch; ++u) {
+        if (l[u] == -INFINITY) continue;  // empty part (or past the last): weight 0
+        const float w = expf(l[u] - lse);
+        acc[0] = fmaf(w, x[u].x, acc[0]);
+        acc[1] = fmaf(w, x[u].y, acc[1]);
+        acc[2] = fmaf(w, x[u].z, acc[2]);
+        acc[3] = fmaf(w, x[u].w, acc[3]);
+      }
+    }
+    store4<T>(p.out, static_cast<T*>(p.out_half), (row0 + h) * D + d, acc);
+  }
+}
+
+// The end of both kernels, after the barrier that publishes the CTA's merged states (shared memory, as
+// write_split_partial reads them): this split's output, and the split merge (kBatch: merge_splits) when this CTA
+// finishes last.
+template <typename T, int D, int G, int kParts, int kBatch>
+__device__ __forceinline__ void finish_split(const SparseDecodeParams& p, const SplitRows& r, const float* acc,
+                                             const float* m, const float* l) {
+  write_split_partial<T, D, G, kParts>(p, r, acc, m, l);
+  if (p.splits > 1 && last_split_done(p)) merge_splits<T, D, G, kBatch>(p, r);
+}
+
+// CTAs per SM the SIMT kernel reaches without the split merge (72, 96, ~160, ~216 registers for groups of 1, 2, 4,
+// 8), passed to __launch_bounds__ so the merge's 8 batched loads cannot cost occupancy (without the bound ptxas
+// gives groups of 2 114 registers, one CTA less per SM). The tensor-core kernel keeps no bound (shared memory
+// limits it) and batches 4 loads: 80 / ~125 registers for D 64 / 128 as before the merge, where 8 spill at D 64.
+template <int G>
+constexpr int kSimtMinCtas = G == 1 ? 7 : G == 2 ? 5 : G == 4 ? 3 : 2;
+constexpr int kSimtMergeBatch = 8, kMmaMergeBatch = 4;
+
 template <typename T, int D, int G>
-__global__ void __launch_bounds__(kThreads) sparse_decode_kernel(const __grid_constant__ SparseDecodeParams p) {
+__global__ void __launch_bounds__(kThreads, kSimtMinCtas<G>)
+    sparse_decode_kernel(const __grid_constant__ SparseDecodeParams p) {
   constexpr int kTeam = D / 8;                   // lanes per row
   constexpr int kTeamsPerWarp = 32 / kTeam;
   constexpr int kTeams = kThreads / kTeam;
@@ -184,7 +312,7 @@ __global__ void __launch_bounds__(kThreads) sparse_decode_kernel(const __grid_co
     }
   }
   __syncthreads();
-  write_split_partial<D, G, kTeams>(p, rows, &s_acc[0][0][0], &s_m[0][0], &s_l[0][0]);
+  finish_split<T, D, G, kTeams, kSimtMergeBatch>(p, rows, &s_acc[0][0][0], &s_m[0][0], &s_l[0][0]);
 }
 
 // Shared memory of sparse_decode_mma_kernel: Q [16, D], K and V [2 stages][kMmaRows, D] (swizzled tiles of
@@ -310,7 +438,7 @@ __global__ void __launch_bounds__(kThreads) sparse_decode_mma_kernel(const __gri
     }
   }
   __syncthreads();
-  write_split_partial<D, G, kWarps>(p, rows, s_acc, s_m, s_l);
+  finish_split<T, D, G, kWarps, kMmaMergeBatch>(p, rows, s_acc, s_m, s_l);
 }
 
 // GSA_DECODE_KERNEL=simt|mma, else tensor cores for groups of 4 or more query heads per KV head.
@@ -345,6 +473,8 @@ Status launch_mma(const SparseDecodeParams& p, cudaStream_t s) {
       <<<dim3(p.splits, p.batch * p.kv_heads), kThreads, mma_smem_bytes<D>(sizeof(T)), s>>>(p);
   return cudaGetLastError() == cudaSuccess ? Status::kOk : Status::kCudaError;
 }
+
+bool aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }
 
 bool supported_shape(const SparseDecodeParams& p) {
   const int group = p.kv_heads > 0 ? p.q_heads / p.kv_heads : 0;
@@ -386,12 +516,15 @@ int sparse_decode_wave_ctas(const SparseDecodeParams& p) {
 }
 
 Status sparse_decode_cuda(const SparseDecodeParams& p, void* stream) {
-  if (!supported_shape(p) || p.max_keys < 0 || p.splits < 1 || !p.q || p.k.empty() || p.v.empty() || (p.max_keys > 0 && !p.key_rows) || !p.partial_out ||
-      !p.partial_lse || !p.out || !p.lse || (p.range_begin == nullptr) != (p.range_end == nullptr)) {
+  const bool split = p.splits > 1;
+  if (!supported_shape(p) || p.max_keys < 0 || p.splits < 1 || !p.q || p.k.empty() || p.v.empty() ||
+      (p.max_keys > 0 && !p.key_rows) || (p.range_begin == nullptr) != (p.range_end == nullptr) || !p.lse ||
+      (!p.out && !p.out_half) || (split && (!p.partial_out || !p.partial_lse || !p.tickets)) ||
+      !aligned16(p.out) || !aligned16(p.out_half) || !aligned16(p.partial_out)) {
     return Status::kInvalidArgument;
   }
   auto s = static_cast<cudaStream_t>(stream);
-  Status status = detail::with_type_and_dim(p, [&](auto type, auto dim) {
+  return detail::with_type_and_dim(p, [&](auto type, auto dim) {
     using T = typename decltype(type)::type;
     return detail::with_group(p.q_heads / p.kv_heads, [&](auto group) {
       if (use_tensor_cores(group.value)) return launch_mma<T, dim.value, group.value>(p, s);
@@ -399,16 +532,6 @@ Status sparse_decode_cuda(const SparseDecodeParams& p, void* stream) {
       return cudaGetLastError() == cudaSuccess ? Status::kOk : Status::kCudaError;
     });
   });
-  if (status != Status::kOk) return status;
-  LseMergeParams merge;
-  merge.partial_out = p.partial_out;
-  merge.partial_lse = p.partial_lse;
-  merge.out = p.out;
-  merge.lse = p.lse;
-  merge.num_parts = p.splits;
-  merge.rows = int64_t(p.batch) * p.q_heads;
-  merge.dim = p.head_dim;
-  return lse_merge_cuda(merge, stream);
 }
 
 }  // namespace gsa::kernels

@@ -75,9 +75,11 @@ at::Tensor DecodeLayerAttention::attend_stored(int64_t layer, bool layer_selects
                                                double scale) {
   const at::Tensor rows = key_rows(layer, layer_selects, q1);
   const int64_t hkv = caches_.sample(layer).size(1);
+  // The kernels round their output to q's dtype themselves (the same bits as .to(), one launch fewer); .to() is
+  // then a no-op, and converts the reference backend's fp32 output.
   const DecodeAttention out =
       use_kernels(q1, layer) ? sparse_decode_rows(q1, caches_.rows(layer, false), caches_.rows(layer, true), hkv, rows,
-                                                  scale, 0, &plan_.generated())
+                                                  scale, 0, &plan_.generated(), q1.scalar_type())
                              : sparse_decode_reference(q1, caches_.stacked(layer, false), caches_.stacked(layer, true),
                                                        rows, scale, &plan_.generated());
   return out.out.to(q1.scalar_type());  // [B, Hq, D]

@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <limits>
+#include <mutex>
+#include <vector>
 
 #include "gsa/kernels/sparse_decode.h"
+#include "gsa/runtime/decode_graph.h"
 #include "gsa/runtime/error.h"
 #include "kernel_tensors.h"
-
 
 namespace gsa {
 
@@ -60,6 +62,33 @@ void check_decode_inputs(const at::Tensor& q, const at::Tensor& k, const at::Ten
   }
 }
 
+// At least `count` int32 ticket counters of the kernels' split merge on CUDA device `device`, zero (every launch
+// that completes leaves them zero). One tensor per device, shared by every call there; grown (at least doubled)
+// when a batch needs more, and the one it replaces is kept alive: a CUDA graph captured earlier keeps the address
+// it was captured with. Never allocated during a capture: memory allocated there belongs to the graph's pool and
+// its zero fill would only run at replay.
+at::Tensor split_tickets(const at::Device& device, int64_t count) {
+  static std::mutex mutex;
+  static auto* current = new std::vector<at::Tensor>();  // by device index; never destroyed (no teardown order
+  static auto* retired = new std::vector<at::Tensor>();  // issue with the CUDA context at exit)
+  const std::lock_guard<std::mutex> lock(mutex);
+  const auto index = static_cast<size_t>(device.index());
+  if (current->size() <= index) current->resize(index + 1);
+  at::Tensor& tickets = (*current)[index];
+  if (tickets.defined() && tickets.numel() >= count) return tickets;
+  GSA_CHECK(!DecodeStepGraph::capturing(), "sparse_decode: the split-merge tickets of ", count,
+            " (sequence, KV head) pairs on ", device, " must exist before a CUDA-graph capture (",
+            tickets.defined() ? tickets.numel() : 0, " do): run the step eagerly once first");
+  const int64_t size = std::max(count, tickets.defined() ? 2 * tickets.numel() : count);
+  if (tickets.defined()) retired->push_back(tickets);
+  tickets = at::zeros({size}, at::TensorOptions().dtype(at::kInt).device(device));
+#ifdef GSA_HAVE_CUDA
+  // The fill runs on the current stream; a later call may launch on another.
+  at::cuda::getCurrentCUDAStream(device.index()).synchronize();
+#endif
+  return tickets;
+}
+
 }  // namespace
 
 DecodeAttention sparse_decode_reference(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
@@ -87,20 +116,26 @@ DecodeAttention sparse_decode_reference(const at::Tensor& q, const at::Tensor& k
 }
 
 DecodeAttention sparse_decode(const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in,
-                              const at::Tensor& key_rows_in, double scale, int64_t splits, const DecodeRange* range) {
+                              const at::Tensor& key_rows_in, double scale, int64_t splits, const DecodeRange* range,
+                              at::ScalarType out_dtype) {
   check_decode_inputs(q_in, k_in, v_in, key_rows_in, range);
   const std::string why = v_in.scalar_type() != k_in.scalar_type()
                               ? "q, k and v differ in dtype"
                               : sparse_decode_unsupported(q_in, k_in.scalar_type(), k_in.size(1));
   GSA_CHECK(why.empty(), "sparse_decode cannot run q ", q_in.sizes(), " ", q_in.scalar_type(), ": ", why);
   const at::Tensor k = rows_for_16_byte_loads(k_in), v = rows_for_16_byte_loads(v_in);
-  return sparse_decode_rows(q_in, kv_rows_of(k), kv_rows_of(v), k.size(1), key_rows_in, scale, splits, range);
+  return sparse_decode_rows(q_in, kv_rows_of(k), kv_rows_of(v), k.size(1), key_rows_in, scale, splits, range,
+                            out_dtype);
 }
 
 DecodeAttention sparse_decode_rows(const at::Tensor& q_in, const kernels::KvRows& k, const kernels::KvRows& v,
                                    int64_t kv_heads, const at::Tensor& key_rows_in, double scale, int64_t splits,
-                                   const DecodeRange* range) {
+                                   const DecodeRange* range, at::ScalarType out_dtype) {
   GSA_CHECK(splits >= 0, "sparse_decode: splits must be >= 0, got ", splits);
+  GSA_CHECK(out_dtype == at::kFloat ||
+                (out_dtype == q_in.scalar_type() && (out_dtype == at::kBFloat16 || out_dtype == at::kHalf)),
+            "sparse_decode: out_dtype must be float32 or q's dtype (bf16 or fp16) ", q_in.scalar_type(), ", got ",
+            out_dtype);
   GSA_CHECK(q_in.dim() == 3 && key_rows_in.dim() == 3 && key_rows_in.size(0) == q_in.size(0) &&
                 key_rows_in.size(1) == kv_heads,
             "sparse_decode: q ", q_in.sizes(), " and key_rows ", key_rows_in.sizes(), " do not fit ", kv_heads,
@@ -142,16 +177,26 @@ DecodeAttention sparse_decode_rows(const at::Tensor& q_in, const kernels::KvRows
   }
   p.splits = static_cast<int32_t>(splits);
   const auto fp32 = q.options().dtype(at::kFloat);
-  DecodeAttention result{at::empty({B, Hq, D}, fp32), at::empty({B, Hq}, fp32)};
-  at::Tensor partial_out = at::empty({splits, B * Hq, D}, fp32), partial_lse = at::empty({splits, B * Hq}, fp32);
+  DecodeAttention result{at::empty({B, Hq, D}, q.options().dtype(out_dtype)), at::empty({B, Hq}, fp32)};
+  at::Tensor partial_out, partial_lse, tickets;  // [splits, B * Hq, D], [splits, B * Hq], [>= B * Hkv]
+  if (splits > 1 && q.is_cuda()) {                // the CPU twin needs no workspace
+    partial_out = at::empty({splits, B * Hq, D}, fp32);
+    partial_lse = at::empty({splits, B * Hq}, fp32);
+    tickets = split_tickets(q.device(), B * Hkv);
+    p.partial_out = partial_out.data_ptr<float>();
+    p.partial_lse = partial_lse.data_ptr<float>();
+    p.tickets = tickets.data_ptr<int32_t>();
+  }
   p.key_rows = key_rows.data_ptr<int32_t>();
   if (range != nullptr) {
     p.range_begin = range_begin.data_ptr<int32_t>();
     p.range_end = range_end.data_ptr<int32_t>();
   }
-  p.partial_out = partial_out.data_ptr<float>();
-  p.partial_lse = partial_lse.data_ptr<float>();
-  p.out = result.out.data_ptr<float>();
+  if (out_dtype == at::kFloat) {
+    p.out = result.out.data_ptr<float>();
+  } else {
+    p.out_half = result.out.data_ptr();
+  }
   p.lse = result.lse.data_ptr<float>();
 
   const kernels::Status status = run_kernel(

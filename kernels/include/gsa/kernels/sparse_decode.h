@@ -8,12 +8,20 @@
 //   out[b, h] = sum_j softmax_j(scale * q[b, h] . k[b, kv, r_j]) v[b, kv, r_j],  lse[b, h] = log sum_j exp(...)
 // over the rows r_j = key_rows[b, kv, j] >= 0 (-1 entries are skipped) followed by the rows
 // range_begin[b] .. range_end[b] - 1 when the range arrays are given (order and duplicate-free rows are the
-// caller's; no rows gives out = 0, lse = -inf). Split s of the list writes its partial (normalised output
-// and lse, fp32) to the workspaces; the partials are merged by the log-sum-exp merge (lse_merge.h) in fp32 into
-// out and lse, which sequence-parallel decode can merge again across ranks.
+// caller's; no rows gives out = 0, lse = -inf). With one split the CTA of (sequence, KV head) writes out and
+// lse itself. With several, split s writes its partial (normalised output and lse, fp32) to the workspaces and the
+// last CTA of the (sequence, KV head) to finish, found by a ticket counter, merges the splits in the same launch
+// with lse_merge.h's fp32 log-sum-exp merge, in lse_merge_cuda's order of operations (the same bits as the
+// partials merged by lse_merge_cuda). out and lse stay fp32, so sequence-parallel decode can merge them again
+// across ranks; out_half, when given, receives out rounded to the kernel dtype (round to nearest even: the bits
+// of at::Tensor::to), for callers that only feed the output projection.
+// Tickets: tickets[b * Hkv + kv] counts the finished splits of (sequence b, KV head kv). It must be zero before
+// the first call; every launch that completes leaves it zero again (the last CTA wraps it back), so repeated calls
+// and CUDA-graph replays need no memset. Launches that share a ticket workspace must not overlap in time (one
+// stream, or streams ordered by events); a launch that fails midway leaves it undefined (zero it again).
 // Tensors: q [B, Hq, D]; k, v: rows of the cache (kv_rows.h: one [B, Hkv, T, D] tensor or per-sequence caches);
-// key_rows [B, Hkv, R] int32 contiguous; out [B, Hq, D] fp32, lse [B, Hq] fp32, contiguous. dtype bf16 or fp16; D 64 or
-// 128; group 1, 2, 4 or 8.
+// key_rows [B, Hkv, R] int32 contiguous; out [B, Hq, D] fp32, out_half [B, Hq, D] of dtype, lse [B, Hq] fp32,
+// contiguous; out, out_half and partial_out 16-byte aligned. dtype bf16 or fp16; D 64 or 128; group 1, 2, 4 or 8.
 // Kernels: groups of 4 and 8 run on tensor cores (the probabilities rounded to the input dtype before P V, as
 // in FlashAttention), groups of 1 and 2 on CUDA cores in fp32; the environment variable GSA_DECODE_KERNEL=simt or
 // =mma forces one of them for every group (tests, A/B benches).
@@ -39,10 +47,12 @@ struct SparseDecodeParams {
   const int32_t* key_rows = nullptr;  // [B, Hkv, R]
   const int32_t* range_begin = nullptr;  // [B] optional (both or neither): first row of the contiguous range
   const int32_t* range_end = nullptr;    // [B] one past its last row (an empty range when <= range_begin)
-  float* partial_out = nullptr;       // [splits, B * Hq, D] workspace
-  float* partial_lse = nullptr;       // [splits, B * Hq] workspace
-  float* out = nullptr;               // [B, Hq, D]
-  float* lse = nullptr;               // [B, Hq]
+  float* partial_out = nullptr;       // [splits, B * Hq, D] workspace (splits > 1; unused with one split)
+  float* partial_lse = nullptr;       // [splits, B * Hq] workspace (splits > 1)
+  int32_t* tickets = nullptr;         // [B * Hkv] workspace (splits > 1): zero before the call, zero after it
+  float* out = nullptr;               // [B, Hq, D] fp32; may be null when out_half is given
+  float* lse = nullptr;               // [B, Hq] fp32
+  void* out_half = nullptr;           // [B, Hq, D] of dtype, optional: out rounded to the kernel dtype
 };
 
 Status sparse_decode_cuda(const SparseDecodeParams& params, void* stream);
@@ -50,7 +60,8 @@ Status sparse_decode_cuda(const SparseDecodeParams& params, void* stream);
 // GSA_DECODE_KERNEL) fit on the current device at once: one wave of the grid. 0 when params name no kernel, the
 // device cannot be queried, or without CUDA. splits and the pointers are not read.
 int sparse_decode_wave_ctas(const SparseDecodeParams& params);
-// CPU twin (float64 accumulation; the workspaces are unused).
+// CPU twin (float64 accumulation, out / out_half rounded from it through fp32; the workspaces and tickets are
+// unused and may be null).
 Status sparse_decode_reference(const SparseDecodeParams& params);
 
 }  // namespace gsa::kernels
