@@ -102,7 +102,12 @@ DecodePlan DecodePlan::stack(const std::vector<const DecodePlan*>& parts) {
 
 void DecodePlan::upload() {
   const int64_t B = batch();
-  at::Tensor longs = at::empty({3, B}, at::kLong), ints = at::empty({2, B}, at::kInt);
+  // Pinned host rows for a CUDA plan, so the upload does not wait for the device (a copy from pageable memory
+  // synchronises the stream: two waits a decode step); the caching host allocator keeps each block until its copy
+  // has run.
+  const bool pinned = device_.is_cuda();
+  at::Tensor longs = at::empty({3, B}, at::TensorOptions(at::kLong).pinned_memory(pinned));
+  at::Tensor ints = at::empty({2, B}, at::TensorOptions(at::kInt).pinned_memory(pinned));
   int64_t* l = longs.data_ptr<int64_t>();
   int32_t* i = ints.data_ptr<int32_t>();
   int64_t longest = 0;
@@ -117,11 +122,11 @@ void DecodePlan::upload() {
   // Written in place once the device tensors exist, so their storage stays put from step to step (a captured
   // decode graph, decode_graph.h, reads them).
   if (!device_longs_.defined() || device_longs_.size(1) != B) {
-    device_longs_ = longs.to(device_);
-    device_ints_ = ints.to(device_);
+    device_longs_ = longs.to(device_, /*non_blocking=*/pinned);
+    device_ints_ = ints.to(device_, /*non_blocking=*/pinned);
   } else {
-    device_longs_.copy_(longs);
-    device_ints_.copy_(ints);
+    device_longs_.copy_(longs, /*non_blocking=*/pinned);
+    device_ints_.copy_(ints, /*non_blocking=*/pinned);
   }
   tokens_ = device_longs_[0].view({B, 1});
   rope_pos_ = device_longs_[1].view({B, 1});
