@@ -73,8 +73,10 @@ class ShardedLayerAttention : public LayerAttention {
     std::optional<ScopedPhase> compute(std::in_place, Phase::kAttention);
     DecodeAttention mine;
     if (kernels) {
+      // Alone in its group the rank's output is the attention: rounded to q's dtype by the kernel; else fp32 for
+      // the merge across ranks.
       mine = sparse_decode_rows(q1, s_.caches.rows(layer, false), s_.caches.rows(layer, true), hkv, columns, scale, 0,
-                                &s_.generated);
+                                &s_.generated, s_.sp.size() == 1 ? q1.scalar_type() : at::kFloat);
     } else {
       const at::Tensor keys = s_.single ? s_.single->k[layer] : s_.caches.stacked(layer, false);
       const at::Tensor values = s_.single ? s_.single->v[layer] : s_.caches.stacked(layer, true);

@@ -14,9 +14,12 @@
 #include "gsa/runtime/checkpoint.h"
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/file_util.h"
+#include "common/error_of.h"
 
 namespace gsa {
 namespace {
+
+using gsa::test_support::error_of;
 
 // A fresh directory per test case (ctest runs cases as separate processes, possibly in parallel).
 std::string test_dir() {
@@ -69,15 +72,6 @@ void expect_same_files(const std::string& got, const std::string& want) {
   }
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
-}
-
 TEST(Checkpoint, RoundTripAndResolve) {
   const std::string out = test_dir();
   const CheckpointStore store(join_path(out, "checkpoints"));
@@ -96,7 +90,7 @@ TEST(Checkpoint, RoundTripAndResolve) {
   EXPECT_EQ(resolve_checkpoint(store.root()), dir);
   EXPECT_EQ(resolve_checkpoint(out), dir);
   EXPECT_TRUE(load_checkpoint_dir(dir, /*with_optimizer=*/false).optimizer.empty());
-  const std::string missing = error_of([&] { resolve_checkpoint(join_path(out, "nowhere")); });
+  const std::string missing = error_of<std::exception>([&] { resolve_checkpoint(join_path(out, "nowhere")); });
   EXPECT_NE(missing.find("no checkpoint at '" + join_path(out, "nowhere") + "'"), std::string::npos) << missing;
   // Saving the step `latest` already names changes nothing.
   EXPECT_EQ(store.save(make_checkpoint(500), 3), dir);
@@ -141,22 +135,22 @@ TEST(Checkpoint, DamagedCheckpointsAreRefused) {
   const std::string model = join_path(dir, "model.safetensors");
   const std::string bytes = read_file(model);
   write_file_atomic(model, bytes.substr(0, bytes.size() - 4));
-  std::string error = error_of([&] { load_checkpoint_dir(dir); });
+  std::string error = error_of<std::exception>([&] { load_checkpoint_dir(dir); });
   EXPECT_NE(error.find(model + ": " + std::to_string(bytes.size() - 4) + " bytes, but state.pbtxt recorded " +
                        std::to_string(bytes.size())),
             std::string::npos)
       << error;
   ::unlink(model.c_str());
-  error = error_of([&] { load_checkpoint_dir(dir); });
+  error = error_of<std::exception>([&] { load_checkpoint_dir(dir); });
   EXPECT_NE(error.find(model + ": missing"), std::string::npos) << error;
   ::unlink(join_path(dir, "state.pbtxt").c_str());
-  error = error_of([&] { load_checkpoint_dir(dir); });
+  error = error_of<std::exception>([&] { load_checkpoint_dir(dir); });
   EXPECT_NE(error.find("is not a checkpoint folder (no state.pbtxt)"), std::string::npos) << error;
   write_file_atomic(join_path(store.root(), "latest"), "step-000099\n");
-  error = error_of([&] { store.latest(); });
+  error = error_of<std::exception>([&] { store.latest(); });
   EXPECT_NE(error.find("names 'step-000099', which is not a folder"), std::string::npos) << error;
   write_file_atomic(join_path(store.root(), "latest"), "garbage\n");
-  error = error_of([&] { resolve_checkpoint(store.root()); });
+  error = error_of<std::exception>([&] { resolve_checkpoint(store.root()); });
   EXPECT_NE(error.find("expected one line 'step-<digits>', got 'garbage'"), std::string::npos) << error;
 }
 

@@ -25,6 +25,7 @@
 #include "gsa/runtime/decode_step_ops.h"
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/rope.h"
+#include "common/error_of.h"
 
 namespace gsa {
 namespace {
@@ -272,19 +273,6 @@ TEST(DecodeStepOps, SupportedSizes) {
   EXPECT_FALSE(decode_step_ops_supported(at::kBFloat16, 64, 2048, 8196));
   EXPECT_FALSE(decode_step_ops_supported(at::kBFloat16, 64, 32768, 8192));
 }
-
-// The message of the gsa::Error fn throws ("no error" when it returns).
-template <typename Fn>
-std::string error_of(Fn fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
-
-#define EXPECT_ERROR_MENTIONS(call, text) EXPECT_NE(error_of([&] { call; }).find(text), std::string::npos) << #call
 
 TEST(DecodeStepOps, RejectsBadInputsByName) {
   const auto bf16 = at::TensorOptions().dtype(at::kBFloat16);

@@ -19,9 +19,12 @@
 #include "gsa/trainer/eval_report.h"
 #include "gsa/trainer/evaluator.h"
 #include "gsa/trainer/trainer.h"
+#include "common/error_of.h"
 
 namespace gsa {
 namespace {
+
+using gsa::test_support::error_of;
 
 // The tests' small retrieval model (configs/tiny-retrieval.pbtxt: key_len 2, value_len 1, alphabet 16).
 GsaOptions tiny_retrieval_config(const std::vector<std::string>& overrides = {}) {
@@ -34,15 +37,6 @@ std::string test_dir() {
   remove_tree(dir);
   make_directories(dir);
   return dir;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
 }
 
 struct Oracle {

@@ -10,18 +10,12 @@
 #include "gsa/runtime/generation.h"
 #include "gsa/runtime/gist_layout.h"
 #include "gsa/runtime/model_tokenizer.h"
+#include "common/error_of.h"
 
 namespace gsa {
 namespace {
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
+using gsa::test_support::error_of;
 
 TEST(ModelTokenizer, GistIdsAfterTheTextVocabulary) {
   ModelOptions model;

@@ -10,9 +10,12 @@
 #include "gsa/parallel/sequence_shard.h"
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/mask_predicate.h"
+#include "common/error_of.h"
 
 namespace gsa {
 namespace {
+
+using gsa::test_support::error_of;
 
 GistLayout layout(int64_t levels, int64_t context, int64_t suffix) {
   std::mt19937 rng(5);
@@ -25,15 +28,6 @@ GistLayout layout(int64_t levels, int64_t context, int64_t suffix) {
   g.fanout = 2;
   g.sink = 2;
   return build_layout({doc}, g);
-}
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 TEST(SequenceShard, CutsRightAfterTopLevelGistsAndBalances) {

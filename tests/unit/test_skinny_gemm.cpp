@@ -28,6 +28,7 @@
 #include "gsa/runtime/decode_step_ops.h"
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/skinny_gemm.h"
+#include "common/error_of.h"
 
 namespace gsa {
 namespace {
@@ -242,19 +243,6 @@ TEST(SkinnyGemm, SupportedSizes) {
   EXPECT_FALSE(skinny_linear_supported(at::kBFloat16, 1, 2044));
   EXPECT_FALSE(skinny_linear_supported(at::kBFloat16, 1, 0));
 }
-
-// The message of the gsa::Error fn throws ("no error" when it returns).
-template <typename Fn>
-std::string error_of(Fn fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
-
-#define EXPECT_ERROR_MENTIONS(call, text) EXPECT_NE(error_of([&] { call; }).find(text), std::string::npos) << #call
 
 TEST(SkinnyGemm, RejectsBadInputsByName) {
   const auto bf16 = at::TensorOptions().dtype(at::kBFloat16);
