@@ -7,8 +7,10 @@
 #include "gsa/parallel/phase_timers.h"
 #include "gsa/runtime/attention.h"
 #include "gsa/runtime/decode_attention.h"
+#include "gsa/runtime/decode_step_ops.h"
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/kernel_choice.h"
+#include "gsa/runtime/rope.h"
 #include "gsa/runtime/selection.h"
 #include "gsa/runtime/sparse_decode.h"
 
@@ -59,7 +61,33 @@ class ShardedLayerAttention : public LayerAttention {
     GSA_CHECK(q.dim() == 4 && q.size(0) == B && q.size(2) == 1 && k.size(2) == 1,
               "distributed decode takes one query per sequence: q ", q.sizes(), " for ", B, " sequences");
     if (s_.tail_owner) s_.caches.append(layer, s_.append_columns, k.select(2, 0), v.select(2, 0));
-    const at::Tensor q1 = q.select(2, 0);  // [B, Hq, D]
+    return attend_rotated(layer, layer_selects, q.select(2, 0), scale).unsqueeze(2);
+  }
+
+  // The fused path, as on one device (decode_attention.h): the tail owner rotates q and k and writes k and v into
+  // its columns in one kernel; the other ranks rotate q alone (the same bits: rope_append equals apply_rope).
+  bool takes_fused_qkv(at::ScalarType dtype, int64_t q_heads, int64_t head_dim) const override {
+    return decode_takes_fused_qkv(s_.caches, s_.options, dtype, q_heads, head_dim);
+  }
+  // qkv [B, (Hq + 2 Hkv) D] -> [B, Hq, D] in qkv's dtype.
+  at::Tensor attend_qkv(int64_t layer, bool layer_selects, const at::Tensor& qkv, const RopeTables& rope,
+                        double scale) override {
+    const int64_t B = s_.plan.batch(), hkv = s_.caches.sample(layer).size(1), d = s_.caches.sample(layer).size(3);
+    GSA_CHECK(qkv.dim() == 2 && qkv.size(0) == B, "distributed decode takes one query per sequence: qkv ",
+              qkv.sizes(), " for ", B, " sequences");
+    const int64_t hq = qkv.size(1) / d - 2 * hkv;
+    const at::Tensor q1 =
+        s_.tail_owner
+            ? rope_append(qkv, rope.cos.reshape({B, d}), rope.sin_rotated.reshape({B, d}), hq, hkv, s_.append_columns,
+                          s_.caches.rows(layer, false), s_.caches.rows(layer, true))
+            : apply_rope(qkv.narrow(1, 0, hq * d).reshape({B, hq, 1, d}), rope).select(2, 0);  // [B, Hq, D]
+    return attend_rotated(layer, layer_selects, q1, scale);
+  }
+
+ private:
+  // The step's attention (its K/V already stored by the tail owner): q1 [B, Hq, D] post-RoPE -> [B, Hq, D].
+  at::Tensor attend_rotated(int64_t layer, bool layer_selects, const at::Tensor& q1, double scale) {
+    const int64_t B = s_.plan.batch();
     const at::Tensor& like = s_.caches.sample(layer);
     const int64_t hkv = like.size(1);
     const bool kernels =
@@ -83,7 +111,7 @@ class ShardedLayerAttention : public LayerAttention {
       mine = sparse_decode_reference(q1, keys, values, columns, scale, &s_.generated);
     }
     compute.reset();
-    if (s_.sp.size() == 1) return mine.out.to(q.scalar_type()).unsqueeze(2);  // the whole attention already
+    if (s_.sp.size() == 1) return mine.out.to(q1.scalar_type());  // the whole attention already
     // [B, Hq, D + 1] from every rank in one all-gather, merged in fp32.
     ScopedPhase merge(Phase::kDecodeMerge);
     const at::Tensor packed = at::cat({mine.out, mine.lse.unsqueeze(-1)}, -1).contiguous();
@@ -93,10 +121,9 @@ class ShardedLayerAttention : public LayerAttention {
     const int64_t d = packed.size(-1) - 1;
     std::vector<PartialAttention> parts;
     for (int r = 0; r < s_.sp.size(); ++r) parts.push_back({gathered[r].narrow(-1, 0, d), gathered[r].select(-1, d)});
-    return merge_partials(parts).out.to(q.scalar_type()).unsqueeze(2);  // [B, Hq, 1, D]
+    return merge_partials(parts).out.to(q1.scalar_type());  // [B, Hq, D]
   }
 
- private:
   // [B, Hkv, R] int32 positions each query attends on any rank: its prompt rows, then (a selective layer) the rows
   // of the chunks selected over its replicated gist tree. When every sequence selects and the kernels run, they
   // write straight after the prompt rows of one list (as the single-device step does); no host synchronisation

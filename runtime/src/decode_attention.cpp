@@ -94,11 +94,16 @@ at::Tensor DecodeLayerAttention::attend(int64_t layer, bool layer_selects, const
   return attend_stored(layer, layer_selects, q.select(2, 0), scale).unsqueeze(2);
 }
 
-bool DecodeLayerAttention::takes_fused_qkv(at::ScalarType dtype, int64_t q_heads, int64_t head_dim) const {
-  const at::Tensor& like = caches_.sample(0);
+bool decode_takes_fused_qkv(const DecodeCaches& caches, const AttentionOptions& options, at::ScalarType dtype,
+                            int64_t q_heads, int64_t head_dim) {
+  const at::Tensor& like = caches.sample(0);
   return dtype == like.scalar_type() &&
-         use_kernel_backend(options_.backend, like.is_cuda(),
+         use_kernel_backend(options.backend, like.is_cuda(),
                             sparse_decode_unsupported(dtype, q_heads, head_dim, dtype, like.size(1)), "decode step");
+}
+
+bool DecodeLayerAttention::takes_fused_qkv(at::ScalarType dtype, int64_t q_heads, int64_t head_dim) const {
+  return decode_takes_fused_qkv(caches_, options_, dtype, q_heads, head_dim);
 }
 
 at::Tensor DecodeLayerAttention::attend_qkv(int64_t layer, bool layer_selects, const at::Tensor& qkv,

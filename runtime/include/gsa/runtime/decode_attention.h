@@ -26,6 +26,12 @@ namespace gsa {
 // synchronises with the host inside the step, which a capture forbids).
 bool decode_step_capturable(const LlamaModel& model, const AttentionOptions& attention);
 
+// Whether a decode step over these caches takes the fused path (LayerAttention::takes_fused_qkv): the decode
+// kernels run (backend AUTO on CUDA with the kernels' dtypes and heads, or KERNELS: their CPU twins on the CPU)
+// and the activations have the caches' dtype.
+bool decode_takes_fused_qkv(const DecodeCaches& caches, const AttentionOptions& options, at::ScalarType dtype,
+                            int64_t q_heads, int64_t head_dim);
+
 class DecodeLayerAttention : public LayerAttention {
  public:
   // caches: sequence b of the plan is sequence b of the caches (one batched cache, or one cache per sequence);
