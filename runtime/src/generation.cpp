@@ -39,21 +39,28 @@ Sampler::Sampler(const SamplingOptions& options, std::vector<int64_t> forbidden_
 
 int64_t Sampler::sample(const at::Tensor& logits) {
   at::NoGradGuard no_grad;
-  at::Tensor l = logits.detach().to(at::kCPU, at::kFloat).clone();  // [V]
-  if (forbidden_vocab_ != l.size(0)) {  // the forbidden ids inside this vocabulary, as one index tensor
-    std::vector<int64_t> inside;
+  // Masked where the logits are: a greedy choice on a GPU then sends two numbers to the host, not the row (a
+  // serving step samples every running request).
+  at::Tensor l = logits.detach().to(at::kFloat).clone();  // [V]
+  if (forbidden_vocab_ != l.size(0) || forbidden_index_.device() != l.device()) {
+    std::vector<int64_t> inside;  // the forbidden ids inside this vocabulary, as one index tensor
     for (int64_t id : forbidden_) {
       if (id >= 0 && id < l.size(0)) inside.push_back(id);
     }
-    forbidden_index_ = at::tensor(inside, at::kLong);
+    forbidden_index_ = at::tensor(inside, at::kLong).to(l.device());
     forbidden_vocab_ = l.size(0);
   }
   l.index_fill_(0, forbidden_index_, -std::numeric_limits<float>::infinity());
   if (options_.vocab_limit > 0 && options_.vocab_limit < l.size(0)) {
     l.narrow(0, options_.vocab_limit, l.size(0) - options_.vocab_limit).fill_(-std::numeric_limits<float>::infinity());
   }
+  if (options_.temperature == 0.0) {
+    const at::Tensor chosen = at::stack({l.argmax(), at::isnan(l).any().to(at::kLong)}).cpu();  // [id, any NaN]
+    GSA_CHECK(chosen[1].item<int64_t>() == 0, "the model produced NaN logits");
+    return chosen[0].item<int64_t>();
+  }
+  l = l.cpu();
   GSA_CHECK(!at::isnan(l).any().item<bool>(), "the model produced NaN logits");
-  if (options_.temperature == 0.0) return l.argmax().item<int64_t>();
   // Shifted by the maximum first, so a tiny temperature gives 0 and -inf (a one-hot softmax), never inf - inf.
   at::Tensor shifted = l.to(at::kDouble) - l.max().to(at::kDouble);
   at::Tensor probs = at::softmax(shifted / options_.temperature, -1);  // [V] fp64

@@ -3,7 +3,9 @@
 // errors, vocabulary extension, bf16 against fp32, and gradients through selective training.
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <random>
+#include <set>
 
 #include "common/model_fixtures.h"
 #include "common/tolerance.h"
@@ -91,6 +93,32 @@ TEST(Sampler, TopPAndSeedAreHonoured) {
   }
   EXPECT_EQ(xs, ys);
   EXPECT_GT(std::set<int64_t>(xs.begin(), xs.end()).size(), 5u);  // really sampling
+}
+
+// Greedy choice (done where the logits are): the forbidden id skipped, the first of equal best ids, NaN refused;
+// on CUDA the same ids as on the CPU.
+TEST(Sampler, GreedySkipsForbiddenIdsTakesTheFirstTieAndRefusesNaN) {
+  const at::Tensor logits = at::tensor(std::vector<float>{1.f, 7.f, 7.f, 3.f, 9.f}).to(at::kBFloat16);
+  SamplingOptions greedy;
+  std::vector<at::Device> devices = {at::kCPU};
+  if (at::hasCUDA()) devices.push_back(at::Device(at::kCUDA, 0));
+  for (const at::Device& device : devices) {
+    SCOPED_TRACE(device.str());
+    const at::Tensor here = logits.to(device);
+    EXPECT_EQ(Sampler(greedy, {}).sample(here), 4);
+    EXPECT_EQ(Sampler(greedy, {4}).sample(here), 1);
+    Sampler twice(greedy, {4});  // the forbidden index follows the logits' device
+    EXPECT_EQ(twice.sample(logits), 1);
+    EXPECT_EQ(twice.sample(here), 1);
+    at::Tensor nan = here.clone();
+    nan[3] = std::numeric_limits<float>::quiet_NaN();
+    try {
+      Sampler(greedy, {}).sample(nan);
+      ADD_FAILURE() << "NaN logits were sampled";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("NaN logits"), std::string::npos) << e.what();
+    }
+  }
 }
 
 TEST(Model, LoadingChecksNamesAndShapes) {

@@ -68,7 +68,7 @@ class Sampler {
  private:
   SamplingOptions options_;
   std::vector<int64_t> forbidden_;
-  at::Tensor forbidden_index_;  // [F] the forbidden ids below forbidden_vocab_ (built at the first sample)
+  at::Tensor forbidden_index_;  // [F] the forbidden ids below forbidden_vocab_, on the last logits' device
   int64_t forbidden_vocab_ = -1;
   at::Generator generator_;
 };
