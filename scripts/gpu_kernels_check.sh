@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 source scripts/gpu_env.sh
 GSA_JOBS=16 scripts/gpu_build.sh "$out" gsa test_sparse_attention_gpu test_lse_merge_gpu test_sparse_attention \
   test_attention test_sparse_decode test_decode_plan test_model test_attention_mode test_gist_layout \
-  test_op_profile test_selected_attention test_key_gather test_chunked_loss || exit 1
+  test_op_profile test_selected_attention test_key_gather test_chunked_loss test_skinny_gemm test_decode_step_ops \
+  test_serving_engine || exit 1
 timeout 300 ./build/tests/test_sparse_attention_gpu 2>&1 | tail -25 | tee "$out/test_gpu.txt"
 timeout 100 ./build/tests/test_lse_merge_gpu 2>&1 | tail -3 | tee -a "$out/test_gpu.txt"
 timeout 200 ./build/tests/test_sparse_attention 2>&1 | tail -3 | tee "$out/test_unit.txt"
@@ -25,6 +26,11 @@ timeout 100 ./build/tests/test_op_profile 2>&1 | tail -3 | tee -a "$out/test_uni
 timeout 100 ./build/tests/test_selected_attention 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
 timeout 100 ./build/tests/test_key_gather 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
 timeout 100 ./build/tests/test_chunked_loss 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
+timeout 100 ./build/tests/test_skinny_gemm 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
+timeout 100 ./build/tests/test_decode_step_ops 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
+timeout 200 ./build/tests/test_serving_engine 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
+timeout 120 compute-sanitizer --tool memcheck ./build/tests/test_attention --gtest_filter='Selection.*' 2>&1 | tail -2 \
+  | tee -a "$out/memcheck.txt"
 timeout 120 compute-sanitizer --tool memcheck ./build/tests/test_selected_attention 2>&1 | tail -2 | tee -a "$out/memcheck.txt"
 # Decode: one sequence at 32K-1M, 64 sequences at 32K; the dense Flash-Decoding peer in the same call.
 timeout 120 ./build/launcher/gsa bench kernels --decode 2>&1 | tee "$out/bench_decode.txt"
