@@ -37,10 +37,8 @@ Sampler::Sampler(const SamplingOptions& options, std::vector<int64_t> forbidden_
   GSA_CHECK(problem.empty(), problem);
 }
 
-int64_t Sampler::sample(const at::Tensor& logits) {
-  at::NoGradGuard no_grad;
-  // Masked where the logits are: a greedy choice on a GPU then sends two numbers to the host, not the row (a
-  // serving step samples every running request).
+at::Tensor Sampler::masked(const at::Tensor& logits) {
+  // Masked where the logits are: a greedy choice on a GPU then sends two numbers to the host, not the row.
   at::Tensor l = logits.detach().to(at::kFloat).clone();  // [V]
   if (forbidden_vocab_ != l.size(0) || forbidden_index_.device() != l.device()) {
     std::vector<int64_t> inside;  // the forbidden ids inside this vocabulary, as one index tensor
@@ -54,11 +52,43 @@ int64_t Sampler::sample(const at::Tensor& logits) {
   if (options_.vocab_limit > 0 && options_.vocab_limit < l.size(0)) {
     l.narrow(0, options_.vocab_limit, l.size(0) - options_.vocab_limit).fill_(-std::numeric_limits<float>::infinity());
   }
-  if (options_.temperature == 0.0) {
-    const at::Tensor chosen = at::stack({l.argmax(), at::isnan(l).any().to(at::kLong)}).cpu();  // [id, any NaN]
-    GSA_CHECK(chosen[1].item<int64_t>() == 0, "the model produced NaN logits");
-    return chosen[0].item<int64_t>();
+  return l;
+}
+
+namespace {
+
+// The argmax of each masked row [V] (the first of equal best ids), NaN refused: one copy to the host.
+std::vector<int64_t> greedy_ids(const std::vector<at::Tensor>& masked) {
+  const at::Tensor rows = at::stack(masked);                                                   // [N, V]
+  const at::Tensor chosen = at::stack({rows.argmax(-1), at::isnan(rows).any(-1).to(at::kLong)}).cpu();  // [2, N]
+  const int64_t* id = chosen[0].data_ptr<int64_t>();
+  const int64_t* nan = chosen[1].data_ptr<int64_t>();
+  std::vector<int64_t> out(id, id + masked.size());
+  for (size_t i = 0; i < masked.size(); ++i) GSA_CHECK(nan[i] == 0, "the model produced NaN logits");
+  return out;
+}
+
+}  // namespace
+
+std::vector<int64_t> Sampler::sample_greedy(const std::vector<Sampler*>& samplers,
+                                            const std::vector<at::Tensor>& rows) {
+  GSA_CHECK(samplers.size() == rows.size(), "sample_greedy: ", samplers.size(), " samplers for ", rows.size(),
+            " rows");
+  if (rows.empty()) return {};
+  at::NoGradGuard no_grad;
+  std::vector<at::Tensor> masked;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    GSA_CHECK(samplers[i]->greedy(), "sample_greedy: sampler ", i, " is not greedy (temperature ",
+              samplers[i]->options_.temperature, ")");
+    masked.push_back(samplers[i]->masked(rows[i]));
   }
+  return greedy_ids(masked);
+}
+
+int64_t Sampler::sample(const at::Tensor& logits) {
+  at::NoGradGuard no_grad;
+  at::Tensor l = masked(logits);  // [V]
+  if (greedy()) return greedy_ids({l})[0];
   l = l.cpu();
   GSA_CHECK(!at::isnan(l).any().item<bool>(), "the model produced NaN logits");
   // Shifted by the maximum first, so a tiny temperature gives 0 and -inf (a one-hot softmax), never inf - inf.

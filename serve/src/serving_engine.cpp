@@ -195,13 +195,28 @@ void ServingEngine::consume(const StepMessage& m, const std::map<int64_t, at::Te
     r.prefilled = logits.count(p.id) ? r.p.prompt_positions : r.prefilled + p.count;
   }
   const ModelTokenizer& tokenizer = *tokenizer_;
+  // The greedy requests' tokens in one go (one copy to the host for all of them), the others one by one.
+  std::vector<Sampler*> greedy;
+  std::vector<at::Tensor> greedy_rows;
+  std::vector<int64_t> greedy_request;
+  for (auto& [id, r] : running_) {
+    auto it = logits.find(id);
+    if (r.finished || it == logits.end() || !r.sampler->greedy()) continue;
+    greedy.push_back(r.sampler.get());
+    greedy_rows.push_back(it->second);
+    greedy_request.push_back(id);
+  }
+  const std::vector<int64_t> greedy_tokens = Sampler::sample_greedy(greedy, greedy_rows);
+  std::map<int64_t, int64_t> chosen;  // request id -> its greedy token
+  for (size_t i = 0; i < greedy_request.size(); ++i) chosen[greedy_request[i]] = greedy_tokens[i];
   const auto now = Clock::now();
   int64_t tokens = 0;
   for (auto& [id, r] : running_) {
     if (r.finished) continue;
     auto it = logits.find(id);
     if (it == logits.end()) continue;
-    const int64_t token = r.sampler->sample(it->second);
+    const auto greedy_token = chosen.find(id);
+    const int64_t token = greedy_token != chosen.end() ? greedy_token->second : r.sampler->sample(it->second);
     ++r.generated;
     ++tokens;
     if (metrics_ != nullptr) {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <limits>
+#include <memory>
 #include <random>
 #include <set>
 
@@ -118,6 +119,35 @@ TEST(Sampler, GreedySkipsForbiddenIdsTakesTheFirstTieAndRefusesNaN) {
     } catch (const Error& e) {
       EXPECT_NE(std::string(e.what()).find("NaN logits"), std::string::npos) << e.what();
     }
+  }
+}
+
+// Several greedy samplers (their own forbidden ids and vocabulary limits) at once give what each gives alone.
+TEST(Sampler, BatchedGreedyEqualsOneByOne) {
+  std::vector<at::Device> devices = {at::kCPU};
+  if (at::hasCUDA()) devices.push_back(at::Device(at::kCUDA, 0));
+  for (const at::Device& device : devices) {
+    SCOPED_TRACE(device.str());
+    const at::Tensor logits = at::randn({5, 300}, at::TensorOptions().dtype(at::kBFloat16)).to(device);
+    std::vector<std::unique_ptr<Sampler>> owned;
+    std::vector<Sampler*> samplers;
+    std::vector<at::Tensor> rows;
+    std::vector<int64_t> alone;
+    for (int64_t i = 0; i < 5; ++i) {
+      SamplingOptions greedy;
+      greedy.vocab_limit = i % 2 == 0 ? 0 : 100 + 40 * i;
+      const int64_t best = logits[i].argmax().item<int64_t>();
+      owned.push_back(std::make_unique<Sampler>(greedy, std::vector<int64_t>{i == 2 ? best : 7}));
+      samplers.push_back(owned.back().get());
+      rows.push_back(logits[i]);
+      alone.push_back(Sampler(greedy, {i == 2 ? best : 7}).sample(logits[i]));
+    }
+    EXPECT_NE(alone[2], logits[2].argmax().item<int64_t>());  // its forbidden best was skipped
+    EXPECT_EQ(Sampler::sample_greedy(samplers, rows), alone);
+    SamplingOptions hot;
+    hot.temperature = 1.0;
+    Sampler not_greedy(hot, {});
+    EXPECT_THROW(Sampler::sample_greedy({&not_greedy}, {rows[0]}), Error);
   }
 }
 

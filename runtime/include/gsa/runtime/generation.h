@@ -64,8 +64,15 @@ class Sampler {
   Sampler(const SamplingOptions& options, std::vector<int64_t> forbidden_tokens);
   // logits: [V] -> the chosen id.
   int64_t sample(const at::Tensor& logits);
+  bool greedy() const { return options_.temperature == 0.0; }
+  // The choices of several greedy samplers (greedy() each) for their rows [V] of one vocabulary and device, with
+  // one copy to the host for all of them (a serving step with many running requests); the ids sample() gives.
+  static std::vector<int64_t> sample_greedy(const std::vector<Sampler*>& samplers, const std::vector<at::Tensor>& rows);
 
  private:
+  // logits [V] -> an fp32 copy on their device with the forbidden ids and those past vocab_limit at -inf.
+  at::Tensor masked(const at::Tensor& logits);
+
   SamplingOptions options_;
   std::vector<int64_t> forbidden_;
   at::Tensor forbidden_index_;  // [F] the forbidden ids below forbidden_vocab_, on the last logits' device
