@@ -7,10 +7,8 @@
 #include "gsa/parallel/phase_timers.h"
 #include "gsa/runtime/attention.h"
 #include "gsa/runtime/decode_attention.h"
-#include "gsa/runtime/decode_step_ops.h"
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/kernel_choice.h"
-#include "gsa/runtime/rope.h"
 #include "gsa/runtime/selection.h"
 #include "gsa/runtime/sparse_decode.h"
 
@@ -72,15 +70,11 @@ class ShardedLayerAttention : public LayerAttention {
   // qkv [B, (Hq + 2 Hkv) D] -> [B, Hq, D] in qkv's dtype.
   at::Tensor attend_qkv(int64_t layer, bool layer_selects, const at::Tensor& qkv, const RopeTables& rope,
                         double scale) override {
-    const int64_t B = s_.plan.batch(), hkv = s_.caches.sample(layer).size(1), d = s_.caches.sample(layer).size(3);
+    const int64_t B = s_.plan.batch();
     GSA_CHECK(qkv.dim() == 2 && qkv.size(0) == B, "distributed decode takes one query per sequence: qkv ",
               qkv.sizes(), " for ", B, " sequences");
-    const int64_t hq = qkv.size(1) / d - 2 * hkv;
     const at::Tensor q1 =
-        s_.tail_owner
-            ? rope_append(qkv, rope.cos.reshape({B, d}), rope.sin_rotated.reshape({B, d}), hq, hkv, s_.append_columns,
-                          s_.caches.rows(layer, false), s_.caches.rows(layer, true))
-            : apply_rope(qkv.narrow(1, 0, hq * d).reshape({B, hq, 1, d}), rope).select(2, 0);  // [B, Hq, D]
+        rotate_step_qkv(qkv, rope, s_.caches, layer, s_.tail_owner ? s_.append_columns : at::Tensor());  // [B, Hq, D]
     return attend_rotated(layer, layer_selects, q1, scale);
   }
 

@@ -4,6 +4,7 @@
 #include "gsa/runtime/decode_step_ops.h"
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/kernel_choice.h"
+#include "gsa/runtime/rope.h"
 #include "gsa/runtime/selection.h"
 #include "gsa/runtime/sparse_decode.h"
 
@@ -109,11 +110,17 @@ bool DecodeLayerAttention::takes_fused_qkv(at::ScalarType dtype, int64_t q_heads
 at::Tensor DecodeLayerAttention::attend_qkv(int64_t layer, bool layer_selects, const at::Tensor& qkv,
                                             const RopeTables& rope, double scale) {
   check_step(qkv.size(0));
-  const int64_t B = qkv.size(0), hkv = caches_.sample(layer).size(1), d = caches_.sample(layer).size(3);
+  const at::Tensor q1 = rotate_step_qkv(qkv, rope, caches_, layer, plan_.positions());  // [B, Hq, D]
+  return attend_stored(layer, layer_selects, q1, scale);                                 // [B, Hq, D]
+}
+
+at::Tensor rotate_step_qkv(const at::Tensor& qkv, const RopeTables& rope, DecodeCaches& caches, int64_t layer,
+                           const at::Tensor& positions) {
+  const int64_t B = qkv.size(0), hkv = caches.sample(layer).size(1), d = caches.sample(layer).size(3);
   const int64_t hq = qkv.size(-1) / d - 2 * hkv;
-  const at::Tensor q1 = rope_append(qkv, rope.cos.reshape({B, d}), rope.sin_rotated.reshape({B, d}), hq, hkv,
-                                    plan_.positions(), caches_.rows(layer, false), caches_.rows(layer, true));
-  return attend_stored(layer, layer_selects, q1, scale);  // [B, Hq, D]
+  if (!positions.defined()) return apply_rope(qkv.narrow(-1, 0, hq * d).reshape({B, hq, 1, d}), rope).select(2, 0);
+  return rope_append(qkv, rope.cos.reshape({B, d}), rope.sin_rotated.reshape({B, d}), hq, hkv, positions,
+                     caches.rows(layer, false), caches.rows(layer, true));
 }
 
 }  // namespace gsa

@@ -42,7 +42,7 @@ void DecodeCaches::append(int64_t layer, const at::Tensor& positions, const at::
   GSA_CHECK(k.dim() == 3 && k.size(0) == B && k.sizes() == v.sizes(), "decode caches: append wants k, v [", B,
             ", Hkv, D], got ", k.sizes(), " and ", v.sizes());
   const at::Tensor& like = sample(layer);
-  const bool kernel = (like.scalar_type() == at::kBFloat16 || like.scalar_type() == at::kHalf) &&
+  const bool kernel = is_half_type(like.scalar_type()) &&
                       like.size(3) % 8 == 0 && (like.is_cuda() || !batched());
   if (!kernel) {  // LibTorch ops: fp32 caches, or a batched cache on the CPU
     if (batched_ != nullptr) {

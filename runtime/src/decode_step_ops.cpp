@@ -14,29 +14,6 @@ namespace {
 
 constexpr int64_t kMaxRows = std::numeric_limits<int32_t>::max();
 
-bool is_half_type(at::ScalarType t) { return t == at::kBFloat16 || t == at::kHalf; }
-
-// `name` is a defined bf16/fp16 tensor on the CPU or a CUDA device.
-void check_operand(const char* op, const char* name, const at::Tensor& t) {
-  GSA_CHECK(t.defined(), op, ": ", name, " is undefined");
-  GSA_CHECK(is_half_type(t.scalar_type()), op, ": ", name, " must be bf16 or fp16, got ", t.scalar_type());
-  GSA_CHECK(t.device().is_cpu() || t.device().is_cuda(), op, ": unsupported device ", t.device(), " of ", name);
-}
-
-// `name` has the dtype and the device of `first` (checked as `first_name`).
-void check_same(const char* op, const char* name, const at::Tensor& t, const char* first_name,
-                const at::Tensor& first) {
-  GSA_CHECK(t.defined(), op, ": ", name, " is undefined");
-  GSA_CHECK(t.scalar_type() == first.scalar_type(), op, ": ", name, " is ", t.scalar_type(), " but ", first_name,
-            " is ", first.scalar_type());
-  GSA_CHECK(t.device() == first.device(), op, ": ", name, " is on ", t.device(), " but ", first_name, " is on ",
-            first.device());
-}
-
-void check_status(kernels::Status status, const char* op, const at::Device& device) {
-  GSA_CHECK(status == kernels::Status::kOk, op, ": kernel failed on ", device, ": ", kernels::status_string(status));
-}
-
 }  // namespace
 
 bool decode_step_ops_supported(at::ScalarType dtype, int64_t head_dim, int64_t hidden, int64_t intermediate) {
@@ -50,9 +27,9 @@ at::Tensor rope_append(const at::Tensor& qkv, const at::Tensor& cos, const at::T
                        const kernels::KvRows& v_cache) {
   // 1. Validate.
   constexpr const char* op = "rope_append";
-  check_operand(op, "qkv", qkv);
-  check_same(op, "cos", cos, "qkv", qkv);
-  check_same(op, "sin_rotated", sin_rotated, "qkv", qkv);
+  check_half_operand(op, "qkv", qkv);
+  check_like(op, "cos", cos, "qkv", qkv);
+  check_like(op, "sin_rotated", sin_rotated, "qkv", qkv);
   GSA_CHECK(qkv.dim() == 2 || (qkv.dim() == 3 && qkv.size(1) == 1),
             "rope_append: qkv must be [B, (Hq + 2 Hkv) * D] or [B, 1, (Hq + 2 Hkv) * D], got ", qkv.sizes());
   GSA_CHECK(q_heads >= 1 && kv_heads >= 1, "rope_append: need Hq >= 1 and Hkv >= 1, got ", q_heads, " and ",
@@ -103,7 +80,7 @@ at::Tensor rope_append(const at::Tensor& qkv, const at::Tensor& cos, const at::T
   const kernels::Status status = run_kernel(
       qkv.device(), [&](void* stream) { return kernels::rope_append_cuda(p, stream); },
       [&] { return kernels::rope_append_reference(p); });
-  check_status(status, op, qkv.device());
+  check_kernel_status(status, op, qkv.device());
   return q_out;
 }
 
@@ -111,9 +88,9 @@ std::pair<at::Tensor, at::Tensor> add_rms_norm(const at::Tensor& x, const at::Te
                                                double eps) {
   // 1. Validate.
   constexpr const char* op = "add_rms_norm";
-  check_operand(op, "x", x);
-  check_same(op, "y", y, "x", x);
-  check_same(op, "weight", weight, "x", x);
+  check_half_operand(op, "x", x);
+  check_like(op, "y", y, "x", x);
+  check_like(op, "weight", weight, "x", x);
   GSA_CHECK(x.dim() >= 1 && x.sizes() == y.sizes(), "add_rms_norm: x and y must both be [..., H], got ", x.sizes(),
             " and ", y.sizes());
   const int64_t H = x.size(-1);
@@ -151,14 +128,14 @@ std::pair<at::Tensor, at::Tensor> add_rms_norm(const at::Tensor& x, const at::Te
   const kernels::Status status = run_kernel(
       x.device(), [&](void* stream) { return kernels::add_rms_norm_cuda(p, stream); },
       [&] { return kernels::add_rms_norm_reference(p); });
-  check_status(status, op, x.device());
+  check_kernel_status(status, op, x.device());
   return {sum, normed};
 }
 
 at::Tensor silu_mul(const at::Tensor& gate_up) {
   // 1. Validate.
   constexpr const char* op = "silu_mul";
-  check_operand(op, "gate_up", gate_up);
+  check_half_operand(op, "gate_up", gate_up);
   GSA_CHECK(gate_up.dim() >= 1 && gate_up.size(-1) >= 16 && gate_up.size(-1) % 16 == 0,
             "silu_mul: gate_up must be [..., 2 I] with I a multiple of 8, got ", gate_up.sizes());
   const int64_t I = gate_up.size(-1) / 2, N = gate_up.numel() / (2 * I);
@@ -184,7 +161,7 @@ at::Tensor silu_mul(const at::Tensor& gate_up) {
   const kernels::Status status = run_kernel(
       gate_up.device(), [&](void* stream) { return kernels::silu_mul_cuda(p, stream); },
       [&] { return kernels::silu_mul_reference(p); });
-  check_status(status, op, gate_up.device());
+  check_kernel_status(status, op, gate_up.device());
   return out;
 }
 

@@ -57,15 +57,13 @@ at::Tensor Sampler::masked(const at::Tensor& logits) {
 
 namespace {
 
-// The argmax of each masked row [V] (the first of equal best ids), NaN refused: one copy to the host.
-std::vector<int64_t> greedy_ids(const std::vector<at::Tensor>& masked) {
-  const at::Tensor rows = at::stack(masked);                                                   // [N, V]
+// The argmax of each masked row of rows [N, V] (the first of equal best ids), NaN refused: one copy to the host.
+std::vector<int64_t> greedy_ids(const at::Tensor& rows) {
   const at::Tensor chosen = at::stack({rows.argmax(-1), at::isnan(rows).any(-1).to(at::kLong)}).cpu();  // [2, N]
   const int64_t* id = chosen[0].data_ptr<int64_t>();
   const int64_t* nan = chosen[1].data_ptr<int64_t>();
-  std::vector<int64_t> out(id, id + masked.size());
-  for (size_t i = 0; i < masked.size(); ++i) GSA_CHECK(nan[i] == 0, "the model produced NaN logits");
-  return out;
+  for (int64_t i = 0; i < rows.size(0); ++i) GSA_CHECK(nan[i] == 0, "the model produced NaN logits");
+  return std::vector<int64_t>(id, id + rows.size(0));
 }
 
 }  // namespace
@@ -82,13 +80,13 @@ std::vector<int64_t> Sampler::sample_greedy(const std::vector<Sampler*>& sampler
               samplers[i]->options_.temperature, ")");
     masked.push_back(samplers[i]->masked(rows[i]));
   }
-  return greedy_ids(masked);
+  return greedy_ids(at::stack(masked));  // [N, V]
 }
 
 int64_t Sampler::sample(const at::Tensor& logits) {
   at::NoGradGuard no_grad;
   at::Tensor l = masked(logits);  // [V]
-  if (greedy()) return greedy_ids({l})[0];
+  if (greedy()) return greedy_ids(l.unsqueeze(0))[0];
   l = l.cpu();
   GSA_CHECK(!at::isnan(l).any().item<bool>(), "the model produced NaN logits");
   // Shifted by the maximum first, so a tiny temperature gives 0 and -inf (a one-hot softmax), never inf - inf.

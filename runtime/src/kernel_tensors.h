@@ -8,6 +8,7 @@
 #include "gsa/kernels/kv_rows.h"
 #include "gsa/kernels/lse_merge.h"         // Status
 #include "gsa/kernels/sparse_attention.h"  // DType
+#include "gsa/runtime/error.h"
 
 #ifdef GSA_HAVE_CUDA
 #include <ATen/cuda/CUDAContext.h>
@@ -22,6 +23,29 @@ inline at::Tensor rows_for_16_byte_loads(const at::Tensor& t) {
   bool ok = t.stride(-1) == 1 && reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0;
   for (int64_t d = 0; d + 1 < t.dim(); ++d) ok = ok && t.stride(d) % 8 == 0;
   return ok ? t : t.clone(at::MemoryFormat::Contiguous);
+}
+
+inline bool is_half_type(at::ScalarType t) { return t == at::kBFloat16 || t == at::kHalf; }
+
+// op's operand `name` is a defined bf16/fp16 tensor on the CPU or a CUDA device.
+inline void check_half_operand(const char* op, const char* name, const at::Tensor& t) {
+  GSA_CHECK(t.defined(), op, ": ", name, " is undefined");
+  GSA_CHECK(is_half_type(t.scalar_type()), op, ": ", name, " must be bf16 or fp16, got ", t.scalar_type());
+  GSA_CHECK(t.device().is_cpu() || t.device().is_cuda(), op, ": unsupported device ", t.device(), " of ", name);
+}
+
+// op's operand `name` has the dtype and the device of `first` (checked as `first_name`).
+inline void check_like(const char* op, const char* name, const at::Tensor& t, const char* first_name,
+                       const at::Tensor& first) {
+  GSA_CHECK(t.defined(), op, ": ", name, " is undefined");
+  GSA_CHECK(t.scalar_type() == first.scalar_type(), op, ": ", name, " is ", t.scalar_type(), " but ", first_name,
+            " is ", first.scalar_type());
+  GSA_CHECK(t.device() == first.device(), op, ": ", name, " is on ", t.device(), " but ", first_name, " is on ",
+            first.device());
+}
+
+inline void check_kernel_status(kernels::Status status, const char* op, const at::Device& device) {
+  GSA_CHECK(status == kernels::Status::kOk, op, ": kernel failed on ", device, ": ", kernels::status_string(status));
 }
 
 // The kernels' element type of a bf16 or fp16 tensor (the callers check it is one of the two).

@@ -15,15 +15,6 @@ namespace {
 
 constexpr int64_t kMaxK = int64_t{1} << 30;  // skinny_gemm_valid's bound
 
-bool is_half_type(at::ScalarType t) { return t == at::kBFloat16 || t == at::kHalf; }
-
-// `t` (called `name`) is defined and has x's dtype and device.
-void check_like_x(const char* name, const at::Tensor& t, const at::Tensor& x) {
-  GSA_CHECK(t.defined(), "skinny_linear: ", name, " is undefined");
-  GSA_CHECK(t.scalar_type() == x.scalar_type() && t.device() == x.device(), "skinny_linear: ", name, " is ",
-            t.scalar_type(), " on ", t.device(), " but x is ", x.scalar_type(), " on ", x.device());
-}
-
 }  // namespace
 
 bool skinny_linear_supported(at::ScalarType dtype, int64_t rows, int64_t in_features) {
@@ -34,10 +25,9 @@ bool skinny_linear_supported(at::ScalarType dtype, int64_t rows, int64_t in_feat
 at::Tensor skinny_linear(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
                          SkinnyEpilogue epilogue, bool float_out) {
   // 1. Validate.
-  GSA_CHECK(x.defined(), "skinny_linear: x is undefined");
-  GSA_CHECK(is_half_type(x.scalar_type()), "skinny_linear: x must be bf16 or fp16, got ", x.scalar_type());
-  GSA_CHECK(x.device().is_cpu() || x.device().is_cuda(), "skinny_linear: unsupported device ", x.device());
-  check_like_x("weight", weight, x);
+  constexpr const char* op = "skinny_linear";
+  check_half_operand(op, "x", x);
+  check_like(op, "weight", weight, "x", x);
   GSA_CHECK(x.dim() >= 1 && weight.dim() == 2 && weight.size(1) == x.size(-1),
             "skinny_linear: weight must be [N, K] with K = x's last dim, got x ", x.sizes(), " and weight ",
             weight.sizes());
@@ -53,7 +43,7 @@ at::Tensor skinny_linear(const at::Tensor& x, const at::Tensor& weight, const st
   GSA_CHECK(!silu || N % 2 == 0, "skinny_linear: kSiluMul needs the weight [gate; up] with 2 I rows, got N = ", N);
   const bool has_bias = bias.has_value() && bias->defined();
   if (has_bias) {
-    check_like_x("bias", *bias, x);
+    check_like(op, "bias", *bias, "x", x);
     GSA_CHECK(bias->dim() == 1 && bias->size(0) == N, "skinny_linear: bias must be [N] = [", N, "], got ",
               bias->sizes());
   }
@@ -88,8 +78,7 @@ at::Tensor skinny_linear(const at::Tensor& x, const at::Tensor& weight, const st
   const kernels::Status status = run_kernel(
       x.device(), [&](void* stream) { return kernels::skinny_gemm_cuda(p, stream); },
       [&] { return kernels::skinny_gemm_reference(p); });
-  GSA_CHECK(status == kernels::Status::kOk, "skinny_linear: kernel failed on ", x.device(), ": ",
-            kernels::status_string(status));
+  check_kernel_status(status, op, x.device());
   return out;
 }
 

@@ -133,7 +133,7 @@ DecodeAttention sparse_decode_rows(const at::Tensor& q_in, const kernels::KvRows
                                    const DecodeRange* range, at::ScalarType out_dtype) {
   GSA_CHECK(splits >= 0, "sparse_decode: splits must be >= 0, got ", splits);
   GSA_CHECK(out_dtype == at::kFloat ||
-                (out_dtype == q_in.scalar_type() && (out_dtype == at::kBFloat16 || out_dtype == at::kHalf)),
+                (out_dtype == q_in.scalar_type() && is_half_type(out_dtype)),
             "sparse_decode: out_dtype must be float32 or q's dtype (bf16 or fp16) ", q_in.scalar_type(), ", got ",
             out_dtype);
   GSA_CHECK(q_in.dim() == 3 && key_rows_in.dim() == 3 && key_rows_in.size(0) == q_in.size(0) &&

@@ -32,6 +32,12 @@ bool decode_step_capturable(const LlamaModel& model, const AttentionOptions& att
 bool decode_takes_fused_qkv(const DecodeCaches& caches, const AttentionOptions& options, at::ScalarType dtype,
                             int64_t q_heads, int64_t head_dim);
 
+// One decode step's fused q/k/v of `layer`, qkv [B, (Hq + 2 Hkv) D], rotated -> q [B, Hq, D]: with `positions`
+// ([B] int64 cache rows) k is rotated too and k and v are written into the caches there in the same kernel
+// (rope_append); with positions undefined q alone is rotated (apply_rope: the same bits).
+at::Tensor rotate_step_qkv(const at::Tensor& qkv, const RopeTables& rope, DecodeCaches& caches, int64_t layer,
+                           const at::Tensor& positions);
+
 class DecodeLayerAttention : public LayerAttention {
  public:
   // caches: sequence b of the plan is sequence b of the caches (one batched cache, or one cache per sequence);
