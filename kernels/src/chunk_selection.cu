@@ -20,6 +20,7 @@
 #include <cmath>
 
 #include "dispatch.cuh"
+#include "pdl.cuh"
 #include "row_team.cuh"
 
 #include "gsa/kernels/chunk_selection.h"
@@ -27,9 +28,12 @@
 namespace gsa::kernels {
 namespace {
 
+using detail::allow_dependent_launch;
 using detail::dot8;
+using detail::launch_dependent;
 using detail::team_sum;
 using detail::to_floats;
+using detail::wait_for_prior_grids;
 
 constexpr int kThreads = 128;
 constexpr int kScoreIters = 4;  // (head, candidate) pairs per team of a score CTA
@@ -142,6 +146,8 @@ __device__ __forceinline__ void score_round(const ChunkSelectionParams& p, int l
 
 template <typename T, int D, int G>
 __global__ void __launch_bounds__(kThreads) score_kernel(const __grid_constant__ ChunkSelectionParams p, int l) {
+  wait_for_prior_grids();  // the query, keys and lists come from the kernels before (pdl.cuh)
+  allow_dependent_launch();
   const int s = blockIdx.y / p.kv_heads, kv = blockIdx.y % p.kv_heads;
   float qr[G][8];
   load_query<T, D, G>(p, s, kv, threadIdx.x % (D / 8), qr);
@@ -296,6 +302,8 @@ __device__ void bitwise_top_k(const ChunkSelectionParams& p, int l, int s, int h
 
 // One CTA per (query, head): its kk best of the level's C candidates, as gist indices into `chosen`.
 __global__ void __launch_bounds__(kTopKThreads, 1) top_k_kernel(const __grid_constant__ ChunkSelectionParams p, int l) {
+  wait_for_prior_grids();  // the query, keys and lists come from the kernels before (pdl.cuh)
+  allow_dependent_launch();
   __shared__ TopKShared sh;
   const int qh = blockIdx.x, s = qh / p.q_heads, h = qh % p.q_heads;
   __shared__ float cached[kTopKCached];
@@ -318,6 +326,8 @@ __global__ void __launch_bounds__(kTopKThreads, 1) top_k_kernel(const __grid_con
 // its slice's kk best (score and candidate number) in the slice workspace, -inf / -1 after them.
 __global__ void __launch_bounds__(kTopKThreads)
     top_k_slice_kernel(const __grid_constant__ ChunkSelectionParams p, int l) {
+  wait_for_prior_grids();  // the query, keys and lists come from the kernels before (pdl.cuh)
+  allow_dependent_launch();
   __shared__ TopKShared sh;
   const int slice = blockIdx.x, qh = blockIdx.y, s = qh / p.q_heads;
   const int C = p.candidates[l], K = p.keep[l], P = p.top_slices;
@@ -340,6 +350,8 @@ __global__ void __launch_bounds__(kTopKThreads)
 // The second stage: one CTA per (query, head) over its slices' P * K survivors.
 __global__ void __launch_bounds__(kTopKThreads)
     top_k_merge_kernel(const __grid_constant__ ChunkSelectionParams p, int l) {
+  wait_for_prior_grids();  // the query, keys and lists come from the kernels before (pdl.cuh)
+  allow_dependent_launch();
   __shared__ TopKShared sh;
   const int qh = blockIdx.x, s = qh / p.q_heads, h = qh % p.q_heads;
   const int K = p.keep[l], n = p.top_slices * K;
@@ -647,6 +659,8 @@ __device__ void descend_level(const ChunkSelectionParams& p, int l, int s, int k
 template <typename T, int D, int G, bool kFused>
 __global__ void __launch_bounds__(kDescentThreads, 1)
     descent_kernel(const __grid_constant__ ChunkSelectionParams p, int32_t raw_slots, int32_t slots) {
+  wait_for_prior_grids();  // the query, keys and lists come from the kernels before (pdl.cuh)
+  allow_dependent_launch();
   constexpr int NT = kDescentThreads;
   __shared__ uint32_t shared_bits[kSharedBitmapWords];
   __shared__ int32_t shared_selected[kDescentUnfoldMax];  // every level's union, when the list is unfolded here
@@ -684,6 +698,8 @@ __global__ void __launch_bounds__(kDescentThreads, 1)
 // The unfold list of a long selection (slots > kDescentUnfoldMax): grid (slot tiles, query x KV head).
 __global__ void __launch_bounds__(kUnfoldThreads) unfold_kernel(const __grid_constant__ ChunkSelectionParams p,
                                                                 int32_t raw_slots, int32_t slots) {
+  wait_for_prior_grids();  // the query, keys and lists come from the kernels before (pdl.cuh)
+  allow_dependent_launch();
   const int s = blockIdx.y / p.kv_heads, kv = blockIdx.y % p.kv_heads;
   const int group = p.q_heads / p.kv_heads;
   const int32_t* sel[kMaxSelectionLevels] = {};
@@ -721,31 +737,37 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
   return detail::with_type_and_dim(p, [&](auto type, auto dim) {
     using T = typename decltype(type)::type;
     return detail::with_group(group, [&](auto g) {
+      cudaError_t e = cudaSuccess;
+      auto launch = [&](auto kernel, dim3 grid, int threads, auto... args) {
+        if (e == cudaSuccess) {
+          e = launch_dependent(detail::kSelectionLaunch, kernel, grid, threads, 0, stream, p, args...);
+        }
+      };
       for (int l = top; l >= last_alone; --l) {
         if (p.candidates[l] > 0) {
           const int64_t pairs = int64_t(l == top ? 1 : g.value) * p.candidates[l];
           const int64_t per_cta = kThreads / (dim.value / 8) * kScoreIters;
           const dim3 grid(static_cast<unsigned>((pairs + per_cta - 1) / per_cta), p.num_queries * p.kv_heads);
-          score_kernel<T, dim.value, g.value><<<grid, kThreads, 0, stream>>>(p, l);
+          launch(score_kernel<T, dim.value, g.value>, grid, kThreads, l);
         }
         if (l == top && p.top_slices > 1) {
-          top_k_slice_kernel<<<dim3(p.top_slices, p.num_queries * p.q_heads), kTopKThreads, 0, stream>>>(p, l);
-          top_k_merge_kernel<<<p.num_queries * p.q_heads, kTopKThreads, 0, stream>>>(p, l);
+          launch(top_k_slice_kernel, dim3(p.top_slices, p.num_queries * p.q_heads), kTopKThreads, l);
+          launch(top_k_merge_kernel, dim3(p.num_queries * p.q_heads), kTopKThreads, l);
         } else {
-          top_k_kernel<<<p.num_queries * p.q_heads, kTopKThreads, 0, stream>>>(p, l);
+          launch(top_k_kernel, dim3(p.num_queries * p.q_heads), kTopKThreads, l);
         }
       }
       const unsigned ctas = p.num_queries * p.kv_heads;
       if (fused) {
-        descent_kernel<T, dim.value, g.value, true><<<ctas, kDescentThreads, 0, stream>>>(p, raw_slots, slots);
+        launch(descent_kernel<T, dim.value, g.value, true>, dim3(ctas), kDescentThreads, raw_slots, slots);
       } else {
-        descent_kernel<T, dim.value, g.value, false><<<ctas, kDescentThreads, 0, stream>>>(p, raw_slots, slots);
+        launch(descent_kernel<T, dim.value, g.value, false>, dim3(ctas), kDescentThreads, raw_slots, slots);
       }
       if (slots > kDescentUnfoldMax) {
-        unfold_kernel<<<dim3((slots + kUnfoldThreads - 1) / kUnfoldThreads, ctas), kUnfoldThreads, 0, stream>>>(
-            p, raw_slots, slots);
+        launch(unfold_kernel, dim3((slots + kUnfoldThreads - 1) / kUnfoldThreads, ctas), kUnfoldThreads, raw_slots,
+               slots);
       }
-      return cudaGetLastError() == cudaSuccess ? Status::kOk : Status::kCudaError;
+      return e == cudaSuccess ? Status::kOk : Status::kCudaError;
     });
   });
 }

@@ -14,14 +14,19 @@
 #include <cstdint>
 
 #include "dispatch.cuh"  // TypeTag
+#include "pdl.cuh"
 #include "gsa/kernels/decode_step_ops.h"
 #include "row_team.cuh"  // to_floats
 
 namespace gsa::kernels {
 namespace {
 
+using detail::allow_dependent_launch;
+using detail::kStepOpsLaunch;
+using detail::launch_dependent;
 using detail::to_floats;
 using detail::TypeTag;
+using detail::wait_for_prior_grids;
 
 constexpr int kElementwiseThreads = 128;  // rope_append and silu_mul CTAs
 constexpr int kNormMaxThreads = 512;      // add_rms_norm: threads per row at most
@@ -64,6 +69,8 @@ __device__ __forceinline__ float block_sum(float v, float* warp_sums) {
 
 template <typename T>
 __global__ void __launch_bounds__(kElementwiseThreads) rope_append_kernel(const __grid_constant__ RopeAppendParams p) {
+  wait_for_prior_grids();  // qkv comes from the kernel before (pdl.cuh)
+  allow_dependent_launch();
   // 1. Which 8 elements: word c of head h (q heads, then k heads, then v heads) of sequence b.
   const int D = p.head_dim, words = D / 8, heads = p.q_heads + 2 * p.kv_heads;
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -107,6 +114,8 @@ __global__ void __launch_bounds__(kElementwiseThreads) rope_append_kernel(const 
 template <typename T>
 __global__ void __launch_bounds__(kNormMaxThreads, 1) add_rms_norm_kernel(const __grid_constant__ AddRmsNormParams p) {
   __shared__ float warp_sums[kNormMaxThreads / 32];
+  wait_for_prior_grids();  // x and y come from kernels before (pdl.cuh)
+  allow_dependent_launch();
   const int words = p.hidden / 8;
   const T* x = static_cast<const T*>(p.x) + blockIdx.x * p.x_stride;  // [H] this row
   const T* y = static_cast<const T*>(p.y) + blockIdx.x * p.y_stride;
@@ -151,6 +160,8 @@ __global__ void __launch_bounds__(kNormMaxThreads, 1) add_rms_norm_kernel(const 
 
 template <typename T>
 __global__ void __launch_bounds__(kElementwiseThreads) silu_mul_kernel(const __grid_constant__ SiluMulParams p) {
+  wait_for_prior_grids();
+  allow_dependent_launch();
   const int words = p.intermediate / 8;
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= int64_t(p.rows) * words) return;
@@ -171,7 +182,7 @@ Status with_type(DType dtype, F&& f) {
   return dtype == DType::kBFloat16 ? f(TypeTag<__nv_bfloat16>{}) : f(TypeTag<__half>{});
 }
 
-Status launched() { return cudaGetLastError() == cudaSuccess ? Status::kOk : Status::kCudaError; }
+Status launched(cudaError_t e) { return e == cudaSuccess ? Status::kOk : Status::kCudaError; }
 
 unsigned grid_for(int64_t threads) {
   return static_cast<unsigned>((threads + kElementwiseThreads - 1) / kElementwiseThreads);
@@ -185,8 +196,8 @@ Status rope_append_cuda(const RopeAppendParams& p, void* stream) {
   if (threads == 0) return Status::kOk;
   return with_type(p.dtype, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    rope_append_kernel<T><<<grid_for(threads), kElementwiseThreads, 0, static_cast<cudaStream_t>(stream)>>>(p);
-    return launched();
+    return launched(launch_dependent(kStepOpsLaunch, rope_append_kernel<T>, grid_for(threads), kElementwiseThreads, 0,
+                                     static_cast<cudaStream_t>(stream), p));
   });
 }
 
@@ -198,8 +209,8 @@ Status add_rms_norm_cuda(const AddRmsNormParams& p, void* stream) {
   const int threads = words < kNormMaxThreads ? (words + 31) / 32 * 32 : kNormMaxThreads;
   return with_type(p.dtype, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    add_rms_norm_kernel<T><<<p.rows, threads, 0, static_cast<cudaStream_t>(stream)>>>(p);
-    return launched();
+    return launched(launch_dependent(kStepOpsLaunch, add_rms_norm_kernel<T>, p.rows, threads, 0,
+                                     static_cast<cudaStream_t>(stream), p));
   });
 }
 
@@ -209,8 +220,8 @@ Status silu_mul_cuda(const SiluMulParams& p, void* stream) {
   if (threads == 0) return Status::kOk;
   return with_type(p.dtype, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    silu_mul_kernel<T><<<grid_for(threads), kElementwiseThreads, 0, static_cast<cudaStream_t>(stream)>>>(p);
-    return launched();
+    return launched(launch_dependent(kStepOpsLaunch, silu_mul_kernel<T>, grid_for(threads), kElementwiseThreads, 0,
+                                     static_cast<cudaStream_t>(stream), p));
   });
 }
 

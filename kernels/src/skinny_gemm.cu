@@ -18,6 +18,9 @@
 // they add their accumulators through shared memory in warp order (deterministic) and the first one runs the
 // epilogue (bias, SiLU-mul, rounding, stores). choose_split gives small N more warps: N = 2048 (128 tiles) runs
 // 128 CTAs of one tile split 8 ways, N = 128259 (8017 tiles) 2005 CTAs of 4 tiles split 2 ways.
+// Launched to overlap the kernel before it (pdl.cuh): with weight_early each warp issues its first kUnroll steps'
+// weight loads, then waits for the earlier kernels before it loads x, so a GEMM's first 12 x 16 bytes a thread
+// (~100 KB an SM: all of a 2048 x 2048 weight) stream in while the kernel before it finishes.
 // No -use_fast_math: expf and the division are the full-precision functions LibTorch's silu uses.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -27,6 +30,7 @@
 #include <limits>
 
 #include "gsa/kernels/skinny_gemm.h"
+#include "pdl.cuh"
 #include "sparse_attention_device.cuh"  // mma_16816
 
 namespace gsa::kernels {
@@ -66,7 +70,9 @@ __device__ __forceinline__ uint4 load_weight(const void* p, bool valid, uint64_t
 }
 
 // 16 bytes of x through L1 (every warp reads them), or zeros where !valid. Volatile like load_weight, so the
-// compiler keeps it ahead of the mmas: its latency overlaps the weights'.
+// compiler keeps it ahead of the mmas: its latency overlaps the weights'. A coherent load with a memory clobber,
+// not ld.global.nc: x is written by the kernel before, which may still run until this kernel's wait (pdl.cuh), and
+// a non-coherent load may be scheduled ahead of the wait.
 __device__ __forceinline__ uint4 load_x(const void* p, bool valid) {
   uint4 v;
   asm volatile(
@@ -77,10 +83,11 @@ __device__ __forceinline__ uint4 load_x(const void* p, bool valid) {
       "  mov.b32 %1, 0;\n"
       "  mov.b32 %2, 0;\n"
       "  mov.b32 %3, 0;\n"
-      "  @p ld.global.nc.v4.u32 {%0, %1, %2, %3}, [%4];\n"
+      "  @p ld.global.v4.u32 {%0, %1, %2, %3}, [%4];\n"
       "}\n"
       : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-      : "l"(p), "r"(static_cast<int>(valid)));
+      : "l"(p), "r"(static_cast<int>(valid))
+      : "memory");
   return v;
 }
 
@@ -158,6 +165,11 @@ __global__ void __launch_bounds__(kThreads, 2)
   const uint64_t policy = evict_first_policy();
   const int steps = (p.k + kStepK - 1) / kStepK;
   float acc[2][4] = {};  // C fragments: (row g, m 2q, 2q + 1), (row g + 8, same m)
+  bool waited = !p.weight_early;  // for the earlier kernels (pdl.cuh): before the first x load, by every thread
+  if (waited) {
+    detail::wait_for_prior_grids();
+    detail::allow_dependent_launch();
+  }
   for (int j = s; j < steps; j += kUnroll * split) {
     uint4 lo[kUnroll], hi[kUnroll], b[kUnroll];
 #pragma unroll
@@ -166,6 +178,11 @@ __global__ void __launch_bounds__(kThreads, 2)
       const bool in = k + 8 * q < p.k;
       lo[u] = load_weight(w_lo + k, in && lo_ok, policy);
       hi[u] = load_weight(w_hi + k, in && hi_ok, policy);
+    }
+    if (!waited) {
+      detail::wait_for_prior_grids();
+      detail::allow_dependent_launch();
+      waited = true;
     }
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
@@ -179,6 +196,10 @@ __global__ void __launch_bounds__(kThreads, 2)
       mma_16816<T>(acc[u % 2], a0, b[u].x, b[u].y);
       mma_16816<T>(acc[u % 2], a1, b[u].z, b[u].w);
     }
+  }
+  if (!waited) {  // a warp without steps
+    detail::wait_for_prior_grids();
+    detail::allow_dependent_launch();
   }
   float c[4];
 #pragma unroll
@@ -227,12 +248,9 @@ int choose_split(int64_t tiles, int k, int sms) {
 
 template <typename T>
 Status launch(const SkinnyGemmParams& p, int split, unsigned ctas, cudaStream_t stream) {
-  if (p.epilogue == SkinnyEpilogue::kSiluMul) {
-    skinny_gemm_kernel<T, true><<<ctas, kThreads, 0, stream>>>(p, split);
-  } else {
-    skinny_gemm_kernel<T, false><<<ctas, kThreads, 0, stream>>>(p, split);
-  }
-  return cudaGetLastError() == cudaSuccess ? Status::kOk : Status::kCudaError;
+  auto kernel = p.epilogue == SkinnyEpilogue::kSiluMul ? skinny_gemm_kernel<T, true> : skinny_gemm_kernel<T, false>;
+  const cudaError_t e = detail::launch_dependent(detail::kGemmLaunch, kernel, ctas, kThreads, 0, stream, p, split);
+  return e == cudaSuccess ? Status::kOk : Status::kCudaError;
 }
 
 }  // namespace

@@ -19,6 +19,7 @@
 #include <cstring>
 
 #include "dispatch.cuh"
+#include "pdl.cuh"
 #include "row_team.cuh"
 #include "sparse_attention_device.cuh"
 
@@ -43,9 +44,10 @@ struct SplitRows {
   int32_t range_begin;
   int first, last;  // [first, last) of the numbering
   const int32_t* list;
-  // Cache row of entry j (-1: none or a hole).
+  // Cache row of entry j (-1: none or a hole). A coherent (L2) load: the list comes from the kernel launched just
+  // before, which may run until this kernel's wait (pdl.cuh); a non-coherent load could be scheduled ahead of it.
   __device__ __forceinline__ int32_t row(const SparseDecodeParams& p, int j) const {
-    return j >= last ? -1 : j < p.max_keys ? __ldg(list + j) : range_begin + (j - p.max_keys);
+    return j >= last ? -1 : j < p.max_keys ? __ldcg(list + j) : range_begin + (j - p.max_keys);
   }
 };
 
@@ -219,6 +221,8 @@ constexpr int kSimtMergeBatch = 8, kMmaMergeBatch = 4;
 template <typename T, int D, int G>
 __global__ void __launch_bounds__(kThreads, kSimtMinCtas<G>)
     sparse_decode_kernel(const __grid_constant__ SparseDecodeParams p) {
+  detail::wait_for_prior_grids();  // q, the cache rows and the lists come from the kernels before (pdl.cuh)
+  detail::allow_dependent_launch();
   constexpr int kTeam = D / 8;                   // lanes per row
   constexpr int kTeamsPerWarp = 32 / kTeam;
   constexpr int kTeams = kThreads / kTeam;
@@ -326,6 +330,8 @@ constexpr size_t mma_smem_bytes(size_t elem) {
 
 template <typename T, int D, int G>
 __global__ void __launch_bounds__(kThreads) sparse_decode_mma_kernel(const __grid_constant__ SparseDecodeParams p) {
+  detail::wait_for_prior_grids();  // as sparse_decode_kernel
+  detail::allow_dependent_launch();
   using detail::cp_async_16;
   using detail::swizzled;
   constexpr int kWarps = kThreads / 32, kChunks = D / 8;
@@ -469,9 +475,10 @@ bool opt_in_mma_smem() {
 template <typename T, int D, int G>
 Status launch_mma(const SparseDecodeParams& p, cudaStream_t s) {
   if (!opt_in_mma_smem<T, D, G>()) return Status::kCudaError;
-  sparse_decode_mma_kernel<T, D, G>
-      <<<dim3(p.splits, p.batch * p.kv_heads), kThreads, mma_smem_bytes<D>(sizeof(T)), s>>>(p);
-  return cudaGetLastError() == cudaSuccess ? Status::kOk : Status::kCudaError;
+  const cudaError_t e =
+      detail::launch_dependent(detail::kSparseDecodeLaunch, sparse_decode_mma_kernel<T, D, G>,
+                               dim3(p.splits, p.batch * p.kv_heads), kThreads, mma_smem_bytes<D>(sizeof(T)), s, p);
+  return e == cudaSuccess ? Status::kOk : Status::kCudaError;
 }
 
 bool aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }
@@ -528,8 +535,10 @@ Status sparse_decode_cuda(const SparseDecodeParams& p, void* stream) {
     using T = typename decltype(type)::type;
     return detail::with_group(p.q_heads / p.kv_heads, [&](auto group) {
       if (use_tensor_cores(group.value)) return launch_mma<T, dim.value, group.value>(p, s);
-      sparse_decode_kernel<T, dim.value, group.value><<<dim3(p.splits, p.batch * p.kv_heads), kThreads, 0, s>>>(p);
-      return cudaGetLastError() == cudaSuccess ? Status::kOk : Status::kCudaError;
+      const cudaError_t e =
+          detail::launch_dependent(detail::kSparseDecodeLaunch, sparse_decode_kernel<T, dim.value, group.value>,
+                                   dim3(p.splits, p.batch * p.kv_heads), kThreads, 0, s, p);
+      return e == cudaSuccess ? Status::kOk : Status::kCudaError;
     });
   });
 }

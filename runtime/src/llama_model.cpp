@@ -31,9 +31,11 @@ at::Tensor project(const at::Tensor& x, const at::Tensor& weight) { return at::m
 
 // x [B, K] times weight [N, K]^T (+ bias [N]) -> [B, N] for the decode step: the skinny GEMM kernel (one pass over
 // the weight at close to memory bandwidth, where cuBLAS moves 1.4-3.4 TB/s for one row) while B is small enough.
+// The weight is a parameter (constant_weight: streamed while the kernel before finishes).
 at::Tensor decode_linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias = at::Tensor()) {
   if (skinny_linear_supported(x.scalar_type(), x.size(0), x.size(1))) {
-    return skinny_linear(x, weight, bias.defined() ? std::optional<at::Tensor>(bias) : std::nullopt);
+    return skinny_linear(x, weight, bias.defined() ? std::optional<at::Tensor>(bias) : std::nullopt,
+                         SkinnyEpilogue::kNone, /*float_out=*/false, /*constant_weight=*/true);
   }
   return bias.defined() ? at::addmm(bias, x, weight.t()) : at::mm(x, weight.t());
 }
@@ -312,9 +314,10 @@ at::Tensor LlamaModel::fused_decode_layers(const at::Tensor& embedded, const Rop
     const at::Tensor o_proj = decode_linear(attn.reshape({b, o.num_heads * d}), p("self_attn.o_proj.weight"));
     at::Tensor hs;
     std::tie(x, hs) = add_rms_norm(x, o_proj, p("post_attention_layernorm.weight"), o.rms_norm_eps);
-    const at::Tensor gated = skinny_linear_supported(hs.scalar_type(), b, hidden)
-                                 ? skinny_linear(hs, f.gate_up, {}, SkinnyEpilogue::kSiluMul)
-                                 : silu_mul(at::mm(hs, f.gate_up.t()));                        // [B, I]
+    const at::Tensor gated =
+        skinny_linear_supported(hs.scalar_type(), b, hidden)
+            ? skinny_linear(hs, f.gate_up, {}, SkinnyEpilogue::kSiluMul, false, /*constant_weight=*/true)
+            : silu_mul(at::mm(hs, f.gate_up.t()));                                                     // [B, I]
     mlp_out = decode_linear(gated, p("mlp.down_proj.weight"));                                 // [B, H]
   }
   return (mlp_out.defined() ? x + mlp_out : x).view({b, 1, hidden});
@@ -389,7 +392,8 @@ at::Tensor LlamaModel::head_logits(const at::Tensor& hidden) const {
   const int64_t rows = hidden.numel() / std::max<int64_t>(1, hidden.size(-1));
   if (hidden.is_cuda() && !at::GradMode::is_enabled() &&
       skinny_linear_supported(hidden.scalar_type(), rows, hidden.size(-1))) {
-    return skinny_linear(hidden, head_weight(), {}, SkinnyEpilogue::kNone, /*float_out=*/true);  // [.., V]
+    return skinny_linear(hidden, head_weight(), {}, SkinnyEpilogue::kNone, /*float_out=*/true,
+                         /*constant_weight=*/true);  // [.., V]
   }
   return project(hidden, head_weight()).to(at::kFloat);                                        // [.., V]
 }

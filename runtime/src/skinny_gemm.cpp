@@ -23,7 +23,7 @@ bool skinny_linear_supported(at::ScalarType dtype, int64_t rows, int64_t in_feat
 }
 
 at::Tensor skinny_linear(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
-                         SkinnyEpilogue epilogue, bool float_out) {
+                         SkinnyEpilogue epilogue, bool float_out, bool constant_weight) {
   // 1. Validate.
   constexpr const char* op = "skinny_linear";
   check_half_operand(op, "x", x);
@@ -73,6 +73,7 @@ at::Tensor skinny_linear(const at::Tensor& x, const at::Tensor& weight, const st
   p.out = out.data_ptr();
   p.out_stride = out_cols;
   p.out_float = float_out;
+  p.weight_early = constant_weight && w.data_ptr() == weight.data_ptr();  // not when this call copied it just now
 
   // 3. Dispatch.
   const kernels::Status status = run_kernel(

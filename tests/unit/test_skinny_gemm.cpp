@@ -180,6 +180,17 @@ void check_cuda(at::ScalarType dtype, std::vector<int64_t> lead, int64_t N, int6
   }
   EXPECT_TRUE(at::equal(skinny_linear(in.x, in.weight, in.bias, SkinnyEpilogue::kNone, true), got.to(at::kFloat)))
       << "float_out";
+  // constant_weight: the kernel streams the weight while the kernel before it still runs (pdl.cuh) and reads x
+  // after it; the same bits when that kernel writes x (an elementwise op, then the GEMM itself feeding itself).
+  const at::Tensor doubled = in.x * 2;
+  EXPECT_TRUE(at::equal(skinny_linear(doubled, in.weight, in.bias, SkinnyEpilogue::kNone, false, true),
+                        skinny_linear(doubled, in.weight, in.bias)))
+      << "constant_weight after an elementwise kernel";
+  if (N == K) {
+    const at::Tensor once = skinny_linear(in.x, in.weight, in.bias, SkinnyEpilogue::kNone, false, true);
+    const at::Tensor twice = skinny_linear(once, in.weight, in.bias, SkinnyEpilogue::kNone, false, true);
+    EXPECT_TRUE(at::equal(twice, skinny_linear(got, in.weight, in.bias))) << "constant_weight, GEMM after GEMM";
+  }
   if (N % 2 == 0) {  // kSiluMul: the same sums as kNone's, then silu_mul
     const int64_t I = N / 2;
     const at::Tensor rows = got.reshape({-1, N});

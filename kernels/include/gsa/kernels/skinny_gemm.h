@@ -54,6 +54,10 @@ struct SkinnyGemmParams {
   void* out = nullptr;           // [M, N_out] in the dtype, or fp32 with out_float
   int64_t out_stride = 0;
   bool out_float = false;
+  // CUDA: the kernel may stream its first weight tiles before the kernels launched ahead of it have completed
+  // (kernels/src/pdl.cuh). Set only when the kernel launched just before it does not write the weight (a model's
+  // parameters); x is always read after them.
+  bool weight_early = false;
   // CUDA only, a tuning knob: how many warps share one tile's K (1, 2, 4 or 8); 0 lets the launcher choose from
   // N, K and the device's SM count. It fixes the order of the fp32 sum, so results differ by it in the last bits.
   int32_t split_k = 0;

@@ -31,8 +31,11 @@ bool skinny_linear_supported(at::ScalarType dtype, int64_t rows, int64_t in_feat
 
 // x [..., K] (at most kSkinnyGemmMaxRows rows in all), weight [N, K] (Linear's layout; kSiluMul: the gate rows,
 // then the up rows), bias [N] or none -> [..., N] (kNone) or [..., N / 2] (kSiluMul), in x's dtype, or fp32
-// holding the dtype-rounded values with float_out.
+// holding the dtype-rounded values with float_out. constant_weight: the weight is not written by the work queued
+// just before this call (a model's parameters), so on CUDA the kernel streams it while that work finishes
+// (kernels/src/pdl.cuh); the result is the same either way.
 at::Tensor skinny_linear(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias = {},
-                         SkinnyEpilogue epilogue = SkinnyEpilogue::kNone, bool float_out = false);
+                         SkinnyEpilogue epilogue = SkinnyEpilogue::kNone, bool float_out = false,
+                         bool constant_weight = false);
 
 }  // namespace gsa
