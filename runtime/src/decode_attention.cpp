@@ -42,13 +42,17 @@ at::Tensor DecodeLayerAttention::key_rows(int64_t layer, bool layer_selects, con
   const bool kernels = use_kernels(q, layer);
   if (kernels && sel.count == B) {
     // Every sequence selects (its one query, in batch order: decode plans list one query per row), so the
-    // kernels write the selected rows straight after the prompt rows of one [B, Hkv, R + S] list.
+    // kernels write the selected rows straight after the prompt rows of one [B, Hkv, R + S] list. The prompt rows
+    // are the same in every selective layer of the step: copied once, at the first; each layer's selection then
+    // overwrites the S slots after them (the layer before has read them: its decode comes first in stream order).
     const int64_t R = rows.size(2), S = selection_key_slots(q.size(1), hkv, sel, plan_.gist(), options_.selection);
-    at::Tensor all = at::empty({B, hkv, R + S}, rows.options());
-    all.narrow(2, 0, R).copy_(rows);
+    if (!selective_rows_.defined() || selective_rows_.sizes() != at::IntArrayRef({B, hkv, R + S})) {
+      selective_rows_ = at::empty({B, hkv, R + S}, rows.options());
+      selective_rows_.narrow(2, 0, R).copy_(rows);
+    }
     select_chunks_rows(q, caches_.rows(layer, false), hkv, sel, plan_.gist(), options_.selection, covered,
-                       all.narrow(2, R, S));
-    return all;
+                       selective_rows_.narrow(2, R, S));
+    return selective_rows_;
   }
   const at::Tensor q_sel = q.index_select(0, sel.row);  // [Ns, Hq, D]
   const ChunkSelection chosen =

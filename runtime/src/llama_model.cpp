@@ -94,6 +94,9 @@ struct LlamaModel::FusedCache {
   std::vector<FusedProjections> layers;  // [num_layers]; qkv undefined until built
   // Per layer, (storage, version) of each source weight when it was last copied.
   std::vector<std::vector<std::pair<const void*, int64_t>>> sources;
+  // RoPE's inverse frequencies [D/2] per device, computed once: a decode step would otherwise spend about a dozen
+  // small kernels on them (the Llama-3 scaling's pow, where and compares).
+  std::vector<std::pair<at::Device, at::Tensor>> inv_freq;
 };
 
 at::ScalarType to_scalar_type(DType dtype) { return dtype == DType::kBFloat16 ? at::kBFloat16 : at::kFloat; }
@@ -255,6 +258,17 @@ at::Tensor LlamaModel::layer_forward(int64_t layer, const at::Tensor& x, const R
   });
 }
 
+at::Tensor LlamaModel::inv_freq_on(at::Device device) const {
+  if (fused_ == nullptr) return rope_inv_freq(options_, device);
+  std::lock_guard<std::mutex> lock(fused_->mutex);
+  for (const auto& [where, inv_freq] : fused_->inv_freq) {
+    if (where == device) return inv_freq;
+  }
+  at::NoGradGuard no_grad;
+  fused_->inv_freq.emplace_back(device, rope_inv_freq(options_, device));
+  return fused_->inv_freq.back().second;
+}
+
 const FusedProjections& LlamaModel::fused_projections(int64_t layer) const {
   GSA_CHECK(fused_ != nullptr && layer >= 0 && layer < options_.num_layers, "no fused projections for layer ", layer);
   auto p = [&](const std::string& rest) -> const at::Tensor& { return param(layer_name(layer, rest)); };
@@ -361,7 +375,7 @@ at::Tensor LlamaModel::forward_layers(const at::Tensor& tokens, const at::Tensor
   GSA_CHECK(DecodeStepGraph::capturing() || !(tokens < 0).logical_or(tokens >= options_.vocab_size).any().item<bool>(),
             "token ids must be in [0, ", options_.vocab_size, ")");
   at::Tensor x = at::embedding(embed, tokens);                                                // [B, Tq, H]
-  const RopeTables rope = make_rope_tables(rope_pos, rope_inv_freq(options_, rope_pos.device()), x.scalar_type());
+  const RopeTables rope = make_rope_tables(rope_pos, inv_freq_on(rope_pos.device()), x.scalar_type());
   // One query per sequence, no gradient, and an attention that takes the projections fused: the decode step's
   // fused kernels (about a third of the launches of the general layer).
   const bool fused = tokens.size(1) == 1 && !at::GradMode::is_enabled() && !checkpoint_layers &&

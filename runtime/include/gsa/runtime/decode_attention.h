@@ -57,7 +57,8 @@ class DecodeLayerAttention : public LayerAttention {
                         double scale) override;
 
   // The rows (beyond the generated range) each query attends in a layer: [B, Hkv, R] int32, -1 padding.
-  // q [B, Hq, D].
+  // q [B, Hq, D]. On the kernels' path with every sequence selecting, the result is one buffer of this object
+  // that the next selective layer's call overwrites (this object lives for one step's forward).
   at::Tensor key_rows(int64_t layer, bool layer_selects, const at::Tensor& q);
 
  private:
@@ -70,6 +71,7 @@ class DecodeLayerAttention : public LayerAttention {
   AttentionOptions options_;
   std::unique_ptr<DecodeCaches> owned_;  // the batched-cache constructor's
   DecodeCaches& caches_;
+  at::Tensor selective_rows_;  // [B, Hkv, R + S]: the step's prompt rows, then the selecting layer's S slots
 };
 
 }  // namespace gsa

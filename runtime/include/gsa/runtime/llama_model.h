@@ -108,6 +108,8 @@ class LlamaModel {
   // storage or version changed (a training step), so a captured decode graph keeps reading valid memory. The
   // first use must not be inside a CUDA graph capture (the decode graph's eager warm-up step comes first).
   const FusedProjections& fused_projections(int64_t layer) const;
+  // rope_inv_freq(options, device), computed once per device.
+  at::Tensor inv_freq_on(at::Device device) const;
 
  private:
   const at::Tensor& param(const std::string& name) const;
