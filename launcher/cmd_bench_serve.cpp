@@ -59,7 +59,7 @@ const char* const kHelp =
     "  --concurrent-tokens 32768  context tokens of each request there\n"
     "  --device cpu|cuda[:N]      default cpu   --threads N (CPU)\n"
     "  --csv FILE                 also write every row as CSV\n"
-    "  --profile                  after each latency row, 8 more decode steps under the op profiler: device time\n"
+    "  --profile                  after each row, 8 more decode steps under the op profiler: device time\n"
     "                             per kernel and host time per operator (the steps' times are not in the row)\n";
 
 constexpr int64_t kSuffixTokens = 16;
@@ -141,14 +141,23 @@ double peak_gib(const at::Device& device) {
   return static_cast<double>(MemoryTracker::peak_bytes(device)) / static_cast<double>(int64_t{1} << 30);
 }
 
-// One request: prefill (time to first token), then decode steps; with profile, 8 more steps under the op
-// profiler (op_profile.h), whose table is printed (not part of the row's times).
+constexpr int64_t kProfiledSteps = 8;  // decode steps under the op profiler after a row's timed ones
+
+// Runs `steps` (kProfiledSteps decode steps) under the op profiler (op_profile.h) and prints its table (not part
+// of the row's times).
+void print_profile(const std::function<void()>& steps, const at::Device& device, const std::string& what) {
+  const OpProfile p = profile_ops(steps, device.is_cuda(), "");
+  std::printf("profile of %lld decode steps, %s:\n%s", (long long)kProfiledSteps, what.c_str(),
+              p.table(/*top=*/25).c_str());
+}
+
+// One request: prefill (time to first token), then decode steps; with profile, kProfiledSteps more under the op
+// profiler.
 Row measure_latency(const LlamaModel& model, const Budget& budget, const PromptMaker& prompts, int64_t n,
                     int64_t steps, bool profile = false) {
   const at::Device device = model.device();
   MemoryTracker::reset_peak(device);
   GistLayout prompt = prompts.make(n, static_cast<uint32_t>(n));
-  constexpr int64_t kProfiledSteps = 8;
   // Room for the warm-up, timed and profiled tokens and the gists decode inserts among them.
   const int64_t positions = prompt.size() + 2 * (steps + 2 + (profile ? kProfiledSteps : 0)) + 3;
   Generator generator(model, budget.attention, std::move(prompt), positions);
@@ -167,20 +176,19 @@ Row measure_latency(const LlamaModel& model, const Budget& budget, const PromptM
   row.tokens_per_s = 1e3 / row.step_ms;
   row.peak_gib = peak_gib(device);
   if (profile) {
-    const OpProfile p = profile_ops(
+    print_profile(
         [&] {
           for (int64_t s = 0; s < kProfiledSteps; ++s) token = greedy(generator.step(token));
         },
-        device.is_cuda(), "");
-    std::printf("profile of %lld decode steps, %s budget, %lld tokens:\n%s", (long long)kProfiledSteps,
-                budget.name.c_str(), (long long)n, p.table(/*top=*/25).c_str());
+        device, str_cat(budget.name, " budget, ", n, " tokens"));
   }
   return row;
 }
 
-// `concurrency` requests prefilled one by one, then decoded together.
+// `concurrency` requests prefilled one by one, then decoded together; with profile, kProfiledSteps more batched
+// steps under the op profiler.
 Row measure_throughput(const LlamaModel& model, const Budget& budget, const PromptMaker& prompts, int64_t n,
-                       int64_t concurrency, int64_t steps) {
+                       int64_t concurrency, int64_t steps, bool profile = false) {
   const at::Device device = model.device();
   MemoryTracker::reset_peak(device);
   std::vector<std::unique_ptr<Generator>> owned;
@@ -189,7 +197,7 @@ Row measure_throughput(const LlamaModel& model, const Budget& budget, const Prom
   double prefill_ms = 0;
   for (int64_t r = 0; r < concurrency; ++r) {
     GistLayout prompt = prompts.make(n, static_cast<uint32_t>(n + 7919 * (r + 1)));
-    const int64_t positions = prompt.size() + steps + 3;
+    const int64_t positions = prompt.size() + steps + 3 + (profile ? kProfiledSteps : 0);
     owned.push_back(std::make_unique<Generator>(model, budget.attention, std::move(prompt), positions));
     batch.push_back(owned.back().get());
     const auto start = std::chrono::steady_clock::now();
@@ -197,12 +205,15 @@ Row measure_throughput(const LlamaModel& model, const Budget& budget, const Prom
     prefill_ms += ms_since(start);
   }
   DecodeBatch decode;  // as LocalBackend steps a batch
-  std::vector<double> times;
-  for (int64_t s = 0; s < steps + 2; ++s) {
-    const auto t = std::chrono::steady_clock::now();
+  auto step = [&] {
     const std::vector<at::Tensor> logits = decode.step(batch, tokens);
     const at::Tensor next = at::stack(logits).argmax(-1).to(at::kCPU);  // [C]
     for (int64_t r = 0; r < concurrency; ++r) tokens[r] = next[r].item<int64_t>();
+  };
+  std::vector<double> times;
+  for (int64_t s = 0; s < steps + 2; ++s) {
+    const auto t = std::chrono::steady_clock::now();
+    step();
     if (s >= 2) times.push_back(ms_since(t));
   }
   Row row{"throughput", budget.name, n, concurrency};
@@ -211,6 +222,13 @@ Row measure_throughput(const LlamaModel& model, const Budget& budget, const Prom
   row.step_p90_ms = quantile(times, 0.9);
   row.tokens_per_s = static_cast<double>(concurrency) * 1e3 / row.step_ms;
   row.peak_gib = peak_gib(device);
+  if (profile) {
+    print_profile(
+        [&] {
+          for (int64_t s = 0; s < kProfiledSteps; ++s) step();
+        },
+        device, str_cat(budget.name, " budget, ", concurrency, " requests of ", n, " tokens"));
+  }
   return row;
 }
 
@@ -285,7 +303,7 @@ int run_bench_serve(const Args& args) {
   for (int64_t c : concurrency) {
     for (const Budget& budget : budgets) {
       run_point("throughput", budget, concurrent_tokens, c,
-                [&] { return measure_throughput(model, budget, prompts, concurrent_tokens, c, steps); });
+                [&] { return measure_throughput(model, budget, prompts, concurrent_tokens, c, steps, profile); });
     }
   }
   return all_fit ? 0 : 1;
