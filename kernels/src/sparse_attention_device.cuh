@@ -221,11 +221,11 @@ struct QueryMetaSmem {
   int32_t chunk[kMaxGistLevels][kRowsCount];
 };
 
-// Fills the block's query metadata (threads 0..kRowsCount-1; the CTA must have at least that many threads).
+// Fills row r of the block's query metadata (r >= kRowsCount: nothing; callers pass a thread index, so that
+// kRowsCount threads fill the block).
 template <int kRowsCount>
 __device__ __forceinline__ void load_query_meta(QueryMetaSmem<kRowsCount>& s, const SparseAttentionParams& p, int b,
-                                                int start) {
-  const int r = threadIdx.x;
+                                                int start, int r) {
   if (r >= kRowsCount) return;
   const QueryRow qr = query_row<kRowsCount>(r, p.q_heads / p.kv_heads, start);
   const bool valid = qr.pos < p.row_query_end[b];

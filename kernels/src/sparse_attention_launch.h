@@ -38,6 +38,11 @@ inline Status check_sparse_attention_params(const SparseAttentionParams& p, bool
   return Status::kOk;
 }
 
+// Whether the forward runs the Hopper kernel (sparse_attention_forward_sm90.cu): on a compute capability 9.0
+// device of a build for sm_90a, unless GSA_SM90_FORWARD=0 in the environment (read once).
+bool forward_sm90_enabled();
+Status launch_forward_sm90(const SparseAttentionParams& p, void* stream);
+
 // Query-block pass: the forward (out, lse) or, with backward = true, dq from d_out, lse and delta.
 Status launch_query_pass(const SparseAttentionParams& p, bool backward, void* stream);
 

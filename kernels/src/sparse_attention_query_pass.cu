@@ -88,7 +88,7 @@ __global__ void __launch_bounds__(QueryPassShape<kDq>::kThreads)
       s_delta[r] = valid ? p.delta[stat_index(r)] : 0.f;
     }
   }
-  load_query_meta<kBlockRows>(s_qmeta, p, b, start);
+  load_query_meta<kBlockRows>(s_qmeta, p, b, start, threadIdx.x);
 
   const int first = p.plan.forward_offsets[block];
   const int count = p.plan.forward_offsets[block + 1] - first;
@@ -303,6 +303,7 @@ Status launch_query_pass(const SparseAttentionParams& p, bool backward, void* st
 Status sparse_attention_forward_cuda(const SparseAttentionParams& params, void* stream) {
   const Status status = detail::check_sparse_attention_params(params, /*backward=*/false);
   if (status != Status::kOk) return status;
+  if (detail::forward_sm90_enabled()) return detail::launch_forward_sm90(params, stream);
   return detail::launch_query_pass(params, /*backward=*/false, stream);
 }
 

@@ -1,0 +1,309 @@
+// The block-sparse GSA forward on Hopper: warp-specialised, wgmma. One CTA per (query block of kBlockRows rows,
+// KV head), three warpgroups:
+//   producer (warpgroup 0, 56 registers a thread): walks the block's key-tile list; for each tile it gathers the
+//     K and V rows (the plan's key rows are not contiguous: gist tokens sit between raw tokens, so no TMA) and the
+//     tile's mask metadata, list entry and class into one of kStages shared-memory stages by cp.async, and lets
+//     the stage's `full` mbarrier complete when its copies land;
+//   two consumers (warpgroups 1 and 2, 64 query rows each, 224 registers a thread): per tile, S = Q K^T by wgmma
+//     (Q and K from shared memory), the mask where the list entry is not kFullTile, online softmax in fp32 (exp2
+//     domain), O += P V by wgmma (P from registers, V from shared memory), then release the stage (`empty`).
+// Same contract, plan walk and results (up to summation order) as the mma.sync query pass
+// (sparse_attention_query_pass.cu), which stays the kernel for other GPUs and for GSA_SM90_FORWARD=0.
+// Shared memory (D = 128, 16-bit): Q 32 KiB, kStages x (K 16 + V 16) KiB, metadata ~10 KiB; tiles in the
+// 128-byte-swizzled layout of hopper.cuh.
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstdlib>
+
+#include "hopper.cuh"
+#include "sparse_attention_device.cuh"
+#include "sparse_attention_launch.h"
+
+namespace gsa::kernels::detail {
+namespace {
+
+constexpr int kStages = 4;
+constexpr int kWarpgroupThreads = 128;
+constexpr int kConsumers = kBlockRows / 64;  // consumer warpgroups: 64 query rows each
+constexpr int kConsumerThreads = kConsumers * kWarpgroupThreads;
+constexpr int kThreads = kWarpgroupThreads + kConsumerThreads;
+constexpr int kProducerRegisters = 56, kConsumerRegisters = 224;  // 128 x 56 + 256 x 224 <= 64 Ki
+constexpr int kConsumerBarrier = 1;  // named barrier among the consumer warpgroups
+
+// Everything in shared memory besides the operand tiles.
+struct ForwardControl {
+  uint64_t full[kStages];   // completes when a stage's copies have landed (kWarpgroupThreads arrivals)
+  uint64_t empty[kStages];  // completes when every consumer thread is done with a stage
+  int32_t entry[kStages];   // the stage's list entry (key tile id | kFullTile)
+  int32_t key_class[kStages];
+  KeyMetaSmem key_meta[kStages];
+  QueryMetaSmem<kBlockRows> query_meta;
+};
+
+template <int D>
+struct ForwardSmem {
+  static constexpr int kTileBytes = kTileKeys * D * 2;  // one K or V stage
+  static constexpr int kQ = 0;
+  static constexpr int kK = kQ + kBlockRows * D * 2;
+  static constexpr int kV = kK + kStages * kTileBytes;
+  static constexpr int kControl = kV + kStages * kTileBytes;
+  static constexpr size_t kBytes = kControl + sizeof(ForwardControl) + 1024;  // + alignment of the base to 1 KiB
+  static_assert(kK % 1024 == 0 && kTileBytes % 1024 == 0 && kControl % 16 == 0, "tiles must be 1 KiB aligned");
+};
+
+// Copies rows of D 16-bit elements into a 128-byte-swizzled tile of kRows rows: thread t (of kThreadsCount)
+// copies chunk t % (D / 8) of rows t / (D / 8) + k * (kThreadsCount / (D / 8)), k = 0, 1, ...: src_row(k, row)
+// is the element offset of that row in base, < 0 to zero-fill it.
+template <int D, int kRows, int kThreadsCount, typename T, typename SrcRow>
+__device__ __forceinline__ void gather_rows_swizzled(unsigned char* tile, const T* base, int t, SrcRow src_row) {
+  constexpr int kChunks = D / 8, kRowStep = kThreadsCount / kChunks;
+  static_assert(kThreadsCount % kChunks == 0 && kRows % kRowStep == 0, "rows, threads and head dim do not tile");
+  const int chunk = t % kChunks, first_row = t / kChunks;
+#pragma unroll
+  for (int k = 0; k < kRows / kRowStep; ++k) {
+    const int row = first_row + k * kRowStep;
+    const int64_t off = src_row(k, row);
+    cp_async_16(tile + swizzle128_offset(kRows, row, chunk), off >= 0 ? base + off + chunk * 8 : base, off >= 0);
+  }
+}
+
+template <typename T, int D>
+__device__ __forceinline__ void produce(const SparseAttentionParams& p, unsigned char* smem, ForwardControl& c,
+                                        int kv_head, int b, int first, int count) {
+  using Smem = ForwardSmem<D>;
+  constexpr int kChunks = D / 8, kRowStep = kWarpgroupThreads / kChunks, kRowsPerThread = kTileKeys / kRowStep;
+  const int t = threadIdx.x;
+  const int64_t kv_base = int64_t(b) * p.kv_stride[0] + int64_t(kv_head) * p.kv_stride[1];
+  const T* k = static_cast<const T*>(p.k) + kv_base;
+  const T* v = static_cast<const T*>(p.v) + kv_base;
+  const int32_t* key_rows = p.key_rows != nullptr ? p.key_rows : p.plan.key_tile_positions;
+  const int row0 = t / kChunks;
+  int32_t entry_next = count > 0 ? p.plan.forward_key_tiles[first] : 0;
+  for (int i = 0; i < count; ++i) {
+    const int stage = i % kStages;
+    const int kt = entry_next & kTileIdMask;
+    if (i + 1 < count) entry_next = p.plan.forward_key_tiles[first + i + 1];
+    int32_t rows[kRowsPerThread];  // this thread's k/v rows of the tile, loaded before the stage is free
+#pragma unroll
+    for (int j = 0; j < kRowsPerThread; ++j) rows[j] = key_rows[int64_t(kt) * kTileKeys + row0 + j * kRowStep];
+    mbarrier_wait(smem_addr(&c.empty[stage]), ((i / kStages) & 1) ^ 1);
+    load_key_meta_async(c.key_meta[stage], p, kt);
+    if (t == kWarpgroupThreads - 1) {
+      cp_async_4(&c.entry[stage], p.plan.forward_key_tiles + first + i);
+      cp_async_4(&c.key_class[stage], p.plan.key_tile_class + kt);
+    }
+    auto src_row = [&](int j, int) -> int64_t { return rows[j] < 0 ? -1 : int64_t(rows[j]) * p.kv_stride[2]; };
+    gather_rows_swizzled<D, kTileKeys, kWarpgroupThreads>(smem + Smem::kK + stage * Smem::kTileBytes, k, t, src_row);
+    gather_rows_swizzled<D, kTileKeys, kWarpgroupThreads>(smem + Smem::kV + stage * Smem::kTileBytes, v, t, src_row);
+    mbarrier_arrive_on_copies(smem_addr(&c.full[stage]));
+  }
+  cp_async_wait<0>();  // no copy outlives its thread
+}
+
+template <typename T, int D>
+__device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned char* smem, ForwardControl& c,
+                                        int block, int kv_head, int b, int start, int count) {
+  using Smem = ForwardSmem<D>;
+  const int ct = threadIdx.x - kWarpgroupThreads;  // 0 .. kConsumerThreads - 1
+  const int wg = ct / kWarpgroupThreads, warp = (ct % kWarpgroupThreads) / 32, lane = ct & 31;
+  const int group = p.q_heads / p.kv_heads;
+  const int row_end = p.row_query_end[b];
+  const int64_t q_batch = int64_t(b) * p.q_stride[0];
+  auto q_offset = [&](int, int r) -> int64_t {
+    const QueryRow qr = query_row<kBlockRows>(r, group, start);
+    if (qr.pos >= row_end) return -1;
+    return q_batch + int64_t(kv_head * group + qr.head) * p.q_stride[1] + int64_t(qr.pos - p.q_begin) * p.q_stride[2];
+  };
+  gather_rows_swizzled<D, kBlockRows, kConsumerThreads>(smem + Smem::kQ, static_cast<const T*>(p.q), ct, q_offset);
+  cp_async_commit();
+  load_query_meta<kBlockRows>(c.query_meta, p, b, start, ct);
+  cp_async_wait<0>();
+  fence_async_shared();  // Q, written through the generic proxy, is read by wgmma
+  named_barrier_sync(kConsumerBarrier, kConsumerThreads);
+
+  const int32_t block_flags = p.plan.query_block_flags[block];
+  const float scale2 = p.scale * kLog2e;
+  const uint32_t q_addr = smem_addr(smem + Smem::kQ) + wg * 64 * 128;  // this warpgroup's 64 rows
+  const int row_base = wg * 64 + warp * 16 + (lane >> 2);              // + 8 h: this thread's two rows
+
+  float o[D / 2];  // O: m64 x D accumulator (hopper.cuh layout)
+  float s[32];     // S / P: m64 x 64 keys
+#pragma unroll
+  for (int j = 0; j < D / 2; ++j) o[j] = 0.f;
+#pragma unroll
+  for (int j = 0; j < 32; ++j) s[j] = 0.f;
+  float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f};
+
+  for (int i = 0; i < count; ++i) {
+    const int stage = i % kStages;
+    mbarrier_wait(smem_addr(&c.full[stage]), (i / kStages) & 1);
+    const uint32_t k_addr = smem_addr(smem + Smem::kK + stage * Smem::kTileBytes);
+    const uint32_t v_addr = smem_addr(smem + Smem::kV + stage * Smem::kTileBytes);
+    const int32_t entry = c.entry[stage];
+    const int key_class = c.key_class[stage];
+
+    // S = Q K^T: D / 16 k-steps; a k-step reads 32 bytes of each row of a 64-column block.
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      const uint32_t column = (kk / 4) * 1024 * (kBlockRows / 8) + (kk % 4) * 32;
+      const uint32_t key_column = (kk / 4) * 1024 * (kTileKeys / 8) + (kk % 4) * 32;
+      wgmma_ss<T, 64>(s, k_major_desc(q_addr + column), k_major_desc(k_addr + key_column), kk > 0);
+    }
+    wgmma_commit();
+    wgmma_wait<0>();
+    fence_registers(s);
+
+    // A suffix query of a selective layer sees no gist key: a gist tile is never whole for such a block.
+    const bool full = (entry & kFullTile) && !(key_class >= 0 && (block_flags & kSuffixFlag) && p.rule.selective &&
+                                               !p.rule.keep_unselected_gists);
+    if (!full) {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const MaskQuery q = mask_query(c.query_meta, row_base + 8 * h, key_class, p.rule.levels);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const MaskKey key = mask_key(c.key_meta[stage], 8 * j + 2 * (lane & 3) + e);
+            if (!gist_mask_allows_class(key_class, q, key, p.rule)) s[4 * j + 2 * h + e] = -INFINITY;
+          }
+        }
+      }
+    }
+
+    // Online softmax over the tile's 64 keys (rows g and g + 8 of the warp; a row's 64 scores sit on 4 lanes).
+    float tile_max[2] = {row_max[0], row_max[1]};
+#pragma unroll
+    for (int j = 0; j < 32; ++j) tile_max[(j >> 1) & 1] = fmaxf(tile_max[(j >> 1) & 1], s[j] * scale2);
+    float base[2], correction[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      tile_max[h] = fmaxf(tile_max[h], __shfl_xor_sync(0xffffffffu, tile_max[h], 1));
+      tile_max[h] = fmaxf(tile_max[h], __shfl_xor_sync(0xffffffffu, tile_max[h], 2));
+      base[h] = tile_max[h] == -INFINITY ? 0.f : tile_max[h];
+      correction[h] = exp2f(row_max[h] - base[h]);
+      row_max[h] = tile_max[h];
+      row_sum[h] *= correction[h];
+    }
+#pragma unroll
+    for (int j = 0; j < 32; ++j) {
+      s[j] = exp2f(fmaf(s[j], scale2, -base[(j >> 1) & 1]));
+      row_sum[(j >> 1) & 1] += s[j];
+    }
+#pragma unroll
+    for (int j = 0; j < D / 2; ++j) o[j] *= correction[(j >> 1) & 1];
+
+    // O += P V: P as the register A operand (k-step kk = keys 16 kk .. 16 kk + 15), V MN-major.
+    uint32_t a[4][4];
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+#pragma unroll
+      for (int r = 0; r < 4; ++r) a[kk][r] = Pack2<T>::from(s[8 * kk + 2 * r], s[8 * kk + 2 * r + 1]);
+    }
+    fence_registers(o);
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+      wgmma_rs<T, D>(o, a[kk], mn_major_desc(v_addr + kk * 16 * 128, 1024 * (kTileKeys / 8)), 1);
+    }
+    wgmma_commit();
+    wgmma_wait<0>();
+    fence_registers(o);
+    mbarrier_arrive(smem_addr(&c.empty[stage]));
+  }
+
+  T* out = static_cast<T*>(p.out);
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    row_sum[h] += __shfl_xor_sync(0xffffffffu, row_sum[h], 1);
+    row_sum[h] += __shfl_xor_sync(0xffffffffu, row_sum[h], 2);
+    const float out_scale = row_sum[h] > 0.f ? 1.f / row_sum[h] : 0.f;
+    const int r = row_base + 8 * h;
+    const int64_t off = q_offset(0, r);
+    if (off < 0) continue;
+#pragma unroll
+    for (int j = 0; j < D / 8; ++j) {
+      const int col = 8 * j + 2 * (lane & 3);
+      *reinterpret_cast<uint32_t*>(out + off + col) =
+          Pack2<T>::from(o[4 * j + 2 * h] * out_scale, o[4 * j + 2 * h + 1] * out_scale);
+    }
+    if ((lane & 3) == 0) {
+      const QueryRow qr = query_row<kBlockRows>(r, group, start);
+      const int64_t stat = ((int64_t(b) * p.q_heads + kv_head * group + qr.head) * p.num_queries) + (qr.pos - p.q_begin);
+      p.lse[stat] = row_sum[h] > 0.f ? (row_max[h] + log2f(row_sum[h])) / kLog2e : -INFINITY;
+    }
+  }
+}
+
+template <typename T, int D>
+__global__ void __launch_bounds__(kThreads, 1) forward_sm90_kernel(const __grid_constant__ SparseAttentionParams p) {
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)  // wgmma and setmaxnreg: sm_90a only
+  extern __shared__ unsigned char smem_raw[];
+  unsigned char* smem = smem_raw + ((1024 - (smem_addr(smem_raw) & 1023)) & 1023);
+  ForwardControl& c = *reinterpret_cast<ForwardControl*>(smem + ForwardSmem<D>::kControl);
+  const int block = blockIdx.x, kv_head = blockIdx.y;
+  const int b = p.plan.query_block_row[block], start = p.plan.query_block_start[block];
+  const int first = p.plan.forward_offsets[block];
+  const int count = p.plan.forward_offsets[block + 1] - first;
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < kStages; ++s) {
+      mbarrier_init(smem_addr(&c.full[s]), kWarpgroupThreads);
+      mbarrier_init(smem_addr(&c.empty[s]), kConsumerThreads);
+    }
+    mbarrier_init_fence();
+  }
+  __syncthreads();
+  if (threadIdx.x < kWarpgroupThreads) {
+    registers_release<kProducerRegisters>();
+    produce<T, D>(p, smem, c, kv_head, b, first, count);
+  } else {
+    registers_claim<kConsumerRegisters>();
+    consume<T, D>(p, smem, c, block, kv_head, b, start, count);
+  }
+#else
+  __trap();  // not built for sm_90a: forward_sm90_enabled() is false in such a build
+#endif
+}
+
+template <typename T, int D>
+Status launch(const SparseAttentionParams& p, cudaStream_t stream) {
+  if (p.plan.num_query_blocks == 0) return Status::kOk;
+  const size_t smem = ForwardSmem<D>::kBytes;
+  auto kernel = forward_sm90_kernel<T, D>;
+  if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)) != cudaSuccess) {
+    return Status::kCudaError;
+  }
+  const dim3 grid(p.plan.num_query_blocks, p.kv_heads);
+  kernel<<<grid, kThreads, smem, stream>>>(p);
+  return cudaGetLastError() == cudaSuccess ? Status::kOk : Status::kCudaError;
+}
+
+}  // namespace
+
+bool forward_sm90_enabled() {
+#ifdef GSA_NO_SM90A
+  return false;
+#endif
+  static const bool enabled = [] {
+    const char* v = std::getenv("GSA_SM90_FORWARD");
+    if (v != nullptr && std::atoi(v) == 0) return false;
+    int device = 0, major = 0, minor = 0;
+    if (cudaGetDevice(&device) != cudaSuccess) return false;
+    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
+    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device);
+    return major == 9 && minor == 0;
+  }();
+  return enabled;
+}
+
+Status launch_forward_sm90(const SparseAttentionParams& p, void* stream) {
+  auto s = static_cast<cudaStream_t>(stream);
+  const bool bf16 = p.dtype == DType::kBFloat16;
+  if (p.head_dim == 64) return bf16 ? launch<__nv_bfloat16, 64>(p, s) : launch<__half, 64>(p, s);
+  if (p.head_dim == 128) return bf16 ? launch<__nv_bfloat16, 128>(p, s) : launch<__half, 128>(p, s);
+  return Status::kInvalidArgument;
+}
+
+}  // namespace gsa::kernels::detail
