@@ -101,7 +101,7 @@ __device__ __forceinline__ void produce(const SparseAttentionParams& p, unsigned
   cp_async_wait<0>();  // no copy outlives its thread
 }
 
-template <typename T, int D>
+template <typename T, int D, bool kOverlap>
 __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned char* smem, ForwardControl& c,
                                         int block, int kv_head, int b, int start, int count) {
   using Smem = ForwardSmem<D>;
@@ -128,22 +128,19 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
   const int row_base = wg * 64 + warp * 16 + (lane >> 2);              // + 8 h: this thread's two rows
 
   float o[D / 2];  // O: m64 x D accumulator (hopper.cuh layout)
-  float s[32];     // S / P: m64 x 64 keys
+  float s[32];     // S, then P: m64 x 64 keys
+  uint32_t a[4][4];  // P as the register A operand of O += P V (k-step kk = keys 16 kk .. 16 kk + 15)
 #pragma unroll
   for (int j = 0; j < D / 2; ++j) o[j] = 0.f;
 #pragma unroll
   for (int j = 0; j < 32; ++j) s[j] = 0.f;
   float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f};
+  const uint32_t k_base = smem_addr(smem + Smem::kK), v_base = smem_addr(smem + Smem::kV);
 
-  for (int i = 0; i < count; ++i) {
-    const int stage = i % kStages;
-    mbarrier_wait(smem_addr(&c.full[stage]), (i / kStages) & 1);
-    const uint32_t k_addr = smem_addr(smem + Smem::kK + stage * Smem::kTileBytes);
-    const uint32_t v_addr = smem_addr(smem + Smem::kV + stage * Smem::kTileBytes);
-    const int32_t entry = c.entry[stage];
-    const int key_class = c.key_class[stage];
-
-    // S = Q K^T: D / 16 k-steps; a k-step reads 32 bytes of each row of a 64-column block.
+  auto wait_full = [&](int i) { mbarrier_wait(smem_addr(&c.full[i % kStages]), (i / kStages) & 1); };
+  // Issues S = Q K^T for tile i (D / 16 k-steps, each 32 bytes of every row of a 64-column block).
+  auto issue_scores = [&](int i) {
+    const uint32_t k_addr = k_base + (i % kStages) * Smem::kTileBytes;
     wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
@@ -152,9 +149,25 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
       wgmma_ss<T, 64>(s, k_major_desc(q_addr + column), k_major_desc(k_addr + key_column), kk > 0);
     }
     wgmma_commit();
-    wgmma_wait<0>();
-    fence_registers(s);
-
+  };
+  // Issues O += P V for tile i from the A registers.
+  auto issue_pv = [&](int i) {
+    const uint32_t v_addr = v_base + (i % kStages) * Smem::kTileBytes;
+    fence_registers(o);
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+      wgmma_rs<T, D>(o, a[kk], mn_major_desc(v_addr + kk * 16 * 128, 1024 * (kTileKeys / 8)), 1);
+    }
+    wgmma_commit();
+  };
+  auto release = [&](int i) { mbarrier_arrive(smem_addr(&c.empty[i % kStages])); };
+  // Tile i's scores (landed in s): the mask, the online softmax (row_max, row_sum; s becomes P), and the factor
+  // O must be scaled by before P V is added.
+  auto softmax = [&](int i, float (&correction)[2]) {
+    const int stage = i % kStages;
+    const int32_t entry = c.entry[stage];
+    const int key_class = c.key_class[stage];
     // A suffix query of a selective layer sees no gist key: a gist tile is never whole for such a block.
     const bool full = (entry & kFullTile) && !(key_class >= 0 && (block_flags & kSuffixFlag) && p.rule.selective &&
                                                !p.rule.keep_unselected_gists);
@@ -172,12 +185,11 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
         }
       }
     }
-
-    // Online softmax over the tile's 64 keys (rows g and g + 8 of the warp; a row's 64 scores sit on 4 lanes).
+    // Rows g and g + 8 of the warp; a row's 64 scores sit on 4 lanes.
     float tile_max[2] = {row_max[0], row_max[1]};
 #pragma unroll
     for (int j = 0; j < 32; ++j) tile_max[(j >> 1) & 1] = fmaxf(tile_max[(j >> 1) & 1], s[j] * scale2);
-    float base[2], correction[2];
+    float base[2];
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       tile_max[h] = fmaxf(tile_max[h], __shfl_xor_sync(0xffffffffu, tile_max[h], 1));
@@ -192,26 +204,57 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
       s[j] = exp2f(fmaf(s[j], scale2, -base[(j >> 1) & 1]));
       row_sum[(j >> 1) & 1] += s[j];
     }
+  };
+  auto rescale_and_pack = [&](const float (&correction)[2]) {
 #pragma unroll
     for (int j = 0; j < D / 2; ++j) o[j] *= correction[(j >> 1) & 1];
-
-    // O += P V: P as the register A operand (k-step kk = keys 16 kk .. 16 kk + 15), V MN-major.
-    uint32_t a[4][4];
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk) {
 #pragma unroll
       for (int r = 0; r < 4; ++r) a[kk][r] = Pack2<T>::from(s[8 * kk + 2 * r], s[8 * kk + 2 * r + 1]);
     }
-    fence_registers(o);
-    wgmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < 4; ++kk) {
-      wgmma_rs<T, D>(o, a[kk], mn_major_desc(v_addr + kk * 16 * 128, 1024 * (kTileKeys / 8)), 1);
+  };
+
+  float correction[2];
+  if constexpr (!kOverlap) {
+    for (int i = 0; i < count; ++i) {
+      wait_full(i);
+      issue_scores(i);
+      wgmma_wait<0>();
+      fence_registers(s);
+      softmax(i, correction);
+      rescale_and_pack(correction);
+      issue_pv(i);
+      wgmma_wait<0>();
+      fence_registers(o);
+      release(i);
     }
-    wgmma_commit();
+  } else if (count > 0) {
+    // Tile i's scores and softmax run while the tensor cores add tile i - 1's P V (FlashAttention-3's
+    // intra-warpgroup overlap): S_i is issued before P_{i-1} V_{i-1}, waited for alone, and its softmax done
+    // before the P V is waited for.
+    wait_full(0);
+    issue_scores(0);
+    wgmma_wait<0>();
+    fence_registers(s);
+    softmax(0, correction);
+    rescale_and_pack(correction);
+    for (int i = 1; i < count; ++i) {
+      wait_full(i);
+      issue_scores(i);
+      issue_pv(i - 1);
+      wgmma_wait<1>();  // S_i (the older group) has landed; P_{i-1} V_{i-1} may still run
+      fence_registers(s);
+      softmax(i, correction);
+      wgmma_wait<0>();
+      fence_registers(o);
+      release(i - 1);
+      rescale_and_pack(correction);
+    }
+    issue_pv(count - 1);
     wgmma_wait<0>();
     fence_registers(o);
-    mbarrier_arrive(smem_addr(&c.empty[stage]));
+    release(count - 1);
   }
 
   T* out = static_cast<T*>(p.out);
@@ -237,7 +280,7 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
   }
 }
 
-template <typename T, int D>
+template <typename T, int D, bool kOverlap>
 __global__ void __launch_bounds__(kThreads, 1) forward_sm90_kernel(const __grid_constant__ SparseAttentionParams p) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)  // wgmma and setmaxnreg: sm_90a only
   extern __shared__ unsigned char smem_raw[];
@@ -260,18 +303,28 @@ __global__ void __launch_bounds__(kThreads, 1) forward_sm90_kernel(const __grid_
     produce<T, D>(p, smem, c, kv_head, b, first, count);
   } else {
     registers_claim<kConsumerRegisters>();
-    consume<T, D>(p, smem, c, block, kv_head, b, start, count);
+    consume<T, D, kOverlap>(p, smem, c, block, kv_head, b, start, count);
   }
 #else
   __trap();  // not built for sm_90a: forward_sm90_enabled() is false in such a build
 #endif
 }
 
+// GSA_SM90_FORWARD (read once): 0 = the mma.sync query pass, 1 = this kernel with each tile's steps in
+// sequence, 2 (default) = with the scores and softmax of a tile overlapping the previous tile's P V.
+int forward_sm90_schedule() {
+  static const int schedule = [] {
+    const char* v = std::getenv("GSA_SM90_FORWARD");
+    return v == nullptr ? 2 : std::atoi(v);
+  }();
+  return schedule;
+}
+
 template <typename T, int D>
 Status launch(const SparseAttentionParams& p, cudaStream_t stream) {
   if (p.plan.num_query_blocks == 0) return Status::kOk;
   const size_t smem = ForwardSmem<D>::kBytes;
-  auto kernel = forward_sm90_kernel<T, D>;
+  auto kernel = forward_sm90_schedule() == 2 ? forward_sm90_kernel<T, D, true> : forward_sm90_kernel<T, D, false>;
   if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)) != cudaSuccess) {
     return Status::kCudaError;
   }
@@ -287,8 +340,7 @@ bool forward_sm90_enabled() {
   return false;
 #endif
   static const bool enabled = [] {
-    const char* v = std::getenv("GSA_SM90_FORWARD");
-    if (v != nullptr && std::atoi(v) == 0) return false;
+    if (forward_sm90_schedule() == 0) return false;
     int device = 0, major = 0, minor = 0;
     if (cudaGetDevice(&device) != cudaSuccess) return false;
     cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
