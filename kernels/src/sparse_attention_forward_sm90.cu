@@ -28,8 +28,8 @@ constexpr int kWarpgroupThreads = 128;
 constexpr int kConsumers = kBlockRows / 64;  // consumer warpgroups: 64 query rows each
 constexpr int kConsumerThreads = kConsumers * kWarpgroupThreads;
 constexpr int kThreads = kWarpgroupThreads + kConsumerThreads;
-constexpr int kProducerRegisters = 56, kConsumerRegisters = 224;  // 128 x 56 + 256 x 224 <= 64 Ki
-constexpr int kConsumerBarrier = 1;  // named barrier among the consumer warpgroups
+[[maybe_unused]] constexpr int kProducerRegisters = 56, kConsumerRegisters = 224;  // 128 x 56 + 256 x 224 <= 64 Ki
+[[maybe_unused]] constexpr int kConsumerBarrier = 1;  // named barrier among the consumer warpgroups
 
 // Everything in shared memory besides the operand tiles.
 struct ForwardControl {
