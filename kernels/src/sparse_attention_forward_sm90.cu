@@ -28,7 +28,7 @@ constexpr int kWarpgroupThreads = 128;
 constexpr int kConsumers = kBlockRows / 64;  // consumer warpgroups: 64 query rows each
 constexpr int kConsumerThreads = kConsumers * kWarpgroupThreads;
 constexpr int kThreads = kWarpgroupThreads + kConsumerThreads;
-[[maybe_unused]] constexpr int kProducerRegisters = 56, kConsumerRegisters = 224;  // 128 x 56 + 256 x 224 <= 64 Ki
+[[maybe_unused]] constexpr int kProducerRegisters = 56, kConsumerRegisters = 224;  // 128 x 56 + 256 x 224 = 384 x 168
 [[maybe_unused]] constexpr int kConsumerBarrier = 1;  // named barrier among the consumer warpgroups
 
 // Everything in shared memory besides the operand tiles.
@@ -68,7 +68,9 @@ __device__ __forceinline__ void gather_rows_swizzled(unsigned char* tile, const 
   }
 }
 
-template <typename T, int D>
+// kRowsAhead: each tile's k/v rows are loaded one tile ahead (while the tile before is copied), else at the
+// tile's own turn (its copies wait for them).
+template <typename T, int D, bool kRowsAhead>
 __device__ __forceinline__ void produce(const SparseAttentionParams& p, unsigned char* smem, ForwardControl& c,
                                         int kv_head, int b, int first, int count) {
   using Smem = ForwardSmem<D>;
@@ -78,19 +80,36 @@ __device__ __forceinline__ void produce(const SparseAttentionParams& p, unsigned
   const T* k = static_cast<const T*>(p.k) + kv_base;
   const T* v = static_cast<const T*>(p.v) + kv_base;
   const int32_t* key_rows = p.key_rows != nullptr ? p.key_rows : p.plan.key_tile_positions;
+  const int32_t* list = p.plan.forward_key_tiles + first;
   const int row0 = t / kChunks;
-  int32_t entry_next = count > 0 ? p.plan.forward_key_tiles[first] : 0;
-  for (int i = 0; i < count; ++i) {
-    const int stage = i % kStages;
-    const int kt = entry_next & kTileIdMask;
-    if (i + 1 < count) entry_next = p.plan.forward_key_tiles[first + i + 1];
-    int32_t rows[kRowsPerThread];  // this thread's k/v rows of the tile, loaded before the stage is free
+  // This thread's k/v rows of key tile kt.
+  auto load_rows = [&](int32_t (&rows)[kRowsPerThread], int kt) {
 #pragma unroll
     for (int j = 0; j < kRowsPerThread; ++j) rows[j] = key_rows[int64_t(kt) * kTileKeys + row0 + j * kRowStep];
+  };
+  int32_t entry = count > 0 ? list[0] : 0;
+  int32_t entry_next = count > 1 ? list[1] : 0;
+  int32_t rows_ahead[kRowsPerThread];
+  if constexpr (kRowsAhead) {
+    if (count > 0) load_rows(rows_ahead, entry & kTileIdMask);
+  }
+  for (int i = 0; i < count; ++i) {
+    const int stage = i % kStages;
+    const int kt = entry & kTileIdMask;
+    int32_t rows[kRowsPerThread];  // loaded before the stage is free
+    if constexpr (kRowsAhead) {
+#pragma unroll
+      for (int j = 0; j < kRowsPerThread; ++j) rows[j] = rows_ahead[j];
+      if (i + 1 < count) load_rows(rows_ahead, entry_next & kTileIdMask);
+    } else {
+      load_rows(rows, kt);
+    }
+    entry = entry_next;
+    if (i + 2 < count) entry_next = list[i + 2];
     mbarrier_wait(smem_addr(&c.empty[stage]), ((i / kStages) & 1) ^ 1);
     load_key_meta_async(c.key_meta[stage], p, kt);
     if (t == kWarpgroupThreads - 1) {
-      cp_async_4(&c.entry[stage], p.plan.forward_key_tiles + first + i);
+      cp_async_4(&c.entry[stage], list + i);
       cp_async_4(&c.key_class[stage], p.plan.key_tile_class + kt);
     }
     auto src_row = [&](int j, int) -> int64_t { return rows[j] < 0 ? -1 : int64_t(rows[j]) * p.kv_stride[2]; };
@@ -101,7 +120,9 @@ __device__ __forceinline__ void produce(const SparseAttentionParams& p, unsigned
   cp_async_wait<0>();  // no copy outlives its thread
 }
 
-template <typename T, int D, bool kOverlap>
+// kQRegisters: the warpgroup's Q rows are held in registers as the A operand of S = Q K^T (only K is read from
+// shared memory), else both operands come from shared memory.
+template <typename T, int D, bool kOverlap, bool kQRegisters>
 __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned char* smem, ForwardControl& c,
                                         int block, int kv_head, int b, int start, int count) {
   using Smem = ForwardSmem<D>;
@@ -136,6 +157,14 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
   for (int j = 0; j < 32; ++j) s[j] = 0.f;
   float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f};
   const uint32_t k_base = smem_addr(smem + Smem::kK), v_base = smem_addr(smem + Smem::kV);
+  uint32_t q_frag[kQRegisters ? D / 16 : 1][4];  // k-step kk: the m16 x k16 A fragment of this warp's 16 rows
+  if constexpr (kQRegisters) {
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      const int row = wg * 64 + warp * 16 + (lane & 15);
+      ldmatrix_x4(q_frag[kk], smem_addr(smem + Smem::kQ) + swizzle128_offset(kBlockRows, row, 2 * kk + (lane >> 4)));
+    }
+  }
 
   auto wait_full = [&](int i) { mbarrier_wait(smem_addr(&c.full[i % kStages]), (i / kStages) & 1); };
   // Issues S = Q K^T for tile i (D / 16 k-steps, each 32 bytes of every row of a 64-column block).
@@ -146,7 +175,11 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
     for (int kk = 0; kk < D / 16; ++kk) {
       const uint32_t column = (kk / 4) * 1024 * (kBlockRows / 8) + (kk % 4) * 32;
       const uint32_t key_column = (kk / 4) * 1024 * (kTileKeys / 8) + (kk % 4) * 32;
-      wgmma_ss<T, 64>(s, k_major_desc(q_addr + column), k_major_desc(k_addr + key_column), kk > 0);
+      if constexpr (kQRegisters) {
+        wgmma_rs<T, 64, false>(s, q_frag[kk], k_major_desc(k_addr + key_column), kk > 0);
+      } else {
+        wgmma_ss<T, 64>(s, k_major_desc(q_addr + column), k_major_desc(k_addr + key_column), kk > 0);
+      }
     }
     wgmma_commit();
   };
@@ -157,7 +190,7 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
     wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk) {
-      wgmma_rs<T, D>(o, a[kk], mn_major_desc(v_addr + kk * 16 * 128, 1024 * (kTileKeys / 8)), 1);
+      wgmma_rs<T, D, true>(o, a[kk], mn_major_desc(v_addr + kk * 16 * 128, 1024 * (kTileKeys / 8)), 1);
     }
     wgmma_commit();
   };
@@ -280,7 +313,7 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
   }
 }
 
-template <typename T, int D, bool kOverlap>
+template <typename T, int D, bool kOverlap, bool kQRegisters>
 __global__ void __launch_bounds__(kThreads, 1) forward_sm90_kernel(const __grid_constant__ SparseAttentionParams p) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)  // wgmma and setmaxnreg: sm_90a only
   extern __shared__ unsigned char smem_raw[];
@@ -300,18 +333,19 @@ __global__ void __launch_bounds__(kThreads, 1) forward_sm90_kernel(const __grid_
   __syncthreads();
   if (threadIdx.x < kWarpgroupThreads) {
     registers_release<kProducerRegisters>();
-    produce<T, D>(p, smem, c, kv_head, b, first, count);
+    produce<T, D, kQRegisters>(p, smem, c, kv_head, b, first, count);
   } else {
     registers_claim<kConsumerRegisters>();
-    consume<T, D, kOverlap>(p, smem, c, block, kv_head, b, start, count);
+    consume<T, D, kOverlap, kQRegisters>(p, smem, c, block, kv_head, b, start, count);
   }
 #else
   __trap();  // not built for sm_90a: forward_sm90_enabled() is false in such a build
 #endif
 }
 
-// GSA_SM90_FORWARD (read once): 0 = the mma.sync query pass, 1 = this kernel with each tile's steps in
-// sequence, 2 (default) = with the scores and softmax of a tile overlapping the previous tile's P V.
+// GSA_SM90_FORWARD (read once): 0 = the mma.sync query pass; this kernel with 1 = each tile's steps in
+// sequence, 2 (default) = a tile's scores and softmax overlapping the previous tile's P V, 3 and 4 = as 1 and 2
+// with Q in registers and the producer loading a tile's rows one tile ahead.
 int forward_sm90_schedule() {
   static const int schedule = [] {
     const char* v = std::getenv("GSA_SM90_FORWARD");
@@ -324,7 +358,11 @@ template <typename T, int D>
 Status launch(const SparseAttentionParams& p, cudaStream_t stream) {
   if (p.plan.num_query_blocks == 0) return Status::kOk;
   const size_t smem = ForwardSmem<D>::kBytes;
-  auto kernel = forward_sm90_schedule() == 2 ? forward_sm90_kernel<T, D, true> : forward_sm90_kernel<T, D, false>;
+  const int schedule = forward_sm90_schedule();
+  auto kernel = schedule == 1   ? forward_sm90_kernel<T, D, false, false>
+                : schedule == 3 ? forward_sm90_kernel<T, D, false, true>
+                : schedule == 4 ? forward_sm90_kernel<T, D, true, true>
+                                : forward_sm90_kernel<T, D, true, false>;
   if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)) != cudaSuccess) {
     return Status::kCudaError;
   }
