@@ -105,8 +105,6 @@ __device__ void wgmma_rs(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t des
 
 GSA_WGMMA_SS_N64(__nv_bfloat16, "bf16")
 GSA_WGMMA_SS_N64(__half, "f16")
-GSA_WGMMA_RS(__nv_bfloat16, "bf16", 64, false, "0", GSA_R32, GSA_D32, "%37", "{%32, %33, %34, %35}, %36")
-GSA_WGMMA_RS(__half, "f16", 64, false, "0", GSA_R32, GSA_D32, "%37", "{%32, %33, %34, %35}, %36")
 GSA_WGMMA_RS(__nv_bfloat16, "bf16", 64, true, "1", GSA_R32, GSA_D32, "%37", "{%32, %33, %34, %35}, %36")
 GSA_WGMMA_RS(__half, "f16", 64, true, "1", GSA_R32, GSA_D32, "%37", "{%32, %33, %34, %35}, %36")
 GSA_WGMMA_RS(__nv_bfloat16, "bf16", 128, true, "1", GSA_R64, GSA_D64, "%69", "{%64, %65, %66, %67}, %68")

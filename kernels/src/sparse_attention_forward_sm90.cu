@@ -14,6 +14,7 @@
 #include <cuda_runtime.h>
 
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 
 #include "hopper.cuh"
@@ -68,9 +69,7 @@ __device__ __forceinline__ void gather_rows_swizzled(unsigned char* tile, const 
   }
 }
 
-// kRowsAhead: each tile's k/v rows are loaded one tile ahead (while the tile before is copied), else at the
-// tile's own turn (its copies wait for them).
-template <typename T, int D, bool kRowsAhead>
+template <typename T, int D>
 __device__ __forceinline__ void produce(const SparseAttentionParams& p, unsigned char* smem, ForwardControl& c,
                                         int kv_head, int b, int first, int count) {
   using Smem = ForwardSmem<D>;
@@ -80,36 +79,19 @@ __device__ __forceinline__ void produce(const SparseAttentionParams& p, unsigned
   const T* k = static_cast<const T*>(p.k) + kv_base;
   const T* v = static_cast<const T*>(p.v) + kv_base;
   const int32_t* key_rows = p.key_rows != nullptr ? p.key_rows : p.plan.key_tile_positions;
-  const int32_t* list = p.plan.forward_key_tiles + first;
   const int row0 = t / kChunks;
-  // This thread's k/v rows of key tile kt.
-  auto load_rows = [&](int32_t (&rows)[kRowsPerThread], int kt) {
-#pragma unroll
-    for (int j = 0; j < kRowsPerThread; ++j) rows[j] = key_rows[int64_t(kt) * kTileKeys + row0 + j * kRowStep];
-  };
-  int32_t entry = count > 0 ? list[0] : 0;
-  int32_t entry_next = count > 1 ? list[1] : 0;
-  int32_t rows_ahead[kRowsPerThread];
-  if constexpr (kRowsAhead) {
-    if (count > 0) load_rows(rows_ahead, entry & kTileIdMask);
-  }
+  int32_t entry_next = count > 0 ? p.plan.forward_key_tiles[first] : 0;
   for (int i = 0; i < count; ++i) {
     const int stage = i % kStages;
-    const int kt = entry & kTileIdMask;
-    int32_t rows[kRowsPerThread];  // loaded before the stage is free
-    if constexpr (kRowsAhead) {
+    const int kt = entry_next & kTileIdMask;
+    if (i + 1 < count) entry_next = p.plan.forward_key_tiles[first + i + 1];
+    int32_t rows[kRowsPerThread];  // this thread's k/v rows of the tile, loaded before the stage is free
 #pragma unroll
-      for (int j = 0; j < kRowsPerThread; ++j) rows[j] = rows_ahead[j];
-      if (i + 1 < count) load_rows(rows_ahead, entry_next & kTileIdMask);
-    } else {
-      load_rows(rows, kt);
-    }
-    entry = entry_next;
-    if (i + 2 < count) entry_next = list[i + 2];
+    for (int j = 0; j < kRowsPerThread; ++j) rows[j] = key_rows[int64_t(kt) * kTileKeys + row0 + j * kRowStep];
     mbarrier_wait(smem_addr(&c.empty[stage]), ((i / kStages) & 1) ^ 1);
     load_key_meta_async(c.key_meta[stage], p, kt);
     if (t == kWarpgroupThreads - 1) {
-      cp_async_4(&c.entry[stage], list + i);
+      cp_async_4(&c.entry[stage], p.plan.forward_key_tiles + first + i);
       cp_async_4(&c.key_class[stage], p.plan.key_tile_class + kt);
     }
     auto src_row = [&](int j, int) -> int64_t { return rows[j] < 0 ? -1 : int64_t(rows[j]) * p.kv_stride[2]; };
@@ -120,9 +102,60 @@ __device__ __forceinline__ void produce(const SparseAttentionParams& p, unsigned
   cp_async_wait<0>();  // no copy outlives its thread
 }
 
-// kQRegisters: the warpgroup's Q rows are held in registers as the A operand of S = Q K^T (only K is read from
-// shared memory), else both operands come from shared memory.
-template <typename T, int D, bool kOverlap, bool kQRegisters>
+// gist_mask_allows_class for the 2 x 16 scores a consumer thread holds of a key tile (rows row_base and
+// row_base + 8, columns 8 j + 2 (lane % 4) + e), in 32-bit arithmetic with the per-row and per-class parts
+// folded once a tile: a row that can match no key of the class gets document -2 (keys have documents >= -1);
+// k <= q with k >= 0 is one unsigned compare; the local window of a query above level 0 is emptied by moving
+// its chunk far below every key's. For keys whose k/v row is their position (key_rows null). The mask was the
+// forward's bottleneck on the H200 (the integer pipe the busiest, issue slots half busy at 32K tokens).
+__device__ __forceinline__ void apply_mask_fast(float (&s)[32], const QueryMetaSmem<kBlockRows>& qm,
+                                                const KeyMetaSmem& km, int key_class, const GistMaskRule& rule,
+                                                int row_base, int lane) {
+  const bool gist = key_class >= 0;
+  const int up = gist && key_class + 1 < rule.levels ? key_class + 1 : 0;
+  const bool check_up = gist && key_class != rule.levels - 1;  // a gist below the top: its section clause
+  const uint32_t prev = static_cast<uint32_t>(rule.prev_chunks);
+  uint32_t q_pos[2];
+  int32_t q_doc[2], q_local[2], q_up[2];
+  uint32_t sections[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int r = row_base + 8 * h;
+    const int32_t level = qm.level[r];
+    const bool sees = key_class == kClassSink || (key_class == kClassRaw ? level <= 0 : qm.sees_gists[r] != 0);
+    q_pos[h] = static_cast<uint32_t>(qm.pos[r]);
+    q_doc[h] = qm.pos[r] >= 0 && qm.doc[r] >= 0 && sees ? qm.doc[r] : -2;
+    q_local[h] = level <= 0 ? qm.chunk[0][r] : INT32_MIN / 2;
+    q_up[h] = qm.chunk[up][r];
+    sections[h] = level > key_class + 1 ? 0u : prev;
+  }
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {
+    const int col = 8 * j + 2 * (lane & 3);
+    const int2 k_pos = *reinterpret_cast<const int2*>(km.pos + col);
+    const int2 k_doc = *reinterpret_cast<const int2*>(km.doc + col);
+    const int2 k_chunk0 = *reinterpret_cast<const int2*>(km.chunk0 + col);
+    const int2 k_up = *reinterpret_cast<const int2*>(km.chunk_up + col);
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const uint32_t kp = static_cast<uint32_t>(e ? k_pos.y : k_pos.x);
+      const int32_t kd = e ? k_doc.y : k_doc.x, kc = e ? k_chunk0.y : k_chunk0.x, ku = e ? k_up.y : k_up.x;
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        bool allowed = kp <= q_pos[h] && kd == q_doc[h];
+        if (key_class == kClassRaw) {
+          allowed = allowed && static_cast<uint32_t>(q_local[h] - kc) <= prev;
+        } else if (check_up) {
+          allowed = allowed && (static_cast<uint32_t>(q_up[h] - ku) <= sections[h] ||
+                                static_cast<uint32_t>(q_local[h] - kc) <= prev);
+        }
+        if (!allowed) s[4 * j + 2 * h + e] = -INFINITY;
+      }
+    }
+  }
+}
+
+template <typename T, int D, bool kOverlap>
 __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned char* smem, ForwardControl& c,
                                         int block, int kv_head, int b, int start, int count) {
   using Smem = ForwardSmem<D>;
@@ -157,14 +190,6 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
   for (int j = 0; j < 32; ++j) s[j] = 0.f;
   float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f};
   const uint32_t k_base = smem_addr(smem + Smem::kK), v_base = smem_addr(smem + Smem::kV);
-  uint32_t q_frag[kQRegisters ? D / 16 : 1][4];  // k-step kk: the m16 x k16 A fragment of this warp's 16 rows
-  if constexpr (kQRegisters) {
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-      const int row = wg * 64 + warp * 16 + (lane & 15);
-      ldmatrix_x4(q_frag[kk], smem_addr(smem + Smem::kQ) + swizzle128_offset(kBlockRows, row, 2 * kk + (lane >> 4)));
-    }
-  }
 
   auto wait_full = [&](int i) { mbarrier_wait(smem_addr(&c.full[i % kStages]), (i / kStages) & 1); };
   // Issues S = Q K^T for tile i (D / 16 k-steps, each 32 bytes of every row of a 64-column block).
@@ -175,11 +200,7 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
     for (int kk = 0; kk < D / 16; ++kk) {
       const uint32_t column = (kk / 4) * 1024 * (kBlockRows / 8) + (kk % 4) * 32;
       const uint32_t key_column = (kk / 4) * 1024 * (kTileKeys / 8) + (kk % 4) * 32;
-      if constexpr (kQRegisters) {
-        wgmma_rs<T, 64, false>(s, q_frag[kk], k_major_desc(k_addr + key_column), kk > 0);
-      } else {
-        wgmma_ss<T, 64>(s, k_major_desc(q_addr + column), k_major_desc(k_addr + key_column), kk > 0);
-      }
+      wgmma_ss<T, 64>(s, k_major_desc(q_addr + column), k_major_desc(k_addr + key_column), kk > 0);
     }
     wgmma_commit();
   };
@@ -204,7 +225,9 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
     // A suffix query of a selective layer sees no gist key: a gist tile is never whole for such a block.
     const bool full = (entry & kFullTile) && !(key_class >= 0 && (block_flags & kSuffixFlag) && p.rule.selective &&
                                                !p.rule.keep_unselected_gists);
-    if (!full) {
+    if (!full && p.key_rows == nullptr) {
+      apply_mask_fast(s, c.query_meta, c.key_meta[stage], key_class, p.rule, row_base, lane);
+    } else if (!full) {  // keys held in other rows (sequence parallelism): the generic predicate
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         const MaskQuery q = mask_query(c.query_meta, row_base + 8 * h, key_class, p.rule.levels);
@@ -313,7 +336,7 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
   }
 }
 
-template <typename T, int D, bool kOverlap, bool kQRegisters>
+template <typename T, int D, bool kOverlap>
 __global__ void __launch_bounds__(kThreads, 1) forward_sm90_kernel(const __grid_constant__ SparseAttentionParams p) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)  // wgmma and setmaxnreg: sm_90a only
   extern __shared__ unsigned char smem_raw[];
@@ -333,10 +356,10 @@ __global__ void __launch_bounds__(kThreads, 1) forward_sm90_kernel(const __grid_
   __syncthreads();
   if (threadIdx.x < kWarpgroupThreads) {
     registers_release<kProducerRegisters>();
-    produce<T, D, kQRegisters>(p, smem, c, kv_head, b, first, count);
+    produce<T, D>(p, smem, c, kv_head, b, first, count);
   } else {
     registers_claim<kConsumerRegisters>();
-    consume<T, D, kOverlap, kQRegisters>(p, smem, c, block, kv_head, b, start, count);
+    consume<T, D, kOverlap>(p, smem, c, block, kv_head, b, start, count);
   }
 #else
   __trap();  // not built for sm_90a: forward_sm90_enabled() is false in such a build
@@ -344,8 +367,7 @@ __global__ void __launch_bounds__(kThreads, 1) forward_sm90_kernel(const __grid_
 }
 
 // GSA_SM90_FORWARD (read once): 0 = the mma.sync query pass; this kernel with 1 = each tile's steps in
-// sequence, 2 (default) = a tile's scores and softmax overlapping the previous tile's P V, 3 and 4 = as 1 and 2
-// with Q in registers and the producer loading a tile's rows one tile ahead.
+// sequence, 2 (default) = a tile's scores and softmax overlapping the previous tile's P V.
 int forward_sm90_schedule() {
   static const int schedule = [] {
     const char* v = std::getenv("GSA_SM90_FORWARD");
@@ -359,10 +381,7 @@ Status launch(const SparseAttentionParams& p, cudaStream_t stream) {
   if (p.plan.num_query_blocks == 0) return Status::kOk;
   const size_t smem = ForwardSmem<D>::kBytes;
   const int schedule = forward_sm90_schedule();
-  auto kernel = schedule == 1   ? forward_sm90_kernel<T, D, false, false>
-                : schedule == 3 ? forward_sm90_kernel<T, D, false, true>
-                : schedule == 4 ? forward_sm90_kernel<T, D, true, true>
-                                : forward_sm90_kernel<T, D, true, false>;
+  auto kernel = schedule == 1 ? forward_sm90_kernel<T, D, false> : forward_sm90_kernel<T, D, true>;
   if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)) != cudaSuccess) {
     return Status::kCudaError;
   }
