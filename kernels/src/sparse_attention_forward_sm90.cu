@@ -108,9 +108,9 @@ __device__ __forceinline__ void produce(const SparseAttentionParams& p, unsigned
 // k <= q with k >= 0 is one unsigned compare; the local window of a query above level 0 is emptied by moving
 // its chunk far below every key's. For keys whose k/v row is their position (key_rows null). The mask was the
 // forward's bottleneck on the H200 (the integer pipe the busiest, issue slots half busy at 32K tokens).
-__device__ __forceinline__ void apply_mask_fast(float (&s)[32], const QueryMetaSmem<kBlockRows>& qm,
-                                                const KeyMetaSmem& km, int key_class, const GistMaskRule& rule,
-                                                int row_base, int lane) {
+[[maybe_unused]] __device__ __forceinline__ void apply_mask_fast(float (&s)[32], const QueryMetaSmem<kBlockRows>& qm,
+                                                                const KeyMetaSmem& km, int key_class,
+                                                                const GistMaskRule& rule, int row_base, int lane) {
   const bool gist = key_class >= 0;
   const int up = gist && key_class + 1 < rule.levels ? key_class + 1 : 0;
   const bool check_up = gist && key_class != rule.levels - 1;  // a gist below the top: its section clause
