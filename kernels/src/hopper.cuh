@@ -92,6 +92,16 @@ __device__ void wgmma_rs(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t des
                  : GSA_D32                                                                                       \
                  : "l"(desc_a), "l"(desc_b), "r"(accumulate));                                                   \
   }
+#define GSA_WGMMA_SS_N128(T, PTX_TYPE)                                                                           \
+  template <>                                                                                                    \
+  __device__ __forceinline__ void wgmma_ss<T, 128>(float (&d)[64], uint64_t desc_a, uint64_t desc_b,            \
+                                                   int accumulate) {                                             \
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"                                                    \
+                 "wgmma.mma_async.sync.aligned.m64n128k16.f32." PTX_TYPE "." PTX_TYPE " " GSA_R64               \
+                 ", %64, %65, p, 1, 1, 0, 0;\n}\n"                                                               \
+                 : GSA_D64                                                                                       \
+                 : "l"(desc_a), "l"(desc_b), "r"(accumulate));                                                   \
+  }
 #define GSA_WGMMA_RS(T, PTX_TYPE, N, TRANS_B, TRANS_IMM, REGS, DS, PRED, A_AND_B)                               \
   template <>                                                                                                     \
   __device__ __forceinline__ void wgmma_rs<T, N, TRANS_B>(float (&d)[N / 2], const uint32_t (&a)[4],             \
@@ -105,12 +115,15 @@ __device__ void wgmma_rs(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t des
 
 GSA_WGMMA_SS_N64(__nv_bfloat16, "bf16")
 GSA_WGMMA_SS_N64(__half, "f16")
+GSA_WGMMA_SS_N128(__nv_bfloat16, "bf16")
+GSA_WGMMA_SS_N128(__half, "f16")
 GSA_WGMMA_RS(__nv_bfloat16, "bf16", 64, true, "1", GSA_R32, GSA_D32, "%37", "{%32, %33, %34, %35}, %36")
 GSA_WGMMA_RS(__half, "f16", 64, true, "1", GSA_R32, GSA_D32, "%37", "{%32, %33, %34, %35}, %36")
 GSA_WGMMA_RS(__nv_bfloat16, "bf16", 128, true, "1", GSA_R64, GSA_D64, "%69", "{%64, %65, %66, %67}, %68")
 GSA_WGMMA_RS(__half, "f16", 128, true, "1", GSA_R64, GSA_D64, "%69", "{%64, %65, %66, %67}, %68")
 
 #undef GSA_WGMMA_SS_N64
+#undef GSA_WGMMA_SS_N128
 #undef GSA_WGMMA_RS
 #undef GSA_D8
 #undef GSA_D32
@@ -151,6 +164,11 @@ __device__ __forceinline__ void fence_async_shared() { asm volatile("fence.proxy
 // Barrier `id` (1..15) among `threads` threads (a multiple of 32).
 __device__ __forceinline__ void named_barrier_sync(int id, int threads) {
   asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+
+// Arrives on barrier `id` without waiting (the `threads` count includes the threads that sync on it).
+__device__ __forceinline__ void named_barrier_arrive(int id, int threads) {
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
 }
 
 template <int kRegisters>
