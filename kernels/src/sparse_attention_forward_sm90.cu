@@ -41,14 +41,17 @@ constexpr int kThreads = kWarpgroupThreads + kConsumerThreads;
 //   4, 5: 2 and 3 with steps of 128 keys (two key tiles of the list): m64 n128 products, half the steps.
 template <int kSchedule>
 struct Schedule {
-  [[maybe_unused]] static constexpr bool kOverlap = kSchedule >= 2;
-  [[maybe_unused]] static constexpr bool kPingPong = kSchedule == 3 || kSchedule == 5;
+  static constexpr bool kOverlap = kSchedule >= 2;
+  static constexpr bool kPingPong = kSchedule == 3 || kSchedule == 5;
   static constexpr int kKeys = kSchedule >= 4 ? 128 : 64;  // keys per step
   static constexpr int kTiles = kKeys / kTileKeys;          // list tiles per step
   static constexpr int kStages = kKeys == 64 ? 4 : 2;
   // setmaxnreg: 128 x producer + 256 x consumer <= 384 x 168 (the launch's share); 128-key steps hold S, P and O.
-  [[maybe_unused]] static constexpr int kProducerRegisters = kKeys == 64 ? 56 : 40;
-  [[maybe_unused]] static constexpr int kConsumerRegisters = kKeys == 64 ? 224 : 232;
+  static constexpr int kProducerRegisters = kKeys == 64 ? 56 : 40;
+  static constexpr int kConsumerRegisters = kKeys == 64 ? 224 : 232;
+  static_assert(kWarpgroupThreads * kProducerRegisters + kConsumerThreads * kConsumerRegisters <= kThreads * 168,
+                "setmaxnreg asks for more registers than the launch holds");
+  static_assert(kOverlap || !kPingPong, "the ping-pong hands turns over between overlapped steps");
 };
 
 // Everything in shared memory besides the operand tiles.
