@@ -1,13 +1,14 @@
 // The block-sparse GSA forward on Hopper: warp-specialised, wgmma. One CTA per (query block of kBlockRows rows,
 // KV head), three warpgroups:
-//   producer (warpgroup 0, 56 or 40 registers a thread): walks the block's key-tile list; for each step (kKeys / 64 key
-//     tiles of the list) it gathers the K and V rows (the plan's key rows are not contiguous: gist tokens sit
-//     between raw tokens, so no TMA) and each tile's mask metadata, list entry and class into one of the
-//     shared-memory stages by cp.async, and lets the stage's `full` mbarrier complete when its copies land;
-//   two consumers (warpgroups 1 and 2, 64 query rows each, 224 or 232 registers a thread): per step, S = Q K^T by wgmma
-//     (Q and K from shared memory, m64 x kKeys), the mask for tiles whose list entry is not kFullTile, online
-//     softmax in fp32 (exp2 domain), O += P V by wgmma (P from registers, V from shared memory), then release the
-//     stage (`empty`). The schedules (consume) overlap these steps in different ways.
+//   producer (warpgroup 0, 56 or 40 registers a thread): walks the block's key-tile list; for each step
+//     (kKeys / 64 key tiles of the list) it gathers the K and V rows (the plan's key rows are not contiguous:
+//     gist tokens sit between raw tokens, so no TMA) and each tile's mask metadata, list entry and class into
+//     one of the shared-memory stages by cp.async, and lets the stage's `full` mbarrier complete when its
+//     copies land;
+//   two consumers (warpgroups 1 and 2, 64 query rows each, 224 or 232 registers a thread): per step,
+//     S = Q K^T by wgmma (Q and K from shared memory, m64 x kKeys), the mask for tiles whose list entry is not
+//     kFullTile, online softmax in fp32 (exp2 domain), O += P V by wgmma (P from registers, V from shared
+//     memory), then release the stage (`empty`). The schedules (consume) overlap these steps in different ways.
 // Same contract, plan walk and results (up to summation order) as the mma.sync query pass
 // (sparse_attention_query_pass.cu), which stays the kernel for other GPUs and for GSA_SM90_FORWARD=0.
 // Shared memory (D = 128, 16-bit): Q 32 KiB, K and V 128 KiB of stages (4 of 64 keys or 2 of 128), metadata
@@ -414,7 +415,8 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
     }
     if ((lane & 3) == 0) {
       const QueryRow qr = query_row<kBlockRows>(r, group, start);
-      const int64_t stat = ((int64_t(b) * p.q_heads + kv_head * group + qr.head) * p.num_queries) + (qr.pos - p.q_begin);
+      const int64_t stat =
+          (int64_t(b) * p.q_heads + kv_head * group + qr.head) * p.num_queries + (qr.pos - p.q_begin);
       p.lse[stat] = row_sum[h] > 0.f ? (row_max[h] + log2f(row_sum[h])) / kLog2e : -INFINITY;
     }
   }
