@@ -33,7 +33,7 @@ constexpr int kThreads = kWarpgroupThreads + kConsumerThreads;
 [[maybe_unused]] constexpr int kConsumerBarrier = 1;  // named barrier among the consumer warpgroups
 [[maybe_unused]] constexpr int kTurnBarrier = 2;      // 2 + w: consumer warpgroup w may issue its wgmmas
 
-// A schedule (GSA_SM90_FORWARD = 1..5) of the consumers:
+// A schedule (GSA_SM90_FORWARD = 1..6) of the consumers:
 //   1: each step's S, softmax and P V in sequence;
 //   2: a step's S and softmax run while the tensor cores add the previous step's P V (FlashAttention-3's
 //      intra-warpgroup overlap);
@@ -43,11 +43,14 @@ constexpr int kThreads = kWarpgroupThreads + kConsumerThreads;
 // On the H200 (2026-12-03, 32 / 8 heads, D 128, bf16, forward ms at 8K / 32K / 128K tokens, one device call):
 // 2: 0.366 / 2.51 / 28.5, 3: 0.369 / 2.45 / 27.6, 4: 0.468 / 3.29 / 38.0, 5: 0.450 / 3.05 / 34.4 (the 128-key
 // producer, at 40 registers, spills and loads its two tiles' rows one after the other); 3 is the default.
+//   6: 3 with fewer CUDA-core instructions per score (the consumers are issue-bound): the tile maximum over the
+//      raw scores, scaled once, and O rescaled only when a row's maximum moved. Not yet run on a GPU.
 template <int kSchedule>
 struct Schedule {
   static constexpr bool kOverlap = kSchedule >= 2;
-  static constexpr bool kPingPong = kSchedule == 3 || kSchedule == 5;
-  static constexpr int kKeys = kSchedule >= 4 ? 128 : 64;  // keys per step
+  static constexpr bool kPingPong = kSchedule == 3 || kSchedule == 5 || kSchedule == 6;
+  static constexpr bool kLean = kSchedule == 6;
+  static constexpr int kKeys = kSchedule == 4 || kSchedule == 5 ? 128 : 64;  // keys per step
   static constexpr int kTiles = kKeys / kTileKeys;          // list tiles per step
   static constexpr int kStages = kKeys == 64 ? 4 : 2;
   // setmaxnreg: 128 x producer + 256 x consumer <= 384 x 168 (the launch's share); 128-key steps hold S, P and O.
@@ -313,15 +316,20 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
       mask_tile<32>(s, p, c.query_meta, c.key_meta[stage][1], last_partial ? -1 : c.entry[stage][1],
                     c.key_class[stage][1], block_flags, row_base, lane);
     }
-    // Rows g and g + 8 of the warp; a row's kKeys scores sit on 4 lanes.
+    // Rows g and g + 8 of the warp; a row's kKeys scores sit on 4 lanes. Lean: the maximum of the raw scores,
+    // scaled once (x -> x * scale2 is monotone, so the result is the same float).
     float tile_max[2] = {row_max[0], row_max[1]};
+    if constexpr (S::kLean) tile_max[0] = tile_max[1] = -INFINITY;
 #pragma unroll
-    for (int j = 0; j < kKeys / 2; ++j) tile_max[(j >> 1) & 1] = fmaxf(tile_max[(j >> 1) & 1], s[j] * scale2);
+    for (int j = 0; j < kKeys / 2; ++j) {
+      tile_max[(j >> 1) & 1] = fmaxf(tile_max[(j >> 1) & 1], S::kLean ? s[j] : s[j] * scale2);
+    }
     float base[2];
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       tile_max[h] = fmaxf(tile_max[h], __shfl_xor_sync(0xffffffffu, tile_max[h], 1));
       tile_max[h] = fmaxf(tile_max[h], __shfl_xor_sync(0xffffffffu, tile_max[h], 2));
+      if constexpr (S::kLean) tile_max[h] = fmaxf(row_max[h], tile_max[h] * scale2);
       base[h] = tile_max[h] == -INFINITY ? 0.f : tile_max[h];
       correction[h] = exp2f(row_max[h] - base[h]);
       row_max[h] = tile_max[h];
@@ -334,8 +342,11 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
     }
   };
   auto rescale_and_pack = [&](const float (&correction)[2]) {
+    // Lean: skipped while no row of the warp has a new maximum (correction exactly 1), most tiles of a long list.
+    if (!S::kLean || __any_sync(0xffffffffu, correction[0] != 1.f || correction[1] != 1.f)) {
 #pragma unroll
-    for (int j = 0; j < D / 2; ++j) o[j] *= correction[(j >> 1) & 1];
+      for (int j = 0; j < D / 2; ++j) o[j] *= correction[(j >> 1) & 1];
+    }
 #pragma unroll
     for (int kk = 0; kk < kKeys / 16; ++kk) {
 #pragma unroll
@@ -453,7 +464,7 @@ __global__ void __launch_bounds__(kThreads, 1) forward_sm90_kernel(const __grid_
 #endif
 }
 
-// GSA_SM90_FORWARD (read once): 0 = the mma.sync query pass, 1-5 = this kernel's schedules (Schedule), 3 the
+// GSA_SM90_FORWARD (read once): 0 = the mma.sync query pass, 1-6 = this kernel's schedules (Schedule), 3 the
 // default.
 int forward_sm90_schedule() {
   static const int schedule = [] {
@@ -487,7 +498,9 @@ Status launch(const SparseAttentionParams& p, cudaStream_t stream) {
       return launch_schedule<T, D, 4>(p, stream);
     case 5:
       return launch_schedule<T, D, 5>(p, stream);
-    default:  // 3, and any value outside 0-5
+    case 6:
+      return launch_schedule<T, D, 6>(p, stream);
+    default:  // 3, and any value outside 0-6
       return launch_schedule<T, D, 3>(p, stream);
   }
 }
