@@ -59,6 +59,7 @@ struct Schedule {
   static_assert(kWarpgroupThreads * kProducerRegisters + kConsumerThreads * kConsumerRegisters <= kThreads * 168,
                 "setmaxnreg asks for more registers than the launch holds");
   static_assert(kOverlap || !kPingPong, "the ping-pong hands turns over between overlapped steps");
+  static_assert(!kLean || (kPingPong && kKeys == 64), "the lean softmax is schedule 3's variant");
 };
 
 // Everything in shared memory besides the operand tiles.
