@@ -86,6 +86,11 @@ __device__ __forceinline__ void cp_async_16(void* dst, const void* src, bool src
 __device__ __forceinline__ void cp_async_4(void* dst, const void* src) {
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(smem_addr(dst)), "l"(src));
 }
+// 4-byte async copy that zero-fills the destination when src_valid is false (src is not read).
+__device__ __forceinline__ void cp_async_4_or_zero(void* dst, const void* src, bool src_valid) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
+               "r"(src_valid ? 4 : 0));
+}
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int kPending>
 __device__ __forceinline__ void cp_async_wait() {

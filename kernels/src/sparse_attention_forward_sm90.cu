@@ -19,9 +19,8 @@
 #include <cstdint>
 #include <cstdlib>
 
-#include "hopper.cuh"
-#include "sparse_attention_device.cuh"
 #include "sparse_attention_launch.h"
+#include "sparse_attention_sm90.cuh"
 
 namespace gsa::kernels::detail {
 namespace {
@@ -85,25 +84,6 @@ struct ForwardSmem {
   static constexpr size_t kBytes = kControl + sizeof(Control) + 1024;  // + alignment of the base to 1 KiB
   static_assert(kK % 1024 == 0 && kStageBytes % 1024 == 0 && kControl % 16 == 0, "tiles must be 1 KiB aligned");
 };
-
-// Copies kRows rows of D 16-bit elements into rows first_tile_row .. + kRows - 1 of a 128-byte-swizzled tile of
-// kTileRowsTotal rows: thread t (of kThreadsCount) copies chunk t % (D / 8) of rows t / (D / 8) +
-// k * (kThreadsCount / (D / 8)), k = 0, 1, ...: src_row(k, row) is the element offset of that row in base, < 0 to
-// zero-fill it.
-template <int D, int kRows, int kTileRowsTotal, int kThreadsCount, typename T, typename SrcRow>
-__device__ __forceinline__ void gather_rows_swizzled(unsigned char* tile, int first_tile_row, const T* base, int t,
-                                                     SrcRow src_row) {
-  constexpr int kChunks = D / 8, kRowStep = kThreadsCount / kChunks;
-  static_assert(kThreadsCount % kChunks == 0 && kRows % kRowStep == 0, "rows, threads and head dim do not tile");
-  const int chunk = t % kChunks, first_row = t / kChunks;
-#pragma unroll
-  for (int k = 0; k < kRows / kRowStep; ++k) {
-    const int row = first_row + k * kRowStep;
-    const int64_t off = src_row(k, row);
-    cp_async_16(tile + swizzle128_offset(kTileRowsTotal, first_tile_row + row, chunk),
-                off >= 0 ? base + off + chunk * 8 : base, off >= 0);
-  }
-}
 
 template <typename T, int D, int kSchedule>
 __device__ __forceinline__ void produce(const SparseAttentionParams& p, unsigned char* smem,

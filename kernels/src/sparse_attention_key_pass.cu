@@ -1,6 +1,7 @@
 // The backward of block-sparse GSA attention:
 //   1. delta[b, h, t] = sum_d d_out * out - d_lse          (one warp per query row)
-//   2. without a dq workspace: dq by the query-tile pass (sparse_attention_query_pass.cu)
+//   2. without a dq workspace (or with the Hopper key pass, GSA_SM90_BACKWARD=1): dq by the query-tile pass
+//      (sparse_attention_query_pass.cu)
 //   3. the key-tile pass: one CTA per (backward item, KV head); warp w owns keys 16w..16w+15 of the item's key
 //      tile and walks the item's query tiles (Q, dO and their row statistics double-buffered):
 //        S^T = K Q^T, P^T = exp2(S^T - lse) (masked), dV += P^T dO, dP^T = V dO^T, dS^T = P^T (dP^T - delta),
@@ -9,6 +10,7 @@
 //        workspace atomically; at the end dK * scale and dV go to the fp32 workspaces (plain stores when the key
 //        tile has one item, atomic adds when several items share it)
 //   4. the workspaces are converted to dk, dv (and dq) in the input dtype (one kernel each).
+// Step 3 on Hopper with GSA_SM90_BACKWARD=1: key_pass_sm90_kernel (sparse_attention_key_pass_sm90.cu) instead.
 #include <cuda_runtime.h>
 
 #include <cmath>
@@ -53,12 +55,6 @@ struct QueryTileRows {
   float delta[kTileRows];
 };
 constexpr int kInfoStages = 3, kRowStages = 2;
-
-// 4-byte async copy that zero-fills the destination when src_valid is false (src is not read).
-__device__ __forceinline__ void cp_async_4_or_zero(void* dst, const void* src, bool src_valid) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
-               "r"(src_valid ? 4 : 0));
-}
 
 template <int D, bool kFusedDq>
 struct KeyPassSmem {
@@ -335,7 +331,9 @@ Status run_backward(const SparseAttentionParams& p, cudaStream_t stream) {
   const int64_t q_rows = int64_t(p.batch) * p.q_heads * p.num_queries;
   delta_kernel<T, D><<<grid_for(q_rows * 32), 256, 0, stream>>>(p);
   if (cudaGetLastError() != cudaSuccess) return Status::kCudaError;
-  const bool fused_dq = p.dq_accum != nullptr;
+  // The Hopper key pass (GSA_SM90_BACKWARD=1) leaves dq to the query-block pass whatever the caller's workspace.
+  const bool sm90 = key_pass_sm90_enabled();
+  const bool fused_dq = p.dq_accum != nullptr && !sm90;
   if (fused_dq) {
     if (cudaMemsetAsync(p.dq_accum, 0, size_t(q_rows) * D * sizeof(float), stream) != cudaSuccess) {
       return Status::kCudaError;
@@ -350,7 +348,10 @@ Status run_backward(const SparseAttentionParams& p, cudaStream_t stream) {
       cudaMemsetAsync(p.dv_accum, 0, accum_bytes, stream) != cudaSuccess) {
     return Status::kCudaError;
   }
-  if (p.plan.num_backward_items > 0) {
+  if (sm90) {
+    const Status status = launch_key_pass_sm90(p, stream);
+    if (status != Status::kOk) return status;
+  } else if (p.plan.num_backward_items > 0) {
     auto launch = [&](auto kernel, size_t smem) {
       if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)) != cudaSuccess) {
         return false;

@@ -43,6 +43,12 @@ inline Status check_sparse_attention_params(const SparseAttentionParams& p, bool
 bool forward_sm90_enabled();
 Status launch_forward_sm90(const SparseAttentionParams& p, void* stream);
 
+// Whether the backward's key pass runs the Hopper kernel (sparse_attention_key_pass_sm90.cu): only with
+// GSA_SM90_BACKWARD=1 in the environment (read once), on a compute capability 9.0 device of a build for sm_90a.
+bool key_pass_sm90_enabled();
+// dK and dV into the fp32 workspaces (zeroed by the caller) by the Hopper key pass; dq is not touched.
+Status launch_key_pass_sm90(const SparseAttentionParams& p, void* stream);
+
 // Query-block pass: the forward (out, lse) or, with backward = true, dq from d_out, lse and delta.
 Status launch_query_pass(const SparseAttentionParams& p, bool backward, void* stream);
 

@@ -1,0 +1,322 @@
+// The key-tile pass of the block-sparse GSA backward on Hopper (wgmma), selected by GSA_SM90_BACKWARD=1:
+// dK and dV of one backward item (a key tile of 64 keys and a run of the query tiles that see it) per CTA and KV
+// head, two warpgroups:
+//   producer (warpgroup 0): the key tile's K and V rows and mask metadata once, then per query tile its Q and dO
+//     rows (gathered: a tile packs the group's query heads), token metadata, lse, delta and list entry into one of
+//     kStages shared-memory stages by cp.async, handed over by mbarriers as in the forward
+//     (sparse_attention_forward_sm90.cu; the gather is sparse_attention_sm90.cuh's);
+//   consumer (warpgroup 1, the 64 keys as the M dimension, warp w = keys 16 w .. 16 w + 15): per query tile
+//     S^T = K Q^T and dP^T = V dO^T (wgmma, both operands from shared memory, m64 n64), the mask (the generic
+//     predicate, for entries without kFullTile), P^T = exp2(S^T - lse), dS^T = P^T (dP^T - delta), then
+//     dV += P^T dO and dK += dS^T Q (wgmma, P^T and dS^T from registers, Q and dO as MN-major operands).
+// dQ is left to the query-block pass (run_backward runs it first); the item's dK * scale and dV go to the fp32
+// workspaces as in key_pass_kernel (atomic adds when several items share the key tile). Same contract as the
+// mma.sync key pass (sparse_attention_key_pass.cu), which stays the default.
+// Written 2026-12-03 after the session's device time was spent: compiled for sm_90a, NOT yet run on a GPU.
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+
+#include "sparse_attention_launch.h"
+#include "sparse_attention_sm90.cuh"
+
+namespace gsa::kernels::detail {
+namespace {
+
+constexpr int kWarpgroup = 128;
+constexpr int kKeyPassSm90Threads = 2 * kWarpgroup;
+constexpr int kStages = 3;
+
+// One query tile's rows as the consumer reads them.
+struct QueryStageInfo {
+  int32_t entry, start, flags, pad;
+  int32_t meta[kTileRows * kTokenMetaInts];  // positions start .. start + kTileRows / group - 1
+  float lse[kTileRows];                      // per row (0 past the row's last query)
+  float delta[kTileRows];
+};
+
+struct KeyPassControl {
+  alignas(16) KeyMetaSmem key_meta;  // cp.async destinations: 16-byte aligned
+  alignas(16) QueryStageInfo info[kStages];
+  uint64_t kv_full;          // the key tile's K, V and metadata have landed
+  uint64_t full[kStages];    // a query stage has landed (kWarpgroup arrivals)
+  uint64_t empty[kStages];   // the consumer is done with a query stage (kWarpgroup arrivals)
+};
+
+template <int D>
+struct KeyPassSm90Smem {
+  static constexpr int kTileBytes = kTileKeys * D * 2;  // K, V, and a stage's Q or dO (kTileRows == kTileKeys)
+  static constexpr int kK = 0, kV = kTileBytes;
+  static constexpr int kQ = 2 * kTileBytes;              // kStages stages
+  static constexpr int kDo = kQ + kStages * kTileBytes;  // kStages stages
+  static constexpr int kControl = kDo + kStages * kTileBytes;
+  static constexpr size_t kBytes = kControl + sizeof(KeyPassControl) + 1024;  // + alignment of the base to 1 KiB
+  static_assert(kTileRows == kTileKeys, "query and key tiles share one operand tile shape");
+  static_assert(kK % 1024 == 0 && kV % 1024 == 0 && kQ % 1024 == 0 && kDo % 1024 == 0 && kControl % 16 == 0,
+                "operand tiles must be 1 KiB aligned (the swizzle is on address bits)");
+};
+
+template <typename T, int D>
+__device__ __forceinline__ void produce(const SparseAttentionParams& p, unsigned char* smem, KeyPassControl& c,
+                                        int key_tile, int kv_head, int b, int first, int count) {
+  using Smem = KeyPassSm90Smem<D>;
+  const int t = threadIdx.x;
+  const int group = p.q_heads / p.kv_heads, positions = kTileRows / group;
+  const int row_end = p.row_query_end[b];
+  const int64_t kv_base = int64_t(b) * p.kv_stride[0] + int64_t(kv_head) * p.kv_stride[1];
+  const int64_t q_batch = int64_t(b) * p.q_stride[0];
+  auto kv_row = [&](int, int r) -> int64_t {
+    const int32_t row = key_row(p, key_tile, r);
+    return row < 0 ? -1 : int64_t(row) * p.kv_stride[2];
+  };
+  gather_rows_swizzled<D, kTileKeys, kTileKeys, kWarpgroup>(smem + Smem::kK, 0, static_cast<const T*>(p.k) + kv_base,
+                                                            t, kv_row);
+  gather_rows_swizzled<D, kTileKeys, kTileKeys, kWarpgroup>(smem + Smem::kV, 0, static_cast<const T*>(p.v) + kv_base,
+                                                            t, kv_row);
+  load_key_meta_async(c.key_meta, p, key_tile);
+  mbarrier_arrive_on_copies(smem_addr(&c.kv_full));
+
+  for (int i = 0; i < count; ++i) {
+    const int stage = i % kStages;
+    const int start = p.plan.backward_query_start[first + i];
+    mbarrier_wait(smem_addr(&c.empty[stage]), ((i / kStages) & 1) ^ 1);
+    QueryStageInfo& info = c.info[stage];
+    if (t == kWarpgroup - 1) {
+      cp_async_4(&info.entry, p.plan.backward_query_tiles + first + i);
+      cp_async_4(&info.start, p.plan.backward_query_start + first + i);
+      cp_async_4(&info.flags, p.plan.backward_query_flags + first + i);
+    }
+    if (t < positions * (kTokenMetaInts / 4)) {  // 16 bytes of one position's metadata
+      const int pos = start + t / (kTokenMetaInts / 4);
+      const bool valid = pos < row_end;
+      const int32_t* src = p.token_meta + (int64_t(b) * p.num_keys + (valid ? pos : 0)) * kTokenMetaInts;
+      cp_async_16(info.meta + 4 * t, src + 4 * (t % (kTokenMetaInts / 4)), valid);
+    }
+    if (t < kTileRows) {
+      const QueryRow qr = query_row<kTileRows>(t, group, start);
+      const bool valid = qr.pos < row_end;
+      const int64_t stat =
+          valid ? (int64_t(b) * p.q_heads + kv_head * group + qr.head) * p.num_queries + (qr.pos - p.q_begin) : 0;
+      cp_async_4_or_zero(info.lse + t, p.lse + stat, valid);
+      cp_async_4_or_zero(info.delta + t, p.delta + stat, valid);
+    }
+    auto q_row = [&](int, int r) -> int64_t {
+      const QueryRow qr = query_row<kTileRows>(r, group, start);
+      if (qr.pos >= row_end) return -1;
+      return q_batch + int64_t(kv_head * group + qr.head) * p.q_stride[1] + int64_t(qr.pos - p.q_begin) * p.q_stride[2];
+    };
+    unsigned char* q_stage = smem + Smem::kQ + stage * Smem::kTileBytes;
+    unsigned char* do_stage = smem + Smem::kDo + stage * Smem::kTileBytes;
+    gather_rows_swizzled<D, kTileRows, kTileRows, kWarpgroup>(q_stage, 0, static_cast<const T*>(p.q), t, q_row);
+    gather_rows_swizzled<D, kTileRows, kTileRows, kWarpgroup>(do_stage, 0, static_cast<const T*>(p.d_out), t, q_row);
+    mbarrier_arrive_on_copies(smem_addr(&c.full[stage]));
+  }
+  cp_async_wait<0>();  // no copy outlives its thread
+}
+
+template <typename T, int D>
+__device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned char* smem, KeyPassControl& c,
+                                        int item, int key_tile, int kv_head, int b, int count) {
+  using Smem = KeyPassSm90Smem<D>;
+  const int ct = threadIdx.x - kWarpgroup;
+  const int warp = ct / 32, lane = ct & 31;
+  const int group = p.q_heads / p.kv_heads, positions = kTileRows / group;
+  const int row_end = p.row_query_end[b];
+  const int key_class = p.plan.key_tile_class[key_tile];
+  const int up = key_class >= 0 && key_class + 1 < p.rule.levels ? key_class + 1 : 0;
+  const float scale2 = p.scale * kLog2e;
+  const int key_base = warp * 16 + (lane >> 2);  // + 8 h: this thread's two keys (rows of S^T)
+  const uint32_t k_addr = smem_addr(smem + Smem::kK), v_addr = smem_addr(smem + Smem::kV);
+
+  float dk[D / 2], dv[D / 2];  // m64 (keys) x D accumulators (hopper.cuh layout)
+  float st[32], dpt[32];       // S^T then P^T, dP^T then dS^T: m64 (keys) x 64 query rows
+  uint32_t a_p[4][4], a_ds[4][4];
+#pragma unroll
+  for (int j = 0; j < D / 2; ++j) dk[j] = dv[j] = 0.f;
+#pragma unroll
+  for (int j = 0; j < 32; ++j) st[j] = dpt[j] = 0.f;
+  mbarrier_wait(smem_addr(&c.kv_full), 0);
+  MaskKey keys[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) keys[h] = mask_key(c.key_meta, key_base + 8 * h);
+
+  for (int i = 0; i < count; ++i) {
+    const int stage = i % kStages;
+    mbarrier_wait(smem_addr(&c.full[stage]), (i / kStages) & 1);
+    const QueryStageInfo& info = c.info[stage];
+    const uint32_t q_addr = smem_addr(smem + Smem::kQ + stage * Smem::kTileBytes);
+    const uint32_t do_addr = smem_addr(smem + Smem::kDo + stage * Smem::kTileBytes);
+
+    // S^T = K Q^T and dP^T = V dO^T: D / 16 k-steps each, 32 bytes of every row of a 64-column block a step.
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      const uint32_t column = (kk / 4) * 1024 * (kTileKeys / 8) + (kk % 4) * 32;
+      wgmma_ss<T, 64>(st, k_major_desc(k_addr + column), k_major_desc(q_addr + column), kk > 0);
+    }
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      const uint32_t column = (kk / 4) * 1024 * (kTileKeys / 8) + (kk % 4) * 32;
+      wgmma_ss<T, 64>(dpt, k_major_desc(v_addr + column), k_major_desc(do_addr + column), kk > 0);
+    }
+    wgmma_commit();
+    wgmma_wait<0>();
+    fence_registers(st);
+    fence_registers(dpt);
+
+    const int32_t entry = info.entry, start = info.start;
+    const bool full = (entry & kFullTile) && !(key_class >= 0 && (info.flags & kSuffixFlag) && p.rule.selective &&
+                                               !p.rule.keep_unselected_gists);
+    // Column 8 j + 2 (lane % 4) + e is query row r of the tile: its statistics, and its mask fields.
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int r = 8 * j + 2 * (lane & 3) + e;
+        if (!full) {
+          const QueryRow qr = query_row<kTileRows>(r, group, start);
+          const int32_t* m = info.meta + (r & (positions - 1)) * kTokenMetaInts;
+          const MaskQuery q{qr.pos < row_end ? qr.pos : -1, m[kMetaDoc], m[kMetaLevel], m[kMetaChunk0],
+                            m[kMetaChunk0 + up], query_sees_gists(m, p.rule)};
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            if (!gist_mask_allows_class(key_class, q, keys[h], p.rule)) st[4 * j + 2 * h + e] = -INFINITY;
+          }
+        }
+        const float lse = info.lse[r];
+        const float lse2 = isfinite(lse) ? lse * kLog2e : 0.f;  // a row without keys: every score is masked
+        const float delta = info.delta[r];
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int x = 4 * j + 2 * h + e;
+          st[x] = exp2f(fmaf(st[x], scale2, -lse2));  // masked: exp2(-inf) = 0
+          dpt[x] = st[x] * (dpt[x] - delta);          // masked: P = 0 (delta and dP finite)
+        }
+      }
+    }
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        a_p[kk][r] = Pack2<T>::from(st[8 * kk + 2 * r], st[8 * kk + 2 * r + 1]);
+        a_ds[kk][r] = Pack2<T>::from(dpt[8 * kk + 2 * r], dpt[8 * kk + 2 * r + 1]);
+      }
+    }
+    // dV += P^T dO and dK += dS^T Q: k-step kk = query rows 16 kk .. 16 kk + 15, dO and Q MN-major.
+    fence_registers(dv);
+    fence_registers(dk);
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+      wgmma_rs<T, D, true>(dv, a_p[kk], mn_major_desc(do_addr + kk * 16 * 128, 1024 * (kTileRows / 8)), 1);
+    }
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+      wgmma_rs<T, D, true>(dk, a_ds[kk], mn_major_desc(q_addr + kk * 16 * 128, 1024 * (kTileRows / 8)), 1);
+    }
+    wgmma_commit();
+    wgmma_wait<0>();
+    fence_registers(dv);
+    fence_registers(dk);
+    mbarrier_arrive(smem_addr(&c.empty[stage]));
+  }
+
+  const bool shared = p.plan.backward_shared[item] != 0;
+  const int64_t accum_base = (int64_t(b) * p.kv_heads + kv_head) * p.kv_rows * D;
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int32_t row = c.key_meta.row[key_base + 8 * h];
+    if (row < 0) continue;
+    float* dk_row = p.dk_accum + accum_base + int64_t(row) * D;
+    float* dv_row = p.dv_accum + accum_base + int64_t(row) * D;
+#pragma unroll
+    for (int j = 0; j < D / 8; ++j) {
+      const int col = 8 * j + 2 * (lane & 3);
+      const float k0 = dk[4 * j + 2 * h] * p.scale, k1 = dk[4 * j + 2 * h + 1] * p.scale;
+      const float v0 = dv[4 * j + 2 * h], v1 = dv[4 * j + 2 * h + 1];
+      if (shared) {
+        atomicAdd(dk_row + col, k0);
+        atomicAdd(dk_row + col + 1, k1);
+        atomicAdd(dv_row + col, v0);
+        atomicAdd(dv_row + col + 1, v1);
+      } else {
+        *reinterpret_cast<float2*>(dk_row + col) = make_float2(k0, k1);
+        *reinterpret_cast<float2*>(dv_row + col) = make_float2(v0, v1);
+      }
+    }
+  }
+}
+
+template <typename T, int D>
+__global__ void __launch_bounds__(kKeyPassSm90Threads, 1)
+    key_pass_sm90_kernel(const __grid_constant__ SparseAttentionParams p) {
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)  // wgmma: sm_90a only
+  using Smem = KeyPassSm90Smem<D>;
+  extern __shared__ unsigned char smem_raw[];
+  unsigned char* smem = smem_raw + ((1024 - (smem_addr(smem_raw) & 1023)) & 1023);
+  auto& c = *reinterpret_cast<KeyPassControl*>(smem + Smem::kControl);
+  const int item = blockIdx.x, kv_head = blockIdx.y;
+  const int key_tile = p.plan.backward_key_tile[item];
+  const int first = p.plan.backward_offsets[item];
+  const int count = p.plan.backward_offsets[item + 1] - first;
+  const int b = p.plan.query_tile_row[p.plan.backward_query_tiles[first] & kTileIdMask];
+  if (threadIdx.x == 0) {
+    mbarrier_init(smem_addr(&c.kv_full), kWarpgroup);
+    for (int s = 0; s < kStages; ++s) {
+      mbarrier_init(smem_addr(&c.full[s]), kWarpgroup);
+      mbarrier_init(smem_addr(&c.empty[s]), kWarpgroup);
+    }
+    mbarrier_init_fence();
+  }
+  __syncthreads();
+  if (threadIdx.x < kWarpgroup) {
+    produce<T, D>(p, smem, c, key_tile, kv_head, b, first, count);
+  } else {
+    consume<T, D>(p, smem, c, item, key_tile, kv_head, b, count);
+  }
+#else
+  __trap();  // not built for sm_90a: key_pass_sm90_enabled() is false in such a build
+#endif
+}
+
+template <typename T, int D>
+Status launch(const SparseAttentionParams& p, cudaStream_t stream) {
+  const size_t smem = KeyPassSm90Smem<D>::kBytes;
+  auto kernel = key_pass_sm90_kernel<T, D>;
+  if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)) != cudaSuccess) {
+    return Status::kCudaError;
+  }
+  kernel<<<dim3(p.plan.num_backward_items, p.kv_heads), kKeyPassSm90Threads, smem, stream>>>(p);
+  return cudaGetLastError() == cudaSuccess ? Status::kOk : Status::kCudaError;
+}
+
+}  // namespace
+
+bool key_pass_sm90_enabled() {
+#ifdef GSA_NO_SM90A
+  return false;
+#endif
+  static const bool enabled = [] {
+    const char* v = std::getenv("GSA_SM90_BACKWARD");
+    if (v == nullptr || std::atoi(v) != 1) return false;
+    int device = 0, major = 0, minor = 0;
+    if (cudaGetDevice(&device) != cudaSuccess) return false;
+    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
+    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device);
+    return major == 9 && minor == 0;
+  }();
+  return enabled;
+}
+
+Status launch_key_pass_sm90(const SparseAttentionParams& p, void* stream) {
+  if (p.plan.num_backward_items == 0) return Status::kOk;
+  auto s = static_cast<cudaStream_t>(stream);
+  const bool bf16 = p.dtype == DType::kBFloat16;
+  if (p.head_dim == 64) return bf16 ? launch<__nv_bfloat16, 64>(p, s) : launch<__half, 64>(p, s);
+  if (p.head_dim == 128) return bf16 ? launch<__nv_bfloat16, 128>(p, s) : launch<__half, 128>(p, s);
+  return Status::kInvalidArgument;
+}
+
+}  // namespace gsa::kernels::detail
