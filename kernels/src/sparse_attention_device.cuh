@@ -243,6 +243,75 @@ __device__ __forceinline__ void load_query_meta(QueryMetaSmem<kRowsCount>& s, co
   for (int l = 0; l < kMaxGistLevels; ++l) s.chunk[l][r] = m[kMetaChunk0 + l];
 }
 
+// Copies query tile rows' token metadata (meta: the tile's positions start .. start + kRowsCount / group - 1, 16 bytes
+// a thread) and statistics (lse, delta: one per row, 0 past the row's last query, row_end) by cp.async; thread t
+// of at least kRowsCount threads.
+template <int kRowsCount>
+__device__ __forceinline__ void load_query_tile_rows_async(int32_t* meta, float* lse, float* delta,
+                                                          const SparseAttentionParams& p, int b, int kv_head,
+                                                          int group, int row_end, int start, int t) {
+  const int positions = kRowsCount / group;
+  if (t < positions * (kTokenMetaInts / 4)) {  // 16 bytes of one position's metadata
+    const int pos = start + t / (kTokenMetaInts / 4);
+    const bool valid = pos < row_end;
+    const int32_t* src = p.token_meta + (int64_t(b) * p.num_keys + (valid ? pos : 0)) * kTokenMetaInts;
+    cp_async_16(meta + 4 * t, src + 4 * (t % (kTokenMetaInts / 4)), valid);
+  }
+  if (t < kRowsCount) {
+    const QueryRow qr = query_row<kRowsCount>(t, group, start);
+    const bool valid = qr.pos < row_end;
+    const int64_t stat =
+        valid ? ((int64_t(b) * p.q_heads + kv_head * group + qr.head) * p.num_queries) + (qr.pos - p.q_begin) : 0;
+    cp_async_4_or_zero(lse + t, p.lse + stat, valid);
+    cp_async_4_or_zero(delta + t, p.delta + stat, valid);
+  }
+}
+
+// Row r of a query tile of kRowsCount rows as the mask sees it, from the tile's token metadata (meta, as
+// load_query_tile_rows_async copies it) and the chunk index `up` of the key class at hand.
+template <int kRowsCount>
+__device__ __forceinline__ MaskQuery query_tile_mask_query(const int32_t* meta, int r, int group, int start,
+                                                           int row_end, int up, const GistMaskRule& rule) {
+  const QueryRow qr = query_row<kRowsCount>(r, group, start);
+  const int32_t* m = meta + (r & (kRowsCount / group - 1)) * kTokenMetaInts;
+  return {qr.pos < row_end ? qr.pos : -1, m[kMetaDoc], m[kMetaLevel], m[kMetaChunk0], m[kMetaChunk0 + up],
+          query_sees_gists(m, rule)};
+}
+
+// A key-pass thread's dK and dV into the fp32 workspaces: keys key0 and key0 + 8 of the tile (k/v row rows[key], -1:
+// none), columns 8 j + 2 (lane % 4) + {0, 1}, whose values grads(h, j) gives as {dK pair, dV pair} for key
+// key0 + 8 h; atomic adds when several backward items share the key tile (shared), else plain stores.
+struct KeyGradientPairs {
+  float2 dk, dv;
+};
+template <int D, typename Grads>
+__device__ __forceinline__ void write_key_gradients(const SparseAttentionParams& p, const int32_t* rows, int key0,
+                                                    int lane, int b, int kv_head, bool shared, Grads grads) {
+  const int64_t accum_base = (int64_t(b) * p.kv_heads + kv_head) * p.kv_rows * D;
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int32_t row = rows[key0 + 8 * h];
+    if (row < 0) continue;
+    float* dk_row = p.dk_accum + accum_base + int64_t(row) * D;
+    float* dv_row = p.dv_accum + accum_base + int64_t(row) * D;
+#pragma unroll
+    for (int j = 0; j < D / 8; ++j) {
+      const int col = 8 * j + 2 * (lane & 3);
+      const KeyGradientPairs g = grads(h, j);
+      const float2 dk = g.dk, dv = g.dv;
+      if (shared) {
+        atomicAdd(dk_row + col, dk.x);
+        atomicAdd(dk_row + col + 1, dk.y);
+        atomicAdd(dv_row + col, dv.x);
+        atomicAdd(dv_row + col + 1, dv.y);
+      } else {
+        *reinterpret_cast<float2*>(dk_row + col) = dk;
+        *reinterpret_cast<float2*>(dv_row + col) = dv;
+      }
+    }
+  }
+}
+
 // A key tile's keys as the mask sees them, and the k/v row of each (-1: no key, or not held: mask_key then
 // reads the key's position as -1).
 struct KeyMetaSmem {

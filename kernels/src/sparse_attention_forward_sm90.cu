@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <cstdlib>
 
+#include "dispatch.cuh"
 #include "sparse_attention_launch.h"
 #include "sparse_attention_sm90.cuh"
 
@@ -488,27 +489,26 @@ Status launch(const SparseAttentionParams& p, cudaStream_t stream) {
 
 }  // namespace
 
-bool forward_sm90_enabled() {
+bool hopper_kernels_available() {
 #ifdef GSA_NO_SM90A
   return false;
 #endif
-  static const bool enabled = [] {
-    if (forward_sm90_schedule() == 0) return false;
+  static const bool available = [] {
     int device = 0, major = 0, minor = 0;
     if (cudaGetDevice(&device) != cudaSuccess) return false;
     cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
     cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device);
     return major == 9 && minor == 0;
   }();
-  return enabled;
+  return available;
 }
 
+bool forward_sm90_enabled() { return forward_sm90_schedule() != 0 && hopper_kernels_available(); }
+
 Status launch_forward_sm90(const SparseAttentionParams& p, void* stream) {
-  auto s = static_cast<cudaStream_t>(stream);
-  const bool bf16 = p.dtype == DType::kBFloat16;
-  if (p.head_dim == 64) return bf16 ? launch<__nv_bfloat16, 64>(p, s) : launch<__half, 64>(p, s);
-  if (p.head_dim == 128) return bf16 ? launch<__nv_bfloat16, 128>(p, s) : launch<__half, 128>(p, s);
-  return Status::kInvalidArgument;
+  return with_type_and_dim(p, [&](auto type, auto dim) {
+    return launch<typename decltype(type)::type, dim.value>(p, static_cast<cudaStream_t>(stream));
+  });
 }
 
 }  // namespace gsa::kernels::detail

@@ -134,7 +134,6 @@ __global__ void __launch_bounds__(kKeyPassThreads) key_pass_kernel(const __grid_
   const int count = p.plan.backward_offsets[item + 1] - first;
   const int b = p.plan.query_tile_row[p.plan.backward_query_tiles[first] & kTileIdMask];
   const int group = p.q_heads / p.kv_heads;
-  const int positions = kTileRows / group;  // distinct positions of a query tile
   const int row_end = p.row_query_end[b];
   const int64_t q_batch = int64_t(b) * p.q_stride[0];
   const int64_t kv_base = int64_t(b) * p.kv_stride[0] + int64_t(kv_head) * p.kv_stride[1];
@@ -155,23 +154,9 @@ __global__ void __launch_bounds__(kKeyPassThreads) key_pass_kernel(const __grid_
     cp_async_4(&info.flags, p.plan.backward_query_flags + first + i);
   };
   auto issue_rows = [&](int i) {  // query tile i's token metadata, lse and delta (its info has landed)
-    const int start = s_info[i % kInfoStages].start;
     QueryTileRows& rows = s_rows[i % kRowStages];
-    const int t = threadIdx.x;
-    if (t < positions * (kTokenMetaInts / 4)) {  // 16 bytes of one position's metadata
-      const int pos = start + t / (kTokenMetaInts / 4);
-      const bool valid = pos < row_end;
-      const int32_t* src = p.token_meta + (int64_t(b) * p.num_keys + (valid ? pos : 0)) * kTokenMetaInts;
-      cp_async_16(rows.meta + 4 * t, src + 4 * (t % (kTokenMetaInts / 4)), valid);
-    }
-    if (t < kTileRows) {
-      const QueryRow qr = query_row<kTileRows>(t, group, start);
-      const bool valid = qr.pos < row_end;
-      const int64_t stat =
-          valid ? ((int64_t(b) * p.q_heads + kv_head * group + qr.head) * p.num_queries) + (qr.pos - p.q_begin) : 0;
-      cp_async_4_or_zero(rows.lse + t, p.lse + stat, valid);
-      cp_async_4_or_zero(rows.delta + t, p.delta + stat, valid);
-    }
+    load_query_tile_rows_async<kTileRows>(rows.meta, rows.lse, rows.delta, p, b, kv_head, group, row_end,
+                                          s_info[i % kInfoStages].start, threadIdx.x);
   };
   auto issue_q = [&](int i) {  // query tile i's Q and dO rows into stage i & 1 (its info has landed)
     const int start = s_info[i % kInfoStages].start;
@@ -231,10 +216,7 @@ __global__ void __launch_bounds__(kKeyPassThreads) key_pass_kernel(const __grid_
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
           const int r = 8 * n + 2 * (lane & 3) + e;
-          const QueryRow qr = query_row<kTileRows>(r, group, start);
-          const int32_t* m = rows.meta + (r & (positions - 1)) * kTokenMetaInts;
-          const MaskQuery q{qr.pos < row_end ? qr.pos : -1, m[kMetaDoc], m[kMetaLevel], m[kMetaChunk0],
-                            m[kMetaChunk0 + up], query_sees_gists(m, p.rule)};
+          const MaskQuery q = query_tile_mask_query<kTileRows>(rows.meta, r, group, start, row_end, up, p.rule);
 #pragma unroll
           for (int h = 0; h < 2; ++h) {
             const MaskKey key = mask_key(s_kmeta, warp * 16 + 8 * h + (lane >> 2));
@@ -273,29 +255,10 @@ __global__ void __launch_bounds__(kKeyPassThreads) key_pass_kernel(const __grid_
   cp_async_wait<0>();
 
   const bool shared = p.plan.backward_shared[item] != 0;
-  const int64_t accum_base = (int64_t(b) * p.kv_heads + kv_head) * p.kv_rows * D;
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    const int32_t row = s_kmeta.row[warp * 16 + 8 * h + (lane >> 2)];
-    if (row < 0) continue;
-    float* dk_row = p.dk_accum + accum_base + int64_t(row) * D;
-    float* dv_row = p.dv_accum + accum_base + int64_t(row) * D;
-#pragma unroll
-    for (int j = 0; j < D / 8; ++j) {
-      const int col = 8 * j + 2 * (lane & 3);
-      const float k0 = dk[0][j][2 * h] * p.scale, k1 = dk[0][j][2 * h + 1] * p.scale;
-      const float v0 = dv[0][j][2 * h], v1 = dv[0][j][2 * h + 1];
-      if (shared) {
-        atomicAdd(dk_row + col, k0);
-        atomicAdd(dk_row + col + 1, k1);
-        atomicAdd(dv_row + col, v0);
-        atomicAdd(dv_row + col + 1, v1);
-      } else {
-        *reinterpret_cast<float2*>(dk_row + col) = make_float2(k0, k1);
-        *reinterpret_cast<float2*>(dv_row + col) = make_float2(v0, v1);
-      }
-    }
-  }
+  write_key_gradients<D>(p, s_kmeta.row, warp * 16 + (lane >> 2), lane, b, kv_head, shared, [&](int h, int j) {
+    return KeyGradientPairs{make_float2(dk[0][j][2 * h] * p.scale, dk[0][j][2 * h + 1] * p.scale),
+                            make_float2(dv[0][j][2 * h], dv[0][j][2 * h + 1])};
+  });
 }
 
 // One fp32 workspace [batch, heads, rows, D] (contiguous) into its strided tensor in the input dtype, times scale:

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <cstdlib>
 
+#include "dispatch.cuh"
 #include "sparse_attention_launch.h"
 #include "sparse_attention_sm90.cuh"
 
@@ -63,7 +64,7 @@ __device__ __forceinline__ void produce(const SparseAttentionParams& p, unsigned
                                         int key_tile, int kv_head, int b, int first, int count) {
   using Smem = KeyPassSm90Smem<D>;
   const int t = threadIdx.x;
-  const int group = p.q_heads / p.kv_heads, positions = kTileRows / group;
+  const int group = p.q_heads / p.kv_heads;
   const int row_end = p.row_query_end[b];
   const int64_t kv_base = int64_t(b) * p.kv_stride[0] + int64_t(kv_head) * p.kv_stride[1];
   const int64_t q_batch = int64_t(b) * p.q_stride[0];
@@ -88,20 +89,7 @@ __device__ __forceinline__ void produce(const SparseAttentionParams& p, unsigned
       cp_async_4(&info.start, p.plan.backward_query_start + first + i);
       cp_async_4(&info.flags, p.plan.backward_query_flags + first + i);
     }
-    if (t < positions * (kTokenMetaInts / 4)) {  // 16 bytes of one position's metadata
-      const int pos = start + t / (kTokenMetaInts / 4);
-      const bool valid = pos < row_end;
-      const int32_t* src = p.token_meta + (int64_t(b) * p.num_keys + (valid ? pos : 0)) * kTokenMetaInts;
-      cp_async_16(info.meta + 4 * t, src + 4 * (t % (kTokenMetaInts / 4)), valid);
-    }
-    if (t < kTileRows) {
-      const QueryRow qr = query_row<kTileRows>(t, group, start);
-      const bool valid = qr.pos < row_end;
-      const int64_t stat =
-          valid ? (int64_t(b) * p.q_heads + kv_head * group + qr.head) * p.num_queries + (qr.pos - p.q_begin) : 0;
-      cp_async_4_or_zero(info.lse + t, p.lse + stat, valid);
-      cp_async_4_or_zero(info.delta + t, p.delta + stat, valid);
-    }
+    load_query_tile_rows_async<kTileRows>(info.meta, info.lse, info.delta, p, b, kv_head, group, row_end, start, t);
     auto q_row = [&](int, int r) -> int64_t {
       const QueryRow qr = query_row<kTileRows>(r, group, start);
       if (qr.pos >= row_end) return -1;
@@ -122,7 +110,7 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
   using Smem = KeyPassSm90Smem<D>;
   const int ct = threadIdx.x - kWarpgroup;
   const int warp = ct / 32, lane = ct & 31;
-  const int group = p.q_heads / p.kv_heads, positions = kTileRows / group;
+  const int group = p.q_heads / p.kv_heads;
   const int row_end = p.row_query_end[b];
   const int key_class = p.plan.key_tile_class[key_tile];
   const int up = key_class >= 0 && key_class + 1 < p.rule.levels ? key_class + 1 : 0;
@@ -176,10 +164,7 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
       for (int e = 0; e < 2; ++e) {
         const int r = 8 * j + 2 * (lane & 3) + e;
         if (!full) {
-          const QueryRow qr = query_row<kTileRows>(r, group, start);
-          const int32_t* m = info.meta + (r & (positions - 1)) * kTokenMetaInts;
-          const MaskQuery q{qr.pos < row_end ? qr.pos : -1, m[kMetaDoc], m[kMetaLevel], m[kMetaChunk0],
-                            m[kMetaChunk0 + up], query_sees_gists(m, p.rule)};
+          const MaskQuery q = query_tile_mask_query<kTileRows>(info.meta, r, group, start, row_end, up, p.rule);
 #pragma unroll
           for (int h = 0; h < 2; ++h) {
             if (!gist_mask_allows_class(key_class, q, keys[h], p.rule)) st[4 * j + 2 * h + e] = -INFINITY;
@@ -224,29 +209,10 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
   }
 
   const bool shared = p.plan.backward_shared[item] != 0;
-  const int64_t accum_base = (int64_t(b) * p.kv_heads + kv_head) * p.kv_rows * D;
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    const int32_t row = c.key_meta.row[key_base + 8 * h];
-    if (row < 0) continue;
-    float* dk_row = p.dk_accum + accum_base + int64_t(row) * D;
-    float* dv_row = p.dv_accum + accum_base + int64_t(row) * D;
-#pragma unroll
-    for (int j = 0; j < D / 8; ++j) {
-      const int col = 8 * j + 2 * (lane & 3);
-      const float k0 = dk[4 * j + 2 * h] * p.scale, k1 = dk[4 * j + 2 * h + 1] * p.scale;
-      const float v0 = dv[4 * j + 2 * h], v1 = dv[4 * j + 2 * h + 1];
-      if (shared) {
-        atomicAdd(dk_row + col, k0);
-        atomicAdd(dk_row + col + 1, k1);
-        atomicAdd(dv_row + col, v0);
-        atomicAdd(dv_row + col + 1, v1);
-      } else {
-        *reinterpret_cast<float2*>(dk_row + col) = make_float2(k0, k1);
-        *reinterpret_cast<float2*>(dv_row + col) = make_float2(v0, v1);
-      }
-    }
-  }
+  write_key_gradients<D>(p, c.key_meta.row, key_base, lane, b, kv_head, shared, [&](int h, int j) {
+    return KeyGradientPairs{make_float2(dk[4 * j + 2 * h] * p.scale, dk[4 * j + 2 * h + 1] * p.scale),
+                            make_float2(dv[4 * j + 2 * h], dv[4 * j + 2 * h + 1])};
+  });
 }
 
 template <typename T, int D>
@@ -295,28 +261,18 @@ Status launch(const SparseAttentionParams& p, cudaStream_t stream) {
 }  // namespace
 
 bool key_pass_sm90_enabled() {
-#ifdef GSA_NO_SM90A
-  return false;
-#endif
-  static const bool enabled = [] {
+  static const bool requested = [] {
     const char* v = std::getenv("GSA_SM90_BACKWARD");
-    if (v == nullptr || std::atoi(v) != 1) return false;
-    int device = 0, major = 0, minor = 0;
-    if (cudaGetDevice(&device) != cudaSuccess) return false;
-    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
-    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device);
-    return major == 9 && minor == 0;
+    return v != nullptr && std::atoi(v) == 1;
   }();
-  return enabled;
+  return requested && hopper_kernels_available();
 }
 
 Status launch_key_pass_sm90(const SparseAttentionParams& p, void* stream) {
   if (p.plan.num_backward_items == 0) return Status::kOk;
-  auto s = static_cast<cudaStream_t>(stream);
-  const bool bf16 = p.dtype == DType::kBFloat16;
-  if (p.head_dim == 64) return bf16 ? launch<__nv_bfloat16, 64>(p, s) : launch<__half, 64>(p, s);
-  if (p.head_dim == 128) return bf16 ? launch<__nv_bfloat16, 128>(p, s) : launch<__half, 128>(p, s);
-  return Status::kInvalidArgument;
+  return with_type_and_dim(p, [&](auto type, auto dim) {
+    return launch<typename decltype(type)::type, dim.value>(p, static_cast<cudaStream_t>(stream));
+  });
 }
 
 }  // namespace gsa::kernels::detail

@@ -38,13 +38,16 @@ inline Status check_sparse_attention_params(const SparseAttentionParams& p, bool
   return Status::kOk;
 }
 
-// Whether the forward runs the Hopper kernel (sparse_attention_forward_sm90.cu): on a compute capability 9.0
-// device of a build for sm_90a, unless GSA_SM90_FORWARD=0 in the environment (read once).
+// Whether the Hopper kernels can run: the current device (at the first call) has compute capability 9.0 and the
+// build is for sm_90a.
+bool hopper_kernels_available();
+// Whether the forward runs the Hopper kernel (sparse_attention_forward_sm90.cu): where hopper_kernels_available(),
+// unless GSA_SM90_FORWARD=0 in the environment (read once).
 bool forward_sm90_enabled();
 Status launch_forward_sm90(const SparseAttentionParams& p, void* stream);
 
 // Whether the backward's key pass runs the Hopper kernel (sparse_attention_key_pass_sm90.cu): only with
-// GSA_SM90_BACKWARD=1 in the environment (read once), on a compute capability 9.0 device of a build for sm_90a.
+// GSA_SM90_BACKWARD=1 in the environment (read once), where hopper_kernels_available().
 bool key_pass_sm90_enabled();
 // dK and dV into the fp32 workspaces (zeroed by the caller) by the Hopper key pass; dq is not touched.
 Status launch_key_pass_sm90(const SparseAttentionParams& p, void* stream);
