@@ -55,11 +55,6 @@ __device__ __forceinline__ void fence_registers(float (&r)[N]) {
 #pragma unroll
   for (int i = 0; i < N; ++i) asm volatile("" : "+f"(r[i])::"memory");
 }
-template <int N>
-__device__ __forceinline__ void fence_registers(uint32_t (&r)[N]) {
-#pragma unroll
-  for (int i = 0; i < N; ++i) asm volatile("" : "+r"(r[i])::"memory");
-}
 
 // d (m64 x N, fp32) (+)= A (m64 x k16, shared, K-major) B (k16 x N, shared, K-major); accumulate = 0 overwrites d.
 template <typename T, int N>
