@@ -109,33 +109,17 @@ __device__ __forceinline__ void produce(const SparseAttentionParams& p, unsigned
   cp_async_wait<0>();  // no copy outlives its thread
 }
 
-// gist_mask_allows_class for the 2 x 16 scores a consumer thread holds of a key tile, s[4 j + 2 h + e]
-// (rows row_base + 8 h, tile columns 8 j + 2 (lane % 4) + e), in 32-bit arithmetic with the per-row and
-// per-class parts folded once a tile: a row that can match no key of the class gets document -2 (keys have
-// documents >= -1); k <= q with k >= 0 is one unsigned compare; the local window of a query above level 0 is
-// emptied by moving its chunk far below every key's. For keys whose k/v row is their position (key_rows null).
-// The generic predicate made the integer pipe the busiest on the H200 (issue slots half busy at 32K tokens).
+// The mask (gist_mask.h's folded form, once a tile per row) on the 2 x 16 scores a consumer thread holds of a key
+// tile, s[4 j + 2 h + e] (rows row_base + 8 h, tile columns 8 j + 2 (lane % 4) + e). For keys whose k/v row is
+// their position (key_rows null). The generic predicate made the integer pipe the busiest on the H200 (issue
+// slots half busy at 32K tokens).
 __device__ __forceinline__ void apply_mask_fast(float (&s)[32], const QueryMetaSmem<kBlockRows>& qm,
                                                 const KeyMetaSmem& km, int key_class, const GistMaskRule& rule,
                                                 int row_base, int lane) {
-  const bool gist = key_class >= 0;
-  const int up = gist && key_class + 1 < rule.levels ? key_class + 1 : 0;
-  const bool check_up = gist && key_class != rule.levels - 1;  // a gist below the top: its section clause
-  const uint32_t prev = static_cast<uint32_t>(rule.prev_chunks);
-  uint32_t q_pos[2];
-  int32_t q_doc[2], q_local[2], q_up[2];
-  uint32_t sections[2];
+  FoldedMaskQuery q[2];
 #pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    const int r = row_base + 8 * h;
-    const int32_t level = qm.level[r];
-    const bool sees = key_class == kClassSink || (key_class == kClassRaw ? level <= 0 : qm.sees_gists[r] != 0);
-    q_pos[h] = static_cast<uint32_t>(qm.pos[r]);
-    q_doc[h] = qm.pos[r] >= 0 && qm.doc[r] >= 0 && sees ? qm.doc[r] : -2;
-    q_local[h] = level <= 0 ? qm.chunk[0][r] : INT32_MIN / 2;
-    q_up[h] = qm.chunk[up][r];
-    sections[h] = level > key_class + 1 ? 0u : prev;
-  }
+  for (int h = 0; h < 2; ++h) q[h] = fold_mask_query(key_class, mask_query(qm, row_base + 8 * h, key_class,
+                                                                           rule.levels), rule);
 #pragma unroll
   for (int j = 0; j < 8; ++j) {
     const int col = 8 * j + 2 * (lane & 3);
@@ -145,27 +129,22 @@ __device__ __forceinline__ void apply_mask_fast(float (&s)[32], const QueryMetaS
     const int2 k_up = *reinterpret_cast<const int2*>(km.chunk_up + col);
 #pragma unroll
     for (int e = 0; e < 2; ++e) {
-      const uint32_t kp = static_cast<uint32_t>(e ? k_pos.y : k_pos.x);
-      const int32_t kd = e ? k_doc.y : k_doc.x, kc = e ? k_chunk0.y : k_chunk0.x, ku = e ? k_up.y : k_up.x;
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
-        bool allowed = kp <= q_pos[h] && kd == q_doc[h];
-        if (key_class == kClassRaw) {
-          allowed = allowed && static_cast<uint32_t>(q_local[h] - kc) <= prev;
-        } else if (check_up) {
-          allowed = allowed && (static_cast<uint32_t>(q_up[h] - ku) <= sections[h] ||
-                                static_cast<uint32_t>(q_local[h] - kc) <= prev);
+        if (!folded_mask_allows(key_class, q[h], e ? k_pos.y : k_pos.x, e ? k_doc.y : k_doc.x,
+                                e ? k_chunk0.y : k_chunk0.x, e ? k_up.y : k_up.x, rule)) {
+          s[4 * j + 2 * h + e] = -INFINITY;
         }
-        if (!allowed) s[4 * j + 2 * h + e] = -INFINITY;
       }
     }
   }
 }
 
 // The mask of one key tile (list entry `entry`, class key_class, metadata km) on a consumer thread's scores.
-__device__ __forceinline__ void mask_tile(float (&s)[32], const SparseAttentionParams& p,
-                                          const QueryMetaSmem<kBlockRows>& qm, const KeyMetaSmem& km, int32_t entry,
-                                          int key_class, int32_t block_flags, int row_base, int lane) {
+[[maybe_unused]] __device__ __forceinline__ void mask_tile(float (&s)[32], const SparseAttentionParams& p,
+                                                          const QueryMetaSmem<kBlockRows>& qm, const KeyMetaSmem& km,
+                                                          int32_t entry, int key_class, int32_t block_flags,
+                                                          int row_base, int lane) {
   // A suffix query of a selective layer sees no gist key: a gist tile is never whole for such a block.
   const bool full = (entry & kFullTile) && !(key_class >= 0 && (block_flags & kSuffixFlag) && p.rule.selective &&
                                              !p.rule.keep_unselected_gists);
