@@ -1,18 +1,17 @@
 // The block-sparse GSA forward on Hopper: warp-specialised, wgmma. One CTA per (query block of kBlockRows rows,
 // KV head), three warpgroups:
-//   producer (warpgroup 0, 56 or 40 registers a thread): walks the block's key-tile list; for each step
-//     (kKeys / 64 key tiles of the list) it gathers the K and V rows (the plan's key rows are not contiguous:
-//     gist tokens sit between raw tokens, so no TMA) and each tile's mask metadata, list entry and class into
-//     one of the shared-memory stages by cp.async, and lets the stage's `full` mbarrier complete when its
-//     copies land;
-//   two consumers (warpgroups 1 and 2, 64 query rows each, 224 or 232 registers a thread): per step,
-//     S = Q K^T by wgmma (Q and K from shared memory, m64 x kKeys), the mask for tiles whose list entry is not
-//     kFullTile, online softmax in fp32 (exp2 domain), O += P V by wgmma (P from registers, V from shared
-//     memory), then release the stage (`empty`). The schedules (consume) overlap these steps in different ways.
+//   producer (warpgroup 0, 56 registers a thread): walks the block's key-tile list; for each tile it gathers the
+//     K and V rows (the plan's key rows are not contiguous: gist tokens sit between raw tokens, so no TMA) and
+//     the tile's mask metadata, list entry and class into one of kStages shared-memory stages by cp.async, and
+//     lets the stage's `full` mbarrier complete when its copies land;
+//   two consumers (warpgroups 1 and 2, 64 query rows each, 224 registers a thread): per tile, S = Q K^T by wgmma
+//     (Q and K from shared memory, m64n64), the mask where the list entry is not kFullTile, online softmax in
+//     fp32 (exp2 domain), O += P V by wgmma (P from registers, V from shared memory), then release the stage
+//     (`empty`). The schedules (consume) overlap these steps in different ways.
 // Same contract, plan walk and results (up to summation order) as the mma.sync query pass
 // (sparse_attention_query_pass.cu), which stays the kernel for other GPUs and for GSA_SM90_FORWARD=0.
-// Shared memory (D = 128, 16-bit): Q 32 KiB, K and V 128 KiB of stages (4 of 64 keys or 2 of 128), metadata
-// ~10 KiB; tiles in the 128-byte-swizzled layout of hopper.cuh.
+// Shared memory (D = 128, 16-bit): Q 32 KiB, kStages x (K 16 + V 16) KiB, metadata ~10 KiB; tiles in the
+// 128-byte-swizzled layout of hopper.cuh.
 #include <cuda_runtime.h>
 
 #include <cmath>
@@ -26,72 +25,60 @@
 namespace gsa::kernels::detail {
 namespace {
 
+constexpr int kStages = 4;
 constexpr int kWarpgroupThreads = 128;
 constexpr int kConsumers = kBlockRows / 64;  // consumer warpgroups: 64 query rows each
 constexpr int kConsumerThreads = kConsumers * kWarpgroupThreads;
 constexpr int kThreads = kWarpgroupThreads + kConsumerThreads;
 [[maybe_unused]] constexpr int kConsumerBarrier = 1;  // named barrier among the consumer warpgroups
 [[maybe_unused]] constexpr int kTurnBarrier = 2;      // 2 + w: consumer warpgroup w may issue its wgmmas
+// setmaxnreg: 128 x 56 + 256 x 224 = 384 x 168, the launch's share.
+[[maybe_unused]] constexpr int kProducerRegisters = 56, kConsumerRegisters = 224;
 
-// A schedule (GSA_SM90_FORWARD = 1..6) of the consumers:
-//   1: each step's S, softmax and P V in sequence;
-//   2: a step's S and softmax run while the tensor cores add the previous step's P V (FlashAttention-3's
+// A schedule (GSA_SM90_FORWARD = 1, 2, 3, 6) of the consumers:
+//   1: each tile's S, softmax and P V in sequence;
+//   2: a tile's S and softmax run while the tensor cores add the previous tile's P V (FlashAttention-3's
 //      intra-warpgroup overlap);
 //   3: 2, and the two consumer warpgroups take turns issuing their wgmmas, so one's softmax runs while the
 //      other's products do (FlashAttention-3's ping-pong);
-//   4, 5: 2 and 3 with steps of 128 keys (two key tiles of the list): m64 n128 products, half the steps.
-// On the H200 (2026-12-03, 32 / 8 heads, D 128, bf16, forward ms at 8K / 32K / 128K tokens, one device call):
-// 2: 0.366 / 2.51 / 28.5, 3: 0.369 / 2.45 / 27.6, 4: 0.468 / 3.29 / 38.0, 5: 0.450 / 3.05 / 34.4 (the 128-key
-// producer, at 40 registers, spills and loads its two tiles' rows one after the other); 3 is the default.
 //   6: 3 with fewer CUDA-core instructions per score (the consumers are issue-bound): the tile maximum over the
 //      raw scores, scaled once, and O rescaled only when a row's maximum moved. Not yet run on a GPU.
+// On the H200 (2026-12-03, 32 / 8 heads, D 128, bf16, forward ms at 8K / 32K / 128K tokens, one device call):
+// 2: 0.366 / 2.51 / 28.5, 3: 0.369 / 2.45 / 27.6 (the default). Steps of 128 keys (two list tiles, m64n128
+// products; schedules 4 and 5 of that call, removed since) took 0.45-0.47 / 3.05-3.29 / 34.4-38.0.
 template <int kSchedule>
 struct Schedule {
   static constexpr bool kOverlap = kSchedule >= 2;
-  static constexpr bool kPingPong = kSchedule == 3 || kSchedule == 5 || kSchedule == 6;
+  static constexpr bool kPingPong = kSchedule == 3 || kSchedule == 6;
   static constexpr bool kLean = kSchedule == 6;
-  static constexpr int kKeys = kSchedule == 4 || kSchedule == 5 ? 128 : 64;  // keys per step
-  static constexpr int kTiles = kKeys / kTileKeys;          // list tiles per step
-  static constexpr int kStages = kKeys == 64 ? 4 : 2;
-  // setmaxnreg: 128 x producer + 256 x consumer <= 384 x 168 (the launch's share); 128-key steps hold S, P and O.
-  static constexpr int kProducerRegisters = kKeys == 64 ? 56 : 40;
-  static constexpr int kConsumerRegisters = kKeys == 64 ? 224 : 232;
-  static_assert(kWarpgroupThreads * kProducerRegisters + kConsumerThreads * kConsumerRegisters <= kThreads * 168,
-                "setmaxnreg asks for more registers than the launch holds");
   static_assert(kOverlap || !kPingPong, "the ping-pong hands turns over between overlapped steps");
-  static_assert(!kLean || (kPingPong && kKeys == 64), "the lean softmax is schedule 3's variant");
 };
 
 // Everything in shared memory besides the operand tiles.
-template <int kStages, int kTiles>
 struct ForwardControl {
   uint64_t full[kStages];   // completes when a stage's copies have landed (kWarpgroupThreads arrivals)
   uint64_t empty[kStages];  // completes when every consumer thread is done with a stage
-  int32_t entry[kStages][kTiles];  // each tile's list entry (key tile id | kFullTile)
-  int32_t key_class[kStages][kTiles];
-  KeyMetaSmem key_meta[kStages][kTiles];
+  int32_t entry[kStages];   // the stage's list entry (key tile id | kFullTile)
+  int32_t key_class[kStages];
+  KeyMetaSmem key_meta[kStages];
   QueryMetaSmem<kBlockRows> query_meta;
 };
 
-template <int D, int kSchedule>
+template <int D>
 struct ForwardSmem {
-  using S = Schedule<kSchedule>;
-  using Control = ForwardControl<S::kStages, S::kTiles>;
-  static constexpr int kStageBytes = S::kKeys * D * 2;  // one K or V stage
+  static constexpr int kStageBytes = kTileKeys * D * 2;  // one K or V stage
   static constexpr int kQ = 0;
   static constexpr int kK = kQ + kBlockRows * D * 2;
-  static constexpr int kV = kK + S::kStages * kStageBytes;
-  static constexpr int kControl = kV + S::kStages * kStageBytes;
-  static constexpr size_t kBytes = kControl + sizeof(Control) + 1024;  // + alignment of the base to 1 KiB
+  static constexpr int kV = kK + kStages * kStageBytes;
+  static constexpr int kControl = kV + kStages * kStageBytes;
+  static constexpr size_t kBytes = kControl + sizeof(ForwardControl) + 1024;  // + alignment of the base to 1 KiB
   static_assert(kK % 1024 == 0 && kStageBytes % 1024 == 0 && kControl % 16 == 0, "tiles must be 1 KiB aligned");
 };
 
-template <typename T, int D, int kSchedule>
-__device__ __forceinline__ void produce(const SparseAttentionParams& p, unsigned char* smem,
-                                        typename ForwardSmem<D, kSchedule>::Control& c, int kv_head, int b, int first,
-                                        int count) {
-  using Smem = ForwardSmem<D, kSchedule>;
-  using S = Schedule<kSchedule>;
+template <typename T, int D>
+__device__ __forceinline__ void produce(const SparseAttentionParams& p, unsigned char* smem, ForwardControl& c,
+                                        int kv_head, int b, int first, int count) {
+  using Smem = ForwardSmem<D>;
   constexpr int kChunks = D / 8, kRowStep = kWarpgroupThreads / kChunks, kRowsPerThread = kTileKeys / kRowStep;
   const int t = threadIdx.x;
   const int64_t kv_base = int64_t(b) * p.kv_stride[0] + int64_t(kv_head) * p.kv_stride[1];
@@ -100,67 +87,39 @@ __device__ __forceinline__ void produce(const SparseAttentionParams& p, unsigned
   const int32_t* key_rows = p.key_rows != nullptr ? p.key_rows : p.plan.key_tile_positions;
   const int32_t* list = p.plan.forward_key_tiles + first;
   const int row0 = t / kChunks;
-  const int steps = (count + S::kTiles - 1) / S::kTiles;
-  for (int i = 0; i < steps; ++i) {
-    const int stage = i % S::kStages;
-    // Tile by tile: this thread's k/v rows of the tile (-1: none; the first tile's loaded before the stage is
-    // free), its metadata, list entry and class, then its K and V rows.
+  for (int i = 0; i < count; ++i) {
+    const int stage = i % kStages;
+    const int kt = list[i] & kTileIdMask;
+    int32_t rows[kRowsPerThread];  // this thread's k/v rows of the tile, loaded before the stage is free
 #pragma unroll
-    for (int u = 0; u < S::kTiles; ++u) {
-      const int tile = i * S::kTiles + u;
-      const int kt = tile < count ? list[tile] & kTileIdMask : -1;
-      int32_t rows[kRowsPerThread];
-#pragma unroll
-      for (int j = 0; j < kRowsPerThread; ++j) {
-        rows[j] = kt >= 0 ? key_rows[int64_t(kt) * kTileKeys + row0 + j * kRowStep] : -1;
-      }
-      if (u == 0) mbarrier_wait(smem_addr(&c.empty[stage]), ((i / S::kStages) & 1) ^ 1);
-      if (kt >= 0) {  // past the list's end: zero rows (below) and no metadata (consume masks the tile)
-        load_key_meta_async(c.key_meta[stage][u], p, kt);
-        if (t == kWarpgroupThreads - 1) {
-          cp_async_4(&c.entry[stage][u], list + tile);
-          cp_async_4(&c.key_class[stage][u], p.plan.key_tile_class + kt);
-        }
-      }
-      auto src_row = [&](int j, int) -> int64_t { return rows[j] < 0 ? -1 : int64_t(rows[j]) * p.kv_stride[2]; };
-      unsigned char* k_stage = smem + Smem::kK + stage * Smem::kStageBytes;
-      unsigned char* v_stage = smem + Smem::kV + stage * Smem::kStageBytes;
-      gather_rows_swizzled<D, kTileKeys, S::kKeys, kWarpgroupThreads>(k_stage, u * kTileKeys, k, t, src_row);
-      gather_rows_swizzled<D, kTileKeys, S::kKeys, kWarpgroupThreads>(v_stage, u * kTileKeys, v, t, src_row);
+    for (int j = 0; j < kRowsPerThread; ++j) rows[j] = key_rows[int64_t(kt) * kTileKeys + row0 + j * kRowStep];
+    mbarrier_wait(smem_addr(&c.empty[stage]), ((i / kStages) & 1) ^ 1);
+    load_key_meta_async(c.key_meta[stage], p, kt);
+    if (t == kWarpgroupThreads - 1) {
+      cp_async_4(&c.entry[stage], list + i);
+      cp_async_4(&c.key_class[stage], p.plan.key_tile_class + kt);
     }
+    auto src_row = [&](int j, int) -> int64_t { return rows[j] < 0 ? -1 : int64_t(rows[j]) * p.kv_stride[2]; };
+    unsigned char* k_stage = smem + Smem::kK + stage * Smem::kStageBytes;
+    unsigned char* v_stage = smem + Smem::kV + stage * Smem::kStageBytes;
+    gather_rows_swizzled<D, kTileKeys, kTileKeys, kWarpgroupThreads>(k_stage, 0, k, t, src_row);
+    gather_rows_swizzled<D, kTileKeys, kTileKeys, kWarpgroupThreads>(v_stage, 0, v, t, src_row);
     mbarrier_arrive_on_copies(smem_addr(&c.full[stage]));
   }
   cp_async_wait<0>();  // no copy outlives its thread
 }
 
-// gist_mask_allows_class for the 2 x 16 scores a consumer thread holds of one key tile, s[kAt + 4 j + 2 h + e]
-// (rows row_base + 8 h, tile columns 8 j + 2 (lane % 4) + e), in 32-bit arithmetic with the per-row and
-// per-class parts folded once a tile: a row that can match no key of the class gets document -2 (keys have
-// documents >= -1); k <= q with k >= 0 is one unsigned compare; the local window of a query above level 0 is
-// emptied by moving its chunk far below every key's. For keys whose k/v row is their position (key_rows null).
-// The generic predicate made the integer pipe the busiest on the H200 (issue slots half busy at 32K tokens).
-template <int kAt, int N>
-__device__ __forceinline__ void apply_mask_fast(float (&s)[N], const QueryMetaSmem<kBlockRows>& qm,
+// The mask (gist_mask.h's folded form, once a tile per row) on the 2 x 16 scores a consumer thread holds of a key
+// tile, s[4 j + 2 h + e] (rows row_base + 8 h, tile columns 8 j + 2 (lane % 4) + e). For keys whose k/v row is
+// their position (key_rows null). The generic predicate made the integer pipe the busiest on the H200 (issue
+// slots half busy at 32K tokens).
+__device__ __forceinline__ void apply_mask_fast(float (&s)[32], const QueryMetaSmem<kBlockRows>& qm,
                                                 const KeyMetaSmem& km, int key_class, const GistMaskRule& rule,
                                                 int row_base, int lane) {
-  const bool gist = key_class >= 0;
-  const int up = gist && key_class + 1 < rule.levels ? key_class + 1 : 0;
-  const bool check_up = gist && key_class != rule.levels - 1;  // a gist below the top: its section clause
-  const uint32_t prev = static_cast<uint32_t>(rule.prev_chunks);
-  uint32_t q_pos[2];
-  int32_t q_doc[2], q_local[2], q_up[2];
-  uint32_t sections[2];
+  FoldedMaskQuery q[2];
 #pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    const int r = row_base + 8 * h;
-    const int32_t level = qm.level[r];
-    const bool sees = key_class == kClassSink || (key_class == kClassRaw ? level <= 0 : qm.sees_gists[r] != 0);
-    q_pos[h] = static_cast<uint32_t>(qm.pos[r]);
-    q_doc[h] = qm.pos[r] >= 0 && qm.doc[r] >= 0 && sees ? qm.doc[r] : -2;
-    q_local[h] = level <= 0 ? qm.chunk[0][r] : INT32_MIN / 2;
-    q_up[h] = qm.chunk[up][r];
-    sections[h] = level > key_class + 1 ? 0u : prev;
-  }
+  for (int h = 0; h < 2; ++h) q[h] = fold_mask_query(key_class, mask_query(qm, row_base + 8 * h, key_class,
+                                                                           rule.levels), rule);
 #pragma unroll
   for (int j = 0; j < 8; ++j) {
     const int col = 8 * j + 2 * (lane & 3);
@@ -170,40 +129,28 @@ __device__ __forceinline__ void apply_mask_fast(float (&s)[N], const QueryMetaSm
     const int2 k_up = *reinterpret_cast<const int2*>(km.chunk_up + col);
 #pragma unroll
     for (int e = 0; e < 2; ++e) {
-      const uint32_t kp = static_cast<uint32_t>(e ? k_pos.y : k_pos.x);
-      const int32_t kd = e ? k_doc.y : k_doc.x, kc = e ? k_chunk0.y : k_chunk0.x, ku = e ? k_up.y : k_up.x;
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
-        bool allowed = kp <= q_pos[h] && kd == q_doc[h];
-        if (key_class == kClassRaw) {
-          allowed = allowed && static_cast<uint32_t>(q_local[h] - kc) <= prev;
-        } else if (check_up) {
-          allowed = allowed && (static_cast<uint32_t>(q_up[h] - ku) <= sections[h] ||
-                                static_cast<uint32_t>(q_local[h] - kc) <= prev);
+        if (!folded_mask_allows(key_class, q[h], e ? k_pos.y : k_pos.x, e ? k_doc.y : k_doc.x,
+                                e ? k_chunk0.y : k_chunk0.x, e ? k_up.y : k_up.x, rule)) {
+          s[4 * j + 2 * h + e] = -INFINITY;
         }
-        if (!allowed) s[kAt + 4 * j + 2 * h + e] = -INFINITY;
       }
     }
   }
 }
 
-// The mask of one key tile (list entry `entry`, class key_class, metadata km) on the scores s[kAt ..
-// kAt + 31]; a tile past the list's end (entry < 0) masks every score.
-template <int kAt, int N>
-__device__ __forceinline__ void mask_tile(float (&s)[N], const SparseAttentionParams& p,
-                                          const QueryMetaSmem<kBlockRows>& qm, const KeyMetaSmem& km, int32_t entry,
-                                          int key_class, int32_t block_flags, int row_base, int lane) {
-  if (entry < 0) {
-#pragma unroll
-    for (int j = 0; j < 32; ++j) s[kAt + j] = -INFINITY;
-    return;
-  }
+// The mask of one key tile (list entry `entry`, class key_class, metadata km) on a consumer thread's scores.
+[[maybe_unused]] __device__ __forceinline__ void mask_tile(float (&s)[32], const SparseAttentionParams& p,
+                                                          const QueryMetaSmem<kBlockRows>& qm, const KeyMetaSmem& km,
+                                                          int32_t entry, int key_class, int32_t block_flags,
+                                                          int row_base, int lane) {
   // A suffix query of a selective layer sees no gist key: a gist tile is never whole for such a block.
   const bool full = (entry & kFullTile) && !(key_class >= 0 && (block_flags & kSuffixFlag) && p.rule.selective &&
                                              !p.rule.keep_unselected_gists);
   if (full) return;
   if (p.key_rows == nullptr) {
-    apply_mask_fast<kAt>(s, qm, km, key_class, p.rule, row_base, lane);
+    apply_mask_fast(s, qm, km, key_class, p.rule, row_base, lane);
     return;
   }
   // Keys held in other rows (sequence parallelism): the generic predicate.
@@ -215,19 +162,17 @@ __device__ __forceinline__ void mask_tile(float (&s)[N], const SparseAttentionPa
 #pragma unroll
       for (int e = 0; e < 2; ++e) {
         const MaskKey key = mask_key(km, 8 * j + 2 * (lane & 3) + e);
-        if (!gist_mask_allows_class(key_class, q, key, p.rule)) s[kAt + 4 * j + 2 * h + e] = -INFINITY;
+        if (!gist_mask_allows_class(key_class, q, key, p.rule)) s[4 * j + 2 * h + e] = -INFINITY;
       }
     }
   }
 }
 
 template <typename T, int D, int kSchedule>
-__device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned char* smem,
-                                        typename ForwardSmem<D, kSchedule>::Control& c, int block, int kv_head, int b,
-                                        int start, int count) {
-  using Smem = ForwardSmem<D, kSchedule>;
+__device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned char* smem, ForwardControl& c,
+                                        int block, int kv_head, int b, int start, int count) {
+  using Smem = ForwardSmem<D>;
   using S = Schedule<kSchedule>;
-  constexpr int kKeys = S::kKeys, kStages = S::kStages;
   const int ct = threadIdx.x - kWarpgroupThreads;  // 0 .. kConsumerThreads - 1
   const int wg = ct / kWarpgroupThreads, warp = (ct % kWarpgroupThreads) / 32, lane = ct & 31;
   const int group = p.q_heads / p.kv_heads;
@@ -250,60 +195,54 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
   const float scale2 = p.scale * kLog2e;
   const uint32_t q_addr = smem_addr(smem + Smem::kQ) + wg * 64 * 128;  // this warpgroup's 64 rows
   const int row_base = wg * 64 + warp * 16 + (lane >> 2);              // + 8 h: this thread's two rows
-  const int steps = (count + S::kTiles - 1) / S::kTiles;
 
   float o[D / 2];            // O: m64 x D accumulator (hopper.cuh layout)
-  float s[kKeys / 2];        // S, then P: m64 x kKeys
-  uint32_t a[kKeys / 16][4];  // P as the register A operand of O += P V (k-step kk = keys 16 kk .. 16 kk + 15)
+  float s[kTileKeys / 2];        // S, then P: m64 x 64 keys
+  uint32_t a[kTileKeys / 16][4];  // P as the register A operand of O += P V (k-step kk = keys 16 kk .. 16 kk + 15)
 #pragma unroll
   for (int j = 0; j < D / 2; ++j) o[j] = 0.f;
 #pragma unroll
-  for (int j = 0; j < kKeys / 2; ++j) s[j] = 0.f;
+  for (int j = 0; j < kTileKeys / 2; ++j) s[j] = 0.f;
   float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f};
   const uint32_t k_base = smem_addr(smem + Smem::kK), v_base = smem_addr(smem + Smem::kV);
 
   auto wait_full = [&](int i) { mbarrier_wait(smem_addr(&c.full[i % kStages]), (i / kStages) & 1); };
-  // Issues S = Q K^T for step i (D / 16 k-steps, each 32 bytes of every row of a 64-column block).
+  // Issues S = Q K^T for tile i (D / 16 k-count, each 32 bytes of every row of a 64-column block).
   auto issue_scores = [&](int i) {
     const uint32_t k_addr = k_base + (i % kStages) * Smem::kStageBytes;
     wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
       const uint32_t column = (kk / 4) * 1024 * (kBlockRows / 8) + (kk % 4) * 32;
-      const uint32_t key_column = (kk / 4) * 1024 * (kKeys / 8) + (kk % 4) * 32;
-      wgmma_ss<T, kKeys>(s, k_major_desc(q_addr + column), k_major_desc(k_addr + key_column), kk > 0);
+      const uint32_t key_column = (kk / 4) * 1024 * (kTileKeys / 8) + (kk % 4) * 32;
+      wgmma_ss<T, kTileKeys>(s, k_major_desc(q_addr + column), k_major_desc(k_addr + key_column), kk > 0);
     }
     wgmma_commit();
   };
-  // Issues O += P V for step i from the A registers.
+  // Issues O += P V for tile i from the A registers.
   auto issue_pv = [&](int i) {
     const uint32_t v_addr = v_base + (i % kStages) * Smem::kStageBytes;
     fence_registers(o);
     wgmma_fence();
 #pragma unroll
-    for (int kk = 0; kk < kKeys / 16; ++kk) {
-      wgmma_rs<T, D, true>(o, a[kk], mn_major_desc(v_addr + kk * 16 * 128, 1024 * (kKeys / 8)), 1);
+    for (int kk = 0; kk < kTileKeys / 16; ++kk) {
+      wgmma_rs<T, D, true>(o, a[kk], mn_major_desc(v_addr + kk * 16 * 128, 1024 * (kTileKeys / 8)), 1);
     }
     wgmma_commit();
   };
   auto release = [&](int i) { mbarrier_arrive(smem_addr(&c.empty[i % kStages])); };
-  // Step i's scores (landed in s): the mask, the online softmax (row_max, row_sum; s becomes P), and the factor
+  // Tile i's scores (landed in s): the mask, the online softmax (row_max, row_sum; s becomes P), and the factor
   // O must be scaled by before P V is added.
   auto softmax = [&](int i, float (&correction)[2]) {
     const int stage = i % kStages;
-    const bool last_partial = (i + 1) * S::kTiles > count;  // its second tile is past the list's end
-    mask_tile<0>(s, p, c.query_meta, c.key_meta[stage][0], c.entry[stage][0], c.key_class[stage][0], block_flags,
-                 row_base, lane);
-    if constexpr (S::kTiles == 2) {
-      mask_tile<32>(s, p, c.query_meta, c.key_meta[stage][1], last_partial ? -1 : c.entry[stage][1],
-                    c.key_class[stage][1], block_flags, row_base, lane);
-    }
-    // Rows g and g + 8 of the warp; a row's kKeys scores sit on 4 lanes. Lean: the maximum of the raw scores,
+    mask_tile(s, p, c.query_meta, c.key_meta[stage], c.entry[stage], c.key_class[stage], block_flags, row_base,
+              lane);
+    // Rows g and g + 8 of the warp; a row's 64 scores sit on 4 lanes. Lean: the maximum of the raw scores,
     // scaled once (x -> x * scale2 is monotone, so the result is the same float).
     float tile_max[2] = {row_max[0], row_max[1]};
     if constexpr (S::kLean) tile_max[0] = tile_max[1] = -INFINITY;
 #pragma unroll
-    for (int j = 0; j < kKeys / 2; ++j) {
+    for (int j = 0; j < kTileKeys / 2; ++j) {
       tile_max[(j >> 1) & 1] = fmaxf(tile_max[(j >> 1) & 1], S::kLean ? s[j] : s[j] * scale2);
     }
     float base[2];
@@ -318,7 +257,7 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
       row_sum[h] *= correction[h];
     }
 #pragma unroll
-    for (int j = 0; j < kKeys / 2; ++j) {
+    for (int j = 0; j < kTileKeys / 2; ++j) {
       s[j] = exp2f(fmaf(s[j], scale2, -base[(j >> 1) & 1]));
       row_sum[(j >> 1) & 1] += s[j];
     }
@@ -330,12 +269,12 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
       for (int j = 0; j < D / 2; ++j) o[j] *= correction[(j >> 1) & 1];
     }
 #pragma unroll
-    for (int kk = 0; kk < kKeys / 16; ++kk) {
+    for (int kk = 0; kk < kTileKeys / 16; ++kk) {
 #pragma unroll
       for (int r = 0; r < 4; ++r) a[kk][r] = Pack2<T>::from(s[8 * kk + 2 * r], s[8 * kk + 2 * r + 1]);
     }
   };
-  // Ping-pong: warpgroup w waits for its turn before issuing a step's wgmmas and hands the turn over after;
+  // Ping-pong: warpgroup w waits for its turn before issuing a tile's wgmmas and hands the turn over after;
   // warpgroup 1 opens with a handover so warpgroup 0 goes first, and skips its last one (every arrival is synced).
   auto take_turn = [&] {
     if constexpr (S::kPingPong) named_barrier_sync(kTurnBarrier + wg, kConsumerThreads);
@@ -345,11 +284,11 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
       if (!(wg == 1 && last)) named_barrier_arrive(kTurnBarrier + 1 - wg, kConsumerThreads);
     }
   };
-  if (S::kPingPong && wg == 1 && steps > 0) named_barrier_arrive(kTurnBarrier, kConsumerThreads);
+  if (S::kPingPong && wg == 1 && count > 0) named_barrier_arrive(kTurnBarrier, kConsumerThreads);
 
   float correction[2];
   if constexpr (!S::kOverlap) {
-    for (int i = 0; i < steps; ++i) {
+    for (int i = 0; i < count; ++i) {
       wait_full(i);
       issue_scores(i);
       wgmma_wait<0>();
@@ -361,22 +300,22 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
       fence_registers(o);
       release(i);
     }
-  } else if (steps > 0) {
+  } else if (count > 0) {
     // S_i is issued before P_{i-1} V_{i-1}, waited for alone, and its softmax done before the P V is waited for.
     wait_full(0);
     take_turn();
     issue_scores(0);
-    hand_over(steps == 1);
+    hand_over(count == 1);
     wgmma_wait<0>();
     fence_registers(s);
     softmax(0, correction);
     rescale_and_pack(correction);
-    for (int i = 1; i < steps; ++i) {
+    for (int i = 1; i < count; ++i) {
       wait_full(i);
       take_turn();
       issue_scores(i);
       issue_pv(i - 1);
-      hand_over(i == steps - 1);
+      hand_over(i == count - 1);
       wgmma_wait<1>();  // S_i (the older group) has landed; P_{i-1} V_{i-1} may still run
       fence_registers(s);
       softmax(i, correction);
@@ -385,10 +324,10 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
       release(i - 1);
       rescale_and_pack(correction);
     }
-    issue_pv(steps - 1);
+    issue_pv(count - 1);
     wgmma_wait<0>();
     fence_registers(o);
-    release(steps - 1);
+    release(count - 1);
   }
 
   T* out = static_cast<T*>(p.out);
@@ -418,16 +357,16 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
 template <typename T, int D, int kSchedule>
 __global__ void __launch_bounds__(kThreads, 1) forward_sm90_kernel(const __grid_constant__ SparseAttentionParams p) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)  // wgmma and setmaxnreg: sm_90a only
-  using Smem = ForwardSmem<D, kSchedule>;
+  using Smem = ForwardSmem<D>;
   extern __shared__ unsigned char smem_raw[];
   unsigned char* smem = smem_raw + ((1024 - (smem_addr(smem_raw) & 1023)) & 1023);
-  auto& c = *reinterpret_cast<typename Smem::Control*>(smem + Smem::kControl);
+  auto& c = *reinterpret_cast<ForwardControl*>(smem + Smem::kControl);
   const int block = blockIdx.x, kv_head = blockIdx.y;
   const int b = p.plan.query_block_row[block], start = p.plan.query_block_start[block];
   const int first = p.plan.forward_offsets[block];
   const int count = p.plan.forward_offsets[block + 1] - first;
   if (threadIdx.x == 0) {
-    for (int s = 0; s < Schedule<kSchedule>::kStages; ++s) {
+    for (int s = 0; s < kStages; ++s) {
       mbarrier_init(smem_addr(&c.full[s]), kWarpgroupThreads);
       mbarrier_init(smem_addr(&c.empty[s]), kConsumerThreads);
     }
@@ -435,10 +374,10 @@ __global__ void __launch_bounds__(kThreads, 1) forward_sm90_kernel(const __grid_
   }
   __syncthreads();
   if (threadIdx.x < kWarpgroupThreads) {
-    registers_release<Schedule<kSchedule>::kProducerRegisters>();
-    produce<T, D, kSchedule>(p, smem, c, kv_head, b, first, count);
+    registers_release<kProducerRegisters>();
+    produce<T, D>(p, smem, c, kv_head, b, first, count);
   } else {
-    registers_claim<Schedule<kSchedule>::kConsumerRegisters>();
+    registers_claim<kConsumerRegisters>();
     consume<T, D, kSchedule>(p, smem, c, block, kv_head, b, start, count);
   }
 #else
@@ -446,8 +385,8 @@ __global__ void __launch_bounds__(kThreads, 1) forward_sm90_kernel(const __grid_
 #endif
 }
 
-// GSA_SM90_FORWARD (read once): 0 = the mma.sync query pass, 1-6 = this kernel's schedules (Schedule), 3 the
-// default.
+// GSA_SM90_FORWARD (read once): 0 = the mma.sync query pass, 1, 2, 3, 6 = this kernel's schedules (Schedule), 3
+// the default (also for any other value).
 int forward_sm90_schedule() {
   static const int schedule = [] {
     const char* v = std::getenv("GSA_SM90_FORWARD");
@@ -458,7 +397,7 @@ int forward_sm90_schedule() {
 
 template <typename T, int D, int kSchedule>
 Status launch_schedule(const SparseAttentionParams& p, cudaStream_t stream) {
-  const size_t smem = ForwardSmem<D, kSchedule>::kBytes;
+  const size_t smem = ForwardSmem<D>::kBytes;
   auto kernel = forward_sm90_kernel<T, D, kSchedule>;
   if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)) != cudaSuccess) {
     return Status::kCudaError;
@@ -476,13 +415,9 @@ Status launch(const SparseAttentionParams& p, cudaStream_t stream) {
       return launch_schedule<T, D, 1>(p, stream);
     case 2:
       return launch_schedule<T, D, 2>(p, stream);
-    case 4:
-      return launch_schedule<T, D, 4>(p, stream);
-    case 5:
-      return launch_schedule<T, D, 5>(p, stream);
     case 6:
       return launch_schedule<T, D, 6>(p, stream);
-    default:  // 3, and any value outside 0-6
+    default:  // 3, and any value not listed
       return launch_schedule<T, D, 3>(p, stream);
   }
 }

@@ -90,6 +90,42 @@ GSA_HOST_DEVICE bool gist_mask_allows_class(int32_t key_class, const MaskQuery& 
   return within(q.chunk_up - k.chunk_up, sections) || local;
 }
 
+// The rule for many keys of one class against one query, in 32-bit arithmetic, for kernels that test a query
+// against a tile of keys: fold_mask_query folds the query's and the class's parts once, folded_mask_allows then
+// costs a few integer operations a key and equals gist_mask_allows_class (test_gist_mask_folded checks it). A
+// query that can see no key of the class gets document -2 (keys have documents >= -1); k <= q with k >= 0 is one
+// unsigned compare (positions < 2^31); the local window of a query above level 0 is emptied by moving its chunk
+// far below every key's.
+struct FoldedMaskQuery {
+  uint32_t pos;       // the query's position as unsigned (a key at -1 lies above every position)
+  int32_t doc;        // -2: no key of the class is visible
+  int32_t local;      // chunk_0(q), or far below every chunk for a query above level 0
+  int32_t up;         // chunk_{c+1}(q) for a gist class c below the top
+  uint32_t sections;  // previous sections a gist key of the class may lie in
+};
+
+// q.pos < 0: a query past its row's end (it sees nothing).
+GSA_HOST_DEVICE FoldedMaskQuery fold_mask_query(int32_t key_class, const MaskQuery& q, const GistMaskRule& rule) {
+  const bool sees = key_class == kClassSink || (key_class == kClassRaw ? q.level <= 0 : q.sees_gists);
+  return {static_cast<uint32_t>(q.pos), q.pos >= 0 && q.doc >= 0 && sees ? q.doc : -2,
+          q.level <= 0 ? q.chunk0 : INT32_MIN / 2, q.chunk_up,
+          q.level > key_class + 1 ? 0u : static_cast<uint32_t>(rule.prev_chunks)};
+}
+
+// key_pos < 0: no key.
+GSA_HOST_DEVICE bool folded_mask_allows(int32_t key_class, const FoldedMaskQuery& q, int32_t key_pos,
+                                        int32_t key_doc, int32_t key_chunk0, int32_t key_chunk_up,
+                                        const GistMaskRule& rule) {
+  const uint32_t prev = static_cast<uint32_t>(rule.prev_chunks);
+  const bool allowed = static_cast<uint32_t>(key_pos) <= q.pos && key_doc == q.doc;
+  if (key_class == kClassRaw) return allowed && static_cast<uint32_t>(q.local - key_chunk0) <= prev;
+  if (key_class >= 0 && key_class != rule.levels - 1) {  // a gist below the top: its section clause
+    return allowed && (static_cast<uint32_t>(q.up - key_chunk_up) <= q.sections ||
+                       static_cast<uint32_t>(q.local - key_chunk0) <= prev);
+  }
+  return allowed;
+}
+
 // The class of a key from its packed metadata.
 GSA_HOST_DEVICE int32_t key_class_of(const int32_t* k_meta) {
   if (k_meta[kMetaFlags] & kSinkFlag) return kClassSink;
