@@ -110,16 +110,17 @@ __device__ __forceinline__ void produce(const SparseAttentionParams& p, unsigned
 }
 
 // The mask (gist_mask.h's folded form, once a tile per row) on the 2 x 16 scores a consumer thread holds of a key
-// tile, s[4 j + 2 h + e] (rows row_base + 8 h, tile columns 8 j + 2 (lane % 4) + e). For keys whose k/v row is
-// their position (key_rows null). The generic predicate made the integer pipe the busiest on the H200 (issue
-// slots half busy at 32K tokens).
-__device__ __forceinline__ void apply_mask_fast(float (&s)[32], const QueryMetaSmem<kBlockRows>& qm,
-                                                const KeyMetaSmem& km, int key_class, const GistMaskRule& rule,
-                                                int row_base, int lane) {
+// tile, s[4 j + 2 h + e] (rows row_base + 8 h, tile columns 8 j + 2 (lane % 4) + e), as bits: bit 4 j + 2 h + e
+// set where the key is visible. For keys whose k/v row is their position (key_rows null). The generic predicate
+// made the integer pipe the busiest on the H200 (issue slots half busy at 32K tokens).
+__device__ __forceinline__ uint32_t allowed_bits_fast(const QueryMetaSmem<kBlockRows>& qm, const KeyMetaSmem& km,
+                                                      int key_class, const GistMaskRule& rule, int row_base,
+                                                      int lane) {
   FoldedMaskQuery q[2];
 #pragma unroll
   for (int h = 0; h < 2; ++h) q[h] = fold_mask_query(key_class, mask_query(qm, row_base + 8 * h, key_class,
                                                                            rule.levels), rule);
+  uint32_t bits = 0;
 #pragma unroll
   for (int j = 0; j < 8; ++j) {
     const int col = 8 * j + 2 * (lane & 3);
@@ -131,29 +132,31 @@ __device__ __forceinline__ void apply_mask_fast(float (&s)[32], const QueryMetaS
     for (int e = 0; e < 2; ++e) {
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
-        if (!folded_mask_allows(key_class, q[h], e ? k_pos.y : k_pos.x, e ? k_doc.y : k_doc.x,
-                                e ? k_chunk0.y : k_chunk0.x, e ? k_up.y : k_up.x, rule)) {
-          s[4 * j + 2 * h + e] = -INFINITY;
-        }
+        const bool allowed = folded_mask_allows(key_class, q[h], e ? k_pos.y : k_pos.x, e ? k_doc.y : k_doc.x,
+                                                e ? k_chunk0.y : k_chunk0.x, e ? k_up.y : k_up.x, rule);
+        bits |= uint32_t(allowed) << (4 * j + 2 * h + e);
       }
     }
   }
+  return bits;
 }
 
-// The mask of one key tile (list entry `entry`, class key_class, metadata km) on a consumer thread's scores.
-[[maybe_unused]] __device__ __forceinline__ void mask_tile(float (&s)[32], const SparseAttentionParams& p,
-                                                          const QueryMetaSmem<kBlockRows>& qm, const KeyMetaSmem& km,
-                                                          int32_t entry, int key_class, int32_t block_flags,
-                                                          int row_base, int lane) {
+// Which of a consumer thread's 32 scores of one key tile (list entry `entry`, class key_class, metadata km) the
+// mask lets through, as allowed_bits_fast's bits: all of a whole tile's (most tiles of a long list, no work).
+// Kept apart from the scores so that the whole-tile path leaves them in the registers wgmma wrote (masking in
+// place made the compiler copy all 32 on that path).
+[[maybe_unused]] __device__ __forceinline__ uint32_t tile_allowed_bits(const SparseAttentionParams& p,
+                                                                      const QueryMetaSmem<kBlockRows>& qm,
+                                                                      const KeyMetaSmem& km, int32_t entry,
+                                                                      int key_class, int32_t block_flags,
+                                                                      int row_base, int lane) {
   // A suffix query of a selective layer sees no gist key: a gist tile is never whole for such a block.
   const bool full = (entry & kFullTile) && !(key_class >= 0 && (block_flags & kSuffixFlag) && p.rule.selective &&
                                              !p.rule.keep_unselected_gists);
-  if (full) return;
-  if (p.key_rows == nullptr) {
-    apply_mask_fast(s, qm, km, key_class, p.rule, row_base, lane);
-    return;
-  }
+  if (full) return ~0u;
+  if (p.key_rows == nullptr) return allowed_bits_fast(qm, km, key_class, p.rule, row_base, lane);
   // Keys held in other rows (sequence parallelism): the generic predicate.
+  uint32_t bits = 0;
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     const MaskQuery q = mask_query(qm, row_base + 8 * h, key_class, p.rule.levels);
@@ -162,10 +165,11 @@ __device__ __forceinline__ void apply_mask_fast(float (&s)[32], const QueryMetaS
 #pragma unroll
       for (int e = 0; e < 2; ++e) {
         const MaskKey key = mask_key(km, 8 * j + 2 * (lane & 3) + e);
-        if (!gist_mask_allows_class(key_class, q, key, p.rule)) s[4 * j + 2 * h + e] = -INFINITY;
+        bits |= uint32_t(gist_mask_allows_class(key_class, q, key, p.rule)) << (4 * j + 2 * h + e);
       }
     }
   }
+  return bits;
 }
 
 template <typename T, int D, int kSchedule>
@@ -235,8 +239,12 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
   // O must be scaled by before P V is added.
   auto softmax = [&](int i, float (&correction)[2]) {
     const int stage = i % kStages;
-    mask_tile(s, p, c.query_meta, c.key_meta[stage], c.entry[stage], c.key_class[stage], block_flags, row_base,
-              lane);
+    const uint32_t allowed = tile_allowed_bits(p, c.query_meta, c.key_meta[stage], c.entry[stage],
+                                               c.key_class[stage], block_flags, row_base, lane);
+    if (allowed != ~0u) {
+#pragma unroll
+      for (int j = 0; j < kTileKeys / 2; ++j) s[j] = (allowed >> j) & 1u ? s[j] : -INFINITY;
+    }
     // Rows g and g + 8 of the warp; a row's 64 scores sit on 4 lanes. Lean: the maximum of the raw scores,
     // scaled once (x -> x * scale2 is monotone, so the result is the same float).
     float tile_max[2] = {row_max[0], row_max[1]};
@@ -252,13 +260,13 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
       tile_max[h] = fmaxf(tile_max[h], __shfl_xor_sync(0xffffffffu, tile_max[h], 2));
       if constexpr (S::kLean) tile_max[h] = fmaxf(row_max[h], tile_max[h] * scale2);
       base[h] = tile_max[h] == -INFINITY ? 0.f : tile_max[h];
-      correction[h] = exp2f(row_max[h] - base[h]);
+      correction[h] = row_max[h] == base[h] ? 1.f : exp2_approx(row_max[h] - base[h]);  // exactly 1: no rescale
       row_max[h] = tile_max[h];
       row_sum[h] *= correction[h];
     }
 #pragma unroll
     for (int j = 0; j < kTileKeys / 2; ++j) {
-      s[j] = exp2f(fmaf(s[j], scale2, -base[(j >> 1) & 1]));
+      s[j] = exp2_approx(fmaf(s[j], scale2, -base[(j >> 1) & 1]));
       row_sum[(j >> 1) & 1] += s[j];
     }
   };

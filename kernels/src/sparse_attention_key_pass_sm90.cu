@@ -176,7 +176,7 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
           const int x = 4 * j + 2 * h + e;
-          st[x] = exp2f(fmaf(st[x], scale2, -lse2));  // masked: exp2(-inf) = 0
+          st[x] = exp2_approx(fmaf(st[x], scale2, -lse2));  // masked: exp2(-inf) = 0
           dpt[x] = st[x] * (dpt[x] - delta);          // masked: P = 0 (delta and dP finite)
         }
       }
