@@ -1,18 +1,18 @@
-// The key-tile pass of the block-sparse GSA backward on Hopper (wgmma), selected by GSA_SM90_BACKWARD=1:
+// The key-tile pass of the block-sparse GSA backward on Hopper (wgmma), selected by GSA_SM90_BACKWARD=1 or 2:
 // dK and dV of one backward item (a key tile of 64 keys and a run of the query tiles that see it) per CTA and KV
-// head, two warpgroups:
+// head, a producer warpgroup and one or two consumer warpgroups (KeyPassShape):
 //   producer (warpgroup 0): the key tile's K and V rows and mask metadata once, then per query tile its Q and dO
 //     rows (gathered: a tile packs the group's query heads), token metadata, lse, delta and list entry into one of
-//     kStages shared-memory stages by cp.async, handed over by mbarriers as in the forward
+//     the shared-memory stages by cp.async, handed over by mbarriers as in the forward
 //     (sparse_attention_forward_sm90.cu; the gather is sparse_attention_sm90.cuh's);
-//   consumer (warpgroup 1, the 64 keys as the M dimension, warp w = keys 16 w .. 16 w + 15): per query tile
-//     S^T = K Q^T and dP^T = V dO^T (wgmma, both operands from shared memory, m64 n64), the mask (the generic
-//     predicate, for entries without kFullTile), P^T = exp2(S^T - lse), dS^T = P^T (dP^T - delta), then
-//     dV += P^T dO and dK += dS^T Q (wgmma, P^T and dS^T from registers, Q and dO as MN-major operands).
+//   consumers (the 64 keys as the M dimension, warp w = keys 16 w .. 16 w + 15; with two, query tile i goes to
+//     consumer i % 2): per query tile S^T = K Q^T and dP^T = V dO^T (wgmma, both operands from shared memory,
+//     m64 n64), the mask (the generic predicate, for entries without kFullTile), P^T = exp2(S^T - lse),
+//     dS^T = P^T (dP^T - delta), then dV += P^T dO and dK += dS^T Q (wgmma, P^T and dS^T from registers, Q and dO
+//     as MN-major operands).
 // dQ is left to the query-block pass (run_backward runs it first); the item's dK * scale and dV go to the fp32
 // workspaces as in key_pass_kernel (atomic adds when several items share the key tile). Same contract as the
 // mma.sync key pass (sparse_attention_key_pass.cu), which stays the default.
-// Written 2026-12-03 after the session's device time was spent: compiled for sm_90a, NOT yet run on a GPU.
 #include <cuda_runtime.h>
 
 #include <cmath>
@@ -27,8 +27,21 @@ namespace gsa::kernels::detail {
 namespace {
 
 constexpr int kWarpgroup = 128;
-constexpr int kKeyPassSm90Threads = 2 * kWarpgroup;
-constexpr int kStages = 3;
+constexpr int kConsumerBarrier = 1;  // named barrier among the consumer warpgroups
+
+// The consumers of a CTA (GSA_SM90_BACKWARD = 1 or 2): one warpgroup takes every query tile of the item; or two,
+// taking turns (tile i to warpgroup i % 2), each with its own dK / dV partial sums, added in shared memory at the
+// end, so one's elementwise work runs while the other's products do.
+template <int kConsumers>
+struct KeyPassShape {
+  static constexpr int kThreads = (1 + kConsumers) * kWarpgroup;
+  static constexpr int kStages = kConsumers == 1 ? 3 : 4;
+  // setmaxnreg with two consumers: 128 x producer + 256 x consumer <= 384 x 168 (the launch's share).
+  static constexpr int kProducerRegisters = 56, kConsumerRegisters = 224;
+  static_assert(kConsumers == 1 || kWarpgroup * kProducerRegisters + 2 * kWarpgroup * kConsumerRegisters <=
+                                       kThreads * 168, "setmaxnreg asks for more registers than the launch holds");
+};
+constexpr int kMaxStages = KeyPassShape<2>::kStages;
 
 // One query tile's rows as the consumer reads them.
 struct QueryStageInfo {
@@ -40,14 +53,15 @@ struct QueryStageInfo {
 
 struct KeyPassControl {
   alignas(16) KeyMetaSmem key_meta;  // cp.async destinations: 16-byte aligned
-  alignas(16) QueryStageInfo info[kStages];
-  uint64_t kv_full;          // the key tile's K, V and metadata have landed
-  uint64_t full[kStages];    // a query stage has landed (kWarpgroup arrivals)
-  uint64_t empty[kStages];   // the consumer is done with a query stage (kWarpgroup arrivals)
+  alignas(16) QueryStageInfo info[kMaxStages];
+  uint64_t kv_full;            // the key tile's K, V and metadata have landed
+  uint64_t full[kMaxStages];   // a query stage has landed (kWarpgroup arrivals)
+  uint64_t empty[kMaxStages];  // its consumer warpgroup is done with a query stage (kWarpgroup arrivals)
 };
 
-template <int D>
+template <int D, int kConsumers>
 struct KeyPassSm90Smem {
+  static constexpr int kStages = KeyPassShape<kConsumers>::kStages;
   static constexpr int kTileBytes = kTileKeys * D * 2;  // K, V, and a stage's Q or dO (kTileRows == kTileKeys)
   static constexpr int kK = 0, kV = kTileBytes;
   static constexpr int kQ = 2 * kTileBytes;              // kStages stages
@@ -57,12 +71,15 @@ struct KeyPassSm90Smem {
   static_assert(kTileRows == kTileKeys, "query and key tiles share one operand tile shape");
   static_assert(kK % 1024 == 0 && kV % 1024 == 0 && kQ % 1024 == 0 && kDo % 1024 == 0 && kControl % 16 == 0,
                 "operand tiles must be 1 KiB aligned (the swizzle is on address bits)");
+  // Two consumers: the second's dK / dV partial sums (fp32, D a thread) pass through the Q stages at the end.
+  static_assert(kConsumers == 1 || kWarpgroup * D * 4 <= kStages * kTileBytes, "no room for the partial sums");
 };
 
-template <typename T, int D>
+template <typename T, int D, int kConsumers>
 __device__ __forceinline__ void produce(const SparseAttentionParams& p, unsigned char* smem, KeyPassControl& c,
                                         int key_tile, int kv_head, int b, int first, int count) {
-  using Smem = KeyPassSm90Smem<D>;
+  using Smem = KeyPassSm90Smem<D, kConsumers>;
+  constexpr int kStages = Smem::kStages;
   const int t = threadIdx.x;
   const int group = p.q_heads / p.kv_heads;
   const int row_end = p.row_query_end[b];
@@ -104,12 +121,13 @@ __device__ __forceinline__ void produce(const SparseAttentionParams& p, unsigned
   cp_async_wait<0>();  // no copy outlives its thread
 }
 
-template <typename T, int D>
+template <typename T, int D, int kConsumers>
 __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned char* smem, KeyPassControl& c,
                                         int item, int key_tile, int kv_head, int b, int count) {
-  using Smem = KeyPassSm90Smem<D>;
-  const int ct = threadIdx.x - kWarpgroup;
-  const int warp = ct / 32, lane = ct & 31;
+  using Smem = KeyPassSm90Smem<D, kConsumers>;
+  constexpr int kStages = Smem::kStages;
+  const int ct = threadIdx.x - kWarpgroup;  // 0 .. kConsumers * kWarpgroup - 1
+  const int wg = ct / kWarpgroup, warp = (ct % kWarpgroup) / 32, lane = ct & 31;
   const int group = p.q_heads / p.kv_heads;
   const int row_end = p.row_query_end[b];
   const int key_class = p.plan.key_tile_class[key_tile];
@@ -130,7 +148,7 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
 #pragma unroll
   for (int h = 0; h < 2; ++h) keys[h] = mask_key(c.key_meta, key_base + 8 * h);
 
-  for (int i = 0; i < count; ++i) {
+  for (int i = wg; i < count; i += kConsumers) {
     const int stage = i % kStages;
     mbarrier_wait(smem_addr(&c.full[stage]), (i / kStages) & 1);
     const QueryStageInfo& info = c.info[stage];
@@ -177,16 +195,15 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
         for (int h = 0; h < 2; ++h) {
           const int x = 4 * j + 2 * h + e;
           st[x] = exp2_approx(fmaf(st[x], scale2, -lse2));  // masked: exp2(-inf) = 0
-          dpt[x] = st[x] * (dpt[x] - delta);          // masked: P = 0 (delta and dP finite)
+          dpt[x] = st[x] * (dpt[x] - delta);                 // masked: P = 0 (delta and dP finite)
         }
       }
-    }
+      // Scores 4 j .. 4 j + 3 are the A operands' pairs (k-step j / 2, registers 2 (j % 2) + h): packed now, so
+      // their fp32 registers die before the next columns' (the consumer's registers are capped by setmaxnreg).
 #pragma unroll
-    for (int kk = 0; kk < 4; ++kk) {
-#pragma unroll
-      for (int r = 0; r < 4; ++r) {
-        a_p[kk][r] = Pack2<T>::from(st[8 * kk + 2 * r], st[8 * kk + 2 * r + 1]);
-        a_ds[kk][r] = Pack2<T>::from(dpt[8 * kk + 2 * r], dpt[8 * kk + 2 * r + 1]);
+      for (int h = 0; h < 2; ++h) {
+        a_p[j / 2][2 * (j % 2) + h] = Pack2<T>::from(st[4 * j + 2 * h], st[4 * j + 2 * h + 1]);
+        a_ds[j / 2][2 * (j % 2) + h] = Pack2<T>::from(dpt[4 * j + 2 * h], dpt[4 * j + 2 * h + 1]);
       }
     }
     // dV += P^T dO and dK += dS^T Q: k-step kk = query rows 16 kk .. 16 kk + 15, dO and Q MN-major.
@@ -208,6 +225,27 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
     mbarrier_arrive(smem_addr(&c.empty[stage]));
   }
 
+  if constexpr (kConsumers == 2) {
+    // Warpgroup 1's partial sums into the Q stages (free once both are done with every stage: the producer has
+    // no copy left), added by warpgroup 0, which writes the item's gradients.
+    float* partial = reinterpret_cast<float*>(smem + Smem::kQ);  // [D][kWarpgroup]: conflict-free
+    const int t = ct % kWarpgroup;
+    named_barrier_sync(kConsumerBarrier, 2 * kWarpgroup);
+    if (wg == 1) {
+#pragma unroll
+      for (int j = 0; j < D / 2; ++j) {
+        partial[j * kWarpgroup + t] = dk[j];
+        partial[(D / 2 + j) * kWarpgroup + t] = dv[j];
+      }
+    }
+    named_barrier_sync(kConsumerBarrier, 2 * kWarpgroup);
+    if (wg == 1) return;
+#pragma unroll
+    for (int j = 0; j < D / 2; ++j) {
+      dk[j] += partial[j * kWarpgroup + t];
+      dv[j] += partial[(D / 2 + j) * kWarpgroup + t];
+    }
+  }
   const bool shared = p.plan.backward_shared[item] != 0;
   write_key_gradients<D>(p, c.key_meta.row, key_base, lane, b, kv_head, shared, [&](int h, int j) {
     return KeyGradientPairs{make_float2(dk[4 * j + 2 * h] * p.scale, dk[4 * j + 2 * h + 1] * p.scale),
@@ -215,11 +253,12 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
   });
 }
 
-template <typename T, int D>
-__global__ void __launch_bounds__(kKeyPassSm90Threads, 1)
+template <typename T, int D, int kConsumers>
+__global__ void __launch_bounds__(KeyPassShape<kConsumers>::kThreads, 1)
     key_pass_sm90_kernel(const __grid_constant__ SparseAttentionParams p) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)  // wgmma: sm_90a only
-  using Smem = KeyPassSm90Smem<D>;
+  using Smem = KeyPassSm90Smem<D, kConsumers>;
+  using Shape = KeyPassShape<kConsumers>;
   extern __shared__ unsigned char smem_raw[];
   unsigned char* smem = smem_raw + ((1024 - (smem_addr(smem_raw) & 1023)) & 1023);
   auto& c = *reinterpret_cast<KeyPassControl*>(smem + Smem::kControl);
@@ -230,7 +269,7 @@ __global__ void __launch_bounds__(kKeyPassSm90Threads, 1)
   const int b = p.plan.query_tile_row[p.plan.backward_query_tiles[first] & kTileIdMask];
   if (threadIdx.x == 0) {
     mbarrier_init(smem_addr(&c.kv_full), kWarpgroup);
-    for (int s = 0; s < kStages; ++s) {
+    for (int s = 0; s < Shape::kStages; ++s) {
       mbarrier_init(smem_addr(&c.full[s]), kWarpgroup);
       mbarrier_init(smem_addr(&c.empty[s]), kWarpgroup);
     }
@@ -238,40 +277,50 @@ __global__ void __launch_bounds__(kKeyPassSm90Threads, 1)
   }
   __syncthreads();
   if (threadIdx.x < kWarpgroup) {
-    produce<T, D>(p, smem, c, key_tile, kv_head, b, first, count);
+    if constexpr (kConsumers == 2) registers_release<Shape::kProducerRegisters>();
+    produce<T, D, kConsumers>(p, smem, c, key_tile, kv_head, b, first, count);
   } else {
-    consume<T, D>(p, smem, c, item, key_tile, kv_head, b, count);
+    if constexpr (kConsumers == 2) registers_claim<Shape::kConsumerRegisters>();
+    consume<T, D, kConsumers>(p, smem, c, item, key_tile, kv_head, b, count);
   }
 #else
   __trap();  // not built for sm_90a: key_pass_sm90_enabled() is false in such a build
 #endif
 }
 
-template <typename T, int D>
+// GSA_SM90_BACKWARD (read once): 1 or 2 = this kernel with that many consumer warpgroups; anything else the
+// mma.sync key pass.
+int key_pass_sm90_consumers() {
+  static const int consumers = [] {
+    const char* v = std::getenv("GSA_SM90_BACKWARD");
+    const int n = v == nullptr ? 0 : std::atoi(v);
+    return n == 1 || n == 2 ? n : 0;
+  }();
+  return consumers;
+}
+
+template <typename T, int D, int kConsumers>
 Status launch(const SparseAttentionParams& p, cudaStream_t stream) {
-  const size_t smem = KeyPassSm90Smem<D>::kBytes;
-  auto kernel = key_pass_sm90_kernel<T, D>;
+  const size_t smem = KeyPassSm90Smem<D, kConsumers>::kBytes;
+  auto kernel = key_pass_sm90_kernel<T, D, kConsumers>;
   if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)) != cudaSuccess) {
     return Status::kCudaError;
   }
-  kernel<<<dim3(p.plan.num_backward_items, p.kv_heads), kKeyPassSm90Threads, smem, stream>>>(p);
+  const dim3 grid(p.plan.num_backward_items, p.kv_heads);
+  kernel<<<grid, KeyPassShape<kConsumers>::kThreads, smem, stream>>>(p);
   return cudaGetLastError() == cudaSuccess ? Status::kOk : Status::kCudaError;
 }
 
 }  // namespace
 
-bool key_pass_sm90_enabled() {
-  static const bool requested = [] {
-    const char* v = std::getenv("GSA_SM90_BACKWARD");
-    return v != nullptr && std::atoi(v) == 1;
-  }();
-  return requested && hopper_kernels_available();
-}
+bool key_pass_sm90_enabled() { return key_pass_sm90_consumers() != 0 && hopper_kernels_available(); }
 
 Status launch_key_pass_sm90(const SparseAttentionParams& p, void* stream) {
   if (p.plan.num_backward_items == 0) return Status::kOk;
   return with_type_and_dim(p, [&](auto type, auto dim) {
-    return launch<typename decltype(type)::type, dim.value>(p, static_cast<cudaStream_t>(stream));
+    using T = typename decltype(type)::type;
+    const auto s = static_cast<cudaStream_t>(stream);
+    return key_pass_sm90_consumers() == 2 ? launch<T, dim.value, 2>(p, s) : launch<T, dim.value, 1>(p, s);
   });
 }
 

@@ -47,7 +47,7 @@ bool forward_sm90_enabled();
 Status launch_forward_sm90(const SparseAttentionParams& p, void* stream);
 
 // Whether the backward's key pass runs the Hopper kernel (sparse_attention_key_pass_sm90.cu): only with
-// GSA_SM90_BACKWARD=1 in the environment (read once), where hopper_kernels_available().
+// GSA_SM90_BACKWARD=1 or 2 (its consumer warpgroups) in the environment (read once), where hopper_kernels_available().
 bool key_pass_sm90_enabled();
 // dK and dV into the fp32 workspaces (zeroed by the caller) by the Hopper key pass; dq is not touched.
 Status launch_key_pass_sm90(const SparseAttentionParams& p, void* stream);
