@@ -20,20 +20,10 @@
 
 #include "dispatch.cuh"
 #include "sparse_attention_launch.h"
-#include "sparse_attention_sm90.cuh"
+#include "query_block_sm90.cuh"
 
 namespace gsa::kernels::detail {
 namespace {
-
-constexpr int kStages = 4;
-constexpr int kWarpgroupThreads = 128;
-constexpr int kConsumers = kBlockRows / 64;  // consumer warpgroups: 64 query rows each
-constexpr int kConsumerThreads = kConsumers * kWarpgroupThreads;
-constexpr int kThreads = kWarpgroupThreads + kConsumerThreads;
-[[maybe_unused]] constexpr int kConsumerBarrier = 1;  // named barrier among the consumer warpgroups
-[[maybe_unused]] constexpr int kTurnBarrier = 2;      // 2 + w: consumer warpgroup w may issue its wgmmas
-// setmaxnreg: 128 x 56 + 256 x 224 = 384 x 168, the launch's share.
-[[maybe_unused]] constexpr int kProducerRegisters = 56, kConsumerRegisters = 224;
 
 // A schedule (GSA_SM90_FORWARD = 1, 2, 3, 6) of the consumers:
 //   1: each tile's S, softmax and P V in sequence;
@@ -41,11 +31,12 @@ constexpr int kThreads = kWarpgroupThreads + kConsumerThreads;
 //      intra-warpgroup overlap);
 //   3: 2, and the two consumer warpgroups take turns issuing their wgmmas, so one's softmax runs while the
 //      other's products do (FlashAttention-3's ping-pong);
-//   6: 3 with fewer CUDA-core instructions per score (the consumers are issue-bound): the tile maximum over the
-//      raw scores, scaled once, and O rescaled only when a row's maximum moved. Not yet run on a GPU.
+//   6: 3 with fewer CUDA-core instructions per score: the tile maximum over the raw scores, scaled once, and O
+//      rescaled only when a row's maximum moved (the default).
 // On the H200 (2026-12-03, 32 / 8 heads, D 128, bf16, forward ms at 8K / 32K / 128K tokens, one device call):
-// 2: 0.366 / 2.51 / 28.5, 3: 0.369 / 2.45 / 27.6 (the default). Steps of 128 keys (two list tiles, m64n128
-// products; schedules 4 and 5 of that call, removed since) took 0.45-0.47 / 3.05-3.29 / 34.4-38.0.
+// 2: 0.366 / 2.51 / 28.5, 3: 0.369 / 2.45 / 27.6. Steps of 128 keys (two list tiles, m64n128 products;
+// schedules 4 and 5 of that call, removed since) took 0.45-0.47 / 3.05-3.29 / 34.4-38.0. After the mask bits
+// and exp2_approx (ninth session): 3: 0.333 / 2.25 / 25.5, 6: 0.332 / 2.20 / 24.5.
 template <int kSchedule>
 struct Schedule {
   static constexpr bool kOverlap = kSchedule >= 2;
@@ -54,148 +45,20 @@ struct Schedule {
   static_assert(kOverlap || !kPingPong, "the ping-pong hands turns over between overlapped steps");
 };
 
-// Everything in shared memory besides the operand tiles.
-struct ForwardControl {
-  uint64_t full[kStages];   // completes when a stage's copies have landed (kWarpgroupThreads arrivals)
-  uint64_t empty[kStages];  // completes when every consumer thread is done with a stage
-  int32_t entry[kStages];   // the stage's list entry (key tile id | kFullTile)
-  int32_t key_class[kStages];
-  KeyMetaSmem key_meta[kStages];
-  QueryMetaSmem<kBlockRows> query_meta;
-};
-
-template <int D>
-struct ForwardSmem {
-  static constexpr int kStageBytes = kTileKeys * D * 2;  // one K or V stage
-  static constexpr int kQ = 0;
-  static constexpr int kK = kQ + kBlockRows * D * 2;
-  static constexpr int kV = kK + kStages * kStageBytes;
-  static constexpr int kControl = kV + kStages * kStageBytes;
-  static constexpr size_t kBytes = kControl + sizeof(ForwardControl) + 1024;  // + alignment of the base to 1 KiB
-  static_assert(kK % 1024 == 0 && kStageBytes % 1024 == 0 && kControl % 16 == 0, "tiles must be 1 KiB aligned");
-};
-
-template <typename T, int D>
-__device__ __forceinline__ void produce(const SparseAttentionParams& p, unsigned char* smem, ForwardControl& c,
-                                        int kv_head, int b, int first, int count) {
-  using Smem = ForwardSmem<D>;
-  constexpr int kChunks = D / 8, kRowStep = kWarpgroupThreads / kChunks, kRowsPerThread = kTileKeys / kRowStep;
-  const int t = threadIdx.x;
-  const int64_t kv_base = int64_t(b) * p.kv_stride[0] + int64_t(kv_head) * p.kv_stride[1];
-  const T* k = static_cast<const T*>(p.k) + kv_base;
-  const T* v = static_cast<const T*>(p.v) + kv_base;
-  const int32_t* key_rows = p.key_rows != nullptr ? p.key_rows : p.plan.key_tile_positions;
-  const int32_t* list = p.plan.forward_key_tiles + first;
-  const int row0 = t / kChunks;
-  for (int i = 0; i < count; ++i) {
-    const int stage = i % kStages;
-    const int kt = list[i] & kTileIdMask;
-    int32_t rows[kRowsPerThread];  // this thread's k/v rows of the tile, loaded before the stage is free
-#pragma unroll
-    for (int j = 0; j < kRowsPerThread; ++j) rows[j] = key_rows[int64_t(kt) * kTileKeys + row0 + j * kRowStep];
-    mbarrier_wait(smem_addr(&c.empty[stage]), ((i / kStages) & 1) ^ 1);
-    load_key_meta_async(c.key_meta[stage], p, kt);
-    if (t == kWarpgroupThreads - 1) {
-      cp_async_4(&c.entry[stage], list + i);
-      cp_async_4(&c.key_class[stage], p.plan.key_tile_class + kt);
-    }
-    auto src_row = [&](int j, int) -> int64_t { return rows[j] < 0 ? -1 : int64_t(rows[j]) * p.kv_stride[2]; };
-    unsigned char* k_stage = smem + Smem::kK + stage * Smem::kStageBytes;
-    unsigned char* v_stage = smem + Smem::kV + stage * Smem::kStageBytes;
-    gather_rows_swizzled<D, kTileKeys, kTileKeys, kWarpgroupThreads>(k_stage, 0, k, t, src_row);
-    gather_rows_swizzled<D, kTileKeys, kTileKeys, kWarpgroupThreads>(v_stage, 0, v, t, src_row);
-    mbarrier_arrive_on_copies(smem_addr(&c.full[stage]));
-  }
-  cp_async_wait<0>();  // no copy outlives its thread
-}
-
-// The mask (gist_mask.h's folded form, once a tile per row) on the 2 x 16 scores a consumer thread holds of a key
-// tile, s[4 j + 2 h + e] (rows row_base + 8 h, tile columns 8 j + 2 (lane % 4) + e), as bits: bit 4 j + 2 h + e
-// set where the key is visible. For keys whose k/v row is their position (key_rows null). The generic predicate
-// made the integer pipe the busiest on the H200 (issue slots half busy at 32K tokens).
-__device__ __forceinline__ uint32_t allowed_bits_fast(const QueryMetaSmem<kBlockRows>& qm, const KeyMetaSmem& km,
-                                                      int key_class, const GistMaskRule& rule, int row_base,
-                                                      int lane) {
-  FoldedMaskQuery q[2];
-#pragma unroll
-  for (int h = 0; h < 2; ++h) q[h] = fold_mask_query(key_class, mask_query(qm, row_base + 8 * h, key_class,
-                                                                           rule.levels), rule);
-  uint32_t bits = 0;
-#pragma unroll
-  for (int j = 0; j < 8; ++j) {
-    const int col = 8 * j + 2 * (lane & 3);
-    const int2 k_pos = *reinterpret_cast<const int2*>(km.pos + col);
-    const int2 k_doc = *reinterpret_cast<const int2*>(km.doc + col);
-    const int2 k_chunk0 = *reinterpret_cast<const int2*>(km.chunk0 + col);
-    const int2 k_up = *reinterpret_cast<const int2*>(km.chunk_up + col);
-#pragma unroll
-    for (int e = 0; e < 2; ++e) {
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const bool allowed = folded_mask_allows(key_class, q[h], e ? k_pos.y : k_pos.x, e ? k_doc.y : k_doc.x,
-                                                e ? k_chunk0.y : k_chunk0.x, e ? k_up.y : k_up.x, rule);
-        bits |= uint32_t(allowed) << (4 * j + 2 * h + e);
-      }
-    }
-  }
-  return bits;
-}
-
-// Which of a consumer thread's 32 scores of one key tile (list entry `entry`, class key_class, metadata km) the
-// mask lets through, as allowed_bits_fast's bits: all of a whole tile's (most tiles of a long list, no work).
-// Kept apart from the scores so that the whole-tile path leaves them in the registers wgmma wrote (masking in
-// place made the compiler copy all 32 on that path).
-[[maybe_unused]] __device__ __forceinline__ uint32_t tile_allowed_bits(const SparseAttentionParams& p,
-                                                                      const QueryMetaSmem<kBlockRows>& qm,
-                                                                      const KeyMetaSmem& km, int32_t entry,
-                                                                      int key_class, int32_t block_flags,
-                                                                      int row_base, int lane) {
-  // A suffix query of a selective layer sees no gist key: a gist tile is never whole for such a block.
-  const bool full = (entry & kFullTile) && !(key_class >= 0 && (block_flags & kSuffixFlag) && p.rule.selective &&
-                                             !p.rule.keep_unselected_gists);
-  if (full) return ~0u;
-  if (p.key_rows == nullptr) return allowed_bits_fast(qm, km, key_class, p.rule, row_base, lane);
-  // Keys held in other rows (sequence parallelism): the generic predicate.
-  uint32_t bits = 0;
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    const MaskQuery q = mask_query(qm, row_base + 8 * h, key_class, p.rule.levels);
-#pragma unroll
-    for (int j = 0; j < 8; ++j) {
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const MaskKey key = mask_key(km, 8 * j + 2 * (lane & 3) + e);
-        bits |= uint32_t(gist_mask_allows_class(key_class, q, key, p.rule)) << (4 * j + 2 * h + e);
-      }
-    }
-  }
-  return bits;
-}
-
+// Consumer thread ct (of kConsumerThreads) of the block's `count` key tiles.
 template <typename T, int D, int kSchedule>
-__device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned char* smem, ForwardControl& c,
-                                        int block, int kv_head, int b, int start, int count) {
-  using Smem = ForwardSmem<D>;
+__device__ __forceinline__ void consume(const SparseAttentionParams& p, const QueryBlock& blk, int ct) {
+  unsigned char* smem = blk.smem;
+  QueryBlockControl& c = blk.c;
+  const QueryBlockRows& rows = blk.rows;
+  const int count = blk.count;
+  using Smem = QueryBlockSmem<D, false>;
   using S = Schedule<kSchedule>;
-  const int ct = threadIdx.x - kWarpgroupThreads;  // 0 .. kConsumerThreads - 1
+  constexpr int kStages = kKeyStages;
   const int wg = ct / kWarpgroupThreads, warp = (ct % kWarpgroupThreads) / 32, lane = ct & 31;
-  const int group = p.q_heads / p.kv_heads;
-  const int row_end = p.row_query_end[b];
-  const int64_t q_batch = int64_t(b) * p.q_stride[0];
-  auto q_offset = [&](int, int r) -> int64_t {
-    const QueryRow qr = query_row<kBlockRows>(r, group, start);
-    if (qr.pos >= row_end) return -1;
-    return q_batch + int64_t(kv_head * group + qr.head) * p.q_stride[1] + int64_t(qr.pos - p.q_begin) * p.q_stride[2];
-  };
-  gather_rows_swizzled<D, kBlockRows, kBlockRows, kConsumerThreads>(smem + Smem::kQ, 0, static_cast<const T*>(p.q),
-                                                                    ct, q_offset);
-  cp_async_commit();
-  load_query_meta<kBlockRows>(c.query_meta, p, b, start, ct);
-  cp_async_wait<0>();
-  fence_async_shared();  // Q, written through the generic proxy, is read by wgmma
-  named_barrier_sync(kConsumerBarrier, kConsumerThreads);
+  load_query_block<T, D, false>(p, smem, c, rows, ct);
 
-  const int32_t block_flags = p.plan.query_block_flags[block];
+  const int32_t block_flags = p.plan.query_block_flags[blk.block];
   const float scale2 = p.scale * kLog2e;
   const uint32_t q_addr = smem_addr(smem + Smem::kQ) + wg * 64 * 128;  // this warpgroup's 64 rows
   const int row_base = wg * 64 + warp * 16 + (lane >> 2);              // + 8 h: this thread's two rows
@@ -338,80 +201,49 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
     release(count - 1);
   }
 
-  T* out = static_cast<T*>(p.out);
+  float out_scale[2];
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     row_sum[h] += __shfl_xor_sync(0xffffffffu, row_sum[h], 1);
     row_sum[h] += __shfl_xor_sync(0xffffffffu, row_sum[h], 2);
-    const float out_scale = row_sum[h] > 0.f ? 1.f / row_sum[h] : 0.f;
+    out_scale[h] = row_sum[h] > 0.f ? 1.f / row_sum[h] : 0.f;
     const int r = row_base + 8 * h;
-    const int64_t off = q_offset(0, r);
-    if (off < 0) continue;
-#pragma unroll
-    for (int j = 0; j < D / 8; ++j) {
-      const int col = 8 * j + 2 * (lane & 3);
-      *reinterpret_cast<uint32_t*>(out + off + col) =
-          Pack2<T>::from(o[4 * j + 2 * h] * out_scale, o[4 * j + 2 * h + 1] * out_scale);
-    }
-    if ((lane & 3) == 0) {
-      const QueryRow qr = query_row<kBlockRows>(r, group, start);
-      const int64_t stat =
-          (int64_t(b) * p.q_heads + kv_head * group + qr.head) * p.num_queries + (qr.pos - p.q_begin);
-      p.lse[stat] = row_sum[h] > 0.f ? (row_max[h] + log2f(row_sum[h])) / kLog2e : -INFINITY;
+    if ((lane & 3) == 0 && rows.offset(r) >= 0) {
+      p.lse[rows.stat(r)] = row_sum[h] > 0.f ? (row_max[h] + log2f(row_sum[h])) / kLog2e : -INFINITY;
     }
   }
+  write_query_rows<T, D>(static_cast<T*>(p.out), rows, o, out_scale, row_base, lane);
 }
 
 template <typename T, int D, int kSchedule>
-__global__ void __launch_bounds__(kThreads, 1) forward_sm90_kernel(const __grid_constant__ SparseAttentionParams p) {
+__global__ void __launch_bounds__(kQueryBlockThreads, 1)
+    forward_sm90_kernel(const __grid_constant__ SparseAttentionParams p) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)  // wgmma and setmaxnreg: sm_90a only
-  using Smem = ForwardSmem<D>;
-  extern __shared__ unsigned char smem_raw[];
-  unsigned char* smem = smem_raw + ((1024 - (smem_addr(smem_raw) & 1023)) & 1023);
-  auto& c = *reinterpret_cast<ForwardControl*>(smem + Smem::kControl);
-  const int block = blockIdx.x, kv_head = blockIdx.y;
-  const int b = p.plan.query_block_row[block], start = p.plan.query_block_start[block];
-  const int first = p.plan.forward_offsets[block];
-  const int count = p.plan.forward_offsets[block + 1] - first;
-  if (threadIdx.x == 0) {
-    for (int s = 0; s < kStages; ++s) {
-      mbarrier_init(smem_addr(&c.full[s]), kWarpgroupThreads);
-      mbarrier_init(smem_addr(&c.empty[s]), kConsumerThreads);
-    }
-    mbarrier_init_fence();
-  }
-  __syncthreads();
-  if (threadIdx.x < kWarpgroupThreads) {
-    registers_release<kProducerRegisters>();
-    produce<T, D>(p, smem, c, kv_head, b, first, count);
-  } else {
-    registers_claim<kConsumerRegisters>();
-    consume<T, D, kSchedule>(p, smem, c, block, kv_head, b, start, count);
-  }
+  run_query_block<T, D, false>(p, [&](const QueryBlock& blk, int ct) { consume<T, D, kSchedule>(p, blk, ct); });
 #else
   __trap();  // not built for sm_90a: forward_sm90_enabled() is false in such a build
 #endif
 }
 
-// GSA_SM90_FORWARD (read once): 0 = the mma.sync query pass, 1, 2, 3, 6 = this kernel's schedules (Schedule), 3
+// GSA_SM90_FORWARD (read once): 0 = the mma.sync query pass, 1, 2, 3, 6 = this kernel's schedules (Schedule), 6
 // the default (also for any other value).
 int forward_sm90_schedule() {
   static const int schedule = [] {
     const char* v = std::getenv("GSA_SM90_FORWARD");
-    return v == nullptr ? 3 : std::atoi(v);
+    return v == nullptr ? 6 : std::atoi(v);
   }();
   return schedule;
 }
 
 template <typename T, int D, int kSchedule>
 Status launch_schedule(const SparseAttentionParams& p, cudaStream_t stream) {
-  const size_t smem = ForwardSmem<D>::kBytes;
+  const size_t smem = QueryBlockSmem<D, false>::kBytes;
   auto kernel = forward_sm90_kernel<T, D, kSchedule>;
   if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)) != cudaSuccess) {
     return Status::kCudaError;
   }
   const dim3 grid(p.plan.num_query_blocks, p.kv_heads);
-  kernel<<<grid, kThreads, smem, stream>>>(p);
+  kernel<<<grid, kQueryBlockThreads, smem, stream>>>(p);
   return cudaGetLastError() == cudaSuccess ? Status::kOk : Status::kCudaError;
 }
 
@@ -423,10 +255,10 @@ Status launch(const SparseAttentionParams& p, cudaStream_t stream) {
       return launch_schedule<T, D, 1>(p, stream);
     case 2:
       return launch_schedule<T, D, 2>(p, stream);
-    case 6:
-      return launch_schedule<T, D, 6>(p, stream);
-    default:  // 3, and any value not listed
+    case 3:
       return launch_schedule<T, D, 3>(p, stream);
+    default:  // 6, and any value not listed
+      return launch_schedule<T, D, 6>(p, stream);
   }
 }
 

@@ -1,7 +1,7 @@
 // The backward of block-sparse GSA attention:
 //   1. delta[b, h, t] = sum_d d_out * out - d_lse          (one warp per query row)
-//   2. without a dq workspace (or with the Hopper key pass, GSA_SM90_BACKWARD=1): dq by the query-tile pass
-//      (sparse_attention_query_pass.cu)
+//   2. without a dq workspace (or with the Hopper key pass): dq by the query-tile pass
+//      (sparse_attention_query_pass.cu; on Hopper sparse_attention_dq_sm90.cu unless GSA_SM90_DQ=0)
 //   3. the key-tile pass: one CTA per (backward item, KV head); warp w owns keys 16w..16w+15 of the item's key
 //      tile and walks the item's query tiles (Q, dO and their row statistics double-buffered):
 //        S^T = K Q^T, P^T = exp2(S^T - lse) (masked), dV += P^T dO, dP^T = V dO^T, dS^T = P^T (dP^T - delta),
@@ -10,7 +10,7 @@
 //        workspace atomically; at the end dK * scale and dV go to the fp32 workspaces (plain stores when the key
 //        tile has one item, atomic adds when several items share it)
 //   4. the workspaces are converted to dk, dv (and dq) in the input dtype (one kernel each).
-// Step 3 on Hopper with GSA_SM90_BACKWARD=1: key_pass_sm90_kernel (sparse_attention_key_pass_sm90.cu) instead.
+// Step 3 on Hopper: key_pass_sm90_kernel (sparse_attention_key_pass_sm90.cu) instead, unless GSA_SM90_BACKWARD=0.
 #include <cuda_runtime.h>
 
 #include <cmath>
@@ -294,7 +294,7 @@ Status run_backward(const SparseAttentionParams& p, cudaStream_t stream) {
   const int64_t q_rows = int64_t(p.batch) * p.q_heads * p.num_queries;
   delta_kernel<T, D><<<grid_for(q_rows * 32), 256, 0, stream>>>(p);
   if (cudaGetLastError() != cudaSuccess) return Status::kCudaError;
-  // The Hopper key pass (GSA_SM90_BACKWARD=1) leaves dq to the query-block pass whatever the caller's workspace.
+  // The Hopper key pass leaves dq to the query-block pass whatever the caller's workspace.
   const bool sm90 = key_pass_sm90_enabled();
   const bool fused_dq = p.dq_accum != nullptr && !sm90;
   if (fused_dq) {
@@ -302,7 +302,8 @@ Status run_backward(const SparseAttentionParams& p, cudaStream_t stream) {
       return Status::kCudaError;
     }
   } else {
-    const Status status = launch_query_pass(p, /*backward=*/true, stream);
+    const Status status =
+        dq_sm90_enabled() ? launch_dq_sm90(p, stream) : launch_query_pass(p, /*backward=*/true, stream);
     if (status != Status::kOk) return status;
   }
 

@@ -288,12 +288,12 @@ __global__ void __launch_bounds__(KeyPassShape<kConsumers>::kThreads, 1)
 #endif
 }
 
-// GSA_SM90_BACKWARD (read once): 1 or 2 = this kernel with that many consumer warpgroups; anything else the
-// mma.sync key pass.
+// GSA_SM90_BACKWARD (read once): 1 or 2 = this kernel with that many consumer warpgroups (unset: 2), 0 or any
+// other value the mma.sync key pass.
 int key_pass_sm90_consumers() {
   static const int consumers = [] {
     const char* v = std::getenv("GSA_SM90_BACKWARD");
-    const int n = v == nullptr ? 0 : std::atoi(v);
+    const int n = v == nullptr ? 2 : std::atoi(v);
     return n == 1 || n == 2 ? n : 0;
   }();
   return consumers;

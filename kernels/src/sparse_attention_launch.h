@@ -46,11 +46,18 @@ bool hopper_kernels_available();
 bool forward_sm90_enabled();
 Status launch_forward_sm90(const SparseAttentionParams& p, void* stream);
 
-// Whether the backward's key pass runs the Hopper kernel (sparse_attention_key_pass_sm90.cu): only with
-// GSA_SM90_BACKWARD=1 or 2 (its consumer warpgroups) in the environment (read once), where hopper_kernels_available().
+// Whether the backward's key pass runs the Hopper kernel (sparse_attention_key_pass_sm90.cu): where
+// hopper_kernels_available(), unless GSA_SM90_BACKWARD (read once) is 0 (the mma.sync key pass); 1 or 2 set its
+// consumer warpgroups (2 by default).
 bool key_pass_sm90_enabled();
 // dK and dV into the fp32 workspaces (zeroed by the caller) by the Hopper key pass; dq is not touched.
 Status launch_key_pass_sm90(const SparseAttentionParams& p, void* stream);
+
+// Whether the backward's dq pass runs the Hopper kernel (sparse_attention_dq_sm90.cu): where
+// hopper_kernels_available(), unless GSA_SM90_DQ=0 (read once).
+bool dq_sm90_enabled();
+// dq (as T, times the scale) by the Hopper dq pass; lse and delta must be filled.
+Status launch_dq_sm90(const SparseAttentionParams& p, void* stream);
 
 // Query-block pass: the forward (out, lse) or, with backward = true, dq from d_out, lse and delta.
 Status launch_query_pass(const SparseAttentionParams& p, bool backward, void* stream);
