@@ -12,15 +12,13 @@ GSA_JOBS=16 scripts/gpu_build.sh "$out" gsa test_sparse_attention_gpu test_lse_m
   test_op_profile test_selected_attention test_key_gather test_chunked_loss test_skinny_gemm test_decode_step_ops \
   test_serving_engine || exit 1
 timeout 300 ./build/tests/test_sparse_attention_gpu 2>&1 | tail -25 | tee "$out/test_gpu.txt"
-# The forward on Hopper runs the wgmma kernel (schedule 3 by default); the mma.sync forward other GPUs run, and the
-# other schedules, against the same float64 oracle.
-for f in 0 1 2 4 5 6; do
-  echo "GSA_SM90_FORWARD=$f: $(GSA_SM90_FORWARD=$f timeout 100 ./build/tests/test_sparse_attention_gpu 2>&1 | tail -1)" \
-    | tee -a "$out/test_gpu.txt"
+# On Hopper the forward runs the wgmma kernel (schedule 6 by default), the backward the Hopper dq pass and the
+# two-consumer Hopper key pass; the mma.sync kernels other GPUs run, and the other schedules, against the same
+# float64 oracle.
+for e in GSA_SM90_FORWARD=0 GSA_SM90_FORWARD=1 GSA_SM90_FORWARD=2 GSA_SM90_FORWARD=3 GSA_SM90_BACKWARD=0 \
+  GSA_SM90_BACKWARD=1 GSA_SM90_DQ=0; do
+  echo "$e: $(env $e timeout 100 ./build/tests/test_sparse_attention_gpu 2>&1 | tail -1)" | tee -a "$out/test_gpu.txt"
 done
-# The Hopper key pass of the backward (off by default until it has passed here).
-echo "GSA_SM90_BACKWARD=1: $(GSA_SM90_BACKWARD=1 timeout 100 ./build/tests/test_sparse_attention_gpu 2>&1 | tail -1)" \
-  | tee -a "$out/test_gpu.txt"
 timeout 100 ./build/tests/test_lse_merge_gpu 2>&1 | tail -3 | tee -a "$out/test_gpu.txt"
 timeout 200 ./build/tests/test_sparse_attention 2>&1 | tail -3 | tee "$out/test_unit.txt"
 timeout 200 ./build/tests/test_sparse_decode 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
@@ -57,8 +55,8 @@ timeout 240 ./build/launcher/gsa bench decode --levels 2 --tokens 131072,1048576
 [ "${GSA_SKIP_PREFILL:-0}" = 1 ] && { timeout 200 python3 peers/attn_peers.py sdpa-causal 8192 2>&1 | tee -a "$out/peer_decode.txt"; exit 0; }
 timeout 120 compute-sanitizer --tool memcheck ./build/tests/test_sparse_attention_gpu --gtest_filter='*/2:*/5' 2>&1 | tail -6 | tee -a "$out/memcheck.txt"
 timeout 240 ./build/launcher/gsa bench kernels ${GSA_KERNEL_BENCH_ARGS:-} 2>&1 | tee "$out/bench_kernels.txt"
-GSA_SM90_BACKWARD=1 timeout 240 ./build/launcher/gsa bench kernels ${GSA_KERNEL_BENCH_ARGS:-} 2>&1 \
-  | tee "$out/bench_kernels_sm90_backward.txt"
+GSA_SM90_BACKWARD=0 GSA_SM90_DQ=0 timeout 240 ./build/launcher/gsa bench kernels ${GSA_KERNEL_BENCH_ARGS:-} 2>&1 \
+  | tee "$out/bench_kernels_mma_sync_backward.txt"
 # A 1M-token prefill layer with the Llama-3.2-1B attention shapes (32 / 8 heads, head dim 64), forward.
 timeout 240 ./build/launcher/gsa bench kernels --tokens 131072,1048576 --head-dim 64 --no-backward --repeats 3 2>&1 \
   | tee "$out/bench_kernels_1m.txt"
