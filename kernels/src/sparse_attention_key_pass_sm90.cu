@@ -1,4 +1,4 @@
-// The key-tile pass of the block-sparse GSA backward on Hopper (wgmma), selected by GSA_SM90_BACKWARD=1 or 2:
+// The key-tile pass of the block-sparse GSA backward on Hopper (wgmma; GSA_SM90_BACKWARD=0 selects the mma.sync one):
 // dK and dV of one backward item (a key tile of 64 keys and a run of the query tiles that see it) per CTA and KV
 // head, a producer warpgroup and one or two consumer warpgroups (KeyPassShape):
 //   producer (warpgroup 0): the key tile's K and V rows and mask metadata once, then per query tile its Q and dO
@@ -12,7 +12,8 @@
 //     as MN-major operands).
 // dQ is left to the query-block pass (run_backward runs it first); the item's dK * scale and dV go to the fp32
 // workspaces as in key_pass_kernel (atomic adds when several items share the key tile). Same contract as the
-// mma.sync key pass (sparse_attention_key_pass.cu), which stays the default.
+// mma.sync key pass (sparse_attention_key_pass.cu), the kernel for other GPUs. On the H200 (2026-12-03, 128K
+// tokens, Nsight Compute's locked clocks): 115.5 ms with one consumer, 80.4 with two, 92.6 the mma.sync pass.
 #include <cuda_runtime.h>
 
 #include <cmath>
