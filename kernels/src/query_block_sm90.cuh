@@ -153,8 +153,7 @@ struct QueryBlock {
 template <typename T, int D, bool kWithDo, typename Consume>
 __device__ __forceinline__ void run_query_block(const SparseAttentionParams& p, Consume consume) {
   using Smem = QueryBlockSmem<D, kWithDo>;
-  extern __shared__ unsigned char smem_raw[];
-  unsigned char* smem = smem_raw + ((1024 - (smem_addr(smem_raw) & 1023)) & 1023);
+  unsigned char* smem = aligned_dynamic_smem();
   auto& c = *reinterpret_cast<QueryBlockControl*>(smem + Smem::kControl);
   const int block = blockIdx.x, kv_head = blockIdx.y;
   const int b = p.plan.query_block_row[block];

@@ -60,20 +60,10 @@ __device__ __forceinline__ void consume_dq(const SparseAttentionParams& p, const
     const int stage = i % kKeyStages;
     mbarrier_wait(smem_addr(&c.full[stage]), (i / kKeyStages) & 1);
     const uint32_t k_addr = k_base + stage * Smem::kStageBytes, v_addr = v_base + stage * Smem::kStageBytes;
-    // S = Q K^T and dP = dO V^T: D / 16 k-steps each, 32 bytes of every row of a 64-column block a step.
+    // S = Q K^T and dP = dO V^T.
     wgmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-      const uint32_t column = (kk / 4) * 1024 * (kBlockRows / 8) + (kk % 4) * 32;
-      const uint32_t key_column = (kk / 4) * 1024 * (kTileKeys / 8) + (kk % 4) * 32;
-      wgmma_ss<T, kTileKeys>(s, k_major_desc(q_addr + column), k_major_desc(k_addr + key_column), kk > 0);
-    }
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-      const uint32_t column = (kk / 4) * 1024 * (kBlockRows / 8) + (kk % 4) * 32;
-      const uint32_t key_column = (kk / 4) * 1024 * (kTileKeys / 8) + (kk % 4) * 32;
-      wgmma_ss<T, kTileKeys>(dp, k_major_desc(do_addr + column), k_major_desc(v_addr + key_column), kk > 0);
-    }
+    wgmma_rows_times_tile_t<T, D, kBlockRows>(s, q_addr, k_addr);
+    wgmma_rows_times_tile_t<T, D, kBlockRows>(dp, do_addr, v_addr);
     wgmma_commit();
     wgmma_wait<0>();
     fence_registers(s);

@@ -25,14 +25,17 @@
 namespace gsa::kernels::detail {
 namespace {
 
-// A schedule (GSA_SM90_FORWARD = 1, 2, 3, 6) of the consumers:
+// A schedule (GSA_SM90_FORWARD = 1, 2, 3, 6, 7) of the consumers:
 //   1: each tile's S, softmax and P V in sequence;
 //   2: a tile's S and softmax run while the tensor cores add the previous tile's P V (FlashAttention-3's
 //      intra-warpgroup overlap);
 //   3: 2, and the two consumer warpgroups take turns issuing their wgmmas, so one's softmax runs while the
 //      other's products do (FlashAttention-3's ping-pong);
 //   6: 3 with fewer CUDA-core instructions per score: the tile maximum over the raw scores, scaled once, and O
-//      rescaled only when a row's maximum moved (the default).
+//      rescaled only when a row's maximum moved (the default);
+//   7: 6 with each row's maximum and sum over the tile reduced as balanced trees (dependency depth 4 instead of
+//      chains of 15: Nsight Compute at 32K charged 29% of the warps' cycles to fixed-latency dependencies and
+//      found the tensor pipe 34% busy). Written 2026-12-03 after the session's device time: NOT yet run on a GPU.
 // On the H200 (2026-12-03, 32 / 8 heads, D 128, bf16, forward ms at 8K / 32K / 128K tokens, one device call):
 // 2: 0.366 / 2.51 / 28.5, 3: 0.369 / 2.45 / 27.6. Steps of 128 keys (two list tiles, m64n128 products;
 // schedules 4 and 5 of that call, removed since) took 0.45-0.47 / 3.05-3.29 / 34.4-38.0. After the mask bits
@@ -40,10 +43,24 @@ namespace {
 template <int kSchedule>
 struct Schedule {
   static constexpr bool kOverlap = kSchedule >= 2;
-  static constexpr bool kPingPong = kSchedule == 3 || kSchedule == 6;
-  static constexpr bool kLean = kSchedule == 6;
+  static constexpr bool kPingPong = kSchedule == 3 || kSchedule >= 6;
+  static constexpr bool kLean = kSchedule >= 6;
+  static constexpr bool kTrees = kSchedule == 7;
   static_assert(kOverlap || !kPingPong, "the ping-pong hands turns over between overlapped steps");
+  static_assert(!kTrees || kLean, "the tree maximum is over the raw scores");
 };
+
+// Row h's 16 scores of a consumer thread's tile (s[4 q + 2 h + e], hopper.cuh's layout) reduced by op as a
+// balanced tree.
+template <typename Op>
+__device__ __forceinline__ float reduce_row_tree(const float (&s)[32], int h, Op op) {
+  float x[8];
+#pragma unroll
+  for (int q = 0; q < 8; ++q) x[q] = op(s[4 * q + 2 * h], s[4 * q + 2 * h + 1]);
+#pragma unroll
+  for (int q = 0; q < 4; ++q) x[q] = op(x[q], x[q + 4]);
+  return op(op(x[0], x[2]), op(x[1], x[3]));
+}
 
 // Consumer thread ct (of kConsumerThreads) of the block's `count` key tiles.
 template <typename T, int D, int kSchedule>
@@ -74,16 +91,10 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, const Qu
   const uint32_t k_base = smem_addr(smem + Smem::kK), v_base = smem_addr(smem + Smem::kV);
 
   auto wait_full = [&](int i) { mbarrier_wait(smem_addr(&c.full[i % kStages]), (i / kStages) & 1); };
-  // Issues S = Q K^T for tile i (D / 16 k-count, each 32 bytes of every row of a 64-column block).
+  // Issues S = Q K^T for tile i.
   auto issue_scores = [&](int i) {
-    const uint32_t k_addr = k_base + (i % kStages) * Smem::kStageBytes;
     wgmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-      const uint32_t column = (kk / 4) * 1024 * (kBlockRows / 8) + (kk % 4) * 32;
-      const uint32_t key_column = (kk / 4) * 1024 * (kTileKeys / 8) + (kk % 4) * 32;
-      wgmma_ss<T, kTileKeys>(s, k_major_desc(q_addr + column), k_major_desc(k_addr + key_column), kk > 0);
-    }
+    wgmma_rows_times_tile_t<T, D, kBlockRows>(s, q_addr, k_base + (i % kStages) * Smem::kStageBytes);
     wgmma_commit();
   };
   // Issues O += P V for tile i from the A registers.
@@ -112,9 +123,14 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, const Qu
     // scaled once (x -> x * scale2 is monotone, so the result is the same float).
     float tile_max[2] = {row_max[0], row_max[1]};
     if constexpr (S::kLean) tile_max[0] = tile_max[1] = -INFINITY;
+    if constexpr (S::kTrees) {
 #pragma unroll
-    for (int j = 0; j < kTileKeys / 2; ++j) {
-      tile_max[(j >> 1) & 1] = fmaxf(tile_max[(j >> 1) & 1], S::kLean ? s[j] : s[j] * scale2);
+      for (int h = 0; h < 2; ++h) tile_max[h] = reduce_row_tree(s, h, [](float a, float b) { return fmaxf(a, b); });
+    } else {
+#pragma unroll
+      for (int j = 0; j < kTileKeys / 2; ++j) {
+        tile_max[(j >> 1) & 1] = fmaxf(tile_max[(j >> 1) & 1], S::kLean ? s[j] : s[j] * scale2);
+      }
     }
     float base[2];
 #pragma unroll
@@ -130,7 +146,11 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, const Qu
 #pragma unroll
     for (int j = 0; j < kTileKeys / 2; ++j) {
       s[j] = exp2_approx(fmaf(s[j], scale2, -base[(j >> 1) & 1]));
-      row_sum[(j >> 1) & 1] += s[j];
+      if constexpr (!S::kTrees) row_sum[(j >> 1) & 1] += s[j];
+    }
+    if constexpr (S::kTrees) {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) row_sum[h] += reduce_row_tree(s, h, [](float a, float b) { return a + b; });
     }
   };
   auto rescale_and_pack = [&](const float (&correction)[2]) {
@@ -225,7 +245,7 @@ __global__ void __launch_bounds__(kQueryBlockThreads, 1)
 #endif
 }
 
-// GSA_SM90_FORWARD (read once): 0 = the mma.sync query pass, 1, 2, 3, 6 = this kernel's schedules (Schedule), 6
+// GSA_SM90_FORWARD (read once): 0 = the mma.sync query pass, 1, 2, 3, 6, 7 = this kernel's schedules (Schedule), 6
 // the default (also for any other value).
 int forward_sm90_schedule() {
   static const int schedule = [] {
@@ -257,6 +277,8 @@ Status launch(const SparseAttentionParams& p, cudaStream_t stream) {
       return launch_schedule<T, D, 2>(p, stream);
     case 3:
       return launch_schedule<T, D, 3>(p, stream);
+    case 7:
+      return launch_schedule<T, D, 7>(p, stream);
     default:  // 6, and any value not listed
       return launch_schedule<T, D, 6>(p, stream);
   }

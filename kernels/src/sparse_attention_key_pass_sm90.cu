@@ -156,18 +156,10 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
     const uint32_t q_addr = smem_addr(smem + Smem::kQ + stage * Smem::kTileBytes);
     const uint32_t do_addr = smem_addr(smem + Smem::kDo + stage * Smem::kTileBytes);
 
-    // S^T = K Q^T and dP^T = V dO^T: D / 16 k-steps each, 32 bytes of every row of a 64-column block a step.
+    // S^T = K Q^T and dP^T = V dO^T.
     wgmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-      const uint32_t column = (kk / 4) * 1024 * (kTileKeys / 8) + (kk % 4) * 32;
-      wgmma_ss<T, 64>(st, k_major_desc(k_addr + column), k_major_desc(q_addr + column), kk > 0);
-    }
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-      const uint32_t column = (kk / 4) * 1024 * (kTileKeys / 8) + (kk % 4) * 32;
-      wgmma_ss<T, 64>(dpt, k_major_desc(v_addr + column), k_major_desc(do_addr + column), kk > 0);
-    }
+    wgmma_rows_times_tile_t<T, D, kTileKeys>(st, k_addr, q_addr);
+    wgmma_rows_times_tile_t<T, D, kTileKeys>(dpt, v_addr, do_addr);
     wgmma_commit();
     wgmma_wait<0>();
     fence_registers(st);

@@ -1,5 +1,6 @@
 // Private to gsa_kernels: what the Hopper (sm_90a) block-sparse attention kernels share on top of hopper.cuh and
-// sparse_attention_device.cuh: the producer warpgroups' gather of rows into 128-byte-swizzled operand tiles.
+// sparse_attention_device.cuh: the dynamic shared memory's aligned base, the producer warpgroups' gather of rows
+// into 128-byte-swizzled operand tiles, and the score-shaped products of a warpgroup.
 #pragma once
 
 #include <cstdint>
@@ -8,6 +9,26 @@
 #include "sparse_attention_device.cuh"
 
 namespace gsa::kernels::detail {
+
+// The dynamic shared memory's base rounded up to 1 KiB, where swizzled tiles must start (the swizzle is on address
+// bits); launches ask for 1 KiB more than they use.
+__device__ __forceinline__ unsigned char* aligned_dynamic_smem() {
+  extern __shared__ unsigned char smem_raw[];
+  return smem_raw + ((1024 - (smem_addr(smem_raw) & 1023)) & 1023);
+}
+
+// acc (m64 x 64, hopper.cuh layout) = A B^T over D: A = 64 rows of a swizzled tile of kARows rows at a_addr (the
+// warpgroup's rows), B = a swizzled tile of 64 rows (kTileKeys) at b_addr, both K-major, D / 16 wgmma k-steps of
+// 32 bytes of every row of a 64-column block; the first k-step overwrites acc. Issued, not committed.
+template <typename T, int D, int kARows>
+__device__ __forceinline__ void wgmma_rows_times_tile_t(float (&acc)[32], uint32_t a_addr, uint32_t b_addr) {
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) {
+    const uint32_t a_column = (kk / 4) * 1024 * (kARows / 8) + (kk % 4) * 32;
+    const uint32_t b_column = (kk / 4) * 1024 * (kTileKeys / 8) + (kk % 4) * 32;
+    wgmma_ss<T, kTileKeys>(acc, k_major_desc(a_addr + a_column), k_major_desc(b_addr + b_column), kk > 0);
+  }
+}
 
 // Copies kRows rows of D 16-bit elements into rows first_tile_row .. + kRows - 1 of a 128-byte-swizzled tile of
 // kTileRowsTotal rows: thread t (of kThreadsCount) copies chunk t % (D / 8) of rows t / (D / 8) +
