@@ -3,7 +3,8 @@
 // CTA per (query block of kBlockRows rows, KV head) in three warpgroups, a producer that gathers the block's key
 // tiles (K, V, mask metadata) into kKeyStages shared-memory stages handed over by mbarriers, and two consumers of
 // 64 query rows each. Here: the CTA's shape, its shared memory, the producer, the consumers' prologue (their
-// Q and dO rows and the block's token metadata), the mask as bits, and the rows' write-out.
+// Q and dO rows and the block's token metadata), the rows' write-out, the kernel body (run_query_block) and the
+// mask as bits.
 #pragma once
 
 #include <cstdint>

@@ -1,8 +1,8 @@
 // The block-sparse GSA forward on Hopper: warp-specialised, wgmma. One CTA per (query block of kBlockRows rows,
-// KV head), three warpgroups:
+// KV head), three warpgroups (the CTA, its producer and shared memory: query_block_sm90.cuh):
 //   producer (warpgroup 0, 56 registers a thread): walks the block's key-tile list; for each tile it gathers the
 //     K and V rows (the plan's key rows are not contiguous: gist tokens sit between raw tokens, so no TMA) and
-//     the tile's mask metadata, list entry and class into one of kStages shared-memory stages by cp.async, and
+//     the tile's mask metadata, list entry and class into one of kKeyStages shared-memory stages by cp.async, and
 //     lets the stage's `full` mbarrier complete when its copies land;
 //   two consumers (warpgroups 1 and 2, 64 query rows each, 224 registers a thread): per tile, S = Q K^T by wgmma
 //     (Q and K from shared memory, m64n64), the mask where the list entry is not kFullTile, online softmax in
@@ -10,7 +10,7 @@
 //     (`empty`). The schedules (consume) overlap these steps in different ways.
 // Same contract, plan walk and results (up to summation order) as the mma.sync query pass
 // (sparse_attention_query_pass.cu), which stays the kernel for other GPUs and for GSA_SM90_FORWARD=0.
-// Shared memory (D = 128, 16-bit): Q 32 KiB, kStages x (K 16 + V 16) KiB, metadata ~10 KiB; tiles in the
+// Shared memory (D = 128, 16-bit): Q 32 KiB, kKeyStages x (K 16 + V 16) KiB, metadata ~10 KiB; tiles in the
 // 128-byte-swizzled layout of hopper.cuh.
 #include <cuda_runtime.h>
 
