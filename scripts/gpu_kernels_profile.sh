@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Where the attention kernels spend their time, in one device call (Nsight Compute; clocks locked, so durations
+# are ~1.3x the bench's): per-kernel durations of `gsa bench kernels` forward + backward at 32K and 128K; the
+# Hopper kernels' stall reasons, tensor-pipe activity and instruction counts at 32K; with GSA_PROFILE_SOURCE=1 also
+# their stalls sampled by program counter (SourceCounters). Logs go to $OUT (or ./gpu-logs).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+source scripts/gpu_env.sh
+GSA_JOBS=16 scripts/gpu_build.sh "$out" gsa || exit 1
+g=./build/launcher/gsa
+timeout 150 ncu --metrics gpu__time_duration.sum -k 'regex:pass|forward|delta|convert|dq_sm90' --launch-count 40 \
+  $g bench kernels --tokens 32768,131072 --repeats 1 > "$out/ncu_times.txt" 2>&1
+grep -E "_kernel|duration" "$out/ncu_times.txt" | grep -v Profiling | sed 's/(SparseAttention.*//' | paste - - \
+  | awk '{print $2, $(NF-1), $NF}' | tail -24
+stall_metrics='regex:smsp__warp_issue_stalled_.*_per_warp_active.pct,regex:sm__pipe_tensor_cycles_active.avg.pct_of_peak_sustained_active,sm__inst_executed.sum,smsp__issue_active.avg.pct_of_peak_sustained_active'
+for kernel in forward_sm90 dq_sm90 key_pass_sm90; do
+  timeout 200 ncu --metrics "$stall_metrics" -k "regex:$kernel" --launch-count 1 \
+    $g bench kernels --tokens 32768 --repeats 1 > "$out/ncu_stalls_$kernel.txt" 2>&1
+  grep -E "_kernel<|stalled|pipe_tensor|inst_executed|issue_active" "$out/ncu_stalls_$kernel.txt" | grep -v Profiling \
+    | awk '$NF+0 > 2 || /kernel|inst/' | sed 's/(SparseAttention.*//'
+  if [ "${GSA_PROFILE_SOURCE:-0}" = 1 ]; then
+    timeout 200 ncu --section SourceCounters -k "regex:$kernel" --launch-count 1 \
+      $g bench kernels --tokens 32768 --repeats 1 > "$out/ncu_source_$kernel.txt" 2>&1
+    grep -A30 "Warp Stall Sampling" "$out/ncu_source_$kernel.txt" | head -40
+  fi
+done
