@@ -40,12 +40,15 @@ const char* const kHelp =
     "  --chunk 16 --fanout 4 --levels 1 --sink 3 --prev-chunks 1\n"
     "  --dtype bf16|fp16 (default bf16)   --repeats 10   --no-backward\n"
     "  --max-backward-tiles 64   query tiles per backward work item (tile_plan.h; 0: deterministic)\n"
+    "  --peak-tflops 989 the GPU's dense 16-bit matrix peak the TFLOP/s columns are shared against (989: H100 /\n"
+    "                    H200 SXM bf16)\n"
     "\n"
     "  --decode          instead: sparse decode (runtime/sparse_decode.h), one query per sequence over T / 16\n"
     "                    listed cache rows per KV head (the rows a 16x-compressed selection reads)\n"
     "  --decode-tokens 32768,131072,524288,1048576   cache lengths T\n"
     "  --decode-batch 1  sequences per call\n"
-    "  --decode-splits 0 list partitions per (sequence, KV head); 0: sparse_decode's own choice\n";
+    "  --decode-splits 0 list partitions per (sequence, KV head); 0: sparse_decode's own choice\n"
+    "  --copy-gbps 4240  the GPU's measured copy bandwidth the GB/s column is shared against (4240: H200)\n";
 
 constexpr int64_t kSuffixTokens = 16;
 
@@ -79,14 +82,16 @@ int bench_decode(Flags& flags, int64_t hq, int64_t hkv, int64_t d, at::ScalarTyp
   const std::vector<int64_t> lengths = flags.get_int_list("decode-tokens", {32768, 131072, 524288, 1048576});
   const int64_t batch = flags.get_int("decode-batch", 1);
   const int64_t splits = flags.get_int("decode-splits", 0);
+  const double copy_gbps = flags.get_double("copy-gbps", 4240.0);
   flags.finish();
   GSA_CHECK(batch >= 1, "gsa bench kernels: --decode-batch must be >= 1");
   GSA_CHECK(splits >= 0, "gsa bench kernels: --decode-splits must be >= 0");
+  GSA_CHECK(copy_gbps > 0, "gsa bench kernels: --copy-gbps must be > 0");
   const auto opts = at::TensorOptions().dtype(dtype).device(at::kCUDA);
   std::printf("gsa bench kernels --decode: Hq %lld / Hkv %lld, D %lld, batch %lld, T/16 listed rows per KV head, "
               "splits %s\n", (long long)hq, (long long)hkv, (long long)d, (long long)batch,
               splits == 0 ? "auto" : std::to_string(splits).c_str());
-  std::printf("%10s %10s %10s %12s %14s\n", "T", "rows", "ms", "listed GB/s", "sequences/s");
+  std::printf("%10s %10s %10s %12s %14s %8s\n", "T", "rows", "ms", "listed GB/s", "sequences/s", "copy%");
   for (int64_t T : lengths) {
     const int64_t rows = T / 16;
     at::Tensor q = at::randn({batch, hq, d}, opts), k = at::randn({batch, hkv, T, d}, opts);
@@ -96,8 +101,8 @@ int bench_decode(Flags& flags, int64_t hq, int64_t hkv, int64_t d, at::ScalarTyp
     const double scale = 1.0 / std::sqrt(static_cast<double>(d));
     const double ms = median_device_ms([&] { return sparse_decode(q, k, v, list, scale, splits).out; }, repeats);
     const double bytes = 2.0 * batch * hkv * rows * d * at::elementSize(dtype);
-    std::printf("%10lld %10lld %10.4f %12.0f %14.0f\n", (long long)T, (long long)rows, ms, bytes / ms * 1e-6,
-                batch / ms * 1e3);
+    std::printf("%10lld %10lld %10.4f %12.0f %14.0f %7.0f%%\n", (long long)T, (long long)rows, ms,
+                bytes / ms * 1e-6, batch / ms * 1e3, 100.0 * bytes / ms * 1e-6 / copy_gbps);
     std::fflush(stdout);
   }
   return 0;
@@ -118,6 +123,8 @@ int run_bench_kernels(const Args& args) {
   const int64_t repeats = flags.get_int("repeats", 10);
   const bool backward = !flags.get_bool("no-backward", false);
   const int64_t max_backward_tiles = flags.get_int("max-backward-tiles", 64);
+  const double peak_tflops = flags.get_double("peak-tflops", 989.0);
+  GSA_CHECK(peak_tflops > 0, "gsa bench kernels: --peak-tflops must be > 0");
   if (flags.get_bool("decode", false)) {
     GSA_CHECK(at::hasCUDA(), "gsa bench kernels needs a CUDA device");
     return bench_decode(flags, hq, hkv, d, dtype_name == "fp16" ? at::kHalf : at::kBFloat16, repeats);
@@ -133,8 +140,8 @@ int run_bench_kernels(const Args& args) {
   std::printf("gsa bench kernels: %s, Hq %lld / Hkv %lld, D %lld, c0 %lld, levels %lld, sink %lld, N %lld\n",
               dtype_name.c_str(), (long long)hq, (long long)hkv, (long long)d, (long long)gist.chunk,
               (long long)gist.levels, (long long)gist.sink, (long long)gist.prev_chunks);
-  std::printf("%10s %10s %9s %10s %10s %10s %12s %10s %8s\n", "N", "T", "plan_ms", "fwd_ms", "fwd_TF/s", "fwdbwd_ms",
-              "fwdbwd_TF/s", "useful", "keys/q");
+  std::printf("%10s %10s %9s %10s %10s %10s %12s %10s %8s %7s %7s\n", "N", "T", "plan_ms", "fwd_ms", "fwd_TF/s",
+              "fwdbwd_ms", "fwdbwd_TF/s", "useful", "keys/q", "fwd%", "fb%");
   for (int64_t n : tokens) {
     GSA_CHECK(n > kSuffixTokens + gist.sink, "gsa bench kernels: --tokens ", n, " too short");
     Document doc;
@@ -170,9 +177,11 @@ int run_bench_kernels(const Args& args) {
           },
           repeats);
     }
-    std::printf("%10lld %10lld %9.1f %10.3f %10.1f %10.3f %12.1f %9.0f%% %8.0f\n", (long long)n, (long long)T, plan_ms,
-                fwd_ms, fwd_flops / fwd_ms * 1e-9, fb_ms, backward ? 3.5 * fwd_flops / fb_ms * 1e-9 : 0.0,
-                100.0 * pairs * hq / visited, pairs / T);
+    const double fwd_tflops = fwd_flops / fwd_ms * 1e-9, fb_tflops = backward ? 3.5 * fwd_flops / fb_ms * 1e-9 : 0.0;
+    // The last two columns: the useful TFLOP/s as a share of --peak-tflops.
+    std::printf("%10lld %10lld %9.1f %10.3f %10.1f %10.3f %12.1f %9.0f%% %8.0f %6.0f%% %6.0f%%\n", (long long)n,
+                (long long)T, plan_ms, fwd_ms, fwd_tflops, fb_ms, fb_tflops, 100.0 * pairs * hq / visited, pairs / T,
+                100.0 * fwd_tflops / peak_tflops, 100.0 * fb_tflops / peak_tflops);
     std::fflush(stdout);
   }
   return 0;
