@@ -2,12 +2,17 @@
 //   with_group(group, f)             f(std::integral_constant<int, G>{}) for G = group in {1, 2, 4, 8};
 //   with_type_and_dim(p, f)          f(TypeTag<T>{}, std::integral_constant<int, D>{}) for T = __nv_bfloat16 or
 //                                    __half (p.dtype) and D = p.head_dim in {64, 128};
-// both return f's Status, or kInvalidArgument for a value outside the lists.
+// both return f's Status, or kInvalidArgument for a value outside the lists;
+//   launch_with_smem(kernel, grid, threads, smem, stream, p)   kernel<<<grid, threads, smem, stream>>>(p) after
+//                                    raising the kernel's dynamic shared-memory limit to smem; kCudaError if
+//                                    either fails.
 #pragma once
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cuda_runtime.h>
 
+#include <cstddef>
 #include <type_traits>
 
 #include "gsa/kernels/lse_merge.h"         // Status
@@ -48,6 +53,16 @@ Status with_type_and_dim(const Params& p, F&& f) {
                 : f(TypeTag<__half>{}, std::integral_constant<int, 128>{});
   }
   return Status::kInvalidArgument;
+}
+
+template <typename Params>
+Status launch_with_smem(void (*kernel)(Params), dim3 grid, int threads, size_t smem, cudaStream_t stream,
+                        const Params& p) {
+  if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)) != cudaSuccess) {
+    return Status::kCudaError;
+  }
+  kernel<<<grid, threads, smem, stream>>>(p);
+  return cudaGetLastError() == cudaSuccess ? Status::kOk : Status::kCudaError;
 }
 
 }  // namespace gsa::kernels::detail

@@ -110,14 +110,8 @@ __global__ void __launch_bounds__(kQueryBlockThreads, 1)
 template <typename T, int D>
 Status launch(const SparseAttentionParams& p, cudaStream_t stream) {
   if (p.plan.num_query_blocks == 0) return Status::kOk;
-  const size_t smem = QueryBlockSmem<D, true>::kBytes;
-  auto kernel = dq_sm90_kernel<T, D>;
-  if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)) != cudaSuccess) {
-    return Status::kCudaError;
-  }
-  const dim3 grid(p.plan.num_query_blocks, p.kv_heads);
-  kernel<<<grid, kQueryBlockThreads, smem, stream>>>(p);
-  return cudaGetLastError() == cudaSuccess ? Status::kOk : Status::kCudaError;
+  return launch_with_smem(dq_sm90_kernel<T, D>, dim3(p.plan.num_query_blocks, p.kv_heads), kQueryBlockThreads,
+                          QueryBlockSmem<D, true>::kBytes, stream, p);
 }
 
 }  // namespace

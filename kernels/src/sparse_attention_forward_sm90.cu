@@ -257,14 +257,8 @@ int forward_sm90_schedule() {
 
 template <typename T, int D, int kSchedule>
 Status launch_schedule(const SparseAttentionParams& p, cudaStream_t stream) {
-  const size_t smem = QueryBlockSmem<D, false>::kBytes;
-  auto kernel = forward_sm90_kernel<T, D, kSchedule>;
-  if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)) != cudaSuccess) {
-    return Status::kCudaError;
-  }
-  const dim3 grid(p.plan.num_query_blocks, p.kv_heads);
-  kernel<<<grid, kQueryBlockThreads, smem, stream>>>(p);
-  return cudaGetLastError() == cudaSuccess ? Status::kOk : Status::kCudaError;
+  return launch_with_smem(forward_sm90_kernel<T, D, kSchedule>, dim3(p.plan.num_query_blocks, p.kv_heads),
+                          kQueryBlockThreads, QueryBlockSmem<D, false>::kBytes, stream, p);
 }
 
 template <typename T, int D>

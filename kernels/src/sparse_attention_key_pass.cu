@@ -15,6 +15,7 @@
 
 #include <cmath>
 
+#include "dispatch.cuh"
 #include "sparse_attention_device.cuh"
 #include "sparse_attention_launch.h"
 
@@ -317,11 +318,8 @@ Status run_backward(const SparseAttentionParams& p, cudaStream_t stream) {
     if (status != Status::kOk) return status;
   } else if (p.plan.num_backward_items > 0) {
     auto launch = [&](auto kernel, size_t smem) {
-      if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)) != cudaSuccess) {
-        return false;
-      }
-      kernel<<<dim3(p.plan.num_backward_items, p.kv_heads), kKeyPassThreads, smem, stream>>>(p);
-      return cudaGetLastError() == cudaSuccess;
+      return launch_with_smem(kernel, dim3(p.plan.num_backward_items, p.kv_heads), kKeyPassThreads, smem, stream, p) ==
+             Status::kOk;
     };
     const bool launched = fused_dq ? launch(key_pass_kernel<T, D, true>, KeyPassSmem<D, true>::bytes(sizeof(T)))
                                    : launch(key_pass_kernel<T, D, false>, KeyPassSmem<D, false>::bytes(sizeof(T)));

@@ -294,14 +294,8 @@ int key_pass_sm90_consumers() {
 
 template <typename T, int D, int kConsumers>
 Status launch(const SparseAttentionParams& p, cudaStream_t stream) {
-  const size_t smem = KeyPassSm90Smem<D, kConsumers>::kBytes;
-  auto kernel = key_pass_sm90_kernel<T, D, kConsumers>;
-  if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)) != cudaSuccess) {
-    return Status::kCudaError;
-  }
-  const dim3 grid(p.plan.num_backward_items, p.kv_heads);
-  kernel<<<grid, KeyPassShape<kConsumers>::kThreads, smem, stream>>>(p);
-  return cudaGetLastError() == cudaSuccess ? Status::kOk : Status::kCudaError;
+  return launch_with_smem(key_pass_sm90_kernel<T, D, kConsumers>, dim3(p.plan.num_backward_items, p.kv_heads),
+                          KeyPassShape<kConsumers>::kThreads, KeyPassSm90Smem<D, kConsumers>::kBytes, stream, p);
 }
 
 }  // namespace

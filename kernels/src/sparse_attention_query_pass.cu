@@ -11,6 +11,7 @@
 
 #include <cmath>
 
+#include "dispatch.cuh"
 #include "sparse_attention_device.cuh"
 #include "sparse_attention_launch.h"
 
@@ -273,22 +274,15 @@ __global__ void __launch_bounds__(QueryPassShape<kDq>::kThreads)
 template <typename T, int D, bool kDq>
 Status launch(const SparseAttentionParams& p, cudaStream_t stream) {
   if (p.plan.num_query_blocks == 0) return Status::kOk;
-  const size_t smem = QueryPassSmem<D, kDq>::bytes(sizeof(T));
-  auto kernel = query_pass_kernel<T, D, kDq>;
-  if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)) != cudaSuccess) {
-    return Status::kCudaError;
-  }
-  const dim3 grid(p.plan.num_query_blocks, p.kv_heads);
-  kernel<<<grid, QueryPassShape<kDq>::kThreads, smem, stream>>>(p);
-  return cudaGetLastError() == cudaSuccess ? Status::kOk : Status::kCudaError;
+  return launch_with_smem(query_pass_kernel<T, D, kDq>, dim3(p.plan.num_query_blocks, p.kv_heads),
+                          QueryPassShape<kDq>::kThreads, QueryPassSmem<D, kDq>::bytes(sizeof(T)), stream, p);
 }
 
 template <bool kDq>
 Status dispatch(const SparseAttentionParams& p, cudaStream_t stream) {
-  const bool bf16 = p.dtype == DType::kBFloat16;
-  if (p.head_dim == 64) return bf16 ? launch<__nv_bfloat16, 64, kDq>(p, stream) : launch<__half, 64, kDq>(p, stream);
-  if (p.head_dim == 128) return bf16 ? launch<__nv_bfloat16, 128, kDq>(p, stream) : launch<__half, 128, kDq>(p, stream);
-  return Status::kInvalidArgument;
+  return with_type_and_dim(p, [&](auto type, auto dim) {
+    return launch<typename decltype(type)::type, dim.value, kDq>(p, stream);
+  });
 }
 
 }  // namespace
