@@ -5,7 +5,9 @@
 // both return f's Status, or kInvalidArgument for a value outside the lists;
 //   launch_with_smem(kernel, grid, threads, smem, stream, p)   kernel<<<grid, threads, smem, stream>>>(p) after
 //                                    raising the kernel's dynamic shared-memory limit to smem; kCudaError if
-//                                    either fails.
+//                                    either fails;
+//   env_int(name, fallback)          an integer switch from the environment (fallback when unset); callers keep
+//                                    it in a static to read it once.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -13,6 +15,7 @@
 #include <cuda_runtime.h>
 
 #include <cstddef>
+#include <cstdlib>
 #include <type_traits>
 
 #include "gsa/kernels/lse_merge.h"         // Status
@@ -53,6 +56,11 @@ Status with_type_and_dim(const Params& p, F&& f) {
                 : f(TypeTag<__half>{}, std::integral_constant<int, 128>{});
   }
   return Status::kInvalidArgument;
+}
+
+inline int env_int(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  return v == nullptr ? fallback : std::atoi(v);
 }
 
 template <typename Params>

@@ -59,9 +59,8 @@ __device__ __forceinline__ void fence_registers(float (&r)[N]) {
 // d (m64 x N, fp32) (+)= A (m64 x k16, shared, K-major) B (k16 x N, shared, K-major); accumulate = 0 overwrites d.
 template <typename T, int N>
 __device__ void wgmma_ss(float (&d)[N / 2], uint64_t desc_a, uint64_t desc_b, int accumulate);
-// d (m64 x N, fp32) (+)= A (m64 x k16, registers) B (k16 x N, shared, MN-major if kMnMajorB, else K-major);
-// accumulate = 0 overwrites d.
-template <typename T, int N, bool kMnMajorB>
+// d (m64 x N, fp32) (+)= A (m64 x k16, registers) B (k16 x N, shared, MN-major); accumulate = 0 overwrites d.
+template <typename T, int N>
 __device__ void wgmma_rs(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t desc_b, int accumulate);
 
 #define GSA_D8(i) \
@@ -87,38 +86,25 @@ __device__ void wgmma_rs(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t des
                  : GSA_D32                                                                                       \
                  : "l"(desc_a), "l"(desc_b), "r"(accumulate));                                                   \
   }
-#define GSA_WGMMA_SS_N128(T, PTX_TYPE)                                                                           \
-  template <>                                                                                                    \
-  __device__ __forceinline__ void wgmma_ss<T, 128>(float (&d)[64], uint64_t desc_a, uint64_t desc_b,            \
-                                                   int accumulate) {                                             \
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"                                                    \
-                 "wgmma.mma_async.sync.aligned.m64n128k16.f32." PTX_TYPE "." PTX_TYPE " " GSA_R64               \
-                 ", %64, %65, p, 1, 1, 0, 0;\n}\n"                                                               \
-                 : GSA_D64                                                                                       \
-                 : "l"(desc_a), "l"(desc_b), "r"(accumulate));                                                   \
-  }
-#define GSA_WGMMA_RS(T, PTX_TYPE, N, TRANS_B, TRANS_IMM, REGS, DS, PRED, A_AND_B)                               \
+#define GSA_WGMMA_RS(T, PTX_TYPE, N, REGS, DS, PRED, A_AND_B)                                                   \
   template <>                                                                                                     \
-  __device__ __forceinline__ void wgmma_rs<T, N, TRANS_B>(float (&d)[N / 2], const uint32_t (&a)[4],             \
-                                                          uint64_t desc_b, int accumulate) {                      \
+  __device__ __forceinline__ void wgmma_rs<T, N>(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t desc_b,     \
+                                                 int accumulate) {                                                \
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, " PRED ", 0;\n"                                               \
                  "wgmma.mma_async.sync.aligned.m64n" #N "k16.f32." PTX_TYPE "." PTX_TYPE " " REGS ", " A_AND_B    \
-                 ", p, 1, 1, " TRANS_IMM ";\n}\n"                                                                   \
+                 ", p, 1, 1, 1;\n}\n"                                                                             \
                  : DS                                                                                             \
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(accumulate));                     \
   }
 
 GSA_WGMMA_SS_N64(__nv_bfloat16, "bf16")
 GSA_WGMMA_SS_N64(__half, "f16")
-GSA_WGMMA_SS_N128(__nv_bfloat16, "bf16")
-GSA_WGMMA_SS_N128(__half, "f16")
-GSA_WGMMA_RS(__nv_bfloat16, "bf16", 64, true, "1", GSA_R32, GSA_D32, "%37", "{%32, %33, %34, %35}, %36")
-GSA_WGMMA_RS(__half, "f16", 64, true, "1", GSA_R32, GSA_D32, "%37", "{%32, %33, %34, %35}, %36")
-GSA_WGMMA_RS(__nv_bfloat16, "bf16", 128, true, "1", GSA_R64, GSA_D64, "%69", "{%64, %65, %66, %67}, %68")
-GSA_WGMMA_RS(__half, "f16", 128, true, "1", GSA_R64, GSA_D64, "%69", "{%64, %65, %66, %67}, %68")
+GSA_WGMMA_RS(__nv_bfloat16, "bf16", 64, GSA_R32, GSA_D32, "%37", "{%32, %33, %34, %35}, %36")
+GSA_WGMMA_RS(__half, "f16", 64, GSA_R32, GSA_D32, "%37", "{%32, %33, %34, %35}, %36")
+GSA_WGMMA_RS(__nv_bfloat16, "bf16", 128, GSA_R64, GSA_D64, "%69", "{%64, %65, %66, %67}, %68")
+GSA_WGMMA_RS(__half, "f16", 128, GSA_R64, GSA_D64, "%69", "{%64, %65, %66, %67}, %68")
 
 #undef GSA_WGMMA_SS_N64
-#undef GSA_WGMMA_SS_N128
 #undef GSA_WGMMA_RS
 #undef GSA_D8
 #undef GSA_D32

@@ -89,15 +89,12 @@ struct QueryBlockRows {
   const SparseAttentionParams& p;
   int b, kv_head, start, group, row_end;
   __device__ __forceinline__ int64_t offset(int r) const {
-    const QueryRow qr = query_row<kBlockRows>(r, group, start);
-    if (qr.pos >= row_end) return -1;
-    return int64_t(b) * p.q_stride[0] + int64_t(kv_head * group + qr.head) * p.q_stride[1] +
-           int64_t(qr.pos - p.q_begin) * p.q_stride[2];
+    return query_row_offset(p, int64_t(b) * p.q_stride[0], kv_head, group, row_end,
+                            query_row<kBlockRows>(r, group, start));
   }
   // Index of row r's lse and delta.
   __device__ __forceinline__ int64_t stat(int r) const {
-    const QueryRow qr = query_row<kBlockRows>(r, group, start);
-    return (int64_t(b) * p.q_heads + kv_head * group + qr.head) * p.num_queries + (qr.pos - p.q_begin);
+    return query_stat_index(p, b, kv_head, group, query_row<kBlockRows>(r, group, start));
   }
 };
 

@@ -225,6 +225,19 @@ __device__ __forceinline__ QueryRow query_row(int r, int group, int start) {
   return {r >> shift, start + (r & ((1 << shift) - 1))};
 }
 
+// Where query row qr of batch row b (a query head of KV head kv_head's group, and a position) lives: its element
+// offset in q, d_out, out and dq (q_batch = b * q_stride[0]; -1 past the row's last query, row_end), and its index
+// in lse and delta.
+__device__ __forceinline__ int64_t query_row_offset(const SparseAttentionParams& p, int64_t q_batch, int kv_head,
+                                                    int group, int row_end, const QueryRow& qr) {
+  if (qr.pos >= row_end) return -1;
+  return q_batch + int64_t(kv_head * group + qr.head) * p.q_stride[1] + int64_t(qr.pos - p.q_begin) * p.q_stride[2];
+}
+__device__ __forceinline__ int64_t query_stat_index(const SparseAttentionParams& p, int b, int kv_head, int group,
+                                                    const QueryRow& qr) {
+  return (int64_t(b) * p.q_heads + kv_head * group + qr.head) * p.num_queries + (qr.pos - p.q_begin);
+}
+
 // A query block's rows as the mask sees them, struct-of-arrays in shared memory.
 template <int kRowsCount>
 struct QueryMetaSmem {
@@ -269,8 +282,7 @@ __device__ __forceinline__ void load_query_tile_rows_async(int32_t* meta, float*
   if (t < kRowsCount) {
     const QueryRow qr = query_row<kRowsCount>(t, group, start);
     const bool valid = qr.pos < row_end;
-    const int64_t stat =
-        valid ? ((int64_t(b) * p.q_heads + kv_head * group + qr.head) * p.num_queries) + (qr.pos - p.q_begin) : 0;
+    const int64_t stat = valid ? query_stat_index(p, b, kv_head, group, qr) : 0;
     cp_async_4_or_zero(lse + t, p.lse + stat, valid);
     cp_async_4_or_zero(delta + t, p.delta + stat, valid);
   }

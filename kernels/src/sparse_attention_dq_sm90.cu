@@ -11,7 +11,6 @@
 
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
 
 #include "dispatch.cuh"
 #include "query_block_sm90.cuh"
@@ -84,10 +83,7 @@ __device__ __forceinline__ void consume_dq(const SparseAttentionParams& p, const
     }
     fence_registers(dq);
     wgmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < 4; ++kk) {
-      wgmma_rs<T, D, true>(dq, a[kk], mn_major_desc(k_addr + kk * 16 * 128, 1024 * (kTileKeys / 8)), 1);
-    }
+    wgmma_regs_times_tile<T, D>(dq, a, k_addr);
     wgmma_commit();
     wgmma_wait<0>();
     fence_registers(dq);
@@ -117,10 +113,7 @@ Status launch(const SparseAttentionParams& p, cudaStream_t stream) {
 }  // namespace
 
 bool dq_sm90_enabled() {
-  static const bool requested = [] {
-    const char* v = std::getenv("GSA_SM90_DQ");
-    return v == nullptr || std::atoi(v) != 0;
-  }();
+  static const bool requested = env_int("GSA_SM90_DQ", 1) != 0;
   return requested && hopper_kernels_available();
 }
 

@@ -16,7 +16,6 @@
 
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
 
 #include "dispatch.cuh"
 #include "sparse_attention_launch.h"
@@ -102,10 +101,7 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, const Qu
     const uint32_t v_addr = v_base + (i % kStages) * Smem::kStageBytes;
     fence_registers(o);
     wgmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < kTileKeys / 16; ++kk) {
-      wgmma_rs<T, D, true>(o, a[kk], mn_major_desc(v_addr + kk * 16 * 128, 1024 * (kTileKeys / 8)), 1);
-    }
+    wgmma_regs_times_tile<T, D>(o, a, v_addr);
     wgmma_commit();
   };
   auto release = [&](int i) { mbarrier_arrive(smem_addr(&c.empty[i % kStages])); };
@@ -248,10 +244,7 @@ __global__ void __launch_bounds__(kQueryBlockThreads, 1)
 // GSA_SM90_FORWARD (read once): 0 = the mma.sync query pass, 1, 2, 3, 6, 7 = this kernel's schedules (Schedule), 7
 // the default (also for any other value).
 int forward_sm90_schedule() {
-  static const int schedule = [] {
-    const char* v = std::getenv("GSA_SM90_FORWARD");
-    return v == nullptr ? 7 : std::atoi(v);
-  }();
+  static const int schedule = env_int("GSA_SM90_FORWARD", 7);
   return schedule;
 }
 

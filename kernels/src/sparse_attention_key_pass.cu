@@ -161,10 +161,8 @@ __global__ void __launch_bounds__(kKeyPassThreads) key_pass_kernel(const __grid_
   };
   auto issue_q = [&](int i) {  // query tile i's Q and dO rows into stage i & 1 (its info has landed)
     const int start = s_info[i % kInfoStages].start;
-    auto q_offset = [&](int r) -> int64_t {
-      const QueryRow qr = query_row<kTileRows>(r, group, start);
-      if (qr.pos >= row_end) return -1;
-      return q_batch + int64_t(kv_head * group + qr.head) * p.q_stride[1] + int64_t(qr.pos - p.q_begin) * p.q_stride[2];
+    auto q_offset = [&](int r) {
+      return query_row_offset(p, q_batch, kv_head, group, row_end, query_row<kTileRows>(r, group, start));
     };
     const int stage = i & 1;
     load_rows_async<D, kTileRows, kKeyPassThreads, true>(s_q + stage * kTileRows * D, static_cast<const T*>(p.q),
@@ -295,9 +293,7 @@ Status run_backward(const SparseAttentionParams& p, cudaStream_t stream) {
   const int64_t q_rows = int64_t(p.batch) * p.q_heads * p.num_queries;
   delta_kernel<T, D><<<grid_for(q_rows * 32), 256, 0, stream>>>(p);
   if (cudaGetLastError() != cudaSuccess) return Status::kCudaError;
-  // The Hopper key pass leaves dq to the query-block pass whatever the caller's workspace.
-  const bool sm90 = key_pass_sm90_enabled();
-  const bool fused_dq = p.dq_accum != nullptr && !sm90;
+  const bool fused_dq = p.dq_accum != nullptr && sparse_attention_backward_fuses_dq();
   if (fused_dq) {
     if (cudaMemsetAsync(p.dq_accum, 0, size_t(q_rows) * D * sizeof(float), stream) != cudaSuccess) {
       return Status::kCudaError;
@@ -313,7 +309,7 @@ Status run_backward(const SparseAttentionParams& p, cudaStream_t stream) {
       cudaMemsetAsync(p.dv_accum, 0, accum_bytes, stream) != cudaSuccess) {
     return Status::kCudaError;
   }
-  if (sm90) {
+  if (key_pass_sm90_enabled()) {
     const Status status = launch_key_pass_sm90(p, stream);
     if (status != Status::kOk) return status;
   } else if (p.plan.num_backward_items > 0) {
@@ -343,15 +339,15 @@ Status run_backward(const SparseAttentionParams& p, cudaStream_t stream) {
 }  // namespace
 }  // namespace detail
 
+// The Hopper key pass leaves dq to the query-block pass.
+bool sparse_attention_backward_fuses_dq() { return !detail::key_pass_sm90_enabled(); }
+
 Status sparse_attention_backward_cuda(const SparseAttentionParams& params, void* stream) {
   const Status status = detail::check_sparse_attention_params(params, /*backward=*/true);
   if (status != Status::kOk) return status;
-  auto s = static_cast<cudaStream_t>(stream);
-  const bool bf16 = params.dtype == DType::kBFloat16;
-  if (params.head_dim == 64) {
-    return bf16 ? detail::run_backward<__nv_bfloat16, 64>(params, s) : detail::run_backward<__half, 64>(params, s);
-  }
-  return bf16 ? detail::run_backward<__nv_bfloat16, 128>(params, s) : detail::run_backward<__half, 128>(params, s);
+  return detail::with_type_and_dim(params, [&](auto type, auto dim) {
+    return detail::run_backward<typename decltype(type)::type, dim.value>(params, static_cast<cudaStream_t>(stream));
+  });
 }
 
 }  // namespace gsa::kernels

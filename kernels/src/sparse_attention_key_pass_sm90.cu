@@ -18,7 +18,6 @@
 
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
 
 #include "dispatch.cuh"
 #include "sparse_attention_launch.h"
@@ -108,10 +107,8 @@ __device__ __forceinline__ void produce(const SparseAttentionParams& p, unsigned
       cp_async_4(&info.flags, p.plan.backward_query_flags + first + i);
     }
     load_query_tile_rows_async<kTileRows>(info.meta, info.lse, info.delta, p, b, kv_head, group, row_end, start, t);
-    auto q_row = [&](int, int r) -> int64_t {
-      const QueryRow qr = query_row<kTileRows>(r, group, start);
-      if (qr.pos >= row_end) return -1;
-      return q_batch + int64_t(kv_head * group + qr.head) * p.q_stride[1] + int64_t(qr.pos - p.q_begin) * p.q_stride[2];
+    auto q_row = [&](int, int r) {
+      return query_row_offset(p, q_batch, kv_head, group, row_end, query_row<kTileRows>(r, group, start));
     };
     unsigned char* q_stage = smem + Smem::kQ + stage * Smem::kTileBytes;
     unsigned char* do_stage = smem + Smem::kDo + stage * Smem::kTileBytes;
@@ -203,14 +200,8 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
     fence_registers(dv);
     fence_registers(dk);
     wgmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < 4; ++kk) {
-      wgmma_rs<T, D, true>(dv, a_p[kk], mn_major_desc(do_addr + kk * 16 * 128, 1024 * (kTileRows / 8)), 1);
-    }
-#pragma unroll
-    for (int kk = 0; kk < 4; ++kk) {
-      wgmma_rs<T, D, true>(dk, a_ds[kk], mn_major_desc(q_addr + kk * 16 * 128, 1024 * (kTileRows / 8)), 1);
-    }
+    wgmma_regs_times_tile<T, D>(dv, a_p, do_addr);
+    wgmma_regs_times_tile<T, D>(dk, a_ds, q_addr);
     wgmma_commit();
     wgmma_wait<0>();
     fence_registers(dv);
@@ -285,8 +276,7 @@ __global__ void __launch_bounds__(KeyPassShape<kConsumers>::kThreads, 1)
 // other value the mma.sync key pass.
 int key_pass_sm90_consumers() {
   static const int consumers = [] {
-    const char* v = std::getenv("GSA_SM90_BACKWARD");
-    const int n = v == nullptr ? 2 : std::atoi(v);
+    const int n = env_int("GSA_SM90_BACKWARD", 2);
     return n == 1 || n == 2 ? n : 0;
   }();
   return consumers;

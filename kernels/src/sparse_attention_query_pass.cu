@@ -69,14 +69,11 @@ __global__ void __launch_bounds__(QueryPassShape<kDq>::kThreads)
   const T* k = static_cast<const T*>(p.k) + kv_base;
   const T* v = static_cast<const T*>(p.v) + kv_base;
 
-  auto q_offset = [&](int r) -> int64_t {
-    const QueryRow qr = query_row<kBlockRows>(r, group, start);
-    if (qr.pos >= row_end) return -1;
-    return q_batch + int64_t(kv_head * group + qr.head) * p.q_stride[1] + int64_t(qr.pos - p.q_begin) * p.q_stride[2];
+  auto q_offset = [&](int r) {
+    return query_row_offset(p, q_batch, kv_head, group, row_end, query_row<kBlockRows>(r, group, start));
   };
-  auto stat_index = [&](int r) -> int64_t {
-    const QueryRow qr = query_row<kBlockRows>(r, group, start);
-    return ((int64_t(b) * p.q_heads + kv_head * group + qr.head) * p.num_queries) + (qr.pos - p.q_begin);
+  auto stat_index = [&](int r) {
+    return query_stat_index(p, b, kv_head, group, query_row<kBlockRows>(r, group, start));
   };
   load_rows_async<D, kBlockRows, kThreadsCount, kDq>(s_q, static_cast<const T*>(p.q), s_do,
                                                     static_cast<const T*>(p.d_out), q_offset);

@@ -1,6 +1,6 @@
 // Private to gsa_kernels: what the Hopper (sm_90a) block-sparse attention kernels share on top of hopper.cuh and
 // sparse_attention_device.cuh: the dynamic shared memory's aligned base, the producer warpgroups' gather of rows
-// into 128-byte-swizzled operand tiles, and the score-shaped products of a warpgroup.
+// into 128-byte-swizzled operand tiles, and a warpgroup's two kinds of products with a 64-row tile.
 #pragma once
 
 #include <cstdint>
@@ -27,6 +27,18 @@ __device__ __forceinline__ void wgmma_rows_times_tile_t(float (&acc)[32], uint32
     const uint32_t a_column = (kk / 4) * 1024 * (kARows / 8) + (kk % 4) * 32;
     const uint32_t b_column = (kk / 4) * 1024 * (kTileKeys / 8) + (kk % 4) * 32;
     wgmma_ss<T, kTileKeys>(acc, k_major_desc(a_addr + a_column), k_major_desc(b_addr + b_column), kk > 0);
+  }
+}
+
+// acc (m64 x D, hopper.cuh layout) += A B: A = m64 x 64 from registers (a[kk] for k-step kk = rows 16 kk ..
+// 16 kk + 15 of B), B = a swizzled tile of 64 rows (kTileKeys) x D at b_addr as the MN-major operand. Issued, not
+// committed.
+template <typename T, int D>
+__device__ __forceinline__ void wgmma_regs_times_tile(float (&acc)[D / 2], const uint32_t (&a)[kTileKeys / 16][4],
+                                                      uint32_t b_addr) {
+#pragma unroll
+  for (int kk = 0; kk < kTileKeys / 16; ++kk) {
+    wgmma_rs<T, D>(acc, a[kk], mn_major_desc(b_addr + kk * 16 * 128, 1024 * (kTileKeys / 8)), 1);
   }
 }
 

@@ -132,11 +132,13 @@ class SparseAttentionFunction : public torch::autograd::Function<SparseAttention
     at::Tensor dv_accum = on_cuda ? at::empty_like(dk_accum) : at::empty({1}, fp32);
     // dq by atomic adds in the key-tile pass (one pass over the tiles fewer) when the queries see few key tiles;
     // the atomic traffic grows with them (measured on an H200, docs/PERFORMANCE.md: 6% faster at 16 key tiles per
-    // query block, 12% slower at 64). Never for a deterministic plan.
+    // query block, 12% slower at 64). Never for a deterministic plan, nor where the kernels do not fuse dq (the
+    // Hopper key pass).
     constexpr double kFusedDqMaxKeyTiles = 24;
     const int64_t blocks = tiles.query_block_row.numel();
     const double key_tiles_per_block = blocks > 0 ? double(tiles.num_forward_pairs) / double(blocks) : 0.0;
-    const bool fused_dq = on_cuda && !tiles.deterministic && key_tiles_per_block <= kFusedDqMaxKeyTiles;
+    const bool fused_dq = on_cuda && !tiles.deterministic && key_tiles_per_block <= kFusedDqMaxKeyTiles &&
+                          kernels::sparse_attention_backward_fuses_dq();
     at::Tensor dq_accum = fused_dq ? at::empty({q.size(0), q.size(1), q.size(2), q.size(3)}, fp32) : at::Tensor();
     kernels::SparseAttentionParams p =
         make_params(q, k, v, tiles, ctx->saved_data["key_rows"].toTensor(), ctx->saved_data["selective"].toBool(),

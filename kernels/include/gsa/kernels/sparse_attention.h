@@ -21,7 +21,8 @@
 // split over several work items; with one item per key tile the result is deterministic) and converted at the end.
 // dq: with dq_accum null, written directly by a query-block pass (deterministic; it computes Q K^T and dO V^T a
 // second time); with dq_accum given, accumulated by the key-tile pass itself (dS K, atomic adds into the fp32
-// workspace: one pass over the tiles fewer, not bitwise reproducible) and converted at the end.
+// workspace: one pass over the tiles fewer, not bitwise reproducible) and converted at the end -- only where
+// sparse_attention_backward_fuses_dq(); elsewhere dq_accum is not read.
 // Tensors: q, out, d_out, dq [B, Hq, Tq, D]; k, v, dk, dv [B, Hkv, kv_rows, D]; last dim contiguous, strides in
 // elements; lse, d_lse, delta [B, Hq, Tq] contiguous fp32. Query rows hold positions [q_begin, q_begin + Tq).
 // dtype: bf16 or fp16; D: 64 or 128; group: 1, 2, 4 or 8.
@@ -112,6 +113,9 @@ struct SparseAttentionParams {
 // CUDA: stream is a cudaStream_t. Backward zeroes and uses the fp32 workspaces itself.
 Status sparse_attention_forward_cuda(const SparseAttentionParams& params, void* stream);
 Status sparse_attention_backward_cuda(const SparseAttentionParams& params, void* stream);
+// Whether sparse_attention_backward_cuda would use a dq_accum workspace: false where the Hopper key pass runs
+// (it leaves dq to the dq pass) and in a build without CUDA, so callers allocate the workspace only when true.
+bool sparse_attention_backward_fuses_dq();
 
 // CPU reference twins over host pointers, same plan walk, float64 accumulation; the fp32 workspaces are unused.
 Status sparse_attention_forward_reference(const SparseAttentionParams& params);
