@@ -8,7 +8,10 @@
 //   --fixed-k chunks per head), the time to first token (prefill of the whole prompt + the first token's
 //   argmax, one request, ended by the token reaching the host) and the per-token decode latency (one decode step
 //   + argmax on the device + the token on the host; median and 90th percentile over --decode-steps steps after
-//   two warm-ups, so the cache's block growth shows in p90, not in the median).
+//   two warm-ups, so the cache's block growth shows in p90, not in the median), and the step's device time
+//   (--decode-steps steps enqueued back to back, each fed the last token again, one wait at the end: what a
+//   decode loop that never leaves the GPU waiting for the host would reach; the host's share of a step is
+//   step_ms - device_ms).
 // - throughput: --concurrency C requests of --concurrent-tokens context decoded together, one batched step per
 //   token (median step time over --decode-steps), tokens/s = C / step time.
 // Greedy tokens; weights, prompts and steps are the same for every run of the same flags. The dense peer
@@ -106,6 +109,7 @@ struct Row {
   std::string table, budget;
   int64_t tokens = 0, concurrency = 1;
   double ttft_ms = 0, step_ms = 0, step_p90_ms = 0, tokens_per_s = 0, peak_gib = 0;
+  double device_ms = 0;  // latency rows: the step's device time (0: not measured)
 };
 
 class Report {
@@ -114,16 +118,17 @@ class Report {
     if (csv_path.empty()) return;
     csv_.open(csv_path);
     GSA_CHECK(csv_.good(), "gsa bench serve: cannot write --csv ", csv_path);
-    csv_ << "table,budget,tokens,concurrency,ttft_ms,step_ms,step_p90_ms,tokens_per_s,peak_gib\n";
+    csv_ << "table,budget,tokens,concurrency,ttft_ms,step_ms,step_p90_ms,tokens_per_s,peak_gib,device_ms\n";
   }
   void add(const Row& r) {
-    std::printf("%-10s %-9s %9lld %5lld %11.1f %9.3f %9.3f %10.1f %8.1f\n", r.table.c_str(), r.budget.c_str(),
-                (long long)r.tokens, (long long)r.concurrency, r.ttft_ms, r.step_ms, r.step_p90_ms, r.tokens_per_s,
-                r.peak_gib);
+    std::printf("%-10s %-9s %9lld %5lld %11.1f %9.3f %9.3f %10.1f %8.1f %9.3f\n", r.table.c_str(),
+                r.budget.c_str(), (long long)r.tokens, (long long)r.concurrency, r.ttft_ms, r.step_ms, r.step_p90_ms,
+                r.tokens_per_s, r.peak_gib, r.device_ms);
     std::fflush(stdout);
     if (csv_.is_open()) {
       csv_ << r.table << ',' << r.budget << ',' << r.tokens << ',' << r.concurrency << ',' << r.ttft_ms << ','
-           << r.step_ms << ',' << r.step_p90_ms << ',' << r.tokens_per_s << ',' << r.peak_gib << '\n';
+           << r.step_ms << ',' << r.step_p90_ms << ',' << r.tokens_per_s << ',' << r.peak_gib << ',' << r.device_ms
+           << '\n';
       csv_.flush();
     }
   }
@@ -151,6 +156,21 @@ void print_profile(const std::function<void()>& steps, const at::Device& device,
               p.table(/*top=*/25).c_str());
 }
 
+// The device time of one decode step: `steps` steps enqueued without waiting for the host between them (each
+// fed `token` again, so none needs the previous one's logits), timed from the first enqueue to the last result
+// on the host. Measured again if the cache grew (a new capture's eager warm-up step) inside the run.
+double back_to_back_step_ms(Generator& generator, int64_t token, int64_t steps) {
+  for (int attempt = 0;; ++attempt) {
+    const int64_t captures = generator.graph_captures();
+    const auto start = std::chrono::steady_clock::now();
+    at::Tensor logits;
+    for (int64_t s = 0; s < steps; ++s) logits = generator.step(token);
+    (void)greedy(logits);
+    const double ms = ms_since(start) / static_cast<double>(steps);
+    if (generator.graph_captures() == captures || attempt == 1) return ms;
+  }
+}
+
 // One request: prefill (time to first token), then decode steps; with profile, kProfiledSteps more under the op
 // profiler.
 Row measure_latency(const LlamaModel& model, const Budget& budget, const PromptMaker& prompts, int64_t n,
@@ -158,8 +178,8 @@ Row measure_latency(const LlamaModel& model, const Budget& budget, const PromptM
   const at::Device device = model.device();
   MemoryTracker::reset_peak(device);
   GistLayout prompt = prompts.make(n, static_cast<uint32_t>(n));
-  // Room for the warm-up, timed and profiled tokens and the gists decode inserts among them.
-  const int64_t positions = prompt.size() + 2 * (steps + 2 + (profile ? kProfiledSteps : 0)) + 3;
+  // Room for the warm-up, timed (twice: one by one, then back to back) and profiled tokens.
+  const int64_t positions = prompt.size() + 2 * (2 * steps + 2 + (profile ? kProfiledSteps : 0)) + 3;
   Generator generator(model, budget.attention, std::move(prompt), positions);
   const auto start = std::chrono::steady_clock::now();
   int64_t token = greedy(generator.prefill());
@@ -174,6 +194,7 @@ Row measure_latency(const LlamaModel& model, const Budget& budget, const PromptM
   row.step_ms = quantile(times, 0.5);
   row.step_p90_ms = quantile(times, 0.9);
   row.tokens_per_s = 1e3 / row.step_ms;
+  row.device_ms = back_to_back_step_ms(generator, token, steps);
   row.peak_gib = peak_gib(device);
   if (profile) {
     print_profile(
@@ -276,8 +297,8 @@ int run_bench_serve(const Args& args) {
       config.c_str(), device.str().c_str(), (long long)options.model.num_layers, (long long)options.model.hidden_size,
       (long long)options.model.num_heads, (long long)options.model.num_kv_heads, (long long)options.model.head_dim,
       (long long)options.model.vocab_size, (long long)options.gist.chunk, (long long)options.gist.levels);
-  std::printf("%-10s %-9s %9s %5s %11s %9s %9s %10s %8s\n", "table", "budget", "tokens", "conc", "ttft_ms", "step_ms",
-              "p90_ms", "tokens/s", "peak_GiB");
+  std::printf("%-10s %-9s %9s %5s %11s %9s %9s %10s %8s %9s\n", "table", "budget", "tokens", "conc", "ttft_ms",
+              "step_ms", "p90_ms", "tokens/s", "peak_GiB", "device_ms");
   const PromptMaker prompts(options.model, options.gist);
   Report report(csv);
   // Warm-up (library handles, kernel caches, the allocator's first blocks) so the first row's time to first

@@ -117,6 +117,7 @@ class Generator {
   bool has_room() const { return layout_.size() < max_positions_; }
   int64_t cache_positions() const { return cache_.capacity(); }  // allocated, a multiple of kKvBlockPositions
   const GistLayout& layout() const { return layout_; }
+  int64_t graph_captures() const { return graph_.captures(); }  // captures of the decode step (benches, tests)
 
   // Prefill + decode loop with sampling; returns the generated ids (stop token included if hit); on_token (when
   // set) gets each id as soon as it is chosen.
