@@ -49,7 +49,7 @@ void DecodeStepGraph::reset() {
   calls_since_reset_ = 0;
 }
 
-at::Tensor DecodeStepGraph::run(const std::function<at::Tensor()>& forward) {
+at::Tensor DecodeStepGraph::run(const std::function<at::Tensor()>& forward, bool copy_result) {
 #ifdef GSA_HAVE_CUDA
   if (captured_ == nullptr && calls_since_reset_ == 0) {
     ++calls_since_reset_;
@@ -86,8 +86,9 @@ at::Tensor DecodeStepGraph::run(const std::function<at::Tensor()>& forward) {
     ++captures_;
   }
   captured_->graph.replay();
-  return captured_->output.clone();
+  return copy_result ? captured_->output.clone() : captured_->output;
 #else
+  (void)copy_result;
   return forward();
 #endif
 }

@@ -58,6 +58,15 @@ DecodePlan::DecodePlan(const std::vector<const GistLayout*>& rows, const Attenti
 }
 
 void DecodePlan::advance(const std::vector<int64_t>& tokens) {
+  advance_host(tokens);
+  if (selection_.count > 0) {  // every selective query moved one position on in its document
+    selection_.pos.add_(1);
+    selection_.key_length.add_(1);
+  }
+  upload();
+}
+
+void DecodePlan::advance_host(const std::vector<int64_t>& tokens) {
   GSA_CHECK(static_cast<int64_t>(tokens.size()) == batch(), "decode plan: ", tokens.size(), " tokens for ", batch(),
             " sequences");
   for (int64_t b = 0; b < batch(); ++b) {
@@ -65,9 +74,26 @@ void DecodePlan::advance(const std::vector<int64_t>& tokens) {
     ++position_[b];
     ++rope_[b];
   }
-  if (selection_.count > 0) {  // every selective query moved one position on in its document
+}
+
+void DecodePlan::advance_on_device(const at::Tensor& next) {
+  GSA_CHECK(next.dim() == 1 && next.size(0) == batch() && next.scalar_type() == at::kLong && next.device() == device_,
+            "decode plan: the next tokens must be [", batch(), "] int64 on ", device_);
+  device_longs_[0].copy_(next);
+  device_longs_.narrow(0, 1, 2).add_(1);  // RoPE and row positions
+  device_ints_[1].add_(1);                // one past the last generated row
+  ++generated_.max_rows;  // the host bound the CPU reference sizes its rows by (CUDA kernels read end itself)
+  if (selection_.count > 0) {
     selection_.pos.add_(1);
     selection_.key_length.add_(1);
+  }
+}
+
+void DecodePlan::rewind_device(int64_t steps) {
+  GSA_CHECK(steps >= 0, "decode plan: cannot rewind ", steps, " steps");
+  if (selection_.count > 0 && steps > 0) {
+    selection_.pos.sub_(steps);
+    selection_.key_length.sub_(steps);
   }
   upload();
 }

@@ -37,22 +37,30 @@ Sampler::Sampler(const SamplingOptions& options, std::vector<int64_t> forbidden_
   GSA_CHECK(problem.empty(), problem);
 }
 
+const at::Tensor& Sampler::forbidden_mask(int64_t vocab, at::Device device) {
+  if (forbidden_mask_.defined() && forbidden_mask_.size(0) == vocab && forbidden_mask_.device() == device) {
+    return forbidden_mask_;
+  }
+  at::Tensor mask = at::zeros({vocab}, at::kBool);  // built on the host, sent once
+  bool* m = mask.data_ptr<bool>();
+  for (int64_t id : forbidden_) {
+    if (id >= 0 && id < vocab) m[id] = true;
+  }
+  for (int64_t id = options_.vocab_limit > 0 ? options_.vocab_limit : vocab; id < vocab; ++id) m[id] = true;
+  forbidden_mask_ = mask.to(device);
+  return forbidden_mask_;
+}
+
 at::Tensor Sampler::masked(const at::Tensor& logits) {
   // Masked where the logits are: a greedy choice on a GPU then sends two numbers to the host, not the row.
-  at::Tensor l = logits.detach().to(at::kFloat).clone();  // [V]
-  if (forbidden_vocab_ != l.size(0) || forbidden_index_.device() != l.device()) {
-    std::vector<int64_t> inside;  // the forbidden ids inside this vocabulary, as one index tensor
-    for (int64_t id : forbidden_) {
-      if (id >= 0 && id < l.size(0)) inside.push_back(id);
-    }
-    forbidden_index_ = at::tensor(inside, at::kLong).to(l.device());
-    forbidden_vocab_ = l.size(0);
-  }
-  l.index_fill_(0, forbidden_index_, -std::numeric_limits<float>::infinity());
-  if (options_.vocab_limit > 0 && options_.vocab_limit < l.size(0)) {
-    l.narrow(0, options_.vocab_limit, l.size(0) - options_.vocab_limit).fill_(-std::numeric_limits<float>::infinity());
-  }
-  return l;
+  const at::Tensor l = logits.detach().to(at::kFloat);  // [V]
+  return l.masked_fill(forbidden_mask(l.size(0), l.device()), -std::numeric_limits<float>::infinity());
+}
+
+void Sampler::greedy_into(const at::Tensor& logits, const at::Tensor& out) {
+  GSA_CHECK(greedy(), "greedy_into: the sampler is not greedy (temperature ", options_.temperature, ")");
+  const at::Tensor l = masked(logits);  // [V]
+  out.copy_(at::stack({l.argmax(), at::isnan(l).any().to(at::kLong)}));
 }
 
 namespace {
@@ -116,6 +124,7 @@ Generator::Generator(const LlamaModel& model, const AttentionOptions& attention,
       max_positions_(max_positions),
       prompt_size_(layout_.size()),
       capturable_(decode_step_capturable(model, attention)),
+      decode_ahead_(capturable_),
       serial_(next_serial()) {
   GSA_CHECK(layout_.size() >= 1, "the prompt is empty");
   GSA_CHECK(max_positions >= layout_.size(), "max positions ", max_positions, " < prompt length ", layout_.size());
@@ -128,6 +137,7 @@ void Generator::reserve(int64_t positions) {
   const int64_t blocks = (positions + kKvBlockPositions - 1) / kKvBlockPositions;
   const int64_t target = std::min(max_positions_, blocks * kKvBlockPositions);
   graph_.reset();  // the cache moves: a captured step would write the old one
+  ahead_graph_.reset();
   ++cache_generation_;
   if (have == 0) {
     cache_ = model_.make_cache(1, target);
@@ -222,6 +232,7 @@ std::vector<int64_t> run_decode_loop(const SamplingOptions& sampling, const Deco
 std::vector<int64_t> Generator::generate(const SamplingOptions& sampling, GenerationStats* stats,
                                          const std::function<void(int64_t)>& on_token) {
   Sampler sampler(sampling, layout_.gist_token_ids);
+  if (decode_ahead_ && sampler.greedy()) return generate_ahead(sampling, sampler, stats, on_token);
   DecodeLoop loop{[&] { return prefill(); }, [&](const at::Tensor& logits) { return sampler.sample(logits); },
                   [&](int64_t token) { return step(token); }, [&] { return has_room(); }, on_token};
   return run_decode_loop(sampling, loop, stats);

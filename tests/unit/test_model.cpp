@@ -11,6 +11,7 @@
 #include "common/model_fixtures.h"
 #include "common/tolerance.h"
 #include "gsa/runtime/attention_plan.h"
+#include "gsa/runtime/decode_plan.h"
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/generation.h"
 #include "gsa/runtime/llama_model.h"
@@ -69,6 +70,73 @@ TEST(Model, GreedyGenerationIsDeterministicAndNeverEmitsGists) {
   EXPECT_EQ(out, b.generate(sampling));
   ASSERT_EQ(out.size(), 8u);
   for (int64_t id : out) EXPECT_FALSE(ByteTokenizer::is_gist(id));
+}
+
+// Greedy generation ahead of the host (Generator::decode_ahead: each step chooses its token and moves the plan on
+// the device; steps queued past the end are dropped) against the plain loop, on every test device (CUDA: the
+// captured graph): the same tokens whatever ends the loop (max_new_tokens, a stop token, the positions' limit,
+// a vocabulary limit), across the cache's growth at kKvBlockPositions, and the generator left as the plain loop
+// leaves it: one more step gives the full recompute's logits.
+TEST(Model, GreedyGenerationAheadOfTheHostEqualsThePlainLoop) {
+  for (const at::Device device : test::test_devices()) {
+    for (bool selective : {false, true}) {
+      SCOPED_TRACE(device.str() + (selective ? " selective" : " cpt"));
+      LlamaModel model = LlamaModel::create(test::tiny_model_options(), 17, device);
+      AttentionOptions attention;
+      attention.selection.enabled = selective;
+      // 164 context tokens make a layout of ~250 positions: 12 new tokens cross the cache's first block.
+      const GistLayout prompt = prompt_layout(2, 164, 4, 9);
+      ASSERT_LT(prompt.size(), kKvBlockPositions);
+      ASSERT_GT(prompt.size() + 12, kKvBlockPositions);
+      auto run = [&](bool ahead, const SamplingOptions& sampling, int64_t max_positions) {
+        auto gen = std::make_unique<Generator>(model, attention, prompt, max_positions);
+        gen->set_decode_ahead(ahead);
+        std::vector<int64_t> streamed;
+        const std::vector<int64_t> out = gen->generate(sampling, nullptr, [&](int64_t id) { streamed.push_back(id); });
+        EXPECT_EQ(out, streamed);
+        return std::make_pair(out, std::move(gen));
+      };
+      SamplingOptions sampling;
+      sampling.max_new_tokens = 12;
+      const auto [plain, plain_gen] = run(false, sampling, 512);
+      ASSERT_EQ(plain.size(), 12u);
+      const auto [ahead, ahead_gen] = run(true, sampling, 512);
+      EXPECT_EQ(ahead, plain);
+      // Left as the plain loop leaves it: the same layout, and the next step's logits are the full recompute's.
+      EXPECT_EQ(ahead_gen->layout().tokens, plain_gen->layout().tokens);
+      const DecodePlan& a = ahead_gen->decode_plan();
+      const DecodePlan& b = plain_gen->decode_plan();
+      for (const auto& [x, y] : {std::make_pair(a.tokens(), b.tokens()), {a.rope_pos(), b.rope_pos()},
+                                 {a.positions(), b.positions()}, {a.generated().end, b.generated().end},
+                                 {a.selection().pos, b.selection().pos},
+                                 {a.selection().key_length, b.selection().key_length}}) {
+        ASSERT_EQ(x.defined(), y.defined());
+        if (x.defined()) EXPECT_TRUE(at::equal(x.cpu(), y.cpu())) << x << " vs " << y;
+      }
+      EXPECT_EQ(a.selection().count, 1);  // the query's document has gists: its tables move too
+      const at::Tensor next = ahead_gen->step(plain.back());
+      GSA_EXPECT_CLOSE(next, test::full_recompute_last(model, ahead_gen->layout(), attention), 1e-5, 1e-4);
+      GSA_EXPECT_CLOSE(next, plain_gen->step(plain.back()), 1e-5, 1e-4);
+
+      SamplingOptions stopping = sampling;  // a stop token the plain loop meets at its 5th token
+      stopping.stop_tokens = {plain[4]};
+      const auto [plain_stop, unused_plain] = run(false, stopping, 512);
+      EXPECT_EQ(run(true, stopping, 512).first, plain_stop);
+      EXPECT_LE(plain_stop.size(), 5u);
+
+      const int64_t room = prompt.size() + 3;  // the positions' limit ends the loop first
+      const auto [plain_room, unused_room] = run(false, sampling, room);
+      EXPECT_EQ(run(true, sampling, room).first, plain_room);
+      EXPECT_LT(plain_room.size(), 12u);
+
+      SamplingOptions limited = sampling;  // a vocabulary limit below the plain loop's first choice
+      limited.vocab_limit = std::max<int64_t>(1, plain[0]);
+      limited.max_new_tokens = 3;
+      const auto [plain_limited, unused_limited] = run(false, limited, 512);
+      EXPECT_EQ(run(true, limited, 512).first, plain_limited);
+      EXPECT_NE(plain_limited[0], plain[0]);
+    }
+  }
 }
 
 TEST(Sampler, TopPAndSeedAreHonoured) {

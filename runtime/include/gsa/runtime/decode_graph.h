@@ -6,7 +6,7 @@
 // - run(forward) returns forward()'s result: the first call after construction or reset() runs it eagerly (the
 //   warm-up: library handles, workspaces and lazily built tables are created outside any capture), the second
 //   captures it on a side stream and replays it, later calls only replay. The result of a replay is a copy
-//   (the captured output buffer is overwritten by the next replay).
+//   (the captured output buffer is overwritten by the next replay) unless the caller asks for the buffer.
 // - A replay re-runs the captured kernels on the captured device buffers: everything the step reads must be in
 //   tensors whose storage stays put and whose contents the caller updates in place between steps (DecodePlan
 //   uploads in place, selection tables advance in place). Host-side values baked into the capture (shapes,
@@ -38,7 +38,9 @@ class DecodeStepGraph {
   // True while a CUDA graph capture is under way on the current stream (code that would synchronise skips).
   static bool capturing();
 
-  at::Tensor run(const std::function<at::Tensor()>& forward);
+  // copy_result = false: a replay returns the captured output buffer itself, valid until the next replay (a
+  // caller that reads it in stream order, e.g. by an asynchronous copy right after).
+  at::Tensor run(const std::function<at::Tensor()>& forward, bool copy_result = true);
   void reset();                                   // the next run() warms up and captures again
   int64_t captures() const { return captures_; }  // how many times a graph was captured (tests, benches)
 

@@ -38,6 +38,15 @@ class DecodePlan {
 
   // The next token of every sequence (tokens.size() == batch()): O(B) host work and one small copy to the device.
   void advance(const std::vector<int64_t>& tokens);
+  // advance() split in two for a decode loop that runs ahead of the host (generation_ahead.cpp):
+  // - advance_on_device(next) moves every sequence to its next token [B] int64 (on the plan's device) with device
+  //   operations only: no host value changes and nothing waits, so a captured decode step may end with it;
+  // - advance_host(tokens) moves the host copies only (the token's position, RoPE position and id);
+  // - rewind_device(steps) takes back `steps` device advances the host did not follow (a loop that ran past its
+  //   end) and rewrites the device tensors from the host copies: afterwards the plan is as advance() leaves it.
+  void advance_on_device(const at::Tensor& next);
+  void advance_host(const std::vector<int64_t>& tokens);
+  void rewind_device(int64_t steps);
   // Several plans as one batch, their sequences in order (a server's continuous batch of per-request plans); the
   // parts keep working on their own. O(total rows) device copies, no pass over the layouts.
   static DecodePlan stack(const std::vector<const DecodePlan*>& parts);

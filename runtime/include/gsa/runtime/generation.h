@@ -55,6 +55,8 @@ std::string invalid_sampling(const SamplingOptions& options);
 
 // The KV cache's unit of growth, in positions.
 inline constexpr int64_t kKvBlockPositions = 256;
+// Decode steps a greedy loop that runs ahead of the host keeps queued (Generator::decode_ahead).
+inline constexpr int64_t kDecodeAhead = 2;
 
 // Positions for `prompt` + `max_new_tokens`, saturating at INT64_MAX instead of overflowing.
 int64_t saturating_positions(int64_t prompt, int64_t max_new_tokens);
@@ -68,15 +70,20 @@ class Sampler {
   // The choices of several greedy samplers (greedy() each) for their rows [V] of one vocabulary and device, with
   // one copy to the host for all of them (a serving step with many running requests); the ids sample() gives.
   static std::vector<int64_t> sample_greedy(const std::vector<Sampler*>& samplers, const std::vector<at::Tensor>& rows);
+  // The greedy choice of logits [V] without leaving the device (nothing waits for it: a CUDA graph may hold it):
+  // out [2] int64 on the logits' device gets the id sample() would give and 1 if the masked row holds a NaN
+  // (sample() refuses those), else 0. Only for a greedy sampler.
+  void greedy_into(const at::Tensor& logits, const at::Tensor& out);
 
  private:
   // logits [V] -> an fp32 copy on their device with the forbidden ids and those past vocab_limit at -inf.
   at::Tensor masked(const at::Tensor& logits);
+  // [vocab] bool on `device`: the ids never produced (forbidden, or at or past vocab_limit); built once.
+  const at::Tensor& forbidden_mask(int64_t vocab, at::Device device);
 
   SamplingOptions options_;
   std::vector<int64_t> forbidden_;
-  at::Tensor forbidden_index_;  // [F] the forbidden ids below forbidden_vocab_, on the last logits' device
-  int64_t forbidden_vocab_ = -1;
+  at::Tensor forbidden_mask_;
   at::Generator generator_;
 };
 
@@ -120,15 +127,25 @@ class Generator {
   int64_t graph_captures() const { return graph_.captures(); }  // captures of the decode step (benches, tests)
 
   // Prefill + decode loop with sampling; returns the generated ids (stop token included if hit); on_token (when
-  // set) gets each id as soon as it is chosen.
+  // set) gets each id as soon as it is chosen. A greedy loop with decode_ahead() runs ahead of the host
+  // (generation_ahead.cpp): the same ids, the generator left in the same state.
   std::vector<int64_t> generate(const SamplingOptions& sampling, GenerationStats* stats = nullptr,
                                 const std::function<void(int64_t)>& on_token = {});
+  // Whether greedy generate() runs ahead of the host: each decode step chooses its token and moves the plan on
+  // without leaving the device, so the next step is queued before the host has read this one's token (the
+  // device never waits for the host; up to kDecodeAhead - 1 steps past the end are computed and dropped). On by
+  // default where the step replays a CUDA graph; tests turn it on anywhere.
+  bool decode_ahead() const { return decode_ahead_; }
+  void set_decode_ahead(bool on) { decode_ahead_ = on; }
 
  private:
   friend class DecodeBatch;
   static uint64_t next_serial();
   at::Tensor run(int64_t q_begin, int64_t count);
   void reserve(int64_t positions);  // grows the cache in blocks to hold `positions`
+  // generate() for a greedy sampler with decode_ahead() (generation_ahead.cpp).
+  std::vector<int64_t> generate_ahead(const SamplingOptions& sampling, Sampler& sampler, GenerationStats* stats,
+                                      const std::function<void(int64_t)>& on_token);
 
   const LlamaModel& model_;
   AttentionOptions attention_;
@@ -140,6 +157,8 @@ class Generator {
   std::unique_ptr<DecodePlan> decode_;  // from the first step on: what each step's attention reads
   bool capturable_;  // decode_step_capturable(model, attention), once: step() replays graph_
   DecodeStepGraph graph_;               // step() on CUDA: the captured step (reset when the cache grows)
+  DecodeStepGraph ahead_graph_;         // generate_ahead(): step + greedy choice + plan advance (reset with graph_)
+  bool decode_ahead_;
   uint64_t serial_;                     // unique per Generator of the process (DecodeBatch tells them apart)
   uint64_t cache_generation_ = 0;       // bumped whenever the cache is reallocated
 };
