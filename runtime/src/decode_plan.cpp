@@ -77,8 +77,9 @@ void DecodePlan::advance_host(const std::vector<int64_t>& tokens) {
 }
 
 void DecodePlan::advance_on_device(const at::Tensor& next) {
-  GSA_CHECK(next.dim() == 1 && next.size(0) == batch() && next.scalar_type() == at::kLong && next.device() == device_,
-            "decode plan: the next tokens must be [", batch(), "] int64 on ", device_);
+  GSA_CHECK(next.dim() == 1 && next.size(0) == batch() && next.scalar_type() == at::kLong &&
+                next.device() == device_longs_.device(),
+            "decode plan: the next tokens must be [", batch(), "] int64 on ", device_longs_.device());
   device_longs_[0].copy_(next);
   device_longs_.narrow(0, 1, 2).add_(1);  // RoPE and row positions
   device_ints_[1].add_(1);                // one past the last generated row
