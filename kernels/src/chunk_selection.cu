@@ -540,10 +540,11 @@ __device__ __forceinline__ void unfold_slots(const ChunkSelectionParams& p, cons
 }
 
 // The kk best of one head's C scores (-inf = absent) by one warp, gist ids gists[c] into chosen[0, min(kk,
-// finite)) in candidate order: the kk-th largest order key by a bitwise search (32 rounds of a warp count over keys
-// held in registers), then the candidates above it and the first ties (lower candidates first). C <= 32 kPerLane.
+// finite)) in candidate order and -1 after them up to K: the kk-th largest order key by a bitwise search (16 rounds
+// of warp counts over keys held in registers), then the candidates above it and the first ties (lower candidates
+// first). C <= 32 kPerLane.
 template <int kPerLane>
-__device__ void warp_top_k(const float* scores, const int32_t* gists, int C, int64_t kk, int32_t* chosen) {
+__device__ void warp_top_k(const float* scores, const int32_t* gists, int C, int64_t kk, int32_t* chosen, int K) {
   const int lane = threadIdx.x % 32;
   const uint32_t lanes_below = (1u << lane) - 1u;
   uint32_t key[kPerLane];  // 0: absent (every finite score's key is above order_key(-inf) = 0x007fffff)
@@ -553,13 +554,23 @@ __device__ void warp_top_k(const float* scores, const int32_t* gists, int C, int
     const float f = c < C ? scores[c] : -INFINITY;
     key[r] = f == -INFINITY ? 0u : order_key(f);
   }
+  // The search takes two bits a round: the counts at or above threshold | 3, 2 and 1 << bit are independent
+  // (their adds and warp reductions overlap), and the largest of them with at least kk keys is the threshold two
+  // one-bit rounds would reach (counts fall as the trial rises). 16 dependent rounds instead of 32.
   uint32_t threshold = 0;  // the largest key with at least kk keys at or above it (0: fewer than kk finite)
-  for (int bit = 31; bit >= 0; --bit) {
-    const uint32_t trial = threshold | (1u << bit);
-    int count = 0;
+  for (int bit = 30; bit >= 0; bit -= 2) {
+    const uint32_t t1 = threshold | (1u << bit), t2 = threshold | (2u << bit), t3 = threshold | (3u << bit);
+    int c1 = 0, c2 = 0, c3 = 0;
 #pragma unroll
-    for (int r = 0; r < kPerLane; ++r) count += key[r] >= trial;
-    if (__reduce_add_sync(0xffffffffu, count) >= kk) threshold = trial;
+    for (int r = 0; r < kPerLane; ++r) {
+      c1 += key[r] >= t1;
+      c2 += key[r] >= t2;
+      c3 += key[r] >= t3;
+    }
+    c1 = __reduce_add_sync(0xffffffffu, c1);
+    c2 = __reduce_add_sync(0xffffffffu, c2);
+    c3 = __reduce_add_sync(0xffffffffu, c3);
+    threshold = c3 >= kk ? t3 : c2 >= kk ? t2 : c1 >= kk ? t1 : threshold;
   }
   int above = 0;
 #pragma unroll
@@ -576,6 +587,7 @@ __device__ void warp_top_k(const float* scores, const int32_t* gists, int C, int
     taken += __popc(takes);
     ties_left = max(0, ties_left - __popc(ties));
   }
+  for (int j = taken + lane; j < K; j += 32) chosen[j] = -1;
 }
 
 // Shared memory of a descent CTA: per (head, candidate) pair of one level (pair = head * C + candidate) its gist
@@ -596,7 +608,9 @@ template <typename T, int D, int G, int NT>
 __device__ void descend_level(const ChunkSelectionParams& p, int l, int s, int kv, const float (&qr)[G][8],
                               DescentShared& sh) {
   constexpr int kChains = kDescentMaxPairs / NT;
-  constexpr int kTeam = D / 8, kTeams = NT / kTeam, kIters = G >= 8 ? 4 : 8;
+  // kIters key rows a team lane loads before its dots: 12 (G <= 4) takes the 528 pairs of a 128K-token step with the
+  // adaptive budget in one round of 64-element rows (8 took two: one more dependent load a level).
+  constexpr int kTeam = D / 8, kTeams = NT / kTeam, kIters = G >= 8 ? 4 : 12;
   const int C = p.candidates[l], pairs = G * C, tid = threadIdx.x;
   const int64_t row = p.row[s];
   const int64_t* gist_pos = p.gist_pos[l] + row * p.gist_stride[l];
@@ -648,92 +662,20 @@ __device__ void descend_level(const ChunkSelectionParams& p, int l, int s, int k
   const int K = p.keep[l];
   const int64_t kk = min(keep_count(p, s, l), int64_t{K});
   int32_t* chosen = p.chosen + p.chosen_offset[l] + (int64_t(s) * p.q_heads + kv * G) * K;  // [G, K]
-  for (int i = tid; i < G * K; i += NT) chosen[i] = -1;  // the warps below fill theirs after the barrier
-  __syncthreads();
   if (tid / 32 < G) {  // warp h: head h
     const int h = tid / 32;
-    warp_top_k<kDescentMaxPairs / G / 32>(sh.score + h * C, sh.gist + h * C, C, kk, chosen + h * K);
+    warp_top_k<kDescentMaxPairs / G / 32>(sh.score + h * C, sh.gist + h * C, C, kk, chosen + h * K, K);
   }
   __syncthreads();
 }
 
-// The top level of (query s, KV head kv) in one CTA, for C_top <= kDescentMaxPairs candidates (the same for every
-// head of the group: the document's top-level gists) whose G * C_top scores fit `scores` (the union bitmaps'
-// shared memory, cleared after the descent): each thread follows its candidates' chains (gist position -> key
-// row), the teams score every key row against the G heads (one load serves the group, as score_kernel's shared
-// path), and one warp per head keeps its kk best (warp_top_k, as top_k_kernel's bitwise select: the same ids).
-// Replaces a score_kernel and a top_k_kernel launch a selective layer (5.5 and 6.7 us on an H200 at 128K tokens,
-// 1,024 top-level gists, with programmatic launch off).
-template <typename T, int D, int G, int NT>
-__device__ void descend_top(const ChunkSelectionParams& p, int s, int kv, const float (&qr)[G][8], DescentShared& sh,
-                            float* scores) {
-  constexpr int kChains = kDescentMaxPairs / NT;
-  constexpr int kTeam = D / 8, kTeams = NT / kTeam, kIters = G >= 8 ? 4 : 8;
-  const int l = p.levels - 1, C = p.candidates[l], tid = threadIdx.x;
-  const int64_t row = p.row[s];
-  const int64_t* gist_pos = p.gist_pos[l] + row * p.gist_stride[l];
-  int64_t idx[kChains], pos[kChains];
-#pragma unroll
-  for (int u = 0; u < kChains; ++u) {
-    const int c = tid + u * NT;
-    idx[u] = c < C ? candidate_index(p, l, s, kv * G, c) : -1;
-  }
-#pragma unroll
-  for (int u = 0; u < kChains; ++u) pos[u] = idx[u] >= 0 ? gist_pos[idx[u]] : -1;
-#pragma unroll
-  for (int u = 0; u < kChains; ++u) {
-    const int c = tid + u * NT;
-    if (c < C) {
-      sh.gist[c] = static_cast<int32_t>(idx[u]);
-      sh.key_row[c] = static_cast<int32_t>(
-          pos[u] < 0 || p.key_slot == nullptr ? pos[u] : p.key_slot[row * p.key_slot_stride + pos[u]]);
-    }
-  }
-  __syncthreads();
-  const int team = tid / kTeam, lane = tid % kTeam;
-  const T* k = p.k.head<const T>(static_cast<int>(row), kv, p.kv_heads) + lane * 8;
-  for (int base = 0; base < C; base += kTeams * kIters) {  // the same trip count for every team
-    uint4 raw[kIters];
-#pragma unroll
-    for (int it = 0; it < kIters; ++it) {
-      const int c = base + it * kTeams + team;
-      const int32_t key = c < C ? sh.key_row[c] : -1;
-      raw[it] = make_uint4(0, 0, 0, 0);
-      if (key >= 0) raw[it] = __ldg(reinterpret_cast<const uint4*>(k + int64_t(key) * p.k.row_stride));
-    }
-#pragma unroll
-    for (int it = 0; it < kIters; ++it) {
-      const int c = base + it * kTeams + team;
-      float x[8];
-      to_floats<T>(raw[it], x);
-#pragma unroll
-      for (int g = 0; g < G; ++g) {
-        const float dot = team_sum<kTeam>(dot8(x, qr[g]));
-        if (lane == 0 && c < C) scores[g * C + c] = sh.key_row[c] >= 0 ? dot : -INFINITY;
-      }
-    }
-  }
-  const int K = p.keep[l];
-  const int64_t kk = min(keep_count(p, s, l), int64_t{K});
-  int32_t* chosen = p.chosen + p.chosen_offset[l] + (int64_t(s) * p.q_heads + kv * G) * K;  // [G, K]
-  for (int i = tid; i < G * K; i += NT) chosen[i] = -1;  // the warps below fill theirs after the barrier
-  __syncthreads();
-  if (tid / 32 < G) {  // warp h: head h
-    const int h = tid / 32;
-    warp_top_k<kDescentMaxPairs / 32>(scores + h * C, sh.gist, C, kk, chosen + h * K);
-  }
-  __syncthreads();
-}
-
-// One CTA per (query, KV head): with kFusedTop the top level by descend_top, with kFused the levels below the top
-// by descend_level (the top level comes from
+// One CTA per (query, KV head): with kFused the levels below the top by descend_level (the top level comes from
 // score_kernel and top_k_kernel; without kFused every level does, and the kernel keeps few registers: more CTAs
 // an SM for a large batch), then the union of every level and, up to kDescentUnfoldMax slots, the unfold list
 // (from the union's lists kept in shared memory).
-template <typename T, int D, int G, bool kFused, bool kFusedTop>
+template <typename T, int D, int G, bool kFused>
 __global__ void __launch_bounds__(kDescentThreads, 1)
     descent_kernel(const __grid_constant__ ChunkSelectionParams p, int32_t raw_slots, int32_t slots) {
-  static_assert(kFused || !kFusedTop, "the top level runs in the CTA only with the levels below it");
   wait_for_prior_grids();  // the query, keys and lists come from the kernels before (pdl.cuh)
   allow_dependent_launch();
   constexpr int NT = kDescentThreads;
@@ -749,14 +691,13 @@ __global__ void __launch_bounds__(kDescentThreads, 1)
     u.words[l] = level_words(p, l);
     words = u.offset[l] + u.words[l];
   }
+  for (int64_t w = threadIdx.x; w < words; w += NT) u.bits[w] = 0u;
   if constexpr (kFused) {
     __shared__ DescentShared sh;
     float qr[G][8];  // the group's query heads, this thread's team lane's 8 elements of each
     load_query<T, D, G>(p, s, kv, threadIdx.x % (D / 8), qr);
-    if constexpr (kFusedTop) descend_top<T, D, G, NT>(p, s, kv, qr, sh, reinterpret_cast<float*>(shared_bits));
     for (int l = p.levels - 2; l >= 0; --l) descend_level<T, D, G, NT>(p, l, s, kv, qr, sh);
   }
-  for (int64_t w = threadIdx.x; w < words; w += NT) u.bits[w] = 0u;  // after descend_top's use of shared_bits
   __syncthreads();
   mark_choices<NT>(p, s, kv, u);
   __syncthreads();
@@ -811,11 +752,7 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
   }
   bool fused = int64_t(p.num_queries) * p.kv_heads <= sms;
   for (int l = 0; l < p.levels - 1; ++l) fused = fused && group * p.candidates[l] <= kDescentMaxPairs;
-  const int top = p.levels - 1;
-  // The top level too when it is small: one CTA scores every candidate for the group (descend_top).
-  const bool fused_top = fused && p.top_slices == 1 && p.candidates[top] <= kDescentMaxPairs &&
-                         int64_t(group) * p.candidates[top] <= kSharedBitmapWords;
-  const int last_alone = fused ? top : 0;  // levels top .. last_alone: their own kernels (none with fused_top)
+  const int top = p.levels - 1, last_alone = fused ? top : 0;  // levels top .. last_alone: their own kernels
   return detail::with_type_and_dim(p, [&](auto type, auto dim) {
     using T = typename decltype(type)::type;
     return detail::with_group(group, [&](auto g) {
@@ -825,7 +762,7 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
           e = launch_dependent(detail::kSelectionLaunch, kernel, grid, threads, 0, stream, p, args...);
         }
       };
-      for (int l = top; l >= last_alone && !fused_top; --l) {
+      for (int l = top; l >= last_alone; --l) {
         if (p.candidates[l] > 0) {
           const int64_t pairs = int64_t(l == top ? 1 : g.value) * p.candidates[l];
           const int64_t per_cta = kThreads / (dim.value / 8) * kScoreIters;
@@ -840,12 +777,10 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
         }
       }
       const unsigned ctas = p.num_queries * p.kv_heads;
-      if (fused_top) {
-        launch(descent_kernel<T, dim.value, g.value, true, true>, dim3(ctas), kDescentThreads, raw_slots, slots);
-      } else if (fused) {
-        launch(descent_kernel<T, dim.value, g.value, true, false>, dim3(ctas), kDescentThreads, raw_slots, slots);
+      if (fused) {
+        launch(descent_kernel<T, dim.value, g.value, true>, dim3(ctas), kDescentThreads, raw_slots, slots);
       } else {
-        launch(descent_kernel<T, dim.value, g.value, false, false>, dim3(ctas), kDescentThreads, raw_slots, slots);
+        launch(descent_kernel<T, dim.value, g.value, false>, dim3(ctas), kDescentThreads, raw_slots, slots);
       }
       if (slots > kDescentUnfoldMax) {
         launch(unfold_kernel, dim3((slots + kUnfoldThreads - 1) / kUnfoldThreads, ctas), kUnfoldThreads, raw_slots,

@@ -9,6 +9,7 @@
 #include "gsa/runtime/attention_plan.h"
 #include "gsa/runtime/decode_attention.h"
 #include "gsa/runtime/error.h"
+#include "gsa/runtime/greedy_choice.h"
 
 namespace gsa {
 
@@ -59,8 +60,17 @@ at::Tensor Sampler::masked(const at::Tensor& logits) {
 
 void Sampler::greedy_into(const at::Tensor& logits, const at::Tensor& out) {
   GSA_CHECK(greedy(), "greedy_into: the sampler is not greedy (temperature ", options_.temperature, ")");
-  const at::Tensor l = masked(logits);  // [V]
-  out.copy_(at::stack({l.argmax(), at::isnan(l).any().to(at::kLong)}));
+  const int64_t vocab = logits.size(-1);
+  if (!greedy_choice_supported(vocab)) {  // LibTorch ops: ~10 kernels
+    const at::Tensor l = masked(logits);  // [V]
+    out.copy_(at::stack({l.argmax(), at::isnan(l).any().to(at::kLong)}));
+    return;
+  }
+  if (!forbidden_ids_.defined() || forbidden_ids_.device() != logits.device()) {
+    forbidden_ids_ = at::tensor(forbidden_, at::kLong).to(logits.device());
+  }
+  const int64_t limit = options_.vocab_limit > 0 ? std::min(options_.vocab_limit, vocab) : vocab;
+  greedy_choice(logits.detach().contiguous().view({vocab}), forbidden_ids_, limit, out);  // one kernel
 }
 
 namespace {

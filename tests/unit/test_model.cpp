@@ -190,6 +190,46 @@ TEST(Sampler, GreedySkipsForbiddenIdsTakesTheFirstTieAndRefusesNaN) {
   }
 }
 
+// The greedy choice without leaving the device (Sampler::greedy_into: the greedy_choice kernel on CUDA, its CPU
+// twin on the CPU) against sample()'s LibTorch argmax of the masked row: bf16, fp16 and fp32 rows with ties,
+// forbidden ids, a vocabulary limit, a row whose best ids are all forbidden, an all -inf row, and NaN (flagged
+// where it is allowed, ignored where forbidden).
+TEST(Sampler, GreedyIntoEqualsSampleWithoutLeavingTheDevice) {
+  std::vector<at::Device> devices = {at::kCPU};
+  if (at::hasCUDA()) devices.push_back(at::Device(at::kCUDA, 0));
+  for (const at::Device& device : devices) {
+    for (const at::ScalarType dtype : {at::kBFloat16, at::kHalf, at::kFloat}) {
+      SCOPED_TRACE(device.str() + " " + std::string(c10::toString(dtype)));
+      at::manual_seed(5);
+      for (int64_t trial = 0; trial < 6; ++trial) {
+        const int64_t vocab = trial == 5 ? 128259 : 300 + 37 * trial;  // the last: the 1B model's vocabulary
+        // Coarse values: many ties, so the first of equal best ids matters.
+        at::Tensor row = at::randint(-4, 5, {vocab}).to(at::kFloat).to(dtype);
+        SamplingOptions greedy;
+        std::vector<int64_t> forbidden = {3, vocab - 1, vocab + 10};
+        if (trial % 2 == 1) greedy.vocab_limit = vocab - 50;
+        if (trial == 2) forbidden.push_back(row.to(at::kFloat).argmax().item<int64_t>());
+        if (trial == 3) row.fill_(-std::numeric_limits<float>::infinity());
+        Sampler sampler(greedy, forbidden);
+        const at::Tensor out = at::empty({2}, at::TensorOptions(at::kLong).device(device));
+        const at::Tensor here = row.to(device);
+        sampler.greedy_into(here, out);
+        EXPECT_EQ(out[0].item<int64_t>(), sampler.sample(here)) << "trial " << trial;
+        EXPECT_EQ(out[1].item<int64_t>(), 0);
+        at::Tensor nan_forbidden = here.clone();
+        nan_forbidden[3] = std::numeric_limits<float>::quiet_NaN();  // forbidden: no flag, same choice
+        sampler.greedy_into(nan_forbidden, out);
+        EXPECT_EQ(out[0].item<int64_t>(), sampler.sample(here));
+        EXPECT_EQ(out[1].item<int64_t>(), 0);
+        at::Tensor nan_allowed = here.clone();
+        nan_allowed[7] = std::numeric_limits<float>::quiet_NaN();
+        sampler.greedy_into(nan_allowed, out);
+        EXPECT_EQ(out[1].item<int64_t>(), 1);
+      }
+    }
+  }
+}
+
 // Several greedy samplers (their own forbidden ids and vocabulary limits) at once give what each gives alone.
 TEST(Sampler, BatchedGreedyEqualsOneByOne) {
   std::vector<at::Device> devices = {at::kCPU};

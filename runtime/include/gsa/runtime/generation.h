@@ -84,6 +84,7 @@ class Sampler {
   SamplingOptions options_;
   std::vector<int64_t> forbidden_;
   at::Tensor forbidden_mask_;
+  at::Tensor forbidden_ids_;  // [F] forbidden_ on the last greedy_into logits' device
   at::Generator generator_;
 };
 
