@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "gsa/kernels/greedy_choice.h"
+#include "row_team.cuh"  // to_floats
 
 namespace gsa::kernels {
 namespace {
@@ -42,32 +43,29 @@ __device__ __forceinline__ void load_chunk<float>(const float* row, int64_t firs
 }
 
 template <typename T>
-__device__ __forceinline__ float to_float(T x);
-template <>
-__device__ __forceinline__ float to_float<__nv_bfloat16>(__nv_bfloat16 x) {
-  return __bfloat162float(x);
-}
-template <>
-__device__ __forceinline__ float to_float<__half>(__half x) {
-  return __half2float(x);
-}
-
-template <typename T>
 __device__ __forceinline__ void load_chunk(const T* row, int64_t first, int64_t vocab, float (&v)[kChunk]) {
   if (first + kChunk <= vocab) {
-    const uint4 raw = *reinterpret_cast<const uint4*>(row + first);
-    const T* x = reinterpret_cast<const T*>(&raw);
-#pragma unroll
-    for (int e = 0; e < kChunk; ++e) v[e] = to_float<T>(x[e]);
+    detail::to_floats<T>(*reinterpret_cast<const uint4*>(row + first), v);
   } else {
-    for (int e = 0; e < kChunk; ++e) v[e] = first + e < vocab ? to_float<T>(row[first + e]) : -INFINITY;
+    for (int e = 0; e < kChunk; ++e) v[e] = first + e < vocab ? float(row[first + e]) : -INFINITY;
   }
+}
+
+// The warp's best (every lane must call it; lane 0 gets the result) and whether any lane saw a NaN.
+__device__ __forceinline__ Best warp_best(Best best, bool& nan) {
+#pragma unroll
+  for (int o = 16; o > 0; o /= 2) {
+    const Best other{__shfl_down_sync(0xffffffffu, best.value, o), __shfl_down_sync(0xffffffffu, best.id, o)};
+    if (better(other, best)) best = other;
+  }
+  nan = __any_sync(0xffffffffu, nan);
+  return best;
 }
 
 template <typename T>
 __global__ void __launch_bounds__(kThreads, 1) greedy_choice_kernel(const __grid_constant__ GreedyChoiceParams p) {
   extern __shared__ uint32_t banned[];  // [ceil(V / 32)] bits
-  __shared__ Best warp_best[kThreads / 32];
+  __shared__ Best warps_best[kThreads / 32];
   __shared__ int warp_nan[kThreads / 32];
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
   const int64_t words = (p.vocab + 31) / 32;
@@ -107,26 +105,15 @@ __global__ void __launch_bounds__(kThreads, 1) greedy_choice_kernel(const __grid
       }
     }
   }
-#pragma unroll
-  for (int o = 16; o > 0; o /= 2) {
-    const Best other{__shfl_down_sync(0xffffffffu, best.value, o), __shfl_down_sync(0xffffffffu, best.id, o)};
-    if (better(other, best)) best = other;
-  }
-  nan = __any_sync(0xffffffffu, nan);
+  best = warp_best(best, nan);
   if (lane == 0) {
-    warp_best[warp] = best;
+    warps_best[warp] = best;
     warp_nan[warp] = nan ? 1 : 0;
   }
   __syncthreads();
   if (warp == 0) {
-    best = warp_best[lane];
     nan = warp_nan[lane] != 0;
-#pragma unroll
-    for (int o = 16; o > 0; o /= 2) {
-      const Best other{__shfl_down_sync(0xffffffffu, best.value, o), __shfl_down_sync(0xffffffffu, best.id, o)};
-      if (better(other, best)) best = other;
-    }
-    nan = __any_sync(0xffffffffu, nan);
+    best = warp_best(warps_best[lane], nan);
     if (lane == 0) {
       p.out[0] = best.id;
       p.out[1] = nan ? 1 : 0;
