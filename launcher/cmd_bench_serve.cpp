@@ -5,13 +5,13 @@
 //
 // Two tables, one CSV (--csv, one row per measurement):
 // - latency: per context length N and selection budget (the config's, normally adaptive, and a fixed budget of
-//   --fixed-k chunks per head), through Generator::generate (what `gsa generate` runs; greedy, so on a CUDA graph
-//   ahead of the host, generation.h): the time to first token (prefill of the whole prompt + the first token's
-//   choice, ended by the token reaching the host) and the per-token latency, the gap between two tokens reaching
-//   the host (median and 90th percentile over --decode-steps gaps after the two warm-up steps, so the cache's
-//   block growth shows in p90, not in the median); beside it plain_ms, a token of the plain loop (one step,
-//   argmax on the device, the token to the host, then the next step), and device_ms, the step's device time
-//   (--decode-steps steps enqueued back to back, each fed the last token again, one wait at the end).
+//   --fixed-k chunks per head), one request: the time to first token (prefill of the whole prompt + the first
+//   token's choice, ended by the token reaching the host) and the per-token latency of the loop `gsa generate`
+//   runs (one step, the greedy choice on the device, the token to the host, then the next step: median and 90th
+//   percentile over --decode-steps steps after two warm-ups, so the cache's block growth shows in p90, not in the
+//   median); beside it ahead_ms, a token of the greedy loop ahead of the host (Generator::decode_ahead), and
+//   device_ms, the step's device time (--decode-steps steps enqueued back to back, each fed the last token again,
+//   one wait at the end).
 // - throughput: --concurrency C requests of --concurrent-tokens context decoded together, one batched step per
 //   token (median step time over --decode-steps), tokens/s = C / step time.
 // Greedy tokens; weights, prompts and steps are the same for every run of the same flags. The dense peer
@@ -109,7 +109,7 @@ struct Row {
   std::string table, budget;
   int64_t tokens = 0, concurrency = 1;
   double ttft_ms = 0, step_ms = 0, step_p90_ms = 0, tokens_per_s = 0, peak_gib = 0;
-  double plain_ms = 0;   // latency rows: a token of the plain loop (step, argmax, token to the host)
+  double ahead_ms = 0;   // latency rows: a token of the greedy loop ahead of the host (Generator::decode_ahead)
   double device_ms = 0;  // latency rows: the step's device time (0: not measured)
 };
 
@@ -119,16 +119,16 @@ class Report {
     if (csv_path.empty()) return;
     csv_.open(csv_path);
     GSA_CHECK(csv_.good(), "gsa bench serve: cannot write --csv ", csv_path);
-    csv_ << "table,budget,tokens,concurrency,ttft_ms,step_ms,step_p90_ms,tokens_per_s,peak_gib,plain_ms,device_ms\n";
+    csv_ << "table,budget,tokens,concurrency,ttft_ms,step_ms,step_p90_ms,tokens_per_s,peak_gib,ahead_ms,device_ms\n";
   }
   void add(const Row& r) {
     std::printf("%-10s %-9s %9lld %5lld %11.1f %9.3f %9.3f %10.1f %8.1f %9.3f %9.3f\n", r.table.c_str(),
                 r.budget.c_str(), (long long)r.tokens, (long long)r.concurrency, r.ttft_ms, r.step_ms, r.step_p90_ms,
-                r.tokens_per_s, r.peak_gib, r.plain_ms, r.device_ms);
+                r.tokens_per_s, r.peak_gib, r.ahead_ms, r.device_ms);
     std::fflush(stdout);
     if (csv_.is_open()) {
       csv_ << r.table << ',' << r.budget << ',' << r.tokens << ',' << r.concurrency << ',' << r.ttft_ms << ','
-           << r.step_ms << ',' << r.step_p90_ms << ',' << r.tokens_per_s << ',' << r.peak_gib << ',' << r.plain_ms
+           << r.step_ms << ',' << r.step_p90_ms << ',' << r.tokens_per_s << ',' << r.peak_gib << ',' << r.ahead_ms
            << ',' << r.device_ms << '\n';
       csv_.flush();
     }
@@ -173,10 +173,10 @@ double back_to_back_step_ms(Generator& generator, int64_t token, int64_t steps) 
   }
 }
 
-// One request, as `gsa generate` and a server with one request run it: Generator::generate, greedy (ahead of the
-// host where the step replays a CUDA graph), the time to first token and the gaps between tokens as its
-// on_token sees them; then the plain loop (step, argmax, token to the host, next step) and the back-to-back
-// device time on the same generator; with profile, kProfiledSteps plain steps under the op profiler.
+// One request: Generator::generate with decode_ahead (greedy, ahead of the host where the step replays a CUDA
+// graph): the time to first token and ahead_ms, the gap between two tokens reaching on_token; then, on the same
+// generator, the plain loop `gsa generate` runs (step, Sampler's greedy choice, the token to the host, next step:
+// step_ms) and the back-to-back device time; with profile, kProfiledSteps plain steps under the op profiler.
 Row measure_latency(const LlamaModel& model, const Budget& budget, const PromptMaker& prompts, int64_t n,
                     int64_t steps, bool profile = false) {
   using Clock = std::chrono::steady_clock;
@@ -187,6 +187,7 @@ Row measure_latency(const LlamaModel& model, const Budget& budget, const PromptM
   // ones (each run twice at most) and the profiled ones.
   const int64_t positions = prompt.size() + 5 * (steps + 2) + kDecodeAhead + (profile ? kProfiledSteps : 0);
   Generator generator(model, budget.attention, std::move(prompt), positions);
+  generator.set_decode_ahead(true);
   SamplingOptions sampling;
   sampling.max_new_tokens = steps + 3;  // the first token, two warm-up steps (eager, capture), `steps` timed
   std::vector<Clock::time_point> arrivals;
@@ -197,21 +198,22 @@ Row measure_latency(const LlamaModel& model, const Budget& budget, const PromptM
             out.size(), " of ", sampling.max_new_tokens, " tokens");
   Row row{"latency", budget.name, n, 1};
   row.ttft_ms = std::chrono::duration<double, std::milli>(arrivals[0] - start).count();
-  std::vector<double> times;
+  std::vector<double> gaps;
   for (size_t i = 3; i < arrivals.size(); ++i) {
-    times.push_back(std::chrono::duration<double, std::milli>(arrivals[i] - arrivals[i - 1]).count());
+    gaps.push_back(std::chrono::duration<double, std::milli>(arrivals[i] - arrivals[i - 1]).count());
+  }
+  row.ahead_ms = quantile(gaps, 0.5);
+  Sampler sampler(sampling, generator.layout().gist_token_ids);
+  int64_t token = out.back();
+  std::vector<double> times;
+  for (int64_t s = 0; s < steps + 2; ++s) {
+    const auto t = Clock::now();
+    token = sampler.sample(generator.step(token));
+    if (s >= 2) times.push_back(ms_since(t));
   }
   row.step_ms = quantile(times, 0.5);
   row.step_p90_ms = quantile(times, 0.9);
   row.tokens_per_s = 1e3 / row.step_ms;
-  int64_t token = out.back();
-  std::vector<double> plain;
-  for (int64_t s = 0; s < steps + 2; ++s) {
-    const auto t = Clock::now();
-    token = greedy(generator.step(token));
-    if (s >= 2) plain.push_back(ms_since(t));
-  }
-  row.plain_ms = quantile(plain, 0.5);
   row.device_ms = back_to_back_step_ms(generator, token, steps);
   row.peak_gib = peak_gib(device);
   if (profile) {
@@ -316,7 +318,7 @@ int run_bench_serve(const Args& args) {
       (long long)options.model.num_heads, (long long)options.model.num_kv_heads, (long long)options.model.head_dim,
       (long long)options.model.vocab_size, (long long)options.gist.chunk, (long long)options.gist.levels);
   std::printf("%-10s %-9s %9s %5s %11s %9s %9s %10s %8s %9s %9s\n", "table", "budget", "tokens", "conc", "ttft_ms",
-              "step_ms", "p90_ms", "tokens/s", "peak_GiB", "plain_ms", "device_ms");
+              "step_ms", "p90_ms", "tokens/s", "peak_GiB", "ahead_ms", "device_ms");
   const PromptMaker prompts(options.model, options.gist);
   Report report(csv);
   // Warm-up (library handles, kernel caches, the allocator's first blocks) so the first row's time to first

@@ -103,9 +103,14 @@ std::vector<int64_t> Sampler::sample_greedy(const std::vector<Sampler*>& sampler
 
 int64_t Sampler::sample(const at::Tensor& logits) {
   at::NoGradGuard no_grad;
-  at::Tensor l = masked(logits);  // [V]
-  if (greedy()) return greedy_ids(l.unsqueeze(0))[0];
-  l = l.cpu();
+  if (greedy()) {  // one kernel where the logits are, two numbers to the host
+    const at::Tensor chosen = at::empty({2}, at::TensorOptions(at::kLong).device(logits.device()));
+    greedy_into(logits, chosen);
+    const at::Tensor host = chosen.cpu();
+    GSA_CHECK(host[1].item<int64_t>() == 0, "the model produced NaN logits");
+    return host[0].item<int64_t>();
+  }
+  at::Tensor l = masked(logits).cpu();  // [V]
   GSA_CHECK(!at::isnan(l).any().item<bool>(), "the model produced NaN logits");
   // Shifted by the maximum first, so a tiny temperature gives 0 and -inf (a one-hot softmax), never inf - inf.
   at::Tensor shifted = l.to(at::kDouble) - l.max().to(at::kDouble);
@@ -134,7 +139,7 @@ Generator::Generator(const LlamaModel& model, const AttentionOptions& attention,
       max_positions_(max_positions),
       prompt_size_(layout_.size()),
       capturable_(decode_step_capturable(model, attention)),
-      decode_ahead_(capturable_),
+      decode_ahead_(false),
       serial_(next_serial()) {
   GSA_CHECK(layout_.size() >= 1, "the prompt is empty");
   GSA_CHECK(max_positions >= layout_.size(), "max positions ", max_positions, " < prompt length ", layout_.size());

@@ -190,11 +190,11 @@ TEST(Sampler, GreedySkipsForbiddenIdsTakesTheFirstTieAndRefusesNaN) {
   }
 }
 
-// The greedy choice without leaving the device (Sampler::greedy_into: the greedy_choice kernel on CUDA, its CPU
-// twin on the CPU) against sample()'s LibTorch argmax of the masked row: bf16, fp16 and fp32 rows with ties,
+// The greedy choice (Sampler::greedy_into and the greedy sample() built on it: the greedy_choice kernel on CUDA,
+// its CPU twin on the CPU) against LibTorch's argmax of the masked fp32 row: bf16, fp16 and fp32 rows with ties,
 // forbidden ids, a vocabulary limit, a row whose best ids are all forbidden, an all -inf row, and NaN (flagged
 // where it is allowed, ignored where forbidden).
-TEST(Sampler, GreedyIntoEqualsSampleWithoutLeavingTheDevice) {
+TEST(Sampler, GreedyIntoEqualsTheMaskedArgmax) {
   std::vector<at::Device> devices = {at::kCPU};
   if (at::hasCUDA()) devices.push_back(at::Device(at::kCUDA, 0));
   for (const at::Device& device : devices) {
@@ -210,16 +210,24 @@ TEST(Sampler, GreedyIntoEqualsSampleWithoutLeavingTheDevice) {
         if (trial % 2 == 1) greedy.vocab_limit = vocab - 50;
         if (trial == 2) forbidden.push_back(row.to(at::kFloat).argmax().item<int64_t>());
         if (trial == 3) row.fill_(-std::numeric_limits<float>::infinity());
+        at::Tensor mask = at::zeros({vocab}, at::kBool);  // the oracle: LibTorch's argmax of the masked row
+        for (int64_t id : forbidden) {
+          if (id < vocab) mask[id] = true;
+        }
+        if (greedy.vocab_limit > 0) mask.narrow(0, greedy.vocab_limit, vocab - greedy.vocab_limit).fill_(true);
+        const int64_t expected =
+            row.to(at::kFloat).masked_fill(mask, -std::numeric_limits<float>::infinity()).argmax().item<int64_t>();
         Sampler sampler(greedy, forbidden);
         const at::Tensor out = at::empty({2}, at::TensorOptions(at::kLong).device(device));
         const at::Tensor here = row.to(device);
         sampler.greedy_into(here, out);
-        EXPECT_EQ(out[0].item<int64_t>(), sampler.sample(here)) << "trial " << trial;
+        EXPECT_EQ(out[0].item<int64_t>(), expected) << "trial " << trial;
         EXPECT_EQ(out[1].item<int64_t>(), 0);
+        EXPECT_EQ(sampler.sample(here), expected);
         at::Tensor nan_forbidden = here.clone();
         nan_forbidden[3] = std::numeric_limits<float>::quiet_NaN();  // forbidden: no flag, same choice
         sampler.greedy_into(nan_forbidden, out);
-        EXPECT_EQ(out[0].item<int64_t>(), sampler.sample(here));
+        EXPECT_EQ(out[0].item<int64_t>(), expected);
         EXPECT_EQ(out[1].item<int64_t>(), 0);
         at::Tensor nan_allowed = here.clone();
         nan_allowed[7] = std::numeric_limits<float>::quiet_NaN();

@@ -133,9 +133,9 @@ class Generator {
   std::vector<int64_t> generate(const SamplingOptions& sampling, GenerationStats* stats = nullptr,
                                 const std::function<void(int64_t)>& on_token = {});
   // Whether greedy generate() runs ahead of the host: each decode step chooses its token and moves the plan on
-  // without leaving the device, so the next step is queued before the host has read this one's token (the
-  // device never waits for the host; up to kDecodeAhead - 1 steps past the end are computed and dropped). On by
-  // default where the step replays a CUDA graph; tests turn it on anywhere.
+  // without leaving the device, so the next step is queued before the host has read this one's token (up to
+  // kDecodeAhead - 1 steps past the end are computed and dropped). Off by default: on an H200 it has not yet
+  // beaten the plain loop (2026-12-03, `gsa bench serve`'s ahead_ms against step_ms; docs/PERFORMANCE.md).
   bool decode_ahead() const { return decode_ahead_; }
   void set_decode_ahead(bool on) { decode_ahead_ = on; }
 
