@@ -9,7 +9,8 @@
 //   token's choice, ended by the token reaching the host) and the per-token latency of the loop `gsa generate`
 //   runs (one step, the greedy choice on the device, the token to the host, then the next step: median and 90th
 //   percentile over --decode-steps steps after two warm-ups, so the cache's block growth shows in p90, not in the
-//   median); beside it ahead_ms, a token of the greedy loop ahead of the host (Generator::decode_ahead), and
+//   median); beside it ahead_ms, a token of the greedy loop ahead of the host (Generator::decode_ahead), with
+//   its steps' GPU time and the GPU's idle time before each (gpu_ms, idle_ms: CUDA events; medians), and
 //   device_ms, the step's device time (--decode-steps steps enqueued back to back, each fed the last token again,
 //   one wait at the end).
 // - throughput: --concurrency C requests of --concurrent-tokens context decoded together, one batched step per
@@ -110,6 +111,7 @@ struct Row {
   int64_t tokens = 0, concurrency = 1;
   double ttft_ms = 0, step_ms = 0, step_p90_ms = 0, tokens_per_s = 0, peak_gib = 0;
   double ahead_ms = 0;   // latency rows: a token of the greedy loop ahead of the host (Generator::decode_ahead)
+  double ahead_gpu_ms = 0, ahead_idle_ms = 0;  // its steps' GPU time and the GPU's idle time before each (CUDA)
   double device_ms = 0;  // latency rows: the step's device time (0: not measured)
 };
 
@@ -119,16 +121,16 @@ class Report {
     if (csv_path.empty()) return;
     csv_.open(csv_path);
     GSA_CHECK(csv_.good(), "gsa bench serve: cannot write --csv ", csv_path);
-    csv_ << "table,budget,tokens,concurrency,ttft_ms,step_ms,step_p90_ms,tokens_per_s,peak_gib,ahead_ms,device_ms\n";
+    csv_ << "table,budget,tokens,concurrency,ttft_ms,step_ms,step_p90_ms,tokens_per_s,peak_gib,ahead_ms,ahead_gpu_ms,ahead_idle_ms,device_ms\n";
   }
   void add(const Row& r) {
-    std::printf("%-10s %-9s %9lld %5lld %11.1f %9.3f %9.3f %10.1f %8.1f %9.3f %9.3f\n", r.table.c_str(),
+    std::printf("%-10s %-9s %9lld %5lld %11.1f %9.3f %9.3f %10.1f %8.1f %9.3f %9.3f %9.3f %9.3f\n", r.table.c_str(),
                 r.budget.c_str(), (long long)r.tokens, (long long)r.concurrency, r.ttft_ms, r.step_ms, r.step_p90_ms,
-                r.tokens_per_s, r.peak_gib, r.ahead_ms, r.device_ms);
+                r.tokens_per_s, r.peak_gib, r.ahead_ms, r.ahead_gpu_ms, r.ahead_idle_ms, r.device_ms);
     std::fflush(stdout);
     if (csv_.is_open()) {
       csv_ << r.table << ',' << r.budget << ',' << r.tokens << ',' << r.concurrency << ',' << r.ttft_ms << ','
-           << r.step_ms << ',' << r.step_p90_ms << ',' << r.tokens_per_s << ',' << r.peak_gib << ',' << r.ahead_ms
+           << r.step_ms << ',' << r.step_p90_ms << ',' << r.tokens_per_s << ',' << r.peak_gib << ',' << r.ahead_ms << ',' << r.ahead_gpu_ms << ',' << r.ahead_idle_ms
            << ',' << r.device_ms << '\n';
       csv_.flush();
     }
@@ -192,8 +194,9 @@ Row measure_latency(const LlamaModel& model, const Budget& budget, const PromptM
   sampling.max_new_tokens = steps + 3;  // the first token, two warm-up steps (eager, capture), `steps` timed
   std::vector<Clock::time_point> arrivals;
   const auto start = Clock::now();
+  GenerationStats stats;
   const std::vector<int64_t> out =
-      generator.generate(sampling, nullptr, [&](int64_t) { arrivals.push_back(Clock::now()); });
+      generator.generate(sampling, &stats, [&](int64_t) { arrivals.push_back(Clock::now()); });
   GSA_CHECK(static_cast<int64_t>(out.size()) == sampling.max_new_tokens, "gsa bench serve: generate stopped after ",
             out.size(), " of ", sampling.max_new_tokens, " tokens");
   Row row{"latency", budget.name, n, 1};
@@ -203,6 +206,10 @@ Row measure_latency(const LlamaModel& model, const Budget& budget, const PromptM
     gaps.push_back(std::chrono::duration<double, std::milli>(arrivals[i] - arrivals[i - 1]).count());
   }
   row.ahead_ms = quantile(gaps, 0.5);
+  if (stats.step_gpu_ms.size() > 2) {  // after the two warm-up steps, as the gaps
+    row.ahead_gpu_ms = quantile({stats.step_gpu_ms.begin() + 2, stats.step_gpu_ms.end()}, 0.5);
+    row.ahead_idle_ms = quantile({stats.step_idle_ms.begin() + 1, stats.step_idle_ms.end()}, 0.5);
+  }
   Sampler sampler(sampling, generator.layout().gist_token_ids);
   int64_t token = out.back();
   std::vector<double> times;
@@ -317,8 +324,8 @@ int run_bench_serve(const Args& args) {
       config.c_str(), device.str().c_str(), (long long)options.model.num_layers, (long long)options.model.hidden_size,
       (long long)options.model.num_heads, (long long)options.model.num_kv_heads, (long long)options.model.head_dim,
       (long long)options.model.vocab_size, (long long)options.gist.chunk, (long long)options.gist.levels);
-  std::printf("%-10s %-9s %9s %5s %11s %9s %9s %10s %8s %9s %9s\n", "table", "budget", "tokens", "conc", "ttft_ms",
-              "step_ms", "p90_ms", "tokens/s", "peak_GiB", "ahead_ms", "device_ms");
+  std::printf("%-10s %-9s %9s %5s %11s %9s %9s %10s %8s %9s %9s %9s %9s\n", "table", "budget", "tokens", "conc",
+              "ttft_ms", "step_ms", "p90_ms", "tokens/s", "peak_GiB", "ahead_ms", "gpu_ms", "idle_ms", "device_ms");
   const PromptMaker prompts(options.model, options.gist);
   Report report(csv);
   // Warm-up (library handles, kernel caches, the allocator's first blocks) so the first row's time to first

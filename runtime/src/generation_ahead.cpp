@@ -13,9 +13,12 @@
 // and DecodePlan::rewind_device takes their plan moves back, so the generator is left exactly as the plain loop
 // leaves it. Growing the cache (every kKvBlockPositions positions) waits for the queued steps first: the graphs
 // are captured again on the new cache.
+//
+// Off by default (Generator::set_decode_ahead): on an H200 (2026-12-03) its tokens still came 0.04-0.18 ms a step
+// slower than the plain step's device time, no faster than the plain loop. Each step's GPU time and the GPU's idle
+// time before it (CUDA events, GenerationStats) are recorded to find out why.
 #include <algorithm>
 #include <chrono>
-#include <deque>
 
 #include "gsa/runtime/decode_attention.h"
 #include "gsa/runtime/error.h"
@@ -29,61 +32,88 @@
 namespace gsa {
 namespace {
 
-// The choices of queued steps on their way to the host, oldest first: each step's [id, has_nan] copied into its
-// own pinned slot, with an event that says when the copy is done (on the CPU the copy is done when push returns).
+// The choices of queued steps on their way to the host, oldest first: step k's [id, has_nan] copied into pinned
+// slot k % kSlots, with CUDA events at the step's start (begin(), before its replay) and after the copy (push()),
+// which say when the copy is done and, read at pop(), how long the GPU ran the step and how long it sat idle
+// before it. On the CPU the copy is done when push returns and nothing is timed.
 class ChoiceQueue {
  public:
+  // kDecodeAhead queued steps, the step being popped and the one before it (its end event times the idle gap).
+  static constexpr int64_t kSlots = kDecodeAhead + 2;
+
+  struct Choice {
+    int64_t id = 0;
+    bool has_nan = false;
+    double gpu_ms = -1, idle_ms = -1;  // CUDA only; idle_ms from the second step on
+  };
+
   explicit ChoiceQueue(at::Device device)
       : device_(device),
-        host_(at::empty({kDecodeAhead, 2}, at::TensorOptions(at::kLong).pinned_memory(device.is_cuda()))) {
+        host_(at::empty({kSlots, 2}, at::TensorOptions(at::kLong).pinned_memory(device.is_cuda()))) {
 #ifdef GSA_HAVE_CUDA
-    events_.resize(kDecodeAhead);
+    for (int64_t i = 0; i < kSlots; ++i) {
+      start_.emplace_back(cudaEventDefault);  // timed events
+      done_.emplace_back(cudaEventDefault);
+    }
 #endif
   }
 
-  int64_t size() const { return static_cast<int64_t>(slots_.size()); }
+  int64_t size() const { return pushed_ - popped_; }
+
+  // Marks the start of the step about to be queued (call before its replay).
+  void begin() {
+#ifdef GSA_HAVE_CUDA
+    if (device_.is_cuda()) start_[pushed_ % kSlots].record(stream());
+#endif
+  }
 
   // Queues the copy of chosen [2] (on the device, written by the step just queued).
   void push(const at::Tensor& chosen) {
     GSA_CHECK(size() < kDecodeAhead, "decode ahead: more than ", kDecodeAhead, " steps queued");
-    const int64_t slot = (first_ + size()) % kDecodeAhead;
+    const int64_t slot = pushed_ % kSlots;
     host_[slot].copy_(chosen, /*non_blocking=*/device_.is_cuda());
 #ifdef GSA_HAVE_CUDA
-    if (device_.is_cuda()) events_[slot].record(c10::cuda::getCurrentCUDAStream(device_.index()));
+    if (device_.is_cuda()) done_[slot].record(stream());
 #endif
-    slots_.push_back(slot);
+    ++pushed_;
   }
 
-  // The oldest choice (waits for its copy): {id, has_nan}.
-  std::pair<int64_t, bool> pop() {
-    GSA_CHECK(!slots_.empty(), "decode ahead: no step queued");
-    const int64_t slot = slots_.front();
-    slots_.pop_front();
-    first_ = (slot + 1) % kDecodeAhead;
+  // The oldest choice (waits for its copy).
+  Choice pop() {
+    GSA_CHECK(size() > 0, "decode ahead: no step queued");
+    const int64_t slot = popped_ % kSlots;
+    Choice c;
 #ifdef GSA_HAVE_CUDA
-    if (device_.is_cuda()) events_[slot].synchronize();
+    if (device_.is_cuda()) {
+      done_[slot].synchronize();
+      c.gpu_ms = start_[slot].elapsed_time(done_[slot]);
+      if (popped_ > 0) c.idle_ms = done_[(popped_ - 1) % kSlots].elapsed_time(start_[slot]);
+    }
 #endif
     const int64_t* v = host_[slot].data_ptr<int64_t>();
-    return {v[0], v[1] != 0};
+    c.id = v[0];
+    c.has_nan = v[1] != 0;
+    ++popped_;
+    return c;
   }
 
   // Waits for every queued step (their choices stay queued).
   void wait_all() {
 #ifdef GSA_HAVE_CUDA
-    for (int64_t slot : slots_) {
-      if (device_.is_cuda()) events_[slot].synchronize();
+    for (int64_t k = popped_; k < pushed_; ++k) {
+      if (device_.is_cuda()) done_[k % kSlots].synchronize();
     }
 #endif
   }
 
  private:
-  at::Device device_;
-  at::Tensor host_;  // [kDecodeAhead, 2] int64, pinned on CUDA
-  std::deque<int64_t> slots_;
-  int64_t first_ = 0;
 #ifdef GSA_HAVE_CUDA
-  std::vector<at::cuda::CUDAEvent> events_;
+  c10::cuda::CUDAStream stream() const { return c10::cuda::getCurrentCUDAStream(device_.index()); }
+  std::vector<at::cuda::CUDAEvent> start_, done_;
 #endif
+  at::Device device_;
+  at::Tensor host_;  // [kSlots, 2] int64, pinned on CUDA
+  int64_t pushed_ = 0, popped_ = 0;
 };
 
 }  // namespace
@@ -145,11 +175,17 @@ std::vector<int64_t> Generator::generate_ahead(const SamplingOptions& sampling, 
           queue.wait_all();  // the graphs and the cache they write are replaced
           reserve(first + queued + 1);
         }
+        queue.begin();
         queue.push(capturable_ ? ahead_graph_.run(step_and_choose, /*copy_result=*/false) : step_and_choose());
         ++queued;
       }
-      const auto [token, has_nan] = queue.pop();
-      GSA_CHECK(!has_nan, "the model produced NaN logits");
+      const ChoiceQueue::Choice choice = queue.pop();
+      GSA_CHECK(!choice.has_nan, "the model produced NaN logits");
+      if (stats != nullptr && choice.gpu_ms >= 0) {
+        stats->step_gpu_ms.push_back(choice.gpu_ms);
+        if (choice.idle_ms >= 0) stats->step_idle_ms.push_back(choice.idle_ms);
+      }
+      const int64_t token = choice.id;
       emit(token);
       if (finished(token)) break;
       layout_.append_raw(token);  // the step queued after the one that chose it runs at its position

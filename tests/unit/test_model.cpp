@@ -92,8 +92,15 @@ TEST(Model, GreedyGenerationAheadOfTheHostEqualsThePlainLoop) {
         auto gen = std::make_unique<Generator>(model, attention, prompt, max_positions);
         gen->set_decode_ahead(ahead);
         std::vector<int64_t> streamed;
-        const std::vector<int64_t> out = gen->generate(sampling, nullptr, [&](int64_t id) { streamed.push_back(id); });
+        GenerationStats stats;
+        const std::vector<int64_t> out = gen->generate(sampling, &stats, [&](int64_t id) { streamed.push_back(id); });
         EXPECT_EQ(out, streamed);
+        // On CUDA the loop ahead of the host times each step it hands a token from (CUDA events).
+        const size_t timed = ahead && device.is_cuda() ? out.size() - 1 : 0;
+        EXPECT_EQ(stats.step_gpu_ms.size(), timed);
+        EXPECT_EQ(stats.step_idle_ms.size(), timed > 0 ? timed - 1 : 0);
+        for (double ms : stats.step_gpu_ms) EXPECT_GT(ms, 0.0);
+        for (double ms : stats.step_idle_ms) EXPECT_GE(ms, 0.0);
         return std::make_pair(out, std::move(gen));
       };
       SamplingOptions sampling;
@@ -111,7 +118,9 @@ TEST(Model, GreedyGenerationAheadOfTheHostEqualsThePlainLoop) {
                                  {a.selection().pos, b.selection().pos},
                                  {a.selection().key_length, b.selection().key_length}}) {
         ASSERT_EQ(x.defined(), y.defined());
-        if (x.defined()) EXPECT_TRUE(at::equal(x.cpu(), y.cpu())) << x << " vs " << y;
+        if (x.defined()) {
+          EXPECT_TRUE(at::equal(x.cpu(), y.cpu())) << x << " vs " << y;
+        }
       }
       EXPECT_EQ(a.selection().count, 1);  // the query's document has gists: its tables move too
       const at::Tensor next = ahead_gen->step(plain.back());

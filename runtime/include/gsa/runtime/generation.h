@@ -92,6 +92,10 @@ class Sampler {
 struct GenerationStats {
   double prefill_ms = 0;  // prefill, through the logits of the last prompt position
   double decode_ms = 0;   // sampling and decode steps after it
+  // A greedy loop ahead of the host on CUDA (Generator::decode_ahead), per decode step from CUDA events: the GPU's
+  // time from the step's start to its token's copy, and from the second step on the GPU's idle time before it
+  // (the step's start after the previous step's end). Empty otherwise.
+  std::vector<double> step_gpu_ms, step_idle_ms;
 };
 
 // The prefill + sample + decode loop that Generator and the distributed generator share: choose picks the next
