@@ -53,7 +53,7 @@ const at::Tensor& Sampler::forbidden_mask(int64_t vocab, at::Device device) {
 }
 
 at::Tensor Sampler::masked(const at::Tensor& logits) {
-  // Masked where the logits are: a greedy choice on a GPU then sends two numbers to the host, not the row.
+  // Masked where the logits are (the batched greedy choice then sends ids to the host, not rows).
   const at::Tensor l = logits.detach().to(at::kFloat);  // [V]
   return l.masked_fill(forbidden_mask(l.size(0), l.device()), -std::numeric_limits<float>::infinity());
 }

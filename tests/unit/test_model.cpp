@@ -10,6 +10,7 @@
 
 #include "common/model_fixtures.h"
 #include "common/tolerance.h"
+#include "gsa/kernels/greedy_choice.h"
 #include "gsa/runtime/attention_plan.h"
 #include "gsa/runtime/decode_plan.h"
 #include "gsa/runtime/error.h"
@@ -210,8 +211,9 @@ TEST(Sampler, GreedyIntoEqualsTheMaskedArgmax) {
     for (const at::ScalarType dtype : {at::kBFloat16, at::kHalf, at::kFloat}) {
       SCOPED_TRACE(device.str() + " " + std::string(c10::toString(dtype)));
       at::manual_seed(5);
-      for (int64_t trial = 0; trial < 6; ++trial) {
-        const int64_t vocab = trial == 5 ? 128259 : 300 + 37 * trial;  // the last: the 1B model's vocabulary
+      for (int64_t trial = 0; trial < 7; ++trial) {
+        // Trial 5: the 1B model's vocabulary; 6: one past the kernel's largest (the LibTorch fallback).
+        const int64_t vocab = trial == 5 ? 128259 : trial == 6 ? kernels::kGreedyChoiceMaxVocab + 1 : 300 + 37 * trial;
         // Coarse values: many ties, so the first of equal best ids matters.
         at::Tensor row = at::randint(-4, 5, {vocab}).to(at::kFloat).to(dtype);
         SamplingOptions greedy;
