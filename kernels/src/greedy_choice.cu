@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "gsa/kernels/greedy_choice.h"
 #include "row_team.cuh"  // to_floats
@@ -28,26 +29,18 @@ __device__ __forceinline__ bool better(const Best& a, const Best& b) {
   return a.value > b.value || (a.value == b.value && a.id < b.id);
 }
 
+// Logits first .. first + 7 of the row as floats (-inf past its end): one 16-byte load for 16-bit logits, two
+// for fp32, element by element at the row's tail.
 template <typename T>
-__device__ __forceinline__ void load_chunk(const T* row, int64_t first, int64_t vocab, float (&v)[kChunk]);
-
-template <>
-__device__ __forceinline__ void load_chunk<float>(const float* row, int64_t first, int64_t vocab, float (&v)[kChunk]) {
-  if (first + kChunk <= vocab) {
+__device__ __forceinline__ void load_chunk(const T* row, int64_t first, int64_t vocab, float (&v)[kChunk]) {
+  if (first + kChunk > vocab) {
+    for (int e = 0; e < kChunk; ++e) v[e] = first + e < vocab ? float(row[first + e]) : -INFINITY;
+  } else if constexpr (std::is_same_v<T, float>) {
     const float4 a = *reinterpret_cast<const float4*>(row + first);
     const float4 b = *reinterpret_cast<const float4*>(row + first + 4);
     v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
   } else {
-    for (int e = 0; e < kChunk; ++e) v[e] = first + e < vocab ? row[first + e] : -INFINITY;
-  }
-}
-
-template <typename T>
-__device__ __forceinline__ void load_chunk(const T* row, int64_t first, int64_t vocab, float (&v)[kChunk]) {
-  if (first + kChunk <= vocab) {
     detail::to_floats<T>(*reinterpret_cast<const uint4*>(row + first), v);
-  } else {
-    for (int e = 0; e < kChunk; ++e) v[e] = first + e < vocab ? float(row[first + e]) : -INFINITY;
   }
 }
 

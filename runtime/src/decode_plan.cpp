@@ -59,10 +59,7 @@ DecodePlan::DecodePlan(const std::vector<const GistLayout*>& rows, const Attenti
 
 void DecodePlan::advance(const std::vector<int64_t>& tokens) {
   advance_host(tokens);
-  if (selection_.count > 0) {  // every selective query moved one position on in its document
-    selection_.pos.add_(1);
-    selection_.key_length.add_(1);
-  }
+  move_selection(1);
   upload();
 }
 
@@ -84,19 +81,19 @@ void DecodePlan::advance_on_device(const at::Tensor& next) {
   device_longs_.narrow(0, 1, 2).add_(1);  // RoPE and row positions
   device_ints_[1].add_(1);                // one past the last generated row
   ++generated_.max_rows;  // the host bound the CPU reference sizes its rows by (CUDA kernels read end itself)
-  if (selection_.count > 0) {
-    selection_.pos.add_(1);
-    selection_.key_length.add_(1);
-  }
+  move_selection(1);
 }
 
 void DecodePlan::rewind_device(int64_t steps) {
   GSA_CHECK(steps >= 0, "decode plan: cannot rewind ", steps, " steps");
-  if (selection_.count > 0 && steps > 0) {
-    selection_.pos.sub_(steps);
-    selection_.key_length.sub_(steps);
-  }
+  if (steps > 0) move_selection(-steps);
   upload();
+}
+
+void DecodePlan::move_selection(int64_t steps) {
+  if (selection_.count == 0) return;
+  selection_.pos.add_(steps);  // every selective query moved on in its document
+  selection_.key_length.add_(steps);
 }
 
 DecodePlan DecodePlan::stack(const std::vector<const DecodePlan*>& parts) {

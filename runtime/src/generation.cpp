@@ -10,6 +10,7 @@
 #include "gsa/runtime/decode_attention.h"
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/greedy_choice.h"
+#include "decode_loop_rules.h"
 
 namespace gsa {
 
@@ -38,24 +39,29 @@ Sampler::Sampler(const SamplingOptions& options, std::vector<int64_t> forbidden_
   GSA_CHECK(problem.empty(), problem);
 }
 
-const at::Tensor& Sampler::forbidden_mask(int64_t vocab, at::Device device) {
-  if (forbidden_mask_.defined() && forbidden_mask_.size(0) == vocab && forbidden_mask_.device() == device) {
-    return forbidden_mask_;
+const at::Tensor& Sampler::forbidden_ids(int64_t vocab, at::Device device) {
+  if (forbidden_vocab_ != vocab || forbidden_ids_.device() != device) {
+    std::vector<int64_t> inside;  // the forbidden ids inside this vocabulary, as one index tensor
+    for (int64_t id : forbidden_) {
+      if (id >= 0 && id < vocab) inside.push_back(id);
+    }
+    forbidden_ids_ = at::tensor(inside, at::kLong).to(device);
+    forbidden_vocab_ = vocab;
   }
-  at::Tensor mask = at::zeros({vocab}, at::kBool);  // built on the host, sent once
-  bool* m = mask.data_ptr<bool>();
-  for (int64_t id : forbidden_) {
-    if (id >= 0 && id < vocab) m[id] = true;
-  }
-  for (int64_t id = options_.vocab_limit > 0 ? options_.vocab_limit : vocab; id < vocab; ++id) m[id] = true;
-  forbidden_mask_ = mask.to(device);
-  return forbidden_mask_;
+  return forbidden_ids_;
+}
+
+int64_t Sampler::id_limit(int64_t vocab) const {
+  return options_.vocab_limit > 0 ? std::min(options_.vocab_limit, vocab) : vocab;
 }
 
 at::Tensor Sampler::masked(const at::Tensor& logits) {
   // Masked where the logits are (the batched greedy choice then sends ids to the host, not rows).
-  const at::Tensor l = logits.detach().to(at::kFloat);  // [V]
-  return l.masked_fill(forbidden_mask(l.size(0), l.device()), -std::numeric_limits<float>::infinity());
+  at::Tensor l = logits.detach().to(at::kFloat).clone();  // [V]
+  const int64_t vocab = l.size(0), limit = id_limit(vocab);
+  l.index_fill_(0, forbidden_ids(vocab, l.device()), -std::numeric_limits<float>::infinity());
+  l.narrow(0, limit, vocab - limit).fill_(-std::numeric_limits<float>::infinity());
+  return l;
 }
 
 void Sampler::greedy_into(const at::Tensor& logits, const at::Tensor& out) {
@@ -66,11 +72,8 @@ void Sampler::greedy_into(const at::Tensor& logits, const at::Tensor& out) {
     out.copy_(at::stack({l.argmax(), at::isnan(l).any().to(at::kLong)}));
     return;
   }
-  if (!forbidden_ids_.defined() || forbidden_ids_.device() != logits.device()) {
-    forbidden_ids_ = at::tensor(forbidden_, at::kLong).to(logits.device());
-  }
-  const int64_t limit = options_.vocab_limit > 0 ? std::min(options_.vocab_limit, vocab) : vocab;
-  greedy_choice(logits.detach().contiguous().view({vocab}), forbidden_ids_, limit, out);  // one kernel
+  greedy_choice(logits.detach().contiguous().view({vocab}), forbidden_ids(vocab, logits.device()), id_limit(vocab),
+                out);  // one kernel
 }
 
 namespace {
@@ -139,7 +142,6 @@ Generator::Generator(const LlamaModel& model, const AttentionOptions& attention,
       max_positions_(max_positions),
       prompt_size_(layout_.size()),
       capturable_(decode_step_capturable(model, attention)),
-      decode_ahead_(false),
       serial_(next_serial()) {
   GSA_CHECK(layout_.size() >= 1, "the prompt is empty");
   GSA_CHECK(max_positions >= layout_.size(), "max positions ", max_positions, " < prompt length ", layout_.size());
@@ -223,9 +225,7 @@ at::Tensor Generator::step(int64_t token) {
 
 std::vector<int64_t> run_decode_loop(const SamplingOptions& sampling, const DecodeLoop& loop, GenerationStats* stats) {
   using Clock = std::chrono::steady_clock;
-  auto ms_since = [](Clock::time_point t) {
-    return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
-  };
+  using detail::ms_since;
   std::vector<int64_t> out;
   auto start = Clock::now();
   at::Tensor logits = loop.prefill();
@@ -235,9 +235,7 @@ std::vector<int64_t> run_decode_loop(const SamplingOptions& sampling, const Deco
     const int64_t token = loop.choose(logits);
     out.push_back(token);
     if (loop.on_token) loop.on_token(token);
-    const bool stop =
-        std::find(sampling.stop_tokens.begin(), sampling.stop_tokens.end(), token) != sampling.stop_tokens.end();
-    if (stop || i + 1 == sampling.max_new_tokens || !loop.has_room()) break;
+    if (detail::decode_loop_ends(sampling, token, i + 1, loop.has_room())) break;
     logits = loop.step(token);
   }
   if (stats != nullptr) stats->decode_ms = ms_since(start);

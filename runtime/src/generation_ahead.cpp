@@ -17,9 +17,9 @@
 // Off by default (Generator::set_decode_ahead): on an H200 (2026-12-03) its tokens still came 0.04-0.18 ms a step
 // slower than the plain step's device time, no faster than the plain loop. Each step's GPU time and the GPU's idle
 // time before it (CUDA events, GenerationStats) are recorded to find out why.
-#include <algorithm>
 #include <chrono>
 
+#include "decode_loop_rules.h"
 #include "gsa/runtime/decode_attention.h"
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/generation.h"
@@ -121,9 +121,7 @@ class ChoiceQueue {
 std::vector<int64_t> Generator::generate_ahead(const SamplingOptions& sampling, Sampler& sampler,
                                                GenerationStats* stats, const std::function<void(int64_t)>& on_token) {
   using Clock = std::chrono::steady_clock;
-  auto ms_since = [](Clock::time_point t) {
-    return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
-  };
+  using detail::ms_since;
   at::NoGradGuard no_grad;
   std::vector<int64_t> out;
   auto start = Clock::now();
@@ -132,9 +130,7 @@ std::vector<int64_t> Generator::generate_ahead(const SamplingOptions& sampling, 
   start = Clock::now();
   // run_decode_loop's end: after a chosen token, while the layout holds the tokens before it.
   auto finished = [&](int64_t token) {
-    const bool stop =
-        std::find(sampling.stop_tokens.begin(), sampling.stop_tokens.end(), token) != sampling.stop_tokens.end();
-    return stop || static_cast<int64_t>(out.size()) == sampling.max_new_tokens || !has_room();
+    return detail::decode_loop_ends(sampling, token, static_cast<int64_t>(out.size()), has_room());
   };
   auto emit = [&](int64_t token) {
     out.push_back(token);

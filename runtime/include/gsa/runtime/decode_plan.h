@@ -70,6 +70,7 @@ class DecodePlan {
  private:
   explicit DecodePlan(at::Device device) : device_(device) {}
   void upload();
+  void move_selection(int64_t steps);  // the selection tables' query positions and key lengths, on the device
 
   GistOptions gist_;
   at::Device device_;

@@ -78,13 +78,15 @@ class Sampler {
  private:
   // logits [V] -> an fp32 copy on their device with the forbidden ids and those past vocab_limit at -inf.
   at::Tensor masked(const at::Tensor& logits);
-  // [vocab] bool on `device`: the ids never produced (forbidden, or at or past vocab_limit); built once.
-  const at::Tensor& forbidden_mask(int64_t vocab, at::Device device);
+  // [F] the forbidden ids inside [0, vocab) on `device` (built once per vocabulary and device); with the ids at or
+  // past id_limit(vocab), the ids never produced.
+  const at::Tensor& forbidden_ids(int64_t vocab, at::Device device);
+  int64_t id_limit(int64_t vocab) const;  // vocab_limit within the vocabulary
 
   SamplingOptions options_;
   std::vector<int64_t> forbidden_;
-  at::Tensor forbidden_mask_;
-  at::Tensor forbidden_ids_;  // [F] forbidden_ on the last greedy_into logits' device
+  at::Tensor forbidden_ids_;
+  int64_t forbidden_vocab_ = -1;
   at::Generator generator_;
 };
 
@@ -163,7 +165,7 @@ class Generator {
   bool capturable_;  // decode_step_capturable(model, attention), once: step() replays graph_
   DecodeStepGraph graph_;               // step() on CUDA: the captured step (reset when the cache grows)
   DecodeStepGraph ahead_graph_;         // generate_ahead(): step + greedy choice + plan advance (reset with graph_)
-  bool decode_ahead_;
+  bool decode_ahead_ = false;
   uint64_t serial_;                     // unique per Generator of the process (DecodeBatch tells them apart)
   uint64_t cache_generation_ = 0;       // bumped whenever the cache is reallocated
 };
