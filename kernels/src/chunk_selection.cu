@@ -8,7 +8,7 @@
 // top_slices CTAs per head: each keeps its slice's kk best, then one CTA per head selects over the survivors
 // (the single-CTA select over all of them took 0.27 ms per layer on an H200).
 // Then descent_kernel, one CTA per (query, KV head), does the rest: each level below the top while it is small
-// (score the group's heads' children of the gists chosen above, each head's kk best by one warp's bitwise
+// (score the group's heads' children of the gists chosen above, each head's kk best by its threads' bitwise
 // search over keys in registers; larger levels get score_kernel and top_k_kernel launches of their own), the union of the group's
 // choices per level (a bitmap the CTA clears itself, compacted in ascending order by a block prefix sum over the
 // level's words) and the rows to unfold (one slot per thread; a long list by unfold_kernel). Three launches at
@@ -21,6 +21,7 @@
 #include <cmath>
 
 #include "dispatch.cuh"
+#include "hopper.cuh"  // named_barrier_sync
 #include "pdl.cuh"
 #include "row_team.cuh"
 
@@ -539,78 +540,135 @@ __device__ __forceinline__ void unfold_slots(const ChunkSelectionParams& p, cons
   }
 }
 
-// The kk best of one head's C scores (-inf = absent) by one warp, gist ids gists[c] into chosen[0, min(kk,
-// finite)) in candidate order and -1 after them up to K: the kk-th largest order key by a bitwise search (16 rounds
-// of warp counts over keys held in registers), then the candidates above it and the first ties (lower candidates
-// first). C <= 32 kPerLane.
-template <int kPerLane>
-__device__ void warp_top_k(const float* scores, const int32_t* gists, int C, int64_t kk, int32_t* chosen, int K) {
-  const int lane = threadIdx.x % 32;
-  const uint32_t lanes_below = (1u << lane) - 1u;
-  uint32_t key[kPerLane];  // 0: absent (every finite score's key is above order_key(-inf) = 0x007fffff)
+// Candidates a descent thread holds in a head's select (head_top_k): the head's NT / G threads cover its
+// C <= kDescentMaxPairs / G candidates.
+constexpr int kSelectKeys = kDescentMaxPairs / kDescentThreads;
+
+// Shared memory of the heads' selects: per warp, the packed counts of a search round (double-buffered: round
+// r + 2 writes what round r's readers are past, behind round r + 1's barrier) and of the final take.
+struct SelectShared {
+  uint32_t round[2][kDescentThreads / 32];
+  uint32_t above_ties[kSelectKeys][kDescentThreads / 32];
+  uint32_t takes[kSelectKeys][kDescentThreads / 32];
+};
+
+// Per candidate slot r, the head's count before this warp (candidate order: slot, then warp, then lane) and the
+// head's total, of the per-warp counts counts[r][w] (the head's W warps from first_warp; field: a mask and shift).
+template <int W>
+__device__ __forceinline__ int head_prefix(const uint32_t (&counts)[kSelectKeys][kDescentThreads / 32],
+                                           int first_warp, int own_warp, uint32_t mask, int shift,
+                                           int (&before)[kSelectKeys]) {
+  int run = 0;
 #pragma unroll
-  for (int r = 0; r < kPerLane; ++r) {
-    const int c = r * 32 + lane;
+  for (int r = 0; r < kSelectKeys; ++r) {
+#pragma unroll
+    for (int w = 0; w < W; ++w) {
+      if (w == own_warp) before[r] = run;
+      run += int((counts[r][first_warp + w] >> shift) & mask);
+    }
+  }
+  return run;
+}
+
+// The kk best of head h's C scores (-inf = absent) by the head's TH = NT / G threads (its W = TH / 32 warps), gist
+// ids gists[c] into chosen[0, min(kk, finite)) in candidate order and -1 after them up to K: the kk-th largest
+// order key by a bitwise search, two bits a round (the counts at or above three trial keys, packed in one word:
+// one warp reduction, then the head's warps' words summed from shared memory behind a named barrier), then the
+// candidates above it and the first ties (lower candidates first). Thread t of the head holds candidates
+// t + r TH (r < kSelectKeys). Every thread of the CTA calls it for its own head. (One warp a head, 8 keys a lane,
+// left 12 of 16 warps idle through ~2,400 dependent instructions a level: ~45% of the descent under Nsight
+// Compute at 128K tokens.)
+template <int NT, int G>
+__device__ void head_top_k(const float* scores, const int32_t* gists, int C, int64_t kk, int32_t* chosen, int K,
+                           SelectShared& sh) {
+  constexpr int TH = NT / G, W = TH / 32;
+  static_assert(TH % 32 == 0 && kSelectKeys * TH * G == kDescentMaxPairs, "whole warps a head");
+  const int h = threadIdx.x / TH, t = threadIdx.x % TH, lane = threadIdx.x % 32;
+  const int first_warp = h * W, own_warp = t / 32, barrier = 1 + h;  // barrier 0 is __syncthreads
+  const uint32_t lanes_below = (1u << lane) - 1u;
+  uint32_t key[kSelectKeys];  // 0: absent (every finite score's key is above order_key(-inf) = 0x007fffff)
+#pragma unroll
+  for (int r = 0; r < kSelectKeys; ++r) {
+    const int c = t + r * TH;
     const float f = c < C ? scores[c] : -INFINITY;
     key[r] = f == -INFINITY ? 0u : order_key(f);
   }
-  // The search takes two bits a round: the counts at or above threshold | 3, 2 and 1 << bit are independent
-  // (their adds and warp reductions overlap), and the largest of them with at least kk keys is the threshold two
-  // one-bit rounds would reach (counts fall as the trial rises). 16 dependent rounds instead of 32.
+  // The counts at or above threshold | 1, 2 and 3 << bit are independent, and the largest trial with at least kk
+  // keys is the threshold two one-bit rounds would reach (counts fall as the trial rises). Packed 11 bits apart:
+  // a warp's counts are at most 32 kSelectKeys, the head's (summed in 64 bits) at most C <= 1,024.
   uint32_t threshold = 0;  // the largest key with at least kk keys at or above it (0: fewer than kk finite)
-  for (int bit = 30; bit >= 0; bit -= 2) {
+  for (int bit = 30, round = 0; bit >= 0; bit -= 2, ++round) {
     const uint32_t t1 = threshold | (1u << bit), t2 = threshold | (2u << bit), t3 = threshold | (3u << bit);
-    int c1 = 0, c2 = 0, c3 = 0;
+    uint32_t packed = 0;
 #pragma unroll
-    for (int r = 0; r < kPerLane; ++r) {
-      c1 += key[r] >= t1;
-      c2 += key[r] >= t2;
-      c3 += key[r] >= t3;
+    for (int r = 0; r < kSelectKeys; ++r) {
+      packed += uint32_t(key[r] >= t1) | uint32_t(key[r] >= t2) << 11 | uint32_t(key[r] >= t3) << 22;
     }
-    c1 = __reduce_add_sync(0xffffffffu, c1);
-    c2 = __reduce_add_sync(0xffffffffu, c2);
-    c3 = __reduce_add_sync(0xffffffffu, c3);
+    packed = __reduce_add_sync(0xffffffffu, packed);
+    uint32_t* words = sh.round[round & 1] + first_warp;
+    if (lane == 0) words[own_warp] = packed;
+    detail::named_barrier_sync(barrier, TH);
+    uint64_t total = 0;
+#pragma unroll
+    for (int w = 0; w < W; ++w) total += words[w];
+    const int64_t c1 = int64_t(total & 2047u), c2 = int64_t((total >> 11) & 2047u), c3 = int64_t(total >> 22);
     threshold = c3 >= kk ? t3 : c2 >= kk ? t2 : c1 >= kk ? t1 : threshold;
   }
-  int above = 0;
+  unsigned tie_votes[kSelectKeys];
 #pragma unroll
-  for (int r = 0; r < kPerLane; ++r) above += key[r] > threshold;
-  int ties_left = static_cast<int>(kk) - static_cast<int>(__reduce_add_sync(0xffffffffu, above));
-  int taken = 0;
-#pragma unroll
-  for (int r = 0; r < kPerLane; ++r) {
-    const bool tie = key[r] == threshold && key[r] != 0u;
-    const unsigned ties = __ballot_sync(0xffffffffu, tie);
-    const bool take = key[r] > threshold || (tie && __popc(ties & lanes_below) < ties_left);
-    const unsigned takes = __ballot_sync(0xffffffffu, take);
-    if (take) chosen[taken + __popc(takes & lanes_below)] = gists[r * 32 + lane];
-    taken += __popc(takes);
-    ties_left = max(0, ties_left - __popc(ties));
+  for (int r = 0; r < kSelectKeys; ++r) {
+    tie_votes[r] = __ballot_sync(0xffffffffu, key[r] == threshold && key[r] != 0u);
+    const unsigned above = __ballot_sync(0xffffffffu, key[r] > threshold);
+    if (lane == 0) sh.above_ties[r][first_warp + own_warp] = __popc(above) | __popc(tie_votes[r]) << 16;
   }
-  for (int j = taken + lane; j < K; j += 32) chosen[j] = -1;
+  detail::named_barrier_sync(barrier, TH);
+  int ties_before[kSelectKeys], unused[kSelectKeys];
+  (void)head_prefix<W>(sh.above_ties, first_warp, own_warp, 0xffffu, 16, ties_before);
+  const int ties_left = int(kk - head_prefix<W>(sh.above_ties, first_warp, own_warp, 0xffffu, 0, unused));
+  unsigned take_votes[kSelectKeys];
+#pragma unroll
+  for (int r = 0; r < kSelectKeys; ++r) {
+    const bool tie = (tie_votes[r] >> lane) & 1u;
+    const bool take = key[r] > threshold || (tie && ties_before[r] + __popc(tie_votes[r] & lanes_below) < ties_left);
+    take_votes[r] = __ballot_sync(0xffffffffu, take);
+    if (lane == 0) sh.takes[r][first_warp + own_warp] = __popc(take_votes[r]);
+  }
+  detail::named_barrier_sync(barrier, TH);
+  int takes_before[kSelectKeys];
+  const int taken = head_prefix<W>(sh.takes, first_warp, own_warp, 0xffffffffu, 0, takes_before);
+#pragma unroll
+  for (int r = 0; r < kSelectKeys; ++r) {
+    const int slot = takes_before[r] + __popc(take_votes[r] & lanes_below);
+    if (((take_votes[r] >> lane) & 1u) && slot < K) chosen[slot] = gists[t + r * TH];
+  }
+  for (int j = taken + t; j < K; j += TH) chosen[j] = -1;
 }
 
 // Shared memory of a descent CTA: per (head, candidate) pair of one level (pair = head * C + candidate) its gist
-// index, key row and score.
+// index, key row and score, and the heads' selects.
 struct DescentShared {
   int32_t gist[kDescentMaxPairs];
   int32_t key_row[kDescentMaxPairs];
   float score[kDescentMaxPairs];
+  SelectShared select;
 };
 
 // Level l (< the top) of (query s, KV head kv) in one CTA, for G * C_l <= kDescentMaxPairs: every head's
 // candidates (the children of its choice one level up) are scored and its kk best kept in chosen_l, candidate order.
+// Head h's candidates belong to threads [h NT / G, (h + 1) NT / G): its teams score them with its query (qh, this
+// thread's team lane's 8 elements of it) and the same threads select them.
 // 1. each thread follows kChains candidate chains (parent -> children -> gist position -> key row) at once;
 // 2. the teams (D / 8 lanes) load kIters key rows each before their dots;
-// 3. one warp per head keeps its kk best (warp_top_k; ranking every pair against its head's C scores cost ~C
+// 3. the head's threads keep its kk best (head_top_k; ranking every pair against its head's C scores cost ~C
 //    comparisons a thread, ~5 us a level at C = 132 on an H200; a bitonic sort ~10 us).
 template <typename T, int D, int G, int NT>
-__device__ void descend_level(const ChunkSelectionParams& p, int l, int s, int kv, const float (&qr)[G][8],
+__device__ void descend_level(const ChunkSelectionParams& p, int l, int s, int kv, const float (&qh)[8],
                               DescentShared& sh) {
   constexpr int kChains = kDescentMaxPairs / NT;
-  // kIters key rows a team lane loads before its dots: 12 (G <= 4) takes the 528 pairs of a 128K-token step with the
-  // adaptive budget in one round of 64-element rows (8 took two: one more dependent load a level).
-  constexpr int kTeam = D / 8, kTeams = NT / kTeam, kIters = G >= 8 ? 4 : 12;
+  // kIters key rows a team lane loads before its dots: 12 takes a head's 132 candidates (a 128K-token step with the
+  // adaptive budget) in one round of 64-element rows (16 teams a head of 4).
+  constexpr int kTeam = D / 8, kHeadTeams = NT / kTeam / G, kIters = 12;
+  static_assert(kHeadTeams >= 1 && kHeadTeams * kTeam * G == NT, "whole teams a head");
   const int C = p.candidates[l], pairs = G * C, tid = threadIdx.x;
   const int64_t row = p.row[s];
   const int64_t* gist_pos = p.gist_pos[l] + row * p.gist_stride[l];
@@ -634,38 +692,33 @@ __device__ void descend_level(const ChunkSelectionParams& p, int l, int s, int k
   }
   __syncthreads();
   const int team = tid / kTeam, lane = tid % kTeam;
+  const int h = team / kHeadTeams, first = team % kHeadTeams;  // this team's head, its first candidate
+  const int32_t* key_row = sh.key_row + h * C;
+  float* score = sh.score + h * C;
   const T* k = p.k.head<const T>(static_cast<int>(row), kv, p.kv_heads) + lane * 8;
-  for (int base = 0; base < pairs; base += kTeams * kIters) {  // the same trip count for every team
+  for (int base = first; base - first < C; base += kHeadTeams * kIters) {  // one trip count for every team
     uint4 raw[kIters];
 #pragma unroll
     for (int it = 0; it < kIters; ++it) {
-      const int pair = base + it * kTeams + team;
-      const int32_t key = pair < pairs ? sh.key_row[pair] : -1;
+      const int c = base + it * kHeadTeams;
+      const int32_t key = c < C ? key_row[c] : -1;
       raw[it] = make_uint4(0, 0, 0, 0);
       if (key >= 0) raw[it] = __ldg(reinterpret_cast<const uint4*>(k + int64_t(key) * p.k.row_stride));
     }
 #pragma unroll
     for (int it = 0; it < kIters; ++it) {
-      const int pair = base + it * kTeams + team, h = pair / C;
+      const int c = base + it * kHeadTeams;
       float x[8];
       to_floats<T>(raw[it], x);
-      float dot = 0.f;
-#pragma unroll
-      for (int g = 0; g < G; ++g) {
-        if (g == h) dot = dot8(x, qr[g]);
-      }
-      dot = team_sum<kTeam>(dot);
-      if (lane == 0 && pair < pairs && sh.key_row[pair] >= 0) sh.score[pair] = dot;
+      const float dot = team_sum<kTeam>(dot8(x, qh));
+      if (lane == 0 && c < C && key_row[c] >= 0) score[c] = dot;
     }
   }
   __syncthreads();
   const int K = p.keep[l];
   const int64_t kk = min(keep_count(p, s, l), int64_t{K});
-  int32_t* chosen = p.chosen + p.chosen_offset[l] + (int64_t(s) * p.q_heads + kv * G) * K;  // [G, K]
-  if (tid / 32 < G) {  // warp h: head h
-    const int h = tid / 32;
-    warp_top_k<kDescentMaxPairs / G / 32>(sh.score + h * C, sh.gist + h * C, C, kk, chosen + h * K, K);
-  }
+  int32_t* chosen = p.chosen + p.chosen_offset[l] + (int64_t(s) * p.q_heads + kv * G + h) * K;
+  head_top_k<NT, G>(score, sh.gist + h * C, C, kk, chosen, K, sh.select);
   __syncthreads();
 }
 
@@ -694,9 +747,11 @@ __global__ void __launch_bounds__(kDescentThreads, 1)
   for (int64_t w = threadIdx.x; w < words; w += NT) u.bits[w] = 0u;
   if constexpr (kFused) {
     __shared__ DescentShared sh;
-    float qr[G][8];  // the group's query heads, this thread's team lane's 8 elements of each
-    load_query<T, D, G>(p, s, kv, threadIdx.x % (D / 8), qr);
-    for (int l = p.levels - 2; l >= 0; --l) descend_level<T, D, G, NT>(p, l, s, kv, qr, sh);
+    // This thread's head's query (its team lane's 8 elements): head h's teams are threads [h NT / G, (h + 1) NT / G).
+    float qh[8];
+    const T* q = static_cast<const T*>(p.q) + s * p.q_stride[0] + int64_t(kv * G + threadIdx.x / (NT / G)) * p.q_stride[1];
+    to_floats<T>(*reinterpret_cast<const uint4*>(q + threadIdx.x % (D / 8) * 8), qh);
+    for (int l = p.levels - 2; l >= 0; --l) descend_level<T, D, G, NT>(p, l, s, kv, qh, sh);
   }
   __syncthreads();
   mark_choices<NT>(p, s, kv, u);
