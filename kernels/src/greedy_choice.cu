@@ -1,132 +1,112 @@
-// greedy_choice_cuda: one CTA. The forbidden ids become a shared-memory bitmap; each thread scans 8-element
-// chunks of the row (16-byte loads for 16-bit logits, 32-byte for fp32, four chunks in flight) keeping its first
-// best (value, id) and a NaN flag; warp shuffles, then the warps' results in shared memory, give the CTA's.
+// greedy_choice_cuda: one CTA per kSlice ids of the row (a 128K vocabulary: 126 CTAs). A CTA marks the forbidden
+// ids of its slice in a shared-memory bitmap, each thread loads its kPerThread logits at once (scalar loads: any
+// alignment) and keeps its first best, the CTA reduces (warp shuffles, then the warps' results in shared memory),
+// and folds its best into the workspace by one 64-bit atomicMax on (order key of the value, ~id): the larger value
+// wins, then the lower id. The last CTA to arrive (a ticket counter) writes the answer and leaves the workspace
+// zero for the next launch. (One CTA of 1,024 threads over the row took 44 us for 128K fp32 logits on an H200.)
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <cmath>
 #include <cstdint>
-#include <type_traits>
 
 #include "gsa/kernels/greedy_choice.h"
-#include "row_team.cuh"  // to_floats
 
 namespace gsa::kernels {
 namespace {
 
-constexpr int kThreads = 1024;
-constexpr int kChunk = 8;     // logits a thread loads at once
-constexpr int kInFlight = 4;  // chunks a thread loads before it compares
+constexpr int kThreads = 256;
+constexpr int kPerThread = 4;
+constexpr int kSlice = kThreads * kPerThread;  // ids a CTA covers
+static_assert(kSlice % 32 == 0, "whole bitmap words a slice");
 
-struct Best {
-  float value;
-  int64_t id;
-};
+__device__ __forceinline__ float to_float(float x) { return x; }
+__device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
 
-// a is better than b: larger, or as large and first (NaN never wins: the flag carries it).
-__device__ __forceinline__ bool better(const Best& a, const Best& b) {
-  return a.value > b.value || (a.value == b.value && a.id < b.id);
-}
-
-// Logits first .. first + 7 of the row as floats (-inf past its end): one 16-byte load for 16-bit logits, two
-// for fp32, element by element at the row's tail.
-template <typename T>
-__device__ __forceinline__ void load_chunk(const T* row, int64_t first, int64_t vocab, float (&v)[kChunk]) {
-  if (first + kChunk > vocab) {
-    for (int e = 0; e < kChunk; ++e) v[e] = first + e < vocab ? float(row[first + e]) : -INFINITY;
-  } else if constexpr (std::is_same_v<T, float>) {
-    const float4 a = *reinterpret_cast<const float4*>(row + first);
-    const float4 b = *reinterpret_cast<const float4*>(row + first + 4);
-    v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
-  } else {
-    detail::to_floats<T>(*reinterpret_cast<const uint4*>(row + first), v);
-  }
-}
-
-// The warp's best (every lane must call it; lane 0 gets the result) and whether any lane saw a NaN.
-__device__ __forceinline__ Best warp_best(Best best, bool& nan) {
-#pragma unroll
-  for (int o = 16; o > 0; o /= 2) {
-    const Best other{__shfl_down_sync(0xffffffffu, best.value, o), __shfl_down_sync(0xffffffffu, best.id, o)};
-    if (better(other, best)) best = other;
-  }
-  nan = __any_sync(0xffffffffu, nan);
-  return best;
+// (order key of value, ~id): larger for a larger value, then for a lower id; 0 below every candidate (the order
+// key of -inf is 0x007fffff). NaN never reaches it (the flag carries it).
+__device__ __forceinline__ uint64_t candidate_key(float value, int64_t id) {
+  const uint32_t bits = __float_as_uint(value);
+  const uint32_t order = (bits & 0x80000000u) ? ~bits : bits | 0x80000000u;
+  return uint64_t(order) << 32 | uint32_t(~uint32_t(id));
 }
 
 template <typename T>
-__global__ void __launch_bounds__(kThreads, 1) greedy_choice_kernel(const __grid_constant__ GreedyChoiceParams p) {
-  extern __shared__ uint32_t banned[];  // [ceil(V / 32)] bits
-  __shared__ Best warps_best[kThreads / 32];
-  __shared__ int warp_nan[kThreads / 32];
+__global__ void __launch_bounds__(kThreads) greedy_choice_kernel(const __grid_constant__ GreedyChoiceParams p) {
+  __shared__ uint32_t banned[kSlice / 32];
+  __shared__ uint64_t warps_best[kThreads / 32];
+  __shared__ int warps_nan[kThreads / 32];
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
-  const int64_t words = (p.vocab + 31) / 32;
-  for (int64_t w = tid; w < words; w += kThreads) banned[w] = 0u;
+  const int64_t first = int64_t(blockIdx.x) * kSlice;
+  if (tid < kSlice / 32) banned[tid] = 0u;
   __syncthreads();
   for (int i = tid; i < p.forbidden_count; i += kThreads) {
-    const int64_t id = p.forbidden[i];
-    if (id >= 0 && id < p.vocab) atomicOr(&banned[id / 32], 1u << (id % 32));
+    const int64_t at = p.forbidden[i] - first;
+    if (at >= 0 && at < kSlice) atomicOr(&banned[at / 32], 1u << (at % 32));
   }
   __syncthreads();
   const T* row = static_cast<const T*>(p.logits);
-  Best best{-INFINITY, INT64_MAX};
+  float v[kPerThread];
+#pragma unroll
+  for (int e = 0; e < kPerThread; ++e) {  // every load issued before the first compare
+    const int64_t id = first + e * kThreads + tid;
+    v[e] = id < p.vocab ? to_float(row[id]) : -INFINITY;
+  }
+  uint64_t best = 0;
   bool nan = false;
-  constexpr int64_t kStride = int64_t(kThreads) * kChunk;
-  for (int64_t base = int64_t(tid) * kChunk; base < p.vocab; base += kStride * kInFlight) {
-    float v[kInFlight][kChunk];
 #pragma unroll
-    for (int c = 0; c < kInFlight; ++c) {
-      const int64_t first = base + c * kStride;
-      if (first < p.vocab) {
-        load_chunk<T>(row, first, p.vocab, v[c]);
-      } else {
-#pragma unroll
-        for (int e = 0; e < kChunk; ++e) v[c][e] = -INFINITY;
-      }
-    }
-#pragma unroll
-    for (int c = 0; c < kInFlight; ++c) {
-#pragma unroll
-      for (int e = 0; e < kChunk; ++e) {
-        const int64_t id = base + c * kStride + e;
-        const bool allowed = id < p.id_limit && id < p.vocab && !((banned[id / 32] >> (id % 32)) & 1u);
-        const float x = allowed ? v[c][e] : -INFINITY;
-        nan = nan || isnan(x);
-        const Best here{x, id};
-        if (id < p.vocab && better(here, best)) best = here;
-      }
+  for (int e = 0; e < kPerThread; ++e) {
+    const int at = e * kThreads + tid;
+    const int64_t id = first + at;
+    if (id >= p.vocab) continue;
+    const bool allowed = id < p.id_limit && !((banned[at / 32] >> (at % 32)) & 1u);
+    const float x = allowed ? v[e] : -INFINITY;
+    if (isnan(x)) {
+      nan = true;
+    } else {
+      best = max(best, candidate_key(x, id));
     }
   }
-  best = warp_best(best, nan);
+#pragma unroll
+  for (int o = 16; o > 0; o /= 2) best = max(best, __shfl_xor_sync(0xffffffffu, best, o));
+  nan = __any_sync(0xffffffffu, nan);
   if (lane == 0) {
     warps_best[warp] = best;
-    warp_nan[warp] = nan ? 1 : 0;
+    warps_nan[warp] = nan ? 1 : 0;
   }
   __syncthreads();
-  if (warp == 0) {
-    nan = warp_nan[lane] != 0;
-    best = warp_best(warps_best[lane], nan);
-    if (lane == 0) {
-      p.out[0] = best.id;
-      p.out[1] = nan ? 1 : 0;
-    }
+  if (tid != 0) return;
+  for (int w = 1; w < kThreads / 32; ++w) {
+    best = max(best, warps_best[w]);
+    nan = nan || warps_nan[w] != 0;
   }
+  GreedyChoiceWorkspace* ws = p.workspace;
+  atomicMax(reinterpret_cast<unsigned long long*>(&ws->best), static_cast<unsigned long long>(best));
+  if (nan) atomicOr(&ws->has_nan, 1u);
+  __threadfence();  // the CTA's best is in before its ticket
+  if (atomicAdd(&ws->arrived, 1u) != gridDim.x - 1) return;
+  __threadfence();
+  // The last CTA: every other CTA's best is in. Read and reset (the next launch finds zeros).
+  const uint64_t all = atomicExch(reinterpret_cast<unsigned long long*>(&ws->best), 0ull);
+  const uint32_t any_nan = atomicExch(&ws->has_nan, 0u);
+  ws->arrived = 0u;
+  p.out[0] = all == 0 ? 0 : int64_t(~uint32_t(all));  // 0: no id below vocab (cannot happen for V >= 1)
+  p.out[1] = any_nan != 0 ? 1 : 0;
 }
 
 }  // namespace
 
 Status greedy_choice_cuda(const GreedyChoiceParams& p, void* stream) {
-  if (p.vocab < 1 || p.vocab > kGreedyChoiceMaxVocab || !p.logits || !p.out || p.forbidden_count < 0 ||
-      (p.forbidden_count > 0 && !p.forbidden)) {
+  if (p.vocab < 1 || p.vocab > kGreedyChoiceMaxVocab || !p.logits || !p.out || !p.workspace ||
+      p.forbidden_count < 0 || (p.forbidden_count > 0 && !p.forbidden)) {
     return Status::kInvalidArgument;
   }
-  const int alignment = p.dtype == LogitType::kFloat32 ? 32 : 16;
-  if (reinterpret_cast<uintptr_t>(p.logits) % alignment != 0) return Status::kInvalidArgument;
-  const size_t smem = static_cast<size_t>((p.vocab + 31) / 32) * sizeof(uint32_t);
   const auto s = static_cast<cudaStream_t>(stream);
-  auto launch = [&](auto kernel) {  // smem <= 48 KB (kGreedyChoiceMaxVocab): no opt-in needed
-    kernel<<<1, kThreads, smem, s>>>(p);
+  const unsigned ctas = static_cast<unsigned>((p.vocab + kSlice - 1) / kSlice);
+  auto launch = [&](auto kernel) {
+    kernel<<<ctas, kThreads, 0, s>>>(p);
     return cudaGetLastError() == cudaSuccess ? Status::kOk : Status::kCudaError;
   };
   switch (p.dtype) {

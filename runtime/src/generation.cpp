@@ -72,8 +72,11 @@ void Sampler::greedy_into(const at::Tensor& logits, const at::Tensor& out) {
     out.copy_(at::stack({l.argmax(), at::isnan(l).any().to(at::kLong)}));
     return;
   }
+  if (!greedy_workspace_.defined() || greedy_workspace_.device() != logits.device()) {
+    greedy_workspace_ = greedy_choice_workspace(logits.device());
+  }
   greedy_choice(logits.detach().contiguous().view({vocab}), forbidden_ids(vocab, logits.device()), id_limit(vocab),
-                out);  // one kernel
+                out, greedy_workspace_);  // one kernel
 }
 
 namespace {

@@ -2,8 +2,9 @@
 // (Generator::decode_ahead): over logits [V] the first id of the largest value, where the ids in forbidden[0,
 // forbidden_count) and those at or above id_limit count as -inf (what LibTorch's argmax of the masked fp32 row
 // gives: Sampler's greedy sample), and whether an allowed logit is NaN (the caller refuses the step).
-// out [2] int64: {id, has_nan}. One CTA of 1,024 threads, the forbidden ids as a shared-memory bitmap: V up to
-// kGreedyChoiceMaxVocab (a 128K vocabulary, 256 KB of bf16 logits, takes a few microseconds).
+// out [2] int64: {id, has_nan}. One CTA per 1,024 ids, their best folded into a 16-byte workspace that every
+// launch leaves zero (zero it once when it is allocated; launches sharing one workspace must not overlap): V up to
+// kGreedyChoiceMaxVocab, logits at any alignment.
 #pragma once
 
 #include <cstdint>
@@ -14,7 +15,14 @@ namespace gsa::kernels {
 
 enum class LogitType { kBFloat16 = 0, kFloat16 = 1, kFloat32 = 2 };
 
-inline constexpr int64_t kGreedyChoiceMaxVocab = int64_t{32} * 12288;  // 48 KB of bitmap words
+inline constexpr int64_t kGreedyChoiceMaxVocab = int64_t{1} << 22;  // a grid of 4,096 CTAs
+
+// Device memory the CTAs of one launch meet in (zero between launches).
+struct GreedyChoiceWorkspace {
+  uint64_t best;      // the largest (order key of value, ~id) so far
+  uint32_t has_nan;   // 1 once a CTA saw an allowed NaN
+  uint32_t arrived;   // CTAs done
+};
 
 struct GreedyChoiceParams {
   LogitType dtype = LogitType::kFloat32;
@@ -24,6 +32,7 @@ struct GreedyChoiceParams {
   int32_t forbidden_count = 0;
   int64_t id_limit = 0;                  // ids >= id_limit are never chosen (V: none)
   int64_t* out = nullptr;                // [2]: id, has_nan
+  GreedyChoiceWorkspace* workspace = nullptr;  // CUDA only: zero before the launch, zero after it
 };
 
 Status greedy_choice_cuda(const GreedyChoiceParams& params, void* stream);

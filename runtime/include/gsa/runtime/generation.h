@@ -87,6 +87,7 @@ class Sampler {
   std::vector<int64_t> forbidden_;
   at::Tensor forbidden_ids_;
   int64_t forbidden_vocab_ = -1;
+  at::Tensor greedy_workspace_;  // greedy_choice's, on the device of the last greedy_into (its launches are in order)
   at::Generator generator_;
 };
 
