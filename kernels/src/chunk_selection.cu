@@ -41,7 +41,7 @@ constexpr int kThreads = 128;
 constexpr int kScoreIters = 4;  // (head, candidate) pairs per team of a score CTA
 constexpr int kTopKThreads = 1024;
 constexpr int kTopKCached = 4096;  // scores a top_k_kernel CTA keeps in shared memory
-constexpr int kUnionWords = 4;     // bitmap words per thread and round of the union's compaction
+constexpr int kUnionWords = 4;     // bitmap words per thread and round of a long level's union
 constexpr int kDescentThreads = 512;
 // A level below the top runs inside the descent kernel when its (head, candidate) pairs, G * C_l, are at most
 // kDescentMaxPairs (a decode step at 128K tokens with the adaptive budget: 4 x 132 pairs; with 16 fixed chunks at
@@ -277,10 +277,11 @@ __device__ __forceinline__ int block_count_before(bool pred, int* warp_count) {
 }
 
 // Head h of query s keeps its kk best of C <= blockDim.x scores at level l, thread c holding candidate c: the
-// kk-th largest order key by a bitwise search (32 rounds of one counting barrier), then the candidates above it
-// and the first ties (lower candidates first) into out[0, min(kk, finite)) in candidate order, -1 after them up
-// to K. (Each thread ranking its score against all C cost C comparisons a thread, 17.7 us at C = 512 under Nsight
-// Compute; the radix select twelve barriers, 7 us at C = 1,024 on an H200.)
+// kk-th largest order key by a bitwise search (up to 32 rounds of one counting barrier; it stops once exactly kk
+// keys are at or above the threshold), then the candidates above it and the first ties (lower candidates first)
+// into out[0, min(kk, finite)) in candidate order, -1 after them up to K. (Each thread ranking its score against
+// all C cost C comparisons a thread, 17.7 us at C = 512 under Nsight Compute; the radix select twelve barriers,
+// 7 us at C = 1,024 on an H200.)
 __device__ void bitwise_top_k(const ChunkSelectionParams& p, int l, int s, int h, const float* scores, int C,
                               int64_t kk, int32_t* out, int K) {
   __shared__ int warp_count[kTopKThreads / 32];
@@ -290,7 +291,12 @@ __device__ void bitwise_top_k(const ChunkSelectionParams& p, int l, int s, int h
   uint32_t threshold = 0;  // the largest key with at least kk keys at or above it (0: fewer than kk finite)
   for (int bit = 31; bit >= 0; --bit) {
     const uint32_t trial = threshold | (1u << bit);
-    if (__syncthreads_count(key >= trial) >= kk) threshold = trial;
+    const int count = __syncthreads_count(key >= trial);
+    if (count >= kk) threshold = trial;
+    if (count == kk) {  // the keys at or above it are the kk best: done (~15 rounds of 32 at 1,024 candidates)
+      threshold -= 1;   // (taken: the keys above threshold; no ties left to take)
+      break;
+    }
   }
   const int above = __syncthreads_count(key > threshold);
   const bool tie = key == threshold && key != 0u;
@@ -423,10 +429,12 @@ __device__ void mark_choices(const ChunkSelectionParams& p, int s, int kv, const
 }
 
 // Level l's marked gists, ascending, into selected_l of (query s, KV head kv) (-1 after them) and, when
-// `copy` is given, into copy[0, M_l) too. NT threads compact the level's words: kUnionWords consecutive words per
-// thread, an exclusive prefix sum of their set bits (warp shuffles, then the warps' totals), two barriers per
-// NT * kUnionWords words. Every thread must call it; mark_choices and a barrier first.
-template <int NT>
+// `copy` is given, into copy[0, M_l) too. NT threads compact the level's words: U consecutive words per thread, an
+// exclusive prefix sum of their set bits (warp shuffles, then the warps' totals), two barriers per NT * U words.
+// A thread writes its words' gists one by one, so the slowest thread holds the barrier after the writes: one word a
+// thread while the level has at most 2 NT words (the group's choices cluster: 4 words may hold ~100 of them).
+// Every thread must call it; mark_choices and a barrier first.
+template <int NT, int U>
 __device__ void union_level(const ChunkSelectionParams& p, int l, int s, int kv, const UnionBitmaps& u,
                             int32_t* copy) {
   __shared__ int warp_total[NT / 32];
@@ -439,12 +447,12 @@ __device__ void union_level(const ChunkSelectionParams& p, int l, int s, int kv,
   int32_t* selected = p.selected[l] + int64_t(skv) * M;
   const int warp = tid / 32, lane = tid % 32;
   const int64_t words = u.words[l];
-  for (int64_t base = 0; base < words; base += NT * kUnionWords) {
-    uint32_t bits[kUnionWords];
+  for (int64_t base = 0; base < words; base += NT * U) {
+    uint32_t bits[U];
     int count = 0;
 #pragma unroll
-    for (int i = 0; i < kUnionWords; ++i) {
-      const int64_t w = base + int64_t(tid) * kUnionWords + i;
+    for (int i = 0; i < U; ++i) {
+      const int64_t w = base + int64_t(tid) * U + i;
       bits[i] = w < words ? u.word(l, w) : 0u;
       count += __popc(bits[i]);
     }
@@ -460,8 +468,8 @@ __device__ void union_level(const ChunkSelectionParams& p, int l, int s, int kv,
     for (int w = 0; w < warp; ++w) before += warp_total[w];
     int at = before + inclusive - count;
 #pragma unroll
-    for (int i = 0; i < kUnionWords; ++i) {
-      const int64_t w = base + int64_t(tid) * kUnionWords + i;
+    for (int i = 0; i < U; ++i) {
+      const int64_t w = base + int64_t(tid) * U + i;
       for (uint32_t b = bits[i]; b != 0; b &= b - 1) {
         const int32_t gist = static_cast<int32_t>(w * 32 + __ffs(b) - 1);
         selected[at] = gist;
@@ -574,8 +582,8 @@ __device__ __forceinline__ int head_prefix(const uint32_t (&counts)[kSelectKeys]
 // ids gists[c] into chosen[0, min(kk, finite)) in candidate order and -1 after them up to K: the kk-th largest
 // order key by a bitwise search, two bits a round (the counts at or above three trial keys, packed in one word:
 // one warp reduction, then the head's warps' words summed from shared memory behind a named barrier), then the
-// candidates above it and the first ties (lower candidates first). Thread t of the head holds candidates
-// t + r TH (r < kSelectKeys). Every thread of the CTA calls it for its own head. (One warp a head, 8 keys a lane,
+// candidates above it and the first ties (lower candidates first). The search stops early once exactly kk keys are
+// at or above the threshold. Thread t of the head holds candidates t + r TH (r < kSelectKeys). Every thread of the CTA calls it for its own head. (One warp a head, 8 keys a lane,
 // left 12 of 16 warps idle through ~2,400 dependent instructions a level: ~45% of the descent under Nsight
 // Compute at 128K tokens.)
 template <int NT, int G>
@@ -612,7 +620,12 @@ __device__ void head_top_k(const float* scores, const int32_t* gists, int C, int
 #pragma unroll
     for (int w = 0; w < W; ++w) total += words[w];
     const int64_t c1 = int64_t(total & 2047u), c2 = int64_t((total >> 11) & 2047u), c3 = int64_t(total >> 22);
+    const int64_t count = c3 >= kk ? c3 : c2 >= kk ? c2 : c1 >= kk ? c1 : -1;  // at the new threshold
     threshold = c3 >= kk ? t3 : c2 >= kk ? t2 : c1 >= kk ? t1 : threshold;
+    if (count == kk) {  // the keys at or above it are the kk best: done (~7 rounds of 16 at 132 candidates)
+      threshold -= 1;   // (taken: the keys above threshold; no ties left to take)
+      break;
+    }
   }
   unsigned tie_votes[kSelectKeys];
 #pragma unroll
@@ -760,7 +773,12 @@ __global__ void __launch_bounds__(kDescentThreads, 1)
   const int32_t* sel[kMaxSelectionLevels] = {};
   int64_t at = 0;
   for (int l = 0; l < p.levels; ++l) {
-    union_level<NT>(p, l, s, kv, u, unfold_here ? shared_selected + at : nullptr);
+    int32_t* copy = unfold_here ? shared_selected + at : nullptr;
+    if (u.words[l] <= 2 * NT) {
+      union_level<NT, 1>(p, l, s, kv, u, copy);
+    } else {
+      union_level<NT, kUnionWords>(p, l, s, kv, u, copy);
+    }
     sel[l] = shared_selected + at;
     at += int64_t(G) * p.keep[l];
   }
