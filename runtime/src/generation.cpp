@@ -248,7 +248,7 @@ std::vector<int64_t> run_decode_loop(const SamplingOptions& sampling, const Deco
 std::vector<int64_t> Generator::generate(const SamplingOptions& sampling, GenerationStats* stats,
                                          const std::function<void(int64_t)>& on_token) {
   Sampler sampler(sampling, layout_.gist_token_ids);
-  if (decode_ahead() && sampler.greedy()) return generate_ahead(sampling, sampler, stats, on_token);
+  if (decode_ahead_ && sampler.greedy()) return generate_ahead(sampling, sampler, stats, on_token);
   DecodeLoop loop{[&] { return prefill(); }, [&](const at::Tensor& logits) { return sampler.sample(logits); },
                   [&](int64_t token) { return step(token); }, [&] { return has_room(); }, on_token};
   return run_decode_loop(sampling, loop, stats);

@@ -14,10 +14,11 @@
 // leaves it. Growing the cache (every kKvBlockPositions positions) waits for the queued steps first: the graphs
 // are captured again on the new cache.
 //
-// On by default where steps replay CUDA graphs (Generator::decode_ahead). Each step's GPU time and the GPU's idle
-// time before it are recorded (CUDA events, GenerationStats): on an H200 (2026-12-03) the GPU never idled between
-// steps; with the one-CTA greedy kernel (44 us) the loop was no faster than the plain one, with greedy_choice's
-// grid over the vocabulary (5 us) 2-6% a token faster.
+// Off by default (Generator::set_decode_ahead). Each step's GPU time and the GPU's idle time before it are
+// recorded (CUDA events, GenerationStats): on an H200 (2026-12-03) the GPU never idled between steps; with the
+// one-CTA greedy kernel (44 us) the loop was no faster than the plain one; with greedy_choice's grid over the
+// vocabulary (5 us) 1-3% a token faster at 32K and 128K tokens, even at 1M, and 3-9% slower at 512K, where its
+// step's GPU time was 0.13-0.2 ms above the plain step's device time (unexplained: next, ncu on both graphs).
 #include <chrono>
 
 #include "decode_loop_rules.h"

@@ -29,7 +29,6 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -142,10 +141,11 @@ class Generator {
                                 const std::function<void(int64_t)>& on_token = {});
   // Whether greedy generate() runs ahead of the host: each decode step chooses its token and moves the plan on
   // without leaving the device, so the next step is queued before the host has read this one's token (up to
-  // kDecodeAhead - 1 steps past the end are computed and dropped). By default on where the step replays a CUDA
-  // graph (an H200, 2026-12-03: 2-6% a token faster than the plain loop, `gsa bench serve`'s ahead_ms against
-  // step_ms; docs/PERFORMANCE.md), off elsewhere (eager steps gain nothing from it and waste the dropped steps).
-  bool decode_ahead() const { return decode_ahead_.value_or(capturable_); }
+  // kDecodeAhead - 1 steps past the end are computed and dropped). Off by default: on an H200 (2026-12-03,
+  // `gsa bench serve`'s ahead_ms against step_ms; docs/PERFORMANCE.md) it was 1-3% a token faster than the plain
+  // loop at 32K and 128K tokens, even at 1M, and 3-9% slower at 512K (its step's GPU time 0.13-0.2 ms above the
+  // plain step's there, unexplained).
+  bool decode_ahead() const { return decode_ahead_; }
   void set_decode_ahead(bool on) { decode_ahead_ = on; }
 
  private:
@@ -168,7 +168,7 @@ class Generator {
   bool capturable_;  // decode_step_capturable(model, attention), once: step() replays graph_
   DecodeStepGraph graph_;               // step() on CUDA: the captured step (reset when the cache grows)
   DecodeStepGraph ahead_graph_;         // generate_ahead(): step + greedy choice + plan advance (reset with graph_)
-  std::optional<bool> decode_ahead_;    // set_decode_ahead's choice; unset: decode_ahead() decides
+  bool decode_ahead_ = false;
   uint64_t serial_;                     // unique per Generator of the process (DecodeBatch tells them apart)
   uint64_t cache_generation_ = 0;       // bumped whenever the cache is reallocated
 };
