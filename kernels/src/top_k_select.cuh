@@ -1,0 +1,233 @@
+// Private to gsa_kernels: the top-k selects of the chunk selection kernels (chunk_selection.cu), on keys that
+// order floats as unsigned integers:
+//   - radix_top_k: a CTA's kk largest of n scores by a 4-pass 8-bit radix select in shared-memory histograms;
+//   - block_count_before: a CTA-wide exclusive count of a predicate (the selects' slot numbers);
+//   - head_top_k: the kk best of one head's candidates by that head's warps of a CTA that holds several heads, a
+//     bitwise search of two bits a round behind a named barrier per head.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstdint>
+
+#include "hopper.cuh"  // named_barrier_sync
+
+namespace gsa::kernels::detail {
+
+// Order-preserving unsigned key of a float (larger float, larger key).
+__device__ __forceinline__ uint32_t order_key(float f) {
+  const uint32_t bits = __float_as_uint(f);
+  return (bits & 0x80000000u) ? ~bits : bits | 0x80000000u;
+}
+
+struct TopKShared {
+  int hist[256];
+  uint32_t prefix;
+  int remaining, take_all, above, equal;
+};
+
+// The CTA's (NT threads) kk largest of scores[0, n) (-inf = absent), by a 4-pass 8-bit radix select on
+// order-preserving keys: keep(i, slot) is called once for each kept i with a distinct slot in [0, kept), kept =
+// min(kk, the finite scores); returns kept on every thread. Ties at the threshold: the first to arrive.
+template <int NT, typename Keep>
+__device__ int radix_top_k(const float* scores, int n, int64_t kk, TopKShared& sh, Keep keep) {
+  const int tid = threadIdx.x;
+  if (tid == 0) {
+    sh.prefix = 0;
+    sh.remaining = static_cast<int>(kk);
+    sh.take_all = 0;
+    sh.above = 0;
+    sh.equal = 0;
+  }
+  uint32_t mask = 0;
+  for (int pass = 0; pass < 4; ++pass) {
+    const int shift = 24 - 8 * pass;
+    for (int i = tid; i < 256; i += NT) sh.hist[i] = 0;
+    __syncthreads();
+    if (sh.take_all) break;
+    const uint32_t prefix = sh.prefix;
+    for (int base = 0; base < n; base += NT) {  // uniform trip count: every lane reaches the match
+      const int c = base + tid;
+      const float f = c < n ? scores[c] : -INFINITY;
+      const uint32_t key = order_key(f);
+      const int bin = f != -INFINITY && (key & mask) == prefix ? int((key >> shift) & 255) : 256;
+      // Scores share few top bits: lanes with the same bin add once (shared-memory atomics would serialise).
+      const unsigned peers = __match_any_sync(0xffffffffu, bin);
+      if (bin < 256 && (tid & 31) == __ffs(peers) - 1) atomicAdd(&sh.hist[bin], __popc(peers));
+    }
+    __syncthreads();
+    if (tid < 32) {  // warp 0 finds the bin holding the kk-th largest key: lane i owns bins 8i .. 8i+7
+      const int lane = tid;
+      int counts[8], own = 0;
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        counts[i] = sh.hist[lane * 8 + i];
+        own += counts[i];
+      }
+      int at_or_above = own;  // keys in this lane's bins and every higher lane's
+#pragma unroll
+      for (int o = 1; o < 32; o *= 2) {
+        const int v = __shfl_down_sync(0xffffffffu, at_or_above, o);
+        if (lane + o < 32) at_or_above += v;
+      }
+      const int remaining = sh.remaining, higher = at_or_above - own;
+      const bool mine = higher < remaining && remaining <= at_or_above;
+      if (__ballot_sync(0xffffffffu, mine) == 0) {
+        if (lane == 0) sh.take_all = 1;  // fewer candidates than kk: keep all of them
+      } else if (mine) {
+        int cum = higher;
+        for (int i = 7; i >= 0; --i) {
+          if (cum + counts[i] >= remaining) {
+            sh.remaining = remaining - cum;
+            sh.prefix = prefix | (uint32_t(lane * 8 + i) << shift);
+            break;
+          }
+          cum += counts[i];
+        }
+      }
+    }
+    mask |= 255u << shift;
+    __syncthreads();
+  }
+  const bool take_all = sh.take_all != 0 || kk <= 0;
+  const uint32_t threshold = sh.prefix;
+  const int ties = sh.remaining;  // keys equal to the threshold still to keep
+  for (int c = tid; c < n; c += NT) {
+    const float f = scores[c];
+    if (f == -INFINITY || kk <= 0) continue;
+    const uint32_t key = order_key(f);
+    int slot = -1;
+    if (take_all || key > threshold) {
+      slot = atomicAdd(&sh.above, 1);
+    } else if (key == threshold) {
+      const int e = atomicAdd(&sh.equal, 1);
+      if (e < ties) slot = atomicAdd(&sh.above, 1);
+    }
+    if (slot >= 0) keep(c, slot);
+  }
+  __syncthreads();
+  return sh.above;
+}
+
+// The number of the CTA's threads below this one whose pred is true (every thread must call it).
+__device__ __forceinline__ int block_count_before(bool pred, int* warp_count) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const unsigned votes = __ballot_sync(0xffffffffu, pred);
+  if (lane == 0) warp_count[warp] = __popc(votes);
+  __syncthreads();
+  int before = __popc(votes & ((1u << lane) - 1u));
+  for (int w = 0; w < warp; ++w) before += warp_count[w];
+  __syncthreads();  // warp_count is reused
+  return before;
+}
+
+// Shared memory of the heads' selects of a CTA of NT threads, P keys a thread (head_top_k): per warp, the packed
+// counts of a search round (double-buffered: round r + 2 writes what round r's readers are past, behind round
+// r + 1's barrier) and of the final take.
+template <int NT, int P>
+struct HeadSelectShared {
+  uint32_t round[2][NT / 32];
+  uint32_t above_ties[P][NT / 32];
+  uint32_t takes[P][NT / 32];
+};
+
+// Per candidate slot r, the head's count before this warp (candidate order: slot, then warp, then lane) and the
+// head's total, of the per-warp counts counts[r][w] (the head's W warps from first_warp; field: a mask and shift).
+template <int W, int P, int NW>
+__device__ __forceinline__ int head_prefix(const uint32_t (&counts)[P][NW], int first_warp, int own_warp,
+                                           uint32_t mask, int shift, int (&before)[P]) {
+  int run = 0;
+#pragma unroll
+  for (int r = 0; r < P; ++r) {
+#pragma unroll
+    for (int w = 0; w < W; ++w) {
+      if (w == own_warp) before[r] = run;
+      run += int((counts[r][first_warp + w] >> shift) & mask);
+    }
+  }
+  return run;
+}
+
+// The kk best of head h's C scores (-inf = absent) by the head's TH = NT / G threads (its W = TH / 32 warps), gist
+// ids gists[c] into chosen[0, min(kk, finite)) in candidate order and -1 after them up to K: the kk-th largest
+// order key by a bitwise search, two bits a round (the counts at or above three trial keys, packed in one word:
+// one warp reduction, then the head's warps' words summed from shared memory behind a named barrier), then the
+// candidates above it and the first ties (lower candidates first). The search stops early once exactly kk keys are
+// at or above the threshold (~7 of 16 rounds at 132 candidates). Thread t of the head holds candidates t + r TH
+// (r < P; C <= P TH, at most 2,047: the packed counts' fields). Every thread of the CTA calls it for its own head,
+// on named barrier 1 + h (G <= 15). (One warp a head, 8 keys a lane, left 12 of 16 warps idle through ~2,400
+// dependent instructions a level of the descent; this version is no faster by itself: the rounds stop early.)
+template <int NT, int G, int P>
+__device__ void head_top_k(const float* scores, const int32_t* gists, int C, int64_t kk, int32_t* chosen, int K,
+                           HeadSelectShared<NT, P>& sh) {
+  constexpr int TH = NT / G, W = TH / 32;
+  static_assert(TH % 32 == 0 && G <= 15, "whole warps a head, a named barrier each");
+  static_assert(32 * P < 2048, "a warp's packed counts fit their 11-bit fields");
+  const int h = threadIdx.x / TH, t = threadIdx.x % TH, lane = threadIdx.x % 32;
+  const int first_warp = h * W, own_warp = t / 32, barrier = 1 + h;  // barrier 0 is __syncthreads
+  const uint32_t lanes_below = (1u << lane) - 1u;
+  uint32_t key[P];  // 0: absent (every finite score's key is above order_key(-inf) = 0x007fffff)
+#pragma unroll
+  for (int r = 0; r < P; ++r) {
+    const int c = t + r * TH;
+    const float f = c < C ? scores[c] : -INFINITY;
+    key[r] = f == -INFINITY ? 0u : order_key(f);
+  }
+  // The counts at or above threshold | 1, 2 and 3 << bit are independent, and the largest trial with at least kk
+  // keys is the threshold two one-bit rounds would reach (counts fall as the trial rises). Packed 11 bits apart:
+  // a warp's counts are at most 32 P, the head's (summed in 64 bits) at most C <= 2,047.
+  uint32_t threshold = 0;  // the largest key with at least kk keys at or above it (0: fewer than kk finite)
+  for (int bit = 30, round = 0; bit >= 0; bit -= 2, ++round) {
+    const uint32_t t1 = threshold | (1u << bit), t2 = threshold | (2u << bit), t3 = threshold | (3u << bit);
+    uint32_t packed = 0;
+#pragma unroll
+    for (int r = 0; r < P; ++r) {
+      packed += uint32_t(key[r] >= t1) | uint32_t(key[r] >= t2) << 11 | uint32_t(key[r] >= t3) << 22;
+    }
+    packed = __reduce_add_sync(0xffffffffu, packed);
+    uint32_t* words = sh.round[round & 1] + first_warp;
+    if (lane == 0) words[own_warp] = packed;
+    detail::named_barrier_sync(barrier, TH);
+    uint64_t total = 0;
+#pragma unroll
+    for (int w = 0; w < W; ++w) total += words[w];
+    const int64_t c1 = int64_t(total & 2047u), c2 = int64_t((total >> 11) & 2047u), c3 = int64_t(total >> 22);
+    const int64_t count = c3 >= kk ? c3 : c2 >= kk ? c2 : c1 >= kk ? c1 : -1;  // at the new threshold
+    threshold = c3 >= kk ? t3 : c2 >= kk ? t2 : c1 >= kk ? t1 : threshold;
+    if (count == kk) {  // the keys at or above it are the kk best: done (~7 rounds of 16 at 132 candidates)
+      threshold -= 1;   // (taken: the keys above threshold; no ties left to take)
+      break;
+    }
+  }
+  unsigned tie_votes[P];
+#pragma unroll
+  for (int r = 0; r < P; ++r) {
+    tie_votes[r] = __ballot_sync(0xffffffffu, key[r] == threshold && key[r] != 0u);
+    const unsigned above = __ballot_sync(0xffffffffu, key[r] > threshold);
+    if (lane == 0) sh.above_ties[r][first_warp + own_warp] = __popc(above) | __popc(tie_votes[r]) << 16;
+  }
+  detail::named_barrier_sync(barrier, TH);
+  int ties_before[P], unused[P];
+  (void)head_prefix<W, P, NT / 32>(sh.above_ties, first_warp, own_warp, 0xffffu, 16, ties_before);
+  const int ties_left = int(kk - head_prefix<W, P, NT / 32>(sh.above_ties, first_warp, own_warp, 0xffffu, 0, unused));
+  unsigned take_votes[P];
+#pragma unroll
+  for (int r = 0; r < P; ++r) {
+    const bool tie = (tie_votes[r] >> lane) & 1u;
+    const bool take = key[r] > threshold || (tie && ties_before[r] + __popc(tie_votes[r] & lanes_below) < ties_left);
+    take_votes[r] = __ballot_sync(0xffffffffu, take);
+    if (lane == 0) sh.takes[r][first_warp + own_warp] = __popc(take_votes[r]);
+  }
+  detail::named_barrier_sync(barrier, TH);
+  int takes_before[P];
+  const int taken = head_prefix<W, P, NT / 32>(sh.takes, first_warp, own_warp, 0xffffffffu, 0, takes_before);
+#pragma unroll
+  for (int r = 0; r < P; ++r) {
+    const int slot = takes_before[r] + __popc(take_votes[r] & lanes_below);
+    if (((take_votes[r] >> lane) & 1u) && slot < K) chosen[slot] = gists[t + r * TH];
+  }
+  for (int j = taken + t; j < K; j += TH) chosen[j] = -1;
+}
+
+}  // namespace gsa::kernels::detail
