@@ -29,6 +29,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cli_flags.h"
@@ -59,6 +60,8 @@ const char* const kHelp =
     "  --tokens 32768,131072,524288,1048576  context tokens N of the latency table\n"
     "  --fixed-k 16               chunks per head of the fixed-budget rows (0: no fixed-budget rows)\n"
     "  --decode-steps 32          timed decode steps per measurement\n"
+    "  --settle-ms 0              latency rows: pause after the first token, before the decode steps (lets the\n"
+    "                             GPU's clocks settle after a long prefill)\n"
     "  --concurrency 1,4,16,64    requests decoded together in the throughput table (empty: none)\n"
     "  --concurrent-tokens 32768  context tokens of each request there\n"
     "  --device cpu|cuda[:N]      default cpu   --threads N (CPU)\n"
@@ -180,7 +183,7 @@ double back_to_back_step_ms(Generator& generator, int64_t token, int64_t steps) 
 // generator, the plain loop `gsa generate` runs (step, Sampler's greedy choice, the token to the host, next step:
 // step_ms) and the back-to-back device time; with profile, kProfiledSteps plain steps under the op profiler.
 Row measure_latency(const LlamaModel& model, const Budget& budget, const PromptMaker& prompts, int64_t n,
-                    int64_t steps, bool profile = false) {
+                    int64_t steps, int64_t settle_ms = 0, bool profile = false) {
   using Clock = std::chrono::steady_clock;
   const at::Device device = model.device();
   MemoryTracker::reset_peak(device);
@@ -196,7 +199,10 @@ Row measure_latency(const LlamaModel& model, const Budget& budget, const PromptM
   const auto start = Clock::now();
   GenerationStats stats;
   const std::vector<int64_t> out =
-      generator.generate(sampling, &stats, [&](int64_t) { arrivals.push_back(Clock::now()); });
+      generator.generate(sampling, &stats, [&](int64_t) {
+        arrivals.push_back(Clock::now());
+        if (arrivals.size() == 1 && settle_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(settle_ms));
+      });
   GSA_CHECK(static_cast<int64_t>(out.size()) == sampling.max_new_tokens, "gsa bench serve: generate stopped after ",
             out.size(), " of ", sampling.max_new_tokens, " tokens");
   Row row{"latency", budget.name, n, 1};
@@ -293,6 +299,7 @@ int run_bench_serve(const Args& args) {
   const std::vector<int64_t> lengths = flags.get_int_list("tokens", {32768, 131072, 524288, 1048576});
   const int64_t fixed_k = flags.get_int("fixed-k", 16);
   const int64_t steps = flags.get_int("decode-steps", 32);
+  const int64_t settle_ms = flags.get_int("settle-ms", 0);
   const std::vector<int64_t> concurrency = flags.get_int_list("concurrency", {1, 4, 16, 64});
   const int64_t concurrent_tokens = flags.get_int("concurrent-tokens", 32768);
   const at::Device device = device_from_flags(flags);
@@ -301,6 +308,7 @@ int run_bench_serve(const Args& args) {
   flags.finish();
   GSA_CHECK(fixed_k >= 0, "gsa bench serve: --fixed-k must be >= 0, got ", fixed_k);
   GSA_CHECK(steps >= 1, "gsa bench serve: --decode-steps must be >= 1, got ", steps);
+  GSA_CHECK(settle_ms >= 0, "gsa bench serve: --settle-ms must be >= 0, got ", settle_ms);
   GSA_CHECK(concurrent_tokens >= 1, "gsa bench serve: --concurrent-tokens must be >= 1");
   for (int64_t n : lengths) GSA_CHECK(n >= 1, "gsa bench serve: --tokens must be >= 1, got ", n);
   for (int64_t c : concurrency) GSA_CHECK(c >= 1, "gsa bench serve: --concurrency must be >= 1, got ", c);
@@ -345,7 +353,7 @@ int run_bench_serve(const Args& args) {
   };
   for (int64_t n : lengths) {
     for (const Budget& budget : budgets) {
-      run_point("latency", budget, n, 1, [&] { return measure_latency(model, budget, prompts, n, steps, profile); });
+      run_point("latency", budget, n, 1, [&] { return measure_latency(model, budget, prompts, n, steps, settle_ms, profile); });
     }
   }
   for (int64_t c : concurrency) {
