@@ -1,6 +1,7 @@
 #include "gsa/runtime/sparse_decode.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <limits>
 #include <mutex>
 #include <vector>
@@ -30,6 +31,21 @@ std::string sparse_decode_unsupported(at::ScalarType q_dtype, int64_t q_heads, i
 }
 
 namespace {
+
+// Listed rows a split takes at least: GSA_DECODE_MIN_SPLIT_ROWS (a positive integer; default 128). Fewer rows a
+// split make more CTAs, each with fewer dependent row loads (a tuning knob for A/B runs, docs/PERFORMANCE.md).
+int64_t min_split_rows() {
+  static const int64_t rows = [] {
+    const char* v = std::getenv("GSA_DECODE_MIN_SPLIT_ROWS");
+    if (v == nullptr) return int64_t{128};
+    char* end = nullptr;
+    const long long n = std::strtoll(v, &end, 10);
+    GSA_CHECK(end != v && *end == '\0' && n >= 1, "GSA_DECODE_MIN_SPLIT_ROWS must be a positive integer, got '", v,
+              "'");
+    return static_cast<int64_t>(n);
+  }();
+  return rows;
+}
 
 void check_decode_inputs(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& key_rows,
                          const DecodeRange* range) {
@@ -166,14 +182,14 @@ DecodeAttention sparse_decode_rows(const at::Tensor& q_in, const kernels::KvRows
   if (splits == 0) {
     // When the (sequence, KV head) pairs alone leave the GPU's SMs idle, as many splits as make one full wave of
     // the kernel's CTAs (a second, partial wave would cost as much as the first); else enough CTAs to fill an
-    // H100/H200 four times over. At least 128 listed rows per split. Sized on the listed rows only, not on the
-    // generated range: the range grows every step while the list of a decode plan stays, so a step replayed
-    // from a CUDA graph (captured with its split count) and the same step run eagerly split alike and give the
-    // same bits.
+    // H100/H200 four times over. At least min_split_rows() listed rows per split. Sized on the listed rows only,
+    // not on the generated range: the range grows every step while the list of a decode plan stays, so a step
+    // replayed from a CUDA graph (captured with its split count) and the same step run eagerly split alike and
+    // give the same bits.
     const int64_t pairs = B * Hkv;
     const int64_t wave = q.is_cuda() ? kernels::sparse_decode_wave_ctas(p) : 0;
     const int64_t want = wave > pairs ? wave / pairs : (4 * 132 + pairs - 1) / pairs;
-    splits = std::clamp<int64_t>(want, 1, std::max<int64_t>(1, R / 128));
+    splits = std::clamp<int64_t>(want, 1, std::max<int64_t>(1, R / min_split_rows()));
   }
   p.splits = static_cast<int32_t>(splits);
   const auto fp32 = q.options().dtype(at::kFloat);
