@@ -124,17 +124,18 @@ class Report {
     if (csv_path.empty()) return;
     csv_.open(csv_path);
     GSA_CHECK(csv_.good(), "gsa bench serve: cannot write --csv ", csv_path);
-    csv_ << "table,budget,tokens,concurrency,ttft_ms,step_ms,step_p90_ms,tokens_per_s,peak_gib,ahead_ms,ahead_gpu_ms,ahead_idle_ms,device_ms\n";
+    csv_ << "table,budget,tokens,concurrency,ttft_ms,step_ms,step_p90_ms,tokens_per_s,peak_gib,ahead_ms,"
+            "ahead_gpu_ms,ahead_idle_ms,device_ms\n";
   }
   void add(const Row& r) {
-    std::printf("%-10s %-9s %9lld %5lld %11.1f %9.3f %9.3f %10.1f %8.1f %9.3f %9.3f %9.3f %9.3f\n", r.table.c_str(),
-                r.budget.c_str(), (long long)r.tokens, (long long)r.concurrency, r.ttft_ms, r.step_ms, r.step_p90_ms,
-                r.tokens_per_s, r.peak_gib, r.ahead_ms, r.ahead_gpu_ms, r.ahead_idle_ms, r.device_ms);
+    std::printf("%-10s %-9s %9lld %5lld %11.1f %9.3f %9.3f %10.1f %8.1f %9.3f %9.3f %9.3f %9.3f\n",
+                r.table.c_str(), r.budget.c_str(), (long long)r.tokens, (long long)r.concurrency, r.ttft_ms, r.step_ms,
+                r.step_p90_ms, r.tokens_per_s, r.peak_gib, r.ahead_ms, r.ahead_gpu_ms, r.ahead_idle_ms, r.device_ms);
     std::fflush(stdout);
     if (csv_.is_open()) {
       csv_ << r.table << ',' << r.budget << ',' << r.tokens << ',' << r.concurrency << ',' << r.ttft_ms << ','
-           << r.step_ms << ',' << r.step_p90_ms << ',' << r.tokens_per_s << ',' << r.peak_gib << ',' << r.ahead_ms << ',' << r.ahead_gpu_ms << ',' << r.ahead_idle_ms
-           << ',' << r.device_ms << '\n';
+           << r.step_ms << ',' << r.step_p90_ms << ',' << r.tokens_per_s << ',' << r.peak_gib << ',' << r.ahead_ms
+           << ',' << r.ahead_gpu_ms << ',' << r.ahead_idle_ms << ',' << r.device_ms << '\n';
       csv_.flush();
     }
   }
@@ -201,7 +202,7 @@ Row measure_latency(const LlamaModel& model, const Budget& budget, const PromptM
   const std::vector<int64_t> out =
       generator.generate(sampling, &stats, [&](int64_t) {
         arrivals.push_back(Clock::now());
-        if (arrivals.size() == 1 && settle_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(settle_ms));
+        if (arrivals.size() == 1) std::this_thread::sleep_for(std::chrono::milliseconds(settle_ms));
       });
   GSA_CHECK(static_cast<int64_t>(out.size()) == sampling.max_new_tokens, "gsa bench serve: generate stopped after ",
             out.size(), " of ", sampling.max_new_tokens, " tokens");
@@ -353,7 +354,8 @@ int run_bench_serve(const Args& args) {
   };
   for (int64_t n : lengths) {
     for (const Budget& budget : budgets) {
-      run_point("latency", budget, n, 1, [&] { return measure_latency(model, budget, prompts, n, steps, settle_ms, profile); });
+      run_point("latency", budget, n, 1,
+                [&] { return measure_latency(model, budget, prompts, n, steps, settle_ms, profile); });
     }
   }
   for (int64_t c : concurrency) {

@@ -9,10 +9,11 @@
 // (the single-CTA select over all of them took 0.27 ms per layer on an H200).
 // Then descent_kernel, one CTA per (query, KV head), does the rest: each level below the top while it is small
 // (score the group's heads' children of the gists chosen above, each head's kk best by its threads' bitwise
-// search over keys in registers; larger levels get score_kernel and top_k_kernel launches of their own), the union of the group's
-// choices per level (a bitmap the CTA clears itself, compacted in ascending order by a block prefix sum over the
-// level's words) and the rows to unfold (one slot per thread; a long list by unfold_kernel). Three launches at
-// three levels instead of nine (a memset, a score and a top-k launch per level, a union and an unfold launch).
+// search over keys in registers; larger levels get score_kernel and top_k_kernel launches of their own), the union
+// of the group's choices per level (a bitmap the CTA clears itself, compacted in ascending order by a block prefix
+// sum over the level's words) and the rows to unfold (one slot per thread; a long list by unfold_kernel). Three
+// launches at three levels instead of nine (a memset, a score and a top-k launch per level, a union and an unfold
+// launch).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -556,7 +557,8 @@ __global__ void __launch_bounds__(kDescentThreads, 1)
     __shared__ DescentShared sh;
     // This thread's head's query (its team lane's 8 elements): head h's teams are threads [h NT / G, (h + 1) NT / G).
     float qh[8];
-    const T* q = static_cast<const T*>(p.q) + s * p.q_stride[0] + int64_t(kv * G + threadIdx.x / (NT / G)) * p.q_stride[1];
+    const T* q =
+        static_cast<const T*>(p.q) + s * p.q_stride[0] + int64_t(kv * G + threadIdx.x / (NT / G)) * p.q_stride[1];
     to_floats<T>(*reinterpret_cast<const uint4*>(q + threadIdx.x % (D / 8) * 8), qh);
     for (int l = p.levels - 2; l >= 0; --l) descend_level<T, D, G, NT>(p, l, s, kv, qh, sh);
   }

@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "gsa/kernels/greedy_choice.h"
+#include "top_k_select.cuh"  // order_key
 
 namespace gsa::kernels {
 namespace {
@@ -28,9 +29,7 @@ __device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
 // (order key of value, ~id): larger for a larger value, then for a lower id; 0 below every candidate (the order
 // key of -inf is 0x007fffff). NaN never reaches it (the flag carries it).
 __device__ __forceinline__ uint64_t candidate_key(float value, int64_t id) {
-  const uint32_t bits = __float_as_uint(value);
-  const uint32_t order = (bits & 0x80000000u) ? ~bits : bits | 0x80000000u;
-  return uint64_t(order) << 32 | uint32_t(~uint32_t(id));
+  return uint64_t(detail::order_key(value)) << 32 | uint32_t(~uint32_t(id));
 }
 
 template <typename T>

@@ -22,7 +22,8 @@ void greedy_choice(const at::Tensor& logits, const at::Tensor& forbidden_ids, in
             "greedy_choice: forbidden ids must be [F] int64 on ", logits.device());
   GSA_CHECK(out.numel() == 2 && out.scalar_type() == at::kLong && out.is_contiguous() && out.device() == logits.device(),
             "greedy_choice: out must be [2] int64 on ", logits.device());
-  GSA_CHECK(workspace.scalar_type() == at::kByte && workspace.numel() == int64_t(sizeof(kernels::GreedyChoiceWorkspace)) &&
+  GSA_CHECK(workspace.scalar_type() == at::kByte &&
+                workspace.numel() == int64_t(sizeof(kernels::GreedyChoiceWorkspace)) &&
                 workspace.device() == logits.device(),
             "greedy_choice: the workspace must be greedy_choice_workspace(", logits.device(), ")");
   kernels::GreedyChoiceParams p;
