@@ -1,13 +1,13 @@
 #include "gsa/runtime/sparse_decode.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <limits>
 #include <mutex>
 #include <vector>
 
 #include "gsa/kernels/sparse_decode.h"
 #include "gsa/runtime/decode_graph.h"
+#include "gsa/runtime/env_knob.h"
 #include "gsa/runtime/error.h"
 #include "kernel_tensors.h"
 
@@ -35,15 +35,7 @@ namespace {
 // Listed rows a split takes at least: GSA_DECODE_MIN_SPLIT_ROWS (a positive integer; default 128). Fewer rows a
 // split make more CTAs, each with fewer dependent row loads (a tuning knob for A/B runs, docs/PERFORMANCE.md).
 int64_t min_split_rows() {
-  static const int64_t rows = [] {
-    const char* v = std::getenv("GSA_DECODE_MIN_SPLIT_ROWS");
-    if (v == nullptr) return int64_t{128};
-    char* end = nullptr;
-    const long long n = std::strtoll(v, &end, 10);
-    GSA_CHECK(end != v && *end == '\0' && n >= 1, "GSA_DECODE_MIN_SPLIT_ROWS must be a positive integer, got '", v,
-              "'");
-    return static_cast<int64_t>(n);
-  }();
+  static const int64_t rows = env_integer("GSA_DECODE_MIN_SPLIT_ROWS", 128, 1);
   return rows;
 }
 

@@ -10,20 +10,26 @@
 //   silu_mul      vs at::silu(gate) * up bit for bit, with every finite bf16/fp16 value as a gate (exhaustive:
 //                 silu's fp32 exp is the only place an implementation could differ) and random shapes;
 // bad inputs (dtype, shapes, head dim) throw gsa::Error naming the problem; the three CUDA kernels replay in a
-// CUDA graph (DecodeStepGraph) with their inputs updated in place.
+// CUDA graph (DecodeStepGraph) with their inputs updated in place;
+//   prefetch_to_l2 (l2_prefetch.h) against copies taken before: no byte changes, eager or replayed, whatever the
+//                 spans' sizes and offsets; env_integer (env_knob.h): the values it takes, the ones it names.
 // "ulp distance": the difference of the two values' bit patterns read as sign-magnitude integers (adjacent
 // representable values are 1 apart).
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "gsa/kernels/l2_prefetch.h"
 #include "gsa/runtime/decode_caches.h"
 #include "gsa/runtime/decode_graph.h"
 #include "gsa/runtime/decode_step_ops.h"
+#include "gsa/runtime/env_knob.h"
 #include "gsa/runtime/error.h"
+#include "gsa/runtime/l2_prefetch.h"
 #include "gsa/runtime/rope.h"
 #include "common/error_of.h"
 
@@ -305,6 +311,72 @@ TEST(DecodeStepOps, RejectsBadInputsByName) {
   EXPECT_ERROR_MENTIONS(silu_mul(at::randn({2, 32})), "bf16 or fp16");
   EXPECT_ERROR_MENTIONS(silu_mul(at::randn({2, 24}, bf16)), "I a multiple of 8");
   EXPECT_THROW(silu_mul(at::randn({2, 17}, bf16)), Error);
+}
+
+// ------------------------------------------------------------------------------------ L2 prefetch, env knobs
+
+// A prefetch writes nothing: tensors of odd sizes and offsets (spans that are not whole 16-byte words or whole
+// pieces), every budget from none to more than all of them, eager and inside a replayed CUDA graph, leave every
+// byte as it was and the stream without an error.
+TEST(DecodeStepOps, L2PrefetchLeavesEveryTensorAsItWas) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
+  const auto opts = at::TensorOptions().dtype(at::kBFloat16).device(at::kCUDA, 0);
+  at::manual_seed(4);
+  const at::Tensor whole = at::randn({3 * 65536 + 5}, opts);
+  const std::vector<at::Tensor> tensors = {whole.narrow(0, 1, 70001), at::randn({2048, 2048}, opts),
+                                           whole.narrow(0, 80003, 3), at::randn({7}, opts.dtype(at::kFloat))};
+  std::vector<at::Tensor> before;
+  for (const at::Tensor& t : tensors) before.push_back(t.cpu());
+  int64_t total = 0;
+  for (const at::Tensor& t : tensors) total += static_cast<int64_t>(t.nbytes());
+  for (const int64_t budget : {int64_t{0}, int64_t{1}, int64_t{17}, int64_t{140003}, total - 9, total + (1 << 20)}) {
+    prefetch_to_l2(tensors, budget);
+  }
+  DecodeStepGraph graph;
+  for (int i = 0; i < 3; ++i) graph.run([&] {
+      prefetch_to_l2(tensors, total);
+      return tensors[1].sum();
+    });
+  for (size_t i = 0; i < tensors.size(); ++i) EXPECT_TRUE(tensors[i].cpu().equal(before[i])) << "tensor " << i;
+  EXPECT_EQ(graph.captures(), 1);
+}
+
+TEST(DecodeStepOps, L2PrefetchRejectsBadInputsByName) {
+  const at::Tensor t = at::randn({8});
+  EXPECT_ERROR_MENTIONS(prefetch_to_l2({t}, -1), "max_bytes must be >= 0");
+  EXPECT_ERROR_MENTIONS(prefetch_to_l2({t, t, t, t, t}, 8), "at most 4 tensors");
+  prefetch_to_l2({t}, 32);  // CPU tensors: nothing to warm
+#ifdef GSA_HAVE_CUDA
+  kernels::L2PrefetchParams p;
+  p.count = kernels::kL2PrefetchMaxSpans + 1;
+  EXPECT_EQ(kernels::l2_prefetch_cuda(p, nullptr), kernels::Status::kInvalidArgument);
+  p.count = 1;  // a null span
+  EXPECT_EQ(kernels::l2_prefetch_cuda(p, nullptr), kernels::Status::kInvalidArgument);
+  p.spans[0] = {t.data_ptr(), -16};
+  EXPECT_EQ(kernels::l2_prefetch_cuda(p, nullptr), kernels::Status::kInvalidArgument);
+#endif
+  if (!at::hasCUDA()) return;
+  const at::Tensor g = at::randn({8, 8}, at::TensorOptions().device(at::kCUDA, 0));
+  EXPECT_ERROR_MENTIONS(prefetch_to_l2({g, g.t()}, 1024), "contiguous on cuda:0");
+  EXPECT_ERROR_MENTIONS(prefetch_to_l2({g, t}, 1024), "contiguous on cuda:0");
+}
+
+TEST(DecodeStepOps, EnvIntegerTakesWholeIntegersAndNamesBadValues) {
+  const char* name = "GSA_TEST_ENV_KNOB";
+  unsetenv(name);
+  EXPECT_EQ(env_integer(name, 7, 0), 7);
+  setenv(name, "42", 1);
+  EXPECT_EQ(env_integer(name, 7, 0), 42);
+  setenv(name, "0", 1);
+  EXPECT_EQ(env_integer(name, 7, 0), 0);
+  for (const char* bad : {"", "x", "12x", " 3 ", "1.5", "-1", "99999999999999999999"}) {
+    setenv(name, bad, 1);
+    EXPECT_ERROR_MENTIONS(env_integer(name, 7, 0),
+                          std::string("GSA_TEST_ENV_KNOB must be an integer of at least 0, got '") + bad + "'");
+  }
+  setenv(name, "0", 1);
+  EXPECT_ERROR_MENTIONS(env_integer(name, 7, 1), "at least 1");
+  unsetenv(name);
 }
 
 }  // namespace
