@@ -11,7 +11,7 @@
 //                 silu's fp32 exp is the only place an implementation could differ) and random shapes;
 // bad inputs (dtype, shapes, head dim) throw gsa::Error naming the problem; the three CUDA kernels replay in a
 // CUDA graph (DecodeStepGraph) with their inputs updated in place;
-//   prefetch_to_l2 (l2_prefetch.h) against copies taken before: no byte changes, eager or replayed, whatever the
+//   prefetch_to_l2 and L2Prefetcher (l2_prefetch.h) against copies taken before: no byte changes, eager or replayed, whatever the
 //                 spans' sizes and offsets; env_integer (env_knob.h): the values it takes, the ones it names.
 // "ulp distance": the difference of the two values' bit patterns read as sign-magnitude integers (adjacent
 // representable values are 1 apart).
@@ -315,9 +315,10 @@ TEST(DecodeStepOps, RejectsBadInputsByName) {
 
 // ------------------------------------------------------------------------------------ L2 prefetch, env knobs
 
-// A prefetch writes nothing: tensors of odd sizes and offsets (spans that are not whole 16-byte words or whole
-// pieces), every budget from none to more than all of them, eager and inside a replayed CUDA graph, leave every
-// byte as it was and the stream without an error.
+// A prefetch writes nothing: tensors of odd sizes and offsets (spans that are not whole lines), every budget from
+// none to more than all of them, on the current stream and on an L2Prefetcher's side stream, eager and inside a
+// replayed CUDA graph (the side stream forked and joined inside the capture), leave every byte as it was and the
+// stream without an error.
 TEST(DecodeStepOps, L2PrefetchLeavesEveryTensorAsItWas) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
   const auto opts = at::TensorOptions().dtype(at::kBFloat16).device(at::kCUDA, 0);
@@ -332,11 +333,23 @@ TEST(DecodeStepOps, L2PrefetchLeavesEveryTensorAsItWas) {
   for (const int64_t budget : {int64_t{0}, int64_t{1}, int64_t{17}, int64_t{140003}, total - 9, total + (1 << 20)}) {
     prefetch_to_l2(tensors, budget);
   }
+  {
+    L2Prefetcher beside(tensors[1].device(), total - 9);  // on a side stream, joined by its destructor
+    beside.prefetch(tensors);
+    beside.prefetch({tensors[1]});
+  }
   DecodeStepGraph graph;
-  for (int i = 0; i < 3; ++i) graph.run([&] {
-      prefetch_to_l2(tensors, total);
-      return tensors[1].sum();
+  const at::Tensor expected = tensors[1].sum();
+  for (int i = 0; i < 3; ++i) {
+    const at::Tensor replayed = graph.run([&] {
+      L2Prefetcher beside(tensors[1].device(), total);
+      beside.prefetch(tensors);
+      const at::Tensor sum = tensors[1].sum();  // on the capture stream, beside the prefetch
+      beside.join();                            // before the capture ends
+      return sum;
     });
+    EXPECT_TRUE(replayed.equal(expected)) << "replay " << i;
+  }
   for (size_t i = 0; i < tensors.size(); ++i) EXPECT_TRUE(tensors[i].cpu().equal(before[i])) << "tensor " << i;
   EXPECT_EQ(graph.captures(), 1);
 }
@@ -345,6 +358,7 @@ TEST(DecodeStepOps, L2PrefetchRejectsBadInputsByName) {
   const at::Tensor t = at::randn({8});
   EXPECT_ERROR_MENTIONS(prefetch_to_l2({t}, -1), "max_bytes must be >= 0");
   EXPECT_ERROR_MENTIONS(prefetch_to_l2({t, t, t, t, t}, 8), "at most 4 tensors");
+  EXPECT_ERROR_MENTIONS(L2Prefetcher(at::kCPU, -1), "max_bytes must be >= 0");
   prefetch_to_l2({t}, 32);  // CPU tensors: nothing to warm
 #ifdef GSA_HAVE_CUDA
   kernels::L2PrefetchParams p;
