@@ -12,7 +12,6 @@
 #include "gsa/runtime/decode_graph.h"
 #include "gsa/runtime/decode_step_ops.h"
 #include "gsa/runtime/error.h"
-#include "gsa/runtime/l2_prefetch.h"
 #include "gsa/runtime/rope.h"
 #include "gsa/runtime/skinny_gemm.h"
 
@@ -314,7 +313,6 @@ at::Tensor LlamaModel::fused_decode_layers(const at::Tensor& embedded, const Rop
   const int64_t b = embedded.size(0), hidden = embedded.size(2), d = o.head_dim;
   at::Tensor x = embedded.view({b, hidden});  // the residual stream [B, H]
   at::Tensor mlp_out;                         // the previous layer's MLP output [B, H], not yet added to x
-  L2Prefetcher prefetcher(x.device(), decode_weight_prefetch_bytes());  // joined when the layers are done
   for (int64_t layer = 0; layer < o.num_layers; ++layer) {
     auto p = [&](const std::string& rest) -> const at::Tensor& { return param(layer_name(layer, rest)); };
     const FusedProjections& f = fused_projections(layer);
@@ -325,8 +323,6 @@ at::Tensor LlamaModel::fused_decode_layers(const at::Tensor& embedded, const Rop
       h = rms_norm(x, p("input_layernorm.weight"), o.rms_norm_eps);
     }
     const at::Tensor qkv = decode_linear(h, f.qkv, f.qkv_bias);
-    // While the layer's attention runs on a few SMs, the weights read after it stream into L2 (l2_prefetch.h).
-    prefetcher.prefetch({p("self_attn.o_proj.weight"), p("mlp.down_proj.weight"), f.gate_up});
     const bool layer_selects = selective && layer >= attention.selection.first_selective_layer;
     const at::Tensor attn = layer_attention.attend_qkv(layer, layer_selects, qkv, rope, 1.0 / std::sqrt(double(d)));
     const at::Tensor o_proj = decode_linear(attn.reshape({b, o.num_heads * d}), p("self_attn.o_proj.weight"));
@@ -338,7 +334,6 @@ at::Tensor LlamaModel::fused_decode_layers(const at::Tensor& embedded, const Rop
             : silu_mul(at::mm(hs, f.gate_up.t()));                                                     // [B, I]
     mlp_out = decode_linear(gated, p("mlp.down_proj.weight"));                                 // [B, H]
   }
-  prefetcher.join();
   return (mlp_out.defined() ? x + mlp_out : x).view({b, 1, hidden});
 }
 

@@ -11,8 +11,7 @@
 //                 silu's fp32 exp is the only place an implementation could differ) and random shapes;
 // bad inputs (dtype, shapes, head dim) throw gsa::Error naming the problem; the three CUDA kernels replay in a
 // CUDA graph (DecodeStepGraph) with their inputs updated in place;
-//   prefetch_to_l2 and L2Prefetcher (l2_prefetch.h) against copies taken before: no byte changes, eager or replayed, whatever the
-//                 spans' sizes and offsets; env_integer (env_knob.h): the values it takes, the ones it names.
+//   env_integer (env_knob.h, the tuning knobs' reader): the values it takes, the ones it names.
 // "ulp distance": the difference of the two values' bit patterns read as sign-magnitude integers (adjacent
 // representable values are 1 apart).
 #include <gtest/gtest.h>
@@ -23,13 +22,11 @@
 #include <string>
 #include <vector>
 
-#include "gsa/kernels/l2_prefetch.h"
 #include "gsa/runtime/decode_caches.h"
 #include "gsa/runtime/decode_graph.h"
 #include "gsa/runtime/decode_step_ops.h"
 #include "gsa/runtime/env_knob.h"
 #include "gsa/runtime/error.h"
-#include "gsa/runtime/l2_prefetch.h"
 #include "gsa/runtime/rope.h"
 #include "common/error_of.h"
 
@@ -313,67 +310,7 @@ TEST(DecodeStepOps, RejectsBadInputsByName) {
   EXPECT_THROW(silu_mul(at::randn({2, 17}, bf16)), Error);
 }
 
-// ------------------------------------------------------------------------------------ L2 prefetch, env knobs
-
-// A prefetch writes nothing: tensors of odd sizes and offsets (spans that are not whole lines), every budget from
-// none to more than all of them, on the current stream and on an L2Prefetcher's side stream, eager and inside a
-// replayed CUDA graph (the side stream forked and joined inside the capture), leave every byte as it was and the
-// stream without an error.
-TEST(DecodeStepOps, L2PrefetchLeavesEveryTensorAsItWas) {
-  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
-  const auto opts = at::TensorOptions().dtype(at::kBFloat16).device(at::kCUDA, 0);
-  at::manual_seed(4);
-  const at::Tensor whole = at::randn({3 * 65536 + 5}, opts);
-  const std::vector<at::Tensor> tensors = {whole.narrow(0, 1, 70001), at::randn({2048, 2048}, opts),
-                                           whole.narrow(0, 80003, 3), at::randn({7}, opts.dtype(at::kFloat))};
-  std::vector<at::Tensor> before;
-  for (const at::Tensor& t : tensors) before.push_back(t.cpu());
-  int64_t total = 0;
-  for (const at::Tensor& t : tensors) total += static_cast<int64_t>(t.nbytes());
-  for (const int64_t budget : {int64_t{0}, int64_t{1}, int64_t{17}, int64_t{140003}, total - 9, total + (1 << 20)}) {
-    prefetch_to_l2(tensors, budget);
-  }
-  {
-    L2Prefetcher beside(tensors[1].device(), total - 9);  // on a side stream, joined by its destructor
-    beside.prefetch(tensors);
-    beside.prefetch({tensors[1]});
-  }
-  DecodeStepGraph graph;
-  const at::Tensor expected = tensors[1].sum();
-  for (int i = 0; i < 3; ++i) {
-    const at::Tensor replayed = graph.run([&] {
-      L2Prefetcher beside(tensors[1].device(), total);
-      beside.prefetch(tensors);
-      const at::Tensor sum = tensors[1].sum();  // on the capture stream, beside the prefetch
-      beside.join();                            // before the capture ends
-      return sum;
-    });
-    EXPECT_TRUE(replayed.equal(expected)) << "replay " << i;
-  }
-  for (size_t i = 0; i < tensors.size(); ++i) EXPECT_TRUE(tensors[i].cpu().equal(before[i])) << "tensor " << i;
-  EXPECT_EQ(graph.captures(), 1);
-}
-
-TEST(DecodeStepOps, L2PrefetchRejectsBadInputsByName) {
-  const at::Tensor t = at::randn({8});
-  EXPECT_ERROR_MENTIONS(prefetch_to_l2({t}, -1), "max_bytes must be >= 0");
-  EXPECT_ERROR_MENTIONS(prefetch_to_l2({t, t, t, t, t}, 8), "at most 4 tensors");
-  EXPECT_ERROR_MENTIONS(L2Prefetcher(at::kCPU, -1), "max_bytes must be >= 0");
-  prefetch_to_l2({t}, 32);  // CPU tensors: nothing to warm
-#ifdef GSA_HAVE_CUDA
-  kernels::L2PrefetchParams p;
-  p.count = kernels::kL2PrefetchMaxSpans + 1;
-  EXPECT_EQ(kernels::l2_prefetch_cuda(p, nullptr), kernels::Status::kInvalidArgument);
-  p.count = 1;  // a null span
-  EXPECT_EQ(kernels::l2_prefetch_cuda(p, nullptr), kernels::Status::kInvalidArgument);
-  p.spans[0] = {t.data_ptr(), -16};
-  EXPECT_EQ(kernels::l2_prefetch_cuda(p, nullptr), kernels::Status::kInvalidArgument);
-#endif
-  if (!at::hasCUDA()) return;
-  const at::Tensor g = at::randn({8, 8}, at::TensorOptions().device(at::kCUDA, 0));
-  EXPECT_ERROR_MENTIONS(prefetch_to_l2({g, g.t()}, 1024), "contiguous on cuda:0");
-  EXPECT_ERROR_MENTIONS(prefetch_to_l2({g, t}, 1024), "contiguous on cuda:0");
-}
+// ------------------------------------------------------------------------------------------------- env knobs
 
 TEST(DecodeStepOps, EnvIntegerTakesWholeIntegersAndNamesBadValues) {
   const char* name = "GSA_TEST_ENV_KNOB";
