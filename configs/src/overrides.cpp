@@ -1,13 +1,12 @@
 #include "overrides.h"
 
 #include <cctype>
-#include <cerrno>
 #include <cstdint>
-#include <cstdlib>
 #include <limits>
 #include <vector>
 
 #include "gsa/config/config_loader.h"
+#include "gsa/config/parse_number.h"
 
 namespace gsa::config_detail {
 namespace {
@@ -25,36 +24,6 @@ std::string trim(const std::string& s) {
 std::string lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
-}
-
-bool parse_int64(const std::string& text, int64_t& out) {
-  if (text.empty() || std::isspace(static_cast<unsigned char>(text[0]))) return false;
-  errno = 0;
-  char* end = nullptr;
-  const long long value = std::strtoll(text.c_str(), &end, 0);
-  if (errno != 0 || end != text.c_str() + text.size()) return false;
-  out = value;
-  return true;
-}
-
-bool parse_uint64(const std::string& text, uint64_t& out) {
-  if (text.empty() || text[0] == '-' || std::isspace(static_cast<unsigned char>(text[0]))) return false;
-  errno = 0;
-  char* end = nullptr;
-  const unsigned long long value = std::strtoull(text.c_str(), &end, 0);
-  if (errno != 0 || end != text.c_str() + text.size()) return false;
-  out = value;
-  return true;
-}
-
-bool parse_double(const std::string& text, double& out) {
-  if (text.empty() || std::isspace(static_cast<unsigned char>(text[0]))) return false;
-  errno = 0;
-  char* end = nullptr;
-  const double value = std::strtod(text.c_str(), &end);
-  if (errno == ERANGE || end != text.c_str() + text.size()) return false;
-  out = value;
-  return true;
 }
 
 bool parse_bool(const std::string& text, bool& out) {
