@@ -10,14 +10,12 @@
 //   silu_mul      vs at::silu(gate) * up bit for bit, with every finite bf16/fp16 value as a gate (exhaustive:
 //                 silu's fp32 exp is the only place an implementation could differ) and random shapes;
 // bad inputs (dtype, shapes, head dim) throw gsa::Error naming the problem; the three CUDA kernels replay in a
-// CUDA graph (DecodeStepGraph) with their inputs updated in place;
-//   env_integer (env_knob.h, the tuning knobs' reader): the values it takes, the ones it names.
+// CUDA graph (DecodeStepGraph) with their inputs updated in place.
 // "ulp distance": the difference of the two values' bit patterns read as sign-magnitude integers (adjacent
 // representable values are 1 apart).
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <random>
 #include <string>
 #include <vector>
@@ -25,7 +23,6 @@
 #include "gsa/runtime/decode_caches.h"
 #include "gsa/runtime/decode_graph.h"
 #include "gsa/runtime/decode_step_ops.h"
-#include "gsa/runtime/env_knob.h"
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/rope.h"
 #include "common/error_of.h"
@@ -308,26 +305,6 @@ TEST(DecodeStepOps, RejectsBadInputsByName) {
   EXPECT_ERROR_MENTIONS(silu_mul(at::randn({2, 32})), "bf16 or fp16");
   EXPECT_ERROR_MENTIONS(silu_mul(at::randn({2, 24}, bf16)), "I a multiple of 8");
   EXPECT_THROW(silu_mul(at::randn({2, 17}, bf16)), Error);
-}
-
-// ------------------------------------------------------------------------------------------------- env knobs
-
-TEST(DecodeStepOps, EnvIntegerTakesWholeIntegersAndNamesBadValues) {
-  const char* name = "GSA_TEST_ENV_KNOB";
-  unsetenv(name);
-  EXPECT_EQ(env_integer(name, 7, 0), 7);
-  setenv(name, "42", 1);
-  EXPECT_EQ(env_integer(name, 7, 0), 42);
-  setenv(name, "0", 1);
-  EXPECT_EQ(env_integer(name, 7, 0), 0);
-  for (const char* bad : {"", "x", "12x", " 3 ", "1.5", "-1", "99999999999999999999"}) {
-    setenv(name, bad, 1);
-    EXPECT_ERROR_MENTIONS(env_integer(name, 7, 0),
-                          std::string("GSA_TEST_ENV_KNOB must be an integer of at least 0, got '") + bad + "'");
-  }
-  setenv(name, "0", 1);
-  EXPECT_ERROR_MENTIONS(env_integer(name, 7, 1), "at least 1");
-  unsetenv(name);
 }
 
 }  // namespace
