@@ -14,10 +14,11 @@
 // the L2::256B prefetch hint (the next steps read on along the same rows), x (at most 8 x K elements, read by
 // every warp) goes through L1. Measured on an H200 (bf16, CUDA-graph replays over weights larger than L2): 12
 // weight loads in flight at 2 CTAs an SM beat 8 at 3 by 5-17%; the 256-byte hint added 2-8% at N >= 16384.
-// Split K: `split` consecutive warps of a CTA (1, 2, 4 or 8) share a tile, warp s taking steps s, s + split, ...;
-// they add their accumulators through shared memory in warp order (deterministic) and the first one runs the
+// Split K: `split` consecutive warps of a CTA (1, 2, 4, 8 or 16) share a tile, warp s taking steps s, s + split,
+// ...; they add their accumulators through shared memory in warp order (deterministic) and the first one runs the
 // epilogue (bias, SiLU-mul, rounding, stores). choose_split gives small N more warps: N = 2048 (128 tiles) runs
-// 128 CTAs of one tile split 8 ways, N = 128259 (8017 tiles) 2005 CTAs of 4 tiles split 2 ways.
+// 128 CTAs of one tile split 16 ways (CTAs of 16 warps, one an SM: twice the loads in flight of the 8 warps an SM
+// a split of 8 leaves), N = 128259 (8017 tiles) 2005 CTAs of 4 tiles split 2 ways.
 // Launched to overlap the kernel before it (pdl.cuh): with weight_early each warp issues its first kUnroll steps'
 // weight loads, then waits for the earlier kernels before it loads x, so a GEMM's first 12 x 16 bytes a thread
 // (~100 KB an SM: all of a 2048 x 2048 weight) stream in while the kernel before it finishes.
@@ -26,7 +27,9 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <limits>
 
 #include "gsa/kernels/skinny_gemm.h"
@@ -38,8 +41,10 @@ namespace {
 
 using detail::mma_16816;
 
-constexpr int kWarps = 8;  // per CTA: kWarps / split tiles; 2 CTAs an SM (at most 128 registers a thread)
-constexpr int kThreads = 32 * kWarps;
+// Warps of a CTA: kWarps / split tiles, 2 CTAs an SM (at most 128 registers a thread); a split of 16 runs CTAs of
+// kWideWarps (one an SM, the same 128 registers).
+constexpr int kWarps = 8;
+constexpr int kWideWarps = 16;
 constexpr int kUnroll = 6;       // K steps a warp loads before it multiplies: 12 x 16 B of weight per thread
 constexpr int kWarpsPerSm = 16;  // resident warps an SM (2 CTAs): choose_split fills one wave of them
 constexpr int kStepK = 32;       // k elements per step (2 mmas of k 16)
@@ -132,13 +137,14 @@ __device__ __forceinline__ float bias_of(const SkinnyGemmParams& p, int64_t row)
   return p.bias == nullptr ? 0.f : to_float(static_cast<const T*>(p.bias)[row]);
 }
 
-template <typename T, bool kSiluMul>
-__global__ void __launch_bounds__(kThreads, 2)
+// W warps a CTA (kWarps or kWideWarps).
+template <typename T, int W, bool kSiluMul>
+__global__ void __launch_bounds__(32 * W, kWarpsPerSm / W)
     skinny_gemm_kernel(const __grid_constant__ SkinnyGemmParams p, int split) {
-  __shared__ float4 partial[kWarps][32];  // [warp, lane]: the split-K warps' accumulators
+  __shared__ float4 partial[W][32];  // [warp, lane]: the split-K warps' accumulators
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, q = lane % 4;
   const int s = warp % split;  // this warp's share of K
-  const int64_t tile = int64_t(blockIdx.x) * (kWarps / split) + warp / split;
+  const int64_t tile = int64_t(blockIdx.x) * (W / split) + warp / split;
 
   // 1. This lane's two weight rows (A rows g and g + 8) and x row (B column g); missing ones read as zeros.
   int64_t row_lo, row_hi;
@@ -237,20 +243,38 @@ __global__ void __launch_bounds__(kThreads, 2)
 
 // Warps per tile: 2 where K allows (two warps streaming the halves of the same rows measured 2-4% faster than
 // one or four at N = 16384 and 128256, K = 2048 on an H200), doubled up to kWarps while the grid's warps still
-// fit one wave of kWarpsPerSm an SM; every warp keeps at least kUnroll steps.
+// fit one wave of kWarpsPerSm an SM; every warp keeps at least kUnroll steps. Then 16 (a CTA of kWideWarps a
+// tile) where the tiles fit one CTA an SM and every warp keeps at least kMinWideSteps steps (K >= 2048): the
+// 2048-row projections of a 1B Llama (o_proj, down_proj), whose split of 8 leaves half of each SM's warp slots
+// empty: a decode step 0.05 ms faster on an H200 (1.58 vs 1.63 ms at 128K; with programmatic launch off, 7.9 vs
+// 8.5 us a call: most of the gain is the wide CTA's weight loads issued before its wait). GSA_SKINNY_WIDE=0 (read
+// once) stops at 8: an A/B switch.
+constexpr int kMinWideSteps = 4;
 int choose_split(int64_t tiles, int k, int sms) {
+  static const bool wide = [] {
+    const char* v = std::getenv("GSA_SKINNY_WIDE");
+    return v == nullptr || std::atoi(v) != 0;
+  }();
   const int steps = (k + kStepK - 1) / kStepK;
   auto can_double = [&](int split) { return split < kWarps && steps >= 2 * split * kUnroll; };
   int split = can_double(1) ? 2 : 1;
   while (can_double(split) && tiles * split * 2 <= int64_t(sms) * kWarpsPerSm) split *= 2;
+  if (wide && split == kWarps && tiles <= sms && steps >= kWideWarps * kMinWideSteps) split = kWideWarps;
   return split;
+}
+
+template <typename T, int W>
+Status launch(const SkinnyGemmParams& p, int split, unsigned ctas, cudaStream_t stream) {
+  auto kernel =
+      p.epilogue == SkinnyEpilogue::kSiluMul ? skinny_gemm_kernel<T, W, true> : skinny_gemm_kernel<T, W, false>;
+  const cudaError_t e = detail::launch_dependent(detail::kGemmLaunch, kernel, ctas, 32 * W, 0, stream, p, split);
+  return e == cudaSuccess ? Status::kOk : Status::kCudaError;
 }
 
 template <typename T>
 Status launch(const SkinnyGemmParams& p, int split, unsigned ctas, cudaStream_t stream) {
-  auto kernel = p.epilogue == SkinnyEpilogue::kSiluMul ? skinny_gemm_kernel<T, true> : skinny_gemm_kernel<T, false>;
-  const cudaError_t e = detail::launch_dependent(detail::kGemmLaunch, kernel, ctas, kThreads, 0, stream, p, split);
-  return e == cudaSuccess ? Status::kOk : Status::kCudaError;
+  if (split == kWideWarps) return launch<T, kWideWarps>(p, split, ctas, stream);
+  return launch<T, kWarps>(p, split, ctas, stream);
 }
 
 }  // namespace
@@ -269,7 +293,7 @@ Status skinny_gemm_cuda(const SkinnyGemmParams& p, void* stream) {
     }
     split = choose_split(tiles, p.k, sms);
   }
-  const int64_t tiles_per_cta = kWarps / split, ctas = (tiles + tiles_per_cta - 1) / tiles_per_cta;
+  const int64_t tiles_per_cta = std::max(kWarps / split, 1), ctas = (tiles + tiles_per_cta - 1) / tiles_per_cta;
   if (ctas > std::numeric_limits<int32_t>::max()) return Status::kInvalidArgument;
   // 2. Launch.
   const auto s = static_cast<cudaStream_t>(stream);

@@ -11,7 +11,7 @@
 //                1 ulp + 2^-11 * that sum of at::linear on CUDA (cuBLAS's own error is the larger); kSiluMul equals
 //                silu_mul of the kernel's own kNone output bit for bit (the same sums); float_out equals the dtype
 //                output widened; the shapes of a 1B Llama decode step (N 2048, 3072, 16384 gate/up, 128259 LM
-//                head; K 2048, 8192) and odd ones;
+//                head; K 2048, 8192) and odd ones; every split of K (1 .. 16) through the kernel's entry point;
 //   graph        the CUDA kernel captured in a CUDA graph (DecodeStepGraph) and replayed with x updated in place;
 //   bad inputs   throw gsa::Error naming the problem; skinny_gemm_valid rejects misaligned rows and bad sizes.
 #include <gtest/gtest.h>
@@ -218,6 +218,41 @@ TEST(SkinnyGemm, CudaKernelMatchesOracleAndTwin) {
     check_cuda(dtype, {8}, 2048, 2048, true, true, ++seed);      // every row of the mma tile
     check_cuda(dtype, {2, 1}, 16384, 2048, false, false, ++seed);  // [B, 1, K]
     for (const int64_t M : {1, 8}) check_cuda(dtype, {M}, 128259, 2048, false, false, ++seed);  // the LM head
+  }
+}
+
+// Every split of K the kernel takes (split_k 1 .. 16; 16 runs CTAs of 16 warps), through the kernel's entry
+// point on the default stream: each within the fp32 slack of the oracle, on the 1B Llama's o_proj and down_proj
+// shapes and on partial tiles with K not a multiple of the warps' steps (warps of a split of 16 without steps).
+TEST(SkinnyGemm, CudaKernelEverySplitMatchesOracle) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
+  struct Shape {
+    int64_t m, n, k;
+  };
+  uint64_t seed = 3000;
+  for (const Shape shape : {Shape{1, 2048, 2048}, Shape{3, 2048, 8192}, Shape{8, 1003, 264}}) {
+    const Inputs in = make_inputs(at::Device(at::kCUDA, 0), at::kBFloat16, {shape.m}, shape.n, shape.k, false,
+                                  false, ++seed);
+    const at::Tensor expected = oracle(in, SkinnyEpilogue::kNone, false);
+    const at::Tensor slack = sum_magnitude(in) * kFp32SumSlack;  // [M, N]
+    for (const int split : {1, 2, 4, 8, 16}) {
+      SCOPED_TRACE(str_cat("M ", shape.m, " N ", shape.n, " K ", shape.k, " split ", split));
+      const at::Tensor out = at::empty({shape.m, shape.n}, in.x.options());  // [M, N]
+      kernels::SkinnyGemmParams p;
+      p.dtype = kernels::DType::kBFloat16;
+      p.m = static_cast<int32_t>(shape.m);
+      p.n = static_cast<int32_t>(shape.n);
+      p.k = static_cast<int32_t>(shape.k);
+      p.x = in.x.data_ptr();
+      p.x_stride = in.x.stride(0);
+      p.weight = in.weight.data_ptr();
+      p.weight_stride = in.weight.stride(0);
+      p.out = out.data_ptr();
+      p.out_stride = shape.n;
+      p.split_k = split;
+      ASSERT_EQ(kernels::skinny_gemm_cuda(p, nullptr), kernels::Status::kOk);
+      EXPECT_TRUE(within_ulp(out, expected, at::kBFloat16, slack));
+    }
   }
 }
 

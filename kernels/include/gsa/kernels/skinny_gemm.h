@@ -58,7 +58,7 @@ struct SkinnyGemmParams {
   // (kernels/src/pdl.cuh). Set only when the kernel launched just before it does not write the weight (a model's
   // parameters); x is always read after them.
   bool weight_early = false;
-  // CUDA only, a tuning knob: how many warps share one tile's K (1, 2, 4 or 8); 0 lets the launcher choose from
+  // CUDA only, a tuning knob: how many warps share one tile's K (1, 2, 4, 8 or 16); 0 lets the launcher choose from
   // N, K and the device's SM count. It fixes the order of the fp32 sum, so results differ by it in the last bits.
   int32_t split_k = 0;
 };
@@ -72,7 +72,8 @@ inline bool skinny_gemm_valid(const SkinnyGemmParams& p) {
   using namespace decode_step_detail;
   const bool silu = p.epilogue == SkinnyEpilogue::kSiluMul;
   const bool epilogue_ok = p.epilogue == SkinnyEpilogue::kNone || (silu && p.n % 2 == 0);
-  const bool split_ok = p.split_k == 0 || p.split_k == 1 || p.split_k == 2 || p.split_k == 4 || p.split_k == 8;
+  const bool split_ok = p.split_k == 0 || p.split_k == 1 || p.split_k == 2 || p.split_k == 4 || p.split_k == 8 ||
+                        p.split_k == 16;
   return is_half_type(p.dtype) && epilogue_ok && split_ok && p.m >= 0 && p.m <= kSkinnyGemmMaxRows &&
          p.n >= 1 && p.k >= 8 && p.k % 8 == 0 && p.k <= (1 << 30) && aligned_rows(p.x, p.x_stride) &&
          aligned_rows(p.weight, p.weight_stride) && p.out != nullptr && p.out_stride >= skinny_gemm_out_cols(p);
