@@ -27,7 +27,6 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
-#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <limits>
@@ -293,7 +292,8 @@ Status skinny_gemm_cuda(const SkinnyGemmParams& p, void* stream) {
     }
     split = choose_split(tiles, p.k, sms);
   }
-  const int64_t tiles_per_cta = std::max(kWarps / split, 1), ctas = (tiles + tiles_per_cta - 1) / tiles_per_cta;
+  const int warps = split == kWideWarps ? kWideWarps : kWarps;  // a CTA's: launch() picks the kernel alike
+  const int64_t tiles_per_cta = warps / split, ctas = (tiles + tiles_per_cta - 1) / tiles_per_cta;
   if (ctas > std::numeric_limits<int32_t>::max()) return Status::kInvalidArgument;
   // 2. Launch.
   const auto s = static_cast<cudaStream_t>(stream);
