@@ -28,9 +28,9 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
-#include <cstdlib>
 #include <limits>
 
+#include "dispatch.cuh"  // env_int
 #include "gsa/kernels/skinny_gemm.h"
 #include "pdl.cuh"
 #include "sparse_attention_device.cuh"  // mma_16816
@@ -250,10 +250,7 @@ __global__ void __launch_bounds__(32 * W, kWarpsPerSm / W)
 // once) stops at 8: an A/B switch.
 constexpr int kMinWideSteps = 4;
 int choose_split(int64_t tiles, int k, int sms) {
-  static const bool wide = [] {
-    const char* v = std::getenv("GSA_SKINNY_WIDE");
-    return v == nullptr || std::atoi(v) != 0;
-  }();
+  static const bool wide = detail::env_int("GSA_SKINNY_WIDE", 1) != 0;
   const int steps = (k + kStepK - 1) / kStepK;
   auto can_double = [&](int split) { return split < kWarps && steps >= 2 * split * kUnroll; };
   int split = can_double(1) ? 2 : 1;
@@ -270,9 +267,12 @@ Status launch(const SkinnyGemmParams& p, int split, unsigned ctas, cudaStream_t 
   return e == cudaSuccess ? Status::kOk : Status::kCudaError;
 }
 
+// Warps of the CTAs that run a split: kWideWarps for a split of 16, else kWarps.
+constexpr int cta_warps(int split) { return split == kWideWarps ? kWideWarps : kWarps; }
+
 template <typename T>
 Status launch(const SkinnyGemmParams& p, int split, unsigned ctas, cudaStream_t stream) {
-  if (split == kWideWarps) return launch<T, kWideWarps>(p, split, ctas, stream);
+  if (cta_warps(split) == kWideWarps) return launch<T, kWideWarps>(p, split, ctas, stream);
   return launch<T, kWarps>(p, split, ctas, stream);
 }
 
@@ -292,8 +292,7 @@ Status skinny_gemm_cuda(const SkinnyGemmParams& p, void* stream) {
     }
     split = choose_split(tiles, p.k, sms);
   }
-  const int warps = split == kWideWarps ? kWideWarps : kWarps;  // a CTA's: launch() picks the kernel alike
-  const int64_t tiles_per_cta = warps / split, ctas = (tiles + tiles_per_cta - 1) / tiles_per_cta;
+  const int64_t tiles_per_cta = cta_warps(split) / split, ctas = (tiles + tiles_per_cta - 1) / tiles_per_cta;
   if (ctas > std::numeric_limits<int32_t>::max()) return Status::kInvalidArgument;
   // 2. Launch.
   const auto s = static_cast<cudaStream_t>(stream);
