@@ -46,7 +46,7 @@ using detail::wait_for_prior_grids;
 constexpr int kThreads = 128;
 constexpr int kScoreIters = 4;  // (head, candidate) pairs per team of a score CTA
 constexpr int kTopKThreads = 1024;
-constexpr int kTopKCached = 4096;  // scores a top_k_kernel CTA keeps in shared memory
+constexpr int kTopKCached = 8192;  // scores a top_k_kernel CTA keeps in shared memory (1M tokens, 3 levels: 8,192)
 constexpr int kUnionWords = 4;     // bitmap words per thread and round of a long level's union
 constexpr int kDescentThreads = 512;
 // A level below the top runs inside the descent kernel when its (head, candidate) pairs, G * C_l, are at most

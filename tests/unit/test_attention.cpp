@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <utility>
+#include <vector>
 
 #include "common/dense_reference.h"
 #include "common/tolerance.h"
@@ -384,11 +386,12 @@ namespace {
 // bitmap words. Adaptive and a large fixed budget.
 TEST(Selection, KernelsOnLongLevelsEqualTheCpuTwin) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
-  for (const int64_t levels : {1, 3}) {
+  // (levels, fanout): 40,960 chunks of 8 in one, three and two levels.
+  for (const auto& [levels, fanout] : std::vector<std::pair<int64_t, int64_t>>{{1, 4}, {3, 4}, {2, 8}}) {
     GistOptions gist;
     gist.chunk = 8;
     gist.levels = levels;
-    gist.fanout = 4;
+    gist.fanout = fanout;
     gist.sink = 3;
     Document doc;
     std::mt19937 rng(77);
@@ -398,12 +401,14 @@ TEST(Selection, KernelsOnLongLevelsEqualTheCpuTwin) {
     const int64_t T = row.size(), D = 64, hq = 8, hkv = 2;
     at::manual_seed(3);
     const at::Tensor q = at::randn({1, hq, T, D}, at::kBFloat16), k = at::randn({1, hkv, T, D}, at::kBFloat16);
-    // fixed_k 0: the adaptive budget (81 gists a head, 324 candidates per head below the top at three levels);
-    // 1,100: 4,400 candidates per head at level 0 (both through score_kernel and top_k_kernel per level); 64: 256
-    // (the levels below the top inside the descent kernel, chunk_selection.cu).
-    for (const int64_t fixed_k : {0, 1100, 64}) {
+    // Three levels, fixed_k 0: the adaptive budget (81 gists a head, 324 candidates per head below the top); 1,100:
+    // 4,400 candidates per head at level 0 (both through score_kernel and top_k_kernel per level); 300: 1,200 a
+    // level below the top (more than a top_k_kernel CTA's threads: the radix select); 64: 256 (the levels below the
+    // top inside the descent kernel, chunk_selection.cu). Two levels of fanout 8: 5,120 top-level candidates (the
+    // radix select from shared memory, up to 8,192) and, adaptive, 161 x 8 = 1,288 at level 0.
+    for (const int64_t fixed_k : {0, 1100, 300, 64}) {
       const bool fixed = fixed_k > 0;
-      SCOPED_TRACE(str_cat(levels, " levels, fixed_k ", fixed_k));
+      SCOPED_TRACE(str_cat(levels, " levels of fanout ", fanout, ", fixed_k ", fixed_k));
       AttentionOptions options;
       options.backend = AttentionBackend::kKernels;
       options.selection.budget = fixed ? BudgetKind::kFixed : BudgetKind::kAdaptive;
