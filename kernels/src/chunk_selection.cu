@@ -9,7 +9,8 @@
 // (the single-CTA select over all of them took 0.27 ms per layer on an H200).
 // Then descent_kernel, one CTA per (query, KV head), does the rest: each level below the top while it is small
 // (score the group's heads' children of the gists chosen above, each head's kk best by its threads' bitwise
-// search over keys in registers; larger levels get score_kernel and top_k_kernel launches of their own), the union
+// search over keys in registers; a larger level with under 2,048 candidates a head gets level_select_kernel, the
+// same scoring and select in a CTA per (query, head); larger ones score_kernel and top_k_kernel launches), the union
 // of the group's choices per level (a bitmap the CTA clears itself, compacted in ascending order by a block prefix
 // sum over the level's words) and the rows to unfold (one slot per thread; a long list by unfold_kernel). Three
 // launches at three levels instead of nine (a memset, a score and a top-k launch per level, a union and an unfold
@@ -54,6 +55,9 @@ constexpr int kDescentThreads = 512;
 // any length: 4 x 64). Larger levels (1M tokens, adaptive: 4 x 1,028) go through score_kernel and top_k_kernel,
 // whose many CTAs hide the load latency that one CTA would expose.
 constexpr int kDescentMaxPairs = 1024;
+// A level below the top with more pairs than that but fewer than this many candidates a head (head_top_k's limit:
+// 2,047) is scored and selected by level_select_kernel, a CTA per (query, query head), unless GSA_LEVEL_SELECT=0.
+constexpr int kLevelMaxPairs = 2048;
 // Up to this many unfold slots per (query, KV head) the descent CTA writes them (3 a thread at 128K tokens,
 // adaptive); a longer list (11K slots at 1M tokens, adaptive) gets unfold_kernel's many CTAs: one CTA following
 // 22 load chains a thread cost 0.3 ms a step on an H200.
@@ -447,32 +451,32 @@ __device__ __forceinline__ void unfold_slots(const ChunkSelectionParams& p, cons
   }
 }
 
-// Candidates a descent thread holds in a head's select (head_top_k): the head's NT / G threads cover its
-// C <= kDescentMaxPairs / G candidates.
-constexpr int kSelectKeys = kDescentMaxPairs / kDescentThreads;
-using SelectShared = detail::HeadSelectShared<kDescentThreads, kSelectKeys>;
-
-// Shared memory of a descent CTA: per (head, candidate) pair of one level (pair = head * C + candidate) its gist
-// index, key row and score, and the heads' selects.
-struct DescentShared {
-  int32_t gist[kDescentMaxPairs];
-  int32_t key_row[kDescentMaxPairs];
-  float score[kDescentMaxPairs];
-  SelectShared select;
+// Shared memory of a CTA of NT threads that scores and selects up to MP (head, candidate) pairs of one level
+// (pair = head * C + candidate): each pair's gist index, key row and score, and the heads' selects (head_top_k,
+// MP / NT candidates a thread: the head's NT / G threads cover its C <= MP / G candidates).
+template <int NT, int MP>
+struct LevelShared {
+  static_assert(MP % NT == 0, "whole pairs a thread");
+  int32_t gist[MP];
+  int32_t key_row[MP];
+  float score[MP];
+  detail::HeadSelectShared<NT, MP / NT> select;
 };
+using DescentShared = LevelShared<kDescentThreads, kDescentMaxPairs>;
 
-// Level l (< the top) of (query s, KV head kv) in one CTA, for G * C_l <= kDescentMaxPairs: every head's
-// candidates (the children of its choice one level up) are scored and its kk best kept in chosen_l, candidate order.
-// Head h's candidates belong to threads [h NT / G, (h + 1) NT / G): its teams score them with its query (qh, this
-// thread's team lane's 8 elements of it) and the same threads select them.
+// Level l (< the top) of query s's G query heads head0 .. head0 + G - 1 (all of KV head kv) in one CTA, for
+// G * C_l <= MP: every head's candidates (the children of its choice one level up) are scored and its kk best kept
+// in chosen_l, candidate order. Head head0 + h's candidates belong to threads [h NT / G, (h + 1) NT / G): its teams
+// score them with its query (qh, this thread's team lane's 8 elements of it) and the same threads select them.
+// The descent kernel calls it with a KV head's whole group (head0 = kv G), level_select_kernel with one head (G = 1).
 // 1. each thread follows kChains candidate chains (parent -> children -> gist position -> key row) at once;
 // 2. the teams (D / 8 lanes) load kIters key rows each before their dots;
 // 3. the head's threads keep its kk best (head_top_k; ranking every pair against its head's C scores cost ~C
 //    comparisons a thread, ~5 us a level at C = 132 on an H200; a bitonic sort ~10 us).
-template <typename T, int D, int G, int NT>
-__device__ void descend_level(const ChunkSelectionParams& p, int l, int s, int kv, const float (&qh)[8],
-                              DescentShared& sh) {
-  constexpr int kChains = kDescentMaxPairs / NT;
+template <typename T, int D, int G, int NT, int MP>
+__device__ void descend_level(const ChunkSelectionParams& p, int l, int s, int kv, int head0, const float (&qh)[8],
+                              LevelShared<NT, MP>& sh) {
+  constexpr int kChains = MP / NT;
   // kIters key rows a team lane loads before its dots: 12 takes a head's 132 candidates (a 128K-token step with the
   // adaptive budget) in one round of 64-element rows (16 teams a head of 4).
   constexpr int kTeam = D / 8, kHeadTeams = NT / kTeam / G, kIters = 12;
@@ -484,7 +488,7 @@ __device__ void descend_level(const ChunkSelectionParams& p, int l, int s, int k
 #pragma unroll
   for (int u = 0; u < kChains; ++u) {
     const int i = tid + u * NT;
-    idx[u] = i < pairs ? candidate_index(p, l, s, kv * G + i / C, i % C) : -1;
+    idx[u] = i < pairs ? candidate_index(p, l, s, head0 + i / C, i % C) : -1;
   }
 #pragma unroll
   for (int u = 0; u < kChains; ++u) pos[u] = idx[u] >= 0 ? gist_pos[idx[u]] : -1;
@@ -525,8 +529,8 @@ __device__ void descend_level(const ChunkSelectionParams& p, int l, int s, int k
   __syncthreads();
   const int K = p.keep[l];
   const int64_t kk = min(keep_count(p, s, l), int64_t{K});
-  int32_t* chosen = p.chosen + p.chosen_offset[l] + (int64_t(s) * p.q_heads + kv * G + h) * K;
-  head_top_k<NT, G, kSelectKeys>(score, sh.gist + h * C, C, kk, chosen, K, sh.select);
+  int32_t* chosen = p.chosen + p.chosen_offset[l] + (int64_t(s) * p.q_heads + head0 + h) * K;
+  head_top_k<NT, G, MP / NT>(score, sh.gist + h * C, C, kk, chosen, K, sh.select);
   __syncthreads();
 }
 
@@ -560,7 +564,7 @@ __global__ void __launch_bounds__(kDescentThreads, 1)
     const T* q =
         static_cast<const T*>(p.q) + s * p.q_stride[0] + int64_t(kv * G + threadIdx.x / (NT / G)) * p.q_stride[1];
     to_floats<T>(*reinterpret_cast<const uint4*>(q + threadIdx.x % (D / 8) * 8), qh);
-    for (int l = p.levels - 2; l >= 0; --l) descend_level<T, D, G, NT>(p, l, s, kv, qh, sh);
+    for (int l = p.levels - 2; l >= 0; --l) descend_level<T, D, G, NT, kDescentMaxPairs>(p, l, s, kv, kv * G, qh, sh);
   }
   __syncthreads();
   mark_choices<NT>(p, s, kv, u);
@@ -581,6 +585,23 @@ __global__ void __launch_bounds__(kDescentThreads, 1)
   if (unfold_here) {
     unfold_slots<kDescentUnfoldMax / NT>(p, sel, raw_slots, slots, s, kv, threadIdx.x, NT);
   }
+}
+
+// One CTA per (query, query head): level l (< the top) of a selection the descent cannot take (over
+// kDescentMaxPairs pairs a KV head) but with at most kLevelMaxPairs - 1 candidates a head (1M tokens, adaptive:
+// 1,028), scored and selected by descend_level for the one head -- one launch where score_kernel and top_k_kernel
+// took two (12-16 us each under Nsight Compute on an H200).
+template <typename T, int D>
+__global__ void __launch_bounds__(kDescentThreads, 1)
+    level_select_kernel(const __grid_constant__ ChunkSelectionParams p, int l) {
+  wait_for_prior_grids();  // the query, keys and the level above's choices come from the kernels before (pdl.cuh)
+  allow_dependent_launch();
+  __shared__ LevelShared<kDescentThreads, kLevelMaxPairs> sh;
+  const int s = blockIdx.x / p.q_heads, h = blockIdx.x % p.q_heads, kv = h / (p.q_heads / p.kv_heads);
+  float qh[8];
+  const T* q = static_cast<const T*>(p.q) + s * p.q_stride[0] + int64_t(h) * p.q_stride[1];
+  to_floats<T>(*reinterpret_cast<const uint4*>(q + threadIdx.x % (D / 8) * 8), qh);
+  descend_level<T, D, 1, kDescentThreads, kLevelMaxPairs>(p, l, s, kv, h, qh, sh);
 }
 
 // The unfold list of a long selection (slots > kDescentUnfoldMax): grid (slot tiles, query x KV head).
@@ -622,6 +643,7 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
   bool fused = int64_t(p.num_queries) * p.kv_heads <= sms;
   for (int l = 0; l < p.levels - 1; ++l) fused = fused && group * p.candidates[l] <= kDescentMaxPairs;
   const int top = p.levels - 1, last_alone = fused ? top : 0;  // levels top .. last_alone: their own kernels
+  static const bool level_select = detail::env_int("GSA_LEVEL_SELECT", 1) != 0;  // read once
   return detail::with_type_and_dim(p, [&](auto type, auto dim) {
     using T = typename decltype(type)::type;
     return detail::with_group(group, [&](auto g) {
@@ -632,6 +654,11 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
         }
       };
       for (int l = top; l >= last_alone; --l) {
+        if (l < top && level_select && p.candidates[l] > kDescentMaxPairs / g.value &&
+            p.candidates[l] < kLevelMaxPairs) {
+          launch(level_select_kernel<T, dim.value>, dim3(p.num_queries * p.q_heads), kDescentThreads, l);
+          continue;
+        }
         if (p.candidates[l] > 0) {
           const int64_t pairs = int64_t(l == top ? 1 : g.value) * p.candidates[l];
           const int64_t per_cta = kThreads / (dim.value / 8) * kScoreIters;
