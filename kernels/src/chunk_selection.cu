@@ -488,7 +488,7 @@ __device__ void descend_level(const ChunkSelectionParams& p, int l, int s, int k
 #pragma unroll
   for (int u = 0; u < kChains; ++u) {
     const int i = tid + u * NT;
-    idx[u] = i < pairs ? candidate_index(p, l, s, head0 + i / C, i % C) : -1;
+    idx[u] = i < pairs ? candidate_index(p, l, s, G == 1 ? head0 : head0 + i / C, G == 1 ? i : i % C) : -1;
   }
 #pragma unroll
   for (int u = 0; u < kChains; ++u) pos[u] = idx[u] >= 0 ? gist_pos[idx[u]] : -1;

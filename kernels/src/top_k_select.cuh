@@ -134,19 +134,39 @@ struct HeadSelectShared {
 
 // Per candidate slot r, the head's count before this warp (candidate order: slot, then warp, then lane) and the
 // head's total, of the per-warp counts counts[r][w] (the head's W warps from first_warp; field: a mask and shift).
+// The P W counts are scanned across the warp's lanes, N consecutive counts a lane (every lane must call it; each
+// thread summing all P W counts itself took ~380 instructions a call at W = 16, P = 4).
 template <int W, int P, int NW>
 __device__ __forceinline__ int head_prefix(const uint32_t (&counts)[P][NW], int first_warp, int own_warp,
                                            uint32_t mask, int shift, int (&before)[P]) {
-  int run = 0;
+  constexpr int E = P * W, N = (E + 31) / 32;
+  const int lane = threadIdx.x % 32;
+  int within[N], run = 0;  // this lane's counts' exclusive prefix within the lane, and their sum
+#pragma unroll
+  for (int n = 0; n < N; ++n) {
+    const int e = lane * N + n;
+    within[n] = run;
+    run += e < E ? int((counts[e / W][first_warp + e % W] >> shift) & mask) : 0;
+  }
+  int inclusive = run;
+#pragma unroll
+  for (int o = 1; o < 32; o *= 2) {
+    const int v = __shfl_up_sync(0xffffffffu, inclusive, o);
+    if (lane >= o) inclusive += v;
+  }
+  const int lanes_before = inclusive - run;
 #pragma unroll
   for (int r = 0; r < P; ++r) {
+    const int e = r * W + own_warp, owner = e / N;
+    int b = __shfl_sync(0xffffffffu, lanes_before, owner);
 #pragma unroll
-    for (int w = 0; w < W; ++w) {
-      if (w == own_warp) before[r] = run;
-      run += int((counts[r][first_warp + w] >> shift) & mask);
+    for (int n = 0; n < N; ++n) {
+      const int x = __shfl_sync(0xffffffffu, within[n], owner);
+      if (e % N == n) b += x;
     }
+    before[r] = b;
   }
-  return run;
+  return __shfl_sync(0xffffffffu, inclusive, 31);
 }
 
 // The kk best of head h's C scores (-inf = absent) by the head's TH = NT / G threads (its W = TH / 32 warps), gist
@@ -164,6 +184,7 @@ __device__ void head_top_k(const float* scores, const int32_t* gists, int C, int
   constexpr int TH = NT / G, W = TH / 32;
   static_assert(TH % 32 == 0 && G <= 15, "whole warps a head, a named barrier each");
   static_assert(32 * P < 2048, "a warp's packed counts fit their 11-bit fields");
+  static_assert(W <= 32, "a head's warp words summed by one warp");
   const int h = threadIdx.x / TH, t = threadIdx.x % TH, lane = threadIdx.x % 32;
   const int first_warp = h * W, own_warp = t / 32, barrier = 1 + h;  // barrier 0 is __syncthreads
   const uint32_t lanes_below = (1u << lane) - 1u;
@@ -189,10 +210,11 @@ __device__ void head_top_k(const float* scores, const int32_t* gists, int C, int
     uint32_t* words = sh.round[round & 1] + first_warp;
     if (lane == 0) words[own_warp] = packed;
     detail::named_barrier_sync(barrier, TH);
-    uint64_t total = 0;
-#pragma unroll
-    for (int w = 0; w < W; ++w) total += words[w];
-    const int64_t c1 = int64_t(total & 2047u), c2 = int64_t((total >> 11) & 2047u), c3 = int64_t(total >> 22);
+    // The head's sums, a warp reduction over its W words: fields 1 and 2 in one word (each sum <= C fits its 11
+    // bits), field 3 (bits 22-32 of a sum) apart.
+    const uint32_t word = lane < W ? words[lane] : 0u;
+    const uint32_t low = __reduce_add_sync(0xffffffffu, word & 0x3fffffu), high = __reduce_add_sync(0xffffffffu, word >> 22);
+    const int64_t c1 = int64_t(low & 2047u), c2 = int64_t(low >> 11), c3 = int64_t(high);
     const int64_t count = c3 >= kk ? c3 : c2 >= kk ? c2 : c1 >= kk ? c1 : -1;  // at the new threshold
     threshold = c3 >= kk ? t3 : c2 >= kk ? t2 : c1 >= kk ? t1 : threshold;
     if (count == kk) {  // the keys at or above it are the kk best: done (~7 rounds of 16 at 132 candidates)
