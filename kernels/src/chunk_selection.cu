@@ -12,7 +12,8 @@
 // search over keys in registers; a larger level with under 2,048 candidates a head gets level_select_kernel, the
 // same scoring and select in a CTA per (query, head); larger ones score_kernel and top_k_kernel launches), the union
 // of the group's choices per level (a bitmap the CTA clears itself, compacted in ascending order by a block prefix
-// sum over the level's words) and the rows to unfold (one slot per thread; a long list by unfold_kernel). Three
+// sum over the level's words; a long selection's levels each in a CTA of union_kernel) and the rows to unfold
+// (one slot per thread; a long list by unfold_kernel). Three
 // launches at three levels instead of nine (a memset, a score and a top-k launch per level, a union and an unfold
 // launch).
 #include <cuda_bf16.h>
@@ -301,14 +302,16 @@ __device__ __forceinline__ int64_t shared_bitmap_words(const ChunkSelectionParam
   return total;
 }
 
-// Every level's choices of the group's heads of (query s, KV head kv) as bits of their level's (cleared) bitmap:
-// a thread issues the loads of kMarkBatch choices before its first atomicOr, so the levels' loads overlap.
+// The choices of levels [first, last) of the group's heads of (query s, KV head kv) as bits of their level's
+// (cleared) bitmap: a thread issues the loads of kMarkBatch choices before its first atomicOr, so the levels'
+// loads overlap.
 template <int NT>
-__device__ void mark_choices(const ChunkSelectionParams& p, int s, int kv, const UnionBitmaps& u) {
+__device__ void mark_choices(const ChunkSelectionParams& p, int s, int kv, const UnionBitmaps& u, int first,
+                             int last) {
   constexpr int kMarkBatch = 4;
   const int group = p.q_heads / p.kv_heads;
   int64_t total = 0;
-  for (int l = 0; l < p.levels; ++l) total += int64_t(group) * p.keep[l];
+  for (int l = first; l < last; ++l) total += int64_t(group) * p.keep[l];
   for (int64_t base = 0; base < total; base += int64_t(NT) * kMarkBatch) {
     int32_t idx[kMarkBatch];
     int level[kMarkBatch];
@@ -318,7 +321,7 @@ __device__ void mark_choices(const ChunkSelectionParams& p, int s, int kv, const
       idx[b] = -1;
       level[b] = 0;
       if (j < total) {
-        int l = 0;
+        int l = first;
         while (j >= int64_t(group) * p.keep[l]) j -= int64_t(group) * p.keep[l++];
         level[b] = l;
         idx[b] = p.chosen[p.chosen_offset[l] + (int64_t(s) * p.q_heads + kv * group) * p.keep[l] + j];
@@ -567,7 +570,7 @@ __global__ void __launch_bounds__(kDescentThreads, 1)
     for (int l = p.levels - 2; l >= 0; --l) descend_level<T, D, G, NT, kDescentMaxPairs>(p, l, s, kv, kv * G, qh, sh);
   }
   __syncthreads();
-  mark_choices<NT>(p, s, kv, u);
+  mark_choices<NT>(p, s, kv, u, 0, p.levels);
   __syncthreads();
   const bool unfold_here = slots <= kDescentUnfoldMax;  // then G * sum_l K_l <= slots fit shared_selected
   const int32_t* sel[kMaxSelectionLevels] = {};
@@ -584,6 +587,32 @@ __global__ void __launch_bounds__(kDescentThreads, 1)
   }
   if (unfold_here) {
     unfold_slots<kDescentUnfoldMax / NT>(p, sel, raw_slots, slots, s, kv, threadIdx.x, NT);
+  }
+}
+
+// The union of a long selection (slots > kDescentUnfoldMax, its levels below the top not fused): CTA
+// (query x KV head, level l) clears, marks and compacts level l's bitmap alone, so the levels' unions run side by
+// side (the descent kernel's CTA took them one after the other: 17 us a layer under Nsight Compute at 1M tokens,
+// adaptive, on an H200). The unfold list is unfold_kernel's.
+__global__ void __launch_bounds__(kDescentThreads, 1) union_kernel(const __grid_constant__ ChunkSelectionParams p) {
+  wait_for_prior_grids();  // the choices come from the kernels before (pdl.cuh)
+  allow_dependent_launch();
+  constexpr int NT = kDescentThreads;
+  __shared__ uint32_t shared_bits[kSharedBitmapWords];
+  const int l = blockIdx.y, s = blockIdx.x / p.kv_heads, kv = blockIdx.x % p.kv_heads;
+  UnionBitmaps u;
+  u.words[l] = level_words(p, l);
+  u.shared = u.words[l] <= kSharedBitmapWords;
+  u.bits = u.shared ? shared_bits : p.bitmap + int64_t(blockIdx.x) * p.levels * p.bitmap_words;
+  u.offset[l] = u.shared ? 0 : l * p.bitmap_words;
+  for (int64_t w = threadIdx.x; w < u.words[l]; w += NT) u.bits[u.offset[l] + w] = 0u;
+  __syncthreads();
+  mark_choices<NT>(p, s, kv, u, l, l + 1);
+  __syncthreads();
+  if (u.words[l] <= 2 * NT) {
+    union_level<NT, 1>(p, l, s, kv, u, nullptr);
+  } else {
+    union_level<NT, kUnionWords>(p, l, s, kv, u, nullptr);
   }
 }
 
@@ -644,6 +673,7 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
   for (int l = 0; l < p.levels - 1; ++l) fused = fused && group * p.candidates[l] <= kDescentMaxPairs;
   const int top = p.levels - 1, last_alone = fused ? top : 0;  // levels top .. last_alone: their own kernels
   static const bool level_select = detail::env_int("GSA_LEVEL_SELECT", 1) != 0;  // read once
+  static const bool union_split = detail::env_int("GSA_UNION_SPLIT", 1) != 0;     // union_kernel (A/B switch)
   return detail::with_type_and_dim(p, [&](auto type, auto dim) {
     using T = typename decltype(type)::type;
     return detail::with_group(group, [&](auto g) {
@@ -673,7 +703,9 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
         }
       }
       const unsigned ctas = p.num_queries * p.kv_heads;
-      if (fused) {
+      if (!fused && slots > kDescentUnfoldMax && union_split) {
+        launch(union_kernel, dim3(ctas, p.levels), kDescentThreads);
+      } else if (fused) {
         launch(descent_kernel<T, dim.value, g.value, true>, dim3(ctas), kDescentThreads, raw_slots, slots);
       } else {
         launch(descent_kernel<T, dim.value, g.value, false>, dim3(ctas), kDescentThreads, raw_slots, slots);

@@ -383,7 +383,8 @@ namespace {
 // candidates per head, then one select over their survivors; what a decode step at 1M tokens runs) over 40,960
 // gists (5 slices); with three levels (fanout 4), thousands of candidates per head below the top (score tiles
 // of many CTAs, top-k from shared memory at level 1 and from global memory at level 0) and a union over 1,280
-// bitmap words. Adaptive and a large fixed budget.
+// bitmap words (union_kernel, a CTA a level; the descent kernel's CTA with GSA_UNION_SPLIT=0). Adaptive and a
+// large fixed budget.
 TEST(Selection, KernelsOnLongLevelsEqualTheCpuTwin) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
   // (levels, fanout): 40,960 chunks of 8 in one, three and two levels.
