@@ -4,18 +4,17 @@
 // head of the group) writes fp32 scores, and top_k_kernel (one CTA per (query, head)) keeps each head's kk best:
 // up to kTopKThreads candidates by a bitwise search for the kk-th largest order key (one counting barrier a bit),
 // above that by a 4-pass 8-bit radix select on order-preserving keys in shared-memory histograms
-// (warp-aggregated adds: the scores share few top bits). A long top level (a decode step at 1M tokens: 65K gists per head) is split over
-// top_slices CTAs per head: each keeps its slice's kk best, then one CTA per head selects over the survivors
-// (the single-CTA select over all of them took 0.27 ms per layer on an H200).
+// (warp-aggregated adds: the scores share few top bits). A long top level (a decode step at 1M tokens: 65K gists
+// per head) is split over top_slices CTAs per head: each keeps its slice's kk best, then one CTA per head selects
+// over the survivors (the single-CTA select over all of them took 0.27 ms per layer on an H200).
 // Then descent_kernel, one CTA per (query, KV head), does the rest: each level below the top while it is small
 // (score the group's heads' children of the gists chosen above, each head's kk best by its threads' bitwise
 // search over keys in registers; a larger level with under 2,048 candidates a head gets level_select_kernel, the
 // same scoring and select in a CTA per (query, head); larger ones score_kernel and top_k_kernel launches), the union
 // of the group's choices per level (a bitmap the CTA clears itself, compacted in ascending order by a block prefix
 // sum over the level's words; a long selection's levels each in a CTA of union_kernel) and the rows to unfold
-// (one slot per thread; a long list by unfold_kernel). Three
-// launches at three levels instead of nine (a memset, a score and a top-k launch per level, a union and an unfold
-// launch).
+// (one slot per thread; a long list by unfold_kernel). Three launches at three levels instead of nine (a memset,
+// a score and a top-k launch per level, a union and an unfold launch).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -53,8 +52,8 @@ constexpr int kUnionWords = 4;     // bitmap words per thread and round of a lon
 constexpr int kDescentThreads = 512;
 // A level below the top runs inside the descent kernel when its (head, candidate) pairs, G * C_l, are at most
 // kDescentMaxPairs (a decode step at 128K tokens with the adaptive budget: 4 x 132 pairs; with 16 fixed chunks at
-// any length: 4 x 64). Larger levels (1M tokens, adaptive: 4 x 1,028) go through score_kernel and top_k_kernel,
-// whose many CTAs hide the load latency that one CTA would expose.
+// any length: 4 x 64). Larger levels (1M tokens, adaptive: 4 x 1,028) get CTAs of their own: level_select_kernel's,
+// one per (query, head), or score_kernel's and top_k_kernel's.
 constexpr int kDescentMaxPairs = 1024;
 // A level below the top with more pairs than that but fewer than this many candidates a head (head_top_k's limit:
 // 2,047) is scored and selected by level_select_kernel, a CTA per (query, query head), unless GSA_LEVEL_SELECT=0.

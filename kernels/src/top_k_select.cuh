@@ -213,7 +213,8 @@ __device__ void head_top_k(const float* scores, const int32_t* gists, int C, int
     // The head's sums, a warp reduction over its W words: fields 1 and 2 in one word (each sum <= C fits its 11
     // bits), field 3 (bits 22-32 of a sum) apart.
     const uint32_t word = lane < W ? words[lane] : 0u;
-    const uint32_t low = __reduce_add_sync(0xffffffffu, word & 0x3fffffu), high = __reduce_add_sync(0xffffffffu, word >> 22);
+    const uint32_t low = __reduce_add_sync(0xffffffffu, word & 0x3fffffu);
+    const uint32_t high = __reduce_add_sync(0xffffffffu, word >> 22);
     const int64_t c1 = int64_t(low & 2047u), c2 = int64_t(low >> 11), c3 = int64_t(high);
     const int64_t count = c3 >= kk ? c3 : c2 >= kk ? c2 : c1 >= kk ? c1 : -1;  // at the new threshold
     threshold = c3 >= kk ? t3 : c2 >= kk ? t2 : c1 >= kk ? t1 : threshold;
