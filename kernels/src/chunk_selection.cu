@@ -393,6 +393,17 @@ __device__ void union_level(const ChunkSelectionParams& p, int l, int s, int kv,
   __syncthreads();  // s_total and warp_total are reused by the next level
 }
 
+// Level l's union (union_level): one word a thread while the level has at most 2 NT words, else kUnionWords.
+template <int NT>
+__device__ __forceinline__ void union_of_level(const ChunkSelectionParams& p, int l, int s, int kv,
+                                               const UnionBitmaps& u, int32_t* copy) {
+  if (u.words[l] <= 2 * NT) {
+    union_level<NT, 1>(p, l, s, kv, u, copy);
+  } else {
+    union_level<NT, kUnionWords>(p, l, s, kv, u, copy);
+  }
+}
+
 // Slots first + u * stride (u < U, below `slots`) of the unfold list of (query s, KV head kv): slot j < raw_slots
 // is the j % span-th row of chunk selected_0[j / span], the others the positions of the selected gists of each
 // level; -1 where there is none. sel[l] is the pair's selected_l list (global or shared memory). The U slots'
@@ -575,12 +586,7 @@ __global__ void __launch_bounds__(kDescentThreads, 1)
   const int32_t* sel[kMaxSelectionLevels] = {};
   int64_t at = 0;
   for (int l = 0; l < p.levels; ++l) {
-    int32_t* copy = unfold_here ? shared_selected + at : nullptr;
-    if (u.words[l] <= 2 * NT) {
-      union_level<NT, 1>(p, l, s, kv, u, copy);
-    } else {
-      union_level<NT, kUnionWords>(p, l, s, kv, u, copy);
-    }
+    union_of_level<NT>(p, l, s, kv, u, unfold_here ? shared_selected + at : nullptr);
     sel[l] = shared_selected + at;
     at += int64_t(G) * p.keep[l];
   }
@@ -608,11 +614,7 @@ __global__ void __launch_bounds__(kDescentThreads, 1) union_kernel(const __grid_
   __syncthreads();
   mark_choices<NT>(p, s, kv, u, l, l + 1);
   __syncthreads();
-  if (u.words[l] <= 2 * NT) {
-    union_level<NT, 1>(p, l, s, kv, u, nullptr);
-  } else {
-    union_level<NT, kUnionWords>(p, l, s, kv, u, nullptr);
-  }
+  union_of_level<NT>(p, l, s, kv, u, nullptr);
 }
 
 // One CTA per (query, query head): level l (< the top) of a selection the descent cannot take (over
@@ -626,10 +628,9 @@ __global__ void __launch_bounds__(kDescentThreads, 1)
   allow_dependent_launch();
   __shared__ LevelShared<kDescentThreads, kLevelMaxPairs> sh;
   const int s = blockIdx.x / p.q_heads, h = blockIdx.x % p.q_heads, kv = h / (p.q_heads / p.kv_heads);
-  float qh[8];
-  const T* q = static_cast<const T*>(p.q) + s * p.q_stride[0] + int64_t(h) * p.q_stride[1];
-  to_floats<T>(*reinterpret_cast<const uint4*>(q + threadIdx.x % (D / 8) * 8), qh);
-  descend_level<T, D, 1, kDescentThreads, kLevelMaxPairs>(p, l, s, kv, h, qh, sh);
+  float qh[1][8];
+  load_query<T, D, 1>(p, s, h, threadIdx.x % (D / 8), qh);  // this thread's team lane's 8 elements of head h
+  descend_level<T, D, 1, kDescentThreads, kLevelMaxPairs>(p, l, s, kv, h, qh[0], sh);
 }
 
 // The unfold list of a long selection (slots > kDescentUnfoldMax): grid (slot tiles, query x KV head).
