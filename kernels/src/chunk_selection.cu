@@ -56,7 +56,8 @@ constexpr int kDescentThreads = 512;
 // one per (query, head), or score_kernel's and top_k_kernel's.
 constexpr int kDescentMaxPairs = 1024;
 // A level below the top with more pairs than that but fewer than this many candidates a head (head_top_k's limit:
-// 2,047) is scored and selected by level_select_kernel, a CTA per (query, query head), unless GSA_LEVEL_SELECT=0.
+// 2,047) is scored and selected by level_select_kernel, a CTA per (query, query head); consecutive such levels in
+// one launch. GSA_LEVEL_SELECT (read once): 1 (unset) that, 2 a launch a level, 0 score_kernel and top_k_kernel.
 constexpr int kLevelMaxPairs = 2048;
 // Up to this many unfold slots per (query, KV head) the descent CTA writes them (3 a thread at 128K tokens,
 // adaptive); a longer list (11K slots at 1M tokens, adaptive) gets unfold_kernel's many CTAs: one CTA following
@@ -615,13 +616,14 @@ __global__ void __launch_bounds__(kDescentThreads, 1) union_kernel(const __grid_
   }
 }
 
-// One CTA per (query, query head): level l (< the top) of a selection the descent cannot take (over
+// One CTA per (query, query head): levels high .. low (< the top) of a selection the descent cannot take (over
 // kDescentMaxPairs pairs a KV head) but with at most kLevelMaxPairs - 1 candidates a head (1M tokens, adaptive:
-// 1,028), scored and selected by descend_level for the one head -- one launch where score_kernel and top_k_kernel
-// took two (12-16 us each under Nsight Compute on an H200).
+// 1,028), scored and selected one after the other by descend_level for the one head (a head's candidates are the
+// children of its own choices one level up: no other head's) -- one launch where score_kernel and top_k_kernel
+// took two a level (12-16 us each under Nsight Compute on an H200).
 template <typename T, int D>
 __global__ void __launch_bounds__(kDescentThreads, 1)
-    level_select_kernel(const __grid_constant__ ChunkSelectionParams p, int l) {
+    level_select_kernel(const __grid_constant__ ChunkSelectionParams p, int high, int low) {
   wait_for_prior_grids();  // the query, keys and the level above's choices come from the kernels before (pdl.cuh)
   allow_dependent_launch();
   __shared__ LevelShared<kDescentThreads, kLevelMaxPairs> sh;
@@ -629,7 +631,8 @@ __global__ void __launch_bounds__(kDescentThreads, 1)
   float qh[8];
   const T* q = static_cast<const T*>(p.q) + s * p.q_stride[0] + int64_t(h) * p.q_stride[1];
   to_floats<T>(*reinterpret_cast<const uint4*>(q + threadIdx.x % (D / 8) * 8), qh);
-  descend_level<T, D, 1, kDescentThreads, kLevelMaxPairs>(p, l, s, kv, h, qh, sh);
+  // descend_level ends on a barrier: level l's choices (global memory) are visible to the CTA's reads at l - 1.
+  for (int l = high; l >= low; --l) descend_level<T, D, 1, kDescentThreads, kLevelMaxPairs>(p, l, s, kv, h, qh, sh);
 }
 
 // The unfold list of a long selection (slots > kDescentUnfoldMax): grid (slot tiles, query x KV head).
@@ -671,7 +674,7 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
   bool fused = int64_t(p.num_queries) * p.kv_heads <= sms;
   for (int l = 0; l < p.levels - 1; ++l) fused = fused && group * p.candidates[l] <= kDescentMaxPairs;
   const int top = p.levels - 1, last_alone = fused ? top : 0;  // levels top .. last_alone: their own kernels
-  static const bool level_select = detail::env_int("GSA_LEVEL_SELECT", 1) != 0;  // read once
+  static const int level_select = detail::env_int("GSA_LEVEL_SELECT", 1);
   static const bool union_split = detail::env_int("GSA_UNION_SPLIT", 1) != 0;     // union_kernel (A/B switch)
   return detail::with_type_and_dim(p, [&](auto type, auto dim) {
     using T = typename decltype(type)::type;
@@ -682,10 +685,16 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
           e = launch_dependent(detail::kSelectionLaunch, kernel, grid, threads, 0, stream, p, args...);
         }
       };
+      auto level_selects = [&](int l) {
+        return l < top && level_select != 0 && p.candidates[l] > kDescentMaxPairs / g.value &&
+               p.candidates[l] < kLevelMaxPairs;
+      };
       for (int l = top; l >= last_alone; --l) {
-        if (l < top && level_select && p.candidates[l] > kDescentMaxPairs / g.value &&
-            p.candidates[l] < kLevelMaxPairs) {
-          launch(level_select_kernel<T, dim.value>, dim3(p.num_queries * p.q_heads), kDescentThreads, l);
+        if (level_selects(l)) {
+          int low = l;
+          while (level_select != 2 && low > last_alone && level_selects(low - 1)) --low;
+          launch(level_select_kernel<T, dim.value>, dim3(p.num_queries * p.q_heads), kDescentThreads, l, low);
+          l = low;
           continue;
         }
         if (p.candidates[l] > 0) {
