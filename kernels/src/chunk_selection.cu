@@ -48,6 +48,7 @@ constexpr int kThreads = 128;
 constexpr int kScoreIters = 4;  // (head, candidate) pairs per team of a score CTA
 constexpr int kTopKThreads = 1024;
 constexpr int kTopKCached = 8192;  // scores a top_k_kernel CTA keeps in shared memory (1M tokens, 3 levels: 8,192)
+constexpr int kTopKHeadKeys = 8;   // keys a top_k_kernel thread holds in head_top_k (GSA_TOPK_HEAD_SELECT=0: radix)
 constexpr int kUnionWords = 4;     // bitmap words per thread and round of a long level's union
 constexpr int kDescentThreads = 512;
 // A level below the top runs inside the descent kernel when its (head, candidate) pairs, G * C_l, are at most
@@ -217,8 +218,11 @@ __device__ void bitwise_top_k(const ChunkSelectionParams& p, int l, int s, int h
 inline int top_k_threads(int C) { return C > kTopKThreads ? kTopKThreads : std::max(32, (C + 31) / 32 * 32); }
 
 // One CTA per (query, head), top_k_threads(C) threads: its kk best of the level's C candidates, as gist indices
-// into `chosen`.
-__global__ void __launch_bounds__(kTopKThreads, 1) top_k_kernel(const __grid_constant__ ChunkSelectionParams p, int l) {
+// into `chosen`. Up to kTopKThreads candidates the bitwise select; up to kTopKHeadKeys a thread (with head_select)
+// head_top_k over keys in registers, two bits a round (the top level at 1M tokens: 8,192 candidates a head); else
+// the radix select, from shared memory up to kTopKCached candidates.
+__global__ void __launch_bounds__(kTopKThreads, 1)
+    top_k_kernel(const __grid_constant__ ChunkSelectionParams p, int l, bool head_select) {
   wait_for_prior_grids();  // the query, keys and lists come from the kernels before (pdl.cuh)
   allow_dependent_launch();
   __shared__ TopKShared sh;
@@ -229,6 +233,13 @@ __global__ void __launch_bounds__(kTopKThreads, 1) top_k_kernel(const __grid_con
   const float* scores = p.scores + int64_t(qh) * C;
   if (C <= kTopKThreads) {  // one candidate a thread: the bitwise select
     bitwise_top_k(p, l, s, h, scores, C, keep_count(p, s, l), out, K);
+    return;
+  }
+  if (head_select && C <= kTopKThreads * kTopKHeadKeys) {
+    __shared__ detail::HeadSelectShared<kTopKThreads, kTopKHeadKeys> hs;
+    const int64_t kk = min(keep_count(p, s, l), int64_t{K});
+    head_top_k<kTopKThreads, 1, kTopKHeadKeys>(
+        scores, [&](int c) { return static_cast<int32_t>(candidate_index(p, l, s, h, c)); }, C, kk, out, K, hs);
     return;
   }
   if (C <= kTopKCached) {  // the radix select reads its scores five times: from shared memory when they fit
@@ -533,7 +544,8 @@ __device__ void descend_level(const ChunkSelectionParams& p, int l, int s, int k
   const int K = p.keep[l];
   const int64_t kk = min(keep_count(p, s, l), int64_t{K});
   int32_t* chosen = p.chosen + p.chosen_offset[l] + (int64_t(s) * p.q_heads + head0 + h) * K;
-  head_top_k<NT, G, MP / NT>(score, sh.gist + h * C, C, kk, chosen, K, sh.select);
+  const int32_t* gist = sh.gist + h * C;
+  head_top_k<NT, G, MP / NT>(score, [gist](int c) { return gist[c]; }, C, kk, chosen, K, sh.select);
   __syncthreads();
 }
 
@@ -676,6 +688,7 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
   const int top = p.levels - 1, last_alone = fused ? top : 0;  // levels top .. last_alone: their own kernels
   static const int level_select = detail::env_int("GSA_LEVEL_SELECT", 1);
   static const bool union_split = detail::env_int("GSA_UNION_SPLIT", 1) != 0;     // union_kernel (A/B switch)
+  static const bool top_head_select = detail::env_int("GSA_TOPK_HEAD_SELECT", 1) != 0;  // top_k_kernel's select
   return detail::with_type_and_dim(p, [&](auto type, auto dim) {
     using T = typename decltype(type)::type;
     return detail::with_group(group, [&](auto g) {
@@ -707,7 +720,7 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
           launch(top_k_slice_kernel, dim3(p.top_slices, p.num_queries * p.q_heads), kTopKThreads, l);
           launch(top_k_merge_kernel, dim3(p.num_queries * p.q_heads), kTopKThreads, l);
         } else {
-          launch(top_k_kernel, dim3(p.num_queries * p.q_heads), top_k_threads(p.candidates[l]), l);
+          launch(top_k_kernel, dim3(p.num_queries * p.q_heads), top_k_threads(p.candidates[l]), l, top_head_select);
         }
       }
       const unsigned ctas = p.num_queries * p.kv_heads;
