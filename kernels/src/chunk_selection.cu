@@ -306,11 +306,24 @@ __device__ __forceinline__ int64_t level_words(const ChunkSelectionParams& p, in
   return (p.gist_stride[l] + 31) / 32;
 }
 
-// Words the union bitmaps of every level take in shared memory.
-__device__ __forceinline__ int64_t shared_bitmap_words(const ChunkSelectionParams& p) {
+// The cleared union bitmaps of levels [first, last) for this CTA (blockIdx.x: its query x KV head): one after the
+// other in shared_bits when their words fit kSharedBitmapWords, else in the CTA's slice of the global workspace.
+// Every thread must call it; a barrier before the bits are used.
+__device__ __forceinline__ UnionBitmaps cleared_bitmaps(const ChunkSelectionParams& p, int first, int last,
+                                                        uint32_t* shared_bits) {
+  UnionBitmaps u;
   int64_t total = 0;
-  for (int l = 0; l < p.levels; ++l) total += level_words(p, l);
-  return total;
+  for (int l = first; l < last; ++l) total += level_words(p, l);
+  u.shared = total <= kSharedBitmapWords;
+  u.bits = u.shared ? shared_bits : p.bitmap + int64_t(blockIdx.x) * p.levels * p.bitmap_words;
+  int64_t words = 0;
+  for (int l = first; l < last; ++l) {
+    u.offset[l] = u.shared ? words : l * p.bitmap_words;
+    u.words[l] = level_words(p, l);
+    words = u.offset[l] + u.words[l];
+  }
+  for (int64_t w = u.offset[first] + threadIdx.x; w < words; w += kDescentThreads) u.bits[w] = 0u;
+  return u;
 }
 
 // The choices of levels [first, last) of the group's heads of (query s, KV head kv) as bits of their level's
@@ -403,6 +416,17 @@ __device__ void union_level(const ChunkSelectionParams& p, int l, int s, int kv,
     if (copy != nullptr) copy[j] = -1;
   }
   __syncthreads();  // s_total and warp_total are reused by the next level
+}
+
+// Level l's union (union_level): one word a thread while the level has at most 2 NT words, else kUnionWords.
+template <int NT>
+__device__ __forceinline__ void union_of_level(const ChunkSelectionParams& p, int l, int s, int kv,
+                                               const UnionBitmaps& u, int32_t* copy) {
+  if (u.words[l] <= 2 * NT) {
+    union_level<NT, 1>(p, l, s, kv, u, copy);
+  } else {
+    union_level<NT, kUnionWords>(p, l, s, kv, u, copy);
+  }
 }
 
 // Slots first + u * stride (u < U, below `slots`) of the unfold list of (query s, KV head kv): slot j < raw_slots
@@ -568,24 +592,15 @@ __global__ void __launch_bounds__(kDescentThreads, 1)
   __shared__ uint32_t shared_bits[kSharedBitmapWords];
   __shared__ int32_t shared_selected[kDescentUnfoldMax];  // every level's union, when the list is unfolded here
   const int s = blockIdx.x / p.kv_heads, kv = blockIdx.x % p.kv_heads;
-  UnionBitmaps u;
-  u.shared = shared_bitmap_words(p) <= kSharedBitmapWords;
-  u.bits = u.shared ? shared_bits : p.bitmap + int64_t(blockIdx.x) * p.levels * p.bitmap_words;
-  int64_t words = 0;
-  for (int l = 0; l < p.levels; ++l) {
-    u.offset[l] = u.shared ? words : l * p.bitmap_words;
-    u.words[l] = level_words(p, l);
-    words = u.offset[l] + u.words[l];
-  }
-  for (int64_t w = threadIdx.x; w < words; w += NT) u.bits[w] = 0u;
+  const UnionBitmaps u = cleared_bitmaps(p, 0, p.levels, shared_bits);
   if constexpr (kFused) {
     __shared__ DescentShared sh;
     // This thread's head's query (its team lane's 8 elements): head h's teams are threads [h NT / G, (h + 1) NT / G).
-    float qh[8];
-    const T* q =
-        static_cast<const T*>(p.q) + s * p.q_stride[0] + int64_t(kv * G + threadIdx.x / (NT / G)) * p.q_stride[1];
-    to_floats<T>(*reinterpret_cast<const uint4*>(q + threadIdx.x % (D / 8) * 8), qh);
-    for (int l = p.levels - 2; l >= 0; --l) descend_level<T, D, G, NT, kDescentMaxPairs>(p, l, s, kv, kv * G, qh, sh);
+    float qh[1][8];
+    load_query<T, D, 1>(p, s, kv * G + threadIdx.x / (NT / G), threadIdx.x % (D / 8), qh);
+    for (int l = p.levels - 2; l >= 0; --l) {
+      descend_level<T, D, G, NT, kDescentMaxPairs>(p, l, s, kv, kv * G, qh[0], sh);
+    }
   }
   __syncthreads();
   mark_choices<NT>(p, s, kv, u, 0, p.levels);
@@ -594,12 +609,7 @@ __global__ void __launch_bounds__(kDescentThreads, 1)
   const int32_t* sel[kMaxSelectionLevels] = {};
   int64_t at = 0;
   for (int l = 0; l < p.levels; ++l) {
-    int32_t* copy = unfold_here ? shared_selected + at : nullptr;
-    if (u.words[l] <= 2 * NT) {
-      union_level<NT, 1>(p, l, s, kv, u, copy);
-    } else {
-      union_level<NT, kUnionWords>(p, l, s, kv, u, copy);
-    }
+    union_of_level<NT>(p, l, s, kv, u, unfold_here ? shared_selected + at : nullptr);
     sel[l] = shared_selected + at;
     at += int64_t(G) * p.keep[l];
   }
@@ -618,20 +628,11 @@ __global__ void __launch_bounds__(kDescentThreads, 1) union_kernel(const __grid_
   constexpr int NT = kDescentThreads;
   __shared__ uint32_t shared_bits[kSharedBitmapWords];
   const int l = blockIdx.y, s = blockIdx.x / p.kv_heads, kv = blockIdx.x % p.kv_heads;
-  UnionBitmaps u;
-  u.words[l] = level_words(p, l);
-  u.shared = u.words[l] <= kSharedBitmapWords;
-  u.bits = u.shared ? shared_bits : p.bitmap + int64_t(blockIdx.x) * p.levels * p.bitmap_words;
-  u.offset[l] = u.shared ? 0 : l * p.bitmap_words;
-  for (int64_t w = threadIdx.x; w < u.words[l]; w += NT) u.bits[u.offset[l] + w] = 0u;
+  const UnionBitmaps u = cleared_bitmaps(p, l, l + 1, shared_bits);
   __syncthreads();
   mark_choices<NT>(p, s, kv, u, l, l + 1);
   __syncthreads();
-  if (u.words[l] <= 2 * NT) {
-    union_level<NT, 1>(p, l, s, kv, u, nullptr);
-  } else {
-    union_level<NT, kUnionWords>(p, l, s, kv, u, nullptr);
-  }
+  union_of_level<NT>(p, l, s, kv, u, nullptr);
 }
 
 // One CTA per (query, query head): levels high .. low (< the top) of a selection the descent cannot take (over
@@ -646,11 +647,12 @@ __global__ void __launch_bounds__(kDescentThreads, 1)
   allow_dependent_launch();
   __shared__ LevelShared<kDescentThreads, kLevelMaxPairs> sh;
   const int s = blockIdx.x / p.q_heads, h = blockIdx.x % p.q_heads, kv = h / (p.q_heads / p.kv_heads);
-  float qh[8];
-  const T* q = static_cast<const T*>(p.q) + s * p.q_stride[0] + int64_t(h) * p.q_stride[1];
-  to_floats<T>(*reinterpret_cast<const uint4*>(q + threadIdx.x % (D / 8) * 8), qh);
+  float qh[1][8];
+  load_query<T, D, 1>(p, s, h, threadIdx.x % (D / 8), qh);  // this thread's team lane's 8 elements of head h
   // descend_level ends on a barrier: level l's choices (global memory) are visible to the CTA's reads at l - 1.
-  for (int l = high; l >= low; --l) descend_level<T, D, 1, kDescentThreads, kLevelMaxPairs>(p, l, s, kv, h, qh, sh);
+  for (int l = high; l >= low; --l) {
+    descend_level<T, D, 1, kDescentThreads, kLevelMaxPairs>(p, l, s, kv, h, qh[0], sh);
+  }
 }
 
 // The unfold list of a long selection (slots > kDescentUnfoldMax): grid (slot tiles, query x KV head).
