@@ -48,6 +48,7 @@ constexpr int kThreads = 128;
 constexpr int kScoreIters = 4;  // (head, candidate) pairs per team of a score CTA
 constexpr int kTopKThreads = 1024;
 constexpr int kTopKCached = 8192;  // scores a top_k_kernel CTA keeps in shared memory (1M tokens, 3 levels: 8,192)
+constexpr int kTopKHeadKeys = 8;   // keys a top_k_kernel thread holds in head_top_k (GSA_TOPK_HEAD_SELECT=0: radix)
 constexpr int kUnionWords = 4;     // bitmap words per thread and round of a long level's union
 constexpr int kDescentThreads = 512;
 // A level below the top runs inside the descent kernel when its (head, candidate) pairs, G * C_l, are at most
@@ -56,7 +57,8 @@ constexpr int kDescentThreads = 512;
 // one per (query, head), or score_kernel's and top_k_kernel's.
 constexpr int kDescentMaxPairs = 1024;
 // A level below the top with more pairs than that but fewer than this many candidates a head (head_top_k's limit:
-// 2,047) is scored and selected by level_select_kernel, a CTA per (query, query head), unless GSA_LEVEL_SELECT=0.
+// 2,047) is scored and selected by level_select_kernel, a CTA per (query, query head); consecutive such levels in
+// one launch. GSA_LEVEL_SELECT (read once): 1 (unset) that, 2 a launch a level, 0 score_kernel and top_k_kernel.
 constexpr int kLevelMaxPairs = 2048;
 // Up to this many unfold slots per (query, KV head) the descent CTA writes them (3 a thread at 128K tokens,
 // adaptive); a longer list (11K slots at 1M tokens, adaptive) gets unfold_kernel's many CTAs: one CTA following
@@ -216,8 +218,11 @@ __device__ void bitwise_top_k(const ChunkSelectionParams& p, int l, int s, int h
 inline int top_k_threads(int C) { return C > kTopKThreads ? kTopKThreads : std::max(32, (C + 31) / 32 * 32); }
 
 // One CTA per (query, head), top_k_threads(C) threads: its kk best of the level's C candidates, as gist indices
-// into `chosen`.
-__global__ void __launch_bounds__(kTopKThreads, 1) top_k_kernel(const __grid_constant__ ChunkSelectionParams p, int l) {
+// into `chosen`. Up to kTopKThreads candidates the bitwise select; up to kTopKHeadKeys a thread (with head_select)
+// head_top_k over keys in registers, two bits a round (the top level at 1M tokens: 8,192 candidates a head); else
+// the radix select, from shared memory up to kTopKCached candidates.
+__global__ void __launch_bounds__(kTopKThreads, 1)
+    top_k_kernel(const __grid_constant__ ChunkSelectionParams p, int l, bool head_select) {
   wait_for_prior_grids();  // the query, keys and lists come from the kernels before (pdl.cuh)
   allow_dependent_launch();
   __shared__ TopKShared sh;
@@ -228,6 +233,13 @@ __global__ void __launch_bounds__(kTopKThreads, 1) top_k_kernel(const __grid_con
   const float* scores = p.scores + int64_t(qh) * C;
   if (C <= kTopKThreads) {  // one candidate a thread: the bitwise select
     bitwise_top_k(p, l, s, h, scores, C, keep_count(p, s, l), out, K);
+    return;
+  }
+  if (head_select && C <= kTopKThreads * kTopKHeadKeys) {
+    __shared__ detail::HeadSelectShared<kTopKThreads, kTopKHeadKeys> hs;
+    const int64_t kk = min(keep_count(p, s, l), int64_t{K});
+    head_top_k<kTopKThreads, 1, kTopKHeadKeys>(
+        scores, [&](int c) { return static_cast<int32_t>(candidate_index(p, l, s, h, c)); }, C, kk, out, K, hs);
     return;
   }
   if (C <= kTopKCached) {  // the radix select reads its scores five times: from shared memory when they fit
@@ -294,11 +306,24 @@ __device__ __forceinline__ int64_t level_words(const ChunkSelectionParams& p, in
   return (p.gist_stride[l] + 31) / 32;
 }
 
-// Words the union bitmaps of every level take in shared memory.
-__device__ __forceinline__ int64_t shared_bitmap_words(const ChunkSelectionParams& p) {
+// The cleared union bitmaps of levels [first, last) for this CTA (blockIdx.x: its query x KV head): one after the
+// other in shared_bits when their words fit kSharedBitmapWords, else in the CTA's slice of the global workspace.
+// Every thread must call it; a barrier before the bits are used.
+__device__ __forceinline__ UnionBitmaps cleared_bitmaps(const ChunkSelectionParams& p, int first, int last,
+                                                        uint32_t* shared_bits) {
+  UnionBitmaps u;
   int64_t total = 0;
-  for (int l = 0; l < p.levels; ++l) total += level_words(p, l);
-  return total;
+  for (int l = first; l < last; ++l) total += level_words(p, l);
+  u.shared = total <= kSharedBitmapWords;
+  u.bits = u.shared ? shared_bits : p.bitmap + int64_t(blockIdx.x) * p.levels * p.bitmap_words;
+  int64_t words = 0;
+  for (int l = first; l < last; ++l) {
+    u.offset[l] = u.shared ? words : l * p.bitmap_words;
+    u.words[l] = level_words(p, l);
+    words = u.offset[l] + u.words[l];
+  }
+  for (int64_t w = u.offset[first] + threadIdx.x; w < words; w += kDescentThreads) u.bits[w] = 0u;
+  return u;
 }
 
 // The choices of levels [first, last) of the group's heads of (query s, KV head kv) as bits of their level's
@@ -522,9 +547,14 @@ __device__ void descend_level(const ChunkSelectionParams& p, int l, int s, int k
   float* score = sh.score + h * C;
   const T* k = p.k.head<const T>(static_cast<int>(row), kv, p.kv_heads) + lane * 8;
   for (int base = first; base - first < C; base += kHeadTeams * kIters) {  // one trip count for every team
+    // Steps of this round that hold a candidate of some team: the same for every thread (base - first is), so the
+    // round stops there together, shuffles converged (a round of 12 took 9 at 128K tokens, 5 in the second round
+    // of 1,028 candidates at 1M).
+    const int steps = min(kIters, (C - (base - first) + kHeadTeams - 1) / kHeadTeams);
     uint4 raw[kIters];
 #pragma unroll
     for (int it = 0; it < kIters; ++it) {
+      if (it == steps) break;
       const int c = base + it * kHeadTeams;
       const int32_t key = c < C ? key_row[c] : -1;
       raw[it] = make_uint4(0, 0, 0, 0);
@@ -532,6 +562,7 @@ __device__ void descend_level(const ChunkSelectionParams& p, int l, int s, int k
     }
 #pragma unroll
     for (int it = 0; it < kIters; ++it) {
+      if (it == steps) break;
       const int c = base + it * kHeadTeams;
       float x[8];
       to_floats<T>(raw[it], x);
@@ -543,7 +574,8 @@ __device__ void descend_level(const ChunkSelectionParams& p, int l, int s, int k
   const int K = p.keep[l];
   const int64_t kk = min(keep_count(p, s, l), int64_t{K});
   int32_t* chosen = p.chosen + p.chosen_offset[l] + (int64_t(s) * p.q_heads + head0 + h) * K;
-  head_top_k<NT, G, MP / NT>(score, sh.gist + h * C, C, kk, chosen, K, sh.select);
+  const int32_t* gist = sh.gist + h * C;
+  head_top_k<NT, G, MP / NT>(score, [gist](int c) { return gist[c]; }, C, kk, chosen, K, sh.select);
   __syncthreads();
 }
 
@@ -560,24 +592,15 @@ __global__ void __launch_bounds__(kDescentThreads, 1)
   __shared__ uint32_t shared_bits[kSharedBitmapWords];
   __shared__ int32_t shared_selected[kDescentUnfoldMax];  // every level's union, when the list is unfolded here
   const int s = blockIdx.x / p.kv_heads, kv = blockIdx.x % p.kv_heads;
-  UnionBitmaps u;
-  u.shared = shared_bitmap_words(p) <= kSharedBitmapWords;
-  u.bits = u.shared ? shared_bits : p.bitmap + int64_t(blockIdx.x) * p.levels * p.bitmap_words;
-  int64_t words = 0;
-  for (int l = 0; l < p.levels; ++l) {
-    u.offset[l] = u.shared ? words : l * p.bitmap_words;
-    u.words[l] = level_words(p, l);
-    words = u.offset[l] + u.words[l];
-  }
-  for (int64_t w = threadIdx.x; w < words; w += NT) u.bits[w] = 0u;
+  const UnionBitmaps u = cleared_bitmaps(p, 0, p.levels, shared_bits);
   if constexpr (kFused) {
     __shared__ DescentShared sh;
     // This thread's head's query (its team lane's 8 elements): head h's teams are threads [h NT / G, (h + 1) NT / G).
-    float qh[8];
-    const T* q =
-        static_cast<const T*>(p.q) + s * p.q_stride[0] + int64_t(kv * G + threadIdx.x / (NT / G)) * p.q_stride[1];
-    to_floats<T>(*reinterpret_cast<const uint4*>(q + threadIdx.x % (D / 8) * 8), qh);
-    for (int l = p.levels - 2; l >= 0; --l) descend_level<T, D, G, NT, kDescentMaxPairs>(p, l, s, kv, kv * G, qh, sh);
+    float qh[1][8];
+    load_query<T, D, 1>(p, s, kv * G + threadIdx.x / (NT / G), threadIdx.x % (D / 8), qh);
+    for (int l = p.levels - 2; l >= 0; --l) {
+      descend_level<T, D, G, NT, kDescentMaxPairs>(p, l, s, kv, kv * G, qh[0], sh);
+    }
   }
   __syncthreads();
   mark_choices<NT>(p, s, kv, u, 0, p.levels);
@@ -605,32 +628,31 @@ __global__ void __launch_bounds__(kDescentThreads, 1) union_kernel(const __grid_
   constexpr int NT = kDescentThreads;
   __shared__ uint32_t shared_bits[kSharedBitmapWords];
   const int l = blockIdx.y, s = blockIdx.x / p.kv_heads, kv = blockIdx.x % p.kv_heads;
-  UnionBitmaps u;
-  u.words[l] = level_words(p, l);
-  u.shared = u.words[l] <= kSharedBitmapWords;
-  u.bits = u.shared ? shared_bits : p.bitmap + int64_t(blockIdx.x) * p.levels * p.bitmap_words;
-  u.offset[l] = u.shared ? 0 : l * p.bitmap_words;
-  for (int64_t w = threadIdx.x; w < u.words[l]; w += NT) u.bits[u.offset[l] + w] = 0u;
+  const UnionBitmaps u = cleared_bitmaps(p, l, l + 1, shared_bits);
   __syncthreads();
   mark_choices<NT>(p, s, kv, u, l, l + 1);
   __syncthreads();
   union_of_level<NT>(p, l, s, kv, u, nullptr);
 }
 
-// One CTA per (query, query head): level l (< the top) of a selection the descent cannot take (over
+// One CTA per (query, query head): levels high .. low (< the top) of a selection the descent cannot take (over
 // kDescentMaxPairs pairs a KV head) but with at most kLevelMaxPairs - 1 candidates a head (1M tokens, adaptive:
-// 1,028), scored and selected by descend_level for the one head -- one launch where score_kernel and top_k_kernel
-// took two (12-16 us each under Nsight Compute on an H200).
+// 1,028), scored and selected one after the other by descend_level for the one head (a head's candidates are the
+// children of its own choices one level up: no other head's) -- one launch where score_kernel and top_k_kernel
+// took two a level (12-16 us each under Nsight Compute on an H200).
 template <typename T, int D>
 __global__ void __launch_bounds__(kDescentThreads, 1)
-    level_select_kernel(const __grid_constant__ ChunkSelectionParams p, int l) {
+    level_select_kernel(const __grid_constant__ ChunkSelectionParams p, int high, int low) {
   wait_for_prior_grids();  // the query, keys and the level above's choices come from the kernels before (pdl.cuh)
   allow_dependent_launch();
   __shared__ LevelShared<kDescentThreads, kLevelMaxPairs> sh;
   const int s = blockIdx.x / p.q_heads, h = blockIdx.x % p.q_heads, kv = h / (p.q_heads / p.kv_heads);
   float qh[1][8];
   load_query<T, D, 1>(p, s, h, threadIdx.x % (D / 8), qh);  // this thread's team lane's 8 elements of head h
-  descend_level<T, D, 1, kDescentThreads, kLevelMaxPairs>(p, l, s, kv, h, qh[0], sh);
+  // descend_level ends on a barrier: level l's choices (global memory) are visible to the CTA's reads at l - 1.
+  for (int l = high; l >= low; --l) {
+    descend_level<T, D, 1, kDescentThreads, kLevelMaxPairs>(p, l, s, kv, h, qh[0], sh);
+  }
 }
 
 // The unfold list of a long selection (slots > kDescentUnfoldMax): grid (slot tiles, query x KV head).
@@ -672,8 +694,9 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
   bool fused = int64_t(p.num_queries) * p.kv_heads <= sms;
   for (int l = 0; l < p.levels - 1; ++l) fused = fused && group * p.candidates[l] <= kDescentMaxPairs;
   const int top = p.levels - 1, last_alone = fused ? top : 0;  // levels top .. last_alone: their own kernels
-  static const bool level_select = detail::env_int("GSA_LEVEL_SELECT", 1) != 0;  // read once
+  static const int level_select = detail::env_int("GSA_LEVEL_SELECT", 1);
   static const bool union_split = detail::env_int("GSA_UNION_SPLIT", 1) != 0;     // union_kernel (A/B switch)
+  static const bool top_head_select = detail::env_int("GSA_TOPK_HEAD_SELECT", 1) != 0;  // top_k_kernel's select
   return detail::with_type_and_dim(p, [&](auto type, auto dim) {
     using T = typename decltype(type)::type;
     return detail::with_group(group, [&](auto g) {
@@ -683,10 +706,16 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
           e = launch_dependent(detail::kSelectionLaunch, kernel, grid, threads, 0, stream, p, args...);
         }
       };
+      auto level_selects = [&](int l) {
+        return l < top && level_select != 0 && p.candidates[l] > kDescentMaxPairs / g.value &&
+               p.candidates[l] < kLevelMaxPairs;
+      };
       for (int l = top; l >= last_alone; --l) {
-        if (l < top && level_select && p.candidates[l] > kDescentMaxPairs / g.value &&
-            p.candidates[l] < kLevelMaxPairs) {
-          launch(level_select_kernel<T, dim.value>, dim3(p.num_queries * p.q_heads), kDescentThreads, l);
+        if (level_selects(l)) {
+          int low = l;
+          while (level_select != 2 && low > last_alone && level_selects(low - 1)) --low;
+          launch(level_select_kernel<T, dim.value>, dim3(p.num_queries * p.q_heads), kDescentThreads, l, low);
+          l = low;
           continue;
         }
         if (p.candidates[l] > 0) {
@@ -699,7 +728,7 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
           launch(top_k_slice_kernel, dim3(p.top_slices, p.num_queries * p.q_heads), kTopKThreads, l);
           launch(top_k_merge_kernel, dim3(p.num_queries * p.q_heads), kTopKThreads, l);
         } else {
-          launch(top_k_kernel, dim3(p.num_queries * p.q_heads), top_k_threads(p.candidates[l]), l);
+          launch(top_k_kernel, dim3(p.num_queries * p.q_heads), top_k_threads(p.candidates[l]), l, top_head_select);
         }
       }
       const unsigned ctas = p.num_queries * p.kv_heads;

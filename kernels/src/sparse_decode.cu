@@ -6,8 +6,9 @@
 // softmax state (running max and denominator per head, 8 dims of G unnormalised outputs) in registers, in base 2
 // with log2(e) folded into q. At the end the teams' states merge through shared memory; with one split the CTA
 // writes out / lse (/ out_half) itself, else a normalised partial and its lse, and the last CTA of the (sequence,
-// KV head) to finish merges the splits (last_split_done, merge_splits: one launch, no lse_merge_cuda). Warps step
-// through the rows together so the shuffles never diverge.
+// KV head) to finish merges the splits (last_split_done, merge_splits: one launch, no lse_merge_cuda; the
+// tensor-core kernel stages the partials through its idle K/V tiles, merge_splits_staged). Warps step through the
+// rows together so the shuffles never diverge.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -136,6 +137,40 @@ __device__ __forceinline__ void store4(float* out, T* half, int64_t at, const fl
   }
 }
 
+// The split merge's lse pass (merge_splits, merge_splits_staged): the merged lse of each of the group's G heads
+// (first query-head row row0) into s_lse and p.lse; with `kept`, every part's lse of head h also into
+// kept[s * G + h] (read back from there by the lane that stored it). Every thread of the CTA calls it.
+template <int G>
+__device__ __forceinline__ void merge_lse(const SparseDecodeParams& p, int64_t row0, float* s_lse, float* kept) {
+  const int lane = threadIdx.x % 32;
+  const int64_t rows_total = int64_t(p.batch) * p.q_heads;
+  const float* part_lse = p.partial_lse + row0;  // part s, head h: part_lse[s * rows_total + h]
+  for (int h = threadIdx.x / 32; h < G; h += kThreads / 32) {
+    const float first = lane < p.splits ? __ldcg(part_lse + lane * rows_total + h) : -INFINITY;
+    if (kept != nullptr && lane < p.splits) kept[lane * G + h] = first;
+    float top = first;
+    for (int s = lane + 32; s < p.splits; s += 32) {
+      const float x = __ldcg(part_lse + s * rows_total + h);
+      if (kept != nullptr) kept[s * G + h] = x;
+      top = fmaxf(top, x);
+    }
+    top = team_max<32>(top);
+    float lse = -INFINITY;
+    if (top != -INFINITY) {
+      float sum = 0.f;
+      sum += expf(first - top);  // lanes past the parts add exp(-inf) = 0, as lse_merge's add nothing
+      for (int s = lane + 32; s < p.splits; s += 32) {
+        sum += expf((kept != nullptr ? kept[s * G + h] : __ldcg(part_lse + s * rows_total + h)) - top);
+      }
+      lse = top + logf(team_sum<32>(sum));
+    }
+    if (lane == 0) {
+      s_lse[h] = lse;
+      p.lse[row0 + h] = lse;
+    }
+  }
+}
+
 // Run by the CTA that last_split_done chose: merges the splits' partials of (sequence, KV head) blockIdx.y's G
 // query heads into out / lse / out_half with lse_merge.h's fp32 log-sum-exp merge, in lse_merge_cuda's order of
 // operations so the bits equal the two-launch path's: per head one warp takes the parts' largest lse and the sum
@@ -148,27 +183,10 @@ __device__ __forceinline__ void store4(float* out, T* half, int64_t at, const fl
 template <typename T, int D, int G, int kBatch>
 __device__ __forceinline__ void merge_splits(const SparseDecodeParams& p, const SplitRows& r) {
   __shared__ float s_lse[G];
-  const int lane = threadIdx.x % 32;
   const int64_t rows_total = int64_t(p.batch) * p.q_heads;
   const int64_t row0 = int64_t(r.b) * p.q_heads + r.kv * G;  // the group's first query-head row
   const float* part_lse = p.partial_lse + row0;              // part s, head h: part_lse[s * rows_total + h]
-  for (int h = threadIdx.x / 32; h < G; h += kThreads / 32) {
-    const float first = lane < p.splits ? __ldcg(part_lse + lane * rows_total + h) : -INFINITY;
-    float top = first;
-    for (int s = lane + 32; s < p.splits; s += 32) top = fmaxf(top, __ldcg(part_lse + s * rows_total + h));
-    top = team_max<32>(top);
-    float lse = -INFINITY;
-    if (top != -INFINITY) {
-      float sum = 0.f;
-      sum += expf(first - top);  // lanes past the parts add exp(-inf) = 0, as lse_merge's add nothing
-      for (int s = lane + 32; s < p.splits; s += 32) sum += expf(__ldcg(part_lse + s * rows_total + h) - top);
-      lse = top + logf(team_sum<32>(sum));
-    }
-    if (lane == 0) {
-      s_lse[h] = lse;
-      p.lse[row0 + h] = lse;
-    }
-  }
+  merge_lse<G>(p, row0, s_lse, nullptr);
   __syncthreads();
   for (int i = threadIdx.x; i < G * D / 4; i += kThreads) {
     const int h = i / (D / 4), d = i % (D / 4) * 4;
@@ -200,14 +218,97 @@ __device__ __forceinline__ void merge_splits(const SparseDecodeParams& p, const 
   }
 }
 
+// merge_splits with the partial outputs staged through shared memory (`area`, area_floats floats the CTA no
+// longer needs, 16-byte aligned): the same arithmetic in the same order (the bits of lse_merge), but the outputs
+// arrive by cp.async, `chunk` splits at a time into two alternating buffers, so one L2 round trip brings a chunk and
+// overlaps the fold of the one before, where merge_splits waits a round trip per kBatch splits (99 splits at 1M
+// tokens with the adaptive budget: 25 round trips). The lse pass keeps each part's lse in the area for the fold.
+// Returns false, having done nothing, when the area cannot hold every part's lse and two chunks of 4 splits. Not
+// inlined: inlined, the tensor-core kernel at D 64 took 96 registers instead of 80 (5 CTAs an SM instead of 6).
+template <typename T, int D, int G>
+__device__ __noinline__ bool merge_splits_staged(const SparseDecodeParams& p, const SplitRows& r, float* area,
+                                                int area_floats) {
+  constexpr int kPart = G * D;                                  // floats of a split's partial for the group
+  constexpr int kOuts = (G * D / 4 + kThreads - 1) / kThreads;  // 4-dim outputs a thread
+  const int splits = p.splits;
+  const int capacity = (area_floats - splits * G) / (2 * kPart);  // splits a buffer holds
+  if (capacity < 4) return false;
+  const int chunk = min(splits, capacity);
+  float* lse_of = area + 2 * chunk * kPart;  // [splits][G]: part s's lse of head h
+  __shared__ float s_lse[G];
+  const int tid = threadIdx.x;
+  const int64_t rows_total = int64_t(p.batch) * p.q_heads;
+  const int64_t row0 = int64_t(r.b) * p.q_heads + r.kv * G;  // the group's first query-head row
+  const float* part_out = p.partial_out + row0 * D;          // part s: G * D floats at part_out + s * rows_total * D
+  const int chunks = (splits + chunk - 1) / chunk;
+  auto stage = [&](int c) {  // chunk c's partials into buffer c % 2 (through L2, as merge_splits' __ldcg)
+    float* buffer = area + (c & 1) * chunk * kPart;
+    const int s0 = c * chunk, n = min(chunk, splits - s0);
+    for (int i = tid; i < n * (kPart / 4); i += kThreads) {
+      const int s = s0 + i / (kPart / 4), e = i % (kPart / 4) * 4;
+      detail::cp_async_16(buffer + 4 * i, part_out + s * rows_total * D + e, true);
+    }
+    detail::cp_async_commit();
+  };
+  stage(0);
+  if (chunks > 1) stage(1);
+  merge_lse<G>(p, row0, s_lse, lse_of);  // while the first chunks are on their way
+  float acc[kOuts][4] = {};
+  for (int c = 0; c < chunks; ++c) {
+    if (c + 1 < chunks) {
+      detail::cp_async_wait<1>();
+    } else {
+      detail::cp_async_wait<0>();
+    }
+    __syncthreads();  // chunk c from every thread's copies; at c = 0 also lse_of and s_lse
+    const float* buffer = area + (c & 1) * chunk * kPart;
+    const int s0 = c * chunk, n = min(chunk, splits - s0);
+#pragma unroll
+    for (int o = 0; o < kOuts; ++o) {
+      const int i = tid + o * kThreads;
+      if (i >= G * D / 4) continue;
+      const int h = i / (D / 4), d = i % (D / 4) * 4;
+      const float lse = s_lse[h];
+      if (lse == -INFINITY) continue;
+      for (int j = 0; j < n; ++j) {
+        const float l = lse_of[(s0 + j) * G + h];
+        if (l == -INFINITY) continue;  // empty part: weight 0, skipped as lse_merge skips it
+        const float w = expf(l - lse);
+        const float4 x = *reinterpret_cast<const float4*>(buffer + j * kPart + h * D + d);
+        acc[o][0] = fmaf(w, x.x, acc[o][0]);
+        acc[o][1] = fmaf(w, x.y, acc[o][1]);
+        acc[o][2] = fmaf(w, x.z, acc[o][2]);
+        acc[o][3] = fmaf(w, x.w, acc[o][3]);
+      }
+    }
+    __syncthreads();  // buffer c % 2 is read: chunk c + 2 may overwrite it
+    if (c + 2 < chunks) stage(c + 2);
+  }
+#pragma unroll
+  for (int o = 0; o < kOuts; ++o) {
+    const int i = tid + o * kThreads;
+    if (i < G * D / 4) {
+      const int h = i / (D / 4), d = i % (D / 4) * 4;
+      store4<T>(p.out, static_cast<T*>(p.out_half), (row0 + h) * D + d, acc[o]);
+    }
+  }
+  return true;
+}
+
 // The end of both kernels, after the barrier that publishes the CTA's merged states (shared memory, as
-// write_split_partial reads them): this split's output, and the split merge (kBatch: merge_splits) when this CTA
-// finishes last.
+// write_split_partial reads them): this split's output, and the split merge when this CTA finishes last: staged
+// through `stage_area` (stage_floats floats the CTA is done with) when given and large enough, else merge_splits
+// (kBatch).
 template <typename T, int D, int G, int kParts, int kBatch>
 __device__ __forceinline__ void finish_split(const SparseDecodeParams& p, const SplitRows& r, const float* acc,
-                                             const float* m, const float* l) {
+                                             const float* m, const float* l, float* stage_area = nullptr,
+                                             int stage_floats = 0) {
   write_split_partial<T, D, G, kParts>(p, r, acc, m, l);
-  if (p.splits > 1 && last_split_done(p)) merge_splits<T, D, G, kBatch>(p, r);
+  if (p.splits > 1 && last_split_done(p)) {
+    if (stage_area == nullptr || !merge_splits_staged<T, D, G>(p, r, stage_area, stage_floats)) {
+      merge_splits<T, D, G, kBatch>(p, r);
+    }
+  }
 }
 
 // CTAs per SM the SIMT kernel reaches without the split merge (72, 96, ~160, ~216 registers for groups of 1, 2, 4,
@@ -329,7 +430,8 @@ constexpr size_t mma_smem_bytes(size_t elem) {
 }
 
 template <typename T, int D, int G>
-__global__ void __launch_bounds__(kThreads) sparse_decode_mma_kernel(const __grid_constant__ SparseDecodeParams p) {
+__global__ void __launch_bounds__(kThreads)
+    sparse_decode_mma_kernel(const __grid_constant__ SparseDecodeParams p, bool staged_merge) {
   detail::wait_for_prior_grids();  // as sparse_decode_kernel
   detail::allow_dependent_launch();
   using detail::cp_async_16;
@@ -444,7 +546,9 @@ __global__ void __launch_bounds__(kThreads) sparse_decode_mma_kernel(const __gri
     }
   }
   __syncthreads();
-  finish_split<T, D, G, kWarps, kMmaMergeBatch>(p, rows, s_acc, s_m, s_l);
+  // The K / V stages are free once write_split_partial has read the warps' states (last_split_done's barriers).
+  finish_split<T, D, G, kWarps, kMmaMergeBatch>(p, rows, s_acc, s_m, s_l, staged_merge ? s_acc : nullptr,
+                                                int(4 * kMmaRows * D * sizeof(T) / sizeof(float)));
 }
 
 // GSA_DECODE_KERNEL=simt|mma, else tensor cores for groups of 4 or more query heads per KV head.
@@ -475,9 +579,11 @@ bool opt_in_mma_smem() {
 template <typename T, int D, int G>
 Status launch_mma(const SparseDecodeParams& p, cudaStream_t s) {
   if (!opt_in_mma_smem<T, D, G>()) return Status::kCudaError;
-  const cudaError_t e =
-      detail::launch_dependent(detail::kSparseDecodeLaunch, sparse_decode_mma_kernel<T, D, G>,
-                               dim3(p.splits, p.batch * p.kv_heads), kThreads, mma_smem_bytes<D>(sizeof(T)), s, p);
+  // GSA_DECODE_STAGED_MERGE=0 (read once): the split merge without staging (merge_splits), for A/B runs.
+  static const bool staged = detail::env_int("GSA_DECODE_STAGED_MERGE", 1) != 0;
+  const cudaError_t e = detail::launch_dependent(detail::kSparseDecodeLaunch, sparse_decode_mma_kernel<T, D, G>,
+                                                 dim3(p.splits, p.batch * p.kv_heads), kThreads,
+                                                 mma_smem_bytes<D>(sizeof(T)), s, p, staged);
   return e == cudaSuccess ? Status::kOk : Status::kCudaError;
 }
 

@@ -170,18 +170,20 @@ __device__ __forceinline__ int head_prefix(const uint32_t (&counts)[P][NW], int 
 }
 
 // The kk best of head h's C scores (-inf = absent) by the head's TH = NT / G threads (its W = TH / 32 warps), gist
-// ids gists[c] into chosen[0, min(kk, finite)) in candidate order and -1 after them up to K: the kk-th largest
+// ids gist_of(c) into chosen[0, min(kk, finite)) in candidate order and -1 after them up to K: the kk-th largest
 // order key by a bitwise search, two bits a round (the counts at or above three trial keys, packed in one word:
 // one warp reduction, then the head's warps' words summed from shared memory behind a named barrier), then the
 // candidates above it and the first ties (lower candidates first). The search stops early once exactly kk keys are
 // at or above the threshold (~7 of 16 rounds at 132 candidates). Thread t of the head holds candidates t + r TH
-// (r < P; C <= P TH, at most 2,047: the packed counts' fields). Every thread of the CTA calls it for its own head,
+// (r < P; C <= P TH, and below 2,048 when P TH <= 2,048). Every thread of the CTA calls it for its own head,
 // on named barrier 1 + h (G <= 15). (One warp a head, 8 keys a lane, left 12 of 16 warps idle through ~2,400
 // dependent instructions a level of the descent; this version is no faster by itself: the rounds stop early.)
-template <int NT, int G, int P>
-__device__ void head_top_k(const float* scores, const int32_t* gists, int C, int64_t kk, int32_t* chosen, int K,
+template <int NT, int G, int P, typename GistOf>
+__device__ void head_top_k(const float* scores, GistOf gist_of, int C, int64_t kk, int32_t* chosen, int K,
                            HeadSelectShared<NT, P>& sh) {
   constexpr int TH = NT / G, W = TH / 32;
+  // Up to 2,048 keys a head (C < 2,048), the head's sums of fields 1 and 2 share one reduction.
+  constexpr bool kNarrow = P * TH <= 2048;
   static_assert(TH % 32 == 0 && G <= 15, "whole warps a head, a named barrier each");
   static_assert(32 * P < 2048, "a warp's packed counts fit their 11-bit fields");
   static_assert(W <= 32, "a head's warp words summed by one warp");
@@ -210,12 +212,19 @@ __device__ void head_top_k(const float* scores, const int32_t* gists, int C, int
     uint32_t* words = sh.round[round & 1] + first_warp;
     if (lane == 0) words[own_warp] = packed;
     detail::named_barrier_sync(barrier, TH);
-    // The head's sums, a warp reduction over its W words: fields 1 and 2 in one word (each sum <= C fits its 11
-    // bits), field 3 (bits 22-32 of a sum) apart.
+    // The head's sums, warp reductions over its W words: narrow, fields 1 and 2 in one word (each sum <= C < 2,048
+    // fits its 11 bits) and field 3 (bits 22-32 of a sum) apart; else each field apart.
     const uint32_t word = lane < W ? words[lane] : 0u;
-    const uint32_t low = __reduce_add_sync(0xffffffffu, word & 0x3fffffu);
-    const uint32_t high = __reduce_add_sync(0xffffffffu, word >> 22);
-    const int64_t c1 = int64_t(low & 2047u), c2 = int64_t(low >> 11), c3 = int64_t(high);
+    int64_t c1, c2, c3;
+    if constexpr (kNarrow) {
+      const uint32_t low = __reduce_add_sync(0xffffffffu, word & 0x3fffffu);
+      c1 = int64_t(low & 2047u);
+      c2 = int64_t(low >> 11);
+    } else {
+      c1 = int64_t(__reduce_add_sync(0xffffffffu, word & 2047u));
+      c2 = int64_t(__reduce_add_sync(0xffffffffu, (word >> 11) & 2047u));
+    }
+    c3 = int64_t(__reduce_add_sync(0xffffffffu, word >> 22));
     const int64_t count = c3 >= kk ? c3 : c2 >= kk ? c2 : c1 >= kk ? c1 : -1;  // at the new threshold
     threshold = c3 >= kk ? t3 : c2 >= kk ? t2 : c1 >= kk ? t1 : threshold;
     if (count == kk) {  // the keys at or above it are the kk best: done (~7 rounds of 16 at 132 candidates)
@@ -248,7 +257,7 @@ __device__ void head_top_k(const float* scores, const int32_t* gists, int C, int
 #pragma unroll
   for (int r = 0; r < P; ++r) {
     const int slot = takes_before[r] + __popc(take_votes[r] & lanes_below);
-    if (((take_votes[r] >> lane) & 1u) && slot < K) chosen[slot] = gists[t + r * TH];
+    if (((take_votes[r] >> lane) & 1u) && slot < K) chosen[slot] = gist_of(t + r * TH);
   }
   for (int j = taken + t; j < K; j += TH) chosen[j] = -1;
 }

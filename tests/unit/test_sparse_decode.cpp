@@ -203,7 +203,8 @@ KernelCall call_kernel(const Inputs& in, double scale, int64_t splits, const at:
 
 // Several splits merged in the kernel: the bits of lse_merge (lse_merge_cuda) over the same partials, within the
 // tolerance of the float64 oracle, the half output the fp32 output rounded, the tickets left zero, and a second
-// call the same bits. 33 and 40 splits: lanes loop over the parts, and some splits have no rows (lse -inf).
+// call the same bits. 33 and 40 splits: lanes loop over the parts, and some splits have no rows (lse -inf); the
+// tensor-core kernel stages them through shared memory in 2-6 chunks (GSA_DECODE_STAGED_MERGE=0: in registers).
 TEST(SparseDecode, InKernelSplitMergeMatchesLseMergeBits) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
   const at::Device cuda(at::kCUDA, 0);
