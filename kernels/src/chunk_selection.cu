@@ -691,7 +691,11 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
       cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
     return Status::kCudaError;
   }
-  bool fused = int64_t(p.num_queries) * p.kv_heads <= sms;
+  // GSA_DESCENT_FUSE=0 (read once): the levels below the top never in the descent kernel; those with under
+  // kLevelMaxPairs candidates a head go to level_select_kernel (a CTA per query head instead of per KV head), the
+  // rest to score_kernel and top_k_kernel -- an A/B switch for the 128K step's fused descent.
+  static const bool fuse_levels = detail::env_int("GSA_DESCENT_FUSE", 1) != 0;
+  bool fused = fuse_levels && int64_t(p.num_queries) * p.kv_heads <= sms;
   for (int l = 0; l < p.levels - 1; ++l) fused = fused && group * p.candidates[l] <= kDescentMaxPairs;
   const int top = p.levels - 1, last_alone = fused ? top : 0;  // levels top .. last_alone: their own kernels
   static const int level_select = detail::env_int("GSA_LEVEL_SELECT", 1);
@@ -707,8 +711,8 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
         }
       };
       auto level_selects = [&](int l) {
-        return l < top && level_select != 0 && p.candidates[l] > kDescentMaxPairs / g.value &&
-               p.candidates[l] < kLevelMaxPairs;
+        return l < top && level_select != 0 && p.candidates[l] < kLevelMaxPairs &&
+               (p.candidates[l] > kDescentMaxPairs / g.value || (!fuse_levels && p.candidates[l] > 0));
       };
       for (int l = top; l >= last_alone; --l) {
         if (level_selects(l)) {
