@@ -56,10 +56,11 @@ constexpr int kDescentThreads = 512;
 // any length: 4 x 64). Larger levels (1M tokens, adaptive: 4 x 1,028) get CTAs of their own: level_select_kernel's,
 // one per (query, head), or score_kernel's and top_k_kernel's.
 constexpr int kDescentMaxPairs = 1024;
-// ... except a level of over kHeadCtaMinPairs pairs when the (query, query head) CTAs fit in one wave: it goes to
-// level_select_kernel's CTA a head instead of the descent's CTA a KV head. One 128K-token step, adaptive (4 x 132):
-// 1.53 against 1.61 ms a token on an H200, twice; 16 fixed chunks (4 x 64) were 0.02 ms faster in the descent; a
-// batch of 8 (256 head CTAs) 0.16 ms a step slower on level_select_kernel than on score_kernel and top_k_kernel.
+// ... except a level of over kHeadCtaMinPairs pairs when the (query, query head) CTAs fill at most half the SMs:
+// it goes to level_select_kernel's CTA a head instead of the descent's CTA a KV head. One 128K-token step, adaptive
+// (4 x 132 pairs, 32 head CTAs): 1.53-1.54 against 1.60-1.61 ms a token on an H200 (three calls); 16 fixed chunks
+// (4 x 64) were 0.02 ms faster in the descent; a batch of 4 (128 head CTAs) 0.07-0.08 ms a step slower on
+// level_select_kernel (plain loop, twice).
 constexpr int kHeadCtaMinPairs = 512;
 // A level below the top with more pairs than kDescentMaxPairs but fewer than this many candidates a head
 // (head_top_k's limit: 2,047) is scored and selected by level_select_kernel too; consecutive such levels in one
@@ -698,7 +699,7 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
     return Status::kCudaError;
   }
   static const int level_select = detail::env_int("GSA_LEVEL_SELECT", 1);
-  const bool head_ctas_fit = level_select != 0 && int64_t(p.num_queries) * p.q_heads <= sms;
+  const bool head_ctas_fit = level_select != 0 && 2 * int64_t(p.num_queries) * p.q_heads <= sms;
   auto per_head = [&](int l) { return head_ctas_fit && group * p.candidates[l] > kHeadCtaMinPairs; };
   bool fused = int64_t(p.num_queries) * p.kv_heads <= sms;
   for (int l = 0; l < p.levels - 1; ++l) fused = fused && group * p.candidates[l] <= kDescentMaxPairs && !per_head(l);
