@@ -59,8 +59,8 @@ constexpr int kDescentMaxPairs = 1024;
 // ... except a level of over kHeadCtaMinPairs pairs when the (query, query head) CTAs fill at most half the SMs:
 // it goes to level_select_kernel's CTA a head instead of the descent's CTA a KV head. One 128K-token step, adaptive
 // (4 x 132 pairs, 32 head CTAs): 1.53-1.54 against 1.60-1.61 ms a token on an H200 (three calls); 16 fixed chunks
-// (4 x 64) were 0.02 ms faster in the descent; a batch of 4 (128 head CTAs) 0.07-0.08 ms a step slower on
-// level_select_kernel (plain loop, twice).
+// (4 x 64) were 0.02 ms faster in the descent; a batch of 2 (64 head CTAs) as fast or 0.09 ms a step faster on
+// level_select_kernel, a batch of 4 (128) 0.07-0.08 ms slower (plain loop, twice each).
 constexpr int kHeadCtaMinPairs = 512;
 // A level below the top with more pairs than kDescentMaxPairs but fewer than this many candidates a head
 // (head_top_k's limit: 2,047) is scored and selected by level_select_kernel too; consecutive such levels in one
