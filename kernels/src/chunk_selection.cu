@@ -48,7 +48,7 @@ constexpr int kThreads = 128;
 constexpr int kScoreIters = 4;  // (head, candidate) pairs per team of a score CTA
 constexpr int kTopKThreads = 1024;
 constexpr int kTopKCached = 8192;  // scores a top_k_kernel CTA keeps in shared memory (1M tokens, 3 levels: 8,192)
-constexpr int kTopKHeadKeys = 8;   // keys a top_k_kernel thread holds in head_top_k (GSA_TOPK_HEAD_SELECT=0: radix)
+constexpr int kTopKHeadKeys = 8;   // keys a top_k_kernel thread holds in head_top_k (GSA_TOPK_HEAD_SELECT=1)
 constexpr int kUnionWords = 4;     // bitmap words per thread and round of a long level's union
 constexpr int kDescentThreads = 512;
 // A level below the top runs inside the descent kernel when its (head, candidate) pairs, G * C_l, are at most
@@ -56,9 +56,16 @@ constexpr int kDescentThreads = 512;
 // any length: 4 x 64). Larger levels (1M tokens, adaptive: 4 x 1,028) get CTAs of their own: level_select_kernel's,
 // one per (query, head), or score_kernel's and top_k_kernel's.
 constexpr int kDescentMaxPairs = 1024;
-// A level below the top with more pairs than that but fewer than this many candidates a head (head_top_k's limit:
-// 2,047) is scored and selected by level_select_kernel, a CTA per (query, query head); consecutive such levels in
-// one launch. GSA_LEVEL_SELECT (read once): 1 (unset) that, 2 a launch a level, 0 score_kernel and top_k_kernel.
+// ... except a level of over kHeadCtaMinPairs pairs when the (query, query head) CTAs fill at most half the SMs:
+// it goes to level_select_kernel's CTA a head instead of the descent's CTA a KV head. One 128K-token step, adaptive
+// (4 x 132 pairs, 32 head CTAs): 1.53-1.54 against 1.60-1.61 ms a token on an H200 (three calls); 16 fixed chunks
+// (4 x 64) were 0.02 ms faster in the descent; a batch of 2 (64 head CTAs) as fast or 0.09 ms a step faster on
+// level_select_kernel, a batch of 4 (128) 0.07-0.08 ms slower (plain loop, twice each).
+constexpr int kHeadCtaMinPairs = 512;
+// A level below the top with more pairs than kDescentMaxPairs but fewer than this many candidates a head
+// (head_top_k's limit: 2,047) is scored and selected by level_select_kernel too; consecutive such levels in one
+// launch. GSA_LEVEL_SELECT (read once): 1 (unset) that, 2 a launch a level, 0 score_kernel and top_k_kernel (and
+// the descent for the levels above kHeadCtaMinPairs pairs).
 constexpr int kLevelMaxPairs = 2048;
 // Up to this many unfold slots per (query, KV head) the descent CTA writes them (3 a thread at 128K tokens,
 // adaptive); a longer list (11K slots at 1M tokens, adaptive) gets unfold_kernel's many CTAs: one CTA following
@@ -515,8 +522,8 @@ template <typename T, int D, int G, int NT, int MP>
 __device__ void descend_level(const ChunkSelectionParams& p, int l, int s, int kv, int head0, const float (&qh)[8],
                               LevelShared<NT, MP>& sh) {
   constexpr int kChains = MP / NT;
-  // kIters key rows a team lane loads before its dots: 12 takes a head's 132 candidates (a 128K-token step with the
-  // adaptive budget) in one round of 64-element rows (16 teams a head of 4).
+  // kIters key rows a team lane loads before its dots, 64-element rows: 12 take a head's 192 candidates in one round
+  // in the descent (16 teams a head of 4), 768 in level_select_kernel (64 teams).
   constexpr int kTeam = D / 8, kHeadTeams = NT / kTeam / G, kIters = 12;
   static_assert(kHeadTeams >= 1 && kHeadTeams * kTeam * G == NT, "whole teams a head");
   const int C = p.candidates[l], pairs = G * C, tid = threadIdx.x;
@@ -636,10 +643,10 @@ __global__ void __launch_bounds__(kDescentThreads, 1) union_kernel(const __grid_
 }
 
 // One CTA per (query, query head): levels high .. low (< the top) of a selection the descent cannot take (over
-// kDescentMaxPairs pairs a KV head) but with at most kLevelMaxPairs - 1 candidates a head (1M tokens, adaptive:
-// 1,028), scored and selected one after the other by descend_level for the one head (a head's candidates are the
-// children of its own choices one level up: no other head's) -- one launch where score_kernel and top_k_kernel
-// took two a level (12-16 us each under Nsight Compute on an H200).
+// kDescentMaxPairs pairs a KV head) but with at most kLevelMaxPairs - 1 candidates a head (adaptive budget: 132
+// at 128K tokens, 1,028 at 1M), scored and selected one after the other by descend_level for the one head (a
+// head's candidates are the children of its own choices one level up: no other head's) -- one launch where
+// score_kernel and top_k_kernel took two a level (12-16 us each under Nsight Compute on an H200).
 template <typename T, int D>
 __global__ void __launch_bounds__(kDescentThreads, 1)
     level_select_kernel(const __grid_constant__ ChunkSelectionParams p, int high, int low) {
@@ -691,12 +698,16 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
       cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
     return Status::kCudaError;
   }
-  bool fused = int64_t(p.num_queries) * p.kv_heads <= sms;
-  for (int l = 0; l < p.levels - 1; ++l) fused = fused && group * p.candidates[l] <= kDescentMaxPairs;
-  const int top = p.levels - 1, last_alone = fused ? top : 0;  // levels top .. last_alone: their own kernels
   static const int level_select = detail::env_int("GSA_LEVEL_SELECT", 1);
+  const bool head_ctas_fit = level_select != 0 && 2 * int64_t(p.num_queries) * p.q_heads <= sms;
+  auto per_head = [&](int l) { return head_ctas_fit && group * p.candidates[l] > kHeadCtaMinPairs; };
+  bool fused = int64_t(p.num_queries) * p.kv_heads <= sms;
+  for (int l = 0; l < p.levels - 1; ++l) fused = fused && group * p.candidates[l] <= kDescentMaxPairs && !per_head(l);
+  const int top = p.levels - 1, last_alone = fused ? top : 0;  // levels top .. last_alone: their own kernels
   static const bool union_split = detail::env_int("GSA_UNION_SPLIT", 1) != 0;     // union_kernel (A/B switch)
-  static const bool top_head_select = detail::env_int("GSA_TOPK_HEAD_SELECT", 1) != 0;  // top_k_kernel's select
+  // GSA_TOPK_HEAD_SELECT=1 (read once): top_k_kernel's head_top_k for 1,025-8,192 candidates a head instead of the
+  // radix select -- 0.09 ms a token slower at 1M tokens, adaptive, on an H200 (2.39 against 2.30 ms, twice).
+  static const bool top_head_select = detail::env_int("GSA_TOPK_HEAD_SELECT", 0) != 0;
   return detail::with_type_and_dim(p, [&](auto type, auto dim) {
     using T = typename decltype(type)::type;
     return detail::with_group(group, [&](auto g) {
@@ -707,8 +718,8 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
         }
       };
       auto level_selects = [&](int l) {
-        return l < top && level_select != 0 && p.candidates[l] > kDescentMaxPairs / g.value &&
-               p.candidates[l] < kLevelMaxPairs;
+        return l < top && level_select != 0 && p.candidates[l] < kLevelMaxPairs &&
+               (p.candidates[l] > kDescentMaxPairs / g.value || per_head(l));
       };
       for (int l = top; l >= last_alone; --l) {
         if (level_selects(l)) {
