@@ -691,8 +691,9 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
   if (p.key_pos_row_stride != 0 && p.key_pos_row_stride < slots) return Status::kInvalidArgument;
   if (p.num_queries == 0) return Status::kOk;
   auto stream = static_cast<cudaStream_t>(stream_ptr);
-  // The levels below the top run inside the descent kernel when every one of them is small enough and the
-  // (query, KV head) CTAs fit in one wave (one CTA an SM: a large batch is faster level by level).
+  // The levels below the top run inside the descent kernel when every one of them is small enough, none goes to
+  // level_select_kernel's CTAs a head (per_head), and the (query, KV head) CTAs fit in one wave (one CTA an SM: a
+  // large batch is faster level by level).
   int device = 0, sms = 0;
   if (cudaGetDevice(&device) != cudaSuccess ||
       cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
