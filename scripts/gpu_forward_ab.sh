@@ -9,7 +9,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 patch_file=
 if [ "${1:-}" = --patch ]; then
-  patch_file=$2
+  patch_file=${2:?--patch needs a file}
   shift 2
 fi
 [ $# -ge 1 ] || { echo "usage: $0 [--patch FILE] SCHEDULE..." >&2; exit 2; }
