@@ -6,6 +6,7 @@
 // each once; and a tile the block sees whole (kFullTile, as the kernels honour it) must hold only allowed keys.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 #include <vector>
 
@@ -39,12 +40,12 @@ std::vector<GistLayout> random_rows(const GistOptions& options, std::mt19937& rn
 // Checks every query of `plan` (built for `rows` with group 1) under `rule`; adds the allowed pairs to `pairs`.
 void check_plan(const TilePlan& plan, const std::vector<GistLayout>& rows, const GistMaskRule& rule,
                 int64_t& pairs) {
-  auto ints = [](const at::Tensor& t) { return t.contiguous(); };
-  const at::Tensor offsets = ints(plan.forward_offsets), list = ints(plan.forward_key_tiles);
-  const at::Tensor block_row = ints(plan.query_block_row), block_start = ints(plan.query_block_start);
-  const at::Tensor block_flags = ints(plan.query_block_flags), tile_class = ints(plan.key_tile_class);
-  const at::Tensor tile_pos = ints(plan.key_tile_positions), tile_doc = ints(plan.key_tile_doc);
-  const at::Tensor tile_chunk0 = ints(plan.key_tile_chunk0), tile_up = ints(plan.key_tile_chunk_up);
+  auto host = [](const at::Tensor& t) { return t.cpu().contiguous(); };  // int32
+  const at::Tensor offsets = host(plan.forward_offsets), list = host(plan.forward_key_tiles);
+  const at::Tensor block_row = host(plan.query_block_row), block_start = host(plan.query_block_start);
+  const at::Tensor block_flags = host(plan.query_block_flags), tile_class = host(plan.key_tile_class);
+  const at::Tensor tile_pos = host(plan.key_tile_positions), tile_doc = host(plan.key_tile_doc);
+  const at::Tensor tile_chunk0 = host(plan.key_tile_chunk0), tile_up = host(plan.key_tile_chunk_up);
   const int32_t* off = offsets.data_ptr<int32_t>();
   const int32_t* entries = list.data_ptr<int32_t>();
   for (int64_t block = 0; block + 1 < offsets.numel(); ++block) {
@@ -82,7 +83,9 @@ void check_plan(const TilePlan& plan, const std::vector<GistLayout>& rows, const
                                                            key.chunk_up, rule);
           ASSERT_EQ(by_class, expected) << "query " << q << " key " << pos << " class " << key_class;
           ASSERT_EQ(by_fold, expected) << "query " << q << " key " << pos << " class " << key_class;
-          if (whole) ASSERT_TRUE(expected) << "a whole tile holds a masked key: query " << q << " key " << pos;
+          if (whole) {
+            ASSERT_TRUE(expected) << "a whole tile holds a masked key: query " << q << " key " << pos;
+          }
           if (expected) ++seen[pos];
         }
       }
