@@ -1,9 +1,11 @@
 // The kernels' tile plan (runtime/tile_plan.h) against the mask rule on each token's own metadata
-// (gist_mask_allows over pack_token_meta): for random packed layouts (1-3 levels, 0-3 sinks, 0-2 previous chunks,
-// suffix tokens) and every layer kind (plain, selective, selective keeping the gists), every query of every forward
-// block must see, through its block's list of key tiles with each tile's class and per-key metadata
-// (gist_mask_allows_class and its folded form, what the CUDA kernels evaluate), exactly the keys the rule allows,
-// each once; and a tile the block sees whole (kFullTile, as the kernels honour it) must hold only allowed keys.
+// (gist_mask_allows over pack_token_meta), for random packed layouts (1-3 levels, 0 or 3 sinks, 0-2 previous chunks,
+// suffix tokens) and every layer kind (plain, selective, selective keeping the gists). Through the plan's lists --
+// the forward's key tiles per query block, and the backward's query tiles per key-tile work item -- every query must
+// see exactly the keys the rule allows, each once, when each tile's keys are judged by the tile's class and per-key
+// metadata (gist_mask_allows_class and its folded form: what the CUDA kernels evaluate); and a tile the list gives
+// whole (kFullTile, as the kernels honour it) must hold only allowed keys. The CPU twin judges keys by their token
+// metadata, so only this test checks the plan's key metadata on the CPU.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -37,71 +39,80 @@ std::vector<GistLayout> random_rows(const GistOptions& options, std::mt19937& rn
   return rows;
 }
 
-// Checks every query of `plan` (built for `rows` with group 1) under `rule`; adds the allowed pairs to `pairs`.
-void check_plan(const TilePlan& plan, const std::vector<GistLayout>& rows, const GistMaskRule& rule,
-                int64_t& pairs) {
-  auto host = [](const at::Tensor& t) { return t.cpu().contiguous(); };  // int32
-  const at::Tensor offsets = host(plan.forward_offsets), list = host(plan.forward_key_tiles);
-  const at::Tensor block_row = host(plan.query_block_row), block_start = host(plan.query_block_start);
-  const at::Tensor block_flags = host(plan.query_block_flags), tile_class = host(plan.key_tile_class);
-  const at::Tensor tile_pos = host(plan.key_tile_positions), tile_doc = host(plan.key_tile_doc);
-  const at::Tensor tile_chunk0 = host(plan.key_tile_chunk0), tile_up = host(plan.key_tile_chunk_up);
-  const int32_t* off = offsets.data_ptr<int32_t>();
-  const int32_t* entries = list.data_ptr<int32_t>();
-  for (int64_t block = 0; block + 1 < offsets.numel(); ++block) {
-    const GistLayout& r = rows[block_row.data_ptr<int32_t>()[block]];
-    const int64_t start = block_start.data_ptr<int32_t>()[block];
-    const bool suffix_block = block_flags.data_ptr<int32_t>()[block] & kernels::kSuffixFlag;
-    for (int64_t q = start; q < std::min<int64_t>(start + kernels::kBlockRows, r.size()); ++q) {
-      int32_t q_meta[kernels::kTokenMetaInts];
-      pack_token_meta(r, q, q_meta);
-      std::vector<int> seen(r.size(), 0);
-      for (int32_t i = off[block]; i < off[block + 1]; ++i) {
-        const int32_t kt = entries[i] & kernels::kTileIdMask;
-        const int32_t key_class = tile_class.data_ptr<int32_t>()[kt];
-        // As the kernels take a whole tile (sparse_attention_query_pass.cu, query_block_sm90.cuh).
-        const bool whole = (entries[i] & kernels::kFullTile) &&
-                           !(key_class >= 0 && suffix_block && rule.selective && !rule.keep_unselected_gists);
-        const int up = key_class >= 0 && key_class + 1 < rule.levels ? key_class + 1 : 0;
-        const kernels::MaskQuery mq{q, q_meta[kernels::kMetaDoc], q_meta[kernels::kMetaLevel],
-                                    q_meta[kernels::kMetaChunk0], q_meta[kernels::kMetaChunk0 + up],
-                                    kernels::query_sees_gists(q_meta, rule)};
-        const kernels::FoldedMaskQuery folded = kernels::fold_mask_query(key_class, mq, rule);
-        for (int c = 0; c < kTileKeys; ++c) {
-          const int64_t at = int64_t(kt) * kTileKeys + c;
-          const int32_t pos = tile_pos.data_ptr<int32_t>()[at];
-          const kernels::MaskKey key{pos, tile_doc.data_ptr<int32_t>()[at], tile_chunk0.data_ptr<int32_t>()[at],
-                                     tile_up.data_ptr<int32_t>()[at]};
-          bool expected = false;
-          if (pos >= 0) {
-            int32_t k_meta[kernels::kTokenMetaInts];
-            pack_token_meta(r, pos, k_meta);
-            expected = kernels::gist_mask_allows(q, q_meta, pos, k_meta, rule);
-          }
-          const bool by_class = kernels::gist_mask_allows_class(key_class, mq, key, rule);
-          const bool by_fold = kernels::folded_mask_allows(key_class, folded, pos, key.doc, key.chunk0,
-                                                           key.chunk_up, rule);
-          ASSERT_EQ(by_class, expected) << "query " << q << " key " << pos << " class " << key_class;
-          ASSERT_EQ(by_fold, expected) << "query " << q << " key " << pos << " class " << key_class;
-          if (whole) {
-            ASSERT_TRUE(expected) << "a whole tile holds a masked key: query " << q << " key " << pos;
-          }
-          if (expected) ++seen[pos];
-        }
-      }
-      for (int64_t k = 0; k < r.size(); ++k) {
+const int32_t* ints(const at::Tensor& t) { return t.data_ptr<int32_t>(); }
+
+// One layout batch's plan under one rule, and how often each (query, key) pair was seen through it.
+struct PlanCheck {
+  const TilePlan& plan;  // built on the CPU
+  const std::vector<GistLayout>& rows;
+  GistMaskRule rule;
+  std::vector<std::vector<int>> seen;  // [row][q * T + k]
+
+  PlanCheck(const TilePlan& p, const std::vector<GistLayout>& r, const GistMaskRule& g) : plan(p), rows(r), rule(g) {
+    for (const GistLayout& row : rows) seen.emplace_back(row.size() * row.size(), 0);
+  }
+
+  // Query q of row b against key tile kt, the pair's list entry carrying `whole` (kFullTile) for a run whose
+  // queries carry suffix_run (kSuffixFlag): each key judged by the tile's class and metadata against the rule.
+  void pair(int b, int64_t q, int32_t kt, bool whole, bool suffix_run) {
+    const GistLayout& r = rows[b];
+    int32_t q_meta[kernels::kTokenMetaInts];
+    pack_token_meta(r, q, q_meta);
+    const int32_t key_class = ints(plan.key_tile_class)[kt];
+    // As the kernels take a listed tile whole (query_block_sm90.cuh, sparse_attention_key_pass.cu).
+    whole = whole && !(key_class >= 0 && suffix_run && rule.selective && !rule.keep_unselected_gists);
+    const int up = key_class >= 0 && key_class + 1 < rule.levels ? key_class + 1 : 0;
+    const kernels::MaskQuery mq{q, q_meta[kernels::kMetaDoc], q_meta[kernels::kMetaLevel],
+                                q_meta[kernels::kMetaChunk0], q_meta[kernels::kMetaChunk0 + up],
+                                kernels::query_sees_gists(q_meta, rule)};
+    const kernels::FoldedMaskQuery folded = kernels::fold_mask_query(key_class, mq, rule);
+    for (int c = 0; c < kTileKeys; ++c) {
+      const int64_t at = int64_t(kt) * kTileKeys + c;
+      const int32_t pos = ints(plan.key_tile_positions)[at];
+      const kernels::MaskKey key{pos, ints(plan.key_tile_doc)[at], ints(plan.key_tile_chunk0)[at],
+                                 ints(plan.key_tile_chunk_up)[at]};
+      bool expected = false;
+      if (pos >= 0) {
         int32_t k_meta[kernels::kTokenMetaInts];
-        pack_token_meta(r, k, k_meta);
-        const bool allowed = kernels::gist_mask_allows(q, q_meta, k, k_meta, rule);
-        ASSERT_EQ(seen[k], allowed ? 1 : 0) << "query " << q << " key " << k << ": visits of an allowed key";
-        pairs += allowed;
+        pack_token_meta(r, pos, k_meta);
+        expected = kernels::gist_mask_allows(q, q_meta, pos, k_meta, rule);
       }
+      const bool by_class = kernels::gist_mask_allows_class(key_class, mq, key, rule);
+      const bool by_fold = kernels::folded_mask_allows(key_class, folded, pos, key.doc, key.chunk0, key.chunk_up, rule);
+      ASSERT_EQ(by_class, expected) << "row " << b << " query " << q << " key " << pos << " class " << key_class;
+      ASSERT_EQ(by_fold, expected) << "row " << b << " query " << q << " key " << pos << " class " << key_class;
+      if (whole) {
+        ASSERT_TRUE(expected) << "a whole tile holds a masked key: row " << b << " query " << q << " key " << pos;
+      }
+      if (expected) ++seen[b][q * r.size() + pos];
     }
   }
-}
 
-TEST(TilePlan, BlocksSeeExactlyTheAllowedKeysThroughTheirTilesMetadata) {
-  std::mt19937 rng(20261204);
+  // Every allowed pair seen once, no other; returns the allowed pairs.
+  int64_t finish() {
+    int64_t allowed_pairs = 0;
+    for (size_t b = 0; b < rows.size(); ++b) {
+      const GistLayout& r = rows[b];
+      for (int64_t q = 0; q < r.size(); ++q) {
+        int32_t q_meta[kernels::kTokenMetaInts], k_meta[kernels::kTokenMetaInts];
+        pack_token_meta(r, q, q_meta);
+        for (int64_t k = 0; k < r.size(); ++k) {
+          pack_token_meta(r, k, k_meta);
+          const bool allowed = kernels::gist_mask_allows(q, q_meta, k, k_meta, rule);
+          EXPECT_EQ(seen[b][q * r.size() + k], allowed ? 1 : 0) << "row " << b << " query " << q << " key " << k;
+          if (seen[b][q * r.size() + k] != (allowed ? 1 : 0)) return allowed_pairs;
+          allowed_pairs += allowed;
+        }
+      }
+    }
+    return allowed_pairs;
+  }
+};
+
+// Runs `check(plan, rows, rule)` over the layouts and rules of the file's header; returns the allowed pairs seen.
+template <typename Check>
+int64_t over_layouts(uint32_t seed, Check check) {
+  std::mt19937 rng(seed);
   int64_t pairs = 0;
   for (int levels = 1; levels <= 3; ++levels) {
     for (int sink = 0; sink <= 3; sink += 3) {
@@ -112,15 +123,60 @@ TEST(TilePlan, BlocksSeeExactlyTheAllowedKeysThroughTheirTilesMetadata) {
       options.sink = sink;
       options.prev_chunks = rng() % 3;
       const std::vector<GistLayout> rows = random_rows(options, rng);
-      const TilePlan plan = make_tile_plan({&rows[0], &rows[1]}, 0, -1, 1, at::kCPU, 64, false);
+      // Backward items of at most 2 query tiles: a key tile's list is cut into several.
+      const TilePlan plan = make_tile_plan({&rows[0], &rows[1]}, 0, -1, 1, at::kCPU, 2);
       for (int kind = 0; kind < 3; ++kind) {  // plain, selective, selective keeping the gists
-        const GistMaskRule rule{levels, static_cast<int32_t>(options.prev_chunks), kind > 0, kind == 2};
-        check_plan(plan, rows, rule, pairs);
-        if (HasFatalFailure()) return;
+        PlanCheck pc(plan, rows, GistMaskRule{levels, static_cast<int32_t>(options.prev_chunks), kind > 0, kind == 2});
+        check(pc);
+        if (::testing::Test::HasFailure()) return pairs;
+        pairs += pc.finish();
       }
     }
   }
+  return pairs;
+}
+
+TEST(TilePlan, ForwardBlocksSeeExactlyTheAllowedKeysThroughTheirTilesMetadata) {
+  const int64_t pairs = over_layouts(20261204, [](PlanCheck& pc) {
+    const TilePlan& p = pc.plan;
+    const int32_t* offsets = ints(p.forward_offsets);
+    for (int64_t block = 0; block + 1 < p.forward_offsets.numel(); ++block) {
+      const int b = ints(p.query_block_row)[block];
+      const int64_t start = ints(p.query_block_start)[block];
+      const bool suffix_run = ints(p.query_block_flags)[block] & kernels::kSuffixFlag;
+      for (int64_t q = start; q < std::min<int64_t>(start + kernels::kBlockRows, pc.rows[b].size()); ++q) {
+        for (int32_t i = offsets[block]; i < offsets[block + 1]; ++i) {
+          const int32_t entry = ints(p.forward_key_tiles)[i];
+          pc.pair(b, q, entry & kernels::kTileIdMask, entry & kernels::kFullTile, suffix_run);
+          if (::testing::Test::HasFatalFailure()) return;
+        }
+      }
+    }
+  });
   EXPECT_GT(pairs, 10000);  // the layouts were not empty
+}
+
+TEST(TilePlan, BackwardItemsSeeExactlyTheAllowedQueriesThroughTheirTilesMetadata) {
+  const int64_t pairs = over_layouts(20261205, [](PlanCheck& pc) {
+    const TilePlan& p = pc.plan;
+    const int32_t* offsets = ints(p.backward_offsets);
+    for (int64_t item = 0; item + 1 < p.backward_offsets.numel(); ++item) {
+      const int32_t kt = ints(p.backward_key_tile)[item];
+      const int b = ints(p.key_tile_row)[kt];
+      for (int32_t i = offsets[item]; i < offsets[item + 1]; ++i) {
+        const int32_t entry = ints(p.backward_query_tiles)[i];
+        const int64_t start = ints(p.backward_query_start)[i];
+        ASSERT_EQ(start, ints(p.query_tile_start)[entry & kernels::kTileIdMask]);
+        ASSERT_EQ(b, ints(p.query_tile_row)[entry & kernels::kTileIdMask]);
+        const bool suffix_run = ints(p.backward_query_flags)[i] & kernels::kSuffixFlag;
+        for (int64_t q = start; q < std::min<int64_t>(start + kernels::kTileRows, pc.rows[b].size()); ++q) {
+          pc.pair(b, q, kt, entry & kernels::kFullTile, suffix_run);
+          if (::testing::Test::HasFatalFailure()) return;
+        }
+      }
+    }
+  });
+  EXPECT_GT(pairs, 10000);
 }
 
 }  // namespace
