@@ -8,6 +8,7 @@
 #include <random>
 
 #include "common/dense_reference.h"
+#include "common/random_layouts.h"
 #include "common/tolerance.h"
 #include "gsa/runtime/gist_layout.h"
 #include "gsa/runtime/sparse_attention.h"
@@ -23,18 +24,7 @@ std::vector<GistLayout> random_rows(const SparseCase& c, std::mt19937& rng) {
   o.fanout = c.fanout;
   o.sink = c.sink;
   o.prev_chunks = c.prev;
-  std::vector<GistLayout> rows;
-  for (int b = 0; b < 2; ++b) {
-    std::vector<Document> docs;
-    for (int d = 0, n = 1 + rng() % 3; d < n; ++d) {
-      Document doc;
-      for (int64_t i = 0, len = rng() % (c.max_doc_tokens + 1); i < len; ++i) doc.context.push_back(rng() % 256);
-      for (int64_t i = 0, n2 = rng() % 6; i < n2; ++i) doc.suffix.push_back(rng() % 256);
-      docs.push_back(doc);
-    }
-    rows.push_back(build_layout(docs, o));
-  }
-  return rows;
+  return random_packed_rows(o, c.max_doc_tokens, rng);
 }
 
 // Float64 log-sum-exp of the masked scores per query: [Hq, Tq]; -inf for rows without keys.

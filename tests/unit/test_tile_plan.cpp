@@ -12,6 +12,7 @@
 #include <random>
 #include <vector>
 
+#include "common/random_layouts.h"
 #include "gsa/kernels/gist_mask.h"
 #include "gsa/kernels/sparse_attention.h"
 #include "gsa/runtime/gist_layout.h"
@@ -24,21 +25,6 @@ namespace {
 using kernels::GistMaskRule;
 using kernels::kTileKeys;
 
-std::vector<GistLayout> random_rows(const GistOptions& options, std::mt19937& rng) {
-  std::vector<GistLayout> rows;
-  for (int b = 0; b < 2; ++b) {
-    std::vector<Document> docs;
-    for (int d = 0, n = 1 + rng() % 3; d < n; ++d) {
-      Document doc;
-      for (int i = 0, len = rng() % 300; i < len; ++i) doc.context.push_back(rng() % 256);
-      for (int i = 0, len = rng() % 6; i < len; ++i) doc.suffix.push_back(rng() % 256);
-      docs.push_back(doc);
-    }
-    rows.push_back(build_layout(docs, options));
-  }
-  return rows;
-}
-
 const int32_t* ints(const at::Tensor& t) { return t.data_ptr<int32_t>(); }
 
 // One layout batch's plan under one rule, and how often each (query, key) pair was seen through it.
@@ -47,8 +33,12 @@ struct PlanCheck {
   const std::vector<GistLayout>& rows;
   GistMaskRule rule;
   std::vector<std::vector<int>> seen;  // [row][q * T + k]
+  // The plan's key tiles as the kernels read them: class [Kt], and per key [Kt * kTileKeys] the MaskKey fields.
+  const int32_t *tile_class, *key_pos, *key_doc, *key_chunk0, *key_chunk_up;
 
-  PlanCheck(const TilePlan& p, const std::vector<GistLayout>& r, const GistMaskRule& g) : plan(p), rows(r), rule(g) {
+  PlanCheck(const TilePlan& p, const std::vector<GistLayout>& r, const GistMaskRule& g)
+      : plan(p), rows(r), rule(g), tile_class(ints(p.key_tile_class)), key_pos(ints(p.key_tile_positions)),
+        key_doc(ints(p.key_tile_doc)), key_chunk0(ints(p.key_tile_chunk0)), key_chunk_up(ints(p.key_tile_chunk_up)) {
     for (const GistLayout& row : rows) seen.emplace_back(row.size() * row.size(), 0);
   }
 
@@ -58,7 +48,7 @@ struct PlanCheck {
     const GistLayout& r = rows[b];
     int32_t q_meta[kernels::kTokenMetaInts];
     pack_token_meta(r, q, q_meta);
-    const int32_t key_class = ints(plan.key_tile_class)[kt];
+    const int32_t key_class = tile_class[kt];
     // As the kernels take a listed tile whole (query_block_sm90.cuh, sparse_attention_key_pass.cu).
     whole = whole && !(key_class >= 0 && suffix_run && rule.selective && !rule.keep_unselected_gists);
     const int up = key_class >= 0 && key_class + 1 < rule.levels ? key_class + 1 : 0;
@@ -68,9 +58,8 @@ struct PlanCheck {
     const kernels::FoldedMaskQuery folded = kernels::fold_mask_query(key_class, mq, rule);
     for (int c = 0; c < kTileKeys; ++c) {
       const int64_t at = int64_t(kt) * kTileKeys + c;
-      const int32_t pos = ints(plan.key_tile_positions)[at];
-      const kernels::MaskKey key{pos, ints(plan.key_tile_doc)[at], ints(plan.key_tile_chunk0)[at],
-                                 ints(plan.key_tile_chunk_up)[at]};
+      const int32_t pos = key_pos[at];
+      const kernels::MaskKey key{pos, key_doc[at], key_chunk0[at], key_chunk_up[at]};
       bool expected = false;
       if (pos >= 0) {
         int32_t k_meta[kernels::kTokenMetaInts];
@@ -99,8 +88,9 @@ struct PlanCheck {
         for (int64_t k = 0; k < r.size(); ++k) {
           pack_token_meta(r, k, k_meta);
           const bool allowed = kernels::gist_mask_allows(q, q_meta, k, k_meta, rule);
-          EXPECT_EQ(seen[b][q * r.size() + k], allowed ? 1 : 0) << "row " << b << " query " << q << " key " << k;
-          if (seen[b][q * r.size() + k] != (allowed ? 1 : 0)) return allowed_pairs;
+          const int visits = seen[b][q * r.size() + k];
+          EXPECT_EQ(visits, allowed ? 1 : 0) << "row " << b << " query " << q << " key " << k;
+          if (visits != (allowed ? 1 : 0)) return allowed_pairs;
           allowed_pairs += allowed;
         }
       }
@@ -122,7 +112,7 @@ int64_t over_layouts(uint32_t seed, Check check) {
       options.fanout = 2 + rng() % 3;
       options.sink = sink;
       options.prev_chunks = rng() % 3;
-      const std::vector<GistLayout> rows = random_rows(options, rng);
+      const std::vector<GistLayout> rows = test::random_packed_rows(options, 299, rng);
       // Backward items of at most 2 query tiles: a key tile's list is cut into several.
       const TilePlan plan = make_tile_plan({&rows[0], &rows[1]}, 0, -1, 1, at::kCPU, 2);
       for (int kind = 0; kind < 3; ++kind) {  // plain, selective, selective keeping the gists
@@ -139,14 +129,14 @@ int64_t over_layouts(uint32_t seed, Check check) {
 TEST(TilePlan, ForwardBlocksSeeExactlyTheAllowedKeysThroughTheirTilesMetadata) {
   const int64_t pairs = over_layouts(20261204, [](PlanCheck& pc) {
     const TilePlan& p = pc.plan;
-    const int32_t* offsets = ints(p.forward_offsets);
+    const int32_t *offsets = ints(p.forward_offsets), *list = ints(p.forward_key_tiles);
     for (int64_t block = 0; block + 1 < p.forward_offsets.numel(); ++block) {
       const int b = ints(p.query_block_row)[block];
       const int64_t start = ints(p.query_block_start)[block];
       const bool suffix_run = ints(p.query_block_flags)[block] & kernels::kSuffixFlag;
       for (int64_t q = start; q < std::min<int64_t>(start + kernels::kBlockRows, pc.rows[b].size()); ++q) {
         for (int32_t i = offsets[block]; i < offsets[block + 1]; ++i) {
-          const int32_t entry = ints(p.forward_key_tiles)[i];
+          const int32_t entry = list[i];
           pc.pair(b, q, entry & kernels::kTileIdMask, entry & kernels::kFullTile, suffix_run);
           if (::testing::Test::HasFatalFailure()) return;
         }
@@ -159,12 +149,12 @@ TEST(TilePlan, ForwardBlocksSeeExactlyTheAllowedKeysThroughTheirTilesMetadata) {
 TEST(TilePlan, BackwardItemsSeeExactlyTheAllowedQueriesThroughTheirTilesMetadata) {
   const int64_t pairs = over_layouts(20261205, [](PlanCheck& pc) {
     const TilePlan& p = pc.plan;
-    const int32_t* offsets = ints(p.backward_offsets);
+    const int32_t *offsets = ints(p.backward_offsets), *list = ints(p.backward_query_tiles);
     for (int64_t item = 0; item + 1 < p.backward_offsets.numel(); ++item) {
       const int32_t kt = ints(p.backward_key_tile)[item];
       const int b = ints(p.key_tile_row)[kt];
       for (int32_t i = offsets[item]; i < offsets[item + 1]; ++i) {
-        const int32_t entry = ints(p.backward_query_tiles)[i];
+        const int32_t entry = list[i];
         const int64_t start = ints(p.backward_query_start)[i];
         ASSERT_EQ(start, ints(p.query_tile_start)[entry & kernels::kTileIdMask]);
         ASSERT_EQ(b, ints(p.query_tile_row)[entry & kernels::kTileIdMask]);
