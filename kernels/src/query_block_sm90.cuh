@@ -217,10 +217,7 @@ __device__ __forceinline__ uint32_t tile_allowed_bits(const SparseAttentionParam
                                                                       const KeyMetaSmem& km, int32_t entry,
                                                                       int key_class, int32_t block_flags,
                                                                       int row_base, int lane) {
-  // A suffix query of a selective layer sees no gist key: a gist tile is never whole for such a block.
-  const bool full = (entry & kFullTile) && !(key_class >= 0 && (block_flags & kSuffixFlag) && p.rule.selective &&
-                                             !p.rule.keep_unselected_gists);
-  if (full) return ~0u;
+  if (tile_taken_whole(entry & kFullTile, key_class, block_flags, p.rule)) return ~0u;
   if (p.key_rows == nullptr) return allowed_bits_fast(qm, km, key_class, p.rule, row_base, lane);
   // Keys held in other rows (sequence parallelism): the generic predicate.
   uint32_t bits = 0;

@@ -288,15 +288,14 @@ __device__ __forceinline__ void load_query_tile_rows_async(int32_t* meta, float*
   }
 }
 
-// Row r of a query tile of kRowsCount rows as the mask sees it, from the tile's token metadata (meta, as
-// load_query_tile_rows_async copies it) and the chunk index `up` of the key class at hand.
+// Row r of a query tile of kRowsCount rows as the mask sees it against key class key_class, from the tile's token
+// metadata (meta, as load_query_tile_rows_async copies it).
 template <int kRowsCount>
 __device__ __forceinline__ MaskQuery query_tile_mask_query(const int32_t* meta, int r, int group, int start,
-                                                           int row_end, int up, const GistMaskRule& rule) {
+                                                           int row_end, int key_class, const GistMaskRule& rule) {
   const QueryRow qr = query_row<kRowsCount>(r, group, start);
-  const int32_t* m = meta + (r & (kRowsCount / group - 1)) * kTokenMetaInts;
-  return {qr.pos < row_end ? qr.pos : -1, m[kMetaDoc], m[kMetaLevel], m[kMetaChunk0], m[kMetaChunk0 + up],
-          query_sees_gists(m, rule)};
+  return mask_query_of(qr.pos < row_end ? qr.pos : -1, meta + (r & (kRowsCount / group - 1)) * kTokenMetaInts,
+                       key_class, rule);
 }
 
 // A key-pass thread's dK and dV into the fp32 workspaces: keys key0 and key0 + 8 of the tile (k/v row rows[key], -1:
@@ -365,7 +364,7 @@ __device__ __forceinline__ void load_key_meta(KeyMetaSmem& s, const SparseAttent
 template <int kRowsCount>
 __device__ __forceinline__ MaskQuery mask_query(const QueryMetaSmem<kRowsCount>& s, int r, int key_class,
                                                 int levels) {
-  const int up = key_class >= 0 && key_class + 1 < levels ? key_class + 1 : 0;
+  const int up = chunk_up_index(key_class, levels);
   return {s.pos[r] < 0 ? -1 : s.pos[r], s.doc[r], s.level[r], s.chunk[0][r], s.chunk[up][r], s.sees_gists[r] != 0};
 }
 

@@ -199,8 +199,7 @@ __global__ void __launch_bounds__(kKeyPassThreads) key_pass_kernel(const __grid_
     const QueryTileInfo& info = s_info[i % kInfoStages];
     const QueryTileRows& rows = s_rows[i % kRowStages];
     const int entry = info.entry, start = info.start;
-    const bool full = (entry & kFullTile) && !(key_class >= 0 && (info.flags & kSuffixFlag) && p.rule.selective &&
-                                               !p.rule.keep_unselected_gists);
+    const bool full = tile_taken_whole(entry & kFullTile, key_class, info.flags, p.rule);
     const T* q_tile = s_q + stage * kTileRows * D;
     const T* do_tile = s_do + stage * kTileRows * D;
 
@@ -209,13 +208,12 @@ __global__ void __launch_bounds__(kKeyPassThreads) key_pass_kernel(const __grid_
     for (int n = 0; n < kTileRows / 8; ++n) pt[0][n][0] = pt[0][n][1] = pt[0][n][2] = pt[0][n][3] = 0.f;
     mma_rows_times_tile_t<D, kTileRows, 1>(pt, s_k, warp * 16, q_tile);
     if (!full) {
-      const int up = key_class >= 0 && key_class + 1 < p.rule.levels ? key_class + 1 : 0;
 #pragma unroll
       for (int n = 0; n < kTileRows / 8; ++n) {
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
           const int r = 8 * n + 2 * (lane & 3) + e;
-          const MaskQuery q = query_tile_mask_query<kTileRows>(rows.meta, r, group, start, row_end, up, p.rule);
+          const MaskQuery q = query_tile_mask_query<kTileRows>(rows.meta, r, group, start, row_end, key_class, p.rule);
 #pragma unroll
           for (int h = 0; h < 2; ++h) {
             const MaskKey key = mask_key(s_kmeta, warp * 16 + 8 * h + (lane >> 2));

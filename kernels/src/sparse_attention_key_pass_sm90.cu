@@ -129,7 +129,6 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
   const int group = p.q_heads / p.kv_heads;
   const int row_end = p.row_query_end[b];
   const int key_class = p.plan.key_tile_class[key_tile];
-  const int up = key_class >= 0 && key_class + 1 < p.rule.levels ? key_class + 1 : 0;
   const float scale2 = p.scale * kLog2e;
   const int key_base = warp * 16 + (lane >> 2);  // + 8 h: this thread's two keys (rows of S^T)
   const uint32_t k_addr = smem_addr(smem + Smem::kK), v_addr = smem_addr(smem + Smem::kV);
@@ -142,9 +141,6 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
 #pragma unroll
   for (int j = 0; j < 32; ++j) st[j] = dpt[j] = 0.f;
   mbarrier_wait(smem_addr(&c.kv_full), 0);
-  MaskKey keys[2];
-#pragma unroll
-  for (int h = 0; h < 2; ++h) keys[h] = mask_key(c.key_meta, key_base + 8 * h);
 
   for (int i = wg; i < count; i += kConsumers) {
     const int stage = i % kStages;
@@ -163,8 +159,7 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
     fence_registers(dpt);
 
     const int32_t entry = info.entry, start = info.start;
-    const bool full = (entry & kFullTile) && !(key_class >= 0 && (info.flags & kSuffixFlag) && p.rule.selective &&
-                                               !p.rule.keep_unselected_gists);
+    const bool full = tile_taken_whole(entry & kFullTile, key_class, info.flags, p.rule);
     // Column 8 j + 2 (lane % 4) + e is query row r of the tile: its statistics, and its mask fields.
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
@@ -172,10 +167,11 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
       for (int e = 0; e < 2; ++e) {
         const int r = 8 * j + 2 * (lane & 3) + e;
         if (!full) {
-          const MaskQuery q = query_tile_mask_query<kTileRows>(info.meta, r, group, start, row_end, up, p.rule);
+          const MaskQuery q = query_tile_mask_query<kTileRows>(info.meta, r, group, start, row_end, key_class, p.rule);
 #pragma unroll
-          for (int h = 0; h < 2; ++h) {
-            if (!gist_mask_allows_class(key_class, q, keys[h], p.rule)) st[4 * j + 2 * h + e] = -INFINITY;
+          for (int h = 0; h < 2; ++h) {  // this thread's keys read from shared memory: no registers held
+            if (!gist_mask_allows_class(key_class, q, mask_key(c.key_meta, key_base + 8 * h), p.rule))
+              st[4 * j + 2 * h + e] = -INFINITY;
           }
         }
         const float lse = info.lse[r];

@@ -146,9 +146,7 @@ __global__ void __launch_bounds__(QueryPassShape<kDq>::kThreads)
     const int32_t entry = s_entry[meta_stage];
     const int key_class = s_class[meta_stage];
 
-    // A suffix query of a selective layer sees no gist key: a gist tile is never whole for such a block.
-    const bool full = (entry & kFullTile) && !(key_class >= 0 && (block_flags & kSuffixFlag) && p.rule.selective &&
-                                               !p.rule.keep_unselected_gists);
+    const bool full = tile_taken_whole(entry & kFullTile, key_class, block_flags, p.rule);
     // The tile's keys in steps of kKeyStep (fewer live score registers at D = 128).
 #pragma unroll 1
     for (int step = 0; step < kTileKeys / kKeyStep; ++step) {

@@ -35,23 +35,23 @@ struct KeyClass {
   }
 };
 
-// The key classes of one row in tile order: sinks, gists from the top level down, other raw tokens.
+// The key classes of one row in tile order: gists from the top level down, other raw tokens. The sinks sit among
+// the top-level gists in position order (the same rule, gist_mask.h), so a run's sinks ride in a tile it sees whole
+// instead of a tile of their own that is masked for every run.
 struct RowKeys {
-  std::vector<KeyClass> classes;  // [0] sinks, [1 + (L-1-l)] level l gists, [L + 1] raw
-  const KeyClass& sink() const { return classes.front(); }
-  const KeyClass& gists(int64_t level, int64_t levels) const { return classes[1 + (levels - 1 - level)]; }
+  std::vector<KeyClass> classes;  // [L-1-l] level l gists (the top level with the sinks), [L] raw
+  const KeyClass& gists(int64_t level, int64_t levels) const { return classes[levels - 1 - level]; }
   const KeyClass& raw() const { return classes.back(); }
 };
 
 RowKeys classify_keys(const GistLayout& row) {
   const int64_t L = row.levels();
   RowKeys keys;
-  keys.classes.resize(L + 2);
-  keys.classes.front().id = kernels::kClassSink;
-  for (int64_t l = 0; l < L; ++l) keys.classes[1 + (L - 1 - l)].id = static_cast<int32_t>(l);
+  keys.classes.resize(L + 1);
+  for (int64_t l = 0; l < L; ++l) keys.classes[L - 1 - l].id = static_cast<int32_t>(l);
   for (int64_t t = 0; t < row.size(); ++t) {
     if (row.is_gist(t))
-      keys.classes[1 + (L - 1 - row.level[t])].positions.push_back(t);
+      keys.classes[L - 1 - row.level[t]].positions.push_back(t);
     else if (row.sink[t])
       keys.classes.front().positions.push_back(t);
     else
@@ -68,8 +68,7 @@ std::vector<int32_t> visit_key_tiles(const GistLayout& r, const RowKeys& keys, i
   const int64_t doc_first = r.doc[start], doc_last = r.doc[last];
   const int64_t doc_begin = r.doc_start[doc_first];
   std::vector<int32_t> visit;
-  keys.sink().tiles(keys.sink().index_at_or_after(doc_begin), keys.sink().index_after(last), visit);
-  // Top-level gists; a tile wholly before the run, inside its one document, is seen whole.
+  // Top-level gists and sinks; a tile wholly before the run, inside its one document, is seen whole.
   const KeyClass& top = keys.gists(L - 1, L);
   const size_t first_top = visit.size();
   top.tiles(top.index_at_or_after(doc_begin), top.index_after(last), visit);
@@ -197,7 +196,7 @@ TilePlan make_tile_plan(const std::vector<const GistLayout*>& rows, int64_t q_be
         key_pos.push_back(real ? static_cast<int32_t>(p) : -1);
         key_doc.push_back(real ? r.doc[p] : -1);
         key_chunk0.push_back(real ? r.chunk[0][p] : 0);
-        key_chunk_up.push_back(real && lower_gist ? r.chunk[c.id + 1][p] : 0);
+        key_chunk_up.push_back(!real ? 0 : lower_gist ? r.chunk[c.id + 1][p] : r.sink[p] ? kernels::kSinkChunkUp : 0);
       }
       key_class.insert(key_class.end(), n, c.id);
       key_row.insert(key_row.end(), n, static_cast<int32_t>(b));

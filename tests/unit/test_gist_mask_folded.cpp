@@ -1,7 +1,7 @@
 // The folded form of the GSA mask rule (fold_mask_query + folded_mask_allows, what the Hopper forward evaluates a
 // key tile with) against the rule itself (gist_mask_allows_class), over every key class, 1-4 levels, 0-3 previous
-// chunks, queries past their row's end, padding keys and documents, and gists above the key's section: every pair
-// must agree exactly.
+// chunks, queries past their row's end, padding keys and documents, gists above the key's section, and sinks in
+// the top class's tiles: every pair must agree exactly.
 #include <gtest/gtest.h>
 
 #include <random>
@@ -25,7 +25,8 @@ TEST(GistMaskFolded, EqualsTheRuleOnEveryClassAndQuery) {
                             uniform(0, 3) != 0};
           const FoldedMaskQuery folded = fold_mask_query(key_class, q, rule);
           for (int k = 0; k < 16; ++k) {
-            const MaskKey key{uniform(-1, 60), uniform(-1, 3), uniform(0, 12), uniform(0, 12)};
+            // chunk_up -1 on a top-level key is a sink in the top class's tiles (kSinkChunkUp).
+            const MaskKey key{uniform(-1, 60), uniform(-1, 3), uniform(0, 12), uniform(-1, 12)};
             const bool expected = gist_mask_allows_class(key_class, q, key, rule);
             const bool got = folded_mask_allows(key_class, folded, static_cast<int32_t>(key.pos), key.doc,
                                                 key.chunk0, key.chunk_up, rule);

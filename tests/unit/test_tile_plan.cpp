@@ -49,12 +49,9 @@ struct PlanCheck {
     int32_t q_meta[kernels::kTokenMetaInts];
     pack_token_meta(r, q, q_meta);
     const int32_t key_class = tile_class[kt];
-    // As the kernels take a listed tile whole (query_block_sm90.cuh, sparse_attention_key_pass.cu).
-    whole = whole && !(key_class >= 0 && suffix_run && rule.selective && !rule.keep_unselected_gists);
-    const int up = key_class >= 0 && key_class + 1 < rule.levels ? key_class + 1 : 0;
-    const kernels::MaskQuery mq{q, q_meta[kernels::kMetaDoc], q_meta[kernels::kMetaLevel],
-                                q_meta[kernels::kMetaChunk0], q_meta[kernels::kMetaChunk0 + up],
-                                kernels::query_sees_gists(q_meta, rule)};
+    // As the kernels take a listed tile whole (tile_taken_whole, gist_mask.h).
+    whole = kernels::tile_taken_whole(whole, key_class, suffix_run ? kernels::kSuffixFlag : 0, rule);
+    const kernels::MaskQuery mq = kernels::mask_query_of(q, q_meta, key_class, rule);
     const kernels::FoldedMaskQuery folded = kernels::fold_mask_query(key_class, mq, rule);
     for (int c = 0; c < kTileKeys; ++c) {
       const int64_t at = int64_t(kt) * kTileKeys + c;

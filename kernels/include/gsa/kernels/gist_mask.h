@@ -20,7 +20,11 @@
 // (N = 1, S = 0, C0 = 1, C1 = 2, L = 3, layout ".012": the level-2 gist at q = 3 sees "..11").
 //
 // In a selective layer (selective = 1) a query with the suffix flag sees no gist key through the mask: its
-// gists come from chunk selection instead (unless keep_unselected_gists = 1).
+// gists come from chunk selection instead (unless keep_unselected_gists = 1). It still sees the sinks.
+//
+// Sinks and top-level gists have the same rule but for that clause, so the kernels' tile plan (runtime/tile_plan.h)
+// keeps the sinks in the top-level class's tiles, each marked by chunk_up = -1 (kSinkChunkUp; the top class has no
+// section above it, so its keys' chunk_up is otherwise unused and >= 0).
 #pragma once
 
 #include <cstdint>
@@ -52,9 +56,10 @@ struct GistMaskRule {
 };
 
 // Key classes: every key is a sink token, another raw token, or a gist of some level (the class of a kernel key
-// tile is uniform, so kernels fix it per tile).
+// tile is uniform, so kernels fix it per tile; the top-level class's tiles also hold the sinks, see above).
 constexpr int32_t kClassSink = -2;
 constexpr int32_t kClassRaw = -1;  // classes >= 0 are gist levels
+constexpr int32_t kSinkChunkUp = -1;  // MaskKey::chunk_up of a sink in a top-level class tile
 
 // What the rule needs of a query, the chunk ids already picked for the key class at hand.
 struct MaskQuery {
@@ -70,7 +75,8 @@ struct MaskKey {
   int64_t pos;        // < 0: no key
   int32_t doc;
   int32_t chunk0;     // chunk_0(k)
-  int32_t chunk_up;   // chunk_{c+1}(k) for a gist of class c in [0, L-2]; unused otherwise
+  int32_t chunk_up;   // chunk_{c+1}(k) for a gist of class c in [0, L-2]; for the top class kSinkChunkUp on a
+                      // sink, anything >= 0 on a gist
 };
 
 GSA_HOST_DEVICE bool within(int32_t d, int32_t prev_chunks) {
@@ -84,8 +90,8 @@ GSA_HOST_DEVICE bool gist_mask_allows_class(int32_t key_class, const MaskQuery& 
   if (key_class == kClassSink) return true;
   const bool local = q.level <= 0 && within(q.chunk0 - k.chunk0, rule.prev_chunks);
   if (key_class == kClassRaw) return local;
+  if (key_class == rule.levels - 1) return q.sees_gists || k.chunk_up == kSinkChunkUp;
   if (!q.sees_gists) return false;
-  if (key_class == rule.levels - 1) return true;
   const int32_t sections = q.level > key_class + 1 ? 0 : rule.prev_chunks;  // previous sections, see the header
   return within(q.chunk_up - k.chunk_up, sections) || local;
 }
@@ -100,15 +106,17 @@ struct FoldedMaskQuery {
   uint32_t pos;       // the query's position as unsigned (a key at -1 lies above every position)
   int32_t doc;        // -2: no key of the class is visible
   int32_t local;      // chunk_0(q), or far below every chunk for a query above level 0
-  int32_t up;         // chunk_{c+1}(q) for a gist class c below the top
+  int32_t up;         // chunk_{c+1}(q) for a gist class c below the top; for the top class the bound a key's
+                      // chunk_up must stay below (INT32_MAX: every key; 0: the sinks only)
   uint32_t sections;  // previous sections a gist key of the class may lie in
 };
 
 // q.pos < 0: a query past its row's end (it sees nothing).
 GSA_HOST_DEVICE FoldedMaskQuery fold_mask_query(int32_t key_class, const MaskQuery& q, const GistMaskRule& rule) {
-  const bool sees = key_class == kClassSink || (key_class == kClassRaw ? q.level <= 0 : q.sees_gists);
+  const bool top = key_class == rule.levels - 1;
+  const bool sees = key_class == kClassSink || top || (key_class == kClassRaw ? q.level <= 0 : q.sees_gists);
   return {static_cast<uint32_t>(q.pos), q.pos >= 0 && q.doc >= 0 && sees ? q.doc : -2,
-          q.level <= 0 ? q.chunk0 : INT32_MIN / 2, q.chunk_up,
+          q.level <= 0 ? q.chunk0 : INT32_MIN / 2, top ? (q.sees_gists ? INT32_MAX : 0) : q.chunk_up,
           q.level > key_class + 1 ? 0u : static_cast<uint32_t>(rule.prev_chunks)};
 }
 
@@ -123,6 +131,7 @@ GSA_HOST_DEVICE bool folded_mask_allows(int32_t key_class, const FoldedMaskQuery
     return allowed && (static_cast<uint32_t>(q.up - key_chunk_up) <= q.sections ||
                        static_cast<uint32_t>(q.local - key_chunk0) <= prev);
   }
+  if (key_class == rule.levels - 1) return allowed && key_chunk_up < q.up;  // a gist, or a sink (kSinkChunkUp)
   return allowed;
 }
 
@@ -137,15 +146,37 @@ GSA_HOST_DEVICE bool query_sees_gists(const int32_t* q_meta, const GistMaskRule&
   return !(rule.selective && !rule.keep_unselected_gists && (q_meta[kMetaFlags] & kSuffixFlag));
 }
 
+// Which chunk ids the rule compares for key class key_class: 1 + c (chunk_{c+1}) for a gist class c below the top,
+// else 0 (chunk_0; MaskQuery::chunk_up and MaskKey::chunk_up are then unused). An index into a token's chunk ids
+// (kMetaChunk0 + index in the packed metadata).
+GSA_HOST_DEVICE int32_t chunk_up_index(int32_t key_class, int32_t levels) {
+  return key_class >= 0 && key_class + 1 < levels ? key_class + 1 : 0;
+}
+
+// Query q_pos (< 0: past its row's end) with packed metadata q_meta as the rule sees it against key class key_class.
+GSA_HOST_DEVICE MaskQuery mask_query_of(int64_t q_pos, const int32_t* q_meta, int32_t key_class,
+                                        const GistMaskRule& rule) {
+  return {q_pos, q_meta[kMetaDoc], q_meta[kMetaLevel], q_meta[kMetaChunk0],
+          q_meta[kMetaChunk0 + chunk_up_index(key_class, rule.levels)], query_sees_gists(q_meta, rule)};
+}
+
+// Whether a pair of tiles that the kernels' plan lists as whole (its entry carries kFullTile, sparse_attention.h)
+// is taken whole by a kernel, for a run of queries whose flags are run_flags: a run of suffix queries in a selective
+// layer sees no gist key through the mask, so a gist-class tile (the sinks' included) is never whole for it.
+GSA_HOST_DEVICE bool tile_taken_whole(bool listed_whole, int32_t key_class, int32_t run_flags,
+                                      const GistMaskRule& rule) {
+  return listed_whole &&
+         !(key_class >= 0 && (run_flags & kSuffixFlag) && rule.selective && !rule.keep_unselected_gists);
+}
+
 // q_meta, k_meta: kTokenMetaInts values each; positions in the same row (k_pos < 0: no key).
 GSA_HOST_DEVICE bool gist_mask_allows(int64_t q_pos, const int32_t* q_meta, int64_t k_pos, const int32_t* k_meta,
                                       const GistMaskRule& rule) {
   if (k_pos < 0) return false;
   const int32_t key_class = key_class_of(k_meta);
-  const int32_t up = key_class >= 0 && key_class + 1 < rule.levels ? kMetaChunk0 + key_class + 1 : kMetaChunk0;
-  const MaskQuery q{q_pos, q_meta[kMetaDoc], q_meta[kMetaLevel], q_meta[kMetaChunk0], q_meta[up],
-                    query_sees_gists(q_meta, rule)};
-  const MaskKey k{k_pos, k_meta[kMetaDoc], k_meta[kMetaChunk0], k_meta[up]};
+  const MaskQuery q = mask_query_of(q_pos, q_meta, key_class, rule);
+  const MaskKey k{k_pos, k_meta[kMetaDoc], k_meta[kMetaChunk0],
+                  k_meta[kMetaChunk0 + chunk_up_index(key_class, rule.levels)]};
   return gist_mask_allows_class(key_class, q, k, rule);
 }
 

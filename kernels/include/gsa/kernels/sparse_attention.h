@@ -53,7 +53,7 @@ struct TilePlanView {
   const int32_t* forward_key_tiles = nullptr;  // key tile id | kFullTile
 
   int32_t num_key_tiles = 0;
-  const int32_t* key_tile_class = nullptr;     // [Kt] kClassSink, kClassRaw or the gist level
+  const int32_t* key_tile_class = nullptr;     // [Kt] kClassRaw or the gist level (sinks: in the top level's)
   const int32_t* key_tile_positions = nullptr; // [Kt * kTileKeys] position in the row, -1 = padding
   const int32_t* key_tile_doc = nullptr;       // [Kt * kTileKeys] MaskKey fields of each key
   const int32_t* key_tile_chunk0 = nullptr;

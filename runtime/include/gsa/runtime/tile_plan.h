@@ -2,10 +2,11 @@
 // block of queries visits, and the reverse lists for the backward, built on the host in O(visited tile pairs)
 // from the layouts and moved to the device once per forward (every layer reuses it).
 //
-// Key classes per row, each padded to whole key tiles of kTileKeys: [sinks | top-level gists | level L-2 gists
-// | ... | level-0 gists | other raw tokens]. A run of queries (a forward block of kBlockRows / group positions,
-// or a backward tile of kTileRows / group positions) visits: the sink tiles of its documents, the top-level gist
-// tiles from its first document's first gist up to its last query, for each lower level the gist tiles from the
+// Key classes per row, each padded to whole key tiles of kTileKeys: [top-level gists and sinks | level L-2 gists
+// | ... | level-0 gists | other raw tokens]; the sinks sit among the top-level gists in position order, marked by
+// key_tile_chunk_up = kSinkChunkUp (gist_mask.h). A run of queries (a forward block of kBlockRows / group
+// positions, or a backward tile of kTileRows / group positions) visits: the top-level tiles from its first
+// document's first sink or gist up to its last query, for each lower level the gist tiles from the
 // first one inside the previous N sections (or the local window) up to its last query, and the raw tiles of the
 // local window of its first query through its last. Every allowed (query, key) pair is in exactly one visited
 // pair of tiles. A pair is marked kFullTile when every query of the run may see every key of the tile under the
