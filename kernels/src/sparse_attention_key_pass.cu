@@ -23,22 +23,48 @@ namespace gsa::kernels {
 namespace detail {
 namespace {
 
+// The elementwise kernels around the passes move 16 bytes a thread: D / 8 threads a row (8 values of 16 bits, or
+// two float4 of the fp32 workspaces), rows in a grid-stride loop, so a row's index arithmetic is paid once per 8
+// values (the one-pair-a-thread forms ran at ~2 TB/s of the H200's ~4.2; docs/PERFORMANCE.md).
+template <int D>
+struct RowLanes {
+  static constexpr int kThreads = D / 8;
+  static __device__ __forceinline__ int64_t first_row() {
+    return (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / kThreads;
+  }
+  static __device__ __forceinline__ int64_t row_step() { return (int64_t(gridDim.x) * blockDim.x) / kThreads; }
+  static __device__ __forceinline__ int part() { return threadIdx.x % kThreads; }  // this thread's 8 columns
+  // The lanes of this thread's row (its kThreads-aligned segment of the warp).
+  static __device__ __forceinline__ unsigned mask() {
+    return ((1u << kThreads) - 1u) << ((threadIdx.x & 31) & ~(kThreads - 1));
+  }
+};
+
+template <typename T>
+__device__ __forceinline__ float dot8(const uint4& a, const uint4& b) {
+  const T* x = reinterpret_cast<const T*>(&a);
+  const T* y = reinterpret_cast<const T*>(&b);
+  float sum = 0.f;
+#pragma unroll
+  for (int i = 0; i < 8; ++i) sum = fmaf(float(x[i]), float(y[i]), sum);
+  return sum;
+}
+
 template <typename T, int D>
 __global__ void delta_kernel(const __grid_constant__ SparseAttentionParams p) {
+  using Lanes = RowLanes<D>;
   const int64_t rows = int64_t(p.batch) * p.q_heads * p.num_queries;
-  const int lane = threadIdx.x & 31;
-  for (int64_t row = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5; row < rows;
-       row += (int64_t(gridDim.x) * blockDim.x) >> 5) {
+  const int col = 8 * Lanes::part();
+  for (int64_t row = Lanes::first_row(); row < rows; row += Lanes::row_step()) {
     const int64_t t = row % p.num_queries, bh = row / p.num_queries;
     const int64_t h = bh % p.q_heads, b = bh / p.q_heads;
-    const int64_t off = b * p.q_stride[0] + h * p.q_stride[1] + t * p.q_stride[2];
-    const T* o = static_cast<const T*>(p.out) + off;
-    const T* g = static_cast<const T*>(p.d_out) + off;
-    float sum = 0.f;
-    for (int d = lane; d < D; d += 32) sum += float(o[d]) * float(g[d]);
+    const int64_t off = b * p.q_stride[0] + h * p.q_stride[1] + t * p.q_stride[2] + col;
+    const uint4 o = *reinterpret_cast<const uint4*>(static_cast<const T*>(p.out) + off);
+    const uint4 g = *reinterpret_cast<const uint4*>(static_cast<const T*>(p.d_out) + off);
+    float sum = dot8<T>(o, g);
 #pragma unroll
-    for (int s = 16; s > 0; s /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, s);
-    if (lane == 0) p.delta[row] = sum - (p.d_lse != nullptr ? p.d_lse[row] : 0.f);
+    for (int s = Lanes::kThreads / 2; s > 0; s /= 2) sum += __shfl_xor_sync(Lanes::mask(), sum, s, Lanes::kThreads);
+    if (col == 0) p.delta[row] = sum - (p.d_lse != nullptr ? p.d_lse[row] : 0.f);
   }
 }
 
@@ -270,14 +296,20 @@ struct WorkspaceRows {
 
 template <typename T, int D>
 __global__ void convert_kernel(const WorkspaceRows w) {
-  const int64_t pairs = w.batch * w.heads * w.rows * (D / 2);
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < pairs; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t row = i / (D / 2), col = (i % (D / 2)) * 2;
+  using Lanes = RowLanes<D>;
+  const int64_t rows = w.batch * w.heads * w.rows;
+  const int col = 8 * Lanes::part();
+  for (int64_t row = Lanes::first_row(); row < rows; row += Lanes::row_step()) {
     const int64_t t = row % w.rows, bh = row / w.rows;
     const int64_t h = bh % w.heads, b = bh / w.heads;
-    const int64_t off = b * w.stride[0] + h * w.stride[1] + t * w.stride[2] + col;
-    const float2 g = *reinterpret_cast<const float2*>(w.accum + row * D + col);
-    *reinterpret_cast<uint32_t*>(static_cast<T*>(w.out) + off) = Pack2<T>::from(g.x * w.scale, g.y * w.scale);
+    const float4* in = reinterpret_cast<const float4*>(w.accum + row * D + col);
+    const float4 lo = in[0], hi = in[1];
+    T* out = static_cast<T*>(w.out) + b * w.stride[0] + h * w.stride[1] + t * w.stride[2] + col;
+    // One 16-byte store (ptxas split a uint4 assignment here into four 4-byte stores).
+    const float s = w.scale;
+    const uint32_t a = Pack2<T>::from(lo.x * s, lo.y * s), c = Pack2<T>::from(lo.z * s, lo.w * s);
+    const uint32_t e = Pack2<T>::from(hi.x * s, hi.y * s), g = Pack2<T>::from(hi.z * s, hi.w * s);
+    asm volatile("st.global.v4.b32 [%0], {%1, %2, %3, %4};" ::"l"(out), "r"(a), "r"(c), "r"(e), "r"(g) : "memory");
   }
 }
 
@@ -289,7 +321,7 @@ int grid_for(int64_t threads_needed) {
 template <typename T, int D>
 Status run_backward(const SparseAttentionParams& p, cudaStream_t stream) {
   const int64_t q_rows = int64_t(p.batch) * p.q_heads * p.num_queries;
-  delta_kernel<T, D><<<grid_for(q_rows * 32), 256, 0, stream>>>(p);
+  delta_kernel<T, D><<<grid_for(q_rows * RowLanes<D>::kThreads), 256, 0, stream>>>(p);
   if (cudaGetLastError() != cudaSuccess) return Status::kCudaError;
   const bool fused_dq = p.dq_accum != nullptr && sparse_attention_backward_fuses_dq();
   if (fused_dq) {
@@ -326,7 +358,7 @@ Status run_backward(const SparseAttentionParams& p, cudaStream_t stream) {
     w.out = out;
     w.batch = p.batch, w.heads = heads, w.rows = rows, w.scale = scale;
     for (int i = 0; i < 3; ++i) w.stride[i] = stride[i];
-    convert_kernel<T, D><<<grid_for(w.batch * heads * rows * (D / 2)), 256, 0, stream>>>(w);
+    convert_kernel<T, D><<<grid_for(w.batch * heads * rows * RowLanes<D>::kThreads), 256, 0, stream>>>(w);
   };
   convert(p.dk_accum, p.dk, p.kv_heads, p.kv_rows, p.kv_stride, 1.f);
   convert(p.dv_accum, p.dv, p.kv_heads, p.kv_rows, p.kv_stride, 1.f);
