@@ -39,7 +39,8 @@ const char* const kHelp =
     "  --heads 32 --kv-heads 8 --head-dim 128   (Llama-3.2-1B attention: 32 / 8 / 64)\n"
     "  --chunk 16 --fanout 4 --levels 1 --sink 3 --prev-chunks 1\n"
     "  --dtype bf16|fp16 (default bf16)   --repeats 10   --no-backward\n"
-    "  --max-backward-tiles 64   query tiles per backward work item (tile_plan.h; 0: deterministic)\n"
+    "  --max-backward-tiles -1   query tiles per backward work item (tile_plan.h; 0: deterministic, -1: by the\n"
+    "                    plan's size, backward_item_tiles)\n"
     "  --peak-tflops 989 the GPU's dense 16-bit matrix peak the TFLOP/s columns are shared against (989: H100 /\n"
     "                    H200 SXM bf16)\n"
     "\n"
@@ -122,7 +123,7 @@ int run_bench_kernels(const Args& args) {
   const std::string dtype_name = flags.get_string("dtype", "bf16");
   const int64_t repeats = flags.get_int("repeats", 10);
   const bool backward = !flags.get_bool("no-backward", false);
-  const int64_t max_backward_tiles = flags.get_int("max-backward-tiles", 64);
+  const int64_t max_backward_tiles = flags.get_int("max-backward-tiles", kBackwardTilesBySize);
   const double peak_tflops = flags.get_double("peak-tflops", 989.0);
   GSA_CHECK(peak_tflops > 0, "gsa bench kernels: --peak-tflops must be > 0");
   if (flags.get_bool("decode", false)) {

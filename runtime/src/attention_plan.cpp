@@ -68,7 +68,7 @@ std::shared_ptr<const TilePlan> TilePlanCache::get(int64_t group) {
   std::shared_ptr<const TilePlan>& plan = plans_[group];
   if (plan == nullptr || (backward && !plan->has_backward)) {
     plan = std::make_shared<const TilePlan>(make_tile_plan(row_pointers(*rows_), q_begin_, num_queries_, group,
-                                                           device_, deterministic_ ? 0 : 64, backward));
+                                                           device_, deterministic_ ? 0 : kBackwardTilesBySize, backward));
   }
   return plan;
 }

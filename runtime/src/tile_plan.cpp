@@ -143,12 +143,19 @@ kernels::TilePlanView TilePlan::view() const {
   return v;
 }
 
+int64_t backward_item_tiles(int64_t pairs) {
+  int64_t tiles = 64;
+  while (tiles < 512 && 2 * tiles <= pairs / 64) tiles *= 2;
+  return tiles;
+}
+
 TilePlan make_tile_plan(const std::vector<const GistLayout*>& rows, int64_t q_begin, int64_t num_queries, int64_t group,
                         at::Device device, int64_t max_backward_tiles, bool with_backward) {
   GSA_CHECK(!rows.empty(), "tile plan needs at least one row");
   GSA_CHECK(group == 1 || group == 2 || group == 4 || group == 8, "the attention kernels pack 1, 2, 4 or 8 query ",
             "heads per KV head, not ", group);
-  GSA_CHECK(max_backward_tiles >= 0, "max_backward_tiles must be >= 0, got ", max_backward_tiles);
+  GSA_CHECK(max_backward_tiles >= 0 || max_backward_tiles == kBackwardTilesBySize,
+            "max_backward_tiles must be >= 0 or kBackwardTilesBySize (-1), got ", max_backward_tiles);
   TilePlan plan;
   plan.batch = static_cast<int64_t>(rows.size());
   for (const GistLayout* r : rows) plan.num_keys = std::max(plan.num_keys, r->size());
@@ -228,7 +235,10 @@ TilePlan make_tile_plan(const std::vector<const GistLayout*>& rows, int64_t q_be
     int32_t key_tile, begin, end, shared;
   };
   std::vector<Item> items;
-  const int32_t max_items = max_backward_tiles > 0 ? static_cast<int32_t>(max_backward_tiles) : INT32_MAX;
+  const int64_t item_tiles = max_backward_tiles == kBackwardTilesBySize
+                                 ? backward_item_tiles(static_cast<int64_t>(bucket.size()))
+                                 : max_backward_tiles;
+  const int32_t max_items = item_tiles > 0 ? static_cast<int32_t>(std::min<int64_t>(item_tiles, INT32_MAX)) : INT32_MAX;
   for (int64_t kt = 0; kt < num_key_tiles; ++kt) {
     const int32_t begin = bucket_offsets[kt], end = bucket_offsets[kt + 1];
     for (int32_t s = begin; s < end; s = s + std::min(max_items, end - s)) {

@@ -6,6 +6,7 @@
 // metadata (gist_mask_allows_class and its folded form: what the CUDA kernels evaluate); and a tile the list gives
 // whole (kFullTile, as the kernels honour it) must hold only allowed keys. The CPU twin judges keys by their token
 // metadata, so only this test checks the plan's key metadata on the CPU.
+// Also: the backward items sized by the plan (backward_item_tiles).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -164,6 +165,37 @@ TEST(TilePlan, BackwardItemsSeeExactlyTheAllowedQueriesThroughTheirTilesMetadata
     }
   });
   EXPECT_GT(pairs, 10000);
+}
+
+// Items sized by the plan (the default): the power of two at or below pairs / 64 within [64, 512], and a plan built
+// with it cuts its lists exactly as one built with that number given.
+TEST(TilePlan, BackwardItemsBySizeGrowWithThePlansPairs) {
+  EXPECT_EQ(backward_item_tiles(0), 64);
+  EXPECT_EQ(backward_item_tiles(64 * 128 - 1), 64);
+  EXPECT_EQ(backward_item_tiles(64 * 128), 128);
+  EXPECT_EQ(backward_item_tiles(64 * 511), 256);
+  EXPECT_EQ(backward_item_tiles(64 * 512), 512);
+  EXPECT_EQ(backward_item_tiles(int64_t(1) << 40), 512);
+  GistOptions gist;
+  gist.chunk = 16, gist.sink = 3;
+  for (const int64_t tokens : {8192, 32768}) {  // the bench's layouts: 64 and 512 tiles an item
+    Document doc;
+    for (int64_t i = 0; i < tokens; ++i) doc.context.push_back(i % 251);
+    const GistLayout layout = build_layout({doc}, gist);
+    const TilePlan by_size = make_tile_plan({&layout}, 0, -1, 4, at::kCPU);
+    const int64_t pairs = by_size.backward_query_tiles.numel();
+    const int64_t cap = backward_item_tiles(pairs);
+    EXPECT_EQ(cap, tokens == 8192 ? 64 : 512) << pairs << " pairs";
+    const TilePlan given = make_tile_plan({&layout}, 0, -1, 4, at::kCPU, cap);
+    ASSERT_TRUE(at::equal(by_size.backward_offsets, given.backward_offsets)) << tokens << " tokens";
+    ASSERT_TRUE(at::equal(by_size.backward_query_tiles, given.backward_query_tiles)) << tokens << " tokens";
+    const int32_t* offsets = ints(by_size.backward_offsets);
+    int32_t longest = 0;
+    for (int64_t item = 0; item + 1 < by_size.backward_offsets.numel(); ++item) {
+      longest = std::max(longest, offsets[item + 1] - offsets[item]);
+    }
+    EXPECT_EQ(longest, cap) << "some key tile's list is longer than an item, so an item is cut at the cap";
+  }
 }
 
 }  // namespace

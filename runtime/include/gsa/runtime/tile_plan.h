@@ -59,12 +59,25 @@ struct TilePlan {
   kernels::TilePlanView view() const;
 };
 
+// max_backward_tiles for items sized by the plan (backward_item_tiles): the default.
+constexpr int64_t kBackwardTilesBySize = -1;
+
+// The query tiles a backward work item holds at most, for a plan whose key tiles' backward lists hold `pairs`
+// (key tile, query tile) pairs in all: the power of two at or below pairs / 64, within [64, 512]. Longer items
+// load their K/V tile and write their dk/dv (atomic adds when a list is cut) fewer times; shorter ones spread the
+// key pass over more CTAs. pairs / 64 is about a quarter of an SM's steps with 8 KV heads on 132 SMs (each item
+// runs once per KV head), so no item outlasts the rest. Measured on an H200 (docs/PERFORMANCE.md, 8 KV heads):
+// forward+backward at 8K / 32K / 128K tokens 1.55 / 9.88 / 120.8 ms with 64 tiles an item, 2.02 / 9.70 / 116.1
+// with 512; this rule picks 64, 512, 512.
+int64_t backward_item_tiles(int64_t pairs);
+
 // rows: the batch's layouts (same levels and prev_chunks); queries [q_begin, q_begin + num_queries) of every
 // row; group: query heads per KV head (1, 2, 4 or 8); a key tile's backward list is cut into work items of at
 // most max_backward_tiles query tiles (more items: more parallelism, atomic dk/dv accumulation; 0: one item per
-// key tile, no atomics, bitwise reproducible: TilePlan::deterministic). with_backward = false leaves the backward
-// lists empty (inference).
+// key tile, no atomics, bitwise reproducible: TilePlan::deterministic; kBackwardTilesBySize: backward_item_tiles
+// of the plan's pairs). with_backward = false leaves the backward lists empty (inference).
 TilePlan make_tile_plan(const std::vector<const GistLayout*>& rows, int64_t q_begin, int64_t num_queries,
-                        int64_t group, at::Device device, int64_t max_backward_tiles = 64, bool with_backward = true);
+                        int64_t group, at::Device device, int64_t max_backward_tiles = kBackwardTilesBySize,
+                        bool with_backward = true);
 
 }  // namespace gsa
