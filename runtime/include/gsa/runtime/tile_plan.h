@@ -67,8 +67,8 @@ constexpr int64_t kBackwardTilesBySize = -1;
 // load their K/V tile and write their dk/dv (atomic adds when a list is cut) fewer times; shorter ones spread the
 // key pass over more CTAs. pairs / 64 is about a quarter of an SM's steps with 8 KV heads on 132 SMs (each item
 // runs once per KV head), so no item outlasts the rest. Measured on an H200 (docs/PERFORMANCE.md, 8 KV heads):
-// forward+backward at 8K / 32K / 128K tokens 1.55 / 9.88 / 120.8 ms with 64 tiles an item, 2.02 / 9.70 / 116.1
-// with 512; this rule picks 64, 512, 512.
+// forward+backward at 8K / 32K / 128K tokens 1.55 / 9.86-9.90 / 120.8 ms with 64 tiles an item, 2.02 / 9.70 /
+// 116.1-117.2 with 512; this rule picks 64, 512, 512.
 int64_t backward_item_tiles(int64_t pairs);
 
 // rows: the batch's layouts (same levels and prev_chunks); queries [q_begin, q_begin + num_queries) of every
