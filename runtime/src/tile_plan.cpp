@@ -239,6 +239,7 @@ TilePlan make_tile_plan(const std::vector<const GistLayout*>& rows, int64_t q_be
                                  ? backward_item_tiles(static_cast<int64_t>(bucket.size()))
                                  : max_backward_tiles;
   const int32_t max_items = item_tiles > 0 ? static_cast<int32_t>(std::min<int64_t>(item_tiles, INT32_MAX)) : INT32_MAX;
+  plan.backward_item_tiles = with_backward ? item_tiles : 0;
   for (int64_t kt = 0; kt < num_key_tiles; ++kt) {
     const int32_t begin = bucket_offsets[kt], end = bucket_offsets[kt + 1];
     for (int32_t s = begin; s < end; s = s + std::min(max_items, end - s)) {

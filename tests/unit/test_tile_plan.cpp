@@ -186,6 +186,9 @@ TEST(TilePlan, BackwardItemsBySizeGrowWithThePlansPairs) {
     const int64_t pairs = by_size.backward_query_tiles.numel();
     const int64_t cap = backward_item_tiles(pairs);
     EXPECT_EQ(cap, tokens == 8192 ? 64 : 512) << pairs << " pairs";
+    EXPECT_EQ(by_size.backward_item_tiles, cap);
+    EXPECT_EQ(make_tile_plan({&layout}, 0, -1, 4, at::kCPU, kBackwardTilesBySize, false).backward_item_tiles, 0)
+        << "an inference plan has no backward items";
     const TilePlan given = make_tile_plan({&layout}, 0, -1, 4, at::kCPU, cap);
     ASSERT_TRUE(at::equal(by_size.backward_offsets, given.backward_offsets)) << tokens << " tokens";
     ASSERT_TRUE(at::equal(by_size.backward_query_tiles, given.backward_query_tiles)) << tokens << " tokens";

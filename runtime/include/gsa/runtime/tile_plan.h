@@ -38,6 +38,7 @@ struct TilePlan {
   // Built with max_backward_tiles = 0: one backward item per key tile, and the CUDA backward takes dq from the
   // query-block pass instead of atomic adds in the key-tile pass, so gradients are bitwise reproducible.
   bool deterministic = false;
+  int64_t backward_item_tiles = 0;  // query tiles a backward item holds at most (0: whole lists, or no backward)
 
   at::Tensor token_meta;           // [B, T, kTokenMetaInts] int32
   at::Tensor row_query_end;        // [B] int32
