@@ -52,31 +52,23 @@ __device__ __forceinline__ void value_place(int t, int v, int& row, int& col) {
   col = 8 * j + 2 * (t % 4) + e;
 }
 
-__global__ void red1_kernel(float* ws, int64_t pairs, int64_t query_tiles) {
+// kPairs = false: red1 (atomicAdd per value); true: red2 (one red.global.add.v2.f32 per register pair).
+template <bool kPairs>
+__global__ void red_kernel(float* ws, int64_t pairs, int64_t query_tiles) {
   float acc[kValues];
   for (int v = 0; v < kValues; ++v) acc[v] = 1.f;
   for (int64_t i = blockIdx.x; i < pairs; i += gridDim.x) {
     const int64_t tile = pair_tile(i, query_tiles);
 #pragma unroll
-    for (int v = 0; v < kValues; ++v) {
-      int row, col;
-      value_place(threadIdx.x, v, row, col);
-      atomicAdd(ws + workspace_row(tile, row, query_tiles) * kD + col, acc[v]);
-    }
-  }
-}
-
-__global__ void red2_kernel(float* ws, int64_t pairs, int64_t query_tiles) {
-  float acc[kValues];
-  for (int v = 0; v < kValues; ++v) acc[v] = 1.f;
-  for (int64_t i = blockIdx.x; i < pairs; i += gridDim.x) {
-    const int64_t tile = pair_tile(i, query_tiles);
-#pragma unroll
-    for (int v = 0; v < kValues; v += 2) {
+    for (int v = 0; v < kValues; v += kPairs ? 2 : 1) {
       int row, col;
       value_place(threadIdx.x, v, row, col);
       float* p = ws + workspace_row(tile, row, query_tiles) * kD + col;
-      asm volatile("red.global.add.v2.f32 [%0], {%1, %2};" ::"l"(p), "f"(acc[v]), "f"(acc[v + 1]) : "memory");
+      if constexpr (kPairs) {
+        asm volatile("red.global.add.v2.f32 [%0], {%1, %2};" ::"l"(p), "f"(acc[v]), "f"(acc[v + 1]) : "memory");
+      } else {
+        atomicAdd(p, acc[v]);
+      }
     }
   }
 }
@@ -139,8 +131,8 @@ int main(int argc, char** argv) {
       CHECK(cudaEventCreate(&stop));
       const int grid = sms * ctas_per_sm;
       CHECK(cudaEventRecord(start));
-      if (way == 0) red1_kernel<<<grid, kThreads>>>(ws, pairs, query_tiles);
-      if (way == 1) red2_kernel<<<grid, kThreads>>>(ws, pairs, query_tiles);
+      if (way == 0) red_kernel<false><<<grid, kThreads>>>(ws, pairs, query_tiles);
+      if (way == 1) red_kernel<true><<<grid, kThreads>>>(ws, pairs, query_tiles);
       if (way == 2) bulk_kernel<<<grid, kThreads, kRows * kD * 4>>>(ws, pairs, query_tiles);
       CHECK(cudaEventRecord(stop));
       CHECK(cudaEventSynchronize(stop));
