@@ -1,7 +1,11 @@
 # Sourced by the GPU scripts after `cd` to the repository root: the environment every device call needs
 # (NVLink multicast off in NCCL, PyTorch and NVSHMEM, see the device notes; one LibTorch thread per process),
-# out = $OUT (or ./gpu-logs), created, and the GPU described in $out/${gpu_log:-gpu}.txt.
+# out = $OUT (or ./gpu-logs), created, the GPU described in $out/${gpu_log:-gpu}.txt, and gsa_kernel_variants (below).
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 OMP_NUM_THREADS=1
 out=${OUT:-gpu-logs}
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv | tee "$out/${gpu_log:-gpu}.txt"
+# The settings the float64 oracle (test_sparse_attention_gpu) runs under besides the default: on Hopper the mma.sync
+# kernels other GPUs run, the forward's other schedules and the one-consumer key pass.
+gsa_kernel_variants="GSA_SM90_FORWARD=0 GSA_SM90_FORWARD=1 GSA_SM90_FORWARD=2 GSA_SM90_FORWARD=3 GSA_SM90_FORWARD=6
+  GSA_SM90_BACKWARD=0 GSA_SM90_BACKWARD=1 GSA_SM90_DQ=0"

@@ -15,8 +15,7 @@ timeout 300 ./build/tests/test_sparse_attention_gpu 2>&1 | tail -25 | tee "$out/
 # On Hopper the forward runs the wgmma kernel (schedule 7 by default), the backward the Hopper dq pass and the
 # two-consumer Hopper key pass; the mma.sync kernels other GPUs run, and the other schedules, against the same
 # float64 oracle.
-for e in GSA_SM90_FORWARD=0 GSA_SM90_FORWARD=1 GSA_SM90_FORWARD=2 GSA_SM90_FORWARD=3 GSA_SM90_FORWARD=6 \
-  GSA_SM90_BACKWARD=0 GSA_SM90_BACKWARD=1 GSA_SM90_DQ=0; do
+for e in $gsa_kernel_variants; do
   echo "$e: $(env $e timeout 100 ./build/tests/test_sparse_attention_gpu 2>&1 | tail -1)" | tee -a "$out/test_gpu.txt"
 done
 timeout 100 ./build/tests/test_lse_merge_gpu 2>&1 | tail -3 | tee -a "$out/test_gpu.txt"

@@ -19,8 +19,7 @@ GSA_JOBS=16 scripts/gpu_build.sh "$out" gsa test_sparse_attention_gpu test_spars
 cp build/launcher/gsa /tmp/gsa_patched
 {
   echo "default: $(timeout 120 ./build/tests/test_sparse_attention_gpu 2>&1 | tail -1)"
-  for e in GSA_SM90_FORWARD=0 GSA_SM90_FORWARD=1 GSA_SM90_FORWARD=2 GSA_SM90_FORWARD=3 GSA_SM90_FORWARD=6 \
-    GSA_SM90_BACKWARD=0 GSA_SM90_BACKWARD=1 GSA_SM90_DQ=0; do
+  for e in $gsa_kernel_variants; do
     echo "$e: $(env $e timeout 100 ./build/tests/test_sparse_attention_gpu 2>&1 | tail -1)"
   done
   for t in test_sparse_attention test_attention test_model test_selected_attention test_attention_mode; do

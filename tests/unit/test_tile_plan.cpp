@@ -75,6 +75,14 @@ struct PlanCheck {
     }
   }
 
+  // Queries start .. start + run_rows - 1 of row b (those inside the row) against key tile kt, each as pair().
+  void run(int b, int64_t start, int64_t run_rows, int32_t kt, bool whole, bool suffix_run) {
+    for (int64_t q = start; q < std::min<int64_t>(start + run_rows, rows[b].size()); ++q) {
+      pair(b, q, kt, whole, suffix_run);
+      if (::testing::Test::HasFatalFailure()) return;
+    }
+  }
+
   // Every allowed pair seen once, no other; returns the allowed pairs.
   int64_t finish() {
     int64_t allowed_pairs = 0;
@@ -132,12 +140,10 @@ TEST(TilePlan, ForwardBlocksSeeExactlyTheAllowedKeysThroughTheirTilesMetadata) {
       const int b = ints(p.query_block_row)[block];
       const int64_t start = ints(p.query_block_start)[block];
       const bool suffix_run = ints(p.query_block_flags)[block] & kernels::kSuffixFlag;
-      for (int64_t q = start; q < std::min<int64_t>(start + kernels::kBlockRows, pc.rows[b].size()); ++q) {
-        for (int32_t i = offsets[block]; i < offsets[block + 1]; ++i) {
-          const int32_t entry = list[i];
-          pc.pair(b, q, entry & kernels::kTileIdMask, entry & kernels::kFullTile, suffix_run);
-          if (::testing::Test::HasFatalFailure()) return;
-        }
+      for (int32_t i = offsets[block]; i < offsets[block + 1]; ++i) {
+        const int32_t entry = list[i];
+        pc.run(b, start, kernels::kBlockRows, entry & kernels::kTileIdMask, entry & kernels::kFullTile, suffix_run);
+        if (::testing::Test::HasFatalFailure()) return;
       }
     }
   });
@@ -157,10 +163,8 @@ TEST(TilePlan, BackwardItemsSeeExactlyTheAllowedQueriesThroughTheirTilesMetadata
         ASSERT_EQ(start, ints(p.query_tile_start)[entry & kernels::kTileIdMask]);
         ASSERT_EQ(b, ints(p.query_tile_row)[entry & kernels::kTileIdMask]);
         const bool suffix_run = ints(p.backward_query_flags)[i] & kernels::kSuffixFlag;
-        for (int64_t q = start; q < std::min<int64_t>(start + kernels::kTileRows, pc.rows[b].size()); ++q) {
-          pc.pair(b, q, kt, entry & kernels::kFullTile, suffix_run);
-          if (::testing::Test::HasFatalFailure()) return;
-        }
+        pc.run(b, start, kernels::kTileRows, kt, entry & kernels::kFullTile, suffix_run);
+        if (::testing::Test::HasFatalFailure()) return;
       }
     }
   });
