@@ -6,7 +6,7 @@
 // metadata (gist_mask_allows_class and its folded form: what the CUDA kernels evaluate); and a tile the list gives
 // whole (kFullTile, as the kernels honour it) must hold only allowed keys. The CPU twin judges keys by their token
 // metadata, so only this test checks the plan's key metadata on the CPU.
-// Also: the backward items sized by the plan (backward_item_tiles).
+// Also: the backward items sized by the plan (backward_item_tiles), and their order.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -171,6 +171,15 @@ TEST(TilePlan, BackwardItemsSeeExactlyTheAllowedQueriesThroughTheirTilesMetadata
   EXPECT_GT(pairs, 10000);
 }
 
+// One document of `tokens` tokens with the bench's gist options (c0 16, 3 sinks).
+GistLayout bench_layout(int64_t tokens) {
+  GistOptions gist;
+  gist.chunk = 16, gist.sink = 3;
+  Document doc;
+  for (int64_t i = 0; i < tokens; ++i) doc.context.push_back(i % 251);
+  return build_layout({doc}, gist);
+}
+
 // Items sized by the plan (the default): the power of two at or below pairs / 64 within [64, 512], and a plan built
 // with it cuts its lists exactly as one built with that number given.
 TEST(TilePlan, BackwardItemsBySizeGrowWithThePlansPairs) {
@@ -180,12 +189,8 @@ TEST(TilePlan, BackwardItemsBySizeGrowWithThePlansPairs) {
   EXPECT_EQ(backward_item_tiles(64 * 511), 256);
   EXPECT_EQ(backward_item_tiles(64 * 512), 512);
   EXPECT_EQ(backward_item_tiles(int64_t(1) << 40), 512);
-  GistOptions gist;
-  gist.chunk = 16, gist.sink = 3;
   for (const int64_t tokens : {8192, 32768}) {  // the bench's layouts: 64 and 512 tiles an item
-    Document doc;
-    for (int64_t i = 0; i < tokens; ++i) doc.context.push_back(i % 251);
-    const GistLayout layout = build_layout({doc}, gist);
+    const GistLayout layout = bench_layout(tokens);
     const TilePlan by_size = make_tile_plan({&layout}, 0, -1, 4, at::kCPU);
     const int64_t pairs = by_size.backward_query_tiles.numel();
     const int64_t cap = backward_item_tiles(pairs);
@@ -203,6 +208,33 @@ TEST(TilePlan, BackwardItemsBySizeGrowWithThePlansPairs) {
     }
     EXPECT_EQ(longest, cap) << "some key tile's list is longer than an item, so an item is cut at the cap";
   }
+}
+
+// The items' order (what the GPU runs at once): longest first, items of one length by their first query tile, and
+// a key tile's items in the order of its list.
+TEST(TilePlan, BackwardItemsRunLongestFirstThenByFirstQueryTile) {
+  const GistLayout layout = bench_layout(32768);
+  const TilePlan p = make_tile_plan({&layout}, 0, -1, 4, at::kCPU);
+  const int32_t *offsets = ints(p.backward_offsets), *list = ints(p.backward_query_tiles);
+  const int32_t* key_tile = ints(p.backward_key_tile);
+  auto first_tile = [&](int64_t item) { return list[offsets[item]] & kernels::kTileIdMask; };
+  auto length = [&](int64_t item) { return offsets[item + 1] - offsets[item]; };
+  std::vector<int32_t> last_tile_seen(p.key_tile_class.numel(), -1);
+  int64_t ties = 0;
+  for (int64_t item = 0; item + 1 < p.backward_offsets.numel(); ++item) {
+    ASSERT_GT(length(item), 0) << "item " << item << " is empty";
+    if (item > 0) {
+      ASSERT_GE(length(item - 1), length(item)) << "item " << item << " is longer than the one before";
+      if (length(item - 1) == length(item)) {
+        ASSERT_LE(first_tile(item - 1), first_tile(item)) << "item " << item << " starts before the one before";
+        ++ties;
+      }
+    }
+    ASSERT_GT(first_tile(item), last_tile_seen[key_tile[item]]) << "key tile " << key_tile[item] << "'s items "
+                                                                 << "out of their list's order";
+    last_tile_seen[key_tile[item]] = list[offsets[item + 1] - 1] & kernels::kTileIdMask;
+  }
+  EXPECT_GT(ties, 100) << "few items of one length: the order by first query tile went untested";
 }
 
 }  // namespace
