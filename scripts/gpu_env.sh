@@ -6,6 +6,7 @@ out=${OUT:-gpu-logs}
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv | tee "$out/${gpu_log:-gpu}.txt"
 # The settings the float64 oracle (test_sparse_attention_gpu) runs under besides the default: on Hopper the mma.sync
-# kernels other GPUs run, the forward's other schedules and the one-consumer key pass.
+# kernels other GPUs run, the forward's other schedules, the one-consumer and per-tile key passes, and the paired key
+# pass (which the default picks only for plans larger than the oracle's).
 gsa_kernel_variants="GSA_SM90_FORWARD=0 GSA_SM90_FORWARD=1 GSA_SM90_FORWARD=2 GSA_SM90_FORWARD=3 GSA_SM90_FORWARD=6
-  GSA_SM90_BACKWARD=0 GSA_SM90_BACKWARD=1 GSA_SM90_DQ=0"
+  GSA_SM90_BACKWARD=0 GSA_SM90_BACKWARD=1 GSA_SM90_BACKWARD=2 GSA_SM90_BACKWARD=3 GSA_SM90_DQ=0"

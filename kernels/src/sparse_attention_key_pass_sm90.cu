@@ -1,19 +1,21 @@
 // The key-tile pass of the block-sparse GSA backward on Hopper (wgmma; GSA_SM90_BACKWARD=0 selects the mma.sync one):
-// dK and dV of one backward item (a key tile of 64 keys and a run of the query tiles that see it) per CTA and KV
-// head, a producer warpgroup and one or two consumer warpgroups (KeyPassShape):
+// dK and dV of one backward item (a key tile of 64 keys and a run of the query tiles that see it; for large plans a
+// paired item: two key tiles and the merged run, each query tile loaded once for both) per CTA and KV head, a
+// producer warpgroup and one or two consumer warpgroups (KeyPassShape):
 //   producer (warpgroup 0): the key tile's K and V rows and mask metadata once, then per query tile its Q and dO
 //     rows (gathered: a tile packs the group's query heads), token metadata, lse, delta and list entry into one of
 //     the shared-memory stages by cp.async, handed over by mbarriers as in the forward
 //     (sparse_attention_forward_sm90.cu; the gather is sparse_attention_sm90.cuh's);
 //   consumers (the 64 keys as the M dimension, warp w = keys 16 w .. 16 w + 15; with two, query tile i goes to
-//     consumer i % 2): per query tile S^T = K Q^T and dP^T = V dO^T (wgmma, both operands from shared memory,
-//     m64 n64), the mask (the generic predicate, for entries without kFullTile), P^T = exp2(S^T - lse),
-//     dS^T = P^T (dP^T - delta), then dV += P^T dO and dK += dS^T Q (wgmma, P^T and dS^T from registers, Q and dO
-//     as MN-major operands).
+//     consumer i % 2, or, paired, to the consumer of each key tile that sees it): per query tile S^T = K Q^T and
+//     dP^T = V dO^T (wgmma, both operands from shared memory, m64 n64), the mask (the generic predicate, for
+//     entries without kFullTile), P^T = exp2(S^T - lse), dS^T = P^T (dP^T - delta), then dV += P^T dO and
+//     dK += dS^T Q (wgmma, P^T and dS^T from registers, Q and dO as MN-major operands).
 // dQ is left to the query-block pass (run_backward runs it first); the item's dK * scale and dV go to the fp32
 // workspaces as in key_pass_kernel (atomic adds when several items share the key tile). Same contract as the
 // mma.sync key pass (sparse_attention_key_pass.cu), the kernel for other GPUs. On the H200 (2026-12-03, 128K
-// tokens, Nsight Compute's locked clocks): 115.5 ms with one consumer, 80.4 with two, 92.6 the mma.sync pass.
+// tokens, Nsight Compute's locked clocks): 115.5 ms with one consumer, 80.4 with two, 92.6 the mma.sync pass; paired
+// items (2026-12-04) took forward+backward at 128K from 111.5 to 101.4 ms (kPairedKeyPassEntries says where).
 #include <cuda_runtime.h>
 
 #include <cmath>
@@ -29,19 +31,56 @@ namespace {
 constexpr int kWarpgroup = 128;
 constexpr int kConsumerBarrier = 1;  // named barrier among the consumer warpgroups
 
-// The consumers of a CTA (GSA_SM90_BACKWARD = 1 or 2): one warpgroup takes every query tile of the item; or two,
+// The consumers of a CTA (GSA_SM90_BACKWARD = 1, 2 or 3): one warpgroup takes every query tile of the item; or two,
 // taking turns (tile i to warpgroup i % 2), each with its own dK / dV partial sums, added in shared memory at the
-// end, so one's elementwise work runs while the other's products do.
-template <int kConsumers>
+// end, so one's elementwise work runs while the other's products do; or (kPaired, 3) two, each with its own key
+// tile of a paired item (TilePlanView's backward_pair_*), both taking every query tile, loaded once for the two.
+template <int kConsumers, bool kPaired = false>
 struct KeyPassShape {
+  static_assert(!kPaired || kConsumers == 2, "a paired item takes one consumer a key tile");
   static constexpr int kThreads = (1 + kConsumers) * kWarpgroup;
   static constexpr int kStages = kConsumers == 1 ? 3 : 4;
+  static constexpr int kKeyTiles = kPaired ? 2 : 1;
   // setmaxnreg with two consumers: 128 x producer + 256 x consumer <= 384 x 168 (the launch's share).
   static constexpr int kProducerRegisters = 56, kConsumerRegisters = 224;
   static_assert(kConsumers == 1 || kWarpgroup * kProducerRegisters + 2 * kWarpgroup * kConsumerRegisters <=
                                        kThreads * 168, "setmaxnreg asks for more registers than the launch holds");
 };
 constexpr int kMaxStages = KeyPassShape<2>::kStages;
+
+// One CTA's run of list entries (item_key_tile and item_shared give the rest: read where needed, not held in the
+// consumers' registers).
+struct KeyPassItem {
+  int first, count;
+  const int32_t *entries, *starts, *flags;  // the list's arrays (entries from first on)
+  int32_t tile_mask;                        // an entry's query tile id: entry & tile_mask
+};
+
+template <bool kPaired>
+__device__ __forceinline__ KeyPassItem key_pass_item(const TilePlanView& plan, int item) {
+  if constexpr (kPaired) {
+    const int first = plan.backward_pair_offsets[item];
+    return {first, plan.backward_pair_offsets[item + 1] - first, plan.backward_pair_query_tiles,
+            plan.backward_pair_query_start, plan.backward_pair_query_flags, kPairTileMask};
+  } else {
+    const int first = plan.backward_offsets[item];
+    return {first, plan.backward_offsets[item + 1] - first, plan.backward_query_tiles, plan.backward_query_start,
+            plan.backward_query_flags, kTileIdMask};
+  }
+}
+
+// Key tile w (0, 1) of the item: the item's (w = 0) or the pair's (-1: the pair has one tile).
+template <bool kPaired>
+__device__ __forceinline__ int item_key_tile(const TilePlanView& plan, int item, int w) {
+  if constexpr (kPaired) return plan.backward_pair_tiles[2 * item + w];
+  return w == 0 ? plan.backward_key_tile[item] : -1;
+}
+
+// Whether other items share the item's key tiles (atomic accumulation).
+template <bool kPaired>
+__device__ __forceinline__ bool item_shared(const TilePlanView& plan, int item) {
+  return (kPaired ? plan.backward_pair_shared[item] : plan.backward_shared[item]) != 0;
+}
 
 // One query tile's rows as the consumer reads them.
 struct QueryStageInfo {
@@ -52,19 +91,20 @@ struct QueryStageInfo {
 };
 
 struct KeyPassControl {
-  alignas(16) KeyMetaSmem key_meta;  // cp.async destinations: 16-byte aligned
+  alignas(16) KeyMetaSmem key_meta[2];  // cp.async destinations: 16-byte aligned; [1]: a pair's second tile
   alignas(16) QueryStageInfo info[kMaxStages];
   uint64_t kv_full;            // the key tile's K, V and metadata have landed
   uint64_t full[kMaxStages];   // a query stage has landed (kWarpgroup arrivals)
-  uint64_t empty[kMaxStages];  // its consumer warpgroup is done with a query stage (kWarpgroup arrivals)
+  uint64_t empty[kMaxStages];  // its consumer warpgroups are done with a query stage (kWarpgroup arrivals each)
 };
 
-template <int D, int kConsumers>
+template <int D, int kConsumers, bool kPaired>
 struct KeyPassSm90Smem {
-  static constexpr int kStages = KeyPassShape<kConsumers>::kStages;
+  static constexpr int kStages = KeyPassShape<kConsumers, kPaired>::kStages;
+  static constexpr int kKeyTiles = KeyPassShape<kConsumers, kPaired>::kKeyTiles;
   static constexpr int kTileBytes = kTileKeys * D * 2;  // K, V, and a stage's Q or dO (kTileRows == kTileKeys)
-  static constexpr int kK = 0, kV = kTileBytes;
-  static constexpr int kQ = 2 * kTileBytes;              // kStages stages
+  static constexpr int kK = 0, kV = kKeyTiles * kTileBytes;  // kKeyTiles tiles each
+  static constexpr int kQ = 2 * kKeyTiles * kTileBytes;     // kStages stages
   static constexpr int kDo = kQ + kStages * kTileBytes;  // kStages stages
   static constexpr int kControl = kDo + kStages * kTileBytes;
   static constexpr size_t kBytes = kControl + sizeof(KeyPassControl) + 1024;  // + alignment of the base to 1 KiB
@@ -75,36 +115,41 @@ struct KeyPassSm90Smem {
   static_assert(kConsumers == 1 || kWarpgroup * D * 4 <= kStages * kTileBytes, "no room for the partial sums");
 };
 
-template <typename T, int D, int kConsumers>
+template <typename T, int D, int kConsumers, bool kPaired>
 __device__ __forceinline__ void produce(const SparseAttentionParams& p, unsigned char* smem, KeyPassControl& c,
-                                        int key_tile, int kv_head, int b, int first, int count) {
-  using Smem = KeyPassSm90Smem<D, kConsumers>;
+                                        const KeyPassItem& it, int kv_head, int b) {
+  using Smem = KeyPassSm90Smem<D, kConsumers, kPaired>;
   constexpr int kStages = Smem::kStages;
   const int t = threadIdx.x;
   const int group = p.q_heads / p.kv_heads;
   const int row_end = p.row_query_end[b];
   const int64_t kv_base = int64_t(b) * p.kv_stride[0] + int64_t(kv_head) * p.kv_stride[1];
   const int64_t q_batch = int64_t(b) * p.q_stride[0];
-  auto kv_row = [&](int, int r) -> int64_t {
-    const int32_t row = key_row(p, key_tile, r);
-    return row < 0 ? -1 : int64_t(row) * p.kv_stride[2];
-  };
-  gather_rows_swizzled<D, kTileKeys, kTileKeys, kWarpgroup>(smem + Smem::kK, 0, static_cast<const T*>(p.k) + kv_base,
-                                                            t, kv_row);
-  gather_rows_swizzled<D, kTileKeys, kTileKeys, kWarpgroup>(smem + Smem::kV, 0, static_cast<const T*>(p.v) + kv_base,
-                                                            t, kv_row);
-  load_key_meta_async(c.key_meta, p, key_tile);
+#pragma unroll
+  for (int w = 0; w < Smem::kKeyTiles; ++w) {
+    const int key_tile = item_key_tile<kPaired>(p.plan, blockIdx.x, w);
+    if (key_tile < 0) continue;  // a pair's missing second tile: its consumer computes nothing
+    auto kv_row = [&](int, int r) -> int64_t {
+      const int32_t row = key_row(p, key_tile, r);
+      return row < 0 ? -1 : int64_t(row) * p.kv_stride[2];
+    };
+    gather_rows_swizzled<D, kTileKeys, kTileKeys, kWarpgroup>(smem + Smem::kK + w * Smem::kTileBytes, 0,
+                                                              static_cast<const T*>(p.k) + kv_base, t, kv_row);
+    gather_rows_swizzled<D, kTileKeys, kTileKeys, kWarpgroup>(smem + Smem::kV + w * Smem::kTileBytes, 0,
+                                                              static_cast<const T*>(p.v) + kv_base, t, kv_row);
+    load_key_meta_async(c.key_meta[w], p, key_tile);
+  }
   mbarrier_arrive_on_copies(smem_addr(&c.kv_full));
 
-  for (int i = 0; i < count; ++i) {
+  for (int i = 0; i < it.count; ++i) {
     const int stage = i % kStages;
-    const int start = p.plan.backward_query_start[first + i];
+    const int start = it.starts[it.first + i];
     mbarrier_wait(smem_addr(&c.empty[stage]), ((i / kStages) & 1) ^ 1);
     QueryStageInfo& info = c.info[stage];
     if (t == kWarpgroup - 1) {
-      cp_async_4(&info.entry, p.plan.backward_query_tiles + first + i);
-      cp_async_4(&info.start, p.plan.backward_query_start + first + i);
-      cp_async_4(&info.flags, p.plan.backward_query_flags + first + i);
+      cp_async_4(&info.entry, it.entries + it.first + i);
+      cp_async_4(&info.start, it.starts + it.first + i);
+      cp_async_4(&info.flags, it.flags + it.first + i);
     }
     load_query_tile_rows_async<kTileRows>(info.meta, info.lse, info.delta, p, b, kv_head, group, row_end, start, t);
     auto q_row = [&](int, int r) {
@@ -119,19 +164,30 @@ __device__ __forceinline__ void produce(const SparseAttentionParams& p, unsigned
   cp_async_wait<0>();  // no copy outlives its thread
 }
 
-template <typename T, int D, int kConsumers>
+template <typename T, int D, int kConsumers, bool kPaired>
 __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned char* smem, KeyPassControl& c,
-                                        int item, int key_tile, int kv_head, int b, int count) {
-  using Smem = KeyPassSm90Smem<D, kConsumers>;
+                                        const KeyPassItem& it, int kv_head, int b) {
+  using Smem = KeyPassSm90Smem<D, kConsumers, kPaired>;
   constexpr int kStages = Smem::kStages;
   const int ct = threadIdx.x - kWarpgroup;  // 0 .. kConsumers * kWarpgroup - 1
   const int wg = ct / kWarpgroup, warp = (ct % kWarpgroup) / 32, lane = ct & 31;
   const int group = p.q_heads / p.kv_heads;
   const int row_end = p.row_query_end[b];
-  const int key_class = p.plan.key_tile_class[key_tile];
+  // Paired: warpgroup wg's key tile is the pair's tile wg (none: it only releases the stages); else the item's.
+  // The warpgroup index broadcast from lane 0, so ptxas knows it is warp-uniform and keeps what derives from it
+  // (the tile's shared-memory descriptors) in uniform registers.
+  const int tile = kPaired ? __shfl_sync(0xffffffffu, wg, 0) : 0;
+  const int key_tile = item_key_tile<kPaired>(p.plan, blockIdx.x, tile);
+  const int key_class = key_tile >= 0 ? p.plan.key_tile_class[key_tile] : 0;
+  // Whether this warpgroup's tile sees an entry's query tile, and whole (kPairVisit / kPairFull << tile).
+  static_assert(kPairFull == kPairVisit << 2, "one shift brings both of a paired tile's bits down");
+  auto visits = [&](int32_t entry) { return !kPaired || ((entry >> (26 + tile)) & 1) != 0; };
+  auto whole = [&](int32_t entry) { return kPaired ? ((entry >> (26 + tile)) & 4) != 0 : (entry & kFullTile) != 0; };
+  const KeyMetaSmem& key_meta = c.key_meta[tile];
   const float scale2 = p.scale * kLog2e;
   const int key_base = warp * 16 + (lane >> 2);  // + 8 h: this thread's two keys (rows of S^T)
-  const uint32_t k_addr = smem_addr(smem + Smem::kK), v_addr = smem_addr(smem + Smem::kV);
+  const uint32_t k_addr = smem_addr(smem + Smem::kK + tile * Smem::kTileBytes);
+  const uint32_t v_addr = smem_addr(smem + Smem::kV + tile * Smem::kTileBytes);
 
   float dk[D / 2], dv[D / 2];  // m64 (keys) x D accumulators (hopper.cuh layout)
   float st[32], dpt[32];       // S^T then P^T, dP^T then dS^T: m64 (keys) x 64 query rows
@@ -142,10 +198,14 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
   for (int j = 0; j < 32; ++j) st[j] = dpt[j] = 0.f;
   mbarrier_wait(smem_addr(&c.kv_full), 0);
 
-  for (int i = wg; i < count; i += kConsumers) {
+  for (int i = kPaired ? 0 : wg; i < it.count; i += kPaired ? 1 : kConsumers) {
     const int stage = i % kStages;
     mbarrier_wait(smem_addr(&c.full[stage]), (i / kStages) & 1);
     const QueryStageInfo& info = c.info[stage];
+    if (!visits(info.entry)) {  // the pair's other tile alone sees this query tile
+      mbarrier_arrive(smem_addr(&c.empty[stage]));
+      continue;
+    }
     const uint32_t q_addr = smem_addr(smem + Smem::kQ + stage * Smem::kTileBytes);
     const uint32_t do_addr = smem_addr(smem + Smem::kDo + stage * Smem::kTileBytes);
 
@@ -159,7 +219,7 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
     fence_registers(dpt);
 
     const int32_t entry = info.entry, start = info.start;
-    const bool full = tile_taken_whole(entry & kFullTile, key_class, info.flags, p.rule);
+    const bool full = tile_taken_whole(whole(entry), key_class, info.flags, p.rule);
     // Column 8 j + 2 (lane % 4) + e is query row r of the tile: its statistics, and its mask fields.
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
@@ -170,7 +230,7 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
           const MaskQuery q = query_tile_mask_query<kTileRows>(info.meta, r, group, start, row_end, key_class, p.rule);
 #pragma unroll
           for (int h = 0; h < 2; ++h) {  // this thread's keys read from shared memory: no registers held
-            if (!gist_mask_allows_class(key_class, q, mask_key(c.key_meta, key_base + 8 * h), p.rule))
+            if (!gist_mask_allows_class(key_class, q, mask_key(key_meta, key_base + 8 * h), p.rule))
               st[4 * j + 2 * h + e] = -INFINITY;
           }
         }
@@ -205,7 +265,7 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
     mbarrier_arrive(smem_addr(&c.empty[stage]));
   }
 
-  if constexpr (kConsumers == 2) {
+  if constexpr (kConsumers == 2 && !kPaired) {
     // Warpgroup 1's partial sums into the Q stages (free once both are done with every stage: the producer has
     // no copy left), added by warpgroup 0, which writes the item's gradients.
     float* partial = reinterpret_cast<float*>(smem + Smem::kQ);  // [D][kWarpgroup]: conflict-free
@@ -226,74 +286,85 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
       dv[j] += partial[(D / 2 + j) * kWarpgroup + t];
     }
   }
-  const bool shared = p.plan.backward_shared[item] != 0;
-  write_key_gradients<D>(p, c.key_meta.row, key_base, lane, b, kv_head, shared, [&](int h, int j) {
+  if (item_key_tile<kPaired>(p.plan, blockIdx.x, tile) < 0) return;
+  const bool shared = item_shared<kPaired>(p.plan, blockIdx.x);
+  write_key_gradients<D>(p, key_meta.row, key_base, lane, b, kv_head, shared, [&](int h, int j) {
     return KeyGradientPairs{make_float2(dk[4 * j + 2 * h] * p.scale, dk[4 * j + 2 * h + 1] * p.scale),
                             make_float2(dv[4 * j + 2 * h], dv[4 * j + 2 * h + 1])};
   });
 }
 
-template <typename T, int D, int kConsumers>
-__global__ void __launch_bounds__(KeyPassShape<kConsumers>::kThreads, 1)
+template <typename T, int D, int kConsumers, bool kPaired>
+__global__ void __launch_bounds__(KeyPassShape<kConsumers, kPaired>::kThreads, 1)
     key_pass_sm90_kernel(const __grid_constant__ SparseAttentionParams p) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)  // wgmma: sm_90a only
-  using Smem = KeyPassSm90Smem<D, kConsumers>;
-  using Shape = KeyPassShape<kConsumers>;
+  using Smem = KeyPassSm90Smem<D, kConsumers, kPaired>;
+  using Shape = KeyPassShape<kConsumers, kPaired>;
   extern __shared__ unsigned char smem_raw[];
   unsigned char* smem = smem_raw + ((1024 - (smem_addr(smem_raw) & 1023)) & 1023);
   auto& c = *reinterpret_cast<KeyPassControl*>(smem + Smem::kControl);
-  const int item = blockIdx.x, kv_head = blockIdx.y;
-  const int key_tile = p.plan.backward_key_tile[item];
-  const int first = p.plan.backward_offsets[item];
-  const int count = p.plan.backward_offsets[item + 1] - first;
-  const int b = p.plan.query_tile_row[p.plan.backward_query_tiles[first] & kTileIdMask];
+  const int kv_head = blockIdx.y;
+  const KeyPassItem it = key_pass_item<kPaired>(p.plan, blockIdx.x);
+  const int b = p.plan.query_tile_row[it.entries[it.first] & it.tile_mask];
   if (threadIdx.x == 0) {
     mbarrier_init(smem_addr(&c.kv_full), kWarpgroup);
     for (int s = 0; s < Shape::kStages; ++s) {
       mbarrier_init(smem_addr(&c.full[s]), kWarpgroup);
-      mbarrier_init(smem_addr(&c.empty[s]), kWarpgroup);
+      mbarrier_init(smem_addr(&c.empty[s]), (kPaired ? kConsumers : 1) * kWarpgroup);
     }
     mbarrier_init_fence();
   }
   __syncthreads();
   if (threadIdx.x < kWarpgroup) {
     if constexpr (kConsumers == 2) registers_release<Shape::kProducerRegisters>();
-    produce<T, D, kConsumers>(p, smem, c, key_tile, kv_head, b, first, count);
+    produce<T, D, kConsumers, kPaired>(p, smem, c, it, kv_head, b);
   } else {
     if constexpr (kConsumers == 2) registers_claim<Shape::kConsumerRegisters>();
-    consume<T, D, kConsumers>(p, smem, c, item, key_tile, kv_head, b, count);
+    consume<T, D, kConsumers, kPaired>(p, smem, c, it, kv_head, b);
   }
 #else
   __trap();  // not built for sm_90a: key_pass_sm90_enabled() is false in such a build
 #endif
 }
 
-// GSA_SM90_BACKWARD (read once): 1 or 2 = this kernel with that many consumer warpgroups (unset: 2), 0 or any
-// other value the mma.sync key pass.
-int key_pass_sm90_consumers() {
-  static const int consumers = [] {
-    const int n = env_int("GSA_SM90_BACKWARD", 2);
-    return n == 1 || n == 2 ? n : 0;
+// GSA_SM90_BACKWARD (read once): 1 or 2 = this kernel with that many consumer warpgroups over the plan's
+// per-tile items, 3 = two consumers over its paired items, unset = 3 for plans of at least kPairedKeyPassEntries
+// entries and 2 below (kAutoSchedule), 0 or any other value the mma.sync key pass.
+constexpr int kAutoSchedule = -1;
+int key_pass_sm90_schedule() {
+  static const int schedule = [] {
+    const int n = env_int("GSA_SM90_BACKWARD", kAutoSchedule);
+    return n == kAutoSchedule || (n >= 1 && n <= 3) ? n : 0;
   }();
-  return consumers;
+  return schedule;
 }
 
-template <typename T, int D, int kConsumers>
+template <typename T, int D, int kConsumers, bool kPaired>
 Status launch(const SparseAttentionParams& p, cudaStream_t stream) {
-  return launch_with_smem(key_pass_sm90_kernel<T, D, kConsumers>, dim3(p.plan.num_backward_items, p.kv_heads),
-                          KeyPassShape<kConsumers>::kThreads, KeyPassSm90Smem<D, kConsumers>::kBytes, stream, p);
+  const int items = kPaired ? p.plan.num_backward_pair_items : p.plan.num_backward_items;
+  return launch_with_smem(key_pass_sm90_kernel<T, D, kConsumers, kPaired>, dim3(items, p.kv_heads),
+                          KeyPassShape<kConsumers, kPaired>::kThreads, KeyPassSm90Smem<D, kConsumers, kPaired>::kBytes,
+                          stream, p);
 }
 
 }  // namespace
 
-bool key_pass_sm90_enabled() { return key_pass_sm90_consumers() != 0 && hopper_kernels_available(); }
+bool key_pass_sm90_enabled() { return key_pass_sm90_schedule() != 0 && hopper_kernels_available(); }
 
 Status launch_key_pass_sm90(const SparseAttentionParams& p, void* stream) {
   if (p.plan.num_backward_items == 0) return Status::kOk;
+  // A plan without paired lists (a view built by hand) runs the per-tile items.
+  int requested = key_pass_sm90_schedule();
+  if (requested == kAutoSchedule) requested = p.plan.num_backward_entries >= kPairedKeyPassEntries ? 3 : 2;
+  const int schedule = requested == 3 && p.plan.num_backward_pair_items == 0 ? 2 : requested;
   return with_type_and_dim(p, [&](auto type, auto dim) {
     using T = typename decltype(type)::type;
     const auto s = static_cast<cudaStream_t>(stream);
-    return key_pass_sm90_consumers() == 2 ? launch<T, dim.value, 2>(p, s) : launch<T, dim.value, 1>(p, s);
+    switch (schedule) {
+      case 1: return launch<T, dim.value, 1, false>(p, s);
+      case 2: return launch<T, dim.value, 2, false>(p, s);
+      default: return launch<T, dim.value, 2, true>(p, s);
+    }
   });
 }
 

@@ -21,7 +21,9 @@ inline Status check_sparse_attention_params(const SparseAttentionParams& p, bool
   if (p.rule.levels < 1 || p.rule.levels > kMaxGistLevels || p.rule.prev_chunks < 0) return Status::kInvalidArgument;
   if (!p.q || !p.k || !p.v || !p.out || !p.lse || !p.token_meta || !p.row_query_end) return Status::kInvalidArgument;
   const TilePlanView& t = p.plan;
-  if (t.num_query_tiles < 0 || t.num_key_tiles < 0 || t.num_backward_items < 0) return Status::kInvalidArgument;
+  if (t.num_query_tiles < 0 || t.num_key_tiles < 0 || t.num_backward_items < 0 || t.num_backward_pair_items < 0) {
+    return Status::kInvalidArgument;
+  }
   if (t.num_query_blocks > 0 && (!t.query_block_row || !t.query_block_start || !t.query_block_flags ||
                                  !t.forward_offsets || !t.key_tile_class || !t.key_tile_positions ||
                                  !t.key_tile_doc || !t.key_tile_chunk0 || !t.key_tile_chunk_up)) {
@@ -32,6 +34,11 @@ inline Status check_sparse_attention_params(const SparseAttentionParams& p, bool
     if (t.num_backward_items > 0 && (!t.backward_key_tile || !t.backward_offsets || !t.backward_query_tiles ||
                                      !t.backward_shared || !t.backward_query_start || !t.backward_query_flags ||
                                      !t.query_tile_row || !t.query_tile_start || !t.query_tile_flags)) {
+      return Status::kInvalidArgument;
+    }
+    if (t.num_backward_pair_items > 0 &&
+        (!t.backward_pair_tiles || !t.backward_pair_offsets || !t.backward_pair_query_tiles ||
+         !t.backward_pair_query_start || !t.backward_pair_query_flags || !t.backward_pair_shared)) {
       return Status::kInvalidArgument;
     }
   }
@@ -47,8 +54,9 @@ bool forward_sm90_enabled();
 Status launch_forward_sm90(const SparseAttentionParams& p, void* stream);
 
 // Whether the backward's key pass runs the Hopper kernel (sparse_attention_key_pass_sm90.cu): where
-// hopper_kernels_available(), unless GSA_SM90_BACKWARD (read once) is 0 (the mma.sync key pass); 1 or 2 set its
-// consumer warpgroups (2 by default).
+// hopper_kernels_available(), unless GSA_SM90_BACKWARD (read once) is 0 (the mma.sync key pass); 1 or 2 run it
+// over the plan's per-tile items with that many consumer warpgroups, 3 over its paired items (two key tiles a CTA);
+// unset: paired for plans of at least kPairedKeyPassEntries entries, else per-tile with two consumers.
 bool key_pass_sm90_enabled();
 // dK and dV into the fp32 workspaces (zeroed by the caller) by the Hopper key pass; dq is not touched.
 Status launch_key_pass_sm90(const SparseAttentionParams& p, void* stream);

@@ -113,6 +113,75 @@ void add_runs(const GistLayout& r, const RowKeys& keys, int64_t b, int64_t q_beg
   }
 }
 
+
+// Backward work items over buckets of query-tile entries (bucket k: entries[offsets[k] .. offsets[k + 1]), query
+// tile ids, entry & id_mask, increasing): each bucket cut into runs of at most item_tiles entries (0: whole); longest
+// items first (no long item is left for the end), items of one length by their first query tile, so the CTAs on
+// the GPU at once stream overlapping query tiles and find their Q and dO rows in L2. In bucket order (the order
+// before) the Hopper key pass read them from DRAM: L2 hit rate 14% at 128K tokens, 2.2 TB/s; ordered by first query
+// tile, forward+backward at 128K took 4% less on an H200 (docs/PERFORMANCE.md, twenty-second session).
+struct BackwardItems {
+  std::vector<int32_t> bucket, offsets{0}, list, shared;  // per item its bucket, [offsets] its entries, shared: the
+                                                          // bucket has several items (atomic accumulation)
+};
+
+BackwardItems cut_backward_items(const std::vector<int32_t>& offsets, const std::vector<int32_t>& entries,
+                                 int64_t item_tiles, int32_t id_mask) {
+  struct Item {
+    int32_t bucket, begin, end, shared;
+  };
+  std::vector<Item> items;
+  const int32_t max_items = item_tiles > 0 ? static_cast<int32_t>(std::min<int64_t>(item_tiles, INT32_MAX)) : INT32_MAX;
+  for (size_t k = 0; k + 1 < offsets.size(); ++k) {
+    const int32_t begin = offsets[k], end = offsets[k + 1];
+    for (int32_t s = begin; s < end; s = s + std::min(max_items, end - s)) {
+      items.push_back({static_cast<int32_t>(k), s, s + std::min(max_items, end - s), end - begin > max_items ? 1 : 0});
+    }
+  }
+  std::stable_sort(items.begin(), items.end(), [&](const Item& a, const Item& b) {
+    return a.end - a.begin != b.end - b.begin ? a.end - a.begin > b.end - b.begin
+                                              : (entries[a.begin] & id_mask) < (entries[b.begin] & id_mask);
+  });
+  BackwardItems out;
+  for (const Item& it : items) {
+    out.bucket.push_back(it.bucket);
+    out.list.insert(out.list.end(), entries.begin() + it.begin, entries.begin() + it.end);
+    out.offsets.push_back(static_cast<int32_t>(out.list.size()));
+    out.shared.push_back(it.shared);
+  }
+  return out;
+}
+
+// The paired buckets of the Hopper key pass: key tiles kt and kt + 1 of one row as one bucket (a CTA holds both K / V
+// tiles and loads each query tile once for the two), their buckets merged by query tile: entry = query tile id |
+// kPairVisit << w | kPairFull << w for each tile w of the pair that sees the query tile (kPairFull: whole).
+// pair_tiles: [pairs * 2] the two key tiles, the second -1 where a row's last tile has no partner.
+void pair_buckets(const std::vector<int32_t>& offsets, const std::vector<int32_t>& entries,
+                  const std::vector<int32_t>& key_row, std::vector<int32_t>& pair_tiles,
+                  std::vector<int32_t>& pair_offsets, std::vector<int32_t>& pair_entries) {
+  const int64_t num_key_tiles = static_cast<int64_t>(key_row.size());
+  auto tagged = [](int32_t entry, int w) {
+    return (entry & kTileIdMask) | (kernels::kPairVisit << w) | ((entry & kFullTile) ? kernels::kPairFull << w : 0);
+  };
+  pair_offsets.assign(1, 0);
+  for (int64_t kt = 0; kt < num_key_tiles;) {
+    const bool two = kt + 1 < num_key_tiles && key_row[kt + 1] == key_row[kt];
+    pair_tiles.push_back(static_cast<int32_t>(kt));
+    pair_tiles.push_back(two ? static_cast<int32_t>(kt + 1) : -1);
+    int32_t i = offsets[kt], j = two ? offsets[kt + 1] : 0;
+    const int32_t i_end = offsets[kt + 1], j_end = two ? offsets[kt + 2] : 0;
+    while (i < i_end || j < j_end) {
+      const int32_t a = i < i_end ? entries[i] & kTileIdMask : INT32_MAX;
+      const int32_t b = j < j_end ? entries[j] & kTileIdMask : INT32_MAX;
+      int32_t e = std::min(a, b);
+      if (a == e) e |= tagged(entries[i++], 0);
+      if (b == (e & kernels::kPairTileMask)) e |= tagged(entries[j++], 1);
+      pair_entries.push_back(e);
+    }
+    pair_offsets.push_back(static_cast<int32_t>(pair_entries.size()));
+    kt += two ? 2 : 1;
+  }
+}
 }  // namespace
 
 kernels::TilePlanView TilePlan::view() const {
@@ -134,12 +203,20 @@ kernels::TilePlanView TilePlan::view() const {
   v.query_tile_start = query_tile_start.data_ptr<int32_t>();
   v.query_tile_flags = query_tile_flags.data_ptr<int32_t>();
   v.num_backward_items = static_cast<int32_t>(backward_key_tile.numel());
+  v.num_backward_entries = backward_query_tiles.numel();
   v.backward_key_tile = backward_key_tile.data_ptr<int32_t>();
   v.backward_offsets = backward_offsets.data_ptr<int32_t>();
   v.backward_query_tiles = backward_query_tiles.data_ptr<int32_t>();
   v.backward_shared = backward_shared.data_ptr<int32_t>();
   v.backward_query_start = backward_query_start.data_ptr<int32_t>();
   v.backward_query_flags = backward_query_flags.data_ptr<int32_t>();
+  v.num_backward_pair_items = static_cast<int32_t>(backward_pair_shared.numel());
+  v.backward_pair_tiles = backward_pair_tiles.data_ptr<int32_t>();
+  v.backward_pair_offsets = backward_pair_offsets.data_ptr<int32_t>();
+  v.backward_pair_query_tiles = backward_pair_query_tiles.data_ptr<int32_t>();
+  v.backward_pair_shared = backward_pair_shared.data_ptr<int32_t>();
+  v.backward_pair_query_start = backward_pair_query_start.data_ptr<int32_t>();
+  v.backward_pair_query_flags = backward_pair_query_flags.data_ptr<int32_t>();
   return v;
 }
 
@@ -216,12 +293,11 @@ TilePlan make_tile_plan(const std::vector<const GistLayout*>& rows, int64_t q_be
   plan.has_backward = with_backward;
   plan.deterministic = max_backward_tiles == 0;
 
-  // Backward: the query tiles' visits bucketed by key tile (counting sort), each bucket cut into items; longest
-  // items first (no long item is left for the end), items of one length by their first query tile, so the CTAs on
-  // the GPU at once stream overlapping query tiles and find their Q and dO rows in L2. In key-tile order (the
-  // order before) the Hopper key pass read them from DRAM: L2 hit rate 14% at 128K tokens, 2.2 TB/s; ordered by
-  // first query tile, forward+backward at 128K took 4% less on an H200 (docs/PERFORMANCE.md, twenty-second session).
+  // Backward: the query tiles' visits bucketed by key tile (counting sort), each bucket cut into items; and the same
+  // buckets paired for the Hopper key pass.
   const int64_t num_tiles = static_cast<int64_t>(tiles.row.size());
+  const int64_t max_query_tiles = int64_t(kernels::kPairTileMask) + 1;
+  GSA_CHECK(num_tiles <= max_query_tiles, "a plan holds at most ", max_query_tiles, " query tiles, this one ", num_tiles);
   std::vector<int32_t> bucket_offsets(num_key_tiles + 1, 0), bucket(tiles.tiles.size());
   for (int32_t e : tiles.tiles) ++bucket_offsets[(e & kTileIdMask) + 1];
   std::partial_sum(bucket_offsets.begin(), bucket_offsets.end(), bucket_offsets.begin());
@@ -234,35 +310,26 @@ TilePlan make_tile_plan(const std::vector<const GistLayout*>& rows, int64_t q_be
       }
     }
   }
-  struct Item {
-    int32_t key_tile, begin, end, shared;
-  };
-  std::vector<Item> items;
   const int64_t item_tiles = max_backward_tiles == kBackwardTilesBySize
                                  ? backward_item_tiles(static_cast<int64_t>(bucket.size()))
                                  : max_backward_tiles;
-  const int32_t max_items = item_tiles > 0 ? static_cast<int32_t>(std::min<int64_t>(item_tiles, INT32_MAX)) : INT32_MAX;
   plan.backward_item_tiles = with_backward ? item_tiles : 0;
-  for (int64_t kt = 0; kt < num_key_tiles; ++kt) {
-    const int32_t begin = bucket_offsets[kt], end = bucket_offsets[kt + 1];
-    for (int32_t s = begin; s < end; s = s + std::min(max_items, end - s)) {
-      items.push_back({static_cast<int32_t>(kt), s, s + std::min(max_items, end - s), end - begin > max_items ? 1 : 0});
-    }
-  }
-  std::stable_sort(items.begin(), items.end(), [&](const Item& a, const Item& b) {
-    return a.end - a.begin != b.end - b.begin ? a.end - a.begin > b.end - b.begin
-                                              : (bucket[a.begin] & kTileIdMask) < (bucket[b.begin] & kTileIdMask);
-  });
-  std::vector<int32_t> bwd_tile, bwd_offsets{0}, bwd_list, bwd_shared, bwd_start, bwd_flags;
-  for (const Item& it : items) {
-    bwd_tile.push_back(it.key_tile);
-    bwd_list.insert(bwd_list.end(), bucket.begin() + it.begin, bucket.begin() + it.end);
-    bwd_offsets.push_back(static_cast<int32_t>(bwd_list.size()));
-    bwd_shared.push_back(it.shared);
-  }
+  const BackwardItems single = cut_backward_items(bucket_offsets, bucket, item_tiles, kTileIdMask);
+  std::vector<int32_t> pair_tiles, pair_offsets, pair_entries;
+  pair_buckets(bucket_offsets, bucket, key_row, pair_tiles, pair_offsets, pair_entries);
+  const BackwardItems paired = cut_backward_items(pair_offsets, pair_entries, item_tiles, kernels::kPairTileMask);
+  const std::vector<int32_t>& bwd_list = single.list;
+  std::vector<int32_t> bwd_start, bwd_flags, pair_item_tiles, pair_start, pair_flags;
   for (int32_t entry : bwd_list) {  // what the kernels fetch ahead without a dependent load
     bwd_start.push_back(tiles.start[entry & kernels::kTileIdMask]);
     bwd_flags.push_back(tiles.flags[entry & kernels::kTileIdMask]);
+  }
+  for (int32_t entry : paired.list) {
+    pair_start.push_back(tiles.start[entry & kernels::kPairTileMask]);
+    pair_flags.push_back(tiles.flags[entry & kernels::kPairTileMask]);
+  }
+  for (int32_t k : paired.bucket) {
+    pair_item_tiles.insert(pair_item_tiles.end(), {pair_tiles[2 * k], pair_tiles[2 * k + 1]});
   }
 
   auto to_device = [&](const std::vector<int32_t>& v) {
@@ -286,12 +353,18 @@ TilePlan make_tile_plan(const std::vector<const GistLayout*>& rows, int64_t q_be
   plan.query_tile_row = to_device(tiles.row);
   plan.query_tile_start = to_device(tiles.start);
   plan.query_tile_flags = to_device(tiles.flags);
-  plan.backward_key_tile = to_device(bwd_tile);
-  plan.backward_offsets = to_device(bwd_offsets);
+  plan.backward_key_tile = to_device(single.bucket);
+  plan.backward_offsets = to_device(single.offsets);
   plan.backward_query_tiles = to_device(bwd_list);
-  plan.backward_shared = to_device(bwd_shared);
+  plan.backward_shared = to_device(single.shared);
   plan.backward_query_start = to_device(bwd_start);
   plan.backward_query_flags = to_device(bwd_flags);
+  plan.backward_pair_tiles = to_device(pair_item_tiles);
+  plan.backward_pair_offsets = to_device(paired.offsets);
+  plan.backward_pair_query_tiles = to_device(paired.list);
+  plan.backward_pair_shared = to_device(paired.shared);
+  plan.backward_pair_query_start = to_device(pair_start);
+  plan.backward_pair_query_flags = to_device(pair_flags);
   return plan;
 }
 

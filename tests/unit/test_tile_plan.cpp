@@ -6,7 +6,8 @@
 // metadata (gist_mask_allows_class and its folded form: what the CUDA kernels evaluate); and a tile the list gives
 // whole (kFullTile, as the kernels honour it) must hold only allowed keys. The CPU twin judges keys by their token
 // metadata, so only this test checks the plan's key metadata on the CPU.
-// Also: the backward items sized by the plan (backward_item_tiles), and their order.
+// Also: the paired backward lists (the Hopper key pass's), the backward items sized by the plan
+// (backward_item_tiles), and their order.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -165,6 +166,43 @@ TEST(TilePlan, BackwardItemsSeeExactlyTheAllowedQueriesThroughTheirTilesMetadata
         const bool suffix_run = ints(p.backward_query_flags)[i] & kernels::kSuffixFlag;
         pc.run(b, start, kernels::kTileRows, kt, entry & kernels::kFullTile, suffix_run);
         if (::testing::Test::HasFatalFailure()) return;
+      }
+    }
+  });
+  EXPECT_GT(pairs, 10000);
+}
+
+// The paired lists (the Hopper key pass's items: key tiles kt and kt + 1 of one row, their lists merged), entry by
+// entry and tile by tile as the kernel reads them: again every allowed pair exactly once.
+TEST(TilePlan, BackwardPairItemsSeeExactlyTheAllowedQueriesThroughTheirTilesMetadata) {
+  const int64_t pairs = over_layouts(20261206, [](PlanCheck& pc) {
+    const TilePlan& p = pc.plan;
+    const int32_t *offsets = ints(p.backward_pair_offsets), *list = ints(p.backward_pair_query_tiles);
+    const int32_t *tiles = ints(p.backward_pair_tiles), *key_row = ints(p.key_tile_row);
+    ASSERT_EQ(p.backward_pair_tiles.numel(), 2 * p.backward_pair_shared.numel());
+    for (int64_t item = 0; item + 1 < p.backward_pair_offsets.numel(); ++item) {
+      const int32_t kt = tiles[2 * item], second = tiles[2 * item + 1];
+      const int b = key_row[kt];
+      if (second >= 0) {
+        ASSERT_EQ(second, kt + 1) << "item " << item;
+        ASSERT_EQ(key_row[second], b) << "item " << item << " pairs key tiles of two rows";
+      }
+      for (int32_t i = offsets[item]; i < offsets[item + 1]; ++i) {
+        const int32_t entry = list[i], qt = entry & kernels::kPairTileMask;
+        const int64_t start = ints(p.backward_pair_query_start)[i];
+        ASSERT_EQ(start, ints(p.query_tile_start)[qt]);
+        ASSERT_EQ(b, ints(p.query_tile_row)[qt]);
+        ASSERT_NE(entry & (3 * kernels::kPairVisit), 0) << "an entry no tile of its pair sees";
+        const bool suffix_run = ints(p.backward_pair_query_flags)[i] & kernels::kSuffixFlag;
+        for (int w = 0; w < 2; ++w) {
+          if (!(entry & (kernels::kPairVisit << w))) {
+            ASSERT_FALSE(entry & (kernels::kPairFull << w)) << "whole but not visited";
+            continue;
+          }
+          ASSERT_GE(tiles[2 * item + w], 0) << "visits a pair's missing tile";
+          pc.run(b, start, kernels::kTileRows, tiles[2 * item + w], entry & (kernels::kPairFull << w), suffix_run);
+          if (::testing::Test::HasFatalFailure()) return;
+        }
       }
     }
   });

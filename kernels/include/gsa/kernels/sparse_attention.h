@@ -40,6 +40,16 @@ constexpr int kTileRows = 64;    // query rows per query tile of the backward ke
 constexpr int kTileKeys = 64;    // keys per key tile
 constexpr int32_t kFullTile = int32_t(1) << 30;  // list-entry flag: every pair of the two tiles is allowed
 constexpr int32_t kTileIdMask = kFullTile - 1;
+// Entries of the paired backward lists: query tile id | kPairVisit << w if tile w (0, 1) of the item's pair sees the
+// query tile | kPairFull << w if it sees it whole. The Hopper key pass runs the paired items by default for plans of
+// at least kPairedKeyPassEntries visited (key tile, query tile) pairs: on an H200 (docs/PERFORMANCE.md, twenty-second
+// session) they took forward+backward at 128K tokens (574K pairs) from 111.5 to 101.4 ms, and cost 3% at 32K (39K
+// pairs) and 11% at 8K (3K pairs), where halving the CTAs costs more than the loads saved; the bound between is set
+// at 2^17 pairs (~64K tokens with the bench's layout), not measured.
+constexpr int32_t kPairVisit = int32_t(1) << 26;
+constexpr int32_t kPairFull = int32_t(1) << 28;
+constexpr int32_t kPairTileMask = kPairVisit - 1;
+constexpr int64_t kPairedKeyPassEntries = int64_t(1) << 17;
 
 enum class DType { kBFloat16 = 0, kFloat16 = 1 };
 
@@ -65,12 +75,23 @@ struct TilePlanView {
   const int32_t* query_tile_flags = nullptr;   // [Qt]
 
   int32_t num_backward_items = 0;
+  int64_t num_backward_entries = 0;            // entries of backward_query_tiles: visited (key tile, query tile) pairs
   const int32_t* backward_key_tile = nullptr;  // [It] the item's key tile
   const int32_t* backward_offsets = nullptr;   // [It + 1] into backward_query_tiles
   const int32_t* backward_query_tiles = nullptr;  // query tile id | kFullTile
   const int32_t* backward_query_start = nullptr;  // [pairs] query_tile_start of each entry's tile
   const int32_t* backward_query_flags = nullptr;  // [pairs] query_tile_flags of each entry's tile
   const int32_t* backward_shared = nullptr;    // [It] 1 if the key tile has several items (atomic accumulation)
+
+  // The backward lists again with two key tiles an item (kt and kt + 1 of one row; the Hopper key pass's items, so
+  // a CTA loads each query tile once for two key tiles): the merged lists, entries with kPairVisit / kPairFull bits.
+  int32_t num_backward_pair_items = 0;
+  const int32_t* backward_pair_tiles = nullptr;        // [Ip * 2] the two key tiles (the second -1: none)
+  const int32_t* backward_pair_offsets = nullptr;      // [Ip + 1]
+  const int32_t* backward_pair_query_tiles = nullptr;  // [pair entries]
+  const int32_t* backward_pair_query_start = nullptr;  // [pair entries]
+  const int32_t* backward_pair_query_flags = nullptr;  // [pair entries]
+  const int32_t* backward_pair_shared = nullptr;       // [Ip] 1 if the pair has several items (atomic accumulation)
 };
 
 struct SparseAttentionParams {

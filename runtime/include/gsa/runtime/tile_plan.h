@@ -55,6 +55,12 @@ struct TilePlan {
   at::Tensor backward_query_tiles; // [pairs] int32 (id | kFullTile)
   at::Tensor backward_query_start, backward_query_flags;  // [pairs] int32: each entry's query tile start, flags
   at::Tensor backward_shared;      // [It] int32
+  // The same lists with key tiles kt, kt + 1 of a row paired (the Hopper key pass's items; TilePlanView says how).
+  at::Tensor backward_pair_tiles;  // [Ip * 2] int32
+  at::Tensor backward_pair_offsets;  // [Ip + 1] int32
+  at::Tensor backward_pair_query_tiles;  // [pair entries] int32 (id | kPairVisit / kPairFull bits)
+  at::Tensor backward_pair_query_start, backward_pair_query_flags;  // [pair entries] int32
+  at::Tensor backward_pair_shared;  // [Ip] int32
 
   // Raw pointers into the tensors above, for the kernels' params.
   kernels::TilePlanView view() const;
