@@ -155,11 +155,11 @@ __global__ void __launch_bounds__(kKeyPassThreads) key_pass_kernel(const __grid_
   QueryTileInfo* s_info = reinterpret_cast<QueryTileInfo*>(s_rows + kRowStages);  // kInfoStages stages
 
   const int item = blockIdx.x, kv_head = blockIdx.y;
-  const int key_tile = p.plan.backward_key_tile[item];
+  const int key_tile = p.plan.backward.key_tiles[item];
   const int key_class = p.plan.key_tile_class[key_tile];
-  const int first = p.plan.backward_offsets[item];
-  const int count = p.plan.backward_offsets[item + 1] - first;
-  const int b = p.plan.query_tile_row[p.plan.backward_query_tiles[first] & kTileIdMask];
+  const int first = p.plan.backward.offsets[item];
+  const int count = p.plan.backward.offsets[item + 1] - first;
+  const int b = p.plan.query_tile_row[p.plan.backward.entries[first] & kTileIdMask];
   const int group = p.q_heads / p.kv_heads;
   const int row_end = p.row_query_end[b];
   const int64_t q_batch = int64_t(b) * p.q_stride[0];
@@ -176,9 +176,9 @@ __global__ void __launch_bounds__(kKeyPassThreads) key_pass_kernel(const __grid_
   auto issue_info = [&](int i) {  // query tile i's entry, start and flags (no dependent load: plan arrays by pair)
     if (threadIdx.x != kKeyPassThreads - 1) return;
     QueryTileInfo& info = s_info[i % kInfoStages];
-    cp_async_4(&info.entry, p.plan.backward_query_tiles + first + i);
-    cp_async_4(&info.start, p.plan.backward_query_start + first + i);
-    cp_async_4(&info.flags, p.plan.backward_query_flags + first + i);
+    cp_async_4(&info.entry, p.plan.backward.entries + first + i);
+    cp_async_4(&info.start, p.plan.backward.query_start + first + i);
+    cp_async_4(&info.flags, p.plan.backward.query_flags + first + i);
   };
   auto issue_rows = [&](int i) {  // query tile i's token metadata, lse and delta (its info has landed)
     QueryTileRows& rows = s_rows[i % kRowStages];
@@ -277,7 +277,7 @@ __global__ void __launch_bounds__(kKeyPassThreads) key_pass_kernel(const __grid_
   }
   cp_async_wait<0>();
 
-  const bool shared = p.plan.backward_shared[item] != 0;
+  const bool shared = p.plan.backward.shared[item] != 0;
   write_key_gradients<D>(p, s_kmeta.row, warp * 16 + (lane >> 2), lane, b, kv_head, shared, [&](int h, int j) {
     return KeyGradientPairs{make_float2(dk[0][j][2 * h] * p.scale, dk[0][j][2 * h + 1] * p.scale),
                             make_float2(dv[0][j][2 * h], dv[0][j][2 * h + 1])};
@@ -342,9 +342,9 @@ Status run_backward(const SparseAttentionParams& p, cudaStream_t stream) {
   if (key_pass_sm90_enabled()) {
     const Status status = launch_key_pass_sm90(p, stream);
     if (status != Status::kOk) return status;
-  } else if (p.plan.num_backward_items > 0) {
+  } else if (p.plan.backward.num_items > 0) {
     auto launch = [&](auto kernel, size_t smem) {
-      return launch_with_smem(kernel, dim3(p.plan.num_backward_items, p.kv_heads), kKeyPassThreads, smem, stream, p) ==
+      return launch_with_smem(kernel, dim3(p.plan.backward.num_items, p.kv_heads), kKeyPassThreads, smem, stream, p) ==
              Status::kOk;
     };
     const bool launched = fused_dq ? launch(key_pass_kernel<T, D, true>, KeyPassSmem<D, true>::bytes(sizeof(T)))

@@ -34,7 +34,7 @@ constexpr int kConsumerBarrier = 1;  // named barrier among the consumer warpgro
 // The consumers of a CTA (GSA_SM90_BACKWARD = 1, 2 or 3): one warpgroup takes every query tile of the item; or two,
 // taking turns (tile i to warpgroup i % 2), each with its own dK / dV partial sums, added in shared memory at the
 // end, so one's elementwise work runs while the other's products do; or (kPaired, 3) two, each with its own key
-// tile of a paired item (TilePlanView's backward_pair_*), both taking every query tile, loaded once for the two.
+// tile of a paired item (TilePlanView::backward_pairs), both taking every query tile, loaded once for the two.
 template <int kConsumers, bool kPaired = false>
 struct KeyPassShape {
   static_assert(!kPaired || kConsumers == 2, "a paired item takes one consumer a key tile");
@@ -48,39 +48,17 @@ struct KeyPassShape {
 };
 constexpr int kMaxStages = KeyPassShape<2>::kStages;
 
-// One CTA's run of list entries (item_key_tile and item_shared give the rest: read where needed, not held in the
-// consumers' registers).
-struct KeyPassItem {
-  int first, count;
-  const int32_t *entries, *starts, *flags;  // the list's arrays (entries from first on)
-  int32_t tile_mask;                        // an entry's query tile id: entry & tile_mask
-};
-
+// The list a CTA's item (blockIdx.x) is in: the plan's per-tile items, or its paired ones (kPaired: key_tiles holds
+// two a item, the second -1 where the pair has one tile).
 template <bool kPaired>
-__device__ __forceinline__ KeyPassItem key_pass_item(const TilePlanView& plan, int item) {
-  if constexpr (kPaired) {
-    const int first = plan.backward_pair_offsets[item];
-    return {first, plan.backward_pair_offsets[item + 1] - first, plan.backward_pair_query_tiles,
-            plan.backward_pair_query_start, plan.backward_pair_query_flags, kPairTileMask};
-  } else {
-    const int first = plan.backward_offsets[item];
-    return {first, plan.backward_offsets[item + 1] - first, plan.backward_query_tiles, plan.backward_query_start,
-            plan.backward_query_flags, kTileIdMask};
-  }
+__device__ __forceinline__ const BackwardListView& item_list(const TilePlanView& plan) {
+  return kPaired ? plan.backward_pairs : plan.backward;
 }
-
-// Key tile w (0, 1) of the item: the item's (w = 0) or the pair's (-1: the pair has one tile).
 template <bool kPaired>
 __device__ __forceinline__ int item_key_tile(const TilePlanView& plan, int item, int w) {
-  if constexpr (kPaired) return plan.backward_pair_tiles[2 * item + w];
-  return w == 0 ? plan.backward_key_tile[item] : -1;
+  return item_list<kPaired>(plan).key_tiles[(kPaired ? 2 : 1) * item + w];
 }
-
-// Whether other items share the item's key tiles (atomic accumulation).
-template <bool kPaired>
-__device__ __forceinline__ bool item_shared(const TilePlanView& plan, int item) {
-  return (kPaired ? plan.backward_pair_shared[item] : plan.backward_shared[item]) != 0;
-}
+constexpr int32_t entry_tile_mask(bool paired) { return paired ? kPairTileMask : kTileIdMask; }
 
 // One query tile's rows as the consumer reads them.
 struct QueryStageInfo {
@@ -117,10 +95,12 @@ struct KeyPassSm90Smem {
 
 template <typename T, int D, int kConsumers, bool kPaired>
 __device__ __forceinline__ void produce(const SparseAttentionParams& p, unsigned char* smem, KeyPassControl& c,
-                                        const KeyPassItem& it, int kv_head, int b) {
+                                        int kv_head, int b) {
   using Smem = KeyPassSm90Smem<D, kConsumers, kPaired>;
   constexpr int kStages = Smem::kStages;
   const int t = threadIdx.x;
+  const BackwardListView& list = item_list<kPaired>(p.plan);
+  const int first = list.offsets[blockIdx.x], count = list.offsets[blockIdx.x + 1] - first;
   const int group = p.q_heads / p.kv_heads;
   const int row_end = p.row_query_end[b];
   const int64_t kv_base = int64_t(b) * p.kv_stride[0] + int64_t(kv_head) * p.kv_stride[1];
@@ -141,15 +121,15 @@ __device__ __forceinline__ void produce(const SparseAttentionParams& p, unsigned
   }
   mbarrier_arrive_on_copies(smem_addr(&c.kv_full));
 
-  for (int i = 0; i < it.count; ++i) {
+  for (int i = 0; i < count; ++i) {
     const int stage = i % kStages;
-    const int start = it.starts[it.first + i];
+    const int start = list.query_start[first + i];
     mbarrier_wait(smem_addr(&c.empty[stage]), ((i / kStages) & 1) ^ 1);
     QueryStageInfo& info = c.info[stage];
     if (t == kWarpgroup - 1) {
-      cp_async_4(&info.entry, it.entries + it.first + i);
-      cp_async_4(&info.start, it.starts + it.first + i);
-      cp_async_4(&info.flags, it.flags + it.first + i);
+      cp_async_4(&info.entry, list.entries + first + i);
+      cp_async_4(&info.start, list.query_start + first + i);
+      cp_async_4(&info.flags, list.query_flags + first + i);
     }
     load_query_tile_rows_async<kTileRows>(info.meta, info.lse, info.delta, p, b, kv_head, group, row_end, start, t);
     auto q_row = [&](int, int r) {
@@ -166,9 +146,11 @@ __device__ __forceinline__ void produce(const SparseAttentionParams& p, unsigned
 
 template <typename T, int D, int kConsumers, bool kPaired>
 __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned char* smem, KeyPassControl& c,
-                                        const KeyPassItem& it, int kv_head, int b) {
+                                        int kv_head, int b) {
   using Smem = KeyPassSm90Smem<D, kConsumers, kPaired>;
   constexpr int kStages = Smem::kStages;
+  const BackwardListView& list = item_list<kPaired>(p.plan);
+  const int count = list.offsets[blockIdx.x + 1] - list.offsets[blockIdx.x];
   const int ct = threadIdx.x - kWarpgroup;  // 0 .. kConsumers * kWarpgroup - 1
   const int wg = ct / kWarpgroup, warp = (ct % kWarpgroup) / 32, lane = ct & 31;
   const int group = p.q_heads / p.kv_heads;
@@ -198,7 +180,7 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
   for (int j = 0; j < 32; ++j) st[j] = dpt[j] = 0.f;
   mbarrier_wait(smem_addr(&c.kv_full), 0);
 
-  for (int i = kPaired ? 0 : wg; i < it.count; i += kPaired ? 1 : kConsumers) {
+  for (int i = kPaired ? 0 : wg; i < count; i += kPaired ? 1 : kConsumers) {
     const int stage = i % kStages;
     mbarrier_wait(smem_addr(&c.full[stage]), (i / kStages) & 1);
     const QueryStageInfo& info = c.info[stage];
@@ -287,7 +269,7 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
     }
   }
   if (item_key_tile<kPaired>(p.plan, blockIdx.x, tile) < 0) return;
-  const bool shared = item_shared<kPaired>(p.plan, blockIdx.x);
+  const bool shared = list.shared[blockIdx.x] != 0;
   write_key_gradients<D>(p, key_meta.row, key_base, lane, b, kv_head, shared, [&](int h, int j) {
     return KeyGradientPairs{make_float2(dk[4 * j + 2 * h] * p.scale, dk[4 * j + 2 * h + 1] * p.scale),
                             make_float2(dv[4 * j + 2 * h], dv[4 * j + 2 * h + 1])};
@@ -304,8 +286,8 @@ __global__ void __launch_bounds__(KeyPassShape<kConsumers, kPaired>::kThreads, 1
   unsigned char* smem = smem_raw + ((1024 - (smem_addr(smem_raw) & 1023)) & 1023);
   auto& c = *reinterpret_cast<KeyPassControl*>(smem + Smem::kControl);
   const int kv_head = blockIdx.y;
-  const KeyPassItem it = key_pass_item<kPaired>(p.plan, blockIdx.x);
-  const int b = p.plan.query_tile_row[it.entries[it.first] & it.tile_mask];
+  const BackwardListView& list = item_list<kPaired>(p.plan);
+  const int b = p.plan.query_tile_row[list.entries[list.offsets[blockIdx.x]] & entry_tile_mask(kPaired)];
   if (threadIdx.x == 0) {
     mbarrier_init(smem_addr(&c.kv_full), kWarpgroup);
     for (int s = 0; s < Shape::kStages; ++s) {
@@ -317,10 +299,10 @@ __global__ void __launch_bounds__(KeyPassShape<kConsumers, kPaired>::kThreads, 1
   __syncthreads();
   if (threadIdx.x < kWarpgroup) {
     if constexpr (kConsumers == 2) registers_release<Shape::kProducerRegisters>();
-    produce<T, D, kConsumers, kPaired>(p, smem, c, it, kv_head, b);
+    produce<T, D, kConsumers, kPaired>(p, smem, c, kv_head, b);
   } else {
     if constexpr (kConsumers == 2) registers_claim<Shape::kConsumerRegisters>();
-    consume<T, D, kConsumers, kPaired>(p, smem, c, it, kv_head, b);
+    consume<T, D, kConsumers, kPaired>(p, smem, c, kv_head, b);
   }
 #else
   __trap();  // not built for sm_90a: key_pass_sm90_enabled() is false in such a build
@@ -341,7 +323,7 @@ int key_pass_sm90_schedule() {
 
 template <typename T, int D, int kConsumers, bool kPaired>
 Status launch(const SparseAttentionParams& p, cudaStream_t stream) {
-  const int items = kPaired ? p.plan.num_backward_pair_items : p.plan.num_backward_items;
+  const int items = (kPaired ? p.plan.backward_pairs : p.plan.backward).num_items;
   return launch_with_smem(key_pass_sm90_kernel<T, D, kConsumers, kPaired>, dim3(items, p.kv_heads),
                           KeyPassShape<kConsumers, kPaired>::kThreads, KeyPassSm90Smem<D, kConsumers, kPaired>::kBytes,
                           stream, p);
@@ -352,11 +334,11 @@ Status launch(const SparseAttentionParams& p, cudaStream_t stream) {
 bool key_pass_sm90_enabled() { return key_pass_sm90_schedule() != 0 && hopper_kernels_available(); }
 
 Status launch_key_pass_sm90(const SparseAttentionParams& p, void* stream) {
-  if (p.plan.num_backward_items == 0) return Status::kOk;
+  if (p.plan.backward.num_items == 0) return Status::kOk;
   // A plan without paired lists (a view built by hand) runs the per-tile items.
   int requested = key_pass_sm90_schedule();
-  if (requested == kAutoSchedule) requested = p.plan.num_backward_entries >= kPairedKeyPassEntries ? 3 : 2;
-  const int schedule = requested == 3 && p.plan.num_backward_pair_items == 0 ? 2 : requested;
+  if (requested == kAutoSchedule) requested = p.plan.backward.num_entries >= kPairedKeyPassEntries ? 3 : 2;
+  const int schedule = requested == 3 && p.plan.backward_pairs.num_items == 0 ? 2 : requested;
   return with_type_and_dim(p, [&](auto type, auto dim) {
     using T = typename decltype(type)::type;
     const auto s = static_cast<cudaStream_t>(stream);

@@ -6,6 +6,12 @@
 
 namespace gsa::kernels::detail {
 
+// A backward list with items has every array.
+inline bool backward_list_usable(const BackwardListView& l) {
+  return l.num_items <= 0 ||
+         (l.key_tiles && l.offsets && l.entries && l.query_start && l.query_flags && l.shared);
+}
+
 // kInvalidArgument unless the shapes, dtype, head dim, group and plan pointers are usable.
 inline Status check_sparse_attention_params(const SparseAttentionParams& p, bool backward) {
   if (p.batch < 1 || p.kv_heads < 1 || p.q_heads < p.kv_heads || p.q_heads % p.kv_heads != 0) {
@@ -21,7 +27,7 @@ inline Status check_sparse_attention_params(const SparseAttentionParams& p, bool
   if (p.rule.levels < 1 || p.rule.levels > kMaxGistLevels || p.rule.prev_chunks < 0) return Status::kInvalidArgument;
   if (!p.q || !p.k || !p.v || !p.out || !p.lse || !p.token_meta || !p.row_query_end) return Status::kInvalidArgument;
   const TilePlanView& t = p.plan;
-  if (t.num_query_tiles < 0 || t.num_key_tiles < 0 || t.num_backward_items < 0 || t.num_backward_pair_items < 0) {
+  if (t.num_query_tiles < 0 || t.num_key_tiles < 0 || t.backward.num_items < 0 || t.backward_pairs.num_items < 0) {
     return Status::kInvalidArgument;
   }
   if (t.num_query_blocks > 0 && (!t.query_block_row || !t.query_block_start || !t.query_block_flags ||
@@ -31,14 +37,9 @@ inline Status check_sparse_attention_params(const SparseAttentionParams& p, bool
   }
   if (backward) {
     if (!p.d_out || !p.delta || !p.dq || !p.dk || !p.dv || !p.dk_accum || !p.dv_accum) return Status::kInvalidArgument;
-    if (t.num_backward_items > 0 && (!t.backward_key_tile || !t.backward_offsets || !t.backward_query_tiles ||
-                                     !t.backward_shared || !t.backward_query_start || !t.backward_query_flags ||
-                                     !t.query_tile_row || !t.query_tile_start || !t.query_tile_flags)) {
-      return Status::kInvalidArgument;
-    }
-    if (t.num_backward_pair_items > 0 &&
-        (!t.backward_pair_tiles || !t.backward_pair_offsets || !t.backward_pair_query_tiles ||
-         !t.backward_pair_query_start || !t.backward_pair_query_flags || !t.backward_pair_shared)) {
+    const bool any_items = t.backward.num_items > 0 || t.backward_pairs.num_items > 0;
+    if (!backward_list_usable(t.backward) || !backward_list_usable(t.backward_pairs) ||
+        (any_items && (!t.query_tile_row || !t.query_tile_start || !t.query_tile_flags))) {
       return Status::kInvalidArgument;
     }
   }

@@ -182,7 +182,48 @@ void pair_buckets(const std::vector<int32_t>& offsets, const std::vector<int32_t
     kt += two ? 2 : 1;
   }
 }
+at::Tensor int_tensor(const std::vector<int32_t>& v, at::Device device) {
+  at::Tensor host = at::empty({static_cast<int64_t>(v.size())}, at::kInt);
+  std::copy(v.begin(), v.end(), host.data_ptr<int32_t>());
+  return host.to(device);
+}
+
+// A cut list on the device: each item's key tiles (bucket k holds bucket_tiles[k * tiles_per_bucket ..]), its entries,
+// and each entry's query tile start and flags (what the kernels fetch ahead without a dependent load).
+BackwardList backward_list(const BackwardItems& items, const std::vector<int32_t>& bucket_tiles, int tiles_per_bucket,
+                           const Runs& tiles, int32_t id_mask, at::Device device) {
+  std::vector<int32_t> key_tiles, start, flags;
+  for (int32_t k : items.bucket) {
+    for (int w = 0; w < tiles_per_bucket; ++w) key_tiles.push_back(bucket_tiles[k * tiles_per_bucket + w]);
+  }
+  for (int32_t entry : items.list) {
+    start.push_back(tiles.start[entry & id_mask]);
+    flags.push_back(tiles.flags[entry & id_mask]);
+  }
+  BackwardList out;
+  out.key_tiles = int_tensor(key_tiles, device);
+  out.offsets = int_tensor(items.offsets, device);
+  out.entries = int_tensor(items.list, device);
+  out.query_start = int_tensor(start, device);
+  out.query_flags = int_tensor(flags, device);
+  out.shared = int_tensor(items.shared, device);
+  return out;
+}
+
 }  // namespace
+
+kernels::BackwardListView BackwardList::view() const {
+  kernels::BackwardListView v;
+  v.num_items = static_cast<int32_t>(shared.numel());
+  v.num_entries = entries.numel();
+  v.key_tiles = key_tiles.data_ptr<int32_t>();
+  v.offsets = offsets.data_ptr<int32_t>();
+  v.entries = entries.data_ptr<int32_t>();
+  v.query_start = query_start.data_ptr<int32_t>();
+  v.query_flags = query_flags.data_ptr<int32_t>();
+  v.shared = shared.data_ptr<int32_t>();
+  return v;
+}
 
 kernels::TilePlanView TilePlan::view() const {
   kernels::TilePlanView v;
@@ -202,21 +243,8 @@ kernels::TilePlanView TilePlan::view() const {
   v.query_tile_row = query_tile_row.data_ptr<int32_t>();
   v.query_tile_start = query_tile_start.data_ptr<int32_t>();
   v.query_tile_flags = query_tile_flags.data_ptr<int32_t>();
-  v.num_backward_items = static_cast<int32_t>(backward_key_tile.numel());
-  v.num_backward_entries = backward_query_tiles.numel();
-  v.backward_key_tile = backward_key_tile.data_ptr<int32_t>();
-  v.backward_offsets = backward_offsets.data_ptr<int32_t>();
-  v.backward_query_tiles = backward_query_tiles.data_ptr<int32_t>();
-  v.backward_shared = backward_shared.data_ptr<int32_t>();
-  v.backward_query_start = backward_query_start.data_ptr<int32_t>();
-  v.backward_query_flags = backward_query_flags.data_ptr<int32_t>();
-  v.num_backward_pair_items = static_cast<int32_t>(backward_pair_shared.numel());
-  v.backward_pair_tiles = backward_pair_tiles.data_ptr<int32_t>();
-  v.backward_pair_offsets = backward_pair_offsets.data_ptr<int32_t>();
-  v.backward_pair_query_tiles = backward_pair_query_tiles.data_ptr<int32_t>();
-  v.backward_pair_shared = backward_pair_shared.data_ptr<int32_t>();
-  v.backward_pair_query_start = backward_pair_query_start.data_ptr<int32_t>();
-  v.backward_pair_query_flags = backward_pair_query_flags.data_ptr<int32_t>();
+  v.backward = backward.view();
+  v.backward_pairs = backward_pairs.view();
   return v;
 }
 
@@ -297,7 +325,8 @@ TilePlan make_tile_plan(const std::vector<const GistLayout*>& rows, int64_t q_be
   // buckets paired for the Hopper key pass.
   const int64_t num_tiles = static_cast<int64_t>(tiles.row.size());
   const int64_t max_query_tiles = int64_t(kernels::kPairTileMask) + 1;
-  GSA_CHECK(num_tiles <= max_query_tiles, "a plan holds at most ", max_query_tiles, " query tiles, this one ", num_tiles);
+  GSA_CHECK(num_tiles <= max_query_tiles, "a plan holds at most ", max_query_tiles, " query tiles, this one ",
+            num_tiles);
   std::vector<int32_t> bucket_offsets(num_key_tiles + 1, 0), bucket(tiles.tiles.size());
   for (int32_t e : tiles.tiles) ++bucket_offsets[(e & kTileIdMask) + 1];
   std::partial_sum(bucket_offsets.begin(), bucket_offsets.end(), bucket_offsets.begin());
@@ -314,29 +343,15 @@ TilePlan make_tile_plan(const std::vector<const GistLayout*>& rows, int64_t q_be
                                  ? backward_item_tiles(static_cast<int64_t>(bucket.size()))
                                  : max_backward_tiles;
   plan.backward_item_tiles = with_backward ? item_tiles : 0;
-  const BackwardItems single = cut_backward_items(bucket_offsets, bucket, item_tiles, kTileIdMask);
-  std::vector<int32_t> pair_tiles, pair_offsets, pair_entries;
+  std::vector<int32_t> single_tiles(num_key_tiles), pair_tiles, pair_offsets, pair_entries;
+  std::iota(single_tiles.begin(), single_tiles.end(), 0);
   pair_buckets(bucket_offsets, bucket, key_row, pair_tiles, pair_offsets, pair_entries);
-  const BackwardItems paired = cut_backward_items(pair_offsets, pair_entries, item_tiles, kernels::kPairTileMask);
-  const std::vector<int32_t>& bwd_list = single.list;
-  std::vector<int32_t> bwd_start, bwd_flags, pair_item_tiles, pair_start, pair_flags;
-  for (int32_t entry : bwd_list) {  // what the kernels fetch ahead without a dependent load
-    bwd_start.push_back(tiles.start[entry & kernels::kTileIdMask]);
-    bwd_flags.push_back(tiles.flags[entry & kernels::kTileIdMask]);
-  }
-  for (int32_t entry : paired.list) {
-    pair_start.push_back(tiles.start[entry & kernels::kPairTileMask]);
-    pair_flags.push_back(tiles.flags[entry & kernels::kPairTileMask]);
-  }
-  for (int32_t k : paired.bucket) {
-    pair_item_tiles.insert(pair_item_tiles.end(), {pair_tiles[2 * k], pair_tiles[2 * k + 1]});
-  }
+  const BackwardItems items = cut_backward_items(bucket_offsets, bucket, item_tiles, kTileIdMask);
+  plan.backward = backward_list(items, single_tiles, 1, tiles, kTileIdMask, device);
+  const BackwardItems pair_items = cut_backward_items(pair_offsets, pair_entries, item_tiles, kernels::kPairTileMask);
+  plan.backward_pairs = backward_list(pair_items, pair_tiles, 2, tiles, kernels::kPairTileMask, device);
 
-  auto to_device = [&](const std::vector<int32_t>& v) {
-    at::Tensor host = at::empty({static_cast<int64_t>(v.size())}, at::kInt);
-    std::copy(v.begin(), v.end(), host.data_ptr<int32_t>());
-    return host.to(device);
-  };
+  auto to_device = [&](const std::vector<int32_t>& v) { return int_tensor(v, device); };
   plan.token_meta = meta.to(device);
   plan.row_query_end = row_end.to(device);
   plan.query_block_row = to_device(blocks.row);
@@ -353,18 +368,6 @@ TilePlan make_tile_plan(const std::vector<const GistLayout*>& rows, int64_t q_be
   plan.query_tile_row = to_device(tiles.row);
   plan.query_tile_start = to_device(tiles.start);
   plan.query_tile_flags = to_device(tiles.flags);
-  plan.backward_key_tile = to_device(single.bucket);
-  plan.backward_offsets = to_device(single.offsets);
-  plan.backward_query_tiles = to_device(bwd_list);
-  plan.backward_shared = to_device(single.shared);
-  plan.backward_query_start = to_device(bwd_start);
-  plan.backward_query_flags = to_device(bwd_flags);
-  plan.backward_pair_tiles = to_device(pair_item_tiles);
-  plan.backward_pair_offsets = to_device(paired.offsets);
-  plan.backward_pair_query_tiles = to_device(paired.list);
-  plan.backward_pair_shared = to_device(paired.shared);
-  plan.backward_pair_query_start = to_device(pair_start);
-  plan.backward_pair_query_flags = to_device(pair_flags);
   return plan;
 }
 

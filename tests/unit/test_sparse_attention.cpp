@@ -195,9 +195,9 @@ TEST(SparseAttentionBackend, DeterministicBackwardIsBitwiseReproducible) {
       std::make_shared<const TilePlan>(make_tile_plan({&row}, 0, -1, 4, at::kCPU, 2));
   const std::shared_ptr<const TilePlan> whole =
       std::make_shared<const TilePlan>(make_tile_plan({&row}, 0, -1, 4, at::kCPU, 0));
-  EXPECT_GT(split->backward_shared.sum().item<int64_t>(), 0) << "the split plan must share key tiles";
-  EXPECT_EQ(whole->backward_shared.sum().item<int64_t>(), 0);
-  EXPECT_EQ(whole->backward_key_tile.numel(), std::get<0>(at::_unique(whole->backward_key_tile)).numel())
+  EXPECT_GT(split->backward.shared.sum().item<int64_t>(), 0) << "the split plan must share key tiles";
+  EXPECT_EQ(whole->backward.shared.sum().item<int64_t>(), 0);
+  EXPECT_EQ(whole->backward.key_tiles.numel(), std::get<0>(at::_unique(whole->backward.key_tiles)).numel())
       << "one item per key tile";
   for (const at::Device device : test::test_devices()) {
     AttentionOptions options;
@@ -224,7 +224,7 @@ TEST(SparseAttentionBackend, BackwardNeedsThePlansBackwardLists) {
   const std::vector<GistLayout> rows = two_level_rows(3, 30, 0, 2);
   auto inference = std::make_shared<const TilePlan>(make_tile_plan(row_pointers(rows), 0, -1, 4, at::kCPU, 64, false));
   EXPECT_FALSE(inference->has_backward);
-  EXPECT_EQ(inference->backward_key_tile.numel(), 0);
+  EXPECT_EQ(inference->backward.key_tiles.numel(), 0);
   EXPECT_FALSE(inference->has_padding) << "two rows of equal length";
   const int64_t T = rows[0].size();
   at::Tensor q = at::randn({2, 4, T, 64}).to(at::kBFloat16).requires_grad_();

@@ -154,16 +154,16 @@ TEST(TilePlan, ForwardBlocksSeeExactlyTheAllowedKeysThroughTheirTilesMetadata) {
 TEST(TilePlan, BackwardItemsSeeExactlyTheAllowedQueriesThroughTheirTilesMetadata) {
   const int64_t pairs = over_layouts(20261205, [](PlanCheck& pc) {
     const TilePlan& p = pc.plan;
-    const int32_t *offsets = ints(p.backward_offsets), *list = ints(p.backward_query_tiles);
-    for (int64_t item = 0; item + 1 < p.backward_offsets.numel(); ++item) {
-      const int32_t kt = ints(p.backward_key_tile)[item];
+    const int32_t *offsets = ints(p.backward.offsets), *list = ints(p.backward.entries);
+    for (int64_t item = 0; item + 1 < p.backward.offsets.numel(); ++item) {
+      const int32_t kt = ints(p.backward.key_tiles)[item];
       const int b = ints(p.key_tile_row)[kt];
       for (int32_t i = offsets[item]; i < offsets[item + 1]; ++i) {
         const int32_t entry = list[i];
-        const int64_t start = ints(p.backward_query_start)[i];
+        const int64_t start = ints(p.backward.query_start)[i];
         ASSERT_EQ(start, ints(p.query_tile_start)[entry & kernels::kTileIdMask]);
         ASSERT_EQ(b, ints(p.query_tile_row)[entry & kernels::kTileIdMask]);
-        const bool suffix_run = ints(p.backward_query_flags)[i] & kernels::kSuffixFlag;
+        const bool suffix_run = ints(p.backward.query_flags)[i] & kernels::kSuffixFlag;
         pc.run(b, start, kernels::kTileRows, kt, entry & kernels::kFullTile, suffix_run);
         if (::testing::Test::HasFatalFailure()) return;
       }
@@ -177,10 +177,10 @@ TEST(TilePlan, BackwardItemsSeeExactlyTheAllowedQueriesThroughTheirTilesMetadata
 TEST(TilePlan, BackwardPairItemsSeeExactlyTheAllowedQueriesThroughTheirTilesMetadata) {
   const int64_t pairs = over_layouts(20261206, [](PlanCheck& pc) {
     const TilePlan& p = pc.plan;
-    const int32_t *offsets = ints(p.backward_pair_offsets), *list = ints(p.backward_pair_query_tiles);
-    const int32_t *tiles = ints(p.backward_pair_tiles), *key_row = ints(p.key_tile_row);
-    ASSERT_EQ(p.backward_pair_tiles.numel(), 2 * p.backward_pair_shared.numel());
-    for (int64_t item = 0; item + 1 < p.backward_pair_offsets.numel(); ++item) {
+    const int32_t *offsets = ints(p.backward_pairs.offsets), *list = ints(p.backward_pairs.entries);
+    const int32_t *tiles = ints(p.backward_pairs.key_tiles), *key_row = ints(p.key_tile_row);
+    ASSERT_EQ(p.backward_pairs.key_tiles.numel(), 2 * p.backward_pairs.shared.numel());
+    for (int64_t item = 0; item + 1 < p.backward_pairs.offsets.numel(); ++item) {
       const int32_t kt = tiles[2 * item], second = tiles[2 * item + 1];
       const int b = key_row[kt];
       if (second >= 0) {
@@ -189,11 +189,11 @@ TEST(TilePlan, BackwardPairItemsSeeExactlyTheAllowedQueriesThroughTheirTilesMeta
       }
       for (int32_t i = offsets[item]; i < offsets[item + 1]; ++i) {
         const int32_t entry = list[i], qt = entry & kernels::kPairTileMask;
-        const int64_t start = ints(p.backward_pair_query_start)[i];
+        const int64_t start = ints(p.backward_pairs.query_start)[i];
         ASSERT_EQ(start, ints(p.query_tile_start)[qt]);
         ASSERT_EQ(b, ints(p.query_tile_row)[qt]);
         ASSERT_NE(entry & (3 * kernels::kPairVisit), 0) << "an entry no tile of its pair sees";
-        const bool suffix_run = ints(p.backward_pair_query_flags)[i] & kernels::kSuffixFlag;
+        const bool suffix_run = ints(p.backward_pairs.query_flags)[i] & kernels::kSuffixFlag;
         for (int w = 0; w < 2; ++w) {
           if (!(entry & (kernels::kPairVisit << w))) {
             ASSERT_FALSE(entry & (kernels::kPairFull << w)) << "whole but not visited";
@@ -230,18 +230,18 @@ TEST(TilePlan, BackwardItemsBySizeGrowWithThePlansPairs) {
   for (const int64_t tokens : {8192, 32768}) {  // the bench's layouts: 64 and 512 tiles an item
     const GistLayout layout = bench_layout(tokens);
     const TilePlan by_size = make_tile_plan({&layout}, 0, -1, 4, at::kCPU);
-    const int64_t pairs = by_size.backward_query_tiles.numel();
+    const int64_t pairs = by_size.backward.entries.numel();
     const int64_t cap = backward_item_tiles(pairs);
     EXPECT_EQ(cap, tokens == 8192 ? 64 : 512) << pairs << " pairs";
     EXPECT_EQ(by_size.backward_item_tiles, cap);
     EXPECT_EQ(make_tile_plan({&layout}, 0, -1, 4, at::kCPU, kBackwardTilesBySize, false).backward_item_tiles, 0)
         << "an inference plan has no backward items";
     const TilePlan given = make_tile_plan({&layout}, 0, -1, 4, at::kCPU, cap);
-    ASSERT_TRUE(at::equal(by_size.backward_offsets, given.backward_offsets)) << tokens << " tokens";
-    ASSERT_TRUE(at::equal(by_size.backward_query_tiles, given.backward_query_tiles)) << tokens << " tokens";
-    const int32_t* offsets = ints(by_size.backward_offsets);
+    ASSERT_TRUE(at::equal(by_size.backward.offsets, given.backward.offsets)) << tokens << " tokens";
+    ASSERT_TRUE(at::equal(by_size.backward.entries, given.backward.entries)) << tokens << " tokens";
+    const int32_t* offsets = ints(by_size.backward.offsets);
     int32_t longest = 0;
-    for (int64_t item = 0; item + 1 < by_size.backward_offsets.numel(); ++item) {
+    for (int64_t item = 0; item + 1 < by_size.backward.offsets.numel(); ++item) {
       longest = std::max(longest, offsets[item + 1] - offsets[item]);
     }
     EXPECT_EQ(longest, cap) << "some key tile's list is longer than an item, so an item is cut at the cap";
@@ -253,13 +253,13 @@ TEST(TilePlan, BackwardItemsBySizeGrowWithThePlansPairs) {
 TEST(TilePlan, BackwardItemsRunLongestFirstThenByFirstQueryTile) {
   const GistLayout layout = bench_layout(32768);
   const TilePlan p = make_tile_plan({&layout}, 0, -1, 4, at::kCPU);
-  const int32_t *offsets = ints(p.backward_offsets), *list = ints(p.backward_query_tiles);
-  const int32_t* key_tile = ints(p.backward_key_tile);
+  const int32_t *offsets = ints(p.backward.offsets), *list = ints(p.backward.entries);
+  const int32_t* key_tile = ints(p.backward.key_tiles);
   auto first_tile = [&](int64_t item) { return list[offsets[item]] & kernels::kTileIdMask; };
   auto length = [&](int64_t item) { return offsets[item + 1] - offsets[item]; };
   std::vector<int32_t> last_tile_seen(p.key_tile_class.numel(), -1);
   int64_t ties = 0;
-  for (int64_t item = 0; item + 1 < p.backward_offsets.numel(); ++item) {
+  for (int64_t item = 0; item + 1 < p.backward.offsets.numel(); ++item) {
     ASSERT_GT(length(item), 0) << "item " << item << " is empty";
     if (item > 0) {
       ASSERT_GE(length(item - 1), length(item)) << "item " << item << " is longer than the one before";

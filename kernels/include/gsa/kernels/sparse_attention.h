@@ -53,6 +53,18 @@ constexpr int64_t kPairedKeyPassEntries = int64_t(1) << 17;
 
 enum class DType { kBFloat16 = 0, kFloat16 = 1 };
 
+// A backward list: work items, each a key tile (or a pair) and a run of the query tiles that see it.
+struct BackwardListView {
+  int32_t num_items = 0;
+  int64_t num_entries = 0;               // visited (key tile, query tile) pairs (paired: merged entries)
+  const int32_t* key_tiles = nullptr;    // [It] the item's key tile
+  const int32_t* offsets = nullptr;      // [It + 1] into entries
+  const int32_t* entries = nullptr;      // query tile id | kFullTile
+  const int32_t* query_start = nullptr;  // [entries] query_tile_start of each entry's tile
+  const int32_t* query_flags = nullptr;  // [entries] query_tile_flags of each entry's tile
+  const int32_t* shared = nullptr;       // [It] 1 if the key tile has several items (atomic accumulation)
+};
+
 // The plan as device (or host, for the CPU twin) arrays. Int32 throughout.
 struct TilePlanView {
   int32_t num_query_blocks = 0;
@@ -74,24 +86,11 @@ struct TilePlanView {
   const int32_t* query_tile_start = nullptr;   // [Qt]
   const int32_t* query_tile_flags = nullptr;   // [Qt]
 
-  int32_t num_backward_items = 0;
-  int64_t num_backward_entries = 0;            // entries of backward_query_tiles: visited (key tile, query tile) pairs
-  const int32_t* backward_key_tile = nullptr;  // [It] the item's key tile
-  const int32_t* backward_offsets = nullptr;   // [It + 1] into backward_query_tiles
-  const int32_t* backward_query_tiles = nullptr;  // query tile id | kFullTile
-  const int32_t* backward_query_start = nullptr;  // [pairs] query_tile_start of each entry's tile
-  const int32_t* backward_query_flags = nullptr;  // [pairs] query_tile_flags of each entry's tile
-  const int32_t* backward_shared = nullptr;    // [It] 1 if the key tile has several items (atomic accumulation)
-
-  // The backward lists again with two key tiles an item (kt and kt + 1 of one row; the Hopper key pass's items, so
-  // a CTA loads each query tile once for two key tiles): the merged lists, entries with kPairVisit / kPairFull bits.
-  int32_t num_backward_pair_items = 0;
-  const int32_t* backward_pair_tiles = nullptr;        // [Ip * 2] the two key tiles (the second -1: none)
-  const int32_t* backward_pair_offsets = nullptr;      // [Ip + 1]
-  const int32_t* backward_pair_query_tiles = nullptr;  // [pair entries]
-  const int32_t* backward_pair_query_start = nullptr;  // [pair entries]
-  const int32_t* backward_pair_query_flags = nullptr;  // [pair entries]
-  const int32_t* backward_pair_shared = nullptr;       // [Ip] 1 if the pair has several items (atomic accumulation)
+  BackwardListView backward;        // one key tile an item
+  // The same work with key tiles kt and kt + 1 of one row paired (the Hopper key pass's items, so a CTA loads each
+  // query tile once for two key tiles): key_tiles [It * 2] (the second -1: none), the two tiles' lists merged,
+  // entries with kPairVisit / kPairFull bits.
+  BackwardListView backward_pairs;
 };
 
 struct SparseAttentionParams {

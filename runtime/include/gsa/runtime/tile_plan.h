@@ -24,6 +24,17 @@
 
 namespace gsa {
 
+// A backward list's arrays (kernels::BackwardListView), int32.
+struct BackwardList {
+  at::Tensor key_tiles;            // [It] (paired: [It * 2])
+  at::Tensor offsets;              // [It + 1]
+  at::Tensor entries;              // [entries] (id | flags)
+  at::Tensor query_start, query_flags;  // [entries]: each entry's query tile start, flags
+  at::Tensor shared;               // [It]
+
+  kernels::BackwardListView view() const;
+};
+
 struct TilePlan {
   int64_t batch = 0;
   int64_t num_keys = 0;            // T: padded row length
@@ -50,17 +61,8 @@ struct TilePlan {
   at::Tensor key_tile_positions;   // [Kt * kTileKeys] int32, -1 = padding
   at::Tensor key_tile_doc, key_tile_chunk0, key_tile_chunk_up;  // [Kt * kTileKeys] int32
   at::Tensor query_tile_row, query_tile_start, query_tile_flags;  // [Qt] int32
-  at::Tensor backward_key_tile;    // [It] int32
-  at::Tensor backward_offsets;     // [It + 1] int32
-  at::Tensor backward_query_tiles; // [pairs] int32 (id | kFullTile)
-  at::Tensor backward_query_start, backward_query_flags;  // [pairs] int32: each entry's query tile start, flags
-  at::Tensor backward_shared;      // [It] int32
-  // The same lists with key tiles kt, kt + 1 of a row paired (the Hopper key pass's items; TilePlanView says how).
-  at::Tensor backward_pair_tiles;  // [Ip * 2] int32
-  at::Tensor backward_pair_offsets;  // [Ip + 1] int32
-  at::Tensor backward_pair_query_tiles;  // [pair entries] int32 (id | kPairVisit / kPairFull bits)
-  at::Tensor backward_pair_query_start, backward_pair_query_flags;  // [pair entries] int32
-  at::Tensor backward_pair_shared;  // [Ip] int32
+  BackwardList backward;           // one key tile an item
+  BackwardList backward_pairs;     // key tiles kt, kt + 1 of a row an item (kernels::TilePlanView says how)
 
   // Raw pointers into the tensors above, for the kernels' params.
   kernels::TilePlanView view() const;
