@@ -56,6 +56,12 @@ timeout 120 compute-sanitizer --tool memcheck ./build/tests/test_sparse_attentio
 timeout 240 ./build/launcher/gsa bench kernels ${GSA_KERNEL_BENCH_ARGS:-} 2>&1 | tee "$out/bench_kernels.txt"
 GSA_SM90_BACKWARD=0 GSA_SM90_DQ=0 timeout 240 ./build/launcher/gsa bench kernels ${GSA_KERNEL_BENCH_ARGS:-} 2>&1 \
   | tee "$out/bench_kernels_mma_sync_backward.txt"
+# The key pass over per-tile items and over paired key tiles, each at every length (the default picks by plan size,
+# kPairedKeyPassEntries; its bound between 32K and 128K is not measured).
+for s in 2 3; do
+  GSA_SM90_BACKWARD=$s timeout 120 ./build/launcher/gsa bench kernels --tokens 8192,32768,65536,131072 2>&1 \
+    | tee "$out/bench_kernels_key_pass_$s.txt"
+done
 # Forward schedule 6 (chained reductions) against the default schedule 7.
 GSA_SM90_FORWARD=6 timeout 120 ./build/launcher/gsa bench kernels --no-backward 2>&1 | tee "$out/bench_kernels_schedule6.txt"
 # A 1M-token prefill layer with the Llama-3.2-1B attention shapes (32 / 8 heads, head dim 64), forward.
