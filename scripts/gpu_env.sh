@@ -10,3 +10,13 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv |
 # pass (which the default picks only for plans larger than the oracle's).
 gsa_kernel_variants="GSA_SM90_FORWARD=0 GSA_SM90_FORWARD=1 GSA_SM90_FORWARD=2 GSA_SM90_FORWARD=3 GSA_SM90_FORWARD=6
   GSA_SM90_BACKWARD=0 GSA_SM90_BACKWARD=1 GSA_SM90_BACKWARD=2 GSA_SM90_BACKWARD=3 GSA_SM90_DQ=0"
+# The float64 oracle under each of those settings, and test binaries of build/tests: a line each, "NAME: " and the
+# test's last line.
+gsa_oracle_variants() {
+  for e in $gsa_kernel_variants; do
+    echo "$e: $(env $e timeout 100 ./build/tests/test_sparse_attention_gpu 2>&1 | tail -1)"
+  done
+}
+gsa_test_lines() {
+  for t in "$@"; do echo "$t: $(timeout 150 ./build/tests/$t 2>&1 | tail -1)"; done
+}

@@ -19,12 +19,8 @@ GSA_JOBS=16 scripts/gpu_build.sh "$out" gsa test_sparse_attention_gpu test_spars
 cp build/launcher/gsa /tmp/gsa_patched
 {
   echo "default: $(timeout 120 ./build/tests/test_sparse_attention_gpu 2>&1 | tail -1)"
-  for e in $gsa_kernel_variants; do
-    echo "$e: $(env $e timeout 100 ./build/tests/test_sparse_attention_gpu 2>&1 | tail -1)"
-  done
-  for t in test_sparse_attention test_attention test_model test_selected_attention test_attention_mode; do
-    echo "$t: $(timeout 150 ./build/tests/$t 2>&1 | tail -1)"
-  done
+  gsa_oracle_variants
+  gsa_test_lines test_sparse_attention test_attention test_model test_selected_attention test_attention_mode
   timeout 120 compute-sanitizer --tool memcheck ./build/tests/test_sparse_attention_gpu --gtest_filter='*/2:*/5' 2>&1 \
     | tail -3
 } 2>&1 | tee "$out/tests.txt"

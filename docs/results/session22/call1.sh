@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Session 22, call 1 (from the repository root: bash docs/results/session22/call1.sh; peers/attn_peers.py copied
 # from shared/peers): the dq atomics probe, then the oracle under every setting, the attention unit tests on CUDA,
-# memcheck, the kernel bench and the peers on main's final kernels.
+# memcheck, the kernel bench and the peers on main's final kernels. (As run, its loops were written out; they are
+# gpu_env.sh's gsa_oracle_variants and gsa_test_lines now, with gsa_kernel_variants as it was then: without
+# GSA_SM90_BACKWARD=2 and 3.)
 set -uo pipefail
 cd "$(dirname "$0")/../../.."
 source scripts/gpu_env.sh
@@ -15,12 +17,9 @@ GSA_JOBS=16 scripts/gpu_build.sh "$out" gsa test_sparse_attention_gpu test_lse_m
   test_attention test_model test_selected_attention test_attention_mode test_tile_plan || exit 1
 {
   echo "default: $(timeout 120 ./build/tests/test_sparse_attention_gpu 2>&1 | tail -1)"
-  for e in $gsa_kernel_variants; do
-    echo "$e: $(env $e timeout 100 ./build/tests/test_sparse_attention_gpu 2>&1 | tail -1)"
-  done
-  for t in test_lse_merge_gpu test_sparse_attention test_attention test_model test_selected_attention test_attention_mode test_tile_plan; do
-    echo "$t: $(timeout 150 ./build/tests/$t 2>&1 | tail -1)"
-  done
+  gsa_oracle_variants
+  gsa_test_lines test_lse_merge_gpu test_sparse_attention test_attention test_model test_selected_attention \
+    test_attention_mode test_tile_plan
   timeout 120 compute-sanitizer --tool memcheck ./build/tests/test_sparse_attention_gpu --gtest_filter='*/2:*/5' 2>&1 \
     | tail -3
 } 2>&1 | tee "$out/tests.txt"
