@@ -162,9 +162,8 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
   const int key_tile = item_key_tile<kPaired>(p.plan, blockIdx.x, tile);
   const int key_class = key_tile >= 0 ? p.plan.key_tile_class[key_tile] : 0;
   // Whether this warpgroup's tile sees an entry's query tile, and whole (kPairVisit / kPairFull << tile).
-  static_assert(kPairFull == kPairVisit << 2, "one shift brings both of a paired tile's bits down");
-  auto visits = [&](int32_t entry) { return !kPaired || ((entry >> (26 + tile)) & 1) != 0; };
-  auto whole = [&](int32_t entry) { return kPaired ? ((entry >> (26 + tile)) & 4) != 0 : (entry & kFullTile) != 0; };
+  auto visits = [&](int32_t entry) { return !kPaired || ((entry >> tile) & kPairVisit) != 0; };
+  auto whole = [&](int32_t entry) { return ((entry >> tile) & (kPaired ? kPairFull : kFullTile)) != 0; };
   const KeyMetaSmem& key_meta = c.key_meta[tile];
   const float scale2 = p.scale * kLog2e;
   const int key_base = warp * 16 + (lane >> 2);  // + 8 h: this thread's two keys (rows of S^T)
@@ -268,7 +267,7 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
       dv[j] += partial[(D / 2 + j) * kWarpgroup + t];
     }
   }
-  if (item_key_tile<kPaired>(p.plan, blockIdx.x, tile) < 0) return;
+  if (key_tile < 0) return;
   const bool shared = list.shared[blockIdx.x] != 0;
   write_key_gradients<D>(p, key_meta.row, key_base, lane, b, kv_head, shared, [&](int h, int j) {
     return KeyGradientPairs{make_float2(dk[4 * j + 2 * h] * p.scale, dk[4 * j + 2 * h + 1] * p.scale),

@@ -67,8 +67,9 @@ std::shared_ptr<const TilePlan> TilePlanCache::get(int64_t group) {
   const bool backward = at::GradMode::is_enabled();
   std::shared_ptr<const TilePlan>& plan = plans_[group];
   if (plan == nullptr || (backward && !plan->has_backward)) {
+    const int64_t item_tiles = deterministic_ ? 0 : kBackwardTilesBySize;
     plan = std::make_shared<const TilePlan>(make_tile_plan(row_pointers(*rows_), q_begin_, num_queries_, group,
-                                                           device_, deterministic_ ? 0 : kBackwardTilesBySize, backward));
+                                                           device_, item_tiles, backward));
   }
   return plan;
 }

@@ -151,61 +151,55 @@ TEST(TilePlan, ForwardBlocksSeeExactlyTheAllowedKeysThroughTheirTilesMetadata) {
   EXPECT_GT(pairs, 10000);  // the layouts were not empty
 }
 
-TEST(TilePlan, BackwardItemsSeeExactlyTheAllowedQueriesThroughTheirTilesMetadata) {
-  const int64_t pairs = over_layouts(20261205, [](PlanCheck& pc) {
-    const TilePlan& p = pc.plan;
-    const int32_t *offsets = ints(p.backward.offsets), *list = ints(p.backward.entries);
-    for (int64_t item = 0; item + 1 < p.backward.offsets.numel(); ++item) {
-      const int32_t kt = ints(p.backward.key_tiles)[item];
-      const int b = ints(p.key_tile_row)[kt];
-      for (int32_t i = offsets[item]; i < offsets[item + 1]; ++i) {
-        const int32_t entry = list[i];
-        const int64_t start = ints(p.backward.query_start)[i];
-        ASSERT_EQ(start, ints(p.query_tile_start)[entry & kernels::kTileIdMask]);
-        ASSERT_EQ(b, ints(p.query_tile_row)[entry & kernels::kTileIdMask]);
-        const bool suffix_run = ints(p.backward.query_flags)[i] & kernels::kSuffixFlag;
-        pc.run(b, start, kernels::kTileRows, kt, entry & kernels::kFullTile, suffix_run);
+// Every entry of a backward list through pc.run, tile by tile as the key passes read it: the per-tile list (an item's
+// key tile, kFullTile) or the paired one (two key tiles an item, kt and kt + 1 of one row, their lists merged; an
+// entry's kPairVisit / kPairFull bits per tile).
+void run_backward_list(PlanCheck& pc, const BackwardList& l, bool paired) {
+  const TilePlan& p = pc.plan;
+  const int tiles_per_item = paired ? 2 : 1;
+  const int32_t id_mask = paired ? kernels::kPairTileMask : kernels::kTileIdMask;
+  const int32_t *offsets = ints(l.offsets), *list = ints(l.entries);
+  const int32_t *tiles = ints(l.key_tiles), *key_row = ints(p.key_tile_row);
+  if (paired) ASSERT_EQ(l.key_tiles.numel(), 2 * l.shared.numel());
+  for (int64_t item = 0; item + 1 < l.offsets.numel(); ++item) {
+    const int32_t kt = tiles[tiles_per_item * item];
+    const int b = key_row[kt];
+    if (paired && tiles[2 * item + 1] >= 0) {
+      ASSERT_EQ(tiles[2 * item + 1], kt + 1) << "item " << item;
+      ASSERT_EQ(key_row[kt + 1], b) << "item " << item << " pairs key tiles of two rows";
+    }
+    for (int32_t i = offsets[item]; i < offsets[item + 1]; ++i) {
+      const int32_t entry = list[i], qt = entry & id_mask;
+      const int64_t start = ints(l.query_start)[i];
+      ASSERT_EQ(start, ints(p.query_tile_start)[qt]);
+      ASSERT_EQ(b, ints(p.query_tile_row)[qt]);
+      if (paired) ASSERT_NE(entry & (3 * kernels::kPairVisit), 0) << "an entry no tile of its pair sees";
+      const bool suffix_run = ints(l.query_flags)[i] & kernels::kSuffixFlag;
+      for (int w = 0; w < tiles_per_item; ++w) {
+        const bool visits = !paired || (entry & (kernels::kPairVisit << w));
+        const bool whole = entry & (paired ? kernels::kPairFull << w : kernels::kFullTile);
+        if (!visits) {
+          ASSERT_FALSE(whole) << "whole but not visited";
+          continue;
+        }
+        if (paired) ASSERT_GE(tiles[2 * item + w], 0) << "visits a pair's missing tile";
+        pc.run(b, start, kernels::kTileRows, tiles[tiles_per_item * item + w], whole, suffix_run);
         if (::testing::Test::HasFatalFailure()) return;
       }
     }
-  });
+  }
+}
+
+TEST(TilePlan, BackwardItemsSeeExactlyTheAllowedQueriesThroughTheirTilesMetadata) {
+  const int64_t pairs = over_layouts(20261205, [](PlanCheck& pc) { run_backward_list(pc, pc.plan.backward, false); });
   EXPECT_GT(pairs, 10000);
 }
 
-// The paired lists (the Hopper key pass's items: key tiles kt and kt + 1 of one row, their lists merged), entry by
-// entry and tile by tile as the kernel reads them: again every allowed pair exactly once.
+// The paired lists (the Hopper key pass's items), entry by entry and tile by tile as the kernel reads them: again
+// every allowed pair exactly once.
 TEST(TilePlan, BackwardPairItemsSeeExactlyTheAllowedQueriesThroughTheirTilesMetadata) {
-  const int64_t pairs = over_layouts(20261206, [](PlanCheck& pc) {
-    const TilePlan& p = pc.plan;
-    const int32_t *offsets = ints(p.backward_pairs.offsets), *list = ints(p.backward_pairs.entries);
-    const int32_t *tiles = ints(p.backward_pairs.key_tiles), *key_row = ints(p.key_tile_row);
-    ASSERT_EQ(p.backward_pairs.key_tiles.numel(), 2 * p.backward_pairs.shared.numel());
-    for (int64_t item = 0; item + 1 < p.backward_pairs.offsets.numel(); ++item) {
-      const int32_t kt = tiles[2 * item], second = tiles[2 * item + 1];
-      const int b = key_row[kt];
-      if (second >= 0) {
-        ASSERT_EQ(second, kt + 1) << "item " << item;
-        ASSERT_EQ(key_row[second], b) << "item " << item << " pairs key tiles of two rows";
-      }
-      for (int32_t i = offsets[item]; i < offsets[item + 1]; ++i) {
-        const int32_t entry = list[i], qt = entry & kernels::kPairTileMask;
-        const int64_t start = ints(p.backward_pairs.query_start)[i];
-        ASSERT_EQ(start, ints(p.query_tile_start)[qt]);
-        ASSERT_EQ(b, ints(p.query_tile_row)[qt]);
-        ASSERT_NE(entry & (3 * kernels::kPairVisit), 0) << "an entry no tile of its pair sees";
-        const bool suffix_run = ints(p.backward_pairs.query_flags)[i] & kernels::kSuffixFlag;
-        for (int w = 0; w < 2; ++w) {
-          if (!(entry & (kernels::kPairVisit << w))) {
-            ASSERT_FALSE(entry & (kernels::kPairFull << w)) << "whole but not visited";
-            continue;
-          }
-          ASSERT_GE(tiles[2 * item + w], 0) << "visits a pair's missing tile";
-          pc.run(b, start, kernels::kTileRows, tiles[2 * item + w], entry & (kernels::kPairFull << w), suffix_run);
-          if (::testing::Test::HasFatalFailure()) return;
-        }
-      }
-    }
-  });
+  const int64_t pairs =
+      over_layouts(20261206, [](PlanCheck& pc) { run_backward_list(pc, pc.plan.backward_pairs, true); });
   EXPECT_GT(pairs, 10000);
 }
 

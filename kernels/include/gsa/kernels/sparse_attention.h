@@ -24,7 +24,8 @@
 // workspace: one pass over the tiles fewer, not bitwise reproducible) and converted at the end -- only where
 // sparse_attention_backward_fuses_dq(); elsewhere dq_accum is not read.
 // Tensors: q, out, d_out, dq [B, Hq, Tq, D]; k, v, dk, dv [B, Hkv, kv_rows, D]; last dim contiguous, strides in
-// elements, every row 16-byte aligned (the kernels move 16 bytes a thread); lse, d_lse, delta [B, Hq, Tq] contiguous fp32. Query rows hold positions [q_begin, q_begin + Tq).
+// elements, every row 16-byte aligned (the kernels move 16 bytes a thread); lse, d_lse, delta [B, Hq, Tq]
+// contiguous fp32. Query rows hold positions [q_begin, q_begin + Tq).
 // dtype: bf16 or fp16; D: 64 or 128; group: 1, 2, 4 or 8.
 #pragma once
 
