@@ -2,13 +2,15 @@
 // (decode_plan.h, decode_attention.h): B sequences of N raw context tokens each (gisted) plus a 16-token suffix,
 // one query per sequence. Per length, three layer kinds: an ordinary layer (the query sees every top-level gist,
 // the sink and its local window through the mask) and a selective layer with the adaptive budget and with a
-// fixed budget of --fixed-k chunks per head (selection over the gists, then the unfolded chunks). Columns: the
-// whole layer step (cache write, selection, attention) run eagerly and replayed from a CUDA graph (graph_ms:
-// the device's work without the host's launches, as Generator and the server run a step: decode_graph.h),
-// selection alone, the sparse decode kernel alone over the same rows, the rows it reads per (sequence, KV head),
-// and its K/V read bandwidth with the share of the H200's measured 4.2 TB/s copy bandwidth. Time: median over
-// --repeats calls after two warm-ups, each ended by a device synchronisation; sequences/s from graph_ms. The dense peer (SDPA flash decoding over the whole cache) runs in the same device
-// call from scripts/gpu_kernels_check.sh; docs/PERFORMANCE.md holds the ratios.
+// fixed budget of --fixed-k chunks per head (selection over the gists, then the unfolded chunks). Columns: step_ms,
+// the whole layer step (cache write, selection, attention) run eagerly, timed on the host with a synchronisation
+// (device_timing.h's median_wall_ms: the launches and a round trip included); graph_ms, the same step replayed from
+// a CUDA graph as Generator and the server run a step (decode_graph.h), timed on the GPU (median_device_ms: CUDA
+// events, the L2 flushed before each call, as the peers' triton.testing.do_bench times them); selection alone and
+// the sparse decode kernel alone over the same rows, timed the same way; the rows the kernel reads per (sequence,
+// KV head), and its K/V read bandwidth with the share of the H200's measured 4.2 TB/s copy bandwidth. Medians over
+// --repeats calls after two warm-ups; sequences/s from graph_ms. The dense peer (SDPA flash decoding over the whole
+// cache) runs in the same device call from scripts/gpu_kernels_check.sh; docs/PERFORMANCE.md holds the ratios.
 #include <ATen/ATen.h>
 
 #include <cmath>
@@ -40,7 +42,7 @@ const char* const kHelp =
     "  --heads 32 --kv-heads 8 --head-dim 128\n"
     "  --chunk 16 --fanout 4 --levels 1 --sink 3 --prev-chunks 1\n"
     "  --fixed-k 16               chunks per head per level of the fixed budget\n"
-    "  --dtype bf16|fp16   --repeats 20\n";
+    "  --dtype bf16|fp16   --repeats 50\n";
 
 constexpr double kCopyBandwidth = 4.2e12;  // H200, measured (docs/PERFORMANCE.md)
 
@@ -64,7 +66,7 @@ int run_bench_decode(const Args& args) {
   const GistOptions gist = read_gist_flags(flags, /*chunk=*/16, /*levels=*/1);
   const int64_t fixed_k = flags.get_int("fixed-k", 16);
   const std::string dtype_name = flags.get_string("dtype", "bf16");
-  const int64_t repeats = flags.get_int("repeats", 20);
+  const int64_t repeats = flags.get_int("repeats", 50);
   flags.finish();
   GSA_CHECK(at::hasCUDA(), "gsa bench decode needs a CUDA device");
   GSA_CHECK(batch >= 1 && fixed_k >= 1, "gsa bench decode: --batch and --fixed-k must be >= 1");
@@ -108,10 +110,11 @@ int run_bench_decode(const Args& args) {
       const at::Tensor q1 = q.select(2, 0);
       const at::Tensor listed = attention.key_rows(0, kind.selects, q1);
       const double step_ms =
-          median_device_ms([&] { return attention.attend(0, kind.selects, q, k, v, scale); }, repeats);
+          median_wall_ms([&] { return attention.attend(0, kind.selects, q, k, v, scale); }, repeats);
       DecodeStepGraph graph;  // warm-up, capture, then replays
       const double graph_ms = median_device_ms(
-          [&] { return graph.run([&] { return attention.attend(0, kind.selects, q, k, v, scale); }); }, repeats);
+          [&] { return graph.run([&] { return attention.attend(0, kind.selects, q, k, v, scale); }, false); },
+          repeats);
       GSA_CHECK(graph.captures() == 1, "gsa bench decode: the layer step was captured ", graph.captures(), " times");
       const double select_ms =
           kind.selects ? median_device_ms([&] { return attention.key_rows(0, true, q1); }, repeats) : 0.0;

@@ -1,10 +1,11 @@
 // gsa bench kernels: the block-sparse GSA attention kernels (runtime/sparse_attention.h) on one GPU, forward and
 // forward+backward, at growing lengths, with useful TFLOP/s (4 * D * Hq per allowed (query, key) pair forward,
 // 3.5x that forward+backward: the dense-attention convention) and the share of the work the tile plan visits
-// that is useful. One document per row: N - 16 context tokens gisted, 16 raw suffix tokens. Time: median over
-// --repeats calls after two warm-ups, each ended by a device synchronisation; the tile plan is built once
-// outside the timing (every layer of a forward shares it) and its build time is reported on its own. The
-// peers run in the same device call (scripts/gpu_kernels_check.sh); docs/PERFORMANCE.md holds the ratios.
+// that is useful. One document per row: N - 16 context tokens gisted, 16 raw suffix tokens. Time: the GPU's, median
+// over --repeats calls after two warm-ups, each after an L2 flush (device_timing.h's median_device_ms, the way the
+// peers' triton.testing.do_bench times them); the tile plan is built once outside the timing (every layer of a
+// forward shares it) and its build time is reported on its own. The peers run in the same device call
+// (scripts/gpu_kernels_check.sh); docs/PERFORMANCE.md holds the ratios.
 #include <ATen/ATen.h>
 
 #include <algorithm>
