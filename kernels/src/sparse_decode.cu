@@ -429,10 +429,7 @@ constexpr size_t mma_smem_bytes(size_t elem) {
   return (16 * D + 4 * kMmaRows * D) * elem + 2 * kMmaRows * sizeof(int32_t);
 }
 
-// kEarlyRows (the default; GSA_DECODE_EARLY_ROWS=0 for the A/B): the cache rows of a stage are read from the list
-// one tile ahead, so the list's round trip overlaps the tile before instead of preceding each tile's copies, and
-// the first two tiles' rows and Q are requested together before anything waits on them.
-template <typename T, int D, int G, bool kEarlyRows>
+template <typename T, int D, int G>
 __global__ void __launch_bounds__(kThreads)
     sparse_decode_mma_kernel(const __grid_constant__ SparseDecodeParams p, bool staged_merge) {
   detail::wait_for_prior_grids();  // as sparse_decode_kernel
@@ -440,9 +437,6 @@ __global__ void __launch_bounds__(kThreads)
   using detail::cp_async_16;
   using detail::swizzled;
   constexpr int kWarps = kThreads / 32, kChunks = D / 8;
-  constexpr int kRowsPerPass = kThreads / kChunks;         // rows one pass of the CTA's copies covers
-  constexpr int kRowsPerThread = kMmaRows / kRowsPerPass;  // a thread's rows of a stage (8 at D 128, 4 at D 64)
-  constexpr int kQLoads = (16 * kChunks + kThreads - 1) / kThreads;
   static_assert(G <= 8 && kWarps * 16 == kMmaRows, "one m16 block of query heads, 16 rows per warp");
   extern __shared__ __align__(16) unsigned char smem[];
   T* s_q = reinterpret_cast<T*>(smem);
@@ -456,58 +450,34 @@ __global__ void __launch_bounds__(kThreads)
   const int head = lane / 4, quad = lane % 4;  // this lane's C-fragment row (query head) and column pair
   const T* k_head = p.k.head<const T>(b, kv, p.kv_heads);
   const T* v_head = p.v.head<const T>(b, kv, p.kv_heads);
-  // A stage is rows j0 .. j0 + kMmaRows - 1 of the split: thread t copies chunk t % kChunks of rows
-  // t / kChunks + i * kRowsPerPass; missing rows are zero-filled and marked -1. fetch_rows reads their cache rows
-  // from the list, copy_stage issues the copies.
-  auto fetch_rows = [&](int j0, int32_t(&row)[kRowsPerThread]) {
-#pragma unroll
-    for (int i = 0; i < kRowsPerThread; ++i) row[i] = rows.row(p, j0 + tid / kChunks + i * kRowsPerPass);
-  };
-  auto copy_stage = [&](int stage, const int32_t(&row)[kRowsPerThread]) {
+  // Stage `stage` <- rows j0 .. j0 + kMmaRows - 1 of the split: thread t copies chunk t % kChunks of every
+  // (kThreads / kChunks)-th row; missing rows are zero-filled and marked -1.
+  auto load_stage = [&](int stage, int j0) {
     T* k_tile = s_k + stage * kMmaRows * D;
     T* v_tile = s_v + stage * kMmaRows * D;
     const int chunk = tid % kChunks;
 #pragma unroll
-    for (int i = 0; i < kRowsPerThread; ++i) {
-      const int r = tid / kChunks + i * kRowsPerPass, dst = swizzled<D>(r, chunk);
-      cp_async_16(k_tile + dst, row[i] >= 0 ? k_head + int64_t(row[i]) * p.k.row_stride + chunk * 8 : k_head,
-                  row[i] >= 0);
-      cp_async_16(v_tile + dst, row[i] >= 0 ? v_head + int64_t(row[i]) * p.v.row_stride + chunk * 8 : v_head,
-                  row[i] >= 0);
-      if (chunk == 0) s_row[stage * kMmaRows + r] = row[i];
+    for (int r = tid / kChunks; r < kMmaRows; r += kThreads / kChunks) {
+      const int32_t row = rows.row(p, j0 + r);
+      const int dst = swizzled<D>(r, chunk);
+      cp_async_16(k_tile + dst, row >= 0 ? k_head + int64_t(row) * p.k.row_stride + chunk * 8 : k_head, row >= 0);
+      cp_async_16(v_tile + dst, row >= 0 ? v_head + int64_t(row) * p.v.row_stride + chunk * 8 : v_head, row >= 0);
+      if (chunk == 0) s_row[stage * kMmaRows + r] = row;
     }
     detail::cp_async_commit();
   };
-  auto load_stage = [&](int stage, int j0) {
-    int32_t row[kRowsPerThread];
-    fetch_rows(j0, row);
-    copy_stage(stage, row);
-  };
 
-  const int tiles = last > first ? (last - first + kMmaRows - 1) / kMmaRows : 0;
-  int32_t next_rows[kRowsPerThread];  // kEarlyRows: the cache rows of the tile after the one being copied
-  {  // Q: rows 0..G-1 the group's heads, rows G..15 zero; with kEarlyRows its loads go out with the first rows'.
-    int32_t first_rows[kRowsPerThread];
-    if (kEarlyRows) {
-      if (tiles > 0) fetch_rows(first, first_rows);
-      if (tiles > 1) fetch_rows(first + kMmaRows, next_rows);
-    }
+  {  // Q: rows 0..G-1 the group's heads, rows G..15 zero.
     const T* q = static_cast<const T*>(p.q) + b * p.q_stride[0] + int64_t(kv) * G * p.q_stride[1];
-    uint4 qv[kQLoads];
-#pragma unroll
-    for (int u = 0; u < kQLoads; ++u) {
-      const int i = tid + u * kThreads, r = i / kChunks, c = i % kChunks;
-      qv[u] = make_uint4(0, 0, 0, 0);
-      if (i < 16 * kChunks && r < G) qv[u] = *reinterpret_cast<const uint4*>(q + r * p.q_stride[1] + c * 8);
-    }
-    if (kEarlyRows && tiles > 0) copy_stage(0, first_rows);
-#pragma unroll
-    for (int u = 0; u < kQLoads; ++u) {
-      const int i = tid + u * kThreads;
-      if (i < 16 * kChunks) *reinterpret_cast<uint4*>(s_q + swizzled<D>(i / kChunks, i % kChunks)) = qv[u];
+    for (int i = tid; i < 16 * kChunks; i += kThreads) {
+      const int r = i / kChunks, c = i % kChunks;
+      uint4 val = make_uint4(0, 0, 0, 0);
+      if (r < G) val = *reinterpret_cast<const uint4*>(q + r * p.q_stride[1] + c * 8);
+      *reinterpret_cast<uint4*>(s_q + swizzled<D>(r, c)) = val;
     }
   }
-  if (!kEarlyRows && tiles > 0) load_stage(0, first);
+  const int tiles = last > first ? (last - first + kMmaRows - 1) / kMmaRows : 0;
+  if (tiles > 0) load_stage(0, first);
 
   const float scale2 = p.scale * kLog2e;
   float m = -INFINITY, l = 0.f;  // this lane's row (head): running max and its share of the denominator
@@ -515,12 +485,7 @@ __global__ void __launch_bounds__(kThreads)
   for (int t = 0; t < tiles; ++t) {
     const int stage = t & 1;
     if (t + 1 < tiles) {
-      if (kEarlyRows) {
-        copy_stage(stage ^ 1, next_rows);
-        if (t + 2 < tiles) fetch_rows(first + (t + 2) * kMmaRows, next_rows);  // in flight during tile t
-      } else {
-        load_stage(stage ^ 1, first + (t + 1) * kMmaRows);
-      }
+      load_stage(stage ^ 1, first + (t + 1) * kMmaRows);
       detail::cp_async_wait<1>();
     } else {
       detail::cp_async_wait<0>();
@@ -594,14 +559,6 @@ bool use_tensor_cores(int group) {
   return group >= 4;
 }
 
-// The tensor-core kernel to launch: GSA_DECODE_EARLY_ROWS=0 (read once) keeps each stage's list read just before
-// its copies, for A/B runs.
-template <typename T, int D, int G>
-auto mma_kernel() {
-  static const bool early = detail::env_int("GSA_DECODE_EARLY_ROWS", 1) != 0;
-  return early ? sparse_decode_mma_kernel<T, D, G, true> : sparse_decode_mma_kernel<T, D, G, false>;
-}
-
 // Above 48 KiB of dynamic shared memory needs the opt-in, once per device and kernel (before any graph capture:
 // the decode graph's first step runs eagerly).
 template <typename T, int D, int G>
@@ -610,7 +567,7 @@ bool opt_in_mma_smem() {
   int device = 0;
   if (cudaGetDevice(&device) != cudaSuccess || device >= 64) return false;
   if ((opted_in.load() >> device & 1) == 0) {
-    if (cudaFuncSetAttribute(mma_kernel<T, D, G>(), cudaFuncAttributeMaxDynamicSharedMemorySize,
+    if (cudaFuncSetAttribute(sparse_decode_mma_kernel<T, D, G>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                              int(mma_smem_bytes<D>(sizeof(T)))) != cudaSuccess) {
       return false;
     }
@@ -624,7 +581,7 @@ Status launch_mma(const SparseDecodeParams& p, cudaStream_t s) {
   if (!opt_in_mma_smem<T, D, G>()) return Status::kCudaError;
   // GSA_DECODE_STAGED_MERGE=0 (read once): the split merge without staging (merge_splits), for A/B runs.
   static const bool staged = detail::env_int("GSA_DECODE_STAGED_MERGE", 1) != 0;
-  const cudaError_t e = detail::launch_dependent(detail::kSparseDecodeLaunch, mma_kernel<T, D, G>(),
+  const cudaError_t e = detail::launch_dependent(detail::kSparseDecodeLaunch, sparse_decode_mma_kernel<T, D, G>,
                                                  dim3(p.splits, p.batch * p.kv_heads), kThreads,
                                                  mma_smem_bytes<D>(sizeof(T)), s, p, staged);
   return e == cudaSuccess ? Status::kOk : Status::kCudaError;
@@ -658,7 +615,7 @@ int sparse_decode_wave_ctas(const SparseDecodeParams& p) {
       cudaError_t e;
       if (use_tensor_cores(G)) {
         if (!opt_in_mma_smem<T, D, G>()) return Status::kCudaError;
-        e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, mma_kernel<T, D, G>(), kThreads,
+        e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, sparse_decode_mma_kernel<T, D, G>, kThreads,
                                                           mma_smem_bytes<D>(sizeof(T)));
       } else {
         e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, sparse_decode_kernel<T, D, G>, kThreads, 0);

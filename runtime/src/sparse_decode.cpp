@@ -32,12 +32,10 @@ std::string sparse_decode_unsupported(at::ScalarType q_dtype, int64_t q_heads, i
 
 namespace {
 
-// Listed rows a split takes at most while a wave of CTAs has room for more splits: GSA_DECODE_SPLIT_ROWS (a positive
-// integer; default 128, two of the tensor-core kernel's 64-row stages, so a split's copies are all in flight at
-// once). Fewer rows a split make more CTAs, each with fewer dependent row loads, and more partials to merge (a
-// tuning knob for A/B runs, docs/PERFORMANCE.md).
-int64_t split_rows() {
-  static const int64_t rows = env_integer("GSA_DECODE_SPLIT_ROWS", 128, 1);
+// Listed rows a split takes at least: GSA_DECODE_MIN_SPLIT_ROWS (a positive integer; default 128). Fewer rows a
+// split make more CTAs, each with fewer dependent row loads (a tuning knob for A/B runs, docs/PERFORMANCE.md).
+int64_t min_split_rows() {
+  static const int64_t rows = env_integer("GSA_DECODE_MIN_SPLIT_ROWS", 128, 1);
   return rows;
 }
 
@@ -176,14 +174,14 @@ DecodeAttention sparse_decode_rows(const at::Tensor& q_in, const kernels::KvRows
   if (splits == 0) {
     // When the (sequence, KV head) pairs alone leave the GPU's SMs idle, as many splits as make one full wave of
     // the kernel's CTAs (a second, partial wave would cost as much as the first); else enough CTAs to fill an
-    // H100/H200 four times over; at most split_rows() listed rows per split where that many splits fit. Sized on
-    // the listed rows only, not on the generated range: the range grows every step while the list of a decode plan
-    // stays, so a step replayed from a CUDA graph (captured with its split count) and the same step run eagerly
-    // split alike and give the same bits.
+    // H100/H200 four times over. At least min_split_rows() listed rows per split. Sized on the listed rows only,
+    // not on the generated range: the range grows every step while the list of a decode plan stays, so a step
+    // replayed from a CUDA graph (captured with its split count) and the same step run eagerly split alike and
+    // give the same bits.
     const int64_t pairs = B * Hkv;
     const int64_t wave = q.is_cuda() ? kernels::sparse_decode_wave_ctas(p) : 0;
     const int64_t want = wave > pairs ? wave / pairs : (4 * 132 + pairs - 1) / pairs;
-    splits = std::clamp<int64_t>(want, 1, std::max<int64_t>(1, (R + split_rows() - 1) / split_rows()));
+    splits = std::clamp<int64_t>(want, 1, std::max<int64_t>(1, R / min_split_rows()));
   }
   p.splits = static_cast<int32_t>(splits);
   const auto fp32 = q.options().dtype(at::kFloat);
