@@ -50,6 +50,24 @@ struct SplitRows {
   __device__ __forceinline__ int32_t row(const SparseDecodeParams& p, int j) const {
     return j >= last ? -1 : j < p.max_keys ? __ldcg(list + j) : range_begin + (j - p.max_keys);
   }
+  // The cache rows of entries j[0..n) (as row()), their list entries loaded together before any is used: one round
+  // trip for the n. (row() in a loop compiles to a branch around each load, so each waits for the one before: the
+  // Nsight Compute source view showed a 64-row stage's eight loads a thread in turn, half the kernel's stall
+  // samples at 128K.) Entries past the list read a valid position of it and are dropped.
+  template <int n>
+  __device__ __forceinline__ void rows_of(const SparseDecodeParams& p, const int (&j)[n], int32_t (&out)[n]) const {
+    int32_t entry[n];
+#pragma unroll
+    for (int i = 0; i < n; ++i) entry[i] = -1;
+    if (p.max_keys > 0) {
+#pragma unroll
+      for (int i = 0; i < n; ++i) entry[i] = __ldcg(list + min(j[i], p.max_keys - 1));
+    }
+#pragma unroll
+    for (int i = 0; i < n; ++i) {
+      out[i] = j[i] >= last ? -1 : j[i] < p.max_keys ? entry[i] : range_begin + (j[i] - p.max_keys);
+    }
+  }
 };
 
 __device__ __forceinline__ SplitRows split_rows(const SparseDecodeParams& p) {
@@ -424,19 +442,25 @@ __global__ void __launch_bounds__(kThreads, kSimtMinCtas<G>)
 // sparse_attention_device.cuh), the cache row of each staged row (-1: none); after the loop the K and V stages
 // hold the warps' partial states for the final merge.
 constexpr int kMmaRows = 64;  // rows per stage: 16 per warp
+// CTAs per SM the tensor-core kernel's shared memory allows at D 64 (6; 35 KiB each), passed to __launch_bounds__ so
+// registers (80 a thread) do not lower it; at D 128 shared memory allows 3 and registers are free.
+template <int D>
+constexpr int kMmaMinCtas = D == 64 ? 6 : 1;
 template <int D>
 constexpr size_t mma_smem_bytes(size_t elem) {
   return (16 * D + 4 * kMmaRows * D) * elem + 2 * kMmaRows * sizeof(int32_t);
 }
 
-template <typename T, int D, int G>
-__global__ void __launch_bounds__(kThreads)
+template <typename T, int D, int G, bool kBatchedRows>
+__global__ void __launch_bounds__(kThreads, kMmaMinCtas<D>)
     sparse_decode_mma_kernel(const __grid_constant__ SparseDecodeParams p, bool staged_merge) {
   detail::wait_for_prior_grids();  // as sparse_decode_kernel
   detail::allow_dependent_launch();
   using detail::cp_async_16;
   using detail::swizzled;
   constexpr int kWarps = kThreads / 32, kChunks = D / 8;
+  constexpr int kRowsPerPass = kThreads / kChunks;         // rows one pass of the CTA's copies covers
+  constexpr int kRowsPerThread = kMmaRows / kRowsPerPass;  // a thread's rows of a stage (8 at D 128, 4 at D 64)
   static_assert(G <= 8 && kWarps * 16 == kMmaRows, "one m16 block of query heads, 16 rows per warp");
   extern __shared__ __align__(16) unsigned char smem[];
   T* s_q = reinterpret_cast<T*>(smem);
@@ -450,19 +474,29 @@ __global__ void __launch_bounds__(kThreads)
   const int head = lane / 4, quad = lane % 4;  // this lane's C-fragment row (query head) and column pair
   const T* k_head = p.k.head<const T>(b, kv, p.kv_heads);
   const T* v_head = p.v.head<const T>(b, kv, p.kv_heads);
-  // Stage `stage` <- rows j0 .. j0 + kMmaRows - 1 of the split: thread t copies chunk t % kChunks of every
-  // (kThreads / kChunks)-th row; missing rows are zero-filled and marked -1.
+  // Stage `stage` <- rows j0 .. j0 + kMmaRows - 1 of the split: thread t copies chunk t % kChunks of rows
+  // t / kChunks + i * kRowsPerPass; missing rows are zero-filled and marked -1.
   auto load_stage = [&](int stage, int j0) {
     T* k_tile = s_k + stage * kMmaRows * D;
     T* v_tile = s_v + stage * kMmaRows * D;
     const int chunk = tid % kChunks;
-#pragma unroll
-    for (int r = tid / kChunks; r < kMmaRows; r += kThreads / kChunks) {
-      const int32_t row = rows.row(p, j0 + r);
+    auto copy_row = [&](int r, int32_t row) {
       const int dst = swizzled<D>(r, chunk);
       cp_async_16(k_tile + dst, row >= 0 ? k_head + int64_t(row) * p.k.row_stride + chunk * 8 : k_head, row >= 0);
       cp_async_16(v_tile + dst, row >= 0 ? v_head + int64_t(row) * p.v.row_stride + chunk * 8 : v_head, row >= 0);
       if (chunk == 0) s_row[stage * kMmaRows + r] = row;
+    };
+    if constexpr (kBatchedRows) {
+      int j[kRowsPerThread];
+      int32_t row[kRowsPerThread];
+#pragma unroll
+      for (int i = 0; i < kRowsPerThread; ++i) j[i] = j0 + tid / kChunks + i * kRowsPerPass;
+      rows.rows_of(p, j, row);
+#pragma unroll
+      for (int i = 0; i < kRowsPerThread; ++i) copy_row(tid / kChunks + i * kRowsPerPass, row[i]);
+    } else {
+#pragma unroll
+      for (int r = tid / kChunks; r < kMmaRows; r += kRowsPerPass) copy_row(r, rows.row(p, j0 + r));
     }
     detail::cp_async_commit();
   };
@@ -559,6 +593,18 @@ bool use_tensor_cores(int group) {
   return group >= 4;
 }
 
+// The tensor-core kernel to launch: GSA_DECODE_BATCHED_ROWS=0 (read once) reads a split's list entries one at a
+// time, for the A/B against the batched reads (the default). (The SIMT kernel reads them one at a time: batched, its
+// groups of one query head spill at their register bound.)
+bool batched_rows() {
+  static const bool batched = detail::env_int("GSA_DECODE_BATCHED_ROWS", 1) != 0;
+  return batched;
+}
+template <typename T, int D, int G>
+auto mma_kernel() {
+  return batched_rows() ? sparse_decode_mma_kernel<T, D, G, true> : sparse_decode_mma_kernel<T, D, G, false>;
+}
+
 // Above 48 KiB of dynamic shared memory needs the opt-in, once per device and kernel (before any graph capture:
 // the decode graph's first step runs eagerly).
 template <typename T, int D, int G>
@@ -567,7 +613,7 @@ bool opt_in_mma_smem() {
   int device = 0;
   if (cudaGetDevice(&device) != cudaSuccess || device >= 64) return false;
   if ((opted_in.load() >> device & 1) == 0) {
-    if (cudaFuncSetAttribute(sparse_decode_mma_kernel<T, D, G>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    if (cudaFuncSetAttribute(mma_kernel<T, D, G>(), cudaFuncAttributeMaxDynamicSharedMemorySize,
                              int(mma_smem_bytes<D>(sizeof(T)))) != cudaSuccess) {
       return false;
     }
@@ -581,7 +627,7 @@ Status launch_mma(const SparseDecodeParams& p, cudaStream_t s) {
   if (!opt_in_mma_smem<T, D, G>()) return Status::kCudaError;
   // GSA_DECODE_STAGED_MERGE=0 (read once): the split merge without staging (merge_splits), for A/B runs.
   static const bool staged = detail::env_int("GSA_DECODE_STAGED_MERGE", 1) != 0;
-  const cudaError_t e = detail::launch_dependent(detail::kSparseDecodeLaunch, sparse_decode_mma_kernel<T, D, G>,
+  const cudaError_t e = detail::launch_dependent(detail::kSparseDecodeLaunch, mma_kernel<T, D, G>(),
                                                  dim3(p.splits, p.batch * p.kv_heads), kThreads,
                                                  mma_smem_bytes<D>(sizeof(T)), s, p, staged);
   return e == cudaSuccess ? Status::kOk : Status::kCudaError;
@@ -615,7 +661,7 @@ int sparse_decode_wave_ctas(const SparseDecodeParams& p) {
       cudaError_t e;
       if (use_tensor_cores(G)) {
         if (!opt_in_mma_smem<T, D, G>()) return Status::kCudaError;
-        e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, sparse_decode_mma_kernel<T, D, G>, kThreads,
+        e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, mma_kernel<T, D, G>(), kThreads,
                                                           mma_smem_bytes<D>(sizeof(T)));
       } else {
         e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, sparse_decode_kernel<T, D, G>, kThreads, 0);
