@@ -51,9 +51,10 @@ struct SplitRows {
     return j >= last ? -1 : j < p.max_keys ? __ldcg(list + j) : range_begin + (j - p.max_keys);
   }
   // The cache rows of entries j[0..n) (as row()), their list entries loaded together before any is used: one round
-  // trip for the n. (row() in a loop compiles to a branch around each load, so each waits for the one before: the
-  // Nsight Compute source view showed a 64-row stage's eight loads a thread in turn, half the kernel's stall
-  // samples at 128K.) Entries past the list read a valid position of it and are dropped.
+  // trip for the n (the tensor-core kernel's stages). row() in a loop compiles to a branch around each load, so each
+  // waits for the one before: a thread's eight loads of a 64-row stage went out in turn, half the kernel's stall
+  // samples at 128K (docs/PERFORMANCE.md). Entries past the list read a valid position of it and are dropped. The
+  // SIMT kernel keeps row(): batched, its groups of one query head spill at their register bound.
   template <int n>
   __device__ __forceinline__ void rows_of(const SparseDecodeParams& p, const int (&j)[n], int32_t (&out)[n]) const {
     int32_t entry[n];
@@ -451,7 +452,7 @@ constexpr size_t mma_smem_bytes(size_t elem) {
   return (16 * D + 4 * kMmaRows * D) * elem + 2 * kMmaRows * sizeof(int32_t);
 }
 
-template <typename T, int D, int G, bool kBatchedRows>
+template <typename T, int D, int G>
 __global__ void __launch_bounds__(kThreads, kMmaMinCtas<D>)
     sparse_decode_mma_kernel(const __grid_constant__ SparseDecodeParams p, bool staged_merge) {
   detail::wait_for_prior_grids();  // as sparse_decode_kernel
@@ -486,18 +487,13 @@ __global__ void __launch_bounds__(kThreads, kMmaMinCtas<D>)
       cp_async_16(v_tile + dst, row >= 0 ? v_head + int64_t(row) * p.v.row_stride + chunk * 8 : v_head, row >= 0);
       if (chunk == 0) s_row[stage * kMmaRows + r] = row;
     };
-    if constexpr (kBatchedRows) {
-      int j[kRowsPerThread];
-      int32_t row[kRowsPerThread];
+    int j[kRowsPerThread];
+    int32_t row[kRowsPerThread];
 #pragma unroll
-      for (int i = 0; i < kRowsPerThread; ++i) j[i] = j0 + tid / kChunks + i * kRowsPerPass;
-      rows.rows_of(p, j, row);
+    for (int i = 0; i < kRowsPerThread; ++i) j[i] = j0 + tid / kChunks + i * kRowsPerPass;
+    rows.rows_of(p, j, row);
 #pragma unroll
-      for (int i = 0; i < kRowsPerThread; ++i) copy_row(tid / kChunks + i * kRowsPerPass, row[i]);
-    } else {
-#pragma unroll
-      for (int r = tid / kChunks; r < kMmaRows; r += kRowsPerPass) copy_row(r, rows.row(p, j0 + r));
-    }
+    for (int i = 0; i < kRowsPerThread; ++i) copy_row(tid / kChunks + i * kRowsPerPass, row[i]);
     detail::cp_async_commit();
   };
 
@@ -593,18 +589,6 @@ bool use_tensor_cores(int group) {
   return group >= 4;
 }
 
-// The tensor-core kernel to launch: GSA_DECODE_BATCHED_ROWS=0 (read once) reads a split's list entries one at a
-// time, for the A/B against the batched reads (the default). (The SIMT kernel reads them one at a time: batched, its
-// groups of one query head spill at their register bound.)
-bool batched_rows() {
-  static const bool batched = detail::env_int("GSA_DECODE_BATCHED_ROWS", 1) != 0;
-  return batched;
-}
-template <typename T, int D, int G>
-auto mma_kernel() {
-  return batched_rows() ? sparse_decode_mma_kernel<T, D, G, true> : sparse_decode_mma_kernel<T, D, G, false>;
-}
-
 // Above 48 KiB of dynamic shared memory needs the opt-in, once per device and kernel (before any graph capture:
 // the decode graph's first step runs eagerly).
 template <typename T, int D, int G>
@@ -613,7 +597,7 @@ bool opt_in_mma_smem() {
   int device = 0;
   if (cudaGetDevice(&device) != cudaSuccess || device >= 64) return false;
   if ((opted_in.load() >> device & 1) == 0) {
-    if (cudaFuncSetAttribute(mma_kernel<T, D, G>(), cudaFuncAttributeMaxDynamicSharedMemorySize,
+    if (cudaFuncSetAttribute(sparse_decode_mma_kernel<T, D, G>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                              int(mma_smem_bytes<D>(sizeof(T)))) != cudaSuccess) {
       return false;
     }
@@ -627,7 +611,7 @@ Status launch_mma(const SparseDecodeParams& p, cudaStream_t s) {
   if (!opt_in_mma_smem<T, D, G>()) return Status::kCudaError;
   // GSA_DECODE_STAGED_MERGE=0 (read once): the split merge without staging (merge_splits), for A/B runs.
   static const bool staged = detail::env_int("GSA_DECODE_STAGED_MERGE", 1) != 0;
-  const cudaError_t e = detail::launch_dependent(detail::kSparseDecodeLaunch, mma_kernel<T, D, G>(),
+  const cudaError_t e = detail::launch_dependent(detail::kSparseDecodeLaunch, sparse_decode_mma_kernel<T, D, G>,
                                                  dim3(p.splits, p.batch * p.kv_heads), kThreads,
                                                  mma_smem_bytes<D>(sizeof(T)), s, p, staged);
   return e == cudaSuccess ? Status::kOk : Status::kCudaError;
@@ -661,7 +645,7 @@ int sparse_decode_wave_ctas(const SparseDecodeParams& p) {
       cudaError_t e;
       if (use_tensor_cores(G)) {
         if (!opt_in_mma_smem<T, D, G>()) return Status::kCudaError;
-        e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, mma_kernel<T, D, G>(), kThreads,
+        e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, sparse_decode_mma_kernel<T, D, G>, kThreads,
                                                           mma_smem_bytes<D>(sizeof(T)));
       } else {
         e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, sparse_decode_kernel<T, D, G>, kThreads, 0);
