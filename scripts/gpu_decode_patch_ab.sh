@@ -26,15 +26,8 @@ cp build/launcher/gsa /tmp/gsa_patched
   timeout 100 compute-sanitizer --tool memcheck ./build/tests/test_sparse_decode 2>&1 | tail -1
 } 2>&1 | tee "$out/tests.txt"
 echo "tests done at $(( $(date +%s) - t0 )) s"
-git apply -R "$patch_file" || exit 1
-GSA_JOBS=16 scripts/gpu_build.sh "$out/unpatched" gsa || exit 1
-cp build/launcher/gsa /tmp/gsa_unpatched
-for round in 1 2; do
-  for v in unpatched patched; do
-    echo "== $v (round $round)"
-    timeout 60 /tmp/gsa_$v bench decode "${bench_args[@]}" 2>&1 | grep -v "^gsa bench decode"
-  done
-done 2>&1 | tee "$out/bench_decode_ab.txt"
+gsa_build_unpatched "$patch_file" || exit 1
+gsa_ab_rounds bench decode "${bench_args[@]}" | tee "$out/bench_decode_ab.txt"
 echo "bench done at $(( $(date +%s) - t0 )) s"
 for v in unpatched patched unpatched patched; do
   [ $(( $(date +%s) - t0 )) -gt 500 ] && break

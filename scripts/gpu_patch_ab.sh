@@ -25,15 +25,8 @@ cp build/launcher/gsa /tmp/gsa_patched
     | tail -3
 } 2>&1 | tee "$out/tests.txt"
 echo "tests done at $(( $(date +%s) - t0 )) s"
-git apply -R "$patch_file" || exit 1
-GSA_JOBS=16 scripts/gpu_build.sh "$out/unpatched" gsa || exit 1
-cp build/launcher/gsa /tmp/gsa_unpatched
-for round in 1 2; do
-  for v in unpatched patched; do
-    echo "== $v (round $round)"
-    timeout 100 /tmp/gsa_$v bench kernels "${bench_args[@]}" 2>&1 | tail -4
-  done
-done 2>&1 | tee "$out/bench_ab.txt"
+gsa_build_unpatched "$patch_file" || exit 1
+gsa_ab_rounds bench kernels "${bench_args[@]}" | tee "$out/bench_ab.txt"
 echo "bench done at $(( $(date +%s) - t0 )) s"
 if [ -f peers/attn_peers.py ]; then
   timeout $(( 560 - ($(date +%s) - t0) )) python3 peers/attn_peers.py sdpa-cudnn-causal,flex-gsa-permuted 32768,131072 \
