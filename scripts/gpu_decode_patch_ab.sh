@@ -1,36 +1,57 @@
 #!/usr/bin/env bash
-# scripts/gpu_decode_patch_ab.sh PATCH [BENCH_ARG...]: a change to the decode-side kernels (sparse decode, chunk
-# selection) checked and timed against the tree without it in one device call. Applies PATCH (e.g. a file of
-# docs/experiments/), builds, runs the selection tests (`test_attention --gtest_filter='Selection.*'`: the float64
-# reference selection), `test_sparse_decode` (the float64 oracle and the split merge's bits), `test_decode_plan`
-# and `test_serving_engine` on CUDA, and compute-sanitizer memcheck on the first two; then builds the tree without
-# PATCH and runs `gsa bench decode` (two levels at 128K and 1M unless BENCH_ARG... says otherwise) for the two
-# binaries in turn, twice, then the 1B model's per-token latency (`gsa bench serve`, three levels, 32K and 128K)
-# for both in turn while time is left. Logs go to $OUT (or ./gpu-logs).
+# scripts/gpu_decode_patch_ab.sh PATCH... [-- BENCH_ARG...]: changes to the decode-side kernels (sparse decode,
+# chunk selection) checked and timed against the tree in one device call. Builds the tree, then the tree with each
+# PATCH applied alone (e.g. files of docs/experiments/; an incremental build each) and on each build runs the
+# selection tests (`test_attention --gtest_filter='Selection.*'`: the float64 reference selection),
+# `test_sparse_decode` (the float64 oracle and the split merge's bits), `test_decode_plan` and
+# `test_serving_engine` on CUDA, and on the patched ones compute-sanitizer memcheck on the first two; then
+# `gsa bench decode` (two levels at 128K and 1M unless BENCH_ARG... says otherwise) with every build in turn,
+# twice, and the 1B model's per-token latency (`gsa bench serve`, three levels, 32K and 128K) with every build in
+# turn while time is left.
+# Logs go to $OUT (or ./gpu-logs).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-patch_file=${1:?usage: $0 PATCH [BENCH_ARG...]}
-shift
+patches=()
+while [ $# -gt 0 ] && [ "$1" != -- ]; do patches+=("$1"); shift; done
+[ $# -gt 0 ] && shift
 bench_args=("$@")
 [ ${#bench_args[@]} -gt 0 ] || bench_args=(--levels 2 --tokens 131072,1048576)
-git apply "$patch_file" || { echo "gpu_decode_patch_ab: $patch_file does not apply to this tree" >&2; exit 1; }
+[ ${#patches[@]} -gt 0 ] || { echo "usage: $0 PATCH... [-- BENCH_ARG...]" >&2; exit 2; }
+for f in "${patches[@]}"; do git apply --check "$f" || { echo "gpu_decode_patch_ab: $f does not apply" >&2; exit 1; }; done
 source scripts/gpu_env.sh
 t0=$(date +%s)
-GSA_JOBS=16 scripts/gpu_build.sh "$out" gsa test_attention test_sparse_decode test_decode_plan test_serving_engine \
-  || exit 1
-cp build/launcher/gsa /tmp/gsa_patched
-{
-  echo "Selection.*: $(timeout 150 ./build/tests/test_attention --gtest_filter='Selection.*' 2>&1 | tail -1)"
-  gsa_test_lines test_sparse_decode test_decode_plan test_serving_engine
-  timeout 150 compute-sanitizer --tool memcheck ./build/tests/test_attention --gtest_filter='Selection.*' 2>&1 | tail -1
-  timeout 100 compute-sanitizer --tool memcheck ./build/tests/test_sparse_decode 2>&1 | tail -1
-} 2>&1 | tee "$out/tests.txt"
-echo "tests done at $(( $(date +%s) - t0 )) s"
-gsa_build_unpatched "$patch_file" || exit 1
-gsa_ab_rounds bench decode "${bench_args[@]}" | tee "$out/bench_decode_ab.txt"
+# The decode-side tests of the build in build/ (LABEL: its name), with memcheck unless NO_MEMCHECK is given.
+decode_tests() {
+  {
+    echo "== $1"
+    echo "Selection.*: $(timeout 150 ./build/tests/test_attention --gtest_filter='Selection.*' 2>&1 | tail -1)"
+    gsa_test_lines test_sparse_decode test_decode_plan test_serving_engine
+    if [ -z "${2:-}" ]; then
+      timeout 150 compute-sanitizer --tool memcheck ./build/tests/test_attention --gtest_filter='Selection.*' 2>&1 \
+        | tail -1
+      timeout 100 compute-sanitizer --tool memcheck ./build/tests/test_sparse_decode 2>&1 | tail -1
+    fi
+  } 2>&1 | tee -a "$out/tests.txt"
+}
+targets=(gsa test_attention test_sparse_decode test_decode_plan test_serving_engine)
+GSA_JOBS=16 scripts/gpu_build.sh "$out/build_tree" "${targets[@]}" || exit 1
+cp build/launcher/gsa /tmp/gsa_tree
+decode_tests tree NO_MEMCHECK
+names=tree
+for i in "${!patches[@]}"; do
+  f=${patches[$i]}
+  git apply "$f" || exit 1
+  GSA_JOBS=16 scripts/gpu_build.sh "$out/build_patch$i" "${targets[@]}" || exit 1
+  cp build/launcher/gsa /tmp/gsa_patch$i
+  names="$names patch$i"
+  decode_tests "patch$i: $f"
+  git apply -R "$f" || exit 1
+done
+echo "builds and tests done at $(( $(date +%s) - t0 )) s"
+gsa_rounds "$names" bench decode "${bench_args[@]}" | tee "$out/bench_decode_ab.txt"
 echo "bench done at $(( $(date +%s) - t0 )) s"
-for v in unpatched patched unpatched patched; do
-  [ $(( $(date +%s) - t0 )) -gt 500 ] && break
+for v in $names $names; do
+  [ $(( $(date +%s) - t0 )) -gt 520 ] && break
   echo "== $v"
   timeout 40 /tmp/gsa_$v bench serve --config configs/llama-1b-gsa.pbtxt --device cuda --set gist.levels=3 \
     --concurrency '' --decode-steps 24 --tokens 32768,131072 2>&1 | grep -E "^latency"

@@ -20,18 +20,20 @@ gsa_oracle_variants() {
 gsa_test_lines() {
   for t in "$@"; do echo "$t: $(timeout 150 ./build/tests/$t 2>&1 | tail -1)"; done
 }
-# A/B of a patch in one call (gpu_patch_ab.sh, gpu_decode_patch_ab.sh): with the patched tree built and its binary
+# A/B of patches in one call (gpu_patch_ab.sh, gpu_decode_patch_ab.sh): with the patched tree built and its binary
 # at /tmp/gsa_patched, gsa_build_unpatched PATCH reverts PATCH and builds the binary without it at
-# /tmp/gsa_unpatched; gsa_ab_rounds ARG... then runs `gsa ARG...` with each in turn, twice (the call's spread), each
-# run's output but its first line.
+# /tmp/gsa_unpatched; gsa_rounds "NAME..." ARG... runs `gsa ARG...` with each binary /tmp/gsa_NAME in turn, twice
+# (the call's spread), each run's output but its first line.
 gsa_build_unpatched() {
   git apply -R "$1" || return 1
   GSA_JOBS=16 scripts/gpu_build.sh "$out/unpatched" gsa || return 1
   cp build/launcher/gsa /tmp/gsa_unpatched
 }
-gsa_ab_rounds() {
+gsa_rounds() {
+  local names=$1
+  shift
   for round in 1 2; do
-    for v in unpatched patched; do
+    for v in $names; do
       echo "== $v (round $round)"
       timeout 100 /tmp/gsa_$v "$@" 2>&1 | tail -n +2
     done

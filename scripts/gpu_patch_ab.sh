@@ -26,7 +26,7 @@ cp build/launcher/gsa /tmp/gsa_patched
 } 2>&1 | tee "$out/tests.txt"
 echo "tests done at $(( $(date +%s) - t0 )) s"
 gsa_build_unpatched "$patch_file" || exit 1
-gsa_ab_rounds bench kernels "${bench_args[@]}" | tee "$out/bench_ab.txt"
+gsa_rounds "unpatched patched" bench kernels "${bench_args[@]}" | tee "$out/bench_ab.txt"
 echo "bench done at $(( $(date +%s) - t0 )) s"
 if [ -f peers/attn_peers.py ]; then
   timeout $(( 560 - ($(date +%s) - t0) )) python3 peers/attn_peers.py sdpa-cudnn-causal,flex-gsa-permuted 32768,131072 \
