@@ -5,14 +5,9 @@
 # kernels compute goes through scripts/gpu_patch_ab.sh (the float64 oracle) first. Logs go to $OUT (or ./gpu-logs).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-patches=()
-while [ $# -gt 0 ] && [ "$1" != -- ]; do patches+=("$1"); shift; done
-[ $# -gt 0 ] && shift
-bench_args=("$@")
-[ ${#bench_args[@]} -gt 0 ] || bench_args=(--tokens 8192,32768,131072)
-[ ${#patches[@]} -gt 0 ] || { echo "usage: $0 PATCH... [-- BENCH_ARG...]" >&2; exit 2; }
-for f in "${patches[@]}"; do git apply --check "$f" || { echo "gpu_bench_patches: $f does not apply" >&2; exit 1; }; done
 source scripts/gpu_env.sh
+gsa_patch_args "$@" || exit $?
+[ ${#bench_args[@]} -gt 0 ] || bench_args=(--tokens 8192,32768,131072)
 variants=(tree "${patches[@]}")
 for i in "${!variants[@]}"; do
   v=${variants[$i]}

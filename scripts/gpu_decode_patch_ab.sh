@@ -11,14 +11,9 @@
 # Logs go to $OUT (or ./gpu-logs).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-patches=()
-while [ $# -gt 0 ] && [ "$1" != -- ]; do patches+=("$1"); shift; done
-[ $# -gt 0 ] && shift
-bench_args=("$@")
-[ ${#bench_args[@]} -gt 0 ] || bench_args=(--levels 2 --tokens 131072,1048576)
-[ ${#patches[@]} -gt 0 ] || { echo "usage: $0 PATCH... [-- BENCH_ARG...]" >&2; exit 2; }
-for f in "${patches[@]}"; do git apply --check "$f" || { echo "gpu_decode_patch_ab: $f does not apply" >&2; exit 1; }; done
 source scripts/gpu_env.sh
+gsa_patch_args "$@" || exit $?
+[ ${#bench_args[@]} -gt 0 ] || bench_args=(--levels 2 --tokens 131072,1048576)
 t0=$(date +%s)
 # The decode-side tests of the build in build/ (LABEL: its name), with memcheck unless NO_MEMCHECK is given.
 decode_tests() {

@@ -39,3 +39,13 @@ gsa_rounds() {
     done
   done
 }
+# gsa_patch_args PATCH... [-- BENCH_ARG...] (gpu_bench_patches.sh, gpu_decode_patch_ab.sh): the arrays patches and
+# bench_args; returns 2 without a patch and 1 when one does not apply to the tree.
+gsa_patch_args() {
+  patches=()
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do patches+=("$1"); shift; done
+  [ $# -gt 0 ] && shift
+  bench_args=("$@")
+  [ ${#patches[@]} -gt 0 ] || { echo "usage: $0 PATCH... [-- BENCH_ARG...]" >&2; return 2; }
+  for f in "${patches[@]}"; do git apply --check "$f" || { echo "$0: $f does not apply" >&2; return 1; }; done
+}
