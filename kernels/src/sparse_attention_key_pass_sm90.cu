@@ -49,7 +49,7 @@ struct KeyPassShape {
 constexpr int kMaxStages = KeyPassShape<2>::kStages;
 
 // The list a CTA's item (blockIdx.x) is in: the plan's per-tile items, or its paired ones (kPaired: key_tiles holds
-// two a item, the second -1 where the pair has one tile).
+// two an item, the second -1 where the pair has one tile).
 template <bool kPaired>
 __device__ __forceinline__ const BackwardListView& item_list(const TilePlanView& plan) {
   return kPaired ? plan.backward_pairs : plan.backward;

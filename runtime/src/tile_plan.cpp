@@ -113,7 +113,6 @@ void add_runs(const GistLayout& r, const RowKeys& keys, int64_t b, int64_t q_beg
   }
 }
 
-
 // Backward work items over buckets of query-tile entries (bucket k: entries[offsets[k] .. offsets[k + 1]), query
 // tile ids, entry & id_mask, increasing): each bucket cut into runs of at most item_tiles entries (0: whole); longest
 // items first (no long item is left for the end), items of one length by their first query tile, so the CTAs on
@@ -182,6 +181,7 @@ void pair_buckets(const std::vector<int32_t>& offsets, const std::vector<int32_t
     kt += two ? 2 : 1;
   }
 }
+
 at::Tensor int_tensor(const std::vector<int32_t>& v, at::Device device) {
   at::Tensor host = at::empty({static_cast<int64_t>(v.size())}, at::kInt);
   std::copy(v.begin(), v.end(), host.data_ptr<int32_t>());
