@@ -98,6 +98,39 @@ __device__ __forceinline__ int64_t candidate_index(const ChunkSelectionParams& p
   return i < count ? begin + i : -1;
 }
 
+// candidate_index for n candidates (h[i], c[i]) at once, out[i] = -1 where !inside[i]: each link's loads together
+// from valid positions (a lower level's chosen parents, then their child counts and begins), selected afterwards.
+// (h[i], c[i]) must name a candidate slot of the level (c < C_l) even where !inside[i].
+template <int n>
+__device__ __forceinline__ void candidate_indices(const ChunkSelectionParams& p, int l, int s, const int (&h)[n],
+                                                  const int (&c)[n], const bool (&inside)[n], int64_t (&out)[n]) {
+  if (l == p.levels - 1) {
+    const int64_t count = p.doc_gists[int64_t(s) * p.levels + l], begin = p.top_begin[s];
+#pragma unroll
+    for (int i = 0; i < n; ++i) out[i] = inside[i] && c[i] < count ? begin + c[i] : -1;
+    return;
+  }
+  const int width = p.max_children[l + 1];
+  const int64_t at0 = p.row[s] * p.gist_stride[l + 1];
+  int32_t parent[n];
+#pragma unroll
+  for (int i = 0; i < n; ++i) {
+    parent[i] = p.chosen[p.chosen_offset[l + 1] + (int64_t(s) * p.q_heads + h[i]) * p.keep[l + 1] + c[i] / width];
+  }
+  int64_t count[n], begin[n];
+#pragma unroll
+  for (int i = 0; i < n; ++i) {
+    const int64_t at = at0 + max(parent[i], 0);
+    count[i] = __ldg(p.child_count[l + 1] + at);
+    begin[i] = __ldg(p.child_begin[l + 1] + at);
+  }
+#pragma unroll
+  for (int i = 0; i < n; ++i) {
+    const int child = c[i] % width;
+    out[i] = inside[i] && parent[i] >= 0 && child < count[i] ? begin[i] + child : -1;
+  }
+}
+
 // The group's query heads, this lane's 8 elements of each, as floats.
 template <typename T, int D, int G>
 __device__ __forceinline__ void load_query(const ChunkSelectionParams& p, int s, int kv, int lane, float (&qr)[G][8]) {
@@ -122,23 +155,40 @@ __device__ __forceinline__ void score_round(const ChunkSelectionParams& p, int l
   const T* k = p.k.head<const T>(static_cast<int>(row), kv, p.kv_heads) + lane * 8;
   const int64_t* gist_pos = p.gist_pos[l] + row * p.gist_stride[l];
   float* scores = p.scores + (int64_t(s) * p.q_heads + kv * G) * C;  // [G, C] of this group
-  // Every team's ITERS candidate chains (parent -> children -> gist position -> key row) are issued
-  // before any dot, so their load latencies overlap instead of adding up.
+  // Every team's ITERS candidate chains (parent -> children -> gist position -> key row) go out link by link: each
+  // link's ITERS loads together from valid (clamped) positions, selected afterwards, so a chain costs one round trip
+  // a link, not one a link and candidate (a load behind an `idx >= 0` branch whose value the branch uses waits
+  // there: ptxas kept the candidates' chains one after another).
   int64_t idx[ITERS];
   uint4 raw[ITERS];
+  {
+    int h[ITERS], c[ITERS];
+    bool inside[ITERS];
 #pragma unroll
-  for (int it = 0; it < ITERS; ++it) {
-    const int pair = first + it * kTeams + team;
-    idx[it] = pair < pairs ? candidate_index(p, l, s, kv * G + (shared ? 0 : pair / C), shared ? pair : pair % C) : -1;
+    for (int it = 0; it < ITERS; ++it) {
+      const int pair = first + it * kTeams + team;
+      inside[it] = pair < pairs;
+      h[it] = kv * G + (shared || !inside[it] ? 0 : pair / C);
+      c[it] = !inside[it] ? 0 : shared ? pair : pair % C;
+    }
+    candidate_indices(p, l, s, h, c, inside, idx);
+  }
+  int64_t pos[ITERS];
+#pragma unroll
+  for (int it = 0; it < ITERS; ++it) pos[it] = 0;
+  if (p.gist_stride[l] > 0) {
+#pragma unroll
+    for (int it = 0; it < ITERS; ++it) pos[it] = gist_pos[max(idx[it], int64_t{0})];
+  }
+  if (p.key_slot != nullptr) {
+    const int64_t* slot = p.key_slot + row * p.key_slot_stride;
+#pragma unroll
+    for (int it = 0; it < ITERS; ++it) pos[it] = slot[pos[it]];
   }
 #pragma unroll
   for (int it = 0; it < ITERS; ++it) {
-    raw[it] = make_uint4(0, 0, 0, 0);
-    if (idx[it] >= 0) {
-      const int64_t pos = gist_pos[idx[it]];
-      const int64_t key = p.key_slot != nullptr ? p.key_slot[row * p.key_slot_stride + pos] : pos;
-      raw[it] = __ldg(reinterpret_cast<const uint4*>(k + key * p.k.row_stride));
-    }
+    raw[it] = __ldg(reinterpret_cast<const uint4*>(k + pos[it] * p.k.row_stride));
+    if (idx[it] < 0) raw[it] = make_uint4(0, 0, 0, 0);
   }
 #pragma unroll
   for (int it = 0; it < ITERS; ++it) {  // the same trip count for every team: shuffles converge
@@ -529,21 +579,37 @@ __device__ void descend_level(const ChunkSelectionParams& p, int l, int s, int k
   const int C = p.candidates[l], pairs = G * C, tid = threadIdx.x;
   const int64_t row = p.row[s];
   const int64_t* gist_pos = p.gist_pos[l] + row * p.gist_stride[l];
-  int64_t idx[kChains], pos[kChains];
+  // The chains (parent -> children -> gist position -> key row) link by link, as score_round takes them.
+  int64_t idx[kChains], key[kChains];
+  {
+    int hh[kChains], cc[kChains];
+    bool inside[kChains];
 #pragma unroll
-  for (int u = 0; u < kChains; ++u) {
-    const int i = tid + u * NT;
-    idx[u] = i < pairs ? candidate_index(p, l, s, G == 1 ? head0 : head0 + i / C, G == 1 ? i : i % C) : -1;
+    for (int u = 0; u < kChains; ++u) {
+      const int i = tid + u * NT;
+      inside[u] = i < pairs;
+      hh[u] = G == 1 || !inside[u] ? head0 : head0 + i / C;
+      cc[u] = !inside[u] ? 0 : G == 1 ? i : i % C;
+    }
+    candidate_indices(p, l, s, hh, cc, inside, idx);
   }
 #pragma unroll
-  for (int u = 0; u < kChains; ++u) pos[u] = idx[u] >= 0 ? gist_pos[idx[u]] : -1;
+  for (int u = 0; u < kChains; ++u) key[u] = 0;
+  if (p.gist_stride[l] > 0) {
+#pragma unroll
+    for (int u = 0; u < kChains; ++u) key[u] = gist_pos[max(idx[u], int64_t{0})];
+  }
+  if (p.key_slot != nullptr) {
+    const int64_t* slot = p.key_slot + row * p.key_slot_stride;
+#pragma unroll
+    for (int u = 0; u < kChains; ++u) key[u] = slot[key[u]];
+  }
 #pragma unroll
   for (int u = 0; u < kChains; ++u) {
     const int i = tid + u * NT;
     if (i < pairs) {
       sh.gist[i] = static_cast<int32_t>(idx[u]);
-      const int64_t key = pos[u] < 0 || p.key_slot == nullptr ? pos[u] : p.key_slot[row * p.key_slot_stride + pos[u]];
-      sh.key_row[i] = static_cast<int32_t>(key);
+      sh.key_row[i] = idx[u] >= 0 ? static_cast<int32_t>(key[u]) : -1;
       sh.score[i] = -INFINITY;
     }
   }
