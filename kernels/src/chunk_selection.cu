@@ -67,6 +67,11 @@ constexpr int kHeadCtaMinPairs = 512;
 // launch. GSA_LEVEL_SELECT (read once): 1 (unset) that, 2 a launch a level, 0 score_kernel and top_k_kernel (and
 // the descent for the levels above kHeadCtaMinPairs pairs).
 constexpr int kLevelMaxPairs = 2048;
+// The descent's and level_select_kernel's per-level shared memory and selects are sized for at most kNarrowPairs
+// pairs when every level they take has that few (128K tokens, adaptive: 132 candidates a head), else for their
+// maximum (kDescentMaxPairs, kLevelMaxPairs): a thread then follows one candidate chain and holds one key where the
+// wide size had it follow (clamped, discarded) and count up to four.
+constexpr int kNarrowPairs = 512;
 // Up to this many unfold slots per (query, KV head) the descent CTA writes them (3 a thread at 128K tokens,
 // adaptive); a longer list (11K slots at 1M tokens, adaptive) gets unfold_kernel's many CTAs: one CTA following
 // 22 load chains a thread cost 0.3 ms a step on an H200.
@@ -557,7 +562,6 @@ struct LevelShared {
   float score[MP];
   detail::HeadSelectShared<NT, MP / NT> select;
 };
-using DescentShared = LevelShared<kDescentThreads, kDescentMaxPairs>;
 
 // Level l (< the top) of query s's G query heads head0 .. head0 + G - 1 (all of KV head kv) in one CTA, for
 // G * C_l <= MP: every head's candidates (the children of its choice one level up) are scored and its kk best kept
@@ -656,7 +660,7 @@ __device__ void descend_level(const ChunkSelectionParams& p, int l, int s, int k
 // score_kernel and top_k_kernel; without kFused every level does, and the kernel keeps few registers: more CTAs
 // an SM for a large batch), then the union of every level and, up to kDescentUnfoldMax slots, the unfold list
 // (from the union's lists kept in shared memory).
-template <typename T, int D, int G, bool kFused>
+template <typename T, int D, int G, bool kFused, int MP>
 __global__ void __launch_bounds__(kDescentThreads, 1)
     descent_kernel(const __grid_constant__ ChunkSelectionParams p, int32_t raw_slots, int32_t slots) {
   wait_for_prior_grids();  // the query, keys and lists come from the kernels before (pdl.cuh)
@@ -667,12 +671,12 @@ __global__ void __launch_bounds__(kDescentThreads, 1)
   const int s = blockIdx.x / p.kv_heads, kv = blockIdx.x % p.kv_heads;
   const UnionBitmaps u = cleared_bitmaps(p, 0, p.levels, shared_bits);
   if constexpr (kFused) {
-    __shared__ DescentShared sh;
+    __shared__ LevelShared<NT, MP> sh;
     // This thread's head's query (its team lane's 8 elements): head h's teams are threads [h NT / G, (h + 1) NT / G).
     float qh[1][8];
     load_query<T, D, 1>(p, s, kv * G + threadIdx.x / (NT / G), threadIdx.x % (D / 8), qh);
     for (int l = p.levels - 2; l >= 0; --l) {
-      descend_level<T, D, G, NT, kDescentMaxPairs>(p, l, s, kv, kv * G, qh[0], sh);
+      descend_level<T, D, G, NT, MP>(p, l, s, kv, kv * G, qh[0], sh);
     }
   }
   __syncthreads();
@@ -713,18 +717,18 @@ __global__ void __launch_bounds__(kDescentThreads, 1) union_kernel(const __grid_
 // at 128K tokens, 1,028 at 1M), scored and selected one after the other by descend_level for the one head (a
 // head's candidates are the children of its own choices one level up: no other head's) -- one launch where
 // score_kernel and top_k_kernel took two a level (12-16 us each under Nsight Compute on an H200).
-template <typename T, int D>
+template <typename T, int D, int MP>
 __global__ void __launch_bounds__(kDescentThreads, 1)
     level_select_kernel(const __grid_constant__ ChunkSelectionParams p, int high, int low) {
   wait_for_prior_grids();  // the query, keys and the level above's choices come from the kernels before (pdl.cuh)
   allow_dependent_launch();
-  __shared__ LevelShared<kDescentThreads, kLevelMaxPairs> sh;
+  __shared__ LevelShared<kDescentThreads, MP> sh;
   const int s = blockIdx.x / p.q_heads, h = blockIdx.x % p.q_heads, kv = h / (p.q_heads / p.kv_heads);
   float qh[1][8];
   load_query<T, D, 1>(p, s, h, threadIdx.x % (D / 8), qh);  // this thread's team lane's 8 elements of head h
   // descend_level ends on a barrier: level l's choices (global memory) are visible to the CTA's reads at l - 1.
   for (int l = high; l >= low; --l) {
-    descend_level<T, D, 1, kDescentThreads, kLevelMaxPairs>(p, l, s, kv, h, qh[0], sh);
+    descend_level<T, D, 1, kDescentThreads, MP>(p, l, s, kv, h, qh[0], sh);
   }
 }
 
@@ -771,6 +775,8 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
   bool fused = int64_t(p.num_queries) * p.kv_heads <= sms;
   for (int l = 0; l < p.levels - 1; ++l) fused = fused && group * p.candidates[l] <= kDescentMaxPairs && !per_head(l);
   const int top = p.levels - 1, last_alone = fused ? top : 0;  // levels top .. last_alone: their own kernels
+  int64_t fused_pairs = 0;  // the most (head, candidate) pairs of a level the descent takes
+  for (int l = 0; l < top && fused; ++l) fused_pairs = std::max(fused_pairs, int64_t(group) * p.candidates[l]);
   static const bool union_split = detail::env_int("GSA_UNION_SPLIT", 1) != 0;     // union_kernel (A/B switch)
   // GSA_TOPK_HEAD_SELECT=1 (read once): top_k_kernel's head_top_k for 1,025-8,192 candidates a head instead of the
   // radix select -- 0.09 ms a token slower at 1M tokens, adaptive, on an H200 (2.39 against 2.30 ms, twice).
@@ -790,9 +796,17 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
       };
       for (int l = top; l >= last_alone; --l) {
         if (level_selects(l)) {
-          int low = l;
-          while (level_select != 2 && low > last_alone && level_selects(low - 1)) --low;
-          launch(level_select_kernel<T, dim.value>, dim3(p.num_queries * p.q_heads), kDescentThreads, l, low);
+          int low = l, widest = p.candidates[l];  // a head's pairs: its candidates
+          while (level_select != 2 && low > last_alone && level_selects(low - 1)) {
+            widest = std::max(widest, p.candidates[--low]);
+          }
+          if (widest <= kNarrowPairs) {
+            launch(level_select_kernel<T, dim.value, kNarrowPairs>, dim3(p.num_queries * p.q_heads), kDescentThreads,
+                   l, low);
+          } else {
+            launch(level_select_kernel<T, dim.value, kLevelMaxPairs>, dim3(p.num_queries * p.q_heads),
+                   kDescentThreads, l, low);
+          }
           l = low;
           continue;
         }
@@ -812,10 +826,15 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
       const unsigned ctas = p.num_queries * p.kv_heads;
       if (!fused && slots > kDescentUnfoldMax && union_split) {
         launch(union_kernel, dim3(ctas, p.levels), kDescentThreads);
+      } else if (fused && fused_pairs <= kNarrowPairs) {
+        launch(descent_kernel<T, dim.value, g.value, true, kNarrowPairs>, dim3(ctas), kDescentThreads, raw_slots,
+               slots);
       } else if (fused) {
-        launch(descent_kernel<T, dim.value, g.value, true>, dim3(ctas), kDescentThreads, raw_slots, slots);
+        launch(descent_kernel<T, dim.value, g.value, true, kDescentMaxPairs>, dim3(ctas), kDescentThreads, raw_slots,
+               slots);
       } else {
-        launch(descent_kernel<T, dim.value, g.value, false>, dim3(ctas), kDescentThreads, raw_slots, slots);
+        launch(descent_kernel<T, dim.value, g.value, false, kNarrowPairs>, dim3(ctas), kDescentThreads, raw_slots,
+               slots);  // (unfused: no level shared memory, MP unused)
       }
       if (slots > kDescentUnfoldMax) {
         launch(unfold_kernel, dim3((slots + kUnfoldThreads - 1) / kUnfoldThreads, ctas), kUnfoldThreads, raw_slots,
