@@ -136,6 +136,26 @@ __device__ __forceinline__ void candidate_indices(const ChunkSelectionParams& p,
   }
 }
 
+// The key rows (positions in p.k) of level l's gists idx[i] of batch row `row`, each link's n loads together:
+// the gists' positions, then (with a key slot table) their slots; 0 where the level has no gists. idx[i] < 0 reads
+// gist 0's (the caller discards it).
+template <int n>
+__device__ __forceinline__ void gist_key_rows(const ChunkSelectionParams& p, int l, int64_t row,
+                                              const int64_t (&idx)[n], int64_t (&out)[n]) {
+#pragma unroll
+  for (int i = 0; i < n; ++i) out[i] = 0;
+  if (p.gist_stride[l] > 0) {
+    const int64_t* gist_pos = p.gist_pos[l] + row * p.gist_stride[l];
+#pragma unroll
+    for (int i = 0; i < n; ++i) out[i] = gist_pos[max(idx[i], int64_t{0})];
+  }
+  if (p.key_slot != nullptr) {
+    const int64_t* slot = p.key_slot + row * p.key_slot_stride;
+#pragma unroll
+    for (int i = 0; i < n; ++i) out[i] = slot[out[i]];
+  }
+}
+
 // The group's query heads, this lane's 8 elements of each, as floats.
 template <typename T, int D, int G>
 __device__ __forceinline__ void load_query(const ChunkSelectionParams& p, int s, int kv, int lane, float (&qr)[G][8]) {
@@ -158,7 +178,6 @@ __device__ __forceinline__ void score_round(const ChunkSelectionParams& p, int l
   const bool shared = l == p.levels - 1;  // the top level's candidates are the same for every head
   const int pairs = shared ? C : G * C;   // (head, candidate) pairs of this (query, KV head)
   const T* k = p.k.head<const T>(static_cast<int>(row), kv, p.kv_heads) + lane * 8;
-  const int64_t* gist_pos = p.gist_pos[l] + row * p.gist_stride[l];
   float* scores = p.scores + (int64_t(s) * p.q_heads + kv * G) * C;  // [G, C] of this group
   // Every team's ITERS candidate chains (parent -> children -> gist position -> key row) go out link by link: each
   // link's ITERS loads together from valid (clamped) positions, selected afterwards, so a chain costs one round trip
@@ -179,17 +198,7 @@ __device__ __forceinline__ void score_round(const ChunkSelectionParams& p, int l
     candidate_indices(p, l, s, h, c, inside, idx);
   }
   int64_t pos[ITERS];
-#pragma unroll
-  for (int it = 0; it < ITERS; ++it) pos[it] = 0;
-  if (p.gist_stride[l] > 0) {
-#pragma unroll
-    for (int it = 0; it < ITERS; ++it) pos[it] = gist_pos[max(idx[it], int64_t{0})];
-  }
-  if (p.key_slot != nullptr) {
-    const int64_t* slot = p.key_slot + row * p.key_slot_stride;
-#pragma unroll
-    for (int it = 0; it < ITERS; ++it) pos[it] = slot[pos[it]];
-  }
+  gist_key_rows(p, l, row, idx, pos);
 #pragma unroll
   for (int it = 0; it < ITERS; ++it) {
     raw[it] = __ldg(reinterpret_cast<const uint4*>(k + pos[it] * p.k.row_stride));
@@ -582,7 +591,6 @@ __device__ void descend_level(const ChunkSelectionParams& p, int l, int s, int k
   static_assert(kHeadTeams >= 1 && kHeadTeams * kTeam * G == NT, "whole teams a head");
   const int C = p.candidates[l], pairs = G * C, tid = threadIdx.x;
   const int64_t row = p.row[s];
-  const int64_t* gist_pos = p.gist_pos[l] + row * p.gist_stride[l];
   // The chains (parent -> children -> gist position -> key row) link by link, as score_round takes them.
   int64_t idx[kChains], key[kChains];
   {
@@ -597,17 +605,7 @@ __device__ void descend_level(const ChunkSelectionParams& p, int l, int s, int k
     }
     candidate_indices(p, l, s, hh, cc, inside, idx);
   }
-#pragma unroll
-  for (int u = 0; u < kChains; ++u) key[u] = 0;
-  if (p.gist_stride[l] > 0) {
-#pragma unroll
-    for (int u = 0; u < kChains; ++u) key[u] = gist_pos[max(idx[u], int64_t{0})];
-  }
-  if (p.key_slot != nullptr) {
-    const int64_t* slot = p.key_slot + row * p.key_slot_stride;
-#pragma unroll
-    for (int u = 0; u < kChains; ++u) key[u] = slot[key[u]];
-  }
+  gist_key_rows(p, l, row, idx, key);
 #pragma unroll
   for (int u = 0; u < kChains; ++u) {
     const int i = tid + u * NT;
