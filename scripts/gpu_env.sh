@@ -20,10 +20,10 @@ gsa_oracle_variants() {
 gsa_test_lines() {
   for t in "$@"; do echo "$t: $(timeout 150 ./build/tests/$t 2>&1 | tail -1)"; done
 }
-# A/B of patches in one call (gpu_patch_ab.sh, gpu_decode_patch_ab.sh): with the patched tree built and its binary
-# at /tmp/gsa_patched, gsa_build_unpatched PATCH reverts PATCH and builds the binary without it at
-# /tmp/gsa_unpatched; gsa_rounds "NAME..." ARG... runs `gsa ARG...` with each binary /tmp/gsa_NAME in turn, twice
-# (the call's spread), each run's output but its first line.
+# A/B of patches in one call: with the patched tree built and its binary at /tmp/gsa_patched, gsa_build_unpatched
+# PATCH reverts PATCH and builds the binary without it at /tmp/gsa_unpatched (gpu_patch_ab.sh); gsa_rounds "NAME..."
+# ARG... runs `gsa ARG...` with each binary /tmp/gsa_NAME in turn, twice (the call's spread), each run's output but
+# its first line (gpu_patch_ab.sh, gpu_decode_patch_ab.sh).
 gsa_build_unpatched() {
   git apply -R "$1" || return 1
   GSA_JOBS=16 scripts/gpu_build.sh "$out/unpatched" gsa || return 1
