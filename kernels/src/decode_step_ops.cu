@@ -78,36 +78,40 @@ __global__ void __launch_bounds__(kElementwiseThreads) rope_append_kernel(const 
   const int c = static_cast<int>(i % words), h = static_cast<int>(i / words % heads);
   const int b = static_cast<int>(i / words / heads);
   const T* row = static_cast<const T*>(p.qkv) + b * p.qkv_stride + int64_t(h) * D;  // [D] this head
-  const uint4 own = load16(row + 8 * c);
-  const int v_begin = p.q_heads + p.kv_heads;
-  if (h >= v_begin) {  // 2a. a value head: copied into its cache row
-    const int64_t pos = p.positions[b];
-    store16(p.v.head<T>(b, h - v_begin, p.kv_heads) + pos * p.v.row_stride + 8 * c, own);
-    return;
-  }
-  // 2b. q or k: rope. swapped[e] = x[(e + D/2) % D] (rotate_half without its sign, which sin_rotated holds).
-  float x[8], cos_e[8], sin_e[8], swapped[8];
-  to_floats<T>(own, x);
-  to_floats<T>(load16(static_cast<const T*>(p.cos) + b * p.cos_stride + 8 * c), cos_e);
-  to_floats<T>(load16(static_cast<const T*>(p.sin_rotated) + b * p.sin_stride + 8 * c), sin_e);
+  // 2. Every load in one round: the row's word, rope's operands (cos, sin, the partner word; value heads read
+  //    them too and ignore them) and the destination's (the position, a per-sequence cache base). One basic block
+  //    and one store at the end, so the compiler cannot place the destination's address arithmetic (which waits
+  //    for its loads) ahead of rope's loads: two round trips became one.
   const int half = D / 2, partner = 8 * c + half;
-  if (half % 8 == 0) {
-    to_floats<T>(load16(row + partner % D), swapped);
-  } else {  // D = 8 mod 16: the partner elements straddle two words
+  const uint4 own = load16(row + 8 * c);
+  const uint4 cos_word = load16(static_cast<const T*>(p.cos) + b * p.cos_stride + 8 * c);
+  const uint4 sin_word = load16(static_cast<const T*>(p.sin_rotated) + b * p.sin_stride + 8 * c);
+  const bool whole_partner = half % 8 == 0;  // else (D = 8 mod 16) the partner elements straddle two words
+  const uint4 partner_word = load16(row + (whole_partner ? partner % D : 0));
+  const int v_begin = p.q_heads + p.kv_heads;
+  const bool query = h < p.q_heads, key = !query && h < v_begin;
+  const KvRows& cache = key ? p.k : p.v;
+  const int64_t position = p.positions[b];
+  T* const cache_head = query ? nullptr : cache.head<T>(b, key ? h - p.q_heads : h - v_begin, p.kv_heads);
+  float swapped[8];  // swapped[e] = x[(e + D/2) % D] (rotate_half without its sign, which sin_rotated holds)
+  if (whole_partner) {
+    to_floats<T>(partner_word, swapped);
+  } else {
 #pragma unroll
     for (int j = 0; j < 8; ++j) swapped[j] = float(row[(partner + j) % D]);
   }
-  // x * cos rounded (LibTorch's mul), then t + swapped * sin in fp32 rounded once (addcmul; the product is exact,
-  // so the fma equals LibTorch's multiply-then-add).
+  // 3. q and k rows rotated: x * cos rounded (LibTorch's mul), then t + swapped * sin in fp32 rounded once
+  //    (addcmul; the product is exact, so the fma equals LibTorch's multiply-then-add); v rows as they are.
+  float x[8], cos_e[8], sin_e[8];
+  to_floats<T>(own, x);
+  to_floats<T>(cos_word, cos_e);
+  to_floats<T>(sin_word, sin_e);
 #pragma unroll
   for (int j = 0; j < 8; ++j) x[j] = fmaf(swapped[j], sin_e[j], round_to<T>(x[j] * cos_e[j]));
-  T* dst;
-  if (h < p.q_heads) {
-    dst = static_cast<T*>(p.q_out) + (int64_t(b) * p.q_heads + h) * D + 8 * c;
-  } else {
-    dst = p.k.head<T>(b, h - p.q_heads, p.kv_heads) + p.positions[b] * p.k.row_stride + 8 * c;
-  }
-  store16(dst, from_floats<T>(x));
+  // 4. Into q_out, or the k / v cache row at the sequence's position.
+  T* const dst = query ? static_cast<T*>(p.q_out) + (int64_t(b) * p.q_heads + h) * D + 8 * c
+                       : cache_head + position * cache.row_stride + 8 * c;
+  store16(dst, h >= v_begin ? own : from_floats<T>(x));
 }
 
 // min blocks 1: with (512) alone ptxas caps registers at 40 to fit three CTAs per SM, and spills (fp16).
@@ -122,7 +126,19 @@ __global__ void __launch_bounds__(kNormMaxThreads, 1) add_rms_norm_kernel(const 
   T* sum_out = static_cast<T*>(p.sum_out) + int64_t(blockIdx.x) * p.hidden;
   T* normed_out = static_cast<T*>(p.normed_out) + int64_t(blockIdx.x) * p.hidden;
 
-  // 1. sum = round(x + y), written out and kept; the fp32 sum of the squares of the rounded values.
+  // 1. This thread's words of x, y and the norm weight, loaded in one round (the weight's loads after the
+  //    reduction were a second dependent round trip).
+  uint4 xs[kNormWordsPerThread], ys[kNormWordsPerThread], ws[kNormWordsPerThread];
+#pragma unroll
+  for (int k = 0; k < kNormWordsPerThread; ++k) {
+    const int c = threadIdx.x + k * blockDim.x;
+    if (c < words) {
+      xs[k] = load16(x + 8 * c);
+      ys[k] = load16(y + 8 * c);
+      ws[k] = load16(static_cast<const T*>(p.weight) + 8 * c);
+    }
+  }
+  // 2. sum = round(x + y), written out and kept; the fp32 sum of the squares of the rounded values.
   uint4 sums[kNormWordsPerThread];
   float squares = 0.f;
 #pragma unroll
@@ -130,8 +146,8 @@ __global__ void __launch_bounds__(kNormMaxThreads, 1) add_rms_norm_kernel(const 
     const int c = threadIdx.x + k * blockDim.x;
     if (c < words) {
       float a[8], e[8];
-      to_floats<T>(load16(x + 8 * c), a);
-      to_floats<T>(load16(y + 8 * c), e);
+      to_floats<T>(xs[k], a);
+      to_floats<T>(ys[k], e);
 #pragma unroll
       for (int j = 0; j < 8; ++j) {
         a[j] = round_to<T>(a[j] + e[j]);
@@ -141,16 +157,16 @@ __global__ void __launch_bounds__(kNormMaxThreads, 1) add_rms_norm_kernel(const 
       store16(sum_out + 8 * c, sums[k]);
     }
   }
-  // 2. rstd as LibTorch's fused kernel: rsqrt(sum_sq / H + eps), fp32.
+  // 3. rstd as LibTorch's fused kernel: rsqrt(sum_sq / H + eps), fp32.
   const float rstd = rsqrtf(block_sum(squares, warp_sums) / float(p.hidden) + p.eps);
-  // 3. normed = round(w * (rstd * sum)).
+  // 4. normed = round(w * (rstd * sum)).
 #pragma unroll
   for (int k = 0; k < kNormWordsPerThread; ++k) {
     const int c = threadIdx.x + k * blockDim.x;
     if (c < words) {
       float s[8], w[8];
       to_floats<T>(sums[k], s);
-      to_floats<T>(load16(static_cast<const T*>(p.weight) + 8 * c), w);
+      to_floats<T>(ws[k], w);
 #pragma unroll
       for (int j = 0; j < 8; ++j) s[j] = w[j] * (rstd * s[j]);
       store16(normed_out + 8 * c, from_floats<T>(s));
