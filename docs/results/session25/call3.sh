@@ -1,8 +1,9 @@
-# Session 25, device call 3: add_rms_norm_kernel and rope_append_kernel with every load in one round
-# (docs/experiments/s25-one-round-norm-rope.patch: the norm weight's loads issued with x and y instead of after the
-# reduction's barrier; rope_append's position and cache-base loads issued with the row, cos and sin instead of after
-# the rotation) against the tree without it: the decode-step tests and memcheck on the change, per-launch times of
-# the two kernels under Nsight Compute (32K, PDL off), and the 1B model's token at 32K and 128K alternating.
+# Session 25, device call 3: add_rms_norm_kernel and rope_append_kernel with every load in one round (the norm
+# weight's loads issued with x and y instead of after the reduction's barrier; rope_append's position and
+# cache-base loads issued with the row, cos and sin instead of after the rotation) against the tree without it: the
+# decode-step tests and memcheck on the change, per-launch times of the two kernels under Nsight Compute (32K, PDL
+# off), and the 1B model's token at 32K and 128K alternating. The change landed as 8710d81; this record ran with
+# its diff as docs/experiments/s25-one-round-norm-rope.patch (to rerun: git show 8710d81 -- kernels > that file).
 set -uo pipefail
 source scripts/gpu_env.sh
 t0=$(date +%s)
