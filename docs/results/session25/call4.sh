@@ -6,7 +6,8 @@
 # the scores (descend_level); bitwise_top_k's gist index of every candidate loaded during the search instead of
 # after it) against the tree without it: the selection and decode tests and memcheck with the change, then
 # `gsa bench decode` (serving shapes) and the 1B model's token, alternating. Stops starting runs at 360 s (the
-# session's device time left was 511 s).
+# session's device time left was 511 s). Outcome: the machine stopped answering before any output came back, and
+# the session's device time was spent; the patch stays staged (docs/experiments/README.md).
 set -uo pipefail
 source scripts/gpu_env.sh
 t0=$(date +%s)
