@@ -3,6 +3,8 @@
 # last ones, where the register version loads 6 steps, waits for all of them, multiplies, loads again) against the
 # register version in the same binary: tests and memcheck with the ring, per-launch GEMM times under Nsight Compute
 # (one 32K step, PDL off), and the 1B model's token at 32K and 128K alternating.
+# (The launch summary was an inline python snippet when this ran; it is scripts/ncu_summary.py now, same output
+# but for the grouping key, kernel and grid in both.)
 set -uo pipefail
 source scripts/gpu_env.sh
 t0=$(date +%s)
@@ -24,14 +26,7 @@ for r in 0 1; do
     $g bench serve --config configs/llama-1b-gsa.pbtxt --device cuda --set gist.levels=3 --concurrency '' \
     --fixed-k 0 --decode-steps 1 --tokens 32768 > /tmp/ncu_ring$r.csv 2> /tmp/ncu_ring$r.err
   python3 scripts/ncu_table.py /tmp/ncu_ring$r.csv | tail -65 > "$out/ncu_ring$r.txt"
-  python3 -c '
-import re, sys, collections
-t = collections.defaultdict(list)
-for l in open(sys.argv[1]):
-    m = re.search(r"grid ([\d,]+)\s+ns ([\d,]+)", l)
-    if m: t[m.group(1)].append(int(m.group(2).replace(",", "")))
-print(sys.argv[2], "; ".join(f"grid {g}: {len(v)} x {sum(v) / len(v) / 1000:.2f} us" for g, v in t.items()))
-' "$out/ncu_ring$r.txt" "ring $r:"
+  python3 scripts/ncu_summary.py "$out/ncu_ring$r.txt" "ring $r:"
 done
 echo "ncu done at $(( $(date +%s) - t0 )) s"
 for round in 1 2; do

@@ -4,6 +4,8 @@
 # decode-step tests and memcheck on the change, per-launch times of the two kernels under Nsight Compute (32K, PDL
 # off), and the 1B model's token at 32K and 128K alternating. The change landed as 8710d81; this record ran with
 # its diff as docs/experiments/s25-one-round-norm-rope.patch (to rerun: git show 8710d81 -- kernels > that file).
+# (The launch summary was an inline python snippet when this ran; it is scripts/ncu_summary.py now, same output
+# but for the grouping key, kernel and grid in both.)
 set -uo pipefail
 source scripts/gpu_env.sh
 t0=$(date +%s)
@@ -23,14 +25,7 @@ for v in unpatched patched; do
     /tmp/gsa_$v bench serve --config configs/llama-1b-gsa.pbtxt --device cuda --set gist.levels=3 --concurrency '' \
     --fixed-k 0 --decode-steps 1 --tokens 32768 > /tmp/ncu_$v.csv 2> /tmp/ncu_$v.err
   python3 scripts/ncu_table.py /tmp/ncu_$v.csv | tail -47 > "$out/ncu_$v.txt"
-  python3 -c '
-import re, sys, collections
-t = collections.defaultdict(list)
-for l in open(sys.argv[1]):
-    m = re.search(r"^(\S+).*grid ([\d,]+)\s+ns ([\d,]+)", l)
-    if m: t[m.group(1)].append(int(m.group(3).replace(",", "")))
-print(sys.argv[2], "; ".join(f"{k}: {len(v)} x {sum(v) / len(v) / 1000:.2f} us" for k, v in t.items()))
-' "$out/ncu_$v.txt" "$v:"
+  python3 scripts/ncu_summary.py "$out/ncu_$v.txt" "$v:"
 done
 echo "ncu done at $(( $(date +%s) - t0 )) s"
 for round in 1 2 3; do
