@@ -547,6 +547,17 @@ __global__ void __launch_bounds__(kUnfoldThreads) unfold_kernel(const __grid_con
   unfold_slots<1>(p, sel, raw_slots, slots, s, kv, int64_t(blockIdx.x) * kUnfoldThreads + threadIdx.x, 0);
 }
 
+// f(std::integral_constant<int, MP>{}) with MP = kNarrowPairs when `widest` (head, candidate) pairs a level fit it,
+// else kWide: the level CTAs' shared memory and selects sized to the levels they take (kNarrowPairs above).
+template <int kWide, typename F>
+void with_pair_capacity(int64_t widest, F&& f) {
+  if (widest <= kNarrowPairs) {
+    f(std::integral_constant<int, kNarrowPairs>{});
+  } else {
+    f(std::integral_constant<int, kWide>{});
+  }
+}
+
 }  // namespace
 
 Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
@@ -576,10 +587,13 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
   const bool head_ctas_fit = level_select != 0 && 2 * int64_t(p.num_queries) * p.q_heads <= sms;
   auto per_head = [&](int l) { return head_ctas_fit && group * p.candidates[l] > kHeadCtaMinPairs; };
   bool fused = int64_t(p.num_queries) * p.kv_heads <= sms;
-  for (int l = 0; l < p.levels - 1; ++l) fused = fused && group * p.candidates[l] <= kDescentMaxPairs && !per_head(l);
+  int64_t fused_pairs = 0;  // the most (head, candidate) pairs of a level below the top (the descent's, when fused)
+  for (int l = 0; l < p.levels - 1; ++l) {
+    const int64_t pairs = int64_t(group) * p.candidates[l];
+    fused = fused && pairs <= kDescentMaxPairs && !per_head(l);
+    fused_pairs = std::max(fused_pairs, pairs);
+  }
   const int top = p.levels - 1, last_alone = fused ? top : 0;  // levels top .. last_alone: their own kernels
-  int64_t fused_pairs = 0;  // the most (head, candidate) pairs of a level the descent takes
-  for (int l = 0; l < top && fused; ++l) fused_pairs = std::max(fused_pairs, int64_t(group) * p.candidates[l]);
   static const bool union_split = detail::env_int("GSA_UNION_SPLIT", 1) != 0;     // union_kernel (A/B switch)
   // GSA_TOPK_HEAD_SELECT=1 (read once): top_k_kernel's head_top_k for 1,025-8,192 candidates a head instead of the
   // radix select -- 0.09 ms a token slower at 1M tokens, adaptive, on an H200 (2.39 against 2.30 ms, twice).
@@ -603,13 +617,10 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
           while (level_select != 2 && low > last_alone && level_selects(low - 1)) {
             widest = std::max(widest, p.candidates[--low]);
           }
-          if (widest <= kNarrowPairs) {
-            launch(level_select_kernel<T, dim.value, kNarrowPairs>, dim3(p.num_queries * p.q_heads), kDescentThreads,
-                   l, low);
-          } else {
-            launch(level_select_kernel<T, dim.value, kLevelMaxPairs>, dim3(p.num_queries * p.q_heads),
-                   kDescentThreads, l, low);
-          }
+          with_pair_capacity<kLevelMaxPairs>(widest, [&](auto mp) {
+            launch(level_select_kernel<T, dim.value, mp.value>, dim3(p.num_queries * p.q_heads), kDescentThreads, l,
+                   low);
+          });
           l = low;
           continue;
         }
@@ -629,12 +640,10 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
       const unsigned ctas = p.num_queries * p.kv_heads;
       if (!fused && slots > kDescentUnfoldMax && union_split) {
         launch(union_kernel, dim3(ctas, p.levels), kDescentThreads);
-      } else if (fused && fused_pairs <= kNarrowPairs) {
-        launch(descent_kernel<T, dim.value, g.value, true, kNarrowPairs>, dim3(ctas), kDescentThreads, raw_slots,
-               slots);
       } else if (fused) {
-        launch(descent_kernel<T, dim.value, g.value, true, kDescentMaxPairs>, dim3(ctas), kDescentThreads, raw_slots,
-               slots);
+        with_pair_capacity<kDescentMaxPairs>(fused_pairs, [&](auto mp) {
+          launch(descent_kernel<T, dim.value, g.value, true, mp.value>, dim3(ctas), kDescentThreads, raw_slots, slots);
+        });
       } else {
         launch(descent_kernel<T, dim.value, g.value, false, kNarrowPairs>, dim3(ctas), kDescentThreads, raw_slots,
                slots);  // (unfused: no level shared memory, MP unused)
