@@ -1,8 +1,10 @@
 // CPU twin of skinny_gemm.h: each sum x[m] . W[n] (+ bias[n]) in float64, then the kernel's roundings (SiLU in
 // fp32, as decode_step_ops' silu_mul). Deliberately plain: one weight row at a time, widened to double once and
-// dotted with every activation row.
+// dotted with every activation row. The RMSNorm prologue is add_rms_norm_reference's normed rows (a zero add
+// without one), then the same GEMM on them.
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "gsa/kernels/skinny_gemm.h"
@@ -35,10 +37,49 @@ double dot(const std::vector<double>& a, const std::vector<double>& b) {
   return sum;
 }
 
+// 8 elements of the dtype: rows of these are 16-byte aligned, as the twins' checks ask.
+struct alignas(16) Word {
+  uint16_t e[8];
+};
+
+// The norm prologue: add_rms_norm_reference into local rows (sum_out filled), then the GEMM on its normed rows.
+Status normed_gemm(const SkinnyGemmParams& p) {
+  if (p.m == 0) return Status::kOk;
+  const int64_t words = int64_t(p.m) * p.k / 8;
+  std::vector<Word> zeros(words), sum(words), normed(words);
+  AddRmsNormParams n;
+  n.dtype = p.dtype;
+  n.rows = p.m;
+  n.hidden = p.k;
+  n.x = p.x;
+  n.x_stride = p.x_stride;
+  n.y = p.norm.add != nullptr ? p.norm.add : static_cast<const void*>(zeros.data());
+  n.y_stride = p.norm.add != nullptr ? p.norm.add_stride : p.k;
+  n.weight = p.norm.weight;
+  n.eps = p.norm.eps;
+  n.sum_out = sum.data();
+  n.normed_out = normed.data();
+  const Status status = add_rms_norm_reference(n);
+  if (status != Status::kOk) return status;
+  if (p.norm.sum_out != nullptr) {  // without add, sum is x itself (x + 0 would turn -0 into +0)
+    for (int32_t m = 0; m < p.m; ++m) {
+      const uint16_t* from = p.norm.add != nullptr ? reinterpret_cast<const uint16_t*>(sum.data()) + int64_t(m) * p.k
+                                                   : static_cast<const uint16_t*>(p.x) + m * p.x_stride;
+      std::memcpy(static_cast<uint16_t*>(p.norm.sum_out) + int64_t(m) * p.k, from, sizeof(uint16_t) * p.k);
+    }
+  }
+  SkinnyGemmParams plain = p;
+  plain.norm = SkinnyNorm();
+  plain.x = normed.data();
+  plain.x_stride = p.k;
+  return skinny_gemm_reference(plain);
+}
+
 }  // namespace
 
 Status skinny_gemm_reference(const SkinnyGemmParams& p) {
   if (!skinny_gemm_valid(p)) return Status::kInvalidArgument;
+  if (p.norm.weight != nullptr) return normed_gemm(p);
   const bool silu = p.epilogue == SkinnyEpilogue::kSiluMul;
   const int64_t cols = skinny_gemm_out_cols(p);
   std::vector<std::vector<double>> x(p.m);  // [M][K]

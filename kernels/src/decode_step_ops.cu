@@ -16,56 +16,27 @@
 #include "dispatch.cuh"  // TypeTag
 #include "pdl.cuh"
 #include "gsa/kernels/decode_step_ops.h"
+#include "rms_norm_rows.cuh"
 #include "row_team.cuh"  // to_floats
 
 namespace gsa::kernels {
 namespace {
 
 using detail::allow_dependent_launch;
+using detail::from_floats;
 using detail::kStepOpsLaunch;
 using detail::launch_dependent;
+using detail::load16;
+using detail::round_to;
+using detail::store16;
 using detail::to_floats;
 using detail::TypeTag;
 using detail::wait_for_prior_grids;
 
 constexpr int kElementwiseThreads = 128;  // rope_append and silu_mul CTAs
-constexpr int kNormMaxThreads = 512;      // add_rms_norm: threads per row at most
+constexpr int kNormMaxThreads = detail::kNormMaxThreads;
 constexpr int kNormWordsPerThread = kAddRmsNormMaxHidden / 8 / kNormMaxThreads;
 static_assert(kNormWordsPerThread * kNormMaxThreads * 8 == kAddRmsNormMaxHidden, "hidden limit / CTA mismatch");
-
-__device__ __forceinline__ uint4 load16(const void* p) { return *static_cast<const uint4*>(p); }
-__device__ __forceinline__ void store16(void* p, const uint4& v) { *static_cast<uint4*>(p) = v; }
-
-__device__ __forceinline__ uint32_t bits_of(__nv_bfloat16 v) { return __bfloat16_as_ushort(v); }
-__device__ __forceinline__ uint32_t bits_of(__half v) { return __half_as_ushort(v); }
-
-// 8 floats rounded to T (round to nearest even) as one 16-byte word (built from bits: no local memory).
-template <typename T>
-__device__ __forceinline__ uint4 from_floats(const float (&x)[8]) {
-  uint32_t w[4];
-#pragma unroll
-  for (int i = 0; i < 4; ++i) w[i] = bits_of(T(x[2 * i])) | bits_of(T(x[2 * i + 1])) << 16;
-  return make_uint4(w[0], w[1], w[2], w[3]);
-}
-
-// v rounded to T and back: LibTorch's rounding of an intermediate result to the activations' dtype.
-template <typename T>
-__device__ __forceinline__ float round_to(float v) {
-  return float(T(v));
-}
-
-// The sum of v over the CTA (blockDim.x a multiple of 32, at most 1024), returned to every thread.
-__device__ __forceinline__ float block_sum(float v, float* warp_sums) {
-#pragma unroll
-  for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
-  const int lane = threadIdx.x % 32;
-  if (lane == 0) warp_sums[threadIdx.x / 32] = v;
-  __syncthreads();
-  v = lane < int(blockDim.x / 32) ? warp_sums[lane] : 0.f;
-#pragma unroll
-  for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
 
 template <typename T>
 __global__ void __launch_bounds__(kElementwiseThreads) rope_append_kernel(const __grid_constant__ RopeAppendParams p) {
@@ -138,39 +109,28 @@ __global__ void __launch_bounds__(kNormMaxThreads, 1) add_rms_norm_kernel(const 
       ws[k] = load16(static_cast<const T*>(p.weight) + 8 * c);
     }
   }
-  // 2. sum = round(x + y), written out and kept; the fp32 sum of the squares of the rounded values.
+  // 2. sum = round(x + y), written out and kept; the fp32 sum of the squares of the rounded values, in the order
+  //    rms_norm_rows.cuh fixes.
   uint4 sums[kNormWordsPerThread];
   float squares = 0.f;
 #pragma unroll
   for (int k = 0; k < kNormWordsPerThread; ++k) {
     const int c = threadIdx.x + k * blockDim.x;
     if (c < words) {
-      float a[8], e[8];
-      to_floats<T>(xs[k], a);
-      to_floats<T>(ys[k], e);
-#pragma unroll
-      for (int j = 0; j < 8; ++j) {
-        a[j] = round_to<T>(a[j] + e[j]);
-        squares = fmaf(a[j], a[j], squares);  // exact square: the same as a multiply then an add
-      }
-      sums[k] = from_floats<T>(a);  // exact: a[j] are T values
+      sums[k] = detail::sum_word<T>(xs[k], ys[k], /*has_add=*/true, squares);
       store16(sum_out + 8 * c, sums[k]);
     }
   }
   // 3. rstd as LibTorch's fused kernel: rsqrt(sum_sq / H + eps), fp32.
-  const float rstd = rsqrtf(block_sum(squares, warp_sums) / float(p.hidden) + p.eps);
+  squares = detail::warp_tree_sum(squares);
+  if (threadIdx.x % 32 == 0) warp_sums[threadIdx.x / 32] = squares;
+  __syncthreads();
+  const float rstd = detail::rstd_of(warp_sums, blockDim.x, p.hidden, p.eps);
   // 4. normed = round(w * (rstd * sum)).
 #pragma unroll
   for (int k = 0; k < kNormWordsPerThread; ++k) {
     const int c = threadIdx.x + k * blockDim.x;
-    if (c < words) {
-      float s[8], w[8];
-      to_floats<T>(sums[k], s);
-      to_floats<T>(ws[k], w);
-#pragma unroll
-      for (int j = 0; j < 8; ++j) s[j] = w[j] * (rstd * s[j]);
-      store16(normed_out + 8 * c, from_floats<T>(s));
-    }
+    if (c < words) store16(normed_out + 8 * c, detail::normed_word<T>(sums[k], ws[k], rstd));
   }
 }
 
@@ -221,8 +181,7 @@ Status add_rms_norm_cuda(const AddRmsNormParams& p, void* stream) {
   if (!add_rms_norm_valid(p)) return Status::kInvalidArgument;
   if (p.rows == 0) return Status::kOk;
   // One word per thread up to H = 4096, then up to kNormWordsPerThread (hidden <= kAddRmsNormMaxHidden).
-  const int words = p.hidden / 8;
-  const int threads = words < kNormMaxThreads ? (words + 31) / 32 * 32 : kNormMaxThreads;
+  const int threads = detail::norm_threads(p.hidden);
   return with_type(p.dtype, [&](auto tag) {
     using T = typename decltype(tag)::type;
     return launched(launch_dependent(kStepOpsLaunch, add_rms_norm_kernel<T>, p.rows, threads, 0,

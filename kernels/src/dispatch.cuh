@@ -7,14 +7,19 @@
 //                                    raising the kernel's dynamic shared-memory limit to smem; kCudaError if
 //                                    either fails;
 //   env_int(name, fallback)          an integer switch from the environment (fallback when unset); callers keep
-//                                    it in a static to read it once.
+//                                    it in a static to read it once;
+//   opt_in_dynamic_smem<kernel>(n)   raises kernel's dynamic shared-memory limit to n bytes (needed above 48 KiB)
+//                                    once per device; false on a CUDA error. Its first call on a device must come
+//                                    before any CUDA graph capture (the decode graph's first step runs eagerly).
 #pragma once
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <type_traits>
 
@@ -61,6 +66,20 @@ Status with_type_and_dim(const Params& p, F&& f) {
 inline int env_int(const char* name, int fallback) {
   const char* v = std::getenv(name);
   return v == nullptr ? fallback : std::atoi(v);
+}
+
+template <auto kKernel>
+bool opt_in_dynamic_smem(int64_t bytes) {
+  static std::atomic<uint64_t> opted_in{0};  // a bit per device
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess || device >= 64) return false;
+  if ((opted_in.load() >> device & 1) == 0) {
+    if (cudaFuncSetAttribute(kKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)) != cudaSuccess) {
+      return false;
+    }
+    opted_in.fetch_or(uint64_t{1} << device);
+  }
+  return true;
 }
 
 template <typename Params>

@@ -22,6 +22,9 @@
 // Launched to overlap the kernel before it (pdl.cuh): with weight_early each warp issues its first kUnroll steps'
 // weight loads, then waits for the earlier kernels before it loads x, so a GEMM's first 12 x 16 bytes a thread
 // (~100 KB an SM: all of a 2048 x 2048 weight) stream in while the kernel before it finishes.
+// With the RMSNorm prologue (SkinnyNorm, skinny_norm_prologue.cuh) every CTA first norms the M rows into shared
+// memory, in the first K step of every warp (after the wait: each warp runs at least one step then, its
+// out-of-range loads reading zeros), and the K loop reads its x fragments there instead of from global memory.
 // No -use_fast_math: expf and the division are the full-precision functions LibTorch's silu uses.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -33,6 +36,7 @@
 #include "dispatch.cuh"  // env_int
 #include "gsa/kernels/skinny_gemm.h"
 #include "pdl.cuh"
+#include "skinny_norm_prologue.cuh"
 #include "sparse_attention_device.cuh"  // mma_16816
 
 namespace gsa::kernels {
@@ -136,11 +140,12 @@ __device__ __forceinline__ float bias_of(const SkinnyGemmParams& p, int64_t row)
   return p.bias == nullptr ? 0.f : to_float(static_cast<const T*>(p.bias)[row]);
 }
 
-// W warps a CTA (kWarps or kWideWarps).
-template <typename T, int W, bool kSiluMul>
+// W warps a CTA (kWarps or kWideWarps); kNorm: with the RMSNorm prologue (dynamic shared memory: its stage).
+template <typename T, int W, bool kSiluMul, bool kNorm>
 __global__ void __launch_bounds__(32 * W, kWarpsPerSm / W)
     skinny_gemm_kernel(const __grid_constant__ SkinnyGemmParams p, int split) {
   __shared__ float4 partial[W][32];  // [warp, lane]: the split-K warps' accumulators
+  extern __shared__ uint4 norm_smem[];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, q = lane % 4;
   const int s = warp % split;  // this warp's share of K
   const int64_t tile = int64_t(blockIdx.x) * (W / split) + warp / split;
@@ -164,6 +169,13 @@ __global__ void __launch_bounds__(32 * W, kWarpsPerSm / W)
   const T* w_hi = weight + (hi_ok ? row_hi : 0) * p.weight_stride + 8 * q;
   const bool x_ok = g < p.m;
   const T* x = static_cast<const T*>(p.x) + (x_ok ? g : 0) * p.x_stride + 8 * q;  // [K] row g
+  // With the norm: the staged rows instead (row g from this lane's k), and the norm weight's copy issued early.
+  const detail::NormStage<T> stage(norm_smem, p);
+  const T* normed = stage.rows + (x_ok ? g : 0) * stage.ld + 8 * q;
+  __shared__ detail::NormSums norm_sums;
+  if constexpr (kNorm) {
+    if (p.weight_early) detail::copy_norm_weight<T, 32 * W>(p, stage);
+  }
 
   // 2. The warp's steps, kUnroll at a time: every weight and x load issued, then the mmas, alternating between two
   //    accumulators so that consecutive mmas do not wait for each other.
@@ -175,7 +187,9 @@ __global__ void __launch_bounds__(32 * W, kWarpsPerSm / W)
     detail::wait_for_prior_grids();
     detail::allow_dependent_launch();
   }
-  for (int j = s; j < steps; j += kUnroll * split) {
+  bool staged = !kNorm;                                  // the normed rows are in shared memory
+  const int steps_run = kNorm ? max(steps, split) : steps;  // kNorm: every warp runs a step (the prologue's barriers)
+  for (int j = s; j < steps_run; j += kUnroll * split) {
     uint4 lo[kUnroll], hi[kUnroll], b[kUnroll];
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
@@ -189,10 +203,22 @@ __global__ void __launch_bounds__(32 * W, kWarpsPerSm / W)
       detail::allow_dependent_launch();
       waited = true;
     }
+    if constexpr (kNorm) {
+      if (!staged) {  // the first step of every warp of the CTA
+        if (!p.weight_early) detail::copy_norm_weight<T, 32 * W>(p, stage);
+        detail::norm_rows<T, 32 * W>(p, stage, norm_sums);
+        staged = true;
+      }
+    }
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int k = (j + u * split) * kStepK;
-      b[u] = load_x(x + k, k + 8 * q < p.k && x_ok);
+      const bool in = k + 8 * q < p.k && x_ok;
+      if constexpr (kNorm) {
+        b[u] = in ? detail::load16(normed + k) : make_uint4(0, 0, 0, 0);
+      } else {
+        b[u] = load_x(x + k, in);
+      }
     }
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
@@ -259,12 +285,23 @@ int choose_split(int64_t tiles, int k, int sms) {
   return split;
 }
 
+template <typename T, int W, bool kSiluMul, bool kNorm>
+Status launch(const SkinnyGemmParams& p, int split, unsigned ctas, cudaStream_t stream) {
+  constexpr auto kernel = skinny_gemm_kernel<T, W, kSiluMul, kNorm>;
+  size_t smem = 0;
+  if constexpr (kNorm) {
+    if (!detail::opt_in_dynamic_smem<kernel>(kSkinnyNormMaxSmemBytes)) return Status::kCudaError;
+    smem = size_t(skinny_norm_smem_bytes(p.m, p.k, p.norm.add != nullptr));
+  }
+  const cudaError_t e = detail::launch_dependent(detail::kGemmLaunch, kernel, ctas, 32 * W, smem, stream, p, split);
+  return e == cudaSuccess ? Status::kOk : Status::kCudaError;
+}
+
 template <typename T, int W>
 Status launch(const SkinnyGemmParams& p, int split, unsigned ctas, cudaStream_t stream) {
-  auto kernel =
-      p.epilogue == SkinnyEpilogue::kSiluMul ? skinny_gemm_kernel<T, W, true> : skinny_gemm_kernel<T, W, false>;
-  const cudaError_t e = detail::launch_dependent(detail::kGemmLaunch, kernel, ctas, 32 * W, 0, stream, p, split);
-  return e == cudaSuccess ? Status::kOk : Status::kCudaError;
+  const bool silu = p.epilogue == SkinnyEpilogue::kSiluMul, norm = p.norm.weight != nullptr;
+  if (silu) return norm ? launch<T, W, true, true>(p, split, ctas, stream) : launch<T, W, true, false>(p, split, ctas, stream);
+  return norm ? launch<T, W, false, true>(p, split, ctas, stream) : launch<T, W, false, false>(p, split, ctas, stream);
 }
 
 // Warps of the CTAs that run a split: kWideWarps for a split of 16, else kWarps.

@@ -589,26 +589,13 @@ bool use_tensor_cores(int group) {
   return group >= 4;
 }
 
-// Above 48 KiB of dynamic shared memory needs the opt-in, once per device and kernel (before any graph capture:
-// the decode graph's first step runs eagerly).
-template <typename T, int D, int G>
-bool opt_in_mma_smem() {
-  static std::atomic<uint64_t> opted_in{0};
-  int device = 0;
-  if (cudaGetDevice(&device) != cudaSuccess || device >= 64) return false;
-  if ((opted_in.load() >> device & 1) == 0) {
-    if (cudaFuncSetAttribute(sparse_decode_mma_kernel<T, D, G>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             int(mma_smem_bytes<D>(sizeof(T)))) != cudaSuccess) {
-      return false;
-    }
-    opted_in.fetch_or(uint64_t{1} << device);
-  }
-  return true;
-}
-
 template <typename T, int D, int G>
 Status launch_mma(const SparseDecodeParams& p, cudaStream_t s) {
-  if (!opt_in_mma_smem<T, D, G>()) return Status::kCudaError;
+  // Above 48 KiB of dynamic shared memory: the opt-in (before any graph capture: the decode graph's first step
+  // runs eagerly).
+  if (!detail::opt_in_dynamic_smem<sparse_decode_mma_kernel<T, D, G>>(mma_smem_bytes<D>(sizeof(T)))) {
+    return Status::kCudaError;
+  }
   // GSA_DECODE_STAGED_MERGE=0 (read once): the split merge without staging (merge_splits), for A/B runs.
   static const bool staged = detail::env_int("GSA_DECODE_STAGED_MERGE", 1) != 0;
   const cudaError_t e = detail::launch_dependent(detail::kSparseDecodeLaunch, sparse_decode_mma_kernel<T, D, G>,
@@ -644,7 +631,11 @@ int sparse_decode_wave_ctas(const SparseDecodeParams& p) {
       constexpr int D = dim.value, G = group.value;
       cudaError_t e;
       if (use_tensor_cores(G)) {
-        if (!opt_in_mma_smem<T, D, G>()) return Status::kCudaError;
+        // Above 48 KiB of dynamic shared memory: the opt-in (before any graph capture: the decode graph's first step
+  // runs eagerly).
+  if (!detail::opt_in_dynamic_smem<sparse_decode_mma_kernel<T, D, G>>(mma_smem_bytes<D>(sizeof(T)))) {
+    return Status::kCudaError;
+  }
         e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, sparse_decode_mma_kernel<T, D, G>, kThreads,
                                                           mma_smem_bytes<D>(sizeof(T)));
       } else {

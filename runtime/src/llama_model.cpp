@@ -11,6 +11,7 @@
 #include "gsa/runtime/attention.h"
 #include "gsa/runtime/decode_graph.h"
 #include "gsa/runtime/decode_step_ops.h"
+#include "gsa/runtime/env_knob.h"
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/rope.h"
 #include "gsa/runtime/skinny_gemm.h"
@@ -38,6 +39,42 @@ at::Tensor decode_linear(const at::Tensor& x, const at::Tensor& weight, const at
                          SkinnyEpilogue::kNone, /*float_out=*/false, /*constant_weight=*/true);
   }
   return bias.defined() ? at::addmm(bias, x, weight.t()) : at::mm(x, weight.t());
+}
+
+// Whether a decode layer's norms run inside the GEMM after them (skinny_normed_linear: one launch and one round
+// trip fewer a norm). GSA_SKINNY_NORM (read once): 1 on every device, 0 on none; unset, on the CPU only (its CPU
+// twin composes the norm's and the GEMM's) until the CUDA prologue has been run on a GPU
+// (docs/experiments/README.md: staged, never run on a device when it was written).
+bool fuse_norm_into_gemm(const at::Tensor& x) {
+  static const int64_t mode = env_integer("GSA_SKINNY_NORM", -1, -1);
+  return mode == 1 || (mode == -1 && !x.is_cuda());
+}
+
+// {round(x + add), the projection of its RMSNorm}: x and add [B, H] (add undefined: {x, projection of
+// RMSNorm(x)}), norm_weight [H], weight [N, H] (kSiluMul: [gate; up]), bias [N] or undefined -> [B, N] (kSiluMul:
+// [B, N / 2]). One fused skinny GEMM where it runs, else the norm (add_rms_norm, or rms_norm without add) and the
+// projection (skinny_linear where it runs, else LibTorch).
+std::pair<at::Tensor, at::Tensor> normed_projection(const at::Tensor& x, const at::Tensor& add,
+                                                    const at::Tensor& norm_weight, double eps,
+                                                    const at::Tensor& weight, const at::Tensor& bias,
+                                                    SkinnyEpilogue epilogue) {
+  const int64_t rows = x.size(0), hidden = x.size(1);
+  const std::optional<at::Tensor> bias_arg = bias.defined() ? std::optional<at::Tensor>(bias) : std::nullopt;
+  if (fuse_norm_into_gemm(x) && skinny_normed_linear_supported(x.scalar_type(), rows, hidden, add.defined())) {
+    return skinny_normed_linear(x, add, norm_weight, eps, weight, bias_arg, epilogue, /*float_out=*/false,
+                                /*constant_weight=*/true);
+  }
+  at::Tensor sum = x, normed;
+  if (add.defined()) {
+    std::tie(sum, normed) = add_rms_norm(x, add, norm_weight, eps);
+  } else {
+    normed = rms_norm(x, norm_weight, eps);
+  }
+  if (epilogue == SkinnyEpilogue::kNone) return {sum, decode_linear(normed, weight, bias)};
+  const at::Tensor gated = skinny_linear_supported(normed.scalar_type(), rows, hidden)
+                               ? skinny_linear(normed, weight, bias_arg, epilogue, false, /*constant_weight=*/true)
+                               : silu_mul(at::mm(normed, weight.t()));
+  return {sum, gated};
 }
 
 // Position-wise work (norms, projections, the MLP) of a long forward runs on slices of at most this many
@@ -316,22 +353,15 @@ at::Tensor LlamaModel::fused_decode_layers(const at::Tensor& embedded, const Rop
   for (int64_t layer = 0; layer < o.num_layers; ++layer) {
     auto p = [&](const std::string& rest) -> const at::Tensor& { return param(layer_name(layer, rest)); };
     const FusedProjections& f = fused_projections(layer);
-    at::Tensor h;  // the normed input [B, H]
-    if (mlp_out.defined()) {
-      std::tie(x, h) = add_rms_norm(x, mlp_out, p("input_layernorm.weight"), o.rms_norm_eps);
-    } else {
-      h = rms_norm(x, p("input_layernorm.weight"), o.rms_norm_eps);
-    }
-    const at::Tensor qkv = decode_linear(h, f.qkv, f.qkv_bias);
+    at::Tensor qkv;  // [B, (Hq + 2 Hkv) D]
+    std::tie(x, qkv) = normed_projection(x, mlp_out, p("input_layernorm.weight"), o.rms_norm_eps, f.qkv, f.qkv_bias,
+                                         SkinnyEpilogue::kNone);
     const bool layer_selects = selective && layer >= attention.selection.first_selective_layer;
     const at::Tensor attn = layer_attention.attend_qkv(layer, layer_selects, qkv, rope, 1.0 / std::sqrt(double(d)));
     const at::Tensor o_proj = decode_linear(attn.reshape({b, o.num_heads * d}), p("self_attn.o_proj.weight"));
-    at::Tensor hs;
-    std::tie(x, hs) = add_rms_norm(x, o_proj, p("post_attention_layernorm.weight"), o.rms_norm_eps);
-    const at::Tensor gated =
-        skinny_linear_supported(hs.scalar_type(), b, hidden)
-            ? skinny_linear(hs, f.gate_up, {}, SkinnyEpilogue::kSiluMul, false, /*constant_weight=*/true)
-            : silu_mul(at::mm(hs, f.gate_up.t()));                                                     // [B, I]
+    at::Tensor gated;  // [B, I]
+    std::tie(x, gated) = normed_projection(x, o_proj, p("post_attention_layernorm.weight"), o.rms_norm_eps,
+                                           f.gate_up, at::Tensor(), SkinnyEpilogue::kSiluMul);
     mlp_out = decode_linear(gated, p("mlp.down_proj.weight"));                                 // [B, H]
   }
   return (mlp_out.defined() ? x + mlp_out : x).view({b, 1, hidden});

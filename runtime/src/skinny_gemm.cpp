@@ -1,5 +1,6 @@
-// LibTorch binding of the skinny GEMM: validate -> 16-byte-readable rows -> output -> params -> run_kernel (CUDA
-// kernel on the current stream, or the CPU twin).
+// LibTorch binding of the skinny GEMM: validate -> 16-byte-readable rows -> output -> params (SkinnyCall) ->
+// run_kernel (CUDA kernel on the current stream, or the CPU twin); skinny_normed_linear adds the RMSNorm
+// prologue's operands to the same call.
 #include "gsa/runtime/skinny_gemm.h"
 
 #include <limits>
@@ -15,6 +16,78 @@ namespace {
 
 constexpr int64_t kMaxK = int64_t{1} << 30;  // skinny_gemm_valid's bound
 
+// One validated call's params and the tensors they point into (kept alive until the kernel is queued).
+struct SkinnyCall {
+  kernels::SkinnyGemmParams params;
+  at::Tensor x, weight, bias, out;  // [M, K], [N, K], [N], [..., N_out]
+  int64_t rows = 0;                 // M
+};
+
+// Validates x, weight and bias as `op`'s operands and builds the call (out allocated; params.norm left off).
+SkinnyCall prepare(const char* op, const at::Tensor& x, const at::Tensor& weight,
+                   const std::optional<at::Tensor>& bias, SkinnyEpilogue epilogue, bool float_out,
+                   bool constant_weight) {
+  // 1. Validate.
+  check_half_operand(op, "x", x);
+  check_like(op, "weight", weight, "x", x);
+  GSA_CHECK(x.dim() >= 1 && weight.dim() == 2 && weight.size(1) == x.size(-1), op,
+            ": weight must be [N, K] with K = x's last dim, got x ", x.sizes(), " and weight ", weight.sizes());
+  const int64_t K = x.size(-1), N = weight.size(0);
+  GSA_CHECK(K >= 8 && K % 8 == 0 && K <= kMaxK, op, ": K must be a multiple of 8 up to 2^30, got ", K);
+  const int64_t M = x.numel() / K;
+  GSA_CHECK(M <= kernels::kSkinnyGemmMaxRows, op, ": x must have at most ", kernels::kSkinnyGemmMaxRows,
+            " rows, got ", M, " (x ", x.sizes(), ")");
+  GSA_CHECK(N >= 1 && N <= std::numeric_limits<int32_t>::max(), op, ": weight ", weight.sizes(),
+            " must have between 1 and 2^31 - 1 rows");
+  const bool silu = epilogue == SkinnyEpilogue::kSiluMul;
+  GSA_CHECK(epilogue == SkinnyEpilogue::kNone || silu, op, ": unknown epilogue ", static_cast<int>(epilogue));
+  GSA_CHECK(!silu || N % 2 == 0, op, ": kSiluMul needs the weight [gate; up] with 2 I rows, got N = ", N);
+  const bool has_bias = bias.has_value() && bias->defined();
+  if (has_bias) {
+    check_like(op, "bias", *bias, "x", x);
+    GSA_CHECK(bias->dim() == 1 && bias->size(0) == N, op, ": bias must be [N] = [", N, "], got ", bias->sizes());
+  }
+
+  // 2. Readable rows and the output.
+  const int64_t out_cols = silu ? N / 2 : N;
+  std::vector<int64_t> out_sizes = x.sizes().vec();
+  out_sizes.back() = out_cols;
+  SkinnyCall call;
+  call.rows = M;
+  call.out = at::empty(out_sizes, x.options().dtype(float_out ? at::kFloat : x.scalar_type()));  // [..., N_out]
+  if (M == 0) return call;
+  call.x = rows_for_16_byte_loads(x.reshape({M, K}));  // [M, K]
+  call.weight = rows_for_16_byte_loads(weight);        // [N, K]
+  if (has_bias) call.bias = bias->contiguous();        // [N]
+
+  kernels::SkinnyGemmParams& p = call.params;
+  p.dtype = kernel_dtype(x);
+  p.epilogue = epilogue;
+  p.m = static_cast<int32_t>(M);
+  p.n = static_cast<int32_t>(N);
+  p.k = static_cast<int32_t>(K);
+  p.x = call.x.data_ptr();
+  p.x_stride = call.x.stride(0);
+  p.weight = call.weight.data_ptr();
+  p.weight_stride = call.weight.stride(0);
+  p.bias = has_bias ? call.bias.data_ptr() : nullptr;
+  p.out = call.out.data_ptr();
+  p.out_stride = out_cols;
+  p.out_float = float_out;
+  // Not when this call copied the weight just now.
+  p.weight_early = constant_weight && call.weight.data_ptr() == weight.data_ptr();
+  return call;
+}
+
+void run(const char* op, const SkinnyCall& call, const at::Device& device) {
+  if (call.rows == 0) return;
+  const kernels::SkinnyGemmParams& p = call.params;
+  const kernels::Status status = run_kernel(
+      device, [&](void* stream) { return kernels::skinny_gemm_cuda(p, stream); },
+      [&] { return kernels::skinny_gemm_reference(p); });
+  check_kernel_status(status, op, device);
+}
+
 }  // namespace
 
 bool skinny_linear_supported(at::ScalarType dtype, int64_t rows, int64_t in_features) {
@@ -22,65 +95,61 @@ bool skinny_linear_supported(at::ScalarType dtype, int64_t rows, int64_t in_feat
          in_features % 8 == 0 && in_features <= kMaxK;
 }
 
+bool skinny_normed_linear_supported(at::ScalarType dtype, int64_t rows, int64_t in_features, bool has_add) {
+  return skinny_linear_supported(dtype, rows, in_features) && in_features <= kernels::kAddRmsNormMaxHidden &&
+         kernels::skinny_norm_smem_bytes(static_cast<int32_t>(rows), static_cast<int32_t>(in_features), has_add) <=
+             kernels::kSkinnyNormMaxSmemBytes;
+}
+
 at::Tensor skinny_linear(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
                          SkinnyEpilogue epilogue, bool float_out, bool constant_weight) {
-  // 1. Validate.
-  constexpr const char* op = "skinny_linear";
-  check_half_operand(op, "x", x);
-  check_like(op, "weight", weight, "x", x);
-  GSA_CHECK(x.dim() >= 1 && weight.dim() == 2 && weight.size(1) == x.size(-1),
-            "skinny_linear: weight must be [N, K] with K = x's last dim, got x ", x.sizes(), " and weight ",
-            weight.sizes());
-  const int64_t K = x.size(-1), N = weight.size(0);
-  GSA_CHECK(K >= 8 && K % 8 == 0 && K <= kMaxK, "skinny_linear: K must be a multiple of 8 up to 2^30, got ", K);
-  const int64_t M = x.numel() / K;
-  GSA_CHECK(M <= kernels::kSkinnyGemmMaxRows, "skinny_linear: x must have at most ", kernels::kSkinnyGemmMaxRows,
-            " rows, got ", M, " (x ", x.sizes(), ")");
-  GSA_CHECK(N >= 1 && N <= std::numeric_limits<int32_t>::max(), "skinny_linear: weight ", weight.sizes(),
-            " must have between 1 and 2^31 - 1 rows");
-  const bool silu = epilogue == SkinnyEpilogue::kSiluMul;
-  GSA_CHECK(epilogue == SkinnyEpilogue::kNone || silu, "skinny_linear: unknown epilogue ", static_cast<int>(epilogue));
-  GSA_CHECK(!silu || N % 2 == 0, "skinny_linear: kSiluMul needs the weight [gate; up] with 2 I rows, got N = ", N);
-  const bool has_bias = bias.has_value() && bias->defined();
-  if (has_bias) {
-    check_like(op, "bias", *bias, "x", x);
-    GSA_CHECK(bias->dim() == 1 && bias->size(0) == N, "skinny_linear: bias must be [N] = [", N, "], got ",
-              bias->sizes());
-  }
-
-  // 2. Readable rows and the output, without autograd.
   at::NoGradGuard no_grad;
-  const int64_t out_cols = silu ? N / 2 : N;
-  std::vector<int64_t> out_sizes = x.sizes().vec();
-  out_sizes.back() = out_cols;
-  at::Tensor out = at::empty(out_sizes, x.options().dtype(float_out ? at::kFloat : x.scalar_type()));  // [..., N_out]
-  if (M == 0) return out;
-  const at::Tensor xs = rows_for_16_byte_loads(x.reshape({M, K}));  // [M, K]
-  const at::Tensor w = rows_for_16_byte_loads(weight);              // [N, K]
-  const at::Tensor b = has_bias ? bias->contiguous() : at::Tensor();  // [N]
+  const SkinnyCall call = prepare("skinny_linear", x, weight, bias, epilogue, float_out, constant_weight);
+  run("skinny_linear", call, x.device());
+  return call.out;
+}
 
-  kernels::SkinnyGemmParams p;
-  p.dtype = kernel_dtype(x);
-  p.epilogue = epilogue;
-  p.m = static_cast<int32_t>(M);
-  p.n = static_cast<int32_t>(N);
-  p.k = static_cast<int32_t>(K);
-  p.x = xs.data_ptr();
-  p.x_stride = xs.stride(0);
-  p.weight = w.data_ptr();
-  p.weight_stride = w.stride(0);
-  p.bias = has_bias ? b.data_ptr() : nullptr;
-  p.out = out.data_ptr();
-  p.out_stride = out_cols;
-  p.out_float = float_out;
-  p.weight_early = constant_weight && w.data_ptr() == weight.data_ptr();  // not when this call copied it just now
+std::pair<at::Tensor, at::Tensor> skinny_normed_linear(const at::Tensor& x, const at::Tensor& add,
+                                                       const at::Tensor& norm_weight, double eps,
+                                                       const at::Tensor& weight,
+                                                       const std::optional<at::Tensor>& bias,
+                                                       SkinnyEpilogue epilogue, bool float_out,
+                                                       bool constant_weight) {
+  // 1. The GEMM's operands, then the norm's.
+  constexpr const char* op = "skinny_normed_linear";
+  at::NoGradGuard no_grad;
+  SkinnyCall call = prepare(op, x, weight, bias, epilogue, float_out, constant_weight);
+  const int64_t K = x.size(-1);
+  const bool has_add = add.defined();
+  if (has_add) {
+    check_like(op, "add", add, "x", x);
+    GSA_CHECK(add.sizes() == x.sizes(), op, ": add must have x's sizes ", x.sizes(), ", got ", add.sizes());
+  }
+  check_like(op, "norm_weight", norm_weight, "x", x);
+  GSA_CHECK(norm_weight.dim() == 1 && norm_weight.size(0) == K, op, ": norm_weight must be [K] = [", K, "], got ",
+            norm_weight.sizes());
+  GSA_CHECK(eps >= 0, op, ": eps must be >= 0, got ", eps);
+  GSA_CHECK(skinny_normed_linear_supported(x.scalar_type(), call.rows, K, has_add), op, ": ", call.rows,
+            " rows of K = ", K, " exceed the norm prologue's limits (K <= ", kernels::kAddRmsNormMaxHidden,
+            ", rows staged in ", kernels::kSkinnyNormMaxSmemBytes, " bytes of shared memory)");
+
+  // 2. Its inputs readable with 16-byte loads, and the sum's output (x itself without add).
+  at::Tensor sum = has_add ? at::empty(x.sizes(), x.options()) : x;  // [..., K]
+  const at::Tensor adds = has_add && call.rows > 0 ? rows_for_16_byte_loads(add.reshape({call.rows, K}))
+                                                   : at::Tensor();  // [M, K]
+  const at::Tensor w = rows_for_16_byte_loads(norm_weight);            // [K]
+  kernels::SkinnyNorm& n = call.params.norm;
+  n.add = adds.defined() ? adds.data_ptr() : nullptr;
+  n.add_stride = adds.defined() ? adds.stride(0) : 0;
+  n.weight = w.data_ptr();
+  n.eps = static_cast<float>(eps);  // LibTorch's rms_norm also adds eps in fp32 for bf16/fp16
+  n.sum_out = has_add ? sum.data_ptr() : nullptr;
+  // The norm weight streams early too only if it is the caller's own (not copied just now).
+  call.params.weight_early = call.params.weight_early && w.data_ptr() == norm_weight.data_ptr();
 
   // 3. Dispatch.
-  const kernels::Status status = run_kernel(
-      x.device(), [&](void* stream) { return kernels::skinny_gemm_cuda(p, stream); },
-      [&] { return kernels::skinny_gemm_reference(p); });
-  check_kernel_status(status, op, x.device());
-  return out;
+  run(op, call, x.device());
+  return {sum, call.out};
 }
 
 }  // namespace gsa

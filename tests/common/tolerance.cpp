@@ -1,5 +1,6 @@
 #include "common/tolerance.h"
 
+#include <algorithm>
 #include <sstream>
 
 namespace gsa::test {
@@ -47,6 +48,32 @@ std::vector<at::Device> test_devices() {
   std::vector<at::Device> devices{at::kCPU};
   if (at::hasCUDA()) devices.emplace_back(at::kCUDA, 0);
   return devices;
+}
+
+at::Tensor ulp_of(const at::Tensor& v, at::ScalarType dtype) {
+  const double mantissa_bits = dtype == at::kBFloat16 ? 7 : 10, min_exponent = dtype == at::kBFloat16 ? -126 : -14;
+  return at::exp2(at::floor(at::log2(v.abs())).clamp_min(min_exponent) - mantissa_bits);
+}
+
+::testing::AssertionResult within_ulp(const at::Tensor& got, const at::Tensor& expected, at::ScalarType dtype,
+                                      const at::Tensor& slack) {
+  if (got.sizes() != expected.sizes()) {
+    return ::testing::AssertionFailure() << "shape " << got.sizes() << " != expected " << expected.sizes();
+  }
+  const at::Tensor g = got.cpu().to(at::kDouble).flatten(), e = expected.cpu().to(at::kDouble).flatten();
+  if (!at::isfinite(g).all().item<bool>()) return ::testing::AssertionFailure() << "non-finite values in the result";
+  at::Tensor bound = ulp_of(at::maximum(g.abs(), e.abs()), dtype);
+  if (slack.defined()) bound = bound + slack.cpu().to(at::kDouble).flatten();
+  const at::Tensor bad = ((g - e).abs() > bound).nonzero().flatten();
+  if (bad.numel() == 0) return ::testing::AssertionSuccess();
+  std::ostringstream msg;
+  msg << bad.numel() << " of " << g.numel() << " elements beyond one ulp + slack:";
+  for (int64_t i = 0; i < std::min<int64_t>(bad.numel(), 10); ++i) {
+    const int64_t at = bad[i].item<int64_t>();
+    msg << "\n  [" << at << "] got " << g[at].item<double>() << " expected " << e[at].item<double>() << " bound "
+        << bound[at].item<double>();
+  }
+  return ::testing::AssertionFailure() << msg.str();
 }
 
 }  // namespace gsa::test

@@ -26,6 +26,15 @@ constexpr double kFp16RelErr = 5e-3;
 // kBf16RelErr / kFp16RelErr.
 ::testing::AssertionResult relative_error_below(const at::Tensor& actual, const at::Tensor& expected, double max_rel);
 
+// One ulp of a bf16 / fp16 `dtype` at |v| (the spacing of its representable values there), float64.
+at::Tensor ulp_of(const at::Tensor& v, at::ScalarType dtype);
+
+// Every |got - expected| <= one ulp of `dtype` (at the larger of the two) + slack (a tensor of got's shape, or
+// undefined for none); float64 on the CPU; non-finite results fail; prints the first 10 mismatches with their flat
+// indices. For kernels that round once, after an fp32 sum whose error `slack` bounds.
+::testing::AssertionResult within_ulp(const at::Tensor& got, const at::Tensor& expected, at::ScalarType dtype,
+                                      const at::Tensor& slack = {});
+
 #define GSA_EXPECT_CLOSE(actual, expected, atol, rtol) \
   EXPECT_TRUE(::gsa::test::all_close((actual), (expected), (atol), (rtol)))
 

@@ -29,9 +29,12 @@
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/skinny_gemm.h"
 #include "common/error_of.h"
+#include "common/tolerance.h"
 
 namespace gsa {
 namespace {
+
+using test::within_ulp;
 
 // Times sum_k |x w|: the bound on the kernel's fp32 summation error, and a looser one for at::linear on CUDA
 // (cuBLAS's error beyond one ulp reached 1.7e-4 of the sum at K = 1032 on an H200; ours stayed under 2.3e-7).
@@ -87,35 +90,6 @@ at::Tensor sum_magnitude(const Inputs& in) {
   at::Tensor mag = at::mm(in.x.reshape({-1, K}).to(at::kDouble).abs(), in.weight.to(at::kDouble).abs().t());
   if (in.bias) mag = mag + in.bias->to(at::kDouble).abs();
   return mag.reshape(out_shape(in.x, in.weight.size(0)));
-}
-
-// One ulp of `dtype` at |v| (the spacing of its representable values there), float64.
-at::Tensor ulp_of(const at::Tensor& v, at::ScalarType dtype) {
-  const double mantissa_bits = dtype == at::kBFloat16 ? 7 : 10, min_exponent = dtype == at::kBFloat16 ? -126 : -14;
-  return at::exp2(at::floor(at::log2(v.abs())).clamp_min(min_exponent) - mantissa_bits);
-}
-
-// Every |got - expected| <= one ulp of `dtype` (at the larger of the two) + slack (a tensor of got's shape, or
-// undefined for none); float64 on the CPU; prints the first 10 mismatches with their flat indices.
-::testing::AssertionResult within_ulp(const at::Tensor& got, const at::Tensor& expected, at::ScalarType dtype,
-                                      const at::Tensor& slack = {}) {
-  if (got.sizes() != expected.sizes()) {
-    return ::testing::AssertionFailure() << "shape " << got.sizes() << " != expected " << expected.sizes();
-  }
-  const at::Tensor g = got.cpu().to(at::kDouble).flatten(), e = expected.cpu().to(at::kDouble).flatten();
-  if (!at::isfinite(g).all().item<bool>()) return ::testing::AssertionFailure() << "non-finite values in the result";
-  at::Tensor bound = ulp_of(at::maximum(g.abs(), e.abs()), dtype);
-  if (slack.defined()) bound = bound + slack.cpu().to(at::kDouble).flatten();
-  const at::Tensor bad = ((g - e).abs() > bound).nonzero().flatten();
-  if (bad.numel() == 0) return ::testing::AssertionSuccess();
-  std::ostringstream msg;
-  msg << bad.numel() << " of " << g.numel() << " elements beyond one ulp + slack:";
-  for (int64_t i = 0; i < std::min<int64_t>(bad.numel(), 10); ++i) {
-    const int64_t at = bad[i].item<int64_t>();
-    msg << "\n  [" << at << "] got " << g[at].item<double>() << " expected " << e[at].item<double>() << " bound "
-        << bound[at].item<double>();
-  }
-  return ::testing::AssertionFailure() << msg.str();
 }
 
 // --------------------------------------------------------------------------------------------------- CPU twin
@@ -303,9 +277,12 @@ TEST(SkinnyGemm, RejectsBadInputsByName) {
   EXPECT_ERROR_MENTIONS(skinny_linear(x, w, at::randn({24}, at::kHalf)), "bias is Half");
 }
 
-// skinny_gemm_valid, through the CPU twin: misaligned rows, odd K, too many rows, a bad split are refused.
+// skinny_gemm_valid, through the CPU twin: misaligned rows, odd K, too many rows, a bad split are refused; with
+// the RMSNorm prologue (skinny_normed_linear's own tests are in test_skinny_normed_linear.cpp), a misaligned norm
+// weight, add stride or sum_out, a negative eps, add or sum_out without a norm weight, rows beyond its shared memory.
 TEST(SkinnyGemm, KernelEntryPointsRejectInvalidParams) {
-  alignas(16) static uint16_t x[8 * 72], w[24 * 72], out[8 * 24];  // zeros
+  alignas(16) static uint16_t x[8 * 72], w[24 * 72], out[8 * 24], add[8 * 72], sum[8 * 64];  // zeros
+  alignas(16) static uint16_t norm_weight[72];
   kernels::SkinnyGemmParams p;
   p.m = 2;
   p.n = 24;
@@ -332,6 +309,21 @@ TEST(SkinnyGemm, KernelEntryPointsRejectInvalidParams) {
   EXPECT_EQ(with([](auto& q) {
               q.n = 23;
               q.epilogue = kernels::SkinnyEpilogue::kSiluMul;
+            }),
+            invalid);
+  p.norm.add = add;
+  p.norm.add_stride = 72;
+  p.norm.weight = norm_weight;
+  p.norm.sum_out = sum;
+  EXPECT_EQ(kernels::skinny_gemm_reference(p), kernels::Status::kOk);
+  EXPECT_EQ(with([](auto& q) { q.norm.weight = static_cast<const uint16_t*>(q.norm.weight) + 1; }), invalid);
+  EXPECT_EQ(with([](auto& q) { q.norm.add_stride = 68; }), invalid);
+  EXPECT_EQ(with([](auto& q) { q.norm.sum_out = static_cast<uint16_t*>(q.norm.sum_out) + 4; }), invalid);
+  EXPECT_EQ(with([](auto& q) { q.norm.eps = -1.f; }), invalid);
+  EXPECT_EQ(with([](auto& q) { q.norm.weight = nullptr; }), invalid);
+  EXPECT_EQ(with([](auto& q) {
+              q.k = 8192;  // refused before any read: 8 rows x 2 x 16 KB + 16 KB of staged rows > 100 KB
+              q.m = 8;
             }),
             invalid);
 }

@@ -5,6 +5,10 @@
 //   skinny_linear(x, W, {}, kNone, /*float_out=*/1) == at::linear(x, W).to(at::kFloat) (the LM head's logits)
 // Only the order of the fp32 sum differs from LibTorch's, so a result may differ from at::linear's by one ulp of
 // the dtype (more where the sum cancels); SiLU-mul of the same sums is bit for bit.
+//   skinny_normed_linear(x, add, w_norm, eps, W, ...) == {sum, skinny_linear(normed, W, ...)} with
+//                    (sum, normed) = add_rms_norm(x, add, w_norm, eps) (decode_step_ops.h), bit for bit: the norm
+//                    runs inside the GEMM's kernel (skinny_gemm.h's RMSNorm prologue), one launch instead of two.
+//                    Without add, sum is x and normed its RMSNorm (the first layer's input norm).
 //
 // Contract: x and weight (and bias) bf16 or fp16, of one dtype, on one device. CUDA tensors run the CUDA kernel
 // on the device's current stream (no host synchronisation and no allocation other than the output and, for rows
@@ -17,6 +21,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <utility>
 
 #include <ATen/ATen.h>
 
@@ -37,5 +42,19 @@ bool skinny_linear_supported(at::ScalarType dtype, int64_t rows, int64_t in_feat
 at::Tensor skinny_linear(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias = {},
                          SkinnyEpilogue epilogue = SkinnyEpilogue::kNone, bool float_out = false,
                          bool constant_weight = false);
+
+// Whether skinny_normed_linear runs `rows` rows of `in_features` (H) elements in `dtype` (with or without add):
+// skinny_linear_supported, H within add_rms_norm's limit, and the rows within the kernel's shared memory.
+bool skinny_normed_linear_supported(at::ScalarType dtype, int64_t rows, int64_t in_features, bool has_add);
+
+// {sum, out}: sum = round(x + add) [..., K] (x itself when add is undefined), out = skinny_linear(RMSNorm(sum) *
+// norm_weight, weight, bias, epilogue, float_out, constant_weight) [..., N or N / 2]. x and add [..., K] (the same
+// sizes), norm_weight [K], eps >= 0; the rest as skinny_linear (constant_weight covers norm_weight too).
+std::pair<at::Tensor, at::Tensor> skinny_normed_linear(const at::Tensor& x, const at::Tensor& add,
+                                                       const at::Tensor& norm_weight, double eps,
+                                                       const at::Tensor& weight,
+                                                       const std::optional<at::Tensor>& bias = {},
+                                                       SkinnyEpilogue epilogue = SkinnyEpilogue::kNone,
+                                                       bool float_out = false, bool constant_weight = false);
 
 }  // namespace gsa
