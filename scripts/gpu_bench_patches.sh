@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# scripts/gpu_bench_patches.sh PATCH... [-- BENCH_ARG...]: `gsa bench kernels` (8K, 32K and 128K unless BENCH_ARG...
-# says otherwise) for the tree as it is and for the tree with each PATCH applied (e.g. files of docs/experiments/),
-# built in one device call and run in turn, twice (the call's spread). Timing only: a patch that changes what the
+# scripts/gpu_bench_patches.sh VARIANT... [-- BENCH_ARG...]: `gsa bench kernels` (8K, 32K and 128K unless
+# BENCH_ARG... says otherwise) for the tree as it is and for each VARIANT: the tree with a PATCH applied (e.g. a file
+# of docs/experiments/) or env:NAME=VALUE[,...] (the tree's build under those variables), built in one device call
+# and run in turn, twice (the call's spread). Timing only: a patch that changes what the
 # kernels compute goes through scripts/gpu_patch_ab.sh (the float64 oracle) first. Logs go to $OUT (or ./gpu-logs).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,12 @@ for i in "${!variants[@]}"; do
   GSA_JOBS=16 scripts/gpu_build.sh "$out/build_$i" gsa || exit 1
   cp build/launcher/gsa "/tmp/gsa_variant_$i"
   [ "$v" = tree ] || git apply -R "$v" || exit 1
+done
+cp /tmp/gsa_variant_0 /tmp/gsa_tree
+for e in "${env_variants[@]}"; do
+  i=${#variants[@]}
+  gsa_env_binary "variant_$i" "$e"
+  variants+=("env:$e")
 done
 for round in 1 2; do
   for i in "${!variants[@]}"; do

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# scripts/gpu_decode_patch_ab.sh PATCH... [-- BENCH_ARG...]: changes to the decode-side kernels (sparse decode,
-# chunk selection) checked and timed against the tree in one device call. Builds the tree, then the tree with each
-# PATCH applied alone (e.g. files of docs/experiments/; an incremental build each) and on each build runs the
-# selection tests (`test_attention --gtest_filter='Selection.*'`: the float64 reference selection),
-# `test_sparse_decode` (the float64 oracle and the split merge's bits), `test_decode_plan` and
-# `test_serving_engine` on CUDA, and on the patched ones compute-sanitizer memcheck on the first two; then
-# `gsa bench decode` (two levels at 128K and 1M unless BENCH_ARG... says otherwise) with every build in turn,
-# twice, and the 1B model's per-token latency (`gsa bench serve`, three levels, 32K and 128K) with every build in
-# turn while time is left.
+# scripts/gpu_decode_patch_ab.sh VARIANT... [-- BENCH_ARG...]: changes to the decode step's kernels (sparse decode,
+# chunk selection, skinny GEMM and step ops) checked and timed against the tree in one device call. A VARIANT is a
+# PATCH (e.g. a file of docs/experiments/) or env:NAME=VALUE[,...] (the tree's build run with those variables, for
+# a switch not yet on by default). Builds the tree, then the tree with each PATCH applied alone (an incremental
+# build each) and on each build runs the selection tests (`test_attention --gtest_filter='Selection.*'`: the
+# float64 reference selection), `test_sparse_decode` (the float64 oracle and the split merge's bits),
+# `test_decode_plan`, `test_serving_engine`, `test_skinny_gemm`, `test_skinny_normed_linear` and
+# `test_decode_step_ops` on CUDA (an env variant: the tree's tests under its variables), and on the variants
+# compute-sanitizer memcheck on the first two and the normed GEMM's; then `gsa bench decode` (two levels at 128K
+# and 1M unless BENCH_ARG... says otherwise) with every variant in turn, twice, and the 1B model's per-token
+# latency (`gsa bench serve`, three levels, 32K and 128K) with every variant in turn while time is left.
 # Logs go to $OUT (or ./gpu-logs).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -20,19 +22,28 @@ decode_tests() {
   {
     echo "== $1"
     echo "Selection.*: $(timeout 150 ./build/tests/test_attention --gtest_filter='Selection.*' 2>&1 | tail -1)"
-    gsa_test_lines test_sparse_decode test_decode_plan test_serving_engine
+    gsa_test_lines test_sparse_decode test_decode_plan test_serving_engine test_skinny_gemm \
+      test_skinny_normed_linear test_decode_step_ops
     if [ -z "${2:-}" ]; then
       timeout 150 compute-sanitizer --tool memcheck ./build/tests/test_attention --gtest_filter='Selection.*' 2>&1 \
         | tail -1
       timeout 100 compute-sanitizer --tool memcheck ./build/tests/test_sparse_decode 2>&1 | tail -1
+      timeout 100 compute-sanitizer --tool memcheck ./build/tests/test_skinny_normed_linear 2>&1 | tail -1
     fi
   } 2>&1 | tee -a "$out/tests.txt"
 }
-targets=(gsa test_attention test_sparse_decode test_decode_plan test_serving_engine)
+targets=(gsa test_attention test_sparse_decode test_decode_plan test_serving_engine test_skinny_gemm
+  test_skinny_normed_linear test_decode_step_ops)
 GSA_JOBS=16 scripts/gpu_build.sh "$out/build_tree" "${targets[@]}" || exit 1
 cp build/launcher/gsa /tmp/gsa_tree
 decode_tests tree NO_MEMCHECK
 names=tree
+for i in "${!env_variants[@]}"; do
+  vars=${env_variants[$i]}
+  gsa_env_binary "env$i" "$vars"
+  names="$names env$i"
+  (export ${vars//,/ }; decode_tests "env$i: $vars")
+done
 for i in "${!patches[@]}"; do
   f=${patches[$i]}
   git apply "$f" || exit 1

@@ -39,13 +39,32 @@ gsa_rounds() {
     done
   done
 }
-# gsa_patch_args PATCH... [-- BENCH_ARG...] (gpu_bench_patches.sh, gpu_decode_patch_ab.sh): the arrays patches and
-# bench_args; returns 2 without a patch and 1 when one does not apply to the tree.
+# gsa_patch_args VARIANT... [-- BENCH_ARG...] (gpu_bench_patches.sh, gpu_decode_patch_ab.sh): the arrays patches
+# (VARIANTs that are patch files) and env_variants (VARIANTs env:NAME=VALUE[,NAME=VALUE...]: the tree's binary run
+# with those variables, e.g. env:GSA_SKINNY_NORM=1 for a switch not yet on by default) and bench_args; returns 2
+# without a variant and 1 when a patch does not apply to the tree.
 gsa_patch_args() {
   patches=()
-  while [ $# -gt 0 ] && [ "$1" != -- ]; do patches+=("$1"); shift; done
+  env_variants=()
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do
+    case $1 in
+      env:*) env_variants+=("${1#env:}") ;;
+      *) patches+=("$1") ;;
+    esac
+    shift
+  done
   [ $# -gt 0 ] && shift
   bench_args=("$@")
-  [ ${#patches[@]} -gt 0 ] || { echo "usage: $0 PATCH... [-- BENCH_ARG...]" >&2; return 2; }
+  [ $(( ${#patches[@]} + ${#env_variants[@]} )) -gt 0 ] || {
+    echo "usage: $0 PATCH|env:NAME=VALUE... [-- BENCH_ARG...]" >&2
+    return 2
+  }
   for f in "${patches[@]}"; do git apply --check "$f" || { echo "$0: $f does not apply" >&2; return 1; }; done
+}
+# /tmp/gsa_NAME: a wrapper that runs /tmp/gsa_tree with the variables of env variant VARS (NAME=VALUE,...), so
+# gsa_rounds treats it as one more binary.
+gsa_env_binary() {
+  local name=$1 vars=$2
+  printf '#!/usr/bin/env bash\nexec env %s /tmp/gsa_tree "$@"\n' "${vars//,/ }" >"/tmp/gsa_$name"
+  chmod +x "/tmp/gsa_$name"
 }
