@@ -1,7 +1,8 @@
 // CPU twin of skinny_gemm.h: each sum x[m] . W[n] (+ bias[n]) in float64, then the kernel's roundings (SiLU in
 // fp32, as decode_step_ops' silu_mul). Deliberately plain: one weight row at a time, widened to double once and
 // dotted with every activation row. The RMSNorm prologue is add_rms_norm_reference's normed rows (a zero add
-// without one), then the same GEMM on them.
+// without one), then the same GEMM on them; kRopeAppend is the kNone GEMM, then rope_append_reference on its rows
+// (k and v into scratch rows without positions).
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -75,11 +76,62 @@ Status normed_gemm(const SkinnyGemmParams& p) {
   return skinny_gemm_reference(plain);
 }
 
+// kRopeAppend: the kNone GEMM into local qkv rows, rope_append_reference on them, q rows copied into out.
+Status rope_gemm(const SkinnyGemmParams& p) {
+  if (p.m == 0) return Status::kOk;
+  const SkinnyRopeAppend& r = p.rope;
+  const int64_t D = r.head_dim, q_cols = int64_t(r.q_heads) * D;
+  std::vector<Word> qkv(int64_t(p.m) * p.n / 8), q(int64_t(p.m) * q_cols / 8);
+  std::vector<Word> scratch(int64_t(p.m) * r.kv_heads * D / 8 * 2);  // [M, Hkv, 1, D] k, then v
+  std::vector<int64_t> row_zero(p.m, 0);
+  SkinnyGemmParams plain = p;
+  plain.epilogue = SkinnyEpilogue::kNone;
+  plain.rope = SkinnyRopeAppend();
+  plain.out = qkv.data();
+  plain.out_stride = p.n;
+  Status status = skinny_gemm_reference(plain);
+  if (status != Status::kOk) return status;
+  RopeAppendParams a;
+  a.dtype = p.dtype;
+  a.batch = p.m;
+  a.q_heads = r.q_heads;
+  a.kv_heads = r.kv_heads;
+  a.head_dim = r.head_dim;
+  a.qkv = qkv.data();
+  a.qkv_stride = p.n;
+  a.cos = r.cos;
+  a.cos_stride = r.cos_stride;
+  a.sin_rotated = r.sin_rotated;
+  a.sin_stride = r.sin_stride;
+  a.q_out = q.data();
+  a.positions = r.positions != nullptr ? r.positions : row_zero.data();
+  if (r.positions != nullptr) {
+    a.k = r.k;
+    a.v = r.v;
+  } else {
+    uint16_t* k = reinterpret_cast<uint16_t*>(scratch.data());
+    for (KvRows* rows : {&a.k, &a.v}) {
+      rows->base = rows == &a.k ? k : k + int64_t(p.m) * r.kv_heads * D;
+      rows->stride_b = r.kv_heads * D;
+      rows->stride_h = D;
+      rows->row_stride = D;
+    }
+  }
+  status = rope_append_reference(a);
+  if (status != Status::kOk) return status;
+  for (int32_t m = 0; m < p.m; ++m) {
+    std::memcpy(static_cast<uint16_t*>(p.out) + m * p.out_stride,
+                reinterpret_cast<const uint16_t*>(q.data()) + m * q_cols, sizeof(uint16_t) * q_cols);
+  }
+  return Status::kOk;
+}
+
 }  // namespace
 
 Status skinny_gemm_reference(const SkinnyGemmParams& p) {
   if (!skinny_gemm_valid(p)) return Status::kInvalidArgument;
   if (p.norm.weight != nullptr) return normed_gemm(p);
+  if (p.epilogue == SkinnyEpilogue::kRopeAppend) return rope_gemm(p);
   const bool silu = p.epilogue == SkinnyEpilogue::kSiluMul;
   const int64_t cols = skinny_gemm_out_cols(p);
   std::vector<std::vector<double>> x(p.m);  // [M][K]

@@ -3,7 +3,9 @@
 //
 // Work: a warp owns one tile (kNone: weight rows 16 t .. 16 t + 15; kSiluMul: gate rows 8 t .. 8 t + 7 as A rows
 // 0-7 and their up rows I + 8 t .. as A rows 8-15, so a lane ends up holding a gate sum and the up sum of the
-// same (m, i)) over its share of K. Step j of the K loop covers k = 32 j .. 32 j + 31: lane (group g = lane / 4,
+// same (m, i); kRopeAppend: rows D h + 8 j .. + 7 of head h as A rows 0-7 and rows D h + D / 2 + 8 j .. + 7 as A
+// rows 8-15, h = t / (D / 16), j = t % (D / 16), so a lane holds both elements of its RoPE pairs) over its share
+// of K. Step j of the K loop covers k = 32 j .. 32 j + 31: lane (group g = lane / 4,
 // quad q = lane % 4) loads the 16 bytes k = 32 j + 8 q .. + 7 of tile rows g and g + 8 and of x row g. A sum over
 // k does not care which k-slot of an mma a product lands in, as long as A and B agree: the lane's words 0-1 fill
 // its k-slots (2q, 2q + 8) of one mma and words 2-3 those of a second, in A and B alike, so the 16-byte loads
@@ -22,6 +24,9 @@
 // Launched to overlap the kernel before it (pdl.cuh): with weight_early each warp issues its first kUnroll steps'
 // weight loads, then waits for the earlier kernels before it loads x, so a GEMM's first 12 x 16 bytes a thread
 // (~100 KB an SM: all of a 2048 x 2048 weight) stream in while the kernel before it finishes.
+// kRopeAppend's epilogue reads the RoPE tables, the positions and the caches' head table: the epilogue's lanes
+// prefetch their entries into L1 when their K steps end, so the loads land while the split's other warps finish
+// (prefetched inside the K loop they cost spills).
 // With the RMSNorm prologue (SkinnyNorm, skinny_norm_prologue.cuh) every CTA first norms the M rows into shared
 // memory, in the first K step of every warp (after the wait: each warp runs at least one step then, its
 // out-of-range loads reading zeros), and the K loop reads its x fragments there instead of from global memory.
@@ -140,10 +145,75 @@ __device__ __forceinline__ float bias_of(const SkinnyGemmParams& p, int64_t row)
   return p.bias == nullptr ? 0.f : to_float(static_cast<const T*>(p.bias)[row]);
 }
 
+__device__ __forceinline__ void prefetch_l1(const void* p) { asm volatile("prefetch.global.L1 [%0];" ::"l"(p)); }
+
+// The cache row that sequence m's element d of kv head `kv` goes to (kRopeAppend with positions).
+template <typename T>
+__device__ __forceinline__ T* cache_element(const KvRows& cache, const SkinnyRopeAppend& r, int m, int kv, int d) {
+  return cache.head<T>(m, kv, r.kv_heads) + r.positions[m] * cache.row_stride + d;
+}
+
+// kRopeAppend: head h's dims (d_lo, d_lo + D / 2) for activation rows m = 2q, 2q + 1 into L1 ahead of the epilogue.
+template <typename T>
+__device__ __forceinline__ void prefetch_rope(const SkinnyGemmParams& p, int head, int d_lo, int q) {
+  const SkinnyRopeAppend& r = p.rope;
+  const int d_hi = d_lo + r.head_dim / 2, hq = r.q_heads, hkv = r.kv_heads;
+#pragma unroll
+  for (int e = 0; e < 2; ++e) {
+    const int m = 2 * q + e;
+    if (m >= p.m || head >= hq + 2 * hkv) continue;
+    if (head < hq + hkv) {
+      const T* cos = static_cast<const T*>(r.cos) + m * r.cos_stride;
+      const T* sin = static_cast<const T*>(r.sin_rotated) + m * r.sin_stride;
+      prefetch_l1(cos + d_lo);
+      prefetch_l1(cos + d_hi);
+      prefetch_l1(sin + d_lo);
+      prefetch_l1(sin + d_hi);
+    }
+    if (head >= hq && r.positions != nullptr) {
+      prefetch_l1(r.positions + m);
+      const KvRows& cache = head < hq + hkv ? r.k : r.v;
+      const int kv = static_cast<int>(head - (head < hq + hkv ? hq : hq + hkv));
+      if (cache.heads != nullptr) prefetch_l1(cache.heads + int64_t(m) * hkv + kv);
+    }
+  }
+}
+
+// kRopeAppend's epilogue for activation row m: qkv = round(acc + bias) of head h's dims d_lo and d_hi = d_lo + D / 2,
+// rotated (q and k heads: rope_append's formula) into out (q heads) or cache rows (k heads; v heads as they are).
+template <typename T>
+__device__ __forceinline__ void store_rope(const SkinnyGemmParams& p, int m, int head, int d_lo, float acc_lo,
+                                           float acc_hi) {
+  const SkinnyRopeAppend& r = p.rope;
+  const int D = r.head_dim, d_hi = d_lo + D / 2, hq = r.q_heads, hkv = r.kv_heads;
+  const int64_t row_lo = int64_t(head) * D + d_lo, row_hi = row_lo + D / 2;  // the weight rows
+  float x_lo = rounded<T>(acc_lo + bias_of<T>(p, row_lo)), x_hi = rounded<T>(acc_hi + bias_of<T>(p, row_hi));
+  if (head < hq + hkv) {  // round(x * cos) + swapped * sin_rotated, rounded once (the product is exact in fp32)
+    const T* cos = static_cast<const T*>(r.cos) + m * r.cos_stride;
+    const T* sin = static_cast<const T*>(r.sin_rotated) + m * r.sin_stride;
+    const float lo = fmaf(x_hi, to_float(sin[d_lo]), rounded<T>(x_lo * to_float(cos[d_lo])));
+    const float hi = fmaf(x_lo, to_float(sin[d_hi]), rounded<T>(x_hi * to_float(cos[d_hi])));
+    x_lo = lo;
+    x_hi = hi;
+  }
+  T* dst;
+  if (head < hq) {
+    dst = static_cast<T*>(p.out) + m * p.out_stride + int64_t(head) * D;
+  } else if (r.positions != nullptr) {
+    const bool key = head < hq + hkv;
+    dst = cache_element<T>(key ? r.k : r.v, r, m, static_cast<int>(head - (key ? hq : hq + hkv)), 0);
+  } else {
+    return;  // k and v are not stored
+  }
+  dst[d_lo] = round_to_type<T>(x_lo);
+  dst[d_hi] = round_to_type<T>(x_hi);
+}
+
 // W warps a CTA (kWarps or kWideWarps); kNorm: with the RMSNorm prologue (dynamic shared memory: its stage).
-template <typename T, int W, bool kSiluMul, bool kNorm>
+template <typename T, int W, SkinnyEpilogue kEpilogue, bool kNorm>
 __global__ void __launch_bounds__(32 * W, kWarpsPerSm / W)
     skinny_gemm_kernel(const __grid_constant__ SkinnyGemmParams p, int split) {
+  constexpr bool kSiluMul = kEpilogue == SkinnyEpilogue::kSiluMul, kRope = kEpilogue == SkinnyEpilogue::kRopeAppend;
   __shared__ float4 partial[W][32];  // [warp, lane]: the split-K warps' accumulators
   extern __shared__ uint4 norm_smem[];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, q = lane % 4;
@@ -152,12 +222,20 @@ __global__ void __launch_bounds__(32 * W, kWarpsPerSm / W)
 
   // 1. This lane's two weight rows (A rows g and g + 8) and x row (B column g); missing ones read as zeros.
   int64_t row_lo, row_hi;
+  int head = 0, d_lo = 0;  // kRopeAppend: the tile's head, this lane's first dim of it
   bool lo_ok, hi_ok;
   if constexpr (kSiluMul) {
     const int64_t half = p.n / 2;
     row_lo = tile * 8 + g;   // gate row i
     row_hi = half + row_lo;  // up row I + i
     lo_ok = hi_ok = row_lo < half;
+  } else if constexpr (kRope) {
+    const int chunks = p.rope.head_dim / 16;
+    head = static_cast<int>(min(tile / chunks, int64_t(p.rope.q_heads + 2 * p.rope.kv_heads)));  // past the last: none
+    d_lo = 8 * static_cast<int>(tile % chunks) + g;
+    row_lo = int64_t(head) * p.rope.head_dim + d_lo;  // dim d_lo of the head
+    row_hi = row_lo + p.rope.head_dim / 2;    // its RoPE partner
+    lo_ok = hi_ok = row_lo < p.n;
   } else {
     row_lo = tile * 16 + g;
     row_hi = row_lo + 8;
@@ -232,6 +310,9 @@ __global__ void __launch_bounds__(32 * W, kWarpsPerSm / W)
     detail::wait_for_prior_grids();
     detail::allow_dependent_launch();
   }
+  if constexpr (kRope) {
+    if (s == 0) prefetch_rope<T>(p, head, d_lo, q);  // lands while the split's other warps finish
+  }
   float c[4];
 #pragma unroll
   for (int i = 0; i < 4; ++i) c[i] = acc[0][i] + acc[1][i];
@@ -259,6 +340,8 @@ __global__ void __launch_bounds__(32 * W, kWarpsPerSm / W)
       if (lo_ok) {
         store_out<T>(p, m, row_lo, silu_mul_of<T>(c[e] + bias_of<T>(p, row_lo), c[2 + e] + bias_of<T>(p, row_hi)));
       }
+    } else if constexpr (kRope) {
+      if (lo_ok) store_rope<T>(p, m, head, d_lo, c[e], c[2 + e]);
     } else {
       if (lo_ok) store_out<T>(p, m, row_lo, c[e] + bias_of<T>(p, row_lo));
       if (hi_ok) store_out<T>(p, m, row_hi, c[2 + e] + bias_of<T>(p, row_hi));
@@ -285,9 +368,9 @@ int choose_split(int64_t tiles, int k, int sms) {
   return split;
 }
 
-template <typename T, int W, bool kSiluMul, bool kNorm>
+template <typename T, int W, SkinnyEpilogue kEpilogue, bool kNorm>
 Status launch(const SkinnyGemmParams& p, int split, unsigned ctas, cudaStream_t stream) {
-  constexpr auto kernel = skinny_gemm_kernel<T, W, kSiluMul, kNorm>;
+  constexpr auto kernel = skinny_gemm_kernel<T, W, kEpilogue, kNorm>;
   size_t smem = 0;
   if constexpr (kNorm) {
     if (!detail::opt_in_dynamic_smem<kernel>(kSkinnyNormMaxSmemBytes)) return Status::kCudaError;
@@ -297,11 +380,22 @@ Status launch(const SkinnyGemmParams& p, int split, unsigned ctas, cudaStream_t 
   return e == cudaSuccess ? Status::kOk : Status::kCudaError;
 }
 
+template <typename T, int W, SkinnyEpilogue kEpilogue>
+Status launch(const SkinnyGemmParams& p, int split, unsigned ctas, cudaStream_t stream) {
+  if (p.norm.weight != nullptr) return launch<T, W, kEpilogue, true>(p, split, ctas, stream);
+  return launch<T, W, kEpilogue, false>(p, split, ctas, stream);
+}
+
 template <typename T, int W>
 Status launch(const SkinnyGemmParams& p, int split, unsigned ctas, cudaStream_t stream) {
-  const bool silu = p.epilogue == SkinnyEpilogue::kSiluMul, norm = p.norm.weight != nullptr;
-  if (silu) return norm ? launch<T, W, true, true>(p, split, ctas, stream) : launch<T, W, true, false>(p, split, ctas, stream);
-  return norm ? launch<T, W, false, true>(p, split, ctas, stream) : launch<T, W, false, false>(p, split, ctas, stream);
+  switch (p.epilogue) {
+    case SkinnyEpilogue::kSiluMul:
+      return launch<T, W, SkinnyEpilogue::kSiluMul>(p, split, ctas, stream);
+    case SkinnyEpilogue::kRopeAppend:
+      return launch<T, W, SkinnyEpilogue::kRopeAppend>(p, split, ctas, stream);
+    default:
+      return launch<T, W, SkinnyEpilogue::kNone>(p, split, ctas, stream);
+  }
 }
 
 // Warps of the CTAs that run a split: kWideWarps for a split of 16, else kWarps.

@@ -63,25 +63,20 @@ class ShardedLayerAttention : public LayerAttention {
   }
 
   // The fused path, as on one device (decode_attention.h): the tail owner rotates q and k and writes k and v into
-  // its columns in one kernel; the other ranks rotate q alone (the same bits: rope_append equals apply_rope).
+  // its columns in the q/k/v projection's kernel; the other ranks rotate q alone (the same bits).
   bool takes_fused_qkv(at::ScalarType dtype, int64_t q_heads, int64_t head_dim) const override {
     return decode_takes_fused_qkv(s_.caches, s_.options, dtype, q_heads, head_dim);
   }
-  // qkv [B, (Hq + 2 Hkv) D] -> [B, Hq, D] in qkv's dtype.
-  at::Tensor attend_qkv(int64_t layer, bool layer_selects, const at::Tensor& qkv, const RopeTables& rope,
-                        double scale) override {
-    const int64_t B = s_.plan.batch();
-    GSA_CHECK(qkv.dim() == 2 && qkv.size(0) == B, "distributed decode takes one query per sequence: qkv ",
-              qkv.sizes(), " for ", B, " sequences");
-    const at::Tensor q1 =
-        rotate_step_qkv(qkv, rope, s_.caches, layer, s_.tail_owner ? s_.append_columns : at::Tensor());  // [B, Hq, D]
-    return attend_rotated(layer, layer_selects, q1, scale);
+  StepKvRows step_kv_rows(int64_t layer) override {
+    return {s_.tail_owner ? s_.append_columns : at::Tensor(), s_.caches.rows(layer, false),
+            s_.caches.rows(layer, true)};
   }
 
- private:
   // The step's attention (its K/V already stored by the tail owner): q1 [B, Hq, D] post-RoPE -> [B, Hq, D].
-  at::Tensor attend_rotated(int64_t layer, bool layer_selects, const at::Tensor& q1, double scale) {
+  at::Tensor attend_rotated(int64_t layer, bool layer_selects, const at::Tensor& q1, double scale) override {
     const int64_t B = s_.plan.batch();
+    GSA_CHECK(q1.dim() == 3 && q1.size(0) == B, "distributed decode takes one query per sequence: q ", q1.sizes(),
+              " for ", B, " sequences");
     const at::Tensor& like = s_.caches.sample(layer);
     const int64_t hkv = like.size(1);
     const bool kernels =
@@ -118,6 +113,7 @@ class ShardedLayerAttention : public LayerAttention {
     return merge_partials(parts).out.to(q1.scalar_type());  // [B, Hq, D]
   }
 
+ private:
   // [B, Hkv, R] int32 positions each query attends on any rank: its prompt rows, then (a selective layer) the rows
   // of the chunks selected over its replicated gist tree. When every sequence selects and the kernels run, they
   // write straight after the prompt rows of one list (as the single-device step does); no host synchronisation

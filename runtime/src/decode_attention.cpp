@@ -111,20 +111,15 @@ bool DecodeLayerAttention::takes_fused_qkv(at::ScalarType dtype, int64_t q_heads
   return decode_takes_fused_qkv(caches_, options_, dtype, q_heads, head_dim);
 }
 
-at::Tensor DecodeLayerAttention::attend_qkv(int64_t layer, bool layer_selects, const at::Tensor& qkv,
-                                            const RopeTables& rope, double scale) {
-  check_step(qkv.size(0));
-  const at::Tensor q1 = rotate_step_qkv(qkv, rope, caches_, layer, plan_.positions());  // [B, Hq, D]
-  return attend_stored(layer, layer_selects, q1, scale);                                 // [B, Hq, D]
+StepKvRows DecodeLayerAttention::step_kv_rows(int64_t layer) {
+  check_step(plan_.positions().size(0));
+  return {plan_.positions(), caches_.rows(layer, false), caches_.rows(layer, true)};
 }
 
-at::Tensor rotate_step_qkv(const at::Tensor& qkv, const RopeTables& rope, DecodeCaches& caches, int64_t layer,
-                           const at::Tensor& positions) {
-  const int64_t B = qkv.size(0), hkv = caches.sample(layer).size(1), d = caches.sample(layer).size(3);
-  const int64_t hq = qkv.size(-1) / d - 2 * hkv;
-  if (!positions.defined()) return apply_rope(qkv.narrow(-1, 0, hq * d).reshape({B, hq, 1, d}), rope).select(2, 0);
-  return rope_append(qkv, rope.cos.reshape({B, d}), rope.sin_rotated.reshape({B, d}), hq, hkv, positions,
-                     caches.rows(layer, false), caches.rows(layer, true));
+at::Tensor DecodeLayerAttention::attend_rotated(int64_t layer, bool layer_selects, const at::Tensor& q1,
+                                                double scale) {
+  check_step(q1.size(0));
+  return attend_stored(layer, layer_selects, q1, scale);  // [B, Hq, D]
 }
 
 }  // namespace gsa

@@ -41,13 +41,27 @@ at::Tensor decode_linear(const at::Tensor& x, const at::Tensor& weight, const at
   return bias.defined() ? at::addmm(bias, x, weight.t()) : at::mm(x, weight.t());
 }
 
-// Whether a decode layer's norms run inside the GEMM after them (skinny_normed_linear: one launch and one round
-// trip fewer a norm). GSA_SKINNY_NORM (read once): 1 on every device, 0 on none; unset, on the CPU only (its CPU
-// twin composes the norm's and the GEMM's) until the CUDA prologue has been run on a GPU
-// (docs/experiments/README.md: staged, never run on a device when it was written).
+// The fusions of the decode step's small ops into its skinny GEMMs: each saves a launch and a round trip through
+// memory between two kernels. A switch (read once) is 1 on every device, 0 on none; unset, on the CPU only (the
+// CPU twins compose the fused ops' twins) until the CUDA kernels have run on a GPU (docs/experiments/README.md:
+// written and compiled in a session without one).
+bool fusion_on(int64_t mode, const at::Tensor& x) { return mode == 1 || (mode == -1 && !x.is_cuda()); }
+// GSA_SKINNY_NORM: a layer's norms inside the GEMM after them (skinny_normed_linear).
 bool fuse_norm_into_gemm(const at::Tensor& x) {
   static const int64_t mode = env_integer("GSA_SKINNY_NORM", -1, -1);
-  return mode == 1 || (mode == -1 && !x.is_cuda());
+  return fusion_on(mode, x);
+}
+// GSA_SKINNY_ROPE: RoPE and the K/V cache append in the q/k/v GEMM's epilogue (skinny_rope_linear).
+bool fuse_rope_into_gemm(const at::Tensor& x) {
+  static const int64_t mode = env_integer("GSA_SKINNY_ROPE", -1, -1);
+  return fusion_on(mode, x);
+}
+
+// {round(x + add), RMSNorm(that) * norm_weight} (add undefined: {x, RMSNorm(x) * norm_weight}): x, add [B, H].
+std::pair<at::Tensor, at::Tensor> add_and_norm(const at::Tensor& x, const at::Tensor& add,
+                                               const at::Tensor& norm_weight, double eps) {
+  if (add.defined()) return add_rms_norm(x, add, norm_weight, eps);
+  return {x, rms_norm(x, norm_weight, eps)};
 }
 
 // {round(x + add), the projection of its RMSNorm}: x and add [B, H] (add undefined: {x, projection of
@@ -64,17 +78,49 @@ std::pair<at::Tensor, at::Tensor> normed_projection(const at::Tensor& x, const a
     return skinny_normed_linear(x, add, norm_weight, eps, weight, bias_arg, epilogue, /*float_out=*/false,
                                 /*constant_weight=*/true);
   }
-  at::Tensor sum = x, normed;
-  if (add.defined()) {
-    std::tie(sum, normed) = add_rms_norm(x, add, norm_weight, eps);
-  } else {
-    normed = rms_norm(x, norm_weight, eps);
-  }
+  const auto [sum, normed] = add_and_norm(x, add, norm_weight, eps);
   if (epilogue == SkinnyEpilogue::kNone) return {sum, decode_linear(normed, weight, bias)};
   const at::Tensor gated = skinny_linear_supported(normed.scalar_type(), rows, hidden)
                                ? skinny_linear(normed, weight, bias_arg, epilogue, false, /*constant_weight=*/true)
                                : silu_mul(at::mm(normed, weight.t()));
   return {sum, gated};
+}
+
+// A decode layer's input norm and q/k/v projection with RoPE and the step's K/V store: x, add [B, H] (add: the
+// previous layer's MLP output, or undefined) -> {round(x + add), q1 [B, Hq, D] post-RoPE}, k and v written at
+// kv.positions (nowhere without). qkv_weight [(Hq + 2 Hkv) D, H] (q, k, v heads stacked), qkv_bias or undefined.
+// One skinny GEMM with the norm and the RoPE epilogue where both fusions run; else the norm first, or the RoPE
+// through rope_append (apply_rope on q alone without positions: the same bits).
+std::pair<at::Tensor, at::Tensor> normed_rope_projection(const at::Tensor& x, const at::Tensor& add,
+                                                         const at::Tensor& norm_weight, double eps,
+                                                         const at::Tensor& qkv_weight, const at::Tensor& qkv_bias,
+                                                         const RopeTables& rope, const StepKvRows& kv, int64_t hq,
+                                                         int64_t hkv) {
+  const int64_t B = x.size(0), H = x.size(1), D = qkv_weight.size(0) / (hq + 2 * hkv);
+  if (fuse_rope_into_gemm(x) && skinny_rope_linear_supported(x.scalar_type(), B, H, D, false, false)) {
+    SkinnyRopeTarget target;
+    target.q_heads = hq;
+    target.kv_heads = hkv;
+    target.cos = rope.cos;
+    target.sin_rotated = rope.sin_rotated;
+    target.positions = kv.positions;
+    target.k = kv.k;
+    target.v = kv.v;
+    if (fuse_norm_into_gemm(x) && skinny_normed_linear_supported(x.scalar_type(), B, H, add.defined())) {
+      return skinny_rope_linear(x, add, norm_weight, eps, qkv_weight, qkv_bias, target, /*constant_weight=*/true);
+    }
+    const auto [sum, normed] = add_and_norm(x, add, norm_weight, eps);
+    return {sum, skinny_rope_linear(normed, at::Tensor(), at::Tensor(), 0.0, qkv_weight, qkv_bias, target,
+                                    /*constant_weight=*/true)
+                     .second};
+  }
+  const auto [sum, qkv] =
+      normed_projection(x, add, norm_weight, eps, qkv_weight, qkv_bias, SkinnyEpilogue::kNone);  // [B, (Hq+2Hkv) D]
+  if (!kv.positions.defined()) {
+    return {sum, apply_rope(qkv.narrow(-1, 0, hq * D).reshape({B, hq, 1, D}), rope).select(2, 0)};
+  }
+  return {sum, rope_append(qkv, rope.cos.reshape({B, D}), rope.sin_rotated.reshape({B, D}), hq, hkv, kv.positions,
+                           kv.k, kv.v)};
 }
 
 // Position-wise work (norms, projections, the MLP) of a long forward runs on slices of at most this many
@@ -121,8 +167,13 @@ class PlannedAttention : public LayerAttention {
 
 }  // namespace
 
-at::Tensor LayerAttention::attend_qkv(int64_t, bool, const at::Tensor&, const RopeTables&, double) {
-  GSA_CHECK(false, "this layer attention does not take fused q/k/v projections");
+StepKvRows LayerAttention::step_kv_rows(int64_t) {
+  GSA_CHECK(false, "this layer attention does not take the fused decode path");
+  return {};
+}
+
+at::Tensor LayerAttention::attend_rotated(int64_t, bool, const at::Tensor&, double) {
+  GSA_CHECK(false, "this layer attention does not take the fused decode path");
   return at::Tensor();
 }
 
@@ -354,11 +405,12 @@ std::pair<at::Tensor, at::Tensor> LlamaModel::fused_decode_layers(const at::Tens
   for (int64_t layer = 0; layer < o.num_layers; ++layer) {
     auto p = [&](const std::string& rest) -> const at::Tensor& { return param(layer_name(layer, rest)); };
     const FusedProjections& f = fused_projections(layer);
-    at::Tensor qkv;  // [B, (Hq + 2 Hkv) D]
-    std::tie(x, qkv) = normed_projection(x, mlp_out, p("input_layernorm.weight"), o.rms_norm_eps, f.qkv, f.qkv_bias,
-                                         SkinnyEpilogue::kNone);
+    const StepKvRows kv_rows = layer_attention.step_kv_rows(layer);  // checks the step before k and v are stored
+    at::Tensor q1;                                                   // [B, Hq, D] post-RoPE
+    std::tie(x, q1) = normed_rope_projection(x, mlp_out, p("input_layernorm.weight"), o.rms_norm_eps, f.qkv,
+                                             f.qkv_bias, rope, kv_rows, o.num_heads, o.num_kv_heads);
     const bool layer_selects = selective && layer >= attention.selection.first_selective_layer;
-    const at::Tensor attn = layer_attention.attend_qkv(layer, layer_selects, qkv, rope, 1.0 / std::sqrt(double(d)));
+    const at::Tensor attn = layer_attention.attend_rotated(layer, layer_selects, q1, 1.0 / std::sqrt(double(d)));
     const at::Tensor o_proj = decode_linear(attn.reshape({b, o.num_heads * d}), p("self_attn.o_proj.weight"));
     at::Tensor gated;  // [B, I]
     std::tie(x, gated) = normed_projection(x, o_proj, p("post_attention_layernorm.weight"), o.rms_norm_eps,

@@ -1,6 +1,6 @@
 // LibTorch binding of the skinny GEMM: validate -> 16-byte-readable rows -> output -> params (SkinnyCall) ->
 // run_kernel (CUDA kernel on the current stream, or the CPU twin); skinny_normed_linear adds the RMSNorm
-// prologue's operands to the same call.
+// prologue's operands to the same call (attach_norm), skinny_rope_linear those of the RoPE epilogue too.
 #include "gsa/runtime/skinny_gemm.h"
 
 #include <limits>
@@ -19,14 +19,17 @@ constexpr int64_t kMaxK = int64_t{1} << 30;  // skinny_gemm_valid's bound
 // One validated call's params and the tensors they point into (kept alive until the kernel is queued).
 struct SkinnyCall {
   kernels::SkinnyGemmParams params;
-  at::Tensor x, weight, bias, out;  // [M, K], [N, K], [N], [..., N_out]
-  int64_t rows = 0;                 // M
+  at::Tensor x, weight, bias, out;      // [M, K], [N, K], [N], [..., N_out]
+  at::Tensor add, norm_weight;          // the norm's [M, K], [K] (attach_norm)
+  at::Tensor cos, sin_rotated, positions;  // the RoPE epilogue's [M, D], [M, D], [M]
+  int64_t rows = 0;                     // M
 };
 
-// Validates x, weight and bias as `op`'s operands and builds the call (out allocated; params.norm left off).
+// Validates x, weight and bias as `op`'s operands and builds the call (out [..., N_out] allocated, out_cols
+// columns, N_out = N or N / 2 by the epilogue unless given; params.norm and params.rope left off).
 SkinnyCall prepare(const char* op, const at::Tensor& x, const at::Tensor& weight,
                    const std::optional<at::Tensor>& bias, SkinnyEpilogue epilogue, bool float_out,
-                   bool constant_weight) {
+                   bool constant_weight, int64_t out_cols_given = -1) {
   // 1. Validate.
   check_half_operand(op, "x", x);
   check_like(op, "weight", weight, "x", x);
@@ -40,7 +43,8 @@ SkinnyCall prepare(const char* op, const at::Tensor& x, const at::Tensor& weight
   GSA_CHECK(N >= 1 && N <= std::numeric_limits<int32_t>::max(), op, ": weight ", weight.sizes(),
             " must have between 1 and 2^31 - 1 rows");
   const bool silu = epilogue == SkinnyEpilogue::kSiluMul;
-  GSA_CHECK(epilogue == SkinnyEpilogue::kNone || silu, op, ": unknown epilogue ", static_cast<int>(epilogue));
+  GSA_CHECK(epilogue == SkinnyEpilogue::kNone || silu || epilogue == SkinnyEpilogue::kRopeAppend, op,
+            ": unknown epilogue ", static_cast<int>(epilogue));
   GSA_CHECK(!silu || N % 2 == 0, op, ": kSiluMul needs the weight [gate; up] with 2 I rows, got N = ", N);
   const bool has_bias = bias.has_value() && bias->defined();
   if (has_bias) {
@@ -49,7 +53,7 @@ SkinnyCall prepare(const char* op, const at::Tensor& x, const at::Tensor& weight
   }
 
   // 2. Readable rows and the output.
-  const int64_t out_cols = silu ? N / 2 : N;
+  const int64_t out_cols = out_cols_given >= 0 ? out_cols_given : silu ? N / 2 : N;
   std::vector<int64_t> out_sizes = x.sizes().vec();
   out_sizes.back() = out_cols;
   SkinnyCall call;
@@ -77,6 +81,38 @@ SkinnyCall prepare(const char* op, const at::Tensor& x, const at::Tensor& weight
   // Not when this call copied the weight just now.
   p.weight_early = constant_weight && call.weight.data_ptr() == weight.data_ptr();
   return call;
+}
+
+// Validates add (undefined: none), norm_weight and eps as `op`'s norm operands and attaches the RMSNorm prologue
+// to the call -> sum [..., K] (round(x + add), or x itself without add).
+at::Tensor attach_norm(const char* op, SkinnyCall& call, const at::Tensor& x, const at::Tensor& add,
+                       const at::Tensor& norm_weight, double eps) {
+  const int64_t K = x.size(-1);
+  const bool has_add = add.defined();
+  if (has_add) {
+    check_like(op, "add", add, "x", x);
+    GSA_CHECK(add.sizes() == x.sizes(), op, ": add must have x's sizes ", x.sizes(), ", got ", add.sizes());
+  }
+  check_like(op, "norm_weight", norm_weight, "x", x);
+  GSA_CHECK(norm_weight.dim() == 1 && norm_weight.size(0) == K, op, ": norm_weight must be [K] = [", K, "], got ",
+            norm_weight.sizes());
+  GSA_CHECK(eps >= 0, op, ": eps must be >= 0, got ", eps);
+  GSA_CHECK(skinny_normed_linear_supported(x.scalar_type(), call.rows, K, has_add), op, ": ", call.rows,
+            " rows of K = ", K, " exceed the norm prologue's limits (K <= ", kernels::kAddRmsNormMaxHidden,
+            ", rows staged in ", kernels::kSkinnyNormMaxSmemBytes, " bytes of shared memory)");
+  at::Tensor sum = has_add ? at::empty(x.sizes(), x.options()) : x;  // [..., K]
+  if (call.rows == 0) return sum;
+  if (has_add) call.add = rows_for_16_byte_loads(add.reshape({call.rows, K}));  // [M, K]
+  call.norm_weight = rows_for_16_byte_loads(norm_weight);                        // [K]
+  kernels::SkinnyNorm& n = call.params.norm;
+  n.add = has_add ? call.add.data_ptr() : nullptr;
+  n.add_stride = has_add ? call.add.stride(0) : 0;
+  n.weight = call.norm_weight.data_ptr();
+  n.eps = static_cast<float>(eps);  // LibTorch's rms_norm also adds eps in fp32 for bf16/fp16
+  n.sum_out = has_add ? sum.data_ptr() : nullptr;
+  // The norm weight streams early too only if it is the caller's own (not copied just now).
+  call.params.weight_early = call.params.weight_early && call.norm_weight.data_ptr() == norm_weight.data_ptr();
+  return sum;
 }
 
 void run(const char* op, const SkinnyCall& call, const at::Device& device) {
@@ -115,41 +151,75 @@ std::pair<at::Tensor, at::Tensor> skinny_normed_linear(const at::Tensor& x, cons
                                                        const std::optional<at::Tensor>& bias,
                                                        SkinnyEpilogue epilogue, bool float_out,
                                                        bool constant_weight) {
-  // 1. The GEMM's operands, then the norm's.
   constexpr const char* op = "skinny_normed_linear";
   at::NoGradGuard no_grad;
+  GSA_CHECK(epilogue != SkinnyEpilogue::kRopeAppend, op, ": kRopeAppend runs through skinny_rope_linear");
   SkinnyCall call = prepare(op, x, weight, bias, epilogue, float_out, constant_weight);
-  const int64_t K = x.size(-1);
-  const bool has_add = add.defined();
-  if (has_add) {
-    check_like(op, "add", add, "x", x);
-    GSA_CHECK(add.sizes() == x.sizes(), op, ": add must have x's sizes ", x.sizes(), ", got ", add.sizes());
-  }
-  check_like(op, "norm_weight", norm_weight, "x", x);
-  GSA_CHECK(norm_weight.dim() == 1 && norm_weight.size(0) == K, op, ": norm_weight must be [K] = [", K, "], got ",
-            norm_weight.sizes());
-  GSA_CHECK(eps >= 0, op, ": eps must be >= 0, got ", eps);
-  GSA_CHECK(skinny_normed_linear_supported(x.scalar_type(), call.rows, K, has_add), op, ": ", call.rows,
-            " rows of K = ", K, " exceed the norm prologue's limits (K <= ", kernels::kAddRmsNormMaxHidden,
-            ", rows staged in ", kernels::kSkinnyNormMaxSmemBytes, " bytes of shared memory)");
-
-  // 2. Its inputs readable with 16-byte loads, and the sum's output (x itself without add).
-  at::Tensor sum = has_add ? at::empty(x.sizes(), x.options()) : x;  // [..., K]
-  const at::Tensor adds = has_add && call.rows > 0 ? rows_for_16_byte_loads(add.reshape({call.rows, K}))
-                                                   : at::Tensor();  // [M, K]
-  const at::Tensor w = rows_for_16_byte_loads(norm_weight);            // [K]
-  kernels::SkinnyNorm& n = call.params.norm;
-  n.add = adds.defined() ? adds.data_ptr() : nullptr;
-  n.add_stride = adds.defined() ? adds.stride(0) : 0;
-  n.weight = w.data_ptr();
-  n.eps = static_cast<float>(eps);  // LibTorch's rms_norm also adds eps in fp32 for bf16/fp16
-  n.sum_out = has_add ? sum.data_ptr() : nullptr;
-  // The norm weight streams early too only if it is the caller's own (not copied just now).
-  call.params.weight_early = call.params.weight_early && w.data_ptr() == norm_weight.data_ptr();
-
-  // 3. Dispatch.
+  const at::Tensor sum = attach_norm(op, call, x, add, norm_weight, eps);
   run(op, call, x.device());
   return {sum, call.out};
+}
+
+bool skinny_rope_linear_supported(at::ScalarType dtype, int64_t rows, int64_t in_features, int64_t head_dim, bool norm,
+                                  bool has_add) {
+  return skinny_linear_supported(dtype, rows, in_features) && head_dim >= 16 && head_dim % 16 == 0 &&
+         (!norm || skinny_normed_linear_supported(dtype, rows, in_features, has_add));
+}
+
+std::pair<at::Tensor, at::Tensor> skinny_rope_linear(const at::Tensor& x, const at::Tensor& add,
+                                                     const at::Tensor& norm_weight, double eps,
+                                                     const at::Tensor& weight, const at::Tensor& bias,
+                                                     const SkinnyRopeTarget& target, bool constant_weight) {
+  // 1. The heads' shape, then the GEMM's operands (out: the q heads), the norm's and the RoPE epilogue's.
+  constexpr const char* op = "skinny_rope_linear";
+  at::NoGradGuard no_grad;
+  const int64_t hq = target.q_heads, hkv = target.kv_heads;
+  GSA_CHECK(hq >= 1 && hkv >= 1, op, ": need Hq >= 1 and Hkv >= 1, got ", hq, " and ", hkv);
+  GSA_CHECK(weight.dim() == 2 && weight.size(0) % (hq + 2 * hkv) == 0, op, ": weight ", weight.sizes(),
+            " is not (Hq + 2 Hkv) * D rows for Hq = ", hq, ", Hkv = ", hkv);
+  const int64_t D = weight.size(0) / (hq + 2 * hkv);
+  GSA_CHECK(D >= 16 && D % 16 == 0, op, ": the head dim must be a multiple of 16, got ", D);
+  SkinnyCall call = prepare(op, x, weight, bias.defined() ? std::optional<at::Tensor>(bias) : std::nullopt,
+                            SkinnyEpilogue::kRopeAppend, /*float_out=*/false, constant_weight, hq * D);
+  GSA_CHECK(norm_weight.defined() || !add.defined(), op, ": add needs the norm (norm_weight)");
+  const at::Tensor sum = norm_weight.defined() ? attach_norm(op, call, x, add, norm_weight, eps) : x;
+  const int64_t B = call.rows;
+  check_like(op, "cos", target.cos, "x", x);
+  check_like(op, "sin_rotated", target.sin_rotated, "x", x);
+  GSA_CHECK(target.cos.size(-1) == D && target.cos.numel() == B * D && target.sin_rotated.size(-1) == D &&
+                target.sin_rotated.numel() == B * D,
+            op, ": cos and sin_rotated must hold B = ", B, " rows of D = ", D, ", got ", target.cos.sizes(), " and ",
+            target.sin_rotated.sizes());
+  const bool store_kv = target.positions.defined();
+  if (store_kv) {
+    GSA_CHECK(target.positions.scalar_type() == at::kLong && target.positions.numel() == B &&
+                  target.positions.device() == x.device(),
+              op, ": positions must be ", B, " int64 values on ", x.device(), ", got ", target.positions.sizes(), " ",
+              target.positions.scalar_type(), " on ", target.positions.device());
+    GSA_CHECK(!target.k.empty() && !target.v.empty(), op, ": the K and V cache rows must be set");
+  }
+  const at::Tensor q = call.out.view({B, hq, D});  // [B, Hq, D]: out's rows are [Hq D] contiguous
+  if (B == 0) return {sum, q};
+  call.cos = rows_for_16_byte_loads(target.cos.reshape({B, D}));                  // [B, D]
+  call.sin_rotated = rows_for_16_byte_loads(target.sin_rotated.reshape({B, D}));  // [B, D]
+  if (store_kv) call.positions = target.positions.reshape({B}).contiguous();      // [B]
+  kernels::SkinnyRopeAppend& r = call.params.rope;
+  r.q_heads = static_cast<int32_t>(hq);
+  r.kv_heads = static_cast<int32_t>(hkv);
+  r.head_dim = static_cast<int32_t>(D);
+  r.cos = call.cos.data_ptr();
+  r.cos_stride = call.cos.stride(0);
+  r.sin_rotated = call.sin_rotated.data_ptr();
+  r.sin_stride = call.sin_rotated.stride(0);
+  r.positions = store_kv ? call.positions.data_ptr<int64_t>() : nullptr;
+  if (store_kv) {
+    r.k = target.k;
+    r.v = target.v;
+  }
+
+  // 2. Dispatch.
+  run(op, call, x.device());
+  return {sum, q};
 }
 
 }  // namespace gsa

@@ -9,6 +9,12 @@
 //             out[m, i] = round(round(silu(round(acc[m, i]))) * round(acc[m, I + i]))           [M, I]
 //             silu(g) = g / (1 + exp(-g)) in fp32: at::mm followed by silu_mul (decode_step_ops.h) given the
 //             same accumulation, bit for bit.
+//   kRopeAppend  W = the fused [q; k; v] projection of a decode step (rope.q_heads + 2 rope.kv_heads heads of D rows,
+//             N = (Hq + 2 Hkv) D, D a multiple of 16); the epilogue is rope_append's (decode_step_ops.h) on the
+//             rounded sums qkv = round(acc): out [M, Hq D] gets the rotated q heads, and with rope.positions the K
+//             and V cache rows positions[m] of sequence m get the rotated k heads and the v heads. Bit for bit
+//             kNone then rope_append_cuda: each warp's tile takes a head's rows d .. d + 7 and d + D / 2 .. + 7, so
+//             a lane holds both halves RoPE pairs.
 // round() is round-to-nearest-even to the dtype; with out_float the rounded value is stored as fp32 (the LM
 // head's at::mm(...).to(kFloat)).
 //
@@ -50,7 +56,18 @@ namespace gsa::kernels {
 // Most activation rows one call multiplies (the kernel holds them as the 8 columns of an mma tile).
 constexpr int32_t kSkinnyGemmMaxRows = 8;
 
-enum class SkinnyEpilogue { kNone = 0, kSiluMul = 1 };
+enum class SkinnyEpilogue { kNone = 0, kSiluMul = 1, kRopeAppend = 2 };
+
+// kRopeAppend's operands (see above; decode_step_ops.h's RopeAppendParams without the dtype and batch).
+struct SkinnyRopeAppend {
+  int32_t q_heads = 0, kv_heads = 0, head_dim = 0;  // Hq, Hkv, D
+  const void* cos = nullptr;                        // [M, D]
+  int64_t cos_stride = 0;
+  const void* sin_rotated = nullptr;                // [M, D]: [-sin, sin]
+  int64_t sin_stride = 0;
+  const int64_t* positions = nullptr;               // [M] cache row of each sequence's k and v, or nullptr: none
+  KvRows k, v;                                      // the caches (kv_rows.h), with positions
+};
 
 // The optional RMSNorm prologue (see above); weight == nullptr: none.
 struct SkinnyNorm {
@@ -86,14 +103,25 @@ struct SkinnyGemmParams {
   // norm's weight (a model's parameters); x and norm.add are always read after them.
   bool weight_early = false;
   SkinnyNorm norm;               // the RMSNorm prologue, off by default
+  SkinnyRopeAppend rope;         // kRopeAppend's operands
   // CUDA only, a tuning knob: how many warps share one tile's K (1, 2, 4, 8 or 16); 0 lets the launcher choose from
   // N, K and the device's SM count. It fixes the order of the fp32 sum, so results differ by it in the last bits.
   int32_t split_k = 0;
 };
 
-// Columns of out: N, or N / 2 for kSiluMul.
+// Columns of out: N, N / 2 for kSiluMul, Hq D for kRopeAppend.
 inline int64_t skinny_gemm_out_cols(const SkinnyGemmParams& p) {
+  if (p.epilogue == SkinnyEpilogue::kRopeAppend) return int64_t(p.rope.q_heads) * p.rope.head_dim;
   return p.epilogue == SkinnyEpilogue::kSiluMul ? p.n / 2 : p.n;
+}
+
+inline bool skinny_rope_valid(const SkinnyGemmParams& p) {
+  using namespace decode_step_detail;
+  const SkinnyRopeAppend& r = p.rope;
+  if (p.epilogue != SkinnyEpilogue::kRopeAppend) return true;
+  return r.q_heads >= 1 && r.kv_heads >= 1 && r.head_dim >= 16 && r.head_dim % 16 == 0 &&
+         int64_t(r.q_heads + 2 * r.kv_heads) * r.head_dim == p.n && !p.out_float && aligned_rows(r.cos, r.cos_stride) &&
+         aligned_rows(r.sin_rotated, r.sin_stride) && (r.positions == nullptr || (aligned_rows(r.k) && aligned_rows(r.v)));
 }
 
 inline bool skinny_norm_valid(const SkinnyGemmParams& p) {
@@ -108,7 +136,8 @@ inline bool skinny_norm_valid(const SkinnyGemmParams& p) {
 inline bool skinny_gemm_valid(const SkinnyGemmParams& p) {
   using namespace decode_step_detail;
   const bool silu = p.epilogue == SkinnyEpilogue::kSiluMul;
-  const bool epilogue_ok = p.epilogue == SkinnyEpilogue::kNone || (silu && p.n % 2 == 0);
+  const bool epilogue_ok = p.epilogue == SkinnyEpilogue::kNone || (silu && p.n % 2 == 0) ||
+                           (p.epilogue == SkinnyEpilogue::kRopeAppend && skinny_rope_valid(p));
   const bool split_ok = p.split_k == 0 || p.split_k == 1 || p.split_k == 2 || p.split_k == 4 || p.split_k == 8 ||
                         p.split_k == 16;
   return is_half_type(p.dtype) && epilogue_ok && split_ok && p.m >= 0 && p.m <= kSkinnyGemmMaxRows &&

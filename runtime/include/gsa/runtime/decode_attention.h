@@ -32,12 +32,6 @@ bool decode_step_capturable(const LlamaModel& model, const AttentionOptions& att
 bool decode_takes_fused_qkv(const DecodeCaches& caches, const AttentionOptions& options, at::ScalarType dtype,
                             int64_t q_heads, int64_t head_dim);
 
-// One decode step's fused q/k/v of `layer`, qkv [B, (Hq + 2 Hkv) D], rotated -> q [B, Hq, D]: with `positions`
-// ([B] int64 cache rows) k is rotated too and k and v are written into the caches there in the same kernel
-// (rope_append); with positions undefined q alone is rotated (apply_rope: the same bits).
-at::Tensor rotate_step_qkv(const at::Tensor& qkv, const RopeTables& rope, DecodeCaches& caches, int64_t layer,
-                           const at::Tensor& positions);
-
 class DecodeLayerAttention : public LayerAttention {
  public:
   // caches: sequence b of the plan is sequence b of the caches (one batched cache, or one cache per sequence);
@@ -50,11 +44,11 @@ class DecodeLayerAttention : public LayerAttention {
   at::Tensor attend(int64_t layer, bool layer_selects, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                     double scale) override;
   // The fused path (LayerAttention): whenever the decode kernels run (backend AUTO on CUDA with the kernels'
-  // dtypes and heads, or KERNELS: their CPU twins on the CPU); RoPE and the cache append in one kernel
-  // (decode_step_ops.h), then the same attention as attend().
+  // dtypes and heads, or KERNELS: their CPU twins on the CPU); the model stores the step's K/V at the plan's
+  // positions (step_kv_rows), then the same attention as attend().
   bool takes_fused_qkv(at::ScalarType dtype, int64_t q_heads, int64_t head_dim) const override;
-  at::Tensor attend_qkv(int64_t layer, bool layer_selects, const at::Tensor& qkv, const RopeTables& rope,
-                        double scale) override;
+  StepKvRows step_kv_rows(int64_t layer) override;
+  at::Tensor attend_rotated(int64_t layer, bool layer_selects, const at::Tensor& q1, double scale) override;
 
   // The rows (beyond the generated range) each query attends in a layer: [B, Hkv, R] int32, -1 padding.
   // q [B, Hq, D]. On the kernels' path with every sequence selecting, the result is one buffer of this object

@@ -25,6 +25,7 @@
 #include <ATen/ATen.h>
 
 #include "gsa/config/options.h"
+#include "gsa/kernels/kv_rows.h"
 #include "gsa/runtime/attention_plan.h"
 #include "gsa/runtime/rope.h"
 #include "gsa/runtime/safetensors.h"
@@ -38,6 +39,14 @@ struct KvCache {
   int64_t capacity() const { return k.empty() ? 0 : k[0].size(2); }
 };
 
+// Where the fused decode path stores a step's k and v rows of one layer: row positions[b] of sequence b's caches
+// (positions [B] int64 on the caches' device, in range: the LayerAttention checks), or nowhere with positions
+// undefined (a rank of distributed decode that does not hold the step's tail only rotates q).
+struct StepKvRows {
+  at::Tensor positions;
+  kernels::KvRows k, v;
+};
+
 // One layer's attention over the forward's own queries; the model calls it once per layer, in layer order.
 // Sequence-parallel attention and distributed decode plug in here (parallel/).
 // q [B, Hq, Tq, D], k, v [B, Hkv, Tq, D] (post-RoPE) of the forward's tokens -> [B, Hq, Tq, D] in q's dtype.
@@ -46,13 +55,14 @@ class LayerAttention {
   virtual ~LayerAttention() = default;
   virtual at::Tensor attend(int64_t layer, bool layer_selects, const at::Tensor& q, const at::Tensor& k,
                             const at::Tensor& v, double scale) = 0;
-  // The fused decode path (inference only): when takes_fused_qkv(activation dtype, Hq, D) the model hands over
-  // the step's projections unrotated in one tensor, qkv [B, (Hq + 2 Hkv) * D] (q heads, then k heads, then v
-  // heads), with the step's RoPE tables ([B, 1, 1, D]), and attend_qkv rotates q and k, stores k and v and
-  // attends: [B, Hq, D] in qkv's dtype. The default takes_fused_qkv() is false and attend_qkv throws.
+  // The fused decode path (inference only): when takes_fused_qkv(activation dtype, Hq, D) the model rotates the
+  // step's q and k heads (RoPE) and stores k and v at step_kv_rows(layer) itself, in the epilogue of the q/k/v
+  // projection where it can (skinny_rope_linear) or with rope_append, then calls attend_rotated: q1 [B, Hq, D]
+  // post-RoPE -> [B, Hq, D] in q1's dtype, the step's K/V already stored. step_kv_rows checks the step (it is
+  // called before anything is written). The defaults: takes_fused_qkv() false, the other two throw.
   virtual bool takes_fused_qkv(at::ScalarType, int64_t /*q_heads*/, int64_t /*head_dim*/) const { return false; }
-  virtual at::Tensor attend_qkv(int64_t layer, bool layer_selects, const at::Tensor& qkv, const RopeTables& rope,
-                                double scale);
+  virtual StepKvRows step_kv_rows(int64_t layer);
+  virtual at::Tensor attend_rotated(int64_t layer, bool layer_selects, const at::Tensor& q1, double scale);
 };
 
 // One layer's projections concatenated for the fused decode path: qkv [(Hq + 2 Hkv) D, H] = [q; k; v] (and its

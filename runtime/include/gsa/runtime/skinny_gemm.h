@@ -9,6 +9,10 @@
 //                    (sum, normed) = add_rms_norm(x, add, w_norm, eps) (decode_step_ops.h), bit for bit: the norm
 //                    runs inside the GEMM's kernel (skinny_gemm.h's RMSNorm prologue), one launch instead of two.
 //                    Without add, sum is x and normed its RMSNorm (the first layer's input norm).
+//   skinny_rope_linear(x, add, w_norm, eps, W_qkv, b, target) == {sum, rope_append(skinny_linear(normed, W_qkv, b),
+//                    target's tables, positions and caches)} bit for bit (decode_step_ops.h): a decode step's q/k/v
+//                    projection with RoPE and the K/V cache append in the GEMM's epilogue (skinny_gemm.h's
+//                    kRopeAppend), and its input norm in front (w_norm defined; else x itself is multiplied).
 //
 // Contract: x and weight (and bias) bf16 or fp16, of one dtype, on one device. CUDA tensors run the CUDA kernel
 // on the device's current stream (no host synchronisation and no allocation other than the output and, for rows
@@ -25,6 +29,7 @@
 
 #include <ATen/ATen.h>
 
+#include "gsa/kernels/kv_rows.h"
 #include "gsa/kernels/skinny_gemm.h"
 
 namespace gsa {
@@ -56,5 +61,27 @@ std::pair<at::Tensor, at::Tensor> skinny_normed_linear(const at::Tensor& x, cons
                                                        const std::optional<at::Tensor>& bias = {},
                                                        SkinnyEpilogue epilogue = SkinnyEpilogue::kNone,
                                                        bool float_out = false, bool constant_weight = false);
+
+// skinny_rope_linear's RoPE operands and where the step's k and v rows go (rope_append's, decode_step_ops.h).
+struct SkinnyRopeTarget {
+  int64_t q_heads = 0, kv_heads = 0;  // Hq, Hkv
+  at::Tensor cos, sin_rotated;        // B rows of D each (e.g. make_rope_tables' [B, 1, 1, D])
+  at::Tensor positions;               // [B] int64 cache rows, on x's device; undefined: k and v are not stored
+  kernels::KvRows k, v;               // the caches' rows (with positions)
+};
+
+// Whether skinny_rope_linear runs `rows` rows of `in_features` elements in `dtype` with head dim D: the skinny
+// GEMM's sizes, D a multiple of 16, and with the norm (norm, has_add) skinny_normed_linear_supported.
+bool skinny_rope_linear_supported(at::ScalarType dtype, int64_t rows, int64_t in_features, int64_t head_dim, bool norm,
+                                  bool has_add);
+
+// {sum, q}: x and add [B, K] as skinny_normed_linear (norm_weight undefined: no norm, sum = x); weight [(Hq + 2 Hkv)
+// D, K] the q, k and v projections stacked (bias [(Hq + 2 Hkv) D] or none) -> q [B, Hq, D] rotated, the k heads
+// rotated and the v heads written at row positions[b] of sequence b's caches (target.positions defined: each must
+// lie inside its sequence's caches, not checked: that would need a host sync).
+std::pair<at::Tensor, at::Tensor> skinny_rope_linear(const at::Tensor& x, const at::Tensor& add,
+                                                     const at::Tensor& norm_weight, double eps,
+                                                     const at::Tensor& weight, const at::Tensor& bias,
+                                                     const SkinnyRopeTarget& target, bool constant_weight = false);
 
 }  // namespace gsa
