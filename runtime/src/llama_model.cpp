@@ -394,10 +394,9 @@ const FusedProjections& LlamaModel::fused_projections(int64_t layer) const {
   return f;
 }
 
-std::pair<at::Tensor, at::Tensor> LlamaModel::fused_decode_layers(const at::Tensor& embedded, const RopeTables& rope,
-                                                                  LayerAttention& layer_attention,
-                                                                  const AttentionOptions& attention,
-                                                                  bool selective) const {
+at::Tensor LlamaModel::fused_decode_layers(const at::Tensor& embedded, const RopeTables& rope,
+                                           LayerAttention& layer_attention, const AttentionOptions& attention,
+                                           bool selective) const {
   const ModelOptions& o = options_;
   const int64_t b = embedded.size(0), hidden = embedded.size(2), d = o.head_dim;
   at::Tensor x = embedded.view({b, hidden});  // the residual stream [B, H]
@@ -417,19 +416,7 @@ std::pair<at::Tensor, at::Tensor> LlamaModel::fused_decode_layers(const at::Tens
                                            f.gate_up, at::Tensor(), SkinnyEpilogue::kSiluMul);
     mlp_out = decode_linear(gated, p("mlp.down_proj.weight"));                                 // [B, H]
   }
-  return {x.view({b, 1, hidden}), mlp_out.defined() ? mlp_out.view({b, 1, hidden}) : mlp_out};
-}
-
-at::Tensor LlamaModel::normed_head_logits(const at::Tensor& x, const at::Tensor& add) const {
-  const at::Tensor& norm_weight = param("model.norm.weight");
-  const int64_t rows = x.numel() / x.size(-1);
-  if (add.defined() && fuse_norm_into_gemm(x) && !at::GradMode::is_enabled() &&
-      skinny_normed_linear_supported(x.scalar_type(), rows, x.size(-1), add.defined())) {
-    return skinny_normed_linear(x, add, norm_weight, options_.rms_norm_eps, head_weight(), {},
-                                SkinnyEpilogue::kNone, /*float_out=*/true, /*constant_weight=*/true)
-        .second;                                                                                // [.., V]
-  }
-  return head_logits(rms_norm(add.defined() ? x + add : x, norm_weight, options_.rms_norm_eps));
+  return (mlp_out.defined() ? x + mlp_out : x).view({b, 1, hidden});
 }
 
 at::Tensor LlamaModel::forward(const at::Tensor& tokens, const at::Tensor& rope_pos, const AttentionPlan& plan,
@@ -450,10 +437,9 @@ at::Tensor LlamaModel::forward(const at::Tensor& tokens, const at::Tensor& rope_
 at::Tensor LlamaModel::forward(const at::Tensor& tokens, const at::Tensor& rope_pos, LayerAttention& layer_attention,
                                const AttentionOptions& attention, bool selective, bool checkpoint_layers,
                                bool last_position_only) const {
-  at::Tensor pending;  // the fused decode path's last MLP output [B, 1, H], not yet added to x
-  at::Tensor x = forward_layers(tokens, rope_pos, layer_attention, attention, selective, checkpoint_layers, &pending);
+  at::Tensor x = forward_layers(tokens, rope_pos, layer_attention, attention, selective, checkpoint_layers);
   if (last_position_only) x = x.narrow(1, x.size(1) - 1, 1);                                  // [B, 1, H]
-  return normed_head_logits(x, pending);                                                       // [B, Tq, V]
+  return head_logits(rms_norm(x, param("model.norm.weight"), options_.rms_norm_eps));         // [B, Tq, V]
 }
 
 at::Tensor LlamaModel::forward_hidden(const at::Tensor& tokens, const at::Tensor& rope_pos,
@@ -465,7 +451,7 @@ at::Tensor LlamaModel::forward_hidden(const at::Tensor& tokens, const at::Tensor
 
 at::Tensor LlamaModel::forward_layers(const at::Tensor& tokens, const at::Tensor& rope_pos,
                                       LayerAttention& layer_attention, const AttentionOptions& attention,
-                                      bool selective, bool checkpoint_layers, at::Tensor* pending_add) const {
+                                      bool selective, bool checkpoint_layers) const {
   const at::Tensor& embed = param("model.embed_tokens.weight");
   // (Skipped while a decode step is captured as a CUDA graph: the check synchronises; decode checks on the host.)
   GSA_CHECK(DecodeStepGraph::capturing() || !(tokens < 0).logical_or(tokens >= options_.vocab_size).any().item<bool>(),
@@ -478,14 +464,7 @@ at::Tensor LlamaModel::forward_layers(const at::Tensor& tokens, const at::Tensor
                      layer_attention.takes_fused_qkv(x.scalar_type(), options_.num_heads, options_.head_dim) &&
                      decode_step_ops_supported(x.scalar_type(), options_.head_dim, options_.hidden_size,
                                                options_.intermediate_size);
-  if (fused) {
-    auto [residual, mlp_out] = fused_decode_layers(x, rope, layer_attention, attention, selective);
-    if (pending_add != nullptr) {
-      *pending_add = mlp_out;
-      return residual;
-    }
-    return mlp_out.defined() ? residual + mlp_out : residual;
-  }
+  if (fused) return fused_decode_layers(x, rope, layer_attention, attention, selective);
   for (int64_t layer = 0; layer < options_.num_layers; ++layer) {
     const bool layer_selects = selective && layer >= attention.selection.first_selective_layer;
     if (checkpoint_layers) {

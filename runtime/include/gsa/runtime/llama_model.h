@@ -19,7 +19,6 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -126,22 +125,16 @@ class LlamaModel {
   const at::Tensor& param(const std::string& name) const;
   at::Tensor layer_forward(int64_t layer, const at::Tensor& x, const RopeTables& rope,
                            LayerAttention& layer_attention, bool layer_selects) const;
-  // Every decoder layer of one decode step through LayerAttention::attend_qkv and the fused kernels
-  // (decode_step_ops.h, skinny_gemm.h): embedded [B, 1, H] -> {residual, last MLP output} [B, 1, H] each (the
-  // second undefined without layers), their sum the layers' output. A layer's MLP output is added to the residual
-  // by the next layer's norm (one kernel for the add, that norm and, where it runs, the q/k/v GEMM), the last one
-  // by the final norm.
-  std::pair<at::Tensor, at::Tensor> fused_decode_layers(const at::Tensor& embedded, const RopeTables& rope,
-                                                        LayerAttention& layer_attention,
-                                                        const AttentionOptions& attention, bool selective) const;
-  // Embedding and every decoder layer, before the final norm: [B, Tq, H]. With pending_add, the fused decode path
-  // returns the residual without its last MLP output and leaves that in *pending_add (undefined otherwise).
+  // Every decoder layer of one decode step through the fused path (LayerAttention::step_kv_rows and
+  // attend_rotated, decode_step_ops.h, skinny_gemm.h): embedded [B, 1, H] -> [B, 1, H]. A layer's MLP output is
+  // added to the residual by the next layer's norm (one kernel for the add, that norm and, where it runs, the q/k/v
+  // GEMM). The final norm stays apart from the LM head: fused, each of the head GEMM's ~2,000 CTAs (8 waves) would
+  // repeat the norm's prologue.
+  at::Tensor fused_decode_layers(const at::Tensor& embedded, const RopeTables& rope, LayerAttention& layer_attention,
+                                 const AttentionOptions& attention, bool selective) const;
+  // Embedding and every decoder layer, before the final norm: [B, Tq, H].
   at::Tensor forward_layers(const at::Tensor& tokens, const at::Tensor& rope_pos, LayerAttention& layer_attention,
-                            const AttentionOptions& attention, bool selective, bool checkpoint_layers,
-                            at::Tensor* pending_add = nullptr) const;
-  // head_logits(final norm of x + add) (add undefined: of x) -> fp32 [.., V]; with add (the fused decode path),
-  // the add, the norm and the head in one skinny GEMM where it runs (skinny_normed_linear).
-  at::Tensor normed_head_logits(const at::Tensor& x, const at::Tensor& add) const;
+                            const AttentionOptions& attention, bool selective, bool checkpoint_layers) const;
 
   ModelOptions options_;
   at::Device device_{at::kCPU};
