@@ -30,6 +30,8 @@
 // With the RMSNorm prologue (SkinnyNorm, skinny_norm_prologue.cuh) every CTA first norms the M rows into shared
 // memory, in the first K step of every warp (after the wait: each warp runs at least one step then, its
 // out-of-range loads reading zeros), and the K loop reads its x fragments there instead of from global memory.
+// Its second batch of weight rows is prefetched into L2 before the prologue (the thirteenth session's version of
+// this fusion, without it, was slower: the weight stream waited for the norm).
 // No -use_fast_math: expf and the division are the full-precision functions LibTorch's silu uses.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -146,6 +148,7 @@ __device__ __forceinline__ float bias_of(const SkinnyGemmParams& p, int64_t row)
 }
 
 __device__ __forceinline__ void prefetch_l1(const void* p) { asm volatile("prefetch.global.L1 [%0];" ::"l"(p)); }
+__device__ __forceinline__ void prefetch_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
 
 // The cache row that sequence m's element d of kv head `kv` goes to (kRopeAppend with positions).
 template <typename T>
@@ -283,6 +286,16 @@ __global__ void __launch_bounds__(32 * W, kWarpsPerSm / W)
     }
     if constexpr (kNorm) {
       if (!staged) {  // the first step of every warp of the CTA
+        // The next batch's weight rows into L2 while the rows are normed: its loads, issued after this batch's
+        // mmas, then wait for L2, not DRAM.
+        if (q == 0) {
+#pragma unroll
+          for (int u = 0; u < kUnroll; ++u) {
+            const int k = (j + (kUnroll + u) * split) * kStepK;
+            if (k < p.k && lo_ok) prefetch_l2(w_lo + k);
+            if (k < p.k && hi_ok) prefetch_l2(w_hi + k);
+          }
+        }
         if (!p.weight_early) detail::copy_norm_weight<T, 32 * W>(p, stage);
         detail::norm_rows<T, 32 * W>(p, stage, norm_sums);
         staged = true;
