@@ -416,7 +416,11 @@ at::Tensor LlamaModel::fused_decode_layers(const at::Tensor& embedded, const Rop
                                            f.gate_up, at::Tensor(), SkinnyEpilogue::kSiluMul);
     mlp_out = decode_linear(gated, p("mlp.down_proj.weight"));                                 // [B, H]
   }
-  return (mlp_out.defined() ? x + mlp_out : x).view({b, 1, hidden});
+  // The last MLP output's add and the final norm in one kernel.
+  const at::Tensor& norm_weight = param("model.norm.weight");
+  const at::Tensor normed = mlp_out.defined() ? add_rms_norm(x, mlp_out, norm_weight, o.rms_norm_eps).second
+                                               : rms_norm(x, norm_weight, o.rms_norm_eps);  // [B, H]
+  return normed.view({b, 1, hidden});
 }
 
 at::Tensor LlamaModel::forward(const at::Tensor& tokens, const at::Tensor& rope_pos, const AttentionPlan& plan,
@@ -437,21 +441,20 @@ at::Tensor LlamaModel::forward(const at::Tensor& tokens, const at::Tensor& rope_
 at::Tensor LlamaModel::forward(const at::Tensor& tokens, const at::Tensor& rope_pos, LayerAttention& layer_attention,
                                const AttentionOptions& attention, bool selective, bool checkpoint_layers,
                                bool last_position_only) const {
-  at::Tensor x = forward_layers(tokens, rope_pos, layer_attention, attention, selective, checkpoint_layers);
-  if (last_position_only) x = x.narrow(1, x.size(1) - 1, 1);                                  // [B, 1, H]
-  return head_logits(rms_norm(x, param("model.norm.weight"), options_.rms_norm_eps));         // [B, Tq, V]
+  return head_logits(final_hidden(tokens, rope_pos, layer_attention, attention, selective, checkpoint_layers,
+                                  last_position_only));                                       // [B, Tq, V]
 }
 
 at::Tensor LlamaModel::forward_hidden(const at::Tensor& tokens, const at::Tensor& rope_pos,
                                       LayerAttention& layer_attention, const AttentionOptions& attention,
                                       bool selective, bool checkpoint_layers) const {
-  return rms_norm(forward_layers(tokens, rope_pos, layer_attention, attention, selective, checkpoint_layers),
-                  param("model.norm.weight"), options_.rms_norm_eps);                         // [B, Tq, H]
+  return final_hidden(tokens, rope_pos, layer_attention, attention, selective, checkpoint_layers,
+                      /*last_position_only=*/false);                                         // [B, Tq, H]
 }
 
-at::Tensor LlamaModel::forward_layers(const at::Tensor& tokens, const at::Tensor& rope_pos,
-                                      LayerAttention& layer_attention, const AttentionOptions& attention,
-                                      bool selective, bool checkpoint_layers) const {
+at::Tensor LlamaModel::final_hidden(const at::Tensor& tokens, const at::Tensor& rope_pos,
+                                    LayerAttention& layer_attention, const AttentionOptions& attention,
+                                    bool selective, bool checkpoint_layers, bool last_position_only) const {
   const at::Tensor& embed = param("model.embed_tokens.weight");
   // (Skipped while a decode step is captured as a CUDA graph: the check synchronises; decode checks on the host.)
   GSA_CHECK(DecodeStepGraph::capturing() || !(tokens < 0).logical_or(tokens >= options_.vocab_size).any().item<bool>(),
@@ -475,7 +478,8 @@ at::Tensor LlamaModel::forward_layers(const at::Tensor& tokens, const at::Tensor
       x = layer_forward(layer, x, rope, layer_attention, layer_selects);
     }
   }
-  return x;                                                                                    // [B, Tq, H]
+  if (last_position_only) x = x.narrow(1, x.size(1) - 1, 1);                                  // [B, 1, H]
+  return rms_norm(x, param("model.norm.weight"), options_.rms_norm_eps);                      // [B, Tq, H]
 }
 
 const at::Tensor& LlamaModel::head_weight() const {

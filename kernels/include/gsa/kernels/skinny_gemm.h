@@ -119,9 +119,10 @@ inline bool skinny_rope_valid(const SkinnyGemmParams& p) {
   using namespace decode_step_detail;
   const SkinnyRopeAppend& r = p.rope;
   if (p.epilogue != SkinnyEpilogue::kRopeAppend) return true;
+  const bool caches_ok = r.positions == nullptr || (aligned_rows(r.k) && aligned_rows(r.v));
   return r.q_heads >= 1 && r.kv_heads >= 1 && r.head_dim >= 16 && r.head_dim % 16 == 0 &&
          int64_t(r.q_heads + 2 * r.kv_heads) * r.head_dim == p.n && !p.out_float && aligned_rows(r.cos, r.cos_stride) &&
-         aligned_rows(r.sin_rotated, r.sin_stride) && (r.positions == nullptr || (aligned_rows(r.k) && aligned_rows(r.v)));
+         aligned_rows(r.sin_rotated, r.sin_stride) && caches_ok;
 }
 
 inline bool skinny_norm_valid(const SkinnyGemmParams& p) {

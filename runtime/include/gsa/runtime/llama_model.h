@@ -126,15 +126,17 @@ class LlamaModel {
   at::Tensor layer_forward(int64_t layer, const at::Tensor& x, const RopeTables& rope,
                            LayerAttention& layer_attention, bool layer_selects) const;
   // Every decoder layer of one decode step through the fused path (LayerAttention::step_kv_rows and
-  // attend_rotated, decode_step_ops.h, skinny_gemm.h): embedded [B, 1, H] -> [B, 1, H]. A layer's MLP output is
-  // added to the residual by the next layer's norm (one kernel for the add, that norm and, where it runs, the q/k/v
-  // GEMM). The final norm stays apart from the LM head: fused, each of the head GEMM's ~2,000 CTAs (8 waves) would
-  // repeat the norm's prologue.
+  // attend_rotated, decode_step_ops.h, skinny_gemm.h) and the final norm: embedded [B, 1, H] -> [B, 1, H]. A
+  // layer's MLP output is added to the residual by the next layer's norm (one kernel for the add, that norm and,
+  // where it runs, the q/k/v GEMM), the last one by the final norm (add_rms_norm). The final norm stays apart from
+  // the LM head: fused, each of the head GEMM's ~2,000 CTAs (8 waves) would repeat the norm's prologue.
   at::Tensor fused_decode_layers(const at::Tensor& embedded, const RopeTables& rope, LayerAttention& layer_attention,
                                  const AttentionOptions& attention, bool selective) const;
-  // Embedding and every decoder layer, before the final norm: [B, Tq, H].
-  at::Tensor forward_layers(const at::Tensor& tokens, const at::Tensor& rope_pos, LayerAttention& layer_attention,
-                            const AttentionOptions& attention, bool selective, bool checkpoint_layers) const;
+  // Embedding, every decoder layer and the final norm: [B, Tq, H], or [B, 1, H] with last_position_only (the norm
+  // of that position alone).
+  at::Tensor final_hidden(const at::Tensor& tokens, const at::Tensor& rope_pos, LayerAttention& layer_attention,
+                          const AttentionOptions& attention, bool selective, bool checkpoint_layers,
+                          bool last_position_only) const;
 
   ModelOptions options_;
   at::Device device_{at::kCPU};
