@@ -1,10 +1,8 @@
 #include "gsa/runtime/decode_attention.h"
 
 #include "gsa/runtime/decode_graph.h"
-#include "gsa/runtime/decode_step_ops.h"
 #include "gsa/runtime/error.h"
 #include "gsa/runtime/kernel_choice.h"
-#include "gsa/runtime/rope.h"
 #include "gsa/runtime/selection.h"
 #include "gsa/runtime/sparse_decode.h"
 
