@@ -47,7 +47,7 @@ struct alignas(16) Word {
 Status normed_gemm(const SkinnyGemmParams& p) {
   if (p.m == 0) return Status::kOk;
   const int64_t words = int64_t(p.m) * p.k / 8;
-  std::vector<Word> zeros(words), sum(words), normed(words);
+  std::vector<Word> zeros(p.norm.add != nullptr ? 0 : words), sum(words), normed(words);  // zeros: the add without one
   AddRmsNormParams n;
   n.dtype = p.dtype;
   n.rows = p.m;

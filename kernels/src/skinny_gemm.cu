@@ -150,10 +150,11 @@ __device__ __forceinline__ float bias_of(const SkinnyGemmParams& p, int64_t row)
 __device__ __forceinline__ void prefetch_l1(const void* p) { asm volatile("prefetch.global.L1 [%0];" ::"l"(p)); }
 __device__ __forceinline__ void prefetch_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
 
-// The cache row that sequence m's element d of kv head `kv` goes to (kRopeAppend with positions).
-template <typename T>
-__device__ __forceinline__ T* cache_element(const KvRows& cache, const SkinnyRopeAppend& r, int m, int kv, int d) {
-  return cache.head<T>(m, kv, r.kv_heads) + r.positions[m] * cache.row_stride + d;
+// kRopeAppend: the cache a k or v head (head >= Hq) goes to, and its KV head index there.
+__device__ __forceinline__ const KvRows& head_cache(const SkinnyRopeAppend& r, int head, int& kv) {
+  const bool key = head < r.q_heads + r.kv_heads;
+  kv = head - (key ? r.q_heads : r.q_heads + r.kv_heads);
+  return key ? r.k : r.v;
 }
 
 // kRopeAppend: head h's dims (d_lo, d_lo + D / 2) for activation rows m = 2q, 2q + 1 into L1 ahead of the epilogue.
@@ -175,8 +176,8 @@ __device__ __forceinline__ void prefetch_rope(const SkinnyGemmParams& p, int hea
     }
     if (head >= hq && r.positions != nullptr) {
       prefetch_l1(r.positions + m);
-      const KvRows& cache = head < hq + hkv ? r.k : r.v;
-      const int kv = static_cast<int>(head - (head < hq + hkv ? hq : hq + hkv));
+      int kv;
+      const KvRows& cache = head_cache(r, head, kv);
       if (cache.heads != nullptr) prefetch_l1(cache.heads + int64_t(m) * hkv + kv);
     }
   }
@@ -202,9 +203,10 @@ __device__ __forceinline__ void store_rope(const SkinnyGemmParams& p, int m, int
   T* dst;
   if (head < hq) {
     dst = static_cast<T*>(p.out) + m * p.out_stride + int64_t(head) * D;
-  } else if (r.positions != nullptr) {
-    const bool key = head < hq + hkv;
-    dst = cache_element<T>(key ? r.k : r.v, r, m, static_cast<int>(head - (key ? hq : hq + hkv)), 0);
+  } else if (r.positions != nullptr) {  // row positions[m] of the head's cache
+    int kv;
+    const KvRows& cache = head_cache(r, head, kv);
+    dst = cache.head<T>(m, kv, hkv) + r.positions[m] * cache.row_stride;
   } else {
     return;  // k and v are not stored
   }
@@ -234,7 +236,7 @@ __global__ void __launch_bounds__(32 * W, kWarpsPerSm / W)
     lo_ok = hi_ok = row_lo < half;
   } else if constexpr (kRope) {
     const int chunks = p.rope.head_dim / 16;
-    head = static_cast<int>(min(tile / chunks, int64_t(p.rope.q_heads + 2 * p.rope.kv_heads)));  // past the last: none
+    head = static_cast<int>(tile / chunks);  // past the last head: no rows (lo_ok false)
     d_lo = 8 * static_cast<int>(tile % chunks) + g;
     row_lo = int64_t(head) * p.rope.head_dim + d_lo;  // dim d_lo of the head
     row_hi = row_lo + p.rope.head_dim / 2;    // its RoPE partner

@@ -591,8 +591,7 @@ bool use_tensor_cores(int group) {
 
 template <typename T, int D, int G>
 Status launch_mma(const SparseDecodeParams& p, cudaStream_t s) {
-  // Above 48 KiB of dynamic shared memory: the opt-in (before any graph capture: the decode graph's first step
-  // runs eagerly).
+  // Above 48 KiB of dynamic shared memory: the opt-in (dispatch.cuh).
   if (!detail::opt_in_dynamic_smem<sparse_decode_mma_kernel<T, D, G>>(mma_smem_bytes<D>(sizeof(T)))) {
     return Status::kCudaError;
   }
@@ -631,11 +630,9 @@ int sparse_decode_wave_ctas(const SparseDecodeParams& p) {
       constexpr int D = dim.value, G = group.value;
       cudaError_t e;
       if (use_tensor_cores(G)) {
-        // Above 48 KiB of dynamic shared memory: the opt-in (before any graph capture: the decode graph's first step
-  // runs eagerly).
-  if (!detail::opt_in_dynamic_smem<sparse_decode_mma_kernel<T, D, G>>(mma_smem_bytes<D>(sizeof(T)))) {
-    return Status::kCudaError;
-  }
+        if (!detail::opt_in_dynamic_smem<sparse_decode_mma_kernel<T, D, G>>(mma_smem_bytes<D>(sizeof(T)))) {
+          return Status::kCudaError;
+        }
         e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, sparse_decode_mma_kernel<T, D, G>, kThreads,
                                                           mma_smem_bytes<D>(sizeof(T)));
       } else {

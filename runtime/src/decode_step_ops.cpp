@@ -28,8 +28,6 @@ at::Tensor rope_append(const at::Tensor& qkv, const at::Tensor& cos, const at::T
   // 1. Validate.
   constexpr const char* op = "rope_append";
   check_half_operand(op, "qkv", qkv);
-  check_like(op, "cos", cos, "qkv", qkv);
-  check_like(op, "sin_rotated", sin_rotated, "qkv", qkv);
   GSA_CHECK(qkv.dim() == 2 || (qkv.dim() == 3 && qkv.size(1) == 1),
             "rope_append: qkv must be [B, (Hq + 2 Hkv) * D] or [B, 1, (Hq + 2 Hkv) * D], got ", qkv.sizes());
   GSA_CHECK(q_heads >= 1 && kv_heads >= 1, "rope_append: need Hq >= 1 and Hkv >= 1, got ", q_heads, " and ",
@@ -39,15 +37,9 @@ at::Tensor rope_append(const at::Tensor& qkv, const at::Tensor& cos, const at::T
             ", Hkv = ", kv_heads);
   const int64_t D = width / heads;
   GSA_CHECK(D >= 8 && D % 8 == 0, "rope_append: the head dim must be a multiple of 8, got ", D);
-  GSA_CHECK(cos.dim() >= 1 && cos.size(-1) == D && cos.numel() == B * D && sin_rotated.dim() >= 1 &&
-                sin_rotated.size(-1) == D && sin_rotated.numel() == B * D,
-            "rope_append: cos and sin_rotated must hold B = ", B, " rows of D = ", D, ", got ", cos.sizes(), " and ",
-            sin_rotated.sizes());
+  const auto [cos_rows, sin_rows] = rope_table_rows(op, "qkv", qkv, cos, sin_rotated, B, D);  // [B, D] each
   GSA_CHECK(positions.defined(), "rope_append: positions is undefined");
-  GSA_CHECK(positions.scalar_type() == at::kLong && positions.numel() == B && positions.device() == qkv.device(),
-            "rope_append: positions must be ", B, " int64 values on ", qkv.device(), ", got ", positions.sizes(), " ",
-            positions.scalar_type(), " on ", positions.device());
-  GSA_CHECK(!k_cache.empty() && !v_cache.empty(), "rope_append: the K and V cache rows must be set");
+  const at::Tensor pos = kv_append_positions(op, positions, k_cache, v_cache, B, qkv.device());  // [B]
   GSA_CHECK(B <= kMaxRows && heads <= kMaxRows, "rope_append: qkv ", qkv.sizes(), " is too large");
 
   // 2. Readable rows and the output, without autograd.
@@ -55,9 +47,6 @@ at::Tensor rope_append(const at::Tensor& qkv, const at::Tensor& cos, const at::T
   at::Tensor q_out = at::empty({B, q_heads, D}, qkv.options());  // [B, Hq, D]
   if (B == 0) return q_out;
   const at::Tensor in = rows_for_16_byte_loads(qkv.reshape({B, width}));      // [B, (Hq + 2 Hkv) * D]
-  const at::Tensor cos_rows = rows_for_16_byte_loads(cos.reshape({B, D}));     // [B, D]
-  const at::Tensor sin_rows = rows_for_16_byte_loads(sin_rotated.reshape({B, D}));
-  const at::Tensor pos = positions.reshape({B}).contiguous();                  // [B]
 
   kernels::RopeAppendParams p;
   p.dtype = kernel_dtype(qkv);

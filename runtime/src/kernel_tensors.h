@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
 
 #include <ATen/ATen.h>
 
@@ -61,6 +62,32 @@ inline kernels::KvRows kv_rows_of(const at::Tensor& t) {
   rows.stride_h = t.stride(1);
   rows.row_stride = t.stride(2);
   return rows;
+}
+
+// A decode step's RoPE tables as `op`'s operands (rope_append, skinny_rope_linear): cos and sin_rotated hold B rows
+// of D, in the dtype and on the device of `like` (named like_name) -> {cos, sin_rotated} [B, D] each, readable by
+// 16-byte loads.
+inline std::pair<at::Tensor, at::Tensor> rope_table_rows(const char* op, const char* like_name, const at::Tensor& like,
+                                                         const at::Tensor& cos, const at::Tensor& sin_rotated,
+                                                         int64_t B, int64_t D) {
+  check_like(op, "cos", cos, like_name, like);
+  check_like(op, "sin_rotated", sin_rotated, like_name, like);
+  GSA_CHECK(cos.dim() >= 1 && cos.size(-1) == D && cos.numel() == B * D && sin_rotated.dim() >= 1 &&
+                sin_rotated.size(-1) == D && sin_rotated.numel() == B * D,
+            op, ": cos and sin_rotated must hold B = ", B, " rows of D = ", D, ", got ", cos.sizes(), " and ",
+            sin_rotated.sizes());
+  return {rows_for_16_byte_loads(cos.reshape({B, D})), rows_for_16_byte_loads(sin_rotated.reshape({B, D}))};
+}
+
+// Where a decode step's k and v rows go, as `op`'s operands: positions [B] int64 on `device` and both caches set
+// -> positions [B] contiguous.
+inline at::Tensor kv_append_positions(const char* op, const at::Tensor& positions, const kernels::KvRows& k,
+                                      const kernels::KvRows& v, int64_t B, const at::Device& device) {
+  GSA_CHECK(positions.scalar_type() == at::kLong && positions.numel() == B && positions.device() == device, op,
+            ": positions must be ", B, " int64 values on ", device, ", got ", positions.sizes(), " ",
+            positions.scalar_type(), " on ", positions.device());
+  GSA_CHECK(!k.empty() && !v.empty(), op, ": the K and V cache rows must be set");
+  return positions.reshape({B}).contiguous();
 }
 
 // Runs one kernel family where its tensors live: cuda(stream) with `device` current, on its current stream, for a

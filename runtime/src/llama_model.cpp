@@ -98,14 +98,7 @@ std::pair<at::Tensor, at::Tensor> normed_rope_projection(const at::Tensor& x, co
                                                          int64_t hkv) {
   const int64_t B = x.size(0), H = x.size(1), D = qkv_weight.size(0) / (hq + 2 * hkv);
   if (fuse_rope_into_gemm(x) && skinny_rope_linear_supported(x.scalar_type(), B, H, D, false, false)) {
-    SkinnyRopeTarget target;
-    target.q_heads = hq;
-    target.kv_heads = hkv;
-    target.cos = rope.cos;
-    target.sin_rotated = rope.sin_rotated;
-    target.positions = kv.positions;
-    target.k = kv.k;
-    target.v = kv.v;
+    const SkinnyRopeTarget target{hq, hkv, rope.cos, rope.sin_rotated, kv};
     if (fuse_norm_into_gemm(x) && skinny_normed_linear_supported(x.scalar_type(), B, H, add.defined())) {
       return skinny_rope_linear(x, add, norm_weight, eps, qkv_weight, qkv_bias, target, /*constant_weight=*/true);
     }
@@ -417,10 +410,7 @@ at::Tensor LlamaModel::fused_decode_layers(const at::Tensor& embedded, const Rop
     mlp_out = decode_linear(gated, p("mlp.down_proj.weight"));                                 // [B, H]
   }
   // The last MLP output's add and the final norm in one kernel.
-  const at::Tensor& norm_weight = param("model.norm.weight");
-  const at::Tensor normed = mlp_out.defined() ? add_rms_norm(x, mlp_out, norm_weight, o.rms_norm_eps).second
-                                               : rms_norm(x, norm_weight, o.rms_norm_eps);  // [B, H]
-  return normed.view({b, 1, hidden});
+  return add_and_norm(x, mlp_out, param("model.norm.weight"), o.rms_norm_eps).second.view({b, 1, hidden});
 }
 
 at::Tensor LlamaModel::forward(const at::Tensor& tokens, const at::Tensor& rope_pos, const AttentionPlan& plan,

@@ -4,6 +4,7 @@
 #include "gsa/runtime/skinny_gemm.h"
 
 #include <limits>
+#include <tuple>
 #include <vector>
 
 #include <ATen/core/grad_mode.h>  // NoGradGuard
@@ -184,25 +185,12 @@ std::pair<at::Tensor, at::Tensor> skinny_rope_linear(const at::Tensor& x, const 
   GSA_CHECK(norm_weight.defined() || !add.defined(), op, ": add needs the norm (norm_weight)");
   const at::Tensor sum = norm_weight.defined() ? attach_norm(op, call, x, add, norm_weight, eps) : x;
   const int64_t B = call.rows;
-  check_like(op, "cos", target.cos, "x", x);
-  check_like(op, "sin_rotated", target.sin_rotated, "x", x);
-  GSA_CHECK(target.cos.size(-1) == D && target.cos.numel() == B * D && target.sin_rotated.size(-1) == D &&
-                target.sin_rotated.numel() == B * D,
-            op, ": cos and sin_rotated must hold B = ", B, " rows of D = ", D, ", got ", target.cos.sizes(), " and ",
-            target.sin_rotated.sizes());
-  const bool store_kv = target.positions.defined();
-  if (store_kv) {
-    GSA_CHECK(target.positions.scalar_type() == at::kLong && target.positions.numel() == B &&
-                  target.positions.device() == x.device(),
-              op, ": positions must be ", B, " int64 values on ", x.device(), ", got ", target.positions.sizes(), " ",
-              target.positions.scalar_type(), " on ", target.positions.device());
-    GSA_CHECK(!target.k.empty() && !target.v.empty(), op, ": the K and V cache rows must be set");
-  }
+  std::tie(call.cos, call.sin_rotated) = rope_table_rows(op, "x", x, target.cos, target.sin_rotated, B, D);  // [B, D]
+  const StepKvRows& kv = target.kv;
+  const bool store_kv = kv.positions.defined();
+  if (store_kv) call.positions = kv_append_positions(op, kv.positions, kv.k, kv.v, B, x.device());  // [B]
   const at::Tensor q = call.out.view({B, hq, D});  // [B, Hq, D]: out's rows are [Hq D] contiguous
   if (B == 0) return {sum, q};
-  call.cos = rows_for_16_byte_loads(target.cos.reshape({B, D}));                  // [B, D]
-  call.sin_rotated = rows_for_16_byte_loads(target.sin_rotated.reshape({B, D}));  // [B, D]
-  if (store_kv) call.positions = target.positions.reshape({B}).contiguous();      // [B]
   kernels::SkinnyRopeAppend& r = call.params.rope;
   r.q_heads = static_cast<int32_t>(hq);
   r.kv_heads = static_cast<int32_t>(hkv);
@@ -213,8 +201,8 @@ std::pair<at::Tensor, at::Tensor> skinny_rope_linear(const at::Tensor& x, const 
   r.sin_stride = call.sin_rotated.stride(0);
   r.positions = store_kv ? call.positions.data_ptr<int64_t>() : nullptr;
   if (store_kv) {
-    r.k = target.k;
-    r.v = target.v;
+    r.k = kv.k;
+    r.v = kv.v;
   }
 
   // 2. Dispatch.

@@ -114,9 +114,9 @@ SkinnyRopeTarget target_of(const Step& s, const Case& c, DecodeCaches& caches) {
   t.kv_heads = c.hkv;
   t.cos = s.tables.cos;
   t.sin_rotated = s.tables.sin_rotated;
-  t.positions = s.positions;
-  t.k = caches.rows(0, false);
-  t.v = caches.rows(0, true);
+  t.kv.positions = s.positions;
+  t.kv.k = caches.rows(0, false);
+  t.kv.v = caches.rows(0, true);
   return t;
 }
 
@@ -235,10 +235,10 @@ TEST(SkinnyRopeLinear, RejectsBadInputsByName) {
   t.cos = s.tables.cos.narrow(-1, 0, 32);
   EXPECT_ERROR_MENTIONS(call(t, s.weight, s.add, s.norm_weight), "cos and sin_rotated must hold B = 2 rows of D = 64");
   t = good;
-  t.positions = s.positions.to(at::kInt);
+  t.kv.positions = s.positions.to(at::kInt);
   EXPECT_ERROR_MENTIONS(call(t, s.weight, s.add, s.norm_weight), "positions must be 2 int64 values");
   t = good;
-  t.k = kernels::KvRows();
+  t.kv.k = kernels::KvRows();
   EXPECT_ERROR_MENTIONS(call(t, s.weight, s.add, s.norm_weight), "the K and V cache rows must be set");
   EXPECT_ERROR_MENTIONS(call(good, s.weight, s.add, at::Tensor()), "add needs the norm");
   EXPECT_ERROR_MENTIONS(call(good, s.weight.narrow(1, 0, 56), s.add, s.norm_weight), "weight must be [N, K]");

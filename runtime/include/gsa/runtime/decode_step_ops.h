@@ -24,6 +24,15 @@
 
 namespace gsa {
 
+// Where a decode step's k and v rows of one layer go: row positions[b] of sequence b's caches (positions [B]
+// int64 on the caches' device, each inside its sequence's caches), or nowhere with positions undefined (a rank of
+// distributed decode that does not hold the step's tail only rotates q). rope_append's positions and caches;
+// LayerAttention::step_kv_rows (llama_model.h) and skinny_rope_linear (skinny_gemm.h) take it whole.
+struct StepKvRows {
+  at::Tensor positions;
+  kernels::KvRows k, v;
+};
+
 // Whether rope_append, add_rms_norm and silu_mul run a model of these sizes in `dtype`.
 bool decode_step_ops_supported(at::ScalarType dtype, int64_t head_dim, int64_t hidden, int64_t intermediate);
 

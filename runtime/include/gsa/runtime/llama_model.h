@@ -24,8 +24,8 @@
 #include <ATen/ATen.h>
 
 #include "gsa/config/options.h"
-#include "gsa/kernels/kv_rows.h"
 #include "gsa/runtime/attention_plan.h"
+#include "gsa/runtime/decode_step_ops.h"  // StepKvRows
 #include "gsa/runtime/rope.h"
 #include "gsa/runtime/safetensors.h"
 
@@ -36,14 +36,6 @@ struct KvCache {
   std::vector<at::Tensor> k;  // [num_layers] of [B, Hkv, capacity, D] (post-RoPE)
   std::vector<at::Tensor> v;  // [num_layers] of [B, Hkv, capacity, D]
   int64_t capacity() const { return k.empty() ? 0 : k[0].size(2); }
-};
-
-// Where the fused decode path stores a step's k and v rows of one layer: row positions[b] of sequence b's caches
-// (positions [B] int64 on the caches' device, in range: the LayerAttention checks), or nowhere with positions
-// undefined (a rank of distributed decode that does not hold the step's tail only rotates q).
-struct StepKvRows {
-  at::Tensor positions;
-  kernels::KvRows k, v;
 };
 
 // One layer's attention over the forward's own queries; the model calls it once per layer, in layer order.

@@ -29,8 +29,8 @@
 
 #include <ATen/ATen.h>
 
-#include "gsa/kernels/kv_rows.h"
 #include "gsa/kernels/skinny_gemm.h"
+#include "gsa/runtime/decode_step_ops.h"  // StepKvRows
 
 namespace gsa {
 
@@ -66,8 +66,7 @@ std::pair<at::Tensor, at::Tensor> skinny_normed_linear(const at::Tensor& x, cons
 struct SkinnyRopeTarget {
   int64_t q_heads = 0, kv_heads = 0;  // Hq, Hkv
   at::Tensor cos, sin_rotated;        // B rows of D each (e.g. make_rope_tables' [B, 1, 1, D])
-  at::Tensor positions;               // [B] int64 cache rows, on x's device; undefined: k and v are not stored
-  kernels::KvRows k, v;               // the caches' rows (with positions)
+  StepKvRows kv;                      // positions on x's device (undefined: k and v are not stored) and caches
 };
 
 // Whether skinny_rope_linear runs `rows` rows of `in_features` elements in `dtype` with head dim D: the skinny
@@ -77,7 +76,7 @@ bool skinny_rope_linear_supported(at::ScalarType dtype, int64_t rows, int64_t in
 
 // {sum, q}: x and add [B, K] as skinny_normed_linear (norm_weight undefined: no norm, sum = x); weight [(Hq + 2 Hkv)
 // D, K] the q, k and v projections stacked (bias [(Hq + 2 Hkv) D] or none) -> q [B, Hq, D] rotated, the k heads
-// rotated and the v heads written at row positions[b] of sequence b's caches (target.positions defined: each must
+// rotated and the v heads written at row positions[b] of sequence b's caches (target.kv.positions defined: each must
 // lie inside its sequence's caches, not checked: that would need a host sync).
 std::pair<at::Tensor, at::Tensor> skinny_rope_linear(const at::Tensor& x, const at::Tensor& add,
                                                      const at::Tensor& norm_weight, double eps,
