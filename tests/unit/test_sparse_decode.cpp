@@ -109,7 +109,8 @@ void expect_cases_match_oracle(at::Device device) {
     }
     const DecodeRange range{begin.to(device), end.to(device), longest};
     const auto [range_out, range_lse] = oracle(q, k, v, with_range, scale);
-    for (int64_t splits : {int64_t{1}, int64_t{0}}) {
+    // 3 and 7 splits: lists and ranges that do not divide evenly, splits with an empty share of either.
+    for (int64_t splits : {int64_t{1}, int64_t{3}, int64_t{7}, int64_t{0}}) {
       const DecodeAttention got = sparse_decode(q, k, v, key_rows.to(device), scale, splits, &range);
       EXPECT_TRUE(test::relative_error_below(got.out, range_out, bound))
           << "range case " << ci << " splits " << splits << " on " << device;
