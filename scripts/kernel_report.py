@@ -10,7 +10,8 @@ Usage (from the repository root; nvcc 12+ and cuobjdump -- from the CUDA toolkit
   python3 scripts/kernel_report.py kernels/src/sparse_decode.cu
   python3 scripts/kernel_report.py kernels/src/chunk_selection.cu --base HEAD~1 --kernel level_select
   python3 scripts/kernel_report.py kernels/src/sparse_decode.cu --loads 'mma_kernel.*bfloat16.*Li64ELi4E'
-Exit status 1 when a kernel spills (the build warns with --warn-on-spills; this names every one).
+Exit status 1 when a kernel spills (the build warns with --warn-on-spills; this names every one) or declares more
+than 48 KiB of static shared memory (ptxas 13 compiles that without a word).
 """
 import argparse
 import os
@@ -104,7 +105,7 @@ def main():
     args = parser.parse_args()
     root = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True).stdout.strip()
     root = root or os.getcwd()
-    spilled = False
+    spilled = False  # or over the static shared-memory limit: exit status 1
     with tempfile.TemporaryDirectory() as tmp:
         base_root = None
         if args.base:
@@ -121,7 +122,7 @@ def main():
             base_stats = {short_name(k): v for k, v in base_stats.items()}
             base_code = {short_name(k): v for k, v in base_code.items()}
             print(f"== {path}" + (f" (against {args.base})" if args.base else ""))
-            header = f"{'kernel':70} {'regs':>5} {'spill st/ld':>11} {'smem':>6} {'instrs':>6}"
+            header = f"{'kernel':70} {'regs':>5} {'spill st/ld':>11} {'stack':>5} {'smem':>6} {'instrs':>6}"
             print(header + ("   base: regs spill instrs sass" if base_root else ""))
             for kernel in sorted(stats):
                 if not re.search(args.kernel, short_name(kernel)):
@@ -129,7 +130,10 @@ def main():
                 s = stats[kernel]
                 spilled |= s["spill_st"] > 0 or s["spill_ld"] > 0
                 line = (f"{short_name(kernel)[:70]:70} {s['regs']:5} {s['spill_st']:5}/{s['spill_ld']:<5} "
-                        f"{s['smem']:6} {len(code.get(kernel, [])):6}")
+                        f"{s['stack']:5} {s['smem']:6} {len(code.get(kernel, [])):6}")
+                if s["smem"] > 48 * 1024:
+                    line += "   over the 48 KiB of static shared memory a CTA may declare"
+                    spilled = True
                 if base_root:
                     b = base_stats.get(short_name(kernel))
                     if b is None:
