@@ -14,6 +14,7 @@
 #include <cuda_runtime.h>
 
 #include <cmath>
+#include <cstdint>
 
 #include <atomic>
 #include <cstdlib>
@@ -38,51 +39,75 @@ using detail::to_floats;
 constexpr int kThreads = 128;
 constexpr float kLn2 = 0.6931471805599453f;
 
-// The rows split blockIdx.x of (sequence, KV head) blockIdx.y reads, numbered as the split-K sees them: the
-// list entries, then the generated range.
+// The rows split blockIdx.x of (sequence, KV head) blockIdx.y reads: its share of the list entries (a
+// ceil(R / splits) slice), then its share of the generated range (a ceil(rows / splits) slice), numbered 0 ..
+// count - 1 in that order; with one split, the list then the range, as before. The list's share depends on the
+// kernel parameters alone (split_list), so a kernel can issue its first list loads before it loads the range
+// bounds (take_range) and wait for both at once; a share of the concatenation made them wait a round trip for the
+// bounds. ptxas schedules a value's first use where the source puts it, and waits there: take_range belongs after
+// the list loads in the source.
 struct SplitRows {
   int b, kv;
-  int32_t range_begin;
-  int first, last;  // [first, last) of the numbering
-  const int32_t* list;
+  int list_count;       // list entries the split takes
+  int32_t list_at;      // index of its first list entry in p.key_rows (an index, not a pointer: one register
+                        // fewer, where the groups of 2 and 8 sit at their bound; sparse_decode_cuda checks that
+                        // B * Hkv * R fits in 32 bits)
+  int count = 0;        // rows it takes: list_count entries, then count - list_count rows of the range (take_range)
+  int32_t range_first = 0;  // cache row of its first range row (take_range)
+
+  // Loads the range bounds of sequence b and sets count and range_first (no range: count = list_count).
+  __device__ __forceinline__ void take_range(const SparseDecodeParams& p) {
+    const int32_t begin = p.range_begin != nullptr ? p.range_begin[b] : 0;
+    const int rows = p.range_begin != nullptr ? max(0, p.range_end[b] - begin) : 0;
+    const SplitShare share = split_share(blockIdx.x, p.splits, rows);
+    range_first = begin + share.first;
+    count = list_count + share.count;
+  }
   // Cache row of entry j (-1: none or a hole). A coherent (L2) load: the list comes from the kernel launched just
   // before, which may run until this kernel's wait (pdl.cuh); a non-coherent load could be scheduled ahead of it.
   __device__ __forceinline__ int32_t row(const SparseDecodeParams& p, int j) const {
-    return j >= last ? -1 : j < p.max_keys ? __ldcg(list + j) : range_begin + (j - p.max_keys);
+    return j >= count ? -1 : j < list_count ? __ldcg(p.key_rows + (list_at + j)) : range_first + (j - list_count);
   }
-  // The cache rows of entries j[0..n) (as row()), their list entries loaded together before any is used: one round
-  // trip for the n (the tensor-core kernel's stages). row() in a loop compiles to a branch around each load, so each
-  // waits for the one before: a thread's eight loads of a 64-row stage went out in turn, half the kernel's stall
-  // samples at 128K (docs/PERFORMANCE.md). Entries past the list read a valid position of it and are dropped. The
-  // SIMT kernel keeps row(): batched, its groups of one query head spill at their register bound.
+  // The list entries of j[0..n), loaded together before any is used: one round trip for the n (the tensor-core
+  // kernel's stages). row() in a loop compiles to a branch around each load, so each waits for the one before: a
+  // thread's eight loads of a 64-row stage went out in turn, half the kernel's stall samples at 128K
+  // (docs/PERFORMANCE.md). Entries past the share read a valid entry of it (select drops them). The SIMT kernel
+  // keeps row(): batched, its groups of one query head spill at their register bound.
   template <int n>
-  __device__ __forceinline__ void rows_of(const SparseDecodeParams& p, const int (&j)[n], int32_t (&out)[n]) const {
-    int32_t entry[n];
+  __device__ __forceinline__ void load_entries(const SparseDecodeParams& p, const int (&j)[n],
+                                               int32_t (&entry)[n]) const {
 #pragma unroll
     for (int i = 0; i < n; ++i) entry[i] = -1;
-    if (p.max_keys > 0) {
+    if (list_count > 0) {
 #pragma unroll
-      for (int i = 0; i < n; ++i) entry[i] = __ldcg(list + min(j[i], p.max_keys - 1));
+      for (int i = 0; i < n; ++i) entry[i] = __ldcg(p.key_rows + (list_at + min(j[i], list_count - 1)));
     }
+  }
+  // The cache rows of j[0..n) (as row()) from their loaded entries (after take_range).
+  template <int n>
+  __device__ __forceinline__ void select(const int (&j)[n], const int32_t (&entry)[n], int32_t (&out)[n]) const {
 #pragma unroll
     for (int i = 0; i < n; ++i) {
-      out[i] = j[i] >= last ? -1 : j[i] < p.max_keys ? entry[i] : range_begin + (j[i] - p.max_keys);
+      out[i] = j[i] >= count ? -1 : j[i] < list_count ? entry[i] : range_first + (j[i] - list_count);
     }
   }
 };
 
-__device__ __forceinline__ SplitRows split_rows(const SparseDecodeParams& p) {
+// The split's list share; count and range_first wait for take_range.
+__device__ __forceinline__ SplitRows split_list(const SparseDecodeParams& p) {
   SplitRows r;
-  const int split = blockIdx.x, bh = blockIdx.y;
+  const int bh = blockIdx.y;
   r.b = bh / p.kv_heads;
   r.kv = bh % p.kv_heads;
-  r.range_begin = p.range_begin != nullptr ? p.range_begin[r.b] : 0;
-  const int range_rows = p.range_begin != nullptr ? max(0, p.range_end[r.b] - r.range_begin) : 0;
-  const int total = p.max_keys + range_rows;
-  const int per_split = (total + p.splits - 1) / p.splits;
-  r.first = split * per_split;
-  r.last = min(total, r.first + per_split);
-  r.list = p.key_rows + int64_t(bh) * p.max_keys;
+  const SplitShare share = split_share(blockIdx.x, p.splits, p.max_keys);
+  r.list_count = share.count;
+  r.list_at = bh * p.max_keys + share.first;
+  return r;
+}
+
+__device__ __forceinline__ SplitRows split_rows(const SparseDecodeParams& p) {
+  SplitRows r = split_list(p);
+  r.take_range(p);
   return r;
 }
 
@@ -112,7 +137,7 @@ __device__ __forceinline__ void write_split_partial(const SparseDecodeParams& p,
         den = fmaf(w, l[t * G + h], den);
       }
     }
-    const int64_t row = int64_t(r.b) * p.q_heads + r.kv * G + h;
+    const int64_t row = r.b * p.q_heads + r.kv * G + h;  // 32-bit: sparse_decode_cuda checks B * Hq
     const float o = den > 0.f ? num / den : 0.f;
     if (out != nullptr) out[row * D + d] = o;
     if (half != nullptr) half[row * D + d] = T(o);  // round to nearest even, as at::Tensor::to
@@ -203,7 +228,7 @@ template <typename T, int D, int G, int kBatch>
 __device__ __forceinline__ void merge_splits(const SparseDecodeParams& p, const SplitRows& r) {
   __shared__ float s_lse[G];
   const int64_t rows_total = int64_t(p.batch) * p.q_heads;
-  const int64_t row0 = int64_t(r.b) * p.q_heads + r.kv * G;  // the group's first query-head row
+  const int64_t row0 = r.b * p.q_heads + r.kv * G;  // the group's first query-head row (B * Hq fits 32 bits)
   const float* part_lse = p.partial_lse + row0;              // part s, head h: part_lse[s * rows_total + h]
   merge_lse<G>(p, row0, s_lse, nullptr);
   __syncthreads();
@@ -257,7 +282,7 @@ __device__ __noinline__ bool merge_splits_staged(const SparseDecodeParams& p, co
   __shared__ float s_lse[G];
   const int tid = threadIdx.x;
   const int64_t rows_total = int64_t(p.batch) * p.q_heads;
-  const int64_t row0 = int64_t(r.b) * p.q_heads + r.kv * G;  // the group's first query-head row
+  const int64_t row0 = r.b * p.q_heads + r.kv * G;  // the group's first query-head row (B * Hq fits 32 bits)
   const float* part_out = p.partial_out + row0 * D;          // part s: G * D floats at part_out + s * rows_total * D
   const int chunks = (splits + chunk - 1) / chunk;
   auto stage = [&](int c) {  // chunk c's partials into buffer c % 2 (through L2, as merge_splits' __ldcg)
@@ -352,7 +377,7 @@ __global__ void __launch_bounds__(kThreads, kSimtMinCtas<G>)
   __shared__ float s_m[kTeams][G], s_l[kTeams][G];
 
   const SplitRows rows = split_rows(p);
-  const int b = rows.b, kv = rows.kv, first = rows.first, last = rows.last;
+  const int b = rows.b, kv = rows.kv;
   const int tid = threadIdx.x, warp = tid / 32, team = tid / kTeam, lane = tid % kTeam;
   const int team_in_warp = (tid % 32) / kTeam;
 
@@ -377,7 +402,7 @@ __global__ void __launch_bounds__(kThreads, kSimtMinCtas<G>)
     for (int i = 0; i < 8; ++i) acc[h][i] = 0.f;
   }
 
-  for (int base = first + warp * kWarpRows; base < last; base += (kThreads / 32) * kWarpRows) {
+  for (int base = warp * kWarpRows; base < rows.count; base += (kThreads / 32) * kWarpRows) {
     int32_t r[kUnroll];
     uint4 kraw[kUnroll], vraw[kUnroll];
 #pragma unroll
@@ -469,45 +494,68 @@ __global__ void __launch_bounds__(kThreads, kMmaMinCtas<D>)
   T* s_v = s_k + 2 * kMmaRows * D;
   int32_t* s_row = reinterpret_cast<int32_t*>(s_v + 2 * kMmaRows * D);
 
-  const SplitRows rows = split_rows(p);
-  const int b = rows.b, kv = rows.kv, first = rows.first, last = rows.last;
+  SplitRows rows = split_list(p);  // the range after the first list loads (below)
+  const int b = rows.b, kv = rows.kv;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int head = lane / 4, quad = lane % 4;  // this lane's C-fragment row (query head) and column pair
   const T* k_head = p.k.head<const T>(b, kv, p.kv_heads);
   const T* v_head = p.v.head<const T>(b, kv, p.kv_heads);
-  // Stage `stage` <- rows j0 .. j0 + kMmaRows - 1 of the split: thread t copies chunk t % kChunks of rows
-  // t / kChunks + i * kRowsPerPass; missing rows are zero-filled and marked -1.
-  auto load_stage = [&](int stage, int j0) {
+  // A stage holds rows j0 .. j0 + kMmaRows - 1 of the split: thread t copies chunk t % kChunks of rows
+  // t / kChunks + i * kRowsPerPass (stage_rows: their numbers), missing rows zero-filled and marked -1.
+  auto stage_rows = [&](int j0, int (&j)[kRowsPerThread]) {
+#pragma unroll
+    for (int i = 0; i < kRowsPerThread; ++i) j[i] = j0 + tid / kChunks + i * kRowsPerPass;
+  };
+  auto copy_stage = [&](int stage, const int32_t (&row)[kRowsPerThread]) {
     T* k_tile = s_k + stage * kMmaRows * D;
     T* v_tile = s_v + stage * kMmaRows * D;
     const int chunk = tid % kChunks;
-    auto copy_row = [&](int r, int32_t row) {
-      const int dst = swizzled<D>(r, chunk);
-      cp_async_16(k_tile + dst, row >= 0 ? k_head + int64_t(row) * p.k.row_stride + chunk * 8 : k_head, row >= 0);
-      cp_async_16(v_tile + dst, row >= 0 ? v_head + int64_t(row) * p.v.row_stride + chunk * 8 : v_head, row >= 0);
-      if (chunk == 0) s_row[stage * kMmaRows + r] = row;
-    };
-    int j[kRowsPerThread];
-    int32_t row[kRowsPerThread];
 #pragma unroll
-    for (int i = 0; i < kRowsPerThread; ++i) j[i] = j0 + tid / kChunks + i * kRowsPerPass;
-    rows.rows_of(p, j, row);
-#pragma unroll
-    for (int i = 0; i < kRowsPerThread; ++i) copy_row(tid / kChunks + i * kRowsPerPass, row[i]);
+    for (int i = 0; i < kRowsPerThread; ++i) {
+      const int r = tid / kChunks + i * kRowsPerPass, dst = swizzled<D>(r, chunk);
+      const bool valid = row[i] >= 0;
+      cp_async_16(k_tile + dst, valid ? k_head + int64_t(row[i]) * p.k.row_stride + chunk * 8 : k_head, valid);
+      cp_async_16(v_tile + dst, valid ? v_head + int64_t(row[i]) * p.v.row_stride + chunk * 8 : v_head, valid);
+      if (chunk == 0) s_row[stage * kMmaRows + r] = row[i];
+    }
     detail::cp_async_commit();
   };
+  auto load_stage = [&](int stage, int j0) {
+    int j[kRowsPerThread];
+    int32_t entry[kRowsPerThread], row[kRowsPerThread];
+    stage_rows(j0, j);
+    rows.load_entries(p, j, entry);
+    rows.select(j, entry, row);
+    copy_stage(stage, row);
+  };
 
-  {  // Q: rows 0..G-1 the group's heads, rows G..15 zero.
+  {  // Q: rows 0..G-1 the group's heads, rows G..15 zero-filled, by cp.async in stage 0's group: its loads go out
+     // with the first list loads and the range bounds' (Q copied through registers had its store wait for its load
+     // ahead of the list's).
+    constexpr int kQChunks = (16 * kChunks + kThreads - 1) / kThreads;  // a thread's 16-byte chunks of Q
     const T* q = static_cast<const T*>(p.q) + b * p.q_stride[0] + int64_t(kv) * G * p.q_stride[1];
-    for (int i = tid; i < 16 * kChunks; i += kThreads) {
-      const int r = i / kChunks, c = i % kChunks;
-      uint4 val = make_uint4(0, 0, 0, 0);
-      if (r < G) val = *reinterpret_cast<const uint4*>(q + r * p.q_stride[1] + c * 8);
-      *reinterpret_cast<uint4*>(s_q + swizzled<D>(r, c)) = val;
+#pragma unroll
+    for (int u = 0; u < kQChunks; ++u) {
+      const int i = tid + u * kThreads, r = i / kChunks, c = i % kChunks;
+      if (i < 16 * kChunks) cp_async_16(s_q + swizzled<D>(r, c), q + min(r, G - 1) * p.q_stride[1] + c * 8, r < G);
     }
   }
-  const int tiles = last > first ? (last - first + kMmaRows - 1) / kMmaRows : 0;
-  if (tiles > 0) load_stage(0, first);
+  {  // Stage 0: its list loads, then the range bounds' (whatever the row count: no branch on the bounds ahead of
+     // the list loads), one round trip for both. A split with no rows copies zeros and waits for them below, before
+     // the stages become the merge's workspace.
+    int j[kRowsPerThread];
+    int32_t entry[kRowsPerThread], row[kRowsPerThread];
+    stage_rows(0, j);
+    rows.load_entries(p, j, entry);
+    rows.take_range(p);
+    rows.select(j, entry, row);
+    copy_stage(0, row);
+  }
+  const int tiles = (rows.count + kMmaRows - 1) / kMmaRows;
+  if (tiles == 0) {  // every thread's copies landed before the stages hold the merge's states (as the loop's barrier)
+    detail::cp_async_wait<0>();
+    __syncthreads();
+  }
 
   const float scale2 = p.scale * kLog2e;
   float m = -INFINITY, l = 0.f;  // this lane's row (head): running max and its share of the denominator
@@ -515,7 +563,7 @@ __global__ void __launch_bounds__(kThreads, kMmaMinCtas<D>)
   for (int t = 0; t < tiles; ++t) {
     const int stage = t & 1;
     if (t + 1 < tiles) {
-      load_stage(stage ^ 1, first + (t + 1) * kMmaRows);
+      load_stage(stage ^ 1, (t + 1) * kMmaRows);
       detail::cp_async_wait<1>();
     } else {
       detail::cp_async_wait<0>();
@@ -651,8 +699,9 @@ Status sparse_decode_cuda(const SparseDecodeParams& p, void* stream) {
   if (!supported_shape(p) || p.max_keys < 0 || p.splits < 1 || !p.q || p.k.empty() || p.v.empty() ||
       (p.max_keys > 0 && !p.key_rows) || (p.range_begin == nullptr) != (p.range_end == nullptr) || !p.lse ||
       (!p.out && !p.out_half) || (split && (!p.partial_out || !p.partial_lse || !p.tickets)) ||
-      !aligned16(p.out) || !aligned16(p.out_half) || !aligned16(p.partial_out)) {
-    return Status::kInvalidArgument;
+      !aligned16(p.out) || !aligned16(p.out_half) || !aligned16(p.partial_out) ||
+      int64_t(p.batch) * p.kv_heads * p.max_keys > INT32_MAX || int64_t(p.batch) * p.q_heads > INT32_MAX) {
+    return Status::kInvalidArgument;  // the last two: the kernels index the lists and query-head rows in 32 bits
   }
   auto s = static_cast<cudaStream_t>(stream);
   return detail::with_type_and_dim(p, [&](auto type, auto dim) {

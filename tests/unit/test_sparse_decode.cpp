@@ -122,6 +122,28 @@ void expect_cases_match_oracle(at::Device device) {
   }
 }
 
+// The kernels' cut of a list or a range over the splits (kernels::split_share): in order, every row once, slices
+// of ceil(n / splits) rows but the last ones (shorter or empty).
+TEST(SparseDecode, SplitSharesCoverEveryRowOnceInOrder) {
+  for (int32_t n : {0, 1, 5, 33, 90, 200, 1000}) {
+    for (int32_t splits : {1, 2, 3, 7, 33, 40, 128}) {
+      const int32_t size = (n + splits - 1) / splits;
+      int32_t next = 0;
+      for (int32_t s = 0; s < splits; ++s) {
+        const kernels::SplitShare share = kernels::split_share(s, splits, n);
+        ASSERT_EQ(share.first, next) << "n " << n << " splits " << splits << " split " << s;
+        ASSERT_GE(share.count, 0) << "n " << n << " splits " << splits << " split " << s;
+        ASSERT_LE(share.count, size) << "n " << n << " splits " << splits << " split " << s;
+        if (share.count < size) {
+          ASSERT_EQ(share.first + share.count, n) << "a short slice ends the rows; n " << n << " split " << s;
+        }
+        next += share.count;
+      }
+      EXPECT_EQ(next, n) << "n " << n << " splits " << splits;
+    }
+  }
+}
+
 TEST(SparseDecode, MatchesFloat64Oracle) {
   for (const at::Device device : test::test_devices()) {
     if (!device.is_cuda()) {
