@@ -5,9 +5,9 @@
 # a switch not yet on by default). Builds the tree, then the tree with each PATCH applied alone (an incremental
 # build each) and on each build runs the selection tests (`test_attention --gtest_filter='Selection.*'`: the
 # float64 reference selection), `test_sparse_decode` (the float64 oracle and the split merge's bits),
-# `test_decode_plan`, `test_serving_engine`, `test_model`, `test_skinny_gemm`, `test_skinny_normed_linear`,
-# `test_skinny_rope_linear` and `test_decode_step_ops` on CUDA (an env variant: the model's decode tests under its
-# variables), compute-sanitizer memcheck on the fused GEMMs' tests (tree) and on the first two (patches); then
+# `test_decode_plan`, `test_serving_engine`, `test_model`, `test_skinny_gemm`, `test_skinny_rope_linear` and
+# `test_decode_step_ops` on CUDA (an env variant: the model's decode tests under its variables), compute-sanitizer
+# memcheck on the fused GEMM's test (tree) and on the first two (patches); then
 # `gsa bench decode` (two levels at 128K and 1M unless BENCH_ARG... says otherwise) with every build in turn,
 # twice, and the 1B model's per-token latency (`gsa bench serve`, three levels, 32K and 128K) with every variant in
 # turn while time is left.
@@ -29,10 +29,9 @@ decode_tests() {
     else
       echo "Selection.*: $(timeout 150 ./build/tests/test_attention --gtest_filter='Selection.*' 2>&1 | tail -1)"
       gsa_test_lines test_sparse_decode test_decode_plan test_serving_engine test_model test_skinny_gemm \
-        test_skinny_normed_linear test_skinny_rope_linear test_decode_step_ops
+        test_skinny_rope_linear test_decode_step_ops
     fi
     if [ "$2" = tree ]; then
-      timeout 100 compute-sanitizer --tool memcheck ./build/tests/test_skinny_normed_linear 2>&1 | tail -1
       timeout 100 compute-sanitizer --tool memcheck ./build/tests/test_skinny_rope_linear 2>&1 | tail -1
     elif [ "$2" = patch ]; then
       timeout 150 compute-sanitizer --tool memcheck ./build/tests/test_attention --gtest_filter='Selection.*' 2>&1 \
@@ -42,7 +41,7 @@ decode_tests() {
   } 2>&1 | tee -a "$out/tests.txt"
 }
 targets=(gsa test_attention test_sparse_decode test_decode_plan test_serving_engine test_model test_skinny_gemm
-  test_skinny_normed_linear test_skinny_rope_linear test_decode_step_ops)
+  test_skinny_rope_linear test_decode_step_ops)
 GSA_JOBS=16 scripts/gpu_build.sh "$out/build_tree" "${targets[@]}" || exit 1
 cp build/launcher/gsa /tmp/gsa_tree
 decode_tests tree tree

@@ -41,7 +41,7 @@ gsa_rounds() {
 }
 # gsa_patch_args VARIANT... [-- BENCH_ARG...] (gpu_bench_patches.sh, gpu_decode_patch_ab.sh): the arrays patches
 # (VARIANTs that are patch files) and env_variants (VARIANTs env:NAME=VALUE[,NAME=VALUE...]: the tree's binary run
-# with those variables, e.g. env:GSA_SKINNY_NORM=1 for a switch not yet on by default) and bench_args; returns 2
+# with those variables, e.g. env:GSA_SKINNY_ROPE=1 for a switch not yet on by default) and bench_args; returns 2
 # without a variant and 1 when a patch does not apply to the tree.
 gsa_patch_args() {
   patches=()

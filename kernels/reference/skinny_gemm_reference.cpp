@@ -1,8 +1,7 @@
 // CPU twin of skinny_gemm.h: each sum x[m] . W[n] (+ bias[n]) in float64, then the kernel's roundings (SiLU in
 // fp32, as decode_step_ops' silu_mul). Deliberately plain: one weight row at a time, widened to double once and
-// dotted with every activation row. The RMSNorm prologue is add_rms_norm_reference's normed rows (a zero add
-// without one), then the same GEMM on them; kRopeAppend is the kNone GEMM, then rope_append_reference on its rows
-// (k and v into scratch rows without positions).
+// dotted with every activation row. kRopeAppend is the kNone GEMM, then rope_append_reference on its rows (k and v
+// into scratch rows without positions).
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -42,39 +41,6 @@ double dot(const std::vector<double>& a, const std::vector<double>& b) {
 struct alignas(16) Word {
   uint16_t e[8];
 };
-
-// The norm prologue: add_rms_norm_reference into local rows (sum_out filled), then the GEMM on its normed rows.
-Status normed_gemm(const SkinnyGemmParams& p) {
-  if (p.m == 0) return Status::kOk;
-  const int64_t words = int64_t(p.m) * p.k / 8;
-  std::vector<Word> zeros(p.norm.add != nullptr ? 0 : words), sum(words), normed(words);  // zeros: the add without one
-  AddRmsNormParams n;
-  n.dtype = p.dtype;
-  n.rows = p.m;
-  n.hidden = p.k;
-  n.x = p.x;
-  n.x_stride = p.x_stride;
-  n.y = p.norm.add != nullptr ? p.norm.add : static_cast<const void*>(zeros.data());
-  n.y_stride = p.norm.add != nullptr ? p.norm.add_stride : p.k;
-  n.weight = p.norm.weight;
-  n.eps = p.norm.eps;
-  n.sum_out = sum.data();
-  n.normed_out = normed.data();
-  const Status status = add_rms_norm_reference(n);
-  if (status != Status::kOk) return status;
-  if (p.norm.sum_out != nullptr) {  // without add, sum is x itself (x + 0 would turn -0 into +0)
-    for (int32_t m = 0; m < p.m; ++m) {
-      const uint16_t* from = p.norm.add != nullptr ? reinterpret_cast<const uint16_t*>(sum.data()) + int64_t(m) * p.k
-                                                   : static_cast<const uint16_t*>(p.x) + m * p.x_stride;
-      std::memcpy(static_cast<uint16_t*>(p.norm.sum_out) + int64_t(m) * p.k, from, sizeof(uint16_t) * p.k);
-    }
-  }
-  SkinnyGemmParams plain = p;
-  plain.norm = SkinnyNorm();
-  plain.x = normed.data();
-  plain.x_stride = p.k;
-  return skinny_gemm_reference(plain);
-}
 
 // kRopeAppend: the kNone GEMM into local qkv rows, rope_append_reference on them, q rows copied into out.
 Status rope_gemm(const SkinnyGemmParams& p) {
@@ -130,7 +96,6 @@ Status rope_gemm(const SkinnyGemmParams& p) {
 
 Status skinny_gemm_reference(const SkinnyGemmParams& p) {
   if (!skinny_gemm_valid(p)) return Status::kInvalidArgument;
-  if (p.norm.weight != nullptr) return normed_gemm(p);
   if (p.epilogue == SkinnyEpilogue::kRopeAppend) return rope_gemm(p);
   const bool silu = p.epilogue == SkinnyEpilogue::kSiluMul;
   const int64_t cols = skinny_gemm_out_cols(p);

@@ -1,6 +1,5 @@
-// Private to gsa_kernels: the arithmetic of one RMSNorm row (decode_step_ops.h's add_rms_norm), shared by
-// add_rms_norm_kernel (decode_step_ops.cu, one CTA a row) and the skinny GEMM's norm prologue
-// (skinny_norm_prologue.cuh, a CTA of any size norming up to 8 rows), so that both produce the same bits:
+// Private to gsa_kernels: the arithmetic of one RMSNorm row (decode_step_ops.h's add_rms_norm) for
+// add_rms_norm_kernel (decode_step_ops.cu, one CTA a row), in a fixed order of operations:
 //   sum_word(x, add, has_add, squares)  the 8 elements round(x + add) of a 16-byte word (x itself without add),
 //                                       their squares added to `squares` in element order (one fmaf chain);
 //   normed_word(sum, w, rstd)           round(w * (rstd * sum)) for the 8 elements of a word;

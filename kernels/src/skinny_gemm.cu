@@ -27,11 +27,6 @@
 // kRopeAppend's epilogue reads the RoPE tables, the positions and the caches' head table: the epilogue's lanes
 // prefetch their entries into L1 when their K steps end, so the loads land while the split's other warps finish
 // (prefetched inside the K loop they cost spills).
-// With the RMSNorm prologue (SkinnyNorm, skinny_norm_prologue.cuh) every CTA first norms the M rows into shared
-// memory, in the first K step of every warp (after the wait: each warp runs at least one step then, its
-// out-of-range loads reading zeros), and the K loop reads its x fragments there instead of from global memory.
-// Its second batch of weight rows is prefetched into L2 before the prologue (the thirteenth session's version of
-// this fusion, without it, was slower: the weight stream waited for the norm).
 // No -use_fast_math: expf and the division are the full-precision functions LibTorch's silu uses.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -43,7 +38,6 @@
 #include "dispatch.cuh"  // env_int
 #include "gsa/kernels/skinny_gemm.h"
 #include "pdl.cuh"
-#include "skinny_norm_prologue.cuh"
 #include "sparse_attention_device.cuh"  // mma_16816
 
 namespace gsa::kernels {
@@ -148,7 +142,6 @@ __device__ __forceinline__ float bias_of(const SkinnyGemmParams& p, int64_t row)
 }
 
 __device__ __forceinline__ void prefetch_l1(const void* p) { asm volatile("prefetch.global.L1 [%0];" ::"l"(p)); }
-__device__ __forceinline__ void prefetch_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
 
 // kRopeAppend: the cache a k or v head (head >= Hq) goes to, and its KV head index there.
 __device__ __forceinline__ const KvRows& head_cache(const SkinnyRopeAppend& r, int head, int& kv) {
@@ -214,13 +207,12 @@ __device__ __forceinline__ void store_rope(const SkinnyGemmParams& p, int m, int
   dst[d_hi] = round_to_type<T>(x_hi);
 }
 
-// W warps a CTA (kWarps or kWideWarps); kNorm: with the RMSNorm prologue (dynamic shared memory: its stage).
-template <typename T, int W, SkinnyEpilogue kEpilogue, bool kNorm>
+// W warps a CTA (kWarps or kWideWarps).
+template <typename T, int W, SkinnyEpilogue kEpilogue>
 __global__ void __launch_bounds__(32 * W, kWarpsPerSm / W)
     skinny_gemm_kernel(const __grid_constant__ SkinnyGemmParams p, int split) {
   constexpr bool kSiluMul = kEpilogue == SkinnyEpilogue::kSiluMul, kRope = kEpilogue == SkinnyEpilogue::kRopeAppend;
   __shared__ float4 partial[W][32];  // [warp, lane]: the split-K warps' accumulators
-  extern __shared__ uint4 norm_smem[];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, q = lane % 4;
   const int s = warp % split;  // this warp's share of K
   const int64_t tile = int64_t(blockIdx.x) * (W / split) + warp / split;
@@ -252,13 +244,6 @@ __global__ void __launch_bounds__(32 * W, kWarpsPerSm / W)
   const T* w_hi = weight + (hi_ok ? row_hi : 0) * p.weight_stride + 8 * q;
   const bool x_ok = g < p.m;
   const T* x = static_cast<const T*>(p.x) + (x_ok ? g : 0) * p.x_stride + 8 * q;  // [K] row g
-  // With the norm: the staged rows instead (row g from this lane's k), and the norm weight's copy issued early.
-  const detail::NormStage<T> stage(norm_smem, p);
-  const T* normed = stage.rows + (x_ok ? g : 0) * stage.ld + 8 * q;
-  __shared__ detail::NormSums norm_sums;
-  if constexpr (kNorm) {
-    if (p.weight_early) detail::copy_norm_weight<T, 32 * W>(p, stage);
-  }
 
   // 2. The warp's steps, kUnroll at a time: every weight and x load issued, then the mmas, alternating between two
   //    accumulators so that consecutive mmas do not wait for each other.
@@ -270,9 +255,7 @@ __global__ void __launch_bounds__(32 * W, kWarpsPerSm / W)
     detail::wait_for_prior_grids();
     detail::allow_dependent_launch();
   }
-  bool staged = !kNorm;                                  // the normed rows are in shared memory
-  const int steps_run = kNorm ? max(steps, split) : steps;  // kNorm: every warp runs a step (the prologue's barriers)
-  for (int j = s; j < steps_run; j += kUnroll * split) {
+  for (int j = s; j < steps; j += kUnroll * split) {
     uint4 lo[kUnroll], hi[kUnroll], b[kUnroll];
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
@@ -286,32 +269,11 @@ __global__ void __launch_bounds__(32 * W, kWarpsPerSm / W)
       detail::allow_dependent_launch();
       waited = true;
     }
-    if constexpr (kNorm) {
-      if (!staged) {  // the first step of every warp of the CTA
-        // The next batch's weight rows into L2 while the rows are normed: its loads, issued after this batch's
-        // mmas, then wait for L2, not DRAM.
-        if (q == 0) {
-#pragma unroll
-          for (int u = 0; u < kUnroll; ++u) {
-            const int k = (j + (kUnroll + u) * split) * kStepK;
-            if (k < p.k && lo_ok) prefetch_l2(w_lo + k);
-            if (k < p.k && hi_ok) prefetch_l2(w_hi + k);
-          }
-        }
-        if (!p.weight_early) detail::copy_norm_weight<T, 32 * W>(p, stage);
-        detail::norm_rows<T, 32 * W>(p, stage, norm_sums);
-        staged = true;
-      }
-    }
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int k = (j + u * split) * kStepK;
       const bool in = k + 8 * q < p.k && x_ok;
-      if constexpr (kNorm) {
-        b[u] = in ? detail::load16(normed + k) : make_uint4(0, 0, 0, 0);
-      } else {
-        b[u] = load_x(x + k, in);
-      }
+      b[u] = load_x(x + k, in);
     }
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
@@ -383,22 +345,11 @@ int choose_split(int64_t tiles, int k, int sms) {
   return split;
 }
 
-template <typename T, int W, SkinnyEpilogue kEpilogue, bool kNorm>
-Status launch(const SkinnyGemmParams& p, int split, unsigned ctas, cudaStream_t stream) {
-  constexpr auto kernel = skinny_gemm_kernel<T, W, kEpilogue, kNorm>;
-  size_t smem = 0;
-  if constexpr (kNorm) {
-    if (!detail::opt_in_dynamic_smem<kernel>(kSkinnyNormMaxSmemBytes)) return Status::kCudaError;
-    smem = size_t(skinny_norm_smem_bytes(p.m, p.k, p.norm.add != nullptr));
-  }
-  const cudaError_t e = detail::launch_dependent(detail::kGemmLaunch, kernel, ctas, 32 * W, smem, stream, p, split);
-  return e == cudaSuccess ? Status::kOk : Status::kCudaError;
-}
-
 template <typename T, int W, SkinnyEpilogue kEpilogue>
 Status launch(const SkinnyGemmParams& p, int split, unsigned ctas, cudaStream_t stream) {
-  if (p.norm.weight != nullptr) return launch<T, W, kEpilogue, true>(p, split, ctas, stream);
-  return launch<T, W, kEpilogue, false>(p, split, ctas, stream);
+  const cudaError_t e = detail::launch_dependent(detail::kGemmLaunch, skinny_gemm_kernel<T, W, kEpilogue>, ctas,
+                                                 32 * W, 0, stream, p, split);
+  return e == cudaSuccess ? Status::kOk : Status::kCudaError;
 }
 
 template <typename T, int W>

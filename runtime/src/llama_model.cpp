@@ -41,20 +41,12 @@ at::Tensor decode_linear(const at::Tensor& x, const at::Tensor& weight, const at
   return bias.defined() ? at::addmm(bias, x, weight.t()) : at::mm(x, weight.t());
 }
 
-// The fusions of the decode step's small ops into its skinny GEMMs: each saves a launch and a round trip through
-// memory between two kernels. A switch (read once) is 1 on every device, 0 on none; unset, on the CPU only (the
-// CPU twins compose the fused ops' twins) until the CUDA kernels have run on a GPU (docs/experiments/README.md:
-// written and compiled in a session without one).
-bool fusion_on(int64_t mode, const at::Tensor& x) { return mode == 1 || (mode == -1 && !x.is_cuda()); }
-// GSA_SKINNY_NORM: a layer's norms inside the GEMM after them (skinny_normed_linear).
-bool fuse_norm_into_gemm(const at::Tensor& x) {
-  static const int64_t mode = env_integer("GSA_SKINNY_NORM", -1, -1);
-  return fusion_on(mode, x);
-}
-// GSA_SKINNY_ROPE: RoPE and the K/V cache append in the q/k/v GEMM's epilogue (skinny_rope_linear).
+// GSA_SKINNY_ROPE (read once): RoPE and the K/V cache append in the q/k/v GEMM's epilogue (skinny_rope_linear),
+// a launch fewer a layer. 1 on every device, 0 on none; unset, on the CPU only (the CPU twin composes
+// rope_append's): on an H200 it was no faster beyond the spread (docs/PERFORMANCE.md, twenty-seventh session).
 bool fuse_rope_into_gemm(const at::Tensor& x) {
   static const int64_t mode = env_integer("GSA_SKINNY_ROPE", -1, -1);
-  return fusion_on(mode, x);
+  return mode == 1 || (mode == -1 && !x.is_cuda());
 }
 
 // {round(x + add), RMSNorm(that) * norm_weight} (add undefined: {x, RMSNorm(x) * norm_weight}): x, add [B, H].
@@ -66,18 +58,15 @@ std::pair<at::Tensor, at::Tensor> add_and_norm(const at::Tensor& x, const at::Te
 
 // {round(x + add), the projection of its RMSNorm}: x and add [B, H] (add undefined: {x, projection of
 // RMSNorm(x)}), norm_weight [H], weight [N, H] (kSiluMul: [gate; up]), bias [N] or undefined -> [B, N] (kSiluMul:
-// [B, N / 2]). One fused skinny GEMM where it runs, else the norm (add_rms_norm, or rms_norm without add) and the
-// projection (skinny_linear where it runs, else LibTorch).
+// [B, N / 2]): the norm (add_rms_norm, or rms_norm without add), then the projection (skinny_linear where it runs,
+// else LibTorch). (The norm inside the GEMM's prologue was 0.1-0.33 ms a step slower each of the three times it
+// was tried: docs/PERFORMANCE.md, thirteenth, fourteenth and twenty-seventh sessions.)
 std::pair<at::Tensor, at::Tensor> normed_projection(const at::Tensor& x, const at::Tensor& add,
                                                     const at::Tensor& norm_weight, double eps,
                                                     const at::Tensor& weight, const at::Tensor& bias,
                                                     SkinnyEpilogue epilogue) {
   const int64_t rows = x.size(0), hidden = x.size(1);
   const std::optional<at::Tensor> bias_arg = bias.defined() ? std::optional<at::Tensor>(bias) : std::nullopt;
-  if (fuse_norm_into_gemm(x) && skinny_normed_linear_supported(x.scalar_type(), rows, hidden, add.defined())) {
-    return skinny_normed_linear(x, add, norm_weight, eps, weight, bias_arg, epilogue, /*float_out=*/false,
-                                /*constant_weight=*/true);
-  }
   const auto [sum, normed] = add_and_norm(x, add, norm_weight, eps);
   if (epilogue == SkinnyEpilogue::kNone) return {sum, decode_linear(normed, weight, bias)};
   const at::Tensor gated = skinny_linear_supported(normed.scalar_type(), rows, hidden)
@@ -89,7 +78,7 @@ std::pair<at::Tensor, at::Tensor> normed_projection(const at::Tensor& x, const a
 // A decode layer's input norm and q/k/v projection with RoPE and the step's K/V store: x, add [B, H] (add: the
 // previous layer's MLP output, or undefined) -> {round(x + add), q1 [B, Hq, D] post-RoPE}, k and v written at
 // kv.positions (nowhere without). qkv_weight [(Hq + 2 Hkv) D, H] (q, k, v heads stacked), qkv_bias or undefined.
-// One skinny GEMM with the norm and the RoPE epilogue where both fusions run; else the norm first, or the RoPE
+// The norm, then one skinny GEMM with the RoPE epilogue where that fusion runs, else the projection and the RoPE
 // through rope_append (apply_rope on q alone without positions: the same bits).
 std::pair<at::Tensor, at::Tensor> normed_rope_projection(const at::Tensor& x, const at::Tensor& add,
                                                          const at::Tensor& norm_weight, double eps,
@@ -97,15 +86,10 @@ std::pair<at::Tensor, at::Tensor> normed_rope_projection(const at::Tensor& x, co
                                                          const RopeTables& rope, const StepKvRows& kv, int64_t hq,
                                                          int64_t hkv) {
   const int64_t B = x.size(0), H = x.size(1), D = qkv_weight.size(0) / (hq + 2 * hkv);
-  if (fuse_rope_into_gemm(x) && skinny_rope_linear_supported(x.scalar_type(), B, H, D, false, false)) {
+  if (fuse_rope_into_gemm(x) && skinny_rope_linear_supported(x.scalar_type(), B, H, D)) {
     const SkinnyRopeTarget target{hq, hkv, rope.cos, rope.sin_rotated, kv};
-    if (fuse_norm_into_gemm(x) && skinny_normed_linear_supported(x.scalar_type(), B, H, add.defined())) {
-      return skinny_rope_linear(x, add, norm_weight, eps, qkv_weight, qkv_bias, target, /*constant_weight=*/true);
-    }
     const auto [sum, normed] = add_and_norm(x, add, norm_weight, eps);
-    return {sum, skinny_rope_linear(normed, at::Tensor(), at::Tensor(), 0.0, qkv_weight, qkv_bias, target,
-                                    /*constant_weight=*/true)
-                     .second};
+    return {sum, skinny_rope_linear(normed, qkv_weight, qkv_bias, target, /*constant_weight=*/true)};
   }
   const auto [sum, qkv] =
       normed_projection(x, add, norm_weight, eps, qkv_weight, qkv_bias, SkinnyEpilogue::kNone);  // [B, (Hq+2Hkv) D]

@@ -1,6 +1,6 @@
 // LibTorch binding of the skinny GEMM: validate -> 16-byte-readable rows -> output -> params (SkinnyCall) ->
-// run_kernel (CUDA kernel on the current stream, or the CPU twin); skinny_normed_linear adds the RMSNorm
-// prologue's operands to the same call (attach_norm), skinny_rope_linear those of the RoPE epilogue too.
+// run_kernel (CUDA kernel on the current stream, or the CPU twin); skinny_rope_linear adds the RoPE epilogue's
+// operands to the same call.
 #include "gsa/runtime/skinny_gemm.h"
 
 #include <limits>
@@ -21,13 +21,12 @@ constexpr int64_t kMaxK = int64_t{1} << 30;  // skinny_gemm_valid's bound
 struct SkinnyCall {
   kernels::SkinnyGemmParams params;
   at::Tensor x, weight, bias, out;      // [M, K], [N, K], [N], [..., N_out]
-  at::Tensor add, norm_weight;          // the norm's [M, K], [K] (attach_norm)
   at::Tensor cos, sin_rotated, positions;  // the RoPE epilogue's [M, D], [M, D], [M]
   int64_t rows = 0;                     // M
 };
 
 // Validates x, weight and bias as `op`'s operands and builds the call (out [..., N_out] allocated, out_cols
-// columns, N_out = N or N / 2 by the epilogue unless given; params.norm and params.rope left off).
+// columns, N_out = N or N / 2 by the epilogue unless given; params.rope left off).
 SkinnyCall prepare(const char* op, const at::Tensor& x, const at::Tensor& weight,
                    const std::optional<at::Tensor>& bias, SkinnyEpilogue epilogue, bool float_out,
                    bool constant_weight, int64_t out_cols_given = -1) {
@@ -84,38 +83,6 @@ SkinnyCall prepare(const char* op, const at::Tensor& x, const at::Tensor& weight
   return call;
 }
 
-// Validates add (undefined: none), norm_weight and eps as `op`'s norm operands and attaches the RMSNorm prologue
-// to the call -> sum [..., K] (round(x + add), or x itself without add).
-at::Tensor attach_norm(const char* op, SkinnyCall& call, const at::Tensor& x, const at::Tensor& add,
-                       const at::Tensor& norm_weight, double eps) {
-  const int64_t K = x.size(-1);
-  const bool has_add = add.defined();
-  if (has_add) {
-    check_like(op, "add", add, "x", x);
-    GSA_CHECK(add.sizes() == x.sizes(), op, ": add must have x's sizes ", x.sizes(), ", got ", add.sizes());
-  }
-  check_like(op, "norm_weight", norm_weight, "x", x);
-  GSA_CHECK(norm_weight.dim() == 1 && norm_weight.size(0) == K, op, ": norm_weight must be [K] = [", K, "], got ",
-            norm_weight.sizes());
-  GSA_CHECK(eps >= 0, op, ": eps must be >= 0, got ", eps);
-  GSA_CHECK(skinny_normed_linear_supported(x.scalar_type(), call.rows, K, has_add), op, ": ", call.rows,
-            " rows of K = ", K, " exceed the norm prologue's limits (K <= ", kernels::kAddRmsNormMaxHidden,
-            ", rows staged in ", kernels::kSkinnyNormMaxSmemBytes, " bytes of shared memory)");
-  at::Tensor sum = has_add ? at::empty(x.sizes(), x.options()) : x;  // [..., K]
-  if (call.rows == 0) return sum;
-  if (has_add) call.add = rows_for_16_byte_loads(add.reshape({call.rows, K}));  // [M, K]
-  call.norm_weight = rows_for_16_byte_loads(norm_weight);                        // [K]
-  kernels::SkinnyNorm& n = call.params.norm;
-  n.add = has_add ? call.add.data_ptr() : nullptr;
-  n.add_stride = has_add ? call.add.stride(0) : 0;
-  n.weight = call.norm_weight.data_ptr();
-  n.eps = static_cast<float>(eps);  // LibTorch's rms_norm also adds eps in fp32 for bf16/fp16
-  n.sum_out = has_add ? sum.data_ptr() : nullptr;
-  // The norm weight streams early too only if it is the caller's own (not copied just now).
-  call.params.weight_early = call.params.weight_early && call.norm_weight.data_ptr() == norm_weight.data_ptr();
-  return sum;
-}
-
 void run(const char* op, const SkinnyCall& call, const at::Device& device) {
   if (call.rows == 0) return;
   const kernels::SkinnyGemmParams& p = call.params;
@@ -132,12 +99,6 @@ bool skinny_linear_supported(at::ScalarType dtype, int64_t rows, int64_t in_feat
          in_features % 8 == 0 && in_features <= kMaxK;
 }
 
-bool skinny_normed_linear_supported(at::ScalarType dtype, int64_t rows, int64_t in_features, bool has_add) {
-  return skinny_linear_supported(dtype, rows, in_features) && in_features <= kernels::kAddRmsNormMaxHidden &&
-         kernels::skinny_norm_smem_bytes(static_cast<int32_t>(rows), static_cast<int32_t>(in_features), has_add) <=
-             kernels::kSkinnyNormMaxSmemBytes;
-}
-
 at::Tensor skinny_linear(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
                          SkinnyEpilogue epilogue, bool float_out, bool constant_weight) {
   at::NoGradGuard no_grad;
@@ -146,32 +107,13 @@ at::Tensor skinny_linear(const at::Tensor& x, const at::Tensor& weight, const st
   return call.out;
 }
 
-std::pair<at::Tensor, at::Tensor> skinny_normed_linear(const at::Tensor& x, const at::Tensor& add,
-                                                       const at::Tensor& norm_weight, double eps,
-                                                       const at::Tensor& weight,
-                                                       const std::optional<at::Tensor>& bias,
-                                                       SkinnyEpilogue epilogue, bool float_out,
-                                                       bool constant_weight) {
-  constexpr const char* op = "skinny_normed_linear";
-  at::NoGradGuard no_grad;
-  GSA_CHECK(epilogue != SkinnyEpilogue::kRopeAppend, op, ": kRopeAppend runs through skinny_rope_linear");
-  SkinnyCall call = prepare(op, x, weight, bias, epilogue, float_out, constant_weight);
-  const at::Tensor sum = attach_norm(op, call, x, add, norm_weight, eps);
-  run(op, call, x.device());
-  return {sum, call.out};
+bool skinny_rope_linear_supported(at::ScalarType dtype, int64_t rows, int64_t in_features, int64_t head_dim) {
+  return skinny_linear_supported(dtype, rows, in_features) && head_dim >= 16 && head_dim % 16 == 0;
 }
 
-bool skinny_rope_linear_supported(at::ScalarType dtype, int64_t rows, int64_t in_features, int64_t head_dim, bool norm,
-                                  bool has_add) {
-  return skinny_linear_supported(dtype, rows, in_features) && head_dim >= 16 && head_dim % 16 == 0 &&
-         (!norm || skinny_normed_linear_supported(dtype, rows, in_features, has_add));
-}
-
-std::pair<at::Tensor, at::Tensor> skinny_rope_linear(const at::Tensor& x, const at::Tensor& add,
-                                                     const at::Tensor& norm_weight, double eps,
-                                                     const at::Tensor& weight, const at::Tensor& bias,
-                                                     const SkinnyRopeTarget& target, bool constant_weight) {
-  // 1. The heads' shape, then the GEMM's operands (out: the q heads), the norm's and the RoPE epilogue's.
+at::Tensor skinny_rope_linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                              const SkinnyRopeTarget& target, bool constant_weight) {
+  // 1. The heads' shape, then the GEMM's operands (out: the q heads) and the RoPE epilogue's.
   constexpr const char* op = "skinny_rope_linear";
   at::NoGradGuard no_grad;
   const int64_t hq = target.q_heads, hkv = target.kv_heads;
@@ -182,15 +124,13 @@ std::pair<at::Tensor, at::Tensor> skinny_rope_linear(const at::Tensor& x, const 
   GSA_CHECK(D >= 16 && D % 16 == 0, op, ": the head dim must be a multiple of 16, got ", D);
   SkinnyCall call = prepare(op, x, weight, bias.defined() ? std::optional<at::Tensor>(bias) : std::nullopt,
                             SkinnyEpilogue::kRopeAppend, /*float_out=*/false, constant_weight, hq * D);
-  GSA_CHECK(norm_weight.defined() || !add.defined(), op, ": add needs the norm (norm_weight)");
-  const at::Tensor sum = norm_weight.defined() ? attach_norm(op, call, x, add, norm_weight, eps) : x;
   const int64_t B = call.rows;
   std::tie(call.cos, call.sin_rotated) = rope_table_rows(op, "x", x, target.cos, target.sin_rotated, B, D);  // [B, D]
   const StepKvRows& kv = target.kv;
   const bool store_kv = kv.positions.defined();
   if (store_kv) call.positions = kv_append_positions(op, kv.positions, kv.k, kv.v, B, x.device());  // [B]
   const at::Tensor q = call.out.view({B, hq, D});  // [B, Hq, D]: out's rows are [Hq D] contiguous
-  if (B == 0) return {sum, q};
+  if (B == 0) return q;
   kernels::SkinnyRopeAppend& r = call.params.rope;
   r.q_heads = static_cast<int32_t>(hq);
   r.kv_heads = static_cast<int32_t>(hkv);
@@ -207,7 +147,7 @@ std::pair<at::Tensor, at::Tensor> skinny_rope_linear(const at::Tensor& x, const 
 
   // 2. Dispatch.
   run(op, call, x.device());
-  return {sum, q};
+  return q;
 }
 
 }  // namespace gsa

@@ -1,12 +1,12 @@
 // skinny_rope_linear (runtime/skinny_gemm.h: a decode step's q/k/v projection with RoPE and the K/V cache append in
-// the skinny GEMM's epilogue, its input norm optionally in front) on CPU tensors (the CPU twins) and, with a device,
-// CUDA tensors (the kernel's kRopeAppend epilogue; those cases skip without one):
-//   fusion   bit for bit the unfused ops: add_rms_norm (or none), skinny_linear, then rope_append (apply_rope on the
-//            q heads without positions): q, the sum, and every row of the K and V caches (the step's rows written,
+// the skinny GEMM's epilogue) on CPU tensors (the CPU twins) and, with a device, CUDA tensors (the kernel's
+// kRopeAppend epilogue; those cases skip without one):
+//   fusion   bit for bit the unfused ops: skinny_linear, then rope_append (apply_rope on the q heads without
+//            positions): q and every row of the K and V caches (the step's rows written,
 //            the others untouched; without positions all untouched); batched and per-sequence caches (pointer
 //            tables), B 1 .. 8, Hq / Hkv 4 / 1, 8 / 2, 32 / 8, D 64 and 128, K 2048 and 264, bias or none;
 //   oracle   q within kBf16RelErr / kFp16RelErr (relative error, tests/common/tolerance.h) of LibTorch's float64
-//            projection of LibTorch's rms_norm, rounded, then apply_rope: the fused pieces are each tested against
+//            projection, rounded, then apply_rope: the fused pieces are each tested against
 //            independent oracles elsewhere; this catches a wrong head, half or row;
 //   graph    the CUDA kernel captured in a CUDA graph and replayed with x updated in place;
 //   bad inputs throw gsa::Error naming the problem.
@@ -29,22 +29,20 @@
 namespace gsa {
 namespace {
 
-constexpr double kEps = 1e-5;
-
 struct Case {
   int64_t batch, hq, hkv, d, k;
-  bool norm, add, bias, per_sequence, store;  // store: positions given (k and v written)
+  bool bias, per_sequence, store;  // store: positions given (k and v written)
 };
 
 std::string describe(at::ScalarType dtype, const Case& c) {
   return str_cat(dtype == at::kBFloat16 ? "bf16" : "fp16", " B ", c.batch, " Hq ", c.hq, " Hkv ", c.hkv, " D ", c.d,
-                 " K ", c.k, c.norm ? " norm" : "", c.add ? " add" : "", c.bias ? " bias" : "",
+                 " K ", c.k, c.bias ? " bias" : "",
                  c.per_sequence ? " per-sequence caches" : " batched cache", c.store ? " store" : " no store");
 }
 
 // One case's inputs and caches.
 struct Step {
-  at::Tensor x, add, norm_weight, weight, bias, positions;  // [B, K], [B, K] or none, [K], [N, K], [N] or none, [B]
+  at::Tensor x, weight, bias, positions;  // [B, K], [N, K], [N] or none, [B]
   RopeTables tables;                                        // [B, 1, 1, D] each
   KvCache batched;
   std::vector<KvCache> own;  // per-sequence caches
@@ -78,9 +76,7 @@ Step make_step(at::Device device, at::ScalarType dtype, const Case& c, uint64_t 
   const int64_t B = c.batch, N = (c.hq + 2 * c.hkv) * c.d;
   Step s;
   s.x = (at::randn({B, c.k + 8}, opts) * 4).narrow(1, 0, c.k);
-  if (c.add) s.add = at::randn({B, c.k}, opts) * 0.25;
-  s.norm_weight = 1 + 0.2 * at::randn({c.k}, opts);
-  s.weight = at::randn({N, c.k}, opts) * (c.norm ? 0.05 : 0.02);
+  s.weight = at::randn({N, c.k}, opts) * 0.02;
   if (c.bias) s.bias = at::randn({N}, opts);
   std::vector<int64_t> capacity(B), rows(B), rope_rows(B);
   for (int64_t b = 0; b < B; ++b) {
@@ -126,27 +122,18 @@ void check_case(at::Device device, at::ScalarType dtype, const Case& c, uint64_t
   DecodeCaches caches = s.caches(c.per_sequence);
   const std::vector<at::Tensor> before = s.snapshot();
   const int64_t B = c.batch, D = c.d;
-  const at::Tensor no_add = c.norm ? s.add : at::Tensor();
-  const auto [sum, q] = skinny_rope_linear(s.x, no_add, c.norm ? s.norm_weight : at::Tensor(), kEps, s.weight,
-                                           s.bias, target_of(s, c, caches));
+  const at::Tensor q = skinny_rope_linear(s.x, s.weight, s.bias, target_of(s, c, caches));
   const std::vector<at::Tensor> fused_caches = s.snapshot();
 
   // The unfused ops on the same inputs, into the caches as they were.
   s.restore(before);
-  at::Tensor expected_sum = s.x, normed = s.x;
-  if (c.norm && c.add) {
-    std::tie(expected_sum, normed) = add_rms_norm(s.x, s.add, s.norm_weight, kEps);
-  } else if (c.norm) {
-    normed = add_rms_norm(s.x, at::zeros_like(s.x), s.norm_weight, kEps).second;  // the fused prologue's arithmetic
-  }
-  const at::Tensor qkv = skinny_linear(normed, s.weight, s.bias.defined() ? std::optional<at::Tensor>(s.bias)
+  const at::Tensor qkv = skinny_linear(s.x, s.weight, s.bias.defined() ? std::optional<at::Tensor>(s.bias)
                                                                           : std::nullopt);  // [B, (Hq + 2 Hkv) D]
   const at::Tensor expected_q =
       c.store ? rope_append(qkv, s.tables.cos, s.tables.sin_rotated, c.hq, c.hkv, s.positions, caches.rows(0, false),
                             caches.rows(0, true))
               : apply_rope(qkv.narrow(1, 0, c.hq * D).reshape({B, c.hq, 1, D}), s.tables).squeeze(2);
   EXPECT_TRUE(at::equal(q, expected_q)) << "q vs the unfused ops";
-  EXPECT_TRUE(at::equal(sum, expected_sum)) << "sum";
   const std::vector<at::Tensor> expected_caches = s.snapshot();
   for (size_t i = 0; i < expected_caches.size(); ++i) {
     EXPECT_TRUE(at::equal(fused_caches[i], expected_caches[i])) << "cache tensor " << i;
@@ -156,9 +143,7 @@ void check_case(at::Device device, at::ScalarType dtype, const Case& c, uint64_t
   }
 
   // The LibTorch oracle.
-  const at::Tensor sum_ref = c.add ? s.x + s.add : s.x;
-  const at::Tensor in_ref = c.norm ? at::rms_norm(sum_ref, {c.k}, s.norm_weight, kEps) : s.x;
-  at::Tensor acc = at::mm(in_ref.to(at::kDouble), s.weight.to(at::kDouble).t());
+  at::Tensor acc = at::mm(s.x.to(at::kDouble), s.weight.to(at::kDouble).t());
   if (s.bias.defined()) acc = acc + s.bias.to(at::kDouble);
   const at::Tensor q_ref =
       apply_rope(acc.to(dtype).narrow(1, 0, c.hq * D).reshape({B, c.hq, 1, D}), s.tables).squeeze(2);
@@ -170,9 +155,9 @@ void check_cases(at::Device device) {
   uint64_t seed = 0;
   for (const at::ScalarType dtype : {at::kBFloat16, at::kHalf}) {
     const std::vector<Case> cases = {
-        {1, 32, 8, 64, 2048, true, true, false, false, true},   {3, 8, 2, 128, 2048, true, true, true, true, true},
-        {8, 4, 1, 64, 264, true, false, false, true, true},      {2, 8, 2, 64, 2048, false, false, true, false, true},
-        {5, 4, 1, 128, 264, true, true, false, false, false},   {1, 32, 8, 64, 2048, true, true, false, true, false}};
+        {1, 32, 8, 64, 2048, false, false, true}, {3, 8, 2, 128, 2048, true, true, true},
+        {8, 4, 1, 64, 264, false, true, true},    {2, 8, 2, 64, 2048, true, false, true},
+        {5, 4, 1, 128, 264, false, false, false}, {1, 32, 8, 64, 2048, false, true, false}};
     for (Case c : cases) {
       if (c.batch > 1 && c.batch < 8) c.batch = 2 + static_cast<int64_t>(rng() % 6);
       check_case(device, dtype, c, ++seed);
@@ -190,12 +175,12 @@ TEST(SkinnyRopeLinear, EqualsUnfusedOpsOnCuda) {
 // Captured once and replayed with x written in place: q and the caches as eager calls leave them.
 TEST(SkinnyRopeLinear, CudaKernelReplaysInACudaGraph) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
-  const Case c{4, 32, 8, 64, 2048, true, true, true, true, true};
+  const Case c{4, 32, 8, 64, 2048, true, true, true};
   Step s = make_step(at::Device(at::kCUDA, 0), at::kBFloat16, c, 77);
   DecodeCaches caches = s.caches(c.per_sequence);
   const SkinnyRopeTarget target = target_of(s, c, caches);
   auto step = [&] {
-    return skinny_rope_linear(s.x, s.add, s.norm_weight, kEps, s.weight, s.bias, target, true).second;
+    return skinny_rope_linear(s.x, s.weight, s.bias, target, true);
   };
   DecodeStepGraph graph;
   for (int i = 0; i < 3; ++i) {
@@ -210,38 +195,36 @@ TEST(SkinnyRopeLinear, CudaKernelReplaysInACudaGraph) {
 }
 
 TEST(SkinnyRopeLinear, SupportedSizes) {
-  EXPECT_TRUE(skinny_rope_linear_supported(at::kBFloat16, 1, 2048, 64, true, true));
-  EXPECT_TRUE(skinny_rope_linear_supported(at::kHalf, 8, 2048, 128, false, false));
-  EXPECT_FALSE(skinny_rope_linear_supported(at::kBFloat16, 1, 2048, 72, false, false));  // D not a multiple of 16
-  EXPECT_FALSE(skinny_rope_linear_supported(at::kBFloat16, 9, 2048, 64, false, false));
-  EXPECT_FALSE(skinny_rope_linear_supported(at::kBFloat16, 8, 4096, 64, true, true));  // the norm's stage
+  EXPECT_TRUE(skinny_rope_linear_supported(at::kBFloat16, 1, 2048, 64));
+  EXPECT_TRUE(skinny_rope_linear_supported(at::kHalf, 8, 2048, 128));
+  EXPECT_FALSE(skinny_rope_linear_supported(at::kBFloat16, 1, 2048, 72));  // D not a multiple of 16
+  EXPECT_FALSE(skinny_rope_linear_supported(at::kBFloat16, 9, 2048, 64));
+  EXPECT_FALSE(skinny_rope_linear_supported(at::kFloat, 1, 2048, 64));
 }
 
 TEST(SkinnyRopeLinear, RejectsBadInputsByName) {
-  const Case c{2, 4, 1, 64, 64, true, true, false, false, true};
+  const Case c{2, 4, 1, 64, 64, false, false, true};
   Step s = make_step(at::kCPU, at::kBFloat16, c, 5);
   DecodeCaches caches = s.caches(false);
   const SkinnyRopeTarget good = target_of(s, c, caches);
-  auto call = [&](const SkinnyRopeTarget& t, const at::Tensor& weight, const at::Tensor& add,
-                  const at::Tensor& norm_weight) {
-    return skinny_rope_linear(s.x, add, norm_weight, kEps, weight, at::Tensor(), t);
+  auto call = [&](const SkinnyRopeTarget& t, const at::Tensor& weight) {
+    return skinny_rope_linear(s.x, weight, at::Tensor(), t);
   };
-  EXPECT_ERROR_MENTIONS(call(good, s.weight.narrow(0, 0, 320), s.add, s.norm_weight), "is not (Hq + 2 Hkv) * D rows");
+  EXPECT_ERROR_MENTIONS(call(good, s.weight.narrow(0, 0, 320)), "is not (Hq + 2 Hkv) * D rows");
   SkinnyRopeTarget t = good;
   t.q_heads = 5;
   t.kv_heads = 2;  // 9 heads of 384 / 9 rows: not whole
-  EXPECT_ERROR_MENTIONS(call(t, s.weight, s.add, s.norm_weight), "is not (Hq + 2 Hkv) * D rows");
+  EXPECT_ERROR_MENTIONS(call(t, s.weight), "is not (Hq + 2 Hkv) * D rows");
   t = good;
   t.cos = s.tables.cos.narrow(-1, 0, 32);
-  EXPECT_ERROR_MENTIONS(call(t, s.weight, s.add, s.norm_weight), "cos and sin_rotated must hold B = 2 rows of D = 64");
+  EXPECT_ERROR_MENTIONS(call(t, s.weight), "cos and sin_rotated must hold B = 2 rows of D = 64");
   t = good;
   t.kv.positions = s.positions.to(at::kInt);
-  EXPECT_ERROR_MENTIONS(call(t, s.weight, s.add, s.norm_weight), "positions must be 2 int64 values");
+  EXPECT_ERROR_MENTIONS(call(t, s.weight), "positions must be 2 int64 values");
   t = good;
   t.kv.k = kernels::KvRows();
-  EXPECT_ERROR_MENTIONS(call(t, s.weight, s.add, s.norm_weight), "the K and V cache rows must be set");
-  EXPECT_ERROR_MENTIONS(call(good, s.weight, s.add, at::Tensor()), "add needs the norm");
-  EXPECT_ERROR_MENTIONS(call(good, s.weight.narrow(1, 0, 56), s.add, s.norm_weight), "weight must be [N, K]");
+  EXPECT_ERROR_MENTIONS(call(t, s.weight), "the K and V cache rows must be set");
+  EXPECT_ERROR_MENTIONS(call(good, s.weight.narrow(1, 0, 56)), "weight must be [N, K]");
 }
 
 }  // namespace

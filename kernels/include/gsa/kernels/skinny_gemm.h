@@ -18,16 +18,6 @@
 // round() is round-to-nearest-even to the dtype; with out_float the rounded value is stored as fp32 (the LM
 // head's at::mm(...).to(kFloat)).
 //
-// RMSNorm in front (norm.weight set; K = H): the rows multiplied are not x but add_rms_norm's normed rows
-// (decode_step_ops.h), computed by the kernel itself: sum = round(x + norm.add) (x itself without norm.add),
-// x' = round(w * (rstd * sum)); norm.sum_out (optional) receives sum. The CUDA kernel's x' and sum are bit for bit
-// add_rms_norm_cuda's (add given) and so its out is skinny_gemm_cuda's on them with the same split; the CPU twin
-// composes the two CPU twins. Why: a decode layer's two norms each cost a launch and a round trip between the
-// GEMM before and the GEMM after; fused, every CTA norms the few rows itself (a few KB from L2) and no kernel
-// writes and reads them back. Limits: K <= kAddRmsNormMaxHidden and skinny_norm_smem_bytes(M, K, add) <=
-// kSkinnyNormMaxSmemBytes (the rows are staged in shared memory); sum_out must not overlap x or norm.add (one CTA
-// writes it while the others read them).
-//
 // Why: at M <= 8 a decode step's GEMMs only stream their weights (2 bytes each, used once); the CUDA kernel
 // reads every weight once with 16-byte loads that bypass L1 and leave L2 early, many in flight per thread.
 //
@@ -69,23 +59,6 @@ struct SkinnyRopeAppend {
   KvRows k, v;                                      // the caches (kv_rows.h), with positions
 };
 
-// The optional RMSNorm prologue (see above); weight == nullptr: none.
-struct SkinnyNorm {
-  const void* add = nullptr;     // [M, K] added to x before the norm, or nullptr
-  int64_t add_stride = 0;        // row stride (elements)
-  const void* weight = nullptr;  // [K] the norm's weight
-  float eps = 1e-5f;
-  void* sum_out = nullptr;       // [M, K] contiguous: round(x + add), or nullptr
-};
-
-// Shared memory the norm prologue stages its rows in: x (then sum, then normed) and add rows of K + kSkinnyNormPad
-// elements (the pad keeps the GEMM's 16-byte reads of 8 rows free of bank conflicts), and the norm weight.
-constexpr int32_t kSkinnyNormPad = 32;
-constexpr int64_t kSkinnyNormMaxSmemBytes = 100 * 1024;  // two CTAs an SM still fit
-inline int64_t skinny_norm_smem_bytes(int32_t m, int32_t k, bool has_add) {
-  return 2 * (int64_t(m) * (has_add ? 2 : 1) * (int64_t(k) + kSkinnyNormPad) + k);
-}
-
 struct SkinnyGemmParams {
   DType dtype = DType::kBFloat16;
   SkinnyEpilogue epilogue = SkinnyEpilogue::kNone;
@@ -99,10 +72,9 @@ struct SkinnyGemmParams {
   int64_t out_stride = 0;
   bool out_float = false;
   // CUDA: the kernel may stream its first weight tiles before the kernels launched ahead of it have completed
-  // (kernels/src/pdl.cuh). Set only when the kernel launched just before it does not write the weight or the
-  // norm's weight (a model's parameters); x and norm.add are always read after them.
+  // (kernels/src/pdl.cuh). Set only when the kernel launched just before it does not write the weight (a model's
+  // parameters); x is always read after it.
   bool weight_early = false;
-  SkinnyNorm norm;               // the RMSNorm prologue, off by default
   SkinnyRopeAppend rope;         // kRopeAppend's operands
   // CUDA only, a tuning knob: how many warps share one tile's K (1, 2, 4, 8 or 16); 0 lets the launcher choose from
   // N, K and the device's SM count. It fixes the order of the fp32 sum, so results differ by it in the last bits.
@@ -125,15 +97,6 @@ inline bool skinny_rope_valid(const SkinnyGemmParams& p) {
          aligned_rows(r.sin_rotated, r.sin_stride) && caches_ok;
 }
 
-inline bool skinny_norm_valid(const SkinnyGemmParams& p) {
-  using namespace decode_step_detail;
-  const SkinnyNorm& n = p.norm;
-  if (n.weight == nullptr) return n.add == nullptr && n.sum_out == nullptr;
-  return aligned_rows(n.weight, 0) && n.eps >= 0.f && (n.add == nullptr || aligned_rows(n.add, n.add_stride)) &&
-         (n.sum_out == nullptr || aligned_rows(n.sum_out, 0)) && p.k <= kAddRmsNormMaxHidden &&
-         skinny_norm_smem_bytes(p.m, p.k, n.add != nullptr) <= kSkinnyNormMaxSmemBytes;
-}
-
 inline bool skinny_gemm_valid(const SkinnyGemmParams& p) {
   using namespace decode_step_detail;
   const bool silu = p.epilogue == SkinnyEpilogue::kSiluMul;
@@ -143,8 +106,7 @@ inline bool skinny_gemm_valid(const SkinnyGemmParams& p) {
                         p.split_k == 16;
   return is_half_type(p.dtype) && epilogue_ok && split_ok && p.m >= 0 && p.m <= kSkinnyGemmMaxRows &&
          p.n >= 1 && p.k >= 8 && p.k % 8 == 0 && p.k <= (1 << 30) && aligned_rows(p.x, p.x_stride) &&
-         aligned_rows(p.weight, p.weight_stride) && p.out != nullptr && p.out_stride >= skinny_gemm_out_cols(p) &&
-         skinny_norm_valid(p);
+         aligned_rows(p.weight, p.weight_stride) && p.out != nullptr && p.out_stride >= skinny_gemm_out_cols(p);
 }
 
 Status skinny_gemm_cuda(const SkinnyGemmParams& params, void* stream);

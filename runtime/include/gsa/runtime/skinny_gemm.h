@@ -5,14 +5,9 @@
 //   skinny_linear(x, W, {}, kNone, /*float_out=*/1) == at::linear(x, W).to(at::kFloat) (the LM head's logits)
 // Only the order of the fp32 sum differs from LibTorch's, so a result may differ from at::linear's by one ulp of
 // the dtype (more where the sum cancels); SiLU-mul of the same sums is bit for bit.
-//   skinny_normed_linear(x, add, w_norm, eps, W, ...) == {sum, skinny_linear(normed, W, ...)} with
-//                    (sum, normed) = add_rms_norm(x, add, w_norm, eps) (decode_step_ops.h), bit for bit: the norm
-//                    runs inside the GEMM's kernel (skinny_gemm.h's RMSNorm prologue), one launch instead of two.
-//                    Without add, sum is x and normed its RMSNorm (the first layer's input norm).
-//   skinny_rope_linear(x, add, w_norm, eps, W_qkv, b, target) == {sum, rope_append(skinny_linear(normed, W_qkv, b),
-//                    target's tables, positions and caches)} bit for bit (decode_step_ops.h): a decode step's q/k/v
-//                    projection with RoPE and the K/V cache append in the GEMM's epilogue (skinny_gemm.h's
-//                    kRopeAppend), and its input norm in front (w_norm defined; else x itself is multiplied).
+//   skinny_rope_linear(x, W_qkv, b, target) == rope_append(skinny_linear(x, W_qkv, b), target's tables, positions
+//                    and caches) bit for bit (decode_step_ops.h): a decode step's q/k/v projection with RoPE and the
+//                    K/V cache append in the GEMM's epilogue (skinny_gemm.h's kRopeAppend).
 //
 // Contract: x and weight (and bias) bf16 or fp16, of one dtype, on one device. CUDA tensors run the CUDA kernel
 // on the device's current stream (no host synchronisation and no allocation other than the output and, for rows
@@ -25,7 +20,6 @@
 
 #include <cstdint>
 #include <optional>
-#include <utility>
 
 #include <ATen/ATen.h>
 
@@ -48,20 +42,6 @@ at::Tensor skinny_linear(const at::Tensor& x, const at::Tensor& weight, const st
                          SkinnyEpilogue epilogue = SkinnyEpilogue::kNone, bool float_out = false,
                          bool constant_weight = false);
 
-// Whether skinny_normed_linear runs `rows` rows of `in_features` (H) elements in `dtype` (with or without add):
-// skinny_linear_supported, H within add_rms_norm's limit, and the rows within the kernel's shared memory.
-bool skinny_normed_linear_supported(at::ScalarType dtype, int64_t rows, int64_t in_features, bool has_add);
-
-// {sum, out}: sum = round(x + add) [..., K] (x itself when add is undefined), out = skinny_linear(RMSNorm(sum) *
-// norm_weight, weight, bias, epilogue, float_out, constant_weight) [..., N or N / 2]. x and add [..., K] (the same
-// sizes), norm_weight [K], eps >= 0; the rest as skinny_linear (constant_weight covers norm_weight too).
-std::pair<at::Tensor, at::Tensor> skinny_normed_linear(const at::Tensor& x, const at::Tensor& add,
-                                                       const at::Tensor& norm_weight, double eps,
-                                                       const at::Tensor& weight,
-                                                       const std::optional<at::Tensor>& bias = {},
-                                                       SkinnyEpilogue epilogue = SkinnyEpilogue::kNone,
-                                                       bool float_out = false, bool constant_weight = false);
-
 // skinny_rope_linear's RoPE operands and where the step's k and v rows go (rope_append's, decode_step_ops.h).
 struct SkinnyRopeTarget {
   int64_t q_heads = 0, kv_heads = 0;  // Hq, Hkv
@@ -70,17 +50,14 @@ struct SkinnyRopeTarget {
 };
 
 // Whether skinny_rope_linear runs `rows` rows of `in_features` elements in `dtype` with head dim D: the skinny
-// GEMM's sizes, D a multiple of 16, and with the norm (norm, has_add) skinny_normed_linear_supported.
-bool skinny_rope_linear_supported(at::ScalarType dtype, int64_t rows, int64_t in_features, int64_t head_dim, bool norm,
-                                  bool has_add);
+// GEMM's sizes and D a multiple of 16.
+bool skinny_rope_linear_supported(at::ScalarType dtype, int64_t rows, int64_t in_features, int64_t head_dim);
 
-// {sum, q}: x and add [B, K] as skinny_normed_linear (norm_weight undefined: no norm, sum = x); weight [(Hq + 2 Hkv)
-// D, K] the q, k and v projections stacked (bias [(Hq + 2 Hkv) D] or none) -> q [B, Hq, D] rotated, the k heads
-// rotated and the v heads written at row positions[b] of sequence b's caches (target.kv.positions defined: each must
-// lie inside its sequence's caches, not checked: that would need a host sync).
-std::pair<at::Tensor, at::Tensor> skinny_rope_linear(const at::Tensor& x, const at::Tensor& add,
-                                                     const at::Tensor& norm_weight, double eps,
-                                                     const at::Tensor& weight, const at::Tensor& bias,
-                                                     const SkinnyRopeTarget& target, bool constant_weight = false);
+// x [B, K]; weight [(Hq + 2 Hkv) D, K] the q, k and v projections stacked (bias [(Hq + 2 Hkv) D] or none) -> q
+// [B, Hq, D] rotated, the k heads rotated and the v heads written at row positions[b] of sequence b's caches
+// (target.kv.positions defined: each must lie inside its sequence's caches, not checked: that would need a host
+// sync).
+at::Tensor skinny_rope_linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                              const SkinnyRopeTarget& target, bool constant_weight = false);
 
 }  // namespace gsa
