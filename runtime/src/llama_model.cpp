@@ -86,13 +86,12 @@ std::pair<at::Tensor, at::Tensor> normed_rope_projection(const at::Tensor& x, co
                                                          const RopeTables& rope, const StepKvRows& kv, int64_t hq,
                                                          int64_t hkv) {
   const int64_t B = x.size(0), H = x.size(1), D = qkv_weight.size(0) / (hq + 2 * hkv);
+  const auto [sum, normed] = add_and_norm(x, add, norm_weight, eps);  // [B, H] each
   if (fuse_rope_into_gemm(x) && skinny_rope_linear_supported(x.scalar_type(), B, H, D)) {
     const SkinnyRopeTarget target{hq, hkv, rope.cos, rope.sin_rotated, kv};
-    const auto [sum, normed] = add_and_norm(x, add, norm_weight, eps);
     return {sum, skinny_rope_linear(normed, qkv_weight, qkv_bias, target, /*constant_weight=*/true)};
   }
-  const auto [sum, qkv] =
-      normed_projection(x, add, norm_weight, eps, qkv_weight, qkv_bias, SkinnyEpilogue::kNone);  // [B, (Hq+2Hkv) D]
+  const at::Tensor qkv = decode_linear(normed, qkv_weight, qkv_bias);  // [B, (Hq + 2 Hkv) D]
   if (!kv.positions.defined()) {
     return {sum, apply_rope(qkv.narrow(-1, 0, hq * D).reshape({B, hq, 1, D}), rope).select(2, 0)};
   }
