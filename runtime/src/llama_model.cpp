@@ -42,11 +42,13 @@ at::Tensor decode_linear(const at::Tensor& x, const at::Tensor& weight, const at
 }
 
 // GSA_SKINNY_ROPE (read once): RoPE and the K/V cache append in the q/k/v GEMM's epilogue (skinny_rope_linear),
-// a launch fewer a layer. 1 on every device, 0 on none; unset, on the CPU only (the CPU twin composes
-// rope_append's): on an H200 it was no faster beyond the spread (docs/PERFORMANCE.md, twenty-seventh session).
-bool fuse_rope_into_gemm(const at::Tensor& x) {
-  static const int64_t mode = env_integer("GSA_SKINNY_ROPE", -1, -1);
-  return mode == 1 || (mode == -1 && !x.is_cuda());
+// a launch fewer a layer, bit for bit the GEMM followed by rope_append. On (unset or 1) on every device; 0 keeps the
+// separate launches (the A/B switch). On an H200 the 1B model's 128K token took 0.007-0.010 ms less with it
+// (docs/PERFORMANCE.md, twenty-eighth session: three alternations in one call; the twenty-seventh's one pair was
+// within its spread).
+bool fuse_rope_into_gemm() {
+  static const bool on = env_integer("GSA_SKINNY_ROPE", 1, 0) != 0;
+  return on;
 }
 
 // {round(x + add), RMSNorm(that) * norm_weight} (add undefined: {x, RMSNorm(x) * norm_weight}): x, add [B, H].
@@ -87,7 +89,7 @@ std::pair<at::Tensor, at::Tensor> normed_rope_projection(const at::Tensor& x, co
                                                          int64_t hkv) {
   const int64_t B = x.size(0), H = x.size(1), D = qkv_weight.size(0) / (hq + 2 * hkv);
   const auto [sum, normed] = add_and_norm(x, add, norm_weight, eps);  // [B, H] each
-  if (fuse_rope_into_gemm(x) && skinny_rope_linear_supported(x.scalar_type(), B, H, D)) {
+  if (fuse_rope_into_gemm() && skinny_rope_linear_supported(x.scalar_type(), B, H, D)) {
     const SkinnyRopeTarget target{hq, hkv, rope.cos, rope.sin_rotated, kv};
     return {sum, skinny_rope_linear(normed, qkv_weight, qkv_bias, target, /*constant_weight=*/true)};
   }
