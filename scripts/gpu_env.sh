@@ -1,8 +1,16 @@
 # Sourced by the GPU scripts after `cd` to the repository root: the environment every device call needs
 # (NVLink multicast off in NCCL, PyTorch and NVSHMEM, see the device notes; one LibTorch thread per process),
-# out = $OUT (or ./gpu-logs), created, the GPU described in $out/${gpu_log:-gpu}.txt, and gsa_kernel_variants (below).
+# out (the logs' folder, created), the GPU described in $out/${gpu_log:-gpu}.txt, and gsa_kernel_variants (below).
+# Without $OUT, out is ./gpu-logs. With it (a device call), out is a scratch folder packed into
+# $OUT/${gpu_log:-gpu}_logs.tgz when the script exits: a call brings back at most 8 files, and the twenty-eighth
+# session's first call lost its test logs to that limit.
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 OMP_NUM_THREADS=1
-out=${OUT:-gpu-logs}
+if [ -n "${OUT:-}" ]; then
+  out=$(mktemp -d /tmp/gsa_logs.XXXXXX)
+  trap 'tar czf "$OUT/${gpu_log:-gpu}_logs.tgz" -C "$out" .' EXIT
+else
+  out=gpu-logs
+fi
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv | tee "$out/${gpu_log:-gpu}.txt"
 # The settings the float64 oracle (test_sparse_attention_gpu) runs under besides the default: on Hopper the mma.sync

@@ -3,7 +3,10 @@
 # LibTorch, runs the gpu-label kernel tests, the attention and decode unit tests with CUDA tensors (and
 # compute-sanitizer memcheck), `gsa bench kernels` for decode and prefill, and the peers (peers/attn_peers.py,
 # copied from shared/peers, and scripts/peer_decode_batched.py) in the same call. GSA_SKIP_PREFILL=1 stops after
-# the decode part (with the peers' decode sweep). Logs go to $OUT (or ./gpu-logs).
+# the decode part (with the peers' decode sweep). GSA_CHECK_PARTS picks the parts (default "tests bench peers"): on a fresh
+# H200 the build takes ~220 s and the tests ~350 s (twenty-eighth session), so the whole script runs past one call's
+# 600 s; run GSA_CHECK_PARTS=tests in one call and GSA_CHECK_PARTS=bench, then =peers, right after it (a warm machine
+# keeps the build). Logs go to $OUT (packed, see gpu_env.sh) or ./gpu-logs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/gpu_env.sh
@@ -11,60 +14,66 @@ GSA_JOBS=16 scripts/gpu_build.sh "$out" gsa test_sparse_attention_gpu test_lse_m
   test_attention test_sparse_decode test_decode_plan test_model test_attention_mode test_gist_layout \
   test_op_profile test_selected_attention test_key_gather test_chunked_loss test_skinny_gemm test_decode_step_ops \
   test_serving_engine || exit 1
-timeout 300 ./build/tests/test_sparse_attention_gpu 2>&1 | tail -25 | tee "$out/test_gpu.txt"
-# On Hopper the forward runs the wgmma kernel (schedule 7 by default), the backward the Hopper dq pass and the
-# two-consumer Hopper key pass (over paired key tiles for large plans); the mma.sync kernels other GPUs run, and the
-# other schedules, against the same float64 oracle.
-gsa_oracle_variants | tee -a "$out/test_gpu.txt"
-timeout 100 ./build/tests/test_lse_merge_gpu 2>&1 | tail -3 | tee -a "$out/test_gpu.txt"
-timeout 200 ./build/tests/test_sparse_attention 2>&1 | tail -3 | tee "$out/test_unit.txt"
-timeout 200 ./build/tests/test_sparse_decode 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
-timeout 120 compute-sanitizer --tool memcheck ./build/tests/test_sparse_decode 2>&1 | tail -3 | tee "$out/memcheck.txt"
-timeout 200 ./build/tests/test_decode_plan 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
-# The decode step's kernels overlap their predecessors by default (kernels/src/pdl.cuh): the same tests serialised,
-# and overlapped again three times over (an overlap race shows as a flaky failure).
-GSA_PDL=0 timeout 200 ./build/tests/test_decode_plan 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
-timeout 300 ./build/tests/test_decode_plan --gtest_repeat=3 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
-timeout 200 ./build/tests/test_attention 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
-timeout 200 compute-sanitizer --tool memcheck ./build/tests/test_decode_plan 2>&1 | tail -3 | tee -a "$out/memcheck.txt"
-timeout 200 ./build/tests/test_model 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
-timeout 200 ./build/tests/test_attention_mode 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
-timeout 200 ./build/tests/test_gist_layout 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
-timeout 100 ./build/tests/test_op_profile 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
-timeout 100 ./build/tests/test_selected_attention 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
-timeout 100 ./build/tests/test_key_gather 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
-timeout 100 ./build/tests/test_chunked_loss 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
-timeout 100 ./build/tests/test_skinny_gemm 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
-timeout 100 ./build/tests/test_decode_step_ops 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
-timeout 200 ./build/tests/test_serving_engine 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
-timeout 120 compute-sanitizer --tool memcheck ./build/tests/test_attention --gtest_filter='Selection.*' 2>&1 | tail -2 \
-  | tee -a "$out/memcheck.txt"
-timeout 120 compute-sanitizer --tool memcheck ./build/tests/test_selected_attention 2>&1 | tail -2 | tee -a "$out/memcheck.txt"
-# Decode: one sequence at 32K-1M, 64 sequences at 32K; the dense Flash-Decoding peer in the same call.
-timeout 120 ./build/launcher/gsa bench kernels --decode 2>&1 | tee "$out/bench_decode.txt"
-timeout 120 ./build/launcher/gsa bench kernels --decode --decode-batch 64 --decode-tokens 32768 2>&1 \
-  | tee -a "$out/bench_decode.txt"
-timeout 120 python3 scripts/peer_decode_batched.py 64 32768 2>&1 | tee "$out/peer_decode.txt"
-# One decode step of one layer as Generator runs it (selection + kernel), one sequence at 32K-1M, 64 at 32K.
-timeout 240 ./build/launcher/gsa bench decode 2>&1 | tee "$out/bench_decode_layer.txt"
-timeout 120 ./build/launcher/gsa bench decode --batch 64 --tokens 32768 2>&1 | tee -a "$out/bench_decode_layer.txt"
-timeout 240 ./build/launcher/gsa bench decode --levels 2 --tokens 131072,1048576 2>&1 | tee -a "$out/bench_decode_layer.txt"
-[ "${GSA_SKIP_PREFILL:-0}" = 1 ] && { timeout 200 python3 peers/attn_peers.py sdpa-causal 8192 2>&1 | tee -a "$out/peer_decode.txt"; exit 0; }
-timeout 120 compute-sanitizer --tool memcheck ./build/tests/test_sparse_attention_gpu --gtest_filter='*/2:*/5' 2>&1 | tail -6 | tee -a "$out/memcheck.txt"
-timeout 240 ./build/launcher/gsa bench kernels ${GSA_KERNEL_BENCH_ARGS:-} 2>&1 | tee "$out/bench_kernels.txt"
-GSA_SM90_BACKWARD=0 GSA_SM90_DQ=0 timeout 240 ./build/launcher/gsa bench kernels ${GSA_KERNEL_BENCH_ARGS:-} 2>&1 \
-  | tee "$out/bench_kernels_mma_sync_backward.txt"
-# The key pass over per-tile items and over paired key tiles, each at every length (the default picks by plan size,
-# kPairedKeyPassEntries: paired from 64K on, where the twenty-third session measured it faster).
-for s in 2 3; do
-  GSA_SM90_BACKWARD=$s timeout 120 ./build/launcher/gsa bench kernels --tokens 8192,32768,65536,131072 2>&1 \
-    | tee "$out/bench_kernels_key_pass_$s.txt"
-done
-# Forward schedule 6 (chained reductions) against the default schedule 7.
-GSA_SM90_FORWARD=6 timeout 120 ./build/launcher/gsa bench kernels --no-backward 2>&1 | tee "$out/bench_kernels_schedule6.txt"
-# A 1M-token prefill layer with the Llama-3.2-1B attention shapes (32 / 8 heads, head dim 64), forward.
-timeout 240 ./build/launcher/gsa bench kernels --tokens 131072,1048576 --head-dim 64 --no-backward --repeats 3 2>&1 \
-  | tee "$out/bench_kernels_1m.txt"
+parts=${GSA_CHECK_PARTS:-tests bench peers}
+if [[ " $parts " == *" tests "* ]]; then
+  timeout 300 ./build/tests/test_sparse_attention_gpu 2>&1 | tail -25 | tee "$out/test_gpu.txt"
+  # On Hopper the forward runs the wgmma kernel (schedule 7 by default), the backward the Hopper dq pass and the
+  # two-consumer Hopper key pass (over paired key tiles for large plans); the mma.sync kernels other GPUs run, and the
+  # other schedules, against the same float64 oracle.
+  gsa_oracle_variants | tee -a "$out/test_gpu.txt"
+  timeout 100 ./build/tests/test_lse_merge_gpu 2>&1 | tail -3 | tee -a "$out/test_gpu.txt"
+  timeout 200 ./build/tests/test_sparse_attention 2>&1 | tail -3 | tee "$out/test_unit.txt"
+  timeout 200 ./build/tests/test_sparse_decode 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
+  timeout 120 compute-sanitizer --tool memcheck ./build/tests/test_sparse_decode 2>&1 | tail -3 | tee "$out/memcheck.txt"
+  timeout 200 ./build/tests/test_decode_plan 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
+  # The decode step's kernels overlap their predecessors by default (kernels/src/pdl.cuh): the same tests serialised,
+  # and overlapped again three times over (an overlap race shows as a flaky failure).
+  GSA_PDL=0 timeout 200 ./build/tests/test_decode_plan 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
+  timeout 300 ./build/tests/test_decode_plan --gtest_repeat=3 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
+  timeout 200 ./build/tests/test_attention 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
+  timeout 200 compute-sanitizer --tool memcheck ./build/tests/test_decode_plan 2>&1 | tail -3 | tee -a "$out/memcheck.txt"
+  timeout 200 ./build/tests/test_model 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
+  timeout 200 ./build/tests/test_attention_mode 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
+  timeout 200 ./build/tests/test_gist_layout 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
+  timeout 100 ./build/tests/test_op_profile 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
+  timeout 100 ./build/tests/test_selected_attention 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
+  timeout 100 ./build/tests/test_key_gather 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
+  timeout 100 ./build/tests/test_chunked_loss 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
+  timeout 100 ./build/tests/test_skinny_gemm 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
+  timeout 100 ./build/tests/test_decode_step_ops 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
+  timeout 200 ./build/tests/test_serving_engine 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
+  timeout 120 compute-sanitizer --tool memcheck ./build/tests/test_attention --gtest_filter='Selection.*' 2>&1 | tail -2 \
+    | tee -a "$out/memcheck.txt"
+  timeout 120 compute-sanitizer --tool memcheck ./build/tests/test_selected_attention 2>&1 | tail -2 | tee -a "$out/memcheck.txt"
+fi
+if [[ " $parts " == *" bench "* ]]; then
+  # Decode: one sequence at 32K-1M, 64 sequences at 32K; the dense Flash-Decoding peer in the same call.
+  timeout 120 ./build/launcher/gsa bench kernels --decode 2>&1 | tee "$out/bench_decode.txt"
+  timeout 120 ./build/launcher/gsa bench kernels --decode --decode-batch 64 --decode-tokens 32768 2>&1 \
+    | tee -a "$out/bench_decode.txt"
+  timeout 120 python3 scripts/peer_decode_batched.py 64 32768 2>&1 | tee "$out/peer_decode.txt"
+  # One decode step of one layer as Generator runs it (selection + kernel), one sequence at 32K-1M, 64 at 32K.
+  timeout 240 ./build/launcher/gsa bench decode 2>&1 | tee "$out/bench_decode_layer.txt"
+  timeout 120 ./build/launcher/gsa bench decode --batch 64 --tokens 32768 2>&1 | tee -a "$out/bench_decode_layer.txt"
+  timeout 240 ./build/launcher/gsa bench decode --levels 2 --tokens 131072,1048576 2>&1 | tee -a "$out/bench_decode_layer.txt"
+  [ "${GSA_SKIP_PREFILL:-0}" = 1 ] && { timeout 200 python3 peers/attn_peers.py sdpa-causal 8192 2>&1 | tee -a "$out/peer_decode.txt"; exit 0; }
+  timeout 120 compute-sanitizer --tool memcheck ./build/tests/test_sparse_attention_gpu --gtest_filter='*/2:*/5' 2>&1 | tail -6 | tee -a "$out/memcheck.txt"
+  timeout 240 ./build/launcher/gsa bench kernels ${GSA_KERNEL_BENCH_ARGS:-} 2>&1 | tee "$out/bench_kernels.txt"
+  GSA_SM90_BACKWARD=0 GSA_SM90_DQ=0 timeout 240 ./build/launcher/gsa bench kernels ${GSA_KERNEL_BENCH_ARGS:-} 2>&1 \
+    | tee "$out/bench_kernels_mma_sync_backward.txt"
+  # The key pass over per-tile items and over paired key tiles, each at every length (the default picks by plan size,
+  # kPairedKeyPassEntries: paired from 64K on, where the twenty-third session measured it faster).
+  for s in 2 3; do
+    GSA_SM90_BACKWARD=$s timeout 120 ./build/launcher/gsa bench kernels --tokens 8192,32768,65536,131072 2>&1 \
+      | tee "$out/bench_kernels_key_pass_$s.txt"
+  done
+  # Forward schedule 6 (chained reductions) against the default schedule 7.
+  GSA_SM90_FORWARD=6 timeout 120 ./build/launcher/gsa bench kernels --no-backward 2>&1 | tee "$out/bench_kernels_schedule6.txt"
+  # A 1M-token prefill layer with the Llama-3.2-1B attention shapes (32 / 8 heads, head dim 64), forward.
+  timeout 240 ./build/launcher/gsa bench kernels --tokens 131072,1048576 --head-dim 64 --no-backward --repeats 3 2>&1 \
+    | tee "$out/bench_kernels_1m.txt"
+fi
+[[ " $parts " == *" peers "* ]] || exit 0
 if [ -f peers/attn_peers.py ]; then
   timeout 400 python3 peers/attn_peers.py sdpa-cudnn-causal,sdpa-causal,flex-gsa-permuted ${GSA_PEER_SIZES:-8192,32768,131072} \
     2>&1 | tee "$out/peers.txt"

@@ -7,9 +7,9 @@
 # launches' stall reasons per issued instruction (WarpStateStats) and their durations with warm caches and free
 # clocks (what a launch costs without ncu's flush and clock lock). The first rows are the adaptive budget's layer
 # (the bench's first selective layer), the fixed budget's follow. With GSA_PROFILE_SOURCE=1 also the warp-stall
-# sampling by source line of each selection kernel (SourceCounters). The sixteenth session's reading of these
-# (docs/kernels-notes.md, d10): count executed instructions before blaming latency. Logs go to $OUT (or
-# ./gpu-logs).
+# sampling per SASS instruction of each selection kernel (SourceCounters, src_KERNEL_TOKENS.csv). The sixteenth
+# session's reading of these (docs/kernels-notes.md, d10): count executed instructions before blaming latency.
+# Logs go to $OUT (packed, see gpu_env.sh) or ./gpu-logs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 gpu_log=gpu_selection source scripts/gpu_env.sh
@@ -34,12 +34,16 @@ for tokens in "${lengths[@]}"; do
   profile "$tokens" warm_free_clocks --cache-control none --clock-control none \
     --metrics gpu__time_duration.sum,launch__grid_size
   if [ "${GSA_PROFILE_SOURCE:-0}" = 1 ]; then
-    for kernel in score_kernel top_k_kernel level_select descent_kernel union_kernel; do
-      GSA_PDL=0 timeout 200 ncu --section SourceCounters -k "regex:$kernel" --launch-count 1 \
+    # ncu's text output of SourceCounters is a summary only: the stall samples per SASS instruction come from the
+    # saved report's source page (as the twenty-fourth session's call 2 read them).
+    for kernel in score_kernel top_k_kernel level_select descent_kernel union_kernel unfold_kernel; do
+      GSA_PDL=0 timeout 120 ncu --section SourceCounters --section WarpStateStats --import-source no \
+        -k "regex:$kernel" --launch-count 1 -f -o "$out/src_${kernel}_$tokens" \
         $g bench decode --chunk 8 --fanout 4 --levels 3 --heads 32 --kv-heads 8 --head-dim 64 --tokens "$tokens" \
-        --repeats 2 > "$out/ncu_source_${kernel}_$tokens.txt" 2>&1
-      echo "## $kernel, $tokens tokens: warp stall sampling by source"
-      grep -A30 "Warp Stall Sampling" "$out/ncu_source_${kernel}_$tokens.txt" | head -40
+        --repeats 2 > /dev/null 2>&1
+      ncu -i "$out/src_${kernel}_$tokens.ncu-rep" --page source --csv --print-source sass \
+        > "$out/src_${kernel}_$tokens.csv" 2>&1
+      echo "## $kernel, $tokens tokens: $(wc -l < "$out/src_${kernel}_$tokens.csv") SASS lines with their stall samples"
     done
   fi
 done 2>&1 | tee "$out/selection_profile.txt"
