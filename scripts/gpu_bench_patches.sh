@@ -3,7 +3,8 @@
 # BENCH_ARG... says otherwise) for the tree as it is and for each VARIANT: the tree with a PATCH applied (e.g. a file
 # of docs/experiments/) or env:NAME=VALUE[,...] (the tree's build under those variables), built in one device call
 # and run in turn, twice (the call's spread). Timing only: a patch that changes what the
-# kernels compute goes through scripts/gpu_patch_ab.sh (the float64 oracle) first. Logs go to $OUT (or ./gpu-logs).
+# kernels compute goes through scripts/gpu_patch_ab.sh (the float64 oracle) first.
+# Logs go to $OUT, packed (gpu_env.sh), or to ./gpu-logs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/gpu_env.sh

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU validation in one call (device machines: nothing can be installed there). Builds against the image's
 # LibTorch, runs every test (device-parametrised cases then run with CUDA tensors too, gpu-label tests run),
-# then the attention bench on the GPU next to the peers. Logs go to $OUT (or ./gpu-logs).
+# then the attention bench on the GPU next to the peers.
+# Logs go to $OUT, packed (gpu_env.sh), or to ./gpu-logs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/gpu_env.sh

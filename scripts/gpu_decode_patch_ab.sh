@@ -11,7 +11,7 @@
 # `gsa bench decode` (two levels at 128K and 1M unless BENCH_ARG... says otherwise) with every build in turn,
 # twice, and the 1B model's per-token latency (`gsa bench serve`, three levels, 32K and 128K) with every variant in
 # turn while time is left.
-# Logs go to $OUT (or ./gpu-logs).
+# Logs go to $OUT, packed (gpu_env.sh), or to ./gpu-logs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/gpu_env.sh

@@ -4,7 +4,7 @@
 # test_sparse_attention_gpu (the float64 oracle) under GSA_SM90_FORWARD=SCHEDULE for each schedule, then
 # `gsa bench kernels --no-backward` at 8K, 32K and 128K for each schedule, twice in turn (the call's spread).
 # e.g. bash scripts/gpu_forward_ab.sh --patch docs/experiments/s20-persistent-flat.patch 7 8
-# Logs go to $OUT (or ./gpu-logs).
+# Logs go to $OUT, packed (gpu_env.sh), or to ./gpu-logs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 patch_file=

@@ -3,7 +3,8 @@
 # are ~1.3x the bench's): per-kernel durations of `gsa bench kernels` forward + backward at 32K and 128K; the
 # Hopper kernels' L2 hit rate and DRAM / L2 throughput at 32K and 128K (clocks left alone), their stall reasons,
 # tensor-pipe activity and instruction counts at 32K; with GSA_PROFILE_SOURCE=1 also
-# their stalls sampled by program counter (SourceCounters). Logs go to $OUT (or ./gpu-logs).
+# their stalls sampled by program counter (SourceCounters).
+# Logs go to $OUT, packed (gpu_env.sh), or to ./gpu-logs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/gpu_env.sh

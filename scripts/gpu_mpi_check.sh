@@ -4,7 +4,7 @@
 # 4 GPUs, at 4 ranks, the NCCL dead-rank probes, distributed `gsa train` / `gsa generate` end to end on NCCL, then
 # gsa bench comm at 128K..1M tokens on 2 and 4 GPUs, gsa bench sp on 1, 2, 4 GPUs, and the peers.
 # GSA_GPU_{MPI_TESTS,E2E,COMM_BENCH,SP_BENCH,PEERS}=0 skip a part.
-# Logs and CSVs go to $OUT (or ./gpu-logs).
+# Logs and CSVs go to $OUT, packed (gpu_env.sh), or to ./gpu-logs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/gpu_env.sh

@@ -4,7 +4,8 @@
 # float64 oracle (test_sparse_attention_gpu) under every forward and backward schedule, the attention unit tests on
 # CUDA tensors and a compute-sanitizer memcheck; then builds the tree without PATCH and runs `gsa bench kernels`
 # (8K, 32K and 128K unless BENCH_ARG... says otherwise) for the two binaries in turn, twice (the call's spread);
-# then the peers (peers/attn_peers.py, copied from shared/peers) at 32K and 128K. Logs go to $OUT (or ./gpu-logs).
+# then the peers (peers/attn_peers.py, copied from shared/peers) at 32K and 128K.
+# Logs go to $OUT, packed (gpu_env.sh), or to ./gpu-logs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 patch_file=${1:?usage: $0 PATCH [BENCH_ARG...]}

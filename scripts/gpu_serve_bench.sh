@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `gsa bench serve` on one GPU in one device call: builds the gsa binary against the image's LibTorch
 # (scripts/gpu_build.sh; kept between calls while the machine is warm), runs the bench with the Llama-3.2-1B shapes (random weights) and
-# the dense peer (scripts/peer_serve_dense.py) in the same call. Logs and CSVs go to $OUT (or ./gpu-logs).
+# the dense peer (scripts/peer_serve_dense.py) in the same call.
+# Logs and CSVs go to $OUT, packed (gpu_env.sh), or to ./gpu-logs.
 # Extra arguments go to `gsa bench serve`.
 set -uo pipefail
 cd "$(dirname "$0")/.."

@@ -3,7 +3,8 @@
 # against the image's LibTorch (scripts/gpu_build.sh), then `gsa bench train` at 32K, 64K and 128K tokens per
 # sequence: the Llama-3.2-1B shapes with random weights, bf16 with fp32 master weights, activation checkpointing
 # per layer, GSA selective training against dense causal attention (SDPA) in the same process. Logs, the table and
-# train_bench.{csv,json} go to $OUT (or ./gpu-logs). Extra bench flags: GSA_TRAIN_BENCH_ARGS (e.g. "--layers 8").
+# train_bench.{csv,json} go to $OUT, packed (gpu_env.sh), or to ./gpu-logs. Extra bench flags:
+# GSA_TRAIN_BENCH_ARGS (e.g. "--layers 8").
 # Budget: the build (a few minutes from scratch), then about 2 minutes of steps; every stage has a timeout.
 set -uo pipefail
 cd "$(dirname "$0")/.."
