@@ -383,12 +383,14 @@ namespace {
 // candidates per head, then one select over their survivors; what a decode step at 1M tokens runs) over 40,960
 // gists (5 slices); with three levels (fanout 4), thousands of candidates per head below the top (score tiles
 // of many CTAs, top-k from shared memory at level 1 and from global memory at level 0) and a union over 1,280
-// bitmap words (union_kernel, a CTA a level; the descent kernel's CTA with GSA_UNION_SPLIT=0). Adaptive and a
-// large fixed budget.
+// bitmap words (union_kernel, a CTA a level; the descent kernel's CTA with GSA_UNION_SPLIT=0); with three levels
+// of fanout 8, a top level of 640 gists a head (more than 256 and at most 1,024: the size of a 128K-token decode
+// step's top level, 1,024, which one top_k_kernel CTA selects). Adaptive and a large fixed budget.
 TEST(Selection, KernelsOnLongLevelsEqualTheCpuTwin) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
   // (levels, fanout): 40,960 chunks of 8 in one, three and two levels.
-  for (const auto& [levels, fanout] : std::vector<std::pair<int64_t, int64_t>>{{1, 4}, {3, 4}, {2, 8}}) {
+  for (const auto& [levels, fanout] :
+       std::vector<std::pair<int64_t, int64_t>>{{1, 4}, {3, 4}, {2, 8}, {3, 8}}) {
     GistOptions gist;
     gist.chunk = 8;
     gist.levels = levels;
