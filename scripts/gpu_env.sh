@@ -2,12 +2,12 @@
 # (NVLink multicast off in NCCL, PyTorch and NVSHMEM, see the device notes; one LibTorch thread per process),
 # out (the logs' folder, created), the GPU described in $out/${gpu_log:-gpu}.txt, and gsa_kernel_variants (below).
 # Without $OUT, out is ./gpu-logs. With it (a device call), out is a scratch folder packed into
-# $OUT/${gpu_log:-gpu}_logs.tgz when the script exits: a call brings back at most 8 files, and the twenty-eighth
-# session's first call lost its test logs to that limit.
+# $OUT/<script name>_logs.tgz when the script exits (several scripts in one call each leave their own): a call
+# brings back at most 8 files, and the twenty-eighth session's first call lost its test logs to that limit.
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 OMP_NUM_THREADS=1
 if [ -n "${OUT:-}" ]; then
   out=$(mktemp -d /tmp/gsa_logs.XXXXXX)
-  trap 'tar czf "$OUT/${gpu_log:-gpu}_logs.tgz" -C "$out" .' EXIT
+  trap 'tar czf "$OUT/$(basename "$0" .sh)_logs.tgz" -C "$out" .' EXIT
 else
   out=gpu-logs
 fi
