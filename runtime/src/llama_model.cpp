@@ -43,7 +43,7 @@ at::Tensor decode_linear(const at::Tensor& x, const at::Tensor& weight, const at
 
 // GSA_SKINNY_ROPE (read once): RoPE and the K/V cache append in the q/k/v GEMM's epilogue (skinny_rope_linear),
 // a launch fewer a layer, bit for bit the GEMM followed by rope_append. On (unset or 1) on every device; 0 keeps the
-// separate launches (the A/B switch). On an H200 the 1B model's 128K token took 0.007-0.010 ms less with it
+// separate launches (the A/B switch). On an H200 the 1B model's 128K token took ~0.01 ms less with it
 // (docs/PERFORMANCE.md, twenty-eighth session: three alternations in one call; the twenty-seventh's one pair was
 // within its spread).
 bool fuse_rope_into_gemm() {

@@ -388,7 +388,7 @@ namespace {
 // step's top level, 1,024, which one top_k_kernel CTA selects). Adaptive and a large fixed budget.
 TEST(Selection, KernelsOnLongLevelsEqualTheCpuTwin) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
-  // (levels, fanout): 40,960 chunks of 8 in one, three and two levels.
+  // (levels, fanout): 40,960 chunks of 8 in one, three and two levels, and three of fanout 8.
   for (const auto& [levels, fanout] :
        std::vector<std::pair<int64_t, int64_t>>{{1, 4}, {3, 4}, {2, 8}, {3, 8}}) {
     GistOptions gist;
