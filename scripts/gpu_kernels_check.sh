@@ -45,6 +45,8 @@ if [[ " $parts " == *" tests "* ]]; then
   timeout 120 compute-sanitizer --tool memcheck ./build/tests/test_attention --gtest_filter='Selection.*' 2>&1 | tail -2 \
     | tee -a "$out/memcheck.txt"
   timeout 120 compute-sanitizer --tool memcheck ./build/tests/test_selected_attention 2>&1 | tail -2 | tee -a "$out/memcheck.txt"
+  timeout 120 compute-sanitizer --tool memcheck ./build/tests/test_sparse_attention_gpu --gtest_filter='*/2:*/5' 2>&1 \
+    | tail -6 | tee -a "$out/memcheck.txt"
 fi
 if [[ " $parts " == *" bench "* ]]; then
   # Decode: one sequence at 32K-1M, 64 sequences at 32K; the dense Flash-Decoding peer in the same call.
@@ -57,7 +59,6 @@ if [[ " $parts " == *" bench "* ]]; then
   timeout 120 ./build/launcher/gsa bench decode --batch 64 --tokens 32768 2>&1 | tee -a "$out/bench_decode_layer.txt"
   timeout 240 ./build/launcher/gsa bench decode --levels 2 --tokens 131072,1048576 2>&1 | tee -a "$out/bench_decode_layer.txt"
   [ "${GSA_SKIP_PREFILL:-0}" = 1 ] && { timeout 200 python3 peers/attn_peers.py sdpa-causal 8192 2>&1 | tee -a "$out/peer_decode.txt"; exit 0; }
-  timeout 120 compute-sanitizer --tool memcheck ./build/tests/test_sparse_attention_gpu --gtest_filter='*/2:*/5' 2>&1 | tail -6 | tee -a "$out/memcheck.txt"
   timeout 240 ./build/launcher/gsa bench kernels ${GSA_KERNEL_BENCH_ARGS:-} 2>&1 | tee "$out/bench_kernels.txt"
   GSA_SM90_BACKWARD=0 GSA_SM90_DQ=0 timeout 240 ./build/launcher/gsa bench kernels ${GSA_KERNEL_BENCH_ARGS:-} 2>&1 \
     | tee "$out/bench_kernels_mma_sync_backward.txt"
