@@ -6,15 +6,28 @@
 # the decode part (with the peers' decode sweep). GSA_CHECK_PARTS picks the parts (default "tests bench peers"): on a fresh
 # H200 the build takes ~220 s and the tests ~350 s (twenty-eighth session), so the whole script runs past one call's
 # 600 s; run GSA_CHECK_PARTS=tests in one call and GSA_CHECK_PARTS=bench, then =peers, right after it (a warm machine
-# keeps the build). Logs go to $OUT (packed, see gpu_env.sh) or ./gpu-logs.
+# keeps the build). GSA_CHECK_PARTS=compare runs only the rows of PERFORMANCE.md's summary table with their peers
+# (the default prefill bench, the decode layer benches, the batched decode peer and the prefill peers; ~5 min with
+# `gsa` built). Without the tests part only `gsa` is built. Logs go to $OUT (packed, see gpu_env.sh) or ./gpu-logs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/gpu_env.sh
-GSA_JOBS=16 scripts/gpu_build.sh "$out" gsa test_sparse_attention_gpu test_lse_merge_gpu test_sparse_attention \
-  test_attention test_sparse_decode test_decode_plan test_model test_attention_mode test_gist_layout \
-  test_op_profile test_selected_attention test_key_gather test_chunked_loss test_skinny_gemm test_decode_step_ops \
-  test_serving_engine || exit 1
 parts=${GSA_CHECK_PARTS:-tests bench peers}
+targets=(gsa)
+[[ " $parts " == *" tests "* ]] && targets+=(test_sparse_attention_gpu test_lse_merge_gpu test_sparse_attention
+  test_attention test_sparse_decode test_decode_plan test_model test_attention_mode test_gist_layout test_op_profile
+  test_selected_attention test_key_gather test_chunked_loss test_skinny_gemm test_decode_step_ops test_serving_engine)
+GSA_JOBS=16 scripts/gpu_build.sh "$out" "${targets[@]}" || exit 1
+if [[ " $parts " == *" compare "* ]]; then
+  timeout 120 ./build/launcher/gsa bench kernels 2>&1 | tee "$out/bench_kernels.txt"
+  timeout 400 python3 peers/attn_peers.py sdpa-cudnn-causal,sdpa-causal,flex-gsa-permuted 8192,32768,131072 2>&1 \
+    | tee "$out/peers.txt"
+  timeout 240 ./build/launcher/gsa bench decode 2>&1 | tee "$out/bench_decode_layer.txt"
+  timeout 240 ./build/launcher/gsa bench decode --levels 2 --tokens 131072,1048576 2>&1 \
+    | tee -a "$out/bench_decode_layer.txt"
+  timeout 120 ./build/launcher/gsa bench decode --batch 64 --tokens 32768 2>&1 | tee -a "$out/bench_decode_layer.txt"
+  timeout 120 python3 scripts/peer_decode_batched.py 64 32768 2>&1 | tee "$out/peer_decode.txt"
+fi
 if [[ " $parts " == *" tests "* ]]; then
   timeout 300 ./build/tests/test_sparse_attention_gpu 2>&1 | tail -25 | tee "$out/test_gpu.txt"
   # On Hopper the forward runs the wgmma kernel (schedule 7 by default), the backward the Hopper dq pass and the
