@@ -7,7 +7,7 @@
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 OMP_NUM_THREADS=1
 if [ -n "${OUT:-}" ]; then
   out=$(mktemp -d /tmp/gsa_logs.XXXXXX)
-  trap 'tar czf "$OUT/$(basename "$0" .sh)_logs.tgz" -C "$out" .' EXIT
+  trap 'mkdir -p "$OUT" && tar czf "$OUT/$(basename "$0" .sh)_logs.tgz" -C "$out" .' EXIT
 else
   out=gpu-logs
 fi
