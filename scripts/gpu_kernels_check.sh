@@ -3,12 +3,13 @@
 # LibTorch, runs the gpu-label kernel tests, the attention and decode unit tests with CUDA tensors (and
 # compute-sanitizer memcheck), `gsa bench kernels` for decode and prefill, and the peers (peers/attn_peers.py,
 # copied from shared/peers, and scripts/peer_decode_batched.py) in the same call. GSA_SKIP_PREFILL=1 stops after
-# the decode part (with the peers' decode sweep). GSA_CHECK_PARTS picks the parts (default "tests bench peers"): on a fresh
-# H200 the build takes ~220 s and the tests ~350 s (twenty-eighth session), so the whole script runs past one call's
-# 600 s; run GSA_CHECK_PARTS=tests in one call and GSA_CHECK_PARTS=bench, then =peers, right after it (a warm machine
-# keeps the build). GSA_CHECK_PARTS=compare runs only the rows of PERFORMANCE.md's summary table with their peers
-# (the default prefill bench, the decode layer benches, the batched decode peer and the prefill peers; ~5 min with
-# `gsa` built). Without the tests part only `gsa` is built. Logs go to $OUT (packed, see gpu_env.sh) or ./gpu-logs.
+# the decode part (with the peers' decode sweep). GSA_CHECK_PARTS picks the parts (default "tests bench peers"): on
+# a fresh H200 the build takes ~220 s and the tests ~350 s (twenty-eighth session), so the whole script runs past
+# one call's 600 s; run GSA_CHECK_PARTS=tests in one call and GSA_CHECK_PARTS=bench, then =peers, right after it (a
+# warm machine keeps the build). GSA_CHECK_PARTS=compare runs only the rows of PERFORMANCE.md's summary table with
+# their peers (the default prefill bench, the decode layer benches, the batched decode peer and the prefill peers;
+# ~5 min with `gsa` built). Without the tests part only `gsa` is built. Logs go to $OUT (packed, see gpu_env.sh)
+# or ./gpu-logs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/gpu_env.sh
@@ -16,17 +17,39 @@ parts=${GSA_CHECK_PARTS:-tests bench peers}
 targets=(gsa)
 [[ " $parts " == *" tests "* ]] && targets+=(test_sparse_attention_gpu test_lse_merge_gpu test_sparse_attention
   test_attention test_sparse_decode test_decode_plan test_model test_attention_mode test_gist_layout test_op_profile
-  test_selected_attention test_key_gather test_chunked_loss test_skinny_gemm test_decode_step_ops test_serving_engine)
+  test_selected_attention test_key_gather test_chunked_loss test_skinny_gemm test_skinny_rope_linear
+  test_decode_step_ops test_serving_engine)
 GSA_JOBS=16 scripts/gpu_build.sh "$out" "${targets[@]}" || exit 1
-if [[ " $parts " == *" compare "* ]]; then
-  timeout 120 ./build/launcher/gsa bench kernels 2>&1 | tee "$out/bench_kernels.txt"
-  timeout 400 python3 peers/attn_peers.py sdpa-cudnn-causal,sdpa-causal,flex-gsa-permuted 8192,32768,131072 2>&1 \
-    | tee "$out/peers.txt"
+# The runs the parts share. One decode step of one layer as Generator runs it (selection + kernel): one sequence
+# at 32K-1M (one and two levels), 64 at 32K.
+decode_layer_benches() {
   timeout 240 ./build/launcher/gsa bench decode 2>&1 | tee "$out/bench_decode_layer.txt"
+  timeout 120 ./build/launcher/gsa bench decode --batch 64 --tokens 32768 2>&1 | tee -a "$out/bench_decode_layer.txt"
   timeout 240 ./build/launcher/gsa bench decode --levels 2 --tokens 131072,1048576 2>&1 \
     | tee -a "$out/bench_decode_layer.txt"
-  timeout 120 ./build/launcher/gsa bench decode --batch 64 --tokens 32768 2>&1 | tee -a "$out/bench_decode_layer.txt"
+}
+# The dense Flash-Decoding peer on 64 sequences of 32K.
+batched_decode_peer() {
   timeout 120 python3 scripts/peer_decode_batched.py 64 32768 2>&1 | tee "$out/peer_decode.txt"
+}
+# The prefill kernels, forward and forward+backward at 8K, 32K and 128K (GSA_KERNEL_BENCH_ARGS: other flags).
+prefill_bench() {
+  timeout 240 ./build/launcher/gsa bench kernels ${GSA_KERNEL_BENCH_ARGS:-} 2>&1 | tee "$out/bench_kernels.txt"
+}
+# The prefill peers (peers/attn_peers.py, copied from shared/peers; carried into the call) at the sizes $1.
+prefill_peers() {
+  if [ ! -f peers/attn_peers.py ]; then
+    echo "peers/attn_peers.py missing: copy shared/peers into peers/ and carry it" | tee "$out/peers.txt"
+    return
+  fi
+  timeout 400 python3 peers/attn_peers.py sdpa-cudnn-causal,sdpa-causal,flex-gsa-permuted "$1" 2>&1 \
+    | tee "$out/peers.txt"
+}
+if [[ " $parts " == *" compare "* ]]; then
+  prefill_bench
+  prefill_peers 8192,32768,131072
+  decode_layer_benches
+  batched_decode_peer
 fi
 if [[ " $parts " == *" tests "* ]]; then
   timeout 300 ./build/tests/test_sparse_attention_gpu 2>&1 | tail -25 | tee "$out/test_gpu.txt"
@@ -53,6 +76,7 @@ if [[ " $parts " == *" tests "* ]]; then
   timeout 100 ./build/tests/test_key_gather 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
   timeout 100 ./build/tests/test_chunked_loss 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
   timeout 100 ./build/tests/test_skinny_gemm 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
+  timeout 100 ./build/tests/test_skinny_rope_linear 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
   timeout 100 ./build/tests/test_decode_step_ops 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
   timeout 200 ./build/tests/test_serving_engine 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
   timeout 120 compute-sanitizer --tool memcheck ./build/tests/test_attention --gtest_filter='Selection.*' 2>&1 | tail -2 \
@@ -66,13 +90,10 @@ if [[ " $parts " == *" bench "* ]]; then
   timeout 120 ./build/launcher/gsa bench kernels --decode 2>&1 | tee "$out/bench_decode.txt"
   timeout 120 ./build/launcher/gsa bench kernels --decode --decode-batch 64 --decode-tokens 32768 2>&1 \
     | tee -a "$out/bench_decode.txt"
-  timeout 120 python3 scripts/peer_decode_batched.py 64 32768 2>&1 | tee "$out/peer_decode.txt"
-  # One decode step of one layer as Generator runs it (selection + kernel), one sequence at 32K-1M, 64 at 32K.
-  timeout 240 ./build/launcher/gsa bench decode 2>&1 | tee "$out/bench_decode_layer.txt"
-  timeout 120 ./build/launcher/gsa bench decode --batch 64 --tokens 32768 2>&1 | tee -a "$out/bench_decode_layer.txt"
-  timeout 240 ./build/launcher/gsa bench decode --levels 2 --tokens 131072,1048576 2>&1 | tee -a "$out/bench_decode_layer.txt"
+  batched_decode_peer
+  decode_layer_benches
   [ "${GSA_SKIP_PREFILL:-0}" = 1 ] && { timeout 200 python3 peers/attn_peers.py sdpa-causal 8192 2>&1 | tee -a "$out/peer_decode.txt"; exit 0; }
-  timeout 240 ./build/launcher/gsa bench kernels ${GSA_KERNEL_BENCH_ARGS:-} 2>&1 | tee "$out/bench_kernels.txt"
+  prefill_bench
   GSA_SM90_BACKWARD=0 GSA_SM90_DQ=0 timeout 240 ./build/launcher/gsa bench kernels ${GSA_KERNEL_BENCH_ARGS:-} 2>&1 \
     | tee "$out/bench_kernels_mma_sync_backward.txt"
   # The key pass over per-tile items and over paired key tiles, each at every length (the default picks by plan size,
@@ -87,8 +108,6 @@ if [[ " $parts " == *" bench "* ]]; then
   timeout 240 ./build/launcher/gsa bench kernels --tokens 131072,1048576 --head-dim 64 --no-backward --repeats 3 2>&1 \
     | tee "$out/bench_kernels_1m.txt"
 fi
-[[ " $parts " == *" peers "* ]] || exit 0
-if [ -f peers/attn_peers.py ]; then
-  timeout 400 python3 peers/attn_peers.py sdpa-cudnn-causal,sdpa-causal,flex-gsa-permuted ${GSA_PEER_SIZES:-8192,32768,131072} \
-    2>&1 | tee "$out/peers.txt"
+if [[ " $parts " == *" peers "* ]]; then
+  prefill_peers "${GSA_PEER_SIZES:-8192,32768,131072}"
 fi

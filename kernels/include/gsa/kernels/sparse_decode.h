@@ -14,8 +14,9 @@
 // output and lse, fp32) to the workspaces and the last CTA of the (sequence, KV head) to finish, found by a ticket
 // counter, merges the splits in the same launch with lse_merge.h's fp32 log-sum-exp merge, in lse_merge_cuda's
 // order of operations (the same bits as the partials merged by lse_merge_cuda). out and lse stay fp32, so
-// sequence-parallel decode can merge them again across ranks; out_half, when given, receives out rounded to the kernel dtype (round to nearest even: the bits
-// of at::Tensor::to), for callers that only feed the output projection.
+// sequence-parallel decode can merge them again across ranks; out_half, when given, receives out rounded to the
+// kernel dtype (round to nearest even: the bits of at::Tensor::to), for callers that only feed the output
+// projection.
 // Tickets: tickets[b * Hkv + kv] counts the finished splits of (sequence b, KV head kv). It must be zero before
 // the first call; every launch that completes leaves it zero again (the last CTA wraps it back), so repeated calls
 // and CUDA-graph replays need no memset. Launches that share a ticket workspace must not overlap in time (one
