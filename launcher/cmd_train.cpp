@@ -69,7 +69,7 @@ void show_samples(const Trainer& trainer, const GsaOptions& options, int64_t cou
     Generator gen(trainer.model(), options.attention, layout, layout.size() + example.answer_len + 1);
     SamplingOptions sampling;
     sampling.max_new_tokens = example.answer_len;
-    sampling.vocab_limit = tokenizer.text_vocab_size();
+    tokenizer.limit_sampling(&sampling);
     std::vector<int64_t> got = gen.generate(sampling);
     right += got == answer;
     std::cout << "  sample " << i + 1 << ": " << tokenizer.decode(example.doc.context) << " "

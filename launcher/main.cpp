@@ -37,7 +37,11 @@ int main(int argc, char** argv) {
   try {
     return gsa::cli::run_command(command, args);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "gsa %s: error: %s\n", command.c_str(), e.what());
+    // Messages raised by the flag parser already name the command ("gsa generate: --seed ..."): say it once.
+    std::string message = e.what();
+    const std::string own_prefix = "gsa " + command + ": ";
+    if (message.compare(0, own_prefix.size(), own_prefix) == 0) message.erase(0, own_prefix.size());
+    std::fprintf(stderr, "gsa %s: error: %s\n", command.c_str(), message.c_str());
     return 1;
   }
 }

@@ -1,6 +1,9 @@
 #include "gsa/runtime/model_tokenizer.h"
 
+#include <algorithm>
+
 #include "gsa/runtime/error.h"
+#include "gsa/runtime/generation.h"
 #include "gsa/runtime/hf_tokenizer.h"
 
 namespace gsa {
@@ -43,6 +46,16 @@ int64_t ModelTokenizer::gist_id_impl(int64_t level) const {
 }
 
 std::vector<int64_t> ModelTokenizer::gist_ids() const { return gists_; }
+
+void ModelTokenizer::limit_sampling(SamplingOptions* options) const {
+  options->vocab_limit = text_->vocab_size();
+  std::vector<int64_t>& never = options->never_tokens;
+  std::vector<int64_t> gists = gists_;
+  for (int64_t l = 0; l < text_->max_gist_levels(); ++l) gists.push_back(text_->gist_id(l));
+  for (int64_t id : gists) {
+    if (std::find(never.begin(), never.end(), id) == never.end()) never.push_back(id);
+  }
+}
 
 std::string ModelTokenizer::decode(const std::vector<int64_t>& ids) const {
   std::string text;

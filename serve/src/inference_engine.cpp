@@ -58,7 +58,7 @@ CompletionResult InferenceEngine::complete(const CompletionRequest& request) {
 
   SamplingOptions sampling = request.sampling;
   if (tokenizer.eos_id()) sampling.stop_tokens.push_back(*tokenizer.eos_id());
-  sampling.vocab_limit = tokenizer.text_vocab_size();
+  tokenizer.limit_sampling(&sampling);
   CompletionResult result;
   result.prompt_tokens = layout.size();
   const int64_t capacity = saturating_positions(result.prompt_tokens, sampling.max_new_tokens);

@@ -135,7 +135,7 @@ StepMessage ServingEngine::plan() {
       sampling.stop_tokens.clear();
       if (tokenizer_->eos_id()) sampling.stop_tokens.push_back(*tokenizer_->eos_id());
       sampling.never_tokens = options_.never_tokens;
-      sampling.vocab_limit = tokenizer_->text_vocab_size();
+      tokenizer_->limit_sampling(&sampling);
       r.sampler = std::make_unique<Sampler>(sampling, tokenizer_->gist_ids());
       r.text = std::make_unique<TextStream>(r.p.request.stop);
       const int64_t id = r.p.id;

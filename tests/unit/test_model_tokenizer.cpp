@@ -84,5 +84,40 @@ TEST(Sampler, VocabLimitIsNeverExceeded) {
   EXPECT_EQ(Sampler(greedy, {}).sample(logits), 700);
 }
 
+// Every gist id the text tokenizer reserves stays out of a completion, also the levels a model does not use: a
+// one-level model on the byte tokenizer must not write its ids 260..262 (they decode as "<gist1>".."<gist3>"), nor a
+// model whose gists are its own rows (990, 991) the byte tokenizer's 259..262. Oracle: the ids listed by hand.
+TEST(ModelTokenizer, LimitSamplingKeepsEveryReservedGistOut) {
+  const ModelTokenizer one_level(std::make_shared<ByteTokenizer>(), ModelOptions{}, 1);
+  SamplingOptions hot;
+  hot.temperature = 100;
+  hot.seed = 5;
+  hot.never_tokens = {7};  // the caller's own stay
+  one_level.limit_sampling(&hot);
+  EXPECT_EQ(hot.vocab_limit, 263);
+  EXPECT_EQ(hot.never_tokens, (std::vector<int64_t>{7, 259, 260, 261, 262}));
+  at::Tensor logits = at::zeros({264});
+  logits.narrow(0, 259, 5).fill_(60);  // every gist and the spare row 263 far ahead of the text ids
+  logits[7] = 60;
+  logits[65] = 5;
+  SamplingOptions greedy = hot;
+  greedy.temperature = 0;
+  EXPECT_EQ(Sampler(greedy, {}).sample(logits), 65);
+  Sampler sampler(hot, {});
+  for (int i = 0; i < 300; ++i) {
+    const int64_t id = sampler.sample(logits);
+    EXPECT_LT(id, 259);
+    EXPECT_NE(id, 7);
+  }
+
+  ModelOptions own_rows;
+  own_rows.vocab_size = 1000;
+  own_rows.gist_token_ids = {990, 991};
+  SamplingOptions options;
+  ModelTokenizer(std::make_shared<ByteTokenizer>(), own_rows, 2).limit_sampling(&options);
+  EXPECT_EQ(options.vocab_limit, 263);
+  EXPECT_EQ(options.never_tokens, (std::vector<int64_t>{990, 991, 259, 260, 261, 262}));
+}
+
 }  // namespace
 }  // namespace gsa

@@ -42,6 +42,9 @@ std::string alone(const LlamaModel& model, const EngineRequest& r, const GistOpt
   SamplingOptions sampling = r.sampling;
   sampling.stop_tokens = {ByteTokenizer::kEos};
   sampling.never_tokens = undecodable_ids(model.options().vocab_size);
+  for (int64_t level = 0; level < ByteTokenizer::kMaxGistLevels; ++level) {
+    sampling.never_tokens.push_back(ByteTokenizer::gist_id(level));  // the engine never writes a gist, used or not
+  }
   Generator gen(model, AttentionOptions{}, layout, saturating_positions(layout.size(), sampling.max_new_tokens));
   std::vector<int64_t> tokens = gen.generate(sampling);
   if (!tokens.empty() && tokens.back() == ByteTokenizer::kEos) tokens.pop_back();
@@ -150,6 +153,7 @@ TEST(ServingEngine, UsesTheModelTokenizersGistIdsAndVocabulary) {
     SamplingOptions sampling = requests[i].sampling;
     sampling.stop_tokens = {ByteTokenizer::kEos};
     sampling.vocab_limit = tokenizer->text_vocab_size();
+    sampling.never_tokens = {259, 260, 261, 262};  // the byte tokenizer's gists (the model's own is 266)
     Generator gen(model, AttentionOptions{}, layout, layout.size() + sampling.max_new_tokens);
     std::vector<int64_t> tokens = gen.generate(sampling);
     if (!tokens.empty() && tokens.back() == ByteTokenizer::kEos) tokens.pop_back();

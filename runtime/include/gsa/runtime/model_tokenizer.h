@@ -8,8 +8,11 @@
 // - encode / bos_id / eos_id are the text tokenizer's; max_gist_levels() is gist.levels; gist_id(l) is
 //   model.gist_token_ids[l] (ByteTokenizer::gist_id(l) when the list is empty); vocab_size() is model.vocab_size.
 // - text_vocab_size() is the text tokenizer's vocabulary: ids below it decode as text, the model's gist ids as
-//   "<gist0>".."<gist3>"; any other id (a spare row of the embedding) throws gsa::Error naming it. Generation
-//   limits sampling to text ids (SamplingOptions::vocab_limit = text_vocab_size()), so it never produces one.
+//   "<gist0>".."<gist3>"; any other id (a spare row of the embedding) throws gsa::Error naming it.
+// - limit_sampling(options) is what every generating caller applies: ids at or past text_vocab_size() (spare rows)
+//   and every gist id, the model's and each one the text tokenizer reserves (the byte tokenizer reserves four
+//   levels; a one-level model leaves three of them unused, and they would decode as "<gist1>".."<gist3>"), are
+//   never produced (SamplingOptions::vocab_limit and never_tokens).
 // - Construction throws gsa::Error when the text tokenizer's ids do not fit the model (text vocab > model vocab),
 //   a gist id is outside the model's vocabulary, or a gist id falls inside the text vocabulary but is not the text
 //   tokenizer's own gist of the same level (a tokenizer.json whose <gist> got another id than the config says).
@@ -29,6 +32,8 @@
 
 namespace gsa {
 
+struct SamplingOptions;  // generation.h
+
 class ModelTokenizer final : public Tokenizer {
  public:
   ModelTokenizer(std::shared_ptr<const Tokenizer> text, const ModelOptions& model, int64_t gist_levels);
@@ -42,6 +47,7 @@ class ModelTokenizer final : public Tokenizer {
 
   int64_t text_vocab_size() const { return text_->vocab_size(); }
   std::vector<int64_t> gist_ids() const;  // [levels] the id of each level's gist
+  void limit_sampling(SamplingOptions* options) const;
 
  private:
   int64_t vocab_size_impl() const override { return vocab_size_; }
