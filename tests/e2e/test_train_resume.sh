@@ -9,7 +9,9 @@
 #     checkpoint are gone;
 #  3. a fresh run into a folder that holds a checkpoint is refused and names --resume;
 #  4. a fresh run truncates an old metrics.jsonl (with a partial last line) instead of appending to it;
-#  5. --keep-checkpoints 2 leaves the two newest step folders and `latest` naming the last.
+#  5. --keep-checkpoints 2 leaves the two newest step folders and `latest` naming the last;
+#  6. --resume into a folder without a checkpoint (a requeued job's first launch) trains from step 0, says so, and
+#     its losses are the oracle's.
 set -u
 gsa=$1
 shift
@@ -83,5 +85,11 @@ last=$(printf 'step-%06d' $steps) before=$(printf 'step-%06d' $((steps - 1)))
 [ "$(cat "$dir/cut/checkpoints/latest")" == "$last" ] || fail "latest is not $last"
 [ "$(ls -A "$dir/cut/checkpoints" | grep -c '^\.')" -eq 0 ] \
   || fail "temporary folders left: $(ls -A "$dir/cut/checkpoints")"
+# 6. --resume with nothing to resume from.
+run --output-dir "$dir/first" --resume >"$dir/first.log" 2>&1 || { cat "$dir/first.log"; fail "--resume into an empty folder failed"; }
+grep -q -- "--resume found no checkpoint in $dir/first/checkpoints: from step 0" "$dir/first.log" \
+  || fail "--resume into an empty folder did not say it starts at step 0: $(head -3 "$dir/first.log")"
+[ "$(losses "$dir/first/metrics.jsonl")" == "$(losses "$dir/full/metrics.jsonl")" ] \
+  || fail "--resume into an empty folder: losses differ from the uninterrupted run's"
 [ $status -eq 0 ] && echo "PASS ($label)"
 exit $status

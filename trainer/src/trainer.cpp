@@ -224,7 +224,10 @@ TrainReport Trainer::run(std::ostream& progress, bool live) {
                    ? str_cat(", ", groups_->mesh.world_size, " ranks: dp ", groups_->mesh.dp, " x sp ",
                              groups_->mesh.sp, " over ", groups_->sp->name())
                    : std::string())
-           << (start_step_ > 0 ? str_cat(", resumed at step ", start_step_) : std::string()) << "\n"
+           << (start_step_ > 0 ? str_cat(", resumed at step ", start_step_)
+               : resumed_     ? str_cat(", --resume found no checkpoint in ", checkpoints_dir(t), ": from step 0")
+                              : std::string())
+           << "\n"
            << std::fixed << std::setprecision(3);
   if (start_step_ == 0 && answers) {
     progress << "  answer accuracy before training " << report.initial_eval_accuracy << " (chance "
