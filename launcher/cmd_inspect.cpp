@@ -28,7 +28,8 @@ const char* const kInspectHelp =
     "  mask     one line per query position q with q+1 characters: '1' q attends to key k, '.' it does not\n"
     "\n"
     "flags (the word layout|mask comes first, then the flags):\n"
-    "  --raw-tokens N    raw tokens of the gisted context (required, >= 0)\n"
+    "  --raw-tokens N    raw tokens of the gisted context (required; layout: 0..16777216, mask: 0..16384, as\n"
+    "                    mask prints about N^2 / 2 characters)\n"
     "  --chunk C0        raw tokens per level-0 gist (required, >= 1)\n"
     "  --sink S          raw tokens at the start that are never chunked (default 3, >= 0)\n"
     "  --fanout C1       level-(l-1) gists per level-l gist (default 4, >= 2)\n"
@@ -44,8 +45,11 @@ int64_t checked(Flags& flags, const std::string& name, int64_t value, int64_t lo
   return value;
 }
 
-GistLayout layout_from_flags(Flags& flags) {
-  const int64_t raw_tokens = checked(flags, "raw-tokens", flags.require_int("raw-tokens"), 0, INT64_MAX);
+// Most raw tokens each view draws: a layout is one character a token, a mask about N^2 / 2.
+constexpr int64_t kMaxLayoutTokens = int64_t{1} << 24, kMaxMaskTokens = int64_t{1} << 14;
+
+GistLayout layout_from_flags(Flags& flags, int64_t max_raw_tokens) {
+  const int64_t raw_tokens = checked(flags, "raw-tokens", flags.require_int("raw-tokens"), 0, max_raw_tokens);
   GistOptions options;
   options.chunk = checked(flags, "chunk", flags.require_int("chunk"), 1, INT64_MAX);
   options.sink = checked(flags, "sink", flags.get_int("sink", options.sink), 0, INT64_MAX);
@@ -74,7 +78,7 @@ int run_inspect(const Args& args) {
   GSA_CHECK(flags.positional().size() == 1 && (what == "layout" || what == "mask"),
             "expected 'gsa inspect layout' or 'gsa inspect mask' (positional words before flags)\n", kInspectHelp);
 
-  const GistLayout layout = layout_from_flags(flags);
+  const GistLayout layout = layout_from_flags(flags, what == "layout" ? kMaxLayoutTokens : kMaxMaskTokens);
   if (what == "layout") {
     std::printf("%s\n", render_layout(layout).c_str());
     return 0;

@@ -37,11 +37,16 @@ int main(int argc, char** argv) {
   try {
     return gsa::cli::run_command(command, args);
   } catch (const std::exception& e) {
-    // Messages raised by the flag parser already name the command ("gsa generate: --seed ..."): say it once.
-    std::string message = e.what();
-    const std::string own_prefix = "gsa " + command + ": ";
-    if (message.compare(0, own_prefix.size(), own_prefix) == 0) message.erase(0, own_prefix.size());
-    std::fprintf(stderr, "gsa %s: error: %s\n", command.c_str(), message.c_str());
+    // Messages that already name the command ("gsa generate: --seed ...", "gsa inspect layout: --chunk ...") keep
+    // that name, said once: "gsa inspect layout: error: --chunk ...".
+    std::string who = "gsa " + command, message = e.what();
+    const size_t colon = message.find(": ");
+    if (message.compare(0, who.size(), who) == 0 && colon != std::string::npos &&
+        (message.size() == who.size() || message[who.size()] == ':' || message[who.size()] == ' ')) {
+      who = message.substr(0, colon);
+      message.erase(0, colon + 2);
+    }
+    std::fprintf(stderr, "%s: error: %s\n", who.c_str(), message.c_str());
     return 1;
   }
 }

@@ -107,7 +107,12 @@ void read_rope(const ConfigReader& r, ModelOptions& o) {
 }  // namespace
 
 ModelOptions model_options_from_hf_config(const std::string& text, const std::string& source) {
-  const json::Value root = json::parse_json(text);
+  json::Value root;
+  try {
+    root = json::parse_json(text);
+  } catch (const Error& e) {
+    throw Error(str_cat(source, ": ", e.what()));
+  }
   ConfigReader r(root, source);
   if (!root.is_object()) r.fail("expected a JSON object");
   const json::Value* archs = r.optional("architectures");

@@ -71,6 +71,10 @@ expect_error "--raw-tokens" inspect layout --raw-tokens many --chunk 2
 expect_error "missing --raw-tokens" inspect layout --chunk 2
 expect_error "missing --chunk" inspect mask --raw-tokens 9
 expect_error "unknown flag --foo" inspect layout --raw-tokens 9 --chunk 2 --foo 3
+expect_error "gsa inspect layout: error: --raw-tokens must be 0..16777216, got 100000000000" \
+  inspect layout --raw-tokens 100000000000 --chunk 2
+expect_error "gsa inspect mask: error: --raw-tokens must be 0..16384, got 16385" inspect mask --raw-tokens 16385 --chunk 2
+expect_error "gsa inspect layout: error: --chunk must be >= 1, got 0" inspect layout --raw-tokens 9 --chunk 0
 expect_error "layout" inspect
 expect_error "layout" inspect tree --raw-tokens 9 --chunk 2
 expect_error "unknown flag --token" bench attention --token 256

@@ -168,6 +168,12 @@ TEST_P(HfImport, DamagedFoldersGetErrorsNamingTheProblem) {
   });
   EXPECT_NE(import_error(key).find("config.json: missing key 'rms_norm_eps'"), std::string::npos) << import_error(key);
 
+  const std::string truncated = damaged_copy(name, "truncated", [&](const std::string& d) {
+    replace_in(join_path(d, "config.json"), "\"rms_norm_eps\"", "\"rms_norm_eps");  // an unterminated key
+  });
+  EXPECT_NE(import_error(truncated).find("config.json: invalid JSON at byte "), std::string::npos)
+      << import_error(truncated);
+
   const std::string rope = damaged_copy(name, "rope", [&](const std::string& d) {
     replace_in(join_path(d, "config.json"), name == "llama" ? "\"llama3\"" : "\"default\"", "\"yarn\"");
   });
