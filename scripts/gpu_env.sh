@@ -5,6 +5,8 @@
 # $OUT/<script name>_logs.tgz when the script exits (several scripts in one call each leave their own): a call
 # brings back at most 8 files, and the twenty-eighth session's first call lost its test logs to that limit.
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 OMP_NUM_THREADS=1
+# Binaries of scripts/prebuild.sh (carried in prebuilt/) load the image's libraries through LD_LIBRARY_PATH.
+[ -d prebuilt ] && source scripts/device_libs.sh
 if [ -n "${OUT:-}" ]; then
   out=$(mktemp -d /tmp/gsa_logs.XXXXXX)
   trap 'mkdir -p "$OUT" && tar czf "$OUT/$(basename "$0" .sh)_logs.tgz" -C "$out" .' EXIT
