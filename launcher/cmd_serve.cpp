@@ -97,7 +97,6 @@ int run_serve(const Args& args) {
       backend = std::make_unique<serve::LocalBackend>(model, options.attention);
     }
     engine_options.bytes_per_position = serve::kv_bytes_per_position(model.options());
-    engine_options.never_tokens = {};  // the tokenizer's text vocabulary bounds sampling (vocab_limit)
     serve::ServeMetrics metrics;
     serve::ServingEngine engine(std::move(backend), options.gist, engine_options, &metrics, group, tokenizer);
     if (group != nullptr && group->rank() != 0) {

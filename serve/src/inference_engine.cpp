@@ -43,12 +43,6 @@ GistLayout request_layout(std::vector<int64_t> context, std::vector<int64_t> suf
   return build_layout({mode_document(doc, mode)}, mode.gist, tokenizer);
 }
 
-std::vector<int64_t> undecodable_ids(int64_t model_vocab) {
-  std::vector<int64_t> ids;
-  for (int64_t id = ByteTokenizer::vocab_size(); id < model_vocab; ++id) ids.push_back(id);
-  return ids;
-}
-
 CompletionResult InferenceEngine::complete(const CompletionRequest& request) {
   const ModelTokenizer& tokenizer = *tokenizer_;
   const AttentionModeOptions mode = attention_mode_options(mode_, options_);

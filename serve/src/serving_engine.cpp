@@ -134,8 +134,7 @@ StepMessage ServingEngine::plan() {
       SamplingOptions sampling = r.p.request.sampling;
       sampling.stop_tokens.clear();
       if (tokenizer_->eos_id()) sampling.stop_tokens.push_back(*tokenizer_->eos_id());
-      sampling.never_tokens = options_.never_tokens;
-      tokenizer_->limit_sampling(&sampling);
+      tokenizer_->limit_sampling(&sampling);  // text ids only, no gist (runtime/model_tokenizer.h)
       r.sampler = std::make_unique<Sampler>(sampling, tokenizer_->gist_ids());
       r.text = std::make_unique<TextStream>(r.p.request.stop);
       const int64_t id = r.p.id;

@@ -41,10 +41,7 @@ std::string alone(const LlamaModel& model, const EngineRequest& r, const GistOpt
   GistLayout layout = request_layout(r.context, r.suffix, gist);
   SamplingOptions sampling = r.sampling;
   sampling.stop_tokens = {ByteTokenizer::kEos};
-  sampling.never_tokens = undecodable_ids(model.options().vocab_size);
-  for (int64_t level = 0; level < ByteTokenizer::kMaxGistLevels; ++level) {
-    sampling.never_tokens.push_back(ByteTokenizer::gist_id(level));  // the engine never writes a gist, used or not
-  }
+  sampling.vocab_limit = ByteTokenizer::kFirstGist;  // text ids only: no gist (used or not) nor spare row 263
   Generator gen(model, AttentionOptions{}, layout, saturating_positions(layout.size(), sampling.max_new_tokens));
   std::vector<int64_t> tokens = gen.generate(sampling);
   if (!tokens.empty() && tokens.back() == ByteTokenizer::kEos) tokens.pop_back();
@@ -76,7 +73,6 @@ std::unique_ptr<ServingEngine> make_engine(const LlamaModel& model, const GistOp
                                            ServeMetrics* metrics = nullptr) {
   options.bytes_per_position = kv_bytes_per_position(model.options());
   options.idle_tick = std::chrono::milliseconds(5);
-  options.never_tokens = undecodable_ids(model.options().vocab_size);  // id 263 of the 264-row model
   return std::make_unique<ServingEngine>(std::make_unique<LocalBackend>(model, AttentionOptions{}), gist, options,
                                          metrics, nullptr);
 }
@@ -152,8 +148,7 @@ TEST(ServingEngine, UsesTheModelTokenizersGistIdsAndVocabulary) {
     EXPECT_NE(std::find(layout.tokens.begin(), layout.tokens.end(), 266), layout.tokens.end());
     SamplingOptions sampling = requests[i].sampling;
     sampling.stop_tokens = {ByteTokenizer::kEos};
-    sampling.vocab_limit = tokenizer->text_vocab_size();
-    sampling.never_tokens = {259, 260, 261, 262};  // the byte tokenizer's gists (the model's own is 266)
+    sampling.vocab_limit = ByteTokenizer::kFirstGist;  // text ids: not the byte tokenizer's gists nor the model's 266
     Generator gen(model, AttentionOptions{}, layout, layout.size() + sampling.max_new_tokens);
     std::vector<int64_t> tokens = gen.generate(sampling);
     if (!tokens.empty() && tokens.back() == ByteTokenizer::kEos) tokens.pop_back();

@@ -39,10 +39,6 @@ GistLayout request_layout(std::vector<int64_t> context, std::vector<int64_t> suf
 GistLayout request_layout(std::vector<int64_t> context, std::vector<int64_t> suffix,
                           const AttentionModeOptions& mode, const Tokenizer& tokenizer);
 
-// Ids of a model's vocabulary that the byte tokenizer cannot decode ([ByteTokenizer::vocab_size(), model_vocab)):
-// sampling never produces them.
-std::vector<int64_t> undecodable_ids(int64_t model_vocab);
-
 struct CompletionRequest {
   std::string context;       // gisted
   std::string prompt;        // raw suffix (question)

@@ -69,7 +69,6 @@ struct EngineOptions {
   int64_t prefill_chunk = 256;       // prompt positions per step
   int64_t kv_budget_bytes = int64_t{1} << 30;
   int64_t bytes_per_position = 0;    // kv_bytes_per_position(model), > 0
-  std::vector<int64_t> never_tokens; // never sampled: undecodable_ids(model vocab) (inference_engine.h)
   std::chrono::milliseconds idle_tick{250};
 };
 
