@@ -12,6 +12,8 @@
 # whose sonames the device image must have (gpu_build.sh checks). Default targets: `gsa` and the test binaries of
 # gpu_kernels_check.sh's tests part (a superset of gpu_decode_patch_ab.sh's). Binaries are stripped; one bundle is
 # ~8 MB for 9 binaries (xz with a window that spans them: they share the kernels' code).
+# An A/B compares like with like only when every variant comes from the same compiler: prebuild the tree and every
+# PATCH of the call, or none (each build's line in the call's output says "prebuilt KEY" or the seconds it built).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 targets=(gsa test_sparse_attention_gpu test_lse_merge_gpu test_sparse_attention test_attention test_sparse_decode
