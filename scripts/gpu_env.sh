@@ -20,15 +20,46 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv |
 # pass (which the default picks only for plans larger than the oracle's).
 gsa_kernel_variants="GSA_SM90_FORWARD=0 GSA_SM90_FORWARD=1 GSA_SM90_FORWARD=2 GSA_SM90_FORWARD=3 GSA_SM90_FORWARD=6
   GSA_SM90_BACKWARD=0 GSA_SM90_BACKWARD=1 GSA_SM90_BACKWARD=2 GSA_SM90_BACKWARD=3 GSA_SM90_DQ=0"
-# The float64 oracle under each of those settings, and test binaries of build/tests: a line each, "NAME: " and the
-# test's last line.
-gsa_oracle_variants() {
-  for e in $gsa_kernel_variants; do
-    echo "$e: $(env $e timeout 100 ./build/tests/test_sparse_attention_gpu 2>&1 | tail -1)"
+# gsa_parallel_lines: reads lines "NAME<TAB>COMMAND" on stdin and runs the commands GSA_TEST_JOBS (default 6) at a
+# time -- each test keeps one CPU thread (OMP_NUM_THREADS=1 above) and the tests share the GPU, so on the device's 16
+# cores they need not wait for each other (one after the other, the kernels check's tests took 353 s of a 600 s
+# call) -- then prints a line each, in the input's order: "NAME: " and the verdict (gtest's "[  PASSED  ] N tests." or
+# "N FAILED TESTS", compute-sanitizer's error summary, else the last line), with the exit status unless 0. Each
+# command's whole output goes to $out/test_logs_XXXX/NAME.log (a folder a call), so a failure's details come back.
+gsa_parallel_lines() {
+  local jobs=${GSA_TEST_JOBS:-6} logs n=0 running=0 name cmd
+  local names=()
+  logs=$(mktemp -d "$out/test_logs_XXXX")
+  while IFS=$'\t' read -r name cmd; do
+    n=$((n + 1))
+    names+=("$name")
+    { bash -c "$cmd" >"$logs/$n.log" 2>&1 </dev/null; echo $? >"$logs/$n.rc"; } &
+    running=$((running + 1))
+    if [ $running -ge "$jobs" ]; then
+      wait -n
+      running=$((running - 1))
+    fi
+  done
+  wait
+  local verdict rc
+  for i in $(seq 1 $n); do
+    verdict=$(grep -E '^\[  PASSED  \] |[0-9]+ FAILED TESTS?$|ERROR SUMMARY' "$logs/$i.log" | tail -1)
+    [ -n "$verdict" ] || verdict=$(tail -1 "$logs/$i.log")
+    rc=$(cat "$logs/$i.rc")
+    echo "${names[$((i - 1))]}: $verdict$([ "$rc" = 0 ] || echo " (exit $rc)")"
+    mv "$logs/$i.log" "$logs/$i-${names[$((i - 1))]//[^A-Za-z0-9_.=-]/_}.log"
+    rm -f "$logs/$i.rc"
   done
 }
+# The float64 oracle under each of those settings, and test binaries of build/tests: a line each, "NAME: " and the
+# test's last line (run side by side, gsa_parallel_lines).
+gsa_oracle_variants() {
+  for e in $gsa_kernel_variants; do
+    printf '%s\t%s\n' "$e" "env $e timeout 100 ./build/tests/test_sparse_attention_gpu"
+  done | gsa_parallel_lines
+}
 gsa_test_lines() {
-  for t in "$@"; do echo "$t: $(timeout 150 ./build/tests/$t 2>&1 | tail -1)"; done
+  for t in "$@"; do printf '%s\t%s\n' "$t" "timeout 150 ./build/tests/$t"; done | gsa_parallel_lines
 }
 # A/B of patches in one call: with the patched tree built and its binary at /tmp/gsa_patched, gsa_build_unpatched
 # PATCH reverts PATCH and builds the binary without it at /tmp/gsa_unpatched (gpu_patch_ab.sh); gsa_rounds "NAME..."

@@ -4,9 +4,10 @@
 # compute-sanitizer memcheck), `gsa bench kernels` for decode and prefill, and the peers (peers/attn_peers.py,
 # copied from shared/peers, and scripts/peer_decode_batched.py) in the same call. GSA_SKIP_PREFILL=1 stops after
 # the decode part (with the peers' decode sweep). GSA_CHECK_PARTS picks the parts (default "tests bench peers"): on
-# a fresh H200 the build takes ~220 s and the tests ~350 s (twenty-eighth session), so the whole script runs past
-# one call's 600 s; run GSA_CHECK_PARTS=tests in one call and GSA_CHECK_PARTS=bench, then =peers, right after it (a
-# warm machine keeps the build). GSA_CHECK_PARTS=compare runs only the rows of PERFORMANCE.md's summary table with
+# a fresh H200 the build took ~220 s and the tests, one after the other, ~350 s (twenty-eighth session), so the whole
+# script ran past one call's 600 s. Since the thirtieth session the build can be skipped (scripts/prebuild.sh) and the
+# tests run side by side (gsa_parallel_lines); neither is measured on the device yet: run GSA_CHECK_PARTS=tests in
+# one call and =bench, then =peers, after it until a call shows the whole fits. GSA_CHECK_PARTS=compare runs only the rows of PERFORMANCE.md's summary table with
 # their peers (the default prefill bench, the decode layer benches, the batched decode peer and the prefill peers;
 # ~5 min with `gsa` built). Without the tests part only `gsa` is built. Logs go to $OUT (packed, see gpu_env.sh)
 # or ./gpu-logs.
@@ -52,38 +53,32 @@ if [[ " $parts " == *" compare "* ]]; then
   batched_decode_peer
 fi
 if [[ " $parts " == *" tests "* ]]; then
-  timeout 300 ./build/tests/test_sparse_attention_gpu 2>&1 | tail -25 | tee "$out/test_gpu.txt"
-  # On Hopper the forward runs the wgmma kernel (schedule 7 by default), the backward the Hopper dq pass and the
-  # two-consumer Hopper key pass (over paired key tiles for large plans); the mma.sync kernels other GPUs run, and the
-  # other schedules, against the same float64 oracle.
-  gsa_oracle_variants | tee -a "$out/test_gpu.txt"
-  timeout 100 ./build/tests/test_lse_merge_gpu 2>&1 | tail -3 | tee -a "$out/test_gpu.txt"
-  timeout 200 ./build/tests/test_sparse_attention 2>&1 | tail -3 | tee "$out/test_unit.txt"
-  timeout 200 ./build/tests/test_sparse_decode 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
-  timeout 120 compute-sanitizer --tool memcheck ./build/tests/test_sparse_decode 2>&1 | tail -3 | tee "$out/memcheck.txt"
-  timeout 200 ./build/tests/test_decode_plan 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
-  # The decode step's kernels overlap their predecessors by default (kernels/src/pdl.cuh): the same tests serialised,
-  # and overlapped again three times over (an overlap race shows as a flaky failure).
-  GSA_PDL=0 timeout 200 ./build/tests/test_decode_plan 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
-  timeout 300 ./build/tests/test_decode_plan --gtest_repeat=3 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
-  timeout 200 ./build/tests/test_attention 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
-  timeout 200 compute-sanitizer --tool memcheck ./build/tests/test_decode_plan 2>&1 | tail -3 | tee -a "$out/memcheck.txt"
-  timeout 200 ./build/tests/test_model 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
-  timeout 200 ./build/tests/test_attention_mode 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
-  timeout 200 ./build/tests/test_gist_layout 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
-  timeout 100 ./build/tests/test_op_profile 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
-  timeout 100 ./build/tests/test_selected_attention 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
-  timeout 100 ./build/tests/test_key_gather 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
-  timeout 100 ./build/tests/test_chunked_loss 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
-  timeout 100 ./build/tests/test_skinny_gemm 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
-  timeout 100 ./build/tests/test_skinny_rope_linear 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
-  timeout 100 ./build/tests/test_decode_step_ops 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
-  timeout 200 ./build/tests/test_serving_engine 2>&1 | tail -3 | tee -a "$out/test_unit.txt"
-  timeout 120 compute-sanitizer --tool memcheck ./build/tests/test_attention --gtest_filter='Selection.*' 2>&1 | tail -2 \
-    | tee -a "$out/memcheck.txt"
-  timeout 120 compute-sanitizer --tool memcheck ./build/tests/test_selected_attention 2>&1 | tail -2 | tee -a "$out/memcheck.txt"
-  timeout 120 compute-sanitizer --tool memcheck ./build/tests/test_sparse_attention_gpu --gtest_filter='*/2:*/5' 2>&1 \
-    | tail -6 | tee -a "$out/memcheck.txt"
+  # Every run side by side (gsa_parallel_lines, gpu_env.sh): a line each, "NAME: " and its verdict; whole logs in
+  # $out/test_logs_*. On Hopper the forward runs the wgmma kernel (schedule 7 by default), the backward the Hopper dq
+  # pass and the two-consumer Hopper key pass (over paired key tiles for large plans); gsa_oracle_variants runs the
+  # mma.sync kernels other GPUs run, and the other schedules, against the same float64 oracle. The decode step's
+  # kernels overlap their predecessors by default (kernels/src/pdl.cuh): test_decode_plan also runs serialised, and
+  # overlapped three times over (an overlap race shows as a flaky failure). compute-sanitizer memcheck last.
+  t=./build/tests
+  {
+    printf '%s\t%s\n' "test_sparse_attention_gpu" "timeout 300 $t/test_sparse_attention_gpu"
+    for e in $gsa_kernel_variants; do
+      printf '%s\t%s\n' "test_sparse_attention_gpu $e" "env $e timeout 150 $t/test_sparse_attention_gpu"
+    done
+    for x in test_lse_merge_gpu test_sparse_attention test_sparse_decode test_decode_plan test_attention test_model \
+      test_attention_mode test_gist_layout test_op_profile test_selected_attention test_key_gather test_chunked_loss \
+      test_skinny_gemm test_skinny_rope_linear test_decode_step_ops test_serving_engine; do
+      printf '%s\t%s\n' "$x" "timeout 300 $t/$x"
+    done
+    printf '%s\t%s\n' "test_decode_plan GSA_PDL=0" "GSA_PDL=0 timeout 300 $t/test_decode_plan"
+    printf '%s\t%s\n' "test_decode_plan x3" "timeout 400 $t/test_decode_plan --gtest_repeat=3"
+    m="timeout 300 compute-sanitizer --tool memcheck"
+    printf '%s\t%s\n' "memcheck test_sparse_decode" "$m $t/test_sparse_decode"
+    printf '%s\t%s\n' "memcheck test_decode_plan" "$m $t/test_decode_plan"
+    printf '%s\t%s\n' "memcheck Selection.*" "$m $t/test_attention --gtest_filter='Selection.*'"
+    printf '%s\t%s\n' "memcheck test_selected_attention" "$m $t/test_selected_attention"
+    printf '%s\t%s\n' "memcheck oracle */2:*/5" "$m $t/test_sparse_attention_gpu --gtest_filter='*/2:*/5'"
+  } | gsa_parallel_lines | tee "$out/tests.txt"
 fi
 if [[ " $parts " == *" bench "* ]]; then
   # Decode: one sequence at 32K-1M, 64 sequences at 32K; the dense Flash-Decoding peer in the same call.
