@@ -64,6 +64,9 @@ CompletionResult InferenceEngine::complete(const CompletionRequest& request) {
     };
   }
   if (sp_ != nullptr && sp_->size() > 1) {
+    GSA_CHECK(result.prompt_tokens >= sp_->size(), "the prompt has ", result.prompt_tokens,
+              " positions (gists included), fewer than the ", sp_->size(),
+              " ranks it is cut over: give a longer context or fewer ranks (--sp)");
     const SequenceShards shards = shard_at_sections({layout}, sp_->size());
     DistributedGenerator generator(model_, mode.attention, std::move(layout), shards, capacity, *sp_);
     result.tokens = generator.generate(sampling, &stats, on_token);

@@ -2,7 +2,7 @@
 # test_generate_distributed.sh GSA MPIEXEC [MPIEXEC_FLAGS...]: trains a demo checkpoint for a few steps, then
 # `gsa generate` greedy on one process (the oracle) and under mpirun on 2 and 4 ranks (distributed decode: the
 # prompt's KV cache cut over the ranks), and on 4 ranks as 2 sp groups. The completions must be identical, printed
-# once. GSA_E2E_BACKEND=nccl (GPU machines):
+# once; a prompt shorter than the ranks is refused with the reason. GSA_E2E_BACKEND=nccl (GPU machines):
 # one GPU per rank, the oracle on CUDA; default mpi (CPU tensors).
 set -u
 gsa=$1 mpiexec=$2
@@ -37,6 +37,15 @@ if [[ " ${GSA_E2E_RANKS:-2 4} " == *" 4 "* ]]; then
   else
     echo "np 4 --sp 2: printed '$got', expected one copy of '$expected'"; cat "$dir/err"; status=1
   fi
+fi
+# A prompt of fewer positions than ranks: every rank stops with the reason (no hang, no LibTorch trace).
+short=(generate --checkpoint "$dir" --prompt "x" --max-new-tokens 2 --backend "$backend")
+if timeout 120 "$mpiexec" -np 2 "$@" -x OMP_NUM_THREADS "$gsa" "${short[@]}" >/dev/null 2>"$dir/err"; then
+  echo "np 2, a 1-position prompt: succeeded, expected a refusal"; status=1
+elif grep -q "the prompt has 1 positions (gists included), fewer than the 2 ranks it is cut over" "$dir/err"; then
+  echo "np 2, a 1-position prompt: refused with the reason"
+else
+  echo "np 2, a 1-position prompt: refused without the reason:"; cat "$dir/err"; status=1
 fi
 echo "completion: '$expected'"
 exit $status
