@@ -61,6 +61,13 @@ std::optional<ApiError> ServingEngine::submit(EngineRequest request, EventCallba
   Pending p;
   p.prompt_positions = prompt_positions(request.context, request.suffix);
   GSA_CHECK(p.prompt_positions >= 1, "empty request: no context and no prompt");
+  if (group_ != nullptr && p.prompt_positions < group_->size()) {  // each rank's shard needs a position
+    ApiError e;  // 400 invalid_request_error
+    e.message = str_cat("the prompt has ", p.prompt_positions, " positions (gists included), fewer than the ",
+                        group_->size(), " ranks its KV cache is sharded over: send a longer prompt");
+    e.param = "prompt";
+    return e;
+  }
   const int64_t positions = saturating_positions(p.prompt_positions, request.sampling.max_new_tokens);
   const int64_t budget_blocks = options_.kv_budget_bytes / (options_.bytes_per_position * kKvBlockPositions);
   if (blocks_of(positions) > budget_blocks) {

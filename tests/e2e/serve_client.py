@@ -156,8 +156,10 @@ def load_phase():
         b"Infinity", b"1e400")), 400)
     expect_error("top_p 0", *raw("POST", "/v1/completions", body(top_p=0)), 400)
     expect_error("max_tokens 0", *raw("POST", "/v1/completions", body(max_tokens=0)), 400)
-    expect_error("max_tokens INT64_MAX", *raw("POST", "/v1/completions", body(max_tokens=2**63 - 1)), 503)
+    expect_error("max_tokens INT64_MAX", *raw("POST", "/v1/completions", body(prompt="xyz", max_tokens=2**63 - 1)), 503)
     expect_error("n 2", *raw("POST", "/v1/completions", body(n=2)), 400)
+    # One position for two ranks: the sharded engine refuses it (each rank's shard needs one) and goes on serving.
+    expect_error("prompt shorter than the ranks", *raw("POST", "/v1/completions", body()), 400)
     expect_error("empty messages", *raw("POST", "/v1/chat/completions", b'{"model":"gsa","messages":[]}'), 400)
     expect_error("bad role", *raw("POST", "/v1/chat/completions",
                                   b'{"model":"gsa","messages":[{"role":"robot","content":"x"}]}'), 400)

@@ -4,7 +4,8 @@
 // Contract:
 // - submit() (rank 0, any thread) queues a request or returns why not, as an ApiError with HTTP 503: the queue
 //   is full, the request's KV cache could never fit the budget (prompt + max_new_tokens positions, in
-//   kKvBlockPositions blocks), or the engine is draining. Admission reserves the request's worst case against
+//   kKvBlockPositions blocks), or the engine is draining; or with HTTP 400 on an sp group when the prompt has
+//   fewer positions than the group has ranks (each rank's shard needs one). Admission reserves the request's worst case against
 //   the budget, so an admitted request never runs out of KV memory; the cache itself grows in blocks as tokens
 //   come (gsa_kv_cache_allocated_bytes) and reservations wait in the queue until enough is free.
 // - Each step: drop finished and cancelled requests; admit from the queue (FIFO) while max_running and the
