@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what gsa needs on a Debian 12 machine, skipping what is already there (safe to re-run):
-#   Debian: compilers, CMake, OpenMPI, Protobuf, Boost, GoogleTest, ccache
+#   Debian: compilers, CMake, OpenMPI, Protobuf, Boost, GoogleTest, ccache, xz (scripts/prebuild.sh's bundles)
 #   PyPI:   torch==2.11.0 (its LibTorch is what gsa links), with --tests the oracles the tests use
 #           (transformers, safetensors, numpy, tensorboard, tokenizers, openai), with --demo matplotlib (the
 #           demo's loss plot)
@@ -22,7 +22,7 @@ sudo_cmd=""
 if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi
 
 debs=(build-essential cmake git python3 python3-pip python3-venv libopenmpi-dev openmpi-bin
-      libprotobuf-dev protobuf-compiler libboost-dev libgtest-dev ccache)
+      libprotobuf-dev protobuf-compiler libboost-dev libgtest-dev ccache xz-utils)
 missing=()
 for p in "${debs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
