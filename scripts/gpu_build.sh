@@ -27,34 +27,31 @@ bundle_extract() {
   fi
 }
 
-# Unpacks bundle $1 if it holds every target ($2...) and its binaries load; returns 1 otherwise, with the reason in
-# $out/prebuilt.log.
+# Unpacks bundle $1 if it holds every target ($2...: build/launcher/gsa or build/tests/T, as prebuild.sh packs them)
+# and they load: gsa's --help and one test binary's --gtest_list_tests (the tests load the same libraries). Returns 1
+# otherwise, with the reason in $out/prebuilt.log.
 use_prebuilt() {
-  local bundle=$1 t files path
+  local bundle=$1 files t path tested=0
   shift
   source scripts/device_libs.sh  # (set already when gpu_env.sh saw prebuilt/)
   files=$(bundle_list "$bundle" 2>>"$out/prebuilt.log") || return 1
   for t in "$@"; do
-    path=build/tests/$t
-    [ "$t" = gsa ] && path=build/launcher/gsa
-    grep -qx "$path" <<<"$files" || { echo "$bundle lacks $path" >>"$out/prebuilt.log"; return 1; }
+    grep -q "^build/.*/$t\$" <<<"$files" || { echo "$bundle lacks $t" >>"$out/prebuilt.log"; return 1; }
   done
   bundle_extract "$bundle" 2>>"$out/prebuilt.log" || return 1
   cat build/prebuilt_info.txt >>"$out/prebuilt.log"
-  local probe=build/launcher/gsa
-  [ -x "$probe" ] || probe=$(head -1 build/prebuilt_files.txt)
-  if ! { "$probe" --help >/dev/null 2>&1 || "$probe" --gtest_list_tests >/dev/null 2>&1; }; then
-    { echo "$probe does not start here:"; ldd "$probe" | grep "not found"; "$probe" --help 2>&1 | head -5; } \
-      >>"$out/prebuilt.log" 2>&1
-    return 1
-  fi
   for t in "$@"; do
-    [[ $t == test_* ]] || continue
-    ./build/tests/"$t" --gtest_list_tests >/dev/null 2>>"$out/prebuilt.log" \
-      || { echo "build/tests/$t does not start here" >>"$out/prebuilt.log"; return 1; }
-    break  # one test binary: they load the same libraries
+    path=./$(grep -m1 "^build/.*/$t\$" <<<"$files")
+    if [ "$t" = gsa ]; then
+      "$path" --help >/dev/null 2>>"$out/prebuilt.log"
+    elif [ $tested = 0 ]; then
+      tested=1
+      "$path" --gtest_list_tests >/dev/null 2>>"$out/prebuilt.log"
+    fi || {
+      { echo "$path does not start here:"; ldd "$path" | grep "not found"; } >>"$out/prebuilt.log" 2>&1
+      return 1
+    }
   done
-  return 0
 }
 
 key=$(scripts/source_key.sh)

@@ -22,24 +22,19 @@ t0=$(date +%s)
 # on the fused GEMMs' tests, whose kernels no variable switches), patch (all, memcheck on the selection's and the
 # sparse decode's), env (the model's decode tests, the ones the tree's variables can change).
 decode_tests() {
-  local t=./build/tests m="timeout 300 compute-sanitizer --tool memcheck" x
   {
     echo "== $1"
     {
       if [ "$2" = env ]; then
-        for x in test_decode_plan test_serving_engine test_model; do printf '%s\t%s\n' "$x" "timeout 300 $t/$x"; done
+        gsa_test_specs test_decode_plan test_serving_engine test_model
       else
-        printf '%s\t%s\n' "Selection.*" "timeout 300 $t/test_attention --gtest_filter='Selection.*'"
-        for x in test_sparse_decode test_decode_plan test_serving_engine test_model test_skinny_gemm \
-          test_skinny_rope_linear test_decode_step_ops; do
-          printf '%s\t%s\n' "$x" "timeout 300 $t/$x"
-        done
+        gsa_test_specs "test_attention --gtest_filter='Selection.*'" test_sparse_decode test_decode_plan \
+          test_serving_engine test_model test_skinny_gemm test_skinny_rope_linear test_decode_step_ops
       fi
       if [ "$2" = tree ]; then
-        printf '%s\t%s\n' "memcheck test_skinny_rope_linear" "$m $t/test_skinny_rope_linear"
+        gsa_memcheck_specs test_skinny_rope_linear
       elif [ "$2" = patch ]; then
-        printf '%s\t%s\n' "memcheck Selection.*" "$m $t/test_attention --gtest_filter='Selection.*'"
-        printf '%s\t%s\n' "memcheck test_sparse_decode" "$m $t/test_sparse_decode"
+        gsa_memcheck_specs "test_attention --gtest_filter='Selection.*'" test_sparse_decode
       fi
     } | gsa_parallel_lines  # side by side (gpu_env.sh)
   } 2>&1 | tee -a "$out/tests.txt"

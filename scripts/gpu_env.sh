@@ -25,15 +25,17 @@ gsa_kernel_variants="GSA_SM90_FORWARD=0 GSA_SM90_FORWARD=1 GSA_SM90_FORWARD=2 GS
 # cores they need not wait for each other (one after the other, the kernels check's tests took 353 s of a 600 s
 # call) -- then prints a line each, in the input's order: "NAME: " and the verdict (gtest's "[  PASSED  ] N tests." or
 # "N FAILED TESTS", compute-sanitizer's error summary, else the last line), with the exit status unless 0. Each
-# command's whole output goes to $out/test_logs_XXXX/NAME.log (a folder a call), so a failure's details come back.
+# command's whole output goes to $out/test_logs_XXXX/N-NAME.log (a folder a call), so a failure's details come back.
 gsa_parallel_lines() {
-  local jobs=${GSA_TEST_JOBS:-6} logs n=0 running=0 name cmd
-  local names=()
+  local jobs=${GSA_TEST_JOBS:-6} logs n=0 running=0 name cmd verdict rc log
+  local names=() files=()
   logs=$(mktemp -d "$out/test_logs_XXXX")
   while IFS=$'\t' read -r name cmd; do
     n=$((n + 1))
     names+=("$name")
-    { bash -c "$cmd" >"$logs/$n.log" 2>&1 </dev/null; echo $? >"$logs/$n.rc"; } &
+    files+=("$logs/$n-${name//[^A-Za-z0-9_.=-]/_}")
+    log=${files[-1]}
+    { bash -c "$cmd" >"$log.log" 2>&1 </dev/null; echo $? >"$log.rc"; } &
     running=$((running + 1))
     if [ $running -ge "$jobs" ]; then
       wait -n
@@ -41,26 +43,34 @@ gsa_parallel_lines() {
     fi
   done
   wait
-  local verdict rc
-  for i in $(seq 1 $n); do
-    verdict=$(grep -E '^\[  PASSED  \] |[0-9]+ FAILED TESTS?$|ERROR SUMMARY' "$logs/$i.log" | tail -1)
-    [ -n "$verdict" ] || verdict=$(tail -1 "$logs/$i.log")
-    rc=$(cat "$logs/$i.rc")
-    echo "${names[$((i - 1))]}: $verdict$([ "$rc" = 0 ] || echo " (exit $rc)")"
-    mv "$logs/$i.log" "$logs/$i-${names[$((i - 1))]//[^A-Za-z0-9_.=-]/_}.log"
-    rm -f "$logs/$i.rc"
+  for i in "${!names[@]}"; do
+    log=${files[$i]}
+    verdict=$(grep -E '^\[  PASSED  \] |[0-9]+ FAILED TESTS?$|ERROR SUMMARY' "$log.log" | tail -1)
+    [ -n "$verdict" ] || verdict=$(tail -1 "$log.log")
+    rc=$(cat "$log.rc")
+    rm -f "$log.rc"
+    echo "${names[$i]}: $verdict$([ "$rc" = 0 ] || echo " (exit $rc)")"
   done
 }
-# The float64 oracle under each of those settings, and test binaries of build/tests: a line each, "NAME: " and the
-# test's last line (run side by side, gsa_parallel_lines).
-gsa_oracle_variants() {
+# Lines for gsa_parallel_lines (one timeout for all: side by side they share the machine): gsa_oracle_specs, the
+# float64 oracle (test_sparse_attention_gpu) under each of those settings; gsa_test_specs T..., test binaries of
+# build/tests; gsa_memcheck_specs "T [GTEST_ARGS]"..., each under compute-sanitizer memcheck.
+gsa_oracle_specs() {
   for e in $gsa_kernel_variants; do
-    printf '%s\t%s\n' "$e" "env $e timeout 100 ./build/tests/test_sparse_attention_gpu"
-  done | gsa_parallel_lines
+    printf '%s\t%s\n' "test_sparse_attention_gpu $e" "env $e timeout 300 ./build/tests/test_sparse_attention_gpu"
+  done
 }
-gsa_test_lines() {
-  for t in "$@"; do printf '%s\t%s\n' "$t" "timeout 150 ./build/tests/$t"; done | gsa_parallel_lines
+gsa_test_specs() {
+  for t in "$@"; do printf '%s\t%s\n' "$t" "timeout 300 ./build/tests/$t"; done
 }
+gsa_memcheck_specs() {
+  for t in "$@"; do
+    printf '%s\t%s\n' "memcheck $t" "timeout 300 compute-sanitizer --tool memcheck ./build/tests/$t"
+  done
+}
+# The same run side by side: a line each, "NAME: " and the verdict.
+gsa_oracle_variants() { gsa_oracle_specs | gsa_parallel_lines; }
+gsa_test_lines() { gsa_test_specs "$@" | gsa_parallel_lines; }
 # A/B of patches in one call: with the patched tree built and its binary at /tmp/gsa_patched, gsa_build_unpatched
 # PATCH reverts PATCH and builds the binary without it at /tmp/gsa_unpatched (gpu_patch_ab.sh); gsa_rounds "NAME..."
 # ARG... runs `gsa ARG...` with each binary /tmp/gsa_NAME in turn, twice (the call's spread), each run's output but

@@ -55,29 +55,20 @@ fi
 if [[ " $parts " == *" tests "* ]]; then
   # Every run side by side (gsa_parallel_lines, gpu_env.sh): a line each, "NAME: " and its verdict; whole logs in
   # $out/test_logs_*. On Hopper the forward runs the wgmma kernel (schedule 7 by default), the backward the Hopper dq
-  # pass and the two-consumer Hopper key pass (over paired key tiles for large plans); gsa_oracle_variants runs the
+  # pass and the two-consumer Hopper key pass (over paired key tiles for large plans); gsa_oracle_specs run the
   # mma.sync kernels other GPUs run, and the other schedules, against the same float64 oracle. The decode step's
   # kernels overlap their predecessors by default (kernels/src/pdl.cuh): test_decode_plan also runs serialised, and
   # overlapped three times over (an overlap race shows as a flaky failure). compute-sanitizer memcheck last.
-  t=./build/tests
   {
-    printf '%s\t%s\n' "test_sparse_attention_gpu" "timeout 300 $t/test_sparse_attention_gpu"
-    for e in $gsa_kernel_variants; do
-      printf '%s\t%s\n' "test_sparse_attention_gpu $e" "env $e timeout 150 $t/test_sparse_attention_gpu"
-    done
-    for x in test_lse_merge_gpu test_sparse_attention test_sparse_decode test_decode_plan test_attention test_model \
-      test_attention_mode test_gist_layout test_op_profile test_selected_attention test_key_gather test_chunked_loss \
-      test_skinny_gemm test_skinny_rope_linear test_decode_step_ops test_serving_engine; do
-      printf '%s\t%s\n' "$x" "timeout 300 $t/$x"
-    done
-    printf '%s\t%s\n' "test_decode_plan GSA_PDL=0" "GSA_PDL=0 timeout 300 $t/test_decode_plan"
-    printf '%s\t%s\n' "test_decode_plan x3" "timeout 400 $t/test_decode_plan --gtest_repeat=3"
-    m="timeout 300 compute-sanitizer --tool memcheck"
-    printf '%s\t%s\n' "memcheck test_sparse_decode" "$m $t/test_sparse_decode"
-    printf '%s\t%s\n' "memcheck test_decode_plan" "$m $t/test_decode_plan"
-    printf '%s\t%s\n' "memcheck Selection.*" "$m $t/test_attention --gtest_filter='Selection.*'"
-    printf '%s\t%s\n' "memcheck test_selected_attention" "$m $t/test_selected_attention"
-    printf '%s\t%s\n' "memcheck oracle */2:*/5" "$m $t/test_sparse_attention_gpu --gtest_filter='*/2:*/5'"
+    gsa_test_specs test_sparse_attention_gpu
+    gsa_oracle_specs
+    gsa_test_specs test_lse_merge_gpu test_sparse_attention test_sparse_decode test_decode_plan test_attention \
+      test_model test_attention_mode test_gist_layout test_op_profile test_selected_attention test_key_gather \
+      test_chunked_loss test_skinny_gemm test_skinny_rope_linear test_decode_step_ops test_serving_engine
+    printf '%s\t%s\n' "test_decode_plan GSA_PDL=0" "GSA_PDL=0 timeout 300 ./build/tests/test_decode_plan"
+    printf '%s\t%s\n' "test_decode_plan x3" "timeout 400 ./build/tests/test_decode_plan --gtest_repeat=3"
+    gsa_memcheck_specs test_sparse_decode test_decode_plan "test_attention --gtest_filter='Selection.*'" \
+      test_selected_attention "test_sparse_attention_gpu --gtest_filter='*/2:*/5'"
   } | gsa_parallel_lines | tee "$out/tests.txt"
 fi
 if [[ " $parts " == *" bench "* ]]; then

@@ -142,7 +142,7 @@ StepMessage ServingEngine::plan() {
       sampling.stop_tokens.clear();
       if (tokenizer_->eos_id()) sampling.stop_tokens.push_back(*tokenizer_->eos_id());
       tokenizer_->limit_sampling(&sampling);  // text ids only, no gist (runtime/model_tokenizer.h)
-      r.sampler = std::make_unique<Sampler>(sampling, tokenizer_->gist_ids());
+      r.sampler = std::make_unique<Sampler>(sampling, std::vector<int64_t>{});  // the gists are in never_tokens
       r.text = std::make_unique<TextStream>(r.p.request.stop);
       const int64_t id = r.p.id;
       running_.emplace(id, std::move(r));
