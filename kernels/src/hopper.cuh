@@ -10,7 +10,8 @@
 // as C / 64 column blocks of R rows x 128 bytes, and 16-byte chunk c of a row r sits at chunk c ^ (r & 7) of its
 // 128 bytes. Every column block starts on a 1,024-byte boundary (the swizzle is on address bits), so the 8-row
 // groups of a block are 1,024 bytes apart. One layout serves both operand kinds: as a K-major operand (Q, K: rows
-// = M or N, columns = the reduction) and as an MN-major B operand (V: rows = the reduction, columns = N).
+// = M or N, columns = the reduction) and as an MN-major operand (V as B: rows = the reduction, columns = N; a stored
+// dS^T tile as A: rows = the reduction, columns = M).
 //
 // Accumulator layout (m64nN, thread t of the warpgroup, warp w = t / 32, lane = 4 g + q): d[4 j + e] holds row
 // 16 w + g + 8 (e / 2), column 8 j + 2 q + (e % 2): per 8 columns, the m16n8 C fragment of mma.sync. The register
@@ -62,6 +63,10 @@ __device__ void wgmma_ss(float (&d)[N / 2], uint64_t desc_a, uint64_t desc_b, in
 // d (m64 x N, fp32) (+)= A (m64 x k16, registers) B (k16 x N, shared, MN-major); accumulate = 0 overwrites d.
 template <typename T, int N>
 __device__ void wgmma_rs(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t desc_b, int accumulate);
+// d (m64 x N, fp32) (+)= A (m64 x k16, shared, MN-major: rows = the reduction, M contiguous) B (k16 x N, shared,
+// MN-major); accumulate = 0 overwrites d. Both operands transposed (imm-trans-a / -b = 1), 16-bit types only.
+template <typename T, int N>
+__device__ void wgmma_ss_mn(float (&d)[N / 2], uint64_t desc_a, uint64_t desc_b, int accumulate);
 
 #define GSA_D8(i) \
   "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), "+f"(d[i + 6]), \
@@ -97,15 +102,31 @@ __device__ void wgmma_rs(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t des
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(accumulate));                     \
   }
 
+#define GSA_WGMMA_SS_MN(T, PTX_TYPE, N, REGS, DS, PRED, A_AND_B)                                                \
+  template <>                                                                                                    \
+  __device__ __forceinline__ void wgmma_ss_mn<T, N>(float (&d)[N / 2], uint64_t desc_a, uint64_t desc_b,        \
+                                                    int accumulate) {                                            \
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, " PRED ", 0;\n"                                               \
+                 "wgmma.mma_async.sync.aligned.m64n" #N "k16.f32." PTX_TYPE "." PTX_TYPE " " REGS ", " A_AND_B    \
+                 ", p, 1, 1, 1, 1;\n}\n"                                                                          \
+                 : DS                                                                                            \
+                 : "l"(desc_a), "l"(desc_b), "r"(accumulate));                                                   \
+  }
+
 GSA_WGMMA_SS_N64(__nv_bfloat16, "bf16")
 GSA_WGMMA_SS_N64(__half, "f16")
 GSA_WGMMA_RS(__nv_bfloat16, "bf16", 64, GSA_R32, GSA_D32, "%37", "{%32, %33, %34, %35}, %36")
 GSA_WGMMA_RS(__half, "f16", 64, GSA_R32, GSA_D32, "%37", "{%32, %33, %34, %35}, %36")
 GSA_WGMMA_RS(__nv_bfloat16, "bf16", 128, GSA_R64, GSA_D64, "%69", "{%64, %65, %66, %67}, %68")
 GSA_WGMMA_RS(__half, "f16", 128, GSA_R64, GSA_D64, "%69", "{%64, %65, %66, %67}, %68")
+GSA_WGMMA_SS_MN(__nv_bfloat16, "bf16", 64, GSA_R32, GSA_D32, "%34", "%32, %33")
+GSA_WGMMA_SS_MN(__half, "f16", 64, GSA_R32, GSA_D32, "%34", "%32, %33")
+GSA_WGMMA_SS_MN(__nv_bfloat16, "bf16", 128, GSA_R64, GSA_D64, "%66", "%64, %65")
+GSA_WGMMA_SS_MN(__half, "f16", 128, GSA_R64, GSA_D64, "%66", "%64, %65")
 
 #undef GSA_WGMMA_SS_N64
 #undef GSA_WGMMA_RS
+#undef GSA_WGMMA_SS_MN
 #undef GSA_D8
 #undef GSA_D32
 #undef GSA_D64

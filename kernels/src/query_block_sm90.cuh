@@ -1,5 +1,6 @@
 // Private to gsa_kernels: the query-block kernels on Hopper (sm_90a), the forward
-// (sparse_attention_forward_sm90.cu) and the backward's dq pass (sparse_attention_dq_sm90.cu), share this: one
+// (sparse_attention_forward_sm90.cu) and the backward's dq pass (sparse_attention_dq_sm90.cu), share this (the
+// stored-dS dq pass, sparse_attention_dq_ds_sm90.cu, its rows and their write-out): one
 // CTA per (query block of kBlockRows rows, KV head) in three warpgroups, a producer that gathers the block's key
 // tiles (K, V, mask metadata) into kKeyStages shared-memory stages handed over by mbarriers, and two consumers of
 // 64 query rows each. Here: the CTA's shape, its shared memory, the producer, the consumers' prologue (their
@@ -83,20 +84,21 @@ __device__ __forceinline__ void produce_key_tiles(const SparseAttentionParams& p
   cp_async_wait<0>();  // no copy outlives its thread
 }
 
-// Offset of the block's row r (a query head of the group and a position, query_row) in q, d_out, out and dq;
-// -1 past the row's last query.
-struct QueryBlockRows {
+// Offset of row r of a run of kRows query rows (a query block, or a query tile for the stored-dS dq pass: a query
+// head of the group and a position, query_row) in q, d_out, out and dq; -1 past the row's last query.
+template <int kRows>
+struct QueryRowsOf {
   const SparseAttentionParams& p;
   int b, kv_head, start, group, row_end;
   __device__ __forceinline__ int64_t offset(int r) const {
-    return query_row_offset(p, int64_t(b) * p.q_stride[0], kv_head, group, row_end,
-                            query_row<kBlockRows>(r, group, start));
+    return query_row_offset(p, int64_t(b) * p.q_stride[0], kv_head, group, row_end, query_row<kRows>(r, group, start));
   }
   // Index of row r's lse and delta.
   __device__ __forceinline__ int64_t stat(int r) const {
-    return query_stat_index(p, b, kv_head, group, query_row<kBlockRows>(r, group, start));
+    return query_stat_index(p, b, kv_head, group, query_row<kRows>(r, group, start));
   }
 };
+using QueryBlockRows = QueryRowsOf<kBlockRows>;
 
 // The consumers' prologue (thread ct of kConsumerThreads): the block's Q rows (and dO rows) into their swizzled
 // tiles and its token metadata, visible to wgmma and to every consumer thread on return.
@@ -120,8 +122,8 @@ __device__ __forceinline__ void load_query_block(const SparseAttentionParams& p,
 
 // Writes a consumer thread's two rows (row_base, row_base + 8) of an m64 x D accumulator (hopper.cuh layout),
 // row h times scale[h], to dst (out or dq) as T.
-template <typename T, int D>
-__device__ __forceinline__ void write_query_rows(T* dst, const QueryBlockRows& rows, const float (&acc)[D / 2],
+template <typename T, int D, int kRows>
+__device__ __forceinline__ void write_query_rows(T* dst, const QueryRowsOf<kRows>& rows, const float (&acc)[D / 2],
                                                  const float (&scale)[2], int row_base, int lane) {
 #pragma unroll
   for (int h = 0; h < 2; ++h) {

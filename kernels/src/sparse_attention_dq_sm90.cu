@@ -6,7 +6,8 @@
 // dQ += dS K (wgmma, dS from registers, K as the MN-major operand as V is in the forward's P V). Each warpgroup
 // runs its tiles in sequence; the two interleave on the tensor cores by themselves.
 // Same contract as the mma.sync query pass's dq (sparse_attention_query_pass.cu): dq = scale * dS K as T, lse
-// and delta (delta_kernel) read per row. Selected where hopper_kernels_available() unless GSA_SM90_DQ=0.
+// and delta (delta_kernel) read per row. Selected where hopper_kernels_available() unless GSA_SM90_DQ=0 (or =2 with a
+// stored-dS workspace: sparse_attention_dq_ds_sm90.cu).
 #include <cuda_runtime.h>
 
 #include <cmath>
@@ -112,10 +113,16 @@ Status launch(const SparseAttentionParams& p, cudaStream_t stream) {
 
 }  // namespace
 
-bool dq_sm90_enabled() {
-  static const bool requested = env_int("GSA_SM90_DQ", 1) != 0;
-  return requested && hopper_kernels_available();
+// GSA_SM90_DQ (read once): 0 the mma.sync query pass, 2 the stored-dS pass where the Hopper key pass runs (this
+// kernel where no ds workspace is given), unset or any other value this kernel.
+int dq_sm90_mode() {
+  static const int mode = env_int("GSA_SM90_DQ", 1);
+  return mode;
 }
+
+bool dq_sm90_enabled() { return dq_sm90_mode() != 0 && hopper_kernels_available(); }
+
+bool dq_stored_ds_enabled() { return dq_sm90_mode() == 2 && key_pass_sm90_enabled(); }
 
 Status launch_dq_sm90(const SparseAttentionParams& p, void* stream) {
   return with_type_and_dim(p, [&](auto type, auto dim) {

@@ -324,11 +324,13 @@ Status run_backward(const SparseAttentionParams& p, cudaStream_t stream) {
   delta_kernel<T, D><<<grid_for(q_rows * RowLanes<D>::kThreads), 256, 0, stream>>>(p);
   if (cudaGetLastError() != cudaSuccess) return Status::kCudaError;
   const bool fused_dq = p.dq_accum != nullptr && sparse_attention_backward_fuses_dq();
+  // Stored dS: the Hopper key pass stores each pair's dS and the stored-dS pass takes dq from it after the key pass.
+  const bool stored_ds = p.ds != nullptr && sparse_attention_backward_stores_ds();
   if (fused_dq) {
     if (cudaMemsetAsync(p.dq_accum, 0, size_t(q_rows) * D * sizeof(float), stream) != cudaSuccess) {
       return Status::kCudaError;
     }
-  } else {
+  } else if (!stored_ds) {
     const Status status =
         dq_sm90_enabled() ? launch_dq_sm90(p, stream) : launch_query_pass(p, /*backward=*/true, stream);
     if (status != Status::kOk) return status;
@@ -340,7 +342,10 @@ Status run_backward(const SparseAttentionParams& p, cudaStream_t stream) {
     return Status::kCudaError;
   }
   if (key_pass_sm90_enabled()) {
-    const Status status = launch_key_pass_sm90(p, stream);
+    SparseAttentionParams key_pass = p;
+    if (!stored_ds) key_pass.ds = nullptr;  // the key pass stores dS wherever ds is set
+    Status status = launch_key_pass_sm90(key_pass, stream);
+    if (status == Status::kOk && stored_ds) status = launch_dq_ds_sm90(p, stream);
     if (status != Status::kOk) return status;
   } else if (p.plan.backward.num_items > 0) {
     auto launch = [&](auto kernel, size_t smem) {
@@ -371,6 +376,8 @@ Status run_backward(const SparseAttentionParams& p, cudaStream_t stream) {
 
 // The Hopper key pass leaves dq to the query-block pass.
 bool sparse_attention_backward_fuses_dq() { return !detail::key_pass_sm90_enabled(); }
+
+bool sparse_attention_backward_stores_ds() { return detail::dq_stored_ds_enabled(); }
 
 Status sparse_attention_backward_cuda(const SparseAttentionParams& params, void* stream) {
   const Status status = detail::check_sparse_attention_params(params, /*backward=*/true);

@@ -11,8 +11,10 @@
 //     dP^T = V dO^T (wgmma, both operands from shared memory, m64 n64), the mask (the generic predicate, for
 //     entries without kFullTile), P^T = exp2(S^T - lse), dS^T = P^T (dP^T - delta), then dV += P^T dO and
 //     dK += dS^T Q (wgmma, P^T and dS^T from registers, Q and dO as MN-major operands).
-// dQ is left to the query-block pass (run_backward runs it first); the item's dK * scale and dV go to the fp32
-// workspaces as in key_pass_kernel (atomic adds when several items share the key tile). Same contract as the
+// dQ is left to the query-block pass (run_backward runs it first), or, with a stored-dS workspace (p.ds), to the
+// stored-dS dq pass after this one: each visited pair's dS^T (as packed for dK) is stored to its slot
+// (store_ds_tile). The item's dK * scale and dV go to the fp32 workspaces as in key_pass_kernel (atomic adds when
+// several items share the key tile). Same contract as the
 // mma.sync key pass (sparse_attention_key_pass.cu), the kernel for other GPUs. On the H200 (2026-12-03, 128K
 // tokens, Nsight Compute's locked clocks): 115.5 ms with one consumer, 80.4 with two, 92.6 the mma.sync pass; paired
 // items (2026-12-04) took forward+backward at 128K from 111.5 to 101.4 ms (kPairedKeyPassEntries says where).
@@ -63,6 +65,7 @@ constexpr int32_t entry_tile_mask(bool paired) { return paired ? kPairTileMask :
 // One query tile's rows as the consumer reads them.
 struct QueryStageInfo {
   int32_t entry, start, flags, pad;
+  int32_t ds_slot[2], pad2[2];  // stored dS (p.ds set): the pair's slot for tile w of the item
   int32_t meta[kTileRows * kTokenMetaInts];  // positions start .. start + kTileRows / group - 1
   float lse[kTileRows];                      // per row (0 past the row's last query)
   float delta[kTileRows];
@@ -93,7 +96,7 @@ struct KeyPassSm90Smem {
   static_assert(kConsumers == 1 || kWarpgroup * D * 4 <= kStages * kTileBytes, "no room for the partial sums");
 };
 
-template <typename T, int D, int kConsumers, bool kPaired>
+template <typename T, int D, int kConsumers, bool kPaired, bool kStoreDs>
 __device__ __forceinline__ void produce(const SparseAttentionParams& p, unsigned char* smem, KeyPassControl& c,
                                         int kv_head, int b) {
   using Smem = KeyPassSm90Smem<D, kConsumers, kPaired>;
@@ -131,6 +134,10 @@ __device__ __forceinline__ void produce(const SparseAttentionParams& p, unsigned
       cp_async_4(&info.start, list.query_start + first + i);
       cp_async_4(&info.flags, list.query_flags + first + i);
     }
+    if (kStoreDs && t >= kWarpgroup - Smem::kKeyTiles) {  // one thread a tile of the item
+      const int w = kWarpgroup - 1 - t;
+      cp_async_4(&info.ds_slot[w], list.ds_slot + int64_t(Smem::kKeyTiles) * (first + i) + w);
+    }
     load_query_tile_rows_async<kTileRows>(info.meta, info.lse, info.delta, p, b, kv_head, group, row_end, start, t);
     auto q_row = [&](int, int r) {
       return query_row_offset(p, q_batch, kv_head, group, row_end, query_row<kTileRows>(r, group, start));
@@ -144,7 +151,28 @@ __device__ __forceinline__ void produce(const SparseAttentionParams& p, unsigned
   cp_async_wait<0>();  // no copy outlives its thread
 }
 
-template <typename T, int D, int kConsumers, bool kPaired>
+// Stores a consumer thread's dS^T values (a_ds: keys key_base + 8 h, query rows 8 j + 2 (lane % 4) + e, as packed
+// in consume) into the pair's slot of the stored-dS workspace, as the dq pass's A operand reads it
+// (sparse_attention_dq_ds_sm90.cu): the tile transposed, rows = the 64 keys, each row the 64 query rows' values in
+// 128 bytes, 16-byte chunk c at c ^ (key % 8) (hopper.cuh's swizzle), so the dq pass copies it unchanged. Four lanes
+// of a key write 16 contiguous bytes.
+template <typename T>
+__device__ __forceinline__ void store_ds_tile(const SparseAttentionParams& p, int32_t slot, int kv_head,
+                                              const uint32_t (&a_ds)[4][4], int key_base, int lane) {
+  unsigned char* tile = static_cast<unsigned char*>(p.ds) +
+                        (int64_t(kv_head) * p.plan.num_tile_pairs + slot) * int64_t(kTileKeys * kTileRows * 2);
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int key = key_base + 8 * h;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const uint32_t at = uint32_t(key * 128 + ((j ^ (key & 7)) << 4) + 4 * (lane & 3));
+      *reinterpret_cast<uint32_t*>(tile + at) = a_ds[j / 2][2 * (j % 2) + h];
+    }
+  }
+}
+
+template <typename T, int D, int kConsumers, bool kPaired, bool kStoreDs>
 __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned char* smem, KeyPassControl& c,
                                         int kv_head, int b) {
   using Smem = KeyPassSm90Smem<D, kConsumers, kPaired>;
@@ -240,6 +268,7 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
     wgmma_regs_times_tile<T, D>(dv, a_p, do_addr);
     wgmma_regs_times_tile<T, D>(dk, a_ds, q_addr);
     wgmma_commit();
+    if constexpr (kStoreDs) store_ds_tile<T>(p, info.ds_slot[tile], kv_head, a_ds, key_base, lane);
     wgmma_wait<0>();
     fence_registers(dv);
     fence_registers(dk);
@@ -275,7 +304,7 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
   });
 }
 
-template <typename T, int D, int kConsumers, bool kPaired>
+template <typename T, int D, int kConsumers, bool kPaired, bool kStoreDs>
 __global__ void __launch_bounds__(KeyPassShape<kConsumers, kPaired>::kThreads, 1)
     key_pass_sm90_kernel(const __grid_constant__ SparseAttentionParams p) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)  // wgmma: sm_90a only
@@ -298,10 +327,10 @@ __global__ void __launch_bounds__(KeyPassShape<kConsumers, kPaired>::kThreads, 1
   __syncthreads();
   if (threadIdx.x < kWarpgroup) {
     if constexpr (kConsumers == 2) registers_release<Shape::kProducerRegisters>();
-    produce<T, D, kConsumers, kPaired>(p, smem, c, kv_head, b);
+    produce<T, D, kConsumers, kPaired, kStoreDs>(p, smem, c, kv_head, b);
   } else {
     if constexpr (kConsumers == 2) registers_claim<Shape::kConsumerRegisters>();
-    consume<T, D, kConsumers, kPaired>(p, smem, c, kv_head, b);
+    consume<T, D, kConsumers, kPaired, kStoreDs>(p, smem, c, kv_head, b);
   }
 #else
   __trap();  // not built for sm_90a: key_pass_sm90_enabled() is false in such a build
@@ -320,10 +349,14 @@ int key_pass_sm90_schedule() {
   return schedule;
 }
 
+// kStoreDs: the kernel that stores dS (p.ds set) is an instantiation of its own, so the one that does not keeps its
+// registers (the two-consumer kernels at D 128 spill ~100 bytes already; the store's live values add ~30-60).
 template <typename T, int D, int kConsumers, bool kPaired>
 Status launch(const SparseAttentionParams& p, cudaStream_t stream) {
   const int items = (kPaired ? p.plan.backward_pairs : p.plan.backward).num_items;
-  return launch_with_smem(key_pass_sm90_kernel<T, D, kConsumers, kPaired>, dim3(items, p.kv_heads),
+  auto kernel = p.ds != nullptr ? key_pass_sm90_kernel<T, D, kConsumers, kPaired, true>
+                                : key_pass_sm90_kernel<T, D, kConsumers, kPaired, false>;
+  return launch_with_smem(kernel, dim3(items, p.kv_heads),
                           KeyPassShape<kConsumers, kPaired>::kThreads, KeyPassSm90Smem<D, kConsumers, kPaired>::kBytes,
                           stream, p);
 }

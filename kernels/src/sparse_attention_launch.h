@@ -42,6 +42,13 @@ inline Status check_sparse_attention_params(const SparseAttentionParams& p, bool
         (any_items && (!t.query_tile_row || !t.query_tile_start || !t.query_tile_flags))) {
       return Status::kInvalidArgument;
     }
+    // A stored-dS workspace needs every entry's slot and the query tiles' lists.
+    if (p.ds != nullptr && (t.num_tile_pairs < 0 || (t.num_query_tiles > 0 && !t.query_tile_offsets) ||
+                            (t.num_tile_pairs > 0 && !t.query_tile_key_tiles) ||
+                            (t.backward.num_items > 0 && !t.backward.ds_slot) ||
+                            (t.backward_pairs.num_items > 0 && !t.backward_pairs.ds_slot))) {
+      return Status::kInvalidArgument;
+    }
   }
   return Status::kOk;
 }
@@ -67,6 +74,12 @@ Status launch_key_pass_sm90(const SparseAttentionParams& p, void* stream);
 bool dq_sm90_enabled();
 // dq (as T, times the scale) by the Hopper dq pass; lse and delta must be filled.
 Status launch_dq_sm90(const SparseAttentionParams& p, void* stream);
+
+// Whether the backward takes dq from stored dS tiles (sparse_attention_dq_ds_sm90.cu) when given a ds workspace:
+// GSA_SM90_DQ=2 (read once) where key_pass_sm90_enabled().
+bool dq_stored_ds_enabled();
+// dq (as T, times the scale) from the dS tiles the Hopper key pass stored in p.ds; run after it.
+Status launch_dq_ds_sm90(const SparseAttentionParams& p, void* stream);
 
 // Query-block pass: the forward (out, lse) or, with backward = true, dq from d_out, lse and delta.
 Status launch_query_pass(const SparseAttentionParams& p, bool backward, void* stream);

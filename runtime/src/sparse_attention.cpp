@@ -140,6 +140,17 @@ class SparseAttentionFunction : public torch::autograd::Function<SparseAttention
     const bool fused_dq = on_cuda && !tiles.deterministic && key_tiles_per_block <= kFusedDqMaxKeyTiles &&
                           kernels::sparse_attention_backward_fuses_dq();
     at::Tensor dq_accum = fused_dq ? at::empty({q.size(0), q.size(1), q.size(2), q.size(3)}, fp32) : at::Tensor();
+    // Stored dS (GSA_SM90_DQ=2 on Hopper): a dS tile of kTileKeys x kTileRows per visited pair and KV head (38 GB at
+    // 128K tokens with 8 KV heads); where it does not fit, dq comes from the query-block pass as without it.
+    at::Tensor ds;
+    if (on_cuda && kernels::sparse_attention_backward_stores_ds() && tiles.query_tile_key_tiles.numel() > 0) {
+      try {
+        ds = at::empty({k.size(1), tiles.query_tile_key_tiles.numel(), kernels::kTileKeys * kernels::kTileRows},
+                       q.options());
+      } catch (const c10::OutOfMemoryError&) {
+        ds = at::Tensor();
+      }
+    }
     kernels::SparseAttentionParams p =
         make_params(q, k, v, tiles, ctx->saved_data["key_rows"].toTensor(), ctx->saved_data["selective"].toBool(),
                     ctx->saved_data["keep"].toBool(), ctx->saved_data["scale"].toDouble());
@@ -154,6 +165,7 @@ class SparseAttentionFunction : public torch::autograd::Function<SparseAttention
     p.dk_accum = dk_accum.data_ptr<float>();
     p.dv_accum = dv_accum.data_ptr<float>();
     p.dq_accum = dq_accum.defined() ? dq_accum.data_ptr<float>() : nullptr;
+    p.ds = ds.defined() ? ds.data_ptr() : nullptr;
     run(p, q, /*backward=*/true);
     return {dq, dk, dv, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }

@@ -114,18 +114,21 @@ void add_runs(const GistLayout& r, const RowKeys& keys, int64_t b, int64_t q_beg
 }
 
 // Backward work items over buckets of query-tile entries (bucket k: entries[offsets[k] .. offsets[k + 1]), query
-// tile ids, entry & id_mask, increasing): each bucket cut into runs of at most item_tiles entries (0: whole); longest
-// items first (no long item is left for the end), items of one length by their first query tile, so the CTAs on
-// the GPU at once stream overlapping query tiles and find their Q and dO rows in L2. In bucket order (the order
-// before) the Hopper key pass read them from DRAM: L2 hit rate 14% at 128K tokens, 2.2 TB/s; ordered by first query
-// tile, forward+backward at 128K took 4% less on an H200 (docs/PERFORMANCE.md, twenty-second session).
+// tile ids, entry & id_mask, increasing; each with slot_width stored-dS slots at slots[slot_width * entry ..]): each
+// bucket cut into runs of at most item_tiles entries (0: whole); longest items first (no long item is left for the
+// end), items of one length by their first query tile, so the CTAs on the GPU at once stream overlapping query tiles
+// and find their Q and dO rows in L2. In bucket order (the order before) the Hopper key pass read them from DRAM: L2
+// hit rate 14% at 128K tokens, 2.2 TB/s; ordered by first query tile, forward+backward at 128K took 4% less on an
+// H200 (docs/PERFORMANCE.md, twenty-second session).
 struct BackwardItems {
   std::vector<int32_t> bucket, offsets{0}, list, shared;  // per item its bucket, [offsets] its entries, shared: the
                                                           // bucket has several items (atomic accumulation)
+  std::vector<int32_t> slots;                             // the entries' slots, in list order
 };
 
 BackwardItems cut_backward_items(const std::vector<int32_t>& offsets, const std::vector<int32_t>& entries,
-                                 int64_t item_tiles, int32_t id_mask) {
+                                 const std::vector<int32_t>& slots, int slot_width, int64_t item_tiles,
+                                 int32_t id_mask) {
   struct Item {
     int32_t bucket, begin, end, shared;
   };
@@ -145,6 +148,8 @@ BackwardItems cut_backward_items(const std::vector<int32_t>& offsets, const std:
   for (const Item& it : items) {
     out.bucket.push_back(it.bucket);
     out.list.insert(out.list.end(), entries.begin() + it.begin, entries.begin() + it.end);
+    out.slots.insert(out.slots.end(), slots.begin() + int64_t(slot_width) * it.begin,
+                     slots.begin() + int64_t(slot_width) * it.end);
     out.offsets.push_back(static_cast<int32_t>(out.list.size()));
     out.shared.push_back(it.shared);
   }
@@ -154,10 +159,12 @@ BackwardItems cut_backward_items(const std::vector<int32_t>& offsets, const std:
 // The paired buckets of the Hopper key pass: key tiles kt and kt + 1 of one row as one bucket (a CTA holds both K / V
 // tiles and loads each query tile once for the two), their buckets merged by query tile: entry = query tile id |
 // kPairVisit << w | kPairFull << w for each tile w of the pair that sees the query tile (kPairFull: whole).
-// pair_tiles: [pairs * 2] the two key tiles, the second -1 where a row's last tile has no partner.
+// pair_tiles: [pairs * 2] the two key tiles, the second -1 where a row's last tile has no partner; pair_slots: [merged
+// entries * 2] tile w's stored-dS slot (slots of the unpaired entries) at 2 e + w, -1 where it does not see the tile.
 void pair_buckets(const std::vector<int32_t>& offsets, const std::vector<int32_t>& entries,
-                  const std::vector<int32_t>& key_row, std::vector<int32_t>& pair_tiles,
-                  std::vector<int32_t>& pair_offsets, std::vector<int32_t>& pair_entries) {
+                  const std::vector<int32_t>& slots, const std::vector<int32_t>& key_row,
+                  std::vector<int32_t>& pair_tiles, std::vector<int32_t>& pair_offsets,
+                  std::vector<int32_t>& pair_entries, std::vector<int32_t>& pair_slots) {
   const int64_t num_key_tiles = static_cast<int64_t>(key_row.size());
   auto tagged = [](int32_t entry, int w) {
     return (entry & kTileIdMask) | (kernels::kPairVisit << w) | ((entry & kFullTile) ? kernels::kPairFull << w : 0);
@@ -173,9 +180,12 @@ void pair_buckets(const std::vector<int32_t>& offsets, const std::vector<int32_t
       const int32_t a = i < i_end ? entries[i] & kTileIdMask : INT32_MAX;
       const int32_t b = j < j_end ? entries[j] & kTileIdMask : INT32_MAX;
       int32_t e = std::min(a, b);
-      if (a == e) e |= tagged(entries[i++], 0);
-      if (b == (e & kernels::kPairTileMask)) e |= tagged(entries[j++], 1);
+      int32_t slot0 = -1, slot1 = -1;
+      if (a == e) slot0 = slots[i], e |= tagged(entries[i++], 0);
+      if (b == (e & kernels::kPairTileMask)) slot1 = slots[j], e |= tagged(entries[j++], 1);
       pair_entries.push_back(e);
+      pair_slots.push_back(slot0);
+      pair_slots.push_back(slot1);
     }
     pair_offsets.push_back(static_cast<int32_t>(pair_entries.size()));
     kt += two ? 2 : 1;
@@ -207,6 +217,7 @@ BackwardList backward_list(const BackwardItems& items, const std::vector<int32_t
   out.query_start = int_tensor(start, device);
   out.query_flags = int_tensor(flags, device);
   out.shared = int_tensor(items.shared, device);
+  out.ds_slot = int_tensor(items.slots, device);
   return out;
 }
 
@@ -222,6 +233,7 @@ kernels::BackwardListView BackwardList::view() const {
   v.query_start = query_start.data_ptr<int32_t>();
   v.query_flags = query_flags.data_ptr<int32_t>();
   v.shared = shared.data_ptr<int32_t>();
+  v.ds_slot = ds_slot.data_ptr<int32_t>();
   return v;
 }
 
@@ -243,6 +255,9 @@ kernels::TilePlanView TilePlan::view() const {
   v.query_tile_row = query_tile_row.data_ptr<int32_t>();
   v.query_tile_start = query_tile_start.data_ptr<int32_t>();
   v.query_tile_flags = query_tile_flags.data_ptr<int32_t>();
+  v.num_tile_pairs = query_tile_key_tiles.numel();
+  v.query_tile_offsets = query_tile_offsets.data_ptr<int32_t>();
+  v.query_tile_key_tiles = query_tile_key_tiles.data_ptr<int32_t>();
   v.backward = backward.view();
   v.backward_pairs = backward_pairs.view();
   return v;
@@ -321,13 +336,17 @@ TilePlan make_tile_plan(const std::vector<const GistLayout*>& rows, int64_t q_be
   plan.has_backward = with_backward;
   plan.deterministic = max_backward_tiles == 0;
 
-  // Backward: the query tiles' visits bucketed by key tile (counting sort), each bucket cut into items; and the same
-  // buckets paired for the Hopper key pass.
+  // Backward: the query tiles' visits bucketed by key tile (counting sort), each entry with its stored-dS slot (its
+  // index in the query tiles' visits), each bucket cut into items; and the same buckets paired for the Hopper key
+  // pass.
   const int64_t num_tiles = static_cast<int64_t>(tiles.row.size());
   const int64_t max_query_tiles = int64_t(kernels::kPairTileMask) + 1;
   GSA_CHECK(num_tiles <= max_query_tiles, "a plan holds at most ", max_query_tiles, " query tiles, this one ",
             num_tiles);
-  std::vector<int32_t> bucket_offsets(num_key_tiles + 1, 0), bucket(tiles.tiles.size());
+  const int64_t num_tile_pairs = static_cast<int64_t>(tiles.tiles.size());
+  GSA_CHECK(num_tile_pairs <= INT32_MAX, "a plan holds at most ", INT32_MAX, " (query tile, key tile) pairs, this one ",
+            num_tile_pairs);
+  std::vector<int32_t> bucket_offsets(num_key_tiles + 1, 0), bucket(num_tile_pairs), bucket_slot(num_tile_pairs);
   for (int32_t e : tiles.tiles) ++bucket_offsets[(e & kTileIdMask) + 1];
   std::partial_sum(bucket_offsets.begin(), bucket_offsets.end(), bucket_offsets.begin());
   {
@@ -335,6 +354,7 @@ TilePlan make_tile_plan(const std::vector<const GistLayout*>& rows, int64_t q_be
     for (int64_t qt = 0; qt < num_tiles; ++qt) {
       for (int32_t i = tiles.offsets[qt]; i < tiles.offsets[qt + 1]; ++i) {
         const int32_t e = tiles.tiles[i];
+        bucket_slot[fill[e & kTileIdMask]] = i;
         bucket[fill[e & kTileIdMask]++] = static_cast<int32_t>(qt) | (e & kFullTile);
       }
     }
@@ -343,12 +363,13 @@ TilePlan make_tile_plan(const std::vector<const GistLayout*>& rows, int64_t q_be
                                  ? backward_item_tiles(static_cast<int64_t>(bucket.size()))
                                  : max_backward_tiles;
   plan.backward_item_tiles = with_backward ? item_tiles : 0;
-  std::vector<int32_t> single_tiles(num_key_tiles), pair_tiles, pair_offsets, pair_entries;
+  std::vector<int32_t> single_tiles(num_key_tiles), pair_tiles, pair_offsets, pair_entries, pair_slots;
   std::iota(single_tiles.begin(), single_tiles.end(), 0);
-  pair_buckets(bucket_offsets, bucket, key_row, pair_tiles, pair_offsets, pair_entries);
-  const BackwardItems items = cut_backward_items(bucket_offsets, bucket, item_tiles, kTileIdMask);
+  pair_buckets(bucket_offsets, bucket, bucket_slot, key_row, pair_tiles, pair_offsets, pair_entries, pair_slots);
+  const BackwardItems items = cut_backward_items(bucket_offsets, bucket, bucket_slot, 1, item_tiles, kTileIdMask);
   plan.backward = backward_list(items, single_tiles, 1, tiles, kTileIdMask, device);
-  const BackwardItems pair_items = cut_backward_items(pair_offsets, pair_entries, item_tiles, kernels::kPairTileMask);
+  const BackwardItems pair_items =
+      cut_backward_items(pair_offsets, pair_entries, pair_slots, 2, item_tiles, kernels::kPairTileMask);
   plan.backward_pairs = backward_list(pair_items, pair_tiles, 2, tiles, kernels::kPairTileMask, device);
 
   auto to_device = [&](const std::vector<int32_t>& v) { return int_tensor(v, device); };
@@ -368,6 +389,8 @@ TilePlan make_tile_plan(const std::vector<const GistLayout*>& rows, int64_t q_be
   plan.query_tile_row = to_device(tiles.row);
   plan.query_tile_start = to_device(tiles.start);
   plan.query_tile_flags = to_device(tiles.flags);
+  plan.query_tile_offsets = to_device(tiles.offsets);
+  plan.query_tile_key_tiles = to_device(tiles.tiles);
   return plan;
 }
 

@@ -6,8 +6,8 @@
 // metadata (gist_mask_allows_class and its folded form: what the CUDA kernels evaluate); and a tile the list gives
 // whole (kFullTile, as the kernels honour it) must hold only allowed keys. The CPU twin judges keys by their token
 // metadata, so only this test checks the plan's key metadata on the CPU.
-// Also: the paired backward lists (the Hopper key pass's), the backward items sized by the plan
-// (backward_item_tiles), and their order.
+// Also: the paired backward lists (the Hopper key pass's), the query tiles' lists and the backward entries' stored-dS
+// slots into them, the backward items sized by the plan (backward_item_tiles), and their order.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -201,6 +201,69 @@ TEST(TilePlan, BackwardPairItemsSeeExactlyTheAllowedQueriesThroughTheirTilesMeta
   const int64_t pairs =
       over_layouts(20261206, [](PlanCheck& pc) { run_backward_list(pc, pc.plan.backward_pairs, true); });
   EXPECT_GT(pairs, 10000);
+}
+
+// The query tiles' own lists (the stored-dS dq pass walks them: the backward lists' transpose): every allowed pair
+// exactly once, as the forward's blocks.
+TEST(TilePlan, QueryTileListsSeeExactlyTheAllowedKeysThroughTheirTilesMetadata) {
+  const int64_t pairs = over_layouts(20261207, [](PlanCheck& pc) {
+    const TilePlan& p = pc.plan;
+    const int32_t *offsets = ints(p.query_tile_offsets), *list = ints(p.query_tile_key_tiles);
+    ASSERT_EQ(p.query_tile_offsets.numel(), p.query_tile_row.numel() + 1);
+    ASSERT_EQ(offsets[p.query_tile_row.numel()], p.query_tile_key_tiles.numel());
+    for (int64_t qt = 0; qt < p.query_tile_row.numel(); ++qt) {
+      const bool suffix_run = ints(p.query_tile_flags)[qt] & kernels::kSuffixFlag;
+      for (int32_t i = offsets[qt]; i < offsets[qt + 1]; ++i) {
+        pc.run(ints(p.query_tile_row)[qt], ints(p.query_tile_start)[qt], kernels::kTileRows,
+               list[i] & kernels::kTileIdMask, list[i] & kernels::kFullTile, suffix_run);
+        if (::testing::Test::HasFatalFailure()) return;
+      }
+    }
+  });
+  EXPECT_GT(pairs, 10000);
+}
+
+// Each backward list entry's stored-dS slot (ds_slot; paired: one a tile) is the index of the same (query tile, key
+// tile) pair, with the same kFullTile, in the query tiles' lists, and every slot is written exactly once by each list
+// (the dq pass reads every slot of its query tile). (The per-tile list also goes through run_backward_list, which
+// over_layouts' pair count needs.)
+TEST(TilePlan, StoredDsSlotsNameEachEntrysPairInTheQueryTileLists) {
+  over_layouts(20261208, [](PlanCheck& pc) {
+    run_backward_list(pc, pc.plan.backward, false);
+    if (::testing::Test::HasFatalFailure()) return;
+    const TilePlan& p = pc.plan;
+    const int32_t *qt_offsets = ints(p.query_tile_offsets), *qt_list = ints(p.query_tile_key_tiles);
+    const int64_t slots = p.query_tile_key_tiles.numel();
+    for (const bool paired : {false, true}) {
+      const BackwardList& l = paired ? p.backward_pairs : p.backward;
+      const int width = paired ? 2 : 1;
+      const int32_t id_mask = paired ? kernels::kPairTileMask : kernels::kTileIdMask;
+      const int32_t *offsets = ints(l.offsets), *list = ints(l.entries), *tiles = ints(l.key_tiles);
+      const int32_t* ds_slot = ints(l.ds_slot);
+      ASSERT_EQ(l.ds_slot.numel(), width * l.entries.numel());
+      std::vector<int> written(slots, 0);
+      for (int64_t item = 0; item + 1 < l.offsets.numel(); ++item) {
+        for (int32_t i = offsets[item]; i < offsets[item + 1]; ++i) {
+          const int32_t entry = list[i], qt = entry & id_mask;
+          for (int w = 0; w < width; ++w) {
+            const int32_t slot = ds_slot[int64_t(width) * i + w];
+            const bool visits = !paired || (entry & (kernels::kPairVisit << w));
+            const bool whole = entry & (paired ? kernels::kPairFull << w : kernels::kFullTile);
+            if (!visits) {
+              ASSERT_EQ(slot, -1) << "paired item " << item << " entry " << i << " tile " << w;
+              continue;
+            }
+            ASSERT_GE(slot, qt_offsets[qt]) << "slot outside query tile " << qt << "'s list";
+            ASSERT_LT(slot, qt_offsets[qt + 1]) << "slot outside query tile " << qt << "'s list";
+            ASSERT_EQ(qt_list[slot] & kernels::kTileIdMask, tiles[width * item + w]) << "slot of another key tile";
+            ASSERT_EQ((qt_list[slot] & kernels::kFullTile) != 0, whole) << "slot " << slot << " whole differs";
+            ++written[slot];
+          }
+        }
+      }
+      for (int64_t s = 0; s < slots; ++s) ASSERT_EQ(written[s], 1) << "slot " << s << (paired ? " (paired)" : "");
+    }
+  });
 }
 
 // One document of `tokens` tokens with the bench's gist options (c0 16, 3 sinks).

@@ -22,7 +22,10 @@
 // dq: with dq_accum null, written directly by a query-block pass (deterministic; it computes Q K^T and dO V^T a
 // second time); with dq_accum given, accumulated by the key-tile pass itself (dS K, atomic adds into the fp32
 // workspace: one pass over the tiles fewer, not bitwise reproducible) and converted at the end -- only where
-// sparse_attention_backward_fuses_dq(); elsewhere dq_accum is not read.
+// sparse_attention_backward_fuses_dq(); elsewhere dq_accum is not read. With a ds workspace (only where
+// sparse_attention_backward_stores_ds()), the key-tile pass stores each visited pair's dS (as T, 8 KiB) and a query-
+// tile pass takes dq = scale * sum dS K from it (deterministic; one product a pair where the query-block pass has
+// three).
 // Tensors: q, out, d_out, dq [B, Hq, Tq, D]; k, v, dk, dv [B, Hkv, kv_rows, D]; last dim contiguous, strides in
 // elements, every row 16-byte aligned (the kernels move 16 bytes a thread); lse, d_lse, delta [B, Hq, Tq]
 // contiguous fp32. Query rows hold positions [q_begin, q_begin + Tq).
@@ -65,6 +68,9 @@ struct BackwardListView {
   const int32_t* query_start = nullptr;  // [entries] query_tile_start of each entry's tile
   const int32_t* query_flags = nullptr;  // [entries] query_tile_flags of each entry's tile
   const int32_t* shared = nullptr;       // [It] 1 if the key tile has several items (atomic accumulation)
+  // [entries] (paired: [entries * 2], tile w's at 2 e + w, -1 where it does not see the query tile): the entry's
+  // pair's index in TilePlanView::query_tile_key_tiles, where the key pass stores its dS (SparseAttentionParams::ds).
+  const int32_t* ds_slot = nullptr;
 };
 
 // The plan as device (or host, for the CPU twin) arrays. Int32 throughout.
@@ -87,6 +93,11 @@ struct TilePlanView {
   const int32_t* query_tile_row = nullptr;     // [Qt]
   const int32_t* query_tile_start = nullptr;   // [Qt]
   const int32_t* query_tile_flags = nullptr;   // [Qt]
+  // The backward lists' transpose: the key tiles each query tile visits (id | kFullTile), in visit order; a pair's
+  // index here is its slot in the stored-dS workspace.
+  int64_t num_tile_pairs = 0;
+  const int32_t* query_tile_offsets = nullptr;    // [Qt + 1] into query_tile_key_tiles
+  const int32_t* query_tile_key_tiles = nullptr;  // [num_tile_pairs]
 
   BackwardListView backward;        // one key tile an item
   // The same work with key tiles kt and kt + 1 of one row paired (the Hopper key pass's items, so a CTA loads each
@@ -130,6 +141,10 @@ struct SparseAttentionParams {
   float* dk_accum = nullptr;         // [B, Hkv, kv_rows, D] fp32 workspace, contiguous
   float* dv_accum = nullptr;
   float* dq_accum = nullptr;         // optional [B, Hq, Tq, D] fp32 workspace, contiguous (see the contract)
+  // Optional [Hkv, num_tile_pairs, kTileKeys * kTileRows] workspace of T, only where
+  // sparse_attention_backward_stores_ds(): the key pass stores every visited pair's dS there and dq is one product a
+  // pair, dS K, instead of the query-block pass's recomputation (see the contract).
+  void* ds = nullptr;
 };
 
 // CUDA: stream is a cudaStream_t. Backward zeroes and uses the fp32 workspaces itself.
@@ -138,6 +153,10 @@ Status sparse_attention_backward_cuda(const SparseAttentionParams& params, void*
 // Whether sparse_attention_backward_cuda would use a dq_accum workspace: false where the Hopper key pass runs
 // (it leaves dq to the dq pass) and in a build without CUDA, so callers allocate the workspace only when true.
 bool sparse_attention_backward_fuses_dq();
+// Whether sparse_attention_backward_cuda would use a ds workspace (GSA_SM90_DQ=2 where the Hopper key pass runs; false
+// without CUDA), so callers allocate it (kv_heads x num_tile_pairs x 8 KiB: 38 GB at 128K tokens, 8 KV heads) only
+// then. With ds null it takes dq from the query-block pass.
+bool sparse_attention_backward_stores_ds();
 
 // CPU reference twins over host pointers, same plan walk, float64 accumulation; the fp32 workspaces are unused.
 Status sparse_attention_forward_reference(const SparseAttentionParams& params);

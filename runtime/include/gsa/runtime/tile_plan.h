@@ -31,6 +31,7 @@ struct BackwardList {
   at::Tensor entries;              // [entries] (id | flags)
   at::Tensor query_start, query_flags;  // [entries]: each entry's query tile start, flags
   at::Tensor shared;               // [It]
+  at::Tensor ds_slot;              // [entries] (paired: [entries * 2]): each entry's stored-dS slot (-1: none)
 
   kernels::BackwardListView view() const;
 };
@@ -61,6 +62,10 @@ struct TilePlan {
   at::Tensor key_tile_positions;   // [Kt * kTileKeys] int32, -1 = padding
   at::Tensor key_tile_doc, key_tile_chunk0, key_tile_chunk_up;  // [Kt * kTileKeys] int32
   at::Tensor query_tile_row, query_tile_start, query_tile_flags;  // [Qt] int32
+  // The key tiles each query tile visits (id | kFullTile), the backward lists' transpose: a pair's index here is its
+  // stored-dS slot (kernels::SparseAttentionParams::ds).
+  at::Tensor query_tile_offsets;   // [Qt + 1] int32
+  at::Tensor query_tile_key_tiles; // [pairs] int32
   BackwardList backward;           // one key tile an item
   BackwardList backward_pairs;     // key tiles kt, kt + 1 of a row an item (kernels::TilePlanView says how)
 
