@@ -7,12 +7,13 @@
 # a fresh H200 the build took ~220 s and the tests, one after the other, ~350 s (twenty-eighth session), so the whole
 # script ran past one call's 600 s. Since the thirtieth session the build can be skipped (scripts/prebuild.sh) and the
 # tests run side by side (gsa_parallel_lines); neither is measured on the device yet: run GSA_CHECK_PARTS=tests in
-# one call and =bench, then =peers, after it until a call shows the whole fits. GSA_CHECK_PARTS=compare runs only the rows of PERFORMANCE.md's summary table with
-# their peers (the default prefill bench, the decode layer benches, the batched decode peer and the prefill peers;
-# ~5 min with `gsa` built). GSA_CHECK_PARTS=stored-ds: dq from stored dS tiles (GSA_SM90_DQ=2, thirty-first session,
-# not yet run on a GPU) -- the float64 oracle under it with each key-pass schedule, memcheck, then the prefill bench
-# with and without it in turn, twice. Without the tests or stored-ds part only `gsa` is built. Logs go to $OUT (packed, see gpu_env.sh)
-# or ./gpu-logs.
+# one call and =bench, then =peers, after it until a call shows the whole fits. GSA_CHECK_PARTS=compare runs only the
+# rows of PERFORMANCE.md's summary table with their peers (the default prefill bench, the decode layer benches, the
+# batched decode peer and the prefill peers; ~5 min with `gsa` built). GSA_CHECK_PARTS=stored-ds: dq from stored dS
+# tiles (GSA_SM90_DQ=2, thirty-first session, not yet run on a GPU) -- the float64 oracle under it with each key-pass
+# schedule, memcheck, test_memory_tracker (MemoryTracker::available_bytes, which decides whether its workspace is
+# allocated), then the prefill bench with and without it in turn, twice. Without the tests or stored-ds part only
+# `gsa` is built. Logs go to $OUT (packed, see gpu_env.sh) or ./gpu-logs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/gpu_env.sh
@@ -22,7 +23,7 @@ targets=(gsa)
   test_attention test_sparse_decode test_decode_plan test_model test_attention_mode test_gist_layout test_op_profile
   test_selected_attention test_key_gather test_chunked_loss test_skinny_gemm test_skinny_rope_linear
   test_decode_step_ops test_serving_engine)
-[[ " $parts " == *" stored-ds "* ]] && targets+=(test_sparse_attention_gpu)
+[[ " $parts " == *" stored-ds "* ]] && targets+=(test_sparse_attention_gpu test_memory_tracker)
 GSA_JOBS=16 scripts/gpu_build.sh "$out" "${targets[@]}" || exit 1
 # The runs the parts share. One decode step of one layer as Generator runs it (selection + kernel): one sequence
 # at 32K-1M (one and two levels), 64 at 32K.
@@ -100,6 +101,7 @@ fi
 if [[ " $parts " == *" stored-ds "* ]]; then
   {
     gsa_oracle_specs | grep 'GSA_SM90_DQ=2'
+    gsa_test_specs test_memory_tracker  # available_bytes decides whether the workspace is allocated
     printf '%s\t%s\n' "memcheck test_sparse_attention_gpu GSA_SM90_DQ=2" \
       "GSA_SM90_DQ=2 timeout 300 compute-sanitizer --tool memcheck ./build/tests/test_sparse_attention_gpu --gtest_filter='*/2:*/5'"
   } | gsa_parallel_lines | tee "$out/tests_stored_ds.txt"

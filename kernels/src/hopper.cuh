@@ -38,7 +38,7 @@ __device__ __forceinline__ uint64_t smem_desc(uint32_t addr, uint32_t leading_by
 }
 // K-major operand (rows = M or N, 16 reduction columns read from `addr`): 8-row groups 1,024 bytes apart.
 __device__ __forceinline__ uint64_t k_major_desc(uint32_t addr) { return smem_desc(addr, 16, 1024); }
-// MN-major B operand (rows = the reduction, 16 of them from `addr`; N columns in 64-column blocks
+// MN-major operand, B or A (rows = the reduction, 16 of them from `addr`; N or M columns in 64-column blocks
 // `block_bytes` apart).
 __device__ __forceinline__ uint64_t mn_major_desc(uint32_t addr, uint32_t block_bytes) {
   return smem_desc(addr, block_bytes, 1024);

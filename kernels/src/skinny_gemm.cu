@@ -38,11 +38,12 @@
 #include "dispatch.cuh"  // env_int
 #include "gsa/kernels/skinny_gemm.h"
 #include "pdl.cuh"
-#include "sparse_attention_device.cuh"  // mma_16816
+#include "sparse_attention_device.cuh"  // mma_16816, evict_first_policy
 
 namespace gsa::kernels {
 namespace {
 
+using detail::evict_first_policy;
 using detail::mma_16816;
 
 // Warps of a CTA: kWarps / split tiles, 2 CTAs an SM (at most 128 registers a thread); a split of 16 runs CTAs of
@@ -53,12 +54,6 @@ constexpr int kUnroll = 6;       // K steps a warp loads before it multiplies: 1
 constexpr int kWarpsPerSm = 16;  // resident warps an SM (2 CTAs): choose_split fills one wave of them
 constexpr int kStepK = 32;       // k elements per step (2 mmas of k 16)
 
-// L2 policy for data read once: evicted first, so the weights streaming through do not push out what is reused.
-__device__ __forceinline__ uint64_t evict_first_policy() {
-  uint64_t policy;
-  asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(policy));
-  return policy;
-}
 
 // 16 bytes of weight (not allocated in L1), or zeros where !valid (then p is not read).
 __device__ __forceinline__ uint4 load_weight(const void* p, bool valid, uint64_t policy) {

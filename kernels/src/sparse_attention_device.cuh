@@ -91,6 +91,18 @@ __device__ __forceinline__ void cp_async_16(void* dst, const void* src, bool src
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
                "r"(src_valid ? 16 : 0));
 }
+// L2 policy for data read once: evicted first, so data streaming through (the skinny GEMM's weights, stored dS tiles)
+// does not push out what is reused.
+__device__ __forceinline__ uint64_t evict_first_policy() {
+  uint64_t policy;
+  asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(policy));
+  return policy;
+}
+// 16-byte async copy of data read once, under `policy` (evict_first_policy()).
+__device__ __forceinline__ void cp_async_16_read_once(void* dst, const void* src, uint64_t policy) {
+  asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
+               "l"(policy));
+}
 // 4-byte async copy (always valid).
 __device__ __forceinline__ void cp_async_4(void* dst, const void* src) {
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(smem_addr(dst)), "l"(src));

@@ -57,6 +57,7 @@ __device__ __forceinline__ void produce(const SparseAttentionParams& p, unsigned
   const unsigned char* ds = static_cast<const unsigned char*>(p.ds) +
                             (int64_t(kv_head) * p.plan.num_tile_pairs + first) * int64_t(kDsTileBytes);
   const int row0 = t / kChunks;
+  const uint64_t read_once = evict_first_policy();  // the dS tiles: each read once, ~38 GB at 128K
   for (int i = 0; i < count; ++i) {
     const int stage = i % kDsStages;
     const int kt = list[i] & kTileIdMask;
@@ -72,7 +73,7 @@ __device__ __forceinline__ void produce(const SparseAttentionParams& p, unsigned
 #pragma unroll
     for (int j = 0; j < kDsChunksPerThread; ++j) {
       const int chunk = t + j * kWarpgroupThreads;
-      cp_async_16(ds_stage + 16 * chunk, ds_tile + 16 * chunk, true);
+      cp_async_16_read_once(ds_stage + 16 * chunk, ds_tile + 16 * chunk, read_once);
     }
     mbarrier_arrive_on_copies(smem_addr(&c.full[stage]));
   }

@@ -13,9 +13,9 @@
 //     dK += dS^T Q (wgmma, P^T and dS^T from registers, Q and dO as MN-major operands).
 // dQ is left to the query-block pass (run_backward runs it first), or, with a stored-dS workspace (p.ds), to the
 // stored-dS dq pass after this one: each visited pair's dS^T (as packed for dK) is stored to its slot
-// (store_ds_tile). The item's dK * scale and dV go to the fp32 workspaces as in key_pass_kernel (atomic adds when
-// several items share the key tile). Same contract as the
-// mma.sync key pass (sparse_attention_key_pass.cu), the kernel for other GPUs. On the H200 (2026-12-03, 128K
+// (store_ds_tile) before dK's product is issued. The item's dK * scale and dV go to the fp32 workspaces as in
+// key_pass_kernel (atomic adds when several items share the key tile). Same contract as the mma.sync key pass
+// (sparse_attention_key_pass.cu), the kernel for other GPUs. On the H200 (2026-12-03, 128K
 // tokens, Nsight Compute's locked clocks): 115.5 ms with one consumer, 80.4 with two, 92.6 the mma.sync pass; paired
 // items (2026-12-04) took forward+backward at 128K from 111.5 to 101.4 ms (kPairedKeyPassEntries says where).
 #include <cuda_runtime.h>
@@ -167,7 +167,8 @@ __device__ __forceinline__ void store_ds_tile(const SparseAttentionParams& p, in
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
       const uint32_t at = uint32_t(key * 128 + ((j ^ (key & 7)) << 4) + 4 * (lane & 3));
-      *reinterpret_cast<uint32_t*>(tile + at) = a_ds[j / 2][2 * (j % 2) + h];
+      // Streaming (.cs: evicted first), so ~38 GB of dS at 128K do not push the Q and dO rows out of L2.
+      asm volatile("st.global.cs.b32 [%0], %1;\n" ::"l"(tile + at), "r"(a_ds[j / 2][2 * (j % 2) + h]) : "memory");
     }
   }
 }
@@ -261,6 +262,9 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
         a_ds[j / 2][2 * (j % 2) + h] = Pack2<T>::from(dpt[4 * j + 2 * h], dpt[4 * j + 2 * h + 1]);
       }
     }
+    // Stored dS: before the products that read a_ds are issued (the PTX ISA leaves reading a wgmma's register
+    // operand before its wait undefined); the stores do not block.
+    if constexpr (kStoreDs) store_ds_tile<T>(p, info.ds_slot[tile], kv_head, a_ds, key_base, lane);
     // dV += P^T dO and dK += dS^T Q: k-step kk = query rows 16 kk .. 16 kk + 15, dO and Q MN-major.
     fence_registers(dv);
     fence_registers(dk);
@@ -268,7 +272,6 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
     wgmma_regs_times_tile<T, D>(dv, a_p, do_addr);
     wgmma_regs_times_tile<T, D>(dk, a_ds, q_addr);
     wgmma_commit();
-    if constexpr (kStoreDs) store_ds_tile<T>(p, info.ds_slot[tile], kv_head, a_ds, key_base, lane);
     wgmma_wait<0>();
     fence_registers(dv);
     fence_registers(dk);

@@ -149,6 +149,19 @@ int64_t MemoryTracker::current_bytes(const at::Device& device) {
   return allocated_stat(allocator->getDeviceStats(index)).current;
 }
 
+int64_t MemoryTracker::available_bytes(const at::Device& device) {
+  if (!device.is_cuda()) return -1;
+  auto [allocator, index] = device_allocator(device, "available_bytes");
+  try {
+    const size_t driver_free = allocator->getMemoryInfo(index).first;
+    const auto stats = allocator->getDeviceStats(index);
+    const auto all = static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE);
+    return static_cast<int64_t>(driver_free) + stats.reserved_bytes[all].current - stats.allocated_bytes[all].current;
+  } catch (const c10::Error&) {  // an allocator without getMemoryInfo
+    return -1;
+  }
+}
+
 void MemoryTracker::release_cached(const at::Device& device) {
   if (device.is_cpu()) return;
   auto [allocator, index] = device_allocator(device, "release_cached");

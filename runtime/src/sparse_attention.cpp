@@ -4,8 +4,10 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <limits>
+#include <vector>
 
 #include "gsa/runtime/error.h"
+#include "gsa/runtime/memory_tracker.h"
 #include "kernel_tensors.h"
 
 
@@ -141,14 +143,22 @@ class SparseAttentionFunction : public torch::autograd::Function<SparseAttention
                           kernels::sparse_attention_backward_fuses_dq();
     at::Tensor dq_accum = fused_dq ? at::empty({q.size(0), q.size(1), q.size(2), q.size(3)}, fp32) : at::Tensor();
     // Stored dS (GSA_SM90_DQ=2 on Hopper): a dS tile of kTileKeys x kTileRows per visited pair and KV head (38 GB at
-    // 128K tokens with 8 KV heads); where it does not fit, dq comes from the query-block pass as without it.
+    // 128K tokens with 8 KV heads); where it does not fit, dq comes from the query-block pass as without it. Decided
+    // from the memory left (with room for the rest of the step), not by meeting out-of-memory: the allocator would
+    // empty its cache first, every layer.
+    constexpr int64_t kStoredDsHeadroom = int64_t(2) << 30;
     at::Tensor ds;
     if (on_cuda && kernels::sparse_attention_backward_stores_ds() && tiles.query_tile_key_tiles.numel() > 0) {
-      try {
-        ds = at::empty({k.size(1), tiles.query_tile_key_tiles.numel(), kernels::kTileKeys * kernels::kTileRows},
-                       q.options());
-      } catch (const c10::OutOfMemoryError&) {
-        ds = at::Tensor();
+      const std::vector<int64_t> ds_shape{k.size(1), tiles.query_tile_key_tiles.numel(),
+                                          kernels::kTileKeys * kernels::kTileRows};
+      const int64_t ds_bytes = ds_shape[0] * ds_shape[1] * ds_shape[2] * q.element_size();
+      const int64_t available = MemoryTracker::available_bytes(q.device());
+      if (available < 0 || ds_bytes + kStoredDsHeadroom <= available) {
+        try {
+          ds = at::empty(ds_shape, q.options());
+        } catch (const c10::OutOfMemoryError&) {  // reserved bytes too fragmented after all
+          ds = at::Tensor();
+        }
       }
     }
     kernels::SparseAttentionParams p =

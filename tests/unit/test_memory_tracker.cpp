@@ -110,5 +110,26 @@ TEST_F(MemoryTrackerTest, CudaStatsOrAClearError) {
   EXPECT_LE(MemoryTracker::current_bytes(cuda), before);
 }
 
+// available_bytes: unknown (-1) on the CPU, a clear error for CUDA without a device; with one, positive and lower by
+// about a fresh allocation's size once it is made (the driver's free memory plus the allocator's reserved but unused
+// bytes: whether the allocation comes from the cache or from the driver, it takes its size out of that sum; up to
+// 64 MiB of slack for the allocator's rounding and the driver's own bookkeeping).
+TEST_F(MemoryTrackerTest, AvailableBytesDropByAnAllocationsSize) {
+  EXPECT_EQ(MemoryTracker::available_bytes(kCpu), -1);
+  const at::Device cuda(at::kCUDA, 0);
+  if (!at::hasCUDA()) {
+    EXPECT_THROW(MemoryTracker::available_bytes(cuda), Error);
+    return;
+  }
+  at::Tensor warm = at::empty({1}, at::TensorOptions().device(cuda));  // the context exists before the first reading
+  const int64_t before = MemoryTracker::available_bytes(cuda);
+  ASSERT_GT(before, int64_t(1) << 30);
+  constexpr int64_t kBytes = int64_t(256) << 20;
+  at::Tensor t = at::empty({kBytes}, at::TensorOptions().dtype(at::kByte).device(cuda));  // [256 MiB]
+  const int64_t drop = before - MemoryTracker::available_bytes(cuda);
+  EXPECT_GE(drop, kBytes - (int64_t(2) << 20));
+  EXPECT_LE(drop, kBytes + (int64_t(64) << 20));
+}
+
 }  // namespace
 }  // namespace gsa
