@@ -158,7 +158,7 @@ bool sparse_attention_backward_fuses_dq();
 // then. With ds null it takes dq from the query-block pass.
 bool sparse_attention_backward_stores_ds();
 
-// CPU reference twins over host pointers, same plan walk, float64 accumulation; the fp32 workspaces are unused.
+// CPU reference twins over host pointers, same plan walk, float64 accumulation; the fp32 workspaces and ds are unused.
 Status sparse_attention_forward_reference(const SparseAttentionParams& params);
 Status sparse_attention_backward_reference(const SparseAttentionParams& params);
 
