@@ -10,7 +10,8 @@
 // Then descent_kernel, one CTA per (query, KV head), does the rest: each level below the top while it is small
 // (score the group's heads' children of the gists chosen above, each head's kk best by its threads' bitwise
 // search over keys in registers; a larger level with under 2,048 candidates a head gets level_select_kernel, the
-// same scoring and select in a CTA per (query, head); larger ones score_kernel and top_k_kernel launches), the union
+// same scoring and select in a CTA per (query, head), which then takes a top level of up to 1,024 candidates too;
+// larger ones score_kernel and top_k_kernel launches), the union
 // of the group's choices per level (a bitmap the CTA clears itself, compacted in ascending order by a block prefix
 // sum over the level's words; a long selection's levels each in a CTA of union_kernel) and the rows to unfold
 // (one slot per thread; a long list by unfold_kernel). Three launches at three levels instead of nine (a memset,
@@ -78,6 +79,15 @@ constexpr int kLevelMaxPairs = 2048;
 // maximum (kDescentMaxPairs, kLevelMaxPairs): a thread then follows one candidate chain and holds one key where the
 // wide size had it follow (clamped, discarded) and count up to four.
 constexpr int kNarrowPairs = 512;
+// The top level joins the level select of the levels below it (level_select_kernel scores the top level's
+// candidates in each head's CTA and selects them with head_top_k, then descends) when those levels are
+// level-selected and fit kNarrowPairs, the top level is not split (top_slices == 1) and it has at most
+// kTopJoinPairs candidates: the 128K-token decode step with the adaptive budget and the 1B model's shapes (1,024 top
+// gists a head, then 132 candidates twice). One launch where score_kernel and top_k_kernel took two (5.1-5.6 and
+// 7.2-7.7 us under Nsight Compute on an H200, twenty-fifth session). A KV head's G head CTAs each load the top
+// level's key rows (128 KB at 1,024 gists of head dim 64) where score_kernel loaded them once for the group: from L2
+// after the first. GSA_SELECT_TOP_JOINS=0 (read once): apart.
+constexpr int kTopJoinPairs = 1024;
 // Up to this many unfold slots per (query, KV head) the descent CTA writes them (3 a thread at 128K tokens,
 // adaptive); a longer list (11K slots at 1M tokens, adaptive) gets unfold_kernel's many CTAs: one CTA following
 // 22 load chains a thread cost 0.3 ms a step on an H200.
@@ -377,22 +387,23 @@ struct LevelShared {
   detail::HeadSelectShared<NT, MP / NT> select;
 };
 
-// Level l (< the top) of query s's G query heads head0 .. head0 + G - 1 (all of KV head kv) in one CTA, for
-// G * C_l <= MP: every head's candidates (the children of its choice one level up) are scored and its kk best kept
-// in chosen_l, candidate order. Head head0 + h's candidates belong to threads [h NT / G, (h + 1) NT / G): its teams
-// score them with its query (qh, this thread's team lane's 8 elements of it) and the same threads select them.
-// The descent kernel calls it with a KV head's whole group (head0 = kv G), level_select_kernel with one head (G = 1).
+// Level l of query s's G query heads head0 .. head0 + G - 1 (all of KV head kv) in one CTA, for G * C_l <= MP:
+// every head's candidates (below the top, the children of its choice one level up; at the top, G = 1 only, the
+// document's top-level gists) are scored and its kk best kept in chosen_l, candidate order. Head head0 + h's
+// candidates belong to threads [h NT / G, (h + 1) NT / G): its teams score them with its query (qh, this thread's
+// team lane's 8 elements of it) and the same threads select them. The descent kernel calls it with a KV head's
+// whole group (head0 = kv G), level_select_kernel with one head (G = 1).
 // 1. each thread follows kChains candidate chains (parent -> children -> gist position -> key row) at once;
-// 2. the teams (D / 8 lanes) load kIters key rows each before their dots;
+// 2. the teams (D / 8 lanes) load kIters key rows each before their dots (64-element rows: 12 take a head's 192
+//    candidates in one round in the descent, 16 teams a head of 4, 768 in level_select_kernel, 64 teams; a joined
+//    top level's 1,024 there take 16);
 // 3. the head's threads keep its kk best (head_top_k; ranking every pair against its head's C scores cost ~C
 //    comparisons a thread, ~5 us a level at C = 132 on an H200; a bitonic sort ~10 us).
-template <typename T, int D, int G, int NT, int MP>
+template <typename T, int D, int G, int NT, int MP, int kIters = 12>
 __device__ void descend_level(const ChunkSelectionParams& p, int l, int s, int kv, int head0, const float (&qh)[8],
                               LevelShared<NT, MP>& sh) {
   constexpr int kChains = MP / NT;
-  // kIters key rows a team lane loads before its dots, 64-element rows: 12 take a head's 192 candidates in one round
-  // in the descent (16 teams a head of 4), 768 in level_select_kernel (64 teams).
-  constexpr int kTeam = D / 8, kHeadTeams = NT / kTeam / G, kIters = 12;
+  constexpr int kTeam = D / 8, kHeadTeams = NT / kTeam / G;
   static_assert(kHeadTeams >= 1 && kHeadTeams * kTeam * G == NT, "whole teams a head");
   const int C = p.candidates[l], pairs = G * C, tid = threadIdx.x;
   const int64_t row = p.row[s];
@@ -519,8 +530,9 @@ __global__ void __launch_bounds__(kDescentThreads, 1) union_kernel(const __grid_
 // kDescentMaxPairs pairs a KV head) but with at most kLevelMaxPairs - 1 candidates a head (adaptive budget: 132
 // at 128K tokens, 1,028 at 1M), scored and selected one after the other by descend_level for the one head (a
 // head's candidates are the children of its own choices one level up: no other head's) -- one launch where
-// score_kernel and top_k_kernel took two a level (12-16 us each under Nsight Compute on an H200).
-template <typename T, int D, int MP>
+// score_kernel and top_k_kernel took two a level (12-16 us each under Nsight Compute on an H200). With kTopPairs > 0
+// high is the top level, joined (kTopJoinPairs): scored and selected first, at its own capacity.
+template <typename T, int D, int MP, int kTopPairs>
 __global__ void __launch_bounds__(kDescentThreads, 1)
     level_select_kernel(const __grid_constant__ ChunkSelectionParams p, int high, int low) {
   wait_for_prior_grids();  // the query, keys and the level above's choices come from the kernels before (pdl.cuh)
@@ -530,7 +542,13 @@ __global__ void __launch_bounds__(kDescentThreads, 1)
   float qh[1][8];
   load_query<T, D, 1>(p, s, h, threadIdx.x % (D / 8), qh);  // this thread's team lane's 8 elements of head h
   // descend_level ends on a barrier: level l's choices (global memory) are visible to the CTA's reads at l - 1.
-  for (int l = high; l >= low; --l) {
+  int l = high;
+  if constexpr (kTopPairs > 0) {
+    __shared__ LevelShared<kDescentThreads, kTopPairs> top;
+    descend_level<T, D, 1, kDescentThreads, kTopPairs, 16>(p, high, s, kv, h, qh[0], top);
+    l = high - 1;
+  }
+  for (; l >= low; --l) {
     descend_level<T, D, 1, kDescentThreads, MP>(p, l, s, kv, h, qh[0], sh);
   }
 }
@@ -598,6 +616,7 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
   // GSA_TOPK_HEAD_SELECT=1 (read once): top_k_kernel's head_top_k for 1,025-8,192 candidates a head instead of the
   // radix select -- 0.09 ms a token slower at 1M tokens, adaptive, on an H200 (2.39 against 2.30 ms, twice).
   static const bool top_head_select = detail::env_int("GSA_TOPK_HEAD_SELECT", 0) != 0;
+  static const bool top_joins = detail::env_int("GSA_SELECT_TOP_JOINS", 1) != 0;  // kTopJoinPairs above
   return detail::with_type_and_dim(p, [&](auto type, auto dim) {
     using T = typename decltype(type)::type;
     return detail::with_group(group, [&](auto g) {
@@ -611,14 +630,26 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
         return l < top && level_select != 0 && p.candidates[l] < kLevelMaxPairs &&
                (p.candidates[l] > kDescentMaxPairs / g.value || per_head(l));
       };
-      for (int l = top; l >= last_alone; --l) {
+      // The top level joins the launch of the level-selected levels below it (kTopJoinPairs) when they all fit
+      // kNarrowPairs: that launch takes levels top .. join_low.
+      int join_low = top, join_widest = 0;
+      while (join_low > last_alone && level_selects(join_low - 1)) {
+        join_widest = std::max(join_widest, p.candidates[--join_low]);
+      }
+      const bool top_joined = top_joins && level_select == 1 && join_low < top && join_widest <= kNarrowPairs &&
+                              p.top_slices == 1 && p.candidates[top] <= kTopJoinPairs;
+      if (top_joined) {
+        launch(level_select_kernel<T, dim.value, kNarrowPairs, kTopJoinPairs>, dim3(p.num_queries * p.q_heads),
+               kDescentThreads, top, join_low);
+      }
+      for (int l = top_joined ? join_low - 1 : top; l >= last_alone; --l) {
         if (level_selects(l)) {
           int low = l, widest = p.candidates[l];  // a head's pairs: its candidates
           while (level_select != 2 && low > last_alone && level_selects(low - 1)) {
             widest = std::max(widest, p.candidates[--low]);
           }
           with_pair_capacity<kLevelMaxPairs>(widest, [&](auto mp) {
-            launch(level_select_kernel<T, dim.value, mp.value>, dim3(p.num_queries * p.q_heads), kDescentThreads, l,
+            launch(level_select_kernel<T, dim.value, mp.value, 0>, dim3(p.num_queries * p.q_heads), kDescentThreads, l,
                    low);
           });
           l = low;
