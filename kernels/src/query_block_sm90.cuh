@@ -121,9 +121,9 @@ __device__ __forceinline__ void load_query_block(const SparseAttentionParams& p,
 }
 
 // Writes a consumer thread's two rows (row_base, row_base + 8) of an m64 x D accumulator (hopper.cuh layout),
-// row h times scale[h], to dst (out or dq) as T.
-template <typename T, int D, int kRows>
-__device__ __forceinline__ void write_query_rows(T* dst, const QueryRowsOf<kRows>& rows, const float (&acc)[D / 2],
+// row h times scale[h], to dst (out or dq) as T; rows.offset(m) is accumulator row m's offset in dst (-1: none).
+template <typename T, int D, typename Rows>
+__device__ __forceinline__ void write_query_rows(T* dst, const Rows& rows, const float (&acc)[D / 2],
                                                  const float (&scale)[2], int row_base, int lane) {
 #pragma unroll
   for (int h = 0; h < 2; ++h) {

@@ -98,6 +98,15 @@ __device__ __forceinline__ uint64_t evict_first_policy() {
   asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(policy));
   return policy;
 }
+// The stored-dS layout (GSA_SM90_DQ=2): a visited pair's dS^T tile is 64 key rows of 128 bytes (64 query rows'
+// bf16 / fp16 values), 16-byte chunk c of a key's row at c ^ (key % 8) (hopper.cuh's 128-byte swizzle), so the dq
+// pass copies it into shared memory unchanged and reads it as an MN-major wgmma operand. Within a key's row the
+// query rows are permuted so that each key-pass thread's 16 values of that key (its accumulator's query rows
+// 8 j + 2 (lane % 4) + e, j = 0..7, e = 0..1, in that order) are 32 contiguous bytes: two 16-byte stores, one sector.
+// Position p of a row holds query row stored_ds_query_row(p); the dq pass's accumulator row p is that query row.
+__host__ __device__ constexpr int stored_ds_query_row(int position) {
+  return 8 * ((position & 15) >> 1) + 2 * (position >> 4) + (position & 1);
+}
 // 16-byte async copy of data read once, under `policy` (evict_first_policy()).
 __device__ __forceinline__ void cp_async_16_read_once(void* dst, const void* src, uint64_t policy) {
   asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),

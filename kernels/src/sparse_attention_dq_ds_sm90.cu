@@ -80,8 +80,15 @@ __device__ __forceinline__ void produce(const SparseAttentionParams& p, unsigned
   cp_async_wait<0>();  // no copy outlives its thread
 }
 
-// The consumer (thread ct of warpgroup 1): dQ (m64 x D, hopper.cuh layout) over the tile's visits, written as T
-// times the scale.
+// The query tile's rows in the stored dS tiles' order: accumulator row m (position m of a stored row) is query row
+// stored_ds_query_row(m) of the tile.
+struct StoredDsRows {
+  QueryRowsOf<kTileRows> rows;
+  __device__ __forceinline__ int64_t offset(int m) const { return rows.offset(stored_ds_query_row(m)); }
+};
+
+// The consumer (thread ct of warpgroup 1): dQ (m64 x D, hopper.cuh layout, rows in the stored order) over the tile's
+// visits, written as T times the scale.
 template <typename T, int D>
 __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned char* smem, DqFromDsControl& c,
                                         const QueryRowsOf<kTileRows>& rows, int count, int ct) {
@@ -110,7 +117,7 @@ __device__ __forceinline__ void consume(const SparseAttentionParams& p, unsigned
   wgmma_wait<0>();
   fence_registers(dq);
   const float scale[2] = {p.scale, p.scale};
-  write_query_rows<T, D>(static_cast<T*>(p.dq), rows, dq, scale, warp * 16 + (lane >> 2), lane);
+  write_query_rows<T, D>(static_cast<T*>(p.dq), StoredDsRows{rows}, dq, scale, warp * 16 + (lane >> 2), lane);
 }
 
 template <typename T, int D>

@@ -152,10 +152,10 @@ __device__ __forceinline__ void produce(const SparseAttentionParams& p, unsigned
 }
 
 // Stores a consumer thread's dS^T values (a_ds: keys key_base + 8 h, query rows 8 j + 2 (lane % 4) + e, as packed
-// in consume) into the pair's slot of the stored-dS workspace, as the dq pass's A operand reads it
-// (sparse_attention_dq_ds_sm90.cu): the tile transposed, rows = the 64 keys, each row the 64 query rows' values in
-// 128 bytes, 16-byte chunk c at c ^ (key % 8) (hopper.cuh's swizzle), so the dq pass copies it unchanged. Four lanes
-// of a key write 16 contiguous bytes.
+// in consume) into the pair's slot of the stored-dS workspace, in the layout the dq pass reads
+// (sparse_attention_device.cuh, stored_ds_query_row): a key's 16 values from this thread are bytes 32 (lane % 4)
+// .. + 31 of its 128-byte row, chunks 2 (lane % 4) + c (query rows j = 4 c .. 4 c + 3), each at chunk ^ (key % 8).
+// Four 16-byte stores a thread, each sector written whole by one thread.
 template <typename T>
 __device__ __forceinline__ void store_ds_tile(const SparseAttentionParams& p, int32_t slot, int kv_head,
                                               const uint32_t (&a_ds)[4][4], int key_base, int lane) {
@@ -165,10 +165,13 @@ __device__ __forceinline__ void store_ds_tile(const SparseAttentionParams& p, in
   for (int h = 0; h < 2; ++h) {
     const int key = key_base + 8 * h;
 #pragma unroll
-    for (int j = 0; j < 8; ++j) {
-      const uint32_t at = uint32_t(key * 128 + ((j ^ (key & 7)) << 4) + 4 * (lane & 3));
+    for (int c = 0; c < 2; ++c) {
+      const uint32_t at = uint32_t(key * 128 + (((2 * (lane & 3) + c) ^ (key & 7)) << 4));
+      // a_ds[j / 2][2 (j % 2) + h] holds query rows 8 j + 2 (lane % 4) + {0, 1}: j = 4 c, 4 c + 1, 4 c + 2, 4 c + 3.
       // Streaming (.cs: evicted first), so ~38 GB of dS at 128K do not push the Q and dO rows out of L2.
-      asm volatile("st.global.cs.b32 [%0], %1;\n" ::"l"(tile + at), "r"(a_ds[j / 2][2 * (j % 2) + h]) : "memory");
+      asm volatile("st.global.cs.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"l"(tile + at), "r"(a_ds[2 * c][h]),
+                   "r"(a_ds[2 * c][2 + h]), "r"(a_ds[2 * c + 1][h]), "r"(a_ds[2 * c + 1][2 + h])
+                   : "memory");
     }
   }
 }
