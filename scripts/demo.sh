@@ -3,8 +3,8 @@
 # (configs/demo.pbtxt: multi-document key-value retrieval, 8x compressed, a 2-layer model from scratch) under
 # `mpirun -np 2` with sequence parallelism (sp 2: each rank holds half of every sequence, the gist tree is
 # exchanged and unfolding is routed between the ranks), in two phases:
-#   1. 1-4 documents per example (64-256 context tokens), 1,200 steps;
-#   2. from phase 1's weights, 8-16 documents (up to 1,024 context tokens, 15 distractors), 350 steps;
+#   1. 1-4 documents per example (64-256 context tokens), 1,200 steps, the last 200 decaying the learning rate;
+#   2. from phase 1's weights, 8-16 documents (up to 1,024 context tokens, 15 distractors), 350 steps (a cosine);
 # then prints the three-mode eval table (full causal attention / gist-only / GSA selective unfolding) at 4 and 16
 # documents and draws the loss curve of both phases. About 8 minutes on 2 CPU cores.
 # Output: $GSA_DEMO_DIR (default runs/demo; a previous demo run there is replaced, any other folder refused): phase1/, phase2/ (metrics,
@@ -44,7 +44,8 @@ echo "demo: phase 1 of 2: 1-4 documents per example, 1,200 steps (mpirun -np 2, 
 echo "demo: phase 2 of 2: 8-16 documents (up to 1,024 context tokens), $phase2_steps steps from phase 1's weights"
 "${mpi[@]}" "$gsa" "${train[@]}" --init-from "$out/phase1" --output-dir "$out/phase2" "$@" \
   --set data.multi_doc.documents=16 --set data.multi_doc.min_documents=8 --set data.multi_doc.copy_fraction=0.25 \
-  --set train.batch_size=8 --set train.steps="$phase2_steps" --set train.warmup_steps=0 --set train.min_lr_ratio=0.05
+  --set train.batch_size=8 --set train.steps="$phase2_steps" --set train.warmup_steps=0 --set train.min_lr_ratio=0.05 \
+  --set train.decay_steps=0
 
 echo "demo: eval on held-out samples, 4 and 16 documents (15 distractors), three attention modes"
 "$gsa" eval --checkpoint "$out/phase2" --lengths 260,1028 --samples "$eval_samples" --threads 2 --json "$out/eval.json" \
