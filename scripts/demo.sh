@@ -45,7 +45,7 @@ echo "demo: phase 2 of 2: 8-16 documents (up to 1,024 context tokens), $phase2_s
 "${mpi[@]}" "$gsa" "${train[@]}" --init-from "$out/phase1" --output-dir "$out/phase2" "$@" \
   --set data.multi_doc.documents=16 --set data.multi_doc.min_documents=8 --set data.multi_doc.copy_fraction=0.25 \
   --set train.batch_size=8 --set train.steps="$phase2_steps" --set train.warmup_steps=0 --set train.min_lr_ratio=0.05 \
-  --set train.decay_steps=0
+  --set train.decay_fraction=1
 
 echo "demo: eval on held-out samples, 4 and 16 documents (15 distractors), three attention modes"
 "$gsa" eval --checkpoint "$out/phase2" --lengths 260,1028 --samples "$eval_samples" --threads 2 --json "$out/eval.json" \

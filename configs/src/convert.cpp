@@ -133,7 +133,7 @@ TrainOptions from_proto(const pc::TrainConfig& t) {
   o.lr = t.lr();
   o.min_lr_ratio = t.min_lr_ratio();
   o.warmup_steps = t.warmup_steps();
-  o.decay_steps = t.decay_steps();
+  o.decay_fraction = t.decay_fraction();
   o.weight_decay = t.weight_decay();
   o.beta1 = t.beta1();
   o.beta2 = t.beta2();
@@ -157,7 +157,7 @@ void to_proto(const TrainOptions& o, pc::TrainConfig* t) {
   t->set_lr(o.lr);
   t->set_min_lr_ratio(o.min_lr_ratio);
   t->set_warmup_steps(o.warmup_steps);
-  t->set_decay_steps(o.decay_steps);
+  t->set_decay_fraction(o.decay_fraction);
   t->set_weight_decay(o.weight_decay);
   t->set_beta1(o.beta1);
   t->set_beta2(o.beta2);

@@ -1,6 +1,5 @@
 #include "validate.h"
 
-#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -168,14 +167,7 @@ void check_train(const TrainOptions& t, Checker& c) {
   c.positive("train.lr", t.lr);
   c.unit_interval("train.min_lr_ratio", t.min_lr_ratio, /*hi_open=*/false);
   c.at_least("train.warmup_steps", t.warmup_steps, 0);
-  c.at_least("train.decay_steps", t.decay_steps, 0);
-  if (t.decay_steps > 0 && t.steps >= 1 && t.warmup_steps >= 0 && t.decay_steps > t.steps - t.warmup_steps) {
-    c.fail({"train.decay_steps", "train.steps", "train.warmup_steps"},
-           "train.decay_steps = " + std::to_string(t.decay_steps) + " is more than the " +
-               std::to_string(std::max<int64_t>(0, t.steps - t.warmup_steps)) +
-               " steps after the warmup (train.steps = " + std::to_string(t.steps) +
-               ", train.warmup_steps = " + std::to_string(t.warmup_steps) + ")");
-  }
+  c.unit_interval("train.decay_fraction", t.decay_fraction, /*hi_open=*/false);
   c.non_negative("train.weight_decay", t.weight_decay);
   c.unit_interval("train.beta1", t.beta1, /*hi_open=*/true);
   c.unit_interval("train.beta2", t.beta2, /*hi_open=*/true);

@@ -11,7 +11,7 @@ status=0
 fail() { echo "FAIL: $*"; status=1; }
 
 GSA_DEMO_DIR="$dir/demo" GSA_DEMO_PHASE2_STEPS=4 GSA_DEMO_EVAL_SAMPLES=6 \
-  timeout 600 bash "$repo/scripts/demo.sh" --set train.steps=6 --set train.warmup_steps=2 --set train.decay_steps=2 --set train.log_every=1 >"$dir/log" 2>&1 \
+  timeout 600 bash "$repo/scripts/demo.sh" --set train.steps=6 --set train.log_every=1 >"$dir/log" 2>&1 \
   || { tail -40 "$dir/log"; fail "scripts/demo.sh failed"; exit 1; }
 out="$dir/demo"
 grep -q "2 ranks: dp 1 x sp 2" "$dir/log" || fail "the training did not run as sp 2 over 2 ranks"

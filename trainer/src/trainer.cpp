@@ -73,7 +73,7 @@ Trainer::Trainer(const GsaOptions& options, at::Device device, const ProcessGrou
                                         static_cast<uint64_t>(options.train.seed) + 0x5eed)
                      : nullptr),
       schedule_{options.train.lr, options.train.min_lr_ratio, options.train.warmup_steps, options.train.steps,
-                options.train.decay_steps} {
+                options.train.decay_fraction} {
   const int64_t micro_rows = options.train.batch_size / options.train.grad_accumulation;
   GSA_CHECK(micro_rows % groups_->mesh.dp == 0, "train.batch_size / train.grad_accumulation = ", micro_rows,
             " rows per micro-batch must be a multiple of dp ", groups_->mesh.dp,

@@ -70,7 +70,7 @@ void expect_options_eq(const GsaOptions& a, const GsaOptions& b) {
   EXPECT_EQ(a.train.lr, b.train.lr);
   EXPECT_EQ(a.train.min_lr_ratio, b.train.min_lr_ratio);
   EXPECT_EQ(a.train.warmup_steps, b.train.warmup_steps);
-  EXPECT_EQ(a.train.decay_steps, b.train.decay_steps);
+  EXPECT_EQ(a.train.decay_fraction, b.train.decay_fraction);
   EXPECT_EQ(a.train.weight_decay, b.train.weight_decay);
   EXPECT_EQ(a.train.beta1, b.train.beta1);
   EXPECT_EQ(a.train.beta2, b.train.beta2);
@@ -321,6 +321,9 @@ TEST_F(ConfigLoaderTest, OutOfRangeNamesFieldAndLine) {
   EXPECT_NE(error_loading("beta.pbtxt", "train {\n  beta2: 1.0\n}\n")
                 .find("beta.pbtxt:2:3: train.beta2 = 1 is out of range ([0, 1))"),
             std::string::npos);
+  EXPECT_NE(error_loading("decay.pbtxt", "train { decay_fraction: 1.5 }\n")
+                .find("decay.pbtxt:1:9: train.decay_fraction = 1.5 is out of range ([0, 1])"),
+            std::string::npos);
   EXPECT_NE(error_loading("lr.pbtxt", "train { lr: 0 }\n").find("lr.pbtxt:1:9: train.lr = 0 is out of range (> 0)"),
             std::string::npos);
   EXPECT_NE(error_loading("vocab.pbtxt", "model { vocab_size: 262 }\n")
@@ -357,25 +360,6 @@ TEST_F(ConfigLoaderTest, CrossFieldErrorNamesBothFields) {
               load_config_file(path, {"model.num_kv_heads=3"});
             }).rfind("--set model.num_kv_heads=3: model.num_heads = 8 is not a multiple of model.num_kv_heads = 3", 0),
             0u);
-}
-
-TEST_F(ConfigLoaderTest, DecayLongerThanTheStepsAfterWarmupIsRefused) {
-  // 100 steps, 20 of warmup: at most 80 decay steps.
-  const std::string message =
-      error_loading("decay.pbtxt", "train {\n  steps: 100\n  warmup_steps: 20\n  decay_steps: 81\n}\n");
-  EXPECT_NE(message.find("decay.pbtxt:4:3: train.decay_steps = 81 is more than the 80 steps after the warmup "
-                         "(train.steps = 100, train.warmup_steps = 20)"),
-            std::string::npos)
-      << message;
-  EXPECT_NE(error_loading("negative.pbtxt", "train { decay_steps: -1 }\n")
-                .find("train.decay_steps = -1 is out of range (>= 0)"),
-            std::string::npos);
-  const std::string path = write("decay_ok.pbtxt", "train {\n  steps: 100\n  warmup_steps: 20\n}\n");
-  EXPECT_EQ(load_config_file(path, {"train.decay_steps=80"}).train.decay_steps, 80);
-  const std::string shorter =
-      error_of([&] { load_config_file(path, {"train.steps=90", "train.decay_steps=80"}); });
-  EXPECT_NE(shorter.find("train.decay_steps = 80 is more than the 70 steps after the warmup"), std::string::npos)
-      << shorter;
 }
 
 TEST_F(ConfigLoaderTest, HuggingFaceModelFieldsAreChecked) {
@@ -657,7 +641,7 @@ TEST_F(ConfigLoaderTest, OptionsToTextRoundTrips) {
   original.train.activation_checkpointing = true;
   original.model.dtype = DType::kBFloat16;
   original.train.master_weights = DType::kBFloat16;  // pure bf16: not the default, so the round trip shows it
-  original.train.decay_steps = 7;
+  original.train.decay_fraction = 1.0 / 6.0;
   const std::string text = options_to_text(original);
   expect_options_eq(load_config_text(text, "roundtrip.pbtxt"), original);
   // Text -> options -> text is stable too.

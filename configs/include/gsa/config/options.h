@@ -98,8 +98,8 @@ struct TrainOptions {
   double lr = 3e-3;             // > 0; peak AdamW learning rate
   double min_lr_ratio = 0.1;    // [0, 1]; cosine decays to lr * min_lr_ratio
   int64_t warmup_steps = 20;    // >= 0
-  int64_t decay_steps = 0;      // [0, steps - warmup_steps]; 0 = cosine over every step after warmup, N = the
-                                // peak held until the last N steps, then the cosine (warmup-stable-decay)
+  double decay_fraction = 1.0;  // [0, 1]; the cosine over this share of the steps after warmup, at the end; the
+                                // peak held before it (warmup-stable-decay)
   double weight_decay = 0.0;    // >= 0
   double beta1 = 0.9;           // [0, 1)
   double beta2 = 0.98;          // [0, 1)
