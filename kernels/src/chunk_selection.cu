@@ -22,6 +22,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
+#include <utility>
 
 #include "dispatch.cuh"
 #include "pdl.cuh"
@@ -630,24 +632,32 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
         return l < top && level_select != 0 && p.candidates[l] < kLevelMaxPairs &&
                (p.candidates[l] > kDescentMaxPairs / g.value || per_head(l));
       };
-      // The top level joins the launch of the level-selected levels below it (kTopJoinPairs) when they all fit
-      // kNarrowPairs: that launch takes levels top .. join_low.
-      int join_low = top, join_widest = 0;
-      while (join_low > last_alone && level_selects(join_low - 1)) {
-        join_widest = std::max(join_widest, p.candidates[--join_low]);
+      // The run of level-selected levels from l down that one level_select_kernel launch takes (one level with
+      // level_select 2): its lowest level and its widest level's candidates a head (a head's pairs).
+      auto level_run = [&](int l) {
+        int low = l, widest = p.candidates[l];
+        while (level_select != 2 && low > last_alone && level_selects(low - 1)) {
+          widest = std::max(widest, p.candidates[--low]);
+        }
+        return std::make_pair(low, widest);
+      };
+      // The top level joins the launch of the run below it (kTopJoinPairs) when that run fits kNarrowPairs: one
+      // launch takes levels top .. join_low.
+      int join_low = top;
+      if (top_joins && level_select == 1 && top > last_alone && level_selects(top - 1) && p.top_slices == 1 &&
+          p.candidates[top] <= kTopJoinPairs) {
+        const auto [low, widest] = level_run(top - 1);
+        if (widest <= kNarrowPairs) join_low = low;
       }
-      const bool top_joined = top_joins && level_select == 1 && join_low < top && join_widest <= kNarrowPairs &&
-                              p.top_slices == 1 && p.candidates[top] <= kTopJoinPairs;
+      const bool top_joined = join_low < top;
       if (top_joined) {
         launch(level_select_kernel<T, dim.value, kNarrowPairs, kTopJoinPairs>, dim3(p.num_queries * p.q_heads),
                kDescentThreads, top, join_low);
       }
       for (int l = top_joined ? join_low - 1 : top; l >= last_alone; --l) {
         if (level_selects(l)) {
-          int low = l, widest = p.candidates[l];  // a head's pairs: its candidates
-          while (level_select != 2 && low > last_alone && level_selects(low - 1)) {
-            widest = std::max(widest, p.candidates[--low]);
-          }
+          int low, widest;
+          std::tie(low, widest) = level_run(l);
           with_pair_capacity<kLevelMaxPairs>(widest, [&](auto mp) {
             launch(level_select_kernel<T, dim.value, mp.value, 0>, dim3(p.num_queries * p.q_heads), kDescentThreads, l,
                    low);
