@@ -144,7 +144,7 @@ __global__ void __launch_bounds__(kDsThreads, 2) dq_ds_sm90_kernel(const __grid_
     consume<T, D>(p, smem, c, rows, count, int(threadIdx.x) - kWarpgroupThreads);
   }
 #else
-  __trap();  // not built for sm_90a: sparse_attention_backward_stores_ds() is false in such a build
+  __trap();  // not built for sm_90a: sparse_attention_backward_stored_ds() is kNever in such a build
 #endif
 }
 

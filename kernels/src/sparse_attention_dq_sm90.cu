@@ -113,16 +113,21 @@ Status launch(const SparseAttentionParams& p, cudaStream_t stream) {
 
 }  // namespace
 
-// GSA_SM90_DQ (read once): 0 the mma.sync query pass, 2 the stored-dS pass where the Hopper key pass runs (this
-// kernel where no ds workspace is given), unset or any other value this kernel.
+// GSA_SM90_DQ (read once): 0 the mma.sync query pass; 1 this kernel; 2 the stored-dS pass where the Hopper key pass
+// runs; unset (-1) the stored-dS pass for small plans, this kernel otherwise. This kernel runs wherever no ds
+// workspace is given; other values read as 1.
 int dq_sm90_mode() {
-  static const int mode = env_int("GSA_SM90_DQ", 1);
+  static const int mode = env_int("GSA_SM90_DQ", -1);
   return mode;
 }
 
 bool dq_sm90_enabled() { return dq_sm90_mode() != 0 && hopper_kernels_available(); }
 
-bool dq_stored_ds_enabled() { return dq_sm90_mode() == 2 && key_pass_sm90_enabled(); }
+StoredDs dq_stored_ds_mode() {
+  if (!key_pass_sm90_enabled()) return StoredDs::kNever;
+  const int mode = dq_sm90_mode();
+  return mode == -1 ? StoredDs::kSmallPlans : mode == 2 ? StoredDs::kAlways : StoredDs::kNever;
+}
 
 Status launch_dq_sm90(const SparseAttentionParams& p, void* stream) {
   return with_type_and_dim(p, [&](auto type, auto dim) {

@@ -325,7 +325,7 @@ Status run_backward(const SparseAttentionParams& p, cudaStream_t stream) {
   if (cudaGetLastError() != cudaSuccess) return Status::kCudaError;
   const bool fused_dq = p.dq_accum != nullptr && sparse_attention_backward_fuses_dq();
   // Stored dS: the Hopper key pass stores each pair's dS and the stored-dS pass takes dq from it after the key pass.
-  const bool stored_ds = p.ds != nullptr && sparse_attention_backward_stores_ds();
+  const bool stored_ds = p.ds != nullptr && sparse_attention_backward_stored_ds() != StoredDs::kNever;
   if (fused_dq) {
     if (cudaMemsetAsync(p.dq_accum, 0, size_t(q_rows) * D * sizeof(float), stream) != cudaSuccess) {
       return Status::kCudaError;
@@ -377,7 +377,7 @@ Status run_backward(const SparseAttentionParams& p, cudaStream_t stream) {
 // The Hopper key pass leaves dq to the query-block pass.
 bool sparse_attention_backward_fuses_dq() { return !detail::key_pass_sm90_enabled(); }
 
-bool sparse_attention_backward_stores_ds() { return detail::dq_stored_ds_enabled(); }
+StoredDs sparse_attention_backward_stored_ds() { return detail::dq_stored_ds_mode(); }
 
 Status sparse_attention_backward_cuda(const SparseAttentionParams& params, void* stream) {
   const Status status = detail::check_sparse_attention_params(params, /*backward=*/true);

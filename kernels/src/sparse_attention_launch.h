@@ -75,9 +75,10 @@ bool dq_sm90_enabled();
 // dq (as T, times the scale) by the Hopper dq pass; lse and delta must be filled.
 Status launch_dq_sm90(const SparseAttentionParams& p, void* stream);
 
-// Whether the backward takes dq from stored dS tiles (sparse_attention_dq_ds_sm90.cu) when given a ds workspace:
-// GSA_SM90_DQ=2 (read once) where key_pass_sm90_enabled().
-bool dq_stored_ds_enabled();
+// When the backward takes dq from stored dS tiles (sparse_attention_dq_ds_sm90.cu) given a ds workspace, where
+// key_pass_sm90_enabled(): GSA_SM90_DQ (read once) unset kSmallPlans, 2 kAlways, else kNever
+// (sparse_attention_backward_stored_ds's contract).
+StoredDs dq_stored_ds_mode();
 // dq (as T, times the scale) from the dS tiles the Hopper key pass stored in p.ds; run after it.
 Status launch_dq_ds_sm90(const SparseAttentionParams& p, void* stream);
 

@@ -142,18 +142,24 @@ class SparseAttentionFunction : public torch::autograd::Function<SparseAttention
     const bool fused_dq = on_cuda && !tiles.deterministic && key_tiles_per_block <= kFusedDqMaxKeyTiles &&
                           kernels::sparse_attention_backward_fuses_dq();
     at::Tensor dq_accum = fused_dq ? at::empty({q.size(0), q.size(1), q.size(2), q.size(3)}, fp32) : at::Tensor();
-    // Stored dS (GSA_SM90_DQ=2 on Hopper): a dS tile of kTileKeys x kTileRows per visited pair and KV head (38 GB at
-    // 128K tokens with 8 KV heads); where it does not fit, dq comes from the query-block pass as without it. Decided
-    // from the memory left (with room for the rest of the step), not by meeting out-of-memory: the allocator would
-    // empty its cache first, every layer.
+    // Stored dS (Hopper): a dS tile of kTileKeys x kTileRows per visited pair and KV head (38 GB at 128K tokens with
+    // 8 KV heads). By default only for small plans: while the workspace stays in L2 its stores cost the key pass less
+    // than the query-block pass's recomputation of Q K^T and dO V^T saves; past that they wait on DRAM and cost more
+    // (docs/PERFORMANCE.md, thirty-first to thirty-third sessions). GSA_SM90_DQ=2 takes it at any size. Where it
+    // does not fit, dq comes from the query-block pass as without it -- decided from the memory left (with room for
+    // the rest of the step), not by meeting out-of-memory: the allocator would empty its cache first, every layer.
+    constexpr int64_t kStoredDsSmallPlanBytes = int64_t(96) << 20;
     constexpr int64_t kStoredDsHeadroom = int64_t(2) << 30;
+    const kernels::StoredDs stored_ds =
+        on_cuda ? kernels::sparse_attention_backward_stored_ds() : kernels::StoredDs::kNever;
     at::Tensor ds;
-    if (on_cuda && kernels::sparse_attention_backward_stores_ds() && tiles.query_tile_key_tiles.numel() > 0) {
+    if (stored_ds != kernels::StoredDs::kNever && tiles.query_tile_key_tiles.numel() > 0) {
       const std::vector<int64_t> ds_shape{k.size(1), tiles.query_tile_key_tiles.numel(),
                                           kernels::kTileKeys * kernels::kTileRows};
       const int64_t ds_bytes = ds_shape[0] * ds_shape[1] * ds_shape[2] * q.element_size();
-      const int64_t available = MemoryTracker::available_bytes(q.device());
-      if (available < 0 || ds_bytes + kStoredDsHeadroom <= available) {
+      const bool wanted = stored_ds == kernels::StoredDs::kAlways || ds_bytes <= kStoredDsSmallPlanBytes;
+      const int64_t available = wanted ? MemoryTracker::available_bytes(q.device()) : 0;
+      if (wanted && (available < 0 || ds_bytes + kStoredDsHeadroom <= available)) {
         try {
           ds = at::empty(ds_shape, q.options());
         } catch (const c10::OutOfMemoryError&) {  // reserved bytes too fragmented after all

@@ -6,6 +6,6 @@ namespace gsa::kernels {
 Status sparse_attention_forward_cuda(const SparseAttentionParams&, void*) { return Status::kNoCuda; }
 Status sparse_attention_backward_cuda(const SparseAttentionParams&, void*) { return Status::kNoCuda; }
 bool sparse_attention_backward_fuses_dq() { return false; }
-bool sparse_attention_backward_stores_ds() { return false; }
+StoredDs sparse_attention_backward_stored_ds() { return StoredDs::kNever; }
 
 }  // namespace gsa::kernels

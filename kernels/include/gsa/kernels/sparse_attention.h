@@ -23,9 +23,9 @@
 // second time); with dq_accum given, accumulated by the key-tile pass itself (dS K, atomic adds into the fp32
 // workspace: one pass over the tiles fewer, not bitwise reproducible) and converted at the end -- only where
 // sparse_attention_backward_fuses_dq(); elsewhere dq_accum is not read. With a ds workspace (only where
-// sparse_attention_backward_stores_ds()), the key-tile pass stores each visited pair's dS (as T, 8 KiB) and a query-
-// tile pass takes dq = scale * sum dS K from it (deterministic; one product a pair where the query-block pass has
-// three).
+// sparse_attention_backward_stored_ds() allows), the key-tile pass stores each visited pair's dS (as T, 8 KiB)
+// and a query-tile pass takes dq = scale * sum dS K from it (deterministic; one product a pair where the
+// query-block pass has three).
 // Tensors: q, out, d_out, dq [B, Hq, Tq, D]; k, v, dk, dv [B, Hkv, kv_rows, D]; last dim contiguous, strides in
 // elements, every row 16-byte aligned (the kernels move 16 bytes a thread); lse, d_lse, delta [B, Hq, Tq]
 // contiguous fp32. Query rows hold positions [q_begin, q_begin + Tq).
@@ -142,8 +142,8 @@ struct SparseAttentionParams {
   float* dv_accum = nullptr;
   float* dq_accum = nullptr;         // optional [B, Hq, Tq, D] fp32 workspace, contiguous (see the contract)
   // Optional [Hkv, num_tile_pairs, kTileKeys * kTileRows] workspace of T, only where
-  // sparse_attention_backward_stores_ds(): the key pass stores every visited pair's dS there and dq is one product a
-  // pair, dS K, instead of the query-block pass's recomputation (see the contract).
+  // sparse_attention_backward_stored_ds() allows: the key pass stores every visited pair's dS there and dq is one
+  // product a pair, dS K, instead of the query-block pass's recomputation (see the contract).
   void* ds = nullptr;
 };
 
@@ -153,10 +153,15 @@ Status sparse_attention_backward_cuda(const SparseAttentionParams& params, void*
 // Whether sparse_attention_backward_cuda would use a dq_accum workspace: false where the Hopper key pass runs
 // (it leaves dq to the dq pass) and in a build without CUDA, so callers allocate the workspace only when true.
 bool sparse_attention_backward_fuses_dq();
-// Whether sparse_attention_backward_cuda would use a ds workspace (GSA_SM90_DQ=2 where the Hopper key pass runs; false
-// without CUDA), so callers allocate it (kv_heads x num_tile_pairs x 8 KiB: 38 GB at 128K tokens, 8 KV heads) only
-// then. With ds null it takes dq from the query-block pass.
-bool sparse_attention_backward_stores_ds();
+// When sparse_attention_backward_cuda takes dq from stored dS tiles, i.e. uses a ds workspace (kv_heads x
+// num_tile_pairs x 8 KiB: 38 GB at 128K tokens, 8 KV heads), so callers allocate it only then. With ds null it takes
+// dq from the query-block pass.
+//   kNever:       no Hopper key pass (other GPUs, a build without CUDA), or GSA_SM90_DQ=0 or 1.
+//   kSmallPlans:  GSA_SM90_DQ unset: the caller gives a workspace only when it is small (sparse_attention.cpp: while
+//                 it stays in L2, storing dS costs less than the query-block pass's recomputation).
+//   kAlways:      GSA_SM90_DQ=2: wherever the workspace fits in memory.
+enum class StoredDs { kNever, kSmallPlans, kAlways };
+StoredDs sparse_attention_backward_stored_ds();
 
 // CPU reference twins over host pointers, same plan walk, float64 accumulation; the fp32 workspaces and ds are unused.
 Status sparse_attention_forward_reference(const SparseAttentionParams& params);
