@@ -142,8 +142,8 @@ int run_bench_kernels(const Args& args) {
   std::printf("gsa bench kernels: %s, Hq %lld / Hkv %lld, D %lld, c0 %lld, levels %lld, sink %lld, N %lld\n",
               dtype_name.c_str(), (long long)hq, (long long)hkv, (long long)d, (long long)gist.chunk,
               (long long)gist.levels, (long long)gist.sink, (long long)gist.prev_chunks);
-  std::printf("%10s %10s %9s %10s %10s %10s %12s %10s %8s %7s %7s %6s\n", "N", "T", "plan_ms", "fwd_ms", "fwd_TF/s",
-              "fwdbwd_ms", "fwdbwd_TF/s", "useful", "keys/q", "fwd%", "fb%", "item");
+  std::printf("%10s %10s %9s %10s %10s %10s %12s %10s %8s %7s %7s %6s %7s\n", "N", "T", "plan_ms", "fwd_ms",
+              "fwd_TF/s", "fwdbwd_ms", "fwdbwd_TF/s", "useful", "keys/q", "fwd%", "fb%", "item", "dS_MiB");
   for (int64_t n : tokens) {
     GSA_CHECK(n > kSuffixTokens + gist.sink, "gsa bench kernels: --tokens ", n, " too short");
     Document doc;
@@ -181,11 +181,14 @@ int run_bench_kernels(const Args& args) {
     }
     const double fwd_tflops = fwd_flops / fwd_ms * 1e-9, fb_tflops = backward ? 3.5 * fwd_flops / fb_ms * 1e-9 : 0.0;
     // fwd% and fb%: the useful TFLOP/s as a share of --peak-tflops; item: the query tiles a backward work item holds
-    // at most (tile_plan.h; 0: a key tile's whole list).
-    std::printf("%10lld %10lld %9.1f %10.3f %10.1f %10.3f %12.1f %9.0f%% %8.0f %6.0f%% %6.0f%% %6lld\n", (long long)n,
-                (long long)T, plan_ms, fwd_ms, fwd_tflops, fb_ms, fb_tflops, 100.0 * pairs * hq / visited, pairs / T,
-                100.0 * fwd_tflops / peak_tflops, 100.0 * fb_tflops / peak_tflops,
-                (long long)tiles->backward_item_tiles);
+    // at most (tile_plan.h; 0: a key tile's whole list); dS_MiB: the stored-dS workspace the plan would take
+    // (sparse_attention.cpp: the default stores dS up to 96 MiB, GSA_SM90_DQ=2 at any size).
+    const double ds_mib = double(hkv) * double(tiles->query_tile_key_tiles.numel()) * kernels::kTileKeys *
+                          kernels::kTileRows * q.element_size() / double(1 << 20);
+    std::printf("%10lld %10lld %9.1f %10.3f %10.1f %10.3f %12.1f %9.0f%% %8.0f %6.0f%% %6.0f%% %6lld %7.0f\n",
+                (long long)n, (long long)T, plan_ms, fwd_ms, fwd_tflops, fb_ms, fb_tflops, 100.0 * pairs * hq / visited,
+                pairs / T, 100.0 * fwd_tflops / peak_tflops, 100.0 * fb_tflops / peak_tflops,
+                (long long)tiles->backward_item_tiles, ds_mib);
     std::fflush(stdout);
   }
   return 0;
