@@ -10,8 +10,8 @@
 # one call and =bench, then =peers, after it until a call shows the whole fits. GSA_CHECK_PARTS=compare runs only the
 # rows of PERFORMANCE.md's summary table with their peers (the default prefill bench, the decode layer benches, the
 # batched decode peer and the prefill peers; ~5 min with `gsa` built). GSA_CHECK_PARTS=stored-ds: dq from stored dS
-# tiles (GSA_SM90_DQ=2, thirty-first session, not yet run on a GPU) -- the float64 oracle under it with each key-pass
-# schedule, memcheck, test_memory_tracker (MemoryTracker::available_bytes, which decides whether its workspace is
+# tiles at every size (GSA_SM90_DQ=2; the default takes them for small plans only) -- the float64 oracle under it
+# with each key-pass schedule, memcheck, test_memory_tracker (MemoryTracker::available_bytes, which decides whether its workspace is
 # allocated), then the prefill bench with and without it in turn, twice. Without the tests or stored-ds part only
 # `gsa` is built. Logs go to $OUT (packed, see gpu_env.sh) or ./gpu-logs.
 set -uo pipefail

@@ -157,8 +157,8 @@ bool sparse_attention_backward_fuses_dq();
 // num_tile_pairs x 8 KiB: 38 GB at 128K tokens, 8 KV heads), so callers allocate it only then. With ds null it takes
 // dq from the query-block pass.
 //   kNever:       no Hopper key pass (other GPUs, a build without CUDA), or GSA_SM90_DQ=0 or 1.
-//   kSmallPlans:  GSA_SM90_DQ unset: the caller gives a workspace only when it is small (sparse_attention.cpp: while
-//                 it stays in L2, storing dS costs less than the query-block pass's recomputation).
+//   kSmallPlans:  GSA_SM90_DQ unset: the caller gives a workspace only up to a size (sparse_attention.cpp: where
+//                 storing dS was measured to cost less than the query-block pass's recomputation).
 //   kAlways:      GSA_SM90_DQ=2: wherever the workspace fits in memory.
 enum class StoredDs { kNever, kSmallPlans, kAlways };
 StoredDs sparse_attention_backward_stored_ds();
