@@ -182,8 +182,8 @@ int run_bench_kernels(const Args& args) {
     const double fwd_tflops = fwd_flops / fwd_ms * 1e-9, fb_tflops = backward ? 3.5 * fwd_flops / fb_ms * 1e-9 : 0.0;
     // fwd% and fb%: the useful TFLOP/s as a share of --peak-tflops; item: the query tiles a backward work item holds
     // at most (tile_plan.h; 0: a key tile's whole list); dS_MiB: the stored-dS workspace the plan would take
-    // (sparse_attention.cpp: the default stores dS up to 1 GiB at head dim 128, 4 GiB at 64; GSA_SM90_DQ=2 at any
-    // size).
+    // (sparse_attention.cpp: the default stores dS up to 2 GiB at head dim 128, 16 GiB at 64; GSA_SM90_DQ=2 at
+    // any size).
     const double ds_mib = double(hkv) * double(tiles->query_tile_key_tiles.numel()) * kernels::kTileKeys *
                           kernels::kTileRows * q.element_size() / double(1 << 20);
     std::printf("%10lld %10lld %9.1f %10.3f %10.1f %10.3f %12.1f %9.0f%% %8.0f %6.0f%% %6.0f%% %6lld %7.0f\n",

@@ -144,14 +144,15 @@ class SparseAttentionFunction : public torch::autograd::Function<SparseAttention
     at::Tensor dq_accum = fused_dq ? at::empty({q.size(0), q.size(1), q.size(2), q.size(3)}, fp32) : at::Tensor();
     // Stored dS (Hopper): a dS tile of kTileKeys x kTileRows per visited pair and KV head (38 GB at 128K tokens with
     // 8 KV heads). It saves the query-block pass's recomputation of Q K^T and dO V^T (work that grows with the head
-    // dim) for stores of a fixed 8 KiB a pair, which slow the key pass more as the workspace grows. Measured on an
-    // H100 (thirty-third session, forward+backward, GSA_SM90_DQ=2 against =1): head dim 128 8% faster at 4K-8K, 4% at
-    // 16K (680 MiB), even at 24K (1.4 GiB), 2-3% slower at 32K (2.4 GiB); head dim 64 8-10% faster up to 16K, 4% at
-    // 32K (2.4 GiB), 2-3.5% at 64K-128K -- not worth their 9-35 GiB. So by default up to 1 GiB at head dim 128 and
-    // 4 GiB at 64; GSA_SM90_DQ=2 takes it at any size. Where it does not fit, dq comes from the query-block pass as
-    // without it -- decided from the memory left (with room for the rest of the step), not by meeting out-of-memory:
-    // the allocator would empty its cache first, every layer.
-    const int64_t stored_ds_default_bytes = q.size(3) <= 64 ? int64_t(4) << 30 : int64_t(1) << 30;
+    // dim) for stores of a fixed 8 KiB a pair, which slow the key pass more as the workspace grows. Measured in the
+    // thirty-third session (forward+backward, GSA_SM90_DQ=2 against =1; docs/kernels-notes.md): head dim 128 7-8%
+    // faster at 4K-16K, at 24K (1.4 GiB) 2% on an H200 and even on an H100, at 32K (2.4 GiB) even on an H200 and 2-3%
+    // slower on an H100; head dim 64 8-10% faster up to 16K, 4-7% at 32K, 3.5-8% at 64K (9 GiB), 2-4% at 128K (35
+    // GiB, too much transient memory a layer for that). So by default up to 2 GiB at head dim 128 and 16 GiB at 64;
+    // GSA_SM90_DQ=2 takes it at any size. Where it does not fit, dq comes from the query-block pass as without it --
+    // decided from the memory left (with room for the rest of the step), not by meeting out-of-memory: the allocator
+    // would empty its cache first, every layer.
+    const int64_t stored_ds_default_bytes = q.size(3) <= 64 ? int64_t(16) << 30 : int64_t(2) << 30;
     constexpr int64_t kStoredDsHeadroom = int64_t(2) << 30;
     const kernels::StoredDs stored_ds =
         on_cuda ? kernels::sparse_attention_backward_stored_ds() : kernels::StoredDs::kNever;
