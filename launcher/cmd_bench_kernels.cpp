@@ -184,8 +184,7 @@ int run_bench_kernels(const Args& args) {
     // at most (tile_plan.h; 0: a key tile's whole list); dS_MiB: the stored-dS workspace the plan would take
     // (sparse_attention.cpp: the default stores dS up to 2 GiB at head dim 128, 16 GiB at 64; GSA_SM90_DQ=2 at
     // any size).
-    const double ds_mib = double(hkv) * double(tiles->query_tile_key_tiles.numel()) * kernels::kTileKeys *
-                          kernels::kTileRows * q.element_size() / double(1 << 20);
+    const double ds_mib = double(stored_ds_workspace_bytes(*tiles, hkv, q.element_size())) / double(1 << 20);
     std::printf("%10lld %10lld %9.1f %10.3f %10.1f %10.3f %12.1f %9.0f%% %8.0f %6.0f%% %6.0f%% %6lld %7.0f\n",
                 (long long)n, (long long)T, plan_ms, fwd_ms, fwd_tflops, fb_ms, fb_tflops, 100.0 * pairs * hq / visited,
                 pairs / T, 100.0 * fwd_tflops / peak_tflops, 100.0 * fb_tflops / peak_tflops,

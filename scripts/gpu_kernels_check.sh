@@ -100,7 +100,10 @@ if [[ " $parts " == *" bench "* ]]; then
 fi
 if [[ " $parts " == *" stored-ds "* ]]; then
   {
-    gsa_oracle_specs | grep 'GSA_SM90_DQ=2'
+    for b in 1 2 3; do  # the oracle's sizes take stored dS by default; =2 as the bench below runs it
+      printf '%s\t%s\n' "test_sparse_attention_gpu GSA_SM90_DQ=2,GSA_SM90_BACKWARD=$b" \
+        "GSA_SM90_DQ=2 GSA_SM90_BACKWARD=$b timeout 300 ./build/tests/test_sparse_attention_gpu"
+    done
     gsa_test_specs test_memory_tracker  # available_bytes decides whether the workspace is allocated
     printf '%s\t%s\n' "memcheck test_sparse_attention_gpu GSA_SM90_DQ=2" \
       "GSA_SM90_DQ=2 timeout 300 compute-sanitizer --tool memcheck ./build/tests/test_sparse_attention_gpu --gtest_filter='*/2:*/5'"

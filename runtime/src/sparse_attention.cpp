@@ -156,16 +156,15 @@ class SparseAttentionFunction : public torch::autograd::Function<SparseAttention
     constexpr int64_t kStoredDsHeadroom = int64_t(2) << 30;
     const kernels::StoredDs stored_ds =
         on_cuda ? kernels::sparse_attention_backward_stored_ds() : kernels::StoredDs::kNever;
+    const int64_t ds_bytes = stored_ds_workspace_bytes(tiles, k.size(1), q.element_size());
     at::Tensor ds;
-    if (stored_ds != kernels::StoredDs::kNever && tiles.query_tile_key_tiles.numel() > 0) {
-      const std::vector<int64_t> ds_shape{k.size(1), tiles.query_tile_key_tiles.numel(),
-                                          kernels::kTileKeys * kernels::kTileRows};
-      const int64_t ds_bytes = ds_shape[0] * ds_shape[1] * ds_shape[2] * q.element_size();
-      const bool wanted = stored_ds == kernels::StoredDs::kAlways || ds_bytes <= stored_ds_default_bytes;
-      const int64_t available = wanted ? MemoryTracker::available_bytes(q.device()) : 0;
-      if (wanted && (available < 0 || ds_bytes + kStoredDsHeadroom <= available)) {
+    if (ds_bytes > 0 && (stored_ds == kernels::StoredDs::kAlways ||
+                         (stored_ds == kernels::StoredDs::kSmallPlans && ds_bytes <= stored_ds_default_bytes))) {
+      const int64_t available = MemoryTracker::available_bytes(q.device());
+      if (available < 0 || ds_bytes + kStoredDsHeadroom <= available) {
         try {
-          ds = at::empty(ds_shape, q.options());
+          ds = at::empty({k.size(1), tiles.query_tile_key_tiles.numel(), kernels::kTileKeys * kernels::kTileRows},
+                         q.options());
         } catch (const c10::OutOfMemoryError&) {  // reserved bytes too fragmented after all
           ds = at::Tensor();
         }
@@ -192,6 +191,10 @@ class SparseAttentionFunction : public torch::autograd::Function<SparseAttention
 };
 
 }  // namespace
+
+int64_t stored_ds_workspace_bytes(const TilePlan& tiles, int64_t kv_heads, int64_t element_size) {
+  return kv_heads * tiles.query_tile_key_tiles.numel() * kernels::kTileKeys * kernels::kTileRows * element_size;
+}
 
 std::string sparse_attention_unsupported(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
   if (q.dim() != 4 || k.dim() != 4 || v.dim() != 4) return "the kernels take [B, H, T, D] tensors";

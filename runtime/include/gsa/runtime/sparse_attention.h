@@ -25,6 +25,11 @@ struct SparseAttentionOutput {
 // Why these inputs cannot run on the kernels (dtype, head dim, group, device), or "" when they can.
 std::string sparse_attention_unsupported(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
 
+// Bytes of the stored-dS backward's workspace for this plan: one kTileKeys x kTileRows tile of element_size bytes
+// per (query tile, key tile) pair of the plan and KV head. The backward allocates it on Hopper where it is small
+// enough for the head dim (sparse_attention.cpp) or GSA_SM90_DQ=2 asks for it, and it fits.
+int64_t stored_ds_workspace_bytes(const TilePlan& tiles, int64_t kv_heads, int64_t element_size);
+
 // key_slot (optional, [B, >= T] int64, as KeyView::slot): k/v hold only some positions, key_slot[b, t] the row of
 // position t or -1; pairs with keys not held are left out. Undefined: k/v row t holds position t.
 SparseAttentionOutput sparse_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
