@@ -29,6 +29,7 @@
 #include "pdl.cuh"
 #include "row_team.cuh"
 #include "selection_union.cuh"
+#include "sparse_attention_device.cuh"  // mma_16816
 #include "top_k_select.cuh"
 
 #include "gsa/kernels/chunk_selection.h"
@@ -44,6 +45,7 @@ using detail::head_top_k;
 using detail::kSharedBitmapWords;
 using detail::launch_dependent;
 using detail::mark_choices;
+using detail::mma_16816;
 using detail::order_key;
 using detail::radix_top_k;
 using detail::team_sum;
@@ -377,6 +379,62 @@ __global__ void __launch_bounds__(kTopKThreads)
   radix_choose<kTopKThreads>(p, l, s, h, p.slice_scores + int64_t(qh) * n, n, sh, [&](int i) { return ids[i]; });
 }
 
+// This thread's words of head h's query as mma B fragments (mma_scores): elements 32 j + 8 (lane % 4) .. + 7.
+template <typename T, int D>
+__device__ __forceinline__ void load_query_words(const ChunkSelectionParams& p, int s, int h, uint4 (&words)[D / 32]) {
+  const T* q = static_cast<const T*>(p.q) + s * p.q_stride[0] + int64_t(h) * p.q_stride[1] + (threadIdx.x % 4) * 8;
+#pragma unroll
+  for (int j = 0; j < D / 32; ++j) words[j] = *reinterpret_cast<const uint4*>(q + 32 * j);
+}
+
+// One head's dots with its C candidates' key rows (key_row[c] into k, -1: none) into score[c] (left as it is for
+// none), by the CTA's NT / 32 warps on the tensor cores: warp w takes the tiles of 16 candidates w, w + NT / 32, ...,
+// each an mma.sync m16n8k16 chain with the tile's key rows as A and the query (words, load_query_words) as every
+// column of B, in skinny_gemm.cu's fragment order -- a lane's 16-byte load at element 32 j + 8 (lane % 4) of rows
+// lane / 4 and lane / 4 + 8 is its A fragment of two mmas as it comes, so every column of C holds the tile's 16
+// dots. A round's loads (16 of 16 bytes a lane) go out together from clamped rows before its first mma. Against
+// the team dots (D / 8 lanes a row, 8 products a lane, a shuffle sum): ~25 instructions a warp for 16 candidates
+// where the teams took ~120 -- the joined top level's 1,024 candidates were a quarter of level_select_kernel's
+// instructions. The sums run in the tensor cores' order: the same products, fp32 accumulators.
+template <typename T, int D, int NT>
+__device__ __forceinline__ void mma_scores(const T* k, int64_t row_stride, const int32_t* key_row, float* score,
+                                           int C, const uint4 (&words)[D / 32]) {
+  constexpr int kSteps = D / 32, kWarps = NT / 32, kRoundTiles = 8 / kSteps;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, quad = lane % 4;
+  const int tiles = (C + 15) / 16;
+  for (int first = warp; first < tiles; first += kWarps * kRoundTiles) {
+    const int n = min(kRoundTiles, (tiles - first + kWarps - 1) / kWarps);  // this warp's tiles this round
+    uint4 lo[kRoundTiles][kSteps], hi[kRoundTiles][kSteps];
+#pragma unroll
+    for (int i = 0; i < kRoundTiles; ++i) {
+      if (i == n) break;
+      const int c = (first + i * kWarps) * 16 + g;
+      const int64_t r_lo = c < C ? max(key_row[c], 0) : 0, r_hi = c + 8 < C ? max(key_row[c + 8], 0) : 0;
+      const T* a_lo = k + r_lo * row_stride + quad * 8;
+      const T* a_hi = k + r_hi * row_stride + quad * 8;
+#pragma unroll
+      for (int j = 0; j < kSteps; ++j) {
+        lo[i][j] = __ldg(reinterpret_cast<const uint4*>(a_lo + 32 * j));
+        hi[i][j] = __ldg(reinterpret_cast<const uint4*>(a_hi + 32 * j));
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < kRoundTiles; ++i) {
+      if (i == n) break;
+      float acc[4] = {0.f, 0.f, 0.f, 0.f};  // C fragment: rows g and g + 8 (columns 2 quad, 2 quad + 1: equal)
+#pragma unroll
+      for (int j = 0; j < kSteps; ++j) {
+        const uint32_t a0[4] = {lo[i][j].x, hi[i][j].x, lo[i][j].y, hi[i][j].y};  // k-slots of words 0-1
+        const uint32_t a1[4] = {lo[i][j].z, hi[i][j].z, lo[i][j].w, hi[i][j].w};  // k-slots of words 2-3
+        mma_16816<T>(acc, a0, words[j].x, words[j].y);
+        mma_16816<T>(acc, a1, words[j].z, words[j].w);
+      }
+      const int c = (first + i * kWarps) * 16 + g + (quad == 1 ? 8 : 0);  // quad 0 writes row g, quad 1 row g + 8
+      if (quad < 2 && c < C && key_row[c] >= 0) score[c] = quad == 0 ? acc[0] : acc[2];
+    }
+  }
+}
+
 // Shared memory of a CTA of NT threads that scores and selects up to MP (head, candidate) pairs of one level
 // (pair = head * C + candidate): each pair's gist index, key row and score, and the heads' selects (head_top_k,
 // MP / NT candidates a thread: the head's NT / G threads cover its C <= MP / G candidates).
@@ -403,7 +461,7 @@ struct LevelShared {
 //    comparisons a thread, ~5 us a level at C = 132 on an H200; a bitonic sort ~10 us).
 template <typename T, int D, int G, int NT, int MP, int kIters = 12>
 __device__ void descend_level(const ChunkSelectionParams& p, int l, int s, int kv, int head0, const float (&qh)[8],
-                              LevelShared<NT, MP>& sh) {
+                              const uint4 (&query_words)[D / 32], bool mma, LevelShared<NT, MP>& sh) {
   constexpr int kChains = MP / NT;
   constexpr int kTeam = D / 8, kHeadTeams = NT / kTeam / G;
   static_assert(kHeadTeams >= 1 && kHeadTeams * kTeam * G == NT, "whole teams a head");
@@ -438,29 +496,34 @@ __device__ void descend_level(const ChunkSelectionParams& p, int l, int s, int k
   const int h = team / kHeadTeams, first = team % kHeadTeams;  // this team's head, its first candidate
   const int32_t* key_row = sh.key_row + h * C;
   float* score = sh.score + h * C;
-  const T* k = p.k.head<const T>(static_cast<int>(row), kv, p.kv_heads) + lane * 8;
-  for (int base = first; base - first < C; base += kHeadTeams * kIters) {  // one trip count for every team
-    // Steps of this round that hold a candidate of some team: the same for every thread (base - first is), so the
-    // round stops there together, shuffles converged (a round of 12 took 9 at 128K tokens, 5 in the second round
-    // of 1,028 candidates at 1M).
-    const int steps = min(kIters, (C - (base - first) + kHeadTeams - 1) / kHeadTeams);
-    uint4 raw[kIters];
+  const T* k_head = p.k.head<const T>(static_cast<int>(row), kv, p.kv_heads);
+  if (G == 1 && mma) {  // level_select_kernel: the head's dots on the tensor cores
+    mma_scores<T, D, NT>(k_head, p.k.row_stride, key_row, score, C, query_words);
+  } else {
+    const T* k = k_head + lane * 8;
+    for (int base = first; base - first < C; base += kHeadTeams * kIters) {  // one trip count for every team
+      // Steps of this round that hold a candidate of some team: the same for every thread (base - first is), so the
+      // round stops there together, shuffles converged (a round of 12 took 9 at 128K tokens, 5 in the second round
+      // of 1,028 candidates at 1M).
+      const int steps = min(kIters, (C - (base - first) + kHeadTeams - 1) / kHeadTeams);
+      uint4 raw[kIters];
 #pragma unroll
-    for (int it = 0; it < kIters; ++it) {
-      if (it == steps) break;
-      const int c = base + it * kHeadTeams;
-      const int32_t key = c < C ? key_row[c] : -1;
-      raw[it] = make_uint4(0, 0, 0, 0);
-      if (key >= 0) raw[it] = __ldg(reinterpret_cast<const uint4*>(k + int64_t(key) * p.k.row_stride));
-    }
+      for (int it = 0; it < kIters; ++it) {
+        if (it == steps) break;
+        const int c = base + it * kHeadTeams;
+        const int32_t key = c < C ? key_row[c] : -1;
+        raw[it] = make_uint4(0, 0, 0, 0);
+        if (key >= 0) raw[it] = __ldg(reinterpret_cast<const uint4*>(k + int64_t(key) * p.k.row_stride));
+      }
 #pragma unroll
-    for (int it = 0; it < kIters; ++it) {
-      if (it == steps) break;
-      const int c = base + it * kHeadTeams;
-      float x[8];
-      to_floats<T>(raw[it], x);
-      const float dot = team_sum<kTeam>(dot8(x, qh));
-      if (lane == 0 && c < C && key_row[c] >= 0) score[c] = dot;
+      for (int it = 0; it < kIters; ++it) {
+        if (it == steps) break;
+        const int c = base + it * kHeadTeams;
+        float x[8];
+        to_floats<T>(raw[it], x);
+        const float dot = team_sum<kTeam>(dot8(x, qh));
+        if (lane == 0 && c < C && key_row[c] >= 0) score[c] = dot;
+      }
     }
   }
   __syncthreads();
@@ -491,8 +554,9 @@ __global__ void __launch_bounds__(kDescentThreads, 1)
     // This thread's head's query (its team lane's 8 elements): head h's teams are threads [h NT / G, (h + 1) NT / G).
     float qh[1][8];
     load_query<T, D, 1>(p, s, kv * G + threadIdx.x / (NT / G), threadIdx.x % (D / 8), qh);
+    const uint4 no_words[D / 32] = {};  // (the team dots: level_select_kernel's mma_scores takes a head a CTA)
     for (int l = p.levels - 2; l >= 0; --l) {
-      descend_level<T, D, G, NT, MP>(p, l, s, kv, kv * G, qh[0], sh);
+      descend_level<T, D, G, NT, MP>(p, l, s, kv, kv * G, qh[0], no_words, false, sh);
     }
   }
   __syncthreads();
@@ -534,24 +598,30 @@ __global__ void __launch_bounds__(kDescentThreads, 1) union_kernel(const __grid_
 // head's candidates are the children of its own choices one level up: no other head's) -- one launch where
 // score_kernel and top_k_kernel took two a level (12-16 us each under Nsight Compute on an H200). With kTopPairs > 0
 // high is the top level, joined (kTopJoinPairs): scored and selected first, at its own capacity.
-template <typename T, int D, int MP, int kTopPairs>
+template <typename T, int D, int MP, int kTopPairs, bool kMma>
 __global__ void __launch_bounds__(kDescentThreads, 1)
     level_select_kernel(const __grid_constant__ ChunkSelectionParams p, int high, int low) {
   wait_for_prior_grids();  // the query, keys and the level above's choices come from the kernels before (pdl.cuh)
   allow_dependent_launch();
   __shared__ LevelShared<kDescentThreads, MP> sh;
   const int s = blockIdx.x / p.q_heads, h = blockIdx.x % p.q_heads, kv = h / (p.q_heads / p.kv_heads);
-  float qh[1][8];
-  load_query<T, D, 1>(p, s, h, threadIdx.x % (D / 8), qh);  // this thread's team lane's 8 elements of head h
+  // Head h's query: this thread's mma B fragment words (mma_scores), or its team lane's 8 elements (!kMma).
+  float qh[1][8] = {};
+  uint4 words[D / 32] = {};
+  if constexpr (kMma) {
+    load_query_words<T, D>(p, s, h, words);
+  } else {
+    load_query<T, D, 1>(p, s, h, threadIdx.x % (D / 8), qh);
+  }
   // descend_level ends on a barrier: level l's choices (global memory) are visible to the CTA's reads at l - 1.
   int l = high;
   if constexpr (kTopPairs > 0) {
     __shared__ LevelShared<kDescentThreads, kTopPairs> top;
-    descend_level<T, D, 1, kDescentThreads, kTopPairs, 16>(p, high, s, kv, h, qh[0], top);
+    descend_level<T, D, 1, kDescentThreads, kTopPairs, 16>(p, high, s, kv, h, qh[0], words, kMma, top);
     l = high - 1;
   }
   for (; l >= low; --l) {
-    descend_level<T, D, 1, kDescentThreads, MP>(p, l, s, kv, h, qh[0], sh);
+    descend_level<T, D, 1, kDescentThreads, MP>(p, l, s, kv, h, qh[0], words, kMma, sh);
   }
 }
 
@@ -619,6 +689,16 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
   // radix select -- 0.09 ms a token slower at 1M tokens, adaptive, on an H200 (2.39 against 2.30 ms, twice).
   static const bool top_head_select = detail::env_int("GSA_TOPK_HEAD_SELECT", 0) != 0;
   static const bool top_joins = detail::env_int("GSA_SELECT_TOP_JOINS", 1) != 0;  // kTopJoinPairs above
+  // GSA_SELECT_MMA (read once): 1 (unset) level_select_kernel's dots on the tensor cores (mma_scores), 0 by teams
+  // of D / 8 lanes (the A/B switch).
+  static const bool mma_scores_on = detail::env_int("GSA_SELECT_MMA", 1) != 0;
+  auto with_mma_scores = [](auto f) {
+    if (mma_scores_on) {
+      f(std::true_type{});
+    } else {
+      f(std::false_type{});
+    }
+  };
   return detail::with_type_and_dim(p, [&](auto type, auto dim) {
     using T = typename decltype(type)::type;
     return detail::with_group(group, [&](auto g) {
@@ -651,16 +731,20 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
       }
       const bool top_joined = join_low < top;
       if (top_joined) {
-        launch(level_select_kernel<T, dim.value, kNarrowPairs, kTopJoinPairs>, dim3(p.num_queries * p.q_heads),
-               kDescentThreads, top, join_low);
+        with_mma_scores([&](auto mma) {
+          launch(level_select_kernel<T, dim.value, kNarrowPairs, kTopJoinPairs, mma.value>,
+                 dim3(p.num_queries * p.q_heads), kDescentThreads, top, join_low);
+        });
       }
       for (int l = top_joined ? join_low - 1 : top; l >= last_alone; --l) {
         if (level_selects(l)) {
           int low, widest;
           std::tie(low, widest) = level_run(l);
           with_pair_capacity<kLevelMaxPairs>(widest, [&](auto mp) {
-            launch(level_select_kernel<T, dim.value, mp.value, 0>, dim3(p.num_queries * p.q_heads), kDescentThreads, l,
-                   low);
+            with_mma_scores([&](auto mma) {
+              launch(level_select_kernel<T, dim.value, mp.value, 0, mma.value>, dim3(p.num_queries * p.q_heads),
+                     kDescentThreads, l, low);
+            });
           });
           l = low;
           continue;

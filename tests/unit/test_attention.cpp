@@ -389,8 +389,7 @@ namespace {
 TEST(Selection, KernelsOnLongLevelsEqualTheCpuTwin) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
   // (levels, fanout): 40,960 chunks of 8 in one, three and two levels, and three of fanout 8.
-  for (const auto& [levels, fanout] :
-       std::vector<std::pair<int64_t, int64_t>>{{1, 4}, {3, 4}, {2, 8}, {3, 8}}) {
+  for (const auto& [levels, fanout] : std::vector<std::pair<int64_t, int64_t>>{{1, 4}, {3, 4}, {2, 8}, {3, 8}}) {
     GistOptions gist;
     gist.chunk = 8;
     gist.levels = levels;
@@ -401,33 +400,40 @@ TEST(Selection, KernelsOnLongLevelsEqualTheCpuTwin) {
     for (int64_t i = 0; i < 40960 * 8; ++i) doc.context.push_back(rng() % 256);
     doc.suffix = {1, 2, 3};
     const GistLayout row = build_layout({doc}, gist);
-    const int64_t T = row.size(), D = 64, hq = 8, hkv = 2;
-    at::manual_seed(3);
-    const at::Tensor q = at::randn({1, hq, T, D}, at::kBFloat16), k = at::randn({1, hkv, T, D}, at::kBFloat16);
-    // Three levels, fixed_k 0: the adaptive budget (81 gists a head, 324 candidates per head below the top: 1,296
-    // pairs a KV head, over the descent kernel's 1,024, so level_select_kernel); 1,100: 4,400 candidates per head at
-    // level 0 (score_kernel and top_k_kernel per level); 300: 1,200 a level below the top (level_select_kernel; with
-    // GSA_LEVEL_SELECT=0 score_kernel and the radix select, more than a top_k_kernel CTA's threads); 64: 256 (the
-    // levels below the top inside the descent kernel, chunk_selection.cu). Two levels of fanout 8: 5,120 top-level
-    // candidates (the radix select from shared memory, up to 8,192) and, adaptive, 161 x 8 = 1,288 at level 0.
-    for (const int64_t fixed_k : {0, 1100, 300, 64}) {
-      const bool fixed = fixed_k > 0;
-      SCOPED_TRACE(str_cat(levels, " levels of fanout ", fanout, ", fixed_k ", fixed_k));
-      AttentionOptions options;
-      options.backend = AttentionBackend::kKernels;
-      options.selection.budget = fixed ? BudgetKind::kFixed : BudgetKind::kAdaptive;
-      options.selection.fixed_k = fixed_k;
-      std::vector<std::vector<at::Tensor>> chosen;
-      for (const at::Device device : {at::Device(at::kCPU), at::Device(at::kCUDA)}) {
-        const AttentionPlan plan = make_attention_plan({&row}, T - 1, 1, options, device);
-        ASSERT_EQ(plan.selection.count, 1);
-        const at::Tensor q_sel = last_query(q, device);
-        chosen.push_back(select_chunks(q_sel, k.to(device), plan, options.selection).selected);
-      }
-      for (size_t l = 0; l < chosen[0].size(); ++l) {
-        const at::Tensor cpu = std::get<0>(chosen[0][l].cpu().sort(-1)), gpu = std::get<0>(chosen[1][l].cpu().sort(-1));
-        EXPECT_GT((cpu >= 0).sum().item<int64_t>(), 100) << "level " << l << (fixed ? " fixed" : " adaptive");
-        EXPECT_TRUE(at::equal(cpu, gpu)) << "level " << l << (fixed ? " fixed" : " adaptive");
+    // Head dim 64 in bf16 everywhere; the three levels of fanout 8 (whose fixed budget of 64 runs the joined top
+    // level) also at head dim 128 in fp16: level_select_kernel's tensor-core dots in their other shapes.
+    std::vector<std::pair<int64_t, at::ScalarType>> shapes{{64, at::kBFloat16}};
+    if (levels == 3 && fanout == 8) shapes.emplace_back(128, at::kHalf);
+    for (const auto& [D, dtype] : shapes) {
+      const int64_t T = row.size(), hq = 8, hkv = 2;
+      at::manual_seed(3);
+      const at::Tensor q = at::randn({1, hq, T, D}, dtype), k = at::randn({1, hkv, T, D}, dtype);
+      // Three levels, fixed_k 0: the adaptive budget (81 gists a head, 324 candidates per head below the top: 1,296
+      // pairs a KV head, over the descent kernel's 1,024, so level_select_kernel); 1,100: 4,400 candidates per head at
+      // level 0 (score_kernel and top_k_kernel per level); 300: 1,200 a level below the top (level_select_kernel; with
+      // GSA_LEVEL_SELECT=0 score_kernel and the radix select, more than a top_k_kernel CTA's threads); 64: 256 (the
+      // levels below the top inside the descent kernel, chunk_selection.cu). Two levels of fanout 8: 5,120 top-level
+      // candidates (the radix select from shared memory, up to 8,192) and, adaptive, 161 x 8 = 1,288 at level 0.
+      for (const int64_t fixed_k : {0, 1100, 300, 64}) {
+        const bool fixed = fixed_k > 0;
+        SCOPED_TRACE(str_cat(levels, " levels of fanout ", fanout, ", fixed_k ", fixed_k, ", head dim ", D));
+        AttentionOptions options;
+        options.backend = AttentionBackend::kKernels;
+        options.selection.budget = fixed ? BudgetKind::kFixed : BudgetKind::kAdaptive;
+        options.selection.fixed_k = fixed_k;
+        std::vector<std::vector<at::Tensor>> chosen;
+        for (const at::Device device : {at::Device(at::kCPU), at::Device(at::kCUDA)}) {
+          const AttentionPlan plan = make_attention_plan({&row}, T - 1, 1, options, device);
+          ASSERT_EQ(plan.selection.count, 1);
+          const at::Tensor q_sel = last_query(q, device);
+          chosen.push_back(select_chunks(q_sel, k.to(device), plan, options.selection).selected);
+        }
+        for (size_t l = 0; l < chosen[0].size(); ++l) {
+          const at::Tensor cpu = std::get<0>(chosen[0][l].cpu().sort(-1)),
+                           gpu = std::get<0>(chosen[1][l].cpu().sort(-1));
+          EXPECT_GT((cpu >= 0).sum().item<int64_t>(), 100) << "level " << l << (fixed ? " fixed" : " adaptive");
+          EXPECT_TRUE(at::equal(cpu, gpu)) << "level " << l << (fixed ? " fixed" : " adaptive");
+        }
       }
     }
   }
