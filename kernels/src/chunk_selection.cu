@@ -8,8 +8,8 @@
 // per head) is split over top_slices CTAs per head: each keeps its slice's kk best, then one CTA per head selects
 // over the survivors (the single-CTA select over all of them took 0.27 ms per layer on an H200).
 // Then descent_kernel, one CTA per (query, KV head), does the rest: each level below the top while it is small
-// (score the group's heads' children of the gists chosen above, each head's kk best by its threads' bitwise
-// search over keys in registers; a larger level with under 2,048 candidates a head gets level_select_kernel, the
+// (score the group's heads' children of the gists chosen above, each head's kk best by a bitwise search over keys
+// in registers, in one warp of the head's threads up to 192 candidates; a larger level with under 2,048 candidates a head gets level_select_kernel, the
 // same scoring and select in a CTA per (query, head), which then takes a top level of up to 1,024 candidates too;
 // larger ones score_kernel and top_k_kernel launches), the union
 // of the group's choices per level (a bitmap the CTA clears itself, compacted in ascending order by a block prefix
@@ -54,6 +54,7 @@ using detail::TopKShared;
 using detail::union_of_level;
 using detail::UnionBitmaps;
 using detail::unfold_slots;
+using detail::warp_top_k;
 using detail::wait_for_prior_grids;
 
 constexpr int kThreads = 128;
@@ -92,6 +93,10 @@ constexpr int kNarrowPairs = 512;
 // level's key rows (128 KB at 1,024 gists of head dim 64) where score_kernel loaded them once for the group: from L2
 // after the first. GSA_SELECT_TOP_JOINS=0 (read once): apart.
 constexpr int kTopJoinPairs = 1024;
+// A head's select of up to 32 kWarpSelectKeys candidates runs in one warp of its threads (warp_top_k: no barrier a
+// round; the levels below the 1B model's 128K top level have 132 candidates a head, the fixed budget's 64),
+// larger ones over all of them (head_top_k). GSA_SELECT_WARP=0 (read once): every select by head_top_k.
+constexpr int kWarpSelectKeys = 6;
 // Up to this many unfold slots per (query, KV head) the descent CTA writes them (3 a thread at 128K tokens,
 // adaptive); a longer list (11K slots at 1M tokens, adaptive) gets unfold_kernel's many CTAs: one CTA following
 // 22 load chains a thread cost 0.3 ms a step on an H200.
@@ -457,11 +462,15 @@ struct LevelShared {
 // 2. the teams (D / 8 lanes) load kIters key rows each before their dots (64-element rows: 12 take a head's 192
 //    candidates in one round in the descent, 16 teams a head of 4, 768 in level_select_kernel, 64 teams; a joined
 //    top level's 1,024 there take 16);
+// 2'. with G = 1 and query_words (level_select_kernel, kMma) the warps score the head's candidates on the tensor
+//    cores instead (mma_scores);
 // 3. the head's threads keep its kk best (head_top_k; ranking every pair against its head's C scores cost ~C
-//    comparisons a thread, ~5 us a level at C = 132 on an H200; a bitonic sort ~10 us).
+//    comparisons a thread, ~5 us a level at C = 132 on an H200; a bitonic sort ~10 us), or, up to 32
+//    kWarpSelectKeys candidates with warp_select, the first warp of the head's threads alone (warp_top_k).
 template <typename T, int D, int G, int NT, int MP, int kIters = 12>
 __device__ void descend_level(const ChunkSelectionParams& p, int l, int s, int kv, int head0, const float (&qh)[8],
-                              const uint4 (&query_words)[D / 32], bool mma, LevelShared<NT, MP>& sh) {
+                              const uint4 (&query_words)[D / 32], bool mma, bool warp_select,
+                              LevelShared<NT, MP>& sh) {
   constexpr int kChains = MP / NT;
   constexpr int kTeam = D / 8, kHeadTeams = NT / kTeam / G;
   static_assert(kHeadTeams >= 1 && kHeadTeams * kTeam * G == NT, "whole teams a head");
@@ -531,7 +540,11 @@ __device__ void descend_level(const ChunkSelectionParams& p, int l, int s, int k
   const int64_t kk = min(keep_count(p, s, l), int64_t{K});
   int32_t* chosen = p.chosen + p.chosen_offset[l] + (int64_t(s) * p.q_heads + head0 + h) * K;
   const int32_t* gist = sh.gist + h * C;
-  head_top_k<NT, G, MP / NT>(score, [gist](int c) { return gist[c]; }, C, kk, chosen, K, sh.select);
+  if (warp_select && C <= 32 * kWarpSelectKeys) {
+    if (tid % (NT / G) < 32) warp_top_k<kWarpSelectKeys>(score, [gist](int c) { return gist[c]; }, C, kk, chosen, K);
+  } else {
+    head_top_k<NT, G, MP / NT>(score, [gist](int c) { return gist[c]; }, C, kk, chosen, K, sh.select);
+  }
   __syncthreads();
 }
 
@@ -541,7 +554,7 @@ __device__ void descend_level(const ChunkSelectionParams& p, int l, int s, int k
 // (from the union's lists kept in shared memory).
 template <typename T, int D, int G, bool kFused, int MP>
 __global__ void __launch_bounds__(kDescentThreads, 1)
-    descent_kernel(const __grid_constant__ ChunkSelectionParams p, int32_t raw_slots, int32_t slots) {
+    descent_kernel(const __grid_constant__ ChunkSelectionParams p, int32_t raw_slots, int32_t slots, bool warp_select) {
   wait_for_prior_grids();  // the query, keys and lists come from the kernels before (pdl.cuh)
   allow_dependent_launch();
   constexpr int NT = kDescentThreads;
@@ -556,7 +569,7 @@ __global__ void __launch_bounds__(kDescentThreads, 1)
     load_query<T, D, 1>(p, s, kv * G + threadIdx.x / (NT / G), threadIdx.x % (D / 8), qh);
     const uint4 no_words[D / 32] = {};  // (the team dots: level_select_kernel's mma_scores takes a head a CTA)
     for (int l = p.levels - 2; l >= 0; --l) {
-      descend_level<T, D, G, NT, MP>(p, l, s, kv, kv * G, qh[0], no_words, false, sh);
+      descend_level<T, D, G, NT, MP>(p, l, s, kv, kv * G, qh[0], no_words, false, warp_select, sh);
     }
   }
   __syncthreads();
@@ -600,7 +613,7 @@ __global__ void __launch_bounds__(kDescentThreads, 1) union_kernel(const __grid_
 // high is the top level, joined (kTopJoinPairs): scored and selected first, at its own capacity.
 template <typename T, int D, int MP, int kTopPairs, bool kMma>
 __global__ void __launch_bounds__(kDescentThreads, 1)
-    level_select_kernel(const __grid_constant__ ChunkSelectionParams p, int high, int low) {
+    level_select_kernel(const __grid_constant__ ChunkSelectionParams p, int high, int low, bool warp_select) {
   wait_for_prior_grids();  // the query, keys and the level above's choices come from the kernels before (pdl.cuh)
   allow_dependent_launch();
   __shared__ LevelShared<kDescentThreads, MP> sh;
@@ -617,11 +630,11 @@ __global__ void __launch_bounds__(kDescentThreads, 1)
   int l = high;
   if constexpr (kTopPairs > 0) {
     __shared__ LevelShared<kDescentThreads, kTopPairs> top;
-    descend_level<T, D, 1, kDescentThreads, kTopPairs, 16>(p, high, s, kv, h, qh[0], words, kMma, top);
+    descend_level<T, D, 1, kDescentThreads, kTopPairs, 16>(p, high, s, kv, h, qh[0], words, kMma, warp_select, top);
     l = high - 1;
   }
   for (; l >= low; --l) {
-    descend_level<T, D, 1, kDescentThreads, MP>(p, l, s, kv, h, qh[0], words, kMma, sh);
+    descend_level<T, D, 1, kDescentThreads, MP>(p, l, s, kv, h, qh[0], words, kMma, warp_select, sh);
   }
 }
 
@@ -692,6 +705,7 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
   // GSA_SELECT_MMA (read once): 1 (unset) level_select_kernel's dots on the tensor cores (mma_scores), 0 by teams
   // of D / 8 lanes (the A/B switch).
   static const bool mma_scores_on = detail::env_int("GSA_SELECT_MMA", 1) != 0;
+  static const bool warp_select = detail::env_int("GSA_SELECT_WARP", 1) != 0;  // kWarpSelectKeys above
   auto with_mma_scores = [](auto f) {
     if (mma_scores_on) {
       f(std::true_type{});
@@ -733,7 +747,7 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
       if (top_joined) {
         with_mma_scores([&](auto mma) {
           launch(level_select_kernel<T, dim.value, kNarrowPairs, kTopJoinPairs, mma.value>,
-                 dim3(p.num_queries * p.q_heads), kDescentThreads, top, join_low);
+                 dim3(p.num_queries * p.q_heads), kDescentThreads, top, join_low, warp_select);
         });
       }
       for (int l = top_joined ? join_low - 1 : top; l >= last_alone; --l) {
@@ -743,7 +757,7 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
           with_pair_capacity<kLevelMaxPairs>(widest, [&](auto mp) {
             with_mma_scores([&](auto mma) {
               launch(level_select_kernel<T, dim.value, mp.value, 0, mma.value>, dim3(p.num_queries * p.q_heads),
-                     kDescentThreads, l, low);
+                     kDescentThreads, l, low, warp_select);
             });
           });
           l = low;
@@ -767,11 +781,12 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
         launch(union_kernel, dim3(ctas, p.levels), kDescentThreads);
       } else if (fused) {
         with_pair_capacity<kDescentMaxPairs>(fused_pairs, [&](auto mp) {
-          launch(descent_kernel<T, dim.value, g.value, true, mp.value>, dim3(ctas), kDescentThreads, raw_slots, slots);
+          launch(descent_kernel<T, dim.value, g.value, true, mp.value>, dim3(ctas), kDescentThreads, raw_slots, slots,
+                 warp_select);
         });
       } else {
         launch(descent_kernel<T, dim.value, g.value, false, kNarrowPairs>, dim3(ctas), kDescentThreads, raw_slots,
-               slots);  // (unfused: no level shared memory, MP unused)
+               slots, warp_select);  // (unfused: no level shared memory, MP unused)
       }
       if (slots > kDescentUnfoldMax) {
         launch(unfold_kernel, dim3((slots + kUnfoldThreads - 1) / kUnfoldThreads, ctas), kUnfoldThreads, raw_slots,

@@ -3,7 +3,8 @@
 //   - radix_top_k: a CTA's kk largest of n scores by a 4-pass 8-bit radix select in shared-memory histograms;
 //   - block_count_before: a CTA-wide exclusive count of a predicate (the selects' slot numbers);
 //   - head_top_k: the kk best of one head's candidates by that head's warps of a CTA that holds several heads, a
-//     bitwise search of two bits a round behind a named barrier per head.
+//     bitwise search of two bits a round behind a named barrier per head;
+//   - warp_top_k: the same select by one warp for up to 32 P candidates, its rounds warp reductions alone.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -260,6 +261,61 @@ __device__ void head_top_k(const float* scores, GistOf gist_of, int C, int64_t k
     if (((take_votes[r] >> lane) & 1u) && slot < K) chosen[slot] = gist_of(t + r * TH);
   }
   for (int j = taken + t; j < K; j += TH) chosen[j] = -1;
+}
+
+// head_top_k's select by the calling warp alone, for C <= 32 P candidates (lane t holds candidates t + 32 r, r < P):
+// the kk best of scores[0, C) (-inf = absent), gist ids gist_of(c) into chosen[0, min(kk, finite)) in candidate
+// order and -1 after them up to K; the same bitwise search (two bits a round, three packed counts, the early stop
+// at exactly kk) and the same ties (the lower candidates first), so the same choices. A round is one warp
+// reduction: no shared-memory words, no barrier -- where head_top_k spread 132 candidates over 16 warps behind a
+// named barrier a round (the levels below the 1B model's 128K top level: their two selects were 30% of
+// level_select_kernel's stall samples, session 34 call 1). Every lane of the warp must call it.
+template <int P, typename GistOf>
+__device__ void warp_top_k(const float* scores, GistOf gist_of, int C, int64_t kk, int32_t* chosen, int K) {
+  static_assert(32 * P < 2048, "a warp's packed counts fit their 11-bit fields");
+  const int lane = threadIdx.x % 32;
+  const uint32_t lanes_below = (1u << lane) - 1u;
+  uint32_t key[P];  // 0: absent (every finite score's key is above order_key(-inf) = 0x007fffff)
+#pragma unroll
+  for (int r = 0; r < P; ++r) {
+    const int c = lane + 32 * r;
+    const float f = c < C ? scores[c] : -INFINITY;
+    key[r] = f == -INFINITY ? 0u : order_key(f);
+  }
+  uint32_t threshold = 0;  // the largest key with at least kk keys at or above it (0: fewer than kk finite)
+  for (int bit = 30; bit >= 0; bit -= 2) {
+    const uint32_t t1 = threshold | (1u << bit), t2 = threshold | (2u << bit), t3 = threshold | (3u << bit);
+    uint32_t packed = 0;
+#pragma unroll
+    for (int r = 0; r < P; ++r) {
+      packed += uint32_t(key[r] >= t1) | uint32_t(key[r] >= t2) << 11 | uint32_t(key[r] >= t3) << 22;
+    }
+    packed = __reduce_add_sync(0xffffffffu, packed);
+    const int64_t c1 = packed & 2047u, c2 = (packed >> 11) & 2047u, c3 = packed >> 22;
+    const int64_t count = c3 >= kk ? c3 : c2 >= kk ? c2 : c1 >= kk ? c1 : -1;  // at the new threshold
+    threshold = c3 >= kk ? t3 : c2 >= kk ? t2 : c1 >= kk ? t1 : threshold;
+    if (count == kk) {  // the keys at or above it are the kk best: done
+      threshold -= 1;   // (taken: the keys above threshold; no ties left to take)
+      break;
+    }
+  }
+  int above = 0;
+#pragma unroll
+  for (int r = 0; r < P; ++r) above += __popc(__ballot_sync(0xffffffffu, key[r] > threshold));
+  const int64_t ties_left = kk - above;  // keys equal to the threshold still to take, lower candidates first
+  int ties_before = 0, taken = 0;
+#pragma unroll
+  for (int r = 0; r < P; ++r) {
+    const bool tie = key[r] == threshold && key[r] != 0u;
+    const unsigned tie_votes = __ballot_sync(0xffffffffu, tie);
+    const bool take = key[r] > threshold || (tie && ties_before + __popc(tie_votes & lanes_below) < ties_left);
+    const unsigned take_votes = __ballot_sync(0xffffffffu, take);
+    const int slot = taken + __popc(take_votes & lanes_below);
+    if (take && slot < K) chosen[slot] = gist_of(lane + 32 * r);
+    ties_before += __popc(tie_votes);
+    taken += __popc(take_votes);
+  }
+  for (int j = taken + lane; j < K; j += 32) chosen[j] = -1;
 }
 
 }  // namespace gsa::kernels::detail

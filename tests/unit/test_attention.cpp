@@ -414,7 +414,9 @@ TEST(Selection, KernelsOnLongLevelsEqualTheCpuTwin) {
       // GSA_LEVEL_SELECT=0 score_kernel and the radix select, more than a top_k_kernel CTA's threads); 64: 256 (the
       // levels below the top inside the descent kernel, chunk_selection.cu). Two levels of fanout 8: 5,120 top-level
       // candidates (the radix select from shared memory, up to 8,192) and, adaptive, 161 x 8 = 1,288 at level 0.
-      for (const int64_t fixed_k : {0, 1100, 300, 64}) {
+      // Three levels of fanout 4, fixed_k 40: 160 candidates a head below the top (level_select_kernel, each head's
+      // select in one warp: warp_top_k); 24: 96 (the descent kernel, a warp a head).
+      for (const int64_t fixed_k : {0, 1100, 300, 64, 40, 24}) {
         const bool fixed = fixed_k > 0;
         SCOPED_TRACE(str_cat(levels, " levels of fanout ", fanout, ", fixed_k ", fixed_k, ", head dim ", D));
         AttentionOptions options;
