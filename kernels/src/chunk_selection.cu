@@ -8,8 +8,8 @@
 // per head) is split over top_slices CTAs per head: each keeps its slice's kk best, then one CTA per head selects
 // over the survivors (the single-CTA select over all of them took 0.27 ms per layer on an H200).
 // Then descent_kernel, one CTA per (query, KV head), does the rest: each level below the top while it is small
-// (score the group's heads' children of the gists chosen above, each head's kk best by a bitwise search over keys
-// in registers, in one warp of the head's threads up to 192 candidates; a larger level with under 2,048 candidates a head gets level_select_kernel, the
+// (score the group's heads' children of the gists chosen above, each head's kk best by its threads' bitwise
+// search over keys in registers; a larger level with under 2,048 candidates a head gets level_select_kernel, the
 // same scoring and select in a CTA per (query, head), which then takes a top level of up to 1,024 candidates too;
 // larger ones score_kernel and top_k_kernel launches), the union
 // of the group's choices per level (a bitmap the CTA clears itself, compacted in ascending order by a block prefix
@@ -93,9 +93,11 @@ constexpr int kNarrowPairs = 512;
 // level's key rows (128 KB at 1,024 gists of head dim 64) where score_kernel loaded them once for the group: from L2
 // after the first. GSA_SELECT_TOP_JOINS=0 (read once): apart.
 constexpr int kTopJoinPairs = 1024;
-// A head's select of up to 32 kWarpSelectKeys candidates runs in one warp of its threads (warp_top_k: no barrier a
-// round; the levels below the 1B model's 128K top level have 132 candidates a head, the fixed budget's 64),
-// larger ones over all of them (head_top_k). GSA_SELECT_WARP=0 (read once): every select by head_top_k.
+// level_select_kernel's select of up to 32 kWarpSelectKeys candidates runs in its first warp (warp_top_k: no
+// barrier a round; the levels below the 1B model's 128K top level have 132 candidates a head), larger ones over its
+// 16 warps (head_top_k). Not in the descent kernel, whose heads have 4 warps each behind a barrier of 128 threads:
+// a warp a head there was 0.02-0.03 ms a 128K token slower with the fixed budget of 16 chunks (64 candidates a head;
+// H100, session 34 call 4). GSA_SELECT_WARP=0 (read once): every select by head_top_k.
 constexpr int kWarpSelectKeys = 6;
 // Up to this many unfold slots per (query, KV head) the descent CTA writes them (3 a thread at 128K tokens,
 // adaptive); a longer list (11K slots at 1M tokens, adaptive) gets unfold_kernel's many CTAs: one CTA following
@@ -465,8 +467,8 @@ struct LevelShared {
 // 2'. with G = 1 and query_words (level_select_kernel, kMma) the warps score the head's candidates on the tensor
 //    cores instead (mma_scores);
 // 3. the head's threads keep its kk best (head_top_k; ranking every pair against its head's C scores cost ~C
-//    comparisons a thread, ~5 us a level at C = 132 on an H200; a bitonic sort ~10 us), or, up to 32
-//    kWarpSelectKeys candidates with warp_select, the first warp of the head's threads alone (warp_top_k).
+//    comparisons a thread, ~5 us a level at C = 132 on an H200; a bitonic sort ~10 us), or, with G = 1, up to 32
+//    kWarpSelectKeys candidates and warp_select, the CTA's first warp alone (warp_top_k).
 template <typename T, int D, int G, int NT, int MP, int kIters = 12>
 __device__ void descend_level(const ChunkSelectionParams& p, int l, int s, int kv, int head0, const float (&qh)[8],
                               const uint4 (&query_words)[D / 32], bool mma, bool warp_select,
@@ -540,8 +542,8 @@ __device__ void descend_level(const ChunkSelectionParams& p, int l, int s, int k
   const int64_t kk = min(keep_count(p, s, l), int64_t{K});
   int32_t* chosen = p.chosen + p.chosen_offset[l] + (int64_t(s) * p.q_heads + head0 + h) * K;
   const int32_t* gist = sh.gist + h * C;
-  if (warp_select && C <= 32 * kWarpSelectKeys) {
-    if (tid % (NT / G) < 32) warp_top_k<kWarpSelectKeys>(score, [gist](int c) { return gist[c]; }, C, kk, chosen, K);
+  if (G == 1 && warp_select && C <= 32 * kWarpSelectKeys) {
+    if (tid < 32) warp_top_k<kWarpSelectKeys>(score, [gist](int c) { return gist[c]; }, C, kk, chosen, K);
   } else {
     head_top_k<NT, G, MP / NT>(score, [gist](int c) { return gist[c]; }, C, kk, chosen, K, sh.select);
   }
@@ -554,7 +556,7 @@ __device__ void descend_level(const ChunkSelectionParams& p, int l, int s, int k
 // (from the union's lists kept in shared memory).
 template <typename T, int D, int G, bool kFused, int MP>
 __global__ void __launch_bounds__(kDescentThreads, 1)
-    descent_kernel(const __grid_constant__ ChunkSelectionParams p, int32_t raw_slots, int32_t slots, bool warp_select) {
+    descent_kernel(const __grid_constant__ ChunkSelectionParams p, int32_t raw_slots, int32_t slots) {
   wait_for_prior_grids();  // the query, keys and lists come from the kernels before (pdl.cuh)
   allow_dependent_launch();
   constexpr int NT = kDescentThreads;
@@ -569,7 +571,7 @@ __global__ void __launch_bounds__(kDescentThreads, 1)
     load_query<T, D, 1>(p, s, kv * G + threadIdx.x / (NT / G), threadIdx.x % (D / 8), qh);
     const uint4 no_words[D / 32] = {};  // (the team dots: level_select_kernel's mma_scores takes a head a CTA)
     for (int l = p.levels - 2; l >= 0; --l) {
-      descend_level<T, D, G, NT, MP>(p, l, s, kv, kv * G, qh[0], no_words, false, warp_select, sh);
+      descend_level<T, D, G, NT, MP>(p, l, s, kv, kv * G, qh[0], no_words, false, false, sh);
     }
   }
   __syncthreads();
@@ -781,12 +783,11 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
         launch(union_kernel, dim3(ctas, p.levels), kDescentThreads);
       } else if (fused) {
         with_pair_capacity<kDescentMaxPairs>(fused_pairs, [&](auto mp) {
-          launch(descent_kernel<T, dim.value, g.value, true, mp.value>, dim3(ctas), kDescentThreads, raw_slots, slots,
-                 warp_select);
+          launch(descent_kernel<T, dim.value, g.value, true, mp.value>, dim3(ctas), kDescentThreads, raw_slots, slots);
         });
       } else {
         launch(descent_kernel<T, dim.value, g.value, false, kNarrowPairs>, dim3(ctas), kDescentThreads, raw_slots,
-               slots, warp_select);  // (unfused: no level shared memory, MP unused)
+               slots);  // (unfused: no level shared memory, MP unused)
       }
       if (slots > kDescentUnfoldMax) {
         launch(unfold_kernel, dim3((slots + kUnfoldThreads - 1) / kUnfoldThreads, ctas), kUnfoldThreads, raw_slots,
