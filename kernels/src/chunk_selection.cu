@@ -10,7 +10,8 @@
 // Then descent_kernel, one CTA per (query, KV head), does the rest: each level below the top while it is small
 // (score the group's heads' children of the gists chosen above, each head's kk best by its threads' bitwise
 // search over keys in registers; a larger level with under 2,048 candidates a head gets level_select_kernel, the
-// same scoring and select in a CTA per (query, head), which then takes a top level of up to 1,024 candidates too;
+// same scoring and select in a CTA per (query, head) -- its dots on the tensor cores (mma_scores.cuh), its selects
+// of up to 192 candidates in one warp -- which then takes a top level of up to 1,024 candidates too;
 // larger ones score_kernel and top_k_kernel launches), the union
 // of the group's choices per level (a bitmap the CTA clears itself, compacted in ascending order by a block prefix
 // sum over the level's words; a long selection's levels each in a CTA of union_kernel) and the rows to unfold
@@ -26,10 +27,10 @@
 #include <utility>
 
 #include "dispatch.cuh"
+#include "mma_scores.cuh"
 #include "pdl.cuh"
 #include "row_team.cuh"
 #include "selection_union.cuh"
-#include "mma_scores.cuh"
 #include "top_k_select.cuh"
 
 #include "gsa/kernels/chunk_selection.h"
