@@ -416,7 +416,7 @@ struct LevelShared {
 // 1. each thread follows kChains candidate chains (parent -> children -> gist position -> key row) at once;
 // 2. the teams (D / 8 lanes) load kIters key rows each before their dots (64-element rows: 12 take a head's 192
 //    candidates in one round in the descent, 16 teams a head of 4, 768 in level_select_kernel, 64 teams; a joined
-//    top level's 1,024 there take 16);
+//    top level's 1,024 there take 16 -- with GSA_SELECT_MMA=0, see 2');
 // 2'. with G = 1 and query_words (level_select_kernel, kMma) the warps score the head's candidates on the tensor
 //    cores instead (mma_scores);
 // 3. the head's threads keep its kk best (head_top_k; ranking every pair against its head's C scores cost ~C

@@ -411,11 +411,11 @@ TEST(Selection, KernelsOnLongLevelsEqualTheCpuTwin) {
       // Three levels, fixed_k 0: the adaptive budget (81 gists a head, 324 candidates per head below the top: 1,296
       // pairs a KV head, over the descent kernel's 1,024, so level_select_kernel); 1,100: 4,400 candidates per head at
       // level 0 (score_kernel and top_k_kernel per level); 300: 1,200 a level below the top (level_select_kernel; with
-      // GSA_LEVEL_SELECT=0 score_kernel and the radix select, more than a top_k_kernel CTA's threads); 64: 256 (the
-      // levels below the top inside the descent kernel, chunk_selection.cu). Two levels of fanout 8: 5,120 top-level
-      // candidates (the radix select from shared memory, up to 8,192) and, adaptive, 161 x 8 = 1,288 at level 0.
-      // Three levels of fanout 4, fixed_k 40: 160 candidates a head below the top (level_select_kernel, each head's
-      // select in its first warp: warp_top_k).
+      // GSA_LEVEL_SELECT=0 score_kernel and the radix select, more than a top_k_kernel CTA's threads); 64: 256 (4 x 256
+      // pairs a KV head, over kHeadCtaMinPairs: level_select_kernel's CTA a head, chunk_selection.cu). Two levels of
+      // fanout 8: 5,120 top-level candidates (the radix select from shared memory, up to 8,192) and, adaptive, 161 x 8
+      // = 1,288 at level 0. Three levels of fanout 4, fixed_k 40: 160 candidates a head below the top
+      // (level_select_kernel, each head's select in its first warp: warp_top_k).
       for (const int64_t fixed_k : {0, 1100, 300, 64, 40}) {
         const bool fixed = fixed_k > 0;
         SCOPED_TRACE(str_cat(levels, " levels of fanout ", fanout, ", fixed_k ", fixed_k, ", head dim ", D));
