@@ -424,11 +424,14 @@ TEST(Selection, KernelsOnLongLevelsEqualTheCpuTwin) {
         options.selection.budget = fixed ? BudgetKind::kFixed : BudgetKind::kAdaptive;
         options.selection.fixed_k = fixed_k;
         std::vector<std::vector<at::Tensor>> chosen;
+        std::vector<at::Tensor> key_pos;  // [1, Hkv, slots] each: the rows the decode kernel reads
         for (const at::Device device : {at::Device(at::kCPU), at::Device(at::kCUDA)}) {
           const AttentionPlan plan = make_attention_plan({&row}, T - 1, 1, options, device);
           ASSERT_EQ(plan.selection.count, 1);
           const at::Tensor q_sel = last_query(q, device);
-          chosen.push_back(select_chunks(q_sel, k.to(device), plan, options.selection).selected);
+          const ChunkSelection picked = select_chunks(q_sel, k.to(device), plan, options.selection);
+          chosen.push_back(picked.selected);
+          key_pos.push_back(picked.key_pos.cpu());
         }
         for (size_t l = 0; l < chosen[0].size(); ++l) {
           const at::Tensor cpu = std::get<0>(chosen[0][l].cpu().sort(-1)),
@@ -436,6 +439,12 @@ TEST(Selection, KernelsOnLongLevelsEqualTheCpuTwin) {
           EXPECT_GT((cpu >= 0).sum().item<int64_t>(), 100) << "level " << l << (fixed ? " fixed" : " adaptive");
           EXPECT_TRUE(at::equal(cpu, gpu)) << "level " << l << (fixed ? " fixed" : " adaptive");
         }
+        // The unfold lists (the union's and the unfold's kernels: in the descent CTA up to its list capacity, else
+        // union_kernel and unfold_kernel) list the same rows, each KV head's in any order.
+        ASSERT_EQ(key_pos[0].sizes(), key_pos[1].sizes());
+        const at::Tensor cpu_rows = std::get<0>(key_pos[0].sort(-1)), gpu_rows = std::get<0>(key_pos[1].sort(-1));
+        EXPECT_GT((cpu_rows >= 0).sum().item<int64_t>(), 100);
+        EXPECT_TRUE(at::equal(cpu_rows, gpu_rows)) << "unfold list, " << key_pos[0].size(2) << " slots";
       }
     }
   }
