@@ -73,8 +73,12 @@ constexpr int kDescentMaxPairs = 1024;
 // it goes to level_select_kernel's CTA a head instead of the descent's CTA a KV head. One 128K-token step, adaptive
 // (4 x 132 pairs, 32 head CTAs): 1.53-1.54 against 1.60-1.61 ms a token on an H200 (three calls); 16 fixed chunks
 // (4 x 64) were 0.02 ms faster in the descent; a batch of 2 (64 head CTAs) as fast or 0.09 ms a step faster on
-// level_select_kernel, a batch of 4 (128) 0.07-0.08 ms slower (plain loop, twice each).
-constexpr int kHeadCtaMinPairs = 512;
+// level_select_kernel, a batch of 4 (128) 0.07-0.08 ms slower (plain loop, twice each). Since level_select_kernel's
+// tensor-core dots and warp selects (session 34) the fixed budget's 4 x 64 pairs go there too (over 128): with the
+// levels below in level_select_kernel its top level of up to 1,024 joins them (kTopJoinPairs), one launch where
+// score_kernel, top_k_kernel and the fused descent took three: the 1B model's token 1.543 against 1.612-1.614 ms at
+// 128K with 16 fixed chunks, 1.513-1.516 against 1.560-1.567 at 32K either budget (H100, session 35 call 2).
+constexpr int kHeadCtaMinPairs = 128;
 // A level below the top with more pairs than kDescentMaxPairs but fewer than this many candidates a head
 // (head_top_k's limit: 2,047) is scored and selected by level_select_kernel too; consecutive such levels in one
 // launch. GSA_LEVEL_SELECT (read once): 1 (unset) that, 2 a launch a level, 0 score_kernel and top_k_kernel (and
@@ -88,8 +92,8 @@ constexpr int kNarrowPairs = 512;
 // The top level joins the level select of the levels below it (level_select_kernel scores the top level's
 // candidates in each head's CTA and selects them with head_top_k, then descends) when those levels are
 // level-selected and fit kNarrowPairs, the top level is not split (top_slices == 1) and it has at most
-// kTopJoinPairs candidates: the 128K-token decode step with the adaptive budget and the 1B model's shapes (1,024 top
-// gists a head, then 132 candidates twice). One launch where score_kernel and top_k_kernel took two (5.1-5.6 and
+// kTopJoinPairs candidates: the 128K-token decode step with the 1B model's shapes (1,024 top gists a head, then 132
+// candidates twice with the adaptive budget, 64 with 16 fixed chunks). One launch where score_kernel and top_k_kernel took two (5.1-5.6 and
 // 7.2-7.7 us under Nsight Compute on an H200, twenty-fifth session). A KV head's G head CTAs each load the top
 // level's key rows (128 KB at 1,024 gists of head dim 64) where score_kernel loaded them once for the group: from L2
 // after the first. GSA_SELECT_TOP_JOINS=0 (read once): apart.
