@@ -14,8 +14,8 @@
 // of up to 192 candidates in one warp -- which then takes a top level of up to 1,024 candidates too;
 // larger ones score_kernel and top_k_kernel launches), the union
 // of the group's choices per level (a bitmap the CTA clears itself, compacted in ascending order by a block prefix
-// sum over the level's words; a long selection's levels each in a CTA of union_kernel) and the rows to unfold
-// (one slot per thread; a long list by unfold_kernel). Three launches at three levels instead of nine (a memset,
+// sum over the level's words; a long selection's levels, or those of few (query, KV head) CTAs, each in a CTA of
+// union_kernel) and the rows to unfold (one slot per thread; after union_kernel by unfold_kernel). Three launches at three levels instead of nine (a memset,
 // a score and a top-k launch per level, a union and an unfold launch).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -547,9 +547,9 @@ __global__ void __launch_bounds__(kDescentThreads, 1)
   }
 }
 
-// The union of a long selection (slots > kDescentUnfoldMax, its levels below the top not fused): CTA
-// (query x KV head, level l) clears, marks and compacts level l's bitmap alone, so the levels' unions run side by
-// side (the descent kernel's CTA took them one after the other: 17 us a layer under Nsight Compute at 1M tokens,
+// The union of a selection whose levels below the top are not fused, long (slots > kDescentUnfoldMax) or on few
+// CTAs (chunk_selection_cuda's split_tail): CTA (query x KV head, level l) clears, marks and compacts level l's
+// bitmap alone, so the levels' unions run side by side (the descent kernel's CTA took them one after the other: 17 us a layer under Nsight Compute at 1M tokens,
 // adaptive, on an H200). The unfold list is unfold_kernel's.
 __global__ void __launch_bounds__(kDescentThreads, 1) union_kernel(const __grid_constant__ ChunkSelectionParams p) {
   wait_for_prior_grids();  // the choices come from the kernels before (pdl.cuh)
@@ -597,7 +597,8 @@ __global__ void __launch_bounds__(kDescentThreads, 1)
   }
 }
 
-// The unfold list of a long selection (slots > kDescentUnfoldMax): grid (slot tiles, query x KV head).
+// The unfold list of a long selection (slots > kDescentUnfoldMax) or after union_kernel: grid (slot tiles, query x
+// KV head).
 __global__ void __launch_bounds__(kUnfoldThreads) unfold_kernel(const __grid_constant__ ChunkSelectionParams p,
                                                                 int32_t raw_slots, int32_t slots) {
   wait_for_prior_grids();  // the query, keys and lists come from the kernels before (pdl.cuh)
@@ -736,7 +737,13 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
         }
       }
       const unsigned ctas = p.num_queries * p.kv_heads;
-      if (!fused && slots > kDescentUnfoldMax && union_split) {
+      // union_kernel (a CTA a level) and unfold_kernel (a CTA a 256 slots) take a short list's union and unfold too
+      // when the (query, KV head) CTAs fill at most a quarter of the SMs: the unfused descent's 8 CTAs unfolding the
+      // 1B model's 2,244 slots at 128K (adaptive) were 0.06 ms a token slower than the two launches (session 35 call
+      // 2); with 16 fixed chunks (1,088 slots) the split is 0.03-0.05 ms a token faster at 32K and 128K, either budget
+      // at 32K (H100, call 3).
+      const bool split_tail = !fused && union_split && (slots > kDescentUnfoldMax || 4 * int64_t(ctas) <= sms);
+      if (split_tail) {
         launch(union_kernel, dim3(ctas, p.levels), kDescentThreads);
       } else if (fused) {
         with_pair_capacity<kDescentMaxPairs>(fused_pairs, [&](auto mp) {
@@ -746,7 +753,7 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
         launch(descent_kernel<T, dim.value, g.value, false, kNarrowPairs>, dim3(ctas), kDescentThreads, raw_slots,
                slots);  // (unfused: no level shared memory, MP unused)
       }
-      if (slots > kDescentUnfoldMax) {
+      if (slots > kDescentUnfoldMax || split_tail) {
         launch(unfold_kernel, dim3((slots + kUnfoldThreads - 1) / kUnfoldThreads, ctas), kUnfoldThreads, raw_slots,
                slots);
       }
