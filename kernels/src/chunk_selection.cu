@@ -549,8 +549,8 @@ __global__ void __launch_bounds__(kDescentThreads, 1)
 
 // The union of a selection whose levels below the top are not fused, long (slots > kDescentUnfoldMax) or on few
 // CTAs (chunk_selection_cuda's split_tail): CTA (query x KV head, level l) clears, marks and compacts level l's
-// bitmap alone, so the levels' unions run side by side (the descent kernel's CTA took them one after the other: 17 us a layer under Nsight Compute at 1M tokens,
-// adaptive, on an H200). The unfold list is unfold_kernel's.
+// bitmap alone, so the levels' unions run side by side (the descent kernel's CTA took them one after the other:
+// 17 us a layer under Nsight Compute at 1M tokens, adaptive, on an H200). The unfold list is unfold_kernel's.
 __global__ void __launch_bounds__(kDescentThreads, 1) union_kernel(const __grid_constant__ ChunkSelectionParams p) {
   wait_for_prior_grids();  // the choices come from the kernels before (pdl.cuh)
   allow_dependent_launch();
