@@ -15,8 +15,8 @@
 // larger ones score_kernel and top_k_kernel launches), the union
 // of the group's choices per level (a bitmap the CTA clears itself, compacted in ascending order by a block prefix
 // sum over the level's words; a long selection's levels, or those of few (query, KV head) CTAs, each in a CTA of
-// union_kernel) and the rows to unfold (one slot per thread; after union_kernel by unfold_kernel). Three launches at three levels instead of nine (a memset,
-// a score and a top-k launch per level, a union and an unfold launch).
+// union_kernel) and the rows to unfold (one slot per thread; after union_kernel by unfold_kernel). Three launches
+// at three levels instead of nine (a memset, a score and a top-k launch per level, a union and an unfold launch).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -93,10 +93,10 @@ constexpr int kNarrowPairs = 512;
 // candidates in each head's CTA and selects them with head_top_k, then descends) when those levels are
 // level-selected and fit kNarrowPairs, the top level is not split (top_slices == 1) and it has at most
 // kTopJoinPairs candidates: the 128K-token decode step with the 1B model's shapes (1,024 top gists a head, then 132
-// candidates twice with the adaptive budget, 64 with 16 fixed chunks). One launch where score_kernel and top_k_kernel took two (5.1-5.6 and
-// 7.2-7.7 us under Nsight Compute on an H200, twenty-fifth session). A KV head's G head CTAs each load the top
-// level's key rows (128 KB at 1,024 gists of head dim 64) where score_kernel loaded them once for the group: from L2
-// after the first. GSA_SELECT_TOP_JOINS=0 (read once): apart.
+// candidates twice with the adaptive budget, 64 with 16 fixed chunks). One launch where score_kernel and
+// top_k_kernel took two (5.1-5.6 and 7.2-7.7 us under Nsight Compute on an H200, twenty-fifth session). A KV head's
+// G head CTAs each load the top level's key rows (128 KB at 1,024 gists of head dim 64) where score_kernel loaded
+// them once for the group: from L2 after the first. GSA_SELECT_TOP_JOINS=0 (read once): apart.
 constexpr int kTopJoinPairs = 1024;
 // level_select_kernel's select of up to 32 kWarpSelectKeys candidates runs in its first warp (warp_top_k: no
 // barrier a round; the levels below the 1B model's 128K top level have 132 candidates a head), larger ones over its
