@@ -75,6 +75,10 @@ if [[ " $parts " == *" tests "* ]]; then
       "GSA_SELECT_WARP=0 timeout 300 ./build/tests/test_attention --gtest_filter='Selection.*'"
     printf '%s\t%s\n' "test_attention Selection GSA_SELECT_MMA=0 GSA_SELECT_WARP=0" \
       "GSA_SELECT_MMA=0 GSA_SELECT_WARP=0 timeout 300 ./build/tests/test_attention --gtest_filter='Selection.*'"
+    # The unfused descent CTA's own union and unfold list, which a one-sequence step leaves to union_kernel and
+    # unfold_kernel since the thirty-fifth session (split_tail, chunk_selection.cu) and a large batch still runs.
+    printf '%s\t%s\n' "test_attention Selection GSA_UNION_SPLIT=0" \
+      "GSA_UNION_SPLIT=0 timeout 300 ./build/tests/test_attention --gtest_filter='Selection.*'"
     gsa_memcheck_specs test_sparse_decode test_decode_plan "test_attention --gtest_filter='Selection.*'" \
       test_selected_attention "test_sparse_attention_gpu --gtest_filter='*/2:*/5'"
   } | gsa_parallel_lines | tee "$out/tests.txt"
