@@ -739,8 +739,8 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
       const unsigned ctas = p.num_queries * p.kv_heads;
       // union_kernel (a CTA a level) and unfold_kernel (a CTA a 256 slots) take a short list's union and unfold too
       // when the (query, KV head) CTAs fill at most a quarter of the SMs: the unfused descent's 8 CTAs unfolding the
-      // 1B model's 2,244 slots at 128K (adaptive) were 0.06 ms a token slower than the two launches (session 35 call
-      // 2); with 16 fixed chunks (1,088 slots) the split is 0.03-0.05 ms a token faster at 32K and 128K, either budget
+      // 1B model's ~2,200 slots at 128K (adaptive) were 0.06 ms a token slower than the two launches (session 35 call
+      // 2); with 16 fixed chunks (~1,100 slots) the split is 0.03-0.05 ms a token faster at 32K and 128K, either budget
       // at 32K (H100, call 3).
       const bool split_tail = !fused && union_split && (slots > kDescentUnfoldMax || 4 * int64_t(ctas) <= sms);
       if (split_tail) {
