@@ -53,7 +53,10 @@ for v in "$@"; do
   { echo "key $key"; echo "variant $v"; echo "nvcc $(nvcc --version | tail -1)"; echo "built $(date -u +%FT%TZ)"; } \
     >"$stage/build/prebuilt_info.txt"
   # One xz stream with a 256 MiB window: the binaries share the kernels' code, so each after the first packs small.
-  tar -C "$stage" -cf - build | xz -6 --lzma2=preset=6,dict=256MiB -T1 >"prebuilt/$key.tar.xz"
+  # Written under a temporary name and renamed when whole: a device call started while xz still wrote carried a
+  # truncated bundle under the final name (thirty-fifth session, call 1: the device built from source instead).
+  tar -C "$stage" -cf - build | xz -6 --lzma2=preset=6,dict=256MiB -T1 >"prebuilt/$key.tar.xz.partial"
+  mv "prebuilt/$key.tar.xz.partial" "prebuilt/$key.tar.xz"
   rm -rf "$stage"
   echo "$v: prebuilt/$key.tar.xz ($(du -h "prebuilt/$key.tar.xz" | cut -f1), ${#targets[@]} binaries, $(( $(date +%s) - start )) s)"
   if [ -n "$applied" ]; then
