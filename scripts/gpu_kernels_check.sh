@@ -71,14 +71,13 @@ if [[ " $parts " == *" tests "* ]]; then
       test_chunked_loss test_skinny_gemm test_skinny_rope_linear test_decode_step_ops test_serving_engine
     printf '%s\t%s\n' "test_decode_plan GSA_PDL=0" "GSA_PDL=0 timeout 300 ./build/tests/test_decode_plan"
     printf '%s\t%s\n' "test_decode_plan x3" "timeout 400 ./build/tests/test_decode_plan --gtest_repeat=3"
-    printf '%s\t%s\n' "test_attention Selection GSA_SELECT_WARP=0" \
-      "GSA_SELECT_WARP=0 timeout 300 ./build/tests/test_attention --gtest_filter='Selection.*'"
-    printf '%s\t%s\n' "test_attention Selection GSA_SELECT_MMA=0 GSA_SELECT_WARP=0" \
-      "GSA_SELECT_MMA=0 GSA_SELECT_WARP=0 timeout 300 ./build/tests/test_attention --gtest_filter='Selection.*'"
-    # The unfused descent CTA's own union and unfold list, which a one-sequence step leaves to union_kernel and
-    # unfold_kernel since the thirty-fifth session (split_tail, chunk_selection.cu) and a large batch still runs.
-    printf '%s\t%s\n' "test_attention Selection GSA_UNION_SPLIT=0" \
-      "GSA_UNION_SPLIT=0 timeout 300 ./build/tests/test_attention --gtest_filter='Selection.*'"
+    # The selection kernels' other paths: the 16-warp select, the team dots, and the unfused descent CTA's own union
+    # and unfold list (which a one-sequence step leaves to union_kernel and unfold_kernel since the thirty-fifth
+    # session, split_tail in chunk_selection.cu, and a large batch still runs).
+    for vars in "GSA_SELECT_WARP=0" "GSA_SELECT_MMA=0 GSA_SELECT_WARP=0" "GSA_UNION_SPLIT=0"; do
+      printf '%s\t%s\n' "test_attention Selection $vars" \
+        "$vars timeout 300 ./build/tests/test_attention --gtest_filter='Selection.*'"
+    done
     gsa_memcheck_specs test_sparse_decode test_decode_plan "test_attention --gtest_filter='Selection.*'" \
       test_selected_attention "test_sparse_attention_gpu --gtest_filter='*/2:*/5'"
   } | gsa_parallel_lines | tee "$out/tests.txt"
