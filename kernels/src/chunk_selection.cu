@@ -49,6 +49,7 @@ using detail::mark_choices;
 using detail::mma_scores;
 using detail::order_key;
 using detail::radix_top_k;
+using detail::rank_top_k;
 using detail::team_sum;
 using detail::to_floats;
 using detail::TopKShared;
@@ -98,12 +99,15 @@ constexpr int kNarrowPairs = 512;
 // G head CTAs each load the top level's key rows (128 KB at 1,024 gists of head dim 64) where score_kernel loaded
 // them once for the group: from L2 after the first. GSA_SELECT_TOP_JOINS=0 (read once): apart.
 constexpr int kTopJoinPairs = 1024;
-// level_select_kernel's select of up to 32 kWarpSelectKeys candidates runs in its first warp (warp_top_k: no
-// barrier a round; the levels below the 1B model's 128K top level have 132 candidates a head), larger ones over its
-// 16 warps (head_top_k). Not in the descent kernel, whose heads have 4 warps each behind a barrier of 128 threads:
-// a warp a head there was 0.02-0.03 ms a 128K token slower with the fixed budget of 16 chunks (64 candidates a head;
-// H100, session 34 call 4). GSA_SELECT_WARP=0 (read once): every select by head_top_k.
+// level_select_kernel's select of up to 32 kWarpSelectKeys candidates (the levels below the 1B model's 128K top
+// level have 132 candidates a head) ranks each candidate against the others with all 512 threads (rank_top_k: no
+// rounds) or runs in its first warp (warp_top_k: no barrier a round, but ~7 dependent rounds while 15 warps wait);
+// larger ones run over its 16 warps (head_top_k). Not in the descent kernel, whose heads have 4 warps each behind
+// a barrier of 128 threads: a warp a head there was 0.02-0.03 ms a 128K token slower with the fixed budget of 16
+// chunks (64 candidates a head; H100, session 34 call 4). GSA_SELECT_WARP=0 (read once): every select by
+// head_top_k; GSA_SELECT_RANK=0 (read once): warp_top_k instead of rank_top_k.
 constexpr int kWarpSelectKeys = 6;
+enum SmallSelect : int { kSmallByHead = 0, kSmallByWarp = 1, kSmallByRank = 2 };
 // Up to this many unfold slots per (query, KV head) the descent CTA writes them (3 a thread at 128K tokens,
 // adaptive); a longer list (11K slots at 1M tokens, adaptive) gets unfold_kernel's many CTAs: one CTA following
 // 22 load chains a thread cost 0.3 ms a step on an H200.
@@ -407,8 +411,9 @@ struct LevelShared {
   static_assert(MP % NT == 0, "whole pairs a thread");
   int32_t gist[MP];
   int32_t key_row[MP];
-  float score[MP];
+  alignas(16) float score[MP];  // (rank_top_k reads float4s)
   detail::HeadSelectShared<NT, MP / NT> select;
+  alignas(16) uint32_t rank_words[NT / 32];  // rank_top_k's warp counts
 };
 
 // Level l of query s's G query heads head0 .. head0 + G - 1 (all of KV head kv) in one CTA, for G * C_l <= MP:
@@ -425,10 +430,11 @@ struct LevelShared {
 //    cores instead (mma_scores);
 // 3. the head's threads keep its kk best (head_top_k; ranking every pair against its head's C scores cost ~C
 //    comparisons a thread, ~5 us a level at C = 132 on an H200; a bitonic sort ~10 us), or, with G = 1, up to 32
-//    kWarpSelectKeys candidates and warp_select, the CTA's first warp alone (warp_top_k).
+//    kWarpSelectKeys candidates by small_select: every thread ranking them (rank_top_k) or the CTA's first warp
+//    alone (warp_top_k).
 template <typename T, int D, int G, int NT, int MP, int kIters = 12>
 __device__ void descend_level(const ChunkSelectionParams& p, int l, int s, int kv, int head0, const float (&qh)[8],
-                              const uint4 (&query_words)[D / 32], bool mma, bool warp_select,
+                              const uint4 (&query_words)[D / 32], bool mma, int small_select,
                               LevelShared<NT, MP>& sh) {
   constexpr int kChains = MP / NT;
   constexpr int kTeam = D / 8, kHeadTeams = NT / kTeam / G;
@@ -499,7 +505,9 @@ __device__ void descend_level(const ChunkSelectionParams& p, int l, int s, int k
   const int64_t kk = min(keep_count(p, s, l), int64_t{K});
   int32_t* chosen = p.chosen + p.chosen_offset[l] + (int64_t(s) * p.q_heads + head0 + h) * K;
   const int32_t* gist = sh.gist + h * C;
-  if (G == 1 && warp_select && C <= 32 * kWarpSelectKeys) {
+  if (G == 1 && small_select == kSmallByRank && C <= 32 * kWarpSelectKeys) {
+    rank_top_k<NT>(score, [gist](int c) { return gist[c]; }, C, kk, chosen, K, sh.rank_words);
+  } else if (G == 1 && small_select == kSmallByWarp && C <= 32 * kWarpSelectKeys) {
     if (tid < 32) warp_top_k<kWarpSelectKeys>(score, [gist](int c) { return gist[c]; }, C, kk, chosen, K);
   } else {
     head_top_k<NT, G, MP / NT>(score, [gist](int c) { return gist[c]; }, C, kk, chosen, K, sh.select);
@@ -528,7 +536,7 @@ __global__ void __launch_bounds__(kDescentThreads, 1)
     load_query<T, D, 1>(p, s, kv * G + threadIdx.x / (NT / G), threadIdx.x % (D / 8), qh);
     const uint4 no_words[D / 32] = {};  // (the team dots: level_select_kernel's mma_scores takes a head a CTA)
     for (int l = p.levels - 2; l >= 0; --l) {
-      descend_level<T, D, G, NT, MP>(p, l, s, kv, kv * G, qh[0], no_words, false, false, sh);
+      descend_level<T, D, G, NT, MP>(p, l, s, kv, kv * G, qh[0], no_words, false, kSmallByHead, sh);
     }
   }
   __syncthreads();
@@ -572,7 +580,7 @@ __global__ void __launch_bounds__(kDescentThreads, 1) union_kernel(const __grid_
 // high is the top level, joined (kTopJoinPairs): scored and selected first, at its own capacity.
 template <typename T, int D, int MP, int kTopPairs, bool kMma>
 __global__ void __launch_bounds__(kDescentThreads, 1)
-    level_select_kernel(const __grid_constant__ ChunkSelectionParams p, int high, int low, bool warp_select) {
+    level_select_kernel(const __grid_constant__ ChunkSelectionParams p, int high, int low, int small_select) {
   wait_for_prior_grids();  // the query, keys and the level above's choices come from the kernels before (pdl.cuh)
   allow_dependent_launch();
   __shared__ LevelShared<kDescentThreads, MP> sh;
@@ -589,11 +597,11 @@ __global__ void __launch_bounds__(kDescentThreads, 1)
   int l = high;
   if constexpr (kTopPairs > 0) {
     __shared__ LevelShared<kDescentThreads, kTopPairs> top;
-    descend_level<T, D, 1, kDescentThreads, kTopPairs, 16>(p, high, s, kv, h, qh[0], words, kMma, warp_select, top);
+    descend_level<T, D, 1, kDescentThreads, kTopPairs, 16>(p, high, s, kv, h, qh[0], words, kMma, small_select, top);
     l = high - 1;
   }
   for (; l >= low; --l) {
-    descend_level<T, D, 1, kDescentThreads, MP>(p, l, s, kv, h, qh[0], words, kMma, warp_select, sh);
+    descend_level<T, D, 1, kDescentThreads, MP>(p, l, s, kv, h, qh[0], words, kMma, small_select, sh);
   }
 }
 
@@ -665,7 +673,9 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
   // GSA_SELECT_MMA (read once): 1 (unset) level_select_kernel's dots on the tensor cores (mma_scores), 0 by teams
   // of D / 8 lanes (the A/B switch).
   static const bool mma_scores_on = detail::env_int("GSA_SELECT_MMA", 1) != 0;
-  static const bool warp_select = detail::env_int("GSA_SELECT_WARP", 1) != 0;  // kWarpSelectKeys above
+  static const int small_select = detail::env_int("GSA_SELECT_WARP", 1) == 0   ? kSmallByHead  // kWarpSelectKeys
+                                  : detail::env_int("GSA_SELECT_RANK", 1) == 0 ? kSmallByWarp
+                                                                               : kSmallByRank;
   auto with_mma_scores = [](auto f) {
     if (mma_scores_on) {
       f(std::true_type{});
@@ -707,7 +717,7 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
       if (top_joined) {
         with_mma_scores([&](auto mma) {
           launch(level_select_kernel<T, dim.value, kNarrowPairs, kTopJoinPairs, mma.value>,
-                 dim3(p.num_queries * p.q_heads), kDescentThreads, top, join_low, warp_select);
+                 dim3(p.num_queries * p.q_heads), kDescentThreads, top, join_low, small_select);
         });
       }
       for (int l = top_joined ? join_low - 1 : top; l >= last_alone; --l) {
@@ -717,7 +727,7 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
           with_pair_capacity<kLevelMaxPairs>(widest, [&](auto mp) {
             with_mma_scores([&](auto mma) {
               launch(level_select_kernel<T, dim.value, mp.value, 0, mma.value>, dim3(p.num_queries * p.q_heads),
-                     kDescentThreads, l, low, warp_select);
+                     kDescentThreads, l, low, small_select);
             });
           });
           l = low;

@@ -4,7 +4,9 @@
 //   - block_count_before: a CTA-wide exclusive count of a predicate (the selects' slot numbers);
 //   - head_top_k: the kk best of one head's candidates by that head's warps of a CTA that holds several heads, a
 //     bitwise search of two bits a round behind a named barrier per head;
-//   - warp_top_k: the same select by one warp for up to 32 P candidates, its rounds warp reductions alone.
+//   - warp_top_k: the same select by one warp for up to 32 P candidates, its rounds warp reductions alone;
+//   - rank_top_k: the same choices by the CTA's threads for up to NT candidates, each candidate's rank counted
+//     against all the others (no rounds: one barrier, for the slots).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -316,6 +318,60 @@ __device__ void warp_top_k(const float* scores, GistOf gist_of, int C, int64_t k
     taken += __popc(take_votes);
   }
   for (int j = taken + lane; j < K; j += 32) chosen[j] = -1;
+}
+
+// The kk best of scores[0, C) (-inf = absent) by the CTA's NT threads, for 0 < C <= NT: gist ids gist_of(c) into
+// chosen[0, min(kk, finite)) in candidate order and -1 after them up to K -- the choices of head_top_k and
+// warp_top_k (order keys; ties: the lower candidates first). A candidate is kept when fewer than kk candidates
+// rank above it (a larger key, or the same key and a lower index): S = the largest power of two <= min(NT / C, 32)
+// threads a candidate (candidate t / S) each count over a segment of ~C / S of the others, summed across their
+// lanes; the kept candidates' slots are block counts behind one barrier. ~C^2 / NT comparisons a thread, no
+// rounds: where warp_top_k's search took ~7 dependent rounds of warp reductions in one warp while the CTA's other
+// 15 waited (132 candidates a head: ~1.7 us a level on an H100, session 34's stall samples). warp_words: NT / 32
+// shared words. Every thread of the CTA calls it; the caller's barrier after it guards warp_words' reuse.
+template <int NT, typename GistOf>
+__device__ void rank_top_k(const float* scores, GistOf gist_of, int C, int64_t kk, int32_t* chosen, int K,
+                           uint32_t* warp_words) {
+  static_assert(NT % 128 == 0, "whole float4 segments and uint4 reads of the warp words");
+  const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+  int S = 1;  // threads a candidate: a power of two, lanes of one warp
+  while (S < 32 && 2 * S * C <= NT) S *= 2;
+  const int c = tid / S, part = tid % S;
+  const int span = ((C + S - 1) / S + 3) / 4 * 4;  // candidates a thread compares, whole float4s
+  const uint32_t key = c < C ? order_key(scores[c]) : 0u;
+  int above = 0;  // candidates of this thread's segment ranked above c
+  if (c < C) {
+    const int begin = part * span, end = min(begin + span, C);
+    for (int b = begin; b < end; b += 4) {
+      const float4 v = *reinterpret_cast<const float4*>(scores + b);
+      const float f[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const uint32_t other = order_key(f[i]);
+        const int o = b + i;
+        above += int(o < end && (other > key || (other == key && o < c)));
+      }
+    }
+  }
+  for (int o = 1; o < S; o *= 2) above += __shfl_xor_sync(0xffffffffu, above, o);
+  // order_key(-inf) is below every finite key: an absent candidate never ranks above a present one.
+  const bool take = part == 0 && c < C && scores[c] != -INFINITY && above < kk;
+  const unsigned votes = __ballot_sync(0xffffffffu, take);
+  if (lane == 0) warp_words[warp] = __popc(votes);
+  __syncthreads();
+  int before = __popc(votes & ((1u << lane) - 1u)), taken = 0;
+#pragma unroll
+  for (int w = 0; w < NT / 32; w += 4) {
+    const uint4 n = *reinterpret_cast<const uint4*>(warp_words + w);
+    const int counts[4] = {int(n.x), int(n.y), int(n.z), int(n.w)};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      before += w + i < warp ? counts[i] : 0;
+      taken += counts[i];
+    }
+  }
+  if (take && before < K) chosen[before] = gist_of(c);
+  for (int j = taken + tid; j < K; j += NT) chosen[j] = -1;
 }
 
 }  // namespace gsa::kernels::detail
