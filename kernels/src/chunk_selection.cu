@@ -100,12 +100,14 @@ constexpr int kNarrowPairs = 512;
 // them once for the group: from L2 after the first. GSA_SELECT_TOP_JOINS=0 (read once): apart.
 constexpr int kTopJoinPairs = 1024;
 // level_select_kernel's select of up to 32 kWarpSelectKeys candidates (the levels below the 1B model's 128K top
-// level have 132 candidates a head) ranks each candidate against the others with all 512 threads (rank_top_k: no
-// rounds) or runs in its first warp (warp_top_k: no barrier a round, but ~7 dependent rounds while 15 warps wait);
-// larger ones run over its 16 warps (head_top_k). Not in the descent kernel, whose heads have 4 warps each behind
-// a barrier of 128 threads: a warp a head there was 0.02-0.03 ms a 128K token slower with the fixed budget of 16
-// chunks (64 candidates a head; H100, session 34 call 4). GSA_SELECT_WARP=0 (read once): every select by
-// head_top_k; GSA_SELECT_RANK=0 (read once): warp_top_k instead of rank_top_k.
+// level have 132 candidates a head) runs in its first warp (warp_top_k: no barrier a round, but ~7 dependent rounds
+// while 15 warps wait) or, with GSA_SELECT_RANK=1 (read once; written in the thirty-sixth session, which got no
+// GPU: off until the selection tests and the serve A/B have run on one), over all 512 threads ranking each
+// candidate against the others (rank_top_k: no rounds, one barrier; ~0.6 us a level of 132 predicted against
+// warp_top_k's ~1.7); larger ones run over its 16 warps (head_top_k). Not in the descent kernel, whose heads have 4
+// warps each behind a barrier of 128 threads: a warp a head there was 0.02-0.03 ms a 128K token slower with the
+// fixed budget of 16 chunks (64 candidates a head; H100, session 34 call 4). GSA_SELECT_WARP=0 (read once): every
+// select by head_top_k.
 constexpr int kWarpSelectKeys = 6;
 enum SmallSelect : int { kSmallByHead = 0, kSmallByWarp = 1, kSmallByRank = 2 };
 // Up to this many unfold slots per (query, KV head) the descent CTA writes them (3 a thread at 128K tokens,
@@ -674,8 +676,8 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
   // of D / 8 lanes (the A/B switch).
   static const bool mma_scores_on = detail::env_int("GSA_SELECT_MMA", 1) != 0;
   static const int small_select = detail::env_int("GSA_SELECT_WARP", 1) == 0   ? kSmallByHead  // kWarpSelectKeys
-                                  : detail::env_int("GSA_SELECT_RANK", 1) == 0 ? kSmallByWarp
-                                                                               : kSmallByRank;
+                                  : detail::env_int("GSA_SELECT_RANK", 0) != 0 ? kSmallByRank
+                                                                               : kSmallByWarp;
   auto with_mma_scores = [](auto f) {
     if (mma_scores_on) {
       f(std::true_type{});
