@@ -107,9 +107,12 @@ constexpr int kTopJoinPairs = 1024;
 // warp_top_k's ~1.7); larger ones run over its 16 warps (head_top_k). Not in the descent kernel, whose heads have 4
 // warps each behind a barrier of 128 threads: a warp a head there was 0.02-0.03 ms a 128K token slower with the
 // fixed budget of 16 chunks (64 candidates a head; H100, session 34 call 4). GSA_SELECT_WARP=0 (read once): every
-// select by head_top_k.
+// select by head_top_k. GSA_SELECT_NIBBLE=1 (read once; thirty-sixth session, not yet run on a GPU either):
+// level_select_kernel's head_top_k searches four bits a round instead of two (~4.2 rounds instead of ~7.8 over the
+// 1,024 top-level scores of a 128K step, each round a barrier of the CTA's 512 threads).
 constexpr int kWarpSelectKeys = 6;
-enum SmallSelect : int { kSmallByHead = 0, kSmallByWarp = 1, kSmallByRank = 2 };
+// level_select_kernel's selects (select_mode): the small select's kind in the low two bits, kNibbleRounds apart.
+enum SelectMode : int { kSmallByHead = 0, kSmallByWarp = 1, kSmallByRank = 2, kSmallKind = 3, kNibbleRounds = 4 };
 // Up to this many unfold slots per (query, KV head) the descent CTA writes them (3 a thread at 128K tokens,
 // adaptive); a longer list (11K slots at 1M tokens, adaptive) gets unfold_kernel's many CTAs: one CTA following
 // 22 load chains a thread cost 0.3 ms a step on an H200.
@@ -432,11 +435,11 @@ struct LevelShared {
 //    cores instead (mma_scores);
 // 3. the head's threads keep its kk best (head_top_k; ranking every pair against its head's C scores cost ~C
 //    comparisons a thread, ~5 us a level at C = 132 on an H200; a bitonic sort ~10 us), or, with G = 1, up to 32
-//    kWarpSelectKeys candidates by small_select: every thread ranking them (rank_top_k) or the CTA's first warp
+//    kWarpSelectKeys candidates by select_mode: every thread ranking them (rank_top_k) or the CTA's first warp
 //    alone (warp_top_k).
 template <typename T, int D, int G, int NT, int MP, int kIters = 12>
 __device__ void descend_level(const ChunkSelectionParams& p, int l, int s, int kv, int head0, const float (&qh)[8],
-                              const uint4 (&query_words)[D / 32], bool mma, int small_select,
+                              const uint4 (&query_words)[D / 32], bool mma, int select_mode,
                               LevelShared<NT, MP>& sh) {
   constexpr int kChains = MP / NT;
   constexpr int kTeam = D / 8, kHeadTeams = NT / kTeam / G;
@@ -507,10 +510,13 @@ __device__ void descend_level(const ChunkSelectionParams& p, int l, int s, int k
   const int64_t kk = min(keep_count(p, s, l), int64_t{K});
   int32_t* chosen = p.chosen + p.chosen_offset[l] + (int64_t(s) * p.q_heads + head0 + h) * K;
   const int32_t* gist = sh.gist + h * C;
-  if (G == 1 && small_select == kSmallByRank && C <= 32 * kWarpSelectKeys) {
+  const int small = select_mode & kSmallKind;
+  if (G == 1 && small == kSmallByRank && C <= 32 * kWarpSelectKeys) {
     rank_top_k<NT>(score, [gist](int c) { return gist[c]; }, C, kk, chosen, K, sh.rank_words);
-  } else if (G == 1 && small_select == kSmallByWarp && C <= 32 * kWarpSelectKeys) {
+  } else if (G == 1 && small == kSmallByWarp && C <= 32 * kWarpSelectKeys) {
     if (tid < 32) warp_top_k<kWarpSelectKeys>(score, [gist](int c) { return gist[c]; }, C, kk, chosen, K);
+  } else if (select_mode & kNibbleRounds) {
+    head_top_k<NT, G, MP / NT, 4>(score, [gist](int c) { return gist[c]; }, C, kk, chosen, K, sh.select);
   } else {
     head_top_k<NT, G, MP / NT>(score, [gist](int c) { return gist[c]; }, C, kk, chosen, K, sh.select);
   }
@@ -582,7 +588,7 @@ __global__ void __launch_bounds__(kDescentThreads, 1) union_kernel(const __grid_
 // high is the top level, joined (kTopJoinPairs): scored and selected first, at its own capacity.
 template <typename T, int D, int MP, int kTopPairs, bool kMma>
 __global__ void __launch_bounds__(kDescentThreads, 1)
-    level_select_kernel(const __grid_constant__ ChunkSelectionParams p, int high, int low, int small_select) {
+    level_select_kernel(const __grid_constant__ ChunkSelectionParams p, int high, int low, int select_mode) {
   wait_for_prior_grids();  // the query, keys and the level above's choices come from the kernels before (pdl.cuh)
   allow_dependent_launch();
   __shared__ LevelShared<kDescentThreads, MP> sh;
@@ -599,11 +605,11 @@ __global__ void __launch_bounds__(kDescentThreads, 1)
   int l = high;
   if constexpr (kTopPairs > 0) {
     __shared__ LevelShared<kDescentThreads, kTopPairs> top;
-    descend_level<T, D, 1, kDescentThreads, kTopPairs, 16>(p, high, s, kv, h, qh[0], words, kMma, small_select, top);
+    descend_level<T, D, 1, kDescentThreads, kTopPairs, 16>(p, high, s, kv, h, qh[0], words, kMma, select_mode, top);
     l = high - 1;
   }
   for (; l >= low; --l) {
-    descend_level<T, D, 1, kDescentThreads, MP>(p, l, s, kv, h, qh[0], words, kMma, small_select, sh);
+    descend_level<T, D, 1, kDescentThreads, MP>(p, l, s, kv, h, qh[0], words, kMma, select_mode, sh);
   }
 }
 
@@ -675,9 +681,10 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
   // GSA_SELECT_MMA (read once): 1 (unset) level_select_kernel's dots on the tensor cores (mma_scores), 0 by teams
   // of D / 8 lanes (the A/B switch).
   static const bool mma_scores_on = detail::env_int("GSA_SELECT_MMA", 1) != 0;
-  static const int small_select = detail::env_int("GSA_SELECT_WARP", 1) == 0   ? kSmallByHead  // kWarpSelectKeys
+  static const int select_mode = (detail::env_int("GSA_SELECT_WARP", 1) == 0   ? kSmallByHead  // kWarpSelectKeys
                                   : detail::env_int("GSA_SELECT_RANK", 0) != 0 ? kSmallByRank
-                                                                               : kSmallByWarp;
+                                                                               : kSmallByWarp) |
+                                 (detail::env_int("GSA_SELECT_NIBBLE", 0) != 0 ? kNibbleRounds : 0);
   auto with_mma_scores = [](auto f) {
     if (mma_scores_on) {
       f(std::true_type{});
@@ -719,7 +726,7 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
       if (top_joined) {
         with_mma_scores([&](auto mma) {
           launch(level_select_kernel<T, dim.value, kNarrowPairs, kTopJoinPairs, mma.value>,
-                 dim3(p.num_queries * p.q_heads), kDescentThreads, top, join_low, small_select);
+                 dim3(p.num_queries * p.q_heads), kDescentThreads, top, join_low, select_mode);
         });
       }
       for (int l = top_joined ? join_low - 1 : top; l >= last_alone; --l) {
@@ -729,7 +736,7 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
           with_pair_capacity<kLevelMaxPairs>(widest, [&](auto mp) {
             with_mma_scores([&](auto mma) {
               launch(level_select_kernel<T, dim.value, mp.value, 0, mma.value>, dim3(p.num_queries * p.q_heads),
-                     kDescentThreads, l, low, small_select);
+                     kDescentThreads, l, low, select_mode);
             });
           });
           l = low;

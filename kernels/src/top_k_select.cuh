@@ -3,7 +3,7 @@
 //   - radix_top_k: a CTA's kk largest of n scores by a 4-pass 8-bit radix select in shared-memory histograms;
 //   - block_count_before: a CTA-wide exclusive count of a predicate (the selects' slot numbers);
 //   - head_top_k: the kk best of one head's candidates by that head's warps of a CTA that holds several heads, a
-//     bitwise search of two bits a round behind a named barrier per head;
+//     bitwise search of two (or four) bits a round behind a named barrier per head;
 //   - warp_top_k: the same select by one warp for up to 32 P candidates, its rounds warp reductions alone;
 //   - rank_top_k: the same choices by the CTA's threads for up to NT candidates, each candidate's rank counted
 //     against all the others (no rounds: one barrier, for the slots).
@@ -131,6 +131,7 @@ __device__ __forceinline__ int block_count_before(bool pred, int* warp_count) {
 template <int NT, int P>
 struct HeadSelectShared {
   uint32_t round[2][NT / 32];
+  uint4 nibble[2][NT / 32];  // four-bit rounds: a warp's 15 byte counts
   uint32_t above_ties[P][NT / 32];
   uint32_t takes[P][NT / 32];
 };
@@ -181,7 +182,10 @@ __device__ __forceinline__ int head_prefix(const uint32_t (&counts)[P][NW], int 
 // (r < P; C <= P TH, and below 2,048 when P TH <= 2,048). Every thread of the CTA calls it for its own head,
 // on named barrier 1 + h (G <= 15). (One warp a head, 8 keys a lane, left 12 of 16 warps idle through ~2,400
 // dependent instructions a level of the descent; this version is no faster by itself: the rounds stop early.)
-template <int NT, int G, int P, typename GistOf>
+// kBits = 4: four bits a round, the counts at or above 15 trial keys -- half the rounds and their barriers (the
+// 1B model's 128K top level: ~7.7 rounds of two bits, ~2.6 us of level_select_kernel's ~18, session 35 call 1),
+// ~2.5x the instructions a round. The same threshold, so the same choices.
+template <int NT, int G, int P, int kBits = 2, typename GistOf>
 __device__ void head_top_k(const float* scores, GistOf gist_of, int C, int64_t kk, int32_t* chosen, int K,
                            HeadSelectShared<NT, P>& sh) {
   constexpr int TH = NT / G, W = TH / 32;
@@ -190,6 +194,7 @@ __device__ void head_top_k(const float* scores, GistOf gist_of, int C, int64_t k
   static_assert(TH % 32 == 0 && G <= 15, "whole warps a head, a named barrier each");
   static_assert(32 * P < 2048, "a warp's packed counts fit their 11-bit fields");
   static_assert(W <= 32, "a head's warp words summed by one warp");
+  static_assert(kBits == 2 || (kBits == 4 && 32 * P < 256), "two bits a round, or four with byte counts a warp");
   const int h = threadIdx.x / TH, t = threadIdx.x % TH, lane = threadIdx.x % 32;
   const int first_warp = h * W, own_warp = t / 32, barrier = 1 + h;  // barrier 0 is __syncthreads
   const uint32_t lanes_below = (1u << lane) - 1u;
@@ -200,39 +205,89 @@ __device__ void head_top_k(const float* scores, GistOf gist_of, int C, int64_t k
     const float f = c < C ? scores[c] : -INFINITY;
     key[r] = f == -INFINITY ? 0u : order_key(f);
   }
-  // The counts at or above threshold | 1, 2 and 3 << bit are independent, and the largest trial with at least kk
-  // keys is the threshold two one-bit rounds would reach (counts fall as the trial rises). Packed 11 bits apart:
-  // a warp's counts are at most 32 P, the head's (summed in 64 bits) at most C <= 2,047.
   uint32_t threshold = 0;  // the largest key with at least kk keys at or above it (0: fewer than kk finite)
-  for (int bit = 30, round = 0; bit >= 0; bit -= 2, ++round) {
-    const uint32_t t1 = threshold | (1u << bit), t2 = threshold | (2u << bit), t3 = threshold | (3u << bit);
-    uint32_t packed = 0;
+  if constexpr (kBits == 2) {
+    // The counts at or above threshold | 1, 2 and 3 << bit are independent, and the largest trial with at least kk
+    // keys is the threshold two one-bit rounds would reach (counts fall as the trial rises). Packed 11 bits apart:
+    // a warp's counts are at most 32 P, the head's (summed in 64 bits) at most C <= 2,047.
+    for (int bit = 30, round = 0; bit >= 0; bit -= 2, ++round) {
+      const uint32_t t1 = threshold | (1u << bit), t2 = threshold | (2u << bit), t3 = threshold | (3u << bit);
+      uint32_t packed = 0;
 #pragma unroll
-    for (int r = 0; r < P; ++r) {
-      packed += uint32_t(key[r] >= t1) | uint32_t(key[r] >= t2) << 11 | uint32_t(key[r] >= t3) << 22;
+      for (int r = 0; r < P; ++r) {
+        packed += uint32_t(key[r] >= t1) | uint32_t(key[r] >= t2) << 11 | uint32_t(key[r] >= t3) << 22;
+      }
+      packed = __reduce_add_sync(0xffffffffu, packed);
+      uint32_t* words = sh.round[round & 1] + first_warp;
+      if (lane == 0) words[own_warp] = packed;
+      detail::named_barrier_sync(barrier, TH);
+      // The head's sums, warp reductions over its W words: narrow, fields 1 and 2 in one word (each sum <= C < 2,048
+      // fits its 11 bits) and field 3 (bits 22-32 of a sum) apart; else each field apart.
+      const uint32_t word = lane < W ? words[lane] : 0u;
+      int64_t c1, c2, c3;
+      if constexpr (kNarrow) {
+        const uint32_t low = __reduce_add_sync(0xffffffffu, word & 0x3fffffu);
+        c1 = int64_t(low & 2047u);
+        c2 = int64_t(low >> 11);
+      } else {
+        c1 = int64_t(__reduce_add_sync(0xffffffffu, word & 2047u));
+        c2 = int64_t(__reduce_add_sync(0xffffffffu, (word >> 11) & 2047u));
+      }
+      c3 = int64_t(__reduce_add_sync(0xffffffffu, word >> 22));
+      const int64_t count = c3 >= kk ? c3 : c2 >= kk ? c2 : c1 >= kk ? c1 : -1;  // at the new threshold
+      threshold = c3 >= kk ? t3 : c2 >= kk ? t2 : c1 >= kk ? t1 : threshold;
+      if (count == kk) {  // the keys at or above it are the kk best: done (~7 rounds of 16 at 132 candidates)
+        threshold -= 1;   // (taken: the keys above threshold; no ties left to take)
+        break;
+      }
     }
-    packed = __reduce_add_sync(0xffffffffu, packed);
-    uint32_t* words = sh.round[round & 1] + first_warp;
-    if (lane == 0) words[own_warp] = packed;
-    detail::named_barrier_sync(barrier, TH);
-    // The head's sums, warp reductions over its W words: narrow, fields 1 and 2 in one word (each sum <= C < 2,048
-    // fits its 11 bits) and field 3 (bits 22-32 of a sum) apart; else each field apart.
-    const uint32_t word = lane < W ? words[lane] : 0u;
-    int64_t c1, c2, c3;
-    if constexpr (kNarrow) {
-      const uint32_t low = __reduce_add_sync(0xffffffffu, word & 0x3fffffu);
-      c1 = int64_t(low & 2047u);
-      c2 = int64_t(low >> 11);
-    } else {
-      c1 = int64_t(__reduce_add_sync(0xffffffffu, word & 2047u));
-      c2 = int64_t(__reduce_add_sync(0xffffffffu, (word >> 11) & 2047u));
-    }
-    c3 = int64_t(__reduce_add_sync(0xffffffffu, word >> 22));
-    const int64_t count = c3 >= kk ? c3 : c2 >= kk ? c2 : c1 >= kk ? c1 : -1;  // at the new threshold
-    threshold = c3 >= kk ? t3 : c2 >= kk ? t2 : c1 >= kk ? t1 : threshold;
-    if (count == kk) {  // the keys at or above it are the kk best: done (~7 rounds of 16 at 132 candidates)
-      threshold -= 1;   // (taken: the keys above threshold; no ties left to take)
-      break;
+  } else {
+    // Trial d (1..15) is threshold | d << bit; a key is at or above it when its digit v >= d, v = 15 for a key above
+    // the threshold's prefix (the bits over bit + 4), its own four bits at `bit` for a key on it, 0 below or absent.
+    // A warp's counts (<= 32 P < 256) in bytes, trials 4j + 1 .. 4j + 4 in word j (a key adds a byte of 1 to the
+    // first min(max(v - 4j, 0), 4) of them); the head's (<= C < 2,048) from its warps' words as 16-bit fields, the
+    // even and the odd bytes apart. The counts fall as d rises: the new digit is the number of trials with >= kk.
+    // kk in 32 bits (the counts are at most 2,047: clamping keeps every comparison with them)
+    const int want = kk < 0 ? -1 : kk > 4096 ? 4096 : int(kk);
+    for (int bit = 28, round = 0; bit >= 0; bit -= 4, ++round) {
+      const uint32_t high_mask = bit == 28 ? 0u : ~0u << (bit + 4);
+      uint32_t bytes[4] = {0u, 0u, 0u, 0u};
+#pragma unroll
+      for (int r = 0; r < P; ++r) {
+        const uint32_t high = key[r] & high_mask;
+        const int v = key[r] == 0u || high < threshold ? 0 : high > threshold ? 15 : int((key[r] >> bit) & 15u);
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          const int m = min(max(v - 4 * j, 0), 4);
+          bytes[j] += __byte_perm(0x01010101u, 0u, 0x4444u << (4 * m));  // m low bytes of 1
+        }
+      }
+#pragma unroll
+      for (int j = 0; j < 4; ++j) bytes[j] = __reduce_add_sync(0xffffffffu, bytes[j]);
+      uint4* words = sh.nibble[round & 1] + first_warp;
+      if (lane == 0) words[own_warp] = make_uint4(bytes[0], bytes[1], bytes[2], bytes[3]);
+      detail::named_barrier_sync(barrier, TH);
+      const uint4 word = lane < W ? words[lane] : make_uint4(0u, 0u, 0u, 0u);
+      const uint32_t own[4] = {word.x, word.y, word.z, word.w};
+      int digit = 0;
+      bool exact = false;  // some trial has exactly kk keys at or above it: the new threshold's
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const uint32_t even = __reduce_add_sync(0xffffffffu, own[j] & 0x00ff00ffu);         // trials 4j + 1, 4j + 3
+        const uint32_t odd = __reduce_add_sync(0xffffffffu, (own[j] >> 8) & 0x00ff00ffu);  // trials 4j + 2, 4j + 4
+        const int counts[4] = {int(even & 0xffffu), int(odd & 0xffffu), int(even >> 16), int(odd >> 16)};
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+          if (4 * j + q + 1 > 15) continue;  // (no trial 16)
+          digit += counts[q] >= want;
+          exact = exact || counts[q] == want;
+        }
+      }
+      threshold |= uint32_t(digit) << bit;
+      if (exact) {       // the keys at or above it are the kk best: done
+        threshold -= 1;  // (taken: the keys above threshold; no ties left to take)
+        break;
+      }
     }
   }
   unsigned tie_votes[P];
