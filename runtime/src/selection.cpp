@@ -24,12 +24,17 @@ at::Tensor gather_keys(const at::Tensor& k, const at::Tensor& key_slot, const at
 }
 
 // Top kk(q) of `scores` [Ns, Hkv, g, C] (-inf = not a candidate); returns the chosen candidate ids from
-// `candidates` [Ns, Hkv, g, C] as [Ns, Hkv, g, K] with -1 where nothing was chosen.
+// `candidates` [Ns, Hkv, g, C] as [Ns, Hkv, g, K] with -1 where nothing was chosen. Equal scores: the lower gist
+// first, the kernels' rule and their CPU twin's (the candidates in ascending gist order, then a stable sort by
+// score; at::topk leaves the order of ties open, so a tie at the kk-th score could choose another gist).
 at::Tensor top_k_per_head(const at::Tensor& scores, const at::Tensor& candidates, const at::Tensor& kk) {
   const int64_t width = scores.size(-1);
   const int64_t k_max = std::min<int64_t>(kk.max().item<int64_t>(), width);
   if (k_max <= 0) return at::full(candidates.sizes().vec(), -1, candidates.options()).narrow(-1, 0, 0);
-  auto [values, order] = at::topk(scores, k_max, -1, /*largest=*/true, /*sorted=*/true);
+  const at::Tensor by_gist = std::get<1>(at::sort(candidates, /*stable=*/true, -1, /*descending=*/false));
+  const auto [sorted, by_score] = at::sort(at::gather(scores, -1, by_gist), /*stable=*/true, -1, /*descending=*/true);
+  const at::Tensor values = sorted.narrow(-1, 0, k_max);
+  const at::Tensor order = at::gather(by_gist, -1, by_score.narrow(-1, 0, k_max));
   at::Tensor rank = at::arange(k_max, kk.options()).view({1, 1, 1, k_max});
   at::Tensor keep = (rank < kk.view({-1, 1, 1, 1})).logical_and(at::isfinite(values));
   return at::gather(candidates, -1, order).masked_fill(keep.logical_not(), -1);

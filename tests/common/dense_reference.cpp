@@ -23,7 +23,7 @@ std::vector<int64_t> gists_of_doc(const GistLayout& row, int64_t l, int64_t d) {
 
 std::vector<std::set<int64_t>> brute_force_selection(const GistLayout& row, int64_t pos, const at::Tensor& q,
                                                      const at::Tensor& k, int64_t group,
-                                                     const SelectionOptions& options) {
+                                                     const SelectionOptions& options, bool ties_to_higher) {
   const int64_t levels = row.levels();
   const int64_t hq = q.size(0), hkv = k.size(0), g = hq / hkv;
   const int64_t d = row.doc[pos];
@@ -52,6 +52,8 @@ std::vector<std::set<int64_t>> brute_force_selection(const GistLayout& row, int6
         for (int64_t x = 0; x < q.size(1); ++x) s += qa[h][x] * ka[group][p][x];
         scored.emplace_back(s, j);
       }
+      // The candidates come in ascending gist order: a stable sort keeps the lower gist first among equal scores.
+      if (ties_to_higher) std::reverse(scored.begin(), scored.end());
       std::stable_sort(scored.begin(), scored.end(), [](auto& a, auto& b) { return a.first > b.first; });
       parents.clear();
       for (int64_t i = 0; i < std::min<int64_t>(kk[l], scored.size()); ++i) {

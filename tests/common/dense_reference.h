@@ -16,10 +16,12 @@
 namespace gsa::test {
 
 // Brute-force selection for one query position of `row`: per level, the gist indices (row-wide) chosen by any
-// head of KV group `group`. q: [Hq, D] this query's heads; k: [Hkv, T, D]. Scores in float64.
+// head of KV group `group`. q: [Hq, D] this query's heads; k: [Hkv, T, D]. Scores in float64; among equal scores
+// the lower gist first (the selection's rule), or with ties_to_higher the higher (a test's check that its ties
+// decide something).
 std::vector<std::set<int64_t>> brute_force_selection(const GistLayout& row, int64_t pos, const at::Tensor& q,
                                                      const at::Tensor& k, int64_t group,
-                                                     const SelectionOptions& options);
+                                                     const SelectionOptions& options, bool ties_to_higher = false);
 
 // Dense keep mask [Hkv, Tq, T] (bool) for queries [q_begin, q_begin + Tq) of one row. q: [Hq, Tq, D] and
 // k: [Hkv, T, D] are only read in selective mode (selection scores).

@@ -187,6 +187,55 @@ TEST(Selection, EqualsBruteForceOnRandomLayouts) {
   }
 }
 
+// Equal scores go to the lower gist on every backend: queries and keys of -1, 0 and 1 (every dot exact in fp32 and
+// bf16, and many equal) leave the choice at each level's kk-th score to the tie rule, which the brute force states
+// (the lower gist first); the reference backend, the kernels' CPU twin and, on a device, the CUDA kernels choose its
+// sets exactly. Not vacuous: the brute force with the opposite rule chooses other sets in many of the cases.
+TEST(Selection, EqualScoresGoToTheLowerGistOnEveryBackend) {
+  int64_t decided_by_ties = 0, checked = 0;
+  for (const at::Device device : test::test_devices()) {
+    for (const bool kernels : {false, true}) {
+      for (int ci = 0; ci < static_cast<int>(cases().size()); ++ci) {
+        const Case c = cases()[ci];
+        std::mt19937 rng(1900 + ci);
+        Batch batch = random_batch(c, rng);
+        const int64_t T = std::max(batch.rows[0].size(), batch.rows[1].size()), D = kernels ? 64 : 8;
+        at::manual_seed(100 + ci);
+        auto opts = at::TensorOptions().dtype(kernels ? at::kBFloat16 : at::kFloat).device(device);
+        const at::Tensor q = at::randint(-1, 2, {2, c.hq, T, D}, opts), k = at::randint(-1, 2, {2, c.hkv, T, D}, opts);
+        AttentionOptions options;
+        options.backend = kernels ? AttentionBackend::kKernels : AttentionBackend::kReference;
+        options.selection = selection_options(c);
+        const AttentionPlan plan = make_attention_plan(batch.ptrs(), 0, -1, options, device);
+        const SelectionPlan& sel = plan.selection;
+        if (sel.count == 0) continue;
+        const ChunkSelection chosen = select_chunks(q.index({sel.row, at::indexing::Slice(), sel.pos}), k, plan,
+                                                    options.selection);
+        const at::Tensor rows = sel.row.cpu(), pos = sel.pos.cpu();
+        for (int64_t i = 0; i < sel.count; ++i) {
+          const int64_t b = rows[i].item<int64_t>(), p = pos[i].item<int64_t>();
+          for (int64_t h = 0; h < c.hkv; ++h) {
+            const at::Tensor qp = q[b].select(1, p);
+            const auto expected = test::brute_force_selection(batch.rows[b], p, qp, k[b], h, options.selection);
+            const auto other = test::brute_force_selection(batch.rows[b], p, qp, k[b], h, options.selection, true);
+            for (int64_t l = 0; l < c.levels; ++l) {
+              std::set<int64_t> got;
+              const at::Tensor ids = chosen.selected[l][i][h].cpu();
+              for (int64_t j = 0; j < ids.numel(); ++j)
+                if (ids[j].item<int64_t>() >= 0) got.insert(ids[j].item<int64_t>());
+              EXPECT_EQ(got, expected[l]) << "case " << ci << " query " << p << " group " << h << " level " << l
+                                          << (kernels ? " kernels" : " reference") << " on " << device;
+              decided_by_ties += expected[l] != other[l];
+              ++checked;
+            }
+          }
+        }
+      }
+    }
+  }
+  EXPECT_GT(decided_by_ties, checked / 10) << "of " << checked << " (query, group, level) choices";
+}
+
 // Reference masks built per run of queries (AttentionOptions::reference_chunk_queries, bounded memory for long
 // prefills) give the same outputs, gradients and remote selections as masks built for all queries at once: every
 // case of the table, runs of 7 queries (not a multiple of any block), and a key view that holds only the even
