@@ -10,7 +10,10 @@
 //   level l < L-1: the children child_begin_{l+1}[row, p] + i (i < child_count_{l+1}[row, p]) of the parents p
 //   head h chose at level l+1;
 //   a head keeps its kk_l best candidates by score q[s, h] . k[row, kv, gist_pos_l[row, c]] (fp32 sums of the
-//   bf16/fp16 products; fewer when there are fewer candidates; ties broken arbitrarily).
+//   bf16/fp16 products; fewer when there are fewer candidates). Equal scores: the lower gist first (the reference
+//   twin, runtime/selection.cpp's LibTorch selection and the tests' brute force alike), except where a level's
+//   select is the radix select -- over 1,024 candidates a head without GSA_TOPK_HEAD_SELECT, and the sliced top
+//   level -- which takes equal scores at the threshold in the order its threads arrive.
 // Outputs, per (s, kv): selected_l [Ns, Hkv, M_l] the union of the group's chosen level-l gist indices,
 // ascending, then -1; key_pos [Ns, Hkv, R] with R = M_0 * max_chunk_span + sum_l M_l: slot r * span + i holds
 // the i-th row of chunk selected_0[r] (rows chunk_begin[row, j] .. gist_pos_0[row, j] - 1 whose key_level < 0)
