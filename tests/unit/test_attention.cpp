@@ -145,72 +145,33 @@ TEST(AttentionDecode, LastQueryAloneEqualsFullRecomputeRow) {
   }
 }
 
-// Selection (LibTorch ops in fp32, D 8; the selection kernels in bf16, D 64: their CPU twin, and on a device
-// the CUDA kernels) equals brute force over the same inputs, as sets per level.
-TEST(Selection, EqualsBruteForceOnRandomLayouts) {
+// Selection on every device and backend (LibTorch ops in fp32, D 8; the selection kernels in bf16, D 64: their CPU
+// twin, and on a device the CUDA kernels) over the random layouts of cases(), q [2, Hq, T, D] and k [2, Hkv, T, D]
+// from draw(shape, options) (layouts from std::mt19937(layout_seed + case), tensors after
+// at::manual_seed(tensor_seed + case)), expected to equal the brute force as sets per level. Returns how many
+// (query, group, level) choices it compared, and in how many the brute force with the opposite tie rule differs.
+template <typename Draw>
+std::pair<int64_t, int64_t> expect_selection_equals_brute_force(uint32_t layout_seed, uint64_t tensor_seed,
+                                                                Draw draw) {
+  int64_t checked = 0, decided_by_ties = 0;
   for (const at::Device device : test::test_devices()) {
     for (const bool kernels : {false, true}) {
       for (int ci = 0; ci < static_cast<int>(cases().size()); ++ci) {
         const Case c = cases()[ci];
-        std::mt19937 rng(900 + ci);
+        std::mt19937 rng(layout_seed + ci);
         Batch batch = random_batch(c, rng);
         const int64_t T = std::max(batch.rows[0].size(), batch.rows[1].size()), D = kernels ? 64 : 8;
-        at::manual_seed(ci);
-        auto fp32 = at::TensorOptions().dtype(kernels ? at::kBFloat16 : at::kFloat).device(device);
-        at::Tensor q = at::randn({2, c.hq, T, D}, fp32), k = at::randn({2, c.hkv, T, D}, fp32);
-        AttentionOptions options;
-        options.backend = kernels ? AttentionBackend::kKernels : AttentionBackend::kReference;
-        options.selection = selection_options(c);
-        AttentionPlan plan = make_attention_plan(batch.ptrs(), 0, -1, options, device);
-        const SelectionPlan& sel = plan.selection;
-        if (sel.count == 0) continue;
-        at::Tensor q_sel = q.index({sel.row, at::indexing::Slice(), sel.pos});
-        ChunkSelection chosen = select_chunks(q_sel, k, plan, options.selection);
-        at::Tensor rows = sel.row.cpu(), pos = sel.pos.cpu();
-        for (int64_t i = 0; i < sel.count; ++i) {
-          const int64_t b = rows[i].item<int64_t>(), p = pos[i].item<int64_t>();
-          for (int64_t h = 0; h < c.hkv; ++h) {
-            auto expected =
-                test::brute_force_selection(batch.rows[b], p, q[b].select(1, p), k[b], h, options.selection);
-            for (int64_t l = 0; l < c.levels; ++l) {
-              std::set<int64_t> got;
-              at::Tensor ids = chosen.selected[l][i][h].cpu();
-              for (int64_t j = 0; j < ids.numel(); ++j)
-                if (ids[j].item<int64_t>() >= 0) got.insert(ids[j].item<int64_t>());
-              EXPECT_EQ(got, expected[l]) << "case " << ci << " query " << p << " group " << h << " level " << l
-                                          << (kernels ? " kernels" : " reference") << " on " << device;
-            }
-          }
-        }
-      }
-    }
-  }
-}
-
-// Equal scores go to the lower gist on every backend: queries and keys of -1, 0 and 1 (every dot exact in fp32 and
-// bf16, and many equal) leave the choice at each level's kk-th score to the tie rule, which the brute force states
-// (the lower gist first); the reference backend, the kernels' CPU twin and, on a device, the CUDA kernels choose its
-// sets exactly. Not vacuous: the brute force with the opposite rule chooses other sets in many of the cases.
-TEST(Selection, EqualScoresGoToTheLowerGistOnEveryBackend) {
-  int64_t decided_by_ties = 0, checked = 0;
-  for (const at::Device device : test::test_devices()) {
-    for (const bool kernels : {false, true}) {
-      for (int ci = 0; ci < static_cast<int>(cases().size()); ++ci) {
-        const Case c = cases()[ci];
-        std::mt19937 rng(1900 + ci);
-        Batch batch = random_batch(c, rng);
-        const int64_t T = std::max(batch.rows[0].size(), batch.rows[1].size()), D = kernels ? 64 : 8;
-        at::manual_seed(100 + ci);
-        auto opts = at::TensorOptions().dtype(kernels ? at::kBFloat16 : at::kFloat).device(device);
-        const at::Tensor q = at::randint(-1, 2, {2, c.hq, T, D}, opts), k = at::randint(-1, 2, {2, c.hkv, T, D}, opts);
+        at::manual_seed(tensor_seed + ci);
+        const auto opts = at::TensorOptions().dtype(kernels ? at::kBFloat16 : at::kFloat).device(device);
+        const at::Tensor q = draw({2, c.hq, T, D}, opts), k = draw({2, c.hkv, T, D}, opts);
         AttentionOptions options;
         options.backend = kernels ? AttentionBackend::kKernels : AttentionBackend::kReference;
         options.selection = selection_options(c);
         const AttentionPlan plan = make_attention_plan(batch.ptrs(), 0, -1, options, device);
         const SelectionPlan& sel = plan.selection;
         if (sel.count == 0) continue;
-        const ChunkSelection chosen = select_chunks(q.index({sel.row, at::indexing::Slice(), sel.pos}), k, plan,
-                                                    options.selection);
+        const ChunkSelection chosen =
+            select_chunks(q.index({sel.row, at::indexing::Slice(), sel.pos}), k, plan, options.selection);
         const at::Tensor rows = sel.row.cpu(), pos = sel.pos.cpu();
         for (int64_t i = 0; i < sel.count; ++i) {
           const int64_t b = rows[i].item<int64_t>(), p = pos[i].item<int64_t>();
@@ -233,6 +194,23 @@ TEST(Selection, EqualScoresGoToTheLowerGistOnEveryBackend) {
       }
     }
   }
+  return {checked, decided_by_ties};
+}
+
+// Selection equals the brute force over normal queries and keys.
+TEST(Selection, EqualsBruteForceOnRandomLayouts) {
+  const auto [checked, decided_by_ties] = expect_selection_equals_brute_force(
+      900, 0, [](at::IntArrayRef shape, const at::TensorOptions& opts) { return at::randn(shape, opts); });
+  EXPECT_GT(checked, 100);
+}
+
+// Equal scores go to the lower gist on every backend: queries and keys of -1, 0 and 1 (every dot exact in fp32 and
+// bf16, and many equal) leave the choice at each level's kk-th score to the tie rule, which the brute force states
+// (the lower gist first); the reference backend, the kernels' CPU twin and, on a device, the CUDA kernels choose its
+// sets exactly. Not vacuous: the brute force with the opposite rule chooses other sets in many of the cases.
+TEST(Selection, EqualScoresGoToTheLowerGistOnEveryBackend) {
+  const auto [checked, decided_by_ties] = expect_selection_equals_brute_force(
+      1900, 100, [](at::IntArrayRef shape, const at::TensorOptions& opts) { return at::randint(-1, 2, shape, opts); });
   EXPECT_GT(decided_by_ties, checked / 10) << "of " << checked << " (query, group, level) choices";
 }
 
