@@ -71,14 +71,14 @@ if [[ " $parts " == *" tests "* ]]; then
       test_chunked_loss test_skinny_gemm test_skinny_rope_linear test_decode_step_ops test_serving_engine
     printf '%s\t%s\n' "test_decode_plan GSA_PDL=0" "GSA_PDL=0 timeout 300 ./build/tests/test_decode_plan"
     printf '%s\t%s\n' "test_decode_plan x3" "timeout 400 ./build/tests/test_decode_plan --gtest_repeat=3"
-    # The selection kernels' other paths: the rank select and the four-bit rounds (GSA_SELECT_RANK=1 and
-    # GSA_SELECT_NIBBLE=1, off by default until they have run on a GPU: Selection.KernelsOnLongLevelsEqualTheCpuTwin's
-    # fixed_k 40 and 16 take the rank select, every level_select_kernel level of over 192 candidates the four-bit
-    # rounds, and with GSA_SELECT_WARP=0 every one), the 16-warp select, the team dots, and the unfused descent CTA's
-    # own union and unfold list (which a one-sequence step leaves to union_kernel and unfold_kernel since the
-    # thirty-fifth session, split_tail in chunk_selection.cu, and a large batch still runs).
-    for vars in "GSA_SELECT_RANK=1 GSA_SELECT_NIBBLE=1" "GSA_SELECT_WARP=0 GSA_SELECT_NIBBLE=1" "GSA_SELECT_WARP=0" \
-      "GSA_SELECT_MMA=0 GSA_SELECT_WARP=0" "GSA_UNION_SPLIT=0"; do
+    # The selection kernels' other paths: the rank select alone and with the four-bit rounds (GSA_SELECT_RANK=1 and 2,
+    # off by default until they have run on a GPU: Selection.KernelsOnLongLevelsEqualTheCpuTwin's fixed_k 40 and 16
+    # take the rank select, its level_select_kernel levels of over 192 candidates the four-bit rounds), the 16-warp
+    # select, the team dots, and the unfused descent CTA's own union and unfold list (which a one-sequence step leaves
+    # to union_kernel and unfold_kernel since the thirty-fifth session, split_tail in chunk_selection.cu, and a large
+    # batch still runs).
+    for vars in "GSA_SELECT_RANK=1" "GSA_SELECT_RANK=2" "GSA_SELECT_WARP=0" "GSA_SELECT_MMA=0 GSA_SELECT_WARP=0" \
+      "GSA_UNION_SPLIT=0"; do
       printf '%s\t%s\n' "test_attention Selection $vars" \
         "$vars timeout 300 ./build/tests/test_attention --gtest_filter='Selection.*'"
     done

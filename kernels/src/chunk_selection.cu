@@ -101,18 +101,20 @@ constexpr int kNarrowPairs = 512;
 constexpr int kTopJoinPairs = 1024;
 // level_select_kernel's select of up to 32 kWarpSelectKeys candidates (the levels below the 1B model's 128K top
 // level have 132 candidates a head) runs in its first warp (warp_top_k: no barrier a round, but ~7 dependent rounds
-// while 15 warps wait) or, with GSA_SELECT_RANK=1 (read once; written in the thirty-sixth session, which got no
-// GPU: off until the selection tests and the serve A/B have run on one), over all 512 threads ranking each
-// candidate against the others (rank_top_k: no rounds, one barrier; ~0.6 us a level of 132 predicted against
-// warp_top_k's ~1.7); larger ones run over its 16 warps (head_top_k). Not in the descent kernel, whose heads have 4
-// warps each behind a barrier of 128 threads: a warp a head there was 0.02-0.03 ms a 128K token slower with the
+// while 15 warps wait); larger ones run over its 16 warps (head_top_k). Not in the descent kernel, whose heads have
+// 4 warps each behind a barrier of 128 threads: a warp a head there was 0.02-0.03 ms a 128K token slower with the
 // fixed budget of 16 chunks (64 candidates a head; H100, session 34 call 4). GSA_SELECT_WARP=0 (read once): every
-// select by head_top_k. GSA_SELECT_NIBBLE=1 (read once; thirty-sixth session, not yet run on a GPU either):
-// level_select_kernel's head_top_k searches four bits a round instead of two (~4.2 rounds instead of ~7.8 over the
-// 1,024 top-level scores of a 128K step, each round a barrier of the CTA's 512 threads).
+// select by head_top_k. GSA_SELECT_RANK (read once; written in the thirty-sixth session, which got no GPU: off until
+// the selection tests and the serve A/B have run on one): 1, the selects of up to 32 kWarpSelectKeys candidates by
+// all 512 threads ranking each candidate against the others (rank_top_k: no rounds, one barrier; ~0.6 us a level of
+// 132 predicted against warp_top_k's ~1.7); 2, that and head_top_k four bits a round (~4.2 rounds instead of ~7.8
+// over the 1,024 top-level scores of a 128K step, each round a barrier of the CTA's 512 threads). Each is a
+// level_select_kernel instantiation of its own (kSelect, tensor-core dots only): the default's code is as it was.
 constexpr int kWarpSelectKeys = 6;
-// level_select_kernel's selects (select_mode): the small select's kind in the low two bits, kNibbleRounds apart.
+// level_select_kernel's selects: the small select's kind in the low two bits, kNibbleRounds apart; kSelect =
+// kSelectAtRuntime takes kSmallByWarp or kSmallByHead from its select_mode argument (GSA_SELECT_WARP).
 enum SelectMode : int { kSmallByHead = 0, kSmallByWarp = 1, kSmallByRank = 2, kSmallKind = 3, kNibbleRounds = 4 };
+constexpr int kSelectAtRuntime = -1;
 // Up to this many unfold slots per (query, KV head) the descent CTA writes them (3 a thread at 128K tokens,
 // adaptive); a longer list (11K slots at 1M tokens, adaptive) gets unfold_kernel's many CTAs: one CTA following
 // 22 load chains a thread cost 0.3 ms a step on an H200.
@@ -586,11 +588,14 @@ __global__ void __launch_bounds__(kDescentThreads, 1) union_kernel(const __grid_
 // head's candidates are the children of its own choices one level up: no other head's) -- one launch where
 // score_kernel and top_k_kernel took two a level (12-16 us each under Nsight Compute on an H200). With kTopPairs > 0
 // high is the top level, joined (kTopJoinPairs): scored and selected first, at its own capacity.
-template <typename T, int D, int MP, int kTopPairs, bool kMma>
+template <typename T, int D, int MP, int kTopPairs, bool kMma, int kSelect>
 __global__ void __launch_bounds__(kDescentThreads, 1)
     level_select_kernel(const __grid_constant__ ChunkSelectionParams p, int high, int low, int select_mode) {
   wait_for_prior_grids();  // the query, keys and the level above's choices come from the kernels before (pdl.cuh)
   allow_dependent_launch();
+  // The selects (SelectMode): kSelect, or at run time the warp or the 16-warp select (a value the compiler knows
+  // excludes the rank select and the four-bit rounds: their code is not in that instantiation).
+  const int mode = kSelect != kSelectAtRuntime ? kSelect : (select_mode & kSmallByWarp);
   __shared__ LevelShared<kDescentThreads, MP> sh;
   const int s = blockIdx.x / p.q_heads, h = blockIdx.x % p.q_heads, kv = h / (p.q_heads / p.kv_heads);
   // Head h's query: this thread's mma B fragment words (mma_scores), or its team lane's 8 elements (!kMma).
@@ -605,11 +610,11 @@ __global__ void __launch_bounds__(kDescentThreads, 1)
   int l = high;
   if constexpr (kTopPairs > 0) {
     __shared__ LevelShared<kDescentThreads, kTopPairs> top;
-    descend_level<T, D, 1, kDescentThreads, kTopPairs, 16>(p, high, s, kv, h, qh[0], words, kMma, select_mode, top);
+    descend_level<T, D, 1, kDescentThreads, kTopPairs, 16>(p, high, s, kv, h, qh[0], words, kMma, mode, top);
     l = high - 1;
   }
   for (; l >= low; --l) {
-    descend_level<T, D, 1, kDescentThreads, MP>(p, l, s, kv, h, qh[0], words, kMma, select_mode, sh);
+    descend_level<T, D, 1, kDescentThreads, MP>(p, l, s, kv, h, qh[0], words, kMma, mode, sh);
   }
 }
 
@@ -681,16 +686,22 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
   // GSA_SELECT_MMA (read once): 1 (unset) level_select_kernel's dots on the tensor cores (mma_scores), 0 by teams
   // of D / 8 lanes (the A/B switch).
   static const bool mma_scores_on = detail::env_int("GSA_SELECT_MMA", 1) != 0;
-  static const int select_mode = (detail::env_int("GSA_SELECT_WARP", 1) == 0   ? kSmallByHead  // kWarpSelectKeys
-                                  : detail::env_int("GSA_SELECT_RANK", 0) != 0 ? kSmallByRank
-                                                                               : kSmallByWarp) |
-                                 (detail::env_int("GSA_SELECT_NIBBLE", 0) != 0 ? kNibbleRounds : 0);
+  static const int select_mode = detail::env_int("GSA_SELECT_WARP", 1) != 0 ? kSmallByWarp : kSmallByHead;
+  static const int rank_select = detail::env_int("GSA_SELECT_RANK", 0);  // kWarpSelectKeys above: 1 or 2
   auto with_mma_scores = [](auto f) {
     if (mma_scores_on) {
       f(std::true_type{});
     } else {
       f(std::false_type{});
     }
+  };
+  // f(kSelect): level_select_kernel's instantiation for GSA_SELECT_RANK (the team dots: the default selects only).
+  auto with_selects = [](auto mma, auto f) {
+    if constexpr (decltype(mma)::value) {
+      if (rank_select == 1) return f(std::integral_constant<int, kSmallByRank>{});
+      if (rank_select == 2) return f(std::integral_constant<int, kSmallByRank | kNibbleRounds>{});
+    }
+    f(std::integral_constant<int, kSelectAtRuntime>{});
   };
   return detail::with_type_and_dim(p, [&](auto type, auto dim) {
     using T = typename decltype(type)::type;
@@ -725,8 +736,10 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
       const bool top_joined = join_low < top;
       if (top_joined) {
         with_mma_scores([&](auto mma) {
-          launch(level_select_kernel<T, dim.value, kNarrowPairs, kTopJoinPairs, mma.value>,
-                 dim3(p.num_queries * p.q_heads), kDescentThreads, top, join_low, select_mode);
+          with_selects(mma, [&](auto sel) {
+            launch(level_select_kernel<T, dim.value, kNarrowPairs, kTopJoinPairs, mma.value, sel.value>,
+                   dim3(p.num_queries * p.q_heads), kDescentThreads, top, join_low, select_mode);
+          });
         });
       }
       for (int l = top_joined ? join_low - 1 : top; l >= last_alone; --l) {
@@ -735,8 +748,10 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
           std::tie(low, widest) = level_run(l);
           with_pair_capacity<kLevelMaxPairs>(widest, [&](auto mp) {
             with_mma_scores([&](auto mma) {
-              launch(level_select_kernel<T, dim.value, mp.value, 0, mma.value>, dim3(p.num_queries * p.q_heads),
-                     kDescentThreads, l, low, select_mode);
+              with_selects(mma, [&](auto sel) {
+                launch(level_select_kernel<T, dim.value, mp.value, 0, mma.value, sel.value>,
+                       dim3(p.num_queries * p.q_heads), kDescentThreads, l, low, select_mode);
+              });
             });
           });
           l = low;

@@ -442,7 +442,7 @@ TEST(Selection, KernelsOnLongLevelsEqualTheCpuTwin) {
       // pairs a KV head, over kHeadCtaMinPairs: level_select_kernel's CTA a head, chunk_selection.cu). Two levels of
       // fanout 8: 5,120 top-level candidates (the radix select from shared memory, up to 8,192) and, adaptive, 161 x 8
       // = 1,288 at level 0. Three levels of fanout 4, fixed_k 40: 160 candidates a head below the top
-      // (level_select_kernel, each head's select in its first warp: warp_top_k; with GSA_SELECT_RANK=1 by all the
+      // (level_select_kernel, each head's select in its first warp: warp_top_k; with GSA_SELECT_RANK=1 or 2 by all the
       // CTA's threads ranking the candidates, two a candidate: rank_top_k). Fixed_k 16: three levels of fanout 8, 128
       // a head below a top level of 640 (512 pairs a KV head, over kHeadCtaMinPairs: the levels below and the top
       // level joined in one level_select_kernel launch; rank_top_k: four threads a candidate). Fixed_k 8, three

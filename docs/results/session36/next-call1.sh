@@ -1,14 +1,14 @@
 # Written in session 36 (which got no GPU: both starts were refused), for the next session's first device call:
 # copy to peers/s37_call1.sh, prebuild the tree (scripts/prebuild.sh, the full target list of the session summary),
-# carry ["peers", "prebuilt"]. Main's selection kernels with the two switches the session added, each off by
-# default until this has run: GSA_SELECT_RANK=1 (rank_top_k: level_select_kernel's selects of up to 192 candidates
-# a head by all 512 threads ranking each candidate, one barrier, instead of warp_top_k's ~7 dependent rounds in one
-# warp) and GSA_SELECT_NIBBLE=1 (head_top_k four bits a round: ~4.2 rounds instead of ~7.8 over a 128K step's
-# 1,024 top-level scores). (1) The whole GPU test part (Selection.* under both switches, and with
-# GSA_SELECT_WARP=0 GSA_SELECT_NIBBLE=1); (2) the 1B model's decode layer at 128K and 1M under the four states;
-# (3) its serve bench at 128K, the four states alternated twice; (4) the dense peer; (5) the fixed budget's batch
-# of 2 (unmeasured since its levels moved to level_select_kernel). Flip a switch's default where its tests pass and
-# its rows are faster; say so in kernels/src/chunk_selection.cu's comment on kWarpSelectKeys.
+# carry ["peers", "prebuilt"]. Main's selection kernels with the switch the session added, off by default until
+# this has run: GSA_SELECT_RANK=1 (rank_top_k: level_select_kernel's selects of up to 192 candidates a head by all
+# 512 threads ranking each candidate, one barrier, instead of warp_top_k's ~7 dependent rounds in one warp) and
+# GSA_SELECT_RANK=2 (that, and head_top_k four bits a round: ~4.2 rounds instead of ~7.8 over a 128K step's 1,024
+# top-level scores), each its own kernel instantiation. (1) The whole GPU test part (Selection.* under both); (2) the
+# 1B model's decode layer at 128K and 1M under the three states; (3) its serve bench at 128K, the three states
+# alternated twice; (4) the dense peer; (5) the fixed budget's batch of 2 (unmeasured since its levels moved to
+# level_select_kernel). Make a state the default where its tests pass and its rows are faster; say so in
+# kernels/src/chunk_selection.cu's comment on kWarpSelectKeys.
 set -uo pipefail
 t0=$(date +%s)
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.current.sm --format=csv > "$OUT/gpu_name.txt"
@@ -17,7 +17,7 @@ for f in "$OUT"/*.tgz; do [ -e "$f" ] && mv "$f" "${f%.tgz}_tests.tgz"; done
 echo "tests done at $(( $(date +%s) - t0 )) s"
 source scripts/gpu_env.sh
 g=./build/launcher/gsa
-states=("GSA_SELECT_RANK=0" "GSA_SELECT_RANK=1" "GSA_SELECT_NIBBLE=1" "GSA_SELECT_RANK=1 GSA_SELECT_NIBBLE=1")
+states=("GSA_SELECT_RANK=0" "GSA_SELECT_RANK=1" "GSA_SELECT_RANK=2")
 {
   for vars in "${states[@]}"; do
     echo "== decode layer: $vars"
