@@ -420,7 +420,7 @@ struct LevelShared {
   int32_t key_row[MP];
   alignas(16) float score[MP];  // (rank_top_k reads float4s)
   detail::HeadSelectShared<NT, MP / NT> select;
-  alignas(16) uint32_t rank_words[NT / 32];  // rank_top_k's warp counts
+  int rank_count[NT / 32];  // rank_top_k's warp counts
 };
 
 // Level l of query s's G query heads head0 .. head0 + G - 1 (all of KV head kv) in one CTA, for G * C_l <= MP:
@@ -514,7 +514,7 @@ __device__ void descend_level(const ChunkSelectionParams& p, int l, int s, int k
   const int32_t* gist = sh.gist + h * C;
   const int small = select_mode & kSmallKind;
   if (G == 1 && small == kSmallByRank && C <= 32 * kWarpSelectKeys) {
-    rank_top_k<NT>(score, [gist](int c) { return gist[c]; }, C, kk, chosen, K, sh.rank_words);
+    rank_top_k<NT>(score, [gist](int c) { return gist[c]; }, C, kk, chosen, K, sh.rank_count);
   } else if (G == 1 && small == kSmallByWarp && C <= 32 * kWarpSelectKeys) {
     if (tid < 32) warp_top_k<kWarpSelectKeys>(score, [gist](int c) { return gist[c]; }, C, kk, chosen, K);
   } else if (select_mode & kNibbleRounds) {
@@ -688,20 +688,13 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
   static const bool mma_scores_on = detail::env_int("GSA_SELECT_MMA", 1) != 0;
   static const int select_mode = detail::env_int("GSA_SELECT_WARP", 1) != 0 ? kSmallByWarp : kSmallByHead;
   static const int rank_select = detail::env_int("GSA_SELECT_RANK", 0);  // kWarpSelectKeys above: 1 or 2
-  auto with_mma_scores = [](auto f) {
-    if (mma_scores_on) {
-      f(std::true_type{});
-    } else {
-      f(std::false_type{});
-    }
-  };
-  // f(kSelect): level_select_kernel's instantiation for GSA_SELECT_RANK (the team dots: the default selects only).
-  auto with_selects = [](auto mma, auto f) {
-    if constexpr (decltype(mma)::value) {
-      if (rank_select == 1) return f(std::integral_constant<int, kSmallByRank>{});
-      if (rank_select == 2) return f(std::integral_constant<int, kSmallByRank | kNibbleRounds>{});
-    }
-    f(std::integral_constant<int, kSelectAtRuntime>{});
+  // f(kMma, kSelect): level_select_kernel's instantiation for GSA_SELECT_MMA and GSA_SELECT_RANK (the team dots
+  // take the default selects only).
+  auto with_level_select = [](auto f) {
+    if (!mma_scores_on) return f(std::false_type{}, std::integral_constant<int, kSelectAtRuntime>{});
+    if (rank_select == 1) return f(std::true_type{}, std::integral_constant<int, kSmallByRank>{});
+    if (rank_select == 2) return f(std::true_type{}, std::integral_constant<int, kSmallByRank | kNibbleRounds>{});
+    f(std::true_type{}, std::integral_constant<int, kSelectAtRuntime>{});
   };
   return detail::with_type_and_dim(p, [&](auto type, auto dim) {
     using T = typename decltype(type)::type;
@@ -735,11 +728,9 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
       }
       const bool top_joined = join_low < top;
       if (top_joined) {
-        with_mma_scores([&](auto mma) {
-          with_selects(mma, [&](auto sel) {
-            launch(level_select_kernel<T, dim.value, kNarrowPairs, kTopJoinPairs, mma.value, sel.value>,
-                   dim3(p.num_queries * p.q_heads), kDescentThreads, top, join_low, select_mode);
-          });
+        with_level_select([&](auto mma, auto sel) {
+          launch(level_select_kernel<T, dim.value, kNarrowPairs, kTopJoinPairs, mma.value, sel.value>,
+                 dim3(p.num_queries * p.q_heads), kDescentThreads, top, join_low, select_mode);
         });
       }
       for (int l = top_joined ? join_low - 1 : top; l >= last_alone; --l) {
@@ -747,11 +738,9 @@ Status chunk_selection_cuda(const ChunkSelectionParams& p, void* stream_ptr) {
           int low, widest;
           std::tie(low, widest) = level_run(l);
           with_pair_capacity<kLevelMaxPairs>(widest, [&](auto mp) {
-            with_mma_scores([&](auto mma) {
-              with_selects(mma, [&](auto sel) {
-                launch(level_select_kernel<T, dim.value, mp.value, 0, mma.value, sel.value>,
-                       dim3(p.num_queries * p.q_heads), kDescentThreads, l, low, select_mode);
-              });
+            with_level_select([&](auto mma, auto sel) {
+              launch(level_select_kernel<T, dim.value, mp.value, 0, mma.value, sel.value>,
+                     dim3(p.num_queries * p.q_heads), kDescentThreads, l, low, select_mode);
             });
           });
           l = low;

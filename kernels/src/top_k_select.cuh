@@ -1,7 +1,7 @@
 // Private to gsa_kernels: the top-k selects of the chunk selection kernels (chunk_selection.cu), on keys that
 // order floats as unsigned integers:
 //   - radix_top_k: a CTA's kk largest of n scores by a 4-pass 8-bit radix select in shared-memory histograms;
-//   - block_count_before: a CTA-wide exclusive count of a predicate (the selects' slot numbers);
+//   - block_count_before: a CTA-wide exclusive count of a predicate (the selects' slot numbers), and its total;
 //   - head_top_k: the kk best of one head's candidates by that head's warps of a CTA that holds several heads, a
 //     bitwise search of two (or four) bits a round behind a named barrier per head;
 //   - warp_top_k: the same select by one warp for up to 32 P candidates, its rounds warp reductions alone;
@@ -113,14 +113,19 @@ __device__ int radix_top_k(const float* scores, int n, int64_t kk, TopKShared& s
   return sh.above;
 }
 
-// The number of the CTA's threads below this one whose pred is true (every thread must call it).
-__device__ __forceinline__ int block_count_before(bool pred, int* warp_count) {
+// The number of the CTA's threads below this one whose pred is true (every thread must call it); with total, also
+// the CTA's count into *total. warp_count: a shared word a warp.
+__device__ __forceinline__ int block_count_before(bool pred, int* warp_count, int* total = nullptr) {
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const unsigned votes = __ballot_sync(0xffffffffu, pred);
   if (lane == 0) warp_count[warp] = __popc(votes);
   __syncthreads();
   int before = __popc(votes & ((1u << lane) - 1u));
   for (int w = 0; w < warp; ++w) before += warp_count[w];
+  if (total != nullptr) {
+    *total = before - __popc(votes & ((1u << lane) - 1u));
+    for (int w = warp; w < int(blockDim.x / 32); ++w) *total += warp_count[w];
+  }
   __syncthreads();  // warp_count is reused
   return before;
 }
@@ -380,20 +385,20 @@ __device__ void warp_top_k(const float* scores, GistOf gist_of, int C, int64_t k
 // warp_top_k (order keys; ties: the lower candidates first). A candidate is kept when fewer than kk candidates
 // rank above it (a larger key, or the same key and a lower index): S = the largest power of two <= min(NT / C, 32)
 // threads a candidate (candidate t / S) each count over a segment of ~C / S of the others, summed across their
-// lanes; the kept candidates' slots are block counts behind one barrier. ~C^2 / NT comparisons a thread, no
+// lanes; the kept candidates' slots are block counts (block_count_before). ~C^2 / NT comparisons a thread, no
 // rounds: where warp_top_k's search took ~7 dependent rounds of warp reductions in one warp while the CTA's other
-// 15 waited (132 candidates a head: ~1.7 us a level on an H100, session 34's stall samples). warp_words: NT / 32
-// shared words. Every thread of the CTA calls it; the caller's barrier after it guards warp_words' reuse.
+// 15 waited (132 candidates a head: ~1.7 us a level on an H100, session 34's stall samples). warp_count: NT / 32
+// shared words. Every thread of the CTA (NT threads) calls it. scores[C, C + 3) are read (and ignored).
 template <int NT, typename GistOf>
 __device__ void rank_top_k(const float* scores, GistOf gist_of, int C, int64_t kk, int32_t* chosen, int K,
-                           uint32_t* warp_words) {
-  static_assert(NT % 128 == 0, "whole float4 segments and uint4 reads of the warp words");
-  const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+                           int* warp_count) {
+  const int tid = threadIdx.x;
   int S = 1;  // threads a candidate: a power of two, lanes of one warp
   while (S < 32 && 2 * S * C <= NT) S *= 2;
   const int c = tid / S, part = tid % S;
   const int span = ((C + S - 1) / S + 3) / 4 * 4;  // candidates a thread compares, whole float4s
-  const uint32_t key = c < C ? order_key(scores[c]) : 0u;
+  const float own = c < C ? scores[c] : -INFINITY;
+  const uint32_t key = order_key(own);
   int above = 0;  // candidates of this thread's segment ranked above c
   if (c < C) {
     const int begin = part * span, end = min(begin + span, C);
@@ -410,21 +415,9 @@ __device__ void rank_top_k(const float* scores, GistOf gist_of, int C, int64_t k
   }
   for (int o = 1; o < S; o *= 2) above += __shfl_xor_sync(0xffffffffu, above, o);
   // order_key(-inf) is below every finite key: an absent candidate never ranks above a present one.
-  const bool take = part == 0 && c < C && scores[c] != -INFINITY && above < kk;
-  const unsigned votes = __ballot_sync(0xffffffffu, take);
-  if (lane == 0) warp_words[warp] = __popc(votes);
-  __syncthreads();
-  int before = __popc(votes & ((1u << lane) - 1u)), taken = 0;
-#pragma unroll
-  for (int w = 0; w < NT / 32; w += 4) {
-    const uint4 n = *reinterpret_cast<const uint4*>(warp_words + w);
-    const int counts[4] = {int(n.x), int(n.y), int(n.z), int(n.w)};
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      before += w + i < warp ? counts[i] : 0;
-      taken += counts[i];
-    }
-  }
+  const bool take = part == 0 && own != -INFINITY && above < kk;
+  int taken;
+  const int before = block_count_before(take, warp_count, &taken);
   if (take && before < K) chosen[before] = gist_of(c);
   for (int j = taken + tid; j < K; j += NT) chosen[j] = -1;
 }
